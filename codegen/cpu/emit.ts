@@ -1,0 +1,76 @@
+// Emits a Plan as one C++ source file (codegen/templates/plan.cpp.njk): the parameter table, one
+// function per program (training step, inference), and the PlanDesc the runtime reads.
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import nunjucks from "nunjucks";
+import { formatNode } from "../../ir/printer.ts";
+import { type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
+import type { CompiledProgram, Plan } from "../../src/driver/compile.ts";
+import { cFloat, kernelCalls } from "./kernel_calls.ts";
+
+const templates = new nunjucks.Environment(
+  new nunjucks.FileSystemLoader(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "templates")),
+  { autoescape: false, throwOnUndefined: true },
+);
+
+const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
+
+/** What a checkpoint records about the model it came from; also part of the plan's identity. */
+export function modelJson(plan: Plan): string {
+  return JSON.stringify({ model: plan.modelPath, config: plan.config });
+}
+
+function programView(name: string, prog: CompiledProgram) {
+  const mem = prog.memory;
+  const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
+  const named = prog.graph.named;
+  const inputs = ["tokens", "targets"].filter((k) => named[k]).map((k) => ({
+    name: k, offset: offset(named[k]), bytes: valueBytes(named[k]),
+  }));
+  const nodes = prog.graph.nodes
+    .map((n) => {
+      const lines = kernelCalls(n, mem);
+      const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
+      const label = `${n.op} %${n.outputs[0]?.id} at ${formatLoc(n.loc)}`;
+      return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes };
+    })
+    .filter((n) => n.lines.length > 0);
+  return {
+    name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes,
+    tokens: offset(named.tokens), targets: offset(named.targets), loss: offset(named.loss),
+    logits: offset(named.logits), norm: offset(named.grad_norm),
+  };
+}
+
+export function emitCpp(plan: Plan): { source: string; hash: string } {
+  const persistent = plan.persistent.offsets;
+  const params = plan.train.graph.params.map((p) => ({
+    name: p.name,
+    rank: p.shape.length,
+    shape: [...p.shape, ...Array(4 - p.shape.length).fill(0)].join(", "),
+    numel: numel(p.shape),
+    offset: persistent.get(p.name),
+    mOffset: persistent.get(`opt.m.${p.name}`),
+    vOffset: persistent.get(`opt.v.${p.name}`),
+    initKind: INIT_KIND[p.init.kind],
+    initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
+    decay: p.decay,
+  }));
+  const context = {
+    modelPath: plan.modelPath,
+    configText: Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" "),
+    modelJson: JSON.stringify(modelJson(plan)),
+    vocab: plan.config.vocab,
+    arenaBytes: plan.arenaBytes,
+    paramBytes: plan.persistent.paramBytes,
+    optStateBytes: plan.persistent.optStateBytes,
+    params,
+    programs: [programView("train", plan.train), programView("infer", plan.infer)],
+    hash: "HASH",
+  };
+  // The hash names the plan by everything that shapes its code; it is stamped in after rendering.
+  const body = templates.render("plan.cpp.njk", context);
+  const hash = createHash("sha256").update(body).digest("hex").slice(0, 16);
+  return { source: body.replace('"HASH"', `"${hash}"`), hash };
+}

@@ -1,0 +1,107 @@
+// The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
+// maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
+// give. Views (reshape) and leaves (param, opt_state, input) run nothing.
+import { attentionDims } from "../../ir/ops.ts";
+import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
+import { type Node, type Value, numel } from "../../ir/types.ts";
+
+export function cFloat(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
+  return Number.isInteger(x) ? `${x}.0f` : `${x}f`;
+}
+
+function last(v: Value): number {
+  return v.shape[v.shape.length - 1];
+}
+
+export function kernelCalls(n: Node, mem: MemoryPlan): string[] {
+  const ptr = (v: Value) => `${v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
+  const call = (kernel: string, ...args: (string | number | boolean)[]) => `stow::${kernel}(c, ${args.join(", ")});`;
+  const [x0, x1, x2] = n.inputs;
+  const [y0, y1, y2] = n.outputs;
+  switch (n.op) {
+    case "param": case "opt_state": case "input": case "reshape":
+      return [];
+    case "iota":
+      return [call("iota", ptr(y0), numel(y0.shape))];
+    case "fill":
+      return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value as number))];
+    case "embedding":
+      return [call("embedding_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0])];
+    case "embedding_bwd":
+      return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+    case "matmul": {
+      const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
+      const r = x0.shape.length;
+      const batch = numel(x0.shape.slice(0, -2));
+      const [M, N] = y0.shape.slice(-2);
+      const K = ta ? x0.shape[r - 2] : x0.shape[r - 1];
+      const aStride = numel(x0.shape.slice(-2));
+      const bStride = x1.shape.length === 2 ? 0 : numel(x1.shape.slice(-2));
+      return [call("matmul", ptr(y0), ptr(x0), ptr(x1), batch, M, N, K, ta, tb, aStride, bStride)];
+    }
+    case "add": case "mul":
+      return [call(n.op, ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), numel(x1.shape))];
+    case "scale":
+      return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s as number), numel(x0.shape))];
+    case "sum_rows": {
+      const cols = numel(y0.shape);
+      return [call("sum_rows", ptr(y0), ptr(x0), numel(x0.shape) / cols, cols)];
+    }
+    case "layernorm":
+      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+    case "layernorm_bwd":
+      return [call("layernorm_bwd", ptr(y0), ptr(y1), ptr(y2), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+    case "gelu":
+      return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
+    case "gelu_bwd":
+      return [call("gelu_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape))];
+    case "attention": {
+      const { BH, T, D } = attentionDims(x0.shape);
+      return [call("attention_fwd", ptr(y0), ptr(y1), ptr(x0), ptr(x1), ptr(x2), BH, T, D)];
+    }
+    case "attention_bwd": {
+      const { BH, T, D } = attentionDims(x0.shape);
+      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.map(ptr), BH, T, D)];
+    }
+    case "cross_entropy":
+      return [call("cross_entropy_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), last(x0))];
+    case "cross_entropy_bwd":
+      return [call("cross_entropy_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0))];
+    case "transpose": {
+      const perm = n.attrs.perm as number[];
+      return [`{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,
+        `  ${call("permute", ptr(y0), ptr(x0), x0.shape.length, "shape", "perm")} }`];
+    }
+    case "split": {
+      const rows = numel(x0.shape) / last(x0);
+      let offset = 0;
+      return n.outputs.map((out) => {
+        const line = call("slice_last", ptr(out), ptr(x0), rows, last(x0), offset, last(out));
+        offset += last(out);
+        return line;
+      });
+    }
+    case "concat": {
+      const rows = numel(y0.shape) / last(y0);
+      let offset = 0;
+      return n.inputs.map((part) => {
+        const line = call("place_last", ptr(y0), ptr(part), rows, last(y0), offset, last(part));
+        offset += last(part);
+        return line;
+      });
+    }
+    case "grad_norm":
+      return [
+        `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
+        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  ${call("grad_norm", ptr(y0), "grads", "sizes", n.inputs.length)} }`,
+        // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
+        `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
+      ];
+    case "adamw":
+      return [call("adamw", ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true)];
+    default:
+      throw new Error(`internal: no CPU kernel for op ${n.op}`);
+  }
+}

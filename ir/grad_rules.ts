@@ -1,0 +1,99 @@
+// The gradient of every differentiable op, defined once. A rule receives the forward node, the
+// gradients of its outputs (undefined where an output has none), and which inputs need a gradient;
+// it appends backward nodes and returns one gradient (or undefined) per input.
+import type { GraphBuilder } from "./builder.ts";
+import { type Node, type Value, shapeEq } from "./types.ts";
+
+export type GradRule = (b: GraphBuilder, n: Node, dys: (Value | undefined)[], wants: boolean[]) => (Value | undefined)[];
+
+function emitter(b: GraphBuilder, n: Node) {
+  return (op: string, inputs: Value[], attrs = {}) => [...b.add(op, inputs, attrs, n.loc).outputs];
+}
+
+/** Sums a broadcast gradient back to the operand's (suffix) shape. */
+function reduceTo(b: GraphBuilder, n: Node, dy: Value, target: Value): Value {
+  if (shapeEq(dy.shape, target.shape)) return dy;
+  return b.add("sum_rows", [dy], { to: target.shape }, n.loc).outputs[0];
+}
+
+function inversePerm(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+}
+
+export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
+  embedding(b, n, [dy], wants) {
+    const [table, idx] = n.inputs;
+    return [wants[0] ? emitter(b, n)("embedding_bwd", [idx, dy!], { V: table.shape[0] })[0] : undefined, undefined];
+  },
+
+  // Y = op(A) op(B). Transposes stay flags: every gradient is one more matmul.
+  matmul(b, n, [dy], wants) {
+    const [A, B] = n.inputs;
+    const ta = n.attrs.ta === true;
+    const tb = n.attrs.tb === true;
+    const e = emitter(b, n);
+    const dA = !wants[0] ? undefined : ta ? e("matmul", [B, dy!], { ta: tb, tb: true })[0] : e("matmul", [dy!, B], { ta: false, tb: !tb })[0];
+    const dB = !wants[1] ? undefined : tb ? e("matmul", [dy!, A], { ta: true, tb: ta })[0] : e("matmul", [A, dy!], { ta: !ta, tb: false })[0];
+    return [dA, dB];
+  },
+
+  add(b, n, [dy], wants) {
+    const [, B] = n.inputs;
+    return [wants[0] ? dy : undefined, wants[1] ? reduceTo(b, n, dy!, B) : undefined];
+  },
+
+  mul(b, n, [dy], wants) {
+    const [A, B] = n.inputs;
+    const e = emitter(b, n);
+    return [
+      wants[0] ? e("mul", [dy!, B])[0] : undefined,
+      wants[1] ? reduceTo(b, n, e("mul", [dy!, A])[0], B) : undefined,
+    ];
+  },
+
+  scale(b, n, [dy]) {
+    return [emitter(b, n)("scale", [dy!], { s: n.attrs.s })[0]];
+  },
+
+  layernorm(b, n, [dy]) {
+    const [x, w] = n.inputs;
+    const [dx, dw, db] = emitter(b, n)("layernorm_bwd", [x, w, dy!], { eps: n.attrs.eps });
+    return [dx, dw, db];
+  },
+
+  gelu(b, n, [dy]) {
+    return [emitter(b, n)("gelu_bwd", [n.inputs[0], dy!])[0]];
+  },
+
+  attention(b, n, [dy, dlse]) {
+    if (dlse) throw new Error("internal: the log-sum-exp output of attention has no gradient");
+    const [q, k, v] = n.inputs;
+    const [y, lse] = n.outputs;
+    return emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!]);
+  },
+
+  cross_entropy(b, n, [dloss], wants) {
+    const [logits, targets] = n.inputs;
+    return [wants[0] ? emitter(b, n)("cross_entropy_bwd", [logits, targets, dloss!])[0] : undefined, undefined];
+  },
+
+  reshape(b, n, [dy]) {
+    return [emitter(b, n)("reshape", [dy!], { shape: n.inputs[0].shape })[0]];
+  },
+
+  transpose(b, n, [dy]) {
+    return [emitter(b, n)("transpose", [dy!], { perm: inversePerm(n.attrs.perm as number[]) })[0]];
+  },
+
+  split(b, n, dys) {
+    const e = emitter(b, n);
+    const parts = n.outputs.map((out, i) => dys[i] ?? e("fill", [], { shape: out.shape, value: 0 })[0]);
+    return [e("concat", parts)[0]];
+  },
+
+  concat(b, n, [dy]) {
+    return emitter(b, n)("split", [dy!], { sizes: n.inputs.map((x) => x.shape[x.shape.length - 1]) });
+  },
+};

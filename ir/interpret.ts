@@ -1,0 +1,114 @@
+// A reference interpreter of the IR in float64: runs a graph's nodes in order and returns every value.
+// It is the oracle for tests of gradient rules and passes (finite differences of its forward against
+// its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
+import * as K from "./interpret_ops.ts";
+import { attentionDims } from "./ops.ts";
+import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
+import { formatNode } from "./printer.ts";
+
+export type Tensor = Float64Array | Int32Array;
+export type AdamOptions = K.AdamHyper;
+
+export interface Feeds {
+  /** Parameter values by parameter name. */
+  params: Map<string, Float64Array>;
+  /** Values of `input` nodes by their name attribute (i32 as Int32Array, f32 as Float64Array). */
+  inputs: Record<string, Tensor>;
+  /** Optimizer states by name (opt.m.<param>, opt.v.<param>); missing ones start at zero. */
+  optState?: Map<string, Float64Array>;
+  /** Hyperparameters of the adamw nodes; required when the graph has any. */
+  adam?: AdamOptions;
+}
+
+/** Runs every node of `g`; returns each value's data by value id. Feeds are read, never modified. */
+export function interpret(g: Graph, feeds: Feeds): Map<number, Tensor> {
+  const env = new Map<number, Tensor>();
+  for (const n of g.nodes) {
+    const outs = evalNode(n, (v) => env.get(v.id)!, feeds);
+    n.outputs.forEach((v, i) => {
+      if (outs[i].length !== numel(v.shape))
+        throw new Error(`interpret: ${outs[i].length} elements for %${v.id} of shape ${formatShape(v.shape)}: ${formatNode(n)}`);
+      env.set(v.id, outs[i]);
+    });
+  }
+  return env;
+}
+
+function leaf(kind: string, name: string, data: Tensor | undefined, shape: Shape, isInt: boolean): Tensor {
+  if (!data) throw new Error(`interpret: no value fed for ${kind} ${name}`);
+  if (data instanceof Int32Array !== isInt)
+    throw new Error(`interpret: ${kind} ${name} must be fed as ${isInt ? "Int32Array" : "Float64Array"}`);
+  if (data.length !== numel(shape))
+    throw new Error(`interpret: ${kind} ${name} has ${data.length} elements, its shape ${formatShape(shape)} needs ${numel(shape)}`);
+  return data;
+}
+
+function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tensor[] {
+  const f = (i: number) => get(n.inputs[i]) as Float64Array;
+  const int = (i: number) => get(n.inputs[i]) as Int32Array;
+  const shape = (i: number) => n.inputs[i].shape;
+  const last = (s: Shape) => s[s.length - 1];
+  const a = n.attrs;
+  const outShape = n.outputs[0]?.shape;
+  switch (n.op) {
+    case "param":
+      return [leaf("param", a.name as string, feeds.params.get(a.name as string), outShape, false)];
+    case "opt_state": {
+      const fed = feeds.optState?.get(a.name as string);
+      return [fed ? leaf("opt_state", a.name as string, fed, outShape, false) : new Float64Array(numel(outShape))];
+    }
+    case "input":
+      return [leaf("input", a.name as string, feeds.inputs[a.name as string], outShape, a.dtype === "i32")];
+    case "iota":
+      return [Int32Array.from({ length: a.n as number }, (_, i) => i)];
+    case "fill":
+      return [new Float64Array(numel(outShape)).fill(a.value as number)];
+    case "embedding":
+      return [K.embedding(f(0), shape(0)[0], shape(0)[1], int(1))];
+    case "embedding_bwd":
+      return [K.embeddingBwd(int(0), f(1), a.V as number, last(shape(1)))];
+    case "matmul":
+      return [K.matmul(f(0), shape(0), f(1), shape(1), a.ta === true, a.tb === true)];
+    case "add":
+      return [K.broadcast(f(0), f(1), (x, y) => x + y)];
+    case "mul":
+      return [K.broadcast(f(0), f(1), (x, y) => x * y)];
+    case "scale":
+      return [f(0).map((x) => x * (a.s as number))];
+    case "sum_rows":
+      return [K.sumRows(f(0), numel(a.to as Shape))];
+    case "layernorm":
+      return [K.layernorm(f(0), f(1), f(2), last(shape(0)), a.eps as number)];
+    case "layernorm_bwd":
+      return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), a.eps as number);
+    case "gelu":
+      return [K.gelu(f(0))];
+    case "gelu_bwd":
+      return [K.geluBwd(f(0), f(1))];
+    case "attention":
+      return K.attention(f(0), f(1), f(2), attentionDims(shape(0)));
+    case "attention_bwd":
+      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionDims(shape(0)));
+    case "cross_entropy":
+      return [K.crossEntropy(f(0), int(1), last(shape(0)))];
+    case "cross_entropy_bwd":
+      return [K.crossEntropyBwd(f(0), int(1), f(2)[0], last(shape(0)))];
+    case "reshape":
+      return [get(n.inputs[0]).slice()];
+    case "transpose":
+      return [K.transpose(f(0), shape(0), a.perm as number[])];
+    case "split":
+      return K.split(f(0), last(shape(0)), a.sizes as number[]);
+    case "concat":
+      return [K.concat(n.inputs.map((_, i) => f(i)), n.inputs.map((v) => v.shape))];
+    case "grad_norm":
+      return [K.globalNorm(n.inputs.map((_, i) => f(i)))];
+    case "adamw": {
+      if (!feeds.adam) throw new Error("interpret: the graph has adamw nodes but no adam hyperparameters were given");
+      const norm = n.inputs.length === 5 ? f(4)[0] : undefined;
+      return K.adamw(f(0), f(1), f(2), f(3), feeds.adam, a.decay === true, norm);
+    }
+    default:
+      throw new Error(`interpret: op ${n.op} has no reference semantics: ${formatNode(n)}`);
+  }
+}

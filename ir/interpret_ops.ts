@@ -1,0 +1,321 @@
+// The arithmetic of every IR op in plain float64 loops, written from the kernel contracts in
+// runtime/kernels.h and from the textbook derivatives, never from ir/grad_rules.ts: the interpreter is
+// the reference that gradient rules and passes are tested against. Clarity over speed throughout.
+import { type Shape, numel } from "./types.ts";
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+function lastDim(shape: Shape): number {
+  return shape[shape.length - 1];
+}
+
+export function embedding(table: Float64Array, V: number, C: number, idx: Int32Array): Float64Array {
+  const out = new Float64Array(idx.length * C);
+  idx.forEach((row, n) => {
+    if (row < 0 || row >= V) throw new Error(`embedding: index ${row} is outside the table of ${V} rows`);
+    for (let c = 0; c < C; c++) out[n * C + c] = table[row * C + c];
+  });
+  return out;
+}
+
+export function embeddingBwd(idx: Int32Array, dy: Float64Array, V: number, C: number): Float64Array {
+  const dtable = new Float64Array(V * C);
+  idx.forEach((row, n) => {
+    if (row < 0 || row >= V) throw new Error(`embedding_bwd: index ${row} is outside the table of ${V} rows`);
+    for (let c = 0; c < C; c++) dtable[row * C + c] += dy[n * C + c];
+  });
+  return dtable;
+}
+
+/**
+ * op(A) @ op(B), where op transposes the last two axes when its flag is set. Operands of equal rank
+ * above 2 are batched over their leading axes; otherwise both are 2-D.
+ */
+export function matmul(a: Float64Array, aShape: Shape, b: Float64Array, bShape: Shape, ta: boolean, tb: boolean): Float64Array {
+  const r = aShape.length;
+  const [aRows, aCols] = [aShape[r - 2], aShape[r - 1]];
+  const [bRows, bCols] = [bShape[bShape.length - 2], bShape[bShape.length - 1]];
+  const M = ta ? aCols : aRows;
+  const K = ta ? aRows : aCols;
+  const N = tb ? bRows : bCols;
+  const batch = numel(aShape) / (aRows * aCols);
+  const out = new Float64Array(batch * M * N);
+  for (let t = 0; t < batch; t++) {
+    const aOff = t * aRows * aCols;
+    const bOff = t * bRows * bCols;
+    const opA = (i: number, k: number) => (ta ? a[aOff + k * aCols + i] : a[aOff + i * aCols + k]);
+    const opB = (k: number, j: number) => (tb ? b[bOff + j * bCols + k] : b[bOff + k * bCols + j]);
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += opA(i, k) * opB(k, j);
+        out[t * M * N + i * N + j] = s;
+      }
+  }
+  return out;
+}
+
+/** Elementwise `f(a[i], b[i % b.length])`: b's shape is a trailing part of a's. */
+export function broadcast(a: Float64Array, b: Float64Array, f: (x: number, y: number) => number): Float64Array {
+  return a.map((x, i) => f(x, b[i % b.length]));
+}
+
+/** Sums over the leading axes, leaving the trailing `cols` elements of each row. */
+export function sumRows(x: Float64Array, cols: number): Float64Array {
+  const out = new Float64Array(cols);
+  x.forEach((v, i) => (out[i % cols] += v));
+  return out;
+}
+
+function rowStats(x: Float64Array, r: number, C: number, eps: number): { mean: number; rstd: number } {
+  let mean = 0;
+  for (let c = 0; c < C; c++) mean += x[r * C + c];
+  mean /= C;
+  let variance = 0;
+  for (let c = 0; c < C; c++) variance += (x[r * C + c] - mean) ** 2;
+  variance /= C; // biased, as PyTorch
+  return { mean, rstd: 1 / Math.sqrt(variance + eps) };
+}
+
+export function layernorm(x: Float64Array, w: Float64Array, b: Float64Array, C: number, eps: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / C; r++) {
+    const { mean, rstd } = rowStats(x, r, C, eps);
+    for (let c = 0; c < C; c++) y[r * C + c] = (x[r * C + c] - mean) * rstd * w[c] + b[c];
+  }
+  return y;
+}
+
+/**
+ * With xhat = (x - mean) rstd and g = dy w:  dx = rstd (g - mean(g) - xhat mean(g xhat)),
+ * dw = sum over rows of dy xhat, db = sum over rows of dy.
+ */
+export function layernormBwd(x: Float64Array, w: Float64Array, dy: Float64Array, C: number, eps: number): Float64Array[] {
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(C);
+  const db = new Float64Array(C);
+  for (let r = 0; r < x.length / C; r++) {
+    const { mean, rstd } = rowStats(x, r, C, eps);
+    const xhat = (c: number) => (x[r * C + c] - mean) * rstd;
+    let meanG = 0;
+    let meanGXhat = 0;
+    for (let c = 0; c < C; c++) {
+      const g = dy[r * C + c] * w[c];
+      meanG += g / C;
+      meanGXhat += (g * xhat(c)) / C;
+      dw[c] += dy[r * C + c] * xhat(c);
+      db[c] += dy[r * C + c];
+    }
+    for (let c = 0; c < C; c++) dx[r * C + c] = rstd * (dy[r * C + c] * w[c] - meanG - xhat(c) * meanGXhat);
+  }
+  return [dx, dw, db];
+}
+
+export function gelu(x: Float64Array): Float64Array {
+  return x.map((v) => 0.5 * v * (1 + Math.tanh(GELU_C * (v + 0.044715 * v ** 3))));
+}
+
+/** d/dx of 0.5 x (1 + tanh u), u = c (x + 0.044715 x^3). */
+export function geluBwd(x: Float64Array, dy: Float64Array): Float64Array {
+  return x.map((v, i) => {
+    const th = Math.tanh(GELU_C * (v + 0.044715 * v ** 3));
+    const du = GELU_C * (1 + 3 * 0.044715 * v * v);
+    return dy[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * du);
+  });
+}
+
+interface AttentionDims {
+  BH: number;
+  T: number;
+  D: number;
+}
+
+function attentionScore(q: Float64Array, k: Float64Array, base: number, i: number, j: number, D: number): number {
+  let s = 0;
+  for (let d = 0; d < D; d++) s += q[base + i * D + d] * k[base + j * D + d];
+  return s / Math.sqrt(D);
+}
+
+/** Causal softmax attention over [BH, T, D]; returns y and the log-sum-exp of each score row. */
+export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { BH, T, D }: AttentionDims): Float64Array[] {
+  const y = new Float64Array(BH * T * D);
+  const lse = new Float64Array(BH * T);
+  for (let bh = 0; bh < BH; bh++) {
+    const base = bh * T * D;
+    for (let i = 0; i < T; i++) {
+      const s = Array.from({ length: i + 1 }, (_, j) => attentionScore(q, k, base, i, j, D));
+      const max = Math.max(...s);
+      const rowLse = max + Math.log(s.reduce((acc, sj) => acc + Math.exp(sj - max), 0));
+      lse[bh * T + i] = rowLse;
+      s.forEach((sj, j) => {
+        const p = Math.exp(sj - rowLse);
+        for (let d = 0; d < D; d++) y[base + i * D + d] += p * v[base + j * D + d];
+      });
+    }
+  }
+  return [y, lse];
+}
+
+/**
+ * With p[i,j] = exp(s[i,j] - lse[i]) (j <= i) and dp[i,j] = dy_i . v_j:
+ *   dv_j = sum_i p[i,j] dy_i;  ds[i,j] = p[i,j] (dp[i,j] - dy_i . y_i);
+ *   dq_i = sum_j ds[i,j] k_j / sqrt(D);  dk_j = sum_i ds[i,j] q_i / sqrt(D).
+ * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.)
+ */
+export function attentionBwd(
+  q: Float64Array, k: Float64Array, v: Float64Array, y: Float64Array, lse: Float64Array, dy: Float64Array,
+  { BH, T, D }: AttentionDims,
+): Float64Array[] {
+  const dq = new Float64Array(q.length);
+  const dk = new Float64Array(k.length);
+  const dv = new Float64Array(v.length);
+  const dot = (a: Float64Array, ia: number, b: Float64Array, ib: number) => {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += a[ia + d] * b[ib + d];
+    return s;
+  };
+  for (let bh = 0; bh < BH; bh++) {
+    const base = bh * T * D;
+    for (let i = 0; i < T; i++) {
+      const row = base + i * D;
+      const dyDotY = dot(dy, row, y, row);
+      for (let j = 0; j <= i; j++) {
+        const col = base + j * D;
+        const p = Math.exp(attentionScore(q, k, base, i, j, D) - lse[bh * T + i]);
+        const ds = p * (dot(dy, row, v, col) - dyDotY);
+        for (let d = 0; d < D; d++) {
+          dv[col + d] += p * dy[row + d];
+          dq[row + d] += (ds * k[col + d]) / Math.sqrt(D);
+          dk[col + d] += (ds * q[row + d]) / Math.sqrt(D);
+        }
+      }
+    }
+  }
+  return [dq, dk, dv];
+}
+
+function logSumExp(xs: Float64Array): number {
+  const max = Math.max(...xs);
+  return max + Math.log(xs.reduce((acc, x) => acc + Math.exp(x - max), 0));
+}
+
+function checkTarget(t: number, V: number): void {
+  if (t < 0 || t >= V) throw new Error(`cross_entropy: target ${t} is outside the vocabulary of ${V}`);
+}
+
+/** Mean over rows of lse(logits[n]) - logits[n, t_n]. */
+export function crossEntropy(logits: Float64Array, targets: Int32Array, V: number): Float64Array {
+  let total = 0;
+  targets.forEach((t, n) => {
+    checkTarget(t, V);
+    const row = logits.subarray(n * V, (n + 1) * V);
+    total += logSumExp(row) - row[t];
+  });
+  return Float64Array.of(total / targets.length);
+}
+
+/** dlogits[n, v] = dloss (softmax(logits[n])[v] - [v == t_n]) / N. */
+export function crossEntropyBwd(logits: Float64Array, targets: Int32Array, dloss: number, V: number): Float64Array {
+  const N = targets.length;
+  const out = new Float64Array(logits.length);
+  targets.forEach((t, n) => {
+    checkTarget(t, V);
+    const row = logits.subarray(n * V, (n + 1) * V);
+    const lse = logSumExp(row);
+    for (let v = 0; v < V; v++) out[n * V + v] = (dloss * (Math.exp(row[v] - lse) - (v === t ? 1 : 0))) / N;
+  });
+  return out;
+}
+
+function strides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
+
+/** Output axis d is input axis perm[d]. */
+export function transpose(x: Float64Array, inShape: Shape, perm: readonly number[]): Float64Array {
+  const outShape = perm.map((p) => inShape[p]);
+  const inStrides = strides(inShape);
+  const out = new Float64Array(x.length);
+  const index = new Array<number>(outShape.length).fill(0); // multi-index into out, row-major order
+  for (let o = 0; o < out.length; o++) {
+    let src = 0;
+    index.forEach((i, d) => (src += i * inStrides[perm[d]]));
+    out[o] = x[src];
+    for (let d = outShape.length - 1; d >= 0; d--) {
+      if (++index[d] < outShape[d]) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Splits the last axis of x (rows of `width`) into consecutive column blocks of the given sizes. */
+export function split(x: Float64Array, width: number, sizes: readonly number[]): Float64Array[] {
+  const rows = x.length / width;
+  let offset = 0;
+  return sizes.map((size) => {
+    const part = new Float64Array(rows * size);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < size; c++) part[r * size + c] = x[r * width + offset + c];
+    offset += size;
+    return part;
+  });
+}
+
+/** Joins tensors along their last axis; `shapes` are the parts' shapes. */
+export function concat(parts: Float64Array[], shapes: Shape[]): Float64Array {
+  const widths = shapes.map(lastDim);
+  const width = widths.reduce((s, w) => s + w, 0);
+  const rows = parts[0].length / widths[0];
+  const out = new Float64Array(rows * width);
+  let offset = 0;
+  parts.forEach((part, i) => {
+    for (let r = 0; r < rows; r++) for (let c = 0; c < widths[i]; c++) out[r * width + offset + c] = part[r * widths[i] + c];
+    offset += widths[i];
+  });
+  return out;
+}
+
+export function globalNorm(tensors: Float64Array[]): Float64Array {
+  let sq = 0;
+  for (const t of tensors) for (const x of t) sq += x * x;
+  return Float64Array.of(Math.sqrt(sq));
+}
+
+export interface AdamHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step number, for bias correction. */
+  t: number;
+  /** Maximum global gradient norm; 0 disables clipping. */
+  gradClip: number;
+}
+
+/** One AdamW step (the formula of runtime/kernels.h); returns new p, m, v. */
+export function adamw(
+  p: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array,
+  h: AdamHyper, decay: boolean, norm: number | undefined,
+): Float64Array[] {
+  const gscale = norm !== undefined && h.gradClip > 0 ? Math.min(1, h.gradClip / (norm + 1e-6)) : 1;
+  const newP = new Float64Array(p.length);
+  const newM = new Float64Array(p.length);
+  const newV = new Float64Array(p.length);
+  for (let i = 0; i < p.length; i++) {
+    const g = grad[i] * gscale;
+    let pi = p[i];
+    if (decay) pi -= h.lr * h.weightDecay * pi;
+    newM[i] = h.beta1 * m[i] + (1 - h.beta1) * g;
+    newV[i] = h.beta2 * v[i] + (1 - h.beta2) * g * g;
+    const denom = Math.sqrt(newV[i]) / Math.sqrt(1 - h.beta2 ** h.t) + h.eps;
+    newP[i] = pi - (h.lr / (1 - h.beta1 ** h.t)) * (newM[i] / denom);
+  }
+  return [newP, newM, newV];
+}

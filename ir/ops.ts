@@ -1,0 +1,233 @@
+// The op set: for each op, how its output types follow from its inputs and attributes, how much scratch
+// memory its kernel asks for, and which outputs reuse an input's storage. This table is the contract
+// between the planner (TypeScript) and the kernels (runtime/kernels.h): the workspace sizes here are
+// exactly what the kernels request.
+import { type Attrs, type DType, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
+
+export class ShapeError extends Error {}
+
+export interface OutType {
+  shape: Shape;
+  dtype: DType;
+}
+
+export interface OpDef {
+  /** Output types, or a ShapeError explaining why the inputs do not fit. */
+  infer(inputs: readonly Value[], attrs: Attrs): OutType[];
+  /** Bytes of scratch memory the kernel requests (0 for most ops). */
+  workspace?(inputs: readonly Value[], attrs: Attrs, threads: number): number;
+  /** Output index -> input index whose storage the output reuses (in-place update or view). */
+  aliases?: Readonly<Record<number, number>>;
+  /** Number of inputs, or "variadic". */
+  arity: number | "variadic" | readonly number[];
+}
+
+function fail(msg: string): never {
+  throw new ShapeError(msg);
+}
+
+function f32(shape: Shape): OutType {
+  return { shape, dtype: "f32" };
+}
+
+function expectF32(op: string, v: Value, what: string): void {
+  if (v.dtype !== "f32") fail(`${op}: ${what} must be f32, got ${v.dtype}`);
+}
+
+function isSuffix(suffix: Shape, of: Shape): boolean {
+  if (suffix.length > of.length) return false;
+  const off = of.length - suffix.length;
+  return suffix.every((d, i) => d === of[off + i]);
+}
+
+function broadcastBinary(op: string) {
+  return (inputs: readonly Value[]): OutType[] => {
+    const [a, b] = inputs;
+    expectF32(op, a, "left operand");
+    expectF32(op, b, "right operand");
+    if (!isSuffix(b.shape, a.shape))
+      fail(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not match ` +
+        `(the right operand must have the left's shape or a trailing part of it)`);
+    return [f32(a.shape)];
+  };
+}
+
+function lastDim(s: Shape): number {
+  return s[s.length - 1];
+}
+
+/** Leading dims flattened: [..., T, D] -> BH = prod(...), T, D. */
+export function attentionDims(q: Shape): { BH: number; T: number; D: number } {
+  const T = q[q.length - 2];
+  const D = q[q.length - 1];
+  return { BH: numel(q) / (T * D), T, D };
+}
+
+function matmulInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
+  const [a, b] = inputs;
+  expectF32("matmul", a, "left operand");
+  expectF32("matmul", b, "right operand");
+  const ta = attrs.ta === true;
+  const tb = attrs.tb === true;
+  if (a.shape.length < 2 || b.shape.length < 2) fail("matmul: operands must have rank 2 or more");
+  if (b.shape.length !== 2 && b.shape.length !== a.shape.length)
+    fail(`matmul: right operand of shape ${formatShape(b.shape)} must be 2-D or have the left's rank`);
+  const ar = a.shape.length;
+  const br = b.shape.length;
+  const batchA = a.shape.slice(0, ar - 2);
+  if (br === ar && !shapeEq(batchA, b.shape.slice(0, br - 2)))
+    fail(`matmul: batch dimensions differ: ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  if (br === 2 && ar > 2) fail("matmul: a 2-D right operand needs a 2-D left operand (reshape first)");
+  const M = ta ? a.shape[ar - 1] : a.shape[ar - 2];
+  const Ka = ta ? a.shape[ar - 2] : a.shape[ar - 1];
+  const Kb = tb ? b.shape[br - 1] : b.shape[br - 2];
+  const N = tb ? b.shape[br - 2] : b.shape[br - 1];
+  if (Ka !== Kb)
+    fail(`matmul: inner dimensions differ: ${formatShape(a.shape)}${ta ? "ᵀ" : ""} @ ` +
+      `${formatShape(b.shape)}${tb ? "ᵀ" : ""} (${Ka} vs ${Kb})`);
+  return [f32([...batchA, M, N])];
+}
+
+function permuted(shape: Shape, perm: readonly number[]): number[] {
+  return perm.map((p) => shape[p]);
+}
+
+function checkPerm(perm: readonly number[], rank: number): void {
+  const seen = new Set(perm);
+  if (perm.length !== rank || seen.size !== rank || perm.some((p) => p < 0 || p >= rank || !Number.isInteger(p)))
+    fail(`transpose: [${perm.join(",")}] is not a permutation of ${rank} axes`);
+}
+
+export const OPS: Readonly<Record<string, OpDef>> = {
+  param: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
+  opt_state: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
+  input: { arity: 0, infer: (_i, a) => [{ shape: a.shape as Shape, dtype: a.dtype as DType }] },
+  iota: { arity: 0, infer: (_i, a) => [{ shape: [a.n as number], dtype: "i32" }] },
+  fill: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
+
+  embedding: {
+    arity: 2,
+    infer: ([table, idx]) => {
+      expectF32("embedding", table, "table");
+      if (table.shape.length !== 2) fail(`embedding: table must be 2-D, got ${formatShape(table.shape)}`);
+      if (idx.dtype !== "i32") fail("embedding: indices must be i32");
+      return [f32([...idx.shape, table.shape[1]])];
+    },
+  },
+  embedding_bwd: {
+    arity: 2,
+    infer: ([idx, dy], a) => [f32([a.V as number, lastDim(dy.shape)])],
+  },
+  matmul: { arity: 2, infer: matmulInfer },
+  add: { arity: 2, infer: broadcastBinary("add") },
+  mul: { arity: 2, infer: broadcastBinary("mul") },
+  scale: { arity: 1, infer: ([a]) => [f32(a.shape)] },
+  sum_rows: {
+    arity: 1,
+    infer: ([x], a) => {
+      const to = a.to as Shape;
+      if (!isSuffix(to, x.shape)) fail(`sum_rows: ${formatShape(to)} is not a trailing part of ${formatShape(x.shape)}`);
+      return [f32(to)];
+    },
+  },
+  layernorm: {
+    arity: 3,
+    infer: ([x, w, b]) => {
+      expectF32("layernorm", x, "input");
+      const C = lastDim(x.shape);
+      if (!shapeEq(w.shape, [C]) || !shapeEq(b.shape, [C]))
+        fail(`layernorm: weight ${formatShape(w.shape)} and bias ${formatShape(b.shape)} must be [${C}]`);
+      return [f32(x.shape)];
+    },
+  },
+  layernorm_bwd: {
+    arity: 3,
+    infer: ([x, w]) => [f32(x.shape), f32(w.shape), f32(w.shape)],
+    workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
+  },
+  gelu: { arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
+  gelu_bwd: { arity: 2, infer: ([x]) => [f32(x.shape)] },
+  attention: {
+    arity: 3,
+    infer: ([q, k, v]) => {
+      if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
+      if (!shapeEq(q.shape, k.shape) || !shapeEq(q.shape, v.shape))
+        fail(`attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match`);
+      return [f32(q.shape), f32(q.shape.slice(0, -1))];
+    },
+    workspace: ([q], _a, threads) => threads * attentionDims(q.shape).T * 4,
+  },
+  attention_bwd: {
+    arity: 6,
+    infer: ([q]) => [f32(q.shape), f32(q.shape), f32(q.shape)],
+    workspace: ([q], _a, threads) => threads * 2 * attentionDims(q.shape).T * 4,
+  },
+  cross_entropy: {
+    arity: 2,
+    infer: ([logits, targets]) => {
+      expectF32("cross_entropy", logits, "logits");
+      if (targets.dtype !== "i32") fail("cross_entropy: targets must be i32");
+      if (!shapeEq(logits.shape.slice(0, -1), targets.shape))
+        fail(`cross_entropy: logits ${formatShape(logits.shape)} do not match targets ${formatShape(targets.shape)}`);
+      return [f32([])];
+    },
+  },
+  cross_entropy_bwd: { arity: 3, infer: ([logits]) => [f32(logits.shape)] },
+  reshape: {
+    arity: 1,
+    aliases: { 0: 0 },
+    infer: ([x], a) => {
+      const shape = a.shape as Shape;
+      if (numel(shape) !== numel(x.shape))
+        fail(`reshape: cannot reshape ${formatShape(x.shape)} (${numel(x.shape)} elements) to ${formatShape(shape)}`);
+      return [{ shape, dtype: x.dtype }];
+    },
+  },
+  transpose: {
+    arity: 1,
+    infer: ([x], a) => {
+      const perm = a.perm as readonly number[];
+      checkPerm(perm, x.shape.length);
+      return [f32(permuted(x.shape, perm))];
+    },
+  },
+  split: {
+    arity: 1,
+    infer: ([x], a) => {
+      const sizes = a.sizes as readonly number[];
+      const total = sizes.reduce((s, d) => s + d, 0);
+      if (total !== lastDim(x.shape))
+        fail(`split: sizes [${sizes.join(",")}] do not add up to the last dimension of ${formatShape(x.shape)}`);
+      return sizes.map((d) => f32([...x.shape.slice(0, -1), d]));
+    },
+  },
+  concat: {
+    arity: "variadic",
+    infer: (xs) => {
+      const lead = xs[0].shape.slice(0, -1);
+      for (const x of xs)
+        if (!shapeEq(x.shape.slice(0, -1), lead)) fail("concat: leading dimensions differ");
+      return [f32([...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)])];
+    },
+  },
+  grad_norm: { arity: "variadic", infer: () => [f32([])] },
+  adamw: {
+    arity: [4, 5],
+    aliases: { 0: 0, 1: 2, 2: 3 },
+    infer: ([p, g, m, v]) => {
+      if (!shapeEq(p.shape, g.shape) || !shapeEq(p.shape, m.shape) || !shapeEq(p.shape, v.shape))
+        fail("adamw: parameter, gradient and moments must have one shape");
+      return [f32(p.shape), f32(m.shape), f32(v.shape)];
+    },
+  },
+};
+
+export function opDef(op: string): OpDef {
+  const def = OPS[op];
+  if (!def) throw new Error(`unknown op ${op}`);
+  return def;
+}
+
+export function workspaceBytes(op: string, inputs: readonly Value[], attrs: Attrs, threads: number): number {
+  return opDef(op).workspace?.(inputs, attrs, threads) ?? 0;
+}

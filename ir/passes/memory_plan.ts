@@ -1,0 +1,114 @@
+// The memory plan of a program: persistent model data (parameters, then AdamW moments) at fixed offsets
+// at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
+// static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
+// breaks it down by kind at the moment the most bytes are live.
+import { type Graph, numel } from "../types.ts";
+import { alignUp, placeBuffers } from "./arena_plan.ts";
+import { type BufferKind, type LiveBuffer, liveness } from "./liveness.ts";
+
+export interface PersistentLayout {
+  /** Parameter or moment name (opt.m.<name>, opt.v.<name>) -> arena byte offset. */
+  offsets: Map<string, number>;
+  paramBytes: number;
+  optStateBytes: number;
+  /** Size of the persistent region (aligned). */
+  bytes: number;
+}
+
+/** Parameters first (in state_dict order), then first moments, then second moments. */
+export function persistentLayout(g: Graph, withOptimizer: boolean): PersistentLayout {
+  const offsets = new Map<string, number>();
+  let cursor = 0;
+  const put = (name: string, elements: number) => {
+    offsets.set(name, cursor);
+    cursor += alignUp(elements * 4);
+  };
+  for (const p of g.params) put(p.name, numel(p.shape));
+  const paramBytes = cursor;
+  if (withOptimizer) {
+    for (const p of g.params) put(`opt.m.${p.name}`, numel(p.shape));
+    for (const p of g.params) put(`opt.v.${p.name}`, numel(p.shape));
+  }
+  return { offsets, paramBytes, optStateBytes: cursor - paramBytes, bytes: cursor };
+}
+
+export interface Breakdown {
+  parameters: number;
+  optimizer_states: number;
+  gradients: number;
+  activations: number;
+  workspace: number;
+  inputs: number;
+  /** Bytes lost to gaps between placed buffers at the peak. */
+  fragmentation: number;
+}
+
+export interface MemoryPlan {
+  /** Value id -> absolute arena byte offset of its storage. */
+  valueOffset: Map<number, number>;
+  /** Node id -> [absolute offset, bytes] of its workspace. */
+  workspace: Map<number, [number, number]>;
+  buffers: (LiveBuffer & { offset: number })[];
+  /** Predicted arena high-water mark for one run of the program. */
+  peak: number;
+  /** Size of the dynamic region above the persistent one (aligned). */
+  dynamicBytes: number;
+  breakdown: Breakdown;
+  /** Node position at which the most temporary bytes are live. */
+  peakPosition: number;
+}
+
+export function planMemory(g: Graph, persistent: PersistentLayout, threads: number): MemoryPlan {
+  const live = liveness(g, threads);
+  const placement = placeBuffers(live.buffers);
+  const base = persistent.bytes;
+  const valueOffset = new Map<number, number>();
+  for (const [valueId, root] of live.storageOf) {
+    const name = live.persistentName.get(valueId);
+    if (name !== undefined) valueOffset.set(valueId, persistent.offsets.get(name)!);
+    else valueOffset.set(valueId, base + placement.offsets.get(root)!);
+  }
+  const workspace = new Map<number, [number, number]>();
+  const buffers = live.buffers.map((b) => ({ ...b, offset: base + placement.offsets.get(b.key)! }));
+  for (const b of buffers) if (b.kind === "workspace") workspace.set(b.node.id, [b.offset, b.bytes]);
+
+  const { position, byKind } = busiestMoment(live.buffers, g.nodes.length);
+  const liveTotal = Object.values(byKind).reduce((s, x) => s + x, 0);
+  const breakdown: Breakdown = {
+    parameters: persistent.paramBytes,
+    optimizer_states: persistent.optStateBytes,
+    gradients: byKind.gradient,
+    activations: byKind.activation,
+    workspace: byKind.workspace,
+    inputs: byKind.input,
+    fragmentation: placement.peak - liveTotal,
+  };
+  return {
+    valueOffset,
+    workspace,
+    buffers,
+    peak: base + placement.peak,
+    dynamicBytes: alignUp(placement.peak),
+    breakdown,
+    peakPosition: position,
+  };
+}
+
+/** The node position with the most live temporary bytes, and those bytes by kind. */
+function busiestMoment(buffers: readonly LiveBuffer[], length: number) {
+  const delta = new Float64Array(length + 1);
+  for (const b of buffers) {
+    delta[b.start] += b.bytes;
+    delta[b.end + 1] -= b.bytes;
+  }
+  let best = 0;
+  let bestBytes = -1;
+  let running = 0;
+  for (let i = 0; i < length; i++) {
+    running += delta[i];
+    if (running > bestBytes) [best, bestBytes] = [i, running];
+  }
+  const byKind: Record<BufferKind, number> = { activation: 0, gradient: 0, workspace: 0, input: 0 };
+  for (const b of buffers) if (b.start <= best && best <= b.end) byKind[b.kind] += b.bytes;
+  return { position: best, byKind };
+}

@@ -1,0 +1,88 @@
+// The one IR of Stowage: a typed SSA graph. Every value has a static shape and dtype; every node has the
+// source location of the DSL line that made it. Forward, backward and optimizer are all ordinary nodes.
+
+export type DType = "f32" | "i32";
+export type Shape = readonly number[];
+
+export interface SourceLoc {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** Which part of the training step a node belongs to; used by reports and passes, never by semantics. */
+export type Phase = "forward" | "backward" | "optimizer";
+
+export type AttrValue = number | boolean | string | readonly number[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Value {
+  readonly id: number;
+  readonly shape: Shape;
+  readonly dtype: DType;
+  /** Node that defines this value, and which of its outputs it is. */
+  readonly producer: Node;
+  readonly index: number;
+}
+
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly Value[];
+  readonly outputs: readonly Value[];
+  readonly attrs: Attrs;
+  readonly loc?: SourceLoc;
+  readonly phase: Phase;
+}
+
+export type InitSpec = { kind: "normal"; std: number } | { kind: "zeros" } | { kind: "ones" };
+
+/** A trainable parameter: its `param` node's output is the parameter value. */
+export interface ParamInfo {
+  readonly name: string;
+  readonly shape: Shape;
+  readonly init: InitSpec;
+  /** Decoupled weight decay applies (nanoGPT: parameters of two or more dimensions). */
+  readonly decay: boolean;
+  readonly value: Value;
+  readonly loc?: SourceLoc;
+}
+
+/**
+ * A whole program: nodes in execution order (a valid topological order), the parameters, and the named
+ * values the runtime reads or writes (tokens, targets, loss, logits, gradients).
+ */
+export interface Graph {
+  readonly nodes: readonly Node[];
+  readonly params: readonly ParamInfo[];
+  /** Named program inputs and results, e.g. tokens, targets, loss, logits, grad_norm. */
+  readonly named: Readonly<Record<string, Value>>;
+  /** Final gradient of each parameter, by parameter name (after autodiff). */
+  readonly grads: Readonly<Record<string, Value>>;
+}
+
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function dtypeBytes(dtype: DType): number {
+  return dtype === "f32" ? 4 : 4;
+}
+
+export function valueBytes(v: Value): number {
+  return numel(v.shape) * dtypeBytes(v.dtype);
+}
+
+export function formatLoc(loc: SourceLoc | undefined): string {
+  return loc ? `${loc.file}:${loc.line}:${loc.col}` : "<unknown>";
+}
+
+export function shapeEq(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export function formatShape(s: Shape): string {
+  return `[${s.join(",")}]`;
+}

@@ -1,0 +1,47 @@
+// The execution context every kernel receives: the device arena, the thread count, and the scratch
+// memory the plan reserved for the node being run. It also measures what the plan predicts: the arena
+// high-water mark is the highest byte any node wrote (output or workspace), so a test can compare the
+// planner's prediction with what really happened.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace stow {
+
+// Errors meant for the user (bad data, a broken plan); the C ABI turns them into messages.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Ctx {
+  uint8_t* arena = nullptr;      // device arena base
+  int64_t arena_bytes = 0;       // its size, from the plan
+  int threads = 1;               // kernel threads (OpenMP) and BLAS threads
+  int64_t high_water = 0;        // highest arena byte written so far (exclusive end offset)
+
+  // Set by generated code before each node: the node's planned workspace and its name for messages.
+  int64_t ws_offset = 0;
+  int64_t ws_bytes = 0;
+  const char* node = "";
+
+  // Marks [ptr, ptr + bytes) as written by the current node.
+  void touch(const void* ptr, int64_t bytes) {
+    int64_t end = static_cast<const uint8_t*>(ptr) - arena + bytes;
+    if (end > high_water) high_water = end;
+  }
+
+  // Scratch memory for the current node. Kernels ask for exactly what ir/ops.ts predicts; asking for
+  // more than the plan reserved is a planner/kernel disagreement and fails loudly.
+  void* workspace(int64_t bytes) {
+    if (bytes > ws_bytes)
+      throw Error(std::string("internal: node ") + node + " asked for " + std::to_string(bytes) +
+                  " workspace bytes but the plan reserved " + std::to_string(ws_bytes));
+    uint8_t* p = arena + ws_offset;
+    touch(p, bytes);
+    return p;
+  }
+};
+
+}  // namespace stow

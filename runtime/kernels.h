@@ -1,0 +1,90 @@
+// Kernels of the CPU backend. Every IR op that does arithmetic has one function here; the generated
+// step code calls them with pointers into the device arena. Conventions:
+//   - all tensors are dense, row-major, float32 unless named idx/targets (int32);
+//   - outputs are written, never accumulated into, unless the name says so;
+//   - a kernel that needs scratch memory asks Ctx::workspace(bytes) for exactly the amount that
+//     ir/ops.ts `workspaceBytes` predicts for it (the plan reserves that much; a mismatch is an error);
+//   - results must not depend on thread scheduling: reductions run in a fixed order, so the same
+//     thread count gives bitwise identical results run after run;
+//   - bad data (a token id outside the table) raises stow::Error with a message naming the op.
+#pragma once
+#include <cstdint>
+#include "ctx.h"
+
+namespace stow {
+
+// out[n, c] = table[idx[n], c]; idx values must lie in [0, V).
+void embedding_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V);
+// dtable[v, :] = sum over n with idx[n] == v of dy[n, :]  (dtable is overwritten, rows never hit are 0).
+void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V);
+// out[i] = i for i in [0, n).
+void iota(Ctx& c, int32_t* out, int64_t n);
+// out[i] = value for i in [0, n).
+void fill(Ctx& c, float* out, int64_t n, float value);
+
+// Batched matrix product: for each b in [0, batch):
+//   out_b[M, N] = op(a_b) @ op(b_b), with op(a_b) of shape [M, K] and op(b_b) of shape [K, N].
+// ta: a_b is stored as [K, M] (use its transpose); tb: b_b is stored as [N, K].
+// a_b = a + b * a_stride, b_b = bm + b * b_stride, out_b = out + b * M * N (strides in elements).
+void matmul(Ctx& c, float* out, const float* a, const float* bm, int64_t batch, int64_t M, int64_t N, int64_t K,
+            bool ta, bool tb, int64_t a_stride, int64_t b_stride);
+
+// Elementwise with suffix broadcast: out[i] = a[i] (+|*) b[i % nb]; n is a's size, nb divides n.
+void add(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t nb);
+void mul(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t nb);
+// out[i] = a[i] * s
+void scale(Ctx& c, float* out, const float* a, float s, int64_t n);
+// out[col] = sum over rows r (in order r = 0, 1, ...) of in[r, col].
+void sum_rows(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
+
+// LayerNorm over the last axis (biased variance, as PyTorch): y = (x - mean) * rstd * w + b,
+// rstd = 1 / sqrt(var + eps).
+void layernorm_fwd(Ctx& c, float* y, const float* x, const float* w, const float* b, int64_t rows, int64_t C, float eps);
+// Gradients of layernorm_fwd given dy. Workspace: rows * 2 floats (mean and rstd, recomputed here).
+// dw[col] and db[col] are sums over rows in row order.
+void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, const float* w, const float* dy,
+                   int64_t rows, int64_t C, float eps);
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void gelu_fwd(Ctx& c, float* y, const float* x, int64_t n);
+void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
+
+// Causal scaled dot-product attention on q, k, v of shape [BH, T, D] (BH = batch * heads):
+//   s[i, j] = (q_i . k_j) / sqrt(D) for j <= i, p = softmax_j(s), y_i = sum_j p[i, j] v_j,
+//   lse[bh, i] = log sum_{j <= i} exp(s[i, j]).
+// Workspace: threads * T floats (one score row per thread).
+void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v,
+                   int64_t BH, int64_t T, int64_t D);
+// Gradients given y, lse from the forward and dy. Parallel over bh only, so dk and dv accumulate in a
+// fixed order. Workspace: threads * 2 * T floats.
+void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
+                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D);
+
+// Mean cross-entropy over N rows of logits [N, V] against targets [N]: loss[0] = mean_n (lse_n - logit[n, t_n]).
+void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+// dlogits[n, v] = dloss[0] * (softmax(logits[n])[v] - (v == t_n)) / N
+void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_t* targets, const float* dloss,
+                       int64_t N, int64_t V);
+
+// General axis permutation (transpose): out has shape in_shape permuted by perm,
+// out[i_0..i_{r-1}] = in[j] where j_{perm[d]} = i_d. rank <= 6.
+void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm);
+// Copy columns [offset, offset + cols_out) of in [rows, cols_in] to out [rows, cols_out].
+void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out);
+// Copy in [rows, cols_in] into columns [offset, offset + cols_in) of out [rows, cols_out].
+void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in);
+// Plain copy of n floats.
+void copy(Ctx& c, float* out, const float* in, int64_t n);
+
+// Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
+void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
+
+// One AdamW step in place, with PyTorch's formula (torch.optim.AdamW, foreach=False):
+//   g = grad * gscale;  if (decay) p -= lr * weight_decay * p;
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+//   denom = sqrt(v) / sqrt(1 - beta2^t) + eps;  p -= (lr / (1 - beta1^t)) * m / denom.
+// gscale is 1 without clipping, else min(1, clip / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_.
+struct AdamHyper { float lr, beta1, beta2, eps, weight_decay; int64_t t; };
+void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
+
+}  // namespace stow

@@ -1,0 +1,57 @@
+// What a generated plan gives the generic runtime: the parameter table (names, shapes, arena offsets,
+// initialisers) and the compiled programs. The generated plan.cpp defines stow_plan(); everything else
+// in runtime/ is the same for every model.
+#pragma once
+#include <cstdint>
+#include "ctx.h"
+#include "kernels.h"
+
+namespace stow {
+
+enum InitKind : int { INIT_NORMAL = 0, INIT_ZEROS = 1, INIT_ONES = 2 };
+
+struct ParamDesc {
+  const char* name;      // nanoGPT state_dict key, e.g. "transformer.h.0.attn.c_attn.weight"
+  int rank;
+  int64_t shape[4];
+  int64_t numel;
+  int64_t offset;        // arena byte offset of the parameter
+  int64_t m_offset;      // arena byte offset of AdamW's first moment (-1 in a forward-only plan)
+  int64_t v_offset;      // arena byte offset of AdamW's second moment
+  int init_kind;         // InitKind
+  float init_std;        // for INIT_NORMAL
+  bool decay;            // weight decay applies (parameters of two or more dimensions)
+};
+
+// Per-step values the runtime computes (learning-rate schedule, step count) and the program reads.
+struct StepArgs {
+  AdamHyper adam;        // lr already scheduled for this step; t = 1-based step number
+  float grad_clip;       // 0 disables clipping
+};
+
+struct ProgramDesc {
+  void (*run)(Ctx&, const StepArgs&);
+  int64_t batch, seq;
+  int64_t tokens_offset;   // int32 [batch, seq]
+  int64_t targets_offset;  // int32 [batch, seq]; -1 in the inference program
+  int64_t loss_offset;     // float [] (training) ; -1 in the inference program
+  int64_t logits_offset;   // float [batch, seq, vocab] (inference); -1 in the training program
+  int64_t norm_offset;     // float [] gradient norm, -1 when clipping is off
+  int64_t predicted_peak;  // the plan's arena high-water mark for one run of this program
+};
+
+struct PlanDesc {
+  const char* hash;        // content hash of the plan (names the build)
+  const char* model_json;  // {"model": path, "config": {...}} stored in checkpoints
+  int64_t vocab;
+  int64_t arena_bytes;     // persistent region plus the larger dynamic region of the two programs
+  int64_t param_bytes, opt_state_bytes;
+  int nparams;
+  const ParamDesc* params;
+  ProgramDesc train;
+  ProgramDesc infer;
+};
+
+}  // namespace stow
+
+extern "C" const stow::PlanDesc* stow_plan();

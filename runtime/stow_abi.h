@@ -1,0 +1,57 @@
+/* The small C ABI of a built plan (a shared library). Two thin hosts use it: the Node addon in
+ * native/ (stow train, stow generate) and the standalone train binary (runtime/train_main.cpp).
+ * Every function returns 0 on success; on failure, stow_error() says what went wrong. */
+#ifndef STOW_ABI_H
+#define STOW_ABI_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct StowSession StowSession;
+
+typedef struct {
+  const char* data_path;     /* llm.c token file (magic 20240520, version 1); NULL: inference only */
+  const char* init_path;     /* safetensors with parameters under nanoGPT names; NULL: seeded init */
+  const char* resume_path;   /* safetensors written by stow_save: parameters, moments, step, data position */
+  const char* metrics_path;  /* JSON lines, one object per step; NULL: none */
+  uint64_t seed;             /* initialisation seed */
+  int threads;               /* kernel and BLAS threads; 0: the plan's default */
+  int64_t steps;             /* total steps of the run (for the cosine schedule) */
+  float lr, min_lr;          /* peak and final learning rate */
+  int lr_schedule;           /* 0 constant, 1 warm-up then cosine decay to min_lr */
+  int64_t warmup_steps;
+  float weight_decay, beta1, beta2, eps;
+  float grad_clip;           /* 0 disables; must match the plan (a plan without clipping rejects > 0) */
+} StowOptions;
+
+typedef struct {
+  int64_t step;              /* 1-based number of the step just taken */
+  float loss, lr, grad_norm; /* grad_norm is NaN when clipping is off */
+  int64_t tokens;            /* tokens in this step (batch * seq) */
+  double seconds;            /* wall time of this step */
+  int64_t device_peak_bytes; /* arena high-water mark so far (measured) */
+  int64_t host_peak_bytes;   /* host pool high-water mark so far (data, staging) */
+} StowStepResult;
+
+typedef struct {
+  int64_t vocab, batch, seq, infer_seq;
+  int64_t arena_bytes, predicted_train_peak, predicted_infer_peak;
+  int64_t param_count;
+} StowInfo;
+
+/* Returns NULL on failure and writes the reason into err (errlen bytes). */
+StowSession* stow_open(const StowOptions* opts, char* err, int64_t errlen);
+int stow_info(StowSession* s, StowInfo* out);
+int stow_step(StowSession* s, StowStepResult* out);
+/* Atomic: writes path.tmp, fsyncs, renames. Parameters, AdamW moments, step and data position. */
+int stow_save(StowSession* s, const char* path);
+/* Forward-only program: tokens [infer_seq] -> logits [infer_seq, vocab]. */
+int stow_infer(StowSession* s, const int32_t* tokens, float* logits);
+const char* stow_error(StowSession* s);
+void stow_close(StowSession* s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,177 @@
+// The `stow` command line: ir, plan, compile, train, generate. Flags are parsed here into typed options
+// (every bad value is a UserError naming the flag); the work is done by src/driver/.
+import { availableParallelism } from "node:os";
+import { Command, Option } from "commander";
+import { UserError, runCli } from "./errors.ts";
+import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
+import { PASSES } from "../driver/compile.ts";
+import type { PrepareOptions } from "../driver/prepare.ts";
+
+type Raw = Record<string, string | string[] | boolean | undefined>;
+
+const str = (raw: Raw, key: string) => raw[key] as string | undefined;
+const int = (raw: Raw, key: string, flag: string, min = 1) =>
+  raw[key] === undefined ? undefined : parseIntFlag(flag, str(raw, key)!, { min });
+const float = (raw: Raw, key: string, flag: string, bounds = {}) =>
+  raw[key] === undefined ? undefined : parseFloatFlag(flag, str(raw, key)!, bounds);
+
+function withModelOptions(cmd: Command): Command {
+  return cmd
+    .option("--preset <name>", "model preset (default: the model's default preset)")
+    .option("--set <key=value>", "override a config field (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
+    .option("--batch <n>", "sequences per step (default 8)")
+    .option("--seq <n>", "tokens per sequence (default: the config's seq)")
+    .option("--threads <n>", "kernel and BLAS threads (default: all cores)");
+}
+
+function modelOptions(raw: Raw, clip: boolean): PrepareOptions {
+  return {
+    preset: str(raw, "preset"),
+    set: raw.set as string[],
+    batch: int(raw, "batch", "--batch"),
+    seq: int(raw, "seq", "--seq"),
+    threads: int(raw, "threads", "--threads") ?? availableParallelism(),
+    clip,
+  };
+}
+
+async function irCommand(model: string, raw: Raw): Promise<void> {
+  const after = str(raw, "after") ?? "adamw";
+  parseChoice("--after", after, PASSES);
+  const { prepare } = await import("../driver/prepare.ts");
+  const { printGraph } = await import("../../ir/printer.ts");
+  const { graphToJson } = await import("../../ir/json.ts");
+  const { plan } = await prepare(model, modelOptions(raw, true));
+  const graph = plan.stages.find((s) => s.name === after)!.graph;
+  process.stdout.write(raw.json ? JSON.stringify(graphToJson(graph), null, 1) + "\n" : printGraph(graph));
+}
+
+async function planCommand(model: string, raw: Raw): Promise<void> {
+  const { prepare } = await import("../driver/prepare.ts");
+  const { planJson, planText } = await import("../driver/plan_report.ts");
+  const { plan } = await prepare(model, modelOptions(raw, true));
+  process.stdout.write(raw.json ? JSON.stringify(planJson(plan), null, 1) + "\n" : planText(plan));
+}
+
+async function compileCommand(model: string, raw: Raw): Promise<void> {
+  const out = str(raw, "out");
+  if (!out) throw new UserError("-o/--out: an output directory is required");
+  const { prepare } = await import("../driver/prepare.ts");
+  const { writeCompiled } = await import("../driver/write_compiled.ts");
+  const { plan } = await prepare(model, modelOptions(raw, true));
+  await writeCompiled(plan, out, (s) => console.log(s));
+}
+
+function trainFlags(raw: Raw) {
+  const gradClip = float(raw, "gradClip", "--grad-clip", { min: 0 }) ?? 1.0;
+  const lr = float(raw, "lr", "--lr", { exclusiveMin: 0 }) ?? 1e-3;
+  const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? "cosine", ["cosine", "constant"] as const);
+  const steps = int(raw, "steps", "--steps") ?? 300;
+  return {
+    ...modelOptions(raw, gradClip > 0),
+    steps,
+    data: str(raw, "data"),
+    init: str(raw, "init"),
+    resume: str(raw, "resume"),
+    save: str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors"),
+    metrics: str(raw, "metrics"),
+    run: {
+      lr,
+      minLr: float(raw, "minLr", "--min-lr", { min: 0 }) ?? lr / 10,
+      lrSchedule: schedule,
+      warmupSteps: int(raw, "warmupSteps", "--warmup-steps", 0) ?? Math.min(20, Math.floor(steps / 10)),
+      weightDecay: float(raw, "weightDecay", "--weight-decay", { min: 0 }) ?? 0.1,
+      beta1: float(raw, "beta1", "--beta1", { min: 0, max: 0.999999 }) ?? 0.9,
+      beta2: float(raw, "beta2", "--beta2", { min: 0, max: 0.999999 }) ?? 0.95,
+      eps: float(raw, "eps", "--eps", { exclusiveMin: 0 }) ?? 1e-8,
+      gradClip,
+      seed: int(raw, "seed", "--seed", 0) ?? 1337,
+    },
+    sample: raw.sample === false ? undefined : {
+      tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
+      prompt: str(raw, "prompt") ?? "export function ",
+      temperature: 0.8,
+      topK: 40,
+    },
+  };
+}
+
+async function trainCommand(model: string, raw: Raw): Promise<void> {
+  if (raw.init && raw.resume) throw new UserError("--init and --resume exclude each other: resume continues a run, init starts one");
+  const { train } = await import("../driver/train.ts");
+  await train(model, trainFlags(raw));
+}
+
+async function generateCommand(checkpoint: string, raw: Raw): Promise<void> {
+  const { generate } = await import("../driver/generate.ts");
+  await generate(checkpoint, {
+    prompt: str(raw, "prompt") ?? "\n",
+    tokens: int(raw, "tokens", "--tokens") ?? 100,
+    temperature: float(raw, "temperature", "--temperature", { min: 0 }) ?? 0.8,
+    topK: int(raw, "topK", "--top-k") ?? 40,
+    seed: int(raw, "seed", "--seed", 0) ?? 1337,
+    threads: int(raw, "threads", "--threads") ?? availableParallelism(),
+  });
+}
+
+function program(): Command {
+  const cli = new Command("stow")
+    .description("Compile a model written in the TypeScript DSL into a C++ training binary with a known memory plan")
+    .exitOverride()
+    .showHelpAfterError();
+  const action = (fn: (arg: string, raw: Raw) => Promise<void>) => (arg: string, raw: Raw) => fn(arg, raw);
+
+  withModelOptions(cli.command("ir").argument("<model>", "model file, e.g. samples/gpt2.ts"))
+    .description("print the IR (forward, backward, optimizer)")
+    .option("--after <pass>", `show the graph after this pass: ${PASSES.join(", ")}`)
+    .option("--json", "print the graph as JSON")
+    .action(action(irCommand));
+
+  withModelOptions(cli.command("plan").argument("<model>", "model file"))
+    .description("print the memory plan, before running anything")
+    .option("--json", "print the plan as JSON")
+    .action(action(planCommand));
+
+  withModelOptions(cli.command("compile").argument("<model>", "model file"))
+    .description("write the generated C++, plan.json and a standalone train binary")
+    .addOption(new Option("-o, --out <dir>", "output directory"))
+    .action(action(compileCommand));
+
+  withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
+    .description("compile, build and train; saves a checkpoint and prints a sample")
+    .option("--steps <n>", "training steps (default 300)")
+    .option("--lr <x>", "peak learning rate (default 1e-3)")
+    .option("--min-lr <x>", "final learning rate of the cosine schedule (default lr/10)")
+    .option("--lr-schedule <kind>", "cosine (warm-up then cosine decay) or constant", )
+    .option("--warmup-steps <n>", "linear warm-up steps (default min(20, steps/10))")
+    .option("--weight-decay <x>", "AdamW decoupled weight decay on 2-D+ parameters (default 0.1)")
+    .option("--beta1 <x>", "AdamW beta1 (default 0.9)")
+    .option("--beta2 <x>", "AdamW beta2 (default 0.95)")
+    .option("--eps <x>", "AdamW epsilon (default 1e-8)")
+    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables (default 1.0)")
+    .option("--seed <n>", "initialisation seed (default 1337)")
+    .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
+    .option("--init <file>", "start from the parameters in this safetensors file")
+    .option("--resume <file>", "continue the run saved in this checkpoint")
+    .option("--save <file>", "checkpoint to write at the end (default out/ckpt.safetensors)")
+    .option("--metrics <file>", "write one JSON object per step")
+    .option("--prompt <text>", "prompt of the sample printed at the end")
+    .option("--sample-tokens <n>", "length of that sample (default 64)")
+    .option("--no-sample", "skip the sample (and the default checkpoint)")
+    .action(action(trainCommand));
+
+  cli.command("generate").argument("<checkpoint>", "safetensors checkpoint written by stow train")
+    .description("sample text from a checkpoint")
+    .option("--prompt <text>", "text to continue")
+    .option("--tokens <n>", "tokens to generate (default 100)")
+    .option("--temperature <x>", "sampling temperature; 0 is greedy (default 0.8)")
+    .option("--top-k <n>", "sample among the k most likely tokens (default 40)")
+    .option("--seed <n>", "sampling seed")
+    .option("--threads <n>", "threads")
+    .action(action(generateCommand));
+  return cli;
+}
+
+await runCli(async () => {
+  await program().parseAsync(process.argv);
+});

@@ -1,0 +1,40 @@
+// `stow generate CKPT`: the checkpoint names the model file and config it was trained with; compile
+// that model's plan (cached), load the parameters, and sample from the inference program.
+import { UserError } from "../cli/errors.ts";
+import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
+import { decodeTokens, encodeText } from "../data/tokenize.ts";
+import { openPlan } from "../../native/index.ts";
+import { buildCompiledPlan } from "./build.ts";
+import { prepare } from "./prepare.ts";
+import { sampleTokens } from "./sample.ts";
+
+export interface GenerateOptions {
+  prompt: string;
+  tokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+  threads: number;
+}
+
+export async function generate(checkpoint: string, opts: GenerateOptions): Promise<void> {
+  const header = readSafetensorsHeader(checkpoint);
+  let origin: { model: string; config: Record<string, number> };
+  try {
+    origin = JSON.parse(header.metadata?.model ?? "");
+  } catch {
+    throw new UserError(`${checkpoint}: not a Stowage checkpoint (its metadata has no "model" entry naming the model file)`);
+  }
+  const set = Object.entries(origin.config).map(([k, v]) => `${k}=${v}`);
+  const { plan } = await prepare(origin.model, { set, batch: 1, threads: opts.threads, clip: false });
+  const built = await buildCompiledPlan(plan, (s) => console.error(s));
+  const session = openPlan(built.libPath, { initPath: checkpoint, threads: opts.threads });
+  try {
+    const prompt = encodeText(opts.prompt);
+    if (prompt.length === 0) throw new UserError("--prompt: the prompt must contain at least one token");
+    const out = sampleTokens(session, prompt, opts);
+    process.stdout.write(opts.prompt + decodeTokens(out) + "\n");
+  } finally {
+    session.close();
+  }
+}

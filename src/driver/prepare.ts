@@ -1,0 +1,41 @@
+// From a model file and command-line choices to a compiled Plan: load (type-check, import), resolve the
+// config, trace and run the passes. Model mistakes found while tracing become user errors that point
+// at the model line, with a code frame.
+import { readFileSync } from "node:fs";
+import { UserError } from "../cli/errors.ts";
+import { loadModel } from "../load/load_model.ts";
+import { codeFrame, displayPath } from "../load/typecheck.ts";
+import { TraceError } from "../dsl/trace.ts";
+import { formatLoc } from "../../ir/types.ts";
+import { type Plan, compilePlan } from "./compile.ts";
+import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
+
+export interface PrepareOptions extends ModelChoice {
+  threads: number;
+  clip: boolean;
+}
+
+export async function prepare(modelPath: string, opts: PrepareOptions): Promise<{ plan: Plan; resolved: Resolved }> {
+  const loaded = await loadModel(modelPath);
+  const resolved = resolveModel(loaded, opts);
+  try {
+    const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
+      batch: resolved.batch, seq: resolved.seq, threads: opts.threads, clip: opts.clip,
+    });
+    return { plan, resolved };
+  } catch (e) {
+    if (e instanceof TraceError) throw new UserError(describeTraceError(e));
+    throw e;
+  }
+}
+
+export function describeTraceError(e: TraceError): string {
+  if (!e.loc) return e.message;
+  let frame = "";
+  try {
+    frame = "\n" + codeFrame(readFileSync(e.loc.file, "utf8"), e.loc.line - 1, e.loc.col - 1, 1);
+  } catch {
+    // The location is still useful without the source line.
+  }
+  return `${formatLoc(e.loc)}: ${e.message}${frame}`;
+}

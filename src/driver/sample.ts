@@ -1,0 +1,51 @@
+// Sampling text from a trained model through the inference program: the context window is the
+// program's fixed sequence length; each new token is drawn from the logits at the last real position
+// (causal attention makes the padding after it irrelevant).
+import type { Session } from "../../native/index.ts";
+
+export interface SampleOptions {
+  tokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+}
+
+/** A small deterministic generator (mulberry32), so a seed gives the same sample. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function sampleTokens(session: Session, prompt: number[], opts: SampleOptions): number[] {
+  const { inferSeq: window, vocab } = session.info();
+  const random = rng(opts.seed);
+  const out = [...prompt];
+  for (let i = 0; i < opts.tokens; i++) {
+    const context = out.slice(-window);
+    const input = new Int32Array(window);
+    input.set(context);
+    const logits = session.infer(input);
+    const row = logits.subarray((context.length - 1) * vocab, context.length * vocab);
+    out.push(pick(row, opts, random));
+  }
+  return out.slice(prompt.length);
+}
+
+function pick(logits: Float32Array, opts: SampleOptions, random: () => number): number {
+  const ids = [...logits.keys()].sort((a, b) => logits[b] - logits[a]).slice(0, Math.max(1, opts.topK));
+  if (opts.temperature === 0) return ids[0];
+  const max = logits[ids[0]];
+  const weights = ids.map((id) => Math.exp((logits[id] - max) / opts.temperature));
+  let r = random() * weights.reduce((s, w) => s + w, 0);
+  for (let i = 0; i < ids.length; i++) {
+    r -= weights[i];
+    if (r <= 0) return ids[i];
+  }
+  return ids[ids.length - 1];
+}

@@ -1,0 +1,69 @@
+// `stow train`: compile the model, build it, prepare the data, then run steps in-process through the
+// native addon with a live progress line; save a checkpoint and, at the end, print a short sample.
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { openPlan, type StowOptions } from "../../native/index.ts";
+import { createProgress, formatBytes } from "../cli/progress.ts";
+import { prepareData } from "../data/tokenize.ts";
+import { decodeTokens, encodeText } from "../data/tokenize.ts";
+import { buildCompiledPlan } from "./build.ts";
+import { prepare, type PrepareOptions } from "./prepare.ts";
+import { sampleTokens } from "./sample.ts";
+import { paramCount } from "./plan_report.ts";
+import { cacheDir } from "./paths.ts";
+
+export interface TrainOptions extends PrepareOptions {
+  steps: number;
+  data?: string;
+  init?: string;
+  resume?: string;
+  save?: string;
+  metrics?: string;
+  run: Omit<StowOptions, "dataPath" | "initPath" | "resumePath" | "metricsPath" | "steps" | "threads">;
+  sample: { tokens: number; prompt: string; temperature: number; topK: number } | undefined;
+}
+
+export async function train(modelPath: string, opts: TrainOptions, log = (s: string) => console.log(s)): Promise<void> {
+  const { plan } = await prepare(modelPath, opts);
+  log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
+    `predicted device peak ${formatBytes(plan.train.memory.peak)}`);
+  const built = await buildCompiledPlan(plan, log);
+  const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
+  log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+
+  const session = openPlan(built.libPath, {
+    ...opts.run,
+    dataPath: data.tokenFile,
+    initPath: opts.init,
+    resumePath: opts.resume,
+    metricsPath: opts.metrics,
+    steps: opts.steps,
+    threads: opts.threads,
+  });
+  try {
+    const progress = createProgress({ total: opts.steps });
+    let last;
+    let step = 0;
+    while (step < opts.steps) {
+      last = session.step();
+      step = last.step;
+      progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
+    }
+    progress.done();
+    if (last)
+      log(`device high-water ${formatBytes(last.devicePeakBytes)} (planned ${formatBytes(plan.train.memory.peak)}), ` +
+        `final loss ${last.loss.toFixed(4)}`);
+    if (opts.save) {
+      mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
+      session.save(opts.save);
+      log(`saved ${opts.save}`);
+    }
+    if (opts.sample) {
+      const prompt = encodeText(opts.sample.prompt);
+      const tokens = sampleTokens(session, prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
+      log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
+    }
+  } finally {
+    session.close();
+  }
+}

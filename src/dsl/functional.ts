@@ -1,0 +1,36 @@
+// Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs.
+import { Tensor } from "./tensor.ts";
+import { emit } from "./trace.ts";
+
+/** Rows of `table` [V, C] picked by integer `indices` [...] -> [..., C]. */
+export function embedding(table: Tensor, indices: Tensor): Tensor {
+  return new Tensor(emit("embedding", [table.value, indices.value])[0]);
+}
+
+/** Integers 0, 1, ..., n-1 (i32), e.g. positions. */
+export function arange(n: number): Tensor {
+  return new Tensor(emit("iota", [], { n })[0]);
+}
+
+/** LayerNorm over the last axis with weight and bias, PyTorch semantics (biased variance). */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  return new Tensor(emit("layernorm", [x.value, weight.value, bias.value], { eps })[0]);
+}
+
+/** GELU with the tanh approximation. */
+export function gelu(x: Tensor): Tensor {
+  return x.gelu();
+}
+
+/**
+ * Causal scaled dot-product attention on q, k, v of shape [..., T, D] (e.g. [B, heads, T, D]):
+ * softmax(q kᵀ / sqrt(D)) v with future positions masked. One node; its gradient is one node too.
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  return new Tensor(emit("attention", [q.value, k.value, v.value])[0]);
+}
+
+/** Mean cross-entropy of logits [..., V] against integer targets [...]. Returns a scalar. */
+export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  return new Tensor(emit("cross_entropy", [logits.value, targets.value])[0]);
+}

@@ -1,0 +1,7 @@
+// The DSL that model files import as "stowage".
+export { Tensor } from "./tensor.ts";
+export { Parameter, init } from "./parameter.ts";
+export { Module, ModuleList, Linear, Embedding, LayerNorm } from "./nn.ts";
+export { embedding, arange, layerNorm, gelu, causalAttention, crossEntropy } from "./functional.ts";
+export { defineModel, require, ConfigError } from "./model.ts";
+export type { ModelConfig, ModelDefinition, LanguageModel } from "./model.ts";

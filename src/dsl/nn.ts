@@ -1,0 +1,76 @@
+// Modules with named parameters, in the PyTorch style: a parameter's name is the path of fields that
+// leads to it (transformer.h.0.attn.c_attn.weight). A parameter reachable twice (a tied weight) is
+// named once, at its first path, and stored once.
+import { Parameter, init } from "./parameter.ts";
+import type { Tensor } from "./tensor.ts";
+import { embedding, layerNorm } from "./functional.ts";
+
+export abstract class Module {
+  /** Parameters in definition order (fields in the order they were assigned), tied ones once. */
+  namedParameters(prefix = "", seen = new Set<Parameter>()): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [key, field] of Object.entries(this)) {
+      const name = prefix ? `${prefix}.${key}` : key;
+      if (field instanceof Parameter) {
+        if (!seen.has(field)) out.push([name, field]);
+        seen.add(field);
+      } else if (field instanceof Module) {
+        out.push(...field.namedParameters(name, seen));
+      }
+    }
+    return out;
+  }
+}
+
+/** A list of modules named 0, 1, 2, ... like torch.nn.ModuleList. */
+export class ModuleList<M extends Module> extends Module {
+  constructor(items: M[]) {
+    super();
+    items.forEach((m, i) => ((this as unknown as Record<string, M>)[String(i)] = m));
+  }
+  get items(): M[] {
+    return Object.values(this).filter((v): v is M => v instanceof Module);
+  }
+}
+
+/** y = x Wᵀ + b with W of shape [out, in] (PyTorch layout). */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias?: Parameter;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number } = {}) {
+    super();
+    this.weight = new Parameter([outFeatures, inFeatures], init.normal(opts.std ?? 0.02));
+    if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros());
+  }
+  forward(x: Tensor): Tensor {
+    const lead = x.shape.slice(0, -1);
+    const rows = x.reshape(-1, this.inFeatures);
+    let y = rows.matmul(this.weight.t, { transposeOther: true });
+    if (this.bias) y = y.add(this.bias.t);
+    return y.reshape(...lead, this.outFeatures);
+  }
+}
+
+export class Embedding extends Module {
+  readonly weight: Parameter;
+  constructor(readonly count: number, readonly dim: number, opts: { std?: number } = {}) {
+    super();
+    this.weight = new Parameter([count, dim], init.normal(opts.std ?? 0.02));
+  }
+  forward(indices: Tensor): Tensor {
+    return embedding(this.weight.t, indices);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = new Parameter([dim], init.ones());
+    this.bias = new Parameter([dim], init.zeros());
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.t, this.bias.t, this.eps);
+  }
+}

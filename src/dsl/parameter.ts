@@ -1,0 +1,28 @@
+// A trainable parameter: a shape and an initialiser. Its name comes from where it sits in the module
+// tree (PyTorch state_dict style), assigned when the model is traced.
+import type { InitSpec, Shape, SourceLoc } from "../../ir/types.ts";
+import { Tensor } from "./tensor.ts";
+import { currentTrace, TraceError, callerLoc } from "./trace.ts";
+
+export class Parameter {
+  /** The model line that created it (through a module constructor), for plan reports. */
+  readonly loc: SourceLoc | undefined = callerLoc();
+  constructor(readonly shape: Shape, readonly init: InitSpec) {
+    if (shape.some((d) => !Number.isInteger(d) || d <= 0))
+      throw new TraceError(`parameter shape [${shape.join(",")}] must have positive integer dimensions`, callerLoc());
+  }
+
+  /** The parameter as a tensor of the graph being traced. */
+  get t(): Tensor {
+    const v = currentTrace().params.get(this);
+    if (!v)
+      throw new TraceError("this parameter is not reachable from the model's module tree, so it has no name", callerLoc());
+    return new Tensor(v);
+  }
+}
+
+export const init = {
+  normal: (std: number): InitSpec => ({ kind: "normal", std }),
+  zeros: (): InitSpec => ({ kind: "zeros" }),
+  ones: (): InitSpec => ({ kind: "ones" }),
+};
