@@ -1,0 +1,208 @@
+// Builds a generated plan into libplan.so (run in-process by native/) and a standalone `train` binary,
+// cached by content hash. Runtime sources are compiled once into objects cached by their own hash, so a
+// new plan costs one compile and two links. Every output is written elsewhere and renamed into place,
+// so concurrent builds of the same plan never see each other's half-written files.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface BuildOptions {
+  /** The generated plan.cpp, as text. */
+  planCpp: string;
+  /** Cache root holding builds/ and objects/; default $STOW_CACHE_DIR, else <repo>/.stow-cache. */
+  outDir?: string;
+  /** Compiler processes run at once; default: the number of cores. */
+  threads?: number;
+  /** Runtime .cpp files to link with the plan; default runtime/*.cpp. train_main.cpp goes only into `train`. */
+  runtimeSources?: string[];
+}
+
+export interface BuildResult {
+  libPath: string;
+  trainBinPath: string;
+  hash: string;
+  /** True when the build was already in the cache and nothing was compiled. */
+  cached: boolean;
+}
+
+const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+const runtimeDir = join(repoRoot, "runtime");
+// Compilers run with the repository root as working directory, so -Iruntime is the same string (and
+// hash) wherever the repository lives.
+const CXXFLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-Iruntime"];
+const LDLIBS = ["-lopenblas", "-fopenmp"];
+const TRAIN_MAIN = "train_main.cpp";
+
+export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
+  const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
+  const width = Math.max(1, opts.threads ?? availableParallelism());
+  const sources = opts.runtimeSources ?? (await listFiles(runtimeDir, ".cpp"));
+  const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
+  // A runtime object depends on every header it might include: those next to it and in runtime/.
+  const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s))])];
+  const headers = (await Promise.all(headerDirs.map((d) => listFiles(d, ".h")))).flat();
+  const toolchain = sha256(
+    await toolchainId(),
+    CXXFLAGS.join(" "),
+    LDLIBS.join(" "),
+    ...(await Promise.all(headers.map(async (h) => `${basename(h)}\n${await readFile(h, "utf8")}`))),
+  );
+  const objectHashes = sourceTexts.map((text) => sha256(toolchain, text));
+  const hash = sha256(toolchain, opts.planCpp, ...sources.map((s, i) => `${basename(s)}\n${objectHashes[i]}`));
+
+  const buildsDir = join(cacheRoot, "builds");
+  const finalDir = join(buildsDir, hash);
+  const result = { libPath: join(finalDir, "libplan.so"), trainBinPath: join(finalDir, "train"), hash };
+  if (existsSync(result.libPath) && existsSync(result.trainBinPath)) return { ...result, cached: true };
+
+  const objectsDir = join(cacheRoot, "objects");
+  await mkdir(buildsDir, { recursive: true });
+  await mkdir(objectsDir, { recursive: true });
+  const work = await mkdtemp(join(buildsDir, `.tmp-${hash.slice(0, 16)}-`));
+  try {
+    const planSource = join(work, "plan.cpp");
+    await writeFile(planSource, opts.planCpp);
+    const planObject = join(work, "plan.o");
+    const objects = sources.map((_, i) => join(objectsDir, `${objectHashes[i]}.o`));
+    await inParallel(width, [
+      () => compile(planSource, planObject),
+      ...sources.map((s, i) => () => cachedCompile(s, objects[i])),
+    ]);
+    const libObjects = objects.filter((_, i) => basename(sources[i]) !== TRAIN_MAIN);
+    await inParallel(width, [
+      () => link(["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects]),
+      () => link(["-o", join(work, "train"), planObject, ...objects]),
+    ]);
+    await publish(work, finalDir);
+  } catch (error) {
+    throw await keepForInspection(error, work, `${finalDir}.failed`);
+  }
+  return { ...result, cached: false };
+}
+
+class CompileError extends Error {
+  constructor(
+    readonly source: string,
+    readonly stderr: string,
+  ) {
+    super(`g++ failed on ${source}:\n${stderr}`);
+  }
+}
+
+async function compile(source: string, object: string): Promise<void> {
+  const r = await run("g++", [...CXXFLAGS, "-c", source, "-o", object]);
+  if (r.code !== 0) throw new CompileError(source, r.stderr);
+}
+
+// Writes the object under a private name first: another build may be compiling the same source.
+async function cachedCompile(source: string, object: string): Promise<void> {
+  if (existsSync(object)) return;
+  const partial = `${object}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+  try {
+    await compile(source, partial);
+    await rename(partial, object);
+  } finally {
+    await rm(partial, { force: true });
+  }
+}
+
+async function link(args: string[]): Promise<void> {
+  const r = await run("g++", [...args, ...LDLIBS]);
+  if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
+}
+
+// A concurrent build of the same hash may have renamed its result into place first; its files are
+// identical to ours, so ours are dropped.
+async function publish(work: string, finalDir: string): Promise<void> {
+  try {
+    await rename(work, finalDir);
+  } catch (error) {
+    if (!existsSync(finalDir)) throw error;
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+// A runtime source that fails to compile is already on disk; the work directory holds nothing of
+// interest and goes. Otherwise the generated plan (or the link) failed: its directory is kept under a
+// stable name, and the compiler's messages are rewritten to point there.
+async function keepForInspection(error: unknown, work: string, failedDir: string): Promise<unknown> {
+  if (!(error instanceof Error)) return error;
+  if (error instanceof CompileError && !error.source.startsWith(work)) {
+    await rm(work, { recursive: true, force: true });
+    return error;
+  }
+  let kept = work;
+  try {
+    await rm(failedDir, { recursive: true, force: true });
+    await rename(work, failedDir);
+    kept = failedDir;
+  } catch {
+    // A concurrent failing build got there first; name our own copy instead.
+  }
+  const message = error.message.replaceAll(work, kept);
+  return new Error(`${message}\nThe generated source is kept in ${join(kept, "plan.cpp")}`);
+}
+
+// Runs jobs, at most `width` at once. After a failure no new job starts, and the error is thrown only
+// once the running ones have finished, so nobody moves a directory a compiler is still writing into.
+async function inParallel(width: number, jobs: (() => Promise<void>)[]): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length && !failure) {
+      try {
+        await jobs[next++]();
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+let toolchainCache: Promise<string> | undefined;
+
+// The compiler's version and what -march=native means on this machine: a cache shared between
+// machines must not hand one CPU's objects to another.
+function toolchainId(): Promise<string> {
+  toolchainCache ??= Promise.all([
+    run("g++", ["--version"]),
+    run("g++", ["-march=native", "-Q", "--help=target"]),
+  ]).then(([version, target]) => {
+    if (version.code !== 0) throw new Error(`g++ --version failed:\n${version.stderr}`);
+    return `${version.stdout.split("\n")[0]}\n${target.stdout}`;
+  });
+  return toolchainCache;
+}
+
+async function listFiles(dir: string, ext: string): Promise<string[]> {
+  return (await readdir(dir))
+    .filter((f) => f.endsWith(ext))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+function sha256(...parts: string[]): string {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(`${p.length}:${p}`);
+  return h.digest("hex");
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    // LC_ALL=C: plain ASCII quotes in compiler messages, whatever the user's locale.
+    const env = { ...process.env, LC_ALL: "C" };
+    const child = spawn(cmd, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", (e) => reject(new Error(`cannot run ${cmd}: ${e.message}`)));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}

@@ -1,0 +1,117 @@
+// Typed front of the native addon (native/addon.cc), which runs a built plan in-process through the
+// C ABI of runtime/stow_abi.h. The addon is loaded on first use, so commands that never run a plan
+// work without it.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { UserError } from "../src/cli/errors.ts";
+
+/** Options of a run (StowOptions of stow_abi.h). Absent numbers are 0 and absent paths NULL there. */
+export interface StowOptions {
+  /** llm.c token file; absent: inference only. */
+  dataPath?: string;
+  /** safetensors with parameters under nanoGPT names; absent: seeded initialisation. */
+  initPath?: string;
+  /** checkpoint written by Session.save. */
+  resumePath?: string;
+  /** JSON lines, one object per step. */
+  metricsPath?: string;
+  seed?: number;
+  /** kernel and BLAS threads; 0: the plan's default. */
+  threads?: number;
+  /** total steps of the run (the cosine schedule needs it). */
+  steps?: number;
+  lr?: number;
+  minLr?: number;
+  lrSchedule?: "constant" | "cosine";
+  warmupSteps?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** 0 disables; must match the plan (a plan built without clipping rejects > 0). */
+  gradClip?: number;
+}
+
+export interface PlanInfo {
+  vocab: number;
+  batch: number;
+  seq: number;
+  inferSeq: number;
+  arenaBytes: number;
+  predictedTrainPeak: number;
+  predictedInferPeak: number;
+  paramCount: number;
+}
+
+export interface StepResult {
+  /** 1-based number of the step just taken. */
+  step: number;
+  loss: number;
+  lr: number;
+  /** NaN when clipping is off. */
+  gradNorm: number;
+  tokens: number;
+  seconds: number;
+  devicePeakBytes: number;
+  hostPeakBytes: number;
+}
+
+export interface Session {
+  info(): PlanInfo;
+  step(): StepResult;
+  /** Atomic checkpoint: parameters, AdamW moments, step and data position. */
+  save(path: string): void;
+  /** tokens [inferSeq] -> logits [inferSeq, vocab]. */
+  infer(tokens: Int32Array): Float32Array;
+  /** Idempotent; any later call but close() throws. */
+  close(): void;
+}
+
+interface Addon {
+  openPlan(libPath: string, options: StowOptions): Session;
+}
+
+const addonPath = fileURLToPath(new URL("./build/Release/stowage.node", import.meta.url));
+let addon: Addon | undefined;
+
+function loadAddon(): Addon {
+  if (addon) return addon;
+  if (!existsSync(addonPath)) {
+    throw new UserError(`the native addon is not built (${addonPath} is missing); run \`npm run setup\``);
+  }
+  addon = createRequire(import.meta.url)(addonPath) as Addon;
+  return addon;
+}
+
+/**
+ * Errors of the plan library reach the user as UserError: a corrupt data file or a missing checkpoint
+ * is theirs to fix. Messages the runtime marks "internal" are our bugs and stay plain Errors, as do
+ * argument mistakes (TypeError) and use after close.
+ */
+function translate(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (!(error instanceof Error) || (code !== "STOW_LOAD" && code !== "STOW_RUNTIME")) return error;
+  if (error.message.startsWith("internal")) return error;
+  return new UserError(error.message);
+}
+
+function guarded<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw translate(error);
+  }
+}
+
+/** Loads the plan library at libPath and opens a session on it (stow_open). */
+export function openPlan(libPath: string, options: StowOptions): Session {
+  const native = guarded(() => loadAddon().openPlan(libPath, options));
+  return {
+    info: () => guarded(() => native.info()),
+    step: () => guarded(() => native.step()),
+    save: (path) => guarded(() => native.save(path)),
+    infer: (tokens) => guarded(() => native.infer(tokens)),
+    close: () => native.close(),
+  };
+}
