@@ -1,0 +1,27 @@
+#include "host_pool.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "ctx.h"
+
+namespace stow {
+
+void* HostPool::allocate(int64_t bytes, const char* what) {
+  if (bytes < 0) throw Error(std::string("internal: negative host allocation for ") + what);
+  // aligned_alloc wants a size that is a multiple of the alignment (and non-zero).
+  size_t rounded = size_t((bytes + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (p == nullptr)
+    throw Error("out of host memory: cannot allocate " + std::to_string(bytes) + " bytes for " + what);
+  current_ += bytes;
+  if (current_ > peak_) peak_ = current_;
+  return p;
+}
+
+void HostPool::release(void* p, int64_t bytes) {
+  std::free(p);
+  current_ -= bytes;
+}
+
+}  // namespace stow

@@ -1,0 +1,14 @@
+// Seeded parameter initialisation. Every parameter draws from its own random stream, derived from the
+// seed and the parameter's index, so the values do not depend on the thread count or on the order in
+// which parameters are visited.
+#pragma once
+#include <cstdint>
+
+#include "plan.h"
+
+namespace stow {
+
+// Writes every parameter of the plan into the arena (normal(0, std), zeros or ones as the plan says).
+void init_parameters(const PlanDesc& plan, uint8_t* arena, uint64_t seed);
+
+}  // namespace stow

@@ -1,0 +1,31 @@
+// The per-step metrics file: one JSON object per line, flushed after every step so that a crash or a
+// kill leaves every finished step on disk. A resumed run appends to the file of the run it continues.
+#pragma once
+#include <cstdio>
+#include <string>
+
+#include "stow_abi.h"
+
+namespace stow {
+
+class MetricsFile {
+ public:
+  MetricsFile(const std::string& path, bool append);  // throws stow::Error when it cannot be opened
+  ~MetricsFile();
+  MetricsFile(const MetricsFile&) = delete;
+  MetricsFile& operator=(const MetricsFile&) = delete;
+
+  // {"step","loss","lr","grad_norm" (null when NaN),"tokens","tokens_per_s","step_seconds",
+  //  "device_peak_bytes","host_peak_bytes"}
+  void write(const StowStepResult& r);
+
+ private:
+  std::string path_;
+  FILE* file_;
+};
+
+// One metrics line without the newline; floats are printed with 9 significant digits, enough to read
+// back the exact float32.
+std::string metrics_json(const StowStepResult& r);
+
+}  // namespace stow

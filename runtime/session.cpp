@@ -1,0 +1,355 @@
+// The C ABI of a built plan (stow_abi.h): one session owns the device arena, the training data, the
+// metrics file and the step count, and runs the plan's compiled programs. Everything model-specific
+// comes from stow_plan(); this file is the same for every model.
+#include <omp.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ctx.h"
+#include "host_pool.h"
+#include "init.h"
+#include "metrics.h"
+#include "plan.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "stow_abi.h"
+#include "token_file.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+using stow::Error;
+
+struct StowSession {
+  const stow::PlanDesc* plan = nullptr;
+  StowOptions opts{};
+  std::string init_path, resume_path;  // opts' path pointers are the caller's; keep copies
+  stow::HostPool pool;
+  std::unique_ptr<uint8_t, decltype(&std::free)> arena{nullptr, &std::free};
+  stow::Ctx ctx;
+  std::unique_ptr<stow::TokenData> data;
+  std::unique_ptr<stow::MetricsFile> metrics;
+  int64_t step = 0;           // steps taken so far (including those of a resumed checkpoint)
+  int64_t data_position = 0;  // the checkpoint's position, kept for sessions without data
+  std::string error;
+
+  template <typename T>
+  T* at(int64_t offset) { return reinterpret_cast<T*>(arena.get() + offset); }
+};
+
+namespace {
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Training hyperparameters matter only when there is data to train on; an inference session (the
+// generate command) may leave them zero.
+void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
+  if (o.threads < 0) throw Error("threads must be 0 (the default) or positive, got " + std::to_string(o.threads));
+  if (o.init_path != nullptr && o.resume_path != nullptr)
+    throw Error("give an init checkpoint or a checkpoint to resume, not both");
+  if (o.data_path == nullptr) return;
+  if (o.steps < 1) throw Error("steps must be at least 1, got " + std::to_string(o.steps));
+  if (!(o.lr >= 0) || !std::isfinite(o.lr)) throw Error("lr must be a finite number >= 0, got " + num(o.lr));
+  if (!(o.min_lr >= 0) || !std::isfinite(o.min_lr)) throw Error("min_lr must be a finite number >= 0, got " + num(o.min_lr));
+  if (o.lr_schedule != stow::LR_CONSTANT && o.lr_schedule != stow::LR_COSINE)
+    throw Error("lr_schedule must be 0 (constant) or 1 (cosine), got " + std::to_string(o.lr_schedule));
+  if (o.warmup_steps < 0) throw Error("warmup_steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay))
+    throw Error("weight_decay must be a finite number >= 0, got " + num(o.weight_decay));
+  if (!(o.beta1 >= 0 && o.beta1 < 1)) throw Error("beta1 must lie in [0, 1), got " + num(o.beta1));
+  if (!(o.beta2 >= 0 && o.beta2 < 1)) throw Error("beta2 must lie in [0, 1), got " + num(o.beta2));
+  if (!(o.eps > 0) || !std::isfinite(o.eps)) throw Error("eps must be a finite number > 0, got " + num(o.eps));
+  if (!(o.grad_clip >= 0) || !std::isfinite(o.grad_clip))
+    throw Error("grad_clip must be a finite number >= 0 (0 disables clipping), got " + num(o.grad_clip));
+  if (o.grad_clip > 0 && plan.train.norm_offset < 0)
+    throw Error("grad_clip is " + num(o.grad_clip) +
+                " but this plan was compiled without gradient clipping; rebuild it with clipping or pass 0");
+}
+
+// A broken plan is a compiler bug, but it is cheaper to say so here than to debug a wild write.
+void validate_plan(const stow::PlanDesc* plan) {
+  if (plan == nullptr) throw Error("internal: stow_plan() returned no plan");
+  auto inside = [&](int64_t offset, int64_t bytes, const std::string& what) {
+    if (offset < 0 || bytes < 0 || offset + bytes > plan->arena_bytes)
+      throw Error("internal: plan " + std::string(plan->hash) + " puts " + what + " at [" + std::to_string(offset) +
+                  ", " + std::to_string(offset + bytes) + ") outside its arena of " + std::to_string(plan->arena_bytes) +
+                  " bytes");
+  };
+  if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
+  for (int i = 0; i < plan->nparams; i++) {
+    const stow::ParamDesc& p = plan->params[i];
+    if (p.rank < 0 || p.rank > 4 || p.init_kind < stow::INIT_NORMAL || p.init_kind > stow::INIT_ONES)
+      throw Error(std::string("internal: parameter ") + p.name + " has a bad rank or initialiser");
+    int64_t numel = 1;
+    for (int d = 0; d < p.rank; d++) numel *= p.shape[d];
+    if (numel != p.numel) throw Error(std::string("internal: parameter ") + p.name + " numel disagrees with its shape");
+    inside(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
+    if (p.m_offset >= 0) inside(p.m_offset, 4 * p.numel, std::string("the first moment of ") + p.name);
+    if (p.v_offset >= 0) inside(p.v_offset, 4 * p.numel, std::string("the second moment of ") + p.name);
+  }
+  const stow::ProgramDesc& t = plan->train;
+  const stow::ProgramDesc& f = plan->infer;
+  if (t.run == nullptr || f.run == nullptr) throw Error("internal: plan without a training or inference program");
+  if (t.batch <= 0 || t.seq <= 0 || f.seq <= 0) throw Error("internal: plan with an empty batch or sequence");
+  // stow_infer takes one sequence of infer_seq tokens (stow_abi.h).
+  if (f.batch != 1) throw Error("internal: the inference program has batch " + std::to_string(f.batch) + ", expected 1");
+  inside(t.tokens_offset, 4 * t.batch * t.seq, "the training tokens");
+  inside(t.targets_offset, 4 * t.batch * t.seq, "the training targets");
+  inside(t.loss_offset, 4, "the loss");
+  if (t.norm_offset >= 0) inside(t.norm_offset, 4, "the gradient norm");
+  inside(f.tokens_offset, 4 * f.batch * f.seq, "the inference tokens");
+  inside(f.logits_offset, 4 * f.batch * f.seq * plan->vocab, "the logits");
+}
+
+int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
+  const std::string* v = f.metadata(key);
+  if (v == nullptr)
+    throw Error(f.path() + ": __metadata__ has no \"" + key + "\"; is it a checkpoint written by stow save?");
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || errno != 0 || n < 0)
+    throw Error(f.path() + ": __metadata__ \"" + key + "\" is \"" + *v + "\", expected a non-negative integer");
+  return n;
+}
+
+void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
+                int64_t offset) {
+  f.read_f32(name, p.shape, p.rank, s.at<float>(offset));
+  s.ctx.touch(s.at<float>(offset), 4 * p.numel);
+}
+
+// Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
+// alias of a nanoGPT state_dict may be present and are ignored; anything else means the file belongs
+// to another model.
+void load_init(StowSession& s, const std::string& path) {
+  stow::SafetensorsFile f(path, s.pool);
+  std::set<std::string> names;
+  for (int i = 0; i < s.plan->nparams; i++) names.insert(s.plan->params[i].name);
+  for (const stow::TensorEntry& e : f.tensors())
+    if (!names.count(e.name) && e.name.rfind("opt.", 0) != 0 && e.name != "lm_head.weight")
+      throw Error(path + ": tensor '" + e.name + "' is not a parameter of this model (is the checkpoint for another model?)");
+  for (int i = 0; i < s.plan->nparams; i++) {
+    const stow::ParamDesc& p = s.plan->params[i];
+    read_param(s, f, p.name, p, p.offset);
+  }
+}
+
+// Everything stow_save wrote: parameters, both moments, step and data position, for the same model.
+void load_resume(StowSession& s, const std::string& path) {
+  stow::SafetensorsFile f(path, s.pool);
+  const std::string* model = f.metadata("model");
+  if (model == nullptr)
+    throw Error(path + ": __metadata__ has no \"model\"; is it a checkpoint written by stow save?");
+  if (*model != s.plan->model_json)
+    throw Error(path + " was written for model " + *model + ", but this plan is model " + s.plan->model_json);
+  s.step = parse_metadata_int(f, "step");
+  s.data_position = parse_metadata_int(f, "data_position");
+
+  std::set<std::string> names;
+  for (int i = 0; i < s.plan->nparams; i++) {
+    const stow::ParamDesc& p = s.plan->params[i];
+    names.insert(p.name);
+    if (p.m_offset >= 0) names.insert(std::string("opt.m.") + p.name);
+    if (p.v_offset >= 0) names.insert(std::string("opt.v.") + p.name);
+  }
+  for (const stow::TensorEntry& e : f.tensors())
+    if (!names.count(e.name)) throw Error(path + ": tensor '" + e.name + "' is not part of this model's training state");
+  for (int i = 0; i < s.plan->nparams; i++) {
+    const stow::ParamDesc& p = s.plan->params[i];
+    read_param(s, f, p.name, p, p.offset);
+    if (p.m_offset >= 0) read_param(s, f, std::string("opt.m.") + p.name, p, p.m_offset);
+    if (p.v_offset >= 0) read_param(s, f, std::string("opt.v.") + p.name, p, p.v_offset);
+  }
+}
+
+void open_session(StowSession& s, const StowOptions& o) {
+  s.plan = stow_plan();
+  validate_plan(s.plan);
+  validate_options(o, *s.plan);
+  s.opts = o;
+  if (o.init_path) s.init_path = o.init_path;
+  if (o.resume_path) s.resume_path = o.resume_path;
+  s.opts.init_path = s.opts.resume_path = s.opts.data_path = s.opts.metrics_path = nullptr;  // not ours to keep
+
+  size_t bytes = size_t((s.plan->arena_bytes + 63) / 64 * 64);
+  s.arena.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)));
+  if (!s.arena) throw Error("cannot allocate the device arena of " + std::to_string(s.plan->arena_bytes) + " bytes");
+  std::memset(s.arena.get(), 0, bytes);
+  s.ctx.arena = s.arena.get();
+  s.ctx.arena_bytes = s.plan->arena_bytes;
+
+  s.ctx.threads = o.threads > 0 ? o.threads : omp_get_num_procs();
+  omp_set_num_threads(s.ctx.threads);
+  openblas_set_num_threads(s.ctx.threads);
+
+  stow::init_parameters(*s.plan, s.arena.get(), o.seed);
+  for (int i = 0; i < s.plan->nparams; i++)
+    s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
+  if (!s.init_path.empty()) load_init(s, s.init_path);
+  if (!s.resume_path.empty()) load_resume(s, s.resume_path);
+
+  if (o.data_path != nullptr) {
+    s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch, s.plan->train.seq, s.pool);
+    s.data->set_position(s.data_position);
+  }
+  // Last, so that a run refused above does not truncate the metrics of the run it would replace.
+  if (o.metrics_path != nullptr) s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, !s.resume_path.empty());
+}
+
+void take_step(StowSession& s, StowStepResult& out) {
+  if (!s.data) throw Error("cannot train: the session was opened without a data file");
+  const stow::ProgramDesc& prog = s.plan->train;
+  const StowOptions& o = s.opts;
+  const int64_t t = s.step + 1;
+  const float lr = stow::scheduled_lr(o.lr_schedule, t, o.steps, o.warmup_steps, o.lr, o.min_lr);
+
+  auto start = std::chrono::steady_clock::now();
+  const int64_t n = prog.batch * prog.seq;
+  int32_t* tokens = s.at<int32_t>(prog.tokens_offset);
+  int32_t* targets = s.at<int32_t>(prog.targets_offset);
+  s.data->next_batch(tokens, targets);
+  s.ctx.touch(tokens, 4 * n);
+  s.ctx.touch(targets, 4 * n);
+  stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
+  prog.run(s.ctx, args);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  float loss = *s.at<float>(prog.loss_offset);
+  if (std::isnan(loss)) throw Error("loss became NaN at step " + std::to_string(t));
+  if (!std::isfinite(loss)) throw Error("loss became infinite at step " + std::to_string(t));
+  s.step = t;
+
+  out.step = t;
+  out.loss = loss;
+  out.lr = lr;
+  out.grad_norm = prog.norm_offset >= 0 ? *s.at<float>(prog.norm_offset) : NAN;
+  out.tokens = n;
+  out.seconds = seconds;
+  out.device_peak_bytes = s.ctx.high_water;
+  out.host_peak_bytes = s.pool.peak_bytes();
+  if (s.metrics) s.metrics->write(out);
+}
+
+void save(StowSession& s, const std::string& path) {
+  std::vector<stow::TensorOut> tensors;
+  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
+    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.at<float>(offset)});
+  };
+  for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
+  for (int i = 0; i < s.plan->nparams; i++)
+    if (s.plan->params[i].m_offset >= 0)
+      add(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].m_offset);
+  for (int i = 0; i < s.plan->nparams; i++)
+    if (s.plan->params[i].v_offset >= 0)
+      add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
+  int64_t position = s.data ? s.data->position() : s.data_position;
+  stow::save_safetensors(path, tensors,
+                         {{"format", "pt"},
+                          {"step", std::to_string(s.step)},
+                          {"data_position", std::to_string(position)},
+                          {"model", s.plan->model_json},
+                          {"seed", std::to_string(s.opts.seed)}},
+                         s.pool);
+}
+
+void infer(StowSession& s, const int32_t* tokens, float* logits) {
+  const stow::ProgramDesc& prog = s.plan->infer;
+  const int64_t n = prog.batch * prog.seq;
+  for (int64_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= s.plan->vocab)
+      throw Error("token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                  " is outside the model's vocabulary of " + std::to_string(s.plan->vocab) + " tokens");
+  int32_t* slot = s.at<int32_t>(prog.tokens_offset);
+  std::memcpy(slot, tokens, size_t(n) * sizeof(int32_t));
+  s.ctx.touch(slot, 4 * n);
+  prog.run(s.ctx, stow::StepArgs{});
+  std::memcpy(logits, s.at<float>(prog.logits_offset), size_t(n * s.plan->vocab) * sizeof(float));
+}
+
+// The ABI boundary: no exception crosses it; the message is kept for stow_error().
+template <typename F>
+int guarded(StowSession* s, F&& body) {
+  if (s == nullptr) return 1;
+  try {
+    body();
+    s->error.clear();
+    return 0;
+  } catch (const Error& e) {
+    s->error = e.what();
+  } catch (const std::bad_alloc&) {
+    s->error = "out of host memory";
+  } catch (const std::exception& e) {
+    s->error = std::string("internal error: ") + e.what();
+  }
+  return 1;
+}
+
+}  // namespace
+
+extern "C" {
+
+StowSession* stow_open(const StowOptions* opts, char* err, int64_t errlen) {
+  std::string message;
+  try {
+    if (opts == nullptr) throw Error("stow_open: no options given");
+    auto s = std::make_unique<StowSession>();
+    open_session(*s, *opts);
+    return s.release();
+  } catch (const Error& e) {
+    message = e.what();
+  } catch (const std::bad_alloc&) {
+    message = "out of host memory";
+  } catch (const std::exception& e) {
+    message = std::string("internal error: ") + e.what();
+  }
+  if (err != nullptr && errlen > 0) std::snprintf(err, size_t(errlen), "%s", message.c_str());
+  return nullptr;
+}
+
+int stow_info(StowSession* s, StowInfo* out) {
+  return guarded(s, [&] {
+    const stow::PlanDesc& p = *s->plan;
+    out->vocab = p.vocab;
+    out->batch = p.train.batch;
+    out->seq = p.train.seq;
+    out->infer_seq = p.infer.seq;
+    out->arena_bytes = p.arena_bytes;
+    out->predicted_train_peak = p.train.predicted_peak;
+    out->predicted_infer_peak = p.infer.predicted_peak;
+    out->param_count = 0;
+    for (int i = 0; i < p.nparams; i++) out->param_count += p.params[i].numel;
+  });
+}
+
+int stow_step(StowSession* s, StowStepResult* out) { return guarded(s, [&] { take_step(*s, *out); }); }
+
+int stow_save(StowSession* s, const char* path) {
+  return guarded(s, [&] {
+    if (path == nullptr || *path == '\0') throw Error("stow_save: no checkpoint path given");
+    save(*s, path);
+  });
+}
+
+int stow_infer(StowSession* s, const int32_t* tokens, float* logits) {
+  return guarded(s, [&] { infer(*s, tokens, logits); });
+}
+
+const char* stow_error(StowSession* s) { return s == nullptr ? "no session (stow_open failed)" : s->error.c_str(); }
+
+void stow_close(StowSession* s) { delete s; }
+
+}  // extern "C"

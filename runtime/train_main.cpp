@@ -1,0 +1,173 @@
+// The standalone `train` binary: a generated plan.cpp linked with the runtime into one executable, so
+// that a plan can train without Node (under mpirun, on a cluster node). It drives the same C ABI as
+// the Node addon.
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "ctx.h"
+#include "host_pool.h"
+#include "safetensors.h"
+#include "stow_abi.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: train --data FILE [options]\n"
+    "  --data FILE            llm.c token file (required)\n"
+    "  --steps N              total steps of the run (default 50)\n"
+    "  --lr X                 peak learning rate (default 6e-4)\n"
+    "  --min-lr X             final learning rate of the cosine schedule (default lr / 10)\n"
+    "  --lr-schedule S        cosine or constant (default cosine)\n"
+    "  --warmup-steps N       linear warm-up steps of the cosine schedule (default 10)\n"
+    "  --weight-decay X       AdamW weight decay (default 0.1)\n"
+    "  --beta1 X --beta2 X    AdamW betas (default 0.9, 0.95)\n"
+    "  --eps X                AdamW epsilon (default 1e-8)\n"
+    "  --grad-clip X          clip the global gradient norm to X; 0 disables (default 1.0)\n"
+    "  --seed N               initialisation seed (default 1337)\n"
+    "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
+    "  --init F               initial parameters from a safetensors file\n"
+    "  --resume F             continue from a checkpoint written by --save\n"
+    "  --save F               write a checkpoint at the end of the run\n"
+    "  --metrics F            per-step metrics as JSON lines\n";
+
+struct Flags {
+  std::string data, init, resume, save, metrics;
+  long long steps = 50, warmup_steps = 10, threads = 0;
+  unsigned long long seed = 1337;
+  double lr = 6e-4, min_lr = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  int schedule = 1;
+};
+
+double parse_number(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || errno != 0 || !std::isfinite(x))
+    throw stow::Error(flag + " expects a number, got '" + v + "'");
+  return x;
+}
+
+long long parse_integer(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0) throw stow::Error(flag + " expects an integer, got '" + v + "'");
+  return x;
+}
+
+// Returns false when --help was asked for.
+bool parse_flags(int argc, char** argv, Flags& f) {
+  for (int i = 1; i < argc; i++) {
+    std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") return false;
+    std::string value;
+    size_t eq = flag.find('=');
+    if (flag.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) throw stow::Error(flag.rfind("--", 0) == 0 ? flag + " needs a value" : "unexpected argument '" + flag + "'");
+      value = argv[++i];
+    }
+    if (flag == "--data") f.data = value;
+    else if (flag == "--init") f.init = value;
+    else if (flag == "--resume") f.resume = value;
+    else if (flag == "--save") f.save = value;
+    else if (flag == "--metrics") f.metrics = value;
+    else if (flag == "--steps") f.steps = parse_integer(flag, value);
+    else if (flag == "--warmup-steps") f.warmup_steps = parse_integer(flag, value);
+    else if (flag == "--threads") f.threads = parse_integer(flag, value);
+    else if (flag == "--seed") {
+      long long s = parse_integer(flag, value);
+      if (s < 0) throw stow::Error("--seed must be >= 0, got " + value);
+      f.seed = static_cast<unsigned long long>(s);
+    } else if (flag == "--lr") f.lr = parse_number(flag, value);
+    else if (flag == "--min-lr") f.min_lr = parse_number(flag, value);
+    else if (flag == "--weight-decay") f.weight_decay = parse_number(flag, value);
+    else if (flag == "--beta1") f.beta1 = parse_number(flag, value);
+    else if (flag == "--beta2") f.beta2 = parse_number(flag, value);
+    else if (flag == "--eps") f.eps = parse_number(flag, value);
+    else if (flag == "--grad-clip") f.grad_clip = parse_number(flag, value);
+    else if (flag == "--lr-schedule") {
+      if (value == "cosine") f.schedule = 1;
+      else if (value == "constant") f.schedule = 0;
+      else throw stow::Error("--lr-schedule must be cosine or constant, got '" + value + "'");
+    } else {
+      throw stow::Error("unknown flag " + flag + " (see --help)");
+    }
+  }
+  if (f.data.empty()) throw stow::Error("--data FILE is required (see --help)");
+  if (f.threads < 0 || f.threads > 4096) throw stow::Error("--threads must lie in [0, 4096], got " + std::to_string(f.threads));
+  if (f.min_lr < 0) f.min_lr = f.lr / 10;
+  return true;
+}
+
+// The ABI does not report the step a session starts from, so read it from the checkpoint to know how
+// many of --steps remain. stow_open has already validated the file by the time this runs.
+long long resumed_step(const std::string& path) {
+  stow::HostPool pool;
+  stow::SafetensorsFile f(path, pool);
+  return std::strtoll(f.metadata("step")->c_str(), nullptr, 10);
+}
+
+int run(int argc, char** argv) {
+  Flags f;
+  if (!parse_flags(argc, argv, f)) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  StowOptions o{};
+  o.data_path = f.data.c_str();
+  o.init_path = f.init.empty() ? nullptr : f.init.c_str();
+  o.resume_path = f.resume.empty() ? nullptr : f.resume.c_str();
+  o.metrics_path = f.metrics.empty() ? nullptr : f.metrics.c_str();
+  o.seed = f.seed;
+  o.threads = int(f.threads);
+  o.steps = f.steps;
+  o.lr = float(f.lr);
+  o.min_lr = float(f.min_lr);
+  o.lr_schedule = f.schedule;
+  o.warmup_steps = f.warmup_steps;
+  o.weight_decay = float(f.weight_decay);
+  o.beta1 = float(f.beta1);
+  o.beta2 = float(f.beta2);
+  o.eps = float(f.eps);
+  o.grad_clip = float(f.grad_clip);
+
+  char err[4096] = {0};
+  StowSession* s = stow_open(&o, err, sizeof err);
+  if (s == nullptr) throw stow::Error(err);
+  struct Closer {
+    StowSession* s;
+    ~Closer() { stow_close(s); }
+  } closer{s};
+
+  long long first = f.resume.empty() ? 1 : resumed_step(f.resume) + 1;
+  for (long long step = first; step <= f.steps; step++) {
+    StowStepResult r{};
+    if (stow_step(s, &r) != 0) throw stow::Error(stow_error(s));
+    std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
+                r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
+    std::fflush(stdout);
+  }
+  if (!f.save.empty()) {
+    if (stow_save(s, f.save.c_str()) != 0) throw stow::Error(stow_error(s));
+    std::printf("saved %s\n", f.save.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
+    return 2;
+  }
+}
