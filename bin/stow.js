@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The `stow` executable. The CLI and the user's model are TypeScript, so it registers tsx's loaders first:
+// the ESM one, and the CommonJS one for a model that lives in a package without "type": "module" (Node
+// then loads it as CommonJS, which the ESM hooks alone do not transpile).
+// Source maps go on before anything is transpiled, so that a stack frame in model code points at its .ts
+// line (load_model reports errors there); Node maps only the files loaded after this call.
+import { register as registerCommonJs } from "tsx/cjs/api";
+import { register as registerEsm } from "tsx/esm/api";
+
+process.setSourceMapsEnabled(true);
+registerEsm();
+registerCommonJs();
+await import("../src/cli/main.ts");
