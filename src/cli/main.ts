@@ -21,17 +21,22 @@ function withModelOptions(cmd: Command): Command {
     .option("--set <key=value>", "override a config field (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
     .option("--batch <n>", "sequences per step (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
-    .option("--threads <n>", "kernel and BLAS threads (default: all cores)");
+    .option("--threads <n>", "kernel and BLAS threads (default: all cores)")
+    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)");
 }
 
-function modelOptions(raw: Raw, clip: boolean): PrepareOptions {
+function gradClip(raw: Raw): number {
+  return float(raw, "gradClip", "--grad-clip", { min: 0 }) ?? 1.0;
+}
+
+function modelOptions(raw: Raw): PrepareOptions {
   return {
     preset: str(raw, "preset"),
     set: raw.set as string[],
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
     threads: int(raw, "threads", "--threads") ?? availableParallelism(),
-    clip,
+    clip: gradClip(raw) > 0,
   };
 }
 
@@ -41,7 +46,7 @@ async function irCommand(model: string, raw: Raw): Promise<void> {
   const { prepare } = await import("../driver/prepare.ts");
   const { printGraph } = await import("../../ir/printer.ts");
   const { graphToJson } = await import("../../ir/json.ts");
-  const { plan } = await prepare(model, modelOptions(raw, true));
+  const { plan } = await prepare(model, modelOptions(raw));
   const graph = plan.stages.find((s) => s.name === after)!.graph;
   process.stdout.write(raw.json ? JSON.stringify(graphToJson(graph), null, 1) + "\n" : printGraph(graph));
 }
@@ -49,7 +54,7 @@ async function irCommand(model: string, raw: Raw): Promise<void> {
 async function planCommand(model: string, raw: Raw): Promise<void> {
   const { prepare } = await import("../driver/prepare.ts");
   const { planJson, planText } = await import("../driver/plan_report.ts");
-  const { plan } = await prepare(model, modelOptions(raw, true));
+  const { plan } = await prepare(model, modelOptions(raw));
   process.stdout.write(raw.json ? JSON.stringify(planJson(plan), null, 1) + "\n" : planText(plan));
 }
 
@@ -58,18 +63,18 @@ async function compileCommand(model: string, raw: Raw): Promise<void> {
   if (!out) throw new UserError("-o/--out: an output directory is required");
   const { prepare } = await import("../driver/prepare.ts");
   const { writeCompiled } = await import("../driver/write_compiled.ts");
-  const { plan } = await prepare(model, modelOptions(raw, true));
+  const { plan } = await prepare(model, modelOptions(raw));
   await writeCompiled(plan, out, (s) => console.log(s));
 }
 
 function trainFlags(raw: Raw) {
-  const gradClip = float(raw, "gradClip", "--grad-clip", { min: 0 }) ?? 1.0;
   const lr = float(raw, "lr", "--lr", { exclusiveMin: 0 }) ?? 1e-3;
   const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? "cosine", ["cosine", "constant"] as const);
   const steps = int(raw, "steps", "--steps") ?? 300;
   return {
-    ...modelOptions(raw, gradClip > 0),
+    ...modelOptions(raw),
     steps,
+    stopAfter: int(raw, "stopAfter", "--stop-after"),
     data: str(raw, "data"),
     init: str(raw, "init"),
     resume: str(raw, "resume"),
@@ -84,7 +89,7 @@ function trainFlags(raw: Raw) {
       beta1: float(raw, "beta1", "--beta1", { min: 0, max: 0.999999 }) ?? 0.9,
       beta2: float(raw, "beta2", "--beta2", { min: 0, max: 0.999999 }) ?? 0.95,
       eps: float(raw, "eps", "--eps", { exclusiveMin: 0 }) ?? 1e-8,
-      gradClip,
+      gradClip: gradClip(raw),
       seed: int(raw, "seed", "--seed", 0) ?? 1337,
     },
     sample: raw.sample === false ? undefined : {
@@ -140,6 +145,7 @@ function program(): Command {
   withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
     .option("--steps <n>", "training steps (default 300)")
+    .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
     .option("--lr <x>", "peak learning rate (default 1e-3)")
     .option("--min-lr <x>", "final learning rate of the cosine schedule (default lr/10)")
     .option("--lr-schedule <kind>", "cosine (warm-up then cosine decay) or constant", )
@@ -148,7 +154,6 @@ function program(): Command {
     .option("--beta1 <x>", "AdamW beta1 (default 0.9)")
     .option("--beta2 <x>", "AdamW beta2 (default 0.95)")
     .option("--eps <x>", "AdamW epsilon (default 1e-8)")
-    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables (default 1.0)")
     .option("--seed <n>", "initialisation seed (default 1337)")
     .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
     .option("--init <file>", "start from the parameters in this safetensors file")

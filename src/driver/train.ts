@@ -11,9 +11,19 @@ import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleTokens } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
+import { UserError } from "../cli/errors.ts";
+import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
+
+/** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
+function savedStep(checkpoint: string): number {
+  const step = Number(readSafetensorsHeader(checkpoint).metadata.step);
+  return Number.isInteger(step) && step >= 0 ? step : 0;
+}
 
 export interface TrainOptions extends PrepareOptions {
   steps: number;
+  /** Stop after this many steps of this invocation (a time-boxed job); the schedule still spans `steps`. */
+  stopAfter?: number;
   data?: string;
   init?: string;
   resume?: string;
@@ -43,8 +53,11 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   try {
     const progress = createProgress({ total: opts.steps });
     let last;
-    let step = 0;
-    while (step < opts.steps) {
+    let step = opts.resume ? savedStep(opts.resume) : 0;
+    if (step >= opts.steps)
+      throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+    const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
+    while (step < stopAt) {
       last = session.step();
       step = last.step;
       progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
