@@ -4,6 +4,7 @@
 import { Parameter, init } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
 import { embedding, layerNorm } from "./functional.ts";
+import { TraceError, callerLoc } from "./trace.ts";
 
 export abstract class Module {
   /** Parameters in definition order (fields in the order they were assigned), tied ones once. */
@@ -43,6 +44,10 @@ export class Linear extends Module {
     if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros());
   }
   forward(x: Tensor): Tensor {
+    const features = x.shape[x.shape.length - 1];
+    if (features !== this.inFeatures)
+      throw new TraceError(`shape error: Linear(${this.inFeatures} -> ${this.outFeatures}) got an input of shape ` +
+        `[${x.shape.join(",")}], whose last dimension is ${features}, not ${this.inFeatures}`, callerLoc());
     const lead = x.shape.slice(0, -1);
     const rows = x.reshape(-1, this.inFeatures);
     let y = rows.matmul(this.weight.t, { transposeOther: true });

@@ -1,0 +1,79 @@
+// Bad input through the real CLI: each case gives one clear message naming the problem and where,
+// exit code 2, and no stack trace.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, test } from "vitest";
+import { writeSafetensors } from "../src/checkpoint/safetensors.ts";
+import { writeTokenFile } from "../src/data/token_file.ts";
+import { stow } from "./helpers/run.ts";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "stow-errors-"));
+const tokens = path.join(dir, "tokens.bin");
+const tiny = ["--set", "layers=1", "--batch", "2", "--seq", "16", "--threads", "2", "--steps", "1", "--no-sample"];
+
+beforeAll(() => writeTokenFile(tokens, Array.from({ length: 200 }, (_, i) => (i * 7) % 500)));
+
+function expectUserError(args: string[], ...patterns: RegExp[]) {
+  const r = stow(args);
+  expect(r.status, r.stderr).toBe(2);
+  expect(r.stderr).toMatch(/^stow: /);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  for (const p of patterns) expect(r.stderr).toMatch(p);
+}
+
+describe("bad input", () => {
+  test("a model file with a type error", () => {
+    expectUserError(["plan", "test/fixtures/models/type_error.ts"],
+      /test\/fixtures\/models\/type_error\.ts:\d+:\d+: error TS2322/, /\^/);
+  });
+
+  test("a model with a shape mismatch names the model line", () => {
+    expectUserError(["plan", "test/fixtures/models/shape_error.ts"],
+      /shape_error\.ts:10:22: shape error: Linear\(64 -> 10\)/, /return this\.head\.forward\(x\)/);
+  });
+
+  test("a missing model file", () => {
+    expectUserError(["plan", "samples/nope.ts"], /model file not found: samples\/nope\.ts/);
+  });
+
+  test("an unknown preset or config key", () => {
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "huge"], /--preset: unknown preset "huge"/, /mini, 124M/);
+    expectUserError(["plan", "samples/gpt2.ts", "--set", "depth=3"], /--set: unknown config field/, /layers/);
+    expectUserError(["plan", "samples/gpt2.ts", "--set", "heads=3"], /dim \(128\) must be divisible by heads \(3\)/);
+  });
+
+  test("nonsense flag values name the flag", () => {
+    expectUserError(["train", "samples/gpt2.ts", "--steps", "abc"], /--steps/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr", "-1"], /--lr/);
+    expectUserError(["plan", "samples/gpt2.ts", "--batch", "0"], /--batch/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr-schedule", "linear"], /--lr-schedule/);
+    expectUserError(["plan", "samples/gpt2.ts", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
+  });
+
+  test("a missing or corrupt data file", () => {
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", path.join(dir, "none.bin")], /none\.bin/);
+    const truncated = path.join(dir, "truncated.bin");
+    writeTokenFile(truncated, [1, 2, 3, 4, 5, 6, 7, 8]);
+    const bytes = Buffer.alloc(1024 + 4);
+    bytes.writeInt32LE(20240520, 0);
+    bytes.writeInt32LE(1, 4);
+    bytes.writeInt32LE(1000, 8); // claims 1000 tokens, holds 2
+    writeFileSync(truncated, bytes);
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", truncated], /truncated\.bin/, /1000/);
+    const bigToken = path.join(dir, "vocab.bin");
+    writeTokenFile(bigToken, Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)));
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
+  });
+
+  test("a truncated or foreign safetensors file", () => {
+    const foreign = path.join(dir, "foreign.safetensors");
+    writeSafetensors(foreign, [{ name: "encoder.weight", shape: [2, 2], data: new Float32Array(4) }]);
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, "--init", foreign],
+      /foreign\.safetensors/, /transformer\.wte\.weight|encoder\.weight/);
+    const truncated = path.join(dir, "truncated.safetensors");
+    writeFileSync(truncated, Buffer.from([1, 2, 3]));
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, "--init", truncated], /truncated\.safetensors/);
+    expectUserError(["generate", truncated], /truncated\.safetensors/);
+  });
+});
