@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <string>
 
 #include "ctx.h"
@@ -163,7 +164,23 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+// Debian's OpenBLAS 0.3.21 does not recognise recent Intel cores and falls back to its generic
+// "Prescott" kernels, about 5x slower than its AVX-512 ones. It reads OPENBLAS_CORETYPE only when it is
+// loaded, which for this binary is before main: so when it fell back on a CPU with AVX-512 or AVX2, set
+// the kernel family and start again. A value the user set is left alone (src/cli/blas_core.ts does the
+// same for the stow CLI).
+extern "C" char* openblas_get_corename(void);
+static void choose_blas_core(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::strcmp(openblas_get_corename(), "Prescott") != 0) return;
+  const char* core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "SkylakeX"
+                     : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell" : nullptr;
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then run on the generic kernels
+}
+
 int main(int argc, char** argv) {
+  choose_blas_core(argv);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 import { UserError, runCli } from "./errors.ts";
+import { chooseBlasCore } from "./blas_core.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
 import { PASSES } from "../driver/compile.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
@@ -177,6 +178,7 @@ function program(): Command {
   return cli;
 }
 
+chooseBlasCore();
 await runCli(async () => {
   await program().parseAsync(process.argv);
 });
