@@ -1,0 +1,108 @@
+// Helpers shared by the kernels_*.cpp files (not part of the kernel API).
+//
+// Reductions here use kLanes independent accumulators: lane l takes elements l, l + kLanes, ..., and
+// the lanes are then added pairwise. The order is fixed by this code, so results are reproducible,
+// and the independent lanes let the compiler vectorize without -ffast-math (which would let it
+// reorder sums on its own).
+#pragma once
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "ctx.h"
+
+namespace stow::detail {
+
+constexpr int kLanes = 16;
+
+template <class T>
+inline T combine_lanes(T* acc) {
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; l++) acc[l] += acc[l + width];
+  return acc[0];
+}
+
+// sum over i in [0, n) of term(i), accumulated in Acc.
+template <class Acc, class Term>
+inline Acc lane_sum(int64_t n, Term term) {
+  Acc acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; l++) acc[l] += term(i + l);
+  for (int l = 0; i < n; i++, l++) acc[l] += term(i);
+  return combine_lanes(acc);
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+  return lane_sum<float>(n, [&](int64_t i) { return a[i] * b[i]; });
+}
+
+inline float row_max(const float* x, int64_t n) {
+  float acc[kLanes];
+  for (int l = 0; l < kLanes; l++) acc[l] = -INFINITY;
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; l++) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
+  for (int l = 0; i < n; i++, l++) acc[l] = x[i] > acc[l] ? x[i] : acc[l];
+  float m = acc[0];
+  for (int l = 1; l < kLanes; l++) m = acc[l] > m ? acc[l] : m;
+  return m;
+}
+
+// exp(x) in plain arithmetic, so that loops calling it vectorize (libm's expf is an opaque call that
+// blocks vectorization without -ffast-math). Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2,
+// exp(r) by a degree-7 polynomial, 2^n built in the exponent bits; about 1 ulp over the range.
+// Below -87.3 (where exp(x) is no longer a normal float) it returns 0; above 88.3 it saturates at
+// exp(88.3) instead of overflowing (softmax callers pass x <= 0; vtanh relies on the saturation).
+inline float vexp(float x) {
+  const float xc = std::min(std::max(x, -87.3f), 88.3f);
+  // n = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (std::floor would
+  // not vectorize).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 split in two for exactness
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  const int32_t bits = (int32_t(n) + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &bits, 4);
+  return x < -87.3f ? 0.0f : e * two_n;
+}
+
+// tanh through vexp, for the same reason. Its error is absolute (about 1e-7), not relative: right for
+// GELU, which only uses 1 + tanh and 1 - tanh^2.
+inline float vtanh(float u) { return 1.0f - 2.0f / (vexp(2.0f * u) + 1.0f); }
+
+// y[i] += a * x[i]
+inline void axpy(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// This thread's contiguous share of [0, n) inside a parallel region.
+struct Span {
+  int64_t begin, end;
+};
+inline Span thread_span(int64_t n) {
+  const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+  return {n * t / nt, n * (t + 1) / nt};
+}
+
+// Columns handled together by column-parallel reductions (each column is summed over rows in row
+// order, so the result does not depend on how blocks are spread over threads).
+constexpr int64_t kColBlock = 64;
+
+// A user-facing error that names the node being run.
+[[noreturn]] inline void fail(const Ctx& c, const std::string& what) {
+  std::string where = c.node && *c.node ? std::string(" (node ") + c.node + ")" : std::string();
+  throw Error(what + where);
+}
+
+}  // namespace stow::detail

@@ -1,0 +1,864 @@
+// Checks every kernel of runtime/kernels.h against references written here, independently of the
+// kernels: forward kernels against naive double-precision loops, backward kernels against central
+// finite differences of those double-precision forwards. For each kernel it also checks that two
+// runs with 2 threads are bitwise equal, that 1 and 2 threads agree, and that the kernel touched its
+// outputs and asked for exactly the workspace kernels.h states (the arena high-water mark must end
+// exactly at the end of the last output or workspace).
+//
+// Prints one line per check and a final "N passed, M failed"; exits 1 on any failure.
+#include <cblas.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "kernels_common.h"
+
+using namespace stow;
+using Vec = std::vector<double>;
+using Floats = std::vector<float>;
+using Ints = std::vector<int32_t>;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------
+// Reporting and comparison
+
+int g_passed = 0, g_failed = 0;
+
+void report(bool ok, const std::string& name, const std::string& detail = "") {
+  (ok ? g_passed : g_failed)++;
+  std::printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+}
+
+struct Tol {
+  double atol, rtol;
+};
+const Tol kExact{0, 0};
+const Tol kForward{1e-6, 1e-5};
+const Tol kBackward{1e-5, 1e-4};
+
+// "" when every got[i] is within atol + rtol |want[i]|, else a description of the worst element.
+std::string mismatch(const Floats& got, const Vec& want, Tol tol) {
+  if (got.size() != want.size())
+    return "size " + std::to_string(got.size()) + ", expected " + std::to_string(want.size());
+  double worst = 0;  // the largest error as a multiple of its tolerance; NaN counts as infinite
+  size_t at = 0;
+  bool bad = false;
+  for (size_t i = 0; i < got.size(); i++) {
+    const double err = std::fabs(double(got[i]) - want[i]), allowed = tol.atol + tol.rtol * std::fabs(want[i]);
+    if (err <= allowed) continue;
+    const double excess = std::isnan(err) ? INFINITY : err / allowed;
+    if (!bad || excess > worst) worst = excess, at = i;
+    bad = true;
+  }
+  if (!bad) return "";
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "element %zu is %.9g, expected %.9g (tolerance %.1e + %.1e relative)", at,
+                double(got[at]), want[at], tol.atol, tol.rtol);
+  return buf;
+}
+
+Vec widen(const Floats& v) { return Vec(v.begin(), v.end()); }
+
+Floats narrow(const Vec& v) { return Floats(v.begin(), v.end()); }
+
+Vec concat(std::initializer_list<Vec> parts) {
+  Vec out;
+  for (const Vec& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::mt19937 rng(20240607);
+
+Floats random_floats(size_t n, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  Floats v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The arena a kernel runs in: inputs first, then outputs (filled with NaN, so an element the kernel
+// forgets to write fails the comparison), then the workspace.
+
+class Arena {
+ public:
+  explicit Arena(int threads) {
+    base_ = static_cast<uint8_t*>(std::aligned_alloc(64, kBytes));
+    ctx.arena = base_;
+    ctx.arena_bytes = kBytes;
+    ctx.threads = threads;
+    ctx.node = "kernels_check";
+    ctx.ws_offset = 0;
+    ctx.ws_bytes = 0;
+    openblas_set_num_threads(threads);
+  }
+  ~Arena() { std::free(base_); }
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  template <class T>
+  T* input(const std::vector<T>& v) {
+    T* p = alloc<T>(v.size());
+    std::memcpy(p, v.data(), v.size() * sizeof(T));
+    return p;
+  }
+  float* output(size_t n) {
+    float* p = alloc<float>(n);
+    for (size_t i = 0; i < n; i++) p[i] = std::numeric_limits<float>::quiet_NaN();
+    return p;
+  }
+  int32_t* output_i32(size_t n) {
+    int32_t* p = alloc<int32_t>(n);
+    for (size_t i = 0; i < n; i++) p[i] = -7;
+    return p;
+  }
+  void workspace(int64_t bytes) {
+    used_ = align(used_);
+    ctx.ws_offset = used_;
+    ctx.ws_bytes = bytes;
+    used_ += bytes;
+  }
+  // The kernel wrote up to the end of the last thing allocated, and not beyond.
+  bool accounting_ok() const { return ctx.high_water == used_; }
+  std::string accounting() const {
+    return "high-water " + std::to_string(ctx.high_water) + ", expected " + std::to_string(used_);
+  }
+
+  Ctx ctx;
+
+ private:
+  static constexpr int64_t kBytes = 64 << 20;
+  static int64_t align(int64_t x) { return (x + 63) / 64 * 64; }
+  template <class T>
+  T* alloc(size_t n) {
+    used_ = align(used_);
+    T* p = reinterpret_cast<T*>(base_ + used_);
+    used_ += int64_t(n * sizeof(T));
+    if (used_ > kBytes) {
+      std::fprintf(stderr, "kernels_check: test arena too small\n");
+      std::exit(2);
+    }
+    return p;
+  }
+  uint8_t* base_;
+  int64_t used_ = 0;
+};
+
+// What one run of a kernel produced: its outputs, concatenated, and whether its accounting held.
+struct Outcome {
+  Floats values;
+  bool accounting_ok = false;
+  std::string accounting;
+};
+
+template <class T>
+void append(Floats& out, const T* p, size_t n) {
+  for (size_t i = 0; i < n; i++) out.push_back(float(p[i]));
+}
+
+Outcome finish(const Arena& arena, Floats values) {
+  return {std::move(values), arena.accounting_ok(), arena.accounting()};
+}
+
+using RunFn = std::function<Outcome(int threads)>;
+
+// The four standard checks of one kernel case.
+void check_kernel(const std::string& name, const RunFn& run, const Vec& want, Tol tol) {
+  Outcome two, again, one;
+  try {
+    two = run(2);
+    again = run(2);
+    one = run(1);
+  } catch (const std::exception& e) {
+    report(false, name, std::string("threw: ") + e.what());
+    return;
+  }
+  const std::string diff = mismatch(two.values, want, tol);
+  report(diff.empty(), name + ": matches reference", diff);
+  const bool same = two.values.size() == again.values.size() &&
+                    std::memcmp(two.values.data(), again.values.data(), two.values.size() * 4) == 0;
+  report(same, name + ": bitwise identical across runs with 2 threads");
+  const std::string diff_threads = mismatch(one.values, widen(two.values), tol);
+  report(diff_threads.empty(), name + ": 1 and 2 threads agree", diff_threads);
+  const bool accounted = two.accounting_ok && one.accounting_ok;
+  report(accounted, name + ": touches exactly its outputs and workspace",
+         accounted ? "" : two.accounting_ok ? one.accounting : two.accounting);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Finite differences: the gradient of a scalar function of x by central differences, in double.
+
+Vec fd_grad(const Vec& x0, const std::function<double(const Vec&)>& f, double h = 1e-5) {
+  Vec x = x0, g(x.size());
+  for (size_t i = 0; i < x.size(); i++) {
+    x[i] = x0[i] + h;
+    const double up = f(x);
+    x[i] = x0[i] - h;
+    const double down = f(x);
+    x[i] = x0[i];
+    g[i] = (up - down) / (2 * h);
+  }
+  return g;
+}
+
+// sum_i r[i] y[i]: the scalar whose gradient a backward kernel computes when given dy = r.
+double project(const Vec& y, const Vec& r) {
+  double s = 0;
+  for (size_t i = 0; i < y.size(); i++) s += y[i] * r[i];
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Naive double-precision references
+
+Vec embedding_ref(const Vec& table, const Ints& idx, int64_t C) {
+  Vec out;
+  for (int32_t id : idx)
+    for (int64_t c = 0; c < C; c++) out.push_back(table[id * C + c]);
+  return out;
+}
+
+// Stored a is [M, K] or, with ta, [K, M]; stored b is [K, N] or, with tb, [N, K].
+Vec matmul_ref(const Vec& a, const Vec& b, int64_t batch, int64_t M, int64_t N, int64_t K, bool ta, bool tb,
+               int64_t a_stride, int64_t b_stride) {
+  Vec out(batch * M * N);
+  for (int64_t z = 0; z < batch; z++)
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++) {
+          const double av = a[z * a_stride + (ta ? k * M + m : m * K + k)];
+          const double bv = b[z * b_stride + (tb ? n * K + k : k * N + n)];
+          s += av * bv;
+        }
+        out[(z * M + m) * N + n] = s;
+      }
+  return out;
+}
+
+Vec layernorm_ref(const Vec& x, const Vec& w, const Vec& b, int64_t rows, int64_t C, double eps) {
+  Vec y(rows * C);
+  for (int64_t r = 0; r < rows; r++) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < C; i++) mean += x[r * C + i];
+    mean /= C;
+    for (int64_t i = 0; i < C; i++) var += (x[r * C + i] - mean) * (x[r * C + i] - mean);
+    var /= C;
+    const double rstd = 1 / std::sqrt(var + eps);
+    for (int64_t i = 0; i < C; i++) y[r * C + i] = (x[r * C + i] - mean) * rstd * w[i] + b[i];
+  }
+  return y;
+}
+
+Vec gelu_ref(const Vec& x) {
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); i++)
+    y[i] = 0.5 * x[i] * (1 + std::tanh(std::sqrt(2 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i])));
+  return y;
+}
+
+struct AttentionOut {
+  Vec y, lse;
+};
+AttentionOut attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH, int64_t T, int64_t D) {
+  AttentionOut out{Vec(BH * T * D, 0.0), Vec(BH * T)};
+  for (int64_t bh = 0; bh < BH; bh++)
+    for (int64_t i = 0; i < T; i++) {
+      Vec s(i + 1);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j <= i; j++) {
+        double d = 0;
+        for (int64_t e = 0; e < D; e++) d += q[(bh * T + i) * D + e] * k[(bh * T + j) * D + e];
+        s[j] = d / std::sqrt(double(D));
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j <= i; j++) sum += std::exp(s[j] - mx);
+      const double lse = mx + std::log(sum);
+      out.lse[bh * T + i] = lse;
+      for (int64_t j = 0; j <= i; j++)
+        for (int64_t e = 0; e < D; e++)
+          out.y[(bh * T + i) * D + e] += std::exp(s[j] - lse) * v[(bh * T + j) * D + e];
+    }
+  return out;
+}
+
+double cross_entropy_ref(const Vec& logits, const Ints& targets, int64_t N, int64_t V) {
+  double total = 0;
+  for (int64_t n = 0; n < N; n++) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t v = 0; v < V; v++) mx = std::max(mx, logits[n * V + v]);
+    for (int64_t v = 0; v < V; v++) sum += std::exp(logits[n * V + v] - mx);
+    total += mx + std::log(sum) - logits[n * V + targets[n]];
+  }
+  return total / N;
+}
+
+Vec permute_ref(const Vec& in, const std::vector<int64_t>& shape, const std::vector<int>& perm) {
+  const size_t rank = shape.size();
+  std::vector<int64_t> out_shape(rank);
+  for (size_t d = 0; d < rank; d++) out_shape[d] = shape[perm[d]];
+  Vec out(in.size());
+  for (size_t flat = 0; flat < in.size(); flat++) {
+    std::vector<int64_t> i(rank), j(rank);
+    size_t rest = flat;
+    for (size_t d = rank; d-- > 0;) i[d] = rest % out_shape[d], rest /= out_shape[d];
+    for (size_t d = 0; d < rank; d++) j[perm[d]] = i[d];
+    size_t src = 0;
+    for (size_t d = 0; d < rank; d++) src = src * shape[d] + j[d];
+    out[flat] = in[src];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Kernel cases
+
+void check_fill_copy_iota() {
+  const int64_t n = 1031;
+  check_kernel("fill", [&](int t) {
+    Arena a(t);
+    float* out = a.output(n);
+    fill(a.ctx, out, n, 2.5f);
+    Floats r;
+    append(r, out, n);
+    return finish(a, r);
+  }, Vec(n, 2.5), kExact);
+
+  const Floats x = random_floats(n);
+  check_kernel("copy", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(x);
+    float* out = a.output(n);
+    copy(a.ctx, out, in, n);
+    Floats r;
+    append(r, out, n);
+    return finish(a, r);
+  }, widen(x), kExact);
+
+  Vec want(n);
+  for (int64_t i = 0; i < n; i++) want[i] = double(i);
+  check_kernel("iota", [&](int t) {
+    Arena a(t);
+    int32_t* out = a.output_i32(n);
+    iota(a.ctx, out, n);
+    Floats r;
+    append(r, out, n);
+    return finish(a, r);
+  }, want, kExact);
+
+  check_kernel("scale", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(x);
+    float* out = a.output(n);
+    scale(a.ctx, out, in, -0.75f, n);
+    Floats r;
+    append(r, out, n);
+    return finish(a, r);
+  }, [&] {
+    Vec w(n);
+    for (int64_t i = 0; i < n; i++) w[i] = float(x[i] * -0.75);  // the exact product, rounded once
+    return w;
+  }(), kExact);
+}
+
+void check_broadcast() {
+  const int64_t n = 13 * 9;
+  const Floats a_vals = random_floats(n);
+  for (int64_t nb : {n, int64_t(1), int64_t(13)}) {
+    const Floats b_vals = random_floats(nb);
+    for (bool is_add : {true, false}) {
+      Vec want(n);
+      for (int64_t i = 0; i < n; i++)
+        want[i] = float(is_add ? double(a_vals[i]) + b_vals[i % nb] : double(a_vals[i]) * b_vals[i % nb]);
+      const std::string name = std::string(is_add ? "add" : "mul") + " (n " + std::to_string(n) + ", nb " +
+                               std::to_string(nb) + ")";
+      check_kernel(name, [&](int t) {
+        Arena a(t);
+        const float* ap = a.input(a_vals);
+        const float* bp = a.input(b_vals);
+        float* out = a.output(n);
+        (is_add ? add : mul)(a.ctx, out, ap, bp, n, nb);
+        Floats r;
+        append(r, out, n);
+        return finish(a, r);
+      }, want, kExact);
+    }
+  }
+}
+
+void check_sum_rows() {
+  const int64_t rows = 37, cols = 130;  // 130 columns: two full column blocks and a ragged one
+  const Floats x = random_floats(rows * cols);
+  Vec want(cols, 0.0);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) want[c] += x[r * cols + c];
+  check_kernel("sum_rows", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(x);
+    float* out = a.output(cols);
+    sum_rows(a.ctx, out, in, rows, cols);
+    Floats r;
+    append(r, out, cols);
+    return finish(a, r);
+  }, want, kForward);
+}
+
+void check_embedding() {
+  const int64_t N = 11, C = 5, V = 7;
+  const Ints idx = {3, 0, 6, 3, 3, 1, 6, 0, 2, 3, 5};  // repeats; id 4 never used
+  const Floats table = random_floats(V * C);
+  check_kernel("embedding_fwd", [&](int t) {
+    Arena a(t);
+    const float* tp = a.input(table);
+    const int32_t* ip = a.input(idx);
+    float* out = a.output(N * C);
+    embedding_fwd(a.ctx, out, tp, ip, N, C, V);
+    Floats r;
+    append(r, out, N * C);
+    return finish(a, r);
+  }, embedding_ref(widen(table), idx, C), kExact);
+
+  const Floats dy = random_floats(N * C);
+  const Vec grad = fd_grad(widen(table), [&](const Vec& tb) { return project(embedding_ref(tb, idx, C), widen(dy)); });
+  check_kernel("embedding_bwd", [&](int t) {
+    Arena a(t);
+    const int32_t* ip = a.input(idx);
+    const float* dyp = a.input(dy);
+    float* dtable = a.output(V * C);
+    embedding_bwd(a.ctx, dtable, ip, dyp, N, C, V);
+    Floats r;
+    append(r, dtable, V * C);
+    return finish(a, r);
+  }, grad, kBackward);
+}
+
+// A bad token id must raise stow::Error whose message names the id, its position and the vocabulary.
+void check_bad_ids() {
+  const int64_t C = 3, V = 7;
+  const Floats table = random_floats(V * C), dy = random_floats(5 * C), logits = random_floats(5 * V);
+  auto expect_error = [](const std::string& name, const std::function<void()>& call,
+                         std::initializer_list<const char*> phrases) {
+    try {
+      call();
+      report(false, name, "no error raised");
+    } catch (const stow::Error& e) {
+      std::string missing;
+      for (const char* p : phrases)
+        if (std::string(e.what()).find(p) == std::string::npos) missing += std::string(" '") + p + "'";
+      report(missing.empty(), name, missing.empty() ? e.what() : std::string(e.what()) + " lacks" + missing);
+    }
+  };
+  expect_error("embedding_fwd rejects an id past the vocabulary", [&] {
+    Arena a(2);
+    const Ints idx = {1, 2, 0, 7, 3};
+    embedding_fwd(a.ctx, a.output(5 * C), a.input(table), a.input(idx), 5, C, V);
+  }, {"token id 7", "position 3", "vocabulary of 7"});
+  expect_error("embedding_bwd rejects a negative id", [&] {
+    Arena a(2);
+    const Ints idx = {1, -1, 0, 2, 3};
+    embedding_bwd(a.ctx, a.output(V * C), a.input(idx), a.input(dy), 5, C, V);
+  }, {"token id -1", "position 1", "vocabulary of 7"});
+  expect_error("cross_entropy_fwd rejects a target past the vocabulary", [&] {
+    Arena a(2);
+    const Ints targets = {0, 1, 2, 3, 9};
+    cross_entropy_fwd(a.ctx, a.output(1), a.input(logits), a.input(targets), 5, V);
+  }, {"target 9", "row 4", "vocabulary of 7"});
+  expect_error("cross_entropy_bwd rejects a negative target", [&] {
+    Arena a(2);
+    const Ints targets = {0, -2, 2, 3, 4};
+    const Floats dloss = {1};
+    cross_entropy_bwd(a.ctx, a.output(5 * V), a.input(logits), a.input(targets), a.input(dloss), 5, V);
+  }, {"target -2", "row 1"});
+}
+
+void check_matmul() {
+  const int64_t batch = 2, M = 5, N = 6, K = 7;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (bool shared_b : {false, true}) {  // b_stride 0: one b for every batch, as a linear layer
+        const int64_t a_stride = M * K, b_stride = shared_b ? 0 : K * N;
+        const Floats av = random_floats(batch * M * K), bv = random_floats((shared_b ? 1 : batch) * K * N);
+        const std::string name = std::string("matmul (ta ") + (ta ? "1" : "0") + ", tb " + (tb ? "1" : "0") +
+                                 (shared_b ? ", shared b)" : ")");
+        check_kernel(name, [&](int t) {
+          Arena a(t);
+          const float* ap = a.input(av);
+          const float* bp = a.input(bv);
+          float* out = a.output(batch * M * N);
+          matmul(a.ctx, out, ap, bp, batch, M, N, K, ta, tb, a_stride, b_stride);
+          Floats r;
+          append(r, out, batch * M * N);
+          return finish(a, r);
+        }, matmul_ref(widen(av), widen(bv), batch, M, N, K, ta, tb, a_stride, b_stride), kForward);
+      }
+
+  // Gradients of out = A @ B through matmul itself: dA = dout @ B^T, dB = A^T @ dout.
+  const Floats av = random_floats(batch * M * K), bv = random_floats(batch * K * N), dout = random_floats(batch * M * N);
+  auto loss_a = [&](const Vec& x) {
+    return project(matmul_ref(x, widen(bv), batch, M, N, K, false, false, M * K, K * N), widen(dout));
+  };
+  auto loss_b = [&](const Vec& x) {
+    return project(matmul_ref(widen(av), x, batch, M, N, K, false, false, M * K, K * N), widen(dout));
+  };
+  check_kernel("matmul gradient dA = dout @ B^T", [&](int t) {
+    Arena a(t);
+    const float* dp = a.input(dout);
+    const float* bp = a.input(bv);
+    float* da = a.output(batch * M * K);
+    matmul(a.ctx, da, dp, bp, batch, M, K, N, false, true, M * N, K * N);
+    Floats r;
+    append(r, da, batch * M * K);
+    return finish(a, r);
+  }, fd_grad(widen(av), loss_a), kBackward);
+  check_kernel("matmul gradient dB = A^T @ dout", [&](int t) {
+    Arena a(t);
+    const float* ap = a.input(av);
+    const float* dp = a.input(dout);
+    float* db = a.output(batch * K * N);
+    matmul(a.ctx, db, ap, dp, batch, K, N, M, true, false, M * K, M * N);
+    Floats r;
+    append(r, db, batch * K * N);
+    return finish(a, r);
+  }, fd_grad(widen(bv), loss_b), kBackward);
+
+  // Large enough for OpenBLAS to split the work between threads.
+  const int64_t BM = 384, BN = 768, BK = 512;
+  const Floats big_a = random_floats(BM * BK), big_b = random_floats(BK * BN);
+  check_kernel("matmul (384 x 768 x 512, ta 1, tb 1)", [&](int t) {
+    Arena a(t);
+    const float* ap = a.input(big_a);
+    const float* bp = a.input(big_b);
+    float* out = a.output(BM * BN);
+    matmul(a.ctx, out, ap, bp, 1, BM, BN, BK, true, true, 0, 0);
+    Floats r;
+    append(r, out, BM * BN);
+    return finish(a, r);
+  }, matmul_ref(widen(big_a), widen(big_b), 1, BM, BN, BK, true, true, 0, 0), Tol{1e-4, 1e-4});
+}
+
+void check_layernorm() {
+  const int64_t rows = 9, C = 100;  // 100 columns: ragged against both the lanes and the column blocks
+  const float eps = 1e-5f;
+  const Floats x = random_floats(rows * C, 2, 4);  // a mean far from 0 exercises the two-pass variance
+  const Floats w = random_floats(C, 0.5, 1.5), b = random_floats(C), dy = random_floats(rows * C);
+  check_kernel("layernorm_fwd", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* wp = a.input(w);
+    const float* bp = a.input(b);
+    float* y = a.output(rows * C);
+    layernorm_fwd(a.ctx, y, xp, wp, bp, rows, C, eps);
+    Floats r;
+    append(r, y, rows * C);
+    return finish(a, r);
+  }, layernorm_ref(widen(x), widen(w), widen(b), rows, C, eps), kForward);
+
+  const Vec xd = widen(x), wd = widen(w), bd = widen(b), dyd = widen(dy);
+  const Vec want = concat({
+      fd_grad(xd, [&](const Vec& v) { return project(layernorm_ref(v, wd, bd, rows, C, eps), dyd); }),
+      fd_grad(wd, [&](const Vec& v) { return project(layernorm_ref(xd, v, bd, rows, C, eps), dyd); }),
+      fd_grad(bd, [&](const Vec& v) { return project(layernorm_ref(xd, wd, v, rows, C, eps), dyd); }),
+  });
+  check_kernel("layernorm_bwd (dx, dw, db)", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* wp = a.input(w);
+    const float* dyp = a.input(dy);
+    float* dx = a.output(rows * C);
+    float* dw = a.output(C);
+    float* db = a.output(C);
+    a.workspace(rows * 2 * 4);
+    layernorm_bwd(a.ctx, dx, dw, db, xp, wp, dyp, rows, C, eps);
+    Floats r;
+    append(r, dx, rows * C);
+    append(r, dw, C);
+    append(r, db, C);
+    return finish(a, r);
+  }, want, kBackward);
+}
+
+void check_gelu() {
+  const int64_t n = 257;
+  Floats x = random_floats(n, -4, 4);
+  const Floats dy = random_floats(n);
+  x[0] = -30, x[1] = -10, x[2] = 10, x[3] = 30, x[4] = 0;  // tanh saturated both ways, and 0
+  check_kernel("gelu_fwd", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    float* y = a.output(n);
+    gelu_fwd(a.ctx, y, xp, n);
+    Floats r;
+    append(r, y, n);
+    return finish(a, r);
+  }, gelu_ref(widen(x)), kForward);
+  check_kernel("gelu_bwd", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* dyp = a.input(dy);
+    float* dx = a.output(n);
+    gelu_bwd(a.ctx, dx, xp, dyp, n);
+    Floats r;
+    append(r, dx, n);
+    return finish(a, r);
+  }, fd_grad(widen(x), [&](const Vec& v) { return project(gelu_ref(v), widen(dy)); }), kBackward);
+}
+
+// The exp that the softmax, cross-entropy and GELU kernels share, on every 997th float of
+// [-87.3, 88.3] (where exp is a normal float), and at the edges.
+void check_vexp() {
+  double worst = 0;
+  float worst_x = 0;
+  int64_t count = 0;
+  for (float sign : {1.0f, -1.0f}) {
+    const float limit = sign > 0 ? 88.3f : 87.3f;
+    uint32_t end;
+    std::memcpy(&end, &limit, 4);
+    for (uint32_t bits = 0; bits <= end; bits += 997, count++) {
+      float x;
+      std::memcpy(&x, &bits, 4);
+      x *= sign;
+      const double want = std::exp(double(x)), err = std::fabs(double(detail::vexp(x)) - want) / want;
+      if (!(err <= worst)) worst = err, worst_x = x;
+    }
+  }
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%lld points, largest relative error %.3g at %.9g", (long long)count, worst,
+                double(worst_x));
+  report(worst <= 1.5e-7, "vexp is within 1.5e-7 relative of exp on [-87.3, 88.3]", buf);
+  const bool edges = detail::vexp(0.0f) == 1.0f && detail::vexp(-INFINITY) == 0.0f &&
+                     detail::vexp(-100.0f) == 0.0f && std::isnan(detail::vexp(NAN));
+  report(edges, "vexp(0) = 1, vexp(-inf) = vexp(-100) = 0, vexp(NaN) is NaN");
+}
+
+void check_attention() {
+  const int64_t BH = 3, T = 7, D = 20;  // D = 20: ragged against the 16 accumulation lanes
+  const Floats q = random_floats(BH * T * D, -2, 2), k = random_floats(BH * T * D, -2, 2),
+               v = random_floats(BH * T * D), dy = random_floats(BH * T * D);
+  const AttentionOut ref = attention_ref(widen(q), widen(k), widen(v), BH, T, D);
+  check_kernel("attention_fwd (y, lse)", [&](int t) {
+    Arena a(t);
+    const float* qp = a.input(q);
+    const float* kp = a.input(k);
+    const float* vp = a.input(v);
+    float* y = a.output(BH * T * D);
+    float* lse = a.output(BH * T);
+    a.workspace(int64_t(t) * T * 4);
+    attention_fwd(a.ctx, y, lse, qp, kp, vp, BH, T, D);
+    Floats r;
+    append(r, y, BH * T * D);
+    append(r, lse, BH * T);
+    return finish(a, r);
+  }, concat({ref.y, ref.lse}), kForward);
+
+  // y and lse fed to the backward come from the double reference, not from attention_fwd.
+  const Vec qd = widen(q), kd = widen(k), vd = widen(v), dyd = widen(dy);
+  const Vec want = concat({
+      fd_grad(qd, [&](const Vec& x) { return project(attention_ref(x, kd, vd, BH, T, D).y, dyd); }),
+      fd_grad(kd, [&](const Vec& x) { return project(attention_ref(qd, x, vd, BH, T, D).y, dyd); }),
+      fd_grad(vd, [&](const Vec& x) { return project(attention_ref(qd, kd, x, BH, T, D).y, dyd); }),
+  });
+  const Floats y_ref = narrow(ref.y), lse_ref = narrow(ref.lse);
+  check_kernel("attention_bwd (dq, dk, dv)", [&](int t) {
+    Arena a(t);
+    const float* qp = a.input(q);
+    const float* kp = a.input(k);
+    const float* vp = a.input(v);
+    const float* yp = a.input(y_ref);
+    const float* lp = a.input(lse_ref);
+    const float* dyp = a.input(dy);
+    float* dq = a.output(BH * T * D);
+    float* dk = a.output(BH * T * D);
+    float* dv = a.output(BH * T * D);
+    a.workspace(int64_t(t) * 2 * T * 4);
+    attention_bwd(a.ctx, dq, dk, dv, qp, kp, vp, yp, lp, dyp, BH, T, D);
+    Floats r;
+    append(r, dq, BH * T * D);
+    append(r, dk, BH * T * D);
+    append(r, dv, BH * T * D);
+    return finish(a, r);
+  }, want, kBackward);
+}
+
+void check_cross_entropy() {
+  const int64_t N = 6, V = 37;
+  Floats logits = random_floats(N * V, -3, 3);
+  for (int64_t v = 0; v < V; v++) logits[2 * V + v] += 90;  // exp(90) overflows float: needs the max shift
+  const Ints targets = {5, 0, 36, 17, 17, 2};
+  const Vec ld = widen(logits);
+  check_kernel("cross_entropy_fwd", [&](int t) {
+    Arena a(t);
+    const float* lp = a.input(logits);
+    const int32_t* tp = a.input(targets);
+    float* loss = a.output(1);
+    cross_entropy_fwd(a.ctx, loss, lp, tp, N, V);
+    Floats r;
+    append(r, loss, 1);
+    return finish(a, r);
+  }, {cross_entropy_ref(ld, targets, N, V)}, Tol{1e-6, 1e-5});
+
+  const Floats dloss = {1.7f};
+  check_kernel("cross_entropy_bwd", [&](int t) {
+    Arena a(t);
+    const float* lp = a.input(logits);
+    const int32_t* tp = a.input(targets);
+    const float* dl = a.input(dloss);
+    float* dlogits = a.output(N * V);
+    cross_entropy_bwd(a.ctx, dlogits, lp, tp, dl, N, V);
+    Floats r;
+    append(r, dlogits, N * V);
+    return finish(a, r);
+  }, fd_grad(ld, [&](const Vec& x) { return double(dloss[0]) * cross_entropy_ref(x, targets, N, V); }), kBackward);
+}
+
+void check_permute() {
+  struct Case {
+    std::vector<int64_t> shape;
+    std::vector<int> perm;
+  };
+  const Case cases[] = {{{2, 3, 4, 5}, {0, 2, 1, 3}}, {{6, 7}, {1, 0}}, {{3, 4, 5}, {2, 0, 1}},
+                        {{2, 1, 3, 2, 2, 3}, {5, 3, 0, 4, 1, 2}}};
+  for (const Case& cs : cases) {
+    int64_t numel = 1;
+    std::string name = "permute [";
+    for (size_t d = 0; d < cs.shape.size(); d++) {
+      numel *= cs.shape[d];
+      name += (d ? " " : "") + std::to_string(cs.shape[d]);
+    }
+    name += "] by (";
+    for (size_t d = 0; d < cs.perm.size(); d++) name += (d ? " " : "") + std::to_string(cs.perm[d]);
+    name += ")";
+    const Floats x = random_floats(numel);
+    check_kernel(name, [&](int t) {
+      Arena a(t);
+      const float* in = a.input(x);
+      float* out = a.output(numel);
+      permute(a.ctx, out, in, int(cs.shape.size()), cs.shape.data(), cs.perm.data());
+      Floats r;
+      append(r, out, numel);
+      return finish(a, r);
+    }, permute_ref(widen(x), cs.shape, cs.perm), kExact);
+  }
+}
+
+void check_slices() {
+  const int64_t rows = 5, wide = 9, narrow_cols = 4, offset = 2;
+  const Floats x = random_floats(rows * wide), part = random_floats(rows * narrow_cols);
+  Vec sliced, placed = widen(x);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < narrow_cols; c++) {
+      sliced.push_back(x[r * wide + offset + c]);
+      placed[r * wide + offset + c] = part[r * narrow_cols + c];
+    }
+  check_kernel("slice_last", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(x);
+    float* out = a.output(rows * narrow_cols);
+    slice_last(a.ctx, out, in, rows, wide, offset, narrow_cols);
+    Floats r;
+    append(r, out, rows * narrow_cols);
+    return finish(a, r);
+  }, sliced, kExact);
+  // place_last writes only its columns: out starts as x, and the other columns must keep x.
+  check_kernel("place_last", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(part);
+    float* out = a.input(x);
+    place_last(a.ctx, out, in, rows, wide, offset, narrow_cols);
+    Floats r;
+    append(r, out, rows * wide);
+    return finish(a, r);
+  }, placed, kExact);
+}
+
+void check_grad_norm() {
+  const std::vector<int64_t> sizes = {1000, 7, 0, 333};
+  std::vector<Floats> grads;
+  double sq = 0;
+  for (int64_t n : sizes) {
+    grads.push_back(random_floats(n, -3, 3));
+    for (float g : grads.back()) sq += double(g) * g;
+  }
+  check_kernel("grad_norm", [&](int t) {
+    Arena a(t);
+    std::vector<const float*> ptrs;
+    for (const Floats& g : grads) ptrs.push_back(a.input(g));
+    float* out = a.output(1);
+    grad_norm(a.ctx, out, ptrs.data(), sizes.data(), int64_t(sizes.size()));
+    Floats r;
+    append(r, out, 1);
+    return finish(a, r);
+  }, {std::sqrt(sq)}, Tol{0, 1e-6});
+}
+
+// Three AdamW steps (t = 1, 2, 3) against the formula of kernels.h evaluated in double.
+void check_adamw() {
+  const int64_t n = 301;
+  const AdamHyper hyper{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0};
+  for (bool decay : {true, false}) {
+    const float gscale = decay ? 0.5f : 1.0f;
+    const Floats p0 = random_floats(n), m0 = random_floats(n, -0.1f, 0.1f), v0 = random_floats(n, 0, 0.01f);
+    const std::vector<Floats> grads = {random_floats(n), random_floats(n), random_floats(n)};
+    Vec p = widen(p0), m = widen(m0), v = widen(v0);
+    for (int step = 1; step <= 3; step++)
+      for (int64_t i = 0; i < n; i++) {
+        const double lr = hyper.lr, b1 = hyper.beta1, b2 = hyper.beta2;
+        const double g = double(grads[step - 1][i]) * gscale;
+        if (decay) p[i] -= lr * double(hyper.weight_decay) * p[i];
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        const double denom = std::sqrt(v[i]) / std::sqrt(1 - std::pow(b2, step)) + double(hyper.eps);
+        p[i] -= lr / (1 - std::pow(b1, step)) * m[i] / denom;
+      }
+    const std::string name = decay ? "adamw (decay, gscale 0.5, 3 steps)" : "adamw (no decay, 3 steps)";
+    check_kernel(name, [&](int t) {
+      Arena a(t);
+      std::vector<const float*> gp;
+      for (const Floats& g : grads) gp.push_back(a.input(g));
+      float* pp = a.input(p0);
+      float* mp = a.input(m0);
+      float* vp = a.input(v0);
+      AdamHyper h = hyper;
+      for (int step = 1; step <= 3; step++) {
+        h.t = step;
+        adamw(a.ctx, pp, gp[step - 1], mp, vp, n, h, gscale, decay);
+      }
+      Floats r;
+      append(r, pp, n);
+      append(r, mp, n);
+      append(r, vp, n);
+      return finish(a, r);
+    }, concat({p, m, v}), Tol{1e-7, 1e-5});
+  }
+}
+
+}  // namespace
+
+int main() {
+  check_fill_copy_iota();
+  check_broadcast();
+  check_sum_rows();
+  check_embedding();
+  check_bad_ids();
+  check_matmul();
+  check_layernorm();
+  check_gelu();
+  check_vexp();
+  check_attention();
+  check_cross_entropy();
+  check_permute();
+  check_slices();
+  check_grad_norm();
+  check_adamw();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
