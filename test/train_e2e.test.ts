@@ -1,6 +1,7 @@
 // End-to-end training through `stow train`, as a user runs it: the plan's predicted arena peak against
 // the measured high-water mark, bitwise determinism, bitwise resume, and learning a corpus whose
 // entropy rate is known.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -70,6 +71,20 @@ describe("stow train", () => {
     const mean = tail.reduce((s, x) => s + x, 0) / tail.length;
     expect(losses[0]).toBeGreaterThan(Math.log(64) - 0.2); // starts near uniform guessing
     expect(mean).toBeLessThan(entropyRate * 1.05);
+  });
+
+  test("the standalone train binary from `stow compile` gives the same losses as `stow train`, bitwise", () => {
+    const out = path.join(dir, "compiled");
+    const c = stow(["compile", "samples/gpt2.ts", ...small, "-o", out]);
+    expect(c.status, c.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(path.join(out, "plan.json"), "utf8")).params[0].name).toBe("transformer.wte.weight");
+    const hyper = ["--steps", "3", "--lr", "2e-3", "--warmup-steps", "1", "--seed", "5", "--grad-clip", "1.0"];
+    const viaAddon = train(hyper, path.join(dir, "addon.jsonl"));
+    const metrics = path.join(dir, "standalone.jsonl");
+    const r = spawnSync(path.join(out, "train"), ["--data", corpus, "--metrics", metrics, "--threads", "2", ...hyper,
+      "--min-lr", "2e-4", "--weight-decay", "0.1"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readMetrics(metrics).map((m) => m.loss)).toEqual(viaAddon.map((m) => m.loss));
   });
 
   test("a checkpoint carries the nanoGPT names, and generate samples from it", () => {
