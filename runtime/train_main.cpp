@@ -164,23 +164,32 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// Debian's OpenBLAS 0.3.21 does not recognise recent Intel cores and falls back to its generic
-// "Prescott" kernels, about 5x slower than its AVX-512 ones. It reads OPENBLAS_CORETYPE only when it is
-// loaded, which for this binary is before main: so when it fell back on a CPU with AVX-512 or AVX2, set
-// the kernel family and start again. A value the user set is left alone (src/cli/blas_core.ts does the
-// same for the stow CLI).
+// OpenBLAS and libgomp read their environment when they are loaded, which for this binary is before
+// main. So set what they should read and start again, once (src/cli/runtime_env.ts explains both
+// choices and does the same for the stow CLI); values the user set are left alone:
+// - OPENBLAS_CORETYPE when Debian's OpenBLAS 0.3.21 fell back to its generic "Prescott" kernels on a
+//   CPU with AVX-512 or AVX2 (about 5x slower);
+// - OMP_WAIT_POLICY=passive, so idle OpenMP threads do not spin against OpenBLAS's threads.
 extern "C" char* openblas_get_corename(void);
-static void choose_blas_core(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::strcmp(openblas_get_corename(), "Prescott") != 0) return;
-  const char* core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "SkylakeX"
-                     : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell" : nullptr;
-  if (!core) return;
-  setenv("OPENBLAS_CORETYPE", core, 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: then run on the generic kernels
+static void set_runtime_env(char** argv) {
+  bool changed = false;
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    changed = true;
+  }
+  if (!std::getenv("OPENBLAS_CORETYPE") && std::strcmp(openblas_get_corename(), "Prescott") == 0) {
+    const char* core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell" : nullptr;
+    if (core) {
+      setenv("OPENBLAS_CORETYPE", core, 1);
+      changed = true;
+    }
+  }
+  if (changed) execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
 }
 
 int main(int argc, char** argv) {
-  choose_blas_core(argv);
+  set_runtime_env(argv);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -3,7 +3,7 @@
 import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 import { UserError, runCli } from "./errors.ts";
-import { chooseBlasCore } from "./blas_core.ts";
+import { setRuntimeEnv } from "./runtime_env.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
 import { PASSES } from "../driver/compile.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
@@ -71,7 +71,7 @@ async function compileCommand(model: string, raw: Raw): Promise<void> {
 function trainFlags(raw: Raw) {
   const lr = float(raw, "lr", "--lr", { exclusiveMin: 0 }) ?? 1e-3;
   const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? "cosine", ["cosine", "constant"] as const);
-  const steps = int(raw, "steps", "--steps") ?? 300;
+  const steps = int(raw, "steps", "--steps") ?? 250;
   return {
     ...modelOptions(raw),
     steps,
@@ -145,7 +145,7 @@ function program(): Command {
 
   withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
-    .option("--steps <n>", "training steps (default 300)")
+    .option("--steps <n>", "training steps (default 250)")
     .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
     .option("--lr <x>", "peak learning rate (default 1e-3)")
     .option("--min-lr <x>", "final learning rate of the cosine schedule (default lr/10)")
@@ -178,7 +178,7 @@ function program(): Command {
   return cli;
 }
 
-chooseBlasCore();
+setRuntimeEnv();
 await runCli(async () => {
   await program().parseAsync(process.argv);
 });
