@@ -7,21 +7,12 @@ import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { checkVocab, inspectTokenFile, readTokenFile, writeTokenFile } from "../src/data/token_file.ts";
 import { decodeTokens, encodeText, prepareData } from "../src/data/tokenize.ts";
+import { expectUserError } from "./helpers/expect_error.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-data-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => path.join(dir, name);
 
-function expectUserError(fn: () => unknown, pattern: RegExp): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(UserError);
-  expect((error as Error).message).toMatch(pattern);
-}
 
 async function expectUserErrorAsync(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   await expect(promise).rejects.toBeInstanceOf(UserError);

@@ -10,18 +10,8 @@ import { type Graph, type Shape, type Value, numel } from "../ir/types.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
 import { buildModel, traceProgram } from "../src/driver/trace_program.ts";
+import { mulberry32 as rng } from "../src/util/random.ts";
 
-/** mulberry32: a small seeded generator, so every run checks the same numbers. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A graph under construction with its random parameter values and fed inputs. */
 class Problem {

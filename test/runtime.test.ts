@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mulberry32 as rng } from "../src/util/random.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const V = 32;
@@ -90,17 +91,6 @@ function tokenFile(tokens: number[], header: { magic?: number; version?: number;
   return path;
 }
 
-// Deterministic pseudo-random numbers in [0, 1) (mulberry32).
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A cycle through all 32 tokens: each token has exactly one successor, so a bigram model can learn it. */
 function cycleTokens(count: number): number[] {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/cli/errors.ts";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../src/checkpoint/safetensors.ts";
+import { expectUserError } from "./helpers/expect_error.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-safetensors-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -23,16 +24,6 @@ function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
 }
 
-function expectUserError(fn: () => unknown, pattern: RegExp): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(UserError);
-  expect((error as Error).message).toMatch(pattern);
-}
 
 describe("safetensors round trip", () => {
   const tensors = [

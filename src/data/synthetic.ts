@@ -2,6 +2,7 @@
 // sees the previous token can at best reach the chain's entropy rate, so "the model learns" becomes a
 // number to compare against rather than a loss curve to eyeball.
 
+import { mulberry32 } from "../util/random.ts";
 export interface MarkovCorpusOptions {
   /** Number of symbols (token ids 0..vocab-1), at most 65536. */
   vocab: number;
@@ -101,16 +102,4 @@ function sample(prob: ArrayLike<number>, random: () => number): number {
     if (u < cumulative) return i;
   }
   return prob.length - 1; // u fell in the rounding gap below 1
-}
-
-/** mulberry32: a tiny, well-mixed 32-bit PRNG; the same seed gives the same corpus on every machine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -2,6 +2,7 @@
 // program's fixed sequence length; each new token is drawn from the logits at the last real position
 // (causal attention makes the padding after it irrelevant).
 import type { Session } from "../../native/index.ts";
+import { mulberry32 } from "../util/random.ts";
 
 export interface SampleOptions {
   tokens: number;
@@ -10,21 +11,10 @@ export interface SampleOptions {
   seed: number;
 }
 
-/** A small deterministic generator (mulberry32), so a seed gives the same sample. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function sampleTokens(session: Session, prompt: number[], opts: SampleOptions): number[] {
   const { inferSeq: window, vocab } = session.info();
-  const random = rng(opts.seed);
+  const random = mulberry32(opts.seed);
   const out = [...prompt];
   for (let i = 0; i < opts.tokens; i++) {
     const context = out.slice(-window);
