@@ -3,7 +3,6 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { UserError } from "../src/cli/errors.ts";
 import { readSafetensors, readSafetensorsHeader, writeSafetensors } from "../src/checkpoint/safetensors.ts";
 import { expectUserError } from "./helpers/expect_error.ts";
 
