@@ -16,8 +16,13 @@ export interface OpDef {
   infer(inputs: readonly Value[], attrs: Attrs): OutType[];
   /** Bytes of scratch memory the kernel requests (0 for most ops). */
   workspace?(inputs: readonly Value[], attrs: Attrs, threads: number): number;
-  /** Output index -> input index whose storage the output reuses (in-place update or view). */
+  /** Output index -> input index whose storage the output always shares (in-place update or view). */
   aliases?: Readonly<Record<number, number>>;
+  /**
+   * Output index -> input index the kernel may overwrite: the planner gives the output that input's
+   * storage when the input dies at this node (the kernel reads each element before writing it).
+   */
+  reuses?: Readonly<Record<number, number>>;
   /** Number of inputs, or "variadic". */
   arity: number | "variadic" | readonly number[];
 }
@@ -119,9 +124,9 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     infer: ([idx, dy], a) => [f32([a.V as number, lastDim(dy.shape)])],
   },
   matmul: { arity: 2, infer: matmulInfer },
-  add: { arity: 2, infer: broadcastBinary("add") },
-  mul: { arity: 2, infer: broadcastBinary("mul") },
-  scale: { arity: 1, infer: ([a]) => [f32(a.shape)] },
+  add: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("add") },
+  mul: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("mul") },
+  scale: { arity: 1, reuses: { 0: 0 }, infer: ([a]) => [f32(a.shape)] },
   sum_rows: {
     arity: 1,
     infer: ([x], a) => {
@@ -146,7 +151,7 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
   },
   gelu: { arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
-  gelu_bwd: { arity: 2, infer: ([x]) => [f32(x.shape)] },
+  gelu_bwd: { arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
   attention: {
     arity: 3,
     infer: ([q, k, v]) => {
@@ -172,7 +177,7 @@ export const OPS: Readonly<Record<string, OpDef>> = {
       return [f32([])];
     },
   },
-  cross_entropy_bwd: { arity: 3, infer: ([logits]) => [f32(logits.shape)] },
+  cross_entropy_bwd: { arity: 3, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
   reshape: {
     arity: 1,
     aliases: { 0: 0 },

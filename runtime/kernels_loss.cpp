@@ -59,8 +59,10 @@ void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_
     float* d = dlogits + n * V;
     const Softmax s = row_softmax(x, V);
     const float inv = 1.0f / s.sum;
+    // Read the target logit first: the plan may place dlogits over logits (in-place reuse).
+    const float target_p = vexp(x[targets[n]] - s.max) * inv;
     for (int64_t i = 0; i < V; i++) d[i] = f * (vexp(x[i] - s.max) * inv);
-    d[targets[n]] = f * (vexp(x[targets[n]] - s.max) * inv - 1.0f);
+    d[targets[n]] = f * (target_p - 1.0f);
   }
 }
 

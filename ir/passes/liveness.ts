@@ -1,5 +1,7 @@
-// Liveness over a scheduled graph: which storage each value lives in (views and in-place updates share
-// their source's storage) and the interval of node positions during which that storage must hold data.
+// Liveness over a scheduled graph: which storage each value lives in and the interval of node positions
+// during which that storage must hold data. Views and in-place updates (ops.ts `aliases`) always share
+// their source's storage; an op that may overwrite an input (ops.ts `reuses`) takes that input's
+// storage when the input dies at that very node and has the same size, as XLA's buffer reuse does.
 import { opDef, workspaceBytes } from "../ops.ts";
 import { type Graph, type Node, valueBytes } from "../types.ts";
 
@@ -13,8 +15,8 @@ export interface LiveBuffer {
   /** First and last node positions (inclusive) at which the storage holds live data. */
   readonly start: number;
   end: number;
-  readonly kind: BufferKind;
-  /** The node that writes it (the producer, or the node that uses the workspace). */
+  kind: BufferKind;
+  /** The node that first writes it (the producer, or the node that uses the workspace). */
   readonly node: Node;
 }
 
@@ -30,38 +32,50 @@ export interface Liveness {
 }
 
 export function liveness(g: Graph, threads: number): Liveness {
+  const last = g.nodes.length - 1;
+  const lastUse = lastUses(g);
   const storageOf = new Map<number, number>();
   const persistentName = new Map<number, string>();
-  const position = new Map<number, number>();
-  g.nodes.forEach((n, i) => position.set(n.id, i));
   const gradIds = new Set(Object.values(g.grads).map((v) => v.id));
   const buffers = new Map<number, LiveBuffer>();
+  /** Storages the runtime reads or writes from outside (inputs, results): never reused. */
+  const pinned = new Set<number>();
   const workspaces: LiveBuffer[] = [];
-  const last = g.nodes.length - 1;
 
   g.nodes.forEach((n, i) => {
-    const aliases = opDef(n.op).aliases ?? {};
+    const def = opDef(n.op);
     n.outputs.forEach((v, k) => {
-      const src = aliases[k];
-      if (src !== undefined) {
-        const root = storageOf.get(n.inputs[src].id)!;
-        storageOf.set(v.id, root);
-        if (persistentName.has(n.inputs[src].id)) persistentName.set(v.id, persistentName.get(n.inputs[src].id)!);
+      const viewOf = def.aliases?.[k];
+      if (viewOf !== undefined) {
+        const src = n.inputs[viewOf].id;
+        storageOf.set(v.id, storageOf.get(src)!);
+        if (persistentName.has(src)) persistentName.set(v.id, persistentName.get(src)!);
         return;
       }
-      storageOf.set(v.id, v.id);
       if (PERSISTENT_ROOTS.has(n.op)) {
+        storageOf.set(v.id, v.id);
         persistentName.set(v.id, n.attrs.name as string);
         return;
       }
-      const kind: BufferKind = n.op === "input" ? "input" : gradIds.has(v.id) ? "gradient" : "activation";
+      const reuse = def.reuses?.[k];
+      const candidate = reuse === undefined ? undefined : buffers.get(storageOf.get(n.inputs[reuse].id)!);
+      if (candidate && candidate.end === i && !pinned.has(candidate.key) && candidate.bytes === valueBytes(v)) {
+        storageOf.set(v.id, candidate.key);
+        candidate.end = Math.max(candidate.end, lastUse.get(v.id) ?? i);
+        if (gradIds.has(v.id)) candidate.kind = "gradient";
+        return;
+      }
+      storageOf.set(v.id, v.id);
+      const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
-      const start = n.op === "input" ? 0 : i;
-      buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start, end: n.op === "input" ? last : i, kind, node: n });
+      const kind: BufferKind = isInput ? "input" : gradIds.has(v.id) ? "gradient" : "activation";
+      buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n });
+      if (isInput) pinned.add(v.id);
     });
-    for (const v of n.inputs) {
+    // A view extends the life of the storage it looks into.
+    for (const v of n.outputs) {
       const b = buffers.get(storageOf.get(v.id)!);
-      if (b && b.end < i) b.end = i;
+      if (b) b.end = Math.max(b.end, lastUse.get(v.id) ?? i);
     }
     const ws = workspaceBytes(n.op, n.inputs, n.attrs, threads);
     if (ws > 0) workspaces.push({ key: -1 - n.id, bytes: ws, start: i, end: i, kind: "workspace", node: n });
@@ -73,4 +87,12 @@ export function liveness(g: Graph, threads: number): Liveness {
     if (b) b.end = last;
   }
   return { buffers: [...buffers.values(), ...workspaces], storageOf, persistentName };
+}
+
+/** Position of the last node that reads each value; program results count as read at the end. */
+function lastUses(g: Graph): Map<number, number> {
+  const lastUse = new Map<number, number>();
+  g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v.id, i)));
+  for (const v of Object.values(g.named)) lastUse.set(v.id, g.nodes.length - 1);
+  return lastUse;
 }
