@@ -160,12 +160,12 @@ export const OPS: Readonly<Record<string, OpDef>> = {
         fail(`attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match`);
       return [f32(q.shape), f32(q.shape.slice(0, -1))];
     },
-    workspace: ([q], _a, threads) => threads * attentionDims(q.shape).T * 4,
+    workspace: ([q]) => attentionDims(q.shape).T ** 2 * 4,
   },
   attention_bwd: {
     arity: 6,
     infer: ([q]) => [f32(q.shape), f32(q.shape), f32(q.shape)],
-    workspace: ([q], _a, threads) => threads * 2 * attentionDims(q.shape).T * 4,
+    workspace: ([q]) => 2 * attentionDims(q.shape).T ** 2 * 4,
   },
   cross_entropy: {
     arity: 2,

@@ -52,11 +52,11 @@ void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 // Causal scaled dot-product attention on q, k, v of shape [BH, T, D] (BH = batch * heads):
 //   s[i, j] = (q_i . k_j) / sqrt(D) for j <= i, p = softmax_j(s), y_i = sum_j p[i, j] v_j,
 //   lse[bh, i] = log sum_{j <= i} exp(s[i, j]).
-// Workspace: threads * T floats (one score row per thread).
+// Workspace: T * T floats (one head's score matrix; heads run one after the other, each product on
+// all BLAS threads).
 void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v,
                    int64_t BH, int64_t T, int64_t D);
-// Gradients given y, lse from the forward and dy. Parallel over bh only, so dk and dv accumulate in a
-// fixed order. Workspace: threads * 2 * T floats.
+// Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * T floats.
 void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
                    const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D);
 
