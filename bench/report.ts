@@ -1,0 +1,84 @@
+// bench/RESULTS.md: the header (machine, BLAS, threads), the speed and memory tables, and the targets.
+import { mib, type BenchResults, type ConfigResult } from "./results.ts";
+import type { SgemmPeak } from "./sgemm.ts";
+
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const gflops = (x: number) => x.toFixed(1);
+
+function table(head: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+function sgemm(s: SgemmPeak): string {
+  return `${gflops(s.median_gflops)} (median of ${s.repeats} cblas_sgemm ${s.n}^3 calls, best ${gflops(s.best_gflops)})`;
+}
+
+function shape(r: ConfigResult): string {
+  const m = r.config.model;
+  return `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${r.config.batch} x seq ${m.seq}`;
+}
+
+export function resultsMarkdown(b: BenchResults): string {
+  const speed = table(
+    ["config", "params", "FLOPs/token", "Stowage tok/s", "PyTorch tok/s", "Stowage / PyTorch",
+      "Stowage GFLOP/s", "PyTorch GFLOP/s", "Stowage MFU", "PyTorch MFU"],
+    b.configs.map((r) => [
+      r.config.name, int(r.param_count), `${(r.flops_per_token / 1e6).toFixed(1)} M`,
+      int(r.stowage.median_tokens_per_s), int(r.pytorch.median_tokens_per_s), `${r.speed_ratio.toFixed(2)}x`,
+      gflops(r.stowage.achieved_gflops), gflops(r.pytorch.achieved_gflops), pct(r.stowage.mfu), pct(r.pytorch.mfu),
+    ]),
+  );
+  const memory = table(
+    ["config", "Stowage arena (measured)", "Stowage host", "Stowage arena + host", "Stowage RSS",
+      "PyTorch RSS (ru_maxrss)", "PyTorch RSS (GNU time)"],
+    b.configs.map((r) => [
+      r.config.name, mib(r.stowage.device_peak_bytes), mib(r.stowage.host_peak_bytes), mib(r.stowage.peak_bytes),
+      mib(r.stowage.peak_rss_bytes), mib(r.pytorch.peak_rss_bytes), mib(r.pytorch.time_peak_rss_bytes),
+    ]),
+  );
+  const steps = b.configs.map((r) =>
+    `- **${r.config.name}**: ${shape(r)}; ${r.config.warmupSteps} warm-up steps, then the median of ` +
+    `${r.config.measuredSteps}. Stowage tok/s per step: ${r.stowage.tokens_per_s.map(int).join(", ")}; ` +
+    `PyTorch: ${r.pytorch.tokens_per_s.map(int).join(", ")}.`);
+  const targets = table(
+    ["config", "target", "measured", "result"],
+    b.targets.map((t) => [t.config, t.target, t.measured, t.pass ? "PASS" : "FAIL"]),
+  );
+  const torch = b.torch
+    ? ["## PyTorch build", "", "```", `torch ${b.torch.version}, OpenBLAS core ${b.torch.openblas_core ?? "(not OpenBLAS)"}`,
+      b.torch.parallel_info.trimEnd(), b.torch.config.trimEnd(), "```", ""]
+    : [];
+  return [
+    "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
+    "",
+    "Written by `npm run bench` (see bench/README.md for what each column means); raw numbers in results.json.",
+    "",
+    `- date: ${b.date}`,
+    `- machine: ${b.machine.cpu}, ${b.machine.cores} cores`,
+    `- load average (1, 5, 15 min) before: ${b.machine.load_average_before.join(", ")}; ` +
+      `after: ${b.machine.load_average_after.join(", ")} (other processes on the machine skew the numbers)`,
+    `- threads: ${b.threads} for all runs; OPENBLAS_CORETYPE=${b.env.OPENBLAS_CORETYPE ?? "(unset)"}, ` +
+      `OMP_WAIT_POLICY=${b.env.OMP_WAIT_POLICY ?? "(unset)"}, OPENBLAS_NUM_THREADS=${b.env.OPENBLAS_NUM_THREADS ?? "(unset)"}`,
+    `- OpenBLAS core: ${b.sgemm.before.core} (sgemm), ${b.torch?.openblas_core ?? "-"} (PyTorch)`,
+    `- sgemm peak: **${gflops(b.sgemm.peak_gflops)} GFLOP/s**, the higher of ${sgemm(b.sgemm.before)} before ` +
+      `and ${sgemm(b.sgemm.after)} after the training runs`,
+    "",
+    "## Speed",
+    "",
+    speed,
+    "",
+    ...steps,
+    "",
+    "## Peak memory",
+    "",
+    memory,
+    "",
+    "## Targets",
+    "",
+    targets,
+    "",
+    ...torch,
+  ].join("\n");
+}

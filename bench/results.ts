@@ -1,0 +1,93 @@
+// The benchmark's numbers: what was measured per config, what follows from it (achieved GFLOP/s, MFU,
+// the speed ratio), and the issue's targets checked against it. results.json is this, as JSON.
+import { flopsPerToken, type BenchConfig } from "./configs.ts";
+import type { SgemmPeak } from "./sgemm.ts";
+import type { StowageResult } from "./stowage_step.ts";
+import type { TorchResult } from "./torch_step.ts";
+
+export interface Side {
+  median_tokens_per_s: number;
+  achieved_gflops: number; // flops_per_token * tokens/s
+  mfu: number; // achieved / the measured sgemm peak
+}
+
+export interface ConfigResult {
+  config: BenchConfig;
+  tokens_per_step: number;
+  param_count: number;
+  flops_per_token: number;
+  speed_ratio: number; // Stowage / PyTorch tokens per second
+  stowage: StowageResult & Side;
+  pytorch: Omit<TorchResult, "parallel_info" | "config"> & Side;
+}
+
+export interface Target {
+  config: string;
+  target: string;
+  measured: string;
+  pass: boolean;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: { cpu: string; cores: number; load_average_before: number[]; load_average_after: number[] };
+  threads: number;
+  env: { OPENBLAS_CORETYPE: string | null; OMP_WAIT_POLICY: string | null; OPENBLAS_NUM_THREADS: string | null };
+  /** Measured before and after the training runs; peak_gflops, the higher median, is MFU's denominator. */
+  sgemm: { before: SgemmPeak; after: SgemmPeak; peak_gflops: number };
+  torch: { version: string; openblas_core: string | null; parallel_info: string; config: string } | null;
+  configs: ConfigResult[];
+  targets: Target[];
+}
+
+export function configResult(c: BenchConfig, peakGflops: number, stowage: StowageResult, torch: TorchResult): ConfigResult {
+  const flops = flopsPerToken(stowage.param_count, c.model);
+  const side = (tokensPerS: number): Side => {
+    const achieved = (flops * tokensPerS) / 1e9;
+    return { median_tokens_per_s: tokensPerS, achieved_gflops: achieved, mfu: achieved / peakGflops };
+  };
+  const { parallel_info: _info, config: _config, ...torchNumbers } = torch;
+  return {
+    config: c,
+    tokens_per_step: c.batch * c.model.seq,
+    param_count: stowage.param_count,
+    flops_per_token: flops,
+    speed_ratio: stowage.median_tokens_per_s / torch.median_tokens_per_s,
+    stowage: { ...stowage, ...side(stowage.median_tokens_per_s) },
+    pytorch: { ...torchNumbers, ...side(torch.median_tokens_per_s) },
+  };
+}
+
+const MIN_SPEED_RATIO: Record<string, number> = { small: 3, "124M": 2 };
+const MIN_MFU: Record<string, number> = { "124M": 0.55 };
+
+export function checkTargets(configs: ConfigResult[]): Target[] {
+  const targets: Target[] = [];
+  for (const r of configs) {
+    const name = r.config.name;
+    const ratio = MIN_SPEED_RATIO[name];
+    if (ratio !== undefined) {
+      targets.push({
+        config: name, target: `Stowage tokens/s >= ${ratio}x PyTorch`,
+        measured: `${r.speed_ratio.toFixed(2)}x`, pass: r.speed_ratio >= ratio,
+      });
+    }
+    const mfu = MIN_MFU[name];
+    if (mfu !== undefined) {
+      targets.push({
+        config: name, target: `Stowage MFU >= ${(mfu * 100).toFixed(0)}%`,
+        measured: `${(r.stowage.mfu * 100).toFixed(1)}%`, pass: r.stowage.mfu >= mfu,
+      });
+    }
+    targets.push({
+      config: name, target: "Stowage peak memory (arena + host) <= PyTorch peak RSS",
+      measured: `${mib(r.stowage.peak_bytes)} vs ${mib(r.pytorch.peak_rss_bytes)}`,
+      pass: r.stowage.peak_bytes <= r.pytorch.peak_rss_bytes,
+    });
+  }
+  return targets;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}

@@ -1,0 +1,104 @@
+// `npm run bench [-- CONFIG...]`: the machine's sgemm peak, then for each config Stowage's and PyTorch's
+// training step, one after the other in this process tree; writes bench/RESULTS.md and bench/results.json.
+// Not a test: it measures and reports, and fails only when something cannot run.
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { UserError } from "../src/cli/errors.ts";
+import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
+import { BENCH_THREADS, CONFIGS, type BenchConfig } from "./configs.ts";
+import { cpuModel, loadAverage } from "./machine.ts";
+import { resultsMarkdown } from "./report.ts";
+import { checkTargets, configResult, type BenchResults } from "./results.ts";
+import { measureSgemmPeak, type SgemmPeak } from "./sgemm.ts";
+import { runStowage, type StowageResult } from "./stowage_step.ts";
+import { writeBenchTokens } from "./tokens.ts";
+import { runTorch, type TorchResult } from "./torch_step.ts";
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+const WORK_DIR = path.join(BENCH_DIR, "..", "out", "bench");
+
+function selectConfigs(names: string[]): BenchConfig[] {
+  if (names.length === 0) return CONFIGS;
+  return names.map((n) => {
+    const c = CONFIGS.find((c) => c.name === n);
+    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${CONFIGS.map((c) => c.name).join(", ")}`);
+    return c;
+  });
+}
+
+/** One environment for the three programs, so the sgemm peak, Stowage and PyTorch use the same BLAS. */
+function benchEnv(threads: number): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  setRuntimeEnv(env);
+  env.OPENBLAS_NUM_THREADS ??= String(threads);
+  env.OMP_NUM_THREADS ??= String(threads);
+  return env;
+}
+
+function sgemmPeak(env: NodeJS.ProcessEnv): SgemmPeak {
+  console.log(`sgemm peak (${BENCH_THREADS} threads)...`);
+  const peak = measureSgemmPeak(BENCH_DIR, WORK_DIR, BENCH_THREADS, env);
+  console.log(`  ${peak.median_gflops.toFixed(1)} GFLOP/s, OpenBLAS core ${peak.core}`);
+  return peak;
+}
+
+function main(): void {
+  const configs = selectConfigs(process.argv.slice(2));
+  const env = benchEnv(BENCH_THREADS);
+  mkdirSync(WORK_DIR, { recursive: true });
+  const loadBefore = loadAverage();
+
+  const sgemmBefore = sgemmPeak(env);
+
+  const runs: { c: BenchConfig; stowage: StowageResult; torch: TorchResult }[] = [];
+  for (const c of configs) {
+    const tokens = writeBenchTokens(WORK_DIR, c.model.vocab);
+    console.log(`${c.name}: Stowage (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
+    const stowage = runStowage(c, BENCH_THREADS, tokens, WORK_DIR, env);
+    console.log(`  ${stowage.median_tokens_per_s.toFixed(0)} tokens/s`);
+    console.log(`${c.name}: PyTorch (${c.warmupSteps} + ${c.measuredSteps} steps)...`);
+    const torch = runTorch(c, BENCH_THREADS, tokens, BENCH_DIR, WORK_DIR, env);
+    console.log(`  ${torch.median_tokens_per_s.toFixed(0)} tokens/s`);
+    if (torch.param_count !== stowage.param_count) {
+      throw new UserError(`${c.name}: PyTorch's model has ${torch.param_count} parameters, Stowage's ${stowage.param_count}; they must be the same model`);
+    }
+    runs.push({ c, stowage, torch });
+  }
+  // Measured again after the runs, and the higher median kept: a moment when other processes took the
+  // cores would otherwise lower the peak and flatter the MFU.
+  const sgemmAfter = sgemmPeak(env);
+  const peakGflops = Math.max(sgemmBefore.median_gflops, sgemmAfter.median_gflops);
+  const results = runs.map((r) => configResult(r.c, peakGflops, r.stowage, r.torch));
+  const firstTorch = runs[0]?.torch;
+
+  const bench: BenchResults = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpuModel(), cores: os.cpus().length, load_average_before: loadBefore, load_average_after: loadAverage() },
+    threads: BENCH_THREADS,
+    env: {
+      OPENBLAS_CORETYPE: env.OPENBLAS_CORETYPE ?? null,
+      OMP_WAIT_POLICY: env.OMP_WAIT_POLICY ?? null,
+      OPENBLAS_NUM_THREADS: env.OPENBLAS_NUM_THREADS ?? null,
+    },
+    sgemm: { before: sgemmBefore, after: sgemmAfter, peak_gflops: peakGflops },
+    torch: firstTorch
+      ? { version: firstTorch.torch_version, openblas_core: firstTorch.openblas_core, parallel_info: firstTorch.parallel_info, config: firstTorch.config }
+      : null,
+    configs: results,
+    targets: checkTargets(results),
+  };
+  writeFileSync(path.join(BENCH_DIR, "results.json"), JSON.stringify(bench, null, 1) + "\n");
+  const markdown = resultsMarkdown(bench);
+  writeFileSync(path.join(BENCH_DIR, "RESULTS.md"), markdown);
+  console.log(`\n${markdown}`);
+}
+
+try {
+  main();
+} catch (error) {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`bench: ${error instanceof UserError ? "" : "internal error: "}${message}`);
+  process.exit(1);
+}
