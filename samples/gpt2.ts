@@ -3,7 +3,7 @@
 // Parameter names and layouts are nanoGPT's state_dict keys.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
-  arange, causalAttention, defineModel, require,
+  arange, causalAttention, checkpoint, defineModel, require,
 } from "stowage";
 
 export interface GPTConfig {
@@ -90,7 +90,8 @@ class GPT extends Module {
     const [, T] = tokens.shape;
     const t = this.transformer;
     let x = t.wte.forward(tokens).add(t.wpe.forward(arange(T))); // [B, T, C] + [T, C]
-    for (const block of t.h.items) x = block.forward(x);
+    // Each block is a checkpoint region: --checkpoint blocks keeps only its input for the backward.
+    for (const block of t.h.items) x = checkpoint(() => block.forward(x));
     x = t.ln_f.forward(x);
     // The LM head is the token embedding, transposed: logits = x wteᵀ.
     const [B, , C] = x.shape;

@@ -4,7 +4,8 @@ import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 import { UserError, runCli } from "./errors.ts";
 import { setRuntimeEnv } from "./runtime_env.ts";
-import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
+import { parseChoice, parseFloatFlag, parseIntFlag, parseSize } from "./options.ts";
+import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 
@@ -23,7 +24,9 @@ function withModelOptions(cmd: Command): Command {
     .option("--batch <n>", "sequences per step (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
     .option("--threads <n>", "kernel and BLAS threads (default: all cores)")
-    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)");
+    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
+    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, auto (default none)")
+    .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)");
 }
 
 function gradClip(raw: Raw): number {
@@ -38,6 +41,8 @@ function modelOptions(raw: Raw): PrepareOptions {
     seq: int(raw, "seq", "--seq"),
     threads: int(raw, "threads", "--threads") ?? availableParallelism(),
     clip: gradClip(raw) > 0,
+    checkpoint: parseChoice("--checkpoint", str(raw, "checkpoint") ?? "none", [...CHECKPOINT_MODES, "auto"] as const),
+    deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
   };
 }
 

@@ -1,8 +1,12 @@
 // The pipeline from a model definition to a Plan: trace the training and inference programs, run the
 // passes in order, and plan memory. Each pass's output is kept so `stow ir --after PASS` can show it.
-import type { Graph } from "../../ir/types.ts";
+import { type Graph, formatLoc } from "../../ir/types.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
+import { type CheckpointMode, CHECKPOINT_MODES, recompute } from "../../ir/passes/recompute.ts";
+import { recomputeFlops } from "../../ir/flops.ts";
+import { UserError } from "../cli/errors.ts";
+import { formatBytes } from "../cli/progress.ts";
 import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
 import { alignUp } from "../../ir/passes/arena_plan.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
@@ -14,6 +18,18 @@ export interface CompileOptions {
   threads: number;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
+  /** What to recompute in the backward; auto picks the cheapest mode that fits deviceMemory. */
+  checkpoint: CheckpointMode | "auto";
+  /** Device budget in bytes: the arena must fit in it. */
+  deviceMemory?: number;
+}
+
+/** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
+export interface Candidate {
+  mode: CheckpointMode;
+  peak: number;
+  arenaBytes: number;
+  recomputeFlops: number;
 }
 
 export interface CompiledProgram {
@@ -34,24 +50,54 @@ export interface Plan {
   arenaBytes: number;
   /** The training graph after each pass, for `stow ir --after`. */
   stages: { name: string; graph: Graph }[];
+  /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
+  checkpoint: Candidate;
+  candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "autodiff", "adamw"] as const;
+export const PASSES = ["trace", "autodiff", "recompute", "adamw"] as const;
 
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
-  const stages: { name: string; graph: Graph }[] = [];
-  let g = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
-  stages.push({ name: "trace", graph: g });
-  g = autodiff(g);
-  stages.push({ name: "autodiff", graph: g });
-  g = adamwPass(g, { clip: opts.clip });
-  stages.push({ name: "adamw", graph: g });
-
-  const persistent = persistentLayout(g, true);
-  const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
+  const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
+  const differentiated = autodiff(traced);
   const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
-  const infer = { graph: inferGraph, memory: planMemory(inferGraph, persistent, opts.threads), batch: 1, seq: config.seq };
-  const arenaBytes = persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes);
-  return { modelPath, config, options: opts, persistent, train, infer, arenaBytes: alignUp(arenaBytes), stages };
+
+  const modes = opts.checkpoint === "auto" ? CHECKPOINT_MODES : [opts.checkpoint];
+  const plans = modes.map((mode) => {
+    const recomputed = recompute(differentiated, mode);
+    const g = adamwPass(recomputed, { clip: opts.clip });
+    const persistent = persistentLayout(g, true);
+    const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
+    const infer = { graph: inferGraph, memory: planMemory(inferGraph, persistent, opts.threads), batch: 1, seq: config.seq };
+    const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    const candidate: Candidate = { mode, peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g) };
+    const stages = [
+      { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
+      { name: "recompute", graph: recomputed }, { name: "adamw", graph: g },
+    ];
+    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, stages, checkpoint: candidate };
+  });
+  const candidates = plans.map((p) => p.checkpoint);
+  const chosen = choosePlan(plans, opts);
+  return { ...chosen, candidates };
+}
+
+/** The plan to run: the requested mode, or under auto the least recompute among those that fit. */
+function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; persistent: PersistentLayout }>(plans: P[], opts: CompileOptions): P {
+  const budget = opts.deviceMemory;
+  if (budget === undefined) {
+    if (opts.checkpoint === "auto") throw new UserError("--checkpoint auto needs a budget to fit: give --device-memory");
+    return plans[0];
+  }
+  const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget);
+  if (fitting.length > 0)
+    return fitting.reduce((best, p) => (p.checkpoint.recomputeFlops < best.checkpoint.recomputeFlops ? p : best));
+  const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
+  const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
+    .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);
+  throw new UserError(
+    `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
+    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}); ` +
+    `parameters and AdamW states alone take ${formatBytes(least.persistent.bytes)}. Largest temporaries:\n${consumers.join("\n")}`);
 }

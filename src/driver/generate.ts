@@ -26,7 +26,7 @@ export async function generate(checkpoint: string, opts: GenerateOptions): Promi
     throw new UserError(`${checkpoint}: not a Stowage checkpoint (its metadata has no "model" entry naming the model file)`);
   }
   const set = Object.entries(origin.config).map(([k, v]) => `${k}=${v}`);
-  const { plan } = await prepare(origin.model, { set, batch: 1, threads: opts.threads, clip: false });
+  const { plan } = await prepare(origin.model, { set, batch: 1, threads: opts.threads, clip: false, checkpoint: "none" });
   const built = await buildCompiledPlan(plan, (s) => console.error(s));
   const session = openPlan(built.libPath, { initPath: checkpoint, threads: opts.threads });
   try {

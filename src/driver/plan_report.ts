@@ -1,6 +1,7 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
 import { formatLoc, numel } from "../../ir/types.ts";
+import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { CompiledProgram, Plan } from "./compile.ts";
 
@@ -24,12 +25,35 @@ export function planJson(plan: Plan): object {
     arena_bytes: plan.arenaBytes,
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
+    checkpoint: {
+      mode: plan.checkpoint.mode,
+      recompute_flops: plan.checkpoint.recomputeFlops,
+      step_flops: graphFlops(plan.train.graph),
+      recomputed: recomputedList(plan),
+      candidates: plan.candidates.map((c) => ({
+        mode: c.mode, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes, recompute_flops: c.recomputeFlops,
+      })),
+    },
     params: plan.train.graph.params.map((p) => ({
       name: p.name, shape: p.shape, offset: plan.persistent.offsets.get(p.name), decay: p.decay,
     })),
     train: program(plan.train),
     infer: program(plan.infer),
   };
+}
+
+/** Recomputed nodes grouped by op and model line: what runs twice, and its cost. */
+function recomputedList(plan: Plan): { op: string; loc: string; count: number; flops: number }[] {
+  const groups = new Map<string, { op: string; loc: string; count: number; flops: number }>();
+  for (const n of plan.train.graph.nodes) {
+    if (n.attrs.recompute !== true) continue;
+    const key = `${n.op} ${formatLoc(n.loc)}`;
+    const g = groups.get(key) ?? { op: n.op, loc: formatLoc(n.loc), count: 0, flops: 0 };
+    g.count++;
+    g.flops += nodeFlops(n);
+    groups.set(key, g);
+  }
+  return [...groups.values()].sort((a, b) => b.flops - a.flops);
 }
 
 export function paramCount(plan: Plan): number {
@@ -57,6 +81,8 @@ export function planText(plan: Plan, top = 8): string {
     `  (temporaries as live at node ${m.peakPosition}: ${plan.train.graph.nodes[m.peakPosition].op} ` +
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
     "",
+    checkpointText(plan),
+    "",
     `largest temporaries:`,
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
@@ -65,4 +91,21 @@ export function planText(plan: Plan, top = 8): string {
       `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`);
   lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
+}
+
+function checkpointText(plan: Plan): string {
+  const c = plan.checkpoint;
+  const total = graphFlops(plan.train.graph);
+  const gflop = (f: number) => `${(f / 1e9).toFixed(2)} GFLOP`;
+  const lines = [`checkpoint ${c.mode}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
+    `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`];
+  for (const r of recomputedList(plan).slice(0, 6))
+    lines.push(`  ${r.op.padEnd(18)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
+  if (plan.candidates.length > 1) {
+    lines.push("  modes considered (--checkpoint auto):");
+    for (const k of plan.candidates)
+      lines.push(`    ${k.mode.padEnd(10)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
+        (k.mode === c.mode ? "  <- chosen" : ""));
+  }
+  return lines.join("\n");
 }

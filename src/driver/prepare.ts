@@ -8,11 +8,14 @@ import { codeFrame, displayPath } from "../load/typecheck.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { formatLoc } from "../../ir/types.ts";
 import { type Plan, compilePlan } from "./compile.ts";
+import type { CheckpointMode } from "../../ir/passes/recompute.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
 
 export interface PrepareOptions extends ModelChoice {
   threads: number;
   clip: boolean;
+  checkpoint: CheckpointMode | "auto";
+  deviceMemory?: number;
 }
 
 export async function prepare(modelPath: string, opts: PrepareOptions): Promise<{ plan: Plan; resolved: Resolved }> {
@@ -21,6 +24,7 @@ export async function prepare(modelPath: string, opts: PrepareOptions): Promise<
   try {
     const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
       batch: resolved.batch, seq: resolved.seq, threads: opts.threads, clip: opts.clip,
+      checkpoint: opts.checkpoint, deviceMemory: opts.deviceMemory,
     });
     return { plan, resolved };
   } catch (e) {

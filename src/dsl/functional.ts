@@ -1,6 +1,6 @@
 // Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs.
 import { Tensor } from "./tensor.ts";
-import { emit } from "./trace.ts";
+import { emit, inCheckpointRegion } from "./trace.ts";
 
 /** Rows of `table` [V, C] picked by integer `indices` [...] -> [..., C]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
@@ -33,4 +33,12 @@ export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
 /** Mean cross-entropy of logits [..., V] against integer targets [...]. Returns a scalar. */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   return new Tensor(emit("cross_entropy", [logits.value, targets.value])[0]);
+}
+
+/**
+ * Marks what `fn` computes for recomputation: under --checkpoint blocks only the region's inputs are
+ * kept for the backward, and the region runs again there. Wrap a module call: `checkpoint(() => block.forward(x))`.
+ */
+export function checkpoint<T>(fn: () => T): T {
+  return inCheckpointRegion(fn);
 }

@@ -18,6 +18,9 @@ export class TraceError extends Error {
 interface TraceState {
   builder: GraphBuilder;
   params: Map<Parameter, Value>;
+  /** The checkpoint region being traced (nodes get attribute ckpt=<id>), and the next free id. */
+  region?: number;
+  nextRegion: number;
 }
 
 let current: TraceState | undefined;
@@ -30,7 +33,7 @@ export function currentTrace(): TraceState {
 /** Runs `fn` with a fresh trace on `builder`; nesting is not allowed. */
 export function withTrace<T>(builder: GraphBuilder, fn: () => T): T {
   if (current) throw new Error("internal: nested trace");
-  current = { builder, params: new Map() };
+  current = { builder, params: new Map(), nextRegion: 0 };
   try {
     return fn();
   } finally {
@@ -64,10 +67,28 @@ export function callerLocOf(error: unknown): SourceLoc | undefined {
 /** Adds a node for the calling model line; a shape error becomes a TraceError at that line. */
 export function emit(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value[] {
   const loc = callerLoc();
+  const trace = currentTrace();
+  const marked = trace.region === undefined ? attrs : { ...attrs, ckpt: trace.region };
   try {
-    return [...currentTrace().builder.add(op, inputs, attrs, loc).outputs];
+    return [...trace.builder.add(op, inputs, marked, loc).outputs];
   } catch (e) {
     if (e instanceof ShapeError) throw new TraceError(`shape error: ${e.message}`, loc);
     throw e;
+  }
+}
+
+/**
+ * Runs `fn` as one checkpoint region: with --checkpoint blocks, what it computes is not kept for the
+ * backward but recomputed there from the region's inputs. Regions do not nest: an inner one joins the
+ * outer.
+ */
+export function inCheckpointRegion<T>(fn: () => T): T {
+  const trace = currentTrace();
+  if (trace.region !== undefined) return fn();
+  trace.region = trace.nextRegion++;
+  try {
+    return fn();
+  } finally {
+    trace.region = undefined;
   }
 }

@@ -1,0 +1,95 @@
+// Activation checkpointing: the recompute pass keeps gradients bitwise, the planner's prediction
+// still equals the measured peak, `blocks` keeps only block inputs across the step, `selective` only
+// recomputes attention, and `auto` picks the cheapest mode that fits the budget.
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, test } from "vitest";
+import gpt2 from "../samples/gpt2.ts";
+import { compilePlan, type CompileOptions, type Plan } from "../src/driver/compile.ts";
+import { builtinCorpusText } from "../src/data/corpus.ts";
+import { encodeText } from "../src/data/tokenize.ts";
+import { writeTokenFile } from "../src/data/token_file.ts";
+import { readMetrics, stow } from "./helpers/run.ts";
+
+const base: CompileOptions = { batch: 2, seq: 64, threads: 2, clip: true, checkpoint: "none" };
+const plan = (config: typeof gpt2.presets.mini, opts: Partial<CompileOptions>): Plan =>
+  compilePlan(gpt2, "samples/gpt2.ts", config, { ...base, ...opts });
+
+describe("checkpoint modes", () => {
+  test("train to bitwise equal losses and gradient norms, each at its predicted arena peak", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "stow-ckpt-"));
+    const data = path.join(dir, "tokens.bin");
+    writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 10_000));
+    const small = ["--set", "layers=2", "--batch", "4", "--seq", "32", "--threads", "2"];
+    const runs = ["none", "selective", "blocks"].map((mode) => {
+      const metrics = path.join(dir, `${mode}.jsonl`);
+      const r = stow(["train", "samples/gpt2.ts", ...small, "--checkpoint", mode, "--steps", "3", "--data", data,
+        "--no-sample", "--metrics", metrics]);
+      expect(r.status, r.stderr).toBe(0);
+      const predicted = JSON.parse(stow(["plan", "samples/gpt2.ts", ...small, "--checkpoint", mode, "--json"]).stdout);
+      return { mode, metrics: readMetrics(metrics), predicted };
+    });
+    const [none, selective, blocks] = runs;
+    for (const r of [selective, blocks]) {
+      expect(r.metrics.map((m) => m.loss)).toEqual(none.metrics.map((m) => m.loss));
+      expect(r.metrics.map((m) => m.grad_norm)).toEqual(none.metrics.map((m) => m.grad_norm));
+    }
+    for (const r of runs) expect(r.metrics.map((m) => m.device_peak_bytes)).toEqual([1, 2, 3].map(() => r.predicted.device_peak_bytes));
+    expect(blocks.predicted.device_peak_bytes).toBeLessThan(none.predicted.device_peak_bytes);
+    expect(blocks.predicted.checkpoint.recompute_flops).toBeGreaterThan(selective.predicted.checkpoint.recompute_flops);
+    expect(none.predicted.checkpoint.recompute_flops).toBe(0);
+  });
+
+  test("blocks, GPT-2 124M at batch 8 x 1024: across the step each block keeps only its input", () => {
+    const cfg = gpt2.presets["124M"];
+    const p = plan(cfg, { batch: 8, seq: 1024, checkpoint: "blocks" });
+    const nodes = p.train.graph.nodes;
+    const firstBackward = nodes.findIndex((n) => n.phase === "backward");
+    const spanning = p.train.memory.buffers.filter((b) => b.start < firstBackward && b.end >= firstBackward);
+    // Of what a block computes, only its output (the next block's input, or ln_f's for the last) is kept.
+    const fromBlocks = spanning.filter((b) => b.node.attrs.ckpt !== undefined);
+    expect(fromBlocks.map((b) => b.node.attrs.ckpt).sort((a, b) => Number(a) - Number(b))).toEqual([...Array(cfg.layers).keys()]);
+    expect(fromBlocks.every((b) => b.node.op === "add" && b.bytes === 8 * 1024 * cfg.dim * 4)).toBe(true);
+    // During the backward, recomputed values of at most one block are live at any moment.
+    for (let i = firstBackward; i < nodes.length; i++) {
+      const regions = new Set(p.train.memory.buffers
+        .filter((b) => b.start <= i && i <= b.end && b.node.attrs.recompute === true).map((b) => b.node.attrs.ckpt));
+      expect(regions.size).toBeLessThanOrEqual(1);
+    }
+  });
+
+  test("selective recomputes only the attention core and keeps no (batch, heads, seq, seq) tensor", () => {
+    const cfg = gpt2.presets.mini;
+    const p = plan(cfg, { batch: 4, seq: 128, checkpoint: "selective" });
+    const recomputed = p.train.graph.nodes.filter((n) => n.attrs.recompute === true);
+    expect(recomputed.map((n) => n.op)).toEqual(Array(cfg.layers).fill("attention"));
+    const scores = 4 * cfg.heads * 128 * 128 * 4;
+    expect(p.train.memory.buffers.filter((b) => b.kind !== "workspace" && b.bytes >= scores)
+      .every((b) => b.node.op !== "attention")).toBe(true);
+  });
+
+  test("auto picks the least recompute that fits the budget", () => {
+    const cfg = { ...gpt2.presets.mini, layers: 2 };
+    const [none, selective, blocks] = (["none", "selective", "blocks"] as const).map((m) => plan(cfg, { checkpoint: m }).checkpoint);
+    expect(blocks.arenaBytes).toBeLessThan(selective.arenaBytes);
+    expect(selective.arenaBytes).toBeLessThan(none.arenaBytes);
+    const pick = (budget: number) => plan(cfg, { checkpoint: "auto", deviceMemory: budget }).checkpoint;
+    expect(pick(none.arenaBytes).mode).toBe("none");
+    const betweenSelectiveAndNone = pick(none.arenaBytes - 1);
+    expect(betweenSelectiveAndNone.mode).toBe("selective");
+    expect(betweenSelectiveAndNone.recomputeFlops).toBeLessThanOrEqual(blocks.recomputeFlops);
+    const onlyBlocks = pick(selective.arenaBytes - 1);
+    expect(onlyBlocks.mode).toBe("blocks");
+    expect(onlyBlocks.arenaBytes).toBeLessThanOrEqual(selective.arenaBytes - 1);
+    expect(() => pick(blocks.arenaBytes - 1)).toThrow(/does not fit in --device-memory .* needs at least/);
+  });
+
+  test("stow ir shows recomputation as ordinary backward nodes", () => {
+    const r = stow(["ir", "samples/gpt2.ts", "--set", "layers=1", "--checkpoint", "blocks", "--after", "recompute"]);
+    expect(r.status).toBe(0);
+    const backward = r.stdout.slice(r.stdout.indexOf("# backward"));
+    expect(backward).toMatch(/= layernorm\(.*recompute=true/);
+    expect(backward).toMatch(/= attention\(.*recompute=true/);
+  });
+});
