@@ -33,7 +33,8 @@ const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const runtimeDir = join(repoRoot, "runtime");
 // Compilers run with the repository root as working directory, so -Iruntime is the same string (and
 // hash) wherever the repository lives.
-const CXXFLAGS = ["-O3", "-march=native", "-fopenmp", "-std=c++17", "-fPIC", "-Iruntime"];
+// -fno-math-errno lets sqrt vectorize (AdamW: 7.8 -> 1.9 ms on 2.4M elements); no result changes.
+const CXXFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", "-fPIC", "-Iruntime"];
 const LDLIBS = ["-lopenblas", "-fopenmp"];
 const TRAIN_MAIN = "train_main.cpp";
 
