@@ -8,12 +8,17 @@ export interface ModelShape {
   heads: number;
 }
 
-export interface BenchConfig {
+export interface StepCounts {
+  warmupSteps: number;
+  measuredSteps: number;
+}
+
+export interface BenchConfig extends StepCounts {
   name: string;
   model: ModelShape;
   batch: number;
-  warmupSteps: number;
-  measuredSteps: number;
+  /** For PyTorch as installed: its generic OpenBLAS kernels make a step several times slower, so fewer. */
+  stockTorchSteps: StepCounts;
 }
 
 /** Thread count of every run: the sgemm peak, Stowage and PyTorch. */
@@ -26,6 +31,7 @@ export const CONFIGS: BenchConfig[] = [
     batch: 8,
     warmupSteps: 3,
     measuredSteps: 20,
+    stockTorchSteps: { warmupSteps: 2, measuredSteps: 10 },
   },
   {
     name: "124M",
@@ -33,6 +39,7 @@ export const CONFIGS: BenchConfig[] = [
     batch: 4,
     warmupSteps: 2,
     measuredSteps: 8,
+    stockTorchSteps: { warmupSteps: 1, measuredSteps: 3 },
   },
 ];
 

@@ -1,5 +1,5 @@
 // bench/RESULTS.md: the header (machine, BLAS, threads), the speed and memory tables, and the targets.
-import { mib, type BenchResults, type ConfigResult } from "./results.ts";
+import { mib, type BenchResults, type ConfigResult, type EnvSummary } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
 
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
@@ -15,6 +15,17 @@ function sgemm(s: SgemmPeak): string {
   return `${gflops(s.median_gflops)} (median of ${s.repeats} cblas_sgemm ${s.n}^3 calls, best ${gflops(s.best_gflops)})`;
 }
 
+/** Stock PyTorch's tok/s, with its step count where it ran fewer steps than the tuned run. */
+function stockTokensPerS(r: ConfigResult): string {
+  const measured = r.pytorch_stock.tokens_per_s.length;
+  const steps = measured === r.pytorch.tokens_per_s.length ? "" : ` (median of ${measured} steps)`;
+  return `${int(r.pytorch_stock.median_tokens_per_s)}${steps}`;
+}
+
+function envLine(e: EnvSummary): string {
+  return Object.entries(e).map(([k, v]) => `${k}=${v ?? "(unset)"}`).join(", ");
+}
+
 function shape(r: ConfigResult): string {
   const m = r.config.model;
   return `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${r.config.batch} x seq ${m.seq}`;
@@ -23,11 +34,14 @@ function shape(r: ConfigResult): string {
 export function resultsMarkdown(b: BenchResults): string {
   const speed = table(
     ["config", "params", "FLOPs/token", "Stowage tok/s", "PyTorch tok/s", "Stowage / PyTorch",
-      "Stowage GFLOP/s", "PyTorch GFLOP/s", "Stowage MFU", "PyTorch MFU"],
+      "Stowage GFLOP/s", "PyTorch GFLOP/s", "Stowage MFU", "PyTorch MFU",
+      "stock PyTorch tok/s", "stock PyTorch MFU", "stock PyTorch OpenBLAS core", "Stowage / stock PyTorch"],
     b.configs.map((r) => [
       r.config.name, int(r.param_count), `${(r.flops_per_token / 1e6).toFixed(1)} M`,
       int(r.stowage.median_tokens_per_s), int(r.pytorch.median_tokens_per_s), `${r.speed_ratio.toFixed(2)}x`,
       gflops(r.stowage.achieved_gflops), gflops(r.pytorch.achieved_gflops), pct(r.stowage.mfu), pct(r.pytorch.mfu),
+      stockTokensPerS(r), pct(r.pytorch_stock.mfu), r.pytorch_stock.openblas_core ?? "(not OpenBLAS)",
+      `${r.stock_speed_ratio.toFixed(2)}x`,
     ]),
   );
   const memory = table(
@@ -41,7 +55,8 @@ export function resultsMarkdown(b: BenchResults): string {
   const steps = b.configs.map((r) =>
     `- **${r.config.name}**: ${shape(r)}; ${r.config.warmupSteps} warm-up steps, then the median of ` +
     `${r.config.measuredSteps}. Stowage tok/s per step: ${r.stowage.tokens_per_s.map(int).join(", ")}; ` +
-    `PyTorch: ${r.pytorch.tokens_per_s.map(int).join(", ")}.`);
+    `PyTorch: ${r.pytorch.tokens_per_s.map(int).join(", ")}; stock PyTorch (after ${r.pytorch_stock.warmup_steps} ` +
+    `warm-up, ${r.pytorch_stock.tokens_per_s.length} measured): ${r.pytorch_stock.tokens_per_s.map(int).join(", ")}.`);
   const targets = table(
     ["config", "target", "measured", "result"],
     b.targets.map((t) => [t.config, t.target, t.measured, t.pass ? "PASS" : "FAIL"]),
@@ -59,8 +74,9 @@ export function resultsMarkdown(b: BenchResults): string {
     `- machine: ${b.machine.cpu}, ${b.machine.cores} cores`,
     `- load average (1, 5, 15 min) before: ${b.machine.load_average_before.join(", ")}; ` +
       `after: ${b.machine.load_average_after.join(", ")} (other processes on the machine skew the numbers)`,
-    `- threads: ${b.threads} for all runs; OPENBLAS_CORETYPE=${b.env.OPENBLAS_CORETYPE ?? "(unset)"}, ` +
-      `OMP_WAIT_POLICY=${b.env.OMP_WAIT_POLICY ?? "(unset)"}, OPENBLAS_NUM_THREADS=${b.env.OPENBLAS_NUM_THREADS ?? "(unset)"}`,
+    `- threads: ${b.threads} for all runs (and torch.set_num_threads(${b.threads}))`,
+    `- tuned environment (sgemm peak, Stowage, PyTorch; the targets are judged against this PyTorch): ${envLine(b.env)}`,
+    `- stock environment (PyTorch as installed, for context): ${envLine(b.stock_env)}`,
     `- OpenBLAS core: ${b.sgemm.before.core} (sgemm), ${b.torch?.openblas_core ?? "-"} (PyTorch)`,
     `- sgemm peak: **${gflops(b.sgemm.peak_gflops)} GFLOP/s**, the higher of ${sgemm(b.sgemm.before)} before ` +
       `and ${sgemm(b.sgemm.after)} after the training runs`,
