@@ -33,11 +33,6 @@ export function resolveModel(loaded: LoadedModel, choice: ModelChoice): Resolved
   const seq = choice.seq ?? config.seq;
   if (seq > config.seq)
     throw new UserError(`--seq ${seq} is longer than the model's context (seq=${config.seq}); raise it with --set seq=${seq}`);
-  const definition: ModelDefinition = {
-    kind: "stowage-model",
-    presets: m.presets as Record<string, ModelConfig>,
-    defaultPreset: m.defaultPreset,
-    build: m.build as ModelDefinition["build"],
-  };
+  const definition: ModelDefinition = { kind: "stowage-model", ...m };
   return { definition, config, preset, batch: choice.batch ?? DEFAULT_BATCH, seq };
 }
