@@ -1,5 +1,7 @@
 // The benchmark's configurations: GPT-2 shapes, the batch of one training step, and how many steps are
 // run before measuring (warm-up) and then measured. seq is both the model's context and the step's length.
+import type { CheckpointMode } from "../ir/passes/recompute.ts";
+
 export interface ModelShape {
   vocab: number;
   seq: number;
@@ -24,24 +26,34 @@ export interface BenchConfig extends StepCounts {
 /** Thread count of every run: the sgemm peak, Stowage and PyTorch. */
 export const BENCH_THREADS = 2;
 
-export const CONFIGS: BenchConfig[] = [
-  {
-    name: "small",
-    model: { vocab: 8192, seq: 128, layers: 4, dim: 256, heads: 8 },
-    batch: 8,
-    warmupSteps: 3,
-    measuredSteps: 20,
-    stockTorchSteps: { warmupSteps: 2, measuredSteps: 10 },
-  },
-  {
-    name: "124M",
-    model: { vocab: 50257, seq: 256, layers: 12, dim: 768, heads: 12 },
-    batch: 4,
-    warmupSteps: 2,
-    measuredSteps: 8,
-    stockTorchSteps: { warmupSteps: 1, measuredSteps: 3 },
-  },
-];
+const SMALL: BenchConfig = {
+  name: "small",
+  model: { vocab: 8192, seq: 128, layers: 4, dim: 256, heads: 8 },
+  batch: 8,
+  warmupSteps: 3,
+  measuredSteps: 20,
+  stockTorchSteps: { warmupSteps: 2, measuredSteps: 10 },
+};
+
+const GPT2_124M: BenchConfig = {
+  name: "124M",
+  model: { vocab: 50257, seq: 256, layers: 12, dim: 768, heads: 12 },
+  batch: 4,
+  warmupSteps: 2,
+  measuredSteps: 8,
+  stockTorchSteps: { warmupSteps: 1, measuredSteps: 3 },
+};
+
+export const CONFIGS: BenchConfig[] = [SMALL, GPT2_124M];
+
+/**
+ * The checkpoint section: 124M compiled once per mode. Fewer steps than its speed run, so that three
+ * runs (blocks recomputes about 16% more FLOPs) and their compiles stay within about four minutes; an
+ * odd count, so the median is one measured step. One warm-up step first touches the arena's pages.
+ */
+export const CHECKPOINT_CONFIG: BenchConfig = { ...GPT2_124M, warmupSteps: 1, measuredSteps: 7 };
+/** The modes compared; the first, none, is the baseline of the step-time overhead. */
+export const CHECKPOINT_MODES_BENCHED: readonly [CheckpointMode, ...CheckpointMode[]] = ["none", "selective", "blocks"];
 
 /**
  * Model FLOPs per trained token as llm.c counts them for MFU (gpt2_estimate_mfu): 6N for the forward

@@ -1,15 +1,12 @@
-// bench/RESULTS.md: the header (machine, BLAS, threads), the speed and memory tables, and the targets.
-import { mib, type BenchResults, type ConfigResult, type EnvSummary } from "./results.ts";
+// bench/RESULTS.md: the header (machine, BLAS, threads), the speed and memory tables, the targets, and
+// the checkpoint section. Either part may be missing (not run yet).
+import type { CheckpointResults } from "./checkpoint.ts";
+import { checkpointMarkdown } from "./checkpoint_report.ts";
+import { envLine, int, pct, table } from "./markdown.ts";
+import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
 
-const int = (x: number) => Math.round(x).toLocaleString("en-US");
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const gflops = (x: number) => x.toFixed(1);
-
-function table(head: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
-}
 
 function sgemm(s: SgemmPeak): string {
   return `${gflops(s.median_gflops)} (median of ${s.repeats} cblas_sgemm ${s.n}^3 calls, best ${gflops(s.best_gflops)})`;
@@ -22,16 +19,23 @@ function stockTokensPerS(r: ConfigResult): string {
   return `${int(r.pytorch_stock.median_tokens_per_s)}${steps}`;
 }
 
-function envLine(e: EnvSummary): string {
-  return Object.entries(e).map(([k, v]) => `${k}=${v ?? "(unset)"}`).join(", ");
-}
-
 function shape(r: ConfigResult): string {
   const m = r.config.model;
   return `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${r.config.batch} x seq ${m.seq}`;
 }
 
-export function resultsMarkdown(b: BenchResults): string {
+export function resultsMarkdown(speed: BenchResults | null, checkpoint: CheckpointResults | null): string {
+  return [
+    "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
+    "",
+    "Written by `npm run bench` (see bench/README.md for what each column means); raw numbers in results.json.",
+    "",
+    speed ? speedMarkdown(speed) : "(No speed results: `npm run bench` or `npm run bench -- small 124M` writes them.)\n",
+    checkpoint ? checkpointMarkdown(checkpoint) : "(No checkpoint results: `npm run bench -- checkpoint` writes them.)\n",
+  ].join("\n");
+}
+
+function speedMarkdown(b: BenchResults): string {
   const speed = table(
     ["config", "params", "FLOPs/token", "Stowage tok/s", "PyTorch tok/s", "Stowage / PyTorch",
       "Stowage GFLOP/s", "PyTorch GFLOP/s", "Stowage MFU", "PyTorch MFU",
@@ -66,10 +70,6 @@ export function resultsMarkdown(b: BenchResults): string {
       b.torch.parallel_info.trimEnd(), b.torch.config.trimEnd(), "```", ""]
     : [];
   return [
-    "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
-    "",
-    "Written by `npm run bench` (see bench/README.md for what each column means); raw numbers in results.json.",
-    "",
     `- date: ${b.date}`,
     `- machine: ${b.machine.cpu}, ${b.machine.cores} cores`,
     `- load average (1, 5, 15 min) before: ${b.machine.load_average_before.join(", ")}; ` +

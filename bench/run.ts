@@ -1,17 +1,19 @@
-// `npm run bench [-- CONFIG...]`: the machine's sgemm peak, then for each config Stowage's and PyTorch's
-// training step, one after the other in this process tree, and PyTorch once more as installed (for
-// context: the targets are judged against the tuned run); writes bench/RESULTS.md and bench/results.json.
+// `npm run bench [-- CONFIG... checkpoint]`: the machine's sgemm peak, then for each config Stowage's and
+// PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
+// (for context: the targets are judged against the tuned run); then the checkpoint section (124M in each
+// checkpoint mode). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../src/cli/errors.ts";
 import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
-import { BENCH_THREADS, CONFIGS, type BenchConfig } from "./configs.ts";
+import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
+import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, type BenchConfig } from "./configs.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
-import { resultsMarkdown } from "./report.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
+import { readResults, writeResults } from "./results_file.ts";
 import { measureSgemmPeak, type SgemmPeak } from "./sgemm.ts";
 import { runStowage, type StowageResult } from "./stowage_step.ts";
 import { writeBenchTokens } from "./tokens.ts";
@@ -20,13 +22,18 @@ import { runTorch, type TorchResult, type TorchSetup } from "./torch_step.ts";
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const WORK_DIR = path.join(BENCH_DIR, "..", "out", "bench");
 
-function selectConfigs(names: string[]): BenchConfig[] {
-  if (names.length === 0) return CONFIGS;
-  return names.map((n) => {
+const CHECKPOINT_SECTION = "checkpoint";
+
+/** What the arguments ask for: speed configs by name, and the checkpoint section; nothing means all. */
+function selectParts(names: string[]): { configs: BenchConfig[]; checkpoint: boolean } {
+  if (names.length === 0) return { configs: CONFIGS, checkpoint: true };
+  const configs = names.filter((n) => n !== CHECKPOINT_SECTION).map((n) => {
     const c = CONFIGS.find((c) => c.name === n);
-    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${CONFIGS.map((c) => c.name).join(", ")}`);
+    const known = CONFIGS.map((c) => c.name).join(", ");
+    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${known}, and '${CHECKPOINT_SECTION}' runs the checkpoint section`);
     return c;
   });
+  return { configs, checkpoint: names.includes(CHECKPOINT_SECTION) };
 }
 
 /**
@@ -64,13 +71,9 @@ function pytorch(c: BenchConfig, setup: TorchSetup, tokens: string, paramCount: 
   return torch;
 }
 
-function main(): void {
-  const configs = selectConfigs(process.argv.slice(2));
-  const env = tunedEnv(BENCH_THREADS);
-  const stock = stockEnv(BENCH_THREADS);
-  mkdirSync(WORK_DIR, { recursive: true });
+/** The speed part: each config's Stowage, tuned PyTorch and stock PyTorch runs, between two sgemm peaks. */
+function speedPart(configs: BenchConfig[], env: NodeJS.ProcessEnv, stock: NodeJS.ProcessEnv): BenchResults {
   const loadBefore = loadAverage();
-
   const sgemmBefore = sgemmPeak(env);
 
   const runs: { c: BenchConfig; stowage: StowageResult; torch: TorchResult; stockTorch: TorchResult }[] = [];
@@ -90,7 +93,7 @@ function main(): void {
   const results = runs.map((r) => configResult(r.c, peakGflops, r.stowage, r.torch, r.stockTorch));
   const firstTorch = runs[0]?.torch;
 
-  const bench: BenchResults = {
+  return {
     date: new Date().toISOString(),
     machine: { cpu: cpuModel(), cores: os.cpus().length, load_average_before: loadBefore, load_average_after: loadAverage() },
     threads: BENCH_THREADS,
@@ -103,9 +106,26 @@ function main(): void {
     configs: results,
     targets: checkTargets(results),
   };
-  writeFileSync(path.join(BENCH_DIR, "results.json"), JSON.stringify(bench, null, 1) + "\n");
-  const markdown = resultsMarkdown(bench);
-  writeFileSync(path.join(BENCH_DIR, "RESULTS.md"), markdown);
+}
+
+/** The checkpoint part: 124M in each checkpoint mode, Stowage only. */
+function checkpointPart(env: NodeJS.ProcessEnv): CheckpointResults {
+  const tokens = writeBenchTokens(WORK_DIR, CHECKPOINT_CONFIG.model.vocab);
+  return runCheckpointSection(CHECKPOINT_CONFIG, BENCH_THREADS, tokens, WORK_DIR, env);
+}
+
+function main(): void {
+  const parts = selectParts(process.argv.slice(2));
+  const env = tunedEnv(BENCH_THREADS);
+  const stock = stockEnv(BENCH_THREADS);
+  mkdirSync(WORK_DIR, { recursive: true });
+  // Read before the runs, so that a results.json that cannot be kept fails now, not after them.
+  const all = parts.configs.length > 0 && parts.checkpoint;
+  const kept = all ? { speed: null, checkpoint: null } : readResults(BENCH_DIR);
+
+  const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
+  const checkpoint = parts.checkpoint ? checkpointPart(env) : null;
+  const markdown = writeResults(BENCH_DIR, { speed, checkpoint }, kept);
   console.log(`\n${markdown}`);
 }
 

@@ -1,17 +1,30 @@
-// Stowage's side: compiles the config through the normal CLI path (`stow compile`), runs the standalone
-// train binary under GNU time, and reads its per-step metrics.
+// Stowage's side: compiles the config through the normal CLI path (`stow compile`, with `--checkpoint
+// MODE` when one is given), runs the standalone train binary under GNU time, and reads its per-step
+// metrics and the plan's predictions (plan.json).
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import type { Breakdown } from "../ir/passes/memory_plan.ts";
+import type { CheckpointMode } from "../ir/passes/recompute.ts";
 import { UserError } from "../src/cli/errors.ts";
 import { runChild, runWithPeakRss } from "./child.ts";
 import type { BenchConfig } from "./configs.ts";
 import { median } from "./stats.ts";
 
+/** What plan.json says of checkpointing: the mode, and the FLOPs it recomputes of the step's total. */
+export interface PlannedCheckpoint {
+  mode: CheckpointMode;
+  recompute_flops: number;
+  step_flops: number; // the whole training step's, recomputation included
+}
+
 export interface StowageResult {
   param_count: number;
   predicted_device_peak_bytes: number; // the plan's prediction, for reference
+  breakdown: Breakdown; // the plan's bytes at its predicted peak, by kind
+  checkpoint: PlannedCheckpoint;
   tokens_per_s: number[]; // measured steps only
   median_tokens_per_s: number;
+  step_seconds: number[]; // measured steps only
   device_peak_bytes: number; // arena high-water mark, measured
   host_peak_bytes: number; // tracked host allocations
   peak_bytes: number; // device + host
@@ -21,38 +34,53 @@ export interface StowageResult {
 interface StepMetrics {
   step: number;
   tokens_per_s: number;
+  step_seconds: number;
   device_peak_bytes: number;
   host_peak_bytes: number;
 }
 
+interface PlanJson {
+  param_count: number;
+  device_peak_bytes: number;
+  breakdown: Breakdown;
+  checkpoint: PlannedCheckpoint;
+}
+
+/** Compiles and runs one config; `checkpoint` adds `--checkpoint MODE` and its own output directory. */
 export function runStowage(
   c: BenchConfig, threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+  checkpoint?: CheckpointMode,
 ): StowageResult {
-  const dir = path.join(workDir, `stowage-${c.name}`);
+  const name = checkpoint ? `${c.name} --checkpoint ${checkpoint}` : c.name;
+  const dir = path.join(workDir, checkpoint ? `stowage-${c.name}-checkpoint-${checkpoint}` : `stowage-${c.name}`);
   const sets = Object.entries(c.model).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
-  runChild(`stowage ${c.name}: compile`, "npx", [
-    "stow", "compile", "samples/gpt2.ts", ...sets,
-    "--batch", String(c.batch), "--seq", String(c.model.seq), "--threads", String(threads), "-o", dir,
+  runChild(`stowage ${name}: compile`, "npx", [
+    "stow", "compile", "samples/gpt2.ts", ...sets, "--batch", String(c.batch), "--seq", String(c.model.seq),
+    "--threads", String(threads), ...(checkpoint ? ["--checkpoint", checkpoint] : []), "-o", dir,
   ], env);
-  const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8")) as
-    { param_count: number; device_peak_bytes: number };
+  const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8")) as PlanJson;
 
   const metricsFile = path.join(dir, "metrics.jsonl");
   const steps = c.warmupSteps + c.measuredSteps;
-  const { peakRssBytes } = runWithPeakRss(`stowage ${c.name}: train`, path.join(dir, "train"), [
+  const { peakRssBytes } = runWithPeakRss(`stowage ${name}: train`, path.join(dir, "train"), [
     "--data", tokenFile, "--steps", String(steps), "--threads", String(threads), "--metrics", metricsFile,
   ], env, path.join(dir, "time.txt"));
 
   const metrics = readFileSync(metricsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as StepMetrics);
-  if (metrics.length !== steps) throw new UserError(`stowage ${c.name}: ${metricsFile} has ${metrics.length} steps, expected ${steps}`);
-  const measured = metrics.slice(c.warmupSteps).map((m) => m.tokens_per_s);
+  if (metrics.length !== steps) throw new UserError(`stowage ${name}: ${metricsFile} has ${metrics.length} steps, expected ${steps}`);
+  const measured = metrics.slice(c.warmupSteps);
+  const tokensPerS = measured.map((m) => m.tokens_per_s);
   const device = Math.max(...metrics.map((m) => m.device_peak_bytes));
   const host = Math.max(...metrics.map((m) => m.host_peak_bytes));
+  const { mode, recompute_flops, step_flops } = plan.checkpoint;
   return {
     param_count: plan.param_count,
     predicted_device_peak_bytes: plan.device_peak_bytes,
-    tokens_per_s: measured,
-    median_tokens_per_s: median(measured),
+    breakdown: plan.breakdown,
+    checkpoint: { mode, recompute_flops, step_flops },
+    tokens_per_s: tokensPerS,
+    median_tokens_per_s: median(tokensPerS),
+    step_seconds: measured.map((m) => m.step_seconds),
     device_peak_bytes: device,
     host_peak_bytes: host,
     peak_bytes: device + host,

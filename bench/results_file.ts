@@ -1,0 +1,43 @@
+// bench/results.json and bench/RESULTS.md, written together from the benchmark's two parts: the speed
+// configs (results.json's top-level fields) and the checkpoint section (its "checkpoint" field). A run
+// that skips a part keeps that part from the existing results.json, so `npm run bench -- checkpoint`
+// leaves the speed tables as they were, and `npm run bench -- small` the checkpoint section.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { UserError } from "../src/cli/errors.ts";
+import type { CheckpointResults } from "./checkpoint.ts";
+import { resultsMarkdown } from "./report.ts";
+import type { BenchResults } from "./results.ts";
+
+export interface BenchParts {
+  speed: BenchResults | null;
+  checkpoint: CheckpointResults | null;
+}
+
+type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults };
+
+/** The parts in `dir`/results.json; none where the file does not exist yet. */
+export function readResults(dir: string): BenchParts {
+  const file = path.join(dir, "results.json");
+  if (!existsSync(file)) return { speed: null, checkpoint: null };
+  let json: ResultsJson;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
+  }
+  const { checkpoint, ...speed } = json;
+  return { speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null };
+}
+
+/** Writes the fresh parts over the kept ones; returns the Markdown written. */
+export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): string {
+  const speed = fresh.speed ?? kept.speed;
+  const checkpoint = fresh.checkpoint ?? kept.checkpoint;
+  const json = { ...speed, ...(checkpoint && { checkpoint }) };
+  writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
+  const markdown = resultsMarkdown(speed, checkpoint);
+  writeFileSync(path.join(dir, "RESULTS.md"), markdown);
+  return markdown;
+}
