@@ -85,6 +85,23 @@ describe("checkpoint modes", () => {
     expect(() => pick(blocks.arenaBytes - 1)).toThrow(/does not fit in --device-memory .* needs at least/);
   });
 
+  test("auto recomputes only as many blocks as the budget needs", () => {
+    const cfg = { ...gpt2.presets.mini, layers: 4 };
+    const all = plan(cfg, { checkpoint: "blocks" }).checkpoint;
+    const selective = plan(cfg, { checkpoint: "selective" }).checkpoint;
+    // Halfway between all blocks and selective: some blocks, but not all, must be recomputed.
+    const budget = Math.floor((all.arenaBytes + selective.arenaBytes) / 2);
+    const chosen = plan(cfg, { checkpoint: "auto", deviceMemory: budget }).checkpoint;
+    expect(chosen.mode).toBe("blocks");
+    expect(chosen.regions).toBeGreaterThan(0);
+    expect(chosen.regions).toBeLessThan(4);
+    expect(chosen.arenaBytes).toBeLessThanOrEqual(budget);
+    expect(chosen.recomputeFlops).toBeLessThan(all.recomputeFlops);
+    // One block fewer would not fit: the choice is the least recompute that does.
+    const fewer = plan(cfg, { checkpoint: "blocks", checkpointRegions: chosen.regions - 1 }).checkpoint;
+    expect(fewer.arenaBytes).toBeGreaterThan(budget);
+  });
+
   test("stow ir shows recomputation as ordinary backward nodes", () => {
     const r = stow(["ir", "samples/gpt2.ts", "--set", "layers=1", "--checkpoint", "blocks", "--after", "recompute"]);
     expect(r.status).toBe(0);

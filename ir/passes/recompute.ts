@@ -10,14 +10,24 @@ import type { Graph, Node, Value } from "../types.ts";
 export type CheckpointMode = "none" | "selective" | "blocks";
 export const CHECKPOINT_MODES: readonly CheckpointMode[] = ["none", "selective", "blocks"];
 
-/** Which forward nodes a mode recomputes. */
-export function recomputedNodes(g: Graph, mode: CheckpointMode): Set<number> {
+/** Number of checkpoint regions (blocks) the model marked. */
+export function regionCount(g: Graph): number {
+  const ids = new Set(g.nodes.filter((n) => n.phase === "forward" && n.attrs.ckpt !== undefined).map((n) => n.attrs.ckpt));
+  return ids.size;
+}
+
+/**
+ * Which forward nodes a mode recomputes. Under `blocks`, `regions` limits it to the first that many
+ * regions (all when undefined): the earliest blocks' activations are the ones kept longest.
+ */
+export function recomputedNodes(g: Graph, mode: CheckpointMode, regions?: number): Set<number> {
   const chosen = new Set<number>();
   for (const n of g.nodes) {
     if (n.phase !== "forward") continue;
     // selective: the attention core, as Megatron-LM does; blocks: every node of a checkpoint region.
     if (mode === "selective" && n.op === "attention") chosen.add(n.id);
-    if (mode === "blocks" && n.attrs.ckpt !== undefined && n.op !== "param" && n.op !== "input") chosen.add(n.id);
+    const region = n.attrs.ckpt as number | undefined;
+    if (mode === "blocks" && region !== undefined && (regions === undefined || region < regions)) chosen.add(n.id);
   }
   return chosen;
 }
@@ -39,8 +49,8 @@ function checkpoints(g: Graph, chosen: Set<number>, mode: CheckpointMode): Set<n
   return kept;
 }
 
-export function recompute(g: Graph, mode: CheckpointMode): Graph {
-  const chosen = recomputedNodes(g, mode);
+export function recompute(g: Graph, mode: CheckpointMode, regions?: number): Graph {
+  const chosen = recomputedNodes(g, mode, regions);
   if (chosen.size === 0) return g;
   const kept = checkpoints(g, chosen, mode);
   const b = new GraphBuilder();

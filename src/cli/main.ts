@@ -25,12 +25,20 @@ function withModelOptions(cmd: Command): Command {
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
     .option("--threads <n>", "kernel and BLAS threads (default: all cores)")
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
-    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, auto (default none)")
+    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)");
 }
 
 function gradClip(raw: Raw): number {
   return float(raw, "gradClip", "--grad-clip", { min: 0 }) ?? 1.0;
+}
+
+/** --checkpoint MODE, or blocks:K to recompute only the first K checkpoint regions. */
+function checkpointFlag(text: string): Pick<PrepareOptions, "checkpoint" | "checkpointRegions"> {
+  const [mode, count] = text.split(":");
+  if (count !== undefined && mode === "blocks")
+    return { checkpoint: "blocks", checkpointRegions: parseIntFlag("--checkpoint blocks:K", count, { min: 0 }) };
+  return { checkpoint: parseChoice("--checkpoint", text, [...CHECKPOINT_MODES, "auto"] as const) };
 }
 
 function modelOptions(raw: Raw): PrepareOptions {
@@ -41,7 +49,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     seq: int(raw, "seq", "--seq"),
     threads: int(raw, "threads", "--threads") ?? availableParallelism(),
     clip: gradClip(raw) > 0,
-    checkpoint: parseChoice("--checkpoint", str(raw, "checkpoint") ?? "none", [...CHECKPOINT_MODES, "auto"] as const),
+    ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
   };
 }

@@ -3,7 +3,7 @@
 import { type Graph, formatLoc } from "../../ir/types.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
-import { type CheckpointMode, CHECKPOINT_MODES, recompute } from "../../ir/passes/recompute.ts";
+import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
@@ -20,6 +20,8 @@ export interface CompileOptions {
   clip: boolean;
   /** What to recompute in the backward; auto picks the cheapest mode that fits deviceMemory. */
   checkpoint: CheckpointMode | "auto";
+  /** Under blocks: recompute only the first this many checkpoint regions (default: all). */
+  checkpointRegions?: number;
   /** Device budget in bytes: the arena must fit in it. */
   deviceMemory?: number;
 }
@@ -27,6 +29,9 @@ export interface CompileOptions {
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
 export interface Candidate {
   mode: CheckpointMode;
+  /** Under blocks: how many checkpoint regions (the first ones) are recomputed, of `totalRegions`. */
+  regions: number;
+  totalRegions: number;
   peak: number;
   arenaBytes: number;
   recomputeFlops: number;
@@ -62,25 +67,52 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
   const differentiated = autodiff(traced);
   const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
+  const totalRegions = regionCount(differentiated);
 
-  const modes = opts.checkpoint === "auto" ? CHECKPOINT_MODES : [opts.checkpoint];
-  const plans = modes.map((mode) => {
-    const recomputed = recompute(differentiated, mode);
+  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0) => {
+    const recomputed = recompute(differentiated, mode, regions);
     const g = adamwPass(recomputed, { clip: opts.clip });
     const persistent = persistentLayout(g, true);
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
     const infer = { graph: inferGraph, memory: planMemory(inferGraph, persistent, opts.threads), batch: 1, seq: config.seq };
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
-    const candidate: Candidate = { mode, peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g) };
+    const checkpoint: Candidate = {
+      mode, regions, totalRegions, peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
+    };
     const stages = [
       { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: g },
     ];
-    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, stages, checkpoint: candidate };
-  });
-  const candidates = plans.map((p) => p.checkpoint);
+    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, stages, checkpoint };
+  };
+
+  if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
+    throw new UserError(`--checkpoint blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
+  const plans = opts.checkpoint === "auto" ? autoCandidates(planFor, totalRegions, opts.deviceMemory)
+    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined)];
   const chosen = choosePlan(plans, opts);
-  return { ...chosen, candidates };
+  return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/**
+ * The plans --checkpoint auto weighs: none, selective, all blocks, and, when only blocks fit, the fewest
+ * blocks that fit (binary search: memory falls and recompute grows with each block recomputed).
+ */
+function autoCandidates<P extends { checkpoint: Candidate }>(
+  planFor: (mode: CheckpointMode, regions?: number) => P, totalRegions: number, budget: number | undefined,
+): P[] {
+  const plans = [planFor("none"), planFor("selective"), planFor("blocks")];
+  const fits = (p: P) => budget !== undefined && p.checkpoint.arenaBytes <= budget;
+  if (budget === undefined || fits(plans[0]) || fits(plans[1]) || !fits(plans[2])) return plans;
+  let [lo, hi] = [1, totalRegions]; // blocks(hi) fits
+  let best = plans[2];
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const p = planFor("blocks", mid);
+    if (fits(p)) [hi, best] = [mid, p];
+    else lo = mid + 1;
+  }
+  return best === plans[2] ? plans : [...plans, best];
 }
 
 /** The plan to run: the requested mode, or under auto the least recompute among those that fit. */

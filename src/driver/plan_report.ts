@@ -3,7 +3,7 @@
 import { formatLoc, numel } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../cli/progress.ts";
-import type { CompiledProgram, Plan } from "./compile.ts";
+import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -27,11 +27,14 @@ export function planJson(plan: Plan): object {
     breakdown: plan.train.memory.breakdown,
     checkpoint: {
       mode: plan.checkpoint.mode,
+      regions: plan.checkpoint.regions,
+      total_regions: plan.checkpoint.totalRegions,
       recompute_flops: plan.checkpoint.recomputeFlops,
       step_flops: graphFlops(plan.train.graph),
       recomputed: recomputedList(plan),
       candidates: plan.candidates.map((c) => ({
-        mode: c.mode, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes, recompute_flops: c.recomputeFlops,
+        mode: c.mode, regions: c.regions, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
+        recompute_flops: c.recomputeFlops,
       })),
     },
     params: plan.train.graph.params.map((p) => ({
@@ -97,15 +100,19 @@ function checkpointText(plan: Plan): string {
   const c = plan.checkpoint;
   const total = graphFlops(plan.train.graph);
   const gflop = (f: number) => `${(f / 1e9).toFixed(2)} GFLOP`;
-  const lines = [`checkpoint ${c.mode}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
+  const lines = [`checkpoint ${modeLabel(c)}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
     `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`];
   for (const r of recomputedList(plan).slice(0, 6))
     lines.push(`  ${r.op.padEnd(18)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
   if (plan.candidates.length > 1) {
     lines.push("  modes considered (--checkpoint auto):");
     for (const k of plan.candidates)
-      lines.push(`    ${k.mode.padEnd(10)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
-        (k.mode === c.mode ? "  <- chosen" : ""));
+      lines.push(`    ${modeLabel(k).padEnd(14)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
+        (k === c ? "  <- chosen" : ""));
   }
   return lines.join("\n");
+}
+
+function modeLabel(c: Candidate): string {
+  return c.mode === "blocks" && c.regions < c.totalRegions ? `blocks ${c.regions}/${c.totalRegions}` : c.mode;
 }

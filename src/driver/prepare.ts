@@ -15,6 +15,7 @@ export interface PrepareOptions extends ModelChoice {
   threads: number;
   clip: boolean;
   checkpoint: CheckpointMode | "auto";
+  checkpointRegions?: number;
   deviceMemory?: number;
 }
 
@@ -24,7 +25,7 @@ export async function prepare(modelPath: string, opts: PrepareOptions): Promise<
   try {
     const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
       batch: resolved.batch, seq: resolved.seq, threads: opts.threads, clip: opts.clip,
-      checkpoint: opts.checkpoint, deviceMemory: opts.deviceMemory,
+      checkpoint: opts.checkpoint, checkpointRegions: opts.checkpointRegions, deviceMemory: opts.deviceMemory,
     });
     return { plan, resolved };
   } catch (e) {
