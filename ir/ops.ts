@@ -216,6 +216,9 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     },
   },
   grad_norm: { arity: "variadic", infer: () => [f32([])] },
+  // Moves between host memory (model data when it is offloaded) and the device arena.
+  copy_h2d: { arity: 1, infer: ([x]) => [f32(x.shape)] },
+  copy_d2h: { arity: 1, infer: ([x]) => [f32(x.shape)] },
   adamw: {
     arity: [4, 5],
     aliases: { 0: 0, 1: 2, 2: 3 },

@@ -137,6 +137,8 @@ class Session : public Napi::ObjectWrap<Session> {
     o.Set("seconds", r.seconds);
     o.Set("devicePeakBytes", double(r.device_peak_bytes));
     o.Set("hostPeakBytes", double(r.host_peak_bytes));
+    o.Set("h2dBytes", double(r.h2d_bytes));
+    o.Set("d2hBytes", double(r.d2h_bytes));
     return o;
   }
 

@@ -55,6 +55,9 @@ export interface StepResult {
   seconds: number;
   devicePeakBytes: number;
   hostPeakBytes: number;
+  /** Bytes moved host to device and back in this step (offloaded model data). */
+  h2dBytes: number;
+  d2hBytes: number;
 }
 
 export interface Session {

@@ -18,6 +18,10 @@ struct Error : std::runtime_error {
 struct Ctx {
   uint8_t* arena = nullptr;      // device arena base
   int64_t arena_bytes = 0;       // its size, from the plan
+  uint8_t* host = nullptr;       // host region of offloaded model data (null when it lives in the arena)
+  int64_t host_bytes = 0;
+  int64_t h2d_bytes = 0;         // bytes copied host to device and back, counted by the copy kernels
+  int64_t d2h_bytes = 0;
   int threads = 1;               // kernel threads (OpenMP) and BLAS threads
   int64_t high_water = 0;        // highest arena byte written so far (exclusive end offset)
 
@@ -26,9 +30,12 @@ struct Ctx {
   int64_t ws_bytes = 0;
   const char* node = "";
 
-  // Marks [ptr, ptr + bytes) as written by the current node.
+  // Marks [ptr, ptr + bytes) as written by the current node. Writes to the host region are not device
+  // memory and do not count.
   void touch(const void* ptr, int64_t bytes) {
-    int64_t end = static_cast<const uint8_t*>(ptr) - arena + bytes;
+    const uint8_t* p = static_cast<const uint8_t*>(ptr);
+    if (host != nullptr && p >= host && p < host + host_bytes) return;
+    int64_t end = p - arena + bytes;
     if (end > high_water) high_water = end;
   }
 

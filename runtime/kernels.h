@@ -75,6 +75,10 @@ void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
 void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in);
 // Plain copy of n floats.
 void copy(Ctx& c, float* out, const float* in, int64_t n);
+// Copies between the host region (offloaded model data) and the device arena; they count the bytes
+// moved in c.h2d_bytes and c.d2h_bytes.
+void copy_h2d(Ctx& c, float* device, const float* host, int64_t n);
+void copy_d2h(Ctx& c, float* host, const float* device, int64_t n);
 
 // Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
 void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);

@@ -15,9 +15,10 @@ struct ParamDesc {
   int rank;
   int64_t shape[4];
   int64_t numel;
-  int64_t offset;        // arena byte offset of the parameter
-  int64_t m_offset;      // arena byte offset of AdamW's first moment (-1 in a forward-only plan)
-  int64_t v_offset;      // arena byte offset of AdamW's second moment
+  // Byte offsets in the model region: the arena, or the host region when host_bytes > 0.
+  int64_t offset;        // the parameter
+  int64_t m_offset;      // AdamW's first moment (-1 in a forward-only plan)
+  int64_t v_offset;      // AdamW's second moment
   int init_kind;         // InitKind
   float init_std;        // for INIT_NORMAL
   bool decay;            // weight decay applies (parameters of two or more dimensions)
@@ -44,7 +45,8 @@ struct PlanDesc {
   const char* hash;        // content hash of the plan (names the build)
   const char* model_json;  // {"model": path, "config": {...}} stored in checkpoints
   int64_t vocab;
-  int64_t arena_bytes;     // persistent region plus the larger dynamic region of the two programs
+  int64_t arena_bytes;     // persistent region (unless offloaded) plus the larger dynamic region of the programs
+  int64_t host_bytes;      // host region holding model data when it is offloaded; 0: it lives in the arena
   int64_t param_bytes, opt_state_bytes;
   int nparams;
   const ParamDesc* params;

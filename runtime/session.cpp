@@ -35,6 +35,7 @@ struct StowSession {
   std::string init_path, resume_path;  // opts' path pointers are the caller's; keep copies
   stow::HostPool pool;
   std::unique_ptr<uint8_t, decltype(&std::free)> arena{nullptr, &std::free};
+  std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
   std::unique_ptr<stow::TokenData> data;
   std::unique_ptr<stow::MetricsFile> metrics;
@@ -44,6 +45,8 @@ struct StowSession {
 
   template <typename T>
   T* at(int64_t offset) { return reinterpret_cast<T*>(arena.get() + offset); }
+  // Parameters and moments live in the model region: the host region when offloaded, else the arena.
+  float* model_at(int64_t offset) { return reinterpret_cast<float*>((host ? host->data() : arena.get()) + offset); }
 };
 
 namespace {
@@ -82,12 +85,16 @@ void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
 // A broken plan is a compiler bug, but it is cheaper to say so here than to debug a wild write.
 void validate_plan(const stow::PlanDesc* plan) {
   if (plan == nullptr) throw Error("internal: stow_plan() returned no plan");
-  auto inside = [&](int64_t offset, int64_t bytes, const std::string& what) {
-    if (offset < 0 || bytes < 0 || offset + bytes > plan->arena_bytes)
-      throw Error("internal: plan " + std::string(plan->hash) + " puts " + what + " at [" + std::to_string(offset) +
-                  ", " + std::to_string(offset + bytes) + ") outside its arena of " + std::to_string(plan->arena_bytes) +
-                  " bytes");
+  auto inside_of = [&](int64_t region, const char* name) {
+    return [=](int64_t offset, int64_t bytes, const std::string& what) {
+      if (offset < 0 || bytes < 0 || offset + bytes > region)
+        throw Error("internal: plan " + std::string(plan->hash) + " puts " + what + " at [" + std::to_string(offset) +
+                    ", " + std::to_string(offset + bytes) + ") outside its " + name + " of " + std::to_string(region) +
+                    " bytes");
+    };
   };
+  auto inside = inside_of(plan->arena_bytes, "arena");
+  auto inside_model = plan->host_bytes > 0 ? inside_of(plan->host_bytes, "host region") : inside;
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
   for (int i = 0; i < plan->nparams; i++) {
     const stow::ParamDesc& p = plan->params[i];
@@ -96,9 +103,9 @@ void validate_plan(const stow::PlanDesc* plan) {
     int64_t numel = 1;
     for (int d = 0; d < p.rank; d++) numel *= p.shape[d];
     if (numel != p.numel) throw Error(std::string("internal: parameter ") + p.name + " numel disagrees with its shape");
-    inside(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
-    if (p.m_offset >= 0) inside(p.m_offset, 4 * p.numel, std::string("the first moment of ") + p.name);
-    if (p.v_offset >= 0) inside(p.v_offset, 4 * p.numel, std::string("the second moment of ") + p.name);
+    inside_model(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
+    if (p.m_offset >= 0) inside_model(p.m_offset, 4 * p.numel, std::string("the first moment of ") + p.name);
+    if (p.v_offset >= 0) inside_model(p.v_offset, 4 * p.numel, std::string("the second moment of ") + p.name);
   }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
@@ -128,8 +135,8 @@ int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
 
 void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
                 int64_t offset) {
-  f.read_f32(name, p.shape, p.rank, s.at<float>(offset));
-  s.ctx.touch(s.at<float>(offset), 4 * p.numel);
+  f.read_f32(name, p.shape, p.rank, s.model_at(offset));
+  s.ctx.touch(s.model_at(offset), 4 * p.numel);
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -191,14 +198,21 @@ void open_session(StowSession& s, const StowOptions& o) {
   std::memset(s.arena.get(), 0, bytes);
   s.ctx.arena = s.arena.get();
   s.ctx.arena_bytes = s.plan->arena_bytes;
+  if (s.plan->host_bytes > 0) {
+    // Offloaded model data: a host region, counted in the host pool's high-water mark.
+    s.host = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, s.plan->host_bytes, "offloaded model data");
+    std::memset(s.host->data(), 0, size_t(s.plan->host_bytes));
+    s.ctx.host = s.host->data();
+    s.ctx.host_bytes = s.plan->host_bytes;
+  }
 
   s.ctx.threads = o.threads > 0 ? o.threads : omp_get_num_procs();
   omp_set_num_threads(s.ctx.threads);
   openblas_set_num_threads(s.ctx.threads);
 
-  stow::init_parameters(*s.plan, s.arena.get(), o.seed);
+  stow::init_parameters(*s.plan, reinterpret_cast<uint8_t*>(s.model_at(0)), o.seed);
   for (int i = 0; i < s.plan->nparams; i++)
-    s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
+    s.ctx.touch(s.model_at(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
   if (!s.init_path.empty()) load_init(s, s.init_path);
   if (!s.resume_path.empty()) load_resume(s, s.resume_path);
 
@@ -225,6 +239,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   s.ctx.touch(tokens, 4 * n);
   s.ctx.touch(targets, 4 * n);
   stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
+  s.ctx.h2d_bytes = s.ctx.d2h_bytes = 0;
   prog.run(s.ctx, args);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -241,13 +256,15 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.seconds = seconds;
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
+  out.h2d_bytes = s.ctx.h2d_bytes;
+  out.d2h_bytes = s.ctx.d2h_bytes;
   if (s.metrics) s.metrics->write(out);
 }
 
 void save(StowSession& s, const std::string& path) {
   std::vector<stow::TensorOut> tensors;
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.at<float>(offset)});
+    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.model_at(offset)});
   };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)

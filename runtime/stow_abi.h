@@ -31,7 +31,8 @@ typedef struct {
   int64_t tokens;            /* tokens in this step (batch * seq) */
   double seconds;            /* wall time of this step */
   int64_t device_peak_bytes; /* arena high-water mark so far (measured) */
-  int64_t host_peak_bytes;   /* host pool high-water mark so far (data, staging) */
+  int64_t host_peak_bytes;   /* host pool high-water mark so far (data, staging, offloaded model data) */
+  int64_t h2d_bytes, d2h_bytes; /* bytes moved host to device and back in this step */
 } StowStepResult;
 
 typedef struct {

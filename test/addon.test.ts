@@ -69,6 +69,8 @@ describe("native addon", () => {
       seconds: 0.25,
       devicePeakBytes: 100,
       hostPeakBytes: 7,
+      h2dBytes: 11,
+      d2hBytes: 5,
     });
     const second = s.step();
     expect(second.step).toBe(2);

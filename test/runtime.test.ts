@@ -407,7 +407,8 @@ describe("runtime with the tiny bigram plan", () => {
     const info = tinyInfo();
     for (const m of readMetrics(metrics)) {
       expect(Object.keys(m).sort()).toEqual(
-        ["device_peak_bytes", "grad_norm", "host_peak_bytes", "loss", "lr", "step", "step_seconds", "tokens", "tokens_per_s"].sort(),
+        ["d2h_bytes", "device_peak_bytes", "grad_norm", "h2d_bytes", "host_peak_bytes", "loss", "lr", "step", "step_seconds",
+          "tokens", "tokens_per_s"].sort(),
       );
       expect(m.grad_norm).toBeGreaterThan(0);
       expect(m.tokens).toBe(N);

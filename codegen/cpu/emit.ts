@@ -63,6 +63,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     modelJson: JSON.stringify(modelJson(plan)),
     vocab: plan.config.vocab,
     arenaBytes: plan.arenaBytes,
+    hostBytes: plan.hostBytes,
     paramBytes: plan.persistent.paramBytes,
     optStateBytes: plan.persistent.optStateBytes,
     params,

@@ -15,7 +15,7 @@ function last(v: Value): number {
 }
 
 export function kernelCalls(n: Node, mem: MemoryPlan): string[] {
-  const ptr = (v: Value) => `${v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
+  const ptr = (v: Value) => `${mem.hostValues.has(v.id) ? "H" : v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
   const call = (kernel: string, ...args: (string | number | boolean)[]) => `stow::${kernel}(c, ${args.join(", ")});`;
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
@@ -99,6 +99,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan): string[] {
         // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
+    case "copy_h2d": case "copy_d2h":
+      return [call(n.op, ptr(y0), ptr(x0), numel(x0.shape))];
     case "adamw":
       return [call("adamw", ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true)];
     default:

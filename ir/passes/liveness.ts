@@ -5,7 +5,7 @@
 import { opDef, workspaceBytes } from "../ops.ts";
 import { type Graph, type Node, valueBytes } from "../types.ts";
 
-export type BufferKind = "activation" | "gradient" | "workspace" | "input";
+export type BufferKind = "activation" | "gradient" | "parameter" | "workspace" | "input";
 
 /** Storage that the arena planner places: one per root value, plus one per node workspace. */
 export interface LiveBuffer {
@@ -20,8 +20,8 @@ export interface LiveBuffer {
   readonly node: Node;
 }
 
-/** Ops whose outputs are persistent model data, never arena temporaries. */
-const PERSISTENT_ROOTS = new Set(["param", "opt_state"]);
+/** Ops whose outputs are persistent model data (named by attribute `name`), never arena temporaries. */
+const PERSISTENT_ROOTS = new Set(["param", "opt_state", "copy_d2h"]);
 
 export interface Liveness {
   buffers: LiveBuffer[];
@@ -68,7 +68,8 @@ export function liveness(g: Graph, threads: number): Liveness {
       storageOf.set(v.id, v.id);
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
-      const kind: BufferKind = isInput ? "input" : gradIds.has(v.id) ? "gradient" : "activation";
+      const kind: BufferKind =
+        isInput ? "input" : gradIds.has(v.id) ? "gradient" : n.op === "copy_h2d" ? "parameter" : "activation";
       buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n });
       if (isInput) pinned.add(v.id);
     });

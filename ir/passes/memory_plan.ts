@@ -7,16 +7,23 @@ import { alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, liveness } from "./liveness.ts";
 
 export interface PersistentLayout {
-  /** Parameter or moment name (opt.m.<name>, opt.v.<name>) -> arena byte offset. */
+  /** Parameter, moment (opt.m.<name>, opt.v.<name>) or host gradient (grad.<name>) name -> byte offset. */
   offsets: Map<string, number>;
   paramBytes: number;
   optStateBytes: number;
+  /** Host copies of the gradients (only when model data is offloaded). */
+  gradBytes: number;
   /** Size of the persistent region (aligned). */
   bytes: number;
+  /** The region is host memory (model data offloaded), not the bottom of the device arena. */
+  onHost: boolean;
 }
 
-/** Parameters first (in state_dict order), then first moments, then second moments. */
-export function persistentLayout(g: Graph, withOptimizer: boolean): PersistentLayout {
+/**
+ * Parameters first (in state_dict order), then first moments, then second moments, then (offloaded)
+ * the host gradients.
+ */
+export function persistentLayout(g: Graph, withOptimizer: boolean, onHost = false): PersistentLayout {
   const offsets = new Map<string, number>();
   let cursor = 0;
   const put = (name: string, elements: number) => {
@@ -29,7 +36,9 @@ export function persistentLayout(g: Graph, withOptimizer: boolean): PersistentLa
     for (const p of g.params) put(`opt.m.${p.name}`, numel(p.shape));
     for (const p of g.params) put(`opt.v.${p.name}`, numel(p.shape));
   }
-  return { offsets, paramBytes, optStateBytes: cursor - paramBytes, bytes: cursor };
+  const optEnd = cursor;
+  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape));
+  return { offsets, paramBytes, optStateBytes: optEnd - paramBytes, gradBytes: cursor - optEnd, bytes: cursor, onHost };
 }
 
 export interface Breakdown {
@@ -44,8 +53,10 @@ export interface Breakdown {
 }
 
 export interface MemoryPlan {
-  /** Value id -> absolute arena byte offset of its storage. */
+  /** Value id -> byte offset of its storage: in the arena, or in host memory for `hostValues`. */
   valueOffset: Map<number, number>;
+  /** Values stored in host memory (offloaded model data). */
+  hostValues: Set<number>;
   /** Node id -> [absolute offset, bytes] of its workspace. */
   workspace: Map<number, [number, number]>;
   buffers: (LiveBuffer & { offset: number })[];
@@ -61,12 +72,16 @@ export interface MemoryPlan {
 export function planMemory(g: Graph, persistent: PersistentLayout, threads: number): MemoryPlan {
   const live = liveness(g, threads);
   const placement = placeBuffers(live.buffers);
-  const base = persistent.bytes;
+  // Temporaries go above the persistent region, or from the bottom when that region is on the host.
+  const base = persistent.onHost ? 0 : persistent.bytes;
   const valueOffset = new Map<number, number>();
+  const hostValues = new Set<number>();
   for (const [valueId, root] of live.storageOf) {
     const name = live.persistentName.get(valueId);
-    if (name !== undefined) valueOffset.set(valueId, persistent.offsets.get(name)!);
-    else valueOffset.set(valueId, base + placement.offsets.get(root)!);
+    if (name !== undefined) {
+      valueOffset.set(valueId, persistent.offsets.get(name)!);
+      if (persistent.onHost) hostValues.add(valueId);
+    } else valueOffset.set(valueId, base + placement.offsets.get(root)!);
   }
   const workspace = new Map<number, [number, number]>();
   const buffers = live.buffers.map((b) => ({ ...b, offset: base + placement.offsets.get(b.key)! }));
@@ -74,9 +89,10 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
 
   const { position, byKind } = busiestMoment(live.buffers, g.nodes.length);
   const liveTotal = Object.values(byKind).reduce((s, x) => s + x, 0);
+  const onDevice = persistent.onHost ? 0 : 1;
   const breakdown: Breakdown = {
-    parameters: persistent.paramBytes,
-    optimizer_states: persistent.optStateBytes,
+    parameters: onDevice * persistent.paramBytes + byKind.parameter,
+    optimizer_states: onDevice * persistent.optStateBytes,
     gradients: byKind.gradient,
     activations: byKind.activation,
     workspace: byKind.workspace,
@@ -85,6 +101,7 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   };
   return {
     valueOffset,
+    hostValues,
     workspace,
     buffers,
     peak: base + placement.peak,
@@ -108,7 +125,7 @@ function busiestMoment(buffers: readonly LiveBuffer[], length: number) {
     running += delta[i];
     if (running > bestBytes) [best, bestBytes] = [i, running];
   }
-  const byKind: Record<BufferKind, number> = { activation: 0, gradient: 0, workspace: 0, input: 0 };
+  const byKind: Record<BufferKind, number> = { activation: 0, gradient: 0, parameter: 0, workspace: 0, input: 0 };
   for (const b of buffers) if (b.start <= best && best <= b.end) byKind[b.kind] += b.bytes;
   return { position: best, byKind };
 }

@@ -1,6 +1,7 @@
 // The pipeline from a model definition to a Plan: trace the training and inference programs, run the
 // passes in order, and plan memory. Each pass's output is kept so `stow ir --after PASS` can show it.
-import { type Graph, formatLoc } from "../../ir/types.ts";
+import { type Graph, formatLoc, valueBytes } from "../../ir/types.ts";
+import { offloadModelData } from "../../ir/passes/offload.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
@@ -29,6 +30,10 @@ export interface CompileOptions {
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
 export interface Candidate {
   mode: CheckpointMode;
+  /** Model data (parameters, gradients, AdamW states) lives in host memory and moves in as needed. */
+  offload: boolean;
+  /** Bytes copied host to device and back per training step. */
+  transferBytes: number;
   /** Under blocks: how many checkpoint regions (the first ones) are recomputed, of `totalRegions`. */
   regions: number;
   totalRegions: number;
@@ -51,8 +56,10 @@ export interface Plan {
   persistent: PersistentLayout;
   train: CompiledProgram;
   infer: CompiledProgram;
-  /** Persistent region plus the larger dynamic region of the two programs. */
+  /** Device arena: the persistent region (unless offloaded) plus the larger dynamic region of the programs. */
   arenaBytes: number;
+  /** Host region for offloaded model data (0 when it lives in the arena). */
+  hostBytes: number;
   /** The training graph after each pass, for `stow ir --after`. */
   stages: { name: string; graph: Graph }[];
   /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
@@ -60,7 +67,12 @@ export interface Plan {
   candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "autodiff", "recompute", "adamw"] as const;
+export const PASSES = ["trace", "autodiff", "recompute", "adamw", "offload"] as const;
+
+/** Bytes a step moves between host and device (0 when model data is resident). */
+function transferBytes(g: Graph): number {
+  return g.nodes.filter((n) => n.op === "copy_h2d" || n.op === "copy_d2h").reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
+}
 
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
@@ -69,27 +81,37 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
   const totalRegions = regionCount(differentiated);
 
-  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0) => {
+  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, offload = false) => {
     const recomputed = recompute(differentiated, mode, regions);
-    const g = adamwPass(recomputed, { clip: opts.clip });
-    const persistent = persistentLayout(g, true);
+    const optimized = adamwPass(recomputed, { clip: opts.clip });
+    const g = offload ? offloadModelData(optimized) : optimized;
+    const inferred = offload ? offloadModelData(inferGraph) : inferGraph;
+    const persistent = persistentLayout(g, true, offload);
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
-    const infer = { graph: inferGraph, memory: planMemory(inferGraph, persistent, opts.threads), batch: 1, seq: config.seq };
-    const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    const infer = { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
+    const resident = offload ? 0 : persistent.bytes;
+    const arenaBytes = alignUp(resident + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     const checkpoint: Candidate = {
-      mode, regions, totalRegions, peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
+      mode, regions, totalRegions, offload, transferBytes: transferBytes(g), peak: train.memory.peak, arenaBytes,
+      recomputeFlops: recomputeFlops(g),
     };
     const stages = [
       { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
-      { name: "recompute", graph: recomputed }, { name: "adamw", graph: g },
+      { name: "recompute", graph: recomputed }, { name: "adamw", graph: optimized }, { name: "offload", graph: g },
     ];
-    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, stages, checkpoint };
+    const hostBytes = offload ? persistent.bytes : 0;
+    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes, stages, checkpoint };
   };
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
     throw new UserError(`--checkpoint blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
-  const plans = opts.checkpoint === "auto" ? autoCandidates(planFor, totalRegions, opts.deviceMemory)
-    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined)];
+  // Model data stays on the device when the budget allows; otherwise it moves to the host.
+  const candidatesWith = (offload: boolean) => opts.checkpoint === "auto"
+    ? autoCandidates((m, r) => planFor(m, r, offload), totalRegions, opts.deviceMemory)
+    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined, offload)];
+  const fits = (p: { arenaBytes: number }) => opts.deviceMemory === undefined || p.arenaBytes <= opts.deviceMemory;
+  let plans = candidatesWith(false);
+  if (!plans.some(fits)) plans = [...plans, ...candidatesWith(true)];
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
@@ -123,13 +145,19 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
     return plans[0];
   }
   const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget);
-  if (fitting.length > 0)
-    return fitting.reduce((best, p) => (p.checkpoint.recomputeFlops < best.checkpoint.recomputeFlops ? p : best));
+  // Resident model data first (nothing moves), then the least recompute.
+  const cost = (c: Candidate) => [c.offload ? 1 : 0, c.recomputeFlops, c.transferBytes];
+  const cheaper = (a: Candidate, b: Candidate) => {
+    const [x, y] = [cost(a), cost(b)];
+    const i = x.findIndex((v, k) => v !== y[k]);
+    return i >= 0 && x[i] < y[i];
+  };
+  if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
   const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
     .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);
   throw new UserError(
     `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
-    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}); ` +
-    `parameters and AdamW states alone take ${formatBytes(least.persistent.bytes)}. Largest temporaries:\n${consumers.join("\n")}`);
+    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
+    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`);
 }

@@ -23,6 +23,8 @@ export function planJson(plan: Plan): object {
     options: plan.options,
     param_count: paramCount(plan),
     arena_bytes: plan.arenaBytes,
+    host_bytes: plan.hostBytes,
+    offload: { model_data_on_host: plan.checkpoint.offload, transfer_bytes_per_step: plan.checkpoint.transferBytes },
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
     checkpoint: {
@@ -33,7 +35,8 @@ export function planJson(plan: Plan): object {
       step_flops: graphFlops(plan.train.graph),
       recomputed: recomputedList(plan),
       candidates: plan.candidates.map((c) => ({
-        mode: c.mode, regions: c.regions, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
+        mode: c.mode, regions: c.regions, offload: c.offload, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
+        transfer_bytes: c.transferBytes,
         recompute_flops: c.recomputeFlops,
       })),
     },
@@ -74,6 +77,10 @@ export function planText(plan: Plan, top = 8): string {
     `params     ${paramCount(plan).toLocaleString("en-US")}`,
     "",
     `device peak (arena high-water mark, predicted): ${formatBytes(m.peak)}  (${m.peak} bytes)`,
+    ...(plan.checkpoint.offload
+      ? [`  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
+        `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`]
+      : []),
     row("parameters", b.parameters),
     row("optimizer states", b.optimizer_states),
     row("gradients", b.gradients),
@@ -107,7 +114,7 @@ function checkpointText(plan: Plan): string {
   if (plan.candidates.length > 1) {
     lines.push("  modes considered (--checkpoint auto):");
     for (const k of plan.candidates)
-      lines.push(`    ${modeLabel(k).padEnd(14)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
+      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(22)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
         (k === c ? "  <- chosen" : ""));
   }
   return lines.join("\n");
