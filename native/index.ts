@@ -31,6 +31,8 @@ export interface StowOptions {
   eps?: number;
   /** 0 disables; must match the plan (a plan built without clipping rejects > 0). */
   gradClip?: number;
+  /** Cap on host memory in bytes (data, offloaded model data); 0 or absent: none. */
+  hostMemory?: number;
 }
 
 export interface PlanInfo {
@@ -58,6 +60,8 @@ export interface StepResult {
   /** Bytes moved host to device and back in this step (offloaded model data). */
   h2dBytes: number;
   d2hBytes: number;
+  /** The --device-memory the plan was compiled for; 0: none. */
+  deviceBudgetBytes: number;
 }
 
 export interface Session {

@@ -9,6 +9,9 @@ namespace stow {
 
 void* HostPool::allocate(int64_t bytes, const char* what) {
   if (bytes < 0) throw Error(std::string("internal: negative host allocation for ") + what);
+  if (limit_ > 0 && current_ + bytes > limit_)
+    throw Error("the host memory budget of " + std::to_string(limit_) + " bytes is too small: " + what + " needs " +
+                std::to_string(bytes) + " more bytes with " + std::to_string(current_) + " already in use");
   // aligned_alloc wants a size that is a multiple of the alignment (and non-zero).
   size_t rounded = size_t((bytes + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);

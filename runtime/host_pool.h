@@ -13,8 +13,11 @@ class HostPool {
   void release(void* p, int64_t bytes);
   int64_t current_bytes() const { return current_; }
   int64_t peak_bytes() const { return peak_; }
+  // A cap on the bytes held at once (--host-memory); 0 means none. Going over it is an error.
+  void set_limit(int64_t bytes) { limit_ = bytes; }
 
  private:
+  int64_t limit_ = 0;
   int64_t current_ = 0;
   int64_t peak_ = 0;
 };

@@ -47,6 +47,7 @@ struct PlanDesc {
   int64_t vocab;
   int64_t arena_bytes;     // persistent region (unless offloaded) plus the larger dynamic region of the programs
   int64_t host_bytes;      // host region holding model data when it is offloaded; 0: it lives in the arena
+  int64_t device_budget_bytes;  // the --device-memory the plan was compiled for; 0: none
   int64_t param_bytes, opt_state_bytes;
   int nparams;
   const ParamDesc* params;

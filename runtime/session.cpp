@@ -198,6 +198,7 @@ void open_session(StowSession& s, const StowOptions& o) {
   std::memset(s.arena.get(), 0, bytes);
   s.ctx.arena = s.arena.get();
   s.ctx.arena_bytes = s.plan->arena_bytes;
+  s.pool.set_limit(o.host_memory);
   if (s.plan->host_bytes > 0) {
     // Offloaded model data: a host region, counted in the host pool's high-water mark.
     s.host = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, s.plan->host_bytes, "offloaded model data");
@@ -257,6 +258,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
   out.h2d_bytes = s.ctx.h2d_bytes;
+  out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = s.ctx.d2h_bytes;
   if (s.metrics) s.metrics->write(out);
 }

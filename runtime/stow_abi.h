@@ -23,6 +23,7 @@ typedef struct {
   int64_t warmup_steps;
   float weight_decay, beta1, beta2, eps;
   float grad_clip;           /* 0 disables; must match the plan (a plan without clipping rejects > 0) */
+  int64_t host_memory;       /* cap on host pool bytes (data, offloaded model data); 0: none */
 } StowOptions;
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
   int64_t device_peak_bytes; /* arena high-water mark so far (measured) */
   int64_t host_peak_bytes;   /* host pool high-water mark so far (data, staging, offloaded model data) */
   int64_t h2d_bytes, d2h_bytes; /* bytes moved host to device and back in this step */
+  int64_t device_budget_bytes;  /* the device budget the plan was compiled for; 0: none */
 } StowStepResult;
 
 typedef struct {

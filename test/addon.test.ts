@@ -71,6 +71,7 @@ describe("native addon", () => {
       hostPeakBytes: 7,
       h2dBytes: 11,
       d2hBytes: 5,
+      deviceBudgetBytes: 0,
     });
     const second = s.step();
     expect(second.step).toBe(2);

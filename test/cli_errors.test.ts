@@ -51,6 +51,22 @@ describe("bad input", () => {
     expectUserError(["plan", "samples/gpt2.ts", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
   });
 
+  test("memory budgets that are unparsable, zero or too small", () => {
+    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "0"], /--device-memory: size must be greater than zero/);
+    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "-3GiB"], /--device-memory/);
+    expectUserError(["plan", "samples/gpt2.ts", "--host-memory", "lots"], /--host-memory/);
+    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "1MiB"],
+      /does not fit in --device-memory 1\.0 MiB: it needs at least/, /samples\/gpt2\.ts:\d+:\d+/);
+    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "100MiB", "--host-memory", "50MiB"],
+      /model data does not fit in --host-memory 50\.0 MiB/);
+    // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
+    const offloaded = ["--device-memory", "100MiB"];
+    const hostBytes = JSON.parse(stow(["plan", "samples/gpt2.ts", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout).host_bytes;
+    expect(hostBytes).toBeGreaterThan(0);
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
+      /host memory budget of \d+ bytes is too small: the token file needs 800 more bytes/);
+  });
+
   test("a missing or corrupt data file", () => {
     expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", path.join(dir, "none.bin")], /none\.bin/);
     const truncated = path.join(dir, "truncated.bin");

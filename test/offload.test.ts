@@ -51,8 +51,9 @@ describe("offloaded model data", () => {
       expect(m.d2h_bytes).toBe(paramBytes);
       expect(m.h2d_bytes).toBeGreaterThanOrEqual(paramBytes);
       expect(m.host_peak_bytes).toBeGreaterThanOrEqual(offloaded.host_bytes);
+      expect(m.device_budget_bytes).toBe(budget);
     }
-    expect(a.every((m) => m.h2d_bytes === 0 && m.d2h_bytes === 0)).toBe(true);
+    expect(a.every((m) => m.h2d_bytes === 0 && m.d2h_bytes === 0 && m.device_budget_bytes === 0)).toBe(true);
   });
 
   test("a stopped and resumed offloaded run matches an uninterrupted one, bitwise", () => {

@@ -407,7 +407,7 @@ describe("runtime with the tiny bigram plan", () => {
     const info = tinyInfo();
     for (const m of readMetrics(metrics)) {
       expect(Object.keys(m).sort()).toEqual(
-        ["d2h_bytes", "device_peak_bytes", "grad_norm", "h2d_bytes", "host_peak_bytes", "loss", "lr", "step", "step_seconds",
+        ["d2h_bytes", "device_budget_bytes", "device_peak_bytes", "grad_norm", "h2d_bytes", "host_peak_bytes", "loss", "lr", "step", "step_seconds",
           "tokens", "tokens_per_s"].sort(),
       );
       expect(m.grad_norm).toBeGreaterThan(0);

@@ -64,6 +64,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     vocab: plan.config.vocab,
     arenaBytes: plan.arenaBytes,
     hostBytes: plan.hostBytes,
+    deviceBudget: plan.options.deviceMemory ?? 0,
     paramBytes: plan.persistent.paramBytes,
     optStateBytes: plan.persistent.optStateBytes,
     params,

@@ -25,6 +25,8 @@ export interface CompileOptions {
   checkpointRegions?: number;
   /** Device budget in bytes: the arena must fit in it. */
   deviceMemory?: number;
+  /** Host budget in bytes: offloaded model data must fit in it. */
+  hostMemory?: number;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -138,13 +140,16 @@ function autoCandidates<P extends { checkpoint: Candidate }>(
 }
 
 /** The plan to run: the requested mode, or under auto the least recompute among those that fit. */
-function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; persistent: PersistentLayout }>(plans: P[], opts: CompileOptions): P {
+function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; persistent: PersistentLayout; hostBytes: number }>(
+  plans: P[], opts: CompileOptions,
+): P {
   const budget = opts.deviceMemory;
   if (budget === undefined) {
     if (opts.checkpoint === "auto") throw new UserError("--checkpoint auto needs a budget to fit: give --device-memory");
     return plans[0];
   }
-  const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget);
+  const hostBudget = opts.hostMemory ?? Infinity;
+  const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget && p.hostBytes <= hostBudget);
   // Resident model data first (nothing moves), then the least recompute.
   const cost = (c: Candidate) => [c.offload ? 1 : 0, c.recomputeFlops, c.transferBytes];
   const cheaper = (a: Candidate, b: Candidate) => {
@@ -153,6 +158,12 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
     return i >= 0 && x[i] < y[i];
   };
   if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));
+  const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
+  if (offloaded.length > 0) {
+    const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
+    throw new UserError(`the model data does not fit in --host-memory ${formatBytes(hostBudget)}: offloaded to the host, ` +
+      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`);
+  }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
   const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
     .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);

@@ -17,6 +17,7 @@ export interface PrepareOptions extends ModelChoice {
   checkpoint: CheckpointMode | "auto";
   checkpointRegions?: number;
   deviceMemory?: number;
+  hostMemory?: number;
 }
 
 export async function prepare(modelPath: string, opts: PrepareOptions): Promise<{ plan: Plan; resolved: Resolved }> {
@@ -26,6 +27,7 @@ export async function prepare(modelPath: string, opts: PrepareOptions): Promise<
     const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
       batch: resolved.batch, seq: resolved.seq, threads: opts.threads, clip: opts.clip,
       checkpoint: opts.checkpoint, checkpointRegions: opts.checkpointRegions, deviceMemory: opts.deviceMemory,
+      hostMemory: opts.hostMemory,
     });
     return { plan, resolved };
   } catch (e) {

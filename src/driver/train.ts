@@ -49,6 +49,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     metricsPath: opts.metrics,
     steps: opts.steps,
     threads: opts.threads,
+    hostMemory: opts.hostMemory,
   });
   try {
     const progress = createProgress({ total: opts.steps });
