@@ -72,6 +72,12 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
   const { planJson, planText } = await import("../driver/plan_report.ts");
   const { plan } = await prepare(model, modelOptions(raw));
   process.stdout.write(raw.json ? JSON.stringify(planJson(plan), null, 1) + "\n" : planText(plan));
+  const html = str(raw, "html");
+  if (html) {
+    const { writePlanHtml } = await import("../report/plan_html.ts");
+    writePlanHtml(plan, html);
+    if (!raw.json) console.log(`wrote ${html}`);
+  }
 }
 
 async function compileCommand(model: string, raw: Raw): Promise<void> {
@@ -151,6 +157,7 @@ function program(): Command {
   withModelOptions(cli.command("plan").argument("<model>", "model file"))
     .description("print the memory plan, before running anything")
     .option("--json", "print the plan as JSON")
+    .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
     .action(action(planCommand));
 
   withModelOptions(cli.command("compile").argument("<model>", "model file"))

@@ -1,0 +1,78 @@
+// `stow plan --html FILE`: one self-contained page (no scripts, no external files) with the plan's
+// summary and the device memory over the step as an SVG stacked area chart, predicted before running.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import nunjucks from "nunjucks";
+import { formatLoc } from "../../ir/types.ts";
+import { formatBytes } from "../cli/progress.ts";
+import type { Plan } from "../driver/compile.ts";
+import { paramCount } from "../driver/plan_report.ts";
+import { TIMELINE_KINDS, type Timeline, deviceTimeline } from "./timeline.ts";
+
+const templates = new nunjucks.Environment(
+  new nunjucks.FileSystemLoader(path.join(path.dirname(fileURLToPath(import.meta.url)), "templates")),
+  { autoescape: true, throwOnUndefined: true },
+);
+
+const COLORS = ["#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#b07aa1"];
+const [WIDTH, HEIGHT, LEFT, BOTTOM, TOP] = [960, 360, 80, 40, 20];
+const MAX_POINTS = 1200;
+
+/** Stacked areas as SVG path data, bucketed to at most MAX_POINTS columns (each bucket keeps its peak). */
+function chart(t: Timeline, budget: number | undefined) {
+  const buckets = Math.min(MAX_POINTS, t.length);
+  const per = t.length / buckets;
+  const stacked: number[][] = [];
+  for (let b = 0; b < buckets; b++) {
+    const [from, to] = [Math.floor(b * per), Math.max(Math.floor(b * per) + 1, Math.floor((b + 1) * per))];
+    // The position in the bucket with the most live bytes stands for it, so peaks are not averaged away.
+    let best = from;
+    let bestTotal = -1;
+    for (let i = from; i < to; i++) {
+      const total = TIMELINE_KINDS.reduce((s, k) => s + t.series[k][i], 0);
+      if (total > bestTotal) [best, bestTotal] = [i, total];
+    }
+    let acc = 0;
+    stacked.push(TIMELINE_KINDS.map((k) => (acc += t.series[k][best])));
+  }
+  const top = Math.max(budget ?? 0, ...stacked.map((s) => s[s.length - 1])) * 1.05 || 1;
+  const x = (b: number) => LEFT + (b / Math.max(1, buckets - 1)) * (WIDTH - LEFT - 10);
+  const y = (bytes: number) => TOP + (1 - bytes / top) * (HEIGHT - TOP - BOTTOM);
+  const areas = TIMELINE_KINDS.map((kind, k) => {
+    const upper = stacked.map((s, b) => `${x(b).toFixed(1)},${y(s[k]).toFixed(1)}`);
+    const lower = stacked.map((s, b) => `${x(b).toFixed(1)},${y(k === 0 ? 0 : s[k - 1]).toFixed(1)}`).reverse();
+    return { kind, color: COLORS[k], d: `M${upper.join("L")}L${lower.join("L")}Z` };
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => ({ y: y(f * top).toFixed(1), label: formatBytes(f * top) }));
+  const toX = (position: number) => x(position / per).toFixed(1);
+  return {
+    width: WIDTH, height: HEIGHT, left: LEFT, bottom: HEIGHT - BOTTOM, right: WIDTH - 10, areas, ticks,
+    budget: budget === undefined ? null : { y: y(budget).toFixed(1), label: `device budget ${formatBytes(budget)}` },
+    phases: t.phases.map((p) => ({ x: toX(p.start), name: p.name })),
+    transfers: t.transfers.map((tr) => ({ x: toX(tr.position), direction: tr.direction })),
+  };
+}
+
+export function planHtml(plan: Plan): string {
+  const m = plan.train.memory;
+  return templates.render("plan.html.njk", {
+    model: plan.modelPath,
+    config: Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" "),
+    step: `batch ${plan.train.batch} × seq ${plan.train.seq}`,
+    params: paramCount(plan).toLocaleString("en-US"),
+    peak: formatBytes(m.peak),
+    peakBytes: m.peak,
+    checkpoint: plan.checkpoint.mode,
+    offload: plan.checkpoint.offload ? `model data on the host (${formatBytes(plan.hostBytes)}), ${formatBytes(plan.checkpoint.transferBytes)} moved per step` : "model data on the device",
+    breakdown: Object.entries(m.breakdown).map(([k, v]) => ({ kind: k.replace("_", " "), bytes: formatBytes(v) })),
+    chart: chart(deviceTimeline(plan), plan.options.deviceMemory),
+    largest: [...m.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 10).map((b) => ({
+      bytes: formatBytes(b.bytes), kind: b.kind, op: b.node.op, live: `${b.start}..${b.end}`, loc: formatLoc(b.node.loc),
+    })),
+  });
+}
+
+export function writePlanHtml(plan: Plan, file: string): void {
+  writeFileSync(file, planHtml(plan));
+}

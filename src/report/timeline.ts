@@ -1,0 +1,44 @@
+// Device memory over one training step, as the plan predicts it: at every node position, the bytes
+// live on the device by kind. Model data that stays resident counts for the whole step; temporaries
+// count over their liveness intervals.
+import type { BufferKind } from "../../ir/passes/liveness.ts";
+import type { Plan } from "../driver/compile.ts";
+
+export const TIMELINE_KINDS = ["parameters", "optimizer states", "gradients", "activations", "workspace"] as const;
+export type TimelineKind = (typeof TIMELINE_KINDS)[number];
+
+const KIND_OF: Record<BufferKind, TimelineKind> = {
+  parameter: "parameters", gradient: "gradients", activation: "activations", input: "activations", workspace: "workspace",
+};
+
+export interface Timeline {
+  /** Bytes live at each node position, by kind. */
+  series: Record<TimelineKind, Float64Array>;
+  /** First node position of each phase. */
+  phases: { name: string; start: number }[];
+  /** Node positions of host-to-device and device-to-host copies. */
+  transfers: { position: number; direction: "h2d" | "d2h"; bytes: number }[];
+  length: number;
+}
+
+export function deviceTimeline(plan: Plan): Timeline {
+  const { graph, memory } = plan.train;
+  const length = graph.nodes.length;
+  const series = Object.fromEntries(TIMELINE_KINDS.map((k) => [k, new Float64Array(length)])) as Record<TimelineKind, Float64Array>;
+  if (!plan.persistent.onHost) {
+    series.parameters.fill(plan.persistent.paramBytes);
+    series["optimizer states"].fill(plan.persistent.optStateBytes);
+  }
+  for (const b of memory.buffers) {
+    const s = series[KIND_OF[b.kind]];
+    for (let i = b.start; i <= b.end; i++) s[i] += b.bytes;
+  }
+  const phases: { name: string; start: number }[] = [];
+  const transfers: Timeline["transfers"] = [];
+  graph.nodes.forEach((n, i) => {
+    if (phases.at(-1)?.name !== n.phase) phases.push({ name: n.phase, start: i });
+    if (n.op === "copy_h2d" || n.op === "copy_d2h")
+      transfers.push({ position: i, direction: n.op === "copy_h2d" ? "h2d" : "d2h", bytes: 4 * n.outputs[0].shape.reduce((a, b) => a * b, 1) });
+  });
+  return { series, phases, transfers, length };
+}
