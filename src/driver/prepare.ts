@@ -7,27 +7,19 @@ import { loadModel } from "../load/load_model.ts";
 import { codeFrame, displayPath } from "../load/typecheck.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { formatLoc } from "../../ir/types.ts";
-import { type Plan, compilePlan } from "./compile.ts";
-import type { CheckpointMode } from "../../ir/passes/recompute.ts";
+import { type CompileOptions, type Plan, compilePlan } from "./compile.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
 
-export interface PrepareOptions extends ModelChoice {
-  threads: number;
-  clip: boolean;
-  checkpoint: CheckpointMode | "auto";
-  checkpointRegions?: number;
-  deviceMemory?: number;
-  hostMemory?: number;
-}
+/** The model choice (preset, overrides, batch, seq) and every compile option but the resolved shape. */
+export type PrepareOptions = ModelChoice & Omit<CompileOptions, "batch" | "seq">;
 
 export async function prepare(modelPath: string, opts: PrepareOptions): Promise<{ plan: Plan; resolved: Resolved }> {
   const loaded = await loadModel(modelPath);
   const resolved = resolveModel(loaded, opts);
   try {
+    const { preset: _preset, set: _set, ...compile } = opts;
     const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
-      batch: resolved.batch, seq: resolved.seq, threads: opts.threads, clip: opts.clip,
-      checkpoint: opts.checkpoint, checkpointRegions: opts.checkpointRegions, deviceMemory: opts.deviceMemory,
-      hostMemory: opts.hostMemory,
+      ...compile, batch: resolved.batch, seq: resolved.seq,
     });
     return { plan, resolved };
   } catch (e) {
