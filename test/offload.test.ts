@@ -31,15 +31,16 @@ function planJson(args: string[]) {
 }
 
 describe("offloaded model data", () => {
-  test("gpt2 mini under a budget it cannot hold resident: bitwise the resident losses, within budget", () => {
+  test.each(["1.0", "0"])("gpt2 mini under a budget it cannot hold resident: bitwise the resident losses, within budget (clip %s)", (clip) => {
+    const mini = ["samples/gpt2.ts", "--batch", "4", "--seq", "64", "--threads", "2", "--grad-clip", clip];
     const resident = planJson(mini);
     const budget = Math.floor(resident.arena_bytes * 0.6);
     const offloaded = planJson([...mini, "--device-memory", String(budget)]);
     expect(offloaded.offload.model_data_on_host).toBe(true);
     expect(offloaded.arena_bytes).toBeLessThanOrEqual(budget);
 
-    const a = train([...mini, "--steps", "4"], path.join(dir, "resident.jsonl"));
-    const b = train([...mini, "--steps", "4", "--device-memory", String(budget)], path.join(dir, "offloaded.jsonl"));
+    const a = train([...mini, "--steps", "4"], path.join(dir, `resident-${clip}.jsonl`));
+    const b = train([...mini, "--steps", "4", "--device-memory", String(budget)], path.join(dir, `offloaded-${clip}.jsonl`));
     expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
     expect(b.map((m) => m.grad_norm)).toEqual(a.map((m) => m.grad_norm));
     for (const m of b) {

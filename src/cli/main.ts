@@ -57,7 +57,7 @@ function modelOptions(raw: Raw): PrepareOptions {
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {
-  const after = str(raw, "after") ?? "adamw";
+  const after = str(raw, "after") ?? PASSES[PASSES.length - 1];
   parseChoice("--after", after, PASSES);
   const { prepare } = await import("../driver/prepare.ts");
   const { printGraph } = await import("../../ir/printer.ts");

@@ -2,6 +2,7 @@
 // passes in order, and plan memory. Each pass's output is kept so `stow ir --after PASS` can show it.
 import { type Graph, formatLoc, valueBytes } from "../../ir/types.ts";
 import { offloadModelData } from "../../ir/passes/offload.ts";
+import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
@@ -69,7 +70,7 @@ export interface Plan {
   candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "autodiff", "recompute", "adamw", "offload"] as const;
+export const PASSES = ["trace", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
@@ -85,7 +86,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
 
   const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, offload = false) => {
     const recomputed = recompute(differentiated, mode, regions);
-    const optimized = adamwPass(recomputed, { clip: opts.clip });
+    const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
+    const optimized = earlyUpdate(withOptimizer);
     const g = offload ? offloadModelData(optimized) : optimized;
     const inferred = offload ? offloadModelData(inferGraph) : inferGraph;
     const persistent = persistentLayout(g, true, offload);
@@ -99,7 +101,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     };
     const stages = [
       { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
-      { name: "recompute", graph: recomputed }, { name: "adamw", graph: optimized }, { name: "offload", graph: g },
+      { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
+      { name: "early-update", graph: optimized }, { name: "offload", graph: g },
     ];
     const hostBytes = offload ? persistent.bytes : 0;
     return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes, stages, checkpoint };

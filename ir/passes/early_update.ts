@@ -1,0 +1,35 @@
+// Applies each parameter's AdamW update as soon as it may run, instead of after the whole backward:
+// right after the parameter's gradient is final and its last reader has run (the update is in place,
+// so every read of the old value must come first). The gradient then dies at once instead of living
+// to the end of the step. Only without gradient clipping: the global norm needs every gradient first.
+// Each update reads the same values as before, so the step computes bitwise the same parameters.
+import type { Graph, Node } from "../types.ts";
+
+export function earlyUpdate(g: Graph): Graph {
+  if (g.nodes.some((n) => n.op === "grad_norm")) return g;
+  const updates = g.nodes.filter((n) => n.op === "adamw");
+  const rest = g.nodes.filter((n) => n.op !== "adamw" && n.op !== "opt_state");
+  const moments = new Map<number, Node[]>(); // update node id -> its opt_state nodes
+  for (const u of updates) moments.set(u.id, u.inputs.slice(2, 4).map((v) => v.producer));
+
+  // Position in `rest` after which each update may run: after its gradient's producer and after every
+  // other reader of the parameter.
+  const position = new Map<Node, number>();
+  rest.forEach((n, i) => position.set(n, i));
+  const readyAfter = new Map<number, number>();
+  for (const u of updates) {
+    const [param, grad] = u.inputs;
+    let after = position.get(grad.producer)!;
+    rest.forEach((n, i) => {
+      if (i > after && n.inputs.includes(param)) after = i;
+    });
+    readyAfter.set(u.id, after);
+  }
+
+  const nodes: Node[] = [];
+  rest.forEach((n, i) => {
+    nodes.push(n);
+    for (const u of updates) if (readyAfter.get(u.id) === i) nodes.push(...moments.get(u.id)!, u);
+  });
+  return { ...g, nodes };
+}
