@@ -91,7 +91,7 @@ class GPT extends Module {
     const t = this.transformer;
     let x = t.wte.forward(tokens).add(t.wpe.forward(arange(T))); // [B, T, C] + [T, C]
     // Each block is a checkpoint region: --checkpoint blocks keeps only its input for the backward.
-    for (const block of t.h.items) x = checkpoint(() => block.forward(x));
+    for (const block of t.h.items) x = checkpoint(block, x);
     x = t.ln_f.forward(x);
     // The LM head is the token embedding, transposed: logits = x wteᵀ.
     const [B, , C] = x.shape;

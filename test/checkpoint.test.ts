@@ -11,6 +11,8 @@ import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
 import { readMetrics, stow } from "./helpers/run.ts";
+import { Embedding, Linear, Module, Tensor, checkpoint } from "../src/dsl/index.ts";
+import { traceProgram } from "../src/driver/trace_program.ts";
 
 const base: CompileOptions = { batch: 2, seq: 64, threads: 2, clip: true, checkpoint: "none" };
 const plan = (config: typeof gpt2.presets.mini, opts: Partial<CompileOptions>): Plan =>
@@ -102,6 +104,27 @@ describe("checkpoint modes", () => {
     // One block fewer would not fit: the choice is the least recompute that does.
     const fewer = plan(cfg, { checkpoint: "blocks", checkpointRegions: chosen.regions - 1 }).checkpoint;
     expect(fewer.arenaBytes).toBeGreaterThan(budget);
+  });
+
+  test("checkpoint() wraps a module or a function alike: one region per call", () => {
+    class Tiny extends Module {
+      readonly wte = new Embedding(16, 8);
+      readonly first = new Linear(8, 8);
+      readonly second = new Linear(8, 16);
+      forward(tokens: Tensor): Tensor {
+        const x = checkpoint(this.first, this.wte.forward(tokens)); // a module
+        return checkpoint(() => this.second.forward(x)); // a function
+      }
+    }
+    const g = traceProgram(new Tiny(), { vocab: 16, seq: 4 }, { batch: 2, seq: 4, kind: "train" });
+    const regionOf = (op: string, nth: number) => g.nodes.filter((n) => n.op === op)[nth].attrs.ckpt;
+    expect(regionOf("matmul", 0)).toBe(0);
+    expect(regionOf("matmul", 1)).toBe(1);
+    expect(g.nodes.find((n) => n.op === "embedding")!.attrs.ckpt).toBeUndefined(); // outside both
+    // GPT-2 marks each block.
+    const cfg = { ...gpt2.presets.mini, layers: 3 };
+    const traced = traceProgram(gpt2.build(cfg), cfg, { batch: 1, seq: 8, kind: "train" });
+    expect(new Set(traced.nodes.map((n) => n.attrs.ckpt).filter((r) => r !== undefined))).toEqual(new Set([0, 1, 2]));
   });
 
   test("stow ir shows recomputation as ordinary backward nodes", () => {

@@ -36,9 +36,12 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
 }
 
 /**
- * Marks what `fn` computes for recomputation: under --checkpoint blocks only the region's inputs are
- * kept for the backward, and the region runs again there. Wrap a module call: `checkpoint(() => block.forward(x))`.
+ * Marks a computation for recomputation: under --checkpoint blocks only the region's inputs are kept for
+ * the backward, and the region runs again there. Wrap a module, `checkpoint(block, x)` (which calls
+ * `block.forward(x)`), or a function, `checkpoint(() => block.forward(x))`.
  */
-export function checkpoint<T>(fn: () => T): T {
-  return inCheckpointRegion(fn);
+export function checkpoint<T>(fn: () => T): T;
+export function checkpoint<A extends unknown[], T>(module: { forward(...args: A): T }, ...args: A): T;
+export function checkpoint<A extends unknown[], T>(target: (() => T) | { forward(...args: A): T }, ...args: A): T {
+  return inCheckpointRegion(() => (typeof target === "function" ? target() : target.forward(...args)));
 }
