@@ -111,21 +111,28 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   };
 }
 
+const BUFFER_KINDS: readonly BufferKind[] = ["activation", "gradient", "parameter", "workspace", "input"];
+
+/** Bytes of temporaries live at each node position, by kind (running sums over interval ends). */
+export function liveBytesByKind(buffers: readonly LiveBuffer[], length: number): Record<BufferKind, Float64Array> {
+  const series = Object.fromEntries(BUFFER_KINDS.map((k) => [k, new Float64Array(length + 1)])) as Record<BufferKind, Float64Array>;
+  for (const b of buffers) {
+    series[b.kind][b.start] += b.bytes;
+    series[b.kind][b.end + 1] -= b.bytes;
+  }
+  for (const s of Object.values(series)) for (let i = 1; i <= length; i++) s[i] += s[i - 1];
+  return series;
+}
+
 /** The node position with the most live temporary bytes, and those bytes by kind. */
 function busiestMoment(buffers: readonly LiveBuffer[], length: number) {
-  const delta = new Float64Array(length + 1);
-  for (const b of buffers) {
-    delta[b.start] += b.bytes;
-    delta[b.end + 1] -= b.bytes;
-  }
+  const series = liveBytesByKind(buffers, length);
   let best = 0;
   let bestBytes = -1;
-  let running = 0;
   for (let i = 0; i < length; i++) {
-    running += delta[i];
-    if (running > bestBytes) [best, bestBytes] = [i, running];
+    const total = BUFFER_KINDS.reduce((s, k) => s + series[k][i], 0);
+    if (total > bestBytes) [best, bestBytes] = [i, total];
   }
-  const byKind: Record<BufferKind, number> = { activation: 0, gradient: 0, parameter: 0, workspace: 0, input: 0 };
-  for (const b of buffers) if (b.start <= best && best <= b.end) byKind[b.kind] += b.bytes;
+  const byKind = Object.fromEntries(BUFFER_KINDS.map((k) => [k, series[k][best]])) as Record<BufferKind, number>;
   return { position: best, byKind };
 }

@@ -2,6 +2,7 @@
 // live on the device by kind. Model data that stays resident counts for the whole step; temporaries
 // count over their liveness intervals.
 import type { BufferKind } from "../../ir/passes/liveness.ts";
+import { liveBytesByKind } from "../../ir/passes/memory_plan.ts";
 import type { Plan } from "../driver/compile.ts";
 
 export const TIMELINE_KINDS = ["parameters", "optimizer states", "gradients", "activations", "workspace"] as const;
@@ -29,9 +30,10 @@ export function deviceTimeline(plan: Plan): Timeline {
     series.parameters.fill(plan.persistent.paramBytes);
     series["optimizer states"].fill(plan.persistent.optStateBytes);
   }
-  for (const b of memory.buffers) {
-    const s = series[KIND_OF[b.kind]];
-    for (let i = b.start; i <= b.end; i++) s[i] += b.bytes;
+  const live = liveBytesByKind(memory.buffers, length);
+  for (const [kind, bytes] of Object.entries(live) as [BufferKind, Float64Array][]) {
+    const s = series[KIND_OF[kind]];
+    for (let i = 0; i < length; i++) s[i] += bytes[i];
   }
   const phases: { name: string; start: number }[] = [];
   const transfers: Timeline["transfers"] = [];
