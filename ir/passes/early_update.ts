@@ -12,18 +12,18 @@ export function earlyUpdate(g: Graph): Graph {
   const moments = new Map<number, Node[]>(); // update node id -> its opt_state nodes
   for (const u of updates) moments.set(u.id, u.inputs.slice(2, 4).map((v) => v.producer));
 
-  // Position in `rest` after which each update may run: after its gradient's producer and after every
-  // other reader of the parameter.
+  // Position in `rest` after which each update may run: after its gradient's producer and after the
+  // last other reader of the parameter.
   const position = new Map<Node, number>();
-  rest.forEach((n, i) => position.set(n, i));
+  const lastRead = new Map<number, number>(); // value id -> position of its last reader in `rest`
+  rest.forEach((n, i) => {
+    position.set(n, i);
+    for (const v of n.inputs) lastRead.set(v.id, i);
+  });
   const readyAfter = new Map<number, number>();
   for (const u of updates) {
     const [param, grad] = u.inputs;
-    let after = position.get(grad.producer)!;
-    rest.forEach((n, i) => {
-      if (i > after && n.inputs.includes(param)) after = i;
-    });
-    readyAfter.set(u.id, after);
+    readyAfter.set(u.id, Math.max(position.get(grad.producer)!, lastRead.get(param.id) ?? -1));
   }
 
   const nodes: Node[] = [];
