@@ -4,6 +4,7 @@
 // reported with the file and the byte offset, because a checkpoint is often all that is left of a long run.
 import fs from "node:fs";
 import { UserError } from "../cli/errors.ts";
+import { openForReading } from "../util/open_file.ts";
 
 const DTYPE_BYTES = {
   F64: 8, F32: 4, F16: 2, BF16: 2,
@@ -44,7 +45,7 @@ export interface TensorToWrite {
 
 /** Reads and validates the header only: cheap, whatever the size of the file. */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  const fd = openForReading(path);
+  const fd = openForReading(path, "safetensors file", "a safetensors file");
   try {
     return readHeader(path, fd);
   } finally {
@@ -53,7 +54,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
 }
 
 export function readSafetensors(path: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
-  const fd = openForReading(path);
+  const fd = openForReading(path, "safetensors file", "a safetensors file");
   try {
     const header = readHeader(path, fd);
     const tensors = new Map<string, Tensor>();
@@ -117,17 +118,6 @@ export function writeSafetensors(
     // Disk full, permissions, a missing directory: the user's to fix, so no stack trace.
     throw new UserError(`${path}: cannot write checkpoint: ${(e as Error).message}`);
   }
-}
-
-function openForReading(path: string): number {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(path);
-  } catch {
-    throw new UserError(`${path}: safetensors file not found`);
-  }
-  if (stat.isDirectory()) throw new UserError(`${path}: is a directory, expected a safetensors file`);
-  return fs.openSync(path, "r");
 }
 
 function readHeader(path: string, fd: number): SafetensorsHeader {

@@ -3,6 +3,7 @@
 // is reported here, before a run starts, with the file and the byte offset at fault.
 import fs from "node:fs";
 import { UserError } from "../cli/errors.ts";
+import { openForReading } from "../util/open_file.ts";
 
 export const TOKEN_FILE_MAGIC = 20240520;
 export const TOKEN_FILE_VERSION = 1;
@@ -29,7 +30,7 @@ export function writeTokenFile(path: string, tokens: Uint16Array | number[]): vo
 
 /** Validates the header against the file size without reading the tokens. */
 export function inspectTokenFile(path: string): { count: number } {
-  const fd = openForReading(path);
+  const fd = openForReading(path, "token file", "an llm.c token file");
   try {
     return readHeader(path, fd);
   } finally {
@@ -39,7 +40,7 @@ export function inspectTokenFile(path: string): { count: number } {
 
 /** Reads the tokens; the host is assumed little-endian, as the file is (x86-64 and AArch64 both are). */
 export function readTokenFile(path: string): Uint16Array {
-  const fd = openForReading(path);
+  const fd = openForReading(path, "token file", "an llm.c token file");
   try {
     const { count } = readHeader(path, fd);
     const tokens = new Uint16Array(count);
@@ -61,17 +62,6 @@ export function checkVocab(tokens: Uint16Array | readonly number[], vocab: numbe
       );
     }
   }
-}
-
-function openForReading(path: string): number {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(path);
-  } catch {
-    throw new UserError(`${path}: token file not found`);
-  }
-  if (stat.isDirectory()) throw new UserError(`${path}: is a directory, expected an llm.c token file`);
-  return fs.openSync(path, "r");
 }
 
 /** One readSync call moves at most 2 GiB, and a token file may hold up to 4 GiB of tokens. */
