@@ -45,7 +45,7 @@ export class GraphBuilder {
     b.params.push(...g.params);
     Object.assign(b.named, g.named);
     Object.assign(b.grads, g.grads);
-    b.nextValue = 1 + Math.max(-1, ...g.nodes.flatMap((n) => n.outputs.map((v) => v.id)));
+    for (const n of g.nodes) for (const v of n.outputs) b.nextValue = Math.max(b.nextValue, v.id + 1);
     return b;
   }
 }

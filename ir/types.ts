@@ -67,8 +67,9 @@ export function numel(shape: Shape): number {
   return n;
 }
 
-export function dtypeBytes(dtype: DType): number {
-  return dtype === "f32" ? 4 : 4;
+/** Both dtypes (f32, i32) are four bytes. */
+export function dtypeBytes(_dtype: DType): number {
+  return 4;
 }
 
 export function valueBytes(v: Value): number {

@@ -17,7 +17,7 @@ const templates = new nunjucks.Environment(
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
 /** What a checkpoint records about the model it came from; also part of the plan's identity. */
-export function modelJson(plan: Plan): string {
+function modelJson(plan: Plan): string {
   return JSON.stringify({ model: plan.modelPath, config: plan.config });
 }
 

@@ -146,24 +146,23 @@ function program(): Command {
     .description("Compile a model written in the TypeScript DSL into a C++ training binary with a known memory plan")
     .exitOverride()
     .showHelpAfterError();
-  const action = (fn: (arg: string, raw: Raw) => Promise<void>) => (arg: string, raw: Raw) => fn(arg, raw);
 
   withModelOptions(cli.command("ir").argument("<model>", "model file, e.g. samples/gpt2.ts"))
     .description("print the IR (forward, backward, optimizer)")
     .option("--after <pass>", `show the graph after this pass: ${PASSES.join(", ")}`)
     .option("--json", "print the graph as JSON")
-    .action(action(irCommand));
+    .action(irCommand);
 
   withModelOptions(cli.command("plan").argument("<model>", "model file"))
     .description("print the memory plan, before running anything")
     .option("--json", "print the plan as JSON")
     .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
-    .action(action(planCommand));
+    .action(planCommand);
 
   withModelOptions(cli.command("compile").argument("<model>", "model file"))
     .description("write the generated C++, plan.json and a standalone train binary")
     .addOption(new Option("-o, --out <dir>", "output directory"))
-    .action(action(compileCommand));
+    .action(compileCommand);
 
   withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
@@ -186,7 +185,7 @@ function program(): Command {
     .option("--prompt <text>", "prompt of the sample printed at the end")
     .option("--sample-tokens <n>", "length of that sample (default 64)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")
-    .action(action(trainCommand));
+    .action(trainCommand);
 
   cli.command("generate").argument("<checkpoint>", "safetensors checkpoint written by stow train")
     .description("sample text from a checkpoint")
@@ -196,7 +195,7 @@ function program(): Command {
     .option("--top-k <n>", "sample among the k most likely tokens (default 40)")
     .option("--seed <n>", "sampling seed")
     .option("--threads <n>", "threads")
-    .action(action(generateCommand));
+    .action(generateCommand);
   return cli;
 }
 
