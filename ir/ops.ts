@@ -216,9 +216,22 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     },
   },
   grad_norm: { arity: "variadic", infer: () => [f32([])] },
-  // Moves between host memory (model data when it is offloaded) and the device arena.
-  copy_h2d: { arity: 1, infer: ([x]) => [f32(x.shape)] },
+  // Offloaded model data (ir/passes/offload.ts). Copies run asynchronously on the transfer engine; a
+  // `wait` on a copy's result (later inputs only keep storage alive until the copy is done) is where
+  // compute may first use it. chunk_h2d brings one chunk's parameters (its inputs, contiguous on the
+  // host) into one device buffer; chunk_view is a parameter inside it, `offset` bytes in.
+  chunk_h2d: { arity: "variadic", infer: (_i, a) => [f32([a.elements as number])] },
+  chunk_view: {
+    arity: 1,
+    aliases: { 0: 0 },
+    infer: ([chunk], a) => {
+      const shape = a.shape as Shape;
+      if ((a.offset as number) + numel(shape) * 4 > numel(chunk.shape) * 4) fail("chunk_view: the view reaches past its chunk");
+      return [f32(shape)];
+    },
+  },
   copy_d2h: { arity: 1, infer: ([x]) => [f32(x.shape)] },
+  wait: { arity: "variadic", aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
   adamw: {
     arity: [4, 5],
     aliases: { 0: 0, 1: 2, 2: 3 },

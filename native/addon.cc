@@ -140,6 +140,7 @@ class Session : public Napi::ObjectWrap<Session> {
     o.Set("h2dBytes", double(r.h2d_bytes));
     o.Set("d2hBytes", double(r.d2h_bytes));
     o.Set("deviceBudgetBytes", double(r.device_budget_bytes));
+    o.Set("transferWaitSeconds", r.transfer_wait_seconds);
     return o;
   }
 
@@ -203,6 +204,7 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   opts.eps = float(numberField(o, "eps", 0));
   opts.grad_clip = float(numberField(o, "gradClip", 0));
   opts.host_memory = int64_t(numberField(o, "hostMemory", 0));
+  opts.link_gbps = numberField(o, "linkGbps", 0);
 
   // RTLD_LOCAL keeps each plan's symbols to itself, so two plans loaded at once do not bind to each
   // other's stow_plan(). The handle is never dlclose()d: the plan's OpenMP worker threads outlive a

@@ -33,6 +33,8 @@ export interface StowOptions {
   gradClip?: number;
   /** Cap on host memory in bytes (data, offloaded model data); 0 or absent: none. */
   hostMemory?: number;
+  /** Emulated host-device link for offloaded model data, in gigabits per second; 0 or absent: unthrottled. */
+  linkGbps?: number;
 }
 
 export interface PlanInfo {
@@ -62,6 +64,8 @@ export interface StepResult {
   d2hBytes: number;
   /** The --device-memory the plan was compiled for; 0: none. */
   deviceBudgetBytes: number;
+  /** Seconds compute waited for copies and host work in this step. */
+  transferWaitSeconds: number;
 }
 
 export interface Session {

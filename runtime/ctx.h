@@ -10,6 +10,8 @@
 
 namespace stow {
 
+class TransferEngine;
+
 // Errors meant for the user (bad data, a broken plan); the C ABI turns them into messages.
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -20,8 +22,7 @@ struct Ctx {
   int64_t arena_bytes = 0;       // its size, from the plan
   uint8_t* host = nullptr;       // host region of offloaded model data (null when it lives in the arena)
   int64_t host_bytes = 0;
-  int64_t h2d_bytes = 0;         // bytes copied host to device and back, counted by the copy kernels
-  int64_t d2h_bytes = 0;
+  TransferEngine* engine = nullptr;  // copies and host work of offloaded plans (null when nothing is offloaded)
   int threads = 1;               // kernel threads (OpenMP) and BLAS threads
   int64_t high_water = 0;        // highest arena byte written so far (exclusive end offset)
 
@@ -29,12 +30,17 @@ struct Ctx {
   int64_t ws_offset = 0;
   int64_t ws_bytes = 0;
   const char* node = "";
+  bool host_node = false;        // the node runs on the host side (optimizer on offloaded chunks)
 
   // Marks [ptr, ptr + bytes) as written by the current node. Writes to the host region are not device
-  // memory and do not count.
+  // memory and do not count, and only host-side nodes may make them: a device kernel writing host
+  // memory means the plan broke residency.
   void touch(const void* ptr, int64_t bytes) {
     const uint8_t* p = static_cast<const uint8_t*>(ptr);
-    if (host != nullptr && p >= host && p < host + host_bytes) return;
+    if (host != nullptr && p >= host && p < host + host_bytes) {
+      if (!host_node) throw Error(std::string("internal: the plan breaks residency: device node ") + node + " writes host memory");
+      return;
+    }
     int64_t end = p - arena + bytes;
     if (end > high_water) high_water = end;
   }

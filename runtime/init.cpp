@@ -50,12 +50,12 @@ void fill_normal(float* out, int64_t n, float std_dev, uint64_t stream_seed) {
 
 }  // namespace
 
-void init_parameters(const PlanDesc& plan, uint8_t* model_region, uint64_t seed) {
+void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed) {
   // Parameters are independent streams, so they may be filled in parallel without changing a value.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int i = 0; i < plan.nparams; i++) {
     const ParamDesc& p = plan.params[i];
-    float* out = reinterpret_cast<float*>(model_region + p.offset);
+    float* out = reinterpret_cast<float*>((p.on_host ? host : arena) + p.offset);
     if (p.init_kind == INIT_NORMAL) {
       uint64_t mix = seed ^ (0xD1B54A32D192ED03ull * uint64_t(i + 1));
       fill_normal(out, p.numel, p.init_std, splitmix64(mix));

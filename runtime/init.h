@@ -10,6 +10,6 @@ namespace stow {
 
 // Writes every parameter of the plan into the model region (the arena, or the host region when model
 // data is offloaded): normal(0, std), zeros or ones as the plan says.
-void init_parameters(const PlanDesc& plan, uint8_t* model_region, uint64_t seed);
+void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed);
 
 }  // namespace stow

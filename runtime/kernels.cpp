@@ -27,16 +27,6 @@ void copy(Ctx& c, float* out, const float* in, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = in[i];
 }
 
-void copy_h2d(Ctx& c, float* device, const float* host, int64_t n) {
-  copy(c, device, host, n);
-  c.h2d_bytes += 4 * n;
-}
-
-void copy_d2h(Ctx& c, float* host, const float* device, int64_t n) {
-  copy(c, host, device, n);
-  c.d2h_bytes += 4 * n;
-}
-
 void scale(Ctx& c, float* out, const float* a, float s, int64_t n) {
   c.touch(out, n * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)

@@ -75,10 +75,14 @@ void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
 void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in);
 // Plain copy of n floats.
 void copy(Ctx& c, float* out, const float* in, int64_t n);
-// Copies between the host region (offloaded model data) and the device arena; they count the bytes
-// moved in c.h2d_bytes and c.d2h_bytes.
-void copy_h2d(Ctx& c, float* device, const float* host, int64_t n);
-void copy_d2h(Ctx& c, float* host, const float* device, int64_t n);
+// Offloaded model data (runtime/transfer_engine.h): copies between the host region and the arena start
+// on the engine's link and return a ticket; compute waits on the ticket before it reads the result (a
+// device copy) or reuses the source (a gradient sent to the host).
+int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n);
+int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n);
+void wait_transfer(Ctx& c, int64_t ticket);
+// All queued copies and host work done: the end of every program that moves model data.
+void drain_transfers(Ctx& c);
 
 // Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
 void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
@@ -90,5 +94,9 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
 // gscale is 1 without clipping, else min(1, clip / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_.
 struct AdamHyper { float lr, beta1, beta2, eps, weight_decay; int64_t t; };
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
+// The same update on an offloaded chunk's host copies, run by the engine's host worker after the copy
+// with ticket `after` (the gradient's) has arrived.
+void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
+                   float gscale, bool decay);
 
 }  // namespace stow

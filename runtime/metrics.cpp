@@ -28,7 +28,8 @@ std::string metrics_json(const StowStepResult& r) {
          ",\"device_peak_bytes\":" + std::to_string(r.device_peak_bytes) +
          ",\"host_peak_bytes\":" + std::to_string(r.host_peak_bytes) +
          ",\"h2d_bytes\":" + std::to_string(r.h2d_bytes) + ",\"d2h_bytes\":" + std::to_string(r.d2h_bytes) +
-         ",\"device_budget_bytes\":" + std::to_string(r.device_budget_bytes) + "}";
+         ",\"device_budget_bytes\":" + std::to_string(r.device_budget_bytes) +
+         ",\"transfer_wait_seconds\":" + number(r.transfer_wait_seconds, "%.6g") + "}";
 }
 
 MetricsFile::MetricsFile(const std::string& path, bool append) : path_(path) {

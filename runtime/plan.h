@@ -15,13 +15,14 @@ struct ParamDesc {
   int rank;
   int64_t shape[4];
   int64_t numel;
-  // Byte offsets in the model region: the arena, or the host region when host_bytes > 0.
+  // Byte offsets in the model region: the bottom of the arena, or the host region when on_host.
   int64_t offset;        // the parameter
   int64_t m_offset;      // AdamW's first moment (-1 in a forward-only plan)
   int64_t v_offset;      // AdamW's second moment
   int init_kind;         // InitKind
   float init_std;        // for INIT_NORMAL
   bool decay;            // weight decay applies (parameters of two or more dimensions)
+  bool on_host;          // the parameter and its moments are offloaded model data in the host region
 };
 
 // Per-step values the runtime computes (learning-rate schedule, step count) and the program reads.
@@ -46,7 +47,7 @@ struct PlanDesc {
   const char* model_json;  // {"model": path, "config": {...}} stored in checkpoints
   int64_t vocab;
   int64_t arena_bytes;     // persistent region (unless offloaded) plus the larger dynamic region of the programs
-  int64_t host_bytes;      // host region holding model data when it is offloaded; 0: it lives in the arena
+  int64_t host_bytes;      // host region holding offloaded model data; 0: it all lives in the arena
   int64_t device_budget_bytes;  // the --device-memory the plan was compiled for; 0: none
   int64_t param_bytes, opt_state_bytes;
   int nparams;

@@ -17,6 +17,7 @@
 
 #include "ctx.h"
 #include "host_pool.h"
+#include "transfer_engine.h"
 #include "init.h"
 #include "metrics.h"
 #include "plan.h"
@@ -39,14 +40,16 @@ struct StowSession {
   stow::Ctx ctx;
   std::unique_ptr<stow::TokenData> data;
   std::unique_ptr<stow::MetricsFile> metrics;
+  // Declared after the memory its jobs use, so it finishes them before that memory goes.
+  std::unique_ptr<stow::TransferEngine> engine;
   int64_t step = 0;           // steps taken so far (including those of a resumed checkpoint)
   int64_t data_position = 0;  // the checkpoint's position, kept for sessions without data
   std::string error;
 
   template <typename T>
   T* at(int64_t offset) { return reinterpret_cast<T*>(arena.get() + offset); }
-  // Parameters and moments live in the model region: the host region when offloaded, else the arena.
-  float* model_at(int64_t offset) { return reinterpret_cast<float*>((host ? host->data() : arena.get()) + offset); }
+  // Parameters and moments live at the bottom of the arena, or in the host region when offloaded.
+  float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : arena.get()) + offset); }
 };
 
 namespace {
@@ -94,7 +97,7 @@ void validate_plan(const stow::PlanDesc* plan) {
     };
   };
   auto inside = inside_of(plan->arena_bytes, "arena");
-  auto inside_model = plan->host_bytes > 0 ? inside_of(plan->host_bytes, "host region") : inside;
+  auto inside_host = inside_of(plan->host_bytes, "host region");
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
   for (int i = 0; i < plan->nparams; i++) {
     const stow::ParamDesc& p = plan->params[i];
@@ -103,9 +106,12 @@ void validate_plan(const stow::PlanDesc* plan) {
     int64_t numel = 1;
     for (int d = 0; d < p.rank; d++) numel *= p.shape[d];
     if (numel != p.numel) throw Error(std::string("internal: parameter ") + p.name + " numel disagrees with its shape");
-    inside_model(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
-    if (p.m_offset >= 0) inside_model(p.m_offset, 4 * p.numel, std::string("the first moment of ") + p.name);
-    if (p.v_offset >= 0) inside_model(p.v_offset, 4 * p.numel, std::string("the second moment of ") + p.name);
+    auto inside_model = [&](int64_t offset, const std::string& what) {
+      (p.on_host ? inside_host : inside)(offset, 4 * p.numel, what);
+    };
+    inside_model(p.offset, std::string("parameter ") + p.name);
+    if (p.m_offset >= 0) inside_model(p.m_offset, std::string("the first moment of ") + p.name);
+    if (p.v_offset >= 0) inside_model(p.v_offset, std::string("the second moment of ") + p.name);
   }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
@@ -135,8 +141,8 @@ int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
 
 void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
                 int64_t offset) {
-  f.read_f32(name, p.shape, p.rank, s.model_at(offset));
-  s.ctx.touch(s.model_at(offset), 4 * p.numel);
+  f.read_f32(name, p.shape, p.rank, s.model_at(offset, p.on_host));
+  if (!p.on_host) s.ctx.touch(s.model_at(offset, false), 4 * p.numel);
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -205,15 +211,18 @@ void open_session(StowSession& s, const StowOptions& o) {
     std::memset(s.host->data(), 0, size_t(s.plan->host_bytes));
     s.ctx.host = s.host->data();
     s.ctx.host_bytes = s.plan->host_bytes;
+    // Gigabits per second to bytes per second.
+    s.engine = std::make_unique<stow::TransferEngine>(o.link_gbps * 1e9 / 8);
+    s.ctx.engine = s.engine.get();
   }
 
   s.ctx.threads = o.threads > 0 ? o.threads : omp_get_num_procs();
   omp_set_num_threads(s.ctx.threads);
   openblas_set_num_threads(s.ctx.threads);
 
-  stow::init_parameters(*s.plan, reinterpret_cast<uint8_t*>(s.model_at(0)), o.seed);
+  stow::init_parameters(*s.plan, s.arena.get(), s.host ? s.host->data() : nullptr, o.seed);
   for (int i = 0; i < s.plan->nparams; i++)
-    s.ctx.touch(s.model_at(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
+    if (!s.plan->params[i].on_host) s.ctx.touch(s.model_at(s.plan->params[i].offset, false), 4 * s.plan->params[i].numel);
   if (!s.init_path.empty()) load_init(s, s.init_path);
   if (!s.resume_path.empty()) load_resume(s, s.resume_path);
 
@@ -240,7 +249,10 @@ void take_step(StowSession& s, StowStepResult& out) {
   s.ctx.touch(tokens, 4 * n);
   s.ctx.touch(targets, 4 * n);
   stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
-  s.ctx.h2d_bytes = s.ctx.d2h_bytes = 0;
+  if (s.engine) {
+    s.engine->h2d_bytes = s.engine->d2h_bytes = 0;
+    s.engine->stall_seconds = 0;
+  }
   prog.run(s.ctx, args);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -257,16 +269,17 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.seconds = seconds;
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
-  out.h2d_bytes = s.ctx.h2d_bytes;
+  out.h2d_bytes = s.engine ? s.engine->h2d_bytes : 0;
+  out.transfer_wait_seconds = s.engine ? s.engine->stall_seconds : 0;
   out.device_budget_bytes = s.plan->device_budget_bytes;
-  out.d2h_bytes = s.ctx.d2h_bytes;
+  out.d2h_bytes = s.engine ? s.engine->d2h_bytes : 0;
   if (s.metrics) s.metrics->write(out);
 }
 
 void save(StowSession& s, const std::string& path) {
   std::vector<stow::TensorOut> tensors;
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.model_at(offset)});
+    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.model_at(offset, p.on_host)});
   };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)

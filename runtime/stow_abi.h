@@ -24,6 +24,7 @@ typedef struct {
   float weight_decay, beta1, beta2, eps;
   float grad_clip;           /* 0 disables; must match the plan (a plan without clipping rejects > 0) */
   int64_t host_memory;       /* cap on host pool bytes (data, offloaded model data); 0: none */
+  double link_gbps;          /* emulated host-device link for offloaded model data, gigabits/s; 0: unthrottled */
 } StowOptions;
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
   int64_t host_peak_bytes;   /* host pool high-water mark so far (data, staging, offloaded model data) */
   int64_t h2d_bytes, d2h_bytes; /* bytes moved host to device and back in this step */
   int64_t device_budget_bytes;  /* the device budget the plan was compiled for; 0: none */
+  double transfer_wait_seconds; /* time compute waited for copies and host work in this step */
 } StowStepResult;
 
 typedef struct {

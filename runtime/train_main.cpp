@@ -29,6 +29,7 @@ const char* kUsage =
     "  --eps X                AdamW epsilon (default 1e-8)\n"
     "  --grad-clip X          clip the global gradient norm to X; 0 disables (default 1.0)\n"
     "  --seed N               initialisation seed (default 1337)\n"
+    "  --link-gbps X          emulated host-device link for offloaded model data, gigabits/s\n"
     "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
     "  --init F               initial parameters from a safetensors file\n"
     "  --resume F             continue from a checkpoint written by --save\n"
@@ -40,6 +41,7 @@ struct Flags {
   long long steps = 50, warmup_steps = 10, threads = 0;
   unsigned long long seed = 1337;
   double lr = 6e-4, min_lr = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  double link_gbps = 0;
   int schedule = 1;
 };
 
@@ -93,6 +95,10 @@ bool parse_flags(int argc, char** argv, Flags& f) {
     else if (flag == "--beta2") f.beta2 = parse_number(flag, value);
     else if (flag == "--eps") f.eps = parse_number(flag, value);
     else if (flag == "--grad-clip") f.grad_clip = parse_number(flag, value);
+    else if (flag == "--link-gbps") {
+      f.link_gbps = parse_number(flag, value);
+      if (f.link_gbps <= 0) throw stow::Error("--link-gbps must be > 0, got " + value);
+    }
     else if (flag == "--lr-schedule") {
       if (value == "cosine") f.schedule = 1;
       else if (value == "constant") f.schedule = 0;
@@ -138,6 +144,7 @@ int run(int argc, char** argv) {
   o.beta2 = float(f.beta2);
   o.eps = float(f.eps);
   o.grad_clip = float(f.grad_clip);
+  o.link_gbps = f.link_gbps;
 
   char err[4096] = {0};
   StowSession* s = stow_open(&o, err, sizeof err);

@@ -7,12 +7,15 @@ import nunjucks from "nunjucks";
 import { formatNode } from "../../ir/printer.ts";
 import { type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
 import type { CompiledProgram, Plan } from "../../src/driver/compile.ts";
-import { cFloat, kernelCalls } from "./kernel_calls.ts";
+import { cFloat, kernelCalls, runsOnHost } from "./kernel_calls.ts";
 
 const templates = new nunjucks.Environment(
   new nunjucks.FileSystemLoader(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "templates")),
   { autoescape: false, throwOnUndefined: true },
 );
+
+/** Ops that start work on the transfer engine and hand back a ticket for a later `wait`. */
+const ASYNC_OPS = new Set(["chunk_h2d", "copy_d2h"]);
 
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
@@ -28,16 +31,19 @@ function programView(name: string, prog: CompiledProgram) {
   const inputs = ["tokens", "targets"].filter((k) => named[k]).map((k) => ({
     name: k, offset: offset(named[k]), bytes: valueBytes(named[k]),
   }));
+  const tickets = new Map<number, number>();
+  for (const n of prog.graph.nodes) if (ASYNC_OPS.has(n.op)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
     .map((n) => {
-      const lines = kernelCalls(n, mem);
+      const lines = kernelCalls(n, mem, tickets);
       const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
       const label = `${n.op} %${n.outputs[0]?.id} at ${formatLoc(n.loc)}`;
-      return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes };
+      const hostNode = runsOnHost(n, mem);
+      return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes, hostNode };
     })
     .filter((n) => n.lines.length > 0);
   return {
-    name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes,
+    name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes, tickets: tickets.size,
     tokens: offset(named.tokens), targets: offset(named.targets), loss: offset(named.loss),
     logits: offset(named.logits), norm: offset(named.grad_norm),
   };
@@ -56,6 +62,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     initKind: INIT_KIND[p.init.kind],
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
+    onHost: plan.persistent.onHost.has(p.name),
   }));
   const context = {
     modelPath: plan.modelPath,

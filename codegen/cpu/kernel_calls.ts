@@ -14,13 +14,23 @@ function last(v: Value): number {
   return v.shape[v.shape.length - 1];
 }
 
-export function kernelCalls(n: Node, mem: MemoryPlan): string[] {
+/** Whether a node runs on the host side: the optimizer on offloaded model data. */
+export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
+  return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
+}
+
+/**
+ * `tickets` gives each asynchronous node (copies) its slot in the program's ticket array, which the
+ * `wait` on its result reads.
+ */
+export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number> = new Map()): string[] {
+  const ticket = (v: Value) => `tk[${tickets.get(v.producer.id)}]`;
   const ptr = (v: Value) => `${mem.hostValues.has(v.id) ? "H" : v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
   const call = (kernel: string, ...args: (string | number | boolean)[]) => `stow::${kernel}(c, ${args.join(", ")});`;
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
   switch (n.op) {
-    case "param": case "opt_state": case "input": case "reshape":
+    case "param": case "opt_state": case "input": case "reshape": case "chunk_view":
       return [];
     case "iota":
       return [call("iota", ptr(y0), numel(y0.shape))];
@@ -99,10 +109,18 @@ export function kernelCalls(n: Node, mem: MemoryPlan): string[] {
         // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
-    case "copy_h2d": case "copy_d2h":
-      return [call(n.op, ptr(y0), ptr(x0), numel(x0.shape))];
-    case "adamw":
-      return [call("adamw", ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true)];
+    case "chunk_h2d":
+      // The chunk's parameters are contiguous on the host, in the device chunk's layout: one copy.
+      return [`${ticket(y0)} = ${call("h2d_async", ptr(y0), ptr(x0), numel(y0.shape))}`];
+    case "copy_d2h":
+      return [`${ticket(y0)} = ${call("d2h_async", ptr(y0), ptr(x0), numel(x0.shape))}`];
+    case "wait":
+      return [call("wait_transfer", ticket(x0))];
+    case "adamw": {
+      const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true];
+      // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
+      return [runsOnHost(n, mem) ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
+    }
     default:
       throw new Error(`internal: no CPU kernel for op ${n.op}`);
   }

@@ -29,6 +29,8 @@ export interface Liveness {
   storageOf: Map<number, number>;
   /** Values whose storage is persistent model data (parameters, moments) -> the root's name. */
   persistentName: Map<number, string>;
+  /** Views that start inside their storage rather than at its beginning (chunk_view) -> byte offset. */
+  viewOffset: Map<number, number>;
 }
 
 export function liveness(g: Graph, threads: number): Liveness {
@@ -36,6 +38,7 @@ export function liveness(g: Graph, threads: number): Liveness {
   const lastUse = lastUses(g);
   const storageOf = new Map<number, number>();
   const persistentName = new Map<number, string>();
+  const viewOffset = new Map<number, number>();
   const gradIds = new Set(Object.values(g.grads).map((v) => v.id));
   const buffers = new Map<number, LiveBuffer>();
   /** Storages the runtime reads or writes from outside (inputs, results): never reused. */
@@ -49,6 +52,8 @@ export function liveness(g: Graph, threads: number): Liveness {
       if (viewOf !== undefined) {
         const src = n.inputs[viewOf].id;
         storageOf.set(v.id, storageOf.get(src)!);
+        const offset = (viewOffset.get(src) ?? 0) + (n.op === "chunk_view" ? (n.attrs.offset as number) : 0);
+        if (offset !== 0) viewOffset.set(v.id, offset);
         if (persistentName.has(src)) persistentName.set(v.id, persistentName.get(src)!);
         return;
       }
@@ -69,7 +74,7 @@ export function liveness(g: Graph, threads: number): Liveness {
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
       const kind: BufferKind =
-        isInput ? "input" : gradIds.has(v.id) ? "gradient" : n.op === "copy_h2d" ? "parameter" : "activation";
+        isInput ? "input" : gradIds.has(v.id) ? "gradient" : n.op === "chunk_h2d" ? "parameter" : "activation";
       buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n });
       if (isInput) pinned.add(v.id);
     });
@@ -87,7 +92,7 @@ export function liveness(g: Graph, threads: number): Liveness {
     const b = buffers.get(storageOf.get(v.id)!);
     if (b) b.end = last;
   }
-  return { buffers: [...buffers.values(), ...workspaces], storageOf, persistentName };
+  return { buffers: [...buffers.values(), ...workspaces], storageOf, persistentName, viewOffset };
 }
 
 /** Position of the last node that reads each value; program results count as read at the end. */

@@ -5,40 +5,68 @@
 import { type Graph, numel } from "../types.ts";
 import { alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, liveness } from "./liveness.ts";
+import type { ChunkLayout } from "./chunks.ts";
 
 export interface PersistentLayout {
-  /** Parameter, moment (opt.m.<name>, opt.v.<name>) or host gradient (grad.<name>) name -> byte offset. */
+  /** Parameter, moment (opt.m.<name>, opt.v.<name>) or host gradient (grad.<name>) name -> byte offset in its region. */
   offsets: Map<string, number>;
+  /** Names whose storage is the host region; every other name lives at the bottom of the arena. */
+  onHost: Set<string>;
+  /** Bytes of each kind in the arena's persistent region. */
   paramBytes: number;
   optStateBytes: number;
-  /** Host copies of the gradients (only when model data is offloaded). */
-  gradBytes: number;
-  /** Size of the persistent region (aligned). */
+  /** Size of the persistent region at the bottom of the arena (aligned). */
   bytes: number;
-  /** The region is host memory (model data offloaded), not the bottom of the device arena. */
-  onHost: boolean;
+  /** Size of the host region: offloaded parameters (chunk by chunk), their moments and gradients. */
+  hostBytes: number;
+  /** Host byte range [start, end) of each offloaded chunk's parameters. */
+  chunkRange: Map<number, [number, number]>;
+}
+
+/** Which chunks of model data live in host memory. */
+export interface Offloaded {
+  chunks: ChunkLayout;
+  /** Chunk indices that stay on the device for the whole step. */
+  resident: ReadonlySet<number>;
 }
 
 /**
- * Parameters first (in state_dict order), then first moments, then second moments, then (offloaded)
- * the host gradients.
+ * Resident model data at the bottom of the arena: parameters (in state_dict order), then first moments,
+ * then second moments. Offloaded chunks go to the host region: their parameters chunk by chunk (so each
+ * chunk is one contiguous copy), then their moments, then the host copies of their gradients.
  */
-export function persistentLayout(g: Graph, withOptimizer: boolean, onHost = false): PersistentLayout {
+export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded): PersistentLayout {
   const offsets = new Map<string, number>();
-  let cursor = 0;
-  const put = (name: string, elements: number) => {
-    offsets.set(name, cursor);
-    cursor += alignUp(elements * 4);
+  const onHost = new Set<string>();
+  const isHost = (param: string) => offloaded !== undefined && !offloaded.resident.has(offloaded.chunks.chunkOf.get(param)!);
+  const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
+  let device = 0;
+  let host = 0;
+  const put = (name: string, count: number, toHost: boolean) => {
+    if (toHost) {
+      onHost.add(name);
+      offsets.set(name, host);
+      host += alignUp(count * 4);
+    } else {
+      offsets.set(name, device);
+      device += alignUp(count * 4);
+    }
   };
-  for (const p of g.params) put(p.name, numel(p.shape));
-  const paramBytes = cursor;
-  if (withOptimizer) {
-    for (const p of g.params) put(`opt.m.${p.name}`, numel(p.shape));
-    for (const p of g.params) put(`opt.v.${p.name}`, numel(p.shape));
+  for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
+  const paramBytes = device;
+  const chunkRange = new Map<number, [number, number]>();
+  for (const chunk of offloaded?.chunks.chunks ?? []) {
+    if (offloaded!.resident.has(chunk.index)) continue;
+    const start = host;
+    for (const name of chunk.params) put(name, elements.get(name)!, true);
+    chunkRange.set(chunk.index, [start, host]);
   }
-  const optEnd = cursor;
-  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape));
-  return { offsets, paramBytes, optStateBytes: optEnd - paramBytes, gradBytes: cursor - optEnd, bytes: cursor, onHost };
+  if (withOptimizer)
+    for (const moment of ["m", "v"])
+      for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
+  const optStateBytes = device - paramBytes;
+  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape), true);
+  return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
 }
 
 export interface Breakdown {
@@ -72,16 +100,16 @@ export interface MemoryPlan {
 export function planMemory(g: Graph, persistent: PersistentLayout, threads: number): MemoryPlan {
   const live = liveness(g, threads);
   const placement = placeBuffers(live.buffers);
-  // Temporaries go above the persistent region, or from the bottom when that region is on the host.
-  const base = persistent.onHost ? 0 : persistent.bytes;
+  // Temporaries go above the resident model data.
+  const base = persistent.bytes;
   const valueOffset = new Map<number, number>();
   const hostValues = new Set<number>();
   for (const [valueId, root] of live.storageOf) {
     const name = live.persistentName.get(valueId);
     if (name !== undefined) {
-      valueOffset.set(valueId, persistent.offsets.get(name)!);
-      if (persistent.onHost) hostValues.add(valueId);
-    } else valueOffset.set(valueId, base + placement.offsets.get(root)!);
+      valueOffset.set(valueId, persistent.offsets.get(name)! + (live.viewOffset.get(valueId) ?? 0));
+      if (persistent.onHost.has(name)) hostValues.add(valueId);
+    } else valueOffset.set(valueId, base + placement.offsets.get(root)! + (live.viewOffset.get(valueId) ?? 0));
   }
   const workspace = new Map<number, [number, number]>();
   const buffers = live.buffers.map((b) => ({ ...b, offset: base + placement.offsets.get(b.key)! }));
@@ -89,10 +117,9 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
 
   const { position, byKind } = busiestMoment(live.buffers, g.nodes.length);
   const liveTotal = Object.values(byKind).reduce((s, x) => s + x, 0);
-  const onDevice = persistent.onHost ? 0 : 1;
   const breakdown: Breakdown = {
-    parameters: onDevice * persistent.paramBytes + byKind.parameter,
-    optimizer_states: onDevice * persistent.optStateBytes,
+    parameters: persistent.paramBytes + byKind.parameter,
+    optimizer_states: persistent.optStateBytes,
     gradients: byKind.gradient,
     activations: byKind.activation,
     workspace: byKind.workspace,

@@ -1,39 +1,149 @@
-// Model data in host memory: parameters, AdamW moments and a host copy of each gradient live on the
-// host, and the device holds only what the step is computing. Before the first node of a phase that
-// reads a parameter, a copy_h2d brings it to the device, and the phase's later uses share that copy;
-// the planner frees it after its last use, like any temporary. Each final gradient goes back with a
-// copy_d2h as soon as it is complete, and AdamW (and the gradient norm) run on the host copies.
-// Copies are exact, so the step computes bitwise what the all-resident plan computes.
+// Model data in host memory, moved chunk by chunk (ir/passes/chunks.ts). Resident chunks stay on the
+// device as in an all-resident plan. For every other chunk, parameters, AdamW moments and a host copy of
+// each gradient live in the host region, and:
+// - each phase (forward, backward) that reads the chunk gets one `chunk_h2d` of it, started `lookahead`
+//   loads before the one it serves, so the copy overlaps the compute in between; a `wait` right before
+//   the first reader is where compute may use it, through `chunk_view`s. The planner frees the device
+//   copy after its last reader, like any temporary. A chunk in `keep` is copied once: its forward copy
+//   stays on the device for the backward (the chunks whose next use is nearest are the ones worth keeping,
+//   the last ones the forward reads; the search in src/driver/compile.ts chooses how many fit);
+// - each final gradient goes back with a `copy_d2h` as soon as it is complete; its device storage lives
+//   until a `wait` `lookahead` gradients later;
+// - AdamW (and the gradient norm) run on the host copies. Host AdamW runs on the transfer engine, queued
+//   after the gradient's copy, so it overlaps the device's remaining backward.
+// Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
-import type { Graph, Value } from "../types.ts";
+import type { Graph, Node, Value } from "../types.ts";
+import type { ChunkLayout } from "./chunks.ts";
 
-export function offloadModelData(g: Graph): Graph {
+export interface OffloadSchedule {
+  /** Chunks that stay on the device for the whole step. */
+  resident: ReadonlySet<number>;
+  /** How many loads ahead of its first reader a chunk's copy starts (0: right before it). */
+  lookahead: number;
+  /** Offloaded chunks whose forward copy stays on the device through the backward. */
+  keep: ReadonlySet<number>;
+}
+
+interface Load {
+  chunk: number;
+  key: string;
+  firstUse: number;
+  start: number;
+}
+
+/** Nodes that run on the host side when their parameter is offloaded: the optimizer. */
+const HOST_OPS = new Set(["adamw", "grad_norm"]);
+
+export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
+  const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
+  const paramValue = new Map(g.params.map((p) => [p.name, p.value.id]));
+  const offloadedChunk = (valueId: number): number | undefined => {
+    const name = paramName.get(valueId);
+    if (name === undefined) return undefined;
+    const c = chunks.chunkOf.get(name)!;
+    return schedule.resident.has(c) ? undefined : c;
+  };
+  const loadKey = (n: Node, chunk: number) => (schedule.keep.has(chunk) ? `step:${chunk}` : `${n.phase}:${chunk}`);
+  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf.has(v.id));
+
+  // Gradients of offloaded parameters, which go to the host.
+  const hostGradOf = new Map<number, string>();
+  for (const [name, v] of Object.entries(g.grads))
+    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf.set(v.id, name);
+
+  const loads = findLoads(g, offloadedChunk, loadKey, onHost);
+  loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
+  const startsAt = groupBy(loads, (l) => l.start);
+  const waitsAt = groupBy(loads, (l) => l.firstUse);
+
   const b = new GraphBuilder();
   const copy = new Map<number, Value>(); // old value id -> value in the new graph
-  const onDevice = new Map<string, Value>(); // "<phase>:<param value id>" -> device copy
-  const hostGrad = new Map<number, Value>(); // old final-gradient value id -> its host copy
-  const paramIds = new Set(g.params.map((p) => p.value.id));
-  const gradName = new Map(Object.entries(g.grads).map(([name, v]) => [v.id, name]));
+  const inFlight = new Map<string, Value>(); // load key -> chunk being copied
+  const ready = new Map<string, Value>(); // load key -> waited chunk on the device
+  const views = new Map<string, Value>(); // load key + param -> view
+  const hostGrad = new Map<number, Value>(); // old gradient value id -> its host copy
+  const pendingD2h: { host: Value; device: Value; due: number }[] = [];
+  let gradCopies = 0;
 
-  for (const n of g.nodes) {
+  const waitD2h = (upTo: number) => {
+    while (pendingD2h.length > 0 && pendingD2h[0].due <= upTo) {
+      const { host, device } = pendingD2h.shift()!;
+      b.value("wait", [host, device], {}, host.producer.loc);
+    }
+  };
+  const paramInput = (n: Node, v: Value, chunk: number): Value => {
+    const key = loadKey(n, chunk);
+    const viewKey = `${key}:${v.id}`;
+    if (!views.has(viewKey)) {
+      const name = paramName.get(v.id)!;
+      const offset = chunks.chunks[chunk].offsets.get(name)!;
+      views.set(viewKey, b.value("chunk_view", [ready.get(key)!], { offset, shape: v.shape, name }, n.loc));
+    }
+    return views.get(viewKey)!;
+  };
+
+  // Parameters first: they are leaves, and a chunk's copy may start before the node that declares them.
+  for (const n of g.nodes) if (n.op === "param") copy.set(n.outputs[0].id, b.value("param", [], n.attrs, n.loc));
+  g.nodes.forEach((n, i) => {
     b.phase = n.phase;
+    for (const l of startsAt.get(i) ?? []) {
+      const c = chunks.chunks[l.chunk];
+      const hostParams = c.params.map((name) => copy.get(paramValue.get(name)!)!);
+      inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc));
+    }
+    for (const l of waitsAt.get(i) ?? []) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
+    const host = onHost(n);
+    if (n.op === "grad_norm") waitD2h(Infinity);
     const inputs = n.inputs.map((v) => {
-      if (n.phase === "optimizer") return hostGrad.get(v.id) ?? copy.get(v.id)!;
-      if (!paramIds.has(v.id)) return copy.get(v.id)!;
-      const key = `${n.phase}:${v.id}`;
-      if (!onDevice.has(key)) onDevice.set(key, b.value("copy_h2d", [copy.get(v.id)!], {}, n.loc));
-      return onDevice.get(key)!;
+      const chunk = offloadedChunk(v.id);
+      if (host) return hostGrad.get(v.id) ?? copy.get(v.id)!;
+      return chunk === undefined ? copy.get(v.id)! : paramInput(n, v, chunk);
     });
+    if (n.op === "param") return;
     const made = b.add(n.op, inputs, n.attrs, n.loc);
     n.outputs.forEach((out, k) => {
       copy.set(out.id, made.outputs[k]);
-      const name = gradName.get(out.id);
-      if (name !== undefined)
-        hostGrad.set(out.id, b.value("copy_d2h", [made.outputs[k]], { name: `grad.${name}` }, n.loc));
+      const name = hostGradOf.get(out.id);
+      if (name === undefined) return;
+      const device = made.outputs[k];
+      const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
+      hostGrad.set(out.id, hostCopy);
+      gradCopies++;
+      pendingD2h.push({ host: hostCopy, device, due: gradCopies + schedule.lookahead });
+      waitD2h(gradCopies);
     });
-  }
+  });
+  waitD2h(Infinity);
   b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));
   for (const [k, v] of Object.entries(g.named)) b.named[k] = copy.get(v.id)!;
   for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy.get(v.id)!;
   return b.build();
+}
+
+/** Each (phase, chunk) that needs a copy, at the position of its first reader, in program order. */
+function findLoads(
+  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => string,
+  onHost: (n: Node) => boolean,
+): Load[] {
+  const loads: Load[] = [];
+  const seen = new Set<string>();
+  g.nodes.forEach((n, i) => {
+    if (onHost(n)) return;
+    for (const v of n.inputs) {
+      const chunk = offloadedChunk(v.id);
+      if (chunk === undefined) continue;
+      const key = loadKey(n, chunk);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      loads.push({ chunk, key, firstUse: i, start: i });
+    }
+  });
+  return loads;
+}
+
+function groupBy<T>(xs: readonly T[], key: (x: T) => number): Map<number, T[]> {
+  const m = new Map<number, T[]>();
+  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+  return m;
 }

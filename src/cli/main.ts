@@ -27,7 +27,8 @@ function withModelOptions(cmd: Command): Command {
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
-    .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit");
+    .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
+    .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)");
 }
 
 function gradClip(raw: Raw): number {
@@ -53,6 +54,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
+    chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
   };
 }
 
@@ -113,6 +115,7 @@ function trainFlags(raw: Raw) {
       eps: float(raw, "eps", "--eps", { exclusiveMin: 0 }) ?? 1e-8,
       gradClip: gradClip(raw),
       seed: int(raw, "seed", "--seed", 0) ?? 1337,
+      linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? 0,
     },
     sample: raw.sample === false ? undefined : {
       tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
@@ -177,6 +180,7 @@ function program(): Command {
     .option("--beta2 <x>", "AdamW beta2 (default 0.95)")
     .option("--eps <x>", "AdamW epsilon (default 1e-8)")
     .option("--seed <n>", "initialisation seed (default 1337)")
+    .option("--link-gbps <x>", "emulate a host-device link of x gigabits/s for offloaded model data (default: unthrottled)")
     .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
     .option("--init <file>", "start from the parameters in this safetensors file")
     .option("--resume <file>", "continue the run saved in this checkpoint")

@@ -1,7 +1,8 @@
 // The pipeline from a model definition to a Plan: trace the training and inference programs, run the
 // passes in order, and plan memory. Each pass's output is kept so `stow ir --after PASS` can show it.
 import { type Graph, formatLoc, valueBytes } from "../../ir/types.ts";
-import { offloadModelData } from "../../ir/passes/offload.ts";
+import { type OffloadSchedule, offloadModelData } from "../../ir/passes/offload.ts";
+import { type ChunkLayout, layoutChunks } from "../../ir/passes/chunks.ts";
 import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
@@ -28,15 +29,21 @@ export interface CompileOptions {
   deviceMemory?: number;
   /** Host budget in bytes: offloaded model data must fit in it. */
   hostMemory?: number;
+  /** Most parameter bytes in one chunk of offloaded model data (default: searched for the least waste). */
+  chunkSize?: number;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
 export interface Candidate {
   mode: CheckpointMode;
-  /** Model data (parameters, gradients, AdamW states) lives in host memory and moves in as needed. */
+  /** Some model data (parameters, gradients, AdamW states) lives in host memory and moves in as needed. */
   offload: boolean;
+  /** When offloaded: which chunks stay on the device, how far copies run ahead, which copies are kept. */
+  schedule?: OffloadSchedule;
   /** Bytes copied host to device and back per training step. */
   transferBytes: number;
+  /** Chunk copies to the device per training step. */
+  chunkLoads: number;
   /** Under blocks: how many checkpoint regions (the first ones) are recomputed, of `totalRegions`. */
   regions: number;
   totalRegions: number;
@@ -63,6 +70,8 @@ export interface Plan {
   arenaBytes: number;
   /** Host region for offloaded model data (0 when it lives in the arena). */
   hostBytes: number;
+  /** How parameters group into chunks, the unit in which offloaded model data moves. */
+  chunks: ChunkLayout;
   /** The training graph after each pass, for `stow ir --after`. */
   stages: { name: string; graph: Graph }[];
   /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
@@ -74,7 +83,7 @@ export const PASSES = ["trace", "autodiff", "recompute", "adamw", "early-update"
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
-  return g.nodes.filter((n) => n.op === "copy_h2d" || n.op === "copy_d2h").reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
+  return g.nodes.filter((n) => n.op === "chunk_h2d" || n.op === "copy_d2h").reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
 }
 
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
@@ -84,42 +93,99 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
   const totalRegions = regionCount(differentiated);
 
-  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, offload = false) => {
+  const chunks = layoutChunks(traced, opts.chunkSize);
+
+  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule) => {
     const recomputed = recompute(differentiated, mode, regions);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
-    const g = offload ? offloadModelData(optimized) : optimized;
-    const inferred = offload ? offloadModelData(inferGraph) : inferGraph;
-    const persistent = persistentLayout(g, true, offload);
+    const g = schedule ? offloadModelData(optimized, chunks, schedule) : optimized;
+    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
     const infer = { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
-    const resident = offload ? 0 : persistent.bytes;
-    const arenaBytes = alignUp(resident + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     const checkpoint: Candidate = {
-      mode, regions, totalRegions, offload, transferBytes: transferBytes(g), peak: train.memory.peak, arenaBytes,
-      recomputeFlops: recomputeFlops(g),
+      mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
+      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d").length,
+      peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
       { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
       { name: "early-update", graph: optimized }, { name: "offload", graph: g },
     ];
-    const hostBytes = offload ? persistent.bytes : 0;
-    return { modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes, stages, checkpoint };
+    return {
+      modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
+      checkpoint,
+    };
   };
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
     throw new UserError(`--checkpoint blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
-  // Model data stays on the device when the budget allows; otherwise it moves to the host.
-  const candidatesWith = (offload: boolean) => opts.checkpoint === "auto"
-    ? autoCandidates((m, r) => planFor(m, r, offload), totalRegions, opts.deviceMemory)
-    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined, offload)];
-  const fits = (p: { arenaBytes: number }) => opts.deviceMemory === undefined || p.arenaBytes <= opts.deviceMemory;
-  let plans = candidatesWith(false);
-  if (!plans.some(fits)) plans = [...plans, ...candidatesWith(true)];
+  const budget = opts.deviceMemory;
+  const fits = (p: { arenaBytes: number }) => budget === undefined || p.arenaBytes <= budget;
+  // Model data stays on the device when the budget allows; otherwise chunks of it move to the host.
+  const residentPlans = opts.checkpoint === "auto"
+    ? autoCandidates((m, r) => planFor(m, r), totalRegions, budget)
+    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined)];
+  let plans = residentPlans;
+  if (!plans.some(fits)) {
+    const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
+      ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
+      : [[opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined]];
+    for (const [mode, regions] of modes) {
+      const offloaded = searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s), fits);
+      plans = [...plans, offloaded];
+    }
+  }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
+
+/**
+ * The offload schedule for one checkpoint mode, found greedily with the memory planner as the judge of
+ * what fits: copies one load ahead (double buffering) if that fits, else just in time; then as many
+ * chunks resident as fit (the last ones the forward reads first: they are also needed first in the
+ * backward); then copies further ahead; then forward copies kept for the backward, the chunks whose next
+ * use is nearest first. Each step keeps what the previous ones chose. Returns the all-offloaded,
+ * just-in-time plan when nothing fits, so the caller can say how much memory it needs.
+ */
+function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate }>(
+  chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean,
+): P {
+  const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
+  const lastChunks = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
+  let schedule: OffloadSchedule = { resident: new Set(), lookahead: 1, keep: new Set() };
+  let plan = planWith(schedule);
+  if (!fits(plan)) {
+    schedule = { ...schedule, lookahead: 0 };
+    plan = planWith(schedule);
+    if (!fits(plan)) return plan;
+  }
+  const largestFitting = (lo: number, hi: number, make: (k: number) => OffloadSchedule) => {
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const p = planWith(make(mid));
+      if (fits(p)) [lo, plan, schedule] = [mid, p, make(mid)];
+      else hi = mid - 1;
+    }
+  };
+  // All chunks resident is the resident plan, which did not fit.
+  largestFitting(0, chunkCount - 1, (k) => ({ ...schedule, resident: lastChunks(k, reversed) }));
+  for (let d = schedule.lookahead + 1; d <= MAX_LOOKAHEAD && d < plan.checkpoint.chunkLoads && schedule.lookahead > 0; d++) {
+    const p = planWith({ ...schedule, lookahead: d });
+    if (!fits(p)) break;
+    [plan, schedule] = [p, { ...schedule, lookahead: d }];
+  }
+  const offloaded = reversed.filter((c) => !schedule.resident.has(c));
+  const base = schedule;
+  largestFitting(0, offloaded.length, (k) => ({ ...base, keep: lastChunks(k, offloaded) }));
+  return plan;
+}
+
+/** Copies further ahead than this rarely help: the link is busy with the nearer ones. */
+const MAX_LOOKAHEAD = 3;
 
 /**
  * The plans --checkpoint auto weighs: none, selective, all blocks, and, when only blocks fit, the fewest

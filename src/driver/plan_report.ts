@@ -4,6 +4,7 @@ import { formatLoc, numel } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
+import { chunkRows, chunkTableText } from "./chunk_report.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -24,7 +25,14 @@ export function planJson(plan: Plan): object {
     param_count: paramCount(plan),
     arena_bytes: plan.arenaBytes,
     host_bytes: plan.hostBytes,
-    offload: { model_data_on_host: plan.checkpoint.offload, transfer_bytes_per_step: plan.checkpoint.transferBytes },
+    offload: {
+      model_data_on_host: plan.checkpoint.offload,
+      transfer_bytes_per_step: plan.checkpoint.transferBytes,
+      lookahead: plan.checkpoint.schedule?.lookahead ?? 0,
+      chunk_capacity: plan.chunks.capacity,
+      chunk_waste_bytes: plan.chunks.wasteBytes,
+      chunks: chunkRows(plan),
+    },
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
     checkpoint: {
@@ -90,6 +98,7 @@ export function planText(plan: Plan, top = 8): string {
     row("fragmentation", b.fragmentation),
     `  (temporaries as live at node ${m.peakPosition}: ${plan.train.graph.nodes[m.peakPosition].op} ` +
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
+    ...(plan.checkpoint.offload ? ["", chunkTableText(plan)] : []),
     "",
     checkpointText(plan),
     "",
@@ -112,7 +121,7 @@ function checkpointText(plan: Plan): string {
   for (const r of recomputedList(plan).slice(0, 6))
     lines.push(`  ${r.op.padEnd(18)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
   if (plan.candidates.length > 1) {
-    lines.push("  modes considered (--checkpoint auto):");
+    lines.push("  plans considered:");
     for (const k of plan.candidates)
       lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(22)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
         (k === c ? "  <- chosen" : ""));

@@ -4,6 +4,7 @@
 import type { BufferKind } from "../../ir/passes/liveness.ts";
 import { liveBytesByKind } from "../../ir/passes/memory_plan.ts";
 import type { Plan } from "../driver/compile.ts";
+import { valueBytes } from "../../ir/types.ts";
 
 export const TIMELINE_KINDS = ["parameters", "optimizer states", "gradients", "activations", "workspace"] as const;
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
@@ -26,10 +27,8 @@ export function deviceTimeline(plan: Plan): Timeline {
   const { graph, memory } = plan.train;
   const length = graph.nodes.length;
   const series = Object.fromEntries(TIMELINE_KINDS.map((k) => [k, new Float64Array(length)])) as Record<TimelineKind, Float64Array>;
-  if (!plan.persistent.onHost) {
-    series.parameters.fill(plan.persistent.paramBytes);
-    series["optimizer states"].fill(plan.persistent.optStateBytes);
-  }
+  series.parameters.fill(plan.persistent.paramBytes);
+  series["optimizer states"].fill(plan.persistent.optStateBytes);
   const live = liveBytesByKind(memory.buffers, length);
   for (const [kind, bytes] of Object.entries(live) as [BufferKind, Float64Array][]) {
     const s = series[KIND_OF[kind]];
@@ -39,8 +38,8 @@ export function deviceTimeline(plan: Plan): Timeline {
   const transfers: Timeline["transfers"] = [];
   graph.nodes.forEach((n, i) => {
     if (phases.at(-1)?.name !== n.phase) phases.push({ name: n.phase, start: i });
-    if (n.op === "copy_h2d" || n.op === "copy_d2h")
-      transfers.push({ position: i, direction: n.op === "copy_h2d" ? "h2d" : "d2h", bytes: 4 * n.outputs[0].shape.reduce((a, b) => a * b, 1) });
+    if (n.op === "chunk_h2d" || n.op === "copy_d2h")
+      transfers.push({ position: i, direction: n.op === "chunk_h2d" ? "h2d" : "d2h", bytes: valueBytes(n.outputs[0]) });
   });
   return { series, phases, transfers, length };
 }

@@ -1,0 +1,94 @@
+// Chunks: the unit in which offloaded model data moves. Parameters are packed, in the order the forward
+// first reads them, into chunks of at most `capacity` bytes, as Colossal-AI's Gemini and PatrickStar do;
+// a parameter never straddles two chunks, so the capacity must hold the largest one. A chunk is one
+// contiguous range of the host region, so bringing it to the device is one copy, and its parameters'
+// AdamW moments and gradients belong to it too.
+import { UserError } from "../../src/cli/errors.ts";
+import { formatBytes } from "../../src/cli/progress.ts";
+import { type Graph, numel } from "../types.ts";
+import { alignUp } from "./arena_plan.ts";
+
+export interface Chunk {
+  index: number;
+  /** Parameter names, in visit order; each starts at an aligned offset within the chunk. */
+  params: string[];
+  /** Byte offset of each parameter within the chunk. */
+  offsets: Map<string, number>;
+  /** Bytes the chunk's parameters occupy (aligned), which is what one copy of it moves. */
+  bytes: number;
+}
+
+export interface ChunkLayout {
+  /** The most parameter bytes one chunk may hold. */
+  capacity: number;
+  chunks: Chunk[];
+  chunkOf: Map<string, number>;
+  /** Capacity left unused, summed over chunks: what fixed-size chunks would waste. */
+  wasteBytes: number;
+  /** Given with --chunk-size, or chosen for the least waste. */
+  chosen: "given" | "searched";
+}
+
+/** Parameters in the order the forward first reads them; any it never reads come last, in state_dict order. */
+export function visitOrder(g: Graph): { name: string; bytes: number }[] {
+  const byValue = new Map(g.params.map((p) => [p.value.id, p]));
+  const seen = new Set<string>();
+  const order: { name: string; bytes: number }[] = [];
+  const visit = (name: string, elements: number) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    order.push({ name, bytes: alignUp(elements * 4) });
+  };
+  for (const n of g.nodes)
+    for (const v of n.inputs) {
+      const p = byValue.get(v.id);
+      if (p) visit(p.name, numel(p.shape));
+    }
+  for (const p of g.params) visit(p.name, numel(p.shape));
+  return order;
+}
+
+function pack(order: readonly { name: string; bytes: number }[], capacity: number): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (const { name, bytes } of order) {
+    let last = chunks.at(-1);
+    if (!last || last.bytes + bytes > capacity) {
+      last = { index: chunks.length, params: [], offsets: new Map(), bytes: 0 };
+      chunks.push(last);
+    }
+    last.params.push(name);
+    last.offsets.set(name, last.bytes);
+    last.bytes += bytes;
+  }
+  return chunks;
+}
+
+const SEARCH_STEPS = 256;
+
+/**
+ * Packs the parameters into chunks. Without a given capacity it searches [L, 2L], L the largest
+ * parameter, for the capacity that leaves the least unused space (Gemini's search), preferring the
+ * smaller capacity on a tie: smaller chunks let the device hold less at a time.
+ */
+export function layoutChunks(g: Graph, capacity?: number): ChunkLayout {
+  const order = visitOrder(g);
+  const largest = order.reduce((best, p) => (p.bytes > best.bytes ? p : best), order[0]);
+  const withCapacity = (cap: number, chosen: ChunkLayout["chosen"]): ChunkLayout => {
+    const chunks = pack(order, cap);
+    const chunkOf = new Map(chunks.flatMap((c) => c.params.map((name) => [name, c.index] as const)));
+    return { capacity: cap, chunks, chunkOf, wasteBytes: chunks.reduce((s, c) => s + cap - c.bytes, 0), chosen };
+  };
+  if (capacity !== undefined) {
+    if (capacity < largest.bytes)
+      throw new UserError(`--chunk-size ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
+        `${largest.name} needs ${formatBytes(largest.bytes)} (${largest.bytes} bytes)`);
+    return withCapacity(capacity, "given");
+  }
+  let best = withCapacity(largest.bytes, "searched");
+  for (let i = 1; i <= SEARCH_STEPS; i++) {
+    const cap = alignUp(largest.bytes + Math.round((largest.bytes * i) / SEARCH_STEPS));
+    const candidate = withCapacity(cap, "searched");
+    if (candidate.wasteBytes < best.wasteBytes) best = candidate;
+  }
+  return best;
+}

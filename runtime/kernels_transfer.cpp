@@ -1,0 +1,34 @@
+// The kernels of offloaded plans: they hand copies and host AdamW to the transfer engine and wait on
+// its tickets. Touching the destination at submission reserves it: the plan's liveness starts a device
+// copy's storage at the copy, not at the wait.
+#include "kernels.h"
+#include "transfer_engine.h"
+
+namespace stow {
+
+static TransferEngine& engine(Ctx& c) {
+  if (c.engine == nullptr) throw Error(std::string("internal: node ") + c.node + " moves model data but no transfer engine runs");
+  return *c.engine;
+}
+
+int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n) {
+  c.touch(device, 4 * n);
+  return engine(c).copy(device, host, 4 * n, true);
+}
+
+int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
+  return engine(c).copy(host, device, 4 * n, false);
+}
+
+void wait_transfer(Ctx& c, int64_t ticket) { engine(c).wait_copy(ticket); }
+
+void drain_transfers(Ctx& c) { engine(c).drain(); }
+
+void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
+                   float gscale, bool decay) {
+  Ctx host = c;
+  host.host_node = true;
+  engine(c).host_task(after, [=]() mutable { adamw(host, p, g, m, v, n, h, gscale, decay); });
+}
+
+}  // namespace stow

@@ -1,0 +1,64 @@
+// The transfer engine of the CPU backend: what a GPU's copy engines and the host's spare cores do while
+// the device computes. One worker thread plays the host-device link: it runs copies in order, and with a
+// link rate set it holds each copy for bytes / rate seconds, so a plan's overlap of transfers with compute
+// is real and measurable on a machine without a device. A second worker runs host work (AdamW on
+// offloaded chunks), each job after the copy it depends on. Jobs return tickets; waiting on a ticket is
+// the IR's `wait`.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace stow {
+
+// A FIFO of jobs run by one thread. Ticket k is done once k jobs have finished.
+class Worker {
+ public:
+  Worker();
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  int64_t submit(std::function<void()> job);
+  // Blocks until the job with this ticket (and every earlier one) has run; returns the seconds blocked.
+  // A job that threw makes every later wait rethrow its message.
+  double wait(int64_t ticket);
+  double drain() { return wait(submitted_); }
+
+ private:
+  void loop();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  int64_t submitted_ = 0;
+  int64_t finished_ = 0;
+  bool stop_ = false;
+  std::string error_;
+  std::thread thread_;
+};
+
+class TransferEngine {
+ public:
+  // bytes_per_second <= 0: copies run as fast as memcpy.
+  explicit TransferEngine(double bytes_per_second) : rate_(bytes_per_second) {}
+  int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device);
+  // Host work that must follow the copy with ticket `after` (0: none).
+  int64_t host_task(int64_t after, std::function<void()> job);
+  void wait_copy(int64_t ticket) { stall_seconds += link_.wait(ticket); }
+  void wait_host(int64_t ticket) { stall_seconds += host_.wait(ticket); }
+  void drain() { stall_seconds += link_.drain() + host_.drain(); }
+
+  // Per step, reset by the session: bytes each way, and how long compute waited for the engine.
+  int64_t h2d_bytes = 0, d2h_bytes = 0;
+  double stall_seconds = 0;
+
+ private:
+  double rate_;
+  Worker link_;
+  Worker host_;
+};
+
+}  // namespace stow
