@@ -52,6 +52,19 @@ export const CONFIGS: BenchConfig[] = [SMALL, GPT2_124M];
  * odd count, so the median is one measured step. One warm-up step first touches the arena's pages.
  */
 export const CHECKPOINT_CONFIG: BenchConfig = { ...GPT2_124M, warmupSteps: 1, measuredSteps: 7 };
+/**
+ * The offload section: a GPT whose model data (240 MiB) dwarfs its blocks-checkpointed activations, so
+ * that 15% of its all-resident arena still holds a block's working set and a few chunks.
+ */
+export const OFFLOAD_CONFIG: BenchConfig = {
+  name: "offload",
+  model: { vocab: 2048, seq: 128, layers: 8, dim: 384, heads: 6 },
+  batch: 4,
+  warmupSteps: 2,
+  measuredSteps: 5,
+  stockTorchSteps: { warmupSteps: 0, measuredSteps: 0 },
+};
+
 /** The modes compared; the first, none, is the baseline of the step-time overhead. */
 export const CHECKPOINT_MODES_BENCHED: readonly [CheckpointMode, ...CheckpointMode[]] = ["none", "selective", "blocks"];
 

@@ -2,6 +2,8 @@
 // the checkpoint section. Either part may be missing (not run yet).
 import type { CheckpointResults } from "./checkpoint.ts";
 import { checkpointMarkdown } from "./checkpoint_report.ts";
+import type { OffloadResults } from "./offload.ts";
+import { offloadMarkdown } from "./offload_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -24,7 +26,9 @@ function shape(r: ConfigResult): string {
   return `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${r.config.batch} x seq ${m.seq}`;
 }
 
-export function resultsMarkdown(speed: BenchResults | null, checkpoint: CheckpointResults | null): string {
+export function resultsMarkdown(
+  speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadResults | null,
+): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
     "",
@@ -32,6 +36,7 @@ export function resultsMarkdown(speed: BenchResults | null, checkpoint: Checkpoi
     "",
     speed ? speedMarkdown(speed) : "(No speed results: `npm run bench` or `npm run bench -- small 124M` writes them.)\n",
     checkpoint ? checkpointMarkdown(checkpoint) : "(No checkpoint results: `npm run bench -- checkpoint` writes them.)\n",
+    offload ? offloadMarkdown(offload) : "(No offload results: `npm run bench -- offload` writes them.)\n",
   ].join("\n");
 }
 

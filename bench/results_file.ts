@@ -6,20 +6,22 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../src/cli/errors.ts";
 import type { CheckpointResults } from "./checkpoint.ts";
+import type { OffloadResults } from "./offload.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
 export interface BenchParts {
   speed: BenchResults | null;
   checkpoint: CheckpointResults | null;
+  offload: OffloadResults | null;
 }
 
-type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults };
+type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults; offload?: OffloadResults };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file)) return { speed: null, checkpoint: null };
+  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -27,17 +29,18 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, ...speed } = json;
-  return { speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null };
+  const { checkpoint, offload, ...speed } = json;
+  return { speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null };
 }
 
 /** Writes the fresh parts over the kept ones; returns the Markdown written. */
 export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): string {
   const speed = fresh.speed ?? kept.speed;
   const checkpoint = fresh.checkpoint ?? kept.checkpoint;
-  const json = { ...speed, ...(checkpoint && { checkpoint }) };
+  const offload = fresh.offload ?? kept.offload;
+  const json = { ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }) };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint);
+  const markdown = resultsMarkdown(speed, checkpoint, offload);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

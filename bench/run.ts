@@ -1,7 +1,7 @@
-// `npm run bench [-- CONFIG... checkpoint]`: the machine's sgemm peak, then for each config Stowage's and
+// `npm run bench [-- CONFIG... checkpoint offload]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
 // (for context: the targets are judged against the tuned run); then the checkpoint section (124M in each
-// checkpoint mode). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// checkpoint mode), then the offload section (one GPT under shrinking device budgets). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";
@@ -10,7 +10,8 @@ import { fileURLToPath } from "node:url";
 import { UserError } from "../src/cli/errors.ts";
 import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
 import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
-import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, type BenchConfig } from "./configs.ts";
+import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";
+import { type OffloadResults, runOffloadSection } from "./offload.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
 import { readResults, writeResults } from "./results_file.ts";
@@ -23,17 +24,19 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const WORK_DIR = path.join(BENCH_DIR, "..", "out", "bench");
 
 const CHECKPOINT_SECTION = "checkpoint";
+const OFFLOAD_SECTION = "offload";
 
-/** What the arguments ask for: speed configs by name, and the checkpoint section; nothing means all. */
-function selectParts(names: string[]): { configs: BenchConfig[]; checkpoint: boolean } {
-  if (names.length === 0) return { configs: CONFIGS, checkpoint: true };
-  const configs = names.filter((n) => n !== CHECKPOINT_SECTION).map((n) => {
+/** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
+function selectParts(names: string[]): { configs: BenchConfig[]; checkpoint: boolean; offload: boolean } {
+  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true };
+  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION];
+  const configs = names.filter((n) => !sections.includes(n)).map((n) => {
     const c = CONFIGS.find((c) => c.name === n);
     const known = CONFIGS.map((c) => c.name).join(", ");
-    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${known}, and '${CHECKPOINT_SECTION}' runs the checkpoint section`);
+    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${known}, and the sections ${sections.join(", ")}`);
     return c;
   });
-  return { configs, checkpoint: names.includes(CHECKPOINT_SECTION) };
+  return { configs, checkpoint: names.includes(CHECKPOINT_SECTION), offload: names.includes(OFFLOAD_SECTION) };
 }
 
 /**
@@ -114,18 +117,25 @@ function checkpointPart(env: NodeJS.ProcessEnv): CheckpointResults {
   return runCheckpointSection(CHECKPOINT_CONFIG, BENCH_THREADS, tokens, WORK_DIR, env);
 }
 
+/** The offload part: one GPT under shrinking device budgets, over an emulated link. */
+function offloadPart(env: NodeJS.ProcessEnv): OffloadResults {
+  const tokens = writeBenchTokens(WORK_DIR, OFFLOAD_CONFIG.model.vocab);
+  return runOffloadSection(OFFLOAD_CONFIG, BENCH_THREADS, tokens, WORK_DIR, env);
+}
+
 function main(): void {
   const parts = selectParts(process.argv.slice(2));
   const env = tunedEnv(BENCH_THREADS);
   const stock = stockEnv(BENCH_THREADS);
   mkdirSync(WORK_DIR, { recursive: true });
   // Read before the runs, so that a results.json that cannot be kept fails now, not after them.
-  const all = parts.configs.length > 0 && parts.checkpoint;
-  const kept = all ? { speed: null, checkpoint: null } : readResults(BENCH_DIR);
+  const all = parts.configs.length > 0 && parts.checkpoint && parts.offload;
+  const kept = all ? { speed: null, checkpoint: null, offload: null } : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
   const checkpoint = parts.checkpoint ? checkpointPart(env) : null;
-  const markdown = writeResults(BENCH_DIR, { speed, checkpoint }, kept);
+  const offload = parts.offload ? offloadPart(env) : null;
+  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload }, kept);
   console.log(`\n${markdown}`);
 }
 

@@ -29,6 +29,10 @@ export interface StowageResult {
   host_peak_bytes: number; // tracked host allocations
   peak_bytes: number; // device + host
   peak_rss_bytes: number; // the process's, from GNU time
+  transfer_bytes: number; // host to device and back, per measured step (the first's; every step moves the same)
+  transfer_wait_seconds: number[]; // measured steps only
+  arena_bytes: number; // the plan's device arena
+  predicted_step_seconds: number; // the cost model's
 }
 
 interface StepMetrics {
@@ -37,26 +41,40 @@ interface StepMetrics {
   step_seconds: number;
   device_peak_bytes: number;
   host_peak_bytes: number;
+  h2d_bytes: number;
+  d2h_bytes: number;
+  transfer_wait_seconds: number;
 }
 
 interface PlanJson {
   param_count: number;
+  arena_bytes: number;
+  predicted_step: { seconds: number };
   device_peak_bytes: number;
   breakdown: Breakdown;
   checkpoint: PlannedCheckpoint;
 }
 
-/** Compiles and runs one config; `checkpoint` adds `--checkpoint MODE` and its own output directory. */
+/** Flags beyond the config's, for a variant of a run (a checkpoint mode, a device budget). */
+export interface RunVariant {
+  /** Names the run in messages and its output directory. */
+  label: string;
+  compileArgs: string[];
+  trainArgs: string[];
+}
+
+/** Compiles and runs one config; `checkpoint` adds `--checkpoint MODE`, `variant` any flags; each gets its own directory. */
 export function runStowage(
   c: BenchConfig, threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
-  checkpoint?: CheckpointMode,
+  checkpoint?: CheckpointMode, variant?: RunVariant,
 ): StowageResult {
-  const name = checkpoint ? `${c.name} --checkpoint ${checkpoint}` : c.name;
-  const dir = path.join(workDir, checkpoint ? `stowage-${c.name}-checkpoint-${checkpoint}` : `stowage-${c.name}`);
+  const label = [checkpoint && `checkpoint-${checkpoint}`, variant?.label].filter(Boolean).join("-");
+  const name = label ? `${c.name} ${label}` : c.name;
+  const dir = path.join(workDir, label ? `stowage-${c.name}-${label}` : `stowage-${c.name}`);
   const sets = Object.entries(c.model).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
   runChild(`stowage ${name}: compile`, "npx", [
     "stow", "compile", "samples/gpt2.ts", ...sets, "--batch", String(c.batch), "--seq", String(c.model.seq),
-    "--threads", String(threads), ...(checkpoint ? ["--checkpoint", checkpoint] : []), "-o", dir,
+    "--threads", String(threads), ...(checkpoint ? ["--checkpoint", checkpoint] : []), ...(variant?.compileArgs ?? []), "-o", dir,
   ], env);
   const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8")) as PlanJson;
 
@@ -64,6 +82,7 @@ export function runStowage(
   const steps = c.warmupSteps + c.measuredSteps;
   const { peakRssBytes } = runWithPeakRss(`stowage ${name}: train`, path.join(dir, "train"), [
     "--data", tokenFile, "--steps", String(steps), "--threads", String(threads), "--metrics", metricsFile,
+    ...(variant?.trainArgs ?? []),
   ], env, path.join(dir, "time.txt"));
 
   const metrics = readFileSync(metricsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as StepMetrics);
@@ -85,5 +104,9 @@ export function runStowage(
     host_peak_bytes: host,
     peak_bytes: device + host,
     peak_rss_bytes: peakRssBytes,
+    transfer_bytes: measured[0].h2d_bytes + measured[0].d2h_bytes,
+    transfer_wait_seconds: measured.map((m) => m.transfer_wait_seconds),
+    arena_bytes: plan.arena_bytes,
+    predicted_step_seconds: plan.predicted_step.seconds,
   };
 }

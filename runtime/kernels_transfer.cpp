@@ -28,6 +28,9 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
                    float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
+  // One thread: the host worker runs beside the device's compute, which has the cores (on the CPU
+  // backend the same ones), and AdamW is bound by memory bandwidth, not arithmetic.
+  host.threads = 1;
   engine(c).host_task(after, [=]() mutable { adamw(host, p, g, m, v, n, h, gscale, decay); });
 }
 

@@ -27,6 +27,7 @@ let dir: string;
 let trainBin: string;
 let trainNoClipBin: string;
 let inferBin: string;
+let hostScaleBin: string;
 
 // ---- build ------------------------------------------------------------------------------------------
 
@@ -56,6 +57,7 @@ beforeAll(async () => {
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_noclip.o"), ["-DTINY_PLAN_NO_CLIP"]),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_infer.o"), ["-DTINY_INFER_MAIN"]),
+    () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_host_scale.o"), ["-DTINY_PLAN_HOST_SCALE"]),
   ]);
   const runtimeObjects = objects.slice(0, shared.length);
   const link = (out: string, extra: string[]) =>
@@ -63,7 +65,9 @@ beforeAll(async () => {
   trainBin = join(dir, "train");
   trainNoClipBin = join(dir, "train_noclip");
   inferBin = join(dir, "tiny_infer");
+  hostScaleBin = join(dir, "train_host_scale");
   await inPairs([
+    () => link(hostScaleBin, [join(dir, "plan_host_scale.o"), join(dir, "train_main.o")]),
     () => link(trainBin, [join(dir, "plan.o"), join(dir, "train_main.o")]),
     () => link(trainNoClipBin, [join(dir, "plan_noclip.o"), join(dir, "train_main.o")]),
     () => link(inferBin, [join(dir, "plan_infer.o")]),
@@ -408,7 +412,7 @@ describe("runtime with the tiny bigram plan", () => {
     for (const m of readMetrics(metrics)) {
       expect(Object.keys(m).sort()).toEqual(
         ["d2h_bytes", "device_budget_bytes", "device_peak_bytes", "grad_norm", "h2d_bytes", "host_peak_bytes", "loss", "lr", "step", "step_seconds",
-          "tokens", "tokens_per_s"].sort(),
+          "tokens", "tokens_per_s", "transfer_wait_seconds"].sort(),
       );
       expect(m.grad_norm).toBeGreaterThan(0);
       expect(m.tokens).toBe(N);
@@ -454,6 +458,12 @@ function tinyInfo(): { predictedTrainPeak: number; predictedInferPeak: number } 
 
 describe("runtime errors", () => {
   const good = () => tokenFile(cycleTokens(300));
+
+  it("refuses a plan whose device node writes offloaded model data in host memory", () => {
+    expect(trainFails(["--data", good(), "--steps", "1", "--grad-clip", "1"], hostScaleBin)).toMatch(
+      /the plan breaks residency: device node adamw_scale writes host memory/,
+    );
+  });
 
   it("rejects corrupt token files, naming the problem and where", () => {
     const tokens = cycleTokens(300);

@@ -28,7 +28,8 @@ function withModelOptions(cmd: Command): Command {
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
-    .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)");
+    .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
+    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)");
 }
 
 function gradClip(raw: Raw): number {
@@ -55,6 +56,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
+    linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
   };
 }
 
@@ -180,7 +182,6 @@ function program(): Command {
     .option("--beta2 <x>", "AdamW beta2 (default 0.95)")
     .option("--eps <x>", "AdamW epsilon (default 1e-8)")
     .option("--seed <n>", "initialisation seed (default 1337)")
-    .option("--link-gbps <x>", "emulate a host-device link of x gigabits/s for offloaded model data (default: unthrottled)")
     .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
     .option("--init <file>", "start from the parameters in this safetensors file")
     .option("--resume <file>", "continue the run saved in this checkpoint")

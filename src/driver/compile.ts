@@ -8,6 +8,7 @@ import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
+import { CPU_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
 import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
@@ -31,6 +32,10 @@ export interface CompileOptions {
   hostMemory?: number;
   /** Most parameter bytes in one chunk of offloaded model data (default: searched for the least waste). */
   chunkSize?: number;
+  /** The host-device link the offload schedule is planned for, in gigabits per second (default: a memcpy). */
+  linkGbps?: number;
+  /** Node times measured in a profiled warm-up; they replace the machine model's estimates. */
+  measured?: MeasuredTimes;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -44,6 +49,8 @@ export interface Candidate {
   transferBytes: number;
   /** Chunk copies to the device per training step. */
   chunkLoads: number;
+  /** The step's time as the cost model plays it out. */
+  predicted: StepTime;
   /** Under blocks: how many checkpoint regions (the first ones) are recomputed, of `totalRegions`. */
   regions: number;
   totalRegions: number;
@@ -94,6 +101,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const totalRegions = regionCount(differentiated);
 
   const chunks = layoutChunks(traced, opts.chunkSize);
+  const machine: Machine = { ...CPU_DEFAULTS, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule) => {
     const recomputed = recompute(differentiated, mode, regions);
@@ -108,6 +116,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d").length,
+      predicted: simulateStep(g, machine, opts.measured),
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
@@ -144,44 +153,45 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
 }
 
 /**
- * The offload schedule for one checkpoint mode, found greedily with the memory planner as the judge of
- * what fits: copies one load ahead (double buffering) if that fits, else just in time; then as many
- * chunks resident as fit (the last ones the forward reads first: they are also needed first in the
- * backward); then copies further ahead; then forward copies kept for the backward, the chunks whose next
- * use is nearest first. Each step keeps what the previous ones chose. Returns the all-offloaded,
- * just-in-time plan when nothing fits, so the caller can say how much memory it needs.
+ * The offload schedule for one checkpoint mode, with the memory planner as the judge of what fits and
+ * the cost model of what is fastest. For each lookahead (how many loads ahead copies start), it keeps
+ * as many chunks resident as fit (the last ones the forward reads: they are also needed first in the
+ * backward), then keeps as many forward copies for the backward as fit (those whose next use is nearest
+ * first); of these schedules, the one with the least predicted step time wins. Returns the
+ * all-offloaded, just-in-time plan when nothing fits, so the caller can say how much memory it needs.
  */
 function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate }>(
   chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean,
 ): P {
   const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
-  const lastChunks = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
-  let schedule: OffloadSchedule = { resident: new Set(), lookahead: 1, keep: new Set() };
-  let plan = planWith(schedule);
-  if (!fits(plan)) {
-    schedule = { ...schedule, lookahead: 0 };
-    plan = planWith(schedule);
-    if (!fits(plan)) return plan;
-  }
-  const largestFitting = (lo: number, hi: number, make: (k: number) => OffloadSchedule) => {
+  const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
+  /** The largest k in [lo, hi] whose plan fits, given that lo's does; with its plan. */
+  const largestFitting = (lo: number, hi: number, loPlan: P, make: (k: number) => OffloadSchedule): [number, P] => {
+    let best = loPlan;
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
       const p = planWith(make(mid));
-      if (fits(p)) [lo, plan, schedule] = [mid, p, make(mid)];
+      if (fits(p)) [lo, best] = [mid, p];
       else hi = mid - 1;
     }
+    return [lo, best];
   };
-  // All chunks resident is the resident plan, which did not fit.
-  largestFitting(0, chunkCount - 1, (k) => ({ ...schedule, resident: lastChunks(k, reversed) }));
-  for (let d = schedule.lookahead + 1; d <= MAX_LOOKAHEAD && d < plan.checkpoint.chunkLoads && schedule.lookahead > 0; d++) {
-    const p = planWith({ ...schedule, lookahead: d });
-    if (!fits(p)) break;
-    [plan, schedule] = [p, { ...schedule, lookahead: d }];
+  const justInTime = planWith({ resident: new Set(), lookahead: 0, keep: new Set() });
+  if (!fits(justInTime)) return justInTime;
+  const loads = justInTime.checkpoint.chunkLoads;
+  let best = justInTime;
+  for (let lookahead = 0; lookahead <= Math.min(MAX_LOOKAHEAD, loads - 1); lookahead++) {
+    const bare: OffloadSchedule = { resident: new Set(), lookahead, keep: new Set() };
+    const barePlan = lookahead === 0 ? justInTime : planWith(bare);
+    if (!fits(barePlan)) break;
+    // All chunks resident is the resident plan, which did not fit.
+    const [r, residentPlan] = largestFitting(0, chunkCount - 1, barePlan, (k) => ({ ...bare, resident: firstOf(k, reversed) }));
+    const withResident = { ...bare, resident: firstOf(r, reversed) };
+    const offloaded = reversed.filter((c) => !withResident.resident.has(c));
+    const [, plan] = largestFitting(0, offloaded.length, residentPlan, (k) => ({ ...withResident, keep: firstOf(k, offloaded) }));
+    if (plan.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds) best = plan;
   }
-  const offloaded = reversed.filter((c) => !schedule.resident.has(c));
-  const base = schedule;
-  largestFitting(0, offloaded.length, (k) => ({ ...base, keep: lastChunks(k, offloaded) }));
-  return plan;
+  return best;
 }
 
 /** Copies further ahead than this rarely help: the link is busy with the nearer ones. */

@@ -35,6 +35,12 @@ export function planJson(plan: Plan): object {
     },
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
+    predicted_step: {
+      seconds: plan.checkpoint.predicted.seconds,
+      compute_seconds: plan.checkpoint.predicted.computeSeconds,
+      link_seconds: plan.checkpoint.predicted.linkSeconds,
+      stall_seconds: plan.checkpoint.predicted.stallSeconds,
+    },
     checkpoint: {
       mode: plan.checkpoint.mode,
       regions: plan.checkpoint.regions,
@@ -98,6 +104,7 @@ export function planText(plan: Plan, top = 8): string {
     row("fragmentation", b.fragmentation),
     `  (temporaries as live at node ${m.peakPosition}: ${plan.train.graph.nodes[m.peakPosition].op} ` +
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
+    predictedText(plan),
     ...(plan.checkpoint.offload ? ["", chunkTableText(plan)] : []),
     "",
     checkpointText(plan),
@@ -110,6 +117,13 @@ export function planText(plan: Plan, top = 8): string {
       `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`);
   lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
+}
+
+function predictedText(plan: Plan): string {
+  const p = plan.checkpoint.predicted;
+  const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
+  return `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
+    (plan.checkpoint.offload ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "");
 }
 
 function checkpointText(plan: Plan): string {

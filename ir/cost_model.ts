@@ -1,0 +1,100 @@
+// How long a training step takes, predicted before it runs: each node's compute time from a machine
+// profile (or from times measured in a profiled warm-up), and the offload schedule's copies and host
+// AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
+// between schedules that fit; the plan report shows it next to measured times.
+import { nodeFlops } from "./flops.ts";
+import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
+
+export interface Machine {
+  /** Sustained FLOP/s of products (matmul, attention). */
+  matmulFlops: number;
+  /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes). */
+  memoryBandwidth: number;
+  /** Host-device link, bytes per second; copies take turns on it. */
+  linkBandwidth: number;
+  /** Host memory bandwidth for AdamW on offloaded chunks. */
+  hostBandwidth: number;
+}
+
+/**
+ * This machine's two cores, roughly (bench/RESULTS.md measures the sgemm peak at about 100 GFLOP/s with
+ * the right OpenBLAS kernels); an unthrottled link is a memcpy.
+ */
+export const CPU_DEFAULTS: Machine = { matmulFlops: 100e9, memoryBandwidth: 8e9, linkBandwidth: 8e9, hostBandwidth: 8e9 };
+
+/** Measured seconds per node signature (op, shapes, attributes): what a profiled warm-up found. */
+export type MeasuredTimes = ReadonlyMap<string, number>;
+
+/** Identifies a node's work across plans: the same op on the same shapes costs the same. */
+export function nodeSignature(n: Node): string {
+  const attrs = Object.entries(n.attrs).filter(([k]) => k !== "name" && k !== "recompute").map(([k, v]) => `${k}=${v}`).join(",");
+  return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
+}
+
+const PRODUCTS = new Set(["matmul", "attention", "attention_bwd"]);
+/** Ops that run no kernel. */
+const FREE = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
+/** AdamW streams p, g, m, v in and p, m, v out. */
+const ADAMW_BYTES_PER_ELEMENT = 28;
+
+export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): number {
+  if (FREE.has(n.op)) return 0;
+  const known = measured?.get(nodeSignature(n));
+  if (known !== undefined) return known;
+  if (PRODUCTS.has(n.op)) return nodeFlops(n) / m.matmulFlops;
+  const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
+  return bytes / m.memoryBandwidth;
+}
+
+export interface StepTime {
+  /** Predicted wall time of one step. */
+  seconds: number;
+  /** Device compute alone. */
+  computeSeconds: number;
+  /** Time the link is busy. */
+  linkSeconds: number;
+  /** Time compute waits for copies and host work. */
+  stallSeconds: number;
+}
+
+/** AdamW on an offloaded chunk: its gradient comes from a copy to the host (waited on when clipping). */
+function isHostUpdate(n: Node): boolean {
+  return n.op === "adamw" && (n.inputs[1].producer.op === "copy_d2h" || n.inputs[1].producer.op === "wait");
+}
+
+/**
+ * Plays the step out: compute in program order; copies on the link in the order they are issued, each
+ * starting when both the link and its issue point are reached; host AdamW after its gradient's copy.
+ */
+export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes): StepTime {
+  let device = 0;
+  let link = 0;
+  let host = 0;
+  let compute = 0;
+  let linkBusy = 0;
+  let stall = 0;
+  const ready = new Map<number, number>(); // value id -> when its copy arrives
+  const onLink = (v: Value) => {
+    const seconds = valueBytes(v) / m.linkBandwidth;
+    link = Math.max(link, device) + seconds;
+    linkBusy += seconds;
+    ready.set(v.id, link);
+  };
+  for (const n of g.nodes) {
+    if (n.op === "chunk_h2d" || n.op === "copy_d2h") onLink(n.outputs[0]);
+    else if (n.op === "wait") {
+      const until = ready.get(n.inputs[0].id) ?? device;
+      stall += Math.max(0, until - device);
+      device = Math.max(device, until);
+    } else if (isHostUpdate(n)) {
+      const after = ready.get(n.inputs[1].id) ?? device;
+      host = Math.max(host, after, device) + (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
+    } else {
+      const seconds = nodeSeconds(n, m, measured);
+      device += seconds;
+      compute += seconds;
+    }
+  }
+  const end = Math.max(device, link, host);
+  return { seconds: end, computeSeconds: compute, linkSeconds: linkBusy, stallSeconds: stall + (end - device) };
+}
