@@ -57,7 +57,7 @@ describe("bad input", () => {
     expectUserError(["plan", "samples/gpt2.ts", "--host-memory", "lots"], /--host-memory/);
     expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "1MiB"],
       /does not fit in --device-memory 1\.0 MiB: it needs at least/, /samples\/gpt2\.ts:\d+:\d+/);
-    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "100MiB", "--host-memory", "50MiB"],
+    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "120MiB", "--host-memory", "50MiB"],
       /model data does not fit in --host-memory 50\.0 MiB/);
     // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
     const offloaded = ["--device-memory", "100MiB"];
@@ -65,6 +65,14 @@ describe("bad input", () => {
     expect(hostBytes).toBeGreaterThan(0);
     expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
       /host memory budget of \d+ bytes is too small: the token file needs 800 more bytes/);
+  });
+
+  test("a chunk size below the largest tensor, and a link speed that is not positive", () => {
+    expectUserError(["plan", "samples/gpt2.ts", "--chunk-size", "1MiB"],
+      /--chunk-size 1\.0 MiB is smaller than the largest tensor that must stay whole: transformer\.wte\.weight needs 24\.5 MiB \(25731584 bytes\)/);
+    expectUserError(["plan", "samples/gpt2.ts", "--chunk-size", "big"], /--chunk-size/);
+    expectUserError(["plan", "samples/gpt2.ts", "--link-gbps", "0"], /--link-gbps/);
+    expectUserError(["train", "samples/gpt2.ts", "--link-gbps", "fast"], /--link-gbps/);
   });
 
   test("a missing or corrupt data file", () => {

@@ -13,12 +13,16 @@ import { readMetrics, stow } from "./helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-offload-"));
 const corpus = path.join(dir, "corpus.bin");
+const markov512 = path.join(dir, "markov512.bin");
 const mini = ["samples/gpt2.ts", "--batch", "4", "--seq", "64", "--threads", "2"];
 
-beforeAll(() => writeTokenFile(corpus, encodeText(builtinCorpusText()).slice(0, 20_000)));
+beforeAll(() => {
+  writeTokenFile(corpus, encodeText(builtinCorpusText()).slice(0, 20_000));
+  writeTokenFile(markov512, makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 }).tokens);
+});
 
-function train(args: string[], metrics: string) {
-  const r = stow(["train", ...args, "--data", corpus, "--no-sample", "--metrics", metrics]);
+function train(args: string[], metrics: string, data = corpus) {
+  const r = stow(["train", ...args, "--data", data, "--no-sample", "--metrics", metrics]);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
   return readMetrics(metrics);
@@ -57,6 +61,32 @@ describe("offloaded model data", () => {
     expect(a.every((m) => m.h2d_bytes === 0 && m.d2h_bytes === 0 && m.device_budget_bytes === 0)).toBe(true);
   });
 
+  test.each(["1.0", "0"])("chunks: some resident, copies ahead, forward copies kept, over a throttled link: bitwise the resident losses (clip %s)", (clip) => {
+    const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "dim=256", "--set", "layers=8", "--set", "heads=8",
+      "--set", "seq=64", "--batch", "2", "--seq", "64", "--threads", "2", "--checkpoint", "blocks", "--grad-clip", clip];
+    const budget = ["--device-memory", "40MiB", "--link-gbps", "4"];
+    const plan = planJson([...model, ...budget]);
+    const chunks = plan.offload.chunks as { placement: string; kept: boolean; h2d_bytes: number; d2h_bytes: number }[];
+    // The schedule this test means to exercise: partly resident, prefetching, and keeping copies.
+    expect(chunks.some((c) => c.placement === "device")).toBe(true);
+    expect(chunks.some((c) => c.placement === "host" && c.kept)).toBe(true);
+    expect(chunks.some((c) => c.placement === "host" && !c.kept)).toBe(true);
+    expect(plan.offload.lookahead).toBeGreaterThanOrEqual(1);
+    const moved = chunks.reduce((s, c) => s + c.h2d_bytes + c.d2h_bytes, 0);
+    expect(moved).toBe(plan.offload.transfer_bytes_per_step);
+
+    const a = train([...model, "--steps", "4"], path.join(dir, `chunks-resident-${clip}.jsonl`), markov512);
+    const b = train([...model, ...budget, "--steps", "4"], path.join(dir, `chunks-offloaded-${clip}.jsonl`), markov512);
+    expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
+    for (const m of b) {
+      expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
+      expect(m.device_peak_bytes).toBeLessThanOrEqual(40 * 2 ** 20);
+      expect(m.h2d_bytes + m.d2h_bytes).toBe(plan.offload.transfer_bytes_per_step);
+      // At 4 Gbit/s the link needs moved / 0.5e9 seconds; the step cannot be shorter.
+      expect(m.step_seconds).toBeGreaterThanOrEqual(moved / 0.5e9);
+    }
+  });
+
   test("a stopped and resumed offloaded run matches an uninterrupted one, bitwise", () => {
     const budget = ["--device-memory", "120MiB"];
     expect(planJson([...mini, ...budget]).offload.model_data_on_host).toBe(true);
@@ -68,9 +98,7 @@ describe("offloaded model data", () => {
   });
 
   test("a GPT whose model data is over 8x the device budget trains, and its loss falls", () => {
-    const { tokens } = makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 });
-    const data = path.join(dir, "markov512.bin");
-    writeTokenFile(data, tokens);
+    const data = markov512;
     const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "dim=256", "--set", "layers=8", "--set", "heads=8",
       "--set", "seq=64", "--batch", "2", "--seq", "64", "--threads", "2", "--device-memory", "12MiB", "--checkpoint", "auto"];
     const plan = planJson(model);
