@@ -58,7 +58,7 @@ export interface StepTime {
 }
 
 /** AdamW on an offloaded chunk: its gradient comes from a copy to the host (waited on when clipping). */
-function isHostUpdate(n: Node): boolean {
+export function isHostUpdate(n: Node): boolean {
   return n.op === "adamw" && (n.inputs[1].producer.op === "copy_d2h" || n.inputs[1].producer.op === "wait");
 }
 

@@ -185,7 +185,7 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Object o = info[1].As<Napi::Object>();
 
-  std::string data, init, resume, metrics;
+  std::string data, init, resume, metrics, profile;
   StowOptions opts{};
   opts.data_path = pathField(o, "dataPath", data) ? data.c_str() : nullptr;
   opts.init_path = pathField(o, "initPath", init) ? init.c_str() : nullptr;
@@ -205,6 +205,8 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   opts.grad_clip = float(numberField(o, "gradClip", 0));
   opts.host_memory = int64_t(numberField(o, "hostMemory", 0));
   opts.link_gbps = numberField(o, "linkGbps", 0);
+  opts.profile_path = pathField(o, "profilePath", profile) ? profile.c_str() : nullptr;
+  opts.profile_steps = int64_t(numberField(o, "profileSteps", 0));
 
   // RTLD_LOCAL keeps each plan's symbols to itself, so two plans loaded at once do not bind to each
   // other's stow_plan(). The handle is never dlclose()d: the plan's OpenMP worker threads outlive a

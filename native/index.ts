@@ -35,6 +35,9 @@ export interface StowOptions {
   hostMemory?: number;
   /** Emulated host-device link for offloaded model data, in gigabits per second; 0 or absent: unthrottled. */
   linkGbps?: number;
+  /** Profiled warm-up: after the session's first step, time each node over profileSteps steps and write them here. */
+  profilePath?: string;
+  profileSteps?: number;
 }
 
 export interface PlanInfo {

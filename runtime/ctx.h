@@ -3,6 +3,7 @@
 // high-water mark is the highest byte any node wrote (output or workspace), so a test can compare the
 // planner's prediction with what really happened.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -31,6 +32,19 @@ struct Ctx {
   int64_t ws_bytes = 0;
   const char* node = "";
   bool host_node = false;        // the node runs on the host side (optimizer on offloaded chunks)
+
+  // Profiling: while node_seconds is set, each node's wall time is added to node_seconds[its position].
+  double* node_seconds = nullptr;
+  int64_t timed_node = -1;
+  std::chrono::steady_clock::time_point timed_since;
+  // Called by generated code as node `next` starts (-1: the program's nodes are done).
+  void mark(int64_t next) {
+    if (node_seconds == nullptr) return;
+    auto now = std::chrono::steady_clock::now();
+    if (timed_node >= 0) node_seconds[timed_node] += std::chrono::duration<double>(now - timed_since).count();
+    timed_node = next;
+    timed_since = now;
+  }
 
   // Marks [ptr, ptr + bytes) as written by the current node. Writes to the host region are not device
   // memory and do not count, and only host-side nodes may make them: a device kernel writing host

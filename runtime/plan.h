@@ -40,6 +40,7 @@ struct ProgramDesc {
   int64_t logits_offset;   // float [batch, seq, vocab] (inference); -1 in the training program
   int64_t norm_offset;     // float [] gradient norm, -1 when clipping is off
   int64_t predicted_peak;  // the plan's arena high-water mark for one run of this program
+  int64_t node_count;      // nodes of the program's graph (positions a profile is indexed by)
 };
 
 struct PlanDesc {

@@ -18,6 +18,7 @@
 #include "ctx.h"
 #include "host_pool.h"
 #include "transfer_engine.h"
+#include "profile.h"
 #include "init.h"
 #include "metrics.h"
 #include "plan.h"
@@ -42,6 +43,9 @@ struct StowSession {
   std::unique_ptr<stow::MetricsFile> metrics;
   // Declared after the memory its jobs use, so it finishes them before that memory goes.
   std::unique_ptr<stow::TransferEngine> engine;
+  std::unique_ptr<stow::NodeProfile> profile;
+  std::vector<double> profiled_step_seconds;
+  int64_t session_steps = 0;  // steps this session has taken (a resumed run starts again at 0)
   int64_t step = 0;           // steps taken so far (including those of a resumed checkpoint)
   int64_t data_position = 0;  // the checkpoint's position, kept for sessions without data
   std::string error;
@@ -196,7 +200,11 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.opts = o;
   if (o.init_path) s.init_path = o.init_path;
   if (o.resume_path) s.resume_path = o.resume_path;
-  s.opts.init_path = s.opts.resume_path = s.opts.data_path = s.opts.metrics_path = nullptr;  // not ours to keep
+  if (o.profile_path != nullptr) {
+    if (o.profile_steps < 1) throw Error("profile_steps must be at least 1 with a profile path, got " + std::to_string(o.profile_steps));
+    s.profile = std::make_unique<stow::NodeProfile>(o.profile_path, s.plan->train.node_count, o.profile_steps);
+  }
+  s.opts.init_path = s.opts.resume_path = s.opts.data_path = s.opts.metrics_path = s.opts.profile_path = nullptr;  // not ours to keep
 
   size_t bytes = size_t((s.plan->arena_bytes + 63) / 64 * 64);
   s.arena.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)));
@@ -253,7 +261,13 @@ void take_step(StowSession& s, StowStepResult& out) {
     s.engine->h2d_bytes = s.engine->d2h_bytes = 0;
     s.engine->stall_seconds = 0;
   }
+  // The session's first step touches fresh memory; the next profile_steps are profiled.
+  const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
+  s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;
+  s.ctx.timed_node = -1;
   prog.run(s.ctx, args);
+  s.ctx.node_seconds = nullptr;
+  s.session_steps++;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   float loss = *s.at<float>(prog.loss_offset);
@@ -274,6 +288,10 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = s.engine ? s.engine->d2h_bytes : 0;
   if (s.metrics) s.metrics->write(out);
+  if (profiled) {
+    s.profiled_step_seconds.push_back(seconds);
+    if (int64_t(s.profiled_step_seconds.size()) == s.profile->steps()) s.profile->write(s.plan->hash, s.profiled_step_seconds);
+  }
 }
 
 void save(StowSession& s, const std::string& path) {

@@ -25,6 +25,8 @@ typedef struct {
   float grad_clip;           /* 0 disables; must match the plan (a plan without clipping rejects > 0) */
   int64_t host_memory;       /* cap on host pool bytes (data, offloaded model data); 0: none */
   double link_gbps;          /* emulated host-device link for offloaded model data, gigabits/s; 0: unthrottled */
+  const char* profile_path;  /* profiled warm-up: seconds per node, JSON, written after the profiled steps; NULL: none */
+  int64_t profile_steps;     /* steps profiled, after the session's first (which touches fresh memory) */
 } StowOptions;
 
 typedef struct {

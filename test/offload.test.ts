@@ -1,7 +1,7 @@
 // Model data in host memory: when the device budget cannot hold parameters, gradients and AdamW states,
 // the plan keeps them on the host and moves each parameter in for the phase that reads it. The step
 // must compute bitwise what the all-resident step computes, and the device must stay within budget.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -64,7 +64,7 @@ describe("offloaded model data", () => {
   test.each(["1.0", "0"])("chunks: some resident, copies ahead, forward copies kept, over a throttled link: bitwise the resident losses (clip %s)", (clip) => {
     const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "dim=256", "--set", "layers=8", "--set", "heads=8",
       "--set", "seq=64", "--batch", "2", "--seq", "64", "--threads", "2", "--checkpoint", "blocks", "--grad-clip", clip];
-    const budget = ["--device-memory", "40MiB", "--link-gbps", "4"];
+    const budget = ["--device-memory", "40MiB", "--link-gbps", "1"];
     const plan = planJson([...model, ...budget]);
     const chunks = plan.offload.chunks as { placement: string; kept: boolean; h2d_bytes: number; d2h_bytes: number }[];
     // The schedule this test means to exercise: partly resident, prefetching, and keeping copies.
@@ -76,15 +76,49 @@ describe("offloaded model data", () => {
     expect(moved).toBe(plan.offload.transfer_bytes_per_step);
 
     const a = train([...model, "--steps", "4"], path.join(dir, `chunks-resident-${clip}.jsonl`), markov512);
-    const b = train([...model, ...budget, "--steps", "4"], path.join(dir, `chunks-offloaded-${clip}.jsonl`), markov512);
+    // No profiled warm-up here, so that every step runs the plan above.
+    const b = train([...model, ...budget, "--steps", "4", "--profile-steps", "0"], path.join(dir, `chunks-offloaded-${clip}.jsonl`), markov512);
     expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
     for (const m of b) {
       expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
       expect(m.device_peak_bytes).toBeLessThanOrEqual(40 * 2 ** 20);
       expect(m.h2d_bytes + m.d2h_bytes).toBe(plan.offload.transfer_bytes_per_step);
-      // At 4 Gbit/s the link needs moved / 0.5e9 seconds; the step cannot be shorter.
-      expect(m.step_seconds).toBeGreaterThanOrEqual(moved / 0.5e9);
+      // At 1 Gbit/s the link needs moved / 0.125e9 seconds (about 0.6 s, several times the compute); the
+      // step cannot be shorter.
+      expect(m.step_seconds).toBeGreaterThanOrEqual(moved / 0.125e9);
     }
+  });
+
+  test("a profiled warm-up re-plans with measured times; the run continues bitwise, within budget", () => {
+    const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "dim=256", "--set", "layers=8", "--set", "heads=8",
+      "--set", "seq=64", "--batch", "2", "--seq", "64", "--threads", "2", "--checkpoint", "blocks", "--grad-clip", "0"];
+    const budget = ["--device-memory", "40MiB", "--link-gbps", "8"];
+    const plan = planJson([...model, ...budget]);
+    const profile = path.join(dir, "profile.json");
+    const metricsFile = path.join(dir, "profiled.jsonl");
+    // Offloaded runs profile steps 2 and 3 by default, then re-plan; the schedule may change or not.
+    const r = stow(["train", ...model, ...budget, "--steps", "5", "--data", markov512, "--no-sample", "--metrics", metricsFile,
+      "--profile", profile]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/re-plan(ned)? with the measured times: /);
+    const profiled = readMetrics(metricsFile);
+    const resident = train([...model, "--steps", "5"], path.join(dir, "profiled-resident.jsonl"), markov512);
+    expect(profiled.map((m) => m.loss)).toEqual(resident.map((m) => m.loss));
+    for (const m of profiled.slice(0, 3)) expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
+    for (const m of profiled) expect(m.device_peak_bytes).toBeLessThanOrEqual(40 * 2 ** 20);
+
+    // The profile: one time per node of the training program, shown beside the predictions.
+    const measured = JSON.parse(readFileSync(profile, "utf8"));
+    expect(measured.steps).toBe(2);
+    expect(measured.node_seconds).toHaveLength(plan.train.nodes);
+    expect(measured.step_seconds.map((x: number) => x.toPrecision(5))).toEqual(profiled.slice(1, 3).map((m) => m.step_seconds.toPrecision(5)));
+    const shown = stow(["plan", ...model, ...budget, "--profile", profile]);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/profile {4}2 steps measured; step time: predicted [\d.]+ ms \(machine model\), [\d.]+ ms \(measured node times\)/);
+    expect(shown.stdout).toMatch(/\n {2}matmul +\d+ +[\d.]+ ms +[\d.]+ ms/);
+    const other = stow(["plan", ...model, "--profile", profile]);
+    expect(other.status).toBe(2);
+    expect(other.stderr).toMatch(/--profile: .* was measured on plan \w+, not on this one/);
   });
 
   test("a stopped and resumed offloaded run matches an uninterrupted one, bitwise", () => {

@@ -34,16 +34,17 @@ function programView(name: string, prog: CompiledProgram) {
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (ASYNC_OPS.has(n.op)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
-    .map((n) => {
+    .map((n, position) => {
       const lines = kernelCalls(n, mem, tickets);
       const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
       const label = `${n.op} %${n.outputs[0]?.id} at ${formatLoc(n.loc)}`;
       const hostNode = runsOnHost(n, mem);
-      return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes, hostNode };
+      return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes, hostNode, position };
     })
     .filter((n) => n.lines.length > 0);
   return {
     name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes, tickets: tickets.size,
+    nodeCount: prog.graph.nodes.length,
     tokens: offset(named.tokens), targets: offset(named.targets), loss: offset(named.loss),
     logits: offset(named.logits), norm: offset(named.grad_norm),
   };

@@ -76,6 +76,15 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
   const { planJson, planText } = await import("../driver/plan_report.ts");
   const { plan } = await prepare(model, modelOptions(raw));
   process.stdout.write(raw.json ? JSON.stringify(planJson(plan), null, 1) + "\n" : planText(plan));
+  const profile = str(raw, "profile");
+  if (profile) {
+    const { readProfile, profileText } = await import("../driver/profile.ts");
+    const { emitCpp } = await import("../../codegen/cpu/emit.ts");
+    const measured = readProfile(profile);
+    if (measured.plan !== emitCpp(plan).hash)
+      throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${emitCpp(plan).hash}); give the flags of the run that wrote it`);
+    if (!raw.json) console.log(`\n${profileText(plan, measured)}`);
+  }
   const html = str(raw, "html");
   if (html) {
     const { writePlanHtml } = await import("../report/plan_html.ts");
@@ -106,6 +115,8 @@ function trainFlags(raw: Raw) {
     resume: str(raw, "resume"),
     save: str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors"),
     metrics: str(raw, "metrics"),
+    profileSteps: int(raw, "profileSteps", "--profile-steps", 0),
+    profile: str(raw, "profile"),
     run: {
       lr,
       minLr: float(raw, "minLr", "--min-lr", { min: 0 }) ?? lr / 10,
@@ -162,6 +173,7 @@ function program(): Command {
     .description("print the memory plan, before running anything")
     .option("--json", "print the plan as JSON")
     .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
+    .option("--profile <file>", "set the node times a train run measured (train --profile) beside the predictions")
     .action(planCommand);
 
   withModelOptions(cli.command("compile").argument("<model>", "model file"))
@@ -187,6 +199,8 @@ function program(): Command {
     .option("--resume <file>", "continue the run saved in this checkpoint")
     .option("--save <file>", "checkpoint to write at the end (default out/ckpt.safetensors)")
     .option("--metrics <file>", "write one JSON object per step")
+    .option("--profile-steps <n>", "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)")
+    .option("--profile <file>", "keep the warm-up's per-node times here (for stow plan --profile)")
     .option("--prompt <text>", "prompt of the sample printed at the end")
     .option("--sample-tokens <n>", "length of that sample (default 64)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")

@@ -81,6 +81,8 @@ export interface Plan {
   chunks: ChunkLayout;
   /** The training graph after each pass, for `stow ir --after`. */
   stages: { name: string; graph: Graph }[];
+  /** The machine the cost model assumed (the link from --link-gbps). */
+  machine: Machine;
   /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
   checkpoint: Candidate;
   candidates: Candidate[];
@@ -126,7 +128,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     ];
     return {
       modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
-      checkpoint,
+      checkpoint, machine,
     };
   };
 

@@ -8,24 +8,34 @@ import { codeFrame, displayPath } from "../load/typecheck.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { formatLoc } from "../../ir/types.ts";
 import { type CompileOptions, type Plan, compilePlan } from "./compile.ts";
+import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
 
 /** The model choice (preset, overrides, batch, seq) and every compile option but the resolved shape. */
 export type PrepareOptions = ModelChoice & Omit<CompileOptions, "batch" | "seq">;
 
-export async function prepare(modelPath: string, opts: PrepareOptions): Promise<{ plan: Plan; resolved: Resolved }> {
+export interface Prepared {
+  plan: Plan;
+  resolved: Resolved;
+  /** The same model and options compiled again with node times measured in a profiled warm-up. */
+  replan(measured: MeasuredTimes): Plan;
+}
+
+export async function prepare(modelPath: string, opts: PrepareOptions): Promise<Prepared> {
   const loaded = await loadModel(modelPath);
   const resolved = resolveModel(loaded, opts);
-  try {
-    const { preset: _preset, set: _set, ...compile } = opts;
-    const plan = compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
-      ...compile, batch: resolved.batch, seq: resolved.seq,
-    });
-    return { plan, resolved };
-  } catch (e) {
-    if (e instanceof TraceError) throw new UserError(describeTraceError(e));
-    throw e;
-  }
+  const { preset: _preset, set: _set, ...compile } = opts;
+  const compileWith = (measured?: MeasuredTimes) => {
+    try {
+      return compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
+        ...compile, batch: resolved.batch, seq: resolved.seq, ...(measured && { measured }),
+      });
+    } catch (e) {
+      if (e instanceof TraceError) throw new UserError(describeTraceError(e));
+      throw e;
+    }
+  };
+  return { plan: compileWith(), resolved, replan: compileWith };
 }
 
 export function describeTraceError(e: TraceError): string {

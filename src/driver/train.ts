@@ -1,6 +1,6 @@
 // `stow train`: compile the model, build it, prepare the data, then run steps in-process through the
 // native addon with a live progress line; save a checkpoint and, at the end, print a short sample.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress, formatBytes } from "../cli/progress.ts";
@@ -12,6 +12,9 @@ import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
 import { UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
+import type { MeasuredTimes } from "../../ir/cost_model.ts";
+import type { Plan } from "./compile.ts";
+import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
 function savedStep(checkpoint: string): number {
@@ -28,28 +31,38 @@ export interface TrainOptions extends PrepareOptions {
   resume?: string;
   save?: string;
   metrics?: string;
-  run: Omit<StowOptions, "dataPath" | "initPath" | "resumePath" | "metricsPath" | "steps" | "threads">;
+  /** Profiled warm-up steps before re-planning with measured times (default: 2 when model data is offloaded, else 0). */
+  profileSteps?: number;
+  /** Where to keep the profile (default: a file in the build cache). */
+  profile?: string;
+  run: Omit<StowOptions, "dataPath" | "initPath" | "resumePath" | "metricsPath" | "steps" | "threads" | "profilePath" | "profileSteps">;
   sample: { tokens: number; prompt: string; temperature: number; topK: number } | undefined;
 }
 
 export async function train(modelPath: string, opts: TrainOptions, log = (s: string) => console.log(s)): Promise<void> {
-  const { plan } = await prepare(modelPath, opts);
+  const prepared = await prepare(modelPath, opts);
+  let plan = prepared.plan;
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
     `predicted device peak ${formatBytes(plan.train.memory.peak)}`);
-  const built = await buildCompiledPlan(plan, log);
+  let built = await buildCompiledPlan(plan, log);
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
 
-  const session = openPlan(built.libPath, {
+  const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload ? DEFAULT_PROFILE_STEPS : 0);
+  const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
+  if (profilePath) mkdirSync(path.dirname(path.resolve(profilePath)), { recursive: true });
+  const sessionOptions = (resumePath: string | undefined, profiling: boolean): StowOptions => ({
     ...opts.run,
     dataPath: data.tokenFile,
-    initPath: opts.init,
-    resumePath: opts.resume,
+    initPath: resumePath ? undefined : opts.init,
+    resumePath,
     metricsPath: opts.metrics,
     steps: opts.steps,
     threads: opts.threads,
     hostMemory: opts.hostMemory,
+    ...(profiling && { profilePath, profileSteps }),
   });
+  let session = openPlan(built.libPath, sessionOptions(opts.resume, profilePath !== undefined));
   try {
     const progress = createProgress({ total: opts.steps });
     let last;
@@ -57,10 +70,26 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     if (step >= opts.steps)
       throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
     const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
+    let sessionSteps = 0;
     while (step < stopAt) {
       last = session.step();
       step = last.step;
+      sessionSteps++;
       progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
+      // After the profiled steps (the first step is not profiled: it touches fresh memory), re-plan.
+      if (profilePath && sessionSteps === 1 + profileSteps && step < stopAt) {
+        progress.done();
+        const refined = refinePlan(plan, readProfile(profilePath), prepared.replan, log);
+        if (refined) {
+          built = await buildCompiledPlan(refined, log);
+          const handover = path.join(cacheDir(), `replan-${process.pid}.safetensors`);
+          session.save(handover);
+          session.close();
+          session = openPlan(built.libPath, sessionOptions(handover, false));
+          rmSync(handover, { force: true });
+          plan = refined;
+        }
+      }
     }
     progress.done();
     if (last)
@@ -78,5 +107,34 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     }
   } finally {
     session.close();
+    if (profilePath && !opts.profile) rmSync(profilePath, { force: true });
   }
+}
+
+const DEFAULT_PROFILE_STEPS = 2;
+
+/** What makes two offload plans run differently. */
+function scheduleKey(plan: Plan): string {
+  const c = plan.checkpoint;
+  const s = c.schedule;
+  return JSON.stringify([c.mode, c.regions, c.offload, s && [[...s.resident].sort(), s.lookahead, [...s.keep].sort()]]);
+}
+
+/**
+ * Compiles again with the measured node times and says how prediction and measurement compare. Returns
+ * the refined plan when it schedules differently (the run continues on it), else undefined.
+ */
+function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes) => Plan, log: (s: string) => void): Plan | undefined {
+  log(profileText(plan, profile));
+  const refined = replan(measuredTimes(plan.train.graph, profile));
+  const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
+  if (scheduleKey(refined) === scheduleKey(plan)) {
+    log(`re-plan with the measured times: the same schedule (predicted step ${ms(refined.checkpoint.predicted.seconds)})`);
+    return undefined;
+  }
+  const s = refined.checkpoint.schedule;
+  log(`re-planned with the measured times: predicted step ${ms(refined.checkpoint.predicted.seconds)}` +
+    (s ? ` (${s.resident.size} chunks resident, copies ${s.lookahead} loads ahead, ${s.keep.size} kept)` : "") +
+    `; the run continues on the refined plan`);
+  return refined;
 }
