@@ -3,6 +3,7 @@
 import { envLine, int, table } from "./markdown.ts";
 import { OFFLOAD_TARGET_RATIO, type OffloadResults } from "./offload.ts";
 import { mib } from "./results.ts";
+import { CAPACITY, type CapacityResults } from "./capacity.ts";
 
 export function offloadMarkdown(r: OffloadResults): string {
   const m = r.config.model;
@@ -38,6 +39,31 @@ export function offloadMarkdown(r: OffloadResults): string {
     "- **moved per step**: h2d + d2h bytes of a measured step (metrics); **transfer time**: those bytes over the link.",
     "- **compute waited**: the median of the metrics' `transfer_wait_seconds`, time the step spent in `wait` and at the final drain.",
     "- **predicted step**: plan.json's `predicted_step.seconds`, the cost model with its default machine numbers.",
+    "",
+  ].join("\n");
+}
+
+export function capacityMarkdown(r: CapacityResults): string {
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const met = r.param_count >= r.target_params;
+  const s = r.shape;
+  return [
+    "## Capacity: 2 GiB of device, 20 GiB of host",
+    "",
+    `The largest GPT of width ${s.dim} (vocab ${s.vocab}, ${s.heads} heads, context ${s.seq}) whose plan fits ` +
+      `\`--device-memory ${CAPACITY.deviceMemory} --host-memory ${CAPACITY.hostMemory} --checkpoint auto\` at batch ` +
+      `${CAPACITY.batch} x seq ${CAPACITY.seq}, found by bisection on the layer count with \`stow plan\`, then trained for ` +
+      `${CAPACITY.steps} steps by the standalone binary (${r.threads} threads). Run ${r.date}; load average before: ` +
+      `${r.load_average_before.join(", ")}. Environment: ${envLine(r.env)}.`,
+    "",
+    table(["layers", "parameters", "target (90% of 20 GiB / 16 B)", "met", "host region (plan)", "host peak (measured)",
+      "arena (plan)", "device peak (measured)", "checkpoint", "chunks", "moved per step", "predicted step (s)", "step times (s)", "losses"],
+    [[String(r.layers), int(r.param_count), int(r.target_params), met ? "yes" : "**no**", gib(r.host_bytes_planned),
+      gib(r.host_peak_bytes), gib(r.arena_bytes), gib(r.device_peak_bytes), r.checkpoint, String(r.chunks),
+      gib(r.transfer_bytes_per_step), r.predicted_step_seconds.toFixed(1), r.step_seconds.map((x) => x.toFixed(1)).join(", "),
+      r.losses.map((x) => x.toFixed(3)).join(", ")]]),
+    "",
+    `Peak RSS of the process (GNU time): ${gib(r.peak_rss_bytes)}.`,
     "",
   ].join("\n");
 }

@@ -3,7 +3,8 @@
 import type { CheckpointResults } from "./checkpoint.ts";
 import { checkpointMarkdown } from "./checkpoint_report.ts";
 import type { OffloadResults } from "./offload.ts";
-import { offloadMarkdown } from "./offload_report.ts";
+import { capacityMarkdown, offloadMarkdown } from "./offload_report.ts";
+import type { CapacityResults } from "./capacity.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -28,6 +29,7 @@ function shape(r: ConfigResult): string {
 
 export function resultsMarkdown(
   speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadResults | null,
+  capacity: CapacityResults | null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -37,6 +39,7 @@ export function resultsMarkdown(
     speed ? speedMarkdown(speed) : "(No speed results: `npm run bench` or `npm run bench -- small 124M` writes them.)\n",
     checkpoint ? checkpointMarkdown(checkpoint) : "(No checkpoint results: `npm run bench -- checkpoint` writes them.)\n",
     offload ? offloadMarkdown(offload) : "(No offload results: `npm run bench -- offload` writes them.)\n",
+    capacity ? capacityMarkdown(capacity) : "(No capacity results: `npm run bench -- capacity` writes them.)\n",
   ].join("\n");
 }
 

@@ -7,6 +7,7 @@ import path from "node:path";
 import { UserError } from "../src/cli/errors.ts";
 import type { CheckpointResults } from "./checkpoint.ts";
 import type { OffloadResults } from "./offload.ts";
+import type { CapacityResults } from "./capacity.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -14,14 +15,15 @@ export interface BenchParts {
   speed: BenchResults | null;
   checkpoint: CheckpointResults | null;
   offload: OffloadResults | null;
+  capacity: CapacityResults | null;
 }
 
-type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults; offload?: OffloadResults };
+type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults; offload?: OffloadResults; capacity?: CapacityResults };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null };
+  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -29,8 +31,11 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, ...speed } = json;
-  return { speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null };
+  const { checkpoint, offload, capacity, ...speed } = json;
+  return {
+    speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null,
+    capacity: capacity ?? null,
+  };
 }
 
 /** Writes the fresh parts over the kept ones; returns the Markdown written. */
@@ -38,9 +43,10 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const speed = fresh.speed ?? kept.speed;
   const checkpoint = fresh.checkpoint ?? kept.checkpoint;
   const offload = fresh.offload ?? kept.offload;
-  const json = { ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }) };
+  const capacity = fresh.capacity ?? kept.capacity;
+  const json = { ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }), ...(capacity && { capacity }) };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }
