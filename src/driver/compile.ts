@@ -231,8 +231,9 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   }
   const hostBudget = opts.hostMemory ?? Infinity;
   const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget && p.hostBytes <= hostBudget);
-  // Resident model data first (nothing moves), then the least recompute.
-  const cost = (c: Candidate) => [c.offload ? 1 : 0, c.recomputeFlops, c.transferBytes];
+  // Resident model data first (nothing moves), then the least recompute. Between offloaded plans, where
+  // recomputing more can leave room to move less, the least predicted step time.
+  const cost = (c: Candidate) => c.offload ? [1, c.predicted.seconds, c.transferBytes] : [0, c.recomputeFlops, c.transferBytes];
   const cheaper = (a: Candidate, b: Candidate) => {
     const [x, y] = [cost(a), cost(b)];
     const i = x.findIndex((v, k) => v !== y[k]);

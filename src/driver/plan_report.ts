@@ -52,6 +52,7 @@ export function planJson(plan: Plan): object {
         mode: c.mode, regions: c.regions, offload: c.offload, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
         transfer_bytes: c.transferBytes,
         recompute_flops: c.recomputeFlops,
+        predicted_step_seconds: c.predicted.seconds,
       })),
     },
     params: plan.train.graph.params.map((p) => ({
@@ -137,7 +138,8 @@ function checkpointText(plan: Plan): string {
   if (plan.candidates.length > 1) {
     lines.push("  plans considered:");
     for (const k of plan.candidates)
-      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(22)} arena ${formatBytes(k.arenaBytes).padStart(10)}  recompute ${gflop(k.recomputeFlops)}` +
+      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(22)} arena ${formatBytes(k.arenaBytes).padStart(10)}  ` +
+        `recompute ${gflop(k.recomputeFlops)}  moves ${formatBytes(k.transferBytes)}  predicted ${(k.predicted.seconds * 1000).toFixed(1)} ms` +
         (k === c ? "  <- chosen" : ""));
   }
   return lines.join("\n");
