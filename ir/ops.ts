@@ -249,6 +249,7 @@ export const OPS: Readonly<Record<string, OpDef>> = {
   // is the gradient. Workspace: the cos and sin tables, T * D/2 floats each.
   rope: {
     arity: 1,
+    reuses: { 0: 0 },
     infer: ([x], a) => {
       expectF32("rope", x, "input");
       if (x.shape.length < 2 || lastDim(x.shape) % 2 !== 0)
