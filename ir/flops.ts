@@ -7,6 +7,7 @@ import { type Graph, type Node, numel } from "./types.ts";
 const ELEMENTWISE: Readonly<Record<string, number>> = {
   add: 1, mul: 1, scale: 1, sum_rows: 1, gelu: 20, gelu_bwd: 30, layernorm: 8, layernorm_bwd: 16,
   cross_entropy: 4, cross_entropy_bwd: 5, embedding_bwd: 1, adamw: 12, grad_norm: 2,
+  rope: 3, silu: 10, silu_bwd: 15,
 };
 
 export function nodeFlops(n: Node): number {

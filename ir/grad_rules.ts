@@ -59,8 +59,9 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
 
   layernorm(b, n, [dy]) {
     const [x, w] = n.inputs;
-    const [dx, dw, db] = emitter(b, n)("layernorm_bwd", [x, w, dy!], { eps: n.attrs.eps });
-    return [dx, dw, db];
+    const noBias = n.inputs.length === 2;
+    const [dx, dw, db] = emitter(b, n)("layernorm_bwd", [x, w, dy!], { eps: n.attrs.eps, ...(noBias && { bias: false }) });
+    return noBias ? [dx, dw] : [dx, dw, db];
   },
 
   gelu(b, n, [dy]) {
@@ -95,5 +96,14 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
 
   concat(b, n, [dy]) {
     return emitter(b, n)("split", [dy!], { sizes: n.inputs.map((x) => x.shape[x.shape.length - 1]) });
+  },
+
+  // A rotation is orthogonal: its gradient is the inverse rotation of dy.
+  rope(b, n, [dy]) {
+    return [emitter(b, n)("rope", [dy!], { base: n.attrs.base, inverse: n.attrs.inverse !== true })[0]];
+  },
+
+  silu(b, n, [dy]) {
+    return [emitter(b, n)("silu_bwd", [n.inputs[0], dy!])[0]];
   },
 };

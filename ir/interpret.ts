@@ -2,7 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { attentionDims } from "./ops.ts";
+import { attentionDims, attentionGroup } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
 
@@ -78,17 +78,23 @@ function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tensor[] {
     case "sum_rows":
       return [K.sumRows(f(0), numel(a.to as Shape))];
     case "layernorm":
-      return [K.layernorm(f(0), f(1), f(2), last(shape(0)), a.eps as number)];
+      return [K.layernorm(f(0), f(1), n.inputs.length === 3 ? f(2) : undefined, last(shape(0)), a.eps as number)];
     case "layernorm_bwd":
-      return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), a.eps as number);
+      return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), a.eps as number).slice(0, n.outputs.length);
     case "gelu":
       return [K.gelu(f(0))];
     case "gelu_bwd":
       return [K.geluBwd(f(0), f(1))];
     case "attention":
-      return K.attention(f(0), f(1), f(2), attentionDims(shape(0)));
+      return K.attention(f(0), f(1), f(2), { ...attentionDims(shape(0)), group: attentionGroup(shape(0), shape(1)) });
     case "attention_bwd":
-      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionDims(shape(0)));
+      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), { ...attentionDims(shape(0)), group: attentionGroup(shape(0), shape(1)) });
+    case "rope":
+      return [K.rope(f(0), shape(0)[shape(0).length - 2], last(shape(0)), a.base as number, a.inverse === true)];
+    case "silu":
+      return [K.silu(f(0))];
+    case "silu_bwd":
+      return [K.siluBwd(f(0), f(1))];
     case "cross_entropy":
       return [K.crossEntropy(f(0), int(1), last(shape(0)))];
     case "cross_entropy_bwd":

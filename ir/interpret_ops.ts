@@ -77,11 +77,12 @@ function rowStats(x: Float64Array, r: number, C: number, eps: number): { mean: n
   return { mean, rstd: 1 / Math.sqrt(variance + eps) };
 }
 
-export function layernorm(x: Float64Array, w: Float64Array, b: Float64Array, C: number, eps: number): Float64Array {
+/** LayerNorm over rows of C; `b` undefined is a LayerNorm without bias. */
+export function layernorm(x: Float64Array, w: Float64Array, b: Float64Array | undefined, C: number, eps: number): Float64Array {
   const y = new Float64Array(x.length);
   for (let r = 0; r < x.length / C; r++) {
     const { mean, rstd } = rowStats(x, r, C, eps);
-    for (let c = 0; c < C; c++) y[r * C + c] = (x[r * C + c] - mean) * rstd * w[c] + b[c];
+    for (let c = 0; c < C; c++) y[r * C + c] = (x[r * C + c] - mean) * rstd * w[c] + (b ? b[c] : 0);
   }
   return y;
 }
@@ -125,31 +126,35 @@ export function geluBwd(x: Float64Array, dy: Float64Array): Float64Array {
 }
 
 interface AttentionDims {
+  /** Query slabs (batch x query heads). */
   BH: number;
   T: number;
   D: number;
+  /** Query heads per KV head: query slab bh reads KV slab floor(bh / group). */
+  group: number;
 }
 
-function attentionScore(q: Float64Array, k: Float64Array, base: number, i: number, j: number, D: number): number {
+function attentionScore(q: Float64Array, k: Float64Array, qBase: number, kBase: number, i: number, j: number, D: number): number {
   let s = 0;
-  for (let d = 0; d < D; d++) s += q[base + i * D + d] * k[base + j * D + d];
+  for (let d = 0; d < D; d++) s += q[qBase + i * D + d] * k[kBase + j * D + d];
   return s / Math.sqrt(D);
 }
 
-/** Causal softmax attention over [BH, T, D]; returns y and the log-sum-exp of each score row. */
-export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { BH, T, D }: AttentionDims): Float64Array[] {
+/** Causal softmax attention over q [BH, T, D] and k, v [BH / group, T, D]; returns y and each row's log-sum-exp. */
+export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { BH, T, D, group }: AttentionDims): Float64Array[] {
   const y = new Float64Array(BH * T * D);
   const lse = new Float64Array(BH * T);
   for (let bh = 0; bh < BH; bh++) {
     const base = bh * T * D;
+    const kvBase = Math.floor(bh / group) * T * D;
     for (let i = 0; i < T; i++) {
-      const s = Array.from({ length: i + 1 }, (_, j) => attentionScore(q, k, base, i, j, D));
+      const s = Array.from({ length: i + 1 }, (_, j) => attentionScore(q, k, base, kvBase, i, j, D));
       const max = Math.max(...s);
       const rowLse = max + Math.log(s.reduce((acc, sj) => acc + Math.exp(sj - max), 0));
       lse[bh * T + i] = rowLse;
       s.forEach((sj, j) => {
         const p = Math.exp(sj - rowLse);
-        for (let d = 0; d < D; d++) y[base + i * D + d] += p * v[base + j * D + d];
+        for (let d = 0; d < D; d++) y[base + i * D + d] += p * v[kvBase + j * D + d];
       });
     }
   }
@@ -157,14 +162,15 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { B
 }
 
 /**
- * With p[i,j] = exp(s[i,j] - lse[i]) (j <= i) and dp[i,j] = dy_i . v_j:
+ * With p[i,j] = exp(s[i,j] - lse[i]) (j <= i) and dp[i,j] = dy_i . v_j (k_j, v_j from query slab's KV slab,
+ * whose dk, dv sum over every query slab of its group):
  *   dv_j = sum_i p[i,j] dy_i;  ds[i,j] = p[i,j] (dp[i,j] - dy_i . y_i);
  *   dq_i = sum_j ds[i,j] k_j / sqrt(D);  dk_j = sum_i ds[i,j] q_i / sqrt(D).
  * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.)
  */
 export function attentionBwd(
   q: Float64Array, k: Float64Array, v: Float64Array, y: Float64Array, lse: Float64Array, dy: Float64Array,
-  { BH, T, D }: AttentionDims,
+  { BH, T, D, group }: AttentionDims,
 ): Float64Array[] {
   const dq = new Float64Array(q.length);
   const dk = new Float64Array(k.length);
@@ -176,12 +182,13 @@ export function attentionBwd(
   };
   for (let bh = 0; bh < BH; bh++) {
     const base = bh * T * D;
+    const kvBase = Math.floor(bh / group) * T * D;
     for (let i = 0; i < T; i++) {
       const row = base + i * D;
       const dyDotY = dot(dy, row, y, row);
       for (let j = 0; j <= i; j++) {
-        const col = base + j * D;
-        const p = Math.exp(attentionScore(q, k, base, i, j, D) - lse[bh * T + i]);
+        const col = kvBase + j * D;
+        const p = Math.exp(attentionScore(q, k, base, kvBase, i, j, D) - lse[bh * T + i]);
         const ds = p * (dot(dy, row, v, col) - dyDotY);
         for (let d = 0; d < D; d++) {
           dv[col + d] += p * dy[row + d];
@@ -318,4 +325,37 @@ export function adamw(
     newP[i] = pi - (h.lr / (1 - h.beta1 ** h.t)) * (newM[i] / denom);
   }
   return [newP, newM, newV];
+}
+
+/**
+ * Rotary embeddings on rows [..., T, D], rotate-half pairing: for i < D/2 the pair (x_i, x_{i+D/2}) at
+ * position t turns by the angle t base^(-2i/D); inverse turns it back by the same angle.
+ */
+export function rope(x: Float64Array, T: number, D: number, base: number, inverse: boolean): Float64Array {
+  const half = D / 2;
+  const out = new Float64Array(x.length);
+  for (let row = 0; row < x.length / D; row++) {
+    const t = row % T;
+    for (let i = 0; i < half; i++) {
+      const angle = t * base ** ((-2 * i) / D);
+      const [cos, sin] = [Math.cos(angle), inverse ? -Math.sin(angle) : Math.sin(angle)];
+      const [a, b] = [x[row * D + i], x[row * D + i + half]];
+      out[row * D + i] = a * cos - b * sin;
+      out[row * D + i + half] = b * cos + a * sin;
+    }
+  }
+  return out;
+}
+
+/** silu(x) = x sigmoid(x). */
+export function silu(x: Float64Array): Float64Array {
+  return x.map((v) => v / (1 + Math.exp(-v)));
+}
+
+/** d/dx [x s(x)] = s(x) (1 + x (1 - s(x))). */
+export function siluBwd(x: Float64Array, dy: Float64Array): Float64Array {
+  return x.map((v, i) => {
+    const s = 1 / (1 + Math.exp(-v));
+    return dy[i] * s * (1 + v * (1 - s));
+  });
 }

@@ -68,6 +68,21 @@ export function attentionDims(q: Shape): { BH: number; T: number; D: number } {
   return { BH: numel(q) / (T * D), T, D };
 }
 
+/**
+ * k (and v) may have fewer heads than q (grouped or multi-query attention): every axis but the heads
+ * axis (-3) equal, and k's head count dividing q's. Query head h then reads KV head h / group.
+ */
+function kvHeadsFit(q: Shape, k: Shape): boolean {
+  const r = q.length;
+  if (k.length !== r || !shapeEq(q.slice(0, r - 3), k.slice(0, r - 3)) || !shapeEq(q.slice(r - 2), k.slice(r - 2))) return false;
+  return k[r - 3] > 0 && q[r - 3] % k[r - 3] === 0;
+}
+
+/** Query heads per KV head: 1 for ordinary attention, the query head count for multi-query. */
+export function attentionGroup(q: Shape, k: Shape): number {
+  return numel(q) / numel(k);
+}
+
 function matmulInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
   const [a, b] = inputs;
   expectF32("matmul", a, "left operand");
@@ -136,18 +151,19 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     },
   },
   layernorm: {
-    arity: 3,
+    arity: [2, 3],
     infer: ([x, w, b]) => {
       expectF32("layernorm", x, "input");
       const C = lastDim(x.shape);
-      if (!shapeEq(w.shape, [C]) || !shapeEq(b.shape, [C]))
-        fail(`layernorm: weight ${formatShape(w.shape)} and bias ${formatShape(b.shape)} must be [${C}]`);
+      if (!shapeEq(w.shape, [C]) || (b && !shapeEq(b.shape, [C])))
+        fail(`layernorm: weight ${formatShape(w.shape)}${b ? ` and bias ${formatShape(b.shape)}` : ""} must be [${C}]`);
       return [f32(x.shape)];
     },
   },
+  // Attribute bias=false: the forward had no bias, so there is no db output.
   layernorm_bwd: {
     arity: 3,
-    infer: ([x, w]) => [f32(x.shape), f32(w.shape), f32(w.shape)],
+    infer: ([x, w], a) => (a.bias === false ? [f32(x.shape), f32(w.shape)] : [f32(x.shape), f32(w.shape), f32(w.shape)]),
     workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
   },
   gelu: { arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
@@ -156,15 +172,16 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     arity: 3,
     infer: ([q, k, v]) => {
       if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
-      if (!shapeEq(q.shape, k.shape) || !shapeEq(q.shape, v.shape))
-        fail(`attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match`);
+      if (!shapeEq(k.shape, v.shape) || !kvHeadsFit(q.shape, k.shape))
+        fail(`attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match, ` +
+          `except that k and v may have fewer heads (axis -3) than q, a number that divides q's`);
       return [f32(q.shape), f32(q.shape.slice(0, -1))];
     },
     workspace: ([q]) => attentionDims(q.shape).T ** 2 * 4,
   },
   attention_bwd: {
     arity: 6,
-    infer: ([q]) => [f32(q.shape), f32(q.shape), f32(q.shape)],
+    infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
     workspace: ([q]) => 2 * attentionDims(q.shape).T ** 2 * 4,
   },
   cross_entropy: {
@@ -241,6 +258,22 @@ export const OPS: Readonly<Record<string, OpDef>> = {
       return [f32(p.shape), f32(m.shape), f32(v.shape)];
     },
   },
+  // Rotary position embeddings (rotate-half pairing) on [..., T, D]; inverse=true rotates back, which
+  // is the gradient. Workspace: the cos and sin tables, T * D/2 floats each.
+  rope: {
+    arity: 1,
+    reuses: { 0: 0 },
+    infer: ([x], a) => {
+      expectF32("rope", x, "input");
+      if (x.shape.length < 2 || lastDim(x.shape) % 2 !== 0)
+        fail(`rope: input must be [..., T, D] with an even D, got ${formatShape(x.shape)}`);
+      if (!(typeof a.base === "number" && a.base > 1)) fail(`rope: base must be a number above 1, got ${String(a.base)}`);
+      return [f32(x.shape)];
+    },
+    workspace: ([x]) => x.shape[x.shape.length - 2] * lastDim(x.shape) * 4,
+  },
+  silu: { arity: 1, infer: ([x]) => (expectF32("silu", x, "input"), [f32(x.shape)]) },
+  silu_bwd: { arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
 };
 
 export function opDef(op: string): OpDef {

@@ -38,7 +38,7 @@ void scale(Ctx& c, float* out, const float* a, float s, int64_t n);
 void sum_rows(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
 
 // LayerNorm over the last axis (biased variance, as PyTorch): y = (x - mean) * rstd * w + b,
-// rstd = 1 / sqrt(var + eps).
+// rstd = 1 / sqrt(var + eps). b may be null: no bias (and then layernorm_bwd's db is null too).
 void layernorm_fwd(Ctx& c, float* y, const float* x, const float* w, const float* b, int64_t rows, int64_t C, float eps);
 // Gradients of layernorm_fwd given dy. Workspace: rows * 2 floats (mean and rstd, recomputed here).
 // dw[col] and db[col] are sums over rows in row order.
@@ -49,16 +49,20 @@ void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, cons
 void gelu_fwd(Ctx& c, float* y, const float* x, int64_t n);
 void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 
-// Causal scaled dot-product attention on q, k, v of shape [BH, T, D] (BH = batch * heads):
+// Causal scaled dot-product attention on q of shape [BH, T, D] (BH = batch * heads) and k, v of shape
+// [BH / group, T, D]: query slab bh reads KV slab bh / group (group 1: ordinary attention; the query
+// head count: multi-query attention).
 //   s[i, j] = (q_i . k_j) / sqrt(D) for j <= i, p = softmax_j(s), y_i = sum_j p[i, j] v_j,
 //   lse[bh, i] = log sum_{j <= i} exp(s[i, j]).
 // Workspace: T * T floats (one head's score matrix; heads run one after the other, each product on
 // all BLAS threads).
 void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v,
-                   int64_t BH, int64_t T, int64_t D);
+                   int64_t BH, int64_t T, int64_t D, int64_t group = 1);
 // Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * T floats.
+// dk and dv ([BH / group, T, D]) sum the contributions of a group's query slabs in slab order.
 void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
-                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D);
+                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
+                   int64_t group = 1);
 
 // Mean cross-entropy over N rows of logits [N, V] against targets [N]: loss[0] = mean_n (lse_n - logit[n, t_n]).
 void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* targets, int64_t N, int64_t V);
@@ -98,5 +102,13 @@ void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, cons
 // with ticket `after` (the gradient's) has arrived.
 void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
                    float gscale, bool decay);
+
+// Rotary position embeddings (kernels_palm.cpp) on rows of D (D even), row r at position r % T:
+// for i < D/2 the pair (x_i, x_{i+D/2}) turns by the angle t * base^(-2i/D) (rotate-half pairing);
+// inverse turns it back, which is the gradient. y may be x. Workspace: T * D floats (cos, sin tables).
+void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, float base, bool inverse);
+// SiLU: y = x sigmoid(x); dx = dy s (1 + x (1 - s)) with s = sigmoid(x). dx may be dy.
+void silu_fwd(Ctx& c, float* y, const float* x, int64_t n);
+void silu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 
 }  // namespace stow

@@ -2,6 +2,8 @@
 // (the masked upper triangle is computed and ignored: the product is still several times faster
 // than row-by-row dot products), softmax rows run in parallel, and the log-sum-exp of each row is
 // saved so that the backward recomputes probabilities instead of keeping (B, heads, T, T).
+// K and V may have fewer heads than Q (grouped or multi-query attention): query slab bh reads KV slab
+// bh / group, in place, so K and V are never repeated in memory.
 #include <cblas.h>
 
 #include <cstring>
@@ -22,14 +24,14 @@ void scores(float* s, const float* q, const float* k, int64_t T, int64_t D, floa
 
 // Workspace: one T x T score matrix.
 void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v, int64_t BH,
-                   int64_t T, int64_t D) {
+                   int64_t T, int64_t D, int64_t group) {
   float* s = static_cast<float*>(c.workspace(T * T * 4));
   c.touch(y, BH * T * D * 4);
   c.touch(lse, BH * T * 4);
   const float scale = 1.0f / std::sqrt(float(D));
   for (int64_t bh = 0; bh < BH; bh++) {
-    const int64_t off = bh * T * D;
-    scores(s, q + off, k + off, T, D, scale);
+    const int64_t off = bh * T * D, kv = bh / group * T * D;
+    scores(s, q + off, k + kv, T, D, scale);
     // Row i keeps columns j <= i as probabilities and zeroes the rest, so p v is an ordinary product.
 #pragma omp parallel for schedule(static) num_threads(c.threads)
     for (int64_t i = 0; i < T; i++) {
@@ -42,25 +44,29 @@ void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k,
       std::memset(si + i + 1, 0, (T - i - 1) * 4);
       lse[bh * T + i] = mx + std::log(sum);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, s, int(T), v + off, int(D),
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, s, int(T), v + kv, int(D),
                 0.0f, y + off, int(D));
   }
 }
 
 // With p = exp(s - lse) (masked): dv = p^T dy,  dp = dy v^T,  ds = p (dp - rowsum(dy y)) * scale,
 // dq = ds k,  dk = ds^T q. Workspace: two T x T matrices (p, then dp turned into ds).
+// A KV slab's dk and dv are the sum over its group's query slabs, in slab order: the first product
+// writes them (beta 0), the others add to them (beta 1), so the sum is bitwise reproducible.
 void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
-                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D) {
+                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
+                   int64_t group) {
   float* p = static_cast<float*>(c.workspace(2 * T * T * 4));
   float* ds = p + T * T;
   c.touch(dq, BH * T * D * 4);
-  c.touch(dk, BH * T * D * 4);
-  c.touch(dv, BH * T * D * 4);
+  c.touch(dk, BH / group * T * D * 4);
+  c.touch(dv, BH / group * T * D * 4);
   const float scale = 1.0f / std::sqrt(float(D));
   for (int64_t bh = 0; bh < BH; bh++) {
-    const int64_t off = bh * T * D;
-    scores(p, q + off, k + off, T, D, scale);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), 1.0f, dy + off, int(D), v + off,
+    const int64_t off = bh * T * D, kv = bh / group * T * D;
+    const float beta = bh % group == 0 ? 0.0f : 1.0f;
+    scores(p, q + off, k + kv, T, D, scale);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(T), int(D), 1.0f, dy + off, int(D), v + kv,
                 int(D), 0.0f, ds, int(T));
 #pragma omp parallel for schedule(static) num_threads(c.threads)
     for (int64_t i = 0; i < T; i++) {
@@ -76,11 +82,11 @@ void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, cons
       std::memset(dsi + i + 1, 0, (T - i - 1) * 4);
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, p, int(T), dy + off, int(D),
-                0.0f, dv + off, int(D));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, ds, int(T), k + off, int(D),
+                beta, dv + kv, int(D));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, ds, int(T), k + kv, int(D),
                 0.0f, dq + off, int(D));
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(T), int(D), int(T), 1.0f, ds, int(T), q + off, int(D),
-                0.0f, dk + off, int(D));
+                beta, dk + kv, int(D));
   }
 }
 

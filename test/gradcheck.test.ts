@@ -9,6 +9,7 @@ import { autodiff } from "../ir/passes/autodiff.ts";
 import { type Graph, type Shape, type Value, numel } from "../ir/types.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
+import palm from "../samples/palm.ts";
 import { buildModel, traceProgram } from "../src/driver/trace_program.ts";
 import { mulberry32 as rng } from "../src/util/random.ts";
 
@@ -182,6 +183,30 @@ describe("gradient of each op matches finite differences", () => {
     });
   }
 
+  for (const [q, kv] of [[[2, 4, 5, 3], [2, 2, 5, 3]], [[2, 4, 5, 3], [2, 1, 5, 3]], [[3, 4, 2], [1, 4, 2]]]) {
+    it(`attention with fewer KV heads: q [${q}], k and v [${kv}]`, () => {
+      expect(check((p) => {
+        const [qv, k, v] = [p.param("q", q, 1.5), p.param("k", kv, 1.5), p.param("v", kv, 1.5)];
+        return [p.b.add("attention", [qv, k, v]).outputs[0]];
+      })).toEqual([]);
+    });
+  }
+
+  it("layernorm without bias", () => {
+    expect(check((p) => [p.b.value("layernorm", [p.param("x", [2, 3, 6], 2), p.param("w", [6])], { eps: 1e-5 })])).toEqual([]);
+  });
+
+  // base 3 turns every pair by a sizeable angle within five positions; 10000 is the usual base.
+  for (const [base, inverse] of [[10000, false], [3, false], [3, true]] as const) {
+    it(`rope on [2,3,5,4], base ${base}${inverse ? ", inverse" : ""}`, () => {
+      expect(check((p) => [p.b.value("rope", [p.param("x", [2, 3, 5, 4])], { base, inverse })])).toEqual([]);
+    });
+  }
+
+  it("silu", () => {
+    expect(check((p) => [p.b.value("silu", [p.param("x", [3, 7], 4)])])).toEqual([]);
+  });
+
   it("cross_entropy (its output is the loss)", () => {
     const p = new Problem();
     const logits = p.param("logits", [2, 3, 5], 2);
@@ -233,6 +258,20 @@ describe("GPT-2 sample, forward and backward as a whole", () => {
     const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
     p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
     expect(forward.params.length).toBe(4 + 12 * config.layers);
+    expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
+  });
+});
+
+describe("PaLM sample, forward and backward as a whole", () => {
+  it("every parameter's gradient matches finite differences on sampled entries", () => {
+    const config = { vocab: 11, seq: 8, layers: 2, dim: 8, heads: 4, kv_heads: 1 };
+    const forward = traceProgram(buildModel(palm, config), config, { batch: 2, seq: 5, kind: "train" });
+    const p = new Problem(4);
+    for (const param of forward.params) p.feeds.params.set(param.name, p.uniform(numel(param.shape), 0.8));
+    const tokens = rng(6);
+    const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
+    p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
+    expect(forward.params.length).toBe(2 + 8 * config.layers);
     expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import { autodiff } from "../ir/passes/autodiff.ts";
 import { printGraph } from "../ir/printer.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
+import palm from "../samples/palm.ts";
 import { UserError } from "../src/cli/errors.ts";
 import { buildModel, traceProgram } from "../src/driver/trace_program.ts";
 
@@ -66,19 +67,20 @@ describe("parseGraph", () => {
     expect(g.nodes[6].inputs[0]).toBe(split.outputs[1]);
   });
 
-  it("round-trips the traced GPT-2 mini graph after autodiff and AdamW", () => {
-    const config = gpt2.presets.mini;
-    const traced = traceProgram(buildModel(gpt2, config), config, { batch: 2, seq: 32, kind: "train" });
-    const g = adamwPass(autodiff(traced), { clip: true });
-    const text = printGraph(g);
-    const parsed = parseGraph(text);
-    expect(printGraph(parsed)).toBe(text);
-    verifyGraph(parsed);
-    const nodesOf = (graph: typeof g) => (graphToJson(graph) as { nodes: unknown }).nodes;
-    expect(nodesOf(parsed)).toEqual(nodesOf(g));
-    expect(parsed.params.map((p) => [p.name, p.value.id])).toEqual(g.params.map((p) => [p.name, p.value.id]));
-    expect(Object.keys(parsed.named)).toEqual(Object.keys(g.named));
-  });
+  for (const [name, model, config] of [["GPT-2 mini", gpt2, gpt2.presets.mini], ["PaLM small", palm, palm.presets.small]] as const) {
+    it(`round-trips the traced ${name} graph after autodiff and AdamW`, () => {
+      const traced = traceProgram(buildModel(model, config), config, { batch: 2, seq: 32, kind: "train" });
+      const g = adamwPass(autodiff(traced), { clip: true });
+      const text = printGraph(g);
+      const parsed = parseGraph(text);
+      expect(printGraph(parsed)).toBe(text);
+      verifyGraph(parsed);
+      const nodesOf = (graph: typeof g) => (graphToJson(graph) as { nodes: unknown }).nodes;
+      expect(nodesOf(parsed)).toEqual(nodesOf(g));
+      expect(parsed.params.map((p) => [p.name, p.value.id])).toEqual(g.params.map((p) => [p.name, p.value.id]));
+      expect(Object.keys(parsed.named)).toEqual(Object.keys(g.named));
+    });
+  }
 });
 
 describe("parse errors name the line", () => {

@@ -1,26 +1,17 @@
 // Whole training steps against an independent PyTorch GPT-2 (test/reference/gpt2_torch.py): the same
 // safetensors init, the same tokens, the same AdamW settings; ten losses must agree to 1e-4 relative.
-import { mkdtempSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { describe, expect, test } from "vitest";
-import { writeSafetensors } from "../src/checkpoint/safetensors.ts";
-import { builtinCorpusText } from "../src/data/corpus.ts";
-import { encodeText } from "../src/data/tokenize.ts";
-import { writeTokenFile } from "../src/data/token_file.ts";
 import gpt2 from "../samples/gpt2.ts";
-import { readMetrics, stow, torchReference } from "./helpers/run.ts";
+import { type InitTensor, compareWithTorch, normalSampler, writeInit } from "./helpers/torch_compare.ts";
 
 const config = gpt2.presets.mini;
 const [batch, seq, steps] = [4, 64, 10];
 
 /** Parameters drawn here, independently of Stowage's own initialiser, in nanoGPT's layout. */
 function randomInit(file: string): void {
-  let s = 12345;
-  const uniform = () => ((s = (s * 1103515245 + 12345) % 2147483648) + 0.5) / 2147483648;
-  const normal = (std: number) => std * Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  const normal = normalSampler();
   const C = config.dim;
-  const tensors: { name: string; shape: number[]; fill: () => number }[] = [
+  const tensors: InitTensor[] = [
     { name: "transformer.wte.weight", shape: [config.vocab, C], fill: () => normal(0.02) },
     { name: "transformer.wpe.weight", shape: [config.seq, C], fill: () => normal(0.02) },
   ];
@@ -45,48 +36,15 @@ function randomInit(file: string): void {
     { name: "transformer.ln_f.weight", shape: [C], fill: () => 1 + normal(0.1) },
     { name: "transformer.ln_f.bias", shape: [C], fill: () => normal(0.1) },
   );
-  writeSafetensors(file, tensors.map((t) => ({
-    name: t.name, shape: t.shape, data: Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, t.fill),
-  })));
+  writeInit(file, tensors);
 }
 
-const hyper = { lr: "3e-3", minLr: "3e-4", warmup: "3", wd: "0.1", beta1: "0.9", beta2: "0.95", eps: "1e-8" };
-
 function compare(gradClip: string) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "stow-torch-"));
-  const init = path.join(dir, "init.safetensors");
-  const data = path.join(dir, "tokens.bin");
-  const metrics = path.join(dir, "metrics.jsonl");
-  randomInit(init);
-  // Enough tokens that the ten steps wrap around the end once, which exercises the loader's wrap.
-  writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, batch * seq * 7 + 1));
-
-  const ours = stow([
-    "train", "samples/gpt2.ts", "--preset", "mini", "--batch", `${batch}`, "--seq", `${seq}`, "--steps", `${steps}`,
-    "--init", init, "--data", data, "--metrics", metrics, "--no-sample", "--threads", "2",
-    "--lr", hyper.lr, "--min-lr", hyper.minLr, "--lr-schedule", "cosine", "--warmup-steps", hyper.warmup,
-    "--weight-decay", hyper.wd, "--beta1", hyper.beta1, "--beta2", hyper.beta2, "--eps", hyper.eps, "--grad-clip", gradClip,
-  ]);
-  expect(ours.stderr).toBe("");
-  expect(ours.status).toBe(0);
-  const theirs = torchReference([
-    "--init", init, "--data", data, "--config", JSON.stringify(config), "--batch", `${batch}`, "--seq", `${seq}`,
-    "--steps", `${steps}`, "--lr", hyper.lr, "--min-lr", hyper.minLr, "--lr-schedule", "cosine", "--warmup-steps", hyper.warmup,
-    "--weight-decay", hyper.wd, "--beta1", hyper.beta1, "--beta2", hyper.beta2, "--eps", hyper.eps, "--grad-clip", gradClip,
-    "--threads", "1",
-  ]);
-  expect(theirs.stderr).toBe("");
-  expect(theirs.status).toBe(0);
-  const torchLosses: number[] = JSON.parse(theirs.stdout.trim().split("\n").pop()!).losses;
-  const ourLosses = readMetrics(metrics).map((m) => m.loss);
-  expect(ourLosses).toHaveLength(steps);
-  expect(torchLosses).toHaveLength(steps);
-  for (let i = 0; i < steps; i++) {
-    const rel = Math.abs(ourLosses[i] - torchLosses[i]) / Math.abs(torchLosses[i]);
-    expect(rel, `step ${i + 1}: ours ${ourLosses[i]} vs torch ${torchLosses[i]}`).toBeLessThan(1e-4);
-  }
+  const losses = compareWithTorch({
+    model: "samples/gpt2.ts", preset: "mini", config, script: "gpt2_torch.py", init: randomInit, gradClip, batch, seq, steps,
+  });
   // The run must actually train: a comparison of flat losses would prove little.
-  expect(ourLosses[steps - 1]).toBeLessThan(ourLosses[0] - 0.5);
+  expect(losses[steps - 1]).toBeLessThan(losses[0] - 0.5);
 }
 
 describe("training steps match PyTorch", () => {

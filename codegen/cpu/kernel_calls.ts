@@ -1,7 +1,7 @@
 // The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views (reshape) and leaves (param, opt_state, input) run nothing.
-import { attentionDims } from "../../ir/ops.ts";
+import { attentionDims, attentionGroup } from "../../ir/ops.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import { type Node, type Value, numel } from "../../ir/types.ts";
 
@@ -59,21 +59,29 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("sum_rows", ptr(y0), ptr(x0), numel(x0.shape) / cols, cols)];
     }
     case "layernorm":
-      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
     case "layernorm_bwd":
-      return [call("layernorm_bwd", ptr(y0), ptr(y1), ptr(y2), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
       return [call("gelu_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape))];
     case "attention": {
       const { BH, T, D } = attentionDims(x0.shape);
-      return [call("attention_fwd", ptr(y0), ptr(y1), ptr(x0), ptr(x1), ptr(x2), BH, T, D)];
+      return [call("attention_fwd", ptr(y0), ptr(y1), ptr(x0), ptr(x1), ptr(x2), BH, T, D, attentionGroup(x0.shape, x1.shape))];
     }
     case "attention_bwd": {
       const { BH, T, D } = attentionDims(x0.shape);
-      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.map(ptr), BH, T, D)];
+      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.map(ptr), BH, T, D, attentionGroup(x0.shape, x1.shape))];
     }
+    case "rope": {
+      const T = x0.shape[x0.shape.length - 2];
+      return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base as number), n.attrs.inverse === true)];
+    }
+    case "silu":
+      return [call("silu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
+    case "silu_bwd":
+      return [call("silu_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape))];
     case "cross_entropy":
       return [call("cross_entropy_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), last(x0))];
     case "cross_entropy_bwd":

@@ -12,9 +12,13 @@ export function arange(n: number): Tensor {
   return new Tensor(emit("iota", [], { n })[0]);
 }
 
-/** LayerNorm over the last axis with weight and bias, PyTorch semantics (biased variance). */
-export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
-  return new Tensor(emit("layernorm", [x.value, weight.value, bias.value], { eps })[0]);
+/**
+ * LayerNorm over the last axis with weight and bias, PyTorch semantics (biased variance). A bias of
+ * `undefined` gives the LayerNorm without bias of PaLM (and of torch.nn.LayerNorm(bias=False)).
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps = 1e-5): Tensor {
+  const inputs = bias ? [x.value, weight.value, bias.value] : [x.value, weight.value];
+  return new Tensor(emit("layernorm", inputs, { eps })[0]);
 }
 
 /** GELU with the tanh approximation. */
@@ -25,9 +29,26 @@ export function gelu(x: Tensor): Tensor {
 /**
  * Causal scaled dot-product attention on q, k, v of shape [..., T, D] (e.g. [B, heads, T, D]):
  * softmax(q kᵀ / sqrt(D)) v with future positions masked. One node; its gradient is one node too.
+ * k and v may have fewer heads than q (axis -3), a number that divides q's: grouped-query attention,
+ * or multi-query with one KV head. Query head h reads KV head h / (heads / kvHeads); K and V are never
+ * repeated in memory.
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   return new Tensor(emit("attention", [q.value, k.value, v.value])[0]);
+}
+
+/** SiLU (swish): x sigmoid(x). SwiGLU is silu(x W1) * (x W2). */
+export function silu(x: Tensor): Tensor {
+  return x.silu();
+}
+
+/**
+ * Rotary position embeddings (RoFormer) on x [..., T, D], D even, positions 0..T-1 along axis -2. The
+ * pairing is rotate-half (GPT-NeoX, LLaMA): x_i and x_{i+D/2} turn together by the angle
+ * t base^(-2i/D), for i < D/2.
+ */
+export function rotaryEmbedding(x: Tensor, base = 10000): Tensor {
+  return new Tensor(emit("rope", [x.value], { base })[0]);
 }
 
 /** Mean cross-entropy of logits [..., V] against integer targets [...]. Returns a scalar. */

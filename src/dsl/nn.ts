@@ -67,15 +67,16 @@ export class Embedding extends Module {
   }
 }
 
+/** LayerNorm over the last axis; `{ bias: false }` drops the bias (PaLM). */
 export class LayerNorm extends Module {
   readonly weight: Parameter;
-  readonly bias: Parameter;
-  constructor(readonly dim: number, readonly eps = 1e-5) {
+  readonly bias?: Parameter;
+  constructor(readonly dim: number, readonly eps = 1e-5, opts: { bias?: boolean } = {}) {
     super();
     this.weight = new Parameter([dim], init.ones());
-    this.bias = new Parameter([dim], init.zeros());
+    if (opts.bias !== false) this.bias = new Parameter([dim], init.zeros());
   }
   forward(x: Tensor): Tensor {
-    return layerNorm(x, this.weight.t, this.bias.t, this.eps);
+    return layerNorm(x, this.weight.t, this.bias?.t, this.eps);
   }
 }

@@ -56,6 +56,9 @@ export class Tensor {
   gelu(): Tensor {
     return wrap(emit("gelu", [this.value]));
   }
+  silu(): Tensor {
+    return wrap(emit("silu", [this.value]));
+  }
 }
 
 function wrap(values: Value[]): Tensor {

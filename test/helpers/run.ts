@@ -19,9 +19,9 @@ export function stow(args: string[], env: Record<string, string> = {}): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Debian's python3 (it has torch); the one first on PATH may not. */
-export function torchReference(args: string[]): Run {
-  const r = spawnSync("/usr/bin/python3", [path.join(repoRoot, "test/reference/gpt2_torch.py"), ...args], {
+/** A reference script of test/reference/ run by Debian's python3 (it has torch); the one first on PATH may not. */
+export function torchReference(script: string, args: string[]): Run {
+  const r = spawnSync("/usr/bin/python3", [path.join(repoRoot, "test/reference", script), ...args], {
     cwd: repoRoot, encoding: "utf8", maxBuffer: 64 << 20,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -269,15 +269,18 @@ Vec gelu_ref(const Vec& x) {
 struct AttentionOut {
   Vec y, lse;
 };
-AttentionOut attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH, int64_t T, int64_t D) {
+// k and v hold BH / group slabs; query slab bh reads slab bh / group.
+AttentionOut attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH, int64_t T, int64_t D,
+                           int64_t group = 1) {
   AttentionOut out{Vec(BH * T * D, 0.0), Vec(BH * T)};
   for (int64_t bh = 0; bh < BH; bh++)
     for (int64_t i = 0; i < T; i++) {
+      const int64_t kv = bh / group;
       Vec s(i + 1);
       double mx = -INFINITY;
       for (int64_t j = 0; j <= i; j++) {
         double d = 0;
-        for (int64_t e = 0; e < D; e++) d += q[(bh * T + i) * D + e] * k[(bh * T + j) * D + e];
+        for (int64_t e = 0; e < D; e++) d += q[(bh * T + i) * D + e] * k[(kv * T + j) * D + e];
         s[j] = d / std::sqrt(double(D));
         mx = std::max(mx, s[j]);
       }
@@ -287,9 +290,29 @@ AttentionOut attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH,
       out.lse[bh * T + i] = lse;
       for (int64_t j = 0; j <= i; j++)
         for (int64_t e = 0; e < D; e++)
-          out.y[(bh * T + i) * D + e] += std::exp(s[j] - lse) * v[(bh * T + j) * D + e];
+          out.y[(bh * T + i) * D + e] += std::exp(s[j] - lse) * v[(kv * T + j) * D + e];
     }
   return out;
+}
+
+// Rows of D at position r % T; pair (i, i + D/2) turned by t base^(-2i/D), backwards when inverse.
+Vec rope_ref(const Vec& x, int64_t T, int64_t D, double base, bool inverse) {
+  Vec y(x.size());
+  const int64_t half = D / 2;
+  for (size_t r = 0; r < x.size() / D; r++)
+    for (int64_t i = 0; i < half; i++) {
+      const double angle = double(r % T) * std::pow(base, -2.0 * i / D) * (inverse ? -1 : 1);
+      const double a = x[r * D + i], b = x[r * D + i + half];
+      y[r * D + i] = a * std::cos(angle) - b * std::sin(angle);
+      y[r * D + i + half] = b * std::cos(angle) + a * std::sin(angle);
+    }
+  return y;
+}
+
+Vec silu_ref(const Vec& x) {
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); i++) y[i] = x[i] / (1 + std::exp(-x[i]));
+  return y;
 }
 
 double cross_entropy_ref(const Vec& logits, const Ints& targets, int64_t N, int64_t V) {
@@ -689,6 +712,150 @@ void check_attention() {
   }, want, kBackward);
 }
 
+// Grouped-query and multi-query attention: k and v with fewer heads than q. The gradient of a KV slab
+// sums over its group's query slabs.
+void check_grouped_attention() {
+  const int64_t B = 2, H = 4, T = 6, D = 20, BH = B * H;
+  for (int64_t kv_heads : {int64_t(2), int64_t(1)}) {
+    const int64_t group = H / kv_heads, BKV = B * kv_heads;
+    const Floats q = random_floats(BH * T * D, -2, 2), k = random_floats(BKV * T * D, -2, 2),
+                 v = random_floats(BKV * T * D), dy = random_floats(BH * T * D);
+    const AttentionOut ref = attention_ref(widen(q), widen(k), widen(v), BH, T, D, group);
+    const std::string name = "attention (" + std::to_string(H) + " query heads, " + std::to_string(kv_heads) +
+                             " KV " + (kv_heads == 1 ? "head)" : "heads)");
+    check_kernel(name + " fwd", [&](int t) {
+      Arena a(t);
+      const float* qp = a.input(q);
+      const float* kp = a.input(k);
+      const float* vp = a.input(v);
+      float* y = a.output(BH * T * D);
+      float* lse = a.output(BH * T);
+      a.workspace(T * T * 4);
+      attention_fwd(a.ctx, y, lse, qp, kp, vp, BH, T, D, group);
+      Floats r;
+      append(r, y, BH * T * D);
+      append(r, lse, BH * T);
+      return finish(a, r);
+    }, concat({ref.y, ref.lse}), kForward);
+
+    const Vec qd = widen(q), kd = widen(k), vd = widen(v), dyd = widen(dy);
+    const Vec want = concat({
+        fd_grad(qd, [&](const Vec& x) { return project(attention_ref(x, kd, vd, BH, T, D, group).y, dyd); }),
+        fd_grad(kd, [&](const Vec& x) { return project(attention_ref(qd, x, vd, BH, T, D, group).y, dyd); }),
+        fd_grad(vd, [&](const Vec& x) { return project(attention_ref(qd, kd, x, BH, T, D, group).y, dyd); }),
+    });
+    const Floats y_ref = narrow(ref.y), lse_ref = narrow(ref.lse);
+    check_kernel(name + " bwd (dq, dk, dv)", [&](int t) {
+      Arena a(t);
+      const float* qp = a.input(q);
+      const float* kp = a.input(k);
+      const float* vp = a.input(v);
+      const float* yp = a.input(y_ref);
+      const float* lp = a.input(lse_ref);
+      const float* dyp = a.input(dy);
+      float* dq = a.output(BH * T * D);
+      float* dk = a.output(BKV * T * D);
+      float* dv = a.output(BKV * T * D);
+      a.workspace(2 * T * T * 4);
+      attention_bwd(a.ctx, dq, dk, dv, qp, kp, vp, yp, lp, dyp, BH, T, D, group);
+      Floats r;
+      append(r, dq, BH * T * D);
+      append(r, dk, BKV * T * D);
+      append(r, dv, BKV * T * D);
+      return finish(a, r);
+    }, want, kBackward);
+  }
+}
+
+void check_layernorm_without_bias() {
+  const int64_t rows = 7, C = 100;
+  const float eps = 1e-5f;
+  const Floats x = random_floats(rows * C, 2, 4), w = random_floats(C, 0.5, 1.5), dy = random_floats(rows * C);
+  const Vec xd = widen(x), wd = widen(w), dyd = widen(dy), zeros(C, 0.0);
+  check_kernel("layernorm_fwd without bias", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* wp = a.input(w);
+    float* y = a.output(rows * C);
+    layernorm_fwd(a.ctx, y, xp, wp, nullptr, rows, C, eps);
+    Floats r;
+    append(r, y, rows * C);
+    return finish(a, r);
+  }, layernorm_ref(xd, wd, zeros, rows, C, eps), kForward);
+  const Vec want = concat({
+      fd_grad(xd, [&](const Vec& v) { return project(layernorm_ref(v, wd, zeros, rows, C, eps), dyd); }),
+      fd_grad(wd, [&](const Vec& v) { return project(layernorm_ref(xd, v, zeros, rows, C, eps), dyd); }),
+  });
+  check_kernel("layernorm_bwd without bias (dx, dw)", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* wp = a.input(w);
+    const float* dyp = a.input(dy);
+    float* dx = a.output(rows * C);
+    float* dw = a.output(C);
+    a.workspace(rows * 2 * 4);
+    layernorm_bwd(a.ctx, dx, dw, nullptr, xp, wp, dyp, rows, C, eps);
+    Floats r;
+    append(r, dx, rows * C);
+    append(r, dw, C);
+    return finish(a, r);
+  }, want, kBackward);
+}
+
+// The forward against the double rotation; the inverse (the gradient) against finite differences of
+// the double forward; and the inverse run in place (y = x), as the plan may place it.
+void check_rope() {
+  const int64_t rows = 3 * 4 * 9, T = 9, D = 36;  // D/2 = 18: ragged against the vector width
+  const float base = 10000.0f;
+  const Floats x = random_floats(rows * D), dy = random_floats(rows * D);
+  check_kernel("rope", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    float* y = a.output(rows * D);
+    a.workspace(T * D * 4);
+    rope(a.ctx, y, xp, rows, T, D, base, false);
+    Floats r;
+    append(r, y, rows * D);
+    return finish(a, r);
+  }, rope_ref(widen(x), T, D, base, false), kForward);
+  const Vec grad = fd_grad(widen(x), [&](const Vec& v) { return project(rope_ref(v, T, D, base, false), widen(dy)); });
+  check_kernel("rope inverse = gradient, in place", [&](int t) {
+    Arena a(t);
+    float* g = a.input(dy);
+    a.workspace(T * D * 4);
+    rope(a.ctx, g, g, rows, T, D, base, true);
+    Floats r;
+    append(r, g, rows * D);
+    return finish(a, r);
+  }, grad, kBackward);
+}
+
+void check_silu() {
+  const int64_t n = 257;
+  Floats x = random_floats(n, -6, 6);
+  const Floats dy = random_floats(n);
+  x[0] = -100, x[1] = -20, x[2] = 20, x[3] = 100, x[4] = 0;  // the sigmoid saturated both ways, and 0
+  check_kernel("silu_fwd", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    float* y = a.output(n);
+    silu_fwd(a.ctx, y, xp, n);
+    Floats r;
+    append(r, y, n);
+    return finish(a, r);
+  }, silu_ref(widen(x)), kForward);
+  check_kernel("silu_bwd", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    const float* dyp = a.input(dy);
+    float* dx = a.output(n);
+    silu_bwd(a.ctx, dx, xp, dyp, n);
+    Floats r;
+    append(r, dx, n);
+    return finish(a, r);
+  }, fd_grad(widen(x), [&](const Vec& v) { return project(silu_ref(v), widen(dy)); }), kBackward);
+}
+
 void check_cross_entropy() {
   const int64_t N = 6, V = 37;
   Floats logits = random_floats(N * V, -3, 3);
@@ -854,6 +1021,10 @@ int main() {
   check_gelu();
   check_vexp();
   check_attention();
+  check_grouped_attention();
+  check_layernorm_without_bias();
+  check_rope();
+  check_silu();
   check_cross_entropy();
   check_permute();
   check_slices();

@@ -9,6 +9,7 @@ each step's loss from its forward pass, before the update.
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 
@@ -203,15 +204,25 @@ def make_optimizer(model, a):
     return torch.optim.AdamW(groups, **options)
 
 
-def train(a):
+def parse_config(text, keys):
+    """--config as {key: int} for the given keys."""
     try:
-        cfg = json.loads(a.config)
-        cfg = {k: int(cfg[k]) for k in ("vocab", "seq", "layers", "dim", "heads")}
+        cfg = json.loads(text)
+        return {k: int(cfg[k]) for k in keys}
     except (ValueError, KeyError, TypeError) as e:
-        raise Fail(f"--config must be JSON with integer vocab, seq, layers, dim, heads: {e!r}")
+        raise Fail(f"--config must be JSON with integer {', '.join(keys)}: {e!r}")
+
+
+def build_gpt(config):
+    """The model of --config and its config; other references (palm_torch.py) pass their own builder."""
+    cfg = parse_config(config, ("vocab", "seq", "layers", "dim", "heads"))
     if cfg["dim"] % cfg["heads"] != 0:
         raise Fail(f"dim {cfg['dim']} is not divisible by heads {cfg['heads']}")
-    model = GPT(cfg["vocab"], cfg["seq"], cfg["layers"], cfg["dim"], cfg["heads"])
+    return GPT(cfg["vocab"], cfg["seq"], cfg["layers"], cfg["dim"], cfg["heads"]), cfg
+
+
+def train(a, build):
+    model, cfg = build(a.config)
     if a.seq > cfg["seq"]:
         raise Fail(f"--seq {a.seq} exceeds the model's context {cfg['seq']}")
     load_parameters(model, a.init)
@@ -251,11 +262,11 @@ def train(a):
     print(json.dumps(result))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
+def main(build=build_gpt, description=__doc__):
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--init", required=True, help="safetensors with every parameter under nanoGPT names")
     p.add_argument("--data", required=True, help="llm.c token file")
-    p.add_argument("--config", required=True, help='JSON: {"vocab","seq","layers","dim","heads"}')
+    p.add_argument("--config", required=True, help='JSON: {"vocab","seq","layers","dim","heads", ...}')
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--seq", type=int, required=True)
     p.add_argument("--steps", type=int, required=True)
@@ -273,9 +284,9 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     try:
-        train(a)
+        train(a, build)
     except (Fail, OSError) as e:
-        print(f"gpt2_torch.py: {e}", file=sys.stderr)
+        print(f"{os.path.basename(sys.argv[0])}: {e}", file=sys.stderr)
         sys.exit(2)
 
 

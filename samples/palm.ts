@@ -1,0 +1,125 @@
+// PaLM (Chowdhery et al., 2022, "PaLM: Scaling Language Modeling with Pathways", section 2):
+//   - parallel blocks: y = x + attn(ln(x)) + mlp(ln(x)), one LayerNorm feeding both branches;
+//   - SwiGLU MLP, down(silu(x W_gate) * (x W_up)), hidden width 4 * dim (the paper's d_ff = 4d,
+//     so the MLP has 3 * 4 d^2 weights);
+//   - multi-query attention: `heads` query heads of width dim / heads share one key and one value
+//     head (`kv_heads` = 1; a larger divisor of heads gives grouped-query attention);
+//   - rotary position embeddings on q and k (rotate-half pairing, base 10000), no learned positions;
+//   - no biases, in the dense layers or in the LayerNorms;
+//   - input and output embeddings shared, the embedding drawn from N(0, 1) and the pre-softmax logits
+//     scaled by 1 / sqrt(dim) (applied to the final activations before the product, the same thing);
+//   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
+// Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
+// 1e-5, and plain AdamW (Stowage's optimizer) rather than Adafactor.
+import {
+  Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
+  causalAttention, checkpoint, defineModel, require, rotaryEmbedding,
+} from "stowage";
+
+export interface PaLMConfig {
+  vocab: number; // vocabulary size
+  seq: number; // context length
+  layers: number;
+  dim: number; // model width d
+  heads: number; // query heads, each of width dim / heads
+  kv_heads: number; // key/value heads: 1 is multi-query attention
+  [key: string]: number;
+}
+
+/** A bias-free projection with PaLM's fan-in initialisation. */
+function dense(inFeatures: number, outFeatures: number): Linear {
+  return new Linear(inFeatures, outFeatures, { bias: false, std: 1 / Math.sqrt(inFeatures) });
+}
+
+class MultiQueryAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly out_proj: Linear;
+  constructor(readonly cfg: PaLMConfig) {
+    super();
+    const headDim = cfg.dim / cfg.heads;
+    this.q_proj = dense(cfg.dim, cfg.dim);
+    this.k_proj = dense(cfg.dim, cfg.kv_heads * headDim);
+    this.v_proj = dense(cfg.dim, cfg.kv_heads * headDim);
+    this.out_proj = dense(cfg.dim, cfg.dim);
+  }
+  forward(x: Tensor): Tensor {
+    const [B, T, C] = x.shape;
+    const D = C / this.cfg.heads;
+    const heads = (t: Tensor, n: number) => t.reshape(B, T, n, D).transpose(1, 2); // [B, n, T, D]
+    const q = rotaryEmbedding(heads(this.q_proj.forward(x), this.cfg.heads));
+    const k = rotaryEmbedding(heads(this.k_proj.forward(x), this.cfg.kv_heads));
+    const v = heads(this.v_proj.forward(x), this.cfg.kv_heads);
+    // K and V have kv_heads heads; the attention op maps each query head to its KV head.
+    const y = causalAttention(q, k, v);
+    return this.out_proj.forward(y.transpose(1, 2).reshape(B, T, C));
+  }
+}
+
+class SwiGLU extends Module {
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
+  constructor(cfg: PaLMConfig) {
+    super();
+    this.gate = dense(cfg.dim, 4 * cfg.dim);
+    this.up = dense(cfg.dim, 4 * cfg.dim);
+    this.down = dense(4 * cfg.dim, cfg.dim);
+  }
+  forward(x: Tensor): Tensor {
+    return this.down.forward(this.gate.forward(x).silu().mul(this.up.forward(x)));
+  }
+}
+
+class ParallelBlock extends Module {
+  readonly ln: LayerNorm;
+  readonly attn: MultiQueryAttention;
+  readonly mlp: SwiGLU;
+  constructor(cfg: PaLMConfig) {
+    super();
+    this.ln = new LayerNorm(cfg.dim, 1e-5, { bias: false });
+    this.attn = new MultiQueryAttention(cfg);
+    this.mlp = new SwiGLU(cfg);
+  }
+  forward(x: Tensor): Tensor {
+    const h = this.ln.forward(x);
+    return x.add(this.attn.forward(h)).add(this.mlp.forward(h));
+  }
+}
+
+class PaLM extends Module {
+  readonly wte: Embedding;
+  readonly h: ModuleList<ParallelBlock>;
+  readonly ln_f: LayerNorm;
+  constructor(readonly cfg: PaLMConfig) {
+    super();
+    require(cfg.dim % cfg.heads === 0, `dim (${cfg.dim}) must be divisible by heads (${cfg.heads})`);
+    require((cfg.dim / cfg.heads) % 2 === 0, `the head width dim / heads (${cfg.dim / cfg.heads}) must be even for rotary embeddings`);
+    require(cfg.kv_heads >= 1 && cfg.heads % cfg.kv_heads === 0, `kv_heads (${cfg.kv_heads}) must divide heads (${cfg.heads})`);
+    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1 });
+    this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new ParallelBlock(cfg)));
+    this.ln_f = new LayerNorm(cfg.dim, 1e-5, { bias: false });
+  }
+  forward(tokens: Tensor): Tensor {
+    const [B, T] = tokens.shape;
+    let x = this.wte.forward(tokens);
+    // Each block is a checkpoint region: --checkpoint blocks keeps only its input for the backward.
+    for (const block of this.h.items) x = checkpoint(block, x);
+    x = this.ln_f.forward(x).scale(1 / Math.sqrt(this.cfg.dim));
+    // The output embedding is the input one, transposed: logits = x wteᵀ.
+    return x.reshape(B * T, this.cfg.dim).matmul(this.wte.weight.t, { transposeOther: true }).reshape(B, T, this.cfg.vocab);
+  }
+}
+
+export default defineModel<PaLMConfig>({
+  defaultPreset: "small",
+  presets: {
+    // Trains on this machine in minutes, on GPT-2 BPE tokens (hence the GPT-2 vocabulary).
+    small: { vocab: 50257, seq: 128, layers: 4, dim: 256, heads: 4, kv_heads: 1 },
+    // The paper's Table 1, with its 256k SentencePiece vocabulary: for planning (`stow plan`).
+    "8B": { vocab: 256000, seq: 2048, layers: 32, dim: 4096, heads: 16, kv_heads: 1 },
+    "62B": { vocab: 256000, seq: 2048, layers: 64, dim: 8192, heads: 32, kv_heads: 1 },
+  },
+  build: (cfg) => new PaLM(cfg),
+});
