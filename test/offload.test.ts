@@ -121,6 +121,20 @@ describe("offloaded model data", () => {
     expect(other.stderr).toMatch(/--profile: .* was measured on plan \w+, not on this one/);
   });
 
+  test("--checkpoint auto below every resident plan: the fitting offloaded plan with the least predicted step time", () => {
+    const model = ["samples/gpt2.ts", "--set", "vocab=2048", "--set", "layers=8", "--set", "dim=384", "--set", "heads=6",
+      "--batch", "4", "--threads", "2", "--grad-clip", "0", "--checkpoint", "auto", "--device-memory", "125MiB", "--link-gbps", "4"];
+    const plan = planJson(model);
+    type C = { mode: string; offload: boolean; arena_bytes: number; predicted_step_seconds: number; recompute_flops: number };
+    const candidates = plan.checkpoint.candidates as C[];
+    expect(candidates.filter((c) => !c.offload).every((c) => c.arena_bytes > 125 * 2 ** 20)).toBe(true);
+    const fitting = candidates.filter((c) => c.offload && c.arena_bytes <= 125 * 2 ** 20);
+    expect(fitting.length).toBeGreaterThan(1);
+    const chosen = candidates.find((c) => c.mode === plan.checkpoint.mode && c.offload)!;
+    expect(plan.arena_bytes).toBe(chosen.arena_bytes);
+    for (const c of fitting) expect(chosen.predicted_step_seconds).toBeLessThanOrEqual(c.predicted_step_seconds);
+  });
+
   test("a stopped and resumed offloaded run matches an uninterrupted one, bitwise", () => {
     const budget = ["--device-memory", "120MiB"];
     expect(planJson([...mini, ...budget]).offload.model_data_on_host).toBe(true);
