@@ -157,12 +157,14 @@ class Session : public Napi::ObjectWrap<Session> {
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
       throw Napi::TypeError::New(env, "infer(tokens): tokens must be an Int32Array");
     Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "infer(tokens, position): position must be a number");
+    const int64_t position = info[1].As<Napi::Number>().Int64Value();
     const StowInfo& s = shapes(env);
     if (int64_t(tokens.ElementLength()) != s.infer_seq)
       throw Napi::RangeError::New(env, "infer(tokens): the plan takes exactly " + std::to_string(s.infer_seq) +
                                            " tokens, got " + std::to_string(tokens.ElementLength()));
-    Napi::Float32Array logits = Napi::Float32Array::New(env, size_t(s.infer_seq * s.vocab));
-    check(env, abi_.infer(live(env), tokens.Data(), logits.Data()));
+    Napi::Float32Array logits = Napi::Float32Array::New(env, size_t(s.vocab));
+    check(env, abi_.infer(live(env), tokens.Data(), position, logits.Data()));
     return logits;
   }
 

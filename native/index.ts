@@ -76,8 +76,8 @@ export interface Session {
   step(): StepResult;
   /** Atomic checkpoint: parameters, AdamW moments, step and data position. */
   save(path: string): void;
-  /** tokens [inferSeq] -> logits [inferSeq, vocab]. */
-  infer(tokens: Int32Array): Float32Array;
+  /** tokens [inferSeq] -> logits [vocab] at `position`: the distribution of the token after tokens[position]. */
+  infer(tokens: Int32Array, position: number): Float32Array;
   /** Idempotent; any later call but close() throws. */
   close(): void;
 }
@@ -125,7 +125,7 @@ export function openPlan(libPath: string, options: StowOptions): Session {
     info: () => guarded(() => native.info()),
     step: () => guarded(() => native.step()),
     save: (path) => guarded(() => native.save(path)),
-    infer: (tokens) => guarded(() => native.infer(tokens)),
+    infer: (tokens, position) => guarded(() => native.infer(tokens, position)),
     close: () => native.close(),
   };
 }

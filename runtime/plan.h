@@ -37,10 +37,11 @@ struct ProgramDesc {
   int64_t tokens_offset;   // int32 [batch, seq]
   int64_t targets_offset;  // int32 [batch, seq]; -1 in the inference program
   int64_t loss_offset;     // float [] (training) ; -1 in the inference program
-  int64_t logits_offset;   // float [batch, seq, vocab] (inference); -1 in the training program
+  int64_t logits_offset;   // float [vocab], the logits at `position` (inference); -1 in the training program
   int64_t norm_offset;     // float [] gradient norm, -1 when clipping is off
   int64_t predicted_peak;  // the plan's arena high-water mark for one run of this program
   int64_t node_count;      // nodes of the program's graph (positions a profile is indexed by)
+  int64_t position_offset; // int32 [1], the position whose logits the inference program returns; -1 in training
 };
 
 struct PlanDesc {

@@ -128,7 +128,8 @@ void validate_plan(const stow::PlanDesc* plan) {
   inside(t.loss_offset, 4, "the loss");
   if (t.norm_offset >= 0) inside(t.norm_offset, 4, "the gradient norm");
   inside(f.tokens_offset, 4 * f.batch * f.seq, "the inference tokens");
-  inside(f.logits_offset, 4 * f.batch * f.seq * plan->vocab, "the logits");
+  inside(f.logits_offset, 4 * plan->vocab, "the logits");
+  inside(f.position_offset, 4, "the inference position");
 }
 
 int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
@@ -316,18 +317,23 @@ void save(StowSession& s, const std::string& path) {
                          s.pool);
 }
 
-void infer(StowSession& s, const int32_t* tokens, float* logits) {
+void infer(StowSession& s, const int32_t* tokens, int64_t position, float* logits) {
   const stow::ProgramDesc& prog = s.plan->infer;
   const int64_t n = prog.batch * prog.seq;
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= s.plan->vocab)
       throw Error("token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
                   " is outside the model's vocabulary of " + std::to_string(s.plan->vocab) + " tokens");
+  if (position < 0 || position >= n)
+    throw Error("position " + std::to_string(position) + " is outside the inference window of " + std::to_string(n) + " tokens");
   int32_t* slot = s.at<int32_t>(prog.tokens_offset);
   std::memcpy(slot, tokens, size_t(n) * sizeof(int32_t));
   s.ctx.touch(slot, 4 * n);
+  int32_t* at = s.at<int32_t>(prog.position_offset);
+  *at = int32_t(position);
+  s.ctx.touch(at, 4);
   prog.run(s.ctx, stow::StepArgs{});
-  std::memcpy(logits, s.at<float>(prog.logits_offset), size_t(n * s.plan->vocab) * sizeof(float));
+  std::memcpy(logits, s.at<float>(prog.logits_offset), size_t(s.plan->vocab) * sizeof(float));
 }
 
 // The ABI boundary: no exception crosses it; the message is kept for stow_error().
@@ -394,8 +400,8 @@ int stow_save(StowSession* s, const char* path) {
   });
 }
 
-int stow_infer(StowSession* s, const int32_t* tokens, float* logits) {
-  return guarded(s, [&] { infer(*s, tokens, logits); });
+int stow_infer(StowSession* s, const int32_t* tokens, int64_t position, float* logits) {
+  return guarded(s, [&] { infer(*s, tokens, position, logits); });
 }
 
 const char* stow_error(StowSession* s) { return s == nullptr ? "no session (stow_open failed)" : s->error.c_str(); }

@@ -53,8 +53,9 @@ int stow_info(StowSession* s, StowInfo* out);
 int stow_step(StowSession* s, StowStepResult* out);
 /* Atomic: writes path.tmp, fsyncs, renames. Parameters, AdamW moments, step and data position. */
 int stow_save(StowSession* s, const char* path);
-/* Forward-only program: tokens [infer_seq] -> logits [infer_seq, vocab]. */
-int stow_infer(StowSession* s, const int32_t* tokens, float* logits);
+/* Forward-only program: tokens [infer_seq] -> logits [vocab] at position (0 <= position < infer_seq),
+ * the distribution of the token after tokens[position]. */
+int stow_infer(StowSession* s, const int32_t* tokens, int64_t position, float* logits);
 const char* stow_error(StowSession* s);
 void stow_close(StowSession* s);
 

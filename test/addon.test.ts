@@ -72,6 +72,7 @@ describe("native addon", () => {
       h2dBytes: 11,
       d2hBytes: 5,
       deviceBudgetBytes: 0,
+      transferWaitSeconds: 0.125,
     });
     const second = s.step();
     expect(second.step).toBe(2);
@@ -83,10 +84,9 @@ describe("native addon", () => {
       "step=2 init=/models/init.safetensors resume=(none) threads=2 warmup=4 wd=0.25 beta1=0.75 beta2=0.875 eps=0.0625\n",
     );
 
-    const logits = s.infer(Int32Array.from([0, 4, 2, 1]));
+    const logits = s.infer(Int32Array.from([0, 4, 2, 1]), 1);
     expect(logits).toBeInstanceOf(Float32Array);
-    const expected = [0, 4, 2, 1].flatMap((t) => [0, 1, 2, 3, 4].map((v) => 10 * t + v));
-    expect(Array.from(logits)).toEqual(expected);
+    expect(Array.from(logits)).toEqual([0, 1, 2, 3, 4].map((v) => 10 * 4 + v + 100));
 
     s.close();
     s.close();
@@ -108,8 +108,11 @@ describe("native addon", () => {
     s.step();
     expect(() => s.step()).toThrow(UserError);
     expect(() => s.step()).toThrow(new UserError("the run has 2 steps and all of them are done"));
-    expect(() => s.infer(Int32Array.from([0, 1, 9, 2]))).toThrow(
+    expect(() => s.infer(Int32Array.from([0, 1, 9, 2]), 0)).toThrow(
       new UserError("token 9 at position 2 is outside the vocabulary of 5"),
+    );
+    expect(() => s.infer(Int32Array.from([0, 1, 2, 2]), 4)).toThrow(
+      new UserError("position 4 is outside the inference window of 4 tokens"),
     );
     expect(() => s.save(join(dir, "no-such-dir", "ckpt"))).toThrow(/cannot write checkpoint .*no-such-dir\/ckpt/);
     s.close();
@@ -124,8 +127,9 @@ describe("native addon", () => {
 
   it("checks the arguments of infer and the options", () => {
     const s = openPlan(lib, options);
-    expect(() => s.infer(Int32Array.from([1, 2]))).toThrow(/exactly 4 tokens, got 2/);
-    expect(() => s.infer(new Float32Array(4) as unknown as Int32Array)).toThrow(TypeError);
+    expect(() => s.infer(Int32Array.from([1, 2]), 0)).toThrow(/exactly 4 tokens, got 2/);
+    expect(() => s.infer(new Float32Array(4) as unknown as Int32Array, 0)).toThrow(TypeError);
+    expect(() => s.infer(Int32Array.from([1, 2, 3, 4]), "last" as unknown as number)).toThrow(TypeError);
     s.close();
     expect(() => openPlan(lib, { ...options, lr: "fast" as unknown as number })).toThrow(/option lr must be a number/);
     expect(() => openPlan(lib, { ...options, lrSchedule: "linear" as "cosine" })).toThrow(/lrSchedule/);

@@ -434,24 +434,29 @@ describe("runtime with the tiny bigram plan", () => {
     const params = randomParams(9);
     const init = writeSafetensors(paramTensors(params));
     const tokens = Array.from({ length: 16 }, (_, i) => (5 * i + 3) % V);
-    const r = spawnSync(inferBin, [init, ...tokens.map(String)], { encoding: "utf8" });
-    expect(r.stderr).toBe("");
-    const [infoLine, ...values] = r.stdout.trim().split("\n");
-    expect(infoLine!.split(" ").slice(1, 4).map(Number)).toEqual([V, B, T]);
-    expect(Number(infoLine!.split(" ")[8])).toBe(V * V + 2 * V);
-    const expected = logitsOf(params, tokens).flat();
-    expect(values).toHaveLength(16 * V);
-    values.forEach((x, i) => expectClose(Number(x), expected[i]!, 1e-6));
+    for (const position of [0, 6, 15]) {
+      const r = spawnSync(inferBin, [init, String(position), ...tokens.map(String)], { encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      const [infoLine, ...values] = r.stdout.trim().split("\n");
+      expect(infoLine!.split(" ").slice(1, 4).map(Number)).toEqual([V, B, T]);
+      expect(Number(infoLine!.split(" ")[8])).toBe(V * V + 2 * V);
+      const expected = logitsOf(params, tokens)[position]!;
+      expect(values).toHaveLength(V);
+      values.forEach((x, i) => expectClose(Number(x), expected[i]!, 1e-6));
+    }
 
-    const bad = spawnSync(inferBin, [init, ...tokens.map(String).slice(0, 15), "40"], { encoding: "utf8" });
+    const bad = spawnSync(inferBin, [init, "0", ...tokens.map(String).slice(0, 15), "40"], { encoding: "utf8" });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/token 40 at position 15 is outside the model's vocabulary of 32 tokens/);
+    const outside = spawnSync(inferBin, [init, "16", ...tokens.map(String)], { encoding: "utf8" });
+    expect(outside.status).toBe(2);
+    expect(outside.stderr).toMatch(/position 16 is outside the inference window of 16 tokens/);
   });
 });
 
 function tinyInfo(): { predictedTrainPeak: number; predictedInferPeak: number } {
   const init = writeSafetensors(paramTensors(randomParams(1)));
-  const r = spawnSync(inferBin, [init, ...Array.from({ length: 16 }, () => "0")], { encoding: "utf8" });
+  const r = spawnSync(inferBin, [init, "0", ...Array.from({ length: 16 }, () => "0")], { encoding: "utf8" });
   const fields = r.stdout.split("\n")[0]!.split(" ").map(Number);
   return { predictedTrainPeak: fields[6]!, predictedInferPeak: fields[7]! };
 }

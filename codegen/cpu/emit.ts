@@ -28,7 +28,7 @@ function programView(name: string, prog: CompiledProgram) {
   const mem = prog.memory;
   const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
   const named = prog.graph.named;
-  const inputs = ["tokens", "targets"].filter((k) => named[k]).map((k) => ({
+  const inputs = ["tokens", "targets", "position"].filter((k) => named[k]).map((k) => ({
     name: k, offset: offset(named[k]), bytes: valueBytes(named[k]),
   }));
   const tickets = new Map<number, number>();
@@ -46,7 +46,7 @@ function programView(name: string, prog: CompiledProgram) {
     name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes, tickets: tickets.size,
     nodeCount: prog.graph.nodes.length,
     tokens: offset(named.tokens), targets: offset(named.targets), loss: offset(named.loss),
-    logits: offset(named.logits), norm: offset(named.grad_norm),
+    logits: offset(named.logits), norm: offset(named.grad_norm), position: offset(named.position),
   };
 }
 

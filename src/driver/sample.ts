@@ -13,16 +13,14 @@ export interface SampleOptions {
 
 
 export function sampleTokens(session: Session, prompt: number[], opts: SampleOptions): number[] {
-  const { inferSeq: window, vocab } = session.info();
+  const { inferSeq: window } = session.info();
   const random = mulberry32(opts.seed);
   const out = [...prompt];
   for (let i = 0; i < opts.tokens; i++) {
     const context = out.slice(-window);
     const input = new Int32Array(window);
     input.set(context);
-    const logits = session.infer(input);
-    const row = logits.subarray((context.length - 1) * vocab, context.length * vocab);
-    out.push(pick(row, opts, random));
+    out.push(pick(session.infer(input, context.length - 1), opts, random));
   }
   return out.slice(prompt.length);
 }

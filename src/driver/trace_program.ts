@@ -1,6 +1,7 @@
 // Traces a model definition into the forward graph of a program: parameters (in state_dict order),
-// token inputs, the model's forward, and the loss (training) or the logits (inference).
+// token inputs, the model's forward, and the loss (training) or the logits at one position (inference).
 import { GraphBuilder } from "../../ir/builder.ts";
+import { selectPosition } from "../../ir/passes/select_position.ts";
 import type { Graph } from "../../ir/types.ts";
 import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel } from "../dsl/model.ts";
 import { Tensor } from "../dsl/tensor.ts";
@@ -47,5 +48,5 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
       trace.named.loss = trace.value("cross_entropy", [logits.value, targets], {}, logits.value.producer.loc);
     }
   });
-  return b.build();
+  return shape.kind === "infer" ? selectPosition(b.build()) : b.build();
 }
