@@ -27,7 +27,8 @@ function withModelOptions(cmd: Command): Command {
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
-    .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit");
+    .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
+    .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)");
 }
 
 function gradClip(raw: Raw): number {
@@ -53,6 +54,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
+    tp: int(raw, "tp", "--tp") ?? 1,
   };
 }
 
