@@ -56,6 +56,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     initKind: INIT_KIND[p.init.kind],
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
+    shard: p.shard ? `${p.shard.axis}, ${p.shard.groups}, ${p.shard.full}` : "-1, 1, 0",
   }));
   const context = {
     modelPath: plan.modelPath,
@@ -69,6 +70,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     optStateBytes: plan.persistent.optStateBytes,
     params,
     programs: [programView("train", plan.train), programView("infer", plan.infer)],
+    ranks: plan.options.tp ?? 1,
     hash: "HASH",
   };
   // The hash names the plan by everything that shapes its code; it is stamped in after rendering.

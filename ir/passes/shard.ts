@@ -156,7 +156,7 @@ class Sharder {
   private embedding(n: Node, [table, idx]: Local[]): Local {
     if (table.layout.kind === "whole") return this.same(n, [table.value, idx.value], [WHOLE])[0];
     if (table.layout.axis !== 0) return this.gathered(n, [table, idx])[0];
-    const partial = this.emit("embedding_vp", [table.value, idx.value])[0];
+    const partial = this.emit("embedding_vp", [table.value, idx.value], { vocab: n.inputs[0].shape[0] })[0];
     return { value: this.emit("all_reduce", [partial], { reduce: "sum" })[0], layout: WHOLE };
   }
 
