@@ -163,8 +163,8 @@ int run(int argc, char** argv, int rank) {
   for (long long step = first; step <= last; step++) {
     if (stow_step(s, &r) != 0) throw stow::Error(stow_error(s));
     if (rank == 0)
-      std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
-                  r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
+      std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s device %lld B\n", (long long)r.step, f.steps, r.loss, r.lr,
+                  r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0, (long long)r.device_peak_bytes);
     std::fflush(stdout);
   }
   StowInfo info{};

@@ -23,7 +23,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--set <key=value>", "override a config field (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
     .option("--batch <n>", "sequences per step (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
-    .option("--threads <n>", "kernel and BLAS threads (default: all cores)")
+    .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
@@ -44,17 +44,19 @@ function checkpointFlag(text: string): Pick<PrepareOptions, "checkpoint" | "chec
 }
 
 function modelOptions(raw: Raw): PrepareOptions {
+  const tp = int(raw, "tp", "--tp") ?? 1;
   return {
     preset: str(raw, "preset"),
     set: raw.set as string[],
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
-    threads: int(raw, "threads", "--threads") ?? availableParallelism(),
+    // Under --tp, threads per rank: the ranks share the cores.
+    threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / tp)),
     clip: gradClip(raw) > 0,
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
-    tp: int(raw, "tp", "--tp") ?? 1,
+    tp,
   };
 }
 

@@ -12,6 +12,7 @@ import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
 import { UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
+import { trainRanks } from "./train_ranks.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
 function savedStep(checkpoint: string): number {
@@ -39,6 +40,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   const built = await buildCompiledPlan(plan, log);
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+  if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
 
   const session = openPlan(built.libPath, {
     ...opts.run,
@@ -53,9 +55,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   try {
     const progress = createProgress({ total: opts.steps });
     let last;
-    let step = opts.resume ? savedStep(opts.resume) : 0;
-    if (step >= opts.steps)
-      throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+    let step = startStep(opts);
     const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
     while (step < stopAt) {
       last = session.step();
@@ -79,4 +79,19 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   } finally {
     session.close();
   }
+}
+
+function startStep(opts: TrainOptions): number {
+  const step = opts.resume ? savedStep(opts.resume) : 0;
+  if (step >= opts.steps)
+    throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+  return step;
+}
+
+/** --tp > 1: the ranks run the standalone binary under mpirun; the checkpoint they save is whole. */
+async function trainTensorParallel(trainBin: string, tokenFile: string, opts: TrainOptions, log: (s: string) => void): Promise<void> {
+  startStep(opts);
+  if (opts.save) mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
+  await trainRanks({ trainBin, tokenFile, ranks: opts.tp! }, opts, log);
+  if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
 }
