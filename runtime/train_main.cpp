@@ -124,7 +124,7 @@ long long resumed_step(const std::string& path) {
   return std::strtoll(f.metadata("step")->c_str(), nullptr, 10);
 }
 
-int run(int argc, char** argv, int rank) {
+int run(int argc, char** argv, int rank, int ranks) {
   Flags f;
   if (!parse_flags(argc, argv, f)) {
     if (rank == 0) std::fputs(kUsage, stdout);
@@ -163,12 +163,13 @@ int run(int argc, char** argv, int rank) {
   for (long long step = first; step <= last; step++) {
     if (stow_step(s, &r) != 0) throw stow::Error(stow_error(s));
     if (rank == 0)
-      std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s device %lld B\n", (long long)r.step, f.steps, r.loss, r.lr,
-                  r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0, (long long)r.device_peak_bytes);
+      std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
+                  r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
     std::fflush(stdout);
   }
+  // A tensor-parallel job's launcher (stow train --tp) reports rank 0's high-water mark from this line.
   StowInfo info{};
-  if (rank == 0 && first <= last && stow_info(s, &info) == 0)
+  if (ranks > 1 && rank == 0 && first <= last && stow_info(s, &info) == 0)
     std::printf("device high-water %lld bytes (planned %lld), final loss %.4f\n", (long long)r.device_peak_bytes,
                 (long long)info.predicted_train_peak, r.loss);
   if (!f.save.empty()) {
@@ -212,7 +213,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    return run(argc, argv, rank);
+    return run(argc, argv, rank, ranks);
   } catch (const std::exception& e) {
     if (ranks == 1) {
       std::fprintf(stderr, "train: %s\n", e.what());

@@ -35,7 +35,7 @@ export function mpirunArgs(ranks: number, command: string[]): string[] {
   return ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", String(ranks), ...command];
 }
 
-const STEP_LINE = /^step (\d+)\/\d+ loss (\S+) lr \S+ (\S+) tok\/s device (\d+) B$/;
+const STEP_LINE = /^step (\d+)\/\d+ loss (\S+) lr \S+ (\S+) tok\/s$/;
 
 export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<void> {
   const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile)]),
@@ -50,7 +50,7 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
     pending = lines.pop()!;
     for (const line of lines) {
       const m = STEP_LINE.exec(line);
-      if (m) progress.update({ step: Number(m[1]), loss: Number(m[2]), tokensPerSecond: Number(m[3]), deviceBytes: Number(m[4]) });
+      if (m) progress.update({ step: Number(m[1]), loss: Number(m[2]), tokensPerSecond: Number(m[3]) });
       else if (line.trim()) others.push(line);
     }
   });
