@@ -73,9 +73,9 @@ export function describeFailure(ranks: number, status: { code: number | null; si
   if (failed) return `rank ${failed[1]} of ${ranks} failed: ${failed[2]}; the other ranks were stopped`;
   const died = /process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]*)\)/.exec(stderr);
   if (died) return `rank ${died[1]} of ${ranks} died (signal ${died[2]}, ${died[3]}); the other ranks were stopped`;
-  const exited = /process rank (\d+) with PID \d+ on node \S+ exited with/.exec(stderr) ?? /rank (\d+) with PID/.exec(stderr);
-  const single = /^train: (.*)$/m.exec(stderr);
-  if (single) return `${exited ? `rank ${exited[1]} of ${ranks}: ` : ""}${single[1]}`;
+  // Every rank refused the same flags or files before any step: one of their messages says it all.
+  const refused = /^train: (.*)$/m.exec(stderr);
+  if (refused) return refused[1];
   const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
-  return `the tensor-parallel job of ${ranks} ranks ${how}${exited ? ` (rank ${exited[1]} first)` : ""}:\n${stderr.trim()}`;
+  return `the tensor-parallel job of ${ranks} ranks ${how}:\n${stderr.trim()}`;
 }
