@@ -35,11 +35,11 @@ function planJson(tp: number, extra: string[] = []) {
   return JSON.parse(r.stdout);
 }
 
-function expectClose(ours: number[], reference: number[], what: string): void {
+function expectClose(ours: number[], reference: number[], what: string, tolerance = 1e-5): void {
   expect(ours).toHaveLength(reference.length);
   for (let i = 0; i < reference.length; i++) {
     const rel = Math.abs(ours[i] - reference[i]) / Math.abs(reference[i]);
-    expect(rel, `${what}, loss ${i + 1}: ${ours[i]} vs ${reference[i]}`).toBeLessThan(1e-5);
+    expect(rel, `${what}, step ${i + 1}: ${ours[i]} vs ${reference[i]}`).toBeLessThan(tolerance);
   }
 }
 
@@ -66,8 +66,10 @@ describe("tensor parallelism over MPI ranks", () => {
     expectClose(losses(2), losses(1), "TP 2");
     expectClose(losses(4), losses(1), "TP 4");
     expect(losses(1)[steps - 1]).toBeLessThan(losses(1)[0] - 0.5); // it trains
+    // The gradient norm is more sensitive: at lr 3e-3 the loss jumps at step 6 and the norm spikes to
+    // about 80, where sums in another order (split matmuls, all-reduces) move it by a few 1e-4.
     const norms = (tp: number) => runs[tp].metrics.map((m) => m.grad_norm as number);
-    expectClose(norms(4), norms(1), "TP 4 gradient norm");
+    for (const tp of [2, 4]) expectClose(norms(tp), norms(1), `TP ${tp} gradient norm`, 1e-3);
   });
 
   test("per-rank parameter bytes, collectives and device peak: as the plan predicts, on every rank", () => {
