@@ -36,7 +36,7 @@ export interface TrainOptions extends PrepareOptions {
 export async function train(modelPath: string, opts: TrainOptions, log = (s: string) => console.log(s)): Promise<void> {
   const { plan } = await prepare(modelPath, opts);
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
-    `predicted device peak ${formatBytes(plan.train.memory.peak)}`);
+    `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
   const built = await buildCompiledPlan(plan, log);
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
