@@ -19,6 +19,11 @@ export interface BuildOptions {
   threads?: number;
   /** Runtime .cpp files to link with the plan; default runtime/*.cpp. train_main.cpp goes only into `train`. */
   runtimeSources?: string[];
+  /**
+   * Link the MPI communicator (runtime/mpi/, for tensor parallelism) in place of the single-process one
+   * (runtime/comm_single.cpp); only such builds need MPI.
+   */
+  mpi?: boolean;
 }
 
 export interface BuildResult {
@@ -37,11 +42,36 @@ const runtimeDir = join(repoRoot, "runtime");
 const CXXFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", "-fPIC", "-Iruntime"];
 const LDLIBS = ["-lopenblas", "-fopenmp"];
 const TRAIN_MAIN = "train_main.cpp";
+const SINGLE_COMM = "comm_single.cpp";
+const mpiDir = join(runtimeDir, "mpi");
+
+/** MPI's compiler and linker flags, as its wrapper compiler reports them. */
+export class MpiMissingError extends Error {}
+let mpiFlagsCache: Promise<{ compile: string[]; link: string[] }> | undefined;
+function mpiFlags(): Promise<{ compile: string[]; link: string[] }> {
+  mpiFlagsCache ??= Promise.all([run("mpicxx", ["--showme:compile"]), run("mpicxx", ["--showme:link"])])
+    .catch(() => [{ code: 1, stdout: "", stderr: "" }, { code: 1, stdout: "", stderr: "" }])
+    .then(([compile, link]) => {
+      if (compile.code !== 0 || link.code !== 0)
+        throw new MpiMissingError("tensor parallelism needs MPI, and mpicxx does not run: install openmpi-bin and " +
+          "libopenmpi-dev (npm run setup does)");
+      return { compile: compile.stdout.trim().split(/\s+/), link: link.stdout.trim().split(/\s+/) };
+    });
+  return mpiFlagsCache;
+}
+
+async function defaultSources(mpi: boolean): Promise<string[]> {
+  const common = await listFiles(runtimeDir, ".cpp");
+  if (!mpi) return common;
+  return [...common.filter((s) => basename(s) !== SINGLE_COMM), ...(await listFiles(mpiDir, ".cpp"))];
+}
 
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
   const width = Math.max(1, opts.threads ?? availableParallelism());
-  const sources = opts.runtimeSources ?? (await listFiles(runtimeDir, ".cpp"));
+  const sources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
+  const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
+  const flagsOf = (source: string) => (dirname(source) === mpiDir ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
   // A runtime object depends on every header it might include: those next to it and in runtime/.
   const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s))])];
@@ -49,10 +79,10 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const toolchain = sha256(
     await toolchainId(),
     CXXFLAGS.join(" "),
-    LDLIBS.join(" "),
+    [...LDLIBS, ...mpi.link].join(" "),
     ...(await Promise.all(headers.map(async (h) => `${basename(h)}\n${await readFile(h, "utf8")}`))),
   );
-  const objectHashes = sourceTexts.map((text) => sha256(toolchain, text));
+  const objectHashes = sourceTexts.map((text, i) => sha256(toolchain, flagsOf(sources[i]).join(" "), text));
   const hash = sha256(toolchain, opts.planCpp, ...sources.map((s, i) => `${basename(s)}\n${objectHashes[i]}`));
 
   const buildsDir = join(cacheRoot, "builds");
@@ -71,12 +101,12 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     const objects = sources.map((_, i) => join(objectsDir, `${objectHashes[i]}.o`));
     await inParallel(width, [
       () => compile(planSource, planObject),
-      ...sources.map((s, i) => () => cachedCompile(s, objects[i])),
+      ...sources.map((s, i) => () => cachedCompile(s, objects[i], flagsOf(s))),
     ]);
     const libObjects = objects.filter((_, i) => basename(sources[i]) !== TRAIN_MAIN);
     await inParallel(width, [
-      () => link(["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects]),
-      () => link(["-o", join(work, "train"), planObject, ...objects]),
+      () => link(["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
+      () => link(["-o", join(work, "train"), planObject, ...objects], mpi.link),
     ]);
     await publish(work, finalDir);
   } catch (error) {
@@ -94,25 +124,25 @@ class CompileError extends Error {
   }
 }
 
-async function compile(source: string, object: string): Promise<void> {
-  const r = await run("g++", [...CXXFLAGS, "-c", source, "-o", object]);
+async function compile(source: string, object: string, extra: string[] = []): Promise<void> {
+  const r = await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
   if (r.code !== 0) throw new CompileError(source, r.stderr);
 }
 
 // Writes the object under a private name first: another build may be compiling the same source.
-async function cachedCompile(source: string, object: string): Promise<void> {
+async function cachedCompile(source: string, object: string, extra: string[]): Promise<void> {
   if (existsSync(object)) return;
   const partial = `${object}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
   try {
-    await compile(source, partial);
+    await compile(source, partial, extra);
     await rename(partial, object);
   } finally {
     await rm(partial, { force: true });
   }
 }
 
-async function link(args: string[]): Promise<void> {
-  const r = await run("g++", [...args, ...LDLIBS]);
+async function link(args: string[], extra: string[]): Promise<void> {
+  const r = await run("g++", [...args, ...LDLIBS, ...extra]);
   if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
 }
 

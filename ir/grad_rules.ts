@@ -106,4 +106,42 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
   silu(b, n, [dy]) {
     return [emitter(b, n)("silu_bwd", [n.inputs[0], dy!])[0]];
   },
+
+  // Tensor parallelism, as Megatron's f and g operators: the gradient of a value every rank holds whole
+  // is whole and the same on every rank; that of a split value is this rank's part of the gradient.
+  tp_copy(b, n, [dy]) {
+    return [emitter(b, n)("all_reduce", [dy!], { reduce: "sum" })[0]];
+  },
+
+  all_reduce(_b, n, [dy]) {
+    if (n.attrs.reduce !== "sum") throw new Error("internal: only a sum all_reduce has a gradient");
+    return [dy];
+  },
+
+  all_gather(b, n, [dy]) {
+    return [emitter(b, n)("shard_slice", [dy!], { ranks: n.attrs.ranks })[0]];
+  },
+
+  reduce_scatter(b, n, [dy]) {
+    return [emitter(b, n)("all_gather", [dy!], { ranks: n.attrs.ranks })[0]];
+  },
+
+  shard_slice(b, n, [dy]) {
+    return [emitter(b, n)("all_gather", [dy!], { ranks: n.attrs.ranks })[0]];
+  },
+
+  embedding_vp(b, n, [dy], wants) {
+    const [table, idx] = n.inputs;
+    return [wants[0] ? emitter(b, n)("embedding_vp_bwd", [idx, dy!], { V: table.shape[0] })[0] : undefined, undefined];
+  },
+
+  // The whole gradient of the loss with respect to the logits (softmax minus one-hot); the row max
+  // and sums are statistics of the logits, so no gradient flows through them.
+  cross_entropy_vp(b, n, [dloss], wants) {
+    const [logits, targets, max, sums] = n.inputs;
+    const dlogits = wants[0]
+      ? emitter(b, n)("cross_entropy_vp_bwd", [logits, targets, max, sums, dloss!], { vocab: n.attrs.vocab })[0]
+      : undefined;
+    return [dlogits, undefined, undefined, undefined];
+  },
 };

@@ -43,7 +43,8 @@ function leaf(kind: string, name: string, data: Tensor | undefined, shape: Shape
   return data;
 }
 
-function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tensor[] {
+/** One node's outputs, its inputs read through `get`. */
+export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tensor[] {
   const f = (i: number) => get(n.inputs[i]) as Float64Array;
   const int = (i: number) => get(n.inputs[i]) as Int32Array;
   const shape = (i: number) => n.inputs[i].shape;

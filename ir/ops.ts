@@ -274,6 +274,80 @@ export const OPS: Readonly<Record<string, OpDef>> = {
   },
   silu: { arity: 1, infer: ([x]) => (expectF32("silu", x, "input"), [f32(x.shape)]) },
   silu_bwd: { arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
+
+  // Tensor parallelism (ir/passes/shard.ts). Every rank runs the same graph on its part of the
+  // tensors; `ranks` is the TP degree. The collectives run across the ranks, in place where they can.
+  all_reduce: {
+    arity: 1,
+    reuses: { 0: 0 },
+    infer: ([x], a) => {
+      expectF32("all_reduce", x, "input");
+      if (a.reduce !== "sum" && a.reduce !== "max") fail(`all_reduce: reduce must be "sum" or "max"`);
+      return [f32(x.shape)];
+    },
+  },
+  // Concatenates the ranks' parts along the last axis. The parts arrive rank after rank, so unless the
+  // tensor is one row, they are rearranged from a workspace of the output's size.
+  all_gather: {
+    arity: 1,
+    infer: ([x], a) => [f32([...x.shape.slice(0, -1), lastDim(x.shape) * (a.ranks as number)])],
+    workspace: ([x], a) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * (a.ranks as number) * 4),
+  },
+  // Sums the ranks' tensors and leaves each rank its part of the last axis; the parts are gathered
+  // rank after rank in a workspace of the input's size first (unless the tensor is one row).
+  reduce_scatter: {
+    arity: 1,
+    infer: ([x], a) => {
+      const ranks = a.ranks as number;
+      if (lastDim(x.shape) % ranks !== 0) fail(`reduce_scatter: ${ranks} ranks do not divide ${formatShape(x.shape)}`);
+      return [f32([...x.shape.slice(0, -1), lastDim(x.shape) / ranks])];
+    },
+    workspace: ([x]) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * 4),
+  },
+  broadcast: { arity: 1, aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
+  // Megatron's f: the identity in the forward; its gradient is an all_reduce. A view, so no kernel.
+  tp_copy: { arity: 1, aliases: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
+  // This rank's part of the last axis (no communication).
+  shard_slice: {
+    arity: 1,
+    infer: ([x], a) => {
+      const ranks = a.ranks as number;
+      if (lastDim(x.shape) % ranks !== 0) fail(`shard_slice: ${ranks} ranks do not divide ${formatShape(x.shape)}`);
+      return [f32([...x.shape.slice(0, -1), lastDim(x.shape) / ranks])];
+    },
+  },
+  // A vocabulary-parallel embedding: this rank holds rows [rank * V, (rank + 1) * V) of the table and
+  // writes zeros for the tokens outside them; an all_reduce sums the ranks' outputs.
+  embedding_vp: {
+    arity: 2,
+    infer: ([table, idx]) => {
+      expectF32("embedding_vp", table, "table");
+      if (table.shape.length !== 2) fail(`embedding_vp: table must be 2-D, got ${formatShape(table.shape)}`);
+      if (idx.dtype !== "i32") fail("embedding_vp: indices must be i32");
+      return [f32([...idx.shape, table.shape[1]])];
+    },
+  },
+  embedding_vp_bwd: { arity: 2, infer: ([, dy], a) => [f32([a.V as number, lastDim(dy.shape)])] },
+  // Vocabulary-parallel cross-entropy over logits whose last axis is this rank's part of the
+  // vocabulary (columns at or past `vocab` overall are padding and ignored). Each row's max is
+  // all-reduced, then its sum of exponentials and target logit (one [2, rows] tensor); the loss needs
+  // only those, so the full logits are never gathered.
+  cross_entropy_vp_max: { arity: 1, infer: ([logits]) => [f32(logits.shape.slice(0, -1))] },
+  cross_entropy_vp_sums: { arity: 3, infer: ([logits]) => [f32([2, ...logits.shape.slice(0, -1)])] },
+  cross_entropy_vp: {
+    arity: 4,
+    infer: ([logits, targets]) => {
+      if (targets.dtype !== "i32") fail("cross_entropy_vp: targets must be i32");
+      if (!shapeEq(logits.shape.slice(0, -1), targets.shape))
+        fail(`cross_entropy_vp: logits ${formatShape(logits.shape)} do not match targets ${formatShape(targets.shape)}`);
+      return [f32([])];
+    },
+  },
+  cross_entropy_vp_bwd: { arity: 5, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
+  // The global gradient norm when some gradients are split across ranks: sums of squares (of the
+  // split ones, all-reduced; of the replicated ones, counted once), then the square root of their sum.
+  sum_squares: { arity: "variadic", infer: () => [f32([1])] },
+  norm_from_squares: { arity: "variadic", infer: () => [f32([])] },
 };
 
 export function opDef(op: string): OpDef {

@@ -37,6 +37,20 @@ export interface Node {
 
 export type InitSpec = { kind: "normal"; std: number } | { kind: "zeros" } | { kind: "ones" };
 
+/**
+ * Tensor parallelism: which part of the full (checkpoint) parameter a rank holds. The axis is `groups`
+ * equal blocks (q, k and v of a fused projection), and each block is cut into `ranks` equal parts;
+ * rank r holds part r of every block. The parts may run past `full` (a padded vocabulary): those
+ * rows are zero and are neither saved nor loaded.
+ */
+export interface ShardSpec {
+  readonly axis: number;
+  readonly groups: number;
+  /** Extent of the axis in the full tensor. */
+  readonly full: number;
+  readonly ranks: number;
+}
+
 /** A trainable parameter: its `param` node's output is the parameter value. */
 export interface ParamInfo {
   readonly name: string;
@@ -46,6 +60,8 @@ export interface ParamInfo {
   readonly decay: boolean;
   readonly value: Value;
   readonly loc?: SourceLoc;
+  /** Set by the shard pass: `shape` is then this rank's part. */
+  readonly shard?: ShardSpec;
 }
 
 /**

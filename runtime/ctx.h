@@ -18,6 +18,8 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+class Comm;
+
 struct Ctx {
   uint8_t* arena = nullptr;      // device arena base
   int64_t arena_bytes = 0;       // its size, from the plan
@@ -26,6 +28,14 @@ struct Ctx {
   TransferEngine* engine = nullptr;  // copies and host work of offloaded plans (null when nothing is offloaded)
   int threads = 1;               // kernel threads (OpenMP) and BLAS threads
   int64_t high_water = 0;        // highest arena byte written so far (exclusive end offset)
+
+  // Tensor parallelism: this process's rank of `ranks`, the communicator the collective kernels use,
+  // and what they did in the current step (calls, and bytes of the whole tensors they combined).
+  Comm* comm = nullptr;
+  int rank = 0;
+  int ranks = 1;
+  int64_t comm_calls = 0;
+  int64_t comm_bytes = 0;
 
   // Set by generated code before each node: the node's planned workspace and its name for messages.
   int64_t ws_offset = 0;

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "shard.h"
+
 namespace stow {
 
 namespace {
@@ -48,21 +50,34 @@ void fill_normal(float* out, int64_t n, float std_dev, uint64_t stream_seed) {
   }
 }
 
+// A parameter's full tensor, as one stream of the seed: the same whatever the tensor-parallel degree.
+void fill_full(const ParamDesc& p, int index, float* out, int64_t n, uint64_t seed) {
+  if (p.init_kind == INIT_NORMAL) {
+    uint64_t mix = seed ^ (0xD1B54A32D192ED03ull * uint64_t(index + 1));
+    fill_normal(out, n, p.init_std, splitmix64(mix));
+  } else {
+    float value = p.init_kind == INIT_ONES ? 1.0f : 0.0f;
+    for (int64_t k = 0; k < n; k++) out[k] = value;
+  }
+}
+
 }  // namespace
 
-void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed) {
+void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed, int rank, HostPool& pool) {
+  auto region = [&](const ParamDesc& p) { return reinterpret_cast<float*>((p.on_host ? host : arena) + p.offset); };
   // Parameters are independent streams, so they may be filled in parallel without changing a value.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int i = 0; i < plan.nparams; i++) {
     const ParamDesc& p = plan.params[i];
-    float* out = reinterpret_cast<float*>((p.on_host ? host : arena) + p.offset);
-    if (p.init_kind == INIT_NORMAL) {
-      uint64_t mix = seed ^ (0xD1B54A32D192ED03ull * uint64_t(i + 1));
-      fill_normal(out, p.numel, p.init_std, splitmix64(mix));
-    } else {
-      float value = p.init_kind == INIT_ONES ? 1.0f : 0.0f;
-      for (int64_t k = 0; k < p.numel; k++) out[k] = value;
-    }
+    if (p.shard.axis < 0) fill_full(p, i, region(p), p.numel, seed);
+  }
+  // A rank's part of a sharded parameter is cut from the full tensor, drawn whole.
+  for (int i = 0; i < plan.nparams; i++) {
+    const ParamDesc& p = plan.params[i];
+    if (p.shard.axis < 0) continue;
+    HostBuffer<float> full(pool, full_numel(p), "a full parameter to initialise a shard from");
+    fill_full(p, i, full.data(), full.size(), seed);
+    take_shard(p, rank, full.data(), region(p));
   }
 }
 

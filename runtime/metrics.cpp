@@ -19,7 +19,7 @@ std::string number(double v, const char* format) {
 
 }  // namespace
 
-std::string metrics_json(const StowStepResult& r) {
+std::string metrics_json(const StowStepResult& r, const std::string& extra) {
   double tokens_per_s = r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0;
   return "{\"step\":" + std::to_string(r.step) + ",\"loss\":" + number(r.loss, "%.9g") +
          ",\"lr\":" + number(r.lr, "%.9g") + ",\"grad_norm\":" + number(r.grad_norm, "%.9g") +
@@ -29,7 +29,7 @@ std::string metrics_json(const StowStepResult& r) {
          ",\"host_peak_bytes\":" + std::to_string(r.host_peak_bytes) +
          ",\"h2d_bytes\":" + std::to_string(r.h2d_bytes) + ",\"d2h_bytes\":" + std::to_string(r.d2h_bytes) +
          ",\"device_budget_bytes\":" + std::to_string(r.device_budget_bytes) +
-         ",\"transfer_wait_seconds\":" + number(r.transfer_wait_seconds, "%.6g") + "}";
+         ",\"transfer_wait_seconds\":" + number(r.transfer_wait_seconds, "%.6g") + (extra.empty() ? "" : ",") + extra + "}";
 }
 
 MetricsFile::MetricsFile(const std::string& path, bool append) : path_(path) {
@@ -39,8 +39,8 @@ MetricsFile::MetricsFile(const std::string& path, bool append) : path_(path) {
 
 MetricsFile::~MetricsFile() { std::fclose(file_); }
 
-void MetricsFile::write(const StowStepResult& r) {
-  std::string line = metrics_json(r) + "\n";
+void MetricsFile::write(const StowStepResult& r, const std::string& extra) {
+  std::string line = metrics_json(r, extra) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw Error("cannot write metrics file " + path_ + ": " + std::strerror(errno));
 }

@@ -17,7 +17,8 @@ class MetricsFile {
 
   // {"step","loss","lr","grad_norm" (null when NaN),"tokens","tokens_per_s","step_seconds",
   //  "device_peak_bytes","host_peak_bytes"}
-  void write(const StowStepResult& r);
+  // `extra`: more fields, as JSON object members without braces (a tensor-parallel job's per-rank ones).
+  void write(const StowStepResult& r, const std::string& extra = "");
 
  private:
   std::string path_;
@@ -26,6 +27,6 @@ class MetricsFile {
 
 // One metrics line without the newline; floats are printed with 9 significant digits, enough to read
 // back the exact float32.
-std::string metrics_json(const StowStepResult& r);
+std::string metrics_json(const StowStepResult& r, const std::string& extra = "");
 
 }  // namespace stow

@@ -5,10 +5,20 @@
 #include <cstdint>
 #include "ctx.h"
 #include "kernels.h"
+#include "kernels_tp.h"
 
 namespace stow {
 
 enum InitKind : int { INIT_NORMAL = 0, INIT_ZEROS = 1, INIT_ONES = 2 };
+
+// Tensor parallelism: which part of the full (checkpoint) parameter a rank holds (ir/types.ts
+// ShardSpec). Axis `axis` is `groups` equal blocks, each cut into one part per rank; rank r holds part
+// r of each block, and parts may run past `full` (padding, zero). axis < 0: whole on every rank.
+struct ShardDesc {
+  int axis = -1;
+  int groups = 1;
+  int64_t full = 0;  // extent of the axis in the full tensor
+};
 
 struct ParamDesc {
   const char* name;      // nanoGPT state_dict key, e.g. "transformer.h.0.attn.c_attn.weight"
@@ -23,6 +33,7 @@ struct ParamDesc {
   float init_std;        // for INIT_NORMAL
   bool decay;            // weight decay applies (parameters of two or more dimensions)
   bool on_host;          // the parameter and its moments are offloaded model data in the host region
+  ShardDesc shard{};     // shape above is this rank's part
 };
 
 // Per-step values the runtime computes (learning-rate schedule, step count) and the program reads.
@@ -56,6 +67,7 @@ struct PlanDesc {
   const ParamDesc* params;
   ProgramDesc train;
   ProgramDesc infer;
+  int ranks = 1;           // tensor-parallel ranks the plan runs on (one process each)
 };
 
 }  // namespace stow

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "comm.h"
 #include "ctx.h"
 #include "host_pool.h"
 #include "transfer_engine.h"
@@ -24,6 +25,7 @@
 #include "plan.h"
 #include "safetensors.h"
 #include "schedule.h"
+#include "shard.h"
 #include "stow_abi.h"
 #include "token_file.h"
 
@@ -39,6 +41,7 @@ struct StowSession {
   std::unique_ptr<uint8_t, decltype(&std::free)> arena{nullptr, &std::free};
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
+  stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
   std::unique_ptr<stow::TokenData> data;
   std::unique_ptr<stow::MetricsFile> metrics;
   // Declared after the memory its jobs use, so it finishes them before that memory goes.
@@ -103,6 +106,7 @@ void validate_plan(const stow::PlanDesc* plan) {
   auto inside = inside_of(plan->arena_bytes, "arena");
   auto inside_host = inside_of(plan->host_bytes, "host region");
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
+  if (plan->ranks < 1) throw Error("internal: plan with no ranks");
   for (int i = 0; i < plan->nparams; i++) {
     const stow::ParamDesc& p = plan->params[i];
     if (p.rank < 0 || p.rank > 4 || p.init_kind < stow::INIT_NORMAL || p.init_kind > stow::INIT_ONES)
@@ -110,6 +114,9 @@ void validate_plan(const stow::PlanDesc* plan) {
     int64_t numel = 1;
     for (int d = 0; d < p.rank; d++) numel *= p.shape[d];
     if (numel != p.numel) throw Error(std::string("internal: parameter ") + p.name + " numel disagrees with its shape");
+    if (p.shard.axis >= p.rank || (p.shard.axis >= 0 && (p.shard.groups < 1 || p.shape[p.shard.axis] % p.shard.groups != 0 ||
+                                                           p.shard.full <= 0 || p.shard.full % p.shard.groups != 0)))
+      throw Error(std::string("internal: parameter ") + p.name + " has a bad tensor-parallel shard");
     auto inside_model = [&](int64_t offset, const std::string& what) {
       (p.on_host ? inside_host : inside)(offset, 4 * p.numel, what);
     };
@@ -144,10 +151,19 @@ int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
   return n;
 }
 
+// A checkpoint holds whole tensors; a sharded parameter reads the full one and keeps this rank's part.
 void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
                 int64_t offset) {
-  f.read_f32(name, p.shape, p.rank, s.model_at(offset, p.on_host));
-  if (!p.on_host) s.ctx.touch(s.model_at(offset, false), 4 * p.numel);
+  float* dst = s.model_at(offset, p.on_host);
+  if (p.shard.axis < 0) {
+    f.read_f32(name, p.shape, p.rank, dst);
+  } else {
+    const std::vector<int64_t> shape = stow::full_shape(p);
+    stow::HostBuffer<float> full(s.pool, stow::full_numel(p), "a full tensor to read a shard from");
+    f.read_f32(name, shape.data(), int(shape.size()), full.data());
+    stow::take_shard(p, s.ctx.rank, full.data(), dst);
+  }
+  if (!p.on_host) s.ctx.touch(dst, 4 * p.numel);
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -198,6 +214,14 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.plan = stow_plan();
   validate_plan(s.plan);
   validate_options(o, *s.plan);
+  s.comm = &stow::process_comm();
+  if (s.comm->size() != s.plan->ranks)
+    throw Error("this plan was compiled for --tp " + std::to_string(s.plan->ranks) + " and must run on that many ranks, " +
+                "but it runs on " + std::to_string(s.comm->size()) +
+                (s.plan->ranks > 1 ? " (start it with mpirun -np " + std::to_string(s.plan->ranks) + ", srun or stow train --tp)" : ""));
+  s.ctx.comm = s.comm;
+  s.ctx.rank = s.comm->rank();
+  s.ctx.ranks = s.comm->size();
   s.opts = o;
   if (o.init_path) s.init_path = o.init_path;
   if (o.resume_path) s.resume_path = o.resume_path;
@@ -229,7 +253,7 @@ void open_session(StowSession& s, const StowOptions& o) {
   omp_set_num_threads(s.ctx.threads);
   openblas_set_num_threads(s.ctx.threads);
 
-  stow::init_parameters(*s.plan, s.arena.get(), s.host ? s.host->data() : nullptr, o.seed);
+  stow::init_parameters(*s.plan, s.arena.get(), s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
   for (int i = 0; i < s.plan->nparams; i++)
     if (!s.plan->params[i].on_host) s.ctx.touch(s.model_at(s.plan->params[i].offset, false), 4 * s.plan->params[i].numel);
   if (!s.init_path.empty()) load_init(s, s.init_path);
@@ -240,7 +264,32 @@ void open_session(StowSession& s, const StowOptions& o) {
     s.data->set_position(s.data_position);
   }
   // Last, so that a run refused above does not truncate the metrics of the run it would replace.
-  if (o.metrics_path != nullptr) s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, !s.resume_path.empty());
+  // Rank 0 writes the job's metrics, with every rank's measurements.
+  if (o.metrics_path != nullptr && s.ctx.rank == 0)
+    s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, !s.resume_path.empty());
+}
+
+int64_t param_bytes(const stow::PlanDesc& plan) {
+  int64_t bytes = 0;
+  for (int i = 0; i < plan.nparams; i++) bytes += 4 * plan.params[i].numel;
+  return bytes;
+}
+
+// Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
+// mark, the parameter bytes it holds, and its collectives' calls and bytes.
+std::string rank_metrics(StowSession& s) {
+  const int64_t mine[4] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes};
+  std::vector<int64_t> all(4 * size_t(s.ctx.ranks));
+  s.comm->gather(mine, all.data(), sizeof mine, 0);
+  const char* names[4] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes"};
+  std::string json = "\"ranks\":" + std::to_string(s.ctx.ranks) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
+                     ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
+  for (int k = 0; k < 4; k++) {
+    json += std::string(",\"") + names[k] + "\":[";
+    for (int r = 0; r < s.ctx.ranks; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
+    json += "]";
+  }
+  return json;
 }
 
 void take_step(StowSession& s, StowStepResult& out) {
@@ -262,6 +311,7 @@ void take_step(StowSession& s, StowStepResult& out) {
     s.engine->h2d_bytes = s.engine->d2h_bytes = 0;
     s.engine->stall_seconds = 0;
   }
+  s.ctx.comm_calls = s.ctx.comm_bytes = 0;
   // The session's first step touches fresh memory; the next profile_steps are profiled.
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
   s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;
@@ -288,17 +338,35 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.transfer_wait_seconds = s.engine ? s.engine->stall_seconds : 0;
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = s.engine ? s.engine->d2h_bytes : 0;
-  if (s.metrics) s.metrics->write(out);
+  const std::string ranks = s.plan->ranks > 1 ? rank_metrics(s) : std::string();
+  if (s.metrics) s.metrics->write(out, ranks);
   if (profiled) {
     s.profiled_step_seconds.push_back(seconds);
     if (int64_t(s.profiled_step_seconds.size()) == s.profile->steps()) s.profile->write(s.plan->hash, s.profiled_step_seconds);
   }
 }
 
+// Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree:
+// rank 0 gathers every rank's part of each sharded tensor and writes the file; the other ranks only
+// send their parts.
 void save(StowSession& s, const std::string& path) {
+  const bool writer = s.ctx.rank == 0;
   std::vector<stow::TensorOut> tensors;
+  std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), s.model_at(offset, p.on_host)});
+    const float* local = s.model_at(offset, p.on_host);
+    if (p.shard.axis < 0) {
+      if (writer) tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), local});
+      return;
+    }
+    stow::HostBuffer<float> parts;
+    if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
+    s.comm->gather(local, parts.data(), 4 * p.numel, 0);
+    if (!writer) return;
+    stow::HostBuffer<float> full(s.pool, stow::full_numel(p), "a whole tensor to save");
+    for (int r = 0; r < s.ctx.ranks; r++) stow::put_shard(p, r, parts.data() + r * p.numel, full.data());
+    tensors.push_back({name, stow::full_shape(p), full.data()});
+    staged.push_back(std::move(full));
   };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)
@@ -307,6 +375,7 @@ void save(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
       add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
+  if (!writer) return;
   int64_t position = s.data ? s.data->position() : s.data_position;
   stow::save_safetensors(path, tensors,
                          {{"format", "pt"},
@@ -403,6 +472,19 @@ int stow_save(StowSession* s, const char* path) {
 int stow_infer(StowSession* s, const int32_t* tokens, int64_t position, float* logits) {
   return guarded(s, [&] { infer(*s, tokens, position, logits); });
 }
+
+int stow_process_rank(int* rank, int* ranks) {
+  try {
+    stow::Comm& comm = stow::process_comm();
+    *rank = comm.rank();
+    *ranks = comm.size();
+    return 0;
+  } catch (const std::exception&) {
+    return 1;
+  }
+}
+
+void stow_abort(int code) { stow::process_comm().abort(code); }
 
 const char* stow_error(StowSession* s) { return s == nullptr ? "no session (stow_open failed)" : s->error.c_str(); }
 

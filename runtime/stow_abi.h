@@ -56,6 +56,10 @@ int stow_save(StowSession* s, const char* path);
 /* Forward-only program: tokens [infer_seq] -> logits [vocab] at position (0 <= position < infer_seq),
  * the distribution of the token after tokens[position]. */
 int stow_infer(StowSession* s, const int32_t* tokens, int64_t position, float* logits);
+/* Tensor parallelism: this process's rank and the job's number of ranks (1 and 1 outside MPI). */
+int stow_process_rank(int* rank, int* ranks);
+/* Ends every rank of the job with this exit code: one rank's failure must not leave the others waiting. */
+void stow_abort(int code);
 const char* stow_error(StowSession* s);
 void stow_close(StowSession* s);
 

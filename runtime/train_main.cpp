@@ -1,6 +1,7 @@
 // The standalone `train` binary: a generated plan.cpp linked with the runtime into one executable, so
 // that a plan can train without Node (under mpirun, on a cluster node). It drives the same C ABI as
 // the Node addon.
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -34,11 +35,15 @@ const char* kUsage =
     "  --init F               initial parameters from a safetensors file\n"
     "  --resume F             continue from a checkpoint written by --save\n"
     "  --save F               write a checkpoint at the end of the run\n"
-    "  --metrics F            per-step metrics as JSON lines\n";
+    "  --metrics F            per-step metrics as JSON lines\n"
+    "  --stop-after N         stop after N steps of this run (and save); the schedule still spans --steps\n"
+    "  --host-memory BYTES    cap on host memory (data, offloaded model data); 0: none (default 0)\n"
+    "A plan compiled with --tp N runs on N ranks: start it with mpirun -np N, srun, or stow train --tp N.\n"
+    "Rank 0 prints progress and writes the metrics and the checkpoint.\n";
 
 struct Flags {
   std::string data, init, resume, save, metrics;
-  long long steps = 50, warmup_steps = 10, threads = 0;
+  long long steps = 50, warmup_steps = 10, threads = 0, stop_after = 0, host_memory = 0;
   unsigned long long seed = 1337;
   double lr = 6e-4, min_lr = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   double link_gbps = 0;
@@ -84,6 +89,8 @@ bool parse_flags(int argc, char** argv, Flags& f) {
     else if (flag == "--steps") f.steps = parse_integer(flag, value);
     else if (flag == "--warmup-steps") f.warmup_steps = parse_integer(flag, value);
     else if (flag == "--threads") f.threads = parse_integer(flag, value);
+    else if (flag == "--stop-after") f.stop_after = parse_integer(flag, value);
+    else if (flag == "--host-memory") f.host_memory = parse_integer(flag, value);
     else if (flag == "--seed") {
       long long s = parse_integer(flag, value);
       if (s < 0) throw stow::Error("--seed must be >= 0, got " + value);
@@ -109,6 +116,8 @@ bool parse_flags(int argc, char** argv, Flags& f) {
   }
   if (f.data.empty()) throw stow::Error("--data FILE is required (see --help)");
   if (f.threads < 0 || f.threads > 4096) throw stow::Error("--threads must lie in [0, 4096], got " + std::to_string(f.threads));
+  if (f.stop_after < 0) throw stow::Error("--stop-after must be >= 1, got " + std::to_string(f.stop_after));
+  if (f.host_memory < 0) throw stow::Error("--host-memory must be >= 0, got " + std::to_string(f.host_memory));
   if (f.min_lr < 0) f.min_lr = f.lr / 10;
   return true;
 }
@@ -121,10 +130,10 @@ long long resumed_step(const std::string& path) {
   return std::strtoll(f.metadata("step")->c_str(), nullptr, 10);
 }
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv, int rank, int ranks) {
   Flags f;
   if (!parse_flags(argc, argv, f)) {
-    std::fputs(kUsage, stdout);
+    if (rank == 0) std::fputs(kUsage, stdout);
     return 0;
   }
   StowOptions o{};
@@ -145,6 +154,7 @@ int run(int argc, char** argv) {
   o.eps = float(f.eps);
   o.grad_clip = float(f.grad_clip);
   o.link_gbps = f.link_gbps;
+  o.host_memory = f.host_memory;
 
   char err[4096] = {0};
   StowSession* s = stow_open(&o, err, sizeof err);
@@ -155,16 +165,23 @@ int run(int argc, char** argv) {
   } closer{s};
 
   long long first = f.resume.empty() ? 1 : resumed_step(f.resume) + 1;
-  for (long long step = first; step <= f.steps; step++) {
-    StowStepResult r{};
+  long long last = f.stop_after > 0 ? std::min(f.steps, first - 1 + f.stop_after) : f.steps;
+  StowStepResult r{};
+  for (long long step = first; step <= last; step++) {
     if (stow_step(s, &r) != 0) throw stow::Error(stow_error(s));
-    std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
-                r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
+    if (rank == 0)
+      std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
+                  r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
     std::fflush(stdout);
   }
+  // A tensor-parallel job's launcher (stow train --tp) reports rank 0's high-water mark from this line.
+  StowInfo info{};
+  if (ranks > 1 && rank == 0 && first <= last && stow_info(s, &info) == 0)
+    std::printf("device high-water %lld bytes (planned %lld), final loss %.4f\n", (long long)r.device_peak_bytes,
+                (long long)info.predicted_train_peak, r.loss);
   if (!f.save.empty()) {
     if (stow_save(s, f.save.c_str()) != 0) throw stow::Error(stow_error(s));
-    std::printf("saved %s\n", f.save.c_str());
+    if (rank == 0) std::printf("saved %s\n", f.save.c_str());
   }
   return 0;
 }
@@ -197,10 +214,21 @@ static void set_runtime_env(char** argv) {
 
 int main(int argc, char** argv) {
   set_runtime_env(argv);
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
+  int rank = 0, ranks = 1;
+  if (stow_process_rank(&rank, &ranks) != 0) {
+    std::fprintf(stderr, "train: cannot start the communicator of a tensor-parallel job\n");
     return 2;
+  }
+  try {
+    return run(argc, argv, rank, ranks);
+  } catch (const std::exception& e) {
+    if (ranks == 1) {
+      std::fprintf(stderr, "train: %s\n", e.what());
+      return 2;
+    }
+    // The other ranks may be waiting for this one in a collective: end them all.
+    std::fprintf(stderr, "train: rank %d of %d failed: %s\n", rank, ranks, e.what());
+    std::fflush(stderr);
+    stow_abort(2);
   }
 }

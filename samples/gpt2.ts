@@ -20,9 +20,11 @@ class CausalSelfAttention extends Module {
   readonly c_proj: Linear;
   constructor(readonly cfg: GPTConfig) {
     super();
-    this.c_attn = new Linear(cfg.dim, 3 * cfg.dim);
+    // Under --tp, each rank computes the q, k and v of its share of the heads (column-parallel, the
+    // three blocks cut separately) and the output projection sums the ranks' parts (row-parallel).
+    this.c_attn = new Linear(cfg.dim, 3 * cfg.dim, { parallel: "column", groups: 3 });
     // GPT-2 scales the init of residual projections by 1/sqrt(2 * layers).
-    this.c_proj = new Linear(cfg.dim, cfg.dim, { std: 0.02 / Math.sqrt(2 * cfg.layers) });
+    this.c_proj = new Linear(cfg.dim, cfg.dim, { std: 0.02 / Math.sqrt(2 * cfg.layers), parallel: "row" });
   }
   forward(x: Tensor): Tensor {
     const [B, T, C] = x.shape;
@@ -39,8 +41,8 @@ class MLP extends Module {
   readonly c_proj: Linear;
   constructor(cfg: GPTConfig) {
     super();
-    this.c_fc = new Linear(cfg.dim, 4 * cfg.dim);
-    this.c_proj = new Linear(4 * cfg.dim, cfg.dim, { std: 0.02 / Math.sqrt(2 * cfg.layers) });
+    this.c_fc = new Linear(cfg.dim, 4 * cfg.dim, { parallel: "column" });
+    this.c_proj = new Linear(4 * cfg.dim, cfg.dim, { std: 0.02 / Math.sqrt(2 * cfg.layers), parallel: "row" });
   }
   forward(x: Tensor): Tensor {
     return this.c_proj.forward(this.c_fc.forward(x).gelu());
@@ -72,7 +74,8 @@ class Transformer extends Module {
   readonly ln_f: LayerNorm;
   constructor(cfg: GPTConfig) {
     super();
-    this.wte = new Embedding(cfg.vocab, cfg.dim);
+    // Vocabulary-parallel under --tp: the tied LM head and the loss are then vocabulary-parallel too.
+    this.wte = new Embedding(cfg.vocab, cfg.dim, { parallel: "vocab" });
     this.wpe = new Embedding(cfg.seq, cfg.dim);
     this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new Block(cfg)));
     this.ln_f = new LayerNorm(cfg.dim);

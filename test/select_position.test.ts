@@ -5,11 +5,11 @@ import { interpret } from "../ir/interpret.ts";
 import { numel } from "../ir/types.ts";
 import gpt2 from "../samples/gpt2.ts";
 import palm from "../samples/palm.ts";
-import type { ModelDefinition } from "../src/dsl/model.ts";
+import type { ModelConfig, ModelDefinition } from "../src/dsl/model.ts";
 import { buildModel, traceProgram } from "../src/driver/trace_program.ts";
 import { mulberry32 } from "../src/util/random.ts";
 
-function check(def: ModelDefinition, config: Record<string, number>) {
+function check(def: ModelDefinition, config: ModelConfig) {
   const model = buildModel(def, config);
   const T = config.seq;
   const train = traceProgram(model, config, { batch: 1, seq: T, kind: "train" });

@@ -64,6 +64,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
     onHost: plan.persistent.onHost.has(p.name),
+    shard: p.shard ? `${p.shard.axis}, ${p.shard.groups}, ${p.shard.full}` : "-1, 1, 0",
   }));
   const context = {
     modelPath: plan.modelPath,
@@ -77,6 +78,7 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     optStateBytes: plan.persistent.optStateBytes,
     params,
     programs: [programView("train", plan.train), programView("infer", plan.infer)],
+    ranks: plan.options.tp ?? 1,
     hash: "HASH",
   };
   // The hash names the plan by everything that shapes its code; it is stamped in after rendering.

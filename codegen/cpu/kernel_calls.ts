@@ -129,6 +129,40 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
       return [runsOnHost(n, mem) ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
+    case "tp_copy":
+      return [];
+    case "all_reduce":
+      return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
+    case "all_gather":
+      return [call("all_gather", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0))];
+    case "reduce_scatter": case "shard_slice":
+      return [call(n.op, ptr(y0), ptr(x0), numel(y0.shape) / last(y0), last(y0))];
+    case "broadcast":
+      return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root as number)];
+    case "embedding_vp":
+      return [call("embedding_vp_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0], n.attrs.vocab as number)];
+    case "embedding_vp_bwd":
+      return [call("embedding_vp_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+    case "cross_entropy_vp_max":
+      return [call("cross_entropy_vp_max", ptr(y0), ptr(x0), numel(y0.shape), last(x0), n.attrs.vocab as number)];
+    case "cross_entropy_vp_sums":
+      return [call("cross_entropy_vp_sums", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+    case "cross_entropy_vp":
+      return [call("cross_entropy_vp", ptr(y0), ptr(x2), ptr(n.inputs[3]), numel(x1.shape))];
+    case "cross_entropy_vp_bwd":
+      return [call("cross_entropy_vp_bwd", ptr(y0), ...n.inputs.map(ptr), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+    case "sum_squares":
+      return [
+        `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
+        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  ${call("sum_squares", ptr(y0), "grads", "sizes", n.inputs.length)} }`,
+      ];
+    case "norm_from_squares":
+      return [
+        `{ const float* parts[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  ${call("norm_from_squares", ptr(y0), "parts", n.inputs.length)} }`,
+        `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
+      ];
     default:
       throw new Error(`internal: no CPU kernel for op ${n.op}`);
   }

@@ -23,13 +23,14 @@ function withModelOptions(cmd: Command): Command {
     .option("--set <key=value>", "override a config field (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
     .option("--batch <n>", "sequences per step (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
-    .option("--threads <n>", "kernel and BLAS threads (default: all cores)")
+    .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
-    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)");
+    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
+    .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)");
 }
 
 function gradClip(raw: Raw): number {
@@ -45,18 +46,21 @@ function checkpointFlag(text: string): Pick<PrepareOptions, "checkpoint" | "chec
 }
 
 function modelOptions(raw: Raw): PrepareOptions {
+  const tp = int(raw, "tp", "--tp") ?? 1;
   return {
     preset: str(raw, "preset"),
     set: raw.set as string[],
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
-    threads: int(raw, "threads", "--threads") ?? availableParallelism(),
+    // Under --tp, threads per rank: the ranks share the cores.
+    threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / tp)),
     clip: gradClip(raw) > 0,
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
+    tp,
   };
 }
 

@@ -15,6 +15,9 @@ import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } 
 import { alignUp } from "../../ir/passes/arena_plan.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
+import { ShardError, shard } from "../../ir/passes/shard.ts";
+import { shardGradNorm } from "../../ir/passes/shard_grad_norm.ts";
+import { TraceError } from "../dsl/trace.ts";
 
 export interface CompileOptions {
   batch: number;
@@ -36,6 +39,8 @@ export interface CompileOptions {
   linkGbps?: number;
   /** Node times measured in a profiled warm-up; they replace the machine model's estimates. */
   measured?: MeasuredTimes;
+  /** Tensor-parallel degree: ranks that each hold a part of the model (default 1). */
+  tp?: number;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -88,7 +93,7 @@ export interface Plan {
   candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
+export const PASSES = ["trace", "shard", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
@@ -98,8 +103,9 @@ function transferBytes(g: Graph): number {
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
-  const differentiated = autodiff(traced);
-  const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
+  const sharded = shardFor(traced, opts.tp ?? 1);
+  const differentiated = autodiff(sharded);
+  const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 
   const chunks = layoutChunks(traced, opts.chunkSize);
@@ -109,7 +115,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const recomputed = recompute(differentiated, mode, regions);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
-    const g = schedule ? offloadModelData(optimized, chunks, schedule) : optimized;
+    const g = shardGradNorm(schedule ? offloadModelData(optimized, chunks, schedule) : optimized);
     const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
@@ -122,7 +128,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
-      { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
+      { name: "trace", graph: traced }, { name: "shard", graph: sharded }, { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
       { name: "early-update", graph: optimized }, { name: "offload", graph: g },
     ];
@@ -152,6 +158,16 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** The graph each of `ranks` tensor-parallel ranks runs; a graph that cannot be cut is a model error. */
+function shardFor(g: Graph, ranks: number): Graph {
+  try {
+    return shard(g, ranks);
+  } catch (e) {
+    if (e instanceof ShardError) throw new TraceError(e.message, e.loc);
+    throw e;
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
+import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -60,6 +61,7 @@ export function planJson(plan: Plan): object {
     })),
     train: program(plan.train),
     infer: program(plan.infer),
+    tensor_parallel: tensorParallelReport(plan),
   };
 }
 
@@ -77,8 +79,9 @@ function recomputedList(plan: Plan): { op: string; loc: string; count: number; f
   return [...groups.values()].sort((a, b) => b.flops - a.flops);
 }
 
+/** Parameters of the whole model (under --tp, each rank holds a part of them). */
 export function paramCount(plan: Plan): number {
-  return plan.train.graph.params.reduce((s, p) => s + numel(p.shape), 0);
+  return plan.train.graph.params.reduce((s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)), 0);
 }
 
 export function planText(plan: Plan, top = 8): string {
@@ -110,6 +113,7 @@ export function planText(plan: Plan, top = 8): string {
     "",
     checkpointText(plan),
     "",
+    ...((plan.options.tp ?? 1) > 1 ? [tensorParallelText(plan), ""] : []),
     `largest temporaries:`,
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);

@@ -28,7 +28,8 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
   withTrace(b, () => {
     const trace = b;
     for (const [name, p] of model.namedParameters()) {
-      const value = trace.value("param", [], { name, shape: p.shape }, p.loc);
+      const hint = p.parallel && { parallel: p.parallel.style, ...(p.parallel.groups > 1 ? { groups: p.parallel.groups } : {}) };
+      const value = trace.value("param", [], { name, shape: p.shape, ...hint }, p.loc);
       trace.params.push({ name, shape: p.shape, init: p.init, decay: p.shape.length >= 2, value, loc: p.loc });
       currentTrace().params.set(p, value);
     }

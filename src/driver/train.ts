@@ -15,6 +15,7 @@ import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";
 import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
+import { trainRanks } from "./train_ranks.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
 function savedStep(checkpoint: string): number {
@@ -43,10 +44,11 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
-    `predicted device peak ${formatBytes(plan.train.memory.peak)}`);
+    `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
   let built = await buildCompiledPlan(plan, log);
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+  if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
 
   const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
@@ -66,9 +68,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   try {
     const progress = createProgress({ total: opts.steps });
     let last;
-    let step = opts.resume ? savedStep(opts.resume) : 0;
-    if (step >= opts.steps)
-      throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+    let step = startStep(opts);
     const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
     let sessionSteps = 0;
     while (step < stopAt) {
@@ -137,4 +137,19 @@ function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes)
     (s ? ` (${s.resident.size} chunks resident, copies ${s.lookahead} loads ahead, ${s.keep.size} kept)` : "") +
     `; the run continues on the refined plan`);
   return refined;
+}
+
+function startStep(opts: TrainOptions): number {
+  const step = opts.resume ? savedStep(opts.resume) : 0;
+  if (step >= opts.steps)
+    throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+  return step;
+}
+
+/** --tp > 1: the ranks run the standalone binary under mpirun; the checkpoint they save is whole. */
+async function trainTensorParallel(trainBin: string, tokenFile: string, opts: TrainOptions, log: (s: string) => void): Promise<void> {
+  startStep(opts);
+  if (opts.save) mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
+  await trainRanks({ trainBin, tokenFile, ranks: opts.tp! }, opts, log);
+  if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
 }

@@ -1,7 +1,7 @@
 // Modules with named parameters, in the PyTorch style: a parameter's name is the path of fields that
 // leads to it (transformer.h.0.attn.c_attn.weight). A parameter reachable twice (a tied weight) is
 // named once, at its first path, and stored once.
-import { Parameter, init } from "./parameter.ts";
+import { Parameter, init, type ParallelHint } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
 import { embedding, layerNorm } from "./functional.ts";
 import { TraceError, callerLoc } from "./trace.ts";
@@ -34,14 +34,28 @@ export class ModuleList<M extends Module> extends Module {
   }
 }
 
+export interface LinearOptions {
+  bias?: boolean;
+  std?: number;
+  /**
+   * Tensor parallelism (Megatron-LM): "column" cuts the output features across ranks (the bias too),
+   * "row" cuts the input features (the bias stays whole). A column-parallel layer is followed by a
+   * row-parallel one, with no communication in between.
+   */
+  parallel?: "column" | "row";
+  /** Column-parallel: the output features are this many equal blocks, each cut across ranks (q, k, v). */
+  groups?: number;
+}
+
 /** y = x Wᵀ + b with W of shape [out, in] (PyTorch layout). */
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias?: Parameter;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; std?: number } = {}) {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
-    this.weight = new Parameter([outFeatures, inFeatures], init.normal(opts.std ?? 0.02));
-    if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros());
+    const hint: ParallelHint | undefined = opts.parallel && { style: opts.parallel, groups: opts.groups ?? 1 };
+    this.weight = new Parameter([outFeatures, inFeatures], init.normal(opts.std ?? 0.02), hint);
+    if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros(), hint?.style === "column" ? hint : undefined);
   }
   forward(x: Tensor): Tensor {
     const features = x.shape[x.shape.length - 1];
@@ -58,9 +72,10 @@ export class Linear extends Module {
 
 export class Embedding extends Module {
   readonly weight: Parameter;
-  constructor(readonly count: number, readonly dim: number, opts: { std?: number } = {}) {
+  /** `parallel: "vocab"` cuts the table's rows across ranks under tensor parallelism. */
+  constructor(readonly count: number, readonly dim: number, opts: { std?: number; parallel?: "vocab" } = {}) {
     super();
-    this.weight = new Parameter([count, dim], init.normal(opts.std ?? 0.02));
+    this.weight = new Parameter([count, dim], init.normal(opts.std ?? 0.02), opts.parallel && { style: "vocab", groups: 1 });
   }
   forward(indices: Tensor): Tensor {
     return embedding(this.weight.t, indices);

@@ -4,10 +4,22 @@ import type { InitSpec, Shape, SourceLoc } from "../../ir/types.ts";
 import { Tensor } from "./tensor.ts";
 import { currentTrace, TraceError, callerLoc } from "./trace.ts";
 
+/**
+ * How tensor parallelism (--tp) cuts a parameter across ranks, set by the layer that owns it
+ * (ir/passes/shard.ts reads it). `column`: the output features (axis 0 of a [out, in] weight, and the
+ * bias) are cut, in `groups` equal blocks cut separately (q, k and v of a fused projection); `row`:
+ * the input features (axis 1); `vocab`: the rows of an embedding table. Without a hint a parameter is
+ * replicated on every rank.
+ */
+export interface ParallelHint {
+  style: "column" | "row" | "vocab";
+  groups: number;
+}
+
 export class Parameter {
   /** The model line that created it (through a module constructor), for plan reports. */
   readonly loc: SourceLoc | undefined = callerLoc();
-  constructor(readonly shape: Shape, readonly init: InitSpec) {
+  constructor(readonly shape: Shape, readonly init: InitSpec, readonly parallel?: ParallelHint) {
     if (shape.some((d) => !Number.isInteger(d) || d <= 0))
       throw new TraceError(`parameter shape [${shape.join(",")}] must have positive integer dimensions`, callerLoc());
   }

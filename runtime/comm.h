@@ -1,0 +1,34 @@
+// The communicator of a tensor-parallel job: one process per rank, every rank running the same plan.
+// One interface, chosen at link time: comm_single.cpp (one rank, no MPI, the default for every plan
+// with --tp 1) and mpi/comm_mpi.cpp (OpenMPI, CPU backend; linked only into --tp > 1 builds). A CUDA
+// backend adds an NCCL implementation. Calls are collective: every rank makes the same ones in the
+// same order, from one thread.
+#pragma once
+#include <cstdint>
+
+namespace stow {
+
+enum class Reduce { Sum, Max };
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // In place: every rank ends with the sum (or max) over the ranks of buf[0, n).
+  virtual void all_reduce(float* buf, int64_t n, Reduce op) = 0;
+  // recv receives size() blocks of `bytes`, rank 0's first.
+  virtual void all_gather(const void* send, void* recv, int64_t bytes) = 0;
+  // send holds size() blocks of n floats; recv receives the sum over the ranks of block rank().
+  virtual void reduce_scatter(const float* send, float* recv, int64_t n) = 0;
+  virtual void broadcast(void* buf, int64_t bytes, int root) = 0;
+  // Like all_gather, but only `root` receives (checkpoints, per-rank statistics); recv may be null elsewhere.
+  virtual void gather(const void* send, void* recv, int64_t bytes, int root) = 0;
+  // Ends every rank of the job now: a failure on one rank must not leave the others waiting for it.
+  [[noreturn]] virtual void abort(int code) = 0;
+};
+
+// The process's communicator, made on first use (MPI is initialised then, and finalised at exit).
+Comm& process_comm();
+
+}  // namespace stow

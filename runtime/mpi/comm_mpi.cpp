@@ -1,0 +1,78 @@
+// The MPI communicator (OpenMPI) of the CPU backend: the job's ranks are MPI_COMM_WORLD, started by
+// mpirun (stow train --tp N does that itself) or by a scheduler such as Slurm's srun. Errors inside
+// MPI are fatal to the whole job (MPI's default handler), so no rank waits for a dead one.
+#include <mpi.h>
+
+#include <climits>
+#include <cstdlib>
+#include <string>
+
+#include "comm.h"
+#include "ctx.h"
+
+namespace stow {
+
+namespace {
+
+// MPI counts are ints; the plan's tensors are far below 2^31 elements per call, but say so if not.
+int count(int64_t n, const char* what) {
+  if (n < 0 || n > INT_MAX) throw Error(std::string("internal: ") + what + " of " + std::to_string(n) + " elements is too large for MPI");
+  return int(n);
+}
+
+class MpiComm final : public Comm {
+ public:
+  MpiComm() {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      // Only the thread that runs the plan calls MPI; OpenMP threads never do.
+      MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      owns_ = true;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  }
+  ~MpiComm() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owns_ && !finalized) MPI_Finalize();
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void all_reduce(float* buf, int64_t n, Reduce op) override {
+    MPI_Allreduce(MPI_IN_PLACE, buf, count(n, "all_reduce"), MPI_FLOAT, op == Reduce::Sum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD);
+  }
+  void all_gather(const void* send, void* recv, int64_t bytes) override {
+    MPI_Allgather(send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, MPI_COMM_WORLD);
+  }
+  void reduce_scatter(const float* send, float* recv, int64_t n) override {
+    MPI_Reduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+  }
+  void broadcast(void* buf, int64_t bytes, int root) override {
+    MPI_Bcast(buf, count(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD);
+  }
+  void gather(const void* send, void* recv, int64_t bytes, int root) override {
+    MPI_Gather(send, count(bytes, "gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD);
+  }
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  bool owns_ = false;
+};
+
+}  // namespace
+
+// A static: MPI is finalised when the process exits normally, as mpirun expects of every rank.
+Comm& process_comm() {
+  static MpiComm comm;
+  return comm;
+}
+
+}  // namespace stow

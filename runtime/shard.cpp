@@ -1,0 +1,65 @@
+#include "shard.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace stow {
+
+namespace {
+
+// Runs of contiguous elements: the parameter is [outer, axis, inner]; along the axis, local index j
+// of block k is full index k * full / groups + rank * per + (j - k * per), where per = local / groups.
+template <class Copy>
+void for_each_run(const ParamDesc& p, int rank, Copy copy) {
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < p.shard.axis; d++) outer *= p.shape[d];
+  for (int d = p.shard.axis + 1; d < p.rank; d++) inner *= p.shape[d];
+  const int64_t local = p.shape[p.shard.axis];
+  const int64_t per = local / p.shard.groups;
+  const int64_t block = p.shard.full / p.shard.groups;
+  for (int64_t o = 0; o < outer; o++)
+    for (int64_t k = 0; k < p.shard.groups; k++) {
+      const int64_t start = rank * per;
+      const int64_t kept = std::max<int64_t>(0, std::min(per, block - start));  // rows before the padding
+      const int64_t local_at = (o * local + k * per) * inner;
+      const int64_t full_at = (o * p.shard.full + k * block + start) * inner;
+      copy(local_at, full_at, kept * inner, (per - kept) * inner);
+    }
+}
+
+}  // namespace
+
+std::vector<int64_t> full_shape(const ParamDesc& p) {
+  std::vector<int64_t> shape(p.shape, p.shape + p.rank);
+  if (p.shard.axis >= 0) shape[p.shard.axis] = p.shard.full;
+  return shape;
+}
+
+int64_t full_numel(const ParamDesc& p) {
+  int64_t n = 1;
+  for (int64_t d : full_shape(p)) n *= d;
+  return n;
+}
+
+void take_shard(const ParamDesc& p, int rank, const float* full, float* local) {
+  if (p.shard.axis < 0) {
+    std::memcpy(local, full, size_t(p.numel) * 4);
+    return;
+  }
+  for_each_run(p, rank, [&](int64_t local_at, int64_t full_at, int64_t n, int64_t padding) {
+    std::memcpy(local + local_at, full + full_at, size_t(n) * 4);
+    std::memset(local + local_at + n, 0, size_t(padding) * 4);
+  });
+}
+
+void put_shard(const ParamDesc& p, int rank, const float* local, float* full) {
+  if (p.shard.axis < 0) {
+    std::memcpy(full, local, size_t(p.numel) * 4);
+    return;
+  }
+  for_each_run(p, rank, [&](int64_t local_at, int64_t full_at, int64_t n, int64_t) {
+    std::memcpy(full + full_at, local + local_at, size_t(n) * 4);
+  });
+}
+
+}  // namespace stow

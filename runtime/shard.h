@@ -1,0 +1,20 @@
+// A rank's part of a sharded parameter (plan.h ShardDesc) and the full tensor it comes from: how
+// initialisation, --init, --resume and checkpoints move between the two, so that checkpoints hold
+// whole tensors whatever the tensor-parallel degree.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "plan.h"
+
+namespace stow {
+
+// The parameter's shape in a checkpoint: its local shape, with the sharded axis at its full extent.
+std::vector<int64_t> full_shape(const ParamDesc& p);
+int64_t full_numel(const ParamDesc& p);
+// Copies rank's part of `full` into `local`; padding past the full extent is set to 0.
+void take_shard(const ParamDesc& p, int rank, const float* full, float* local);
+// Copies `local` into rank's part of `full`; padding is dropped.
+void put_shard(const ParamDesc& p, int rank, const float* local, float* full);
+
+}  // namespace stow

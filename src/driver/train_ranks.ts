@@ -1,0 +1,81 @@
+// `stow train --tp N`: the ranks are processes. The plan's standalone train binary runs on N ranks
+// under mpirun (the in-process addon runs one). Rank 0 prints a line per step, which drives the
+// progress line here, and writes the metrics and the checkpoint. When a rank fails, it ends the job
+// (MPI_Abort); when one dies, mpirun ends the others. Either way the report names the rank.
+import { spawn } from "node:child_process";
+import { createProgress } from "../cli/progress.ts";
+import { UserError } from "../cli/errors.ts";
+import type { TrainOptions } from "./train.ts";
+
+export interface RankRun {
+  trainBin: string;
+  tokenFile: string;
+  ranks: number;
+}
+
+/** The train binary's flags for a run of `stow train` (runtime/train_main.cpp). */
+export function trainBinaryArgs(opts: TrainOptions, tokenFile: string): string[] {
+  const r = opts.run;
+  const flag = (name: string, value: string | number | undefined) => (value === undefined ? [] : [name, String(value)]);
+  return [
+    ...flag("--data", tokenFile), ...flag("--steps", opts.steps), ...flag("--stop-after", opts.stopAfter),
+    ...flag("--threads", opts.threads), ...flag("--seed", r.seed), ...flag("--lr", r.lr), ...flag("--min-lr", r.minLr),
+    ...flag("--lr-schedule", r.lrSchedule), ...flag("--warmup-steps", r.warmupSteps), ...flag("--weight-decay", r.weightDecay),
+    ...flag("--beta1", r.beta1), ...flag("--beta2", r.beta2), ...flag("--eps", r.eps), ...flag("--grad-clip", r.gradClip),
+    ...flag("--init", opts.init), ...flag("--resume", opts.resume), ...flag("--save", opts.save),
+    ...flag("--metrics", opts.metrics), ...flag("--host-memory", opts.hostMemory),
+  ];
+}
+
+/**
+ * mpirun, allowed to run as root (containers) and to start more ranks than cores, without pinning
+ * each rank to one core: the ranks share the machine's cores, each with its own --threads.
+ */
+export function mpirunArgs(ranks: number, command: string[]): string[] {
+  return ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", String(ranks), ...command];
+}
+
+const STEP_LINE = /^step (\d+)\/\d+ loss (\S+) lr \S+ (\S+) tok\/s$/;
+
+export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<void> {
+  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile)]),
+    { stdio: ["ignore", "pipe", "pipe"] });
+  const progress = createProgress({ total: opts.steps });
+  let stderr = "";
+  let pending = "";
+  const others: string[] = [];
+  child.stdout.on("data", (chunk: Buffer) => {
+    pending += chunk.toString("utf8");
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) {
+      const m = STEP_LINE.exec(line);
+      if (m) progress.update({ step: Number(m[1]), loss: Number(m[2]), tokensPerSecond: Number(m[3]) });
+      else if (line.trim()) others.push(line);
+    }
+  });
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const status = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on("error", (e: NodeJS.ErrnoException) => reject(e.code === "ENOENT"
+      ? new UserError(`--tp ${job.ranks} starts its ranks with mpirun, which is not installed: ` +
+        "install openmpi-bin (npm run setup does)")
+      : e));
+    child.on("close", (code, signal) => resolve({ code, signal }));
+  });
+  progress.done();
+  if (status.code !== 0) throw new UserError(describeFailure(job.ranks, status, stderr));
+  for (const line of others) log(line.replace(/^device high-water (\d+) bytes \(planned (\d+)\)/, "device high-water $1 bytes on rank 0 (planned $2)"));
+}
+
+/** One message for a failed job: the rank that failed or died, and why. */
+export function describeFailure(ranks: number, status: { code: number | null; signal: string | null }, stderr: string): string {
+  const failed = /train: rank (\d+) of \d+ failed: (.*)/.exec(stderr);
+  if (failed) return `rank ${failed[1]} of ${ranks} failed: ${failed[2]}; the other ranks were stopped`;
+  const died = /process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]*)\)/.exec(stderr);
+  if (died) return `rank ${died[1]} of ${ranks} died (signal ${died[2]}, ${died[3]}); the other ranks were stopped`;
+  // Every rank refused the same flags or files before any step: one of their messages says it all.
+  const refused = /^train: (.*)$/m.exec(stderr);
+  if (refused) return refused[1];
+  const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
+  return `the tensor-parallel job of ${ranks} ranks ${how}:\n${stderr.trim()}`;
+}
