@@ -108,7 +108,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 
-  const chunks = layoutChunks(traced, opts.chunkSize);
+  const chunks = layoutChunks(sharded, opts.chunkSize);
   const machine: Machine = { ...CPU_DEFAULTS, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule) => {
