@@ -68,6 +68,10 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.embedding(f(0), shape(0)[0], shape(0)[1], int(1))];
     case "embedding_bwd":
       return [K.embeddingBwd(int(0), f(1), a.V as number, last(shape(1)))];
+    case "embedding_bwd_acc": {
+      const rows = K.embeddingBwd(int(1), f(2), shape(0)[0], last(shape(2)));
+      return [K.broadcast(f(0), rows, (x, y) => x + y)];
+    }
     case "matmul":
       return [K.matmul(f(0), shape(0), f(1), shape(1), a.ta === true, a.tb === true)];
     case "add":

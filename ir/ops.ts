@@ -138,6 +138,20 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     arity: 2,
     infer: ([idx, dy], a) => [f32([a.V as number, lastDim(dy.shape)])],
   },
+  // acc + embedding_bwd(idx, dy), computed as that sum is (each row's positions summed in order, then
+  // added to acc's row), without a (V, C) temporary: the gradient of a tied embedding
+  // (ir/passes/embedding_grad.ts). Workspace: a counting sort of the positions by row, and one row sum
+  // per thread.
+  embedding_bwd_acc: {
+    arity: 3,
+    reuses: { 0: 0 },
+    infer: ([acc, idx, dy]) => {
+      if (acc.shape.length !== 2 || lastDim(acc.shape) !== lastDim(dy.shape) || idx.dtype !== "i32")
+        fail(`embedding_bwd_acc: ${formatShape(acc.shape)} cannot take rows of ${formatShape(dy.shape)}`);
+      return [f32(acc.shape)];
+    },
+    workspace: ([acc, idx, dy], _a, threads) => (acc.shape[0] + 1 + numel(idx.shape)) * 4 + threads * lastDim(dy.shape) * 4,
+  },
   matmul: { arity: 2, infer: matmulInfer },
   add: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("add") },
   mul: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("mul") },

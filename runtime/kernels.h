@@ -17,6 +17,10 @@ namespace stow {
 void embedding_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V);
 // dtable[v, :] = sum over n with idx[n] == v of dy[n, :]  (dtable is overwritten, rows never hit are 0).
 void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V);
+// out = acc + embedding_bwd(idx, dy), bitwise: each hit row's positions summed in position order from
+// zero, then added to acc's row. out may be acc. Workspace: (V + 1 + N) int32 and threads * C floats.
+void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx, const float* dy, int64_t N, int64_t C,
+                       int64_t V);
 // out[i] = i for i in [0, n).
 void iota(Ctx& c, int32_t* out, int64_t n);
 // out[i] = value for i in [0, n).

@@ -40,3 +40,39 @@ void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, i
 }
 
 }  // namespace stow
+
+namespace stow {
+using namespace detail;
+
+// The positions are sorted by row (a stable counting sort, so each row keeps position order); each
+// thread then owns a range of rows and, for each hit row, sums its positions from zero in order, as
+// embedding_bwd does, before adding the sum to the row. Rows never hit keep acc's values.
+void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx, const float* dy, int64_t N, int64_t C,
+                       int64_t V) {
+  check_ids(c, idx, N, V);
+  auto* start = static_cast<int32_t*>(c.workspace((V + 1 + N) * 4 + int64_t(c.threads) * C * 4));
+  int32_t* order = start + V + 1;
+  float* sums = reinterpret_cast<float*>(order + N);
+  c.touch(out, V * C * 4);
+  if (out != acc) std::memcpy(out, acc, size_t(V * C) * 4);
+  std::memset(start, 0, size_t(V + 1) * 4);
+  for (int64_t n = 0; n < N; n++) start[idx[n] + 1]++;
+  for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];
+  for (int64_t n = 0; n < N; n++) order[start[idx[n]]++] = int32_t(n);
+  for (int64_t v = V; v > 0; v--) start[v] = start[v - 1];  // the fill advanced each start to its end
+  start[0] = 0;
+#pragma omp parallel num_threads(c.threads)
+  {
+    const Span rows = thread_span(V);
+    float* sum = sums + int64_t(omp_get_thread_num()) * C;
+    for (int64_t v = rows.begin; v < rows.end; v++) {
+      if (start[v] == start[v + 1]) continue;
+      std::memset(sum, 0, size_t(C) * 4);
+      for (int32_t k = start[v]; k < start[v + 1]; k++) axpy(sum, 1.0f, dy + int64_t(order[k]) * C, C);
+      float* row = out + v * C;
+      for (int64_t j = 0; j < C; j++) row[j] = row[j] + sum[j];
+    }
+  }
+}
+
+}  // namespace stow

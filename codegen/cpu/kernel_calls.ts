@@ -38,6 +38,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value as number))];
     case "embedding":
       return [call("embedding_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0])];
+    case "embedding_bwd_acc":
+      return [call("embedding_bwd_acc", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x2), x0.shape[0])];
     case "embedding_bwd":
       return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
     case "matmul": {

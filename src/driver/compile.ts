@@ -5,6 +5,7 @@ import { type OffloadSchedule, offloadModelData } from "../../ir/passes/offload.
 import { type ChunkLayout, layoutChunks } from "../../ir/passes/chunks.ts";
 import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
+import { accumulateEmbeddingGrads } from "../../ir/passes/embedding_grad.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
@@ -104,7 +105,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const model = buildModel(def, config);
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
   const sharded = shardFor(traced, opts.tp ?? 1);
-  const differentiated = autodiff(sharded);
+  const differentiated = accumulateEmbeddingGrads(autodiff(sharded));
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 

@@ -463,6 +463,36 @@ void check_embedding() {
     append(r, dtable, V * C);
     return finish(a, r);
   }, grad, kBackward);
+
+  // acc + the embedding gradient, into a new output and in place; and bitwise what embedding_bwd then
+  // add give, the computation it replaces.
+  const Floats acc = random_floats(V * C);
+  Vec want(V * C);
+  for (int64_t i = 0; i < V * C; i++) want[i] = double(acc[i]) + grad[i];
+  for (bool in_place : {false, true}) {
+    check_kernel(std::string("embedding_bwd_acc") + (in_place ? " in place" : ""), [&](int t) {
+      Arena a(t);
+      const int32_t* ip = a.input(idx);
+      const float* dyp = a.input(dy);
+      const float* accp = in_place ? nullptr : a.input(acc);
+      float* out = a.output(V * C);
+      if (in_place) std::memcpy(out, acc.data(), acc.size() * 4);
+      a.workspace((V + 1 + N) * 4 + int64_t(t) * C * 4);
+      embedding_bwd_acc(a.ctx, out, in_place ? out : accp, ip, dyp, N, C, V);
+      Floats r;
+      append(r, out, V * C);
+      return finish(a, r);
+    }, want, kBackward);
+  }
+  Arena a(2);
+  float* dtable = a.output(V * C);
+  embedding_bwd(a.ctx, dtable, a.input(idx), a.input(dy), N, C, V);
+  float* summed = a.output(V * C);
+  add(a.ctx, summed, a.input(acc), dtable, V * C, V * C);
+  float* fused = a.output(V * C);
+  a.workspace((V + 1 + N) * 4 + 2 * C * 4);
+  embedding_bwd_acc(a.ctx, fused, a.input(acc), a.input(idx), a.input(dy), N, C, V);
+  report(std::memcmp(summed, fused, size_t(V * C) * 4) == 0, "embedding_bwd_acc: bitwise embedding_bwd then add");
 }
 
 // A bad token id must raise stow::Error whose message names the id, its position and the vocabulary.
