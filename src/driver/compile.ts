@@ -4,6 +4,7 @@ import { type Graph, formatLoc, valueBytes } from "../../ir/types.ts";
 import { offloadModelData } from "../../ir/passes/offload.ts";
 import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
+import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
@@ -70,7 +71,7 @@ export interface Plan {
   candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
+export const PASSES = ["trace", "fuse", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
@@ -80,7 +81,8 @@ function transferBytes(g: Graph): number {
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
-  const differentiated = autodiff(traced);
+  const fused = fuseLmHead(traced);
+  const differentiated = autodiff(fused);
   const inferGraph = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
   const totalRegions = regionCount(differentiated);
 
@@ -100,7 +102,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       recomputeFlops: recomputeFlops(g),
     };
     const stages = [
-      { name: "trace", graph: traced }, { name: "autodiff", graph: differentiated },
+      { name: "trace", graph: traced }, { name: "fuse", graph: fused }, { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
       { name: "early-update", graph: optimized }, { name: "offload", graph: g },
     ];
