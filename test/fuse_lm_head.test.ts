@@ -25,15 +25,15 @@ const head = `# forward
 `;
 
 describe("fuse_lm_head", () => {
-  it("replaces the matmul, the reshape and the loss by one node, with the targets as rows", () => {
+  it("replaces the matmul, the reshape and the loss by one node at the matmul's line, with the targets as rows", () => {
     const fused = fuseLmHead(parseGraph(head));
     verifyGraph(fused);
     expect(printGraph(fused)).toBe(`# forward
   %0 = param() {name="wte", shape=[7,3]} : f32[7,3]
   %1 = input() {name="x", shape=[4,3], dtype="f32"} : f32[4,3]
   %2 = input() {name="targets", shape=[2,2], dtype="i32"} : i32[2,2]
-  %3 = reshape(%2) {shape=[4]} : i32[4]  # m.ts:5:9
-  %4, %5 = linear_cross_entropy(%1, %0, %3) {tb=true, rows=4, cols=7} : f32[], f32[4]  # m.ts:5:9
+  %3 = reshape(%2) {shape=[4]} : i32[4]  # m.ts:5:3
+  %4, %5 = linear_cross_entropy(%1, %0, %3) {tb=true, rows=4, cols=7} : f32[], f32[4]  # m.ts:5:3
 # results: targets=%2, loss=%4
 `);
   });

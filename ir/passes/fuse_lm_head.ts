@@ -75,10 +75,12 @@ export function fuseLmHead(g: Graph): Graph {
     const [x, w] = head.matmul.inputs.map((v) => copy.get(v.id)!);
     const N = x.shape[0];
     const targets = copy.get(n.inputs[1].id)!;
-    const rowTargets = targets.shape.length === 1 ? targets : b.value("reshape", [targets], { shape: [N] }, n.loc);
+    // The fused node belongs to the model's LM head line, which reports name for its memory.
+    const loc = head.matmul.loc;
+    const rowTargets = targets.shape.length === 1 ? targets : b.value("reshape", [targets], { shape: [N] }, loc);
     const V = head.matmul.outputs[0].shape[1];
     const attrs = { tb: head.matmul.attrs.tb === true, ...lmHeadTile(N, V) };
-    const made = b.add("linear_cross_entropy", [x, w, rowTargets], attrs, n.loc);
+    const made = b.add("linear_cross_entropy", [x, w, rowTargets], attrs, loc);
     copy.set(n.outputs[0].id, made.outputs[0]);
   }
   b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));
