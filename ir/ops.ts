@@ -72,7 +72,16 @@ export function attentionDims(q: Shape): { BH: number; T: number; D: number } {
  * The LM head fused with the loss: x [N, C] times W (stored [V, C] with tb, else [C, V]) gives logits
  * [N, V], which the kernels compute in tiles of `rows` x `cols` (attributes chosen by the fuse pass).
  */
-export function lmHeadDims(inputs: readonly Value[], attrs: Attrs): { N: number; C: number; V: number; tb: boolean; rows: number; cols: number } {
+export interface LmHeadDims {
+  N: number;
+  C: number;
+  V: number;
+  tb: boolean;
+  rows: number;
+  cols: number;
+}
+
+export function lmHeadDims(inputs: readonly Value[], attrs: Attrs): LmHeadDims {
   const [x, w] = inputs;
   const tb = attrs.tb === true;
   return { N: x.shape[0], C: x.shape[1], V: w.shape[tb ? 0 : 1], tb, rows: attrs.rows as number, cols: attrs.cols as number };
