@@ -1,7 +1,7 @@
 // Floating-point operations of each op, as its CPU kernel performs them (a cost model for reports and
 // for choosing what to recompute). Products count 2 per multiply-add; elementwise work counts a few
 // operations per element, which is small next to the products.
-import { attentionDims } from "./ops.ts";
+import { attentionDims, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, numel } from "./types.ts";
 
 const ELEMENTWISE: Readonly<Record<string, number>> = {
@@ -21,6 +21,11 @@ export function nodeFlops(n: Node): number {
     const { BH, T, D } = attentionDims(n.inputs[0].shape);
     // The kernels run full T x T products: two in the forward, five in the backward.
     return (n.op === "attention" ? 2 : 5) * 2 * BH * T * T * D;
+  }
+  if (n.op === "linear_cross_entropy" || n.op === "linear_cross_entropy_bwd") {
+    const { N, C, V } = lmHeadDims(n.inputs, n.attrs);
+    // The forward's product and softmax; the backward recomputes the product, then dx and dW.
+    return n.op === "linear_cross_entropy" ? 2 * N * V * C + 4 * N * V : 3 * 2 * N * V * C + 5 * N * V;
   }
   const perElement = ELEMENTWISE[n.op] ?? 0;
   return perElement * numel(n.inputs[0]?.shape ?? []);

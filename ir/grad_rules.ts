@@ -80,6 +80,15 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
     return [wants[0] ? emitter(b, n)("cross_entropy_bwd", [logits, targets, dloss!])[0] : undefined, undefined];
   },
 
+  // The backward recomputes the logits tile by tile from x and W; lse saves a pass over them.
+  linear_cross_entropy(b, n, [dloss, dlse], wants) {
+    if (dlse) throw new Error("internal: the log-sum-exp output of linear_cross_entropy has no gradient");
+    const [x, w, targets] = n.inputs;
+    const [, lse] = n.outputs;
+    const [dx, dw] = emitter(b, n)("linear_cross_entropy_bwd", [x, w, targets, lse, dloss!], n.attrs);
+    return [wants[0] ? dx : undefined, wants[1] ? dw : undefined, undefined];
+  },
+
   reshape(b, n, [dy]) {
     return [emitter(b, n)("reshape", [dy!], { shape: n.inputs[0].shape })[0]];
   },

@@ -2,7 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { attentionDims, attentionGroup } from "./ops.ts";
+import { attentionDims, attentionGroup, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
 
@@ -104,6 +104,14 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.crossEntropy(f(0), int(1), last(shape(0)))];
     case "cross_entropy_bwd":
       return [K.crossEntropyBwd(f(0), int(1), f(2)[0], last(shape(0)))];
+    case "linear_cross_entropy": {
+      const { C, V, tb } = lmHeadDims(n.inputs, a);
+      return K.linearCrossEntropy(f(0), f(1), int(2), C, V, tb);
+    }
+    case "linear_cross_entropy_bwd": {
+      const { C, V, tb } = lmHeadDims(n.inputs, a);
+      return K.linearCrossEntropyBwd(f(0), f(1), int(2), f(3), f(4)[0], C, V, tb);
+    }
     case "reshape":
       return [get(n.inputs[0]).slice()];
     case "transpose":

@@ -234,6 +234,46 @@ export function crossEntropyBwd(logits: Float64Array, targets: Int32Array, dloss
   return out;
 }
 
+/** Logits [N, V] = x [N, C] Wᵀ, with W stored [V, C] (tb) or [C, V]. */
+function lmHeadLogits(x: Float64Array, w: Float64Array, N: number, C: number, V: number, tb: boolean): Float64Array {
+  return matmul(x, [N, C], w, tb ? [V, C] : [C, V], false, tb);
+}
+
+/** The loss and the log-sum-exp of each row of the logits x Wᵀ (which are never returned). */
+export function linearCrossEntropy(
+  x: Float64Array, w: Float64Array, targets: Int32Array, C: number, V: number, tb: boolean,
+): Float64Array[] {
+  const N = targets.length;
+  const logits = lmHeadLogits(x, w, N, C, V, tb);
+  const lse = Float64Array.from({ length: N }, (_, n) => logSumExp(logits.subarray(n * V, (n + 1) * V)));
+  return [crossEntropy(logits, targets, V), lse];
+}
+
+/**
+ * With dlogits[n, v] = dloss (exp(logits[n, v] - lse[n]) - [v == t_n]) / N, using the forward's lse:
+ * dx[n] = sum_v dlogits[n, v] W[v] and dW[v] = sum_n dlogits[n, v] x[n], dW laid out as W is.
+ */
+export function linearCrossEntropyBwd(
+  x: Float64Array, w: Float64Array, targets: Int32Array, lse: Float64Array, dloss: number, C: number, V: number, tb: boolean,
+): Float64Array[] {
+  const N = targets.length;
+  const logits = lmHeadLogits(x, w, N, C, V, tb);
+  const dx = new Float64Array(N * C);
+  const dw = new Float64Array(V * C);
+  targets.forEach((t, n) => {
+    checkTarget(t, V);
+    for (let v = 0; v < V; v++) {
+      const d = (dloss * (Math.exp(logits[n * V + v] - lse[n]) - (v === t ? 1 : 0))) / N;
+      for (let c = 0; c < C; c++) {
+        const wi = tb ? v * C + c : c * V + v;
+        dx[n * C + c] += d * w[wi];
+        dw[wi] += d * x[n * C + c];
+      }
+    }
+  });
+  return [dx, dw];
+}
+
 function strides(shape: Shape): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;

@@ -83,6 +83,42 @@ export function attentionGroup(q: Shape, k: Shape): number {
   return numel(q) / numel(k);
 }
 
+/**
+ * The LM head fused with the loss: x [N, C] times W (stored [V, C] with tb, else [C, V]) gives logits
+ * [N, V], which the kernels compute in tiles of `rows` x `cols` (attributes chosen by the fuse pass).
+ */
+export interface LmHeadDims {
+  N: number;
+  C: number;
+  V: number;
+  tb: boolean;
+  rows: number;
+  cols: number;
+}
+
+export function lmHeadDims(inputs: readonly Value[], attrs: Attrs): LmHeadDims {
+  const [x, w] = inputs;
+  const tb = attrs.tb === true;
+  return { N: x.shape[0], C: x.shape[1], V: w.shape[tb ? 0 : 1], tb, rows: attrs.rows as number, cols: attrs.cols as number };
+}
+
+function linearCrossEntropyInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
+  const [x, w, targets] = inputs;
+  const op = "linear_cross_entropy";
+  expectF32(op, x, "input");
+  expectF32(op, w, "weight");
+  if (x.shape.length !== 2 || w.shape.length !== 2)
+    fail(`${op}: input ${formatShape(x.shape)} and weight ${formatShape(w.shape)} must be 2-D`);
+  const { N, C, V, tb, rows, cols } = lmHeadDims(inputs, attrs);
+  if (w.shape[tb ? 1 : 0] !== C)
+    fail(`${op}: input ${formatShape(x.shape)} does not match weight ${formatShape(w.shape)}${tb ? "ᵀ" : ""}`);
+  if (targets.dtype !== "i32" || !shapeEq(targets.shape, [N]))
+    fail(`${op}: targets must be i32 [${N}], got ${targets.dtype} ${formatShape(targets.shape)}`);
+  const tile = (n: number, most: number) => Number.isInteger(n) && n >= 1 && n <= Math.max(1, most);
+  if (!tile(rows, N) || !tile(cols, V)) fail(`${op}: tile ${rows} x ${cols} does not fit logits [${N},${V}]`);
+  return [f32([]), f32([N])];
+}
+
 function matmulInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
   const [a, b] = inputs;
   expectF32("matmul", a, "left operand");
@@ -209,6 +245,24 @@ export const OPS: Readonly<Record<string, OpDef>> = {
     },
   },
   cross_entropy_bwd: { arity: 3, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
+  // Logits and their gradient exist only one tile at a time (kernels_lm_head.cpp). The forward keeps
+  // a running sum and the target's logit per row of a tile next to it; the row max lives in lse.
+  linear_cross_entropy: {
+    arity: 3,
+    infer: linearCrossEntropyInfer,
+    workspace: (inputs, attrs) => {
+      const { rows, cols } = lmHeadDims(inputs, attrs);
+      return (rows * cols + 2 * rows) * 4;
+    },
+  },
+  linear_cross_entropy_bwd: {
+    arity: 5,
+    infer: ([x, w]) => [f32(x.shape), f32(w.shape)],
+    workspace: (inputs, attrs) => {
+      const { rows, cols } = lmHeadDims(inputs, attrs);
+      return rows * cols * 4;
+    },
+  },
   reshape: {
     arity: 1,
     aliases: { 0: 0 },

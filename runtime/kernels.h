@@ -74,6 +74,20 @@ void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* 
 void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_t* targets, const float* dloss,
                        int64_t N, int64_t V);
 
+// The LM head and the mean cross-entropy in one: logits = x [N, C] W^T, with W stored [V, C] (w_vc) or
+// [C, V]; loss[0] = mean_n (lse[n] - logits[n, t_n]), lse[n] = log sum_v exp(logits[n, v]). The logits
+// are computed a tile of `rows` x `cols` at a time (one sgemm each) and never stored whole; each row's
+// softmax sum is carried across its tiles. Workspace: (rows * cols + 2 * rows) floats.
+void linear_cross_entropy_fwd(Ctx& c, float* loss, float* lse, const float* x, const float* w, const int32_t* targets,
+                              int64_t N, int64_t C, int64_t V, bool w_vc, int64_t rows, int64_t cols);
+// Its gradients, given the forward's lse: with dlogits[n, v] = dloss[0] (exp(logits[n, v] - lse[n]) -
+// (v == t_n)) / N, dx = dlogits W and dW = dlogits^T x (in W's layout). Each tile of logits is computed
+// again and turned into dlogits in place; dW's columns of a tile are accumulated over row tiles in row
+// order, and dx over vocabulary tiles in vocabulary order. Workspace: rows * cols floats.
+void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
+                              const float* lse, const float* dloss, int64_t N, int64_t C, int64_t V, bool w_vc,
+                              int64_t rows, int64_t cols);
+
 // General axis permutation (transpose): out has shape in_shape permuted by perm,
 // out[i_0..i_{r-1}] = in[j] where j_{perm[d]} = i_d. rank <= 6.
 void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm);

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../ir/builder.ts";
 import { type Feeds, interpret } from "../ir/interpret.ts";
 import { autodiff } from "../ir/passes/autodiff.ts";
+import { fuseLmHead } from "../ir/passes/fuse_lm_head.ts";
 import { type Graph, type Shape, type Value, numel } from "../ir/types.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
@@ -214,6 +215,18 @@ describe("gradient of each op matches finite differences", () => {
     expect(gradcheck(p.lossIs(p.b.value("cross_entropy", [logits, targets])), p.feeds)).toEqual([]);
   });
 
+  for (const tb of [true, false]) {
+    it(`linear_cross_entropy, weight stored ${tb ? "[V, C]" : "[C, V]"} (its first output is the loss)`, () => {
+      const [N, C, V] = [5, 4, 7];
+      const p = new Problem();
+      const x = p.param("x", [N, C], 1.5);
+      const w = p.param("w", tb ? [V, C] : [C, V], 1.5);
+      const targets = p.ints("targets", [N], [6, 0, 3, 3, 1]);
+      const [loss] = p.b.add("linear_cross_entropy", [x, w, targets], { tb, rows: 2, cols: 3 }).outputs;
+      expect(gradcheck(p.lossIs(loss), p.feeds)).toEqual([]);
+    });
+  }
+
   it("reshape", () => {
     expect(check((p) => [p.b.value("reshape", [p.param("x", [2, 6])], { shape: [3, 2, 2] })])).toEqual([]);
   });
@@ -273,6 +286,21 @@ describe("PaLM sample, forward and backward as a whole", () => {
     p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
     expect(forward.params.length).toBe(2 + 8 * config.layers);
     expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
+  });
+});
+
+describe("GPT-2 sample with its LM head fused into the loss", () => {
+  it("every parameter's gradient matches finite differences on sampled entries", () => {
+    const config = { vocab: 11, seq: 8, layers: 1, dim: 8, heads: 2 };
+    const traced = traceProgram(buildModel(gpt2, config), config, { batch: 2, seq: 5, kind: "train" });
+    const fused = fuseLmHead(traced);
+    expect(fused.nodes.filter((n) => n.op === "linear_cross_entropy")).toHaveLength(1);
+    const p = new Problem(4);
+    for (const param of fused.params) p.feeds.params.set(param.name, p.uniform(numel(param.shape), 0.8));
+    const tokens = rng(6);
+    const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
+    p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
+    expect(gradcheck(fused, p.feeds, 5)).toEqual([]);
   });
 });
 

@@ -1,7 +1,7 @@
 // The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views (reshape) and leaves (param, opt_state, input) run nothing.
-import { attentionDims, attentionGroup } from "../../ir/ops.ts";
+import { attentionDims, attentionGroup, lmHeadDims } from "../../ir/ops.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import { type Node, type Value, numel } from "../../ir/types.ts";
 
@@ -88,6 +88,14 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("cross_entropy_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), last(x0))];
     case "cross_entropy_bwd":
       return [call("cross_entropy_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0))];
+    case "linear_cross_entropy": {
+      const { N, C, V, tb, rows, cols } = lmHeadDims(n.inputs, n.attrs);
+      return [call("linear_cross_entropy_fwd", ptr(y0), ptr(y1), ptr(x0), ptr(x1), ptr(x2), N, C, V, tb, rows, cols)];
+    }
+    case "linear_cross_entropy_bwd": {
+      const { N, C, V, tb, rows, cols } = lmHeadDims(n.inputs, n.attrs);
+      return [call("linear_cross_entropy_bwd", ptr(y0), ptr(y1), ...n.inputs.map(ptr), N, C, V, tb, rows, cols)];
+    }
     case "transpose": {
       const perm = n.attrs.perm as number[];
       return [`{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,

@@ -6,6 +6,7 @@ import { type ChunkLayout, layoutChunks } from "../../ir/passes/chunks.ts";
 import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { accumulateEmbeddingGrads } from "../../ir/passes/embedding_grad.ts";
+import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
@@ -94,7 +95,7 @@ export interface Plan {
   candidates: Candidate[];
 }
 
-export const PASSES = ["trace", "shard", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
+export const PASSES = ["trace", "shard", "fuse", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
@@ -105,7 +106,9 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const model = buildModel(def, config);
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
   const sharded = shardFor(traced, opts.tp ?? 1);
-  const differentiated = accumulateEmbeddingGrads(autodiff(sharded));
+  // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone.
+  const fused = fuseLmHead(sharded);
+  const differentiated = accumulateEmbeddingGrads(autodiff(fused));
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 
@@ -129,7 +132,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
-      { name: "trace", graph: traced }, { name: "shard", graph: sharded }, { name: "autodiff", graph: differentiated },
+      { name: "trace", graph: traced }, { name: "shard", graph: sharded }, { name: "fuse", graph: fused },
+      { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
       { name: "early-update", graph: optimized }, { name: "offload", graph: g },
     ];

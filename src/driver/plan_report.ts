@@ -118,7 +118,7 @@ export function planText(plan: Plan, top = 8): string {
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
   for (const buf of largest)
-    lines.push(`  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(18)} ` +
+    lines.push(`  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(24)} ` +
       `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`);
   lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
@@ -138,7 +138,7 @@ function checkpointText(plan: Plan): string {
   const lines = [`checkpoint ${modeLabel(c)}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
     `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`];
   for (const r of recomputedList(plan).slice(0, 6))
-    lines.push(`  ${r.op.padEnd(18)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
+    lines.push(`  ${r.op.padEnd(24)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
   if (plan.candidates.length > 1) {
     lines.push("  plans considered:");
     for (const k of plan.candidates)

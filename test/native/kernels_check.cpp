@@ -326,6 +326,30 @@ double cross_entropy_ref(const Vec& logits, const Ints& targets, int64_t N, int6
   return total / N;
 }
 
+// Loss and per-row log-sum-exp of logits = x [N, C] W^T, W stored [V, C] (w_vc) or [C, V].
+struct HeadOut {
+  double loss;
+  Vec lse;
+};
+HeadOut linear_cross_entropy_ref(const Vec& x, const Vec& w, const Ints& targets, int64_t N, int64_t C, int64_t V,
+                                 bool w_vc) {
+  Vec logits(N * V);
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t v = 0; v < V; v++) {
+      double s = 0;
+      for (int64_t k = 0; k < C; k++) s += x[n * C + k] * w[w_vc ? v * C + k : k * V + v];
+      logits[n * V + v] = s;
+    }
+  HeadOut out{cross_entropy_ref(logits, targets, N, V), Vec(N)};
+  for (int64_t n = 0; n < N; n++) {
+    double mx = -INFINITY, sum = 0;
+    for (int64_t v = 0; v < V; v++) mx = std::max(mx, logits[n * V + v]);
+    for (int64_t v = 0; v < V; v++) sum += std::exp(logits[n * V + v] - mx);
+    out.lse[n] = mx + std::log(sum);
+  }
+  return out;
+}
+
 Vec permute_ref(const Vec& in, const std::vector<int64_t>& shape, const std::vector<int>& perm) {
   const size_t rank = shape.size();
   std::vector<int64_t> out_shape(rank);
@@ -532,6 +556,13 @@ void check_bad_ids() {
     const Floats dloss = {1};
     cross_entropy_bwd(a.ctx, a.output(5 * V), a.input(logits), a.input(targets), a.input(dloss), 5, V);
   }, {"target -2", "row 1"});
+  expect_error("linear_cross_entropy_fwd rejects a target past the vocabulary", [&] {
+    Arena a(2);
+    const Ints targets = {0, 1, 7, 3, 4};
+    a.workspace((5 * V + 2 * 5) * 4);
+    linear_cross_entropy_fwd(a.ctx, a.output(1), a.output(5), a.input(dy), a.input(table), a.input(targets), 5, C, V,
+                             true, 5, V);
+  }, {"target 7", "row 2", "vocabulary of 7"});
 }
 
 void check_matmul() {
@@ -917,6 +948,64 @@ void check_cross_entropy() {
   }, fd_grad(ld, [&](const Vec& x) { return double(dloss[0]) * cross_entropy_ref(x, targets, N, V); }), kBackward);
 }
 
+// Tiles that split rows and vocabulary raggedly, and one tile covering everything, in both layouts of W.
+void check_linear_cross_entropy() {
+  const int64_t N = 11, C = 20, V = 37;
+  const Ints targets = {5, 0, 36, 17, 17, 2, 30, 9, 36, 0, 21};
+  const Floats dloss = {1.7f};
+  struct Case {
+    bool w_vc;
+    int64_t rows, cols;
+  };
+  for (const Case& cs : {Case{true, 4, 10}, Case{false, 4, 10}, Case{true, N, V}, Case{false, 3, 36}}) {
+    Floats x = random_floats(N * C, -1.5, 1.5);
+    const Floats w = random_floats(V * C, -1.5, 1.5);
+    for (int64_t k = 0; k < C; k++) x[3 * C + k] *= 20;  // logits beyond exp's float range: needs the max shift
+    const Vec xd = widen(x), wd = widen(w);
+    const HeadOut ref = linear_cross_entropy_ref(xd, wd, targets, N, C, V, cs.w_vc);
+    const std::string name = std::string("linear_cross_entropy (W ") + (cs.w_vc ? "[V, C]" : "[C, V]") + ", tile " +
+                             std::to_string(cs.rows) + " x " + std::to_string(cs.cols) + ")";
+    check_kernel(name + " fwd (loss, lse)", [&](int t) {
+      Arena a(t);
+      const float* xp = a.input(x);
+      const float* wp = a.input(w);
+      const int32_t* tp = a.input(targets);
+      float* loss = a.output(1);
+      float* lse = a.output(N);
+      a.workspace((cs.rows * cs.cols + 2 * cs.rows) * 4);
+      linear_cross_entropy_fwd(a.ctx, loss, lse, xp, wp, tp, N, C, V, cs.w_vc, cs.rows, cs.cols);
+      Floats r;
+      append(r, loss, 1);
+      append(r, lse, N);
+      return finish(a, r);
+    }, concat({{ref.loss}, ref.lse}), kForward);
+
+    // lse fed to the backward comes from the double reference, not from the forward kernel.
+    const auto loss_of = [&](const Vec& xv, const Vec& wv) {
+      return double(dloss[0]) * linear_cross_entropy_ref(xv, wv, targets, N, C, V, cs.w_vc).loss;
+    };
+    const Vec want = concat({fd_grad(xd, [&](const Vec& v) { return loss_of(v, wd); }),
+                             fd_grad(wd, [&](const Vec& v) { return loss_of(xd, v); })});
+    const Floats lse_ref = narrow(ref.lse);
+    check_kernel(name + " bwd (dx, dW)", [&](int t) {
+      Arena a(t);
+      const float* xp = a.input(x);
+      const float* wp = a.input(w);
+      const int32_t* tp = a.input(targets);
+      const float* lp = a.input(lse_ref);
+      const float* dl = a.input(dloss);
+      float* dx = a.output(N * C);
+      float* dw = a.output(V * C);
+      a.workspace(cs.rows * cs.cols * 4);
+      linear_cross_entropy_bwd(a.ctx, dx, dw, xp, wp, tp, lp, dl, N, C, V, cs.w_vc, cs.rows, cs.cols);
+      Floats r;
+      append(r, dx, N * C);
+      append(r, dw, V * C);
+      return finish(a, r);
+    }, want, kBackward);
+  }
+}
+
 void check_permute() {
   struct Case {
     std::vector<int64_t> shape;
@@ -1056,6 +1145,7 @@ int main() {
   check_rope();
   check_silu();
   check_cross_entropy();
+  check_linear_cross_entropy();
   check_permute();
   check_slices();
   check_grad_norm();
