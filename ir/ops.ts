@@ -22,7 +22,7 @@ export interface OpDef {
    * Output index -> input index the kernel may overwrite: the planner gives the output that input's
    * storage when the input dies at this node (the kernel reads each element before writing it).
    */
-  reuses?: Readonly<Record<number, number>>;
+  reuses?: Readonly<Record<number, number>> | ((inputs: readonly Value[], attrs: Attrs) => Readonly<Record<number, number>>);
   /** Number of inputs, or "variadic". */
   arity: number | "variadic" | readonly number[];
 }
@@ -257,6 +257,12 @@ export const OPS: Readonly<Record<string, OpDef>> = {
   },
   linear_cross_entropy_bwd: {
     arity: 5,
+    // With all rows in one tile, each slice of W is read for the last time before its slice of dW is
+    // written, so dW may take W's storage (an offloaded W's device copy dies here).
+    reuses: (inputs, attrs): Record<number, number> => {
+      const { rows, N } = lmHeadDims(inputs, attrs);
+      return rows >= N ? { 1: 1 } : {};
+    },
     infer: ([x, w]) => [f32(x.shape), f32(w.shape)],
     workspace: (inputs, attrs) => {
       const { rows, cols } = lmHeadDims(inputs, attrs);

@@ -103,6 +103,10 @@ void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, cons
         if (has_target) row[target] = f * (target_p - 1.0f);
       }
       const int ld_w = int(w_vc ? C : V);
+      // dx's rows (+)= dlogits W's slice. First: when all rows are one tile, dW may be written over W
+      // (ops.ts), and this is the slice's last read.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, w_vc ? CblasNoTrans : CblasTrans, int(t.nr), int(C), int(t.nc), 1.0f,
+                  tile, int(t.nc), w_vc ? w + v0 * C : w + v0, ld_w, v0 == 0 ? 0.0f : 1.0f, dx + r0 * C, int(C));
       // dW's slice (+)= dlogitsᵀ x, in W's layout: rows v0.. of [V, C], or columns v0.. of [C, V].
       const float beta_w = r0 == 0 ? 0.0f : 1.0f;
       if (w_vc)
@@ -111,9 +115,6 @@ void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, cons
       else
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(C), int(t.nc), int(t.nr), 1.0f, x + r0 * C, int(C),
                     tile, int(t.nc), beta_w, dw + v0, ld_w);
-      // dx's rows (+)= dlogits W's slice.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, w_vc ? CblasNoTrans : CblasTrans, int(t.nr), int(C), int(t.nc), 1.0f,
-                  tile, int(t.nc), w_vc ? w + v0 * C : w + v0, ld_w, v0 == 0 ? 0.0f : 1.0f, dx + r0 * C, int(C));
     }
   }
 }

@@ -61,6 +61,25 @@ describe("offloaded model data", () => {
     expect(a.every((m) => m.h2d_bytes === 0 && m.d2h_bytes === 0 && m.device_budget_bytes === 0)).toBe(true);
   });
 
+  test("gpt2 mini in 30% of its all-resident peak: bitwise the unlimited losses, at the planned peak within budget", () => {
+    const mini = ["samples/gpt2.ts", "--threads", "2"]; // the default batch, 8 x 128
+    const resident = planJson(mini);
+    const budget = Math.floor(0.3 * resident.device_peak_bytes);
+    const offloaded = planJson([...mini, "--device-memory", String(budget), "--checkpoint", "auto"]);
+    expect(offloaded.offload.model_data_on_host).toBe(true);
+    expect(offloaded.arena_bytes).toBeLessThanOrEqual(budget);
+    const a = train([...mini, "--steps", "6"], path.join(dir, "unlimited.jsonl"));
+    const b = train([...mini, "--steps", "6", "--device-memory", String(budget), "--checkpoint", "auto"], path.join(dir, "thirty.jsonl"));
+    expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
+    expect(b.map((m) => m.grad_norm)).toEqual(a.map((m) => m.grad_norm));
+    for (const m of b) {
+      expect(m.device_peak_bytes).toBeLessThanOrEqual(budget);
+      expect(m.device_budget_bytes).toBe(budget);
+    }
+    // The plan is what ran until the profiled warm-up (steps 2 and 3) could re-plan.
+    for (const m of b.slice(0, 3)) expect(m.device_peak_bytes).toBe(offloaded.device_peak_bytes);
+  });
+
   test.each(["1.0", "0"])("chunks: some resident, copies ahead, forward copies kept, over a throttled link: bitwise the resident losses (clip %s)", (clip) => {
     const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "dim=256", "--set", "layers=8", "--set", "heads=8",
       "--set", "seq=64", "--batch", "2", "--seq", "64", "--threads", "2", "--checkpoint", "blocks", "--grad-clip", clip];

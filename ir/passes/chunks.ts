@@ -25,8 +25,8 @@ export interface ChunkLayout {
   chunkOf: Map<string, number>;
   /** Capacity left unused, summed over chunks: what fixed-size chunks would waste. */
   wasteBytes: number;
-  /** Given with --chunk-size, or chosen for the least waste. */
-  chosen: "given" | "searched";
+  /** Given with --chunk-size, chosen for the least waste, or the finest possible (the largest parameter). */
+  chosen: "given" | "searched" | "finest";
 }
 
 /** Parameters in the order the forward first reads them; any it never reads come last, in state_dict order. */
@@ -65,12 +65,17 @@ function pack(order: readonly { name: string; bytes: number }[], capacity: numbe
 
 const SEARCH_STEPS = 256;
 
+/** The smallest capacity any layout may have: the largest parameter's aligned size. */
+export function finestCapacity(g: Graph): number {
+  return Math.max(...visitOrder(g).map((p) => p.bytes));
+}
+
 /**
  * Packs the parameters into chunks. Without a given capacity it searches [L, 2L], L the largest
  * parameter, for the capacity that leaves the least unused space (Gemini's search), preferring the
  * smaller capacity on a tie: smaller chunks let the device hold less at a time.
  */
-export function layoutChunks(g: Graph, capacity?: number): ChunkLayout {
+export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "finest" = "given"): ChunkLayout {
   const order = visitOrder(g);
   const largest = order.reduce((best, p) => (p.bytes > best.bytes ? p : best), order[0]);
   const withCapacity = (cap: number, chosen: ChunkLayout["chosen"]): ChunkLayout => {
@@ -82,7 +87,7 @@ export function layoutChunks(g: Graph, capacity?: number): ChunkLayout {
     if (capacity < largest.bytes)
       throw new UserError(`--chunk-size ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
         `${largest.name} needs ${formatBytes(largest.bytes)} (${largest.bytes} bytes)`);
-    return withCapacity(capacity, "given");
+    return withCapacity(capacity, chosen);
   }
   let best = withCapacity(largest.bytes, "searched");
   for (let i = 1; i <= SEARCH_STEPS; i++) {

@@ -62,7 +62,8 @@ export function liveness(g: Graph, threads: number): Liveness {
         persistentName.set(v.id, n.attrs.name as string);
         return;
       }
-      const reuse = def.reuses?.[k];
+      const reuses = typeof def.reuses === "function" ? def.reuses(n.inputs, n.attrs) : def.reuses;
+      const reuse = reuses?.[k];
       const candidate = reuse === undefined ? undefined : buffers.get(storageOf.get(n.inputs[reuse].id)!);
       if (candidate && candidate.end === i && !pinned.has(candidate.key) && candidate.bytes === valueBytes(v)) {
         storageOf.set(v.id, candidate.key);

@@ -42,7 +42,7 @@ export function chunkTableText(plan: Plan): string {
   const rows = chunkRows(plan);
   const layout = plan.chunks;
   const lines = [
-    `chunks     ${rows.length} of at most ${formatBytes(layout.capacity)} (${layout.chosen === "given" ? "--chunk-size" : "least waste"}), ` +
+    `chunks     ${rows.length} of at most ${formatBytes(layout.capacity)} (${{ given: "--chunk-size", searched: "least waste", finest: "the finest: the least waste did not fit" }[layout.chosen]}), ` +
       `copies start ${plan.checkpoint.schedule?.lookahead ?? 0} loads ahead`,
     `  ${"#".padStart(3)} ${"size".padStart(10)}  placement  ${"in/step".padStart(10)}  ${"out/step".padStart(10)}  contents`,
   ];

@@ -2,7 +2,7 @@
 // passes in order, and plan memory. Each pass's output is kept so `stow ir --after PASS` can show it.
 import { type Graph, formatLoc, valueBytes } from "../../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../../ir/passes/offload.ts";
-import { type ChunkLayout, layoutChunks } from "../../ir/passes/chunks.ts";
+import { type ChunkLayout, finestCapacity, layoutChunks } from "../../ir/passes/chunks.ts";
 import { earlyUpdate } from "../../ir/passes/early_update.ts";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { accumulateEmbeddingGrads } from "../../ir/passes/embedding_grad.ts";
@@ -112,10 +112,12 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 
-  const chunks = layoutChunks(sharded, opts.chunkSize);
+  const leastWaste = layoutChunks(sharded, opts.chunkSize);
   const machine: Machine = { ...CPU_DEFAULTS, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
-  const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule) => {
+  const planFor = (
+    mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule, chunks = leastWaste,
+  ) => {
     const recomputed = recompute(differentiated, mode, regions);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
@@ -156,9 +158,13 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
       ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
       : [[opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined]];
-    for (const [mode, regions] of modes) {
-      const offloaded = searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s), fits);
-      plans = [...plans, offloaded];
+    // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
+    // largest parameter allows), which holds the least on the device at a time.
+    const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
+    for (const chunks of layouts) {
+      if (plans.some(fits)) break;
+      for (const [mode, regions] of modes)
+        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks), fits)];
     }
   }
   const chosen = choosePlan(plans, opts);
