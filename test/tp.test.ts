@@ -66,10 +66,11 @@ describe("tensor parallelism over MPI ranks", () => {
     expectClose(losses(2), losses(1), "TP 2");
     expectClose(losses(4), losses(1), "TP 4");
     expect(losses(1)[steps - 1]).toBeLessThan(losses(1)[0] - 0.5); // it trains
-    // The gradient norm is more sensitive: at lr 3e-3 the loss jumps at step 6 and the norm spikes to
-    // about 80, where sums in another order (split matmuls, all-reduces) move it by a few 1e-4.
+    // The gradient norm is more sensitive: at lr 3e-3 the loss jumps at step 6 and the norm spikes,
+    // where sums in another order move it by about 1e-3: split matmuls and all-reduces here, and at TP 1
+    // the LM head fused with the loss (ir/passes/fuse_lm_head.ts), which sums the vocabulary in tiles.
     const norms = (tp: number) => runs[tp].metrics.map((m) => m.grad_norm as number);
-    for (const tp of [2, 4]) expectClose(norms(tp), norms(1), `TP ${tp} gradient norm`, 1e-3);
+    for (const tp of [2, 4]) expectClose(norms(tp), norms(1), `TP ${tp} gradient norm`, 5e-3);
   });
 
   test("per-rank parameter bytes, collectives and device peak: as the plan predicts, on every rank", () => {
