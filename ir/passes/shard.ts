@@ -9,7 +9,8 @@
 //   - the tied LM head is column-parallel over the vocabulary, and the cross-entropy of split logits is
 //     vocabulary-parallel (row max, then sums of exponentials and target logits, all-reduced): the full
 //     logits are never gathered;
-//   - elementwise ops, reshapes, transposes, splits and attention keep the split (attention over heads).
+//   - elementwise ops, reshapes, transposes, splits, rope and attention keep the split (attention over
+//     heads; a single K/V head may stay whole beside split query heads: multi-query attention);
 // A whole value that feeds a split result goes through tp_copy (Megatron's f: its gradient is
 // all-reduced), so that the gradient of every whole value is whole on every rank. Any other op with a
 // split input gets its inputs whole first with an all_gather. Runs before autodiff, which
