@@ -11,6 +11,15 @@
 //   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
 // Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
 // 1e-5, and plain AdamW (Stowage's optimizer) rather than Adafactor.
+// Under tensor parallelism (--tp N, Megatron-LM style; ir/passes/shard.ts reads the `parallel` hints):
+//   - q_proj is column-parallel (each rank computes its heads' queries), out_proj row-parallel;
+//   - the single K/V head (kv_heads = 1) is replicated: k_proj and v_proj have no hint, every rank
+//     computes the whole K and V, and their gradients (each rank's from its own query heads) are summed
+//     over the ranks. With kv_heads > 1 the K/V projections are cut by heads instead, each rank taking
+//     kv_heads / N of them (so N must divide kv_heads);
+//   - the SwiGLU gate and up projections are column-parallel, down row-parallel;
+//   - the shared embedding is vocabulary-parallel, and so are the LM head and the loss;
+//   - the LayerNorms stay whole (replicated), and RoPE acts on each rank's heads.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
   causalAttention, checkpoint, defineModel, require, rotaryEmbedding,
@@ -26,9 +35,9 @@ export interface PaLMConfig {
   [key: string]: number;
 }
 
-/** A bias-free projection with PaLM's fan-in initialisation. */
-function dense(inFeatures: number, outFeatures: number): Linear {
-  return new Linear(inFeatures, outFeatures, { bias: false, std: 1 / Math.sqrt(inFeatures) });
+/** A bias-free projection with PaLM's fan-in initialisation, cut as `parallel` says under --tp. */
+function dense(inFeatures: number, outFeatures: number, parallel?: "column" | "row"): Linear {
+  return new Linear(inFeatures, outFeatures, { bias: false, std: 1 / Math.sqrt(inFeatures), parallel });
 }
 
 class MultiQueryAttention extends Module {
@@ -39,10 +48,12 @@ class MultiQueryAttention extends Module {
   constructor(readonly cfg: PaLMConfig) {
     super();
     const headDim = cfg.dim / cfg.heads;
-    this.q_proj = dense(cfg.dim, cfg.dim);
-    this.k_proj = dense(cfg.dim, cfg.kv_heads * headDim);
-    this.v_proj = dense(cfg.dim, cfg.kv_heads * headDim);
-    this.out_proj = dense(cfg.dim, cfg.dim);
+    // One K/V head is replicated on every rank; several are cut by heads like the queries.
+    const kv = cfg.kv_heads > 1 ? "column" : undefined;
+    this.q_proj = dense(cfg.dim, cfg.dim, "column");
+    this.k_proj = dense(cfg.dim, cfg.kv_heads * headDim, kv);
+    this.v_proj = dense(cfg.dim, cfg.kv_heads * headDim, kv);
+    this.out_proj = dense(cfg.dim, cfg.dim, "row");
   }
   forward(x: Tensor): Tensor {
     const [B, T, C] = x.shape;
@@ -63,9 +74,9 @@ class SwiGLU extends Module {
   readonly down: Linear;
   constructor(cfg: PaLMConfig) {
     super();
-    this.gate = dense(cfg.dim, 4 * cfg.dim);
-    this.up = dense(cfg.dim, 4 * cfg.dim);
-    this.down = dense(4 * cfg.dim, cfg.dim);
+    this.gate = dense(cfg.dim, 4 * cfg.dim, "column");
+    this.up = dense(cfg.dim, 4 * cfg.dim, "column");
+    this.down = dense(4 * cfg.dim, cfg.dim, "row");
   }
   forward(x: Tensor): Tensor {
     return this.down.forward(this.gate.forward(x).silu().mul(this.up.forward(x)));
@@ -97,7 +108,7 @@ class PaLM extends Module {
     require(cfg.dim % cfg.heads === 0, `dim (${cfg.dim}) must be divisible by heads (${cfg.heads})`);
     require((cfg.dim / cfg.heads) % 2 === 0, `the head width dim / heads (${cfg.dim / cfg.heads}) must be even for rotary embeddings`);
     require(cfg.kv_heads >= 1 && cfg.heads % cfg.kv_heads === 0, `kv_heads (${cfg.kv_heads}) must divide heads (${cfg.heads})`);
-    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1 });
+    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1, parallel: "vocab" });
     this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new ParallelBlock(cfg)));
     this.ln_f = new LayerNorm(cfg.dim, 1e-5, { bias: false });
   }

@@ -9,7 +9,8 @@
 //   - the tied LM head is column-parallel over the vocabulary, and the cross-entropy of split logits is
 //     vocabulary-parallel (row max, then sums of exponentials and target logits, all-reduced): the full
 //     logits are never gathered;
-//   - elementwise ops, reshapes, transposes, splits and attention keep the split (attention over heads).
+//   - elementwise ops, reshapes, transposes, splits, rope and attention keep the split (attention over
+//     heads; a single K/V head may stay whole beside split query heads: multi-query attention);
 // A whole value that feeds a split result goes through tp_copy (Megatron's f: its gradient is
 // all-reduced), so that the gradient of every whole value is whole on every rank. Any other op with a
 // split input gets its inputs whole first with an all_gather. Runs before autodiff, which
@@ -42,6 +43,7 @@ class Sharder {
   private readonly b = new GraphBuilder();
   private readonly local = new Map<number, Local>();
   private readonly copies = new Map<number, Value>(); // whole value id -> its tp_copy
+  private readonly reshapes = new Map<string, Value>(); // whole value id, shape, region -> its reshape
   private readonly params = new Map<string, ParamInfo>();
   private readonly problems: string[] = [];
   private readonly consumers = new Map<number, Node[]>();
@@ -106,15 +108,17 @@ class Sharder {
         return this.matmul(n, ins) ?? this.gathered(n, ins);
       case "add": case "mul":
         return this.binary(n, ins) ?? this.gathered(n, ins);
-      case "scale": case "gelu":
+      case "scale": case "gelu": case "silu":
         return this.same(n, values, [ins[0].layout]);
-      case "attention": {
-        const [q, k, v] = ins.map((x) => x.layout);
-        const heads = q.kind === "split" && q.axis < n.inputs[0].shape.length - 2 && sameLayout(q, k) && sameLayout(q, v);
-        return heads || allWhole ? this.same(n, values, [q, q]) : this.gathered(n, ins);
+      case "rope": {
+        // Rotates along the last two axes (positions, features): any split outside them is kept.
+        const x = ins[0].layout;
+        return x.kind === "split" && x.axis < n.inputs[0].shape.length - 2 ? this.same(n, values, [x]) : this.gathered(n, ins);
       }
+      case "attention":
+        return this.attention(n, ins) ?? this.gathered(n, ins);
       case "reshape":
-        return allWhole ? this.same(n, values, [WHOLE]) : [this.reshape(n, ins[0])];
+        return allWhole ? [this.wholeReshape(n, values[0])] : [this.reshape(n, ins[0])];
       case "transpose": {
         const x = ins[0].layout;
         const perm = n.attrs.perm as number[];
@@ -190,12 +194,46 @@ class Sharder {
       ? this.same(n, [A.value, B.value], [A.layout]) : undefined;
   }
 
+  /**
+   * Attention on the rank's heads. Q, K and V split alike (by heads, or by a batch axis) keep the split.
+   * Q split by heads with K and V whole and of one head (multi-query) pairs the rank's query heads with
+   * the replicated K/V head; tp_copy sums the K/V gradients of the ranks' query heads. Whole K/V of
+   * several heads cannot be paired with a part of the query heads: query head h reads KV head h / group,
+   * which a rank's local head numbering does not reproduce.
+   */
+  private attention(n: Node, [q, k, v]: Local[]): Local[] | undefined {
+    const rank = n.inputs[0].shape.length;
+    const values = [q.value, k.value, v.value];
+    if (q.layout.kind === "whole") return k.layout.kind === "whole" && v.layout.kind === "whole" ? this.same(n, values, [WHOLE]) : undefined;
+    if (q.layout.axis >= rank - 2) return undefined;
+    if (sameLayout(q.layout, k.layout) && sameLayout(q.layout, v.layout)) return this.same(n, values, [q.layout]);
+    if (q.layout.axis !== rank - 3 || k.layout.kind !== "whole" || v.layout.kind !== "whole") return undefined;
+    const kvHeads = n.inputs[1].shape[rank - 3];
+    if (kvHeads !== 1)
+      throw new ShardError(`--tp ${this.ranks} splits the ${n.inputs[0].shape[rank - 3]} query heads of this attention across ` +
+        `the ranks, but its ${kvHeads} key/value heads are whole on every rank: only a single K/V head can be ` +
+        `replicated; cut the K/V projections by heads (column-parallel), with ${this.ranks} dividing the K/V heads`, n.loc);
+    return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value)], [q.layout]);
+  }
+
+  /**
+   * A reshape of a whole value. Reshapes of one value to one shape (several linears reading one
+   * activation) become one, so that its column-parallel readers share one tp_copy, whose gradient is
+   * then one all_reduce of their summed gradients instead of one per reader.
+   */
+  private wholeReshape(n: Node, x: Value): Local {
+    const key = `${x.id}:${formatShape(n.attrs.shape as Shape)}:${String(n.attrs.ckpt)}`;
+    if (!this.reshapes.has(key)) this.reshapes.set(key, this.emit("reshape", [x], n.attrs)[0]);
+    return { value: this.reshapes.get(key)!, layout: WHOLE };
+  }
+
   private reshape(n: Node, x: Local): Local {
     const layout = x.layout as Extract<Layout, { kind: "split" }>;
     const to = n.attrs.shape as Shape;
     const mapped = reshapeSplit(n.inputs[0].shape, to, layout.axis, x.value.shape[layout.axis], this.ranks);
     if ("problem" in mapped) {
-      const heads = this.feedsAttention(n.outputs[0]) ? ` (the ${mapped.dim} attention heads)` : "";
+      const slot = this.attentionSlot(n.outputs[0]);
+      const heads = slot === undefined ? "" : ` (the ${mapped.dim} ${slot === 0 ? "attention" : "key/value"} heads)`;
       throw new ShardError(`--tp ${this.ranks} cannot split this reshape of ${formatShape(n.inputs[0].shape)} to ` +
         `${formatShape(to)} across the ranks: ${mapped.problem}${heads}`, n.loc);
     }
@@ -252,10 +290,15 @@ class Sharder {
     return this.copies.get(v.id)!;
   }
 
-  /** Whether a traced value reaches an attention node through reshapes and transposes. */
-  private feedsAttention(v: Value): boolean {
-    return (this.consumers.get(v.id) ?? []).some((c) =>
-      c.op === "attention" || ((c.op === "transpose" || c.op === "reshape") && this.feedsAttention(c.outputs[0])));
+  /** Which input of an attention node (0 q, 1 k, 2 v) a traced value becomes through reshapes, transposes and rope. */
+  private attentionSlot(v: Value): number | undefined {
+    for (const c of this.consumers.get(v.id) ?? []) {
+      if (c.op === "attention") return c.inputs.findIndex((x) => x.id === v.id);
+      if (c.op !== "transpose" && c.op !== "reshape" && c.op !== "rope") continue;
+      const slot = this.attentionSlot(c.outputs[0]);
+      if (slot !== undefined) return slot;
+    }
+    return undefined;
   }
 }
 
