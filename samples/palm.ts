@@ -11,6 +11,10 @@
 //   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
 // Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
 // 1e-5, and plain AdamW (Stowage's optimizer) rather than Adafactor.
+//
+// The family (`stow capacity`) grows in depth at the 8B preset's width (d 4096, 16 heads, one KV head,
+// 256k vocabulary, context 2048): about 218M parameters a layer, as the paper's 8B, 62B and 540B models
+// grow both depth and width.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
   causalAttention, checkpoint, defineModel, require, rotaryEmbedding,
@@ -121,5 +125,6 @@ export default defineModel<PaLMConfig>({
     "8B": { vocab: 256000, seq: 2048, layers: 32, dim: 4096, heads: 16, kv_heads: 1 },
     "62B": { vocab: 256000, seq: 2048, layers: 64, dim: 8192, heads: 32, kv_heads: 1 },
   },
+  scale: { field: "layers", preset: "8B" },
   build: (cfg) => new PaLM(cfg),
 });
