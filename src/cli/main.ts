@@ -36,13 +36,9 @@ function withModelOptions(cmd: Command): Command {
       "(cpu: this machine, measured once and cached; default: fixed CPU numbers)");
 }
 
-function threadsFlag(raw: Raw): number {
-  return int(raw, "threads", "--threads") ?? availableParallelism();
-}
-
-function targetFlag(raw: Raw): Target | undefined {
-  const spec = str(raw, "target");
-  return spec === undefined ? undefined : resolveTarget(spec, threadsFlag(raw));
+/** --target, measured (cpu) with the thread count the plans run with. */
+function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
+  return spec === undefined ? undefined : resolveTarget(spec, int(raw, "threads", "--threads") ?? availableParallelism());
 }
 
 function gradClip(raw: Raw): number {
@@ -63,7 +59,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     set: raw.set as string[],
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
-    threads: threadsFlag(raw),
+    threads: int(raw, "threads", "--threads") ?? availableParallelism(),
     clip: gradClip(raw) > 0,
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
@@ -110,7 +106,7 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
 async function capacityCommand(model: string, raw: Raw): Promise<void> {
   if (raw.hostMemory === undefined)
     throw new UserError("--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)");
-  const target = targetFlag(raw) ?? resolveTarget("cpu", threadsFlag(raw));
+  const target = targetFlag(raw, str(raw, "target") ?? "cpu")!;
   const { machine: _machine, deviceMemory, hostMemory, preset, set, batch, seq, ...search } =
     modelOptions({ ...raw, target: undefined, checkpoint: raw.checkpoint ?? "auto" });
   const { loadModel } = await import("../load/load_model.ts");

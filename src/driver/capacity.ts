@@ -1,10 +1,14 @@
 // `stow capacity`: the largest member of a model's family whose training step fits a target's device
 // memory and a host memory cap, with the planner as the judge (a member fits when compilePlan finds a
-// plan, offloaded or not). Plans of large models take seconds each, so the search makes few: it starts
-// from a guess (the largest member whose model data, at 16 bytes a parameter, fits in device plus host
-// memory), gallops away from it until it brackets the answer, and bisects the bracket. Members whose
-// parameters and AdamW moments alone (12 bytes a parameter) exceed device plus host memory are known not
-// to fit without planning. It assumes that a member fits whenever a larger one does.
+// plan, offloaded or not). Plans of large models take seconds each, so the search makes few. It first
+// plans a guess: the largest member whose model data, at 16 bytes a parameter, fits in device plus host
+// memory. When host memory is what the guess lacks, the answer is near: it steps down from the guess
+// (1, 2, 4, ... members) until a member fits. When the guess fits, it steps up likewise. When device
+// memory is what it lacks (activations, not model data, are the limit), the answer may be far below:
+// it doubles up from the smallest member instead, so it never plans members much larger than the
+// answer. Then it bisects the bracket. Members whose parameters and AdamW moments alone (12 bytes a
+// parameter) exceed device plus host memory are known not to fit without planning. The search assumes
+// that a member fits whenever a larger one does.
 import { UserError } from "../cli/errors.ts";
 import { TraceError } from "../dsl/trace.ts";
 import type { Target } from "../targets/target.ts";
@@ -60,27 +64,28 @@ export function findCapacity(
 
   const probes: Probe[] = [];
   const plans = new Map<number, Plan>();
-  const fits = (k: number): boolean => {
+  const judge = (k: number): Verdict => {
     const r = family.member(k);
     const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     try {
       const plan = compilePlan(r.definition, modelPath, r.config, {
         ...opts, batch: r.batch, seq: r.seq, deviceMemory: budgets.deviceMemory, hostMemory: budgets.hostMemory, machine: target.machine,
       });
       plans.set(k, plan);
-      probes.push({ member: k, fits: true, seconds: (performance.now() - started) / 1000 });
+      probes.push({ member: k, fits: true, seconds: seconds() });
       onProbe(probes.at(-1)!);
-      return true;
+      return "fits";
     } catch (e) {
       if (e instanceof TraceError) throw new UserError(`${family.label(k)}: ${describeTraceError(e)}`);
       if (!(e instanceof DoesNotFitError)) throw e;
-      probes.push({ member: k, fits: false, reason: e.message.split("\n")[0], seconds: (performance.now() - started) / 1000 });
+      probes.push({ member: k, fits: false, reason: e.message.split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds() });
       onProbe(probes.at(-1)!);
-      return false;
+      return e.budget;
     }
   };
 
-  const best = largestFitting(fits, guess, bound);
+  const best = largestFitting(judge, guess, bound);
   if (best === 0) {
     const why = probes.find((p) => p.member === 1)?.reason ?? `its model data alone needs ${LEAST_BYTES_PER_PARAM} bytes a parameter`;
     throw new UserError(`not even the smallest member of the family (${family.label(1)}) fits: ${why}`);
@@ -109,35 +114,48 @@ function firstMember(last: number, pred: (k: number) => boolean): number {
   return hi;
 }
 
+type Verdict = "fits" | "device" | "host";
+
 /**
- * The largest k in [1, bound) with fits(k), or 0: gallops from the guess (steps 1, 2, 4, ...) towards
- * the answer until a fitting and a failing member bracket it, then bisects.
+ * The largest k in [1, bound) that fits, or 0. From the guess it steps (1, 2, 4, ... members) towards the
+ * answer until a fitting and a failing member bracket it, or, when the guess lacks device memory, doubles
+ * up from 1; then it bisects.
  */
-function largestFitting(fits: (k: number) => boolean, guess: number, bound: number): number {
+function largestFitting(judge: (k: number) => Verdict, guess: number, bound: number): number {
   let lo = 0; // fits, or 0
   let hi = bound; // does not fit
-  if (fits(guess)) {
+  const first = judge(guess);
+  if (first === "fits") {
     lo = guess;
     for (let step = 1; lo + step < hi; step *= 2) {
-      if (!fits(lo + step)) {
+      if (judge(lo + step) !== "fits") {
         hi = lo + step;
         break;
       }
       lo += step;
     }
-  } else {
+  } else if (first === "host") {
     hi = guess;
     for (let step = 1; hi - step > lo; step *= 2) {
-      if (fits(hi - step)) {
+      if (judge(hi - step) === "fits") {
         lo = hi - step;
         break;
       }
       hi -= step;
     }
+  } else {
+    hi = guess;
+    for (let k = 1; k < hi; k *= 2) {
+      if (judge(k) !== "fits") {
+        hi = k;
+        break;
+      }
+      lo = k;
+    }
   }
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (fits(mid)) lo = mid;
+    if (judge(mid) === "fits") lo = mid;
     else hi = mid;
   }
   return lo;

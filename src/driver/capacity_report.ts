@@ -79,7 +79,7 @@ export function capacityText(c: Capacity): string {
     `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}`,
     `family     ${c.family.rule}`,
     "",
-    `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${(c.params / 1e9).toFixed(2)} B)`,
+    `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
     `           ${Object.entries(p.config).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     c.next ? `next       ${c.family.label(c.next.member)} does not fit: ${c.next.reason}` : "next       (the family has no larger member)",
     "",

@@ -91,7 +91,11 @@ export interface Plan {
 }
 
 /** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
-export class DoesNotFitError extends UserError {}
+export class DoesNotFitError extends UserError {
+  constructor(message: string, readonly budget: "device" | "host") {
+    super(message);
+  }
+}
 
 export const PASSES = ["trace", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
@@ -249,7 +253,7 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   if (offloaded.length > 0) {
     const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
     throw new DoesNotFitError(`the model data does not fit in --host-memory ${formatBytes(hostBudget)}: offloaded to the host, ` +
-      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`);
+      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`, "host");
   }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
   const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
@@ -257,5 +261,5 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   throw new DoesNotFitError(
     `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
     `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
-    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`);
+    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device");
 }

@@ -1,0 +1,99 @@
+// The capacity-targets section (`npm run bench -- capacity-targets`): `stow capacity samples/gpt2.ts` on
+// the RTX 3090 and RTX 2060 profiles (the largest GPT of the sample's family that trains there, set
+// beside published single-GPU claims), and the cost model's predicted step time on `cpu` against
+// measured steps of three small GPTs. Each CPU config gets a fresh machine probe right before its run
+// (the machine is shared, so its speed drifts), is compiled with that probe as a JSON target profile,
+// and trains through the standalone binary.
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { cpuTarget } from "../src/targets/cpu_target.ts";
+import { targetJson } from "../src/targets/json_target.ts";
+import { runChild } from "./child.ts";
+import type { BenchConfig } from "./configs.ts";
+import { loadAverage } from "./machine.ts";
+import { type EnvSummary, envSummary } from "./results.ts";
+import { median } from "./stats.ts";
+import { runStowage } from "./stowage_step.ts";
+import { writeBenchTokens } from "./tokens.ts";
+
+/** The step both GPU runs plan for: 4 sequences of GPT-2's full context. */
+export const GPU_STEP = { batch: 4, seq: 1024 };
+export const GPU_RUNS = [
+  { target: "rtx3090-24g", hostMemory: "256GiB", claim: "18 billion parameters on one RTX 3090 (Colossal-AI Gemini; PatrickStar)" },
+  { target: "rtx2060-6g", hostMemory: "64GiB", claim: "over one billion parameters on a laptop GPU (Colossal-AI: an RTX 2060 6 GB)" },
+] as const;
+/** The issue's bound on the cpu prediction's error. */
+export const CPU_ERROR_TARGET = 0.25;
+
+const NO_TORCH = { warmupSteps: 0, measuredSteps: 0 };
+export const CPU_CONFIGS: BenchConfig[] = [
+  { name: "small", model: { vocab: 8192, seq: 128, layers: 4, dim: 256, heads: 8 }, batch: 8, warmupSteps: 2, measuredSteps: 7, stockTorchSteps: NO_TORCH },
+  { name: "mid", model: { vocab: 8192, seq: 256, layers: 4, dim: 512, heads: 8 }, batch: 4, warmupSteps: 2, measuredSteps: 5, stockTorchSteps: NO_TORCH },
+  { name: "deep", model: { vocab: 4096, seq: 128, layers: 8, dim: 384, heads: 6 }, batch: 8, warmupSteps: 2, measuredSteps: 5, stockTorchSteps: NO_TORCH },
+];
+
+export interface GpuCapacityResult {
+  target: string;
+  host_memory: string;
+  claim: string;
+  /** `stow capacity --json`'s whole output. */
+  capacity: Record<string, unknown>;
+}
+
+export interface CpuPredictionResult {
+  config: BenchConfig;
+  machine: Record<string, string | number>; // the probe's profile this config was compiled with
+  param_count: number;
+  predicted_step_seconds: number;
+  step_seconds: number[];
+  median_step_seconds: number;
+  error: number; // predicted / measured median - 1
+  load_average_before: number[];
+}
+
+export interface CapacityTargetsResults {
+  date: string;
+  threads: number;
+  env: EnvSummary;
+  gpu_step: typeof GPU_STEP;
+  gpu: GpuCapacityResult[];
+  cpu: CpuPredictionResult[];
+  load_average_before: number[];
+  load_average_after: number[];
+}
+
+export function runCapacityTargetsSection(threads: number, workDir: string, env: NodeJS.ProcessEnv): CapacityTargetsResults {
+  const date = new Date().toISOString();
+  const loadBefore = loadAverage();
+  const gpu = GPU_RUNS.map((run) => {
+    console.log(`capacity-targets: stow capacity on ${run.target} with ${run.hostMemory} of host memory...`);
+    const stdout = runChild(`capacity-targets: ${run.target}`, "npx", [
+      "stow", "capacity", "samples/gpt2.ts", "--target", run.target, "--host-memory", run.hostMemory,
+      "--batch", String(GPU_STEP.batch), "--seq", String(GPU_STEP.seq), "--threads", String(threads), "--json",
+    ], env);
+    const capacity = JSON.parse(stdout) as Record<string, unknown>;
+    const largest = capacity.largest as { label: string; param_count: number };
+    console.log(`  ${largest.label}: ${largest.param_count} parameters`);
+    return { target: run.target, host_memory: run.hostMemory, claim: run.claim, capacity };
+  });
+
+  const dir = path.join(workDir, "capacity-targets");
+  mkdirSync(dir, { recursive: true });
+  const cpu = CPU_CONFIGS.map((c) => {
+    const load = loadAverage();
+    const target = cpuTarget({ threads, fresh: true, env });
+    const profile = path.join(dir, `cpu-${c.name}.json`);
+    writeFileSync(profile, JSON.stringify(targetJson(target), null, 1) + "\n");
+    console.log(`capacity-targets: ${c.name} on cpu (probe, compile, ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
+    const r = runStowage(c, threads, writeBenchTokens(workDir, c.model.vocab), workDir, env, undefined,
+      { label: "cpu-target", compileArgs: ["--target", profile], trainArgs: ["--warmup-steps", "0"] });
+    const measured = median(r.step_seconds);
+    const error = r.predicted_step_seconds / measured - 1;
+    console.log(`  predicted ${r.predicted_step_seconds.toFixed(3)} s, measured ${measured.toFixed(3)} s (${(100 * error).toFixed(1)}%)`);
+    return {
+      config: c, machine: targetJson(target), param_count: r.param_count, predicted_step_seconds: r.predicted_step_seconds,
+      step_seconds: r.step_seconds, median_step_seconds: measured, error, load_average_before: load,
+    };
+  });
+  return { date, threads, env: envSummary(env), gpu_step: GPU_STEP, gpu, cpu, load_average_before: loadBefore, load_average_after: loadAverage() };
+}
