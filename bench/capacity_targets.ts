@@ -1,11 +1,13 @@
 // The capacity-targets section (`npm run bench -- capacity-targets`): `stow capacity samples/gpt2.ts` on
 // the RTX 3090 and RTX 2060 profiles (the largest GPT of the sample's family that trains there, set
 // beside published single-GPU claims), and the cost model's predicted step time on `cpu` against
-// measured steps of three small GPTs. Each CPU config gets a fresh machine probe right before its run
-// (the machine is shared, so its speed drifts), is compiled with that probe as a JSON target profile,
-// and trains through the standalone binary.
+// measured steps of three small GPTs. The machine is shared, so its speed drifts with what else runs:
+// each CPU config is probed right before and right after it trains (standalone binary), and the
+// prediction is `stow plan --target` with the mean of the two probes, a JSON target profile. The
+// prediction uses only the probes, never the measured steps.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import type { Machine } from "../ir/cost_model.ts";
 import { cpuTarget } from "../src/targets/cpu_target.ts";
 import { targetJson } from "../src/targets/json_target.ts";
 import { runChild } from "./child.ts";
@@ -28,8 +30,8 @@ export const CPU_ERROR_TARGET = 0.25;
 const NO_TORCH = { warmupSteps: 0, measuredSteps: 0 };
 export const CPU_CONFIGS: BenchConfig[] = [
   { name: "small", model: { vocab: 8192, seq: 128, layers: 4, dim: 256, heads: 8 }, batch: 8, warmupSteps: 2, measuredSteps: 7, stockTorchSteps: NO_TORCH },
-  { name: "mid", model: { vocab: 8192, seq: 256, layers: 4, dim: 512, heads: 8 }, batch: 4, warmupSteps: 2, measuredSteps: 5, stockTorchSteps: NO_TORCH },
-  { name: "deep", model: { vocab: 4096, seq: 128, layers: 8, dim: 384, heads: 6 }, batch: 8, warmupSteps: 2, measuredSteps: 5, stockTorchSteps: NO_TORCH },
+  { name: "mid", model: { vocab: 8192, seq: 256, layers: 4, dim: 512, heads: 8 }, batch: 4, warmupSteps: 2, measuredSteps: 7, stockTorchSteps: NO_TORCH },
+  { name: "deep", model: { vocab: 4096, seq: 128, layers: 8, dim: 384, heads: 6 }, batch: 8, warmupSteps: 2, measuredSteps: 7, stockTorchSteps: NO_TORCH },
 ];
 
 export interface GpuCapacityResult {
@@ -42,7 +44,8 @@ export interface GpuCapacityResult {
 
 export interface CpuPredictionResult {
   config: BenchConfig;
-  machine: Record<string, string | number>; // the probe's profile this config was compiled with
+  machine: Record<string, string | number>; // the profile the prediction used: the mean of the two probes
+  sgemm_flops_before_after: number[];
   param_count: number;
   predicted_step_seconds: number;
   step_seconds: number[];
@@ -81,18 +84,29 @@ export function runCapacityTargetsSection(threads: number, workDir: string, env:
   mkdirSync(dir, { recursive: true });
   const cpu = CPU_CONFIGS.map((c) => {
     const load = loadAverage();
-    const target = cpuTarget({ threads, fresh: true, env });
-    const profile = path.join(dir, `cpu-${c.name}.json`);
-    writeFileSync(profile, JSON.stringify(targetJson(target), null, 1) + "\n");
-    console.log(`capacity-targets: ${c.name} on cpu (probe, compile, ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
+    console.log(`capacity-targets: ${c.name} on cpu (probe, compile, ${c.warmupSteps} + ${c.measuredSteps} steps, probe, plan)...`);
+    const before = cpuTarget({ threads, fresh: true, env });
     const r = runStowage(c, threads, writeBenchTokens(workDir, c.model.vocab), workDir, env, undefined,
-      { label: "cpu-target", compileArgs: ["--target", profile], trainArgs: ["--warmup-steps", "0"] });
+      { label: "cpu-target", compileArgs: [], trainArgs: ["--warmup-steps", "0"] });
+    const after = cpuTarget({ threads, fresh: true, env });
+    const mean = (key: keyof Machine) => (before.machine[key] + after.machine[key]) / 2;
+    const profile = path.join(dir, `cpu-${c.name}.json`);
+    const machine = targetJson({
+      ...before, description: "this machine, the mean of probes before and after the run",
+      machine: { matmulFlops: mean("matmulFlops"), memoryBandwidth: mean("memoryBandwidth"), linkBandwidth: mean("linkBandwidth"), hostBandwidth: mean("hostBandwidth") },
+    });
+    writeFileSync(profile, JSON.stringify(machine, null, 1) + "\n");
+    const sets = Object.entries(c.model).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
+    const plan = JSON.parse(runChild(`capacity-targets: ${c.name}: plan`, "npx", ["stow", "plan", "samples/gpt2.ts", ...sets,
+      "--batch", String(c.batch), "--seq", String(c.model.seq), "--threads", String(threads), "--target", profile, "--json"], env));
+    const predicted = plan.predicted_step.seconds as number;
     const measured = median(r.step_seconds);
-    const error = r.predicted_step_seconds / measured - 1;
-    console.log(`  predicted ${r.predicted_step_seconds.toFixed(3)} s, measured ${measured.toFixed(3)} s (${(100 * error).toFixed(1)}%)`);
+    const error = predicted / measured - 1;
+    console.log(`  predicted ${predicted.toFixed(3)} s, measured ${measured.toFixed(3)} s (${(100 * error).toFixed(1)}%)`);
     return {
-      config: c, machine: targetJson(target), param_count: r.param_count, predicted_step_seconds: r.predicted_step_seconds,
-      step_seconds: r.step_seconds, median_step_seconds: measured, error, load_average_before: load,
+      config: c, machine, sgemm_flops_before_after: [before.machine.matmulFlops, after.machine.matmulFlops],
+      param_count: r.param_count, predicted_step_seconds: predicted, step_seconds: r.step_seconds, median_step_seconds: measured,
+      error, load_average_before: load,
     };
   });
   return { date, threads, env: envSummary(env), gpu_step: GPU_STEP, gpu, cpu, load_average_before: loadBefore, load_average_after: loadAverage() };

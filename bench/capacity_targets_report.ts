@@ -37,7 +37,8 @@ export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
     const m = p.config.model;
     return [
       p.config.name, `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${p.config.batch} x seq ${m.seq}`,
-      int(p.param_count), `${(Number(p.machine.matmul_flops) / 1e9).toFixed(0)} / ${(Number(p.machine.memory_bandwidth) / 1e9).toFixed(1)}`,
+      int(p.param_count), p.sgemm_flops_before_after.map((f) => (f / 1e9).toFixed(0)).join(" / "),
+      (Number(p.machine.memory_bandwidth) / 1e9).toFixed(1),
       p.predicted_step_seconds.toFixed(3), p.median_step_seconds.toFixed(3), signedPct(p.error),
       Math.abs(p.error) <= CPU_ERROR_TARGET ? "yes" : "**no**", p.load_average_before.join(", "),
     ];
@@ -76,12 +77,12 @@ export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
     "",
     "### Predicted against measured on `cpu`",
     "",
-    `Three small GPTs, each compiled with \`--target\` set to a fresh probe of this machine (src/targets/cpu_probe.c: sgemm at ` +
-      `1024x768x3072, an OpenMP triad, one thread's memcpy, an AdamW loop) taken right before it trains, then trained by the ` +
-      `standalone binary; the error is the prediction over the median measured step, minus one. ${within} of ${r.cpu.length} ` +
-      `within ${CPU_ERROR_TARGET * 100}%. Environment: ${envLine(r.env)}.`,
+    `Three small GPTs, each trained by the standalone binary between two fresh probes of this machine (src/targets/cpu_probe.c: ` +
+      `sgemm at 1024x768x3072, an OpenMP triad, one thread's memcpy, an AdamW loop); the prediction is \`stow plan --target\` ` +
+      `with the mean of the two probes as a JSON profile, the same cost model the planner uses. The error is the prediction over ` +
+      `the median measured step, minus one. ${within} of ${r.cpu.length} within ${CPU_ERROR_TARGET * 100}%. Environment: ${envLine(r.env)}.`,
     "",
-    table(["config", "shape", "params", "probe: sgemm GFLOP/s / stream GB/s", "predicted step (s)", "measured median (s)", "error",
+    table(["config", "shape", "params", "sgemm GFLOP/s (probe before / after)", "stream GB/s (mean)", "predicted step (s)", "measured median (s)", "error",
       `within ${CPU_ERROR_TARGET * 100}%`, "load average before"], cpuRows),
     "",
     ...r.cpu.map((p) => `- ${p.config.name}: ${p.config.warmupSteps} warm-up steps, then ${p.step_seconds.map((s) => s.toFixed(3)).join(", ")} s.`),

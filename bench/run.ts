@@ -1,8 +1,9 @@
-// `npm run bench [-- CONFIG... checkpoint offload capacity]`: the machine's sgemm peak, then for each config Stowage's and
+// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
 // (for context: the targets are judged against the tuned run); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
-// that trains in 2 GiB of device and 20 GiB of host). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
+// cpu prediction against measured steps). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";

@@ -2,13 +2,14 @@
 // memory and a host memory cap, with the planner as the judge (a member fits when compilePlan finds a
 // plan, offloaded or not). Plans of large models take seconds each, so the search makes few. It first
 // plans a guess: the largest member whose model data, at 16 bytes a parameter, fits in device plus host
-// memory. When host memory is what the guess lacks, the answer is near: it steps down from the guess
-// (1, 2, 4, ... members) until a member fits. When the guess fits, it steps up likewise. When device
-// memory is what it lacks (activations, not model data, are the limit), the answer may be far below:
-// it doubles up from the smallest member instead, so it never plans members much larger than the
-// answer. Then it bisects the bracket. Members whose parameters and AdamW moments alone (12 bytes a
-// parameter) exceed device plus host memory are known not to fit without planning. The search assumes
-// that a member fits whenever a larger one does.
+// memory. From there it steps down (1, 2, 4, ... members) until a member fits, or up likewise while they
+// fit, and bisects the bracket. Members whose parameters and AdamW moments alone (12 bytes a parameter)
+// exceed device plus host memory are known not to fit without planning.
+//
+// Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
+// exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
+// more device memory than the next. Starting from the top and stepping down finds the largest fitting
+// member near the guess; a smaller member that happens not to fit below it does not hide it.
 import { UserError } from "../cli/errors.ts";
 import { TraceError } from "../dsl/trace.ts";
 import type { Target } from "../targets/target.ts";
@@ -22,6 +23,8 @@ export type SearchOptions = Omit<CompileOptions, "batch" | "seq" | "deviceMemory
 export interface Probe {
   member: number;
   fits: boolean;
+  /** The memory it lacks: the device's, or the host's (also when ruled out by the 12 bytes a parameter bound). */
+  lacks?: "device" | "host";
   /** Why it does not fit: the planner's message (first line), or the 12 bytes a parameter bound. */
   reason?: string;
   /** Wall time of planning it; 0 when it was ruled out without a plan. */
@@ -64,7 +67,7 @@ export function findCapacity(
 
   const probes: Probe[] = [];
   const plans = new Map<number, Plan>();
-  const judge = (k: number): Verdict => {
+  const fits = (k: number): boolean => {
     const r = family.member(k);
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
@@ -75,23 +78,25 @@ export function findCapacity(
       plans.set(k, plan);
       probes.push({ member: k, fits: true, seconds: seconds() });
       onProbe(probes.at(-1)!);
-      return "fits";
+      return true;
     } catch (e) {
       if (e instanceof TraceError) throw new UserError(`${family.label(k)}: ${describeTraceError(e)}`);
       if (!(e instanceof DoesNotFitError)) throw e;
-      probes.push({ member: k, fits: false, reason: e.message.split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds() });
+      probes.push({
+        member: k, fits: false, lacks: e.budget, reason: e.message.split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds(),
+      });
       onProbe(probes.at(-1)!);
-      return e.budget;
+      return false;
     }
   };
 
-  const best = largestFitting(judge, guess, bound);
+  const best = largestFitting(fits, guess, bound);
   if (best === 0) {
     const why = probes.find((p) => p.member === 1)?.reason ?? `its model data alone needs ${LEAST_BYTES_PER_PARAM} bytes a parameter`;
     throw new UserError(`not even the smallest member of the family (${family.label(1)}) fits: ${why}`);
   }
   const next = probes.find((p) => p.member === best + 1) ?? (best + 1 === bound && bound <= family.size
-    ? { member: bound, fits: false, seconds: 0, reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory` }
+    ? { member: bound, fits: false, lacks: "host" as const, seconds: 0, reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory` }
     : undefined);
   if (next && !probes.includes(next)) probes.push(next);
   return { family, target, ...budgets, member: best, params: paramsOf(best), plan: plans.get(best)!, next, guess, probes };
@@ -114,48 +119,35 @@ function firstMember(last: number, pred: (k: number) => boolean): number {
   return hi;
 }
 
-type Verdict = "fits" | "device" | "host";
-
 /**
- * The largest k in [1, bound) that fits, or 0. From the guess it steps (1, 2, 4, ... members) towards the
- * answer until a fitting and a failing member bracket it, or, when the guess lacks device memory, doubles
- * up from 1; then it bisects.
+ * The largest k in [1, bound) that fits, or 0: from the guess it steps (1, 2, 4, ... members) towards the
+ * answer until a fitting and a failing member bracket it, then bisects.
  */
-function largestFitting(judge: (k: number) => Verdict, guess: number, bound: number): number {
+function largestFitting(fits: (k: number) => boolean, guess: number, bound: number): number {
   let lo = 0; // fits, or 0
   let hi = bound; // does not fit
-  const first = judge(guess);
-  if (first === "fits") {
+  if (fits(guess)) {
     lo = guess;
     for (let step = 1; lo + step < hi; step *= 2) {
-      if (judge(lo + step) !== "fits") {
+      if (!fits(lo + step)) {
         hi = lo + step;
         break;
       }
       lo += step;
     }
-  } else if (first === "host") {
+  } else {
     hi = guess;
     for (let step = 1; hi - step > lo; step *= 2) {
-      if (judge(hi - step) === "fits") {
+      if (fits(hi - step)) {
         lo = hi - step;
         break;
       }
       hi -= step;
     }
-  } else {
-    hi = guess;
-    for (let k = 1; k < hi; k *= 2) {
-      if (judge(k) !== "fits") {
-        hi = k;
-        break;
-      }
-      lo = k;
-    }
   }
   while (hi - lo > 1) {
     const mid = Math.floor((lo + hi) / 2);
-    if (judge(mid) === "fits") lo = mid;
+    if (fits(mid)) lo = mid;
     else hi = mid;
   }
   return lo;

@@ -34,7 +34,7 @@ export function capacityJson(c: Capacity): object {
     target: { name: c.target.name, description: c.target.description, device_memory_bytes: c.deviceMemory, machine: c.target.machine },
     host_memory_bytes: c.hostMemory,
     largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
-    next: c.next ? { member: c.next.member, label: c.family.label(c.next.member), reason: c.next.reason ?? null } : null,
+    next: c.next ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null } : null,
     plan: {
       batch: p.train.batch, seq: p.train.seq, device_peak_bytes: p.train.memory.peak, arena_bytes: p.arenaBytes,
       host_bytes: p.hostBytes, offload: p.checkpoint.offload, checkpoint: p.checkpoint.mode,
@@ -51,7 +51,7 @@ export function capacityJson(c: Capacity): object {
     search: {
       guess: c.guess, plans: c.probes.filter((q) => q.seconds > 0).length,
       seconds: c.probes.reduce((s, q) => s + q.seconds, 0),
-      probes: c.probes.map((q) => ({ member: q.member, fits: q.fits, seconds: q.seconds, reason: q.reason ?? null })),
+      probes: c.probes.map((q) => ({ member: q.member, fits: q.fits, lacks: q.lacks ?? null, seconds: q.seconds, reason: q.reason ?? null })),
     },
     assumptions: ASSUMPTIONS,
   };
