@@ -5,6 +5,8 @@ import { checkpointMarkdown } from "./checkpoint_report.ts";
 import type { OffloadResults } from "./offload.ts";
 import { capacityMarkdown, offloadMarkdown } from "./offload_report.ts";
 import type { CapacityResults } from "./capacity.ts";
+import type { CapacityTargetsResults } from "./capacity_targets.ts";
+import { capacityTargetsMarkdown } from "./capacity_targets_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -29,7 +31,7 @@ function shape(r: ConfigResult): string {
 
 export function resultsMarkdown(
   speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadResults | null,
-  capacity: CapacityResults | null,
+  capacity: CapacityResults | null, capacityTargets: CapacityTargetsResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -40,6 +42,8 @@ export function resultsMarkdown(
     checkpoint ? checkpointMarkdown(checkpoint) : "(No checkpoint results: `npm run bench -- checkpoint` writes them.)\n",
     offload ? offloadMarkdown(offload) : "(No offload results: `npm run bench -- offload` writes them.)\n",
     capacity ? capacityMarkdown(capacity) : "(No capacity results: `npm run bench -- capacity` writes them.)\n",
+    capacityTargets ? capacityTargetsMarkdown(capacityTargets)
+      : "(No capacity-targets results: `npm run bench -- capacity-targets` writes them.)\n",
   ].join("\n");
 }
 

@@ -8,6 +8,7 @@ import { UserError } from "../src/cli/errors.ts";
 import type { CheckpointResults } from "./checkpoint.ts";
 import type { OffloadResults } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";
+import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -16,14 +17,17 @@ export interface BenchParts {
   checkpoint: CheckpointResults | null;
   offload: OffloadResults | null;
   capacity: CapacityResults | null;
+  capacityTargets: CapacityTargetsResults | null;
 }
 
-type ResultsJson = Partial<BenchResults> & { checkpoint?: CheckpointResults; offload?: OffloadResults; capacity?: CapacityResults };
+type ResultsJson = Partial<BenchResults> & {
+  checkpoint?: CheckpointResults; offload?: OffloadResults; capacity?: CapacityResults; capacity_targets?: CapacityTargetsResults;
+};
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null };
+  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -31,10 +35,10 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null,
-    capacity: capacity ?? null,
+    capacity: capacity ?? null, capacityTargets: capacity_targets ?? null,
   };
 }
 
@@ -44,9 +48,13 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const checkpoint = fresh.checkpoint ?? kept.checkpoint;
   const offload = fresh.offload ?? kept.offload;
   const capacity = fresh.capacity ?? kept.capacity;
-  const json = { ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }), ...(capacity && { capacity }) };
+  const capacityTargets = fresh.capacityTargets ?? kept.capacityTargets;
+  const json = {
+    ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }), ...(capacity && { capacity }),
+    ...(capacityTargets && { capacity_targets: capacityTargets }),
+  };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

@@ -1,8 +1,9 @@
-// `npm run bench [-- CONFIG... checkpoint offload capacity]`: the machine's sgemm peak, then for each config Stowage's and
+// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
 // (for context: the targets are judged against the tuned run); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
-// that trains in 2 GiB of device and 20 GiB of host). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
+// cpu prediction against measured steps). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";
@@ -14,6 +15,7 @@ import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
 import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";
 import { type OffloadResults, runOffloadSection } from "./offload.ts";
 import { runCapacitySection } from "./capacity.ts";
+import { runCapacityTargetsSection } from "./capacity_targets.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
 import { readResults, writeResults } from "./results_file.ts";
@@ -28,11 +30,14 @@ const WORK_DIR = path.join(BENCH_DIR, "..", "out", "bench");
 const CHECKPOINT_SECTION = "checkpoint";
 const OFFLOAD_SECTION = "offload";
 const CAPACITY_SECTION = "capacity";
+const CAPACITY_TARGETS_SECTION = "capacity-targets";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
-function selectParts(names: string[]): { configs: BenchConfig[]; checkpoint: boolean; offload: boolean; capacity: boolean } {
-  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true };
-  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION];
+function selectParts(names: string[]): {
+  configs: BenchConfig[]; checkpoint: boolean; offload: boolean; capacity: boolean; capacityTargets: boolean;
+} {
+  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true };
+  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION, CAPACITY_TARGETS_SECTION];
   const configs = names.filter((n) => !sections.includes(n)).map((n) => {
     const c = CONFIGS.find((c) => c.name === n);
     const known = CONFIGS.map((c) => c.name).join(", ");
@@ -41,7 +46,7 @@ function selectParts(names: string[]): { configs: BenchConfig[]; checkpoint: boo
   });
   return {
     configs, checkpoint: names.includes(CHECKPOINT_SECTION), offload: names.includes(OFFLOAD_SECTION),
-    capacity: names.includes(CAPACITY_SECTION),
+    capacity: names.includes(CAPACITY_SECTION), capacityTargets: names.includes(CAPACITY_TARGETS_SECTION),
   };
 }
 
@@ -135,14 +140,15 @@ function main(): void {
   const stock = stockEnv(BENCH_THREADS);
   mkdirSync(WORK_DIR, { recursive: true });
   // Read before the runs, so that a results.json that cannot be kept fails now, not after them.
-  const all = parts.configs.length > 0 && parts.checkpoint && parts.offload && parts.capacity;
-  const kept = all ? { speed: null, checkpoint: null, offload: null, capacity: null } : readResults(BENCH_DIR);
+  const all = parts.configs.length > 0 && parts.checkpoint && parts.offload && parts.capacity && parts.capacityTargets;
+  const kept = all ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null } : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
   const checkpoint = parts.checkpoint ? checkpointPart(env) : null;
   const offload = parts.offload ? offloadPart(env) : null;
   const capacity = parts.capacity ? runCapacitySection(BENCH_THREADS, writeBenchTokens(WORK_DIR, 50257), WORK_DIR, env) : null;
-  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity }, kept);
+  const capacityTargets = parts.capacityTargets ? runCapacityTargetsSection(BENCH_THREADS, WORK_DIR, env) : null;
+  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets }, kept);
   console.log(`\n${markdown}`);
 }
 

@@ -1,6 +1,12 @@
 // GPT-2, exactly as nanoGPT defines it: pre-LayerNorm blocks, learned position embeddings, a tanh-GELU
 // MLP of width 4C, biases everywhere, LayerNorm eps 1e-5, and the LM head tied to the token embedding.
 // Parameter names and layouts are nanoGPT's state_dict keys.
+//
+// The family (`stow capacity`) grows in depth at the width of GPT-3 6.7B (Brown et al., 2020, table 2.1:
+// 32 layers, d_model 4096, 32 heads; here with GPT-2's vocabulary and context 1024): about 201M
+// parameters a layer, so the search over layers is fine-grained, and a model of tens of billions of
+// parameters is about a hundred layers, few enough to plan in seconds. `--preset NAME` grows another
+// preset's layers instead.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
   arange, causalAttention, checkpoint, defineModel, require,
@@ -110,6 +116,8 @@ export default defineModel<GPTConfig>({
     "350M": { vocab: 50257, seq: 1024, layers: 24, dim: 1024, heads: 16 },
     "774M": { vocab: 50257, seq: 1024, layers: 36, dim: 1280, heads: 20 },
     "1.5B": { vocab: 50257, seq: 1024, layers: 48, dim: 1600, heads: 25 },
+    "6.7B": { vocab: 50257, seq: 1024, layers: 32, dim: 4096, heads: 32 },
   },
+  scale: { field: "layers", preset: "6.7B" },
   build: (cfg) => new GPT(cfg),
 });

@@ -20,6 +20,10 @@
 //   - the SwiGLU gate and up projections are column-parallel, down row-parallel;
 //   - the shared embedding is vocabulary-parallel, and so are the LM head and the loss;
 //   - the LayerNorms stay whole (replicated), and RoPE acts on each rank's heads.
+//
+// The family (`stow capacity`) grows in depth at the 8B preset's width (d 4096, 16 heads, one KV head,
+// 256k vocabulary, context 2048): about 218M parameters a layer, as the paper's 8B, 62B and 540B models
+// grow both depth and width.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
   causalAttention, checkpoint, defineModel, require, rotaryEmbedding,
@@ -132,5 +136,6 @@ export default defineModel<PaLMConfig>({
     "8B": { vocab: 256000, seq: 2048, layers: 32, dim: 4096, heads: 16, kv_heads: 1 },
     "62B": { vocab: 256000, seq: 2048, layers: 64, dim: 8192, heads: 32, kv_heads: 1 },
   },
+  scale: { field: "layers", preset: "8B" },
   build: (cfg) => new PaLM(cfg),
 });

@@ -8,6 +8,8 @@ import { parseChoice, parseFloatFlag, parseIntFlag, parseSize } from "./options.
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
+import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
+import type { Target } from "../targets/target.ts";
 
 type Raw = Record<string, string | string[] | boolean | undefined>;
 
@@ -30,7 +32,14 @@ function withModelOptions(cmd: Command): Command {
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
     .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
-    .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)");
+    .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
+    .option("--target <name|file>", `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
+      "(cpu: this machine, measured once and cached; default: fixed CPU numbers)");
+}
+
+/** --target, measured (cpu) with the thread count the plans run with. */
+function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
+  return spec === undefined ? undefined : resolveTarget(spec, int(raw, "threads", "--threads") ?? availableParallelism());
 }
 
 function gradClip(raw: Raw): number {
@@ -61,6 +70,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
     tp,
+    machine: targetFlag(raw)?.machine,
   };
 }
 
@@ -95,6 +105,25 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
     writePlanHtml(plan, html);
     if (!raw.json) console.log(`wrote ${html}`);
   }
+}
+
+async function capacityCommand(model: string, raw: Raw): Promise<void> {
+  if (raw.hostMemory === undefined)
+    throw new UserError("--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)");
+  const target = targetFlag(raw, str(raw, "target") ?? "cpu")!;
+  const { machine: _machine, deviceMemory, hostMemory, preset, set, batch, seq, ...search } =
+    modelOptions({ ...raw, target: undefined, checkpoint: raw.checkpoint ?? "auto" });
+  const { loadModel } = await import("../load/load_model.ts");
+  const { displayPath } = await import("../load/typecheck.ts");
+  const { resolveFamily } = await import("../driver/family.ts");
+  const { findCapacity } = await import("../driver/capacity.ts");
+  const { capacityJson, capacityText } = await import("../driver/capacity_report.ts");
+  const loaded = await loadModel(model);
+  const family = resolveFamily(loaded, { preset, set, batch, seq });
+  const budgets = { deviceMemory: deviceMemory ?? target.deviceMemory, hostMemory: hostMemory! };
+  const found = findCapacity(family, displayPath(loaded.path), target, budgets, search, (p) =>
+    process.stderr.write(`capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`));
+  process.stdout.write(raw.json ? JSON.stringify(capacityJson(found), null, 1) + "\n" : capacityText(found));
 }
 
 async function compileCommand(model: string, raw: Raw): Promise<void> {
@@ -179,6 +208,11 @@ function program(): Command {
     .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
     .option("--profile <file>", "set the node times a train run measured (train --profile) beside the predictions")
     .action(planCommand);
+
+  withModelOptions(cli.command("capacity").argument("<model>", "model file"))
+    .description("the largest model of the family that trains on a target (device memory, --host-memory), and its predicted speed")
+    .option("--json", "print the result as JSON")
+    .action(capacityCommand);
 
   withModelOptions(cli.command("compile").argument("<model>", "model file"))
     .description("write the generated C++, plan.json and a standalone train binary")

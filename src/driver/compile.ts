@@ -43,6 +43,8 @@ export interface CompileOptions {
   measured?: MeasuredTimes;
   /** Tensor-parallel degree: ranks that each hold a part of the model (default 1). */
   tp?: number;
+  /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
+  machine?: Machine;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -95,6 +97,13 @@ export interface Plan {
   candidates: Candidate[];
 }
 
+/** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
+export class DoesNotFitError extends UserError {
+  constructor(message: string, readonly budget: "device" | "host") {
+    super(message);
+  }
+}
+
 export const PASSES = ["trace", "shard", "fuse", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
@@ -113,7 +122,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const totalRegions = regionCount(differentiated);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
-  const machine: Machine = { ...CPU_DEFAULTS, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
+  const machine: Machine = { ...(opts.machine ?? CPU_DEFAULTS), ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (
     mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule, chunks = leastWaste,
@@ -270,14 +279,14 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
   if (offloaded.length > 0) {
     const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
-    throw new UserError(`the model data does not fit in --host-memory ${formatBytes(hostBudget)}: offloaded to the host, ` +
-      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`);
+    throw new DoesNotFitError(`the model data does not fit in --host-memory ${formatBytes(hostBudget)}: offloaded to the host, ` +
+      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`, "host");
   }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
   const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
     .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);
-  throw new UserError(
+  throw new DoesNotFitError(
     `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
     `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
-    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`);
+    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device");
 }

@@ -11,10 +11,23 @@ export interface LanguageModel extends Module {
   forward(tokens: Tensor): Tensor;
 }
 
+/**
+ * How the model's family grows, for `stow capacity`: one integer config field (say layers) grows while
+ * the other fields stay as in a preset. A model without it is a family of its presets, in order of size.
+ */
+export interface ScaleRule {
+  /** The config field that grows, by steps of 1. */
+  readonly field: string;
+  /** The preset whose other fields stay fixed (default: the default preset; --preset chooses another). */
+  readonly preset?: string;
+}
+
 export interface ModelDefinition<C extends ModelConfig = ModelConfig> {
   readonly kind: "stowage-model";
   readonly presets: Readonly<Record<string, C>>;
   readonly defaultPreset: string;
+  /** The family's scaling rule (see ScaleRule). */
+  readonly scale?: ScaleRule;
   /** Throws (e.g. with `require`) when a config is inconsistent. */
   build(config: C): LanguageModel;
 }

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { UserError } from "../cli/errors.ts";
-import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
+import type { ModelConfig, ModelDefinition, ScaleRule } from "../dsl/model.ts";
 import { displayPath, typecheckModel } from "./typecheck.ts";
 
 /**
@@ -110,7 +110,21 @@ function validateModel(absolutePath: string, namespace: Record<string, unknown>)
   }
   // Bound, so that a model written as a class or an object literal with `this` inside build still works.
   const build = (model.build as ModelModule["build"]).bind(model);
-  return { presets, defaultPreset, build };
+  const scale = model.scale === undefined ? undefined : validateScale(where, model.scale, presets, defaultPreset);
+  return { presets, defaultPreset, build, ...(scale && { scale }) };
+}
+
+/** `scale: { field, preset? }`: the preset exists and the field is one of its integer fields. */
+function validateScale(where: string, value: unknown, presets: Record<string, ModelConfig>, defaultPreset: string): ScaleRule {
+  if (typeof value !== "object" || value === null || typeof (value as ScaleRule).field !== "string")
+    throw new UserError(`${where}: \`scale\` must be an object { field, preset? } naming the config field that grows`);
+  const rule = value as ScaleRule;
+  if (rule.preset !== undefined && !Object.hasOwn(presets, rule.preset))
+    throw new UserError(`${where}: scale.preset "${rule.preset}" is not one of the presets: ${Object.keys(presets).join(", ")}`);
+  const base = presets[rule.preset ?? defaultPreset];
+  if (!Number.isInteger(base[rule.field]))
+    throw new UserError(`${where}: scale.field "${rule.field}" is not an integer field of the config; it has: ${Object.keys(base).join(", ")}`);
+  return { field: rule.field, ...(rule.preset !== undefined && { preset: rule.preset }) };
 }
 
 function isConfigTable(value: unknown): boolean {

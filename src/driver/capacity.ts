@@ -1,0 +1,154 @@
+// `stow capacity`: the largest member of a model's family whose training step fits a target's device
+// memory and a host memory cap, with the planner as the judge (a member fits when compilePlan finds a
+// plan, offloaded or not). Plans of large models take seconds each, so the search makes few. It first
+// plans a guess: the largest member whose model data, at 16 bytes a parameter, fits in device plus host
+// memory. From there it steps down (1, 2, 4, ... members) until a member fits, or up likewise while they
+// fit, and bisects the bracket. Members whose parameters and AdamW moments alone (12 bytes a parameter)
+// exceed device plus host memory are known not to fit without planning.
+//
+// Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
+// exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
+// more device memory than the next. Starting from the top and stepping down finds the largest fitting
+// member near the guess; a smaller member that happens not to fit below it does not hide it.
+import { UserError } from "../cli/errors.ts";
+import { TraceError } from "../dsl/trace.ts";
+import type { Target } from "../targets/target.ts";
+import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "./compile.ts";
+import { type Family, paramCount } from "./family.ts";
+import { describeTraceError } from "./prepare.ts";
+
+/** Compile options that do not depend on the member: everything but its shape and the budgets. */
+export type SearchOptions = Omit<CompileOptions, "batch" | "seq" | "deviceMemory" | "hostMemory" | "machine">;
+
+export interface Probe {
+  member: number;
+  fits: boolean;
+  /** The memory it lacks: the device's, or the host's (also when ruled out by the 12 bytes a parameter bound). */
+  lacks?: "device" | "host";
+  /** Why it does not fit: the planner's message (first line), or the 12 bytes a parameter bound. */
+  reason?: string;
+  /** Wall time of planning it; 0 when it was ruled out without a plan. */
+  seconds: number;
+}
+
+export interface Capacity {
+  family: Family;
+  target: Target;
+  deviceMemory: number;
+  hostMemory: number;
+  /** The largest member that fits, its parameter count and its plan. */
+  member: number;
+  params: number;
+  plan: Plan;
+  /** The member after it, and why it does not fit (undefined when the family has no larger member). */
+  next?: Probe;
+  /** The member the search started from. */
+  guess: number;
+  /** Every member planned or ruled out, in order. */
+  probes: Probe[];
+}
+
+/** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
+const LEAST_BYTES_PER_PARAM = 12;
+const BYTES_PER_PARAM = 16;
+
+export function findCapacity(
+  family: Family, modelPath: string, target: Target, budgets: { deviceMemory: number; hostMemory: number }, opts: SearchOptions,
+  onProbe: (p: Probe) => void = () => {},
+): Capacity {
+  const memory = budgets.deviceMemory + budgets.hostMemory;
+  const params = new Map<number, number>();
+  const paramsOf = (k: number) => params.get(k) ?? params.set(k, paramCount(family.member(k))).get(k)!;
+  if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
+    throw new UserError(`the scale rule's field ${family.field} does not add parameters, so the family does not grow`);
+  // The first member whose least model data exceeds all memory (a member past the family's end is out too).
+  const bound = firstMember(family.size, (k) => LEAST_BYTES_PER_PARAM * paramsOf(k) > memory);
+  const guess = Math.max(1, firstMember(bound - 1, (k) => BYTES_PER_PARAM * paramsOf(k) > memory) - 1);
+
+  const probes: Probe[] = [];
+  const plans = new Map<number, Plan>();
+  const fits = (k: number): boolean => {
+    const r = family.member(k);
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    try {
+      const plan = compilePlan(r.definition, modelPath, r.config, {
+        ...opts, batch: r.batch, seq: r.seq, deviceMemory: budgets.deviceMemory, hostMemory: budgets.hostMemory, machine: target.machine,
+      });
+      plans.set(k, plan);
+      probes.push({ member: k, fits: true, seconds: seconds() });
+      onProbe(probes.at(-1)!);
+      return true;
+    } catch (e) {
+      if (e instanceof TraceError) throw new UserError(`${family.label(k)}: ${describeTraceError(e)}`);
+      if (!(e instanceof DoesNotFitError)) throw e;
+      probes.push({
+        member: k, fits: false, lacks: e.budget, reason: e.message.split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds(),
+      });
+      onProbe(probes.at(-1)!);
+      return false;
+    }
+  };
+
+  const best = largestFitting(fits, guess, bound);
+  if (best === 0) {
+    const why = probes.find((p) => p.member === 1)?.reason ?? `its model data alone needs ${LEAST_BYTES_PER_PARAM} bytes a parameter`;
+    throw new UserError(`not even the smallest member of the family (${family.label(1)}) fits: ${why}`);
+  }
+  const next = probes.find((p) => p.member === best + 1) ?? (best + 1 === bound && bound <= family.size
+    ? { member: bound, fits: false, lacks: "host" as const, seconds: 0, reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory` }
+    : undefined);
+  if (next && !probes.includes(next)) probes.push(next);
+  return { family, target, ...budgets, member: best, params: paramsOf(best), plan: plans.get(best)!, next, guess, probes };
+}
+
+/** The least k in [1, last] with pred(k), or last + 1; pred must be monotone (false, then true). */
+function firstMember(last: number, pred: (k: number) => boolean): number {
+  let lo = 0; // pred(lo) is false, or lo is 0
+  let hi = 1;
+  while (!pred(hi)) {
+    if (hi >= last) return last + 1;
+    lo = hi;
+    hi = Math.min(last, hi * 2);
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (pred(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * The largest k in [1, bound) that fits, or 0: from the guess it steps (1, 2, 4, ... members) towards the
+ * answer until a fitting and a failing member bracket it, then bisects.
+ */
+function largestFitting(fits: (k: number) => boolean, guess: number, bound: number): number {
+  let lo = 0; // fits, or 0
+  let hi = bound; // does not fit
+  if (fits(guess)) {
+    lo = guess;
+    for (let step = 1; lo + step < hi; step *= 2) {
+      if (!fits(lo + step)) {
+        hi = lo + step;
+        break;
+      }
+      lo += step;
+    }
+  } else {
+    hi = guess;
+    for (let step = 1; hi - step > lo; step *= 2) {
+      if (fits(hi - step)) {
+        lo = hi - step;
+        break;
+      }
+      hi -= step;
+    }
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}

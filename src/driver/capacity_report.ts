@@ -1,0 +1,103 @@
+// What `stow capacity` prints: the largest member that fits, its plan in brief, the predicted step time
+// and throughput on the target, the assumptions behind them, and how the search went. Text for people,
+// JSON for tools (the bench reads it).
+import { graphFlops } from "../../ir/flops.ts";
+import { valueBytes } from "../../ir/types.ts";
+import { formatBytes } from "../cli/progress.ts";
+import type { Capacity } from "./capacity.ts";
+import type { Plan } from "./compile.ts";
+
+const ASSUMPTIONS = [
+  "fp32 training (this backend has no fp16/bf16 yet): 16 bytes of model data a parameter (parameters, gradients, " +
+    "AdamW first and second moments, 4 bytes each), activations in fp32",
+  "the step time is the planner's cost model played out on the target's numbers: products at its matmul rate, " +
+    "other kernels at its memory bandwidth, copies in issue order on one host-device link, AdamW of offloaded chunks " +
+    "at its host bandwidth; kernel launch overheads and the first steps' warm-up are not modelled",
+  "published single-GPU capacity records (e.g. an 18B-parameter GPT on one RTX 3090 with Colossal-AI's Gemini or " +
+    "PatrickStar) train in mixed precision: fp16 parameters and activations on the device halve activation and copy bytes; " +
+    "their model data is also about 16 bytes a parameter (fp16 parameter and gradient, fp32 master copy and moments)",
+];
+
+function moved(plan: Plan): { h2d: number; d2h: number } {
+  const bytes = (op: string) => plan.train.graph.nodes.filter((n) => n.op === op).reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
+  return { h2d: bytes("chunk_h2d"), d2h: bytes("copy_d2h") };
+}
+
+export function capacityJson(c: Capacity): object {
+  const p = c.plan;
+  const step = p.checkpoint.predicted;
+  const tokens = p.train.batch * p.train.seq;
+  const { h2d, d2h } = moved(p);
+  return {
+    model: p.modelPath,
+    family: { rule: c.family.rule, field: c.family.field ?? null },
+    target: { name: c.target.name, description: c.target.description, device_memory_bytes: c.deviceMemory, machine: c.target.machine },
+    host_memory_bytes: c.hostMemory,
+    largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
+    next: c.next ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null } : null,
+    plan: {
+      batch: p.train.batch, seq: p.train.seq, device_peak_bytes: p.train.memory.peak, arena_bytes: p.arenaBytes,
+      host_bytes: p.hostBytes, offload: p.checkpoint.offload, checkpoint: p.checkpoint.mode,
+      checkpoint_regions: p.checkpoint.regions, total_regions: p.checkpoint.totalRegions,
+      recompute_flops: p.checkpoint.recomputeFlops, step_flops: graphFlops(p.train.graph),
+      chunks: p.chunks.chunks.length, chunk_capacity_bytes: p.chunks.capacity,
+      resident_chunks: p.checkpoint.offload ? p.checkpoint.schedule!.resident.size : p.chunks.chunks.length,
+      lookahead: p.checkpoint.schedule?.lookahead ?? 0, h2d_bytes_per_step: h2d, d2h_bytes_per_step: d2h,
+    },
+    predicted: {
+      step_seconds: step.seconds, compute_seconds: step.computeSeconds, link_seconds: step.linkSeconds,
+      stall_seconds: step.stallSeconds, tokens_per_step: tokens, tokens_per_s: tokens / step.seconds,
+    },
+    search: {
+      guess: c.guess, plans: c.probes.filter((q) => q.seconds > 0).length,
+      seconds: c.probes.reduce((s, q) => s + q.seconds, 0),
+      probes: c.probes.map((q) => ({ member: q.member, fits: q.fits, lacks: q.lacks ?? null, seconds: q.seconds, reason: q.reason ?? null })),
+    },
+    assumptions: ASSUMPTIONS,
+  };
+}
+
+export function capacityText(c: Capacity): string {
+  const p = c.plan;
+  const m = c.target.machine;
+  const step = p.checkpoint.predicted;
+  const tokens = p.train.batch * p.train.seq;
+  const { h2d, d2h } = moved(p);
+  const total = graphFlops(p.train.graph);
+  const s = (x: number) => (x >= 10 ? `${x.toFixed(1)} s` : x >= 0.1 ? `${x.toFixed(2)} s` : `${(x * 1000).toFixed(1)} ms`);
+  const rate = (x: number, unit: string) => `${x >= 1e12 ? `${(x / 1e12).toFixed(1)} T` : `${(x / 1e9).toFixed(1)} G`}${unit}`;
+  const mode = p.checkpoint.mode === "blocks" && p.checkpoint.regions < p.checkpoint.totalRegions
+    ? `blocks ${p.checkpoint.regions}/${p.checkpoint.totalRegions}` : p.checkpoint.mode;
+  const chunks = p.checkpoint.offload
+    ? `${p.chunks.chunks.length} chunks of at most ${formatBytes(p.chunks.capacity)}, ${p.checkpoint.schedule!.resident.size} ` +
+      `of them on the device, copies start ${p.checkpoint.schedule!.lookahead} loads ahead`
+    : "model data resident on the device (nothing offloaded)";
+  const searchSeconds = c.probes.reduce((t, q) => t + q.seconds, 0);
+  const planned = c.probes.filter((q) => q.seconds > 0);
+  return [
+    `target     ${c.target.name}: ${c.target.description}`,
+    `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}`,
+    `family     ${c.family.rule}`,
+    "",
+    `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
+    `           ${Object.entries(p.config).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    c.next ? `next       ${c.family.label(c.next.member)} does not fit: ${c.next.reason}` : "next       (the family has no larger member)",
+    "",
+    `step       batch ${p.train.batch} x seq ${p.train.seq} = ${tokens} tokens`,
+    `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}`,
+    `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
+    `           ${chunks}`,
+    `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
+    `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, link busy ${s(step.linkSeconds)}, ` +
+      `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
+    "",
+    "assumptions",
+    `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}, device memory ${rate(m.memoryBandwidth, "B/s")}, ` +
+      `host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}`,
+    ...ASSUMPTIONS.map((a) => `  ${a}`),
+    "",
+    `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
+      `(model data at 16 bytes a parameter filling device and host): ` +
+      c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
+  ].join("\n") + "\n";
+}

@@ -1,0 +1,15 @@
+// --target NAME|FILE: a named GPU profile, `cpu` (this machine, measured), or a JSON profile file.
+import { UserError } from "../cli/errors.ts";
+import { cpuTarget } from "./cpu_target.ts";
+import { GPU_TARGETS } from "./gpus.ts";
+import { readTargetFile } from "./json_target.ts";
+import type { Target } from "./target.ts";
+
+export const TARGET_NAMES = ["cpu", ...Object.keys(GPU_TARGETS)];
+
+export function resolveTarget(spec: string, threads: number): Target {
+  if (spec === "cpu") return cpuTarget({ threads });
+  if (Object.hasOwn(GPU_TARGETS, spec)) return { name: spec, ...GPU_TARGETS[spec] };
+  if (spec.endsWith(".json")) return readTargetFile(spec);
+  throw new UserError(`--target: unknown target "${spec}"; the targets are ${TARGET_NAMES.join(", ")}, or a JSON profile file (*.json)`);
+}
