@@ -7,6 +7,7 @@ import { setRuntimeEnv } from "./runtime_env.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag, parseSize } from "./options.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
+import { PRECISIONS } from "../../codegen/cuda/kernel_calls.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 
 type Raw = Record<string, string | string[] | boolean | undefined>;
@@ -29,7 +30,9 @@ function withModelOptions(cmd: Command): Command {
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
-    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)");
+    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
+    .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
+    .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32");
 }
 
 function gradClip(raw: Raw): number {
@@ -57,7 +60,16 @@ function modelOptions(raw: Raw): PrepareOptions {
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
+    ...backendFlags(raw),
   };
+}
+
+function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision"> {
+  const backend = parseChoice("--backend", str(raw, "backend") ?? "cpu", ["cpu", "cuda"] as const);
+  const precision = str(raw, "precision");
+  if (precision === undefined) return { backend, ...(backend === "cuda" && { precision: "bf16" as const }) };
+  if (backend !== "cuda") throw new UserError("--precision applies to --backend cuda only (the CPU backend computes in fp32)");
+  return { backend, precision: parseChoice("--precision", precision, PRECISIONS) };
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {

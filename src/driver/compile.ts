@@ -8,7 +8,9 @@ import { autodiff } from "../../ir/passes/autodiff.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
-import { CPU_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
+import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
+import type { Backend } from "../../codegen/build.ts";
+import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
 import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
@@ -36,6 +38,10 @@ export interface CompileOptions {
   linkGbps?: number;
   /** Node times measured in a profiled warm-up; they replace the machine model's estimates. */
   measured?: MeasuredTimes;
+  /** What the plan runs on (default cpu): its cost model here, its code and build later. */
+  backend?: Backend;
+  /** CUDA backend: how matmuls multiply (default bf16). */
+  precision?: Precision;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -103,7 +109,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const totalRegions = regionCount(differentiated);
 
   const chunks = layoutChunks(traced, opts.chunkSize);
-  const machine: Machine = { ...CPU_DEFAULTS, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
+  const machine: Machine = { ...(opts.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS), ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule) => {
     const recomputed = recompute(differentiated, mode, regions);
