@@ -38,6 +38,8 @@ class CudaDevice final : public Device {
     cuda::check(cudaMalloc(&memory, size_t(plan.arena_bytes)), "allocating the device arena of " + mib(plan.arena_bytes));
     arena_.reset(memory);
     cuda::check(cudaMemset(memory, 0, size_t(plan.arena_bytes)), "zeroing the device arena");
+    // The memset ran on the legacy stream, which the runtime's streams do not wait for.
+    cuda::check(cudaDeviceSynchronize(), "zeroing the device arena");
     if (host_region != nullptr) {
       cuda::check(cudaHostRegister(host_region, size_t(plan.host_bytes), cudaHostRegisterDefault),
                   "pinning the host region of offloaded model data (" + mib(plan.host_bytes) + ")");
@@ -53,12 +55,10 @@ class CudaDevice final : public Device {
   uint8_t* arena() const override { return static_cast<uint8_t*>(arena_.get()); }
 
   void upload(void* device, const void* host, int64_t bytes) override {
-    synchronize();
-    cuda::check(cudaMemcpy(device, host, size_t(bytes), cudaMemcpyHostToDevice), "a copy to the device");
+    runtime_->copy_now(device, host, bytes, cudaMemcpyHostToDevice, "a copy to the device");
   }
   void download(void* host, const void* device, int64_t bytes) override {
-    synchronize();
-    cuda::check(cudaMemcpy(host, device, size_t(bytes), cudaMemcpyDeviceToHost), "a copy from the device");
+    runtime_->copy_now(host, device, bytes, cudaMemcpyDeviceToHost, "a copy from the device");
   }
   void synchronize() override { cuda::check(cudaStreamSynchronize(runtime_->compute()), "the kernels of the step"); }
 

@@ -63,8 +63,8 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
     check_launch(c, "grad_norm");
   }
   std::vector<double> partials(size_t(count * kNormBlocks));
-  check(cudaStreamSynchronize(rt.compute()), std::string("grad_norm (node ") + c.node + ")");
-  check(cudaMemcpy(partials.data(), partial, partials.size() * sizeof(double), cudaMemcpyDeviceToHost), "reading grad_norm's partial sums");
+  rt.copy_now(partials.data(), partial, int64_t(partials.size() * sizeof(double)), cudaMemcpyDeviceToHost,
+              std::string("grad_norm (node ") + c.node + ")");
   double total = 0.0;
   for (int64_t t = 0; t < count; t++) {
     if (in_host_region(c, grads[t])) {
@@ -74,7 +74,7 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
     }
   }
   const float norm = float(std::sqrt(total));
-  check(cudaMemcpy(out, &norm, 4, cudaMemcpyHostToDevice), "writing the gradient norm");
+  rt.copy_now(out, &norm, 4, cudaMemcpyHostToDevice, "writing the gradient norm");
   return norm;
 }
 

@@ -92,6 +92,11 @@ void Runtime::drain() {
   tickets_ = 0;
 }
 
+void Runtime::copy_now(void* dst, const void* src, int64_t bytes, cudaMemcpyKind kind, const std::string& what) {
+  check(cudaMemcpyAsync(dst, src, size_t(bytes), kind, compute_), what);
+  check(cudaStreamSynchronize(compute_), what);
+}
+
 void* Runtime::scratch(int64_t bytes) {
   if (bytes > scratch_bytes_) {
     check(cudaFree(scratch_), "freeing the scratch buffer");

@@ -42,6 +42,11 @@ class Runtime {
   // counted as waiting for transfers. Tickets start again from 1 afterwards.
   void drain();
 
+  // A copy that follows the compute queued so far and has finished when this returns. It runs on the
+  // compute stream: cudaMemcpy would run on the legacy stream, which the compute stream does not wait
+  // for, and may return before a copy from pageable memory has landed.
+  void copy_now(void* dst, const void* src, int64_t bytes, cudaMemcpyKind kind, const std::string& what);
+
   // Device memory for a kernel's partial results, valid until the next call (growing it frees the old
   // buffer, which waits for every kernel in flight). Outside the plan's arena; a few MiB at most.
   void* scratch(int64_t bytes);
