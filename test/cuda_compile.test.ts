@@ -1,5 +1,5 @@
 // The CUDA backend without a GPU: the generated CUDA C++ for GPT-2 `mini` and `124M`, plain, with
-// offloaded model data and with checkpointed blocks, builds with nvcc for sm_80 and sm_90 with warnings
+// offloaded model data and with checkpointed blocks (and PaLM `small`, for its ops), builds with nvcc for sm_80 and sm_90 with warnings
 // as errors (codegen/cuda/toolchain.ts), the runtime .cu files included, and links into a libplan.so and
 // train binary that need neither cuBLAS nor a shared CUDA runtime to load. The run-time search for
 // cuBLAS is checked on a probe library laid out like NVIDIA's Python wheels, and `stow train --backend
@@ -21,6 +21,7 @@ const GiB = 2 ** 30, MiB = 2 ** 20;
 
 interface Variant {
   name: string;
+  model?: string;
   options: Partial<PrepareOptions>;
   precision?: Precision;
   /** What the plan must contain, so the variant checks what it says it does. */
@@ -38,13 +39,15 @@ const VARIANTS: Variant[] = [
     options: { preset: "124M", batch: 4, checkpoint: "blocks", deviceMemory: 2 * GiB },
     expect: { offload: true, recompute: true },
   },
+  // PaLM's ops: rotary embeddings, SiLU, multi-query attention, LayerNorm without bias.
+  { name: "PaLM small", model: "samples/palm.ts", options: { preset: "small" }, expect: { offload: false, recompute: false } },
 ];
 
 const dir = mkdtempSync(join(tmpdir(), "stow-cuda-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function build(v: Variant): Promise<{ built: BuildResult; source: string }> {
-  const { plan } = await prepare(join(repoRoot, "samples/gpt2.ts"), {
+  const { plan } = await prepare(join(repoRoot, v.model ?? "samples/gpt2.ts"), {
     threads: 2, clip: true, checkpoint: "none", backend: "cuda", ...v.options,
   });
   expect(plan.checkpoint.offload, v.name).toBe(v.expect.offload);
