@@ -3,13 +3,13 @@
 // comes from stow_plan(); this file is the same for every model.
 #include <omp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 #include <new>
 #include <set>
