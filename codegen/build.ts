@@ -9,10 +9,16 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { NVCC_FLAGS, NVCC_LINK_FLAGS, nvccCommand, sharedRuntimeSources } from "./cuda/toolchain.ts";
+
+/** cpu: g++ and OpenBLAS; cuda: nvcc, the CUDA runtime's kernels and the runtime's shared C++ (codegen/cuda/toolchain.ts). */
+export type Backend = "cpu" | "cuda";
 
 export interface BuildOptions {
-  /** The generated plan.cpp, as text. */
+  /** The generated plan.cpp (or plan.cu), as text. */
   planCpp: string;
+  /** Default cpu. */
+  backend?: Backend;
   /** Cache root holding builds/ and objects/; default $STOW_CACHE_DIR, else <repo>/.stow-cache. */
   outDir?: string;
   /** Compiler processes run at once; default: the number of cores. */
@@ -69,7 +75,11 @@ async function defaultSources(mpi: boolean): Promise<string[]> {
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
   const width = Math.max(1, opts.threads ?? availableParallelism());
-  const sources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
+  const backend = opts.backend ?? "cpu";
+  const cpuSources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
+  const sources = backend === "cuda"
+    ? [...sharedRuntimeSources(cpuSources), ...(await listFiles(join(runtimeDir, "cuda"), ".cu"))]
+    : cpuSources;
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
   const flagsOf = (source: string) => (dirname(source) === mpiDir ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
@@ -80,6 +90,7 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     await toolchainId(),
     CXXFLAGS.join(" "),
     [...LDLIBS, ...mpi.link].join(" "),
+    ...(backend === "cuda" ? [await nvccId(), NVCC_FLAGS.join(" "), NVCC_LINK_FLAGS.join(" ")] : []),
     ...(await Promise.all(headers.map(async (h) => `${basename(h)}\n${await readFile(h, "utf8")}`))),
   );
   const objectHashes = sourceTexts.map((text, i) => sha256(toolchain, flagsOf(sources[i]).join(" "), text));
@@ -95,7 +106,7 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   await mkdir(objectsDir, { recursive: true });
   const work = await mkdtemp(join(buildsDir, `.tmp-${hash.slice(0, 16)}-`));
   try {
-    const planSource = join(work, "plan.cpp");
+    const planSource = join(work, planFile(backend));
     await writeFile(planSource, opts.planCpp);
     const planObject = join(work, "plan.o");
     const objects = sources.map((_, i) => join(objectsDir, `${objectHashes[i]}.o`));
@@ -105,28 +116,37 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     ]);
     const libObjects = objects.filter((_, i) => basename(sources[i]) !== TRAIN_MAIN);
     await inParallel(width, [
-      () => link(["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
-      () => link(["-o", join(work, "train"), planObject, ...objects], mpi.link),
+      () => link(backend, ["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
+      () => link(backend, ["-o", join(work, "train"), planObject, ...objects], mpi.link),
     ]);
     await publish(work, finalDir);
   } catch (error) {
-    throw await keepForInspection(error, work, `${finalDir}.failed`);
+    throw await keepForInspection(error, work, `${finalDir}.failed`, planFile(backend));
   }
   return { ...result, cached: false };
+}
+
+function planFile(backend: Backend): string {
+  return backend === "cuda" ? "plan.cu" : "plan.cpp";
 }
 
 class CompileError extends Error {
   constructor(
     readonly source: string,
     readonly stderr: string,
+    compiler: string,
   ) {
-    super(`g++ failed on ${source}:\n${stderr}`);
+    super(`${compiler} failed on ${source}:\n${stderr}`);
   }
 }
 
+// .cu files go to nvcc, everything else to g++.
 async function compile(source: string, object: string, extra: string[] = []): Promise<void> {
-  const r = await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
-  if (r.code !== 0) throw new CompileError(source, r.stderr);
+  const cuda = source.endsWith(".cu");
+  const r = cuda
+    ? await run(nvccCommand(), [...NVCC_FLAGS, "-c", source, "-o", object])
+    : await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
+  if (r.code !== 0) throw new CompileError(source, r.stderr, cuda ? "nvcc" : "g++");
 }
 
 // Writes the object under a private name first: another build may be compiling the same source.
@@ -141,8 +161,8 @@ async function cachedCompile(source: string, object: string, extra: string[]): P
   }
 }
 
-async function link(args: string[], extra: string[]): Promise<void> {
-  const r = await run("g++", [...args, ...LDLIBS, ...extra]);
+async function link(backend: Backend, args: string[], extra: string[]): Promise<void> {
+  const r = backend === "cuda" ? await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...extra]) : await run("g++", [...args, ...LDLIBS, ...extra]);
   if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
 }
 
@@ -160,7 +180,7 @@ async function publish(work: string, finalDir: string): Promise<void> {
 // A runtime source that fails to compile is already on disk; the work directory holds nothing of
 // interest and goes. Otherwise the generated plan (or the link) failed: its directory is kept under a
 // stable name, and the compiler's messages are rewritten to point there.
-async function keepForInspection(error: unknown, work: string, failedDir: string): Promise<unknown> {
+async function keepForInspection(error: unknown, work: string, failedDir: string, plan: string): Promise<unknown> {
   if (!(error instanceof Error)) return error;
   if (error instanceof CompileError && !error.source.startsWith(work)) {
     await rm(work, { recursive: true, force: true });
@@ -175,7 +195,7 @@ async function keepForInspection(error: unknown, work: string, failedDir: string
     // A concurrent failing build got there first; name our own copy instead.
   }
   const message = error.message.replaceAll(work, kept);
-  return new Error(`${message}\nThe generated source is kept in ${join(kept, "plan.cpp")}`);
+  return new Error(`${message}\nThe generated source is kept in ${join(kept, plan)}`);
 }
 
 // Runs jobs, at most `width` at once. After a failure no new job starts, and the error is thrown only
@@ -209,6 +229,17 @@ function toolchainId(): Promise<string> {
     return `${version.stdout.split("\n")[0]}\n${target.stdout}`;
   });
   return toolchainCache;
+}
+
+let nvccCache: Promise<string> | undefined;
+
+// nvcc's version: objects built by one CUDA toolkit are not handed to another's link.
+function nvccId(): Promise<string> {
+  nvccCache ??= run(nvccCommand(), ["--version"]).then((r) => {
+    if (r.code !== 0) throw new Error(`nvcc --version failed:\n${r.stderr}`);
+    return r.stdout;
+  });
+  return nvccCache;
 }
 
 async function listFiles(dir: string, ext: string): Promise<string[]> {

@@ -98,3 +98,11 @@ export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes): St
   const end = Math.max(device, link, host);
   return { seconds: end, computeSeconds: compute, linkSeconds: linkBusy, stallSeconds: stall + (end - device) };
 }
+
+/**
+ * One H100 with the CUDA backend, roughly: products at a blend of cuBLAS's bf16 rate and the simple
+ * attention kernels' fp32 rate, HBM3 for elementwise kernels, PCIe 5 with pinned memory for copies, and
+ * several host cores for AdamW on offloaded chunks. Guesses to be replaced by measurements
+ * (scripts/gpu-check.sh prints what the GPU achieved).
+ */
+export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.5e12, linkBandwidth: 25e9, hostBandwidth: 20e9 };

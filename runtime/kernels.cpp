@@ -82,28 +82,16 @@ void sum_rows(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
   }
 }
 
-static constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
-static constexpr float kGeluA = 0.044715f;
-
 void gelu_fwd(Ctx& c, float* y, const float* x, int64_t n) {
   c.touch(y, n * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) {
-    const float xi = x[i];
-    y[i] = 0.5f * xi * (1.0f + vtanh(kGeluK * (xi + kGeluA * xi * xi * xi)));
-  }
+  for (int64_t i = 0; i < n; i++) y[i] = math::gelu(x[i]);
 }
 
-// d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u',  u' = k (1 + 3 a x^2).
 void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n) {
   c.touch(dx, n * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) {
-    const float xi = x[i], x2 = xi * xi;
-    const float t = vtanh(kGeluK * (xi + kGeluA * x2 * xi));
-    const float du = kGeluK * (1.0f + 3.0f * kGeluA * x2);
-    dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du);
-  }
+  for (int64_t i = 0; i < n; i++) dx[i] = math::gelu_grad(x[i], dy[i]);
 }
 
 // Walks the output row by row (a row = its last axis); each row gathers from the input with the

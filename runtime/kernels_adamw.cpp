@@ -30,31 +30,16 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
   out[0] = float(std::sqrt(total));
 }
 
-// Follows torch.optim.AdamW's single-tensor step operation by operation: scalars (decay factor, bias
-// corrections, step size) in double as Python computes them, then rounded to float for the tensor ops.
+// Follows torch.optim.AdamW's single-tensor step operation by operation (kernel_math.h): scalars in
+// double as Python computes them, then rounded to float for the tensor ops.
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale,
            bool decay) {
   c.touch(p, n * 4);
   c.touch(m, n * 4);
   c.touch(v, n * 4);
-  const double t = double(h.t);
-  const float decay_factor = decay ? float(1.0 - double(h.lr) * double(h.weight_decay)) : 1.0f;
-  const float beta1 = h.beta1, beta2 = h.beta2, eps = h.eps;
-  const float one_minus_beta1 = float(1.0 - double(h.beta1)), one_minus_beta2 = float(1.0 - double(h.beta2));
-  const double bias_correction1 = 1.0 - std::pow(double(h.beta1), t);
-  const double bias_correction2 = 1.0 - std::pow(double(h.beta2), t);
-  const float neg_step_size = float(-(double(h.lr) / bias_correction1));
-  const float bias_correction2_sqrt = float(std::sqrt(bias_correction2));
+  const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) {
-    const float gi = g[i] * gscale;
-    const float mi = m[i] * beta1 + one_minus_beta1 * gi;
-    const float vi = v[i] * beta2 + one_minus_beta2 * gi * gi;
-    const float denom = std::sqrt(vi) / bias_correction2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * decay_factor + neg_step_size * (mi / denom);
-  }
+  for (int64_t i = 0; i < n; i++) math::adamw_element(p[i], g[i], m[i], v[i], gscale, s);
 }
 
 }  // namespace stow

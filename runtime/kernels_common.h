@@ -14,6 +14,7 @@
 #include <string>
 
 #include "ctx.h"
+#include "kernel_math.h"
 
 namespace stow::detail {
 
@@ -53,33 +54,9 @@ inline float row_max(const float* x, int64_t n) {
   return m;
 }
 
-// exp(x) in plain arithmetic, so that loops calling it vectorize (libm's expf is an opaque call that
-// blocks vectorization without -ffast-math). Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2,
-// exp(r) by a degree-7 polynomial, 2^n built in the exponent bits; about 1 ulp over the range.
-// Below -87.3 (where exp(x) is no longer a normal float) it returns 0; above 88.3 it saturates at
-// exp(88.3) instead of overflowing (softmax callers pass x <= 0; vtanh relies on the saturation).
-inline float vexp(float x) {
-  const float xc = std::min(std::max(x, -87.3f), 88.3f);
-  // n = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (std::floor would
-  // not vectorize).
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 split in two for exactness
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, 4);
-  return x < -87.3f ? 0.0f : e * two_n;
-}
-
-// tanh through vexp, for the same reason. Its error is absolute (about 1e-7), not relative: right for
-// GELU, which only uses 1 + tanh and 1 - tanh^2.
-inline float vtanh(float u) { return 1.0f - 2.0f / (vexp(2.0f * u) + 1.0f); }
+// exp and tanh in plain arithmetic (kernel_math.h, shared with the CUDA kernels).
+using math::vexp;
+using math::vtanh;
 
 // y[i] += a * x[i]
 inline void axpy(float* y, float a, const float* x, int64_t n) {

@@ -61,8 +61,8 @@ void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_
     const float inv = 1.0f / s.sum;
     // Read the target logit first: the plan may place dlogits over logits (in-place reuse).
     const float target_p = vexp(x[targets[n]] - s.max) * inv;
-    for (int64_t i = 0; i < V; i++) d[i] = f * (vexp(x[i] - s.max) * inv);
-    d[targets[n]] = f * (target_p - 1.0f);
+    for (int64_t i = 0; i < V; i++) d[i] = math::cross_entropy_grad(vexp(x[i] - s.max) * inv, false, f);
+    d[targets[n]] = math::cross_entropy_grad(target_p, true, f);
   }
 }
 

@@ -38,7 +38,7 @@ void column_sums(float* dw, float* db, const float* x, const float* dy, const fl
     const float* xr = x + r * C + j0;
     const float* dyr = dy + r * C + j0;
     for (int64_t j = 0; j < width; j++) {
-      dwb[j] += dyr[j] * ((xr[j] - mean) * rstd);
+      dwb[j] += dyr[j] * math::normalized(xr[j], mean, rstd);
       if constexpr (kBias) dbb[j] += dyr[j];
     }
   }
@@ -53,9 +53,9 @@ void layernorm_fwd(Ctx& c, float* y, const float* x, const float* w, const float
     float* yr = y + r * C;
     const RowStats s = row_stats(xr, C, eps);
     if (b) {
-      for (int64_t i = 0; i < C; i++) yr[i] = (xr[i] - s.mean) * s.rstd * w[i] + b[i];
+      for (int64_t i = 0; i < C; i++) yr[i] = math::normalized(xr[i], s.mean, s.rstd) * w[i] + b[i];
     } else {
-      for (int64_t i = 0; i < C; i++) yr[i] = (xr[i] - s.mean) * s.rstd * w[i];
+      for (int64_t i = 0; i < C; i++) yr[i] = math::normalized(xr[i], s.mean, s.rstd) * w[i];
     }
   }
 }
@@ -78,11 +78,10 @@ void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, cons
     stats[2 * r + 1] = s.rstd;
     const float g_mean = lane_sum<float>(C, [&](int64_t i) { return dyr[i] * w[i]; }) / float(C);
     const float gx_mean =
-        lane_sum<float>(C, [&](int64_t i) { return dyr[i] * w[i] * ((xr[i] - s.mean) * s.rstd); }) / float(C);
+        lane_sum<float>(C, [&](int64_t i) { return dyr[i] * w[i] * math::normalized(xr[i], s.mean, s.rstd); }) / float(C);
     float* dxr = dx + r * C;
     for (int64_t i = 0; i < C; i++) {
-      const float xhat = (xr[i] - s.mean) * s.rstd;
-      dxr[i] = s.rstd * (dyr[i] * w[i] - g_mean - xhat * gx_mean);
+      dxr[i] = math::layernorm_dx(dyr[i] * w[i], math::normalized(xr[i], s.mean, s.rstd), s.rstd, g_mean, gx_mean);
     }
   }
   const int64_t blocks = (C + kColBlock - 1) / kColBlock;

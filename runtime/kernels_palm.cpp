@@ -30,9 +30,9 @@ void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, 
     const float* xr = x + r * D;
     float* yr = y + r * D;
     for (int64_t i = 0; i < half; i++) {
-      const float a = xr[i], b = xr[i + half];
-      yr[i] = a * cr[i] - b * sr[i];
-      yr[i + half] = b * cr[i] + a * sr[i];
+      const math::Pair turned = math::rotate(xr[i], xr[i + half], cr[i], sr[i]);
+      yr[i] = turned.a;
+      yr[i + half] = turned.b;
     }
   }
 }
@@ -40,16 +40,13 @@ void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, 
 void silu_fwd(Ctx& c, float* y, const float* x, int64_t n) {
   c.touch(y, n * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + vexp(-x[i]));
+  for (int64_t i = 0; i < n; i++) y[i] = math::silu(x[i]);
 }
 
 void silu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n) {
   c.touch(dx, n * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) {
-    const float s = 1.0f / (1.0f + vexp(-x[i]));
-    dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-  }
+  for (int64_t i = 0; i < n; i++) dx[i] = math::silu_grad(x[i], dy[i]);
 }
 
 }  // namespace stow

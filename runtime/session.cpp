@@ -3,6 +3,7 @@
 // comes from stow_plan(); this file is the same for every model.
 #include <omp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -17,8 +18,8 @@
 
 #include "comm.h"
 #include "ctx.h"
+#include "device.h"
 #include "host_pool.h"
-#include "transfer_engine.h"
 #include "profile.h"
 #include "init.h"
 #include "metrics.h"
@@ -29,8 +30,6 @@
 #include "stow_abi.h"
 #include "token_file.h"
 
-extern "C" void openblas_set_num_threads(int);
-
 using stow::Error;
 
 struct StowSession {
@@ -38,14 +37,15 @@ struct StowSession {
   StowOptions opts{};
   std::string init_path, resume_path;  // opts' path pointers are the caller's; keep copies
   stow::HostPool pool;
-  std::unique_ptr<uint8_t, decltype(&std::free)> arena{nullptr, &std::free};
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
   stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
   std::unique_ptr<stow::TokenData> data;
+  std::unique_ptr<stow::HostBuffer<int32_t>> batch;  // a step's tokens and targets, on their way to the device
   std::unique_ptr<stow::MetricsFile> metrics;
-  // Declared after the memory its jobs use, so it finishes them before that memory goes.
-  std::unique_ptr<stow::TransferEngine> engine;
+  // Declared after the host memory its copies and host jobs use, so it finishes them before that memory goes.
+  std::unique_ptr<stow::Device> device;
+  uint8_t* model_mirror = nullptr;  // host view of the arena's resident model data (Device::mirror)
   std::unique_ptr<stow::NodeProfile> profile;
   std::vector<double> profiled_step_seconds;
   int64_t session_steps = 0;  // steps this session has taken (a resumed run starts again at 0)
@@ -54,9 +54,16 @@ struct StowSession {
   std::string error;
 
   template <typename T>
-  T* at(int64_t offset) { return reinterpret_cast<T*>(arena.get() + offset); }
-  // Parameters and moments live at the bottom of the arena, or in the host region when offloaded.
-  float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : arena.get()) + offset); }
+  T* at(int64_t offset) { return reinterpret_cast<T*>(ctx.arena + offset); }
+  // Parameters and moments live at the bottom of the arena (read and written on the host through its
+  // mirror), or in the host region when offloaded.
+  float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : model_mirror) + offset); }
+  // A value the device computed, read on the host.
+  float read_float(int64_t offset) {
+    float v;
+    device->download(&v, at<float>(offset), 4);
+    return v;
+  }
 };
 
 namespace {
@@ -163,7 +170,7 @@ void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& nam
     f.read_f32(name, shape.data(), int(shape.size()), full.data());
     stow::take_shard(p, s.ctx.rank, full.data(), dst);
   }
-  if (!p.on_host) s.ctx.touch(dst, 4 * p.numel);
+  if (!p.on_host) s.ctx.touch(s.at<float>(offset), 4 * p.numel);
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -210,6 +217,18 @@ void load_resume(StowSession& s, const std::string& path) {
   }
 }
 
+// The end of the resident model data at the bottom of the arena: parameters and moments not offloaded.
+int64_t resident_model_bytes(const stow::PlanDesc& plan) {
+  int64_t end = 0;
+  for (int i = 0; i < plan.nparams; i++) {
+    const stow::ParamDesc& p = plan.params[i];
+    if (p.on_host) continue;
+    for (int64_t offset : {p.offset, p.m_offset, p.v_offset})
+      if (offset >= 0) end = std::max(end, offset + 4 * p.numel);
+  }
+  return end;
+}
+
 void open_session(StowSession& s, const StowOptions& o) {
   s.plan = stow_plan();
   validate_plan(s.plan);
@@ -231,12 +250,6 @@ void open_session(StowSession& s, const StowOptions& o) {
   }
   s.opts.init_path = s.opts.resume_path = s.opts.data_path = s.opts.metrics_path = s.opts.profile_path = nullptr;  // not ours to keep
 
-  size_t bytes = size_t((s.plan->arena_bytes + 63) / 64 * 64);
-  s.arena.reset(static_cast<uint8_t*>(std::aligned_alloc(64, bytes)));
-  if (!s.arena) throw Error("cannot allocate the device arena of " + std::to_string(s.plan->arena_bytes) + " bytes");
-  std::memset(s.arena.get(), 0, bytes);
-  s.ctx.arena = s.arena.get();
-  s.ctx.arena_bytes = s.plan->arena_bytes;
   s.pool.set_limit(o.host_memory);
   if (s.plan->host_bytes > 0) {
     // Offloaded model data: a host region, counted in the host pool's high-water mark.
@@ -244,24 +257,24 @@ void open_session(StowSession& s, const StowOptions& o) {
     std::memset(s.host->data(), 0, size_t(s.plan->host_bytes));
     s.ctx.host = s.host->data();
     s.ctx.host_bytes = s.plan->host_bytes;
-    // Gigabits per second to bytes per second.
-    s.engine = std::make_unique<stow::TransferEngine>(o.link_gbps * 1e9 / 8);
-    s.ctx.engine = s.engine.get();
   }
-
   s.ctx.threads = o.threads > 0 ? o.threads : omp_get_num_procs();
-  omp_set_num_threads(s.ctx.threads);
-  openblas_set_num_threads(s.ctx.threads);
+  s.device = stow::open_device(*s.plan, s.ctx, s.host ? s.host->data() : nullptr, {s.ctx.threads, o.link_gbps});
 
-  stow::init_parameters(*s.plan, s.arena.get(), s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
+  // Model data is initialised and loaded on the host, then moved to the device in one copy.
+  s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
+  stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
   for (int i = 0; i < s.plan->nparams; i++)
-    if (!s.plan->params[i].on_host) s.ctx.touch(s.model_at(s.plan->params[i].offset, false), 4 * s.plan->params[i].numel);
+    if (!s.plan->params[i].on_host) s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
   if (!s.init_path.empty()) load_init(s, s.init_path);
   if (!s.resume_path.empty()) load_resume(s, s.resume_path);
+  s.device->push_mirror();
+  s.device->release_mirror();
 
   if (o.data_path != nullptr) {
     s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch, s.plan->train.seq, s.pool);
     s.data->set_position(s.data_position);
+    s.batch = std::make_unique<stow::HostBuffer<int32_t>>(s.pool, 2 * s.plan->train.batch * s.plan->train.seq, "the step's tokens");
   }
   // Last, so that a run refused above does not truncate the metrics of the run it would replace.
   // Rank 0 writes the job's metrics, with every rank's measurements.
@@ -301,27 +314,27 @@ void take_step(StowSession& s, StowStepResult& out) {
 
   auto start = std::chrono::steady_clock::now();
   const int64_t n = prog.batch * prog.seq;
-  int32_t* tokens = s.at<int32_t>(prog.tokens_offset);
-  int32_t* targets = s.at<int32_t>(prog.targets_offset);
+  int32_t* tokens = s.batch->data();
+  int32_t* targets = tokens + n;
   s.data->next_batch(tokens, targets);
-  s.ctx.touch(tokens, 4 * n);
-  s.ctx.touch(targets, 4 * n);
+  s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
+  s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
+  s.ctx.touch(s.at<int32_t>(prog.tokens_offset), 4 * n);
+  s.ctx.touch(s.at<int32_t>(prog.targets_offset), 4 * n);
   stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
-  if (s.engine) {
-    s.engine->h2d_bytes = s.engine->d2h_bytes = 0;
-    s.engine->stall_seconds = 0;
-  }
+  s.device->reset_transfer_stats();
   s.ctx.comm_calls = s.ctx.comm_bytes = 0;
   // The session's first step touches fresh memory; the next profile_steps are profiled.
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
   s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;
   s.ctx.timed_node = -1;
   prog.run(s.ctx, args);
+  s.device->synchronize();
   s.ctx.node_seconds = nullptr;
   s.session_steps++;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  float loss = *s.at<float>(prog.loss_offset);
+  float loss = s.read_float(prog.loss_offset);
   if (std::isnan(loss)) throw Error("loss became NaN at step " + std::to_string(t));
   if (!std::isfinite(loss)) throw Error("loss became infinite at step " + std::to_string(t));
   s.step = t;
@@ -329,15 +342,16 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.step = t;
   out.loss = loss;
   out.lr = lr;
-  out.grad_norm = prog.norm_offset >= 0 ? *s.at<float>(prog.norm_offset) : NAN;
+  out.grad_norm = prog.norm_offset >= 0 ? s.read_float(prog.norm_offset) : NAN;
   out.tokens = n;
   out.seconds = seconds;
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
-  out.h2d_bytes = s.engine ? s.engine->h2d_bytes : 0;
-  out.transfer_wait_seconds = s.engine ? s.engine->stall_seconds : 0;
+  const stow::TransferStats moved = s.device->transfer_stats();
+  out.h2d_bytes = moved.h2d_bytes;
+  out.transfer_wait_seconds = moved.wait_seconds;
   out.device_budget_bytes = s.plan->device_budget_bytes;
-  out.d2h_bytes = s.engine ? s.engine->d2h_bytes : 0;
+  out.d2h_bytes = moved.d2h_bytes;
   const std::string ranks = s.plan->ranks > 1 ? rank_metrics(s) : std::string();
   if (s.metrics) s.metrics->write(out, ranks);
   if (profiled) {
@@ -351,6 +365,8 @@ void take_step(StowSession& s, StowStepResult& out) {
 // send their parts.
 void save(StowSession& s, const std::string& path) {
   const bool writer = s.ctx.rank == 0;
+  s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
+  s.device->pull_mirror();
   std::vector<stow::TensorOut> tensors;
   std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
@@ -375,7 +391,10 @@ void save(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
       add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
-  if (!writer) return;
+  if (!writer) {
+    s.device->release_mirror();
+    return;
+  }
   int64_t position = s.data ? s.data->position() : s.data_position;
   stow::save_safetensors(path, tensors,
                          {{"format", "pt"},
@@ -384,6 +403,7 @@ void save(StowSession& s, const std::string& path) {
                           {"model", s.plan->model_json},
                           {"seed", std::to_string(s.opts.seed)}},
                          s.pool);
+  s.device->release_mirror();
 }
 
 void infer(StowSession& s, const int32_t* tokens, int64_t position, float* logits) {
@@ -396,13 +416,14 @@ void infer(StowSession& s, const int32_t* tokens, int64_t position, float* logit
   if (position < 0 || position >= n)
     throw Error("position " + std::to_string(position) + " is outside the inference window of " + std::to_string(n) + " tokens");
   int32_t* slot = s.at<int32_t>(prog.tokens_offset);
-  std::memcpy(slot, tokens, size_t(n) * sizeof(int32_t));
+  s.device->upload(slot, tokens, 4 * n);
   s.ctx.touch(slot, 4 * n);
   int32_t* at = s.at<int32_t>(prog.position_offset);
-  *at = int32_t(position);
+  const int32_t where = int32_t(position);
+  s.device->upload(at, &where, 4);
   s.ctx.touch(at, 4);
   prog.run(s.ctx, stow::StepArgs{});
-  std::memcpy(logits, s.at<float>(prog.logits_offset), size_t(s.plan->vocab) * sizeof(float));
+  s.device->download(logits, s.at<float>(prog.logits_offset), 4 * s.plan->vocab);
 }
 
 // The ABI boundary: no exception crosses it; the message is kept for stow_error().

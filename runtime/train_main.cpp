@@ -194,14 +194,16 @@ int run(int argc, char** argv, int rank, int ranks) {
 // - OPENBLAS_CORETYPE when Debian's OpenBLAS 0.3.21 fell back to its generic "Prescott" kernels on a
 //   CPU with AVX-512 or AVX2 (about 5x slower);
 // - OMP_WAIT_POLICY=passive, so idle OpenMP threads do not spin against OpenBLAS's threads.
-extern "C" char* openblas_get_corename(void);
+// Weak: the CUDA backend's binary does not link OpenBLAS, and then there is nothing to select.
+extern "C" __attribute__((weak)) char* openblas_get_corename(void);
 static void set_runtime_env(char** argv) {
   bool changed = false;
   if (!std::getenv("OMP_WAIT_POLICY")) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     changed = true;
   }
-  if (!std::getenv("OPENBLAS_CORETYPE") && std::strcmp(openblas_get_corename(), "Prescott") == 0) {
+  if (openblas_get_corename != nullptr && !std::getenv("OPENBLAS_CORETYPE") &&
+      std::strcmp(openblas_get_corename(), "Prescott") == 0) {
     const char* core = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "SkylakeX"
                        : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "Haswell" : nullptr;
     if (core) {

@@ -25,8 +25,9 @@ describe("CPU kernels", () => {
     const binary = path.join(dir, "kernels_check");
     const build = spawnSync(
       "g++",
+      // kernels_transfer.cpp hands work to the transfer engine, so the engine is linked too.
       ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime", "test/native/kernels_check.cpp",
-        ...kernelSources(), "-lopenblas", "-o", binary],
+        ...kernelSources(), "runtime/transfer_engine.cpp", "-lopenblas", "-o", binary],
       { cwd: repoRoot, encoding: "utf8" },
     );
     expect(build.status, build.stderr).toBe(0);

@@ -5,9 +5,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { formatNode } from "../../ir/printer.ts";
-import { type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
+import { type Node, type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
+import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../src/driver/compile.ts";
 import { cFloat, kernelCalls, runsOnHost } from "./kernel_calls.ts";
+
+/** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
+export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
 
 const templates = new nunjucks.Environment(
   new nunjucks.FileSystemLoader(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "templates")),
@@ -24,7 +28,7 @@ function modelJson(plan: Plan): string {
   return JSON.stringify({ model: plan.modelPath, config: plan.config });
 }
 
-function programView(name: string, prog: CompiledProgram) {
+function programView(name: string, prog: CompiledProgram, calls: NodeCalls) {
   const mem = prog.memory;
   const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
   const named = prog.graph.named;
@@ -35,7 +39,7 @@ function programView(name: string, prog: CompiledProgram) {
   for (const n of prog.graph.nodes) if (ASYNC_OPS.has(n.op)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
     .map((n, position) => {
-      const lines = kernelCalls(n, mem, tickets);
+      const lines = calls(n, mem, tickets);
       const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
       const label = `${n.op} %${n.outputs[0]?.id} at ${formatLoc(n.loc)}`;
       const hostNode = runsOnHost(n, mem);
@@ -51,6 +55,11 @@ function programView(name: string, prog: CompiledProgram) {
 }
 
 export function emitCpp(plan: Plan): { source: string; hash: string } {
+  return renderPlan(plan, "plan.cpp.njk", kernelCalls);
+}
+
+/** Renders a plan with a backend's template and kernel calls; the CPU's and the CUDA's share the rest. */
+export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra: Record<string, unknown> = {}): { source: string; hash: string } {
   const persistent = plan.persistent.offsets;
   const params = plan.train.graph.params.map((p) => ({
     name: p.name,
@@ -77,12 +86,13 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
     paramBytes: plan.persistent.paramBytes,
     optStateBytes: plan.persistent.optStateBytes,
     params,
-    programs: [programView("train", plan.train), programView("infer", plan.infer)],
+    programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
     ranks: plan.options.tp ?? 1,
     hash: "HASH",
+    ...extra,
   };
   // The hash names the plan by everything that shapes its code; it is stamped in after rendering.
-  const body = templates.render("plan.cpp.njk", context);
+  const body = templates.render(template, context);
   const hash = createHash("sha256").update(body).digest("hex").slice(0, 16);
   return { source: body.replace('"HASH"', `"${hash}"`), hash };
 }

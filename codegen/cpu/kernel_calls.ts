@@ -14,19 +14,39 @@ function last(v: Value): number {
   return v.shape[v.shape.length - 1];
 }
 
+/** A matmul's kernel arguments: out, a, b, batch, M, N, K, ta, tb, a's and b's batch strides. */
+export function matmulArgs(n: Node, mem: MemoryPlan): (string | number | boolean)[] {
+  const [x0, x1] = n.inputs;
+  const y0 = n.outputs[0];
+  const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
+  const r = x0.shape.length;
+  const batch = numel(x0.shape.slice(0, -2));
+  const [M, N] = y0.shape.slice(-2);
+  const K = ta ? x0.shape[r - 2] : x0.shape[r - 1];
+  const aStride = numel(x0.shape.slice(-2));
+  const bStride = x1.shape.length === 2 ? 0 : numel(x1.shape.slice(-2));
+  return [valuePointer(y0, mem), valuePointer(x0, mem), valuePointer(x1, mem), batch, M, N, K, ta, tb, aStride, bStride];
+}
+
 /** Whether a node runs on the host side: the optimizer on offloaded model data. */
 export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
   return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
 }
 
+/** Where a value lives, as the generated code's F/I/H macros address it. */
+export function valuePointer(v: Value, mem: MemoryPlan): string {
+  return `${mem.hostValues.has(v.id) ? "H" : v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
+}
+
 /**
  * `tickets` gives each asynchronous node (copies) its slot in the program's ticket array, which the
- * `wait` on its result reads.
+ * `wait` on its result reads. `ns` is the namespace of the kernels (the CUDA backend's have the same
+ * signatures in stow::cuda).
  */
-export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number> = new Map()): string[] {
+export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number> = new Map(), ns = "stow"): string[] {
   const ticket = (v: Value) => `tk[${tickets.get(v.producer.id)}]`;
-  const ptr = (v: Value) => `${mem.hostValues.has(v.id) ? "H" : v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
-  const call = (kernel: string, ...args: (string | number | boolean)[]) => `stow::${kernel}(c, ${args.join(", ")});`;
+  const ptr = (v: Value) => valuePointer(v, mem);
+  const call = (kernel: string, ...args: (string | number | boolean)[]) => `${ns}::${kernel}(c, ${args.join(", ")});`;
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
   switch (n.op) {
@@ -42,16 +62,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("embedding_bwd_acc", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x2), x0.shape[0])];
     case "embedding_bwd":
       return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
-    case "matmul": {
-      const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
-      const r = x0.shape.length;
-      const batch = numel(x0.shape.slice(0, -2));
-      const [M, N] = y0.shape.slice(-2);
-      const K = ta ? x0.shape[r - 2] : x0.shape[r - 1];
-      const aStride = numel(x0.shape.slice(-2));
-      const bStride = x1.shape.length === 2 ? 0 : numel(x1.shape.slice(-2));
-      return [call("matmul", ptr(y0), ptr(x0), ptr(x1), batch, M, N, K, ta, tb, aStride, bStride)];
-    }
+    case "matmul":
+      return [call("matmul", ...matmulArgs(n, mem))];
     case "add": case "mul":
       return [call(n.op, ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), numel(x1.shape))];
     case "scale":

@@ -7,6 +7,7 @@ import { setRuntimeEnv } from "./runtime_env.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag, parseSize } from "./options.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
+import { PRECISIONS } from "../../codegen/cuda/kernel_calls.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
 import type { Target } from "../targets/target.ts";
@@ -34,7 +35,9 @@ function withModelOptions(cmd: Command): Command {
     .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
     .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
     .option("--target <name|file>", `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
-      "(cpu: this machine, measured once and cached; default: fixed CPU numbers)");
+      "(cpu: this machine, measured once and cached; default: fixed CPU numbers)")
+    .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
+    .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32");
 }
 
 /** --target, measured (cpu) with the thread count the plans run with. */
@@ -71,7 +74,16 @@ function modelOptions(raw: Raw): PrepareOptions {
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
     tp,
     machine: targetFlag(raw)?.machine,
+    ...backendFlags(raw),
   };
+}
+
+function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision"> {
+  const backend = parseChoice("--backend", str(raw, "backend") ?? "cpu", ["cpu", "cuda"] as const);
+  const precision = str(raw, "precision");
+  if (precision === undefined) return { backend, ...(backend === "cuda" && { precision: "bf16" as const }) };
+  if (backend !== "cuda") throw new UserError("--precision applies to --backend cuda only (the CPU backend computes in fp32)");
+  return { backend, precision: parseChoice("--precision", precision, PRECISIONS) };
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {

@@ -10,7 +10,9 @@ import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
-import { CPU_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
+import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
+import type { Backend } from "../../codegen/build.ts";
+import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
 import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
@@ -45,6 +47,10 @@ export interface CompileOptions {
   tp?: number;
   /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
   machine?: Machine;
+  /** What the plan runs on (default cpu): its cost model here, its code and build later. */
+  backend?: Backend;
+  /** CUDA backend: how matmuls multiply (default bf16). */
+  precision?: Precision;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
@@ -122,7 +128,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const totalRegions = regionCount(differentiated);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
-  const machine: Machine = { ...(opts.machine ?? CPU_DEFAULTS), ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
+  const defaults = opts.machine ?? (opts.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
+  const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (
     mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule, chunks = leastWaste,

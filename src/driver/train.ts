@@ -41,6 +41,9 @@ export interface TrainOptions extends PrepareOptions {
 }
 
 export async function train(modelPath: string, opts: TrainOptions, log = (s: string) => console.log(s)): Promise<void> {
+  // The profile times nodes on the host clock, which on a GPU sees launches, not kernels.
+  const cuda = opts.backend === "cuda";
+  if (cuda && (opts.profileSteps ?? 0) > 0) throw new UserError("--profile-steps: the profiled warm-up is not available with --backend cuda yet");
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
@@ -50,7 +53,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
   if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
 
-  const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload ? DEFAULT_PROFILE_STEPS : 0);
+  const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload && !cuda ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
   if (profilePath) mkdirSync(path.dirname(path.resolve(profilePath)), { recursive: true });
   const sessionOptions = (resumePath: string | undefined, profiling: boolean): StowOptions => ({

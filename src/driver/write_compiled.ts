@@ -9,9 +9,10 @@ import { planJson } from "./plan_report.ts";
 export async function writeCompiled(plan: Plan, outDir: string, log: (s: string) => void): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const built = await buildCompiledPlan(plan, log);
-  writeFileSync(path.join(outDir, "plan.cpp"), built.source);
+  const planFile = plan.options.backend === "cuda" ? "plan.cu" : "plan.cpp";
+  writeFileSync(path.join(outDir, planFile), built.source);
   writeFileSync(path.join(outDir, "plan.json"), JSON.stringify(planJson(plan), null, 1) + "\n");
   copyFileSync(built.libPath, path.join(outDir, "libplan.so"));
   copyFileSync(built.trainBinPath, path.join(outDir, "train"));
-  log(`wrote ${outDir}/plan.cpp, plan.json, libplan.so and train (run: ${outDir}/train --data TOKENS.bin)`);
+  log(`wrote ${outDir}/${planFile}, plan.json, libplan.so and train (run: ${outDir}/train --data TOKENS.bin)`);
 }

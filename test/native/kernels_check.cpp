@@ -1127,6 +1127,19 @@ void check_adamw() {
   }
 }
 
+// The clipping factor the CUDA backend's generated code computes (kernel_math.h), against
+// torch.nn.utils.clip_grad_norm_'s rule written out: scale by clip / (norm + 1e-6) when that is below 1.
+void check_clip_scale() {
+  bool ok = true;
+  for (float clip : {0.0f, 0.5f, 1.0f, 4.0f})
+    for (float norm : {0.0f, 0.25f, 1.0f, 3.0f, 1e6f}) {
+      const double factor = double(clip) / (double(norm) + 1e-6);
+      const double want = clip > 0 && factor < 1 ? factor : 1.0;
+      ok &= std::fabs(double(math::clip_scale(clip, norm)) - want) <= 1e-7 * want;
+    }
+  report(ok, "clip_scale is min(1, clip / (norm + 1e-6)), and 1 without clipping");
+}
+
 }  // namespace
 
 int main() {
@@ -1150,6 +1163,7 @@ int main() {
   check_slices();
   check_grad_norm();
   check_adamw();
+  check_clip_scale();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,47 @@
+// How the CUDA backend builds: nvcc compiles plan.cu and runtime/cuda/*.cu for the GPU architectures
+// below, g++ the runtime's .cpp files it shares with the CPU backend (the same objects, from the same
+// cache), and nvcc links, with the CUDA runtime static. cuBLAS is loaded at run time, so nothing else is
+// needed to build: a machine with nvcc and no GPU builds the same binary a GPU machine does.
+import { existsSync } from "node:fs";
+import { basename, join } from "node:path";
+import { UserError } from "../../src/cli/errors.ts";
+
+/** A100 (sm_80) and H100/H200 (sm_90) machine code, and PTX for later GPUs to compile at load time. */
+export const CUDA_ARCH_FLAGS = [
+  "-gencode", "arch=compute_80,code=sm_80",
+  "-gencode", "arch=compute_90,code=sm_90",
+  "-gencode", "arch=compute_90,code=compute_90",
+];
+
+/** Warnings are errors, in nvcc's own passes and in the host compiler it runs. */
+export const NVCC_FLAGS = [
+  "-O3", "-std=c++17", "-Iruntime", "--extended-lambda", "-Werror", "all-warnings",
+  "-Xcompiler", "-fPIC,-fopenmp,-fno-math-errno,-Wall,-Wextra,-Werror", ...CUDA_ARCH_FLAGS,
+];
+
+export const NVCC_LINK_FLAGS = ["-Xcompiler", "-fopenmp", "-cudart", "static", "-ldl"];
+
+/**
+ * The runtime's C++ files the CUDA build shares: all but the CPU kernels (kernels*.cpp, OpenBLAS and
+ * OpenMP loops) and the CPU device. kernels_adamw.cpp stays: AdamW on offloaded chunks runs it on the host.
+ */
+export function sharedRuntimeSources(cpuSources: readonly string[]): string[] {
+  return cpuSources.filter((s) => {
+    const name = basename(s);
+    return name === "kernels_adamw.cpp" || !(name.startsWith("kernels") || name === "device_cpu.cpp");
+  });
+}
+
+/** nvcc: $CUDA_HOME/bin, then PATH, then /usr/local/cuda/bin. */
+export function nvccCommand(): string {
+  const candidates = [
+    ...(process.env.CUDA_HOME ? [join(process.env.CUDA_HOME, "bin", "nvcc")] : []),
+    ...(process.env.PATH ?? "").split(":").filter(Boolean).map((d) => join(d, "nvcc")),
+    "/usr/local/cuda/bin/nvcc",
+  ];
+  const found = candidates.find((c) => existsSync(c));
+  if (!found)
+    throw new UserError("--backend cuda needs nvcc (the CUDA toolkit) to build; it is not in $CUDA_HOME/bin, on PATH " +
+      "or in /usr/local/cuda/bin. Install the toolkit, or use --backend cpu");
+  return found;
+}

@@ -1,0 +1,97 @@
+// The optimizer step on the GPU: the global gradient norm (for clipping) and AdamW with the element
+// update of kernel_math.h; AdamW on offloaded chunks runs the CPU backend's kernel on the host.
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "launch.h"
+
+namespace stow::cuda {
+namespace {
+
+constexpr int kNormBlocks = 128;
+
+// partial[b] = this block's share of sum g[i]^2, in double: a grid-stride sweep per thread, then the
+// block's threads in order.
+__global__ void sum_squares_kernel(double* partial, const float* g, int64_t n) {
+  __shared__ double lanes[kBlock];
+  double acc = 0.0;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    acc += double(g[i]) * double(g[i]);
+  lanes[threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (int t = 0; t < blockDim.x; t++) total += lanes[t];
+    partial[blockIdx.x] = total;
+  }
+}
+
+bool in_host_region(const Ctx& c, const float* p) {
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
+  return c.host != nullptr && b >= c.host && b < c.host + c.host_bytes;
+}
+
+// Sum of squares of a gradient in the host region: each thread a contiguous share, shares in order.
+double host_sum_squares(const float* g, int64_t n, int threads) {
+  std::vector<double> partial(size_t(threads), 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    double acc = 0.0;
+    for (int64_t i = n * t / nt; i < n * (t + 1) / nt; i++) acc += double(g[i]) * double(g[i]);
+    partial[size_t(t)] = acc;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+}  // namespace
+
+// Device gradients are summed by kernels into scratch partials; gradients already copied to the host
+// (offloaded chunks; the plan waited for their copies before this node) are summed there. Then the
+// host adds everything up in tensor order.
+float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
+  c.touch(out, 4);
+  Runtime& rt = runtime(c);
+  double* partial = static_cast<double*>(rt.scratch(count * kNormBlocks * int64_t(sizeof(double))));
+  for (int64_t t = 0; t < count; t++) {
+    if (in_host_region(c, grads[t])) continue;
+    sum_squares_kernel<<<kNormBlocks, kBlock, 0, rt.compute()>>>(partial + t * kNormBlocks, grads[t], sizes[t]);
+    check_launch(c, "grad_norm");
+  }
+  std::vector<double> partials(size_t(count * kNormBlocks));
+  rt.copy_now(partials.data(), partial, int64_t(partials.size() * sizeof(double)), cudaMemcpyDeviceToHost,
+              std::string("grad_norm (node ") + c.node + ")");
+  double total = 0.0;
+  for (int64_t t = 0; t < count; t++) {
+    if (in_host_region(c, grads[t])) {
+      total += host_sum_squares(grads[t], sizes[t], rt.host_threads());
+    } else {
+      for (int b = 0; b < kNormBlocks; b++) total += partials[size_t(t * kNormBlocks + b)];
+    }
+  }
+  const float norm = float(std::sqrt(total));
+  rt.copy_now(out, &norm, 4, cudaMemcpyHostToDevice, "writing the gradient norm");
+  return norm;
+}
+
+void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+  c.touch(p, n * 4);
+  c.touch(m, n * 4);
+  c.touch(v, n * 4);
+  const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
+  for_each(c, "adamw", n, [=] __device__(int64_t i) { math::adamw_element(p[i], g[i], m[i], v[i], gscale, s); });
+}
+
+void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
+                   float gscale, bool decay) {
+  Ctx host = c;
+  host.host_node = true;
+  host.threads = runtime(c).host_threads();
+  runtime(c).host_task(after, [=]() mutable { stow::adamw(host, p, g, m, v, n, h, gscale, decay); });
+}
+
+}  // namespace stow::cuda

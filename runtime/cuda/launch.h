@@ -1,0 +1,79 @@
+// Helpers of the CUDA kernels: element loops over [0, n) from a device lambda, and warp and block
+// reductions in a fixed order (so results do not change from run to run).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda_kernels.h"
+#include "kernel_math.h"
+#include "runtime.h"
+
+namespace stow::cuda {
+
+constexpr unsigned kFullWarp = 0xffffffffu;
+constexpr int kBlock = 256;
+
+template <class F>
+__global__ void for_each_kernel(int64_t n, F f) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) f(i);
+}
+
+// Runs f(i) for every i in [0, n) on the compute stream.
+template <class F>
+void for_each(const Ctx& c, const char* kernel, int64_t n, F f) {
+  if (n <= 0) return;
+  for_each_kernel<<<grid_for(n, kBlock), kBlock, 0, runtime(c).compute()>>>(n, f);
+  check_launch(c, kernel);
+}
+
+// out[col] = sum over rows of term(r, col), for col in [0, cols). A block takes 32 columns with 32
+// thread-rows: thread-row t sums rows t, t + 32, ... in order, then the 32 partial sums are added in
+// order, so the result is the same on every run.
+template <class Term>
+__global__ void column_sums_kernel(float* out, int64_t rows, int64_t cols, Term term) {
+  __shared__ float partial[32][33];
+  const int64_t col = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  float acc = 0.0f;
+  if (col < cols)
+    for (int64_t r = threadIdx.y; r < rows; r += 32) acc += term(r, col);
+  partial[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    float total = 0.0f;
+    for (int t = 0; t < 32; t++) total += partial[t][threadIdx.x];
+    out[col] = total;
+  }
+}
+
+template <class Term>
+void column_sums(const Ctx& c, const char* kernel, float* out, int64_t rows, int64_t cols, Term term) {
+  if (cols <= 0) return;
+  column_sums_kernel<<<unsigned((cols + 31) / 32), dim3(32, 32), 0, runtime(c).compute()>>>(out, rows, cols, term);
+  check_launch(c, kernel);
+}
+
+__device__ inline float warp_sum(float x) {
+  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullWarp, x, offset);
+  return x;
+}
+
+__device__ inline float warp_max(float x) {
+  for (int offset = 16; offset > 0; offset /= 2) x = math::max_f(x, __shfl_xor_sync(kFullWarp, x, offset));
+  return x;
+}
+
+// The sum (or max) of x over the block, returned to every thread. blockDim.x must be a multiple of 32,
+// at most 1024; `shared` holds 32 floats.
+template <bool kMax>
+__device__ inline float block_reduce(float x, float* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  x = kMax ? warp_max(x) : warp_sum(x);
+  __syncthreads();  // shared may still be read by a previous call
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < warps ? shared[lane] : (kMax ? -INFINITY : 0.0f);
+  return kMax ? warp_max(x) : warp_sum(x);
+}
+
+}  // namespace stow::cuda

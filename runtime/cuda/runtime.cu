@@ -1,0 +1,119 @@
+#include "runtime.h"
+
+#include <chrono>
+
+namespace stow::cuda {
+
+void check(cudaError_t e, const std::string& what) {
+  if (e != cudaSuccess) throw Error("CUDA error in " + what + ": " + cudaGetErrorString(e));
+}
+
+namespace {
+void check_blas(Cublas::Status s, const char* what) {
+  if (s != 0) throw Error(std::string("cuBLAS error in ") + what + ": status " + std::to_string(s));
+}
+
+// cuBLAS's own scratch memory, handed to it so that it never allocates during a step.
+constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
+}  // namespace
+
+Runtime::Runtime(int host_threads) : host_threads_(host_threads) {
+  check(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "creating the compute stream");
+  check(cudaStreamCreateWithFlags(&to_device_, cudaStreamNonBlocking), "creating the host-to-device copy stream");
+  check(cudaStreamCreateWithFlags(&to_host_, cudaStreamNonBlocking), "creating the device-to-host copy stream");
+  blas_ = Cublas::load();
+  check_blas(blas_.create(&blas_handle_), "cublasCreate");
+  check_blas(blas_.set_stream(blas_handle_, compute_), "cublasSetStream");
+  check(cudaMalloc(&blas_workspace_, kBlasWorkspaceBytes), "allocating cuBLAS's workspace");
+  check_blas(blas_.set_workspace(blas_handle_, blas_workspace_, kBlasWorkspaceBytes), "cublasSetWorkspace");
+}
+
+// Errors are not thrown from here: the session is going away, possibly because of one.
+Runtime::~Runtime() {
+  try {
+    host_.drain();
+  } catch (const std::exception&) {
+  }
+  cudaDeviceSynchronize();
+  if (blas_handle_ != nullptr) blas_.destroy(blas_handle_);
+  cudaFree(blas_workspace_);
+  cudaFree(scratch_);
+  for (Copy& c : copies_) {
+    cudaEventDestroy(c.ready);
+    cudaEventDestroy(c.done);
+  }
+  for (cudaStream_t s : {compute_, to_device_, to_host_})
+    if (s != nullptr) cudaStreamDestroy(s);
+}
+
+Runtime::Copy& Runtime::copy_slot(int64_t ticket) {
+  while (int64_t(copies_.size()) < ticket) {
+    Copy c{};
+    check(cudaEventCreateWithFlags(&c.ready, cudaEventDisableTiming), "creating a copy event");
+    check(cudaEventCreateWithFlags(&c.done, cudaEventDisableTiming), "creating a copy event");
+    copies_.push_back(c);
+  }
+  return copies_[size_t(ticket - 1)];
+}
+
+int64_t Runtime::copy_async(void* dst, const void* src, int64_t bytes, bool to_device) {
+  const int64_t ticket = ++tickets_;
+  Copy& c = copy_slot(ticket);
+  cudaStream_t stream = to_device ? to_device_ : to_host_;
+  (to_device ? h2d_bytes : d2h_bytes) += bytes;
+  check(cudaEventRecord(c.ready, compute_), "ordering a copy after compute");
+  check(cudaStreamWaitEvent(stream, c.ready, 0), "ordering a copy after compute");
+  check(cudaMemcpyAsync(dst, src, size_t(bytes), to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, stream),
+        to_device ? "a host-to-device copy" : "a device-to-host copy");
+  check(cudaEventRecord(c.done, stream), "recording a copy's completion");
+  return ticket;
+}
+
+void Runtime::wait(int64_t ticket) {
+  if (ticket < 1 || ticket > tickets_) throw Error("internal: wait on unknown copy ticket " + std::to_string(ticket));
+  check(cudaStreamWaitEvent(compute_, copy_slot(ticket).done, 0), "waiting for a copy");
+}
+
+void Runtime::host_task(int64_t after, std::function<void()> job) {
+  cudaEvent_t done = copy_slot(after).done;
+  host_.submit([done, job = std::move(job)] {
+    check(cudaEventSynchronize(done), "waiting for a gradient's copy to the host");
+    job();
+  });
+}
+
+void Runtime::drain() {
+  check(cudaStreamSynchronize(compute_), "the step's kernels");
+  const auto computed = std::chrono::steady_clock::now();
+  check(cudaStreamSynchronize(to_device_), "the step's copies to the device");
+  check(cudaStreamSynchronize(to_host_), "the step's copies to the host");
+  host_.drain();
+  wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - computed).count();
+  tickets_ = 0;
+}
+
+void Runtime::copy_now(void* dst, const void* src, int64_t bytes, cudaMemcpyKind kind, const std::string& what) {
+  check(cudaMemcpyAsync(dst, src, size_t(bytes), kind, compute_), what);
+  check(cudaStreamSynchronize(compute_), what);
+}
+
+void* Runtime::scratch(int64_t bytes) {
+  if (bytes > scratch_bytes_) {
+    check(cudaFree(scratch_), "freeing the scratch buffer");
+    scratch_ = nullptr;
+    check(cudaMalloc(&scratch_, size_t(bytes)), "allocating " + std::to_string(bytes) + " bytes of scratch");
+    scratch_bytes_ = bytes;
+  }
+  return scratch_;
+}
+
+Runtime& runtime(const Ctx& c) {
+  if (c.gpu == nullptr) throw Error(std::string("internal: node ") + c.node + " runs a CUDA kernel but no GPU runtime is open");
+  return *c.gpu;
+}
+
+void check_launch(const Ctx& c, const char* kernel) {
+  check(cudaGetLastError(), std::string("launching ") + kernel + " (node " + c.node + ")");
+}
+
+}  // namespace stow::cuda

@@ -1,0 +1,87 @@
+// The CUDA backend's state behind Ctx::gpu: a compute stream that runs the kernels in program order,
+// two copy streams (host to device, device to host) with events for the offload schedule's copies, a
+// host worker for AdamW on offloaded chunks, cuBLAS, and a small scratch buffer for reductions.
+// Generated code never sees these types: it calls the launch wrappers of kernels.h.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ctx.h"
+#include "cublas.h"
+#include "transfer_engine.h"
+
+namespace stow::cuda {
+
+// Throws stow::Error("CUDA error in <what>: <message>") unless e is cudaSuccess.
+void check(cudaError_t e, const std::string& what);
+
+class Runtime {
+ public:
+  explicit Runtime(int host_threads);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  cudaStream_t compute() const { return compute_; }
+  const Cublas& blas() const { return blas_; }
+  Cublas::Handle blas_handle() const { return blas_handle_; }
+  int host_threads() const { return host_threads_; }
+
+  // An asynchronous copy that starts once the compute queued so far has finished (the destination's
+  // previous readers, or the source's writer), on the copy stream of its direction. Returns its ticket.
+  int64_t copy_async(void* dst, const void* src, int64_t bytes, bool to_device);
+  // Compute queued from now on waits for the copy (the IR's `wait`); the host does not block.
+  void wait(int64_t ticket);
+  // Host work that runs on the host worker once the copy `after` has arrived.
+  void host_task(int64_t after, std::function<void()> job);
+  // Blocks until compute, copies and host work are done; the time spent after compute finished is
+  // counted as waiting for transfers. Tickets start again from 1 afterwards.
+  void drain();
+
+  // A copy that follows the compute queued so far and has finished when this returns. It runs on the
+  // compute stream: cudaMemcpy would run on the legacy stream, which the compute stream does not wait
+  // for, and may return before a copy from pageable memory has landed.
+  void copy_now(void* dst, const void* src, int64_t bytes, cudaMemcpyKind kind, const std::string& what);
+
+  // Device memory for a kernel's partial results, valid until the next call (growing it frees the old
+  // buffer, which waits for every kernel in flight). Outside the plan's arena; a few MiB at most.
+  void* scratch(int64_t bytes);
+
+  int64_t h2d_bytes = 0, d2h_bytes = 0;
+  double wait_seconds = 0;
+
+ private:
+  struct Copy {
+    cudaEvent_t ready, done;
+  };
+  Copy& copy_slot(int64_t ticket);
+
+  int host_threads_;
+  cudaStream_t compute_ = nullptr, to_device_ = nullptr, to_host_ = nullptr;
+  Cublas blas_{};
+  Cublas::Handle blas_handle_ = nullptr;
+  void* blas_workspace_ = nullptr;
+  std::vector<Copy> copies_;  // events of tickets 1, 2, ... (reused after each drain)
+  int64_t tickets_ = 0;
+  void* scratch_ = nullptr;
+  int64_t scratch_bytes_ = 0;
+  Worker host_;  // last: its jobs wait on the events above
+};
+
+// The runtime of the session running this node.
+Runtime& runtime(const Ctx& c);
+
+// After a kernel launch: a bad launch configuration is an error naming the kernel and the node.
+void check_launch(const Ctx& c, const char* kernel);
+
+// Blocks for 1-D grid-stride kernels: enough to fill the GPU, never more than the work needs.
+inline unsigned grid_for(int64_t n, int block) {
+  const int64_t blocks = (n + block - 1) / block;
+  return unsigned(blocks < 1 ? 1 : blocks > 65536 ? 65536 : blocks);
+}
+
+}  // namespace stow::cuda

@@ -1,0 +1,138 @@
+// The element math of the kernels, shared by the CPU backend (runtime/kernels_*.cpp) and the CUDA
+// backend (runtime/cuda/*.cu): one definition of each formula, compiled for the host by g++ and for both
+// sides by nvcc. The CPU tests (test/native/kernels_check.cpp, the PyTorch comparisons) therefore check
+// the formulas the GPU runs; what differs between the backends is only how work is spread and summed.
+//
+// Everything here is plain arithmetic on floats (no libm calls but sqrt), so that g++ vectorizes the CPU
+// loops that call it without -ffast-math, and results are the same bits as when the loops spelled the
+// formulas out.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#ifdef __CUDACC__
+#define STOW_HD __host__ __device__
+#else
+#define STOW_HD
+#endif
+
+namespace stow::math {
+
+// std::max and std::min exactly (a NaN first argument passes through), usable on the device.
+STOW_HD inline float max_f(float a, float b) { return a < b ? b : a; }
+STOW_HD inline float min_f(float a, float b) { return b < a ? b : a; }
+
+STOW_HD inline float float_from_bits(int32_t bits) {
+#ifdef __CUDA_ARCH__
+  return __int_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+// exp(x) in plain arithmetic, so that loops calling it vectorize (libm's expf is an opaque call that
+// blocks vectorization without -ffast-math). Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2,
+// exp(r) by a degree-7 polynomial, 2^n built in the exponent bits; about 1 ulp over the range.
+// Below -87.3 (where exp(x) is no longer a normal float) it returns 0; above 88.3 it saturates at
+// exp(88.3) instead of overflowing (softmax callers pass x <= 0; vtanh relies on the saturation).
+STOW_HD inline float vexp(float x) {
+  const float xc = min_f(max_f(x, -87.3f), 88.3f);
+  // n = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (std::floor would
+  // not vectorize).
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 split in two for exactness
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  const float two_n = float_from_bits((int32_t(n) + 127) << 23);
+  return x < -87.3f ? 0.0f : e * two_n;
+}
+
+// tanh through vexp, for the same reason. Its error is absolute (about 1e-7), not relative: right for
+// GELU, which only uses 1 + tanh and 1 - tanh^2.
+STOW_HD inline float vtanh(float u) { return 1.0f - 2.0f / (vexp(2.0f * u) + 1.0f); }
+
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
+constexpr float kGeluA = 0.044715f;
+
+STOW_HD inline float gelu(float x) { return 0.5f * x * (1.0f + vtanh(kGeluK * (x + kGeluA * x * x * x))); }
+
+// d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u',  u' = k (1 + 3 a x^2).
+STOW_HD inline float gelu_grad(float x, float dy) {
+  const float x2 = x * x;
+  const float t = vtanh(kGeluK * (x + kGeluA * x2 * x));
+  const float du = kGeluK * (1.0f + 3.0f * kGeluA * x2);
+  return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+}
+
+// SiLU: y = x sigmoid(x); dx = dy s (1 + x (1 - s)) with s = sigmoid(x).
+STOW_HD inline float silu(float x) { return x / (1.0f + vexp(-x)); }
+
+STOW_HD inline float silu_grad(float x, float dy) {
+  const float s = 1.0f / (1.0f + vexp(-x));
+  return dy * s * (1.0f + x * (1.0f - s));
+}
+
+// Rotary embedding of one rotate-half pair (a, b) = (x_i, x_{i+D/2}) by the angle whose cosine and sine
+// are c and s (s negated for the inverse rotation, which is the gradient).
+struct Pair {
+  float a, b;
+};
+STOW_HD inline Pair rotate(float a, float b, float c, float s) { return {a * c - b * s, b * c + a * s}; }
+
+// The scalars of one AdamW step, computed once per tensor on the host in double as PyTorch computes
+// them (torch.optim.AdamW, foreach=False), then rounded to float for the element updates.
+struct AdamScalars {
+  float decay_factor, beta1, beta2, one_minus_beta1, one_minus_beta2, eps, neg_step_size, bias_correction2_sqrt;
+};
+
+inline AdamScalars adam_scalars(float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step,
+                                bool decay) {
+  const double t = double(step);
+  const double bias_correction1 = 1.0 - std::pow(double(beta1), t);
+  const double bias_correction2 = 1.0 - std::pow(double(beta2), t);
+  return {decay ? float(1.0 - double(lr) * double(weight_decay)) : 1.0f,
+          beta1,
+          beta2,
+          float(1.0 - double(beta1)),
+          float(1.0 - double(beta2)),
+          eps,
+          float(-(double(lr) / bias_correction1)),
+          float(std::sqrt(bias_correction2))};
+}
+
+// One element of AdamW in place: g = grad * gscale;  p = p * decay_factor - step_size * m / denom with
+// m = beta1 m + (1 - beta1) g,  v = beta2 v + (1 - beta2) g^2,  denom = sqrt(v) / sqrt(1 - beta2^t) + eps.
+STOW_HD inline void adamw_element(float& p, float grad, float& m, float& v, float gscale, const AdamScalars& s) {
+  const float gi = grad * gscale;
+  const float mi = m * s.beta1 + s.one_minus_beta1 * gi;
+  const float vi = v * s.beta2 + s.one_minus_beta2 * gi * gi;
+  const float denom = std::sqrt(vi) / s.bias_correction2_sqrt + s.eps;
+  m = mi;
+  v = vi;
+  p = p * s.decay_factor + s.neg_step_size * (mi / denom);
+}
+
+// torch.nn.utils.clip_grad_norm_'s factor: min(1, clip / (norm + 1e-6)); 1 without clipping.
+STOW_HD inline float clip_scale(float clip, float norm) { return clip > 0 ? min_f(1.0f, clip / (norm + 1e-6f)) : 1.0f; }
+
+// LayerNorm of one element given its row's mean and rstd: (x - mean) rstd, then the affine map.
+STOW_HD inline float normalized(float x, float mean, float rstd) { return (x - mean) * rstd; }
+
+// LayerNorm's input gradient of one element: rstd (dy w - mean(dy w) - xhat mean(dy w xhat)).
+STOW_HD inline float layernorm_dx(float dy_w, float xhat, float rstd, float g_mean, float gx_mean) {
+  return rstd * (dy_w - g_mean - xhat * gx_mean);
+}
+
+// Cross-entropy's gradient of one logit: dloss / N (softmax - onehot), given exp(x - max) / sum.
+STOW_HD inline float cross_entropy_grad(float prob, bool is_target, float f) { return f * (is_target ? prob - 1.0f : prob); }
+
+}  // namespace stow::math

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The CUDA backend on a real GPU, in under 8 minutes on one H100 (each stage has its own time limit):
+#   1. builds every plan below with nvcc (the runtime once, then the plans in parallel);
+#   2. trains GPT-2 `mini` for 10 steps on the CPU and on the GPU from the same seeded init and data:
+#      matmuls in fp32, losses within 1e-4 relative of the CPU's; in bf16, within 2e-2;
+#   3. times GPT-2 124M at batch 16 x seq 1024: tokens/s and MFU against the card's dense bf16 peak;
+#   4. trains a GPT whose model data (parameters, gradients, AdamW moments: 16 bytes a parameter) is over
+#      4x a --device-memory of 8 GiB for 3 steps, and the same model without a cap, and compares them;
+#   5. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
+# Needs: an NVIDIA GPU with its driver, nvcc, cuBLAS (the toolkit's or NVIDIA's Python wheel), Node 20
+# and the repository set up (npm run setup). Outputs go to $GPU_CHECK_OUT (default out/gpu-check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${GPU_CHECK_OUT:-out/gpu-check}
+rm -rf "$OUT"
+mkdir -p "$OUT"
+STOW=(node bin/stow.js)
+MODEL=samples/gpt2.ts
+STARTED=$SECONDS
+
+fail() {
+  echo "gpu-check: FAILED: $*" >&2
+  exit 1
+}
+stage() { echo; echo "=== [$((SECONDS - STARTED)) s] $*"; }
+
+# The configurations, by name: stow flags shared by compile and train (so train finds the build).
+declare -A FLAGS=(
+  [mini_cpu]="--preset mini"
+  [mini_fp32]="--preset mini --backend cuda --precision fp32"
+  [mini_bf16]="--preset mini --backend cuda"
+  [gpt124m]="--preset 124M --batch 16 --seq 1024 --backend cuda"
+  # 72 layers of GPT-2 1.5B's width: 2.29e9 parameters, 34 GiB of model data; blocks recomputed.
+  [big_capped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda --device-memory 8GiB"
+  [big_uncapped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda"
+)
+GPU_PLANS=(mini_fp32 mini_bf16 gpt124m big_capped big_uncapped)
+
+stage "preflight"
+command -v nvidia-smi >/dev/null || fail "nvidia-smi not found: no NVIDIA driver on this machine"
+command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || fail "nvcc not found (CUDA toolkit)"
+[ -x node_modules/.bin/tsx ] || fail "the repository is not set up: run npm run setup"
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+echo "GPU: $GPU_NAME"
+echo "$GPU_NAME" > "$OUT/gpu_name"
+
+# run NAME LIMIT_SECONDS ARGS...: one stow command with a time limit, its output kept in $OUT/NAME.log.
+run() {
+  local name=$1 limit=$2
+  shift 2
+  echo "+ stow $*" | tee "$OUT/$name.log"
+  if ! timeout "$limit" "${STOW[@]}" "$@" >>"$OUT/$name.log" 2>&1; then
+    tail -20 "$OUT/$name.log" >&2
+    [ "$name" = big_uncapped ] && return 1
+    fail "$name (see $OUT/$name.log)"
+  fi
+}
+
+stage "build: the CUDA runtime with the first plan, then the other plans in parallel"
+run build_mini_fp32 240 compile "$MODEL" ${FLAGS[mini_fp32]} -o "$OUT/mini_fp32"
+pids=()
+for name in mini_cpu "${GPU_PLANS[@]:1}"; do
+  run "build_$name" 240 compile "$MODEL" ${FLAGS[$name]} -o "$OUT/$name" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || fail "a build failed (see $OUT/build_*.log)"; done
+
+TRAIN=(--no-sample --seed 1337)
+stage "GPT-2 mini, 10 steps: CPU, GPU fp32, GPU bf16"
+run mini_cpu 120 train "$MODEL" ${FLAGS[mini_cpu]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_cpu.jsonl"
+run mini_fp32 90 train "$MODEL" ${FLAGS[mini_fp32]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_fp32.jsonl"
+run mini_bf16 90 train "$MODEL" ${FLAGS[mini_bf16]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_bf16.jsonl"
+
+stage "GPT-2 124M, batch 16 x seq 1024, 10 steps"
+run gpt124m 150 train "$MODEL" ${FLAGS[gpt124m]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/gpt124m.jsonl"
+
+stage "2.3B-parameter GPT, 3 steps: in 8 GiB of device memory, then uncapped"
+# nvidia-smi's view of the GPU's memory in use, sampled through the capped run: the arena is capped by
+# the plan, this also sees the CUDA context, cuBLAS's workspace and the runtime's scratch.
+( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; sleep 0.5; done ) \
+  >"$OUT/big_capped_gpu_mib.txt" 2>/dev/null &
+WATCH=$!
+trap 'kill "$WATCH" 2>/dev/null || true' EXIT
+run big_capped 200 train "$MODEL" ${FLAGS[big_capped]} --steps 3 "${TRAIN[@]}" --metrics "$OUT/big_capped.jsonl"
+kill "$WATCH" 2>/dev/null || true
+# Only where it fits: a GPU with less memory than the model data reports "no cap: did not run".
+run big_uncapped 150 train "$MODEL" ${FLAGS[big_uncapped]} --steps 3 "${TRAIN[@]}" --metrics "$OUT/big_uncapped.jsonl" ||
+  echo "gpu-check: the uncapped run did not complete (see $OUT/big_uncapped.log)"
+
+stage "summary (total $((SECONDS - STARTED)) s)"
+node_modules/.bin/tsx scripts/gpu_check_summary.ts "$OUT"
