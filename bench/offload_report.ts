@@ -52,7 +52,7 @@ export function capacityMarkdown(r: CapacityResults): string {
     "",
     `The largest GPT of width ${s.dim} (vocab ${s.vocab}, ${s.heads} heads, context ${s.seq}) whose plan fits ` +
       `\`--device-memory ${CAPACITY.deviceMemory} --host-memory ${CAPACITY.hostMemory} --checkpoint auto\` at batch ` +
-      `${CAPACITY.batch} x seq ${CAPACITY.seq}, found by bisection on the layer count with \`stow plan\`, then trained for ` +
+      `${CAPACITY.batch} x seq ${CAPACITY.seq}, found by \`stow capacity samples/gpt2.ts --preset 1.5B --target cpu\` (layers grown at the 1.5B width), then trained for ` +
       `${CAPACITY.steps} steps by the standalone binary (${r.threads} threads). Run ${r.date}; load average before: ` +
       `${r.load_average_before.join(", ")}. Environment: ${envLine(r.env)}.`,
     "",
