@@ -8,11 +8,12 @@ import type { BenchConfig } from "./configs.ts";
 import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
 import { median } from "./stats.ts";
-import { runStowage } from "./stowage_step.ts";
+import { type StowageResult, runStowage } from "./stowage_step.ts";
 
 export const OFFLOAD_BUDGETS = [1, 0.5, 0.3, 0.15] as const;
 /** The target the issue sets at 30%. */
 export const OFFLOAD_TARGET_RATIO = 1.15;
+const OFFLOAD_ROUNDS = 3;
 
 export interface OffloadBudgetResult {
   share: number; // of the all-resident arena
@@ -35,7 +36,8 @@ export interface OffloadResults {
   env: EnvSummary;
   param_count: number;
   link_gbps: number;
-  compute_only_seconds: number;
+  compute_only_seconds: number; // the all-resident step, pooled over the rounds
+  rounds: number;
   load_average_before: number[];
   load_average_after: number[];
   budgets: OffloadBudgetResult[];
@@ -55,35 +57,45 @@ export function runOffloadSection(
   const computeOnly = median(resident.step_seconds);
   const linkBytesPerSecond = (16 * resident.param_count) / computeOnly;
   const linkGbps = (linkBytesPerSecond * 8) / 1e9;
-  console.log(`  ${computeOnly.toFixed(3)} s/step; link set to ${linkGbps.toFixed(3)} Gbit/s`);
+  console.log(`  ${computeOnly.toFixed(3)} s/step; link set to ${linkGbps.toFixed(3)} Gbit/s (from this first run)`);
 
+  // Rounds, each running every budget once, so that a machine that speeds up or slows down over the
+  // minutes (it is shared) shifts every budget alike; each budget's steps from all rounds are pooled.
+  const runBudget = (share: number) => {
+    if (share === 1) return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: "offload-100", compileArgs: COMMON, trainArgs: COMMON });
+    const budget = Math.floor(share * resident.arena_bytes);
+    const link = ["--link-gbps", linkGbps.toFixed(6)];
+    return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
+      label: `offload-${Math.round(share * 100)}`, compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
+      trainArgs: [...COMMON, ...link],
+    });
+  };
+  const runs = new Map<number, StowageResult[]>(OFFLOAD_BUDGETS.map((share) => [share, []]));
+  for (let round = 1; round <= OFFLOAD_ROUNDS; round++)
+    for (const share of OFFLOAD_BUDGETS) {
+      console.log(`offload ${c.name}: round ${round} of ${OFFLOAD_ROUNDS}, budget ${Math.round(share * 100)}%...`);
+      runs.get(share)!.push(runBudget(share));
+    }
+  const pooled = (share: number, key: "step_seconds" | "transfer_wait_seconds") => runs.get(share)!.flatMap((r) => r[key]);
+  const computeSeconds = median(pooled(1, "step_seconds"));
   const budgets = OFFLOAD_BUDGETS.map((share) => {
-    const run = share === 1 ? resident : (() => {
-      const budget = Math.floor(share * resident.arena_bytes);
-      const link = ["--link-gbps", linkGbps.toFixed(6)];
-      console.log(`offload ${c.name}: budget ${(share * 100).toFixed(0)}% = ${budget} bytes...`);
-      const r = runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
-        label: `offload-${Math.round(share * 100)}`, compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
-        trainArgs: [...COMMON, ...link],
-      });
-      return r;
-    })();
-    const seconds = median(run.step_seconds);
+    const run = runs.get(share)!.at(-1)!;
+    const seconds = median(pooled(share, "step_seconds"));
     const transferSeconds = run.transfer_bytes / linkBytesPerSecond;
     const result: OffloadBudgetResult = {
       share,
       budget_bytes: share === 1 ? null : Math.floor(share * resident.arena_bytes),
       arena_bytes: run.arena_bytes,
-      device_peak_bytes: run.device_peak_bytes,
+      device_peak_bytes: Math.max(...runs.get(share)!.map((r) => r.device_peak_bytes)),
       predicted_device_peak_bytes: run.predicted_device_peak_bytes,
       median_step_seconds: seconds,
       predicted_step_seconds: run.predicted_step_seconds,
       transfer_bytes: run.transfer_bytes,
       transfer_seconds: transferSeconds,
-      median_wait_seconds: median(run.transfer_wait_seconds),
-      ratio: seconds / Math.max(computeOnly, transferSeconds),
+      median_wait_seconds: median(pooled(share, "transfer_wait_seconds")),
+      ratio: seconds / Math.max(computeSeconds, transferSeconds),
     };
-    console.log(`  ${seconds.toFixed(3)} s/step, ${(run.transfer_bytes / 2 ** 20).toFixed(1)} MiB moved, ratio ${result.ratio.toFixed(2)}`);
+    console.log(`  ${Math.round(share * 100)}%: ${seconds.toFixed(3)} s/step, ${(run.transfer_bytes / 2 ** 20).toFixed(1)} MiB moved, ratio ${result.ratio.toFixed(2)}`);
     return result;
   });
   return {
@@ -93,7 +105,8 @@ export function runOffloadSection(
     env: envSummary(env),
     param_count: resident.param_count,
     link_gbps: linkGbps,
-    compute_only_seconds: computeOnly,
+    compute_only_seconds: computeSeconds,
+    rounds: OFFLOAD_ROUNDS,
     load_average_before: loadBefore,
     load_average_after: loadAverage(),
     budgets,

@@ -25,7 +25,7 @@ export function offloadMarkdown(r: OffloadResults): string {
       `--grad-clip ${r.config.grad_clip} so AdamW on the host overlaps the backward), compiled with ` +
       `\`--device-memory\` at each share of its all-resident arena and trained by the standalone binary, ${r.threads} threads. ` +
       `The emulated link (\`--link-gbps ${r.link_gbps.toFixed(3)}\`) moves all model data once (16 bytes a parameter) in ` +
-      `the all-resident step's time, ${r.compute_only_seconds.toFixed(3)} s. Run ${r.date}; load average before: ` +
+      `a first all-resident run's time. Each budget ran ${r.rounds} times, in rounds over all budgets, and its steps are pooled (the compute-only time is the all-resident runs': ${r.compute_only_seconds.toFixed(3)} s). Run ${r.date}; load average before: ` +
       `${r.load_average_before.join(", ")}; after: ${r.load_average_after.join(", ")}. Environment: ${envLine(r.env)}.`,
     "",
     table(
