@@ -9,8 +9,7 @@ using namespace detail;
 
 // Each thread takes the same contiguous share of every tensor and sums squares in double, tensors in
 // order; the thread sums are then added in thread order (fixed for a given thread count).
-void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
-  c.touch(out, 4);
+double detail::sum_of_squares(const Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count) {
   std::vector<double> partial(c.threads, 0.0);
 #pragma omp parallel num_threads(c.threads)
   {
@@ -27,6 +26,12 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
   }
   double total = 0.0;
   for (double p : partial) total += p;
+  return total;
+}
+
+void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
+  c.touch(out, 4);
+  const double total = sum_of_squares(c, grads, sizes, count);
   out[0] = float(std::sqrt(total));
 }
 

@@ -76,6 +76,9 @@ inline Span thread_span(int64_t n) {
 // order, so the result does not depend on how blocks are spread over threads).
 constexpr int64_t kColBlock = 64;
 
+// Sum of squares of `count` tensors in double, bitwise the same for a given thread count (kernels_adamw.cpp).
+double sum_of_squares(const Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count);
+
 // A user-facing error that names the node being run.
 [[noreturn]] inline void fail(const Ctx& c, const std::string& what) {
   std::string where = c.node && *c.node ? std::string(" (node ") + c.node + ")" : std::string();

@@ -176,22 +176,10 @@ void cross_entropy_vp_bwd(Ctx& c, float* dlogits, const float* logits, const int
   }
 }
 
-// As grad_norm: each thread sums its share of every tensor, then the thread sums add up in order.
+// grad_norm's sum, without the square root: the split gradients' sums are all-reduced first.
 void sum_squares(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
-  std::vector<double> partial(c.threads, 0.0);
-#pragma omp parallel num_threads(c.threads)
-  {
-    double acc = 0.0;
-    for (int64_t t = 0; t < count; t++) {
-      const Span span = thread_span(sizes[t]);
-      const float* g = grads[t] + span.begin;
-      acc += lane_sum<double>(span.end - span.begin, [&](int64_t i) { return double(g[i]) * double(g[i]); });
-    }
-    partial[omp_get_thread_num()] = acc;
-  }
-  double total = 0.0;
-  for (double p : partial) total += p;
+  const double total = sum_of_squares(c, grads, sizes, count);
   out[0] = float(total);
 }
 
