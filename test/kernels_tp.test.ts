@@ -14,7 +14,9 @@ describe("tensor-parallel kernels", () => {
   it("match naive references over simulated ranks", () => {
     const binary = path.join(dir, "kernels_tp_check");
     const build = spawnSync("g++", ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime",
-      "test/native/kernels_tp_check.cpp", "runtime/kernels_tp.cpp", "-o", binary], { cwd: repoRoot, encoding: "utf8" });
+      // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm.
+      "test/native/kernels_tp_check.cpp", "runtime/kernels_tp.cpp", "runtime/kernels_adamw.cpp", "-o", binary],
+      { cwd: repoRoot, encoding: "utf8" });
     expect(build.status, build.stderr).toBe(0);
     const run = spawnSync(binary, [], { cwd: repoRoot, encoding: "utf8" });
     const lines = run.stdout.trim().split("\n");
