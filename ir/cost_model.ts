@@ -57,16 +57,12 @@ export interface StepTime {
   stallSeconds: number;
 }
 
-/** AdamW on an offloaded chunk: its gradient comes from a copy to the host (waited on when clipping). */
-export function isHostUpdate(n: Node): boolean {
-  return n.op === "adamw" && (n.inputs[1].producer.op === "copy_d2h" || n.inputs[1].producer.op === "wait");
-}
-
 /**
  * Plays the step out: compute in program order; copies on the link in the order they are issued, each
- * starting when both the link and its issue point are reached; host AdamW after its gradient's copy.
+ * starting when both the link and its issue point are reached; AdamW on the host (`onHost`, from the
+ * memory plan) after its gradient's copy.
  */
-export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes): StepTime {
+export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean, measured?: MeasuredTimes): StepTime {
   let device = 0;
   let link = 0;
   let host = 0;
@@ -86,7 +82,7 @@ export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes): St
       const until = ready.get(n.inputs[0].id) ?? device;
       stall += Math.max(0, until - device);
       device = Math.max(device, until);
-    } else if (isHostUpdate(n)) {
+    } else if (n.op === "adamw" && onHost(n)) {
       const after = ready.get(n.inputs[1].id) ?? device;
       host = Math.max(host, after, device) + (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
     } else {

@@ -8,7 +8,8 @@ import { formatNode } from "../../ir/printer.ts";
 import { type Node, type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../src/driver/compile.ts";
-import { cFloat, kernelCalls, runsOnHost } from "./kernel_calls.ts";
+import { cFloat, kernelCalls } from "./kernel_calls.ts";
+import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];

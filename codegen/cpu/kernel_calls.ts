@@ -2,7 +2,7 @@
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views (reshape) and leaves (param, opt_state, input) run nothing.
 import { attentionDims, attentionGroup, lmHeadDims } from "../../ir/ops.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
+import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { type Node, type Value, numel } from "../../ir/types.ts";
 
 export function cFloat(x: number): string {
@@ -26,11 +26,6 @@ export function matmulArgs(n: Node, mem: MemoryPlan): (string | number | boolean
   const aStride = numel(x0.shape.slice(-2));
   const bStride = x1.shape.length === 2 ? 0 : numel(x1.shape.slice(-2));
   return [valuePointer(y0, mem), valuePointer(x0, mem), valuePointer(x1, mem), batch, M, N, K, ta, tb, aStride, bStride];
-}
-
-/** Whether a node runs on the host side: the optimizer on offloaded model data. */
-export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
-  return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
 }
 
 /** Where a value lives, as the generated code's F/I/H macros address it. */

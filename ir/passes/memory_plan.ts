@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, numel } from "../types.ts";
+import { type Graph, type Node, numel } from "../types.ts";
 import { alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, liveness } from "./liveness.ts";
 import type { ChunkLayout } from "./chunks.ts";
@@ -136,6 +136,11 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     breakdown,
     peakPosition: position,
   };
+}
+
+/** Whether a node runs on the host side: the optimizer on offloaded model data (it reads host values). */
+export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
+  return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
 }
 
 const BUFFER_KINDS: readonly BufferKind[] = ["activation", "gradient", "parameter", "workspace", "input"];

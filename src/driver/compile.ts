@@ -15,7 +15,7 @@ import type { Backend } from "../../codegen/build.ts";
 import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
-import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
+import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { alignUp } from "../../ir/passes/arena_plan.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
@@ -148,7 +148,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d").length,
-      predicted: simulateStep(g, machine, opts.measured),
+      predicted: simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured),
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [

@@ -129,7 +129,7 @@ function scheduleKey(plan: Plan): string {
  */
 function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes) => Plan, log: (s: string) => void): Plan | undefined {
   log(profileText(plan, profile));
-  const refined = replan(measuredTimes(plan.train.graph, profile));
+  const refined = replan(measuredTimes(plan.train, profile));
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   if (scheduleKey(refined) === scheduleKey(plan)) {
     log(`re-plan with the measured times: the same schedule (predicted step ${ms(refined.checkpoint.predicted.seconds)})`);
