@@ -75,7 +75,7 @@ function speedMarkdown(b: BenchResults): string {
     `warm-up, ${r.pytorch_stock.tokens_per_s.length} measured): ${r.pytorch_stock.tokens_per_s.map(int).join(", ")}.`);
   const targets = table(
     ["config", "target", "measured", "result"],
-    b.targets.map((t) => [t.config, t.target, t.measured, t.pass ? "PASS" : "FAIL"]),
+    b.targets.map((t) => [t.config, t.target, t.measured, t.pass === null ? "-" : t.pass ? "PASS" : "FAIL"]),
   );
   const torch = b.torch
     ? ["## PyTorch build", "", "```", `torch ${b.torch.version}, OpenBLAS core ${b.torch.openblas_core ?? "(not OpenBLAS)"}`,
@@ -87,8 +87,8 @@ function speedMarkdown(b: BenchResults): string {
     `- load average (1, 5, 15 min) before: ${b.machine.load_average_before.join(", ")}; ` +
       `after: ${b.machine.load_average_after.join(", ")} (other processes on the machine skew the numbers)`,
     `- threads: ${b.threads} for all runs (and torch.set_num_threads(${b.threads}))`,
-    `- tuned environment (sgemm peak, Stowage, PyTorch; the targets are judged against this PyTorch): ${envLine(b.env)}`,
-    `- stock environment (PyTorch as installed, for context): ${envLine(b.stock_env)}`,
+    `- tuned environment (sgemm peak, Stowage, PyTorch with the same OpenBLAS kernels): ${envLine(b.env)}`,
+    `- stock environment (PyTorch as installed, the peer the issue's targets name): ${envLine(b.stock_env)}`,
     `- OpenBLAS core: ${b.sgemm.before.core} (sgemm), ${b.torch?.openblas_core ?? "-"} (PyTorch)`,
     `- sgemm peak: **${gflops(b.sgemm.peak_gflops)} GFLOP/s**, the higher of ${sgemm(b.sgemm.before)} before ` +
       `and ${sgemm(b.sgemm.after)} after the training runs`,

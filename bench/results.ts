@@ -18,11 +18,11 @@ export interface ConfigResult {
   tokens_per_step: number;
   param_count: number;
   flops_per_token: number;
-  speed_ratio: number; // Stowage / PyTorch (tuned environment) tokens per second: what the targets judge
-  stock_speed_ratio: number; // Stowage / PyTorch as installed, for context
+  speed_ratio: number; // Stowage / PyTorch (tuned environment) tokens per second: the stricter comparison
+  stock_speed_ratio: number; // Stowage / PyTorch as installed: the issue's peer, what the targets judge
   stowage: StowageResult & Side;
   pytorch: TorchSide; // in the benchmark's tuned environment, as Stowage
-  pytorch_stock: TorchSide; // in the environment a user gets by default
+  pytorch_stock: TorchSide; // in the environment a user gets by default: the peer the issue names
 }
 
 /** The environment variables that change how OpenBLAS and OpenMP run, as one run saw them. */
@@ -37,7 +37,8 @@ export interface Target {
   config: string;
   target: string;
   measured: string;
-  pass: boolean;
+  /** null: a comparison reported beside the targets, not one of them. */
+  pass: boolean | null;
 }
 
 export interface BenchResults {
@@ -79,6 +80,11 @@ export function configResult(
 const MIN_SPEED_RATIO: Record<string, number> = { small: 3, "124M": 2 };
 const MIN_MFU: Record<string, number> = { "124M": 0.55 };
 
+/**
+ * The issue's targets, against the peer it names: Debian's python3-torch, eager, fp32, with the same
+ * thread count, as installed. Beside each speed target, the same ratio against PyTorch given the tuned
+ * environment (the OpenBLAS kernels Stowage uses), which no target judges.
+ */
 export function checkTargets(configs: ConfigResult[]): Target[] {
   const targets: Target[] = [];
   for (const r of configs) {
@@ -86,8 +92,12 @@ export function checkTargets(configs: ConfigResult[]): Target[] {
     const ratio = MIN_SPEED_RATIO[name];
     if (ratio !== undefined) {
       targets.push({
-        config: name, target: `Stowage tokens/s >= ${ratio}x PyTorch`,
-        measured: `${r.speed_ratio.toFixed(2)}x`, pass: r.speed_ratio >= ratio,
+        config: name, target: `Stowage tokens/s >= ${ratio}x PyTorch (Debian's python3-torch as installed)`,
+        measured: `${r.stock_speed_ratio.toFixed(2)}x`, pass: r.stock_speed_ratio >= ratio,
+      });
+      targets.push({
+        config: name, target: `(not a target) Stowage tokens/s against PyTorch with the same OpenBLAS kernels`,
+        measured: `${r.speed_ratio.toFixed(2)}x`, pass: null,
       });
     }
     const mfu = MIN_MFU[name];
@@ -97,10 +107,10 @@ export function checkTargets(configs: ConfigResult[]): Target[] {
         measured: `${(r.stowage.mfu * 100).toFixed(1)}%`, pass: r.stowage.mfu >= mfu,
       });
     }
+    const torchPeak = Math.min(r.pytorch.peak_rss_bytes, r.pytorch_stock.peak_rss_bytes);
     targets.push({
-      config: name, target: "Stowage peak memory (arena + host) <= PyTorch peak RSS",
-      measured: `${mib(r.stowage.peak_bytes)} vs ${mib(r.pytorch.peak_rss_bytes)}`,
-      pass: r.stowage.peak_bytes <= r.pytorch.peak_rss_bytes,
+      config: name, target: "Stowage peak memory (arena + host) <= PyTorch peak RSS (the lower of its two runs)",
+      measured: `${mib(r.stowage.peak_bytes)} vs ${mib(torchPeak)}`, pass: r.stowage.peak_bytes <= torchPeak,
     });
   }
   return targets;

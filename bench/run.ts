@@ -1,6 +1,6 @@
 // `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
-// (for context: the targets are judged against the tuned run); then the checkpoint section (124M in each
+// (the peer the targets judge; the tuned run is the stricter comparison beside it); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
 // that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
 // cpu prediction against measured steps). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
