@@ -3,7 +3,8 @@
 // model data once (parameters, gradients and both AdamW moments: 16 bytes a parameter) takes as long as
 // the all-resident step computes. For each budget: step time, bytes moved, how long compute waited, and
 // step time / max(compute-only time, transfer time), where compute-only is the all-resident step and
-// transfer time is the bytes moved over the link. 1.0 would be perfect overlap.
+// transfer time is how long the busier direction of the (full-duplex) link is busy. 1.0 would be perfect
+// overlap.
 import type { BenchConfig } from "./configs.ts";
 import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
@@ -23,8 +24,9 @@ export interface OffloadBudgetResult {
   predicted_device_peak_bytes: number;
   median_step_seconds: number;
   predicted_step_seconds: number;
-  transfer_bytes: number;
-  transfer_seconds: number; // transfer_bytes over the link
+  h2d_bytes: number;
+  d2h_bytes: number;
+  transfer_seconds: number; // the busier direction's bytes over the link
   median_wait_seconds: number;
   ratio: number; // median step / max(compute-only, transfer_seconds)
 }
@@ -81,7 +83,7 @@ export function runOffloadSection(
   const budgets = OFFLOAD_BUDGETS.map((share) => {
     const run = runs.get(share)!.at(-1)!;
     const seconds = median(pooled(share, "step_seconds"));
-    const transferSeconds = run.transfer_bytes / linkBytesPerSecond;
+    const transferSeconds = Math.max(run.h2d_bytes, run.d2h_bytes) / linkBytesPerSecond;
     const result: OffloadBudgetResult = {
       share,
       budget_bytes: share === 1 ? null : Math.floor(share * resident.arena_bytes),
@@ -90,12 +92,13 @@ export function runOffloadSection(
       predicted_device_peak_bytes: run.predicted_device_peak_bytes,
       median_step_seconds: seconds,
       predicted_step_seconds: run.predicted_step_seconds,
-      transfer_bytes: run.transfer_bytes,
+      h2d_bytes: run.h2d_bytes,
+      d2h_bytes: run.d2h_bytes,
       transfer_seconds: transferSeconds,
       median_wait_seconds: median(pooled(share, "transfer_wait_seconds")),
       ratio: seconds / Math.max(computeSeconds, transferSeconds),
     };
-    console.log(`  ${Math.round(share * 100)}%: ${seconds.toFixed(3)} s/step, ${(run.transfer_bytes / 2 ** 20).toFixed(1)} MiB moved, ratio ${result.ratio.toFixed(2)}`);
+    console.log(`  ${Math.round(share * 100)}%: ${seconds.toFixed(3)} s/step, ${(run.h2d_bytes / 2 ** 20).toFixed(1)} MiB in, ${(run.d2h_bytes / 2 ** 20).toFixed(1)} MiB out, ratio ${result.ratio.toFixed(2)}`);
     return result;
   });
   return {

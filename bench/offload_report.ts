@@ -10,7 +10,7 @@ export function offloadMarkdown(r: OffloadResults): string {
   const rows = r.budgets.map((b) => [
     `${Math.round(b.share * 100)}%`, b.budget_bytes === null ? "none" : mib(b.budget_bytes), mib(b.arena_bytes),
     mib(b.device_peak_bytes), b.device_peak_bytes === b.predicted_device_peak_bytes ? "yes" : "**NO**",
-    b.median_step_seconds.toFixed(3), b.predicted_step_seconds.toFixed(3), mib(b.transfer_bytes),
+    b.median_step_seconds.toFixed(3), b.predicted_step_seconds.toFixed(3), `${mib(b.h2d_bytes)} / ${mib(b.d2h_bytes)}`,
     b.transfer_seconds.toFixed(3), b.median_wait_seconds.toFixed(3), b.ratio.toFixed(2),
   ]);
   const at30 = r.budgets.find((b) => b.share === 0.3);
@@ -30,13 +30,13 @@ export function offloadMarkdown(r: OffloadResults): string {
     "",
     table(
       ["budget", "bytes", "plan's arena", "measured peak", "= predicted", "median step (s)", "predicted step (s)",
-        "moved per step", "transfer time (s)", "compute waited (s)", "step / max(compute, transfer)"],
+        "moved per step (in / out)", "transfer time (s)", "compute waited (s)", "step / max(compute, transfer)"],
       rows,
     ),
     "",
     verdict,
     "",
-    "- **moved per step**: h2d + d2h bytes of a measured step (metrics); **transfer time**: those bytes over the link.",
+    "- **moved per step**: h2d and d2h bytes of a measured step (metrics); **transfer time**: the larger of the two over the link's rate, which is each direction's (PCIe is full duplex, and the emulated link has a thread each way, as the CUDA backend has a copy stream each way).",
     "- **compute waited**: the median of the metrics' `transfer_wait_seconds`, time the step spent in `wait` and at the final drain.",
     "- **predicted step**: plan.json's `predicted_step.seconds`, the cost model with its default machine numbers.",
     "",

@@ -29,7 +29,8 @@ export interface StowageResult {
   host_peak_bytes: number; // tracked host allocations
   peak_bytes: number; // device + host
   peak_rss_bytes: number; // the process's, from GNU time
-  transfer_bytes: number; // host to device and back, per measured step (the first's; every step moves the same)
+  h2d_bytes: number; // host to device, per measured step (the first's; every step moves the same)
+  d2h_bytes: number; // device to host, likewise
   transfer_wait_seconds: number[]; // measured steps only
   arena_bytes: number; // the plan's device arena
   predicted_step_seconds: number; // the cost model's
@@ -104,7 +105,8 @@ export function runStowage(
     host_peak_bytes: host,
     peak_bytes: device + host,
     peak_rss_bytes: peakRssBytes,
-    transfer_bytes: measured[0].h2d_bytes + measured[0].d2h_bytes,
+    h2d_bytes: measured[0].h2d_bytes,
+    d2h_bytes: measured[0].d2h_bytes,
     transfer_wait_seconds: measured.map((m) => m.transfer_wait_seconds),
     arena_bytes: plan.arena_bytes,
     predicted_step_seconds: plan.predicted_step.seconds,

@@ -10,7 +10,7 @@ export interface Machine {
   matmulFlops: number;
   /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes). */
   memoryBandwidth: number;
-  /** Host-device link, bytes per second; copies take turns on it. */
+  /** Host-device link, bytes per second in each direction (full duplex, as PCIe is); copies of one direction take turns. */
   linkBandwidth: number;
   /** Host memory bandwidth for AdamW on offloaded chunks. */
   hostBandwidth: number;
@@ -51,33 +51,34 @@ export interface StepTime {
   seconds: number;
   /** Device compute alone. */
   computeSeconds: number;
-  /** Time the link is busy. */
+  /** Time the busier direction of the link is busy. */
   linkSeconds: number;
   /** Time compute waits for copies and host work. */
   stallSeconds: number;
 }
 
 /**
- * Plays the step out: compute in program order; copies on the link in the order they are issued, each
- * starting when both the link and its issue point are reached; AdamW on the host (`onHost`, from the
- * memory plan) after its gradient's copy.
+ * Plays the step out: compute in program order; copies on their direction of the link in the order they
+ * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
+ * (`onHost`, from the memory plan) after its gradient's copy.
  */
 export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean, measured?: MeasuredTimes): StepTime {
   let device = 0;
-  let link = 0;
   let host = 0;
   let compute = 0;
-  let linkBusy = 0;
   let stall = 0;
+  const link = { h2d: 0, d2h: 0 }; // when each direction is next free
+  const busy = { h2d: 0, d2h: 0 };
   const ready = new Map<number, number>(); // value id -> when its copy arrives
-  const onLink = (v: Value) => {
+  const onLink = (v: Value, direction: "h2d" | "d2h") => {
     const seconds = valueBytes(v) / m.linkBandwidth;
-    link = Math.max(link, device) + seconds;
-    linkBusy += seconds;
-    ready.set(v.id, link);
+    link[direction] = Math.max(link[direction], device) + seconds;
+    busy[direction] += seconds;
+    ready.set(v.id, link[direction]);
   };
   for (const n of g.nodes) {
-    if (n.op === "chunk_h2d" || n.op === "copy_d2h") onLink(n.outputs[0]);
+    if (n.op === "chunk_h2d") onLink(n.outputs[0], "h2d");
+    else if (n.op === "copy_d2h") onLink(n.outputs[0], "d2h");
     else if (n.op === "wait") {
       const until = ready.get(n.inputs[0].id) ?? device;
       stall += Math.max(0, until - device);
@@ -91,8 +92,8 @@ export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean,
       compute += seconds;
     }
   }
-  const end = Math.max(device, link, host);
-  return { seconds: end, computeSeconds: compute, linkSeconds: linkBusy, stallSeconds: stall + (end - device) };
+  const end = Math.max(device, link.h2d, link.d2h, host);
+  return { seconds: end, computeSeconds: compute, linkSeconds: Math.max(busy.h2d, busy.d2h), stallSeconds: stall + (end - device) };
 }
 
 /**

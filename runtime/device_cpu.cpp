@@ -1,5 +1,5 @@
 // The CPU backend's device: the arena is ordinary memory, copies are memcpy, and offloaded plans get a
-// TransferEngine whose link thread plays the host-device link (throttled with --link-gbps).
+// TransferEngine whose link threads play the host-device link (throttled with --link-gbps).
 #include <omp.h>
 
 #include <cstdlib>

@@ -30,7 +30,7 @@ const char* kUsage =
     "  --eps X                AdamW epsilon (default 1e-8)\n"
     "  --grad-clip X          clip the global gradient norm to X; 0 disables (default 1.0)\n"
     "  --seed N               initialisation seed (default 1337)\n"
-    "  --link-gbps X          emulated host-device link for offloaded model data, gigabits/s\n"
+    "  --link-gbps X          emulated host-device link for offloaded model data, gigabits/s each way\n"
     "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
     "  --init F               initial parameters from a safetensors file\n"
     "  --resume F             continue from a checkpoint written by --save\n"

@@ -55,20 +55,28 @@ void Worker::loop() {
   }
 }
 
+// A copy's ticket is its worker's ticket times two, plus one for the device-to-host direction.
+static int64_t link_ticket(int64_t worker_ticket, bool to_device) { return 2 * worker_ticket + (to_device ? 0 : 1); }
+
+double TransferEngine::wait_link(int64_t ticket) {
+  return (ticket % 2 == 0 ? to_device_ : to_host_).wait(ticket / 2);
+}
+
 int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_device) {
   (to_device ? h2d_bytes : d2h_bytes) += bytes;
   const double rate = rate_;
-  return link_.submit([=] {
+  const int64_t ticket = (to_device ? to_device_ : to_host_).submit([=] {
     auto start = std::chrono::steady_clock::now();
     std::memcpy(dst, src, size_t(bytes));
     // The link is busy for bytes / rate seconds, however fast memcpy was.
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
   });
+  return link_ticket(ticket, to_device);
 }
 
 int64_t TransferEngine::host_task(int64_t after, std::function<void()> job) {
   return host_.submit([this, after, job = std::move(job)] {
-    if (after > 0) link_.wait(after);
+    if (after > 0) wait_link(after);
     job();
   });
 }

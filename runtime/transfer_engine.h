@@ -1,9 +1,10 @@
 // The transfer engine of the CPU backend: what a GPU's copy engines and the host's spare cores do while
-// the device computes. One worker thread plays the host-device link: it runs copies in order, and with a
-// link rate set it holds each copy for bytes / rate seconds, so a plan's overlap of transfers with compute
-// is real and measurable on a machine without a device. A second worker runs host work (AdamW on
-// offloaded chunks), each job after the copy it depends on. Jobs return tickets; waiting on a ticket is
-// the IR's `wait`.
+// the device computes. Two worker threads play the host-device link, one per direction, as PCIe is full
+// duplex and a GPU has a copy engine each way (the CUDA backend's two copy streams): each runs its copies
+// in order, and with a link rate set it holds each copy for bytes / rate seconds, so a plan's overlap of
+// transfers with compute is real and measurable on a machine without a device. A third worker runs host
+// work (AdamW on offloaded chunks), each job after the copy it depends on. Jobs return tickets; waiting on
+// a ticket is the IR's `wait`.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -42,22 +43,25 @@ class Worker {
 
 class TransferEngine {
  public:
-  // bytes_per_second <= 0: copies run as fast as memcpy.
+  // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy.
   explicit TransferEngine(double bytes_per_second) : rate_(bytes_per_second) {}
+  // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
   int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device);
   // Host work that must follow the copy with ticket `after` (0: none).
   int64_t host_task(int64_t after, std::function<void()> job);
-  void wait_copy(int64_t ticket) { stall_seconds += link_.wait(ticket); }
+  void wait_copy(int64_t ticket) { stall_seconds += wait_link(ticket); }
   void wait_host(int64_t ticket) { stall_seconds += host_.wait(ticket); }
-  void drain() { stall_seconds += link_.drain() + host_.drain(); }
+  void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain(); }
 
   // Per step, reset by the session: bytes each way, and how long compute waited for the engine.
   int64_t h2d_bytes = 0, d2h_bytes = 0;
   double stall_seconds = 0;
 
  private:
+  double wait_link(int64_t ticket);
   double rate_;
-  Worker link_;
+  Worker to_device_;
+  Worker to_host_;
   Worker host_;
 };
 

@@ -32,7 +32,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
-    .option("--link-gbps <x>", "host-device link in gigabits/s: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
+    .option("--link-gbps <x>", "host-device link in gigabits/s each way: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
     .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
     .option("--target <name|file>", `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
       "(cpu: this machine, measured once and cached; default: fixed CPU numbers)")

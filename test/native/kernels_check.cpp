@@ -8,6 +8,7 @@
 // Prints one line per check and a final "N passed, M failed"; exits 1 on any failure.
 #include <cblas.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 
 #include "kernels.h"
 #include "kernels_common.h"
+#include "transfer_engine.h"
 
 using namespace stow;
 using Vec = std::vector<double>;
@@ -1140,6 +1142,26 @@ void check_clip_scale() {
   report(ok, "clip_scale is min(1, clip / (norm + 1e-6)), and 1 without clipping");
 }
 
+// The emulated link is full duplex: a copy back to the host does not queue behind a long copy to the
+// device. With the link at 1 MB/s, a 2 MB copy to the device holds its direction for 2 s; a 1 KB copy
+// back, submitted after it, must be done long before (serialized, it would end after 2 s). Both copies
+// must also have moved their bytes, and the tickets must tell the directions apart.
+void check_duplex_link() {
+  TransferEngine engine(1e6);
+  Floats to_device(500000), from_host(500000, 1.5f), to_host(256), from_device(256, 2.5f);
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t in = engine.copy(to_device.data(), from_host.data(), 4 * 500000, true);
+  const int64_t out = engine.copy(to_host.data(), from_device.data(), 4 * 256, false);
+  engine.wait_copy(out);
+  const double back = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  engine.wait_copy(in);
+  const double both = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const bool moved = to_device == from_host && to_host == from_device;
+  report(back < 1.0 && both >= 2.0 && moved && engine.h2d_bytes == 2000000 && engine.d2h_bytes == 1024,
+         "transfer engine: the two directions of the link run side by side",
+         "back after " + std::to_string(back) + " s, both after " + std::to_string(both) + " s");
+}
+
 }  // namespace
 
 int main() {
@@ -1164,6 +1186,7 @@ int main() {
   check_grad_norm();
   check_adamw();
   check_clip_scale();
+  check_duplex_link();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
