@@ -8,18 +8,23 @@
 //   stays on the device for the backward (the chunks whose next use is nearest are the ones worth keeping,
 //   the last ones the forward reads; the search in src/driver/compile.ts chooses how many fit);
 // - each final gradient goes back with a `copy_d2h` as soon as it is complete; its device storage lives
-//   until a `wait` `lookahead` gradients later;
+//   until a `wait` once `lookahead` chunks' worth of later gradient bytes have been computed (counted in
+//   bytes, not gradients: a bias's gradient after a weight's takes no time to compute, and waiting on the
+//   weight's copy there would stall the device for the whole copy);
 // - AdamW (and the gradient norm) run on the host copies. Host AdamW runs on the transfer engine, queued
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
-import type { Graph, Node, Value } from "../types.ts";
+import { type Graph, type Node, type Value, valueBytes } from "../types.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
 export interface OffloadSchedule {
   /** Chunks that stay on the device for the whole step. */
   resident: ReadonlySet<number>;
-  /** How many loads ahead of its first reader a chunk's copy starts (0: right before it). */
+  /**
+   * How many loads ahead of its first reader a chunk's copy starts (0: right before it), and how many
+   * chunks' worth of gradient bytes a gradient's copy back may stay in flight.
+   */
   lookahead: number;
   /** Offloaded chunks whose forward copy stays on the device through the backward. */
   keep: ReadonlySet<number>;
@@ -64,7 +69,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   const views = new Map<string, Value>(); // load key + param -> view
   const hostGrad = new Map<number, Value>(); // old gradient value id -> its host copy
   const pendingD2h: { host: Value; device: Value; due: number }[] = [];
-  let gradCopies = 0;
+  let gradBytes = 0; // of gradients copied back so far
 
   const waitD2h = (upTo: number) => {
     while (pendingD2h.length > 0 && pendingD2h[0].due <= upTo) {
@@ -109,9 +114,9 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
       const device = made.outputs[k];
       const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
       hostGrad.set(out.id, hostCopy);
-      gradCopies++;
-      pendingD2h.push({ host: hostCopy, device, due: gradCopies + schedule.lookahead });
-      waitD2h(gradCopies);
+      gradBytes += valueBytes(device);
+      pendingD2h.push({ host: hostCopy, device, due: gradBytes + schedule.lookahead * chunks.capacity });
+      waitD2h(gradBytes);
     });
   });
   waitD2h(Infinity);

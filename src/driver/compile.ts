@@ -202,15 +202,14 @@ function shardFor(g: Graph, ranks: number): Graph {
 /**
  * The offload schedule for one checkpoint mode, with the memory planner as the judge of what fits and
  * the cost model of what is fastest. For each lookahead (how many loads ahead copies start), it keeps
- * as many chunks resident as fit (the last ones the forward reads: they are also needed first in the
- * backward), then keeps as many forward copies for the backward as fit (those whose next use is nearest
- * first); of these schedules, the one with the least predicted step time wins. Returns the
- * all-offloaded, just-in-time plan when nothing fits, so the caller can say how much memory it needs.
+ * as many chunks resident as fit (in `residencyOrder`), then keeps as many forward copies for the
+ * backward as fit (those whose next use is nearest first); of these schedules, the one with the least
+ * predicted step time wins. Returns the all-offloaded, just-in-time plan when nothing fits, so the
+ * caller can say how much memory it needs.
  */
-function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate }>(
+function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate; train: CompiledProgram }>(
   chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean,
 ): P {
-  const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
   /** The largest k in [lo, hi] whose plan fits, given that lo's does; with its plan. */
   const largestFitting = (lo: number, hi: number, loPlan: P, make: (k: number) => OffloadSchedule): [number, P] => {
@@ -225,6 +224,7 @@ function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate }>
   };
   const justInTime = planWith({ resident: new Set(), lookahead: 0, keep: new Set() });
   if (!fits(justInTime)) return justInTime;
+  const order = residencyOrder(justInTime.train, chunkCount);
   const loads = justInTime.checkpoint.chunkLoads;
   let best = justInTime;
   for (let lookahead = 0; lookahead <= Math.min(MAX_LOOKAHEAD, loads - 1); lookahead++) {
@@ -232,13 +232,29 @@ function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate }>
     const barePlan = lookahead === 0 ? justInTime : planWith(bare);
     if (!fits(barePlan)) break;
     // All chunks resident is the resident plan, which did not fit.
-    const [r, residentPlan] = largestFitting(0, chunkCount - 1, barePlan, (k) => ({ ...bare, resident: firstOf(k, reversed) }));
-    const withResident = { ...bare, resident: firstOf(r, reversed) };
-    const offloaded = reversed.filter((c) => !withResident.resident.has(c));
+    const [r, residentPlan] = largestFitting(0, chunkCount - 1, barePlan, (k) => ({ ...bare, resident: firstOf(k, order) }));
+    const withResident = { ...bare, resident: firstOf(r, order) };
+    const offloaded = order.filter((c) => !withResident.resident.has(c));
     const [, plan] = largestFitting(0, offloaded.length, residentPlan, (k) => ({ ...withResident, keep: firstOf(k, offloaded) }));
     if (plan.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds) best = plan;
   }
   return best;
+}
+
+/**
+ * The order in which chunks stay resident as the budget allows. First the chunks whose device copies are
+ * live for most of the step even when every chunk moves just in time (a tied embedding, read at both ends
+ * of the forward and of the backward): offloading them frees little memory, yet costs copies at the
+ * step's start and a host AdamW at its end, where no compute hides them. Then the last ones the forward
+ * reads: the backward needs them first.
+ */
+function residencyOrder(justInTime: CompiledProgram, chunkCount: number): number[] {
+  const liveNodes = new Array<number>(chunkCount).fill(0);
+  for (const b of justInTime.memory.buffers)
+    if (b.node.op === "chunk_h2d") liveNodes[b.node.attrs.chunk as number] += b.end - b.start + 1;
+  const mostlyLive = (c: number) => liveNodes[c] > justInTime.graph.nodes.length / 2;
+  const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
+  return [...reversed.filter(mostlyLive), ...reversed.filter((c) => !mostlyLive(c))];
 }
 
 /** Copies further ahead than this rarely help: the link is busy with the nearer ones. */
