@@ -1,5 +1,6 @@
 // The CUDA backend without a GPU: the generated CUDA C++ for GPT-2 `mini` and `124M`, plain, with
-// offloaded model data and with checkpointed blocks (and PaLM `small`, for its ops), builds with nvcc for sm_80 and sm_90 with warnings
+// offloaded model data and with checkpointed blocks (and PaLM `small`, for its ops), with the LM head
+// fused with the loss as on the CPU (the CUDA plan is the CPU's), builds with nvcc for sm_80 and sm_90 with warnings
 // as errors (codegen/cuda/toolchain.ts), the runtime .cu files included, and links into a libplan.so and
 // train binary that need neither cuBLAS nor a shared CUDA runtime to load. The run-time search for
 // cuBLAS is checked on a probe library laid out like NVIDIA's Python wheels, and `stow train --backend
@@ -75,6 +76,11 @@ describe("CUDA backend, compiled without a GPU", () => {
       expect(source).toContain(`stow::cuda::matmul(`);
       expect(source).toMatch(new RegExp(`stow::cuda::${(v.precision ?? "bf16").toUpperCase()}\\)`));
       expect(source.includes("stow::cuda::h2d_async("), v.name).toBe(v.expect.offload);
+      // GPT-2's LM head is fused with its loss and its tied embedding's gradient accumulates, as on the CPU.
+      if (!v.model) {
+        for (const kernel of ["linear_cross_entropy_fwd", "linear_cross_entropy_bwd", "embedding_bwd_acc"])
+          expect(source, `${v.name}: ${kernel}`).toContain(`stow::cuda::${kernel}(`);
+      }
       // Every kernel call goes to the CUDA runtime: none to the CPU kernels.
       expect(source.match(/stow::(?!cuda::|math::)\w+\(/g), v.name).toBeNull();
       for (const file of [built.libPath, built.trainBinPath]) {
@@ -82,6 +88,20 @@ describe("CUDA backend, compiled without a GPU", () => {
         expect(libs.filter((l) => /cublas|cudart|openblas/.test(l)), `${v.name}: ${file}`).toEqual([]);
       }
     }
+  });
+
+  it("plans the same training step as the CPU backend (the same passes, ops and memory)", async () => {
+    const options = { preset: "mini", threads: 2, clip: true, checkpoint: "none" as const };
+    const model = join(repoRoot, "samples/gpt2.ts");
+    const [cpu, cuda] = await Promise.all([
+      prepare(model, { ...options, backend: "cpu" }), prepare(model, { ...options, backend: "cuda" }),
+    ]);
+    const ops = (p: typeof cpu) => p.plan.train.graph.nodes.map((n) => n.op);
+    expect(ops(cuda)).toEqual(ops(cpu));
+    expect(ops(cuda)).toContain("linear_cross_entropy_bwd");
+    expect(ops(cuda)).toContain("embedding_bwd_acc");
+    expect(cuda.plan.train.memory.peak).toBe(cpu.plan.train.memory.peak);
+    expect(cuda.plan.arenaBytes).toBe(cpu.plan.arenaBytes);
   });
 
   it("searches for cuBLAS by the loader, the CUDA paths and NVIDIA's wheel layout, and says where", () => {
