@@ -139,6 +139,9 @@ STOW_HD inline float cross_entropy_grad(float prob, bool is_target, float f) { r
 // to a new, larger max, before the new tile's terms are added.
 STOW_HD inline float rescaled_sum(float sum, float old_max, float new_max) { return sum * vexp(old_max - new_max); }
 
+// A row's cross-entropy from its max, its target's logit and its sum of exp(x - max).
+STOW_HD inline float row_loss(float max, float target_logit, float sum) { return (max - target_logit) + std::log(sum); }
+
 // A row's log-sum-exp from its max and its sum of exp(x - max).
 STOW_HD inline float log_sum_exp(float max, float sum) { return max + std::log(sum); }
 

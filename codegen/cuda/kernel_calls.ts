@@ -1,7 +1,7 @@
 // The CUDA statements that run one IR node: the launch wrappers of runtime/cuda/cuda_kernels.h. They
 // take the CPU kernels' arguments (codegen/cpu/kernel_calls.ts writes those), except for matmul and the
-// fused LM head, which also take the GEMM precision, and grad_norm, which hands the norm back to the
-// host: the arena is GPU memory, so generated code never reads it.
+// fused LM head, which also take the GEMM precision, and grad_norm and norm_from_squares (--tp), which
+// hand the norm back to the host: the arena is GPU memory, so generated code never reads it.
 import { type Node, type Value, numel } from "../../ir/types.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import { lmHeadDims } from "../../ir/ops.ts";
@@ -32,6 +32,12 @@ export function cudaKernelCalls(precision: Precision) {
           `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
           `  const float norm = ${NS}::grad_norm(c, ${ptr(n.outputs[0])}, grads, sizes, ${n.inputs.length});`,
           // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
+          `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
+        ];
+      case "norm_from_squares":
+        return [
+          `{ const float* parts[] = {${n.inputs.map(ptr).join(", ")}};`,
+          `  const float norm = ${NS}::norm_from_squares(c, ${ptr(n.outputs[0])}, parts, ${n.inputs.length});`,
           `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
         ];
       default:

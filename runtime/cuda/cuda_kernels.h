@@ -58,6 +58,24 @@ void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, 
 void silu_fwd(Ctx& c, float* y, const float* x, int64_t n);
 void silu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 
+// Tensor parallelism (runtime/kernels_tp.h's contracts): collectives on the context's communicator,
+// NCCL under --tp (comm_nccl.h), queued on the compute stream; the vocabulary-parallel embedding and
+// cross-entropy. Token and target ids are checked on the host before they reach the device.
+void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max);
+void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
+void reduce_scatter(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
+void broadcast(Ctx& c, void* buf, int64_t bytes, int root);
+void shard_slice(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
+void embedding_vp_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V,
+                      int64_t vocab);
+void embedding_vp_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V);
+void cross_entropy_vp_max(Ctx& c, float* max, const float* logits, int64_t N, int64_t V, int64_t vocab);
+void cross_entropy_vp_sums(Ctx& c, float* sums, const float* logits, const int32_t* targets, const float* max,
+                           int64_t N, int64_t V, int64_t vocab);
+void cross_entropy_vp(Ctx& c, float* loss, const float* max, const float* sums, int64_t N);
+void cross_entropy_vp_bwd(Ctx& c, float* dlogits, const float* logits, const int32_t* targets, const float* max,
+                          const float* sums, const float* dloss, int64_t N, int64_t V, int64_t vocab);
+
 // Offloaded model data: copies on the copy streams, ordered after the compute queued before them;
 // wait_transfer makes later compute wait for one (the host does not block); drain_transfers ends a
 // program that moves model data (the host waits for compute, copies and host AdamW).
@@ -69,6 +87,10 @@ void drain_transfers(Ctx& c);
 // Global L2 norm over tensors on the device and, in offloaded plans, gradients in the host region:
 // writes it to out[0] on the device and returns it.
 float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
+// Tensor parallelism: the global norm from per-rank sums of squares (all-reduced between the two), as
+// kernels_tp.h's; norm_from_squares returns the norm to the host, as grad_norm does.
+void sum_squares(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
+float norm_from_squares(Ctx& c, float* out, const float* const* parts, int64_t count);
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
 // The CPU backend's AdamW (runtime/kernels_adamw.cpp) on an offloaded chunk's host copies, on the host
 // worker, once the gradient's copy `after` has arrived; it uses every host thread (the GPU computes).

@@ -67,4 +67,22 @@ void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx,
   add_rows(c, "embedding_bwd_acc", out, acc, idx, dy, N, C, 0, V, lists);
 }
 
+// Vocabulary-parallel: this rank holds rows [rank V, (rank + 1) V) of the table.
+void embedding_vp_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V,
+                      int64_t vocab) {
+  (void)vocab;  // ids are checked on the host before they reach the device
+  c.touch(out, N * C * 4);
+  const int64_t first = int64_t(c.rank) * V;
+  for_each(c, "embedding_vp_fwd", N * C, [=] __device__(int64_t i) {
+    const int64_t v = idx[i / C] - first;
+    out[i] = (v >= 0 && v < V) ? table[v * C + i % C] : 0.0f;
+  });
+}
+
+void embedding_vp_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V) {
+  c.touch(dtable, V * C * 4);
+  auto* lists = static_cast<int32_t*>(runtime(c).scratch((V + 1 + N) * 4));
+  add_rows(c, "embedding_vp_bwd", dtable, nullptr, idx, dy, N, C, int64_t(c.rank) * V, V, lists);
+}
+
 }  // namespace stow::cuda
