@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NVCC_FLAGS, NVCC_LINK_FLAGS, nvccCommand, sharedRuntimeSources } from "./cuda/toolchain.ts";
+import { NVCC_FLAGS, NVCC_LINK_FLAGS, nvccCommand, nvccLinkFlags, sharedRuntimeSources } from "./cuda/toolchain.ts";
 
 /** cpu: g++ and OpenBLAS; cuda: nvcc, the CUDA runtime's kernels and the runtime's shared C++ (codegen/cuda/toolchain.ts). */
 export type Backend = "cpu" | "cuda";
@@ -27,7 +27,8 @@ export interface BuildOptions {
   runtimeSources?: string[];
   /**
    * Link the MPI communicator (runtime/mpi/, for tensor parallelism) in place of the single-process one
-   * (runtime/comm_single.cpp); only such builds need MPI.
+   * (runtime/comm_single.cpp); only such builds need MPI. The CUDA backend keeps it for the job's ranks
+   * and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
    */
   mpi?: boolean;
 }
@@ -162,7 +163,9 @@ async function cachedCompile(source: string, object: string, extra: string[]): P
 }
 
 async function link(backend: Backend, args: string[], extra: string[]): Promise<void> {
-  const r = backend === "cuda" ? await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...extra]) : await run("g++", [...args, ...LDLIBS, ...extra]);
+  const r = backend === "cuda"
+    ? await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...nvccLinkFlags(extra)])
+    : await run("g++", [...args, ...LDLIBS, ...extra]);
   if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
 }
 

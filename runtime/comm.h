@@ -1,8 +1,8 @@
 // The communicator of a tensor-parallel job: one process per rank, every rank running the same plan.
 // One interface, chosen at link time: comm_single.cpp (one rank, no MPI, the default for every plan
-// with --tp 1) and mpi/comm_mpi.cpp (OpenMPI, CPU backend; linked only into --tp > 1 builds). A CUDA
-// backend adds an NCCL implementation. Calls are collective: every rank makes the same ones in the
-// same order, from one thread.
+// with --tp 1) and mpi/comm_mpi.cpp (OpenMPI; linked only into --tp > 1 builds). The CUDA backend adds
+// cuda/comm_nccl.h for the kernels' collectives on GPU memory, on top of the MPI one. Calls are
+// collective: every rank makes the same ones in the same order, from one thread.
 #pragma once
 #include <cstdint>
 

@@ -135,4 +135,14 @@ STOW_HD inline float layernorm_dx(float dy_w, float xhat, float rstd, float g_me
 // Cross-entropy's gradient of one logit: dloss / N (softmax - onehot), given exp(x - max) / sum.
 STOW_HD inline float cross_entropy_grad(float prob, bool is_target, float f) { return f * (is_target ? prob - 1.0f : prob); }
 
+// An online softmax (the fused LM head's, over tiles of a row): a running sum of exp(x - old_max) moved
+// to a new, larger max, before the new tile's terms are added.
+STOW_HD inline float rescaled_sum(float sum, float old_max, float new_max) { return sum * vexp(old_max - new_max); }
+
+// A row's cross-entropy from its max, its target's logit and its sum of exp(x - max).
+STOW_HD inline float row_loss(float max, float target_logit, float sum) { return (max - target_logit) + std::log(sum); }
+
+// A row's log-sum-exp from its max and its sum of exp(x - max).
+STOW_HD inline float log_sum_exp(float max, float sum) { return max + std::log(sum); }
+
 }  // namespace stow::math

@@ -3,6 +3,7 @@
 
 #include "kernels.h"
 #include "kernels_common.h"
+#include "positions_by_row.h"
 
 namespace stow {
 using namespace detail;
@@ -44,7 +45,7 @@ void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, i
 namespace stow {
 using namespace detail;
 
-// The positions are sorted by row (a stable counting sort, so each row keeps position order); each
+// The positions are sorted by row (positions_by_row.h, so each row keeps position order); each
 // thread then owns a range of rows and, for each hit row, sums its positions from zero in order, as
 // embedding_bwd does, before adding the sum to the row. Rows never hit keep acc's values.
 void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx, const float* dy, int64_t N, int64_t C,
@@ -55,12 +56,7 @@ void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx,
   float* sums = reinterpret_cast<float*>(order + N);
   c.touch(out, V * C * 4);
   if (out != acc) std::memcpy(out, acc, size_t(V * C) * 4);
-  std::memset(start, 0, size_t(V + 1) * 4);
-  for (int64_t n = 0; n < N; n++) start[idx[n] + 1]++;
-  for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];
-  for (int64_t n = 0; n < N; n++) order[start[idx[n]]++] = int32_t(n);
-  for (int64_t v = V; v > 0; v--) start[v] = start[v - 1];  // the fill advanced each start to its end
-  start[0] = 0;
+  positions_by_row(idx, N, 0, V, start, order);
 #pragma omp parallel num_threads(c.threads)
   {
     const Span rows = thread_span(V);

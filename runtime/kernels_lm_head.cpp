@@ -60,14 +60,14 @@ void linear_cross_entropy_fwd(Ctx& c, float* loss, float* lse, const float* x, c
         const float* row = tile + r * t.nc;
         const float mx = std::max(running_max[r], row_max(row, t.nc));
         // Rescale the sum so far to the new max (exp(-inf) = 0 before the first tile).
-        sum[r] = sum[r] * vexp(running_max[r] - mx) + lane_sum<float>(t.nc, [&](int64_t j) { return vexp(row[j] - mx); });
+        sum[r] = math::rescaled_sum(sum[r], running_max[r], mx) + lane_sum<float>(t.nc, [&](int64_t j) { return vexp(row[j] - mx); });
         running_max[r] = mx;
         const int64_t target = targets[r0 + r] - v0;
         if (target >= 0 && target < t.nc) target_logit[r] = row[target];
       }
     }
     for (int64_t r = 0; r < nr; r++) {
-      lse[r0 + r] = running_max[r] + std::log(sum[r]);
+      lse[r0 + r] = math::log_sum_exp(running_max[r], sum[r]);
       total += double(lse[r0 + r]) - double(target_logit[r]);
     }
   }
@@ -99,8 +99,8 @@ void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, cons
         const int64_t target = targets[r0 + r] - v0;
         const bool has_target = target >= 0 && target < t.nc;
         const float target_p = has_target ? vexp(row[target] - row_lse) : 0.0f;
-        for (int64_t j = 0; j < t.nc; j++) row[j] = f * vexp(row[j] - row_lse);
-        if (has_target) row[target] = f * (target_p - 1.0f);
+        for (int64_t j = 0; j < t.nc; j++) row[j] = math::cross_entropy_grad(vexp(row[j] - row_lse), false, f);
+        if (has_target) row[target] = math::cross_entropy_grad(target_p, true, f);
       }
       const int ld_w = int(w_vc ? C : V);
       // dx's rows (+)= dlogits W's slice. First: when all rows are one tile, dW may be written over W

@@ -39,7 +39,7 @@ void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* 
     for (int64_t n = rows.begin; n < rows.end; n++) {
       const float* x = logits + n * V;
       const Softmax s = row_softmax(x, V);
-      acc += double((s.max - x[targets[n]]) + std::log(s.sum));
+      acc += double(math::row_loss(s.max, x[targets[n]], s.sum));
     }
     partial[omp_get_thread_num()] = acc;
   }

@@ -147,7 +147,7 @@ void cross_entropy_vp(Ctx& c, float* loss, const float* max, const float* sums, 
   {
     const Span rows = thread_span(N);
     double acc = 0.0;
-    for (int64_t n = rows.begin; n < rows.end; n++) acc += double((max[n] - sums[N + n]) + std::log(sums[n]));
+    for (int64_t n = rows.begin; n < rows.end; n++) acc += double(math::row_loss(max[n], sums[N + n], sums[n]));
     partial[omp_get_thread_num()] = acc;
   }
   double total = 0.0;
@@ -170,9 +170,9 @@ void cross_entropy_vp_bwd(Ctx& c, float* dlogits, const float* logits, const int
     const int64_t t = targets[n] - first;
     // Read the target logit first: the plan may place dlogits over logits (in-place reuse).
     const float target_p = t >= 0 && t < valid ? vexp(x[t] - mx) * inv : 0.0f;
-    for (int64_t i = 0; i < valid; i++) d[i] = f * (vexp(x[i] - mx) * inv);
+    for (int64_t i = 0; i < valid; i++) d[i] = math::cross_entropy_grad(vexp(x[i] - mx) * inv, false, f);
     for (int64_t i = valid; i < V; i++) d[i] = 0.0f;
-    if (t >= 0 && t < valid) d[t] = f * (target_p - 1.0f);
+    if (t >= 0 && t < valid) d[t] = math::cross_entropy_grad(target_p, true, f);
   }
 }
 

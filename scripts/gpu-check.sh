@@ -6,9 +6,12 @@
 #   3. times GPT-2 124M at batch 16 x seq 1024: tokens/s and MFU against the card's dense bf16 peak;
 #   4. trains a GPT whose model data (parameters, gradients, AdamW moments: 16 bytes a parameter) is over
 #      4x a --device-memory of 8 GiB for 3 steps, and the same model without a cap, and compares them;
-#   5. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
+#   5. with two GPUs or more: trains GPT-2 `mini` at --tp 2 (two ranks, one GPU each, NCCL) for 10 steps
+#      in fp32, losses within 1e-4 relative of the one-GPU fp32 run's; with one GPU it says why it skips;
+#   6. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
 # Needs: an NVIDIA GPU with its driver, nvcc, cuBLAS (the toolkit's or NVIDIA's Python wheel), Node 20
-# and the repository set up (npm run setup). Outputs go to $GPU_CHECK_OUT (default out/gpu-check).
+# and the repository set up (npm run setup); for step 5 also NCCL (libnccl.so.2, e.g. the nvidia-nccl
+# wheel) and mpirun. Outputs go to $GPU_CHECK_OUT (default out/gpu-check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +37,7 @@ declare -A FLAGS=(
   # 72 layers of GPT-2 1.5B's width: 2.29e9 parameters, 34 GiB of model data; blocks recomputed.
   [big_capped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda --device-memory 8GiB"
   [big_uncapped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda"
+  [mini_tp2]="--preset mini --backend cuda --precision fp32 --tp 2"
 )
 GPU_PLANS=(mini_fp32 mini_bf16 gpt124m big_capped big_uncapped)
 
@@ -44,6 +48,10 @@ command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] || fail "nvcc not 
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "GPU: $GPU_NAME"
 echo "$GPU_NAME" > "$OUT/gpu_name"
+GPU_COUNT=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+echo "GPUs: $GPU_COUNT"
+# --tp 2 takes one GPU per rank.
+if ((GPU_COUNT > 1)); then GPU_PLANS+=(mini_tp2); fi
 
 # run NAME LIMIT_SECONDS ARGS...: one stow command with a time limit, its output kept in $OUT/NAME.log.
 run() {
@@ -87,6 +95,13 @@ kill "$WATCH" 2>/dev/null || true
 # Only where it fits: a GPU with less memory than the model data reports "no cap: did not run".
 run big_uncapped 150 train "$MODEL" ${FLAGS[big_uncapped]} --steps 3 "${TRAIN[@]}" --metrics "$OUT/big_uncapped.jsonl" ||
   echo "gpu-check: the uncapped run did not complete (see $OUT/big_uncapped.log)"
+
+if ((GPU_COUNT > 1)); then
+  stage "GPT-2 mini at --tp 2 on two GPUs (NCCL), fp32, 10 steps"
+  run mini_tp2 150 train "$MODEL" ${FLAGS[mini_tp2]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_tp2.jsonl"
+else
+  echo "gpu-check: --tp 2 skipped: it takes one GPU per rank, and this machine has $GPU_COUNT" | tee "$OUT/mini_tp2.skipped"
+fi
 
 stage "summary (total $((SECONDS - STARTED)) s)"
 node_modules/.bin/tsx scripts/gpu_check_summary.ts "$OUT"

@@ -88,6 +88,16 @@ if (uncapped.length === 3) {
     `${((100 * throughput(capped)) / throughput(uncapped)).toFixed(0)}% of it`]);
 } else rows.push(["  same model, no cap", "info", "did not run (does it fit this GPU?)"]);
 
+// --tp 2 (two GPUs, NCCL) against the one-GPU run, both fp32: the same model and data, summed in other orders.
+const tp2 = metrics("mini_tp2"), single = metrics("mini_fp32");
+if (existsSync(join(out, "mini_tp2.skipped"))) {
+  rows.push(["mini --tp 2 vs --tp 1, GPU fp32", "skip", readFileSync(join(out, "mini_tp2.skipped"), "utf8").trim().replace(/^gpu-check: /, "")]);
+} else {
+  const worst = Math.max(...single.map((s, i) => (tp2[i] ? Math.abs(tp2[i].loss - s.loss) / Math.abs(s.loss) : Infinity)));
+  verdict("mini --tp 2 vs --tp 1, GPU fp32", single.length === 10 && tp2.length === 10 && worst <= 1e-4,
+    `worst relative difference ${worst.toExponential(2)} (limit 1e-4); final loss TP 1 ${single.at(-1)?.loss.toFixed(5)}, TP 2 ${tp2.at(-1)?.loss.toFixed(5)}`);
+}
+
 const width = [0, 1].map((k) => Math.max(...rows.map((r) => r[k].length)));
 console.log(`GPU: ${gpu}\n`);
 for (const [check, result, detail] of rows) console.log(`${check.padEnd(width[0])}  ${result.padEnd(width[1])}  ${detail}`);

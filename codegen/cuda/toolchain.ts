@@ -22,6 +22,19 @@ export const NVCC_FLAGS = [
 export const NVCC_LINK_FLAGS = ["-Xcompiler", "-fopenmp", "-cudart", "static", "-ldl"];
 
 /**
+ * Another tool's link flags (MPI's, from mpicxx --showme:link) in the form nvcc accepts: it takes -L and
+ * -l itself, -Wl,... through -Xlinker (which splits at commas, as -Wl does) and anything else (-pthread)
+ * through -Xcompiler.
+ */
+export function nvccLinkFlags(flags: readonly string[]): string[] {
+  return flags.flatMap((f) => {
+    if (/^-[Ll]./.test(f)) return [f];
+    if (f.startsWith("-Wl,")) return ["-Xlinker", f.slice(4)];
+    return ["-Xcompiler", f];
+  });
+}
+
+/**
  * The runtime's C++ files the CUDA build shares: all but the CPU kernels (kernels*.cpp, OpenBLAS and
  * OpenMP loops) and the CPU device. kernels_adamw.cpp stays: AdamW on offloaded chunks runs it on the host.
  */

@@ -1,12 +1,15 @@
 // The CUDA backend's device (runtime/device.h): one cudaMalloc'd arena of the plan's size, the host
-// region of offloaded model data pinned so that copies run asynchronously at full speed, and the
-// streams, events and cuBLAS of the Runtime, which kernels reach through Ctx::gpu.
+// region of offloaded model data pinned so that copies run asynchronously at full speed, the
+// streams, events and cuBLAS of the Runtime, which kernels reach through Ctx::gpu, and under --tp
+// the NCCL communicator, which they reach through Ctx::comm.
 #include <omp.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "comm_nccl.h"
 #include "device.h"
 #include "runtime.h"
 
@@ -15,20 +18,33 @@ namespace {
 
 std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
-void select_gpu() {
+// A tensor-parallel rank's index among the ranks on its machine, as the launcher reports it (OpenMPI,
+// Slurm, torchrun-style); without one, its rank (all ranks on one machine).
+int local_rank(int rank) {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  return rank;
+}
+
+// One GPU per rank: rank r of a machine computes on its GPU r.
+void select_gpu(int rank, int ranks) {
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0)
     throw Error(std::string("--backend cuda: no usable CUDA GPU on this machine (") +
                 (e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none") +
                 "); train with --backend cpu, or on a machine with an NVIDIA GPU and its driver");
-  cuda::check(cudaSetDevice(0), "selecting GPU 0");
+  const int gpu = ranks > 1 ? local_rank(rank) : 0;
+  if (gpu < 0 || gpu >= count)
+    throw Error("--tp " + std::to_string(ranks) + " with --backend cuda takes one GPU per rank, but rank " + std::to_string(rank) +
+                " would need GPU " + std::to_string(gpu) + " and this machine has " + std::to_string(count));
+  cuda::check(cudaSetDevice(gpu), "selecting GPU " + std::to_string(gpu));
 }
 
 class CudaDevice final : public Device {
  public:
   CudaDevice(const PlanDesc& plan, Ctx& c, uint8_t* host_region, const DeviceOptions& o) {
-    select_gpu();
+    select_gpu(c.rank, c.ranks);
     size_t free_bytes = 0, total_bytes = 0;
     cuda::check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the GPU's free memory");
     if (plan.arena_bytes > int64_t(free_bytes))
@@ -50,6 +66,12 @@ class CudaDevice final : public Device {
     c.arena = arena();
     c.arena_bytes = plan.arena_bytes;
     c.gpu = runtime_.get();
+    // The collectives of the plan's kernels run on GPU memory: NCCL, bootstrapped over the session's
+    // host communicator, which keeps the host-side calls.
+    if (c.ranks > 1) {
+      nccl_ = std::make_unique<cuda::NcclComm>(*c.comm, runtime_->compute());
+      c.comm = nccl_.get();
+    }
   }
 
   uint8_t* arena() const override { return static_cast<uint8_t*>(arena_.get()); }
@@ -88,6 +110,7 @@ class CudaDevice final : public Device {
   std::unique_ptr<void, Unpin> pinned_;
   std::vector<uint8_t> mirror_;
   std::unique_ptr<cuda::Runtime> runtime_;
+  std::unique_ptr<cuda::NcclComm> nccl_;  // destroyed first: its collectives run on the runtime's stream
 };
 
 }  // namespace

@@ -45,7 +45,7 @@ std::vector<std::string> expand(const std::string& pattern) {
 
 }  // namespace
 
-void* open_library(const std::string& what, const std::vector<std::string>& sonames) {
+void* open_library(const std::string& what, const std::vector<std::string>& sonames, const std::string& install) {
   for (const std::string& name : sonames)
     if (void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL)) return h;
   std::string searched;
@@ -58,8 +58,7 @@ void* open_library(const std::string& what, const std::vector<std::string>& sona
   std::string names;
   for (const std::string& name : sonames) names += (names.empty() ? "" : ", ") + name;
   throw Error("cannot load " + what + " (" + names + "): not found by the dynamic loader (LD_LIBRARY_PATH, " +
-              "the ld.so cache) nor in:" + searched + "\nInstall it with the CUDA toolkit or NVIDIA's Python wheel, " +
-              "or put its directory in LD_LIBRARY_PATH.");
+              "the ld.so cache) nor in:" + searched + "\n" + install);
 }
 
 void* library_symbol(void* library, const std::string& what, const char* name) {

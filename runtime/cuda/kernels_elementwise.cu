@@ -1,5 +1,5 @@
 // Elementwise and data-movement kernels: fills, broadcast arithmetic, row sums, GELU, SiLU, rotary
-// embeddings, permutes, column slices and the embedding table. The formulas are kernel_math.h's, shared
+// embeddings, permutes and column slices. The formulas are kernel_math.h's, shared
 // with the CPU backend.
 #include <string>
 
@@ -133,26 +133,6 @@ void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
   c.touch(out, rows * cols_out * 4);
   for_each(c, "place_last", rows * cols_in, [=] __device__(int64_t i) {
     out[(i / cols_in) * cols_out + offset + i % cols_in] = in[i];
-  });
-}
-
-// Token ids are checked on the host before they reach the device (the data loader and stow_infer); a
-// bad id that got through anyway gives a zero row rather than a read outside the table.
-void embedding_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V) {
-  c.touch(out, N * C * 4);
-  for_each(c, "embedding_fwd", N * C, [=] __device__(int64_t i) {
-    const int64_t n = i / C, v = idx[n];
-    out[i] = (v >= 0 && v < V) ? table[v * C + i % C] : 0.0f;
-  });
-}
-
-// Atomic adds: the order in which positions sharing a token add up varies from run to run.
-void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V) {
-  c.touch(dtable, V * C * 4);
-  check(cudaMemsetAsync(dtable, 0, size_t(V * C * 4), runtime(c).compute()), std::string("embedding_bwd (node ") + c.node + ")");
-  for_each(c, "embedding_bwd", N * C, [=] __device__(int64_t i) {
-    const int64_t n = i / C, v = idx[n];
-    if (v >= 0 && v < V) atomicAdd(&dtable[v * C + i % C], dy[i]);
   });
 }
 

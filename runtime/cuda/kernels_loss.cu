@@ -18,13 +18,13 @@ __device__ Softmax row_softmax(const float* x, int64_t V, float* shared) {
   return {mx, block_reduce<false>(sum, shared)};
 }
 
-// row_loss[n] = log-sum-exp of row n minus its target logit.
-__global__ void row_losses_kernel(float* row_loss, const float* logits, const int32_t* targets, int64_t V) {
+// row_losses[n] = log-sum-exp of row n minus its target logit.
+__global__ void row_losses_kernel(float* row_losses, const float* logits, const int32_t* targets, int64_t V) {
   __shared__ float shared[32];
   const int64_t n = blockIdx.x;
   const float* x = logits + n * V;
   const Softmax s = row_softmax(x, V, shared);
-  if (threadIdx.x == 0) row_loss[n] = (s.max - x[targets[n]]) + logf(s.sum);
+  if (threadIdx.x == 0) row_losses[n] = math::row_loss(s.max, x[targets[n]], s.sum);
 }
 
 // loss[0] = mean of the row losses, summed in double in row order by one block (lane-strided, then in

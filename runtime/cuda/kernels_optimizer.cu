@@ -1,5 +1,6 @@
-// The optimizer step on the GPU: the global gradient norm (for clipping) and AdamW with the element
-// update of kernel_math.h; AdamW on offloaded chunks runs the CPU backend's kernel on the host.
+// The optimizer step on the GPU: the global gradient norm (for clipping; under --tp from sums of
+// squares all-reduced over the ranks) and AdamW with the element update of kernel_math.h; AdamW on
+// offloaded chunks runs the CPU backend's kernel on the host.
 #include <omp.h>
 
 #include <cmath>
@@ -48,23 +49,20 @@ double host_sum_squares(const float* g, int64_t n, int threads) {
   return total;
 }
 
-}  // namespace
-
-// Device gradients are summed by kernels into scratch partials; gradients already copied to the host
-// (offloaded chunks; the plan waited for their copies before this node) are summed there. Then the
-// host adds everything up in tensor order.
-float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
-  c.touch(out, 4);
+// The sum of squares of every gradient, in double, on the host. Device gradients are summed by kernels
+// into scratch partials; gradients already copied to the host (offloaded chunks; the plan waited for
+// their copies before this node) are summed there. Then the host adds everything up in tensor order.
+double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count) {
   Runtime& rt = runtime(c);
   double* partial = static_cast<double*>(rt.scratch(count * kNormBlocks * int64_t(sizeof(double))));
   for (int64_t t = 0; t < count; t++) {
     if (in_host_region(c, grads[t])) continue;
     sum_squares_kernel<<<kNormBlocks, kBlock, 0, rt.compute()>>>(partial + t * kNormBlocks, grads[t], sizes[t]);
-    check_launch(c, "grad_norm");
+    check_launch(c, "sum of squares");
   }
   std::vector<double> partials(size_t(count * kNormBlocks));
   rt.copy_now(partials.data(), partial, int64_t(partials.size() * sizeof(double)), cudaMemcpyDeviceToHost,
-              std::string("grad_norm (node ") + c.node + ")");
+              std::string("a sum of squares (node ") + c.node + ")");
   double total = 0.0;
   for (int64_t t = 0; t < count; t++) {
     if (in_host_region(c, grads[t])) {
@@ -73,8 +71,39 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
       for (int b = 0; b < kNormBlocks; b++) total += partials[size_t(t * kNormBlocks + b)];
     }
   }
+  return total;
+}
+
+// A float the host computed, written to the arena for the kernels and metrics that read it there.
+void write_scalar(Ctx& c, float* out, float value) {
+  runtime(c).copy_now(out, &value, 4, cudaMemcpyHostToDevice, std::string("writing a result (node ") + c.node + ")");
+}
+
+}  // namespace
+
+float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
+  c.touch(out, 4);
+  const float norm = float(std::sqrt(squares(c, grads, sizes, count)));
+  write_scalar(c, out, norm);
+  return norm;
+}
+
+// Under --tp: the sums of squares of the split gradients are all-reduced before norm_from_squares.
+void sum_squares(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
+  c.touch(out, 4);
+  write_scalar(c, out, float(squares(c, grads, sizes, count)));
+}
+
+float norm_from_squares(Ctx& c, float* out, const float* const* parts, int64_t count) {
+  c.touch(out, 4);
+  double total = 0.0;
+  for (int64_t k = 0; k < count; k++) {
+    float part = 0.0f;
+    runtime(c).copy_now(&part, parts[k], 4, cudaMemcpyDeviceToHost, std::string("norm_from_squares (node ") + c.node + ")");
+    total += double(part);
+  }
   const float norm = float(std::sqrt(total));
-  rt.copy_now(out, &norm, 4, cudaMemcpyHostToDevice, "writing the gradient norm");
+  write_scalar(c, out, norm);
   return norm;
 }
 

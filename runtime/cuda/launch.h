@@ -11,6 +11,21 @@
 
 namespace stow::cuda {
 
+// A row-major matrix operand of gemm: its data, the length of its stored rows (which may be longer than
+// the rows used: a slice of columns), whether it is used transposed, and for batches the distance
+// between consecutive matrices.
+struct GemmOperand {
+  const float* data;
+  int64_t ld;
+  bool transposed;
+  int64_t stride = 0;
+};
+
+// Row-major out[M, N] = op(a)[M, K] op(b)[K, N] + beta out on cuBLAS, queued on the compute stream, for
+// `batch` matrices out_stride floats apart. M, N, K must be positive.
+void gemm(const Ctx& c, float* out, int64_t ld_out, const GemmOperand& a, const GemmOperand& b, int64_t M, int64_t N,
+          int64_t K, float beta, Precision precision, int64_t batch = 1, int64_t out_stride = 0);
+
 constexpr unsigned kFullWarp = 0xffffffffu;
 constexpr int kBlock = 256;
 

@@ -121,11 +121,9 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const model = buildModel(def, config);
   const traced = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
   const sharded = shardFor(traced, opts.tp ?? 1);
-  // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone. The CUDA
-  // backend has no kernels for the fused head or the accumulating embedding gradient yet.
-  const cpu = (opts.backend ?? "cpu") === "cpu";
-  const fused = cpu ? fuseLmHead(sharded) : sharded;
-  const differentiated = cpu ? accumulateEmbeddingGrads(autodiff(fused)) : autodiff(fused);
+  // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone.
+  const fused = fuseLmHead(sharded);
+  const differentiated = accumulateEmbeddingGrads(autodiff(fused));
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 

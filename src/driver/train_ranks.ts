@@ -69,8 +69,13 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
 
 /** One message for a failed job: the rank that failed or died, and why. */
 export function describeFailure(ranks: number, status: { code: number | null; signal: string | null }, stderr: string): string {
-  const failed = /train: rank (\d+) of \d+ failed: (.*)/.exec(stderr);
-  if (failed) return `rank ${failed[1]} of ${ranks} failed: ${failed[2]}; the other ranks were stopped`;
+  // A message may go on for lines (a library search lists where it looked), up to an empty line, another
+  // rank's message or mpirun's own (its boxes of dashes, its [host:pid] lines).
+  const failed = /train: rank (\d+) of \d+ failed: (.*(?:\n(?!train: |-{5}|\[)[^\n]+)*)/.exec(stderr);
+  if (failed) {
+    const stopped = failed[2].includes("\n") ? "\nThe other ranks were stopped." : "; the other ranks were stopped";
+    return `rank ${failed[1]} of ${ranks} failed: ${failed[2]}${stopped}`;
+  }
   const died = /process rank (\d+) with PID \d+ on node \S+ exited on signal (\d+) \(([^)]*)\)/.exec(stderr);
   if (died) return `rank ${died[1]} of ${ranks} died (signal ${died[2]}, ${died[3]}); the other ranks were stopped`;
   // Every rank refused the same flags or files before any step: one of their messages says it all.

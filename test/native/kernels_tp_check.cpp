@@ -13,6 +13,7 @@
 
 #include "comm.h"
 #include "kernels_tp.h"
+#include "positions_by_row.h"
 
 using namespace stow;
 using Floats = std::vector<float>;
@@ -147,6 +148,7 @@ void check_embedding_vp() {
   const std::vector<int32_t> ids = {9, 0, 4, 4, 7, 3, 9};
   std::vector<double> out_sum(N * C, 0.0), want_out(N * C), want_grad(ranks * V * C, 0.0);
   Floats got_grad;
+  bool grouped_same = true;
   for (int64_t n = 0; n < N; n++)
     for (int64_t c = 0; c < C; c++) {
       want_out[n * C + c] = table[ids[n] * C + c];
@@ -158,9 +160,21 @@ void check_embedding_vp() {
     for (int64_t i = 0; i < N * C; i++) out_sum[i] += a.at(0)[i];
     embedding_vp_bwd(a.ctx, a.at(0), ids.data(), dy.data(), N, C, V);
     got_grad.insert(got_grad.end(), a.at(0), a.at(0) + V * C);
+    // The CUDA kernel's way (positions_by_row.h, then each row summed in the order found) gives the
+    // same bits, each row's positions increasing.
+    std::vector<int32_t> start(V + 1), order(N);
+    positions_by_row(ids.data(), N, r * V, V, start.data(), order.data());
+    Floats grouped(V * C, 0.0f);
+    for (int64_t v = 0; v < V; v++) {
+      grouped_same = grouped_same && std::is_sorted(order.begin() + start[v], order.begin() + start[v + 1]);
+      for (int32_t k = start[v]; k < start[v + 1]; k++)
+        for (int64_t c = 0; c < C; c++) grouped[v * C + c] += dy[order[k] * C + c];
+    }
+    grouped_same = grouped_same && std::memcmp(grouped.data(), a.at(0), size_t(V * C) * 4) == 0;
   }
   check("embedding_vp_fwd summed over 3 ranks", Floats(out_sum.begin(), out_sum.end()), want_out, 0);
   check("embedding_vp_bwd on 3 ranks", got_grad, want_grad, 1e-6);
+  check("positions_by_row on 3 ranks: embedding_vp_bwd's rows, bitwise", {float(grouped_same)}, {1.0}, 0);
 }
 
 // all_gather and reduce_scatter put each rank's columns in place (rank 1 of 3, 5 rows of 2 columns).

@@ -1,0 +1,46 @@
+// The communicator of a tensor-parallel job on the CUDA backend: the collectives of comm.h over NCCL,
+// on GPU memory, queued on the compute stream in program order (they return before the GPU has run
+// them). The job's ranks and the host-side calls (gathering checkpoints and statistics, aborting) stay
+// with the process's host communicator (MPI, runtime/mpi/comm_mpi.cpp), which also carries NCCL's
+// bootstrap: rank 0 makes the unique id and broadcasts it.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+
+#include "comm.h"
+#include "nccl.h"
+
+namespace stow::cuda {
+
+class NcclComm final : public Comm {
+ public:
+  // Collective over every rank of `host`; loads NCCL (a missing library is an error naming where it looked).
+  NcclComm(Comm& host, cudaStream_t stream);
+  ~NcclComm() override;
+  NcclComm(const NcclComm&) = delete;
+  NcclComm& operator=(const NcclComm&) = delete;
+
+  int rank() const override { return host_.rank(); }
+  int size() const override { return host_.size(); }
+  void all_reduce(float* buf, int64_t n, Reduce op) override;
+  void all_gather(const void* send, void* recv, int64_t bytes) override;
+  void reduce_scatter(const float* send, float* recv, int64_t n) override;
+  void broadcast(void* buf, int64_t bytes, int root) override;
+  // Host memory, through the host communicator.
+  void gather(const void* send, void* recv, int64_t bytes, int root) override { host_.gather(send, recv, bytes, root); }
+  [[noreturn]] void abort(int code) override {
+    host_.abort(code);
+    std::_Exit(code);  // not reached; the compiler does not see through the virtual call's [[noreturn]]
+  }
+
+ private:
+  void check(Nccl::Result r, const char* what) const;
+
+  Comm& host_;
+  Nccl::Stream stream_;
+  Nccl nccl_;
+  Nccl::Comm comm_ = nullptr;
+};
+
+}  // namespace stow::cuda

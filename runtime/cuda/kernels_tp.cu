@@ -1,0 +1,172 @@
+// Tensor-parallel kernels on the GPU, with the contracts of runtime/kernels_tp.h: the collectives, on the
+// context's communicator (NCCL under --tp, comm_nccl.h; queued on the compute stream), counting calls
+// and bytes as the CPU's do, and the vocabulary-parallel cross-entropy, whose formulas are kernel_math.h's.
+#include <algorithm>
+#include <string>
+
+#include "comm.h"
+#include "launch.h"
+
+namespace stow::cuda {
+namespace {
+
+Comm& comm_of(const Ctx& c) {
+  if (c.comm == nullptr) throw Error(std::string("internal: a collective ran without a communicator (node ") + c.node + ")");
+  return *c.comm;
+}
+
+void count(Ctx& c, int64_t bytes) {
+  c.comm_calls += 1;
+  c.comm_bytes += bytes;
+}
+
+void copy_on_device(const Ctx& c, void* out, const void* in, int64_t bytes) {
+  if (out == in || bytes == 0) return;
+  check(cudaMemcpyAsync(out, in, size_t(bytes), cudaMemcpyDeviceToDevice, runtime(c).compute()),
+        std::string("a device copy (node ") + c.node + ")");
+}
+
+// The vocabulary columns this rank holds that are not padding: [0, valid).
+int64_t valid_columns(const Ctx& c, int64_t V, int64_t vocab) {
+  return std::max<int64_t>(0, std::min<int64_t>(V, vocab - int64_t(c.rank) * V));
+}
+
+// One block per row of logits [N, V]: the max of its first `valid` columns.
+__global__ void row_max_kernel(float* max, const float* logits, int64_t V, int64_t valid) {
+  __shared__ float shared[32];
+  const float* x = logits + int64_t(blockIdx.x) * V;
+  float mx = -INFINITY;
+  for (int64_t i = threadIdx.x; i < valid; i += blockDim.x) mx = math::max_f(mx, x[i]);
+  mx = block_reduce<true>(mx, shared);
+  if (threadIdx.x == 0) max[blockIdx.x] = mx;
+}
+
+// One block per row: sums[n] = sum of exp(logit - max[n]) over the valid columns, sums[N + n] = the
+// target's logit when this rank holds it, else 0.
+__global__ void row_sums_kernel(float* sums, const float* logits, const int32_t* targets, const float* max, int64_t N,
+                                int64_t V, int64_t valid, int64_t first) {
+  __shared__ float shared[32];
+  const int64_t n = blockIdx.x;
+  const float* x = logits + n * V;
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < valid; i += blockDim.x) sum += math::vexp(x[i] - max[n]);
+  sum = block_reduce<false>(sum, shared);
+  if (threadIdx.x == 0) {
+    sums[n] = sum;
+    const int64_t t = targets[n] - first;
+    sums[N + n] = t >= 0 && t < valid ? x[t] : 0.0f;
+  }
+}
+
+// loss[0] = the mean of the row losses, summed in double by one block (lane-strided, then in lane order).
+__global__ void vp_loss_kernel(float* loss, const float* max, const float* sums, int64_t N) {
+  __shared__ double partial[kBlock];
+  double acc = 0.0;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) acc += double(math::row_loss(max[n], sums[N + n], sums[n]));
+  partial[threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double total = 0.0;
+    for (int t = 0; t < blockDim.x; t++) total += partial[t];
+    loss[0] = N > 0 ? float(total / double(N)) : 0.0f;
+  }
+}
+
+}  // namespace
+
+void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
+  c.touch(out, n * 4);
+  copy_on_device(c, out, in, n * 4);
+  if (c.ranks > 1) comm_of(c).all_reduce(out, n, max ? Reduce::Max : Reduce::Sum);
+  count(c, n * 4);
+}
+
+// NCCL gathers whole blocks, rank 0's first; [rows, ranks * cols] interleaves them by row.
+void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
+  const int64_t ranks = c.ranks;
+  c.touch(out, rows * ranks * cols * 4);
+  if (ranks == 1) {
+    copy_on_device(c, out, in, rows * cols * 4);
+  } else if (rows == 1) {
+    comm_of(c).all_gather(in, out, cols * 4);
+  } else {
+    float* blocks = static_cast<float*>(c.workspace(rows * ranks * cols * 4));
+    comm_of(c).all_gather(in, blocks, rows * cols * 4);
+    for_each(c, "all_gather interleave", rows * ranks * cols, [=] __device__(int64_t i) {
+      const int64_t r = i / (ranks * cols), k = (i / cols) % ranks, j = i % cols;
+      out[i] = blocks[(k * rows + r) * cols + j];
+    });
+  }
+  count(c, rows * ranks * cols * 4);
+}
+
+void reduce_scatter(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
+  const int64_t ranks = c.ranks;
+  c.touch(out, rows * cols * 4);
+  if (ranks == 1) {
+    copy_on_device(c, out, in, rows * cols * 4);
+  } else if (rows == 1) {
+    comm_of(c).reduce_scatter(in, out, cols);
+  } else {
+    float* blocks = static_cast<float*>(c.workspace(rows * ranks * cols * 4));
+    for_each(c, "reduce_scatter blocks", rows * ranks * cols, [=] __device__(int64_t i) {
+      const int64_t r = i / (ranks * cols), k = (i / cols) % ranks, j = i % cols;
+      blocks[(k * rows + r) * cols + j] = in[i];
+    });
+    comm_of(c).reduce_scatter(blocks, out, rows * cols);
+  }
+  count(c, rows * ranks * cols * 4);
+}
+
+void broadcast(Ctx& c, void* buf, int64_t bytes, int root) {
+  c.touch(buf, bytes);
+  if (c.ranks > 1) comm_of(c).broadcast(buf, bytes, root);
+  count(c, bytes);
+}
+
+void shard_slice(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
+  c.touch(out, rows * cols * 4);
+  const int64_t ranks = c.ranks, from = int64_t(c.rank) * cols;
+  for_each(c, "shard_slice", rows * cols, [=] __device__(int64_t i) { out[i] = in[(i / cols) * ranks * cols + from + i % cols]; });
+}
+
+void cross_entropy_vp_max(Ctx& c, float* max, const float* logits, int64_t N, int64_t V, int64_t vocab) {
+  c.touch(max, N * 4);
+  if (N <= 0) return;
+  row_max_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(max, logits, V, valid_columns(c, V, vocab));
+  check_launch(c, "cross_entropy_vp_max");
+}
+
+// Target ids are checked by the data loader before they reach the device.
+void cross_entropy_vp_sums(Ctx& c, float* sums, const float* logits, const int32_t* targets, const float* max,
+                           int64_t N, int64_t V, int64_t vocab) {
+  c.touch(sums, 2 * N * 4);
+  if (N <= 0) return;
+  row_sums_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(sums, logits, targets, max, N, V,
+                                                                    valid_columns(c, V, vocab), int64_t(c.rank) * V);
+  check_launch(c, "cross_entropy_vp_sums");
+}
+
+void cross_entropy_vp(Ctx& c, float* loss, const float* max, const float* sums, int64_t N) {
+  c.touch(loss, 4);
+  vp_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(loss, max, sums, N);
+  check_launch(c, "cross_entropy_vp");
+}
+
+// Each element reads its own logit before writing its gradient: dlogits may be placed over the logits.
+void cross_entropy_vp_bwd(Ctx& c, float* dlogits, const float* logits, const int32_t* targets, const float* max,
+                          const float* sums, const float* dloss, int64_t N, int64_t V, int64_t vocab) {
+  c.touch(dlogits, N * V * 4);
+  const int64_t valid = valid_columns(c, V, vocab), first = int64_t(c.rank) * V;
+  for_each(c, "cross_entropy_vp_bwd", N * V, [=] __device__(int64_t i) {
+    const int64_t n = i / V, j = i % V;
+    if (j >= valid) {
+      dlogits[i] = 0.0f;
+      return;
+    }
+    const float prob = math::vexp(logits[i] - max[n]) * (1.0f / sums[n]);
+    dlogits[i] = math::cross_entropy_grad(prob, targets[n] - first == j, dloss[0] / float(N));
+  });
+}
+
+}  // namespace stow::cuda
