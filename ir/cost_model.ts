@@ -2,11 +2,12 @@
 // profile (or from times measured in a profiled warm-up), and the offload schedule's copies and host
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
-import { nodeFlops } from "./flops.ts";
+import { lmHeadWork, nodeFlops } from "./flops.ts";
+import { attentionDims } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 
 export interface Machine {
-  /** Sustained FLOP/s of products (matmul, attention). */
+  /** Sustained FLOP/s of products (matmul, attention, the fused LM head) where no measured rate below applies. */
   matmulFlops: number;
   /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes). */
   memoryBandwidth: number;
@@ -14,6 +15,29 @@ export interface Machine {
   linkBandwidth: number;
   /** Host memory bandwidth for AdamW on offloaded chunks. */
   hostBandwidth: number;
+  /**
+   * Measured sgemm rates by the size of one call, ascending: a product runs at the rate interpolated at
+   * its FLOPs per call (small products run well below the large ones). Absent: matmulFlops for all.
+   */
+  productRates?: readonly ProductRate[];
+  /** Stowage's attention kernels, measured on a grid of T and D. Absent: attention at matmulFlops. */
+  attentionRates?: AttentionRates;
+  /** Logits per second of the fused LM head's softmax pass. Absent: its FLOPs at matmulFlops. */
+  softmaxRate?: number;
+}
+
+/** One measured product size: FLOPs of one sgemm call, and the FLOP/s it ran at. */
+export interface ProductRate {
+  flops: number;
+  rate: number;
+}
+
+/** FLOP/s (as ir/flops.ts counts them) of the attention kernels; forward[i][j] is at T[i], D[j]. */
+export interface AttentionRates {
+  T: readonly number[];
+  D: readonly number[];
+  forward: readonly (readonly number[])[];
+  backward: readonly (readonly number[])[];
 }
 
 /**
@@ -31,7 +55,6 @@ export function nodeSignature(n: Node): string {
   return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
 }
 
-const PRODUCTS = new Set(["matmul", "attention", "attention_bwd"]);
 /** Ops that run no kernel. */
 const FREE = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
 /** AdamW streams p, g, m, v in and p, m, v out. */
@@ -41,9 +64,58 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
   if (FREE.has(n.op)) return 0;
   const known = measured?.get(nodeSignature(n));
   if (known !== undefined) return known;
-  if (PRODUCTS.has(n.op)) return nodeFlops(n) / m.matmulFlops;
-  const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
-  return bytes / m.memoryBandwidth;
+  switch (n.op) {
+    case "matmul": {
+      // A batched matmul is one sgemm call per matrix of the output.
+      const out = n.outputs[0].shape;
+      const calls = numel(out) / (out[out.length - 2] * out[out.length - 1]);
+      const flops = nodeFlops(n);
+      return flops / productRate(m, flops / calls);
+    }
+    case "attention":
+    case "attention_bwd": {
+      if (!m.attentionRates) return nodeFlops(n) / m.matmulFlops;
+      const { T, D } = attentionDims(n.inputs[0].shape);
+      return nodeFlops(n) / attentionRate(m.attentionRates, n.op === "attention" ? "forward" : "backward", T, D);
+    }
+    case "linear_cross_entropy":
+    case "linear_cross_entropy_bwd": {
+      // Its tiles' sgemms, then a softmax pass over each tile of logits.
+      const w = lmHeadWork(n);
+      const products = w.productFlops / productRate(m, w.tileFlops);
+      return products + (m.softmaxRate ? w.logits / m.softmaxRate : (w.flopsPerLogit * w.logits) / m.matmulFlops);
+    }
+    default: {
+      const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
+      return bytes / m.memoryBandwidth;
+    }
+  }
+}
+
+/** FLOP/s of one sgemm call of `flops`: the measured rates interpolated on log scales, held flat past the ends. */
+export function productRate(m: Machine, flops: number): number {
+  const r = m.productRates;
+  if (!r || r.length === 0) return m.matmulFlops;
+  return Math.exp(interpolate(r.map((p) => Math.log(p.flops)), r.map((p) => Math.log(p.rate)), Math.log(flops)));
+}
+
+/** The attention kernels' FLOP/s at T and D: bilinear on log scales over the measured grid, held flat past its edges. */
+export function attentionRate(a: AttentionRates, pass: "forward" | "backward", T: number, D: number): number {
+  const logD = a.D.map(Math.log);
+  const byT = a[pass].map((row) => interpolate(logD, row.map(Math.log), Math.log(D)));
+  return Math.exp(interpolate(a.T.map(Math.log), byT, Math.log(T)));
+}
+
+/** Piecewise-linear y(x) through the points (xs ascending), constant beyond the first and last. */
+function interpolate(xs: readonly number[], ys: readonly number[], x: number): number {
+  if (x <= xs[0]) return ys[0];
+  for (let i = 1; i < xs.length; i++) {
+    if (x <= xs[i]) {
+      const f = (x - xs[i - 1]) / (xs[i] - xs[i - 1]);
+      return ys[i - 1] + f * (ys[i] - ys[i - 1]);
+    }
+  }
+  return ys[ys.length - 1];
 }
 
 export interface StepTime {
@@ -102,3 +174,26 @@ export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean,
  * (scripts/gpu-check.sh prints what the GPU achieved).
  */
 export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.5e12, linkBandwidth: 25e9, hostBandwidth: 20e9 };
+
+/**
+ * The mean of two measurements of one machine (rate by rate, point by point): a profile for a run that
+ * took place between them. Both must come from the same probe, so their tables have the same sizes.
+ */
+export function meanMachine(a: Machine, b: Machine): Machine {
+  const mean = (x: number, y: number) => (x + y) / 2;
+  const same = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  if ((a.productRates === undefined) !== (b.productRates === undefined) || (a.attentionRates === undefined) !== (b.attentionRates === undefined) ||
+    (a.softmaxRate === undefined) !== (b.softmaxRate === undefined))
+    throw new Error("meanMachine: the two machines were not measured alike");
+  const pa = a.productRates, pb = b.productRates, aa = a.attentionRates, ab = b.attentionRates;
+  if (pa && pb && !same(pa.map((p) => p.flops), pb.map((p) => p.flops))) throw new Error("meanMachine: the product sizes differ");
+  if (aa && ab && !(same(aa.T, ab.T) && same(aa.D, ab.D))) throw new Error("meanMachine: the attention grids differ");
+  const grid = (x: readonly (readonly number[])[], y: readonly (readonly number[])[]) => x.map((row, i) => row.map((v, j) => mean(v, y[i][j])));
+  return {
+    matmulFlops: mean(a.matmulFlops, b.matmulFlops), memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
+    linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth), hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
+    ...(pa && pb && { productRates: pa.map((p, i) => ({ flops: p.flops, rate: mean(p.rate, pb[i].rate) })) }),
+    ...(aa && ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
+    ...(a.softmaxRate && b.softmaxRate && { softmaxRate: mean(a.softmaxRate, b.softmaxRate) }),
+  };
+}

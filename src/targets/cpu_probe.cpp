@@ -1,0 +1,187 @@
+// Measures this machine for the cost model's `cpu` target, with the thread count the plans run with,
+// and prints one JSON line:
+//   gemm           [M, K, N, FLOP/s] of cblas_sgemm at products of a training step's proportions (1024
+//                  tokens by a width of 64 to 2048): small products run well below the large ones
+//   attention      Stowage's own attention kernels (runtime/kernels_attention.cpp, linked in), FLOP/s
+//                  as ir/flops.ts counts them, forward and backward, on a grid of sequence lengths T
+//                  and head widths D: one head is a few small sgemms and a softmax, far from sgemm peak
+//   softmax_rate   logits per second of the fused LM head's softmax pass (a row max, then a sum of
+//                  exponentials, with the kernels' own helpers) over one 1024 x 4096 tile
+//   stream_bytes   bytes/s of an OpenMP triad a = b + s*c (what elementwise kernels stream)
+//   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
+//   adamw_bytes    bytes/s of an OpenMP AdamW loop, counted as the cost model counts it (28 per element)
+// Each is the median of REPEATS timed runs after one warm-up run. The whole probe takes about a second.
+// Usage: cpu_probe THREADS REPEATS
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "kernels_common.h"
+
+using stow::detail::lane_sum;
+using stow::detail::row_max;
+using stow::detail::vexp;
+
+namespace {
+
+using Floats = std::vector<float>;
+
+double now_seconds() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+Floats filled(int64_t n, float scale) {
+  Floats p(n);
+  for (int64_t i = 0; i < n; i++) p[i] = float(i % 13) * scale + 0.5f;
+  return p;
+}
+
+int repeats = 5;
+
+// Median seconds of `repeats` runs of work, after one warm-up run.
+double median_seconds(const std::function<void()>& work) {
+  std::vector<double> t(repeats);
+  work();
+  for (double& s : t) {
+    const double t0 = now_seconds();
+    work();
+    s = now_seconds() - t0;
+  }
+  std::sort(t.begin(), t.end());
+  return t[repeats / 2];
+}
+
+std::string gemm_rates() {
+  std::string out;
+  const int M = 1024;
+  for (int n : {64, 128, 256, 512, 1024, 2048}) {
+    Floats a = filled(int64_t(M) * n, 0.25f), b = filled(int64_t(n) * n, 0.5f), c(int64_t(M) * n);
+    const double s = median_seconds([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    });
+    char row[96];
+    std::snprintf(row, sizeof row, "%s[%d,%d,%d,%.6g]", out.empty() ? "" : ",", M, n, n, 2.0 * M * n * n / s);
+    out += row;
+  }
+  return "[" + out + "]";
+}
+
+// Forward and backward FLOP/s of the attention kernels at one T and D (ir/flops.ts: 2 and 5 products
+// of 2 T^2 D per head). Enough heads that a call does about 64 MFLOP of forward work.
+std::pair<double, double> attention_rates(int threads, int64_t T, int64_t D) {
+  const double head_flops = 2.0 * T * T * D;
+  const int64_t BH = std::max<int64_t>(1, int64_t(std::ceil((1 << 26) / (2 * head_flops))));
+  const int64_t n = BH * T * D;
+  Floats q = filled(n, 0.01f), k = filled(n, 0.02f), v = filled(n, 0.03f), dy = filled(n, 0.01f);
+  Floats y(n), lse(BH * T), dq(n), dk(n), dv(n);
+  Floats arena(2 * T * T);
+  stow::Ctx c;
+  c.arena = reinterpret_cast<uint8_t*>(arena.data());
+  c.arena_bytes = c.ws_bytes = int64_t(arena.size()) * 4;
+  c.threads = threads;
+  c.node = "cpu_probe attention";
+  const double fwd = median_seconds([&] { stow::attention_fwd(c, y.data(), lse.data(), q.data(), k.data(), v.data(), BH, T, D); });
+  const double bwd = median_seconds([&] {
+    stow::attention_bwd(c, dq.data(), dk.data(), dv.data(), q.data(), k.data(), v.data(), y.data(), lse.data(), dy.data(), BH, T, D);
+  });
+  return {2 * BH * head_flops / fwd, 5 * BH * head_flops / bwd};
+}
+
+std::string attention_grid(int threads) {
+  const std::vector<int64_t> Ts = {64, 128, 256, 512, 1024}, Ds = {32, 64, 128};
+  std::string fwd, bwd;
+  for (int64_t T : Ts) {
+    std::string f, b;
+    for (int64_t D : Ds) {
+      const auto [rf, rb] = attention_rates(threads, T, D);
+      char x[40];
+      std::snprintf(x, sizeof x, "%s%.6g", f.empty() ? "" : ",", rf);
+      f += x;
+      std::snprintf(x, sizeof x, "%s%.6g", b.empty() ? "" : ",", rb);
+      b += x;
+    }
+    fwd += (fwd.empty() ? "[" : ",[") + f + "]";
+    bwd += (bwd.empty() ? "[" : ",[") + b + "]";
+  }
+  auto list = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (int64_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+    return "[" + s + "]";
+  };
+  return "{\"T\":" + list(Ts) + ",\"D\":" + list(Ds) + ",\"forward\":[" + fwd + "],\"backward\":[" + bwd + "]}";
+}
+
+// The tile the LM head's kernels use for 1024 tokens (ir/passes/fuse_lm_head.ts). Not constants: the
+// compiler would otherwise warn about the helpers' remainder loops, which these sizes never run.
+int64_t tile_rows = 1024, tile_cols = 4096;
+
+// The LM head's per-tile softmax pass, as runtime/kernels_lm_head.cpp runs it.
+double softmax_rate(int threads) {
+  const int64_t rows = tile_rows, cols = tile_cols;
+  Floats tile = filled(rows * cols, 0.001f), sum(rows);
+  const double s = median_seconds([&] {
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < rows; r++) {
+      const float* row = tile.data() + r * cols;
+      const float mx = row_max(row, cols);
+      sum[r] = lane_sum<float>(cols, [&](int64_t j) { return vexp(row[j] - mx); });
+    }
+  });
+  return double(rows * cols) / s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: cpu_probe THREADS REPEATS\n");
+    return 2;
+  }
+  const int threads = std::atoi(argv[1]);
+  repeats = std::atoi(argv[2]);
+  if (threads <= 0 || repeats <= 0) {
+    std::fprintf(stderr, "cpu_probe: every argument must be positive\n");
+    return 2;
+  }
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+
+  const std::string gemm = gemm_rates();
+  const std::string attention = attention_grid(threads);
+  const double softmax = softmax_rate(threads);
+
+  // 16 Mi floats (64 MiB) an array: far beyond any core's cache, as the step's activations are.
+  const int64_t len = 16 << 20;
+  Floats a = filled(len, 0.1f), b = filled(len, 0.01f), c = filled(len, 0.02f), d = filled(len, 0.001f);
+  const double triad_s = median_seconds([&] {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < len; i++) a[i] = b[i] + 0.5f * c[i];
+  });
+  const double copy_s = median_seconds([&] { std::memcpy(a.data(), b.data(), sizeof(float) * len); });
+  const double adamw_s = median_seconds([&] {
+    float *p = a.data(), *m = c.data(), *v = d.data();
+    const float* g = b.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < len; i++) {
+      const float mi = m[i] * 0.9f + 0.1f * g[i];
+      const float vi = v[i] * 0.95f + 0.05f * g[i] * g[i];
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * 0.9999f - 1e-3f * (mi / (std::sqrt(vi) / 0.3f + 1e-8f));
+    }
+  });
+
+  std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"stream_bytes\":%.6g,"
+              "\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
+              threads, gemm.c_str(), attention.c_str(), softmax, 12.0 * len / triad_s, 4.0 * len / copy_s,
+              28.0 * len / adamw_s);
+  return 0;
+}
