@@ -24,6 +24,12 @@ export interface Machine {
   attentionRates?: AttentionRates;
   /** Logits per second of the fused LM head's softmax pass. Absent: its FLOPs at matmulFlops. */
   softmaxRate?: number;
+  /**
+   * Elements (of the first input) per second of kernels measured one by one, by op: those that compute or
+   * gather more than a stream does (GELU, LayerNorm, transposes, AdamW). Ops not named here, or all when
+   * absent: their bytes at memoryBandwidth.
+   */
+  elementRates?: Readonly<Record<string, number>>;
 }
 
 /** One measured product size: FLOPs of one sgemm call, and the FLOP/s it ran at. */
@@ -86,6 +92,8 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
       return products + (m.softmaxRate ? w.logits / m.softmaxRate : (w.flopsPerLogit * w.logits) / m.matmulFlops);
     }
     default: {
+      const rate = m.elementRates?.[n.op];
+      if (rate !== undefined) return numel(n.inputs[0].shape) / rate;
       const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
       return bytes / m.memoryBandwidth;
     }
@@ -96,26 +104,29 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
 export function productRate(m: Machine, flops: number): number {
   const r = m.productRates;
   if (!r || r.length === 0) return m.matmulFlops;
-  return Math.exp(interpolate(r.map((p) => Math.log(p.flops)), r.map((p) => Math.log(p.rate)), Math.log(flops)));
+  return logInterpolate(r.length, (i) => r[i].flops, (i) => r[i].rate, flops);
 }
 
 /** The attention kernels' FLOP/s at T and D: bilinear on log scales over the measured grid, held flat past its edges. */
 export function attentionRate(a: AttentionRates, pass: "forward" | "backward", T: number, D: number): number {
-  const logD = a.D.map(Math.log);
-  const byT = a[pass].map((row) => interpolate(logD, row.map(Math.log), Math.log(D)));
-  return Math.exp(interpolate(a.T.map(Math.log), byT, Math.log(T)));
+  const grid = a[pass];
+  const atD = (i: number) => logInterpolate(a.D.length, (j) => a.D[j], (j) => grid[i][j], D);
+  return logInterpolate(a.T.length, (i) => a.T[i], atD, T);
 }
 
-/** Piecewise-linear y(x) through the points (xs ascending), constant beyond the first and last. */
-function interpolate(xs: readonly number[], ys: readonly number[], x: number): number {
-  if (x <= xs[0]) return ys[0];
-  for (let i = 1; i < xs.length; i++) {
-    if (x <= xs[i]) {
-      const f = (x - xs[i - 1]) / (xs[i] - xs[i - 1]);
-      return ys[i - 1] + f * (ys[i] - ys[i - 1]);
+/**
+ * y at `at`, from `count` points (x ascending), piecewise linear in log x and log y, and constant beyond the
+ * first and last. Points by accessor, so the planner's many predictions allocate nothing.
+ */
+function logInterpolate(count: number, x: (i: number) => number, y: (i: number) => number, at: number): number {
+  if (at <= x(0)) return y(0);
+  for (let i = 1; i < count; i++) {
+    if (at <= x(i)) {
+      const f = Math.log(at / x(i - 1)) / Math.log(x(i) / x(i - 1));
+      return y(i - 1) * (y(i) / y(i - 1)) ** f;
     }
   }
-  return ys[ys.length - 1];
+  return y(count - 1);
 }
 
 export interface StepTime {
@@ -181,9 +192,9 @@ export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.
  */
 export function meanMachine(a: Machine, b: Machine): Machine {
   const mean = (x: number, y: number) => (x + y) / 2;
-  const same = (x: readonly number[], y: readonly number[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  const same = <T>(x: readonly T[], y: readonly T[]) => x.length === y.length && x.every((v, i) => v === y[i]);
   if ((a.productRates === undefined) !== (b.productRates === undefined) || (a.attentionRates === undefined) !== (b.attentionRates === undefined) ||
-    (a.softmaxRate === undefined) !== (b.softmaxRate === undefined))
+    (a.softmaxRate === undefined) !== (b.softmaxRate === undefined) || !same(Object.keys(a.elementRates ?? {}).sort(), Object.keys(b.elementRates ?? {}).sort()))
     throw new Error("meanMachine: the two machines were not measured alike");
   const pa = a.productRates, pb = b.productRates, aa = a.attentionRates, ab = b.attentionRates;
   if (pa && pb && !same(pa.map((p) => p.flops), pb.map((p) => p.flops))) throw new Error("meanMachine: the product sizes differ");
@@ -195,5 +206,6 @@ export function meanMachine(a: Machine, b: Machine): Machine {
     ...(pa && pb && { productRates: pa.map((p, i) => ({ flops: p.flops, rate: mean(p.rate, pb[i].rate) })) }),
     ...(aa && ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
     ...(a.softmaxRate && b.softmaxRate && { softmaxRate: mean(a.softmaxRate, b.softmaxRate) }),
+    ...(a.elementRates && b.elementRates && { elementRates: Object.fromEntries(Object.entries(a.elementRates).map(([op, r]) => [op, mean(r, b.elementRates![op])])) }),
   };
 }

@@ -75,7 +75,7 @@ describe("stow capacity", () => {
     const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu"], { STOW_CACHE_DIR: path.join(dir, "cache") });
     expect(c.target.name).toBe("cpu");
     const m = c.target.machine;
-    const rates = [m.matmulFlops, m.memoryBandwidth, m.linkBandwidth, m.hostBandwidth, m.softmaxRate,
+    const rates = [m.matmulFlops, m.memoryBandwidth, m.linkBandwidth, m.hostBandwidth, m.softmaxRate, ...Object.values(m.elementRates),
       ...m.productRates.flatMap((p: { flops: number; rate: number }) => [p.flops, p.rate]),
       ...m.attentionRates.forward.flat(), ...m.attentionRates.backward.flat()];
     for (const v of rates) {
@@ -126,15 +126,18 @@ describe("target profiles", () => {
     // A profile written before the measured rates existed still loads, with no tables.
     expect(Object.keys(parseTarget("t.json", card).machine).sort()).toEqual(["hostBandwidth", "linkBandwidth", "matmulFlops", "memoryBandwidth"]);
     const attention = { T: [64, 256], D: [32, 64], forward: [[1e9, 2e9], [3e9, 4e9]], backward: [[1e9, 2e9], [3e9, 4e9]] };
-    const measured = { ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], attention_rates: attention, softmax_rate: 1e9 };
+    const measured = { ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], attention_rates: attention, softmax_rate: 1e9, element_rates: { gelu: 1e9 } };
     const t = parseTarget("t.json", measured);
-    expect(t.machine).toMatchObject({ productRates: [{ flops: 1e6, rate: 1e10 }, { flops: 1e9, rate: 1e11 }], attentionRates: attention, softmaxRate: 1e9 });
+    expect(t.machine).toMatchObject({
+      productRates: [{ flops: 1e6, rate: 1e10 }, { flops: 1e9, rate: 1e11 }], attentionRates: attention, softmaxRate: 1e9, elementRates: { gelu: 1e9 },
+    });
     expect(parseTarget("t.json", targetJson(t))).toEqual({ ...t, name: "t.json" });
     expectUserError(() => parseTarget("t.json", { ...card, product_rates: [[1e9, 1e11], [1e6, 1e10]] }), /"product_rates" must be in ascending order/);
     expectUserError(() => parseTarget("t.json", { ...card, product_rates: [1e6] }), /"product_rates" must be a non-empty list of \[flops of one call, FLOP\/s\] pairs/);
     expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, forward: [[1e9]] } }), /"attention_rates"\.forward must be 2 rows \(one per T\) of 2 rates/);
     expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, T: [256, 64] } }), /"attention_rates"\.T must be a non-empty ascending list/);
     expectUserError(() => parseTarget("t.json", { ...card, softmax_rate: 0 }), /"softmax_rate" must be a positive number/);
+    expectUserError(() => parseTarget("t.json", { ...card, element_rates: { gleu: 1e9 } }), /"element_rates": unknown op "gleu"/);
   });
 
   test("named profiles are sustained rates below each card's datasheet peak", () => {

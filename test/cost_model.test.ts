@@ -16,6 +16,7 @@ const measured: Machine = {
   productRates: [{ flops: 1e6, rate: 1e10 }, { flops: 1e9, rate: 1e11 }],
   attentionRates: { T: [64, 256], D: [32, 128], forward: [[1e9, 2e9], [4e9, 8e9]], backward: [[3e9, 6e9], [12e9, 24e9]] },
   softmaxRate: 1e9,
+  elementRates: { gelu: 1e8 },
 };
 
 function node(op: string, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
@@ -84,6 +85,15 @@ describe("the fused LM head", () => {
   });
 });
 
+describe("elementwise kernels", () => {
+  test("a kernel measured by op takes its elements at that rate; the others their bytes at the memory bandwidth", () => {
+    expect(nodeSeconds(node("gelu", [[1000, 100]]), measured)).toBeCloseTo(1e5 / 1e8, 15);
+    // Without a measured rate: reads and writes 1e5 floats each.
+    expect(nodeSeconds(node("gelu", [[1000, 100]]), plain)).toBeCloseTo((8 * 1e5) / plain.memoryBandwidth, 15);
+    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), measured)).toBeCloseTo((12 * 1e5) / measured.memoryBandwidth, 15);
+  });
+});
+
 describe("meanMachine", () => {
   test("averages every rate point by point, and refuses machines measured differently", () => {
     const doubled: Machine = {
@@ -91,12 +101,14 @@ describe("meanMachine", () => {
       productRates: measured.productRates!.map((p) => ({ flops: p.flops, rate: 2 * p.rate })),
       attentionRates: { ...measured.attentionRates!, forward: [[3e9, 2e9], [4e9, 8e9]], backward: measured.attentionRates!.backward },
       softmaxRate: 3e9,
+      elementRates: { gelu: 3e8 },
     };
     const m = meanMachine(measured, doubled);
-    expect(m).toMatchObject({ matmulFlops: 1.5e12, memoryBandwidth: 1.5e11, linkBandwidth: 1.5e10, hostBandwidth: 3e10, softmaxRate: 2e9 });
+    expect(m).toMatchObject({ matmulFlops: 1.5e12, memoryBandwidth: 1.5e11, linkBandwidth: 1.5e10, hostBandwidth: 3e10, softmaxRate: 2e9, elementRates: { gelu: 2e8 } });
     expect(m.productRates).toEqual([{ flops: 1e6, rate: 1.5e10 }, { flops: 1e9, rate: 1.5e11 }]);
     expect(m.attentionRates!.forward).toEqual([[2e9, 2e9], [4e9, 8e9]]);
     expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
     expect(() => meanMachine(measured, { ...measured, productRates: [{ flops: 1e6, rate: 1 }] })).toThrow(/product sizes differ/);
+    expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);
   });
 });

@@ -7,7 +7,10 @@
 //                  and head widths D: one head is a few small sgemms and a softmax, far from sgemm peak
 //   softmax_rate   logits per second of the fused LM head's softmax pass (a row max, then a sum of
 //                  exponentials, with the kernels' own helpers) over one 1024 x 4096 tile
-//   stream_bytes   bytes/s of an OpenMP triad a = b + s*c (what elementwise kernels stream)
+//   element_rates  elements/s of the runtime's kernels for gelu, layernorm and transpose (and their
+//                  gradients) and of the AdamW loop below: kernels that compute or gather more than a
+//                  triad does
+//   stream_bytes   bytes/s of an OpenMP triad a = b + s*c (what the other elementwise kernels stream)
 //   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
 //   adamw_bytes    bytes/s of an OpenMP AdamW loop, counted as the cost model counts it (28 per element)
 // Each is the median of REPEATS timed runs after one warm-up run. The whole probe takes about a second.
@@ -138,6 +141,36 @@ double softmax_rate(int threads) {
   return double(rows * cols) / s;
 }
 
+// Elements per second of the runtime's own kernels for the elementwise ops that do more than stream
+// (exponentials, row statistics, strided reads), at 2 Mi elements: an activation of a small model's step.
+std::string element_rates(int threads) {
+  const int64_t n = 2 << 20, rows = 4096, C = n / rows;
+  Floats x = filled(n, 0.001f), dy = filled(n, 0.002f), y(n), dx(n), w = filled(C, 0.1f), b = filled(C, 0.2f), dw(C), db(C);
+  Floats arena(2 * rows);
+  stow::Ctx c;
+  c.arena = reinterpret_cast<uint8_t*>(arena.data());
+  c.arena_bytes = c.ws_bytes = int64_t(arena.size()) * 4;
+  c.threads = threads;
+  c.node = "cpu_probe elementwise";
+  // [B, T, heads, D] to [B, heads, T, D], as attention's inputs are laid out.
+  static const int64_t shape[] = {8, 256, 8, n / (8 * 256 * 8)};
+  static const int perm[] = {0, 2, 1, 3};
+  const std::pair<const char*, std::function<void()>> ops[] = {
+      {"gelu", [&] { stow::gelu_fwd(c, y.data(), x.data(), n); }},
+      {"gelu_bwd", [&] { stow::gelu_bwd(c, dx.data(), x.data(), dy.data(), n); }},
+      {"layernorm", [&] { stow::layernorm_fwd(c, y.data(), x.data(), w.data(), b.data(), rows, C, 1e-5f); }},
+      {"layernorm_bwd", [&] { stow::layernorm_bwd(c, dx.data(), dw.data(), db.data(), x.data(), w.data(), dy.data(), rows, C, 1e-5f); }},
+      {"transpose", [&] { stow::permute(c, y.data(), x.data(), 4, shape, perm); }},
+  };
+  std::string out;
+  for (const auto& [name, run] : ops) {
+    char row[80];
+    std::snprintf(row, sizeof row, "%s\"%s\":%.6g", out.empty() ? "" : ",", name, double(n) / median_seconds(run));
+    out += row;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +190,7 @@ int main(int argc, char** argv) {
   const std::string gemm = gemm_rates();
   const std::string attention = attention_grid(threads);
   const double softmax = softmax_rate(threads);
+  const std::string elements = element_rates(threads);
 
   // 16 Mi floats (64 MiB) an array: far beyond any core's cache, as the step's activations are.
   const int64_t len = 16 << 20;
@@ -179,9 +213,10 @@ int main(int argc, char** argv) {
     }
   });
 
-  std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"stream_bytes\":%.6g,"
-              "\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
-              threads, gemm.c_str(), attention.c_str(), softmax, 12.0 * len / triad_s, 4.0 * len / copy_s,
-              28.0 * len / adamw_s);
+  // AdamW on the device is this loop too (runtime/kernels_adamw.cpp), so its rate is one of the elements'.
+  std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"element_rates\":{%s,\"adamw\":%.6g},"
+              "\"stream_bytes\":%.6g,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
+              threads, gemm.c_str(), attention.c_str(), softmax, elements.c_str(), len / adamw_s, 12.0 * len / triad_s,
+              4.0 * len / copy_s, 28.0 * len / adamw_s);
   return 0;
 }

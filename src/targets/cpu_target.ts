@@ -14,9 +14,10 @@ import type { Target } from "./target.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PROBE_SOURCE = path.join(HERE, "cpu_probe.cpp");
-/** The runtime sources the probe times through (its attention kernels, and the helpers they inline). */
+/** The runtime kernels the probe times (linked in), and the headers they inline. */
 const RUNTIME = path.join(HERE, "..", "..", "runtime");
-const KERNEL_SOURCES = ["kernels_attention.cpp", "kernels.h", "kernels_common.h", "kernel_math.h", "ctx.h"];
+const KERNELS = ["kernels_attention.cpp", "kernels.cpp", "kernels_norm.cpp"];
+const KERNEL_SOURCES = [...KERNELS, "kernels.h", "kernels_common.h", "kernel_math.h", "ctx.h"];
 const REPEATS = 5;
 
 /** What cpu_probe prints (its header states each field). */
@@ -25,6 +26,7 @@ interface ProbeResult {
   gemm: [number, number, number, number][];
   attention: { T: number[]; D: number[]; forward: number[][]; backward: number[][] };
   softmax_rate: number;
+  element_rates: Record<string, number>;
   stream_bytes: number;
   memcpy_bytes: number;
   adamw_bytes: number;
@@ -70,7 +72,7 @@ export function probeMachine(probe: ProbeResult): Machine {
     // The largest product's rate: what a product of unknown size is taken to run at.
     matmulFlops: productRates[productRates.length - 1].rate,
     memoryBandwidth: probe.stream_bytes, linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
-    productRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate,
+    productRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate, elementRates: probe.element_rates,
   };
 }
 
@@ -89,7 +91,7 @@ function probeBinary(dir: string, key: string): string {
   mkdirSync(dir, { recursive: true });
   const tmp = `${binary}.${process.pid}.tmp`;
   const build = spawnSync("g++", ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", `-I${RUNTIME}`,
-    PROBE_SOURCE, path.join(RUNTIME, "kernels_attention.cpp"), "-o", tmp, "-lopenblas"], { encoding: "utf8" });
+    PROBE_SOURCE, ...KERNELS.map((f) => path.join(RUNTIME, f)), "-o", tmp, "-lopenblas"], { encoding: "utf8" });
   if (build.error || build.status !== 0) {
     rmSync(tmp, { force: true });
     throw new UserError(`--target cpu: cannot build the machine probe (g++ with OpenBLAS): ${build.error?.message ?? build.stderr.trim()}`);

@@ -5,11 +5,13 @@
 // as the `cpu` target measures them (ir/cost_model.ts's Machine says what each means):
 //   "product_rates": [[flops of one call, FLOP/s], ...] by ascending size,
 //   "attention_rates": { "T": [...], "D": [...], "forward": [[FLOP/s at T[i], D[j]], ...], "backward": ... },
-//   "softmax_rate": logits per second.
+//   "softmax_rate": logits per second,
+//   "element_rates": { "op": elements of its first input per second, ... }.
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
 import { UserError } from "../cli/errors.ts";
 import { parseSize } from "../cli/options.ts";
+import { OPS } from "../../ir/ops.ts";
 import type { AttentionRates, Machine, ProductRate } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
@@ -19,7 +21,7 @@ const RATES = {
   link_bandwidth: "linkBandwidth",
   host_bandwidth: "hostBandwidth",
 } as const satisfies Record<string, keyof Machine>;
-const OPTIONAL = ["description", "product_rates", "attention_rates", "softmax_rate"];
+const OPTIONAL = ["description", "product_rates", "attention_rates", "softmax_rate", "element_rates"];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
 
 export function readTargetFile(file: string): Target {
@@ -54,6 +56,7 @@ export function parseTarget(file: string, json: unknown): Target {
   if (o.product_rates !== undefined) machine.productRates = productRates(`${where}: "product_rates"`, o.product_rates);
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
+  if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
   return { name: file, description: (o.description as string | undefined) ?? file, deviceMemory: deviceMemory(where, o.device_memory), machine };
 }
 
@@ -68,6 +71,14 @@ function productRates(what: string, v: unknown): ProductRate[] {
   const rates = (v as unknown[][]).map(([flops, rate], i) => ({ flops: positive(`${what}[${i}][0]`, flops), rate: positive(`${what}[${i}][1]`, rate) }));
   if (rates.some((r, i) => i > 0 && r.flops <= rates[i - 1].flops)) throw new UserError(`${what} must be in ascending order of flops`);
   return rates;
+}
+
+function elementRates(what: string, v: unknown): Record<string, number> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UserError(`${what} must be an object of op names and rates`);
+  return Object.fromEntries(Object.entries(v).map(([op, r]) => {
+    if (!Object.hasOwn(OPS, op)) throw new UserError(`${what}: unknown op "${op}"`);
+    return [op, positive(`${what}.${op}`, r)];
+  }));
 }
 
 function attentionRates(what: string, v: unknown): AttentionRates {
@@ -104,5 +115,6 @@ export function targetJson(t: Target): Record<string, unknown> {
     ...(m.productRates && { product_rates: m.productRates.map((r) => [r.flops, r.rate]) }),
     ...(m.attentionRates && { attention_rates: m.attentionRates }),
     ...(m.softmaxRate && { softmax_rate: m.softmaxRate }),
+    ...(m.elementRates && { element_rates: m.elementRates }),
   };
 }
