@@ -9,7 +9,7 @@ import { type Graph, type Node, type Value, formatShape, numel, valueBytes } fro
 export interface Machine {
   /** Sustained FLOP/s of products (matmul, attention, the fused LM head) where no measured rate below applies. */
   matmulFlops: number;
-  /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes). */
+  /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes), where no measured rate below applies. */
   memoryBandwidth: number;
   /** Host-device link, bytes per second; copies take turns on it. */
   linkBandwidth: number;
@@ -19,7 +19,12 @@ export interface Machine {
    * Measured sgemm rates by the size of one call, ascending: a product runs at the rate interpolated at
    * its FLOPs per call (small products run well below the large ones). Absent: matmulFlops for all.
    */
-  productRates?: readonly ProductRate[];
+  productRates?: readonly SizedRate[];
+  /**
+   * Measured stream bandwidths by the bytes a kernel moves, ascending: the working set of a small
+   * kernel stays in cache, a large one's streams from memory. Absent: memoryBandwidth for all.
+   */
+  streamRates?: readonly SizedRate[];
   /** Stowage's attention kernels, measured on a grid of T and D. Absent: attention at matmulFlops. */
   attentionRates?: AttentionRates;
   /** Logits per second of the fused LM head's softmax pass. Absent: its FLOPs at matmulFlops. */
@@ -32,9 +37,9 @@ export interface Machine {
   elementRates?: Readonly<Record<string, number>>;
 }
 
-/** One measured product size: FLOPs of one sgemm call, and the FLOP/s it ran at. */
-export interface ProductRate {
-  flops: number;
+/** A rate measured at one size: FLOPs of one sgemm call and FLOP/s, or bytes a kernel moves and bytes/s. */
+export interface SizedRate {
+  size: number;
   rate: number;
 }
 
@@ -95,16 +100,20 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
       const rate = m.elementRates?.[n.op];
       if (rate !== undefined) return numel(n.inputs[0].shape) / rate;
       const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
-      return bytes / m.memoryBandwidth;
+      return bytes / sizedRate(m.streamRates, bytes, m.memoryBandwidth);
     }
   }
 }
 
 /** FLOP/s of one sgemm call of `flops`: the measured rates interpolated on log scales, held flat past the ends. */
 export function productRate(m: Machine, flops: number): number {
-  const r = m.productRates;
-  if (!r || r.length === 0) return m.matmulFlops;
-  return logInterpolate(r.length, (i) => r[i].flops, (i) => r[i].rate, flops);
+  return sizedRate(m.productRates, flops, m.matmulFlops);
+}
+
+/** The rate at `size` from rates measured by size (log scales, flat past the ends), or `otherwise` without them. */
+export function sizedRate(rates: readonly SizedRate[] | undefined, size: number, otherwise: number): number {
+  if (!rates || rates.length === 0) return otherwise;
+  return logInterpolate(rates.length, (i) => rates[i].size, (i) => rates[i].rate, size);
 }
 
 /** The attention kernels' FLOP/s at T and D: bilinear on log scales over the measured grid, held flat past its edges. */
@@ -193,17 +202,23 @@ export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.
 export function meanMachine(a: Machine, b: Machine): Machine {
   const mean = (x: number, y: number) => (x + y) / 2;
   const same = <T>(x: readonly T[], y: readonly T[]) => x.length === y.length && x.every((v, i) => v === y[i]);
-  if ((a.productRates === undefined) !== (b.productRates === undefined) || (a.attentionRates === undefined) !== (b.attentionRates === undefined) ||
-    (a.softmaxRate === undefined) !== (b.softmaxRate === undefined) || !same(Object.keys(a.elementRates ?? {}).sort(), Object.keys(b.elementRates ?? {}).sort()))
+  const present = (m: Machine) => [m.productRates, m.streamRates, m.attentionRates, m.softmaxRate, m.elementRates].map((x) => x !== undefined);
+  if (!same(present(a), present(b)) || !same(Object.keys(a.elementRates ?? {}).sort(), Object.keys(b.elementRates ?? {}).sort()))
     throw new Error("meanMachine: the two machines were not measured alike");
-  const pa = a.productRates, pb = b.productRates, aa = a.attentionRates, ab = b.attentionRates;
-  if (pa && pb && !same(pa.map((p) => p.flops), pb.map((p) => p.flops))) throw new Error("meanMachine: the product sizes differ");
+  const sized = (x: readonly SizedRate[] | undefined, y: readonly SizedRate[] | undefined) => {
+    if (!x || !y) return undefined;
+    if (!same(x.map((p) => p.size), y.map((p) => p.size))) throw new Error("meanMachine: the measured sizes differ");
+    return x.map((p, i) => ({ size: p.size, rate: mean(p.rate, y[i].rate) }));
+  };
+  const aa = a.attentionRates, ab = b.attentionRates;
   if (aa && ab && !(same(aa.T, ab.T) && same(aa.D, ab.D))) throw new Error("meanMachine: the attention grids differ");
   const grid = (x: readonly (readonly number[])[], y: readonly (readonly number[])[]) => x.map((row, i) => row.map((v, j) => mean(v, y[i][j])));
+  const productRates = sized(a.productRates, b.productRates), streamRates = sized(a.streamRates, b.streamRates);
   return {
     matmulFlops: mean(a.matmulFlops, b.matmulFlops), memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
     linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth), hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
-    ...(pa && pb && { productRates: pa.map((p, i) => ({ flops: p.flops, rate: mean(p.rate, pb[i].rate) })) }),
+    ...(productRates && { productRates }),
+    ...(streamRates && { streamRates }),
     ...(aa && ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
     ...(a.softmaxRate && b.softmaxRate && { softmaxRate: mean(a.softmaxRate, b.softmaxRate) }),
     ...(a.elementRates && b.elementRates && { elementRates: Object.fromEntries(Object.entries(a.elementRates).map(([op, r]) => [op, mean(r, b.elementRates![op])])) }),

@@ -76,17 +76,19 @@ describe("stow capacity", () => {
     expect(c.target.name).toBe("cpu");
     const m = c.target.machine;
     const rates = [m.matmulFlops, m.memoryBandwidth, m.linkBandwidth, m.hostBandwidth, m.softmaxRate, ...Object.values(m.elementRates),
-      ...m.productRates.flatMap((p: { flops: number; rate: number }) => [p.flops, p.rate]),
+      ...[...m.productRates, ...m.streamRates].flatMap((p: { size: number; rate: number }) => [p.size, p.rate]),
       ...m.attentionRates.forward.flat(), ...m.attentionRates.backward.flat()];
     for (const v of rates) {
       expect(Number.isFinite(v)).toBe(true);
       expect(v).toBeGreaterThan(0);
     }
-    // A grid of T by D for each pass, and product sizes in ascending order, as the model interpolates them.
+    // A grid of T by D for each pass, and sizes in ascending order, as the model interpolates them.
     expect(m.attentionRates.forward).toHaveLength(m.attentionRates.T.length);
     expect(m.attentionRates.backward.every((row: number[]) => row.length === m.attentionRates.D.length)).toBe(true);
-    const sizes = m.productRates.map((p: { flops: number }) => p.flops);
-    expect(sizes).toEqual([...sizes].sort((a, b) => a - b));
+    for (const rates of [m.productRates, m.streamRates]) {
+      const sizes = rates.map((p: { size: number }) => p.size);
+      expect(sizes).toEqual([...sizes].sort((a, b) => a - b));
+    }
     // Its JSON form is a profile that reads back as the same machine.
     expect(parseTarget("cpu.json", targetJson({ name: "cpu", description: "cpu", deviceMemory: 1, machine: m })).machine).toEqual(m);
     expect(Number.isFinite(c.predicted.step_seconds)).toBe(true);
@@ -126,14 +128,18 @@ describe("target profiles", () => {
     // A profile written before the measured rates existed still loads, with no tables.
     expect(Object.keys(parseTarget("t.json", card).machine).sort()).toEqual(["hostBandwidth", "linkBandwidth", "matmulFlops", "memoryBandwidth"]);
     const attention = { T: [64, 256], D: [32, 64], forward: [[1e9, 2e9], [3e9, 4e9]], backward: [[1e9, 2e9], [3e9, 4e9]] };
-    const measured = { ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], attention_rates: attention, softmax_rate: 1e9, element_rates: { gelu: 1e9 } };
+    const measured = {
+      ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], stream_rates: [[1e6, 4e11]], attention_rates: attention, softmax_rate: 1e9, element_rates: { gelu: 1e9 },
+    };
     const t = parseTarget("t.json", measured);
     expect(t.machine).toMatchObject({
-      productRates: [{ flops: 1e6, rate: 1e10 }, { flops: 1e9, rate: 1e11 }], attentionRates: attention, softmaxRate: 1e9, elementRates: { gelu: 1e9 },
+      productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }], streamRates: [{ size: 1e6, rate: 4e11 }], attentionRates: attention,
+      softmaxRate: 1e9, elementRates: { gelu: 1e9 },
     });
     expect(parseTarget("t.json", targetJson(t))).toEqual({ ...t, name: "t.json" });
-    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [[1e9, 1e11], [1e6, 1e10]] }), /"product_rates" must be in ascending order/);
+    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [[1e9, 1e11], [1e6, 1e10]] }), /"product_rates" must be in ascending order of size/);
     expectUserError(() => parseTarget("t.json", { ...card, product_rates: [1e6] }), /"product_rates" must be a non-empty list of \[flops of one call, FLOP\/s\] pairs/);
+    expectUserError(() => parseTarget("t.json", { ...card, stream_rates: [[1e6, -1]] }), /"stream_rates"\[0\]\[1\] must be a positive number/);
     expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, forward: [[1e9]] } }), /"attention_rates"\.forward must be 2 rows \(one per T\) of 2 rates/);
     expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, T: [256, 64] } }), /"attention_rates"\.T must be a non-empty ascending list/);
     expectUserError(() => parseTarget("t.json", { ...card, softmax_rate: 0 }), /"softmax_rate" must be a positive number/);

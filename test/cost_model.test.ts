@@ -1,7 +1,8 @@
-// The cost model's structure: products run at a rate that depends on their size when the machine has
-// measured rates (interpolated between the measured sizes, flat beyond them), attention at its own
-// measured grid, the fused LM head as products plus a softmax pass; a machine with none of these (a GPU
-// profile) predicts as before, from matmulFlops. Expected times are worked out here from the rates and
+// The cost model's structure: products and streams run at rates that depend on their size when the
+// machine has measured rates (interpolated between the measured sizes, flat beyond them), attention at
+// its own measured grid, the fused LM head as products plus a softmax pass, measured elementwise kernels
+// at their rates; a machine with none of these (a GPU profile) predicts as before, from matmulFlops and
+// memoryBandwidth. Expected times are worked out here from the rates and
 // the shapes, not read back from the model. No timing: whether predictions match this machine is the
 // bench's question (`npm run bench -- capacity-targets`).
 import { describe, expect, test } from "vitest";
@@ -13,7 +14,9 @@ const plain: Machine = { matmulFlops: 1e12, memoryBandwidth: 1e11, linkBandwidth
 // Rates rise tenfold from 1 MFLOP to 1 GFLOP calls.
 const measured: Machine = {
   ...plain,
-  productRates: [{ flops: 1e6, rate: 1e10 }, { flops: 1e9, rate: 1e11 }],
+  productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }],
+  // 12 MB and more stream at 1e11 bytes/s (the memory bandwidth); 1.2 MB, in cache, at 4e11.
+  streamRates: [{ size: 1.2e6, rate: 4e11 }, { size: 1.2e7, rate: 1e11 }],
   attentionRates: { T: [64, 256], D: [32, 128], forward: [[1e9, 2e9], [4e9, 8e9]], backward: [[3e9, 6e9], [12e9, 24e9]] },
   softmaxRate: 1e9,
   elementRates: { gelu: 1e8 },
@@ -90,7 +93,19 @@ describe("elementwise kernels", () => {
     expect(nodeSeconds(node("gelu", [[1000, 100]]), measured)).toBeCloseTo(1e5 / 1e8, 15);
     // Without a measured rate: reads and writes 1e5 floats each.
     expect(nodeSeconds(node("gelu", [[1000, 100]]), plain)).toBeCloseTo((8 * 1e5) / plain.memoryBandwidth, 15);
-    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), measured)).toBeCloseTo((12 * 1e5) / measured.memoryBandwidth, 15);
+  });
+
+  test("other kernels stream their bytes at the bandwidth measured at their size", () => {
+    // 1e5 floats each of a, b and out: 1.2 MB, the in-cache size.
+    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), measured)).toBeCloseTo(1.2e6 / 4e11, 15);
+    // Ten times larger: the out-of-cache size, at the memory bandwidth; larger still, the same.
+    expect(nodeSeconds(node("add", [[10000, 100], [10000, 100]]), measured)).toBeCloseTo(1.2e7 / 1e11, 15);
+    expect(nodeSeconds(node("add", [[100000, 100], [100000, 100]]), measured)).toBeCloseTo(1.2e8 / 1e11, 15);
+    // Between them, between the rates.
+    const between = nodeSeconds(node("add", [[3000, 100], [3000, 100]]), measured);
+    expect(between).toBeGreaterThan(3.6e6 / 4e11);
+    expect(between).toBeLessThan(3.6e6 / 1e11);
+    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), plain)).toBeCloseTo(1.2e6 / plain.memoryBandwidth, 15);
   });
 });
 
@@ -98,17 +113,19 @@ describe("meanMachine", () => {
   test("averages every rate point by point, and refuses machines measured differently", () => {
     const doubled: Machine = {
       matmulFlops: 2e12, memoryBandwidth: 2e11, linkBandwidth: 2e10, hostBandwidth: 4e10,
-      productRates: measured.productRates!.map((p) => ({ flops: p.flops, rate: 2 * p.rate })),
+      productRates: measured.productRates!.map((p) => ({ size: p.size, rate: 2 * p.rate })),
+      streamRates: measured.streamRates,
       attentionRates: { ...measured.attentionRates!, forward: [[3e9, 2e9], [4e9, 8e9]], backward: measured.attentionRates!.backward },
       softmaxRate: 3e9,
       elementRates: { gelu: 3e8 },
     };
     const m = meanMachine(measured, doubled);
     expect(m).toMatchObject({ matmulFlops: 1.5e12, memoryBandwidth: 1.5e11, linkBandwidth: 1.5e10, hostBandwidth: 3e10, softmaxRate: 2e9, elementRates: { gelu: 2e8 } });
-    expect(m.productRates).toEqual([{ flops: 1e6, rate: 1.5e10 }, { flops: 1e9, rate: 1.5e11 }]);
+    expect(m.productRates).toEqual([{ size: 1e6, rate: 1.5e10 }, { size: 1e9, rate: 1.5e11 }]);
+    expect(m.streamRates).toEqual(measured.streamRates);
     expect(m.attentionRates!.forward).toEqual([[2e9, 2e9], [4e9, 8e9]]);
     expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
-    expect(() => meanMachine(measured, { ...measured, productRates: [{ flops: 1e6, rate: 1 }] })).toThrow(/product sizes differ/);
+    expect(() => meanMachine(measured, { ...measured, productRates: [{ size: 1e6, rate: 1 }] })).toThrow(/measured sizes differ/);
     expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);
   });
 });

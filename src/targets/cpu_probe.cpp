@@ -10,10 +10,11 @@
 //   element_rates  elements/s of the runtime's kernels for gelu, layernorm and transpose (and their
 //                  gradients) and of the AdamW loop below: kernels that compute or gather more than a
 //                  triad does
-//   stream_bytes   bytes/s of an OpenMP triad a = b + s*c (what the other elementwise kernels stream)
+//   stream         [bytes, bytes/s] of an OpenMP triad a = b + s*c at sizes from in-cache to far beyond
+//                  (what the other elementwise kernels stream)
 //   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
 //   adamw_bytes    bytes/s of an OpenMP AdamW loop, counted as the cost model counts it (28 per element)
-// Each is the median of REPEATS timed runs after one warm-up run. The whole probe takes about a second.
+// Each is the median of REPEATS timed runs after one warm-up run. The whole probe takes a few seconds.
 // Usage: cpu_probe THREADS REPEATS
 #include <cblas.h>
 #include <omp.h>
@@ -141,6 +142,26 @@ double softmax_rate(int threads) {
   return double(rows * cols) / s;
 }
 
+// Triad bandwidth by the bytes one pass moves (12 a element, as the cost model counts an elementwise
+// kernel's inputs and outputs), from 3 MiB to 192 MiB: small kernels' operands stay in cache. Small
+// sizes repeat the pass so that each timed run is about as long as the largest one.
+std::string stream_rates(float* a, const float* b, const float* c, int64_t most) {
+  std::string out;
+  for (int64_t n = most >> 6; n <= most; n <<= 2) {
+    const int64_t passes = most / n;
+    const double s = median_seconds([&] {
+      for (int64_t p = 0; p < passes; p++) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) a[i] = b[i] + 0.5f * c[i];
+      }
+    });
+    char row[64];
+    std::snprintf(row, sizeof row, "%s[%.6g,%.6g]", out.empty() ? "" : ",", 12.0 * n, 12.0 * n * passes / s);
+    out += row;
+  }
+  return "[" + out + "]";
+}
+
 // Elements per second of the runtime's own kernels for the elementwise ops that do more than stream
 // (exponentials, row statistics, strided reads), at 2 Mi elements: an activation of a small model's step.
 std::string element_rates(int threads) {
@@ -152,8 +173,8 @@ std::string element_rates(int threads) {
   c.arena_bytes = c.ws_bytes = int64_t(arena.size()) * 4;
   c.threads = threads;
   c.node = "cpu_probe elementwise";
-  // [B, T, heads, D] to [B, heads, T, D], as attention's inputs are laid out.
-  static const int64_t shape[] = {8, 256, 8, n / (8 * 256 * 8)};
+  // [B, T, heads, D] to [B, heads, T, D], as attention's inputs are laid out (D = 64, as GPT-2's heads).
+  static const int64_t shape[] = {16, 256, 8, n / (16 * 256 * 8)};
   static const int perm[] = {0, 2, 1, 3};
   const std::pair<const char*, std::function<void()>> ops[] = {
       {"gelu", [&] { stow::gelu_fwd(c, y.data(), x.data(), n); }},
@@ -192,13 +213,10 @@ int main(int argc, char** argv) {
   const double softmax = softmax_rate(threads);
   const std::string elements = element_rates(threads);
 
-  // 16 Mi floats (64 MiB) an array: far beyond any core's cache, as the step's activations are.
+  // 16 Mi floats (64 MiB) an array: far beyond any core's cache, as a large step's activations are.
   const int64_t len = 16 << 20;
   Floats a = filled(len, 0.1f), b = filled(len, 0.01f), c = filled(len, 0.02f), d = filled(len, 0.001f);
-  const double triad_s = median_seconds([&] {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < len; i++) a[i] = b[i] + 0.5f * c[i];
-  });
+  const std::string stream = stream_rates(a.data(), b.data(), c.data(), len);
   const double copy_s = median_seconds([&] { std::memcpy(a.data(), b.data(), sizeof(float) * len); });
   const double adamw_s = median_seconds([&] {
     float *p = a.data(), *m = c.data(), *v = d.data();
@@ -215,8 +233,8 @@ int main(int argc, char** argv) {
 
   // AdamW on the device is this loop too (runtime/kernels_adamw.cpp), so its rate is one of the elements'.
   std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"element_rates\":{%s,\"adamw\":%.6g},"
-              "\"stream_bytes\":%.6g,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
-              threads, gemm.c_str(), attention.c_str(), softmax, elements.c_str(), len / adamw_s, 12.0 * len / triad_s,
+              "\"stream\":%s,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
+              threads, gemm.c_str(), attention.c_str(), softmax, elements.c_str(), len / adamw_s, stream.c_str(),
               4.0 * len / copy_s, 28.0 * len / adamw_s);
   return 0;
 }

@@ -27,7 +27,7 @@ interface ProbeResult {
   attention: { T: number[]; D: number[]; forward: number[][]; backward: number[][] };
   softmax_rate: number;
   element_rates: Record<string, number>;
-  stream_bytes: number;
+  stream: [number, number][];
   memcpy_bytes: number;
   adamw_bytes: number;
 }
@@ -65,14 +65,15 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
   return { name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(), machine: probeMachine(probe) };
 }
 
-/** The cost model's machine from a probe: products at sgemm rates by size, attention and the head's softmax as measured. */
+/** The cost model's machine from a probe: products and streams at rates by size, attention, the head's softmax and single kernels as measured. */
 export function probeMachine(probe: ProbeResult): Machine {
-  const productRates = probe.gemm.map(([m, k, n, rate]) => ({ flops: 2 * m * k * n, rate })).sort((a, b) => a.flops - b.flops);
+  const productRates = probe.gemm.map(([m, k, n, rate]) => ({ size: 2 * m * k * n, rate })).sort((a, b) => a.size - b.size);
+  const streamRates = probe.stream.map(([bytes, rate]) => ({ size: bytes, rate })).sort((a, b) => a.size - b.size);
   return {
-    // The largest product's rate: what a product of unknown size is taken to run at.
-    matmulFlops: productRates[productRates.length - 1].rate,
-    memoryBandwidth: probe.stream_bytes, linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
-    productRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate, elementRates: probe.element_rates,
+    // The largest sizes' rates: what a kernel of unknown size is taken to run at.
+    matmulFlops: productRates[productRates.length - 1].rate, memoryBandwidth: streamRates[streamRates.length - 1].rate,
+    linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
+    productRates, streamRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate, elementRates: probe.element_rates,
   };
 }
 

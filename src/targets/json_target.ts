@@ -4,6 +4,7 @@
 // Rates are per second (FLOP/s, bytes/s); device_memory is bytes or a size such as "12GiB". Optional,
 // as the `cpu` target measures them (ir/cost_model.ts's Machine says what each means):
 //   "product_rates": [[flops of one call, FLOP/s], ...] by ascending size,
+//   "stream_rates": [[bytes a kernel moves, bytes/s], ...] by ascending size,
 //   "attention_rates": { "T": [...], "D": [...], "forward": [[FLOP/s at T[i], D[j]], ...], "backward": ... },
 //   "softmax_rate": logits per second,
 //   "element_rates": { "op": elements of its first input per second, ... }.
@@ -12,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { UserError } from "../cli/errors.ts";
 import { parseSize } from "../cli/options.ts";
 import { OPS } from "../../ir/ops.ts";
-import type { AttentionRates, Machine, ProductRate } from "../../ir/cost_model.ts";
+import type { AttentionRates, Machine, SizedRate } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
 const RATES = {
@@ -21,7 +22,7 @@ const RATES = {
   link_bandwidth: "linkBandwidth",
   host_bandwidth: "hostBandwidth",
 } as const satisfies Record<string, keyof Machine>;
-const OPTIONAL = ["description", "product_rates", "attention_rates", "softmax_rate", "element_rates"];
+const OPTIONAL = ["description", "product_rates", "stream_rates", "attention_rates", "softmax_rate", "element_rates"];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
 
 export function readTargetFile(file: string): Target {
@@ -53,7 +54,8 @@ export function parseTarget(file: string, json: unknown): Target {
   const machine = Object.fromEntries(Object.entries(RATES).map(([field, key]) => {
     return [key, positive(`${where}: "${field}"`, o[field])];
   })) as unknown as Machine;
-  if (o.product_rates !== undefined) machine.productRates = productRates(`${where}: "product_rates"`, o.product_rates);
+  if (o.product_rates !== undefined) machine.productRates = sizedRates(`${where}: "product_rates"`, o.product_rates, "flops of one call, FLOP/s");
+  if (o.stream_rates !== undefined) machine.streamRates = sizedRates(`${where}: "stream_rates"`, o.stream_rates, "bytes moved, bytes/s");
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
@@ -65,11 +67,11 @@ function positive(what: string, v: unknown): number {
   return v;
 }
 
-function productRates(what: string, v: unknown): ProductRate[] {
+function sizedRates(what: string, v: unknown, pair: string): SizedRate[] {
   const pairs = Array.isArray(v) && v.length > 0 && v.every((p) => Array.isArray(p) && p.length === 2);
-  if (!pairs) throw new UserError(`${what} must be a non-empty list of [flops of one call, FLOP/s] pairs`);
-  const rates = (v as unknown[][]).map(([flops, rate], i) => ({ flops: positive(`${what}[${i}][0]`, flops), rate: positive(`${what}[${i}][1]`, rate) }));
-  if (rates.some((r, i) => i > 0 && r.flops <= rates[i - 1].flops)) throw new UserError(`${what} must be in ascending order of flops`);
+  if (!pairs) throw new UserError(`${what} must be a non-empty list of [${pair}] pairs`);
+  const rates = (v as unknown[][]).map(([size, rate], i) => ({ size: positive(`${what}[${i}][0]`, size), rate: positive(`${what}[${i}][1]`, rate) }));
+  if (rates.some((r, i) => i > 0 && r.size <= rates[i - 1].size)) throw new UserError(`${what} must be in ascending order of size`);
   return rates;
 }
 
@@ -112,7 +114,8 @@ export function targetJson(t: Target): Record<string, unknown> {
   return {
     description: t.description, device_memory: t.deviceMemory,
     ...Object.fromEntries(Object.entries(RATES).map(([field, key]) => [field, m[key]])),
-    ...(m.productRates && { product_rates: m.productRates.map((r) => [r.flops, r.rate]) }),
+    ...(m.productRates && { product_rates: m.productRates.map((r) => [r.size, r.rate]) }),
+    ...(m.streamRates && { stream_rates: m.streamRates.map((r) => [r.size, r.rate]) }),
     ...(m.attentionRates && { attention_rates: m.attentionRates }),
     ...(m.softmaxRate && { softmax_rate: m.softmaxRate }),
     ...(m.elementRates && { element_rates: m.elementRates }),
