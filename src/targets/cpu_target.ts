@@ -1,6 +1,7 @@
 // The `cpu` target: this machine, measured (src/targets/cpu_probe.cpp) with the thread count the plans
 // run with, and cached under the build cache keyed by CPU model, threads and the sources of the probe and
-// of the kernels it times, so the probe runs once. Device memory is the machine's memory: on the CPU backend the arena is ordinary RAM.
+// of the kernels it times, so the probe runs once. Device memory is the machine's memory: on the CPU
+// backend the arena is ordinary RAM.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -62,11 +63,14 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
     writeFileSync(tmp, JSON.stringify(probe) + "\n");
     renameSync(tmp, cached); // atomic: a concurrent reader sees the old file or the whole new one
   }
-  return { name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(), machine: probeMachine(probe) };
+  return {
+    name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(),
+    machine: probeMachine(probe),
+  };
 }
 
 /** The cost model's machine from a probe: products and streams at rates by size, attention, the head's softmax and single kernels as measured. */
-export function probeMachine(probe: ProbeResult): Machine {
+function probeMachine(probe: ProbeResult): Machine {
   const productRates = probe.gemm.map(([m, k, n, rate]) => ({ size: 2 * m * k * n, rate })).sort((a, b) => a.size - b.size);
   const streamRates = probe.stream.map(([bytes, rate]) => ({ size: bytes, rate })).sort((a, b) => a.size - b.size);
   return {

@@ -62,15 +62,15 @@ export function parseTarget(file: string, json: unknown): Target {
   return { name: file, description: (o.description as string | undefined) ?? file, deviceMemory: deviceMemory(where, o.device_memory), machine };
 }
 
-function positive(what: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${what} must be a positive number (per second), got ${JSON.stringify(v)}`);
+function positive(what: string, v: unknown, unit = " (per second)"): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${what} must be a positive number${unit}, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function sizedRates(what: string, v: unknown, pair: string): SizedRate[] {
   const pairs = Array.isArray(v) && v.length > 0 && v.every((p) => Array.isArray(p) && p.length === 2);
   if (!pairs) throw new UserError(`${what} must be a non-empty list of [${pair}] pairs`);
-  const rates = (v as unknown[][]).map(([size, rate], i) => ({ size: positive(`${what}[${i}][0]`, size), rate: positive(`${what}[${i}][1]`, rate) }));
+  const rates = (v as unknown[][]).map(([size, rate], i) => ({ size: positive(`${what}[${i}][0]`, size, ""), rate: positive(`${what}[${i}][1]`, rate) }));
   if (rates.some((r, i) => i > 0 && r.size <= rates[i - 1].size)) throw new UserError(`${what} must be in ascending order of size`);
   return rates;
 }
