@@ -7,9 +7,9 @@
 //                  and head widths D: one head is a few small sgemms and a softmax, far from sgemm peak
 //   softmax_rate   logits per second of the fused LM head's softmax pass (a row max, then a sum of
 //                  exponentials, with the kernels' own helpers) over one 1024 x 4096 tile
-//   element_rates  elements/s of the runtime's kernels for gelu, layernorm and transpose (and their
-//                  gradients) and of the AdamW loop below: kernels that compute or gather more than a
-//                  triad does
+//   element_rates  elements/s of the runtime's GELU and LayerNorm kernels (forward and backward) and
+//                  its transpose, and of the AdamW loop below: kernels that compute or gather more than
+//                  a triad does
 //   stream         [bytes, bytes/s] of an OpenMP triad a = b + s*c at sizes from in-cache to far beyond
 //                  (what the other elementwise kernels stream)
 //   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
