@@ -14,7 +14,8 @@
 //                  (what the other elementwise kernels stream)
 //   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
 //   adamw_bytes    bytes/s of an OpenMP AdamW loop, counted as the cost model counts it (28 per element)
-// Each is the median of REPEATS timed runs after one warm-up run. The whole probe takes a few seconds.
+// Each is the median of REPEATS timed runs (of several calls where one call is short) after one warm-up
+// run. The whole probe takes a few seconds.
 // Usage: cpu_probe THREADS REPEATS
 #include <cblas.h>
 #include <omp.h>
@@ -50,14 +51,16 @@ Floats filled(int64_t n, float scale) {
 
 int repeats = 5;
 
-// Median seconds of `repeats` runs of work, after one warm-up run.
-double median_seconds(const std::function<void()>& work) {
+// Median seconds of one call of work, over `repeats` timed runs of `calls` calls each, after one warm-up
+// run. Other processes on a shared machine stall it in bursts of milliseconds: runs of several
+// milliseconds each keep one burst from setting a rate.
+double median_seconds(const std::function<void()>& work, int calls = 1) {
   std::vector<double> t(repeats);
-  work();
+  for (int i = 0; i < calls; i++) work();
   for (double& s : t) {
     const double t0 = now_seconds();
-    work();
-    s = now_seconds() - t0;
+    for (int i = 0; i < calls; i++) work();
+    s = (now_seconds() - t0) / calls;
   }
   std::sort(t.begin(), t.end());
   return t[repeats / 2];
@@ -68,11 +71,12 @@ std::string gemm_rates() {
   const int M = 1024;
   for (int n : {64, 128, 256, 512, 1024, 2048}) {
     Floats a = filled(int64_t(M) * n, 0.25f), b = filled(int64_t(n) * n, 0.5f), c(int64_t(M) * n);
+    const double flops = 2.0 * M * n * n;
     const double s = median_seconds([&] {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    });
+    }, std::max(1, int((1 << 30) / flops)));
     char row[96];
-    std::snprintf(row, sizeof row, "%s[%d,%d,%d,%.6g]", out.empty() ? "" : ",", M, n, n, 2.0 * M * n * n / s);
+    std::snprintf(row, sizeof row, "%s[%d,%d,%d,%.6g]", out.empty() ? "" : ",", M, n, n, flops / s);
     out += row;
   }
   return "[" + out + "]";
@@ -92,10 +96,10 @@ std::pair<double, double> attention_rates(int threads, int64_t T, int64_t D) {
   c.arena_bytes = c.ws_bytes = int64_t(arena.size()) * 4;
   c.threads = threads;
   c.node = "cpu_probe attention";
-  const double fwd = median_seconds([&] { stow::attention_fwd(c, y.data(), lse.data(), q.data(), k.data(), v.data(), BH, T, D); });
+  const double fwd = median_seconds([&] { stow::attention_fwd(c, y.data(), lse.data(), q.data(), k.data(), v.data(), BH, T, D); }, 4);
   const double bwd = median_seconds([&] {
     stow::attention_bwd(c, dq.data(), dk.data(), dv.data(), q.data(), k.data(), v.data(), y.data(), lse.data(), dy.data(), BH, T, D);
-  });
+  }, 2);
   return {2 * BH * head_flops / fwd, 5 * BH * head_flops / bwd};
 }
 
@@ -186,7 +190,7 @@ std::string element_rates(int threads) {
   std::string out;
   for (const auto& [name, run] : ops) {
     char row[80];
-    std::snprintf(row, sizeof row, "%s\"%s\":%.6g", out.empty() ? "" : ",", name, double(n) / median_seconds(run));
+    std::snprintf(row, sizeof row, "%s\"%s\":%.6g", out.empty() ? "" : ",", name, double(n) / median_seconds(run, 4));
     out += row;
   }
   return out;
