@@ -7,7 +7,7 @@
 // prediction uses only the probes, never the measured steps.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { Machine } from "../ir/cost_model.ts";
+import { meanMachine } from "../ir/cost_model.ts";
 import { cpuTarget } from "../src/targets/cpu_target.ts";
 import { targetJson } from "../src/targets/json_target.ts";
 import { runChild } from "./child.ts";
@@ -47,7 +47,7 @@ export interface GpuCapacityResult {
 
 export interface CpuPredictionResult {
   config: BenchConfig;
-  machine: Record<string, string | number>; // the profile the prediction used: the mean of the two probes
+  machine: Record<string, unknown>; // the profile the prediction used (a JSON target): the mean of the two probes
   sgemm_flops_before_after: number[];
   param_count: number;
   predicted_step_seconds: number;
@@ -92,11 +92,9 @@ export function runCapacityTargetsSection(threads: number, workDir: string, env:
     const r = runStowage(c, threads, writeBenchTokens(workDir, c.model.vocab), workDir, env, undefined,
       { label: "cpu-target", compileArgs: [], trainArgs: ["--warmup-steps", "0"] });
     const after = cpuTarget({ threads, fresh: true, env });
-    const mean = (key: keyof Machine) => (before.machine[key] + after.machine[key]) / 2;
     const profile = path.join(dir, `cpu-${c.name}.json`);
     const machine = targetJson({
-      ...before, description: "this machine, the mean of probes before and after the run",
-      machine: { matmulFlops: mean("matmulFlops"), memoryBandwidth: mean("memoryBandwidth"), linkBandwidth: mean("linkBandwidth"), hostBandwidth: mean("hostBandwidth") },
+      ...before, description: "this machine, the mean of probes before and after the run", machine: meanMachine(before.machine, after.machine),
     });
     writeFileSync(profile, JSON.stringify(machine, null, 1) + "\n");
     const sets = Object.entries(c.model).flatMap(([k, v]) => ["--set", `${k}=${v}`]);

@@ -72,17 +72,23 @@ export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
       "a larger batch needs more device memory for activations (at batch 8 the 2060 profile fits fewer layers, device-bound).",
     "- **The family** grows GPT-3 6.7B's width (4096) in depth: about 201M parameters a layer; a different width moves the " +
       "answer by up to one layer's worth.",
-    "- **Time**: the cost model plays out compute (products at the matmul rate, other kernels at the memory bandwidth), copies on one " +
-      "link, and host AdamW; it ignores kernel launch costs, and its rates are estimates, not measurements on these cards.",
+    "- **Time**: the cost model plays out compute (on these profiles: products at the matmul rate, other kernels at the memory " +
+      "bandwidth), copies on one link, and host AdamW; it ignores kernel launch costs, and its rates are estimates, not measurements " +
+      "on these cards (only `cpu` measures rates by product size and kernel).",
     "",
     "### Predicted against measured on `cpu`",
     "",
-    `Three small GPTs, each trained by the standalone binary between two fresh probes of this machine (src/targets/cpu_probe.c: ` +
-      `sgemm at 1024x768x3072, an OpenMP triad, one thread's memcpy, an AdamW loop); the prediction is \`stow plan --target\` ` +
-      `with the mean of the two probes as a JSON profile, the same cost model the planner uses. The error is the prediction over ` +
-      `the median measured step, minus one. ${within} of ${r.cpu.length} within ${CPU_ERROR_TARGET * 100}%. Environment: ${envLine(r.env)}.`,
+    `Three small GPTs, each trained by the standalone binary between two fresh probes of this machine (src/targets/cpu_probe.cpp: ` +
+      `sgemm at 1024 x n x n for n from 64 to 2048; the runtime's own attention kernels, forward and backward, on a grid of ` +
+      `T (64 to 1024) and D (32 to 128); the fused LM head's softmax pass over one tile; the runtime's GELU, LayerNorm and ` +
+      `transpose kernels and an AdamW loop; an OpenMP triad moving 3 to 192 MiB a pass; one thread's memcpy). The cost model ` +
+      `takes each matmul at the sgemm rate interpolated at its size, attention at its measured rate for its T and D, the fused ` +
+      `head as its tiles' sgemms plus the softmax pass, the measured elementwise kernels at their rates and other kernels' ` +
+      `bytes at the triad bandwidth interpolated at their size; nothing in it is fitted to these configs. The prediction is \`stow plan --target\` with the mean of the two ` +
+      `probes as a JSON profile, the same cost model the planner uses. The error is the prediction over the median measured ` +
+      `step, minus one. ${within} of ${r.cpu.length} within ${CPU_ERROR_TARGET * 100}%. Environment: ${envLine(r.env)}.`,
     "",
-    table(["config", "shape", "params", "sgemm GFLOP/s (probe before / after)", "stream GB/s (mean)", "predicted step (s)", "measured median (s)", "error",
+    table(["config", "shape", "params", "sgemm GFLOP/s at 1024 x 2048 x 2048 (probe before / after)", "triad GB/s at 192 MiB (mean)", "predicted step (s)", "measured median (s)", "error",
       `within ${CPU_ERROR_TARGET * 100}%`, "load average before"], cpuRows),
     "",
     ...r.cpu.map((p) => `- ${p.config.name}: ${p.config.warmupSteps} warm-up steps, then ${p.step_seconds.map((s) => s.toFixed(3)).join(", ")} s.`),

@@ -2,18 +2,53 @@
 // profile (or from times measured in a profiled warm-up), and the offload schedule's copies and host
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
-import { nodeFlops } from "./flops.ts";
+import { lmHeadWork, nodeFlops } from "./flops.ts";
+import { attentionDims } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 
 export interface Machine {
-  /** Sustained FLOP/s of products (matmul, attention). */
+  /** Sustained FLOP/s of products (matmul, attention, the fused LM head) where no measured rate below applies. */
   matmulFlops: number;
-  /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes). */
+  /** Bytes per second that elementwise and data-movement kernels stream (reads plus writes), where no measured rate below applies. */
   memoryBandwidth: number;
   /** Host-device link, bytes per second in each direction (full duplex, as PCIe is); copies of one direction take turns. */
   linkBandwidth: number;
   /** Host memory bandwidth for AdamW on offloaded chunks. */
   hostBandwidth: number;
+  /**
+   * Measured sgemm rates by the size of one call, ascending: a product runs at the rate interpolated at
+   * its FLOPs per call (small products run well below the large ones). Absent: matmulFlops for all.
+   */
+  productRates?: readonly SizedRate[];
+  /**
+   * Measured stream bandwidths by the bytes a kernel moves, ascending: the working set of a small
+   * kernel stays in cache, a large one's streams from memory. Absent: memoryBandwidth for all.
+   */
+  streamRates?: readonly SizedRate[];
+  /** Stowage's attention kernels, measured on a grid of T and D. Absent: attention at matmulFlops. */
+  attentionRates?: AttentionRates;
+  /** Logits per second of the fused LM head's softmax pass. Absent: its FLOPs at matmulFlops. */
+  softmaxRate?: number;
+  /**
+   * Elements (of the first input) per second of kernels measured one by one, by op: those that compute or
+   * gather more than a stream does (GELU, LayerNorm, transposes, AdamW). Ops not named here, or all when
+   * absent: their bytes at memoryBandwidth.
+   */
+  elementRates?: Readonly<Record<string, number>>;
+}
+
+/** A rate measured at one size: FLOPs of one sgemm call and FLOP/s, or bytes a kernel moves and bytes/s. */
+export interface SizedRate {
+  size: number;
+  rate: number;
+}
+
+/** FLOP/s (as ir/flops.ts counts them) of the attention kernels; forward[i][j] is at T[i], D[j]. */
+export interface AttentionRates {
+  T: readonly number[];
+  D: readonly number[];
+  forward: readonly (readonly number[])[];
+  backward: readonly (readonly number[])[];
 }
 
 /**
@@ -31,7 +66,6 @@ export function nodeSignature(n: Node): string {
   return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
 }
 
-const PRODUCTS = new Set(["matmul", "attention", "attention_bwd"]);
 /** Ops that run no kernel. */
 const FREE = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
 /** AdamW streams p, g, m, v in and p, m, v out. */
@@ -41,9 +75,67 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
   if (FREE.has(n.op)) return 0;
   const known = measured?.get(nodeSignature(n));
   if (known !== undefined) return known;
-  if (PRODUCTS.has(n.op)) return nodeFlops(n) / m.matmulFlops;
-  const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
-  return bytes / m.memoryBandwidth;
+  switch (n.op) {
+    case "matmul": {
+      // A batched matmul is one sgemm call per matrix of the output.
+      const out = n.outputs[0].shape;
+      const calls = numel(out) / (out[out.length - 2] * out[out.length - 1]);
+      const flops = nodeFlops(n);
+      return flops / productRate(m, flops / calls);
+    }
+    case "attention":
+    case "attention_bwd": {
+      if (!m.attentionRates) return nodeFlops(n) / m.matmulFlops;
+      const { T, D } = attentionDims(n.inputs[0].shape);
+      return nodeFlops(n) / attentionRate(m.attentionRates, n.op === "attention" ? "forward" : "backward", T, D);
+    }
+    case "linear_cross_entropy":
+    case "linear_cross_entropy_bwd": {
+      // Its tiles' sgemms, then a softmax pass over each tile of logits.
+      const w = lmHeadWork(n);
+      const products = w.productFlops / productRate(m, w.tileFlops);
+      return products + (m.softmaxRate ? w.logits / m.softmaxRate : (w.flopsPerLogit * w.logits) / m.matmulFlops);
+    }
+    default: {
+      const rate = m.elementRates?.[n.op];
+      if (rate !== undefined) return numel(n.inputs[0].shape) / rate;
+      const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
+      return bytes / sizedRate(m.streamRates, bytes, m.memoryBandwidth);
+    }
+  }
+}
+
+/** FLOP/s of one sgemm call of `flops`: the measured rates interpolated on log scales, held flat past the ends. */
+export function productRate(m: Machine, flops: number): number {
+  return sizedRate(m.productRates, flops, m.matmulFlops);
+}
+
+/** The rate at `size` from rates measured by size (log scales, flat past the ends), or `otherwise` without them. */
+export function sizedRate(rates: readonly SizedRate[] | undefined, size: number, otherwise: number): number {
+  if (!rates || rates.length === 0) return otherwise;
+  return logInterpolate(rates.length, (i) => rates[i].size, (i) => rates[i].rate, size);
+}
+
+/** The attention kernels' FLOP/s at T and D: bilinear on log scales over the measured grid, held flat past its edges. */
+export function attentionRate(a: AttentionRates, pass: "forward" | "backward", T: number, D: number): number {
+  const grid = a[pass];
+  const atD = (i: number) => logInterpolate(a.D.length, (j) => a.D[j], (j) => grid[i][j], D);
+  return logInterpolate(a.T.length, (i) => a.T[i], atD, T);
+}
+
+/**
+ * y at `at`, from `count` points (x ascending), piecewise linear in log x and log y, and constant beyond the
+ * first and last. Points by accessor, so the planner's many predictions allocate nothing.
+ */
+function logInterpolate(count: number, x: (i: number) => number, y: (i: number) => number, at: number): number {
+  if (at <= x(0)) return y(0);
+  for (let i = 1; i < count; i++) {
+    if (at <= x(i)) {
+      const f = Math.log(at / x(i - 1)) / Math.log(x(i) / x(i - 1));
+      return y(i - 1) * (y(i) / y(i - 1)) ** f;
+    }
+  }
+  return y(count - 1);
 }
 
 export interface StepTime {
@@ -103,3 +195,33 @@ export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean,
  * (scripts/gpu-check.sh prints what the GPU achieved).
  */
 export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.5e12, linkBandwidth: 25e9, hostBandwidth: 20e9 };
+
+/**
+ * The mean of two measurements of one machine (rate by rate, point by point): a profile for a run that
+ * took place between them. Both must come from the same probe, so their tables have the same sizes.
+ */
+export function meanMachine(a: Machine, b: Machine): Machine {
+  const mean = (x: number, y: number) => (x + y) / 2;
+  const same = <T>(x: readonly T[], y: readonly T[]) => x.length === y.length && x.every((v, i) => v === y[i]);
+  const present = (m: Machine) => [m.productRates, m.streamRates, m.attentionRates, m.softmaxRate, m.elementRates].map((x) => x !== undefined);
+  if (!same(present(a), present(b)) || !same(Object.keys(a.elementRates ?? {}).sort(), Object.keys(b.elementRates ?? {}).sort()))
+    throw new Error("meanMachine: the two machines were not measured alike");
+  const sized = (x: readonly SizedRate[] | undefined, y: readonly SizedRate[] | undefined) => {
+    if (!x || !y) return undefined;
+    if (!same(x.map((p) => p.size), y.map((p) => p.size))) throw new Error("meanMachine: the measured sizes differ");
+    return x.map((p, i) => ({ size: p.size, rate: mean(p.rate, y[i].rate) }));
+  };
+  const aa = a.attentionRates, ab = b.attentionRates;
+  if (aa && ab && !(same(aa.T, ab.T) && same(aa.D, ab.D))) throw new Error("meanMachine: the attention grids differ");
+  const grid = (x: readonly (readonly number[])[], y: readonly (readonly number[])[]) => x.map((row, i) => row.map((v, j) => mean(v, y[i][j])));
+  const productRates = sized(a.productRates, b.productRates), streamRates = sized(a.streamRates, b.streamRates);
+  return {
+    matmulFlops: mean(a.matmulFlops, b.matmulFlops), memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
+    linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth), hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
+    ...(productRates && { productRates }),
+    ...(streamRates && { streamRates }),
+    ...(aa && ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
+    ...(a.softmaxRate && b.softmaxRate && { softmaxRate: mean(a.softmaxRate, b.softmaxRate) }),
+    ...(a.elementRates && b.elementRates && { elementRates: Object.fromEntries(Object.entries(a.elementRates).map(([op, r]) => [op, mean(r, b.elementRates![op])])) }),
+  };
+}

@@ -23,12 +23,27 @@ export function nodeFlops(n: Node): number {
     return (n.op === "attention" ? 2 : 5) * 2 * BH * T * T * D;
   }
   if (n.op === "linear_cross_entropy" || n.op === "linear_cross_entropy_bwd") {
-    const { N, C, V } = lmHeadDims(n.inputs, n.attrs);
-    // The forward's product and softmax; the backward recomputes the product, then dx and dW.
-    return n.op === "linear_cross_entropy" ? 2 * N * V * C + 4 * N * V : 3 * 2 * N * V * C + 5 * N * V;
+    const w = lmHeadWork(n);
+    return w.productFlops + w.flopsPerLogit * w.logits;
   }
   const perElement = ELEMENTWISE[n.op] ?? 0;
   return perElement * numel(n.inputs[0]?.shape ?? []);
+}
+
+/** The fused LM head's work: its products (over tiles of `tileFlops` each) and the softmax over its logits. */
+export interface LmHeadWork {
+  productFlops: number;
+  /** FLOPs of one tile's product: the size each sgemm call runs at. */
+  tileFlops: number;
+  logits: number;
+  flopsPerLogit: number;
+}
+
+export function lmHeadWork(n: Node): LmHeadWork {
+  const { N, C, V, rows, cols } = lmHeadDims(n.inputs, n.attrs);
+  const forward = n.op === "linear_cross_entropy";
+  // The forward's product and softmax; the backward recomputes the product, then dx and dW.
+  return { productFlops: (forward ? 1 : 3) * 2 * N * V * C, tileFlops: 2 * rows * cols * C, logits: N * V, flopsPerLogit: forward ? 4 : 5 };
 }
 
 export function graphFlops(g: Graph, keep: (n: Node) => boolean = () => true): number {

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
-import { parseTarget } from "../src/targets/json_target.ts";
+import { parseTarget, targetJson } from "../src/targets/json_target.ts";
 import { GPU_TARGETS } from "../src/targets/gpus.ts";
 import { expectUserError } from "./helpers/expect_error.ts";
 import { stow } from "./helpers/run.ts";
@@ -74,10 +74,23 @@ describe("stow capacity", () => {
     // A fresh cache directory: the probe builds and runs here rather than reading a cached measurement.
     const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu"], { STOW_CACHE_DIR: path.join(dir, "cache") });
     expect(c.target.name).toBe("cpu");
-    for (const v of Object.values(c.target.machine)) {
+    const m = c.target.machine;
+    const rates = [m.matmulFlops, m.memoryBandwidth, m.linkBandwidth, m.hostBandwidth, m.softmaxRate, ...Object.values(m.elementRates),
+      ...[...m.productRates, ...m.streamRates].flatMap((p: { size: number; rate: number }) => [p.size, p.rate]),
+      ...m.attentionRates.forward.flat(), ...m.attentionRates.backward.flat()];
+    for (const v of rates) {
       expect(Number.isFinite(v)).toBe(true);
       expect(v).toBeGreaterThan(0);
     }
+    // A grid of T by D for each pass, and sizes in ascending order, as the model interpolates them.
+    expect(m.attentionRates.forward).toHaveLength(m.attentionRates.T.length);
+    expect(m.attentionRates.backward.every((row: number[]) => row.length === m.attentionRates.D.length)).toBe(true);
+    for (const rates of [m.productRates, m.streamRates]) {
+      const sizes = rates.map((p: { size: number }) => p.size);
+      expect(sizes).toEqual([...sizes].sort((a, b) => a - b));
+    }
+    // Its JSON form is a profile that reads back as the same machine.
+    expect(parseTarget("cpu.json", targetJson({ name: "cpu", description: "cpu", deviceMemory: 1, machine: m })).machine).toEqual(m);
     expect(Number.isFinite(c.predicted.step_seconds)).toBe(true);
     expect(c.predicted.step_seconds).toBeGreaterThan(0);
   });
@@ -109,6 +122,28 @@ describe("target profiles", () => {
     expectUserError(() => parseTarget("t.json", { ...card, device_memory: "lots" }), /"device_memory": expected a size/);
     expectUserError(() => parseTarget("t.json", { ...card, pcie: 4 }), /unknown field "pcie"/);
     expectUserError(() => parseTarget("t.json", [card]), /expected a JSON object/);
+  });
+
+  test("a JSON profile may carry measured rates; without them it is a machine of four rates", () => {
+    // A profile written before the measured rates existed still loads, with no tables.
+    expect(Object.keys(parseTarget("t.json", card).machine).sort()).toEqual(["hostBandwidth", "linkBandwidth", "matmulFlops", "memoryBandwidth"]);
+    const attention = { T: [64, 256], D: [32, 64], forward: [[1e9, 2e9], [3e9, 4e9]], backward: [[1e9, 2e9], [3e9, 4e9]] };
+    const measured = {
+      ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], stream_rates: [[1e6, 4e11]], attention_rates: attention, softmax_rate: 1e9, element_rates: { gelu: 1e9 },
+    };
+    const t = parseTarget("t.json", measured);
+    expect(t.machine).toMatchObject({
+      productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }], streamRates: [{ size: 1e6, rate: 4e11 }], attentionRates: attention,
+      softmaxRate: 1e9, elementRates: { gelu: 1e9 },
+    });
+    expect(parseTarget("t.json", targetJson(t))).toEqual({ ...t, name: "t.json" });
+    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [[1e9, 1e11], [1e6, 1e10]] }), /"product_rates" must be in ascending order of size/);
+    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [1e6] }), /"product_rates" must be a non-empty list of \[flops of one call, FLOP\/s\] pairs/);
+    expectUserError(() => parseTarget("t.json", { ...card, stream_rates: [[1e6, -1]] }), /"stream_rates"\[0\]\[1\] must be a positive number/);
+    expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, forward: [[1e9]] } }), /"attention_rates"\.forward must be 2 rows \(one per T\) of 2 rates/);
+    expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, T: [256, 64] } }), /"attention_rates"\.T must be a non-empty ascending list/);
+    expectUserError(() => parseTarget("t.json", { ...card, softmax_rate: 0 }), /"softmax_rate" must be a positive number/);
+    expectUserError(() => parseTarget("t.json", { ...card, element_rates: { gleu: 1e9 } }), /"element_rates": unknown op "gleu"/);
   });
 
   test("named profiles are sustained rates below each card's datasheet peak", () => {

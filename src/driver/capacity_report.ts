@@ -92,8 +92,9 @@ export function capacityText(c: Capacity): string {
       `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
     "",
     "assumptions",
-    `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}, device memory ${rate(m.memoryBandwidth, "B/s")}, ` +
-      `host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}`,
+    `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}${m.productRates ? " at the largest measured size (smaller products at their measured rates)" : ""}, ` +
+      `device memory ${rate(m.memoryBandwidth, "B/s")}${m.streamRates ? " at the largest measured size (smaller kernels at their measured rates)" : ""}, host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}` +
+      `${m.attentionRates ? "; attention kernels and the LM head's softmax as measured" : ""}`,
     ...ASSUMPTIONS.map((a) => `  ${a}`),
     "",
     `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +

@@ -1,30 +1,34 @@
-// The `cpu` target: this machine, measured (src/targets/cpu_probe.c) with the thread count the plans run
-// with, and cached under the build cache keyed by CPU model, threads and the probe's source, so the
-// probe runs once. Device memory is the machine's memory: on the CPU backend the arena is ordinary RAM.
+// The `cpu` target: this machine, measured (src/targets/cpu_probe.cpp) with the thread count the plans
+// run with, and cached under the build cache keyed by CPU model, threads and the sources of the probe and
+// of the kernels it times, so the probe runs once. Device memory is the machine's memory: on the CPU
+// backend the arena is ordinary RAM.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../cli/errors.ts";
 import { cacheDir } from "../driver/paths.ts";
+import type { Machine } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
-const PROBE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), "cpu_probe.c");
-/**
- * The product timed for matmulFlops: one MLP product of a GPT-2-small-sized step (1024 tokens, width 768
- * to 3072). Smaller products run well below the large-square peak on this backend, and a step is many
- * products of this order, so a 2048^3 peak would predict steps too fast.
- */
-const SGEMM_SHAPE = [1024, 768, 3072] as const;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PROBE_SOURCE = path.join(HERE, "cpu_probe.cpp");
+/** The runtime kernels the probe times (linked in), and the headers they inline. */
+const RUNTIME = path.join(HERE, "..", "..", "runtime");
+const KERNELS = ["kernels_attention.cpp", "kernels.cpp", "kernels_norm.cpp"];
+const KERNEL_SOURCES = [...KERNELS, "kernels.h", "kernels_common.h", "kernel_math.h", "ctx.h"];
 const REPEATS = 5;
 
+/** What cpu_probe prints (its header states each field). */
 interface ProbeResult {
   threads: number;
-  sgemm_shape: number[];
-  sgemm_flops: number;
-  stream_bytes: number;
+  gemm: [number, number, number, number][];
+  attention: { T: number[]; D: number[]; forward: number[][]; backward: number[][] };
+  softmax_rate: number;
+  element_rates: Record<string, number>;
+  stream: [number, number][];
   memcpy_bytes: number;
   adamw_bytes: number;
 }
@@ -46,8 +50,9 @@ export function cpuModel(): string {
 }
 
 export function cpuTarget(opts: CpuMeasureOptions): Target {
-  const source = readFileSync(PROBE_SOURCE, "utf8");
-  const key = createHash("sha256").update(`${cpuModel()}\n${opts.threads}\n${SGEMM_SHAPE.join("x")}\n${source}`).digest("hex").slice(0, 16);
+  const hash = createHash("sha256").update(`${cpuModel()}\n${opts.threads}\n`);
+  for (const file of [PROBE_SOURCE, ...KERNEL_SOURCES.map((f) => path.join(RUNTIME, f))]) hash.update(readFileSync(file, "utf8"));
+  const key = hash.digest("hex").slice(0, 16);
   const dir = path.join(cacheDir(), "targets");
   const cached = path.join(dir, `cpu-${key}.json`);
   let probe: ProbeResult;
@@ -59,26 +64,43 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
     renameSync(tmp, cached); // atomic: a concurrent reader sees the old file or the whole new one
   }
   return {
-    name: "cpu",
-    description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured; sgemm ${SGEMM_SHAPE.join("x")})`,
-    deviceMemory: os.totalmem(),
-    machine: {
-      matmulFlops: probe.sgemm_flops, memoryBandwidth: probe.stream_bytes,
-      linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
-    },
+    name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(),
+    machine: probeMachine(probe),
+  };
+}
+
+/** The cost model's machine from a probe: products and streams at rates by size, attention, the head's softmax and single kernels as measured. */
+function probeMachine(probe: ProbeResult): Machine {
+  const productRates = probe.gemm.map(([m, k, n, rate]) => ({ size: 2 * m * k * n, rate })).sort((a, b) => a.size - b.size);
+  const streamRates = probe.stream.map(([bytes, rate]) => ({ size: bytes, rate })).sort((a, b) => a.size - b.size);
+  return {
+    // The largest sizes' rates: what a kernel of unknown size is taken to run at.
+    matmulFlops: productRates[productRates.length - 1].rate, memoryBandwidth: streamRates[streamRates.length - 1].rate,
+    linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
+    productRates, streamRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate, elementRates: probe.element_rates,
   };
 }
 
 function runProbe(dir: string, key: string, opts: CpuMeasureOptions): ProbeResult {
-  mkdirSync(dir, { recursive: true });
-  const binary = path.join(dir, `cpu_probe-${key}-${process.pid}`);
-  const build = spawnSync("gcc", ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", PROBE_SOURCE, "-o", binary, "-lopenblas", "-lm"],
-    { encoding: "utf8" });
-  if (build.error || build.status !== 0)
-    throw new UserError(`--target cpu: cannot build the machine probe (gcc with OpenBLAS): ${build.error?.message ?? build.stderr.trim()}`);
-  const run = spawnSync(binary, [String(opts.threads), ...SGEMM_SHAPE.map(String), String(REPEATS)],
-    { encoding: "utf8", env: opts.env ?? process.env });
+  const binary = probeBinary(dir, key);
+  const run = spawnSync(binary, [String(opts.threads), String(REPEATS)], { encoding: "utf8", env: opts.env ?? process.env });
   if (run.error || run.status !== 0)
     throw new UserError(`--target cpu: the machine probe failed: ${run.error?.message ?? run.stderr.trim()}`);
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ProbeResult;
+}
+
+/** The probe, built once per key (a C++ build of a few seconds; a fresh measurement reuses it). */
+function probeBinary(dir: string, key: string): string {
+  const binary = path.join(dir, `cpu_probe-${key}`);
+  if (existsSync(binary)) return binary;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const build = spawnSync("g++", ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", `-I${RUNTIME}`,
+    PROBE_SOURCE, ...KERNELS.map((f) => path.join(RUNTIME, f)), "-o", tmp, "-lopenblas"], { encoding: "utf8" });
+  if (build.error || build.status !== 0) {
+    rmSync(tmp, { force: true });
+    throw new UserError(`--target cpu: cannot build the machine probe (g++ with OpenBLAS): ${build.error?.message ?? build.stderr.trim()}`);
+  }
+  renameSync(tmp, binary); // atomic, as the cached measurement
+  return binary;
 }
