@@ -385,9 +385,11 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   // Resident model data first, then the least predicted step time (recompute, and activations moved
   // over the link, both show in it), then the least recompute and the least traffic.
   const cost = (c: Candidate) => [c.offload ? 1 : 0, c.predicted.seconds, c.recomputeFlops, c.transferBytes];
+  // Times that differ only by rounding (the same work summed in another order) are a tie.
+  const differ = (x: number, y: number) => Math.abs(x - y) > 1e-9 * Math.max(Math.abs(x), Math.abs(y));
   const cheaper = (a: Candidate, b: Candidate) => {
     const [x, y] = [cost(a), cost(b)];
-    const i = x.findIndex((v, k) => v !== y[k]);
+    const i = x.findIndex((v, k) => differ(v, y[k]));
     return i >= 0 && x[i] < y[i];
   };
   if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));
