@@ -26,7 +26,7 @@ beforeAll(() => {
 });
 
 describe("moved activations", () => {
-  test("train bitwise like the plain step, at the planned peak, moving the planned bytes over a throttled link", () => {
+  test("train bitwise like the plain step, at the planned peak, moving the planned bytes over a throttled link, also beside offloaded model data", () => {
     const model = ["samples/gpt2.ts", "--set", "layers=4", "--set", `vocab=${VOCAB}`, "--batch", "4", "--seq", "64", "--threads", "2"];
     // Two blocks moved and the next one recomputed: both answers in one step.
     const moved = [...model, "--move-activations", "2", "--checkpoint", "blocks:1", "--link-gbps", "4"];
@@ -58,6 +58,21 @@ describe("moved activations", () => {
       expect(m.host_peak_bytes).toBeGreaterThanOrEqual(planned.host_bytes);
     }
     for (const m of a) expect(m.device_peak_bytes).toBe(plain.device_peak_bytes);
+
+    // Under a budget that also sends model data to the host, both kinds share the link and the host region.
+    const both = [...model, "--move-activations", "2", "--device-memory", String(Math.floor(0.6 * plain.arena_bytes)),
+      "--link-gbps", "8", "--profile-steps", "0"];
+    const bothPlan = JSON.parse(stow(["plan", ...both, "--json"]).stdout);
+    expect(bothPlan.offload.model_data_on_host).toBe(true);
+    expect(bothPlan.checkpoint.moved_regions).toBe(2);
+    const c = run(both, "both");
+    expect(c.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
+    expect(c.map((m) => m.grad_norm)).toEqual(a.map((m) => m.grad_norm));
+    for (const m of c) {
+      expect(m.device_peak_bytes).toBe(bothPlan.device_peak_bytes);
+      expect(m.h2d_bytes + m.d2h_bytes).toBe(bothPlan.offload.transfer_bytes_per_step);
+      expect(m.d2h_bytes).toBeGreaterThan(bothPlan.checkpoint.moved_bytes_per_step);
+    }
   });
 
   test("a moved block keeps nothing on the device across the step; the backward reads its values through copies", () => {

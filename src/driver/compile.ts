@@ -200,7 +200,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   let residentPlans: ReturnType<typeof planFor>[];
   if (opts.checkpoint === "auto") {
     const base = autoCandidates((m, r) => planFor(m, r), totalRegions, budget);
-    const moving = budget === undefined ? [] : moveCandidates(
+    // Moving activations cannot help when the budget does not even hold the model data.
+    const moving = budget === undefined || base[0].persistent.bytes >= budget ? [] : moveCandidates(
       (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves), base, totalRegions, fitsBoth);
     residentPlans = [...base, ...moving];
   } else {
@@ -383,8 +384,8 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   const hostBudget = opts.hostMemory ?? Infinity;
   const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget && p.hostBytes <= hostBudget);
   // Resident model data first, then the least predicted step time (recompute, and activations moved
-  // over the link, both show in it), then the least recompute and the least traffic.
-  const cost = (c: Candidate) => [c.offload ? 1 : 0, c.predicted.seconds, c.recomputeFlops, c.transferBytes];
+  // over the link, both show in it), then the least recompute, the least traffic and the least memory.
+  const cost = (c: Candidate) => [c.offload ? 1 : 0, c.predicted.seconds, c.recomputeFlops, c.transferBytes, c.arenaBytes];
   // Times that differ only by rounding (the same work summed in another order) are a tie.
   const differ = (x: number, y: number) => Math.abs(x - y) > 1e-9 * Math.max(Math.abs(x), Math.abs(y));
   const cheaper = (a: Candidate, b: Candidate) => {
