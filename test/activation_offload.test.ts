@@ -21,6 +21,12 @@ const cfg = { ...gpt2.presets.mini, layers: 4, vocab: VOCAB };
 const base: CompileOptions = { batch: 2, seq: 64, threads: 2, clip: true, checkpoint: "none" };
 const plan = (opts: Partial<CompileOptions>): Plan => compilePlan(gpt2, "samples/gpt2.ts", cfg, { ...base, ...opts });
 
+function planJson(args: string[]) {
+  const r = stow(["plan", ...args, "--json"]);
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
 beforeAll(() => {
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 10_000).map((t) => t % VOCAB));
 });
@@ -30,8 +36,8 @@ describe("moved activations", () => {
     const model = ["samples/gpt2.ts", "--set", "layers=4", "--set", `vocab=${VOCAB}`, "--batch", "4", "--seq", "64", "--threads", "2"];
     // Two blocks moved and the next one recomputed: both answers in one step.
     const moved = [...model, "--move-activations", "2", "--checkpoint", "blocks:1", "--link-gbps", "4"];
-    const planned = JSON.parse(stow(["plan", ...moved, "--json"]).stdout);
-    const plain = JSON.parse(stow(["plan", ...model, "--json"]).stdout);
+    const planned = planJson(moved);
+    const plain = planJson(model);
     expect(planned.checkpoint.moved_regions).toBe(2);
     expect(planned.checkpoint.regions).toBe(1);
     expect(planned.checkpoint.moved.map((r: { region: number }) => r.region)).toEqual(expect.arrayContaining([0, 1]));
@@ -60,12 +66,12 @@ describe("moved activations", () => {
     for (const m of a) expect(m.device_peak_bytes).toBe(plain.device_peak_bytes);
 
     // Under a budget that also sends model data to the host, both kinds share the link and the host region.
-    const both = [...model, "--move-activations", "2", "--device-memory", String(Math.floor(0.6 * plain.arena_bytes)),
-      "--link-gbps", "8", "--profile-steps", "0"];
-    const bothPlan = JSON.parse(stow(["plan", ...both, "--json"]).stdout);
+    const both = [...model, "--move-activations", "2", "--device-memory", String(Math.floor(0.6 * plain.arena_bytes)), "--link-gbps", "8"];
+    const bothPlan = planJson(both);
     expect(bothPlan.offload.model_data_on_host).toBe(true);
     expect(bothPlan.checkpoint.moved_regions).toBe(2);
-    const c = run(both, "both");
+    // No profiled warm-up, so that every step runs the plan above.
+    const c = run([...both, "--profile-steps", "0"], "both");
     expect(c.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
     expect(c.map((m) => m.grad_norm)).toEqual(a.map((m) => m.grad_norm));
     for (const m of c) {
