@@ -1,12 +1,12 @@
 // What `stow capacity` prints: the largest member that fits, its plan in brief, the predicted step time
 // and throughput on the target, the assumptions behind them, and how the search went. Text for people,
 // JSON for tools (the bench reads it).
-import { checkpointLabel } from "./moved_report.ts";
 import { graphFlops } from "../../ir/flops.ts";
 import { valueBytes } from "../../ir/types.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Plan } from "./compile.ts";
+import { checkpointLabel } from "./moved_report.ts";
 
 const ASSUMPTIONS = [
   "fp32 training (this backend has no fp16/bf16 yet): 16 bytes of model data a parameter (parameters, gradients, " +
