@@ -119,8 +119,8 @@ describe("moved activations", () => {
     const none = plan({}).checkpoint;
     const selective = plan({ checkpoint: "selective" }).checkpoint;
     // Too small for the plain step: something must be recomputed or moved.
-    const budget = none.arenaBytes - 1;
-    expect(selective.arenaBytes).toBeLessThanOrEqual(budget);
+    const tight = none.arenaBytes - 1;
+    expect(selective.arenaBytes).toBeLessThanOrEqual(tight);
     const L = cfg.layers;
     // Every choice by hand: none or selective with 0..L blocks moved, or R blocks recomputed after M moved.
     const forced: Partial<CompileOptions>[] = [];
@@ -128,7 +128,7 @@ describe("moved activations", () => {
       forced.push({ checkpoint: "none", moveActivations: m }, { checkpoint: "selective", moveActivations: m });
       for (let r = 1; m + r <= L; r++) forced.push({ checkpoint: "blocks", checkpointRegions: r, moveActivations: m });
     }
-    const chosenAt = (linkGbps: number) => {
+    const chosenAt = (linkGbps: number, budget = tight) => {
       const chosen = plan({ checkpoint: "auto", deviceMemory: budget, linkGbps }).checkpoint;
       expect(chosen.arenaBytes).toBeLessThanOrEqual(budget);
       expect(chosen.offload).toBe(false);
@@ -146,5 +146,22 @@ describe("moved activations", () => {
     const slow = chosenAt(0.01);
     expect(slow.moved).toBe(0);
     expect(slow.recomputeFlops).toBeGreaterThan(0);
+    // Between all blocks recomputed and selective: several blocks must go, one way or the other.
+    const all = plan({ checkpoint: "blocks" }).checkpoint;
+    for (const f of [0.25, 0.5, 0.75]) {
+      const deep = chosenAt(1000, Math.floor(all.arenaBytes + f * (selective.arenaBytes - all.arenaBytes)));
+      expect(deep.moved).toBeGreaterThan(0);
+    }
+    expect(chosenAt(0.01, Math.floor((all.arenaBytes + selective.arenaBytes) / 2)).moved).toBe(0);
+  });
+
+  test("auto moves only what the host budget holds", () => {
+    const none = plan({}).checkpoint;
+    const fast = { checkpoint: "auto" as const, deviceMemory: none.arenaBytes - 1, linkGbps: 1000 };
+    const moving = plan(fast);
+    expect(moving.checkpoint.moved).toBeGreaterThan(0);
+    const capped = plan({ ...fast, hostMemory: moving.hostBytes - 1 });
+    expect(capped.hostBytes).toBeLessThanOrEqual(moving.hostBytes - 1);
+    expect(capped.checkpoint.arenaBytes).toBeLessThanOrEqual(none.arenaBytes - 1);
   });
 });

@@ -330,7 +330,8 @@ function autoCandidates<P extends { checkpoint: Candidate }>(
  * ones the next R. For M = 1, 2, ... it finds the least R that fits (moving a block frees at least what
  * recomputing it does, so R only falls as M grows) and plays the step out; it stops when nothing is left
  * to recompute, or when a plan is slower than the best so far while compute waits for the link (more
- * moves would only wait longer). The best plan's copies are then tried further ahead and just in time.
+ * moves would only wait longer). Each plan starts copies a block ahead, or just in time where only that
+ * fits; the best plan's copies are then tried further ahead.
  * Moving never beats `none` (it adds copies, removes no compute), so when that fits nothing is planned.
  */
 function moveCandidates<P extends { arenaBytes: number; hostBytes: number; checkpoint: Candidate }>(
@@ -342,20 +343,27 @@ function moveCandidates<P extends { arenaBytes: number; hostBytes: number; check
   // memory moving can reach) rules moving out before any search.
   if (!base.some(fits) && !fits(planWith({ count: totalRegions, lookahead: 0 }, 0))) return [];
   let recomputed = fittingBlocks.length > 0 ? Math.min(...fittingBlocks.map((p) => p.checkpoint.regions)) : totalRegions;
-  const lookahead = MOVE_LOOKAHEADS[0];
+  // Copies a block ahead overlap best; just in time holds the least memory, for when that does not fit.
+  const [ahead, justInTime] = [MOVE_LOOKAHEADS[0], 0];
+  const planAt = (moved: number, r: number): P => {
+    const plan = planWith({ count: moved, lookahead: ahead }, r);
+    if (fits(plan)) return plan;
+    const tight = planWith({ count: moved, lookahead: justInTime }, r);
+    return fits(tight) ? tight : plan;
+  };
   const found: P[] = [];
   let best: P | undefined;
   for (let moved = 1; moved <= totalRegions; moved++) {
     let r = Math.min(recomputed, totalRegions - moved);
-    let plan = planWith({ count: moved, lookahead }, r);
+    let plan = planAt(moved, r);
     if (!fits(plan)) {
       if (r === totalRegions - moved) continue;
       r = totalRegions - moved;
-      plan = planWith({ count: moved, lookahead }, r);
+      plan = planAt(moved, r);
       if (!fits(plan)) continue;
     }
     while (r > 0) {
-      const fewer = planWith({ count: moved, lookahead }, r - 1);
+      const fewer = planAt(moved, r - 1);
       if (!fits(fewer)) break;
       [r, plan] = [r - 1, fewer];
     }
@@ -367,8 +375,9 @@ function moveCandidates<P extends { arenaBytes: number; hostBytes: number; check
     if (r === 0) break;
   }
   if (best === undefined) return found;
-  const { moved, regions } = best.checkpoint;
-  const others = MOVE_LOOKAHEADS.slice(1).map((l) => planWith({ count: moved, lookahead: l }, regions)).filter(fits);
+  const { moved, regions, moveLookahead } = best.checkpoint;
+  const others = MOVE_LOOKAHEADS.filter((l) => l !== moveLookahead && l !== justInTime)
+    .map((l) => planWith({ count: moved, lookahead: l }, regions)).filter(fits);
   return [...found, ...others];
 }
 
