@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import gpt2 from "../samples/gpt2.ts";
-import { type CompileOptions, type Plan, compilePlan } from "../src/driver/compile.ts";
+import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "../src/driver/compile.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
@@ -153,6 +153,31 @@ describe("moved activations", () => {
       expect(deep.moved).toBeGreaterThan(0);
     }
     expect(chosenAt(0.01, Math.floor((all.arenaBytes + selective.arenaBytes) / 2)).moved).toBe(0);
+  });
+
+  test("with model data offloaded too, auto moves activations where that frees room for model data, never slower than a forced choice", () => {
+    const opts = { batch: 4, linkGbps: 1000 };
+    const budget = Math.floor(0.45 * plan(opts).checkpoint.arenaBytes);
+    const chosen = plan({ ...opts, checkpoint: "auto", deviceMemory: budget }).checkpoint;
+    expect(chosen.offload).toBe(true);
+    expect(chosen.arenaBytes).toBeLessThanOrEqual(budget);
+    expect(chosen.moved).toBeGreaterThan(0);
+    const forced: Partial<CompileOptions>[] = [];
+    for (let m = 0; m < cfg.layers; m++) {
+      forced.push({ checkpoint: "none", moveActivations: m }, { checkpoint: "selective", moveActivations: m });
+      for (let r = 1; m + r <= cfg.layers; r++) forced.push({ checkpoint: "blocks", checkpointRegions: r, moveActivations: m });
+    }
+    const fitting = (f: Partial<CompileOptions>) => {
+      try {
+        return [plan({ ...opts, ...f, deviceMemory: budget }).checkpoint];
+      } catch (e) {
+        if (e instanceof DoesNotFitError) return [];
+        throw e;
+      }
+    };
+    const alternatives = forced.flatMap(fitting);
+    expect(alternatives.some((c) => c.moved === 0)).toBe(true);
+    for (const c of alternatives) expect(chosen.predicted.seconds).toBeLessThanOrEqual(c.predicted.seconds * (1 + 1e-9));
   });
 
   test("auto moves only what the host budget holds", () => {

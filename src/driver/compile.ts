@@ -9,7 +9,7 @@ import { accumulateEmbeddingGrads } from "../../ir/passes/embedding_grad.ts";
 import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
-import { isActivationCopy, offloadActivations } from "../../ir/passes/offload_activations.ts";
+import { isActivationCopy, movedActivations, offloadActivations } from "../../ir/passes/offload_activations.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
 import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
 import type { Backend } from "../../codegen/build.ts";
@@ -212,7 +212,6 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
   if (!plans.some(fits)) {
-    // Under auto, activations stay on the device once model data moves (the search would multiply).
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
       ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
       : [[opts.checkpoint, regionsFlag]];
@@ -223,10 +222,43 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       if (plans.some(fits)) break;
       for (const [mode, regions] of modes)
         plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits)];
+      // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
+      // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
+      // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
+      // Copies just in time: they hold the least, and memory is what is short here.
+      const moved = opts.checkpoint === "auto" ? movesWithinSlack(plans.filter(fits), savedBytesPerRegion(differentiated), machine) : 0;
+      if (moved > 0)
+        for (const mode of ["none", "blocks"] as const)
+          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits)];
     }
   }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** Bytes of saved activations a checkpoint region hands to the backward, on average over the regions. */
+function savedBytesPerRegion(g: Graph): number {
+  const regions = regionCount(g);
+  if (regions === 0) return 0;
+  const all = movedActivations(g, { regions: new Set(Array.from({ length: regions }, (_, i) => i)), lookahead: 0 });
+  return all.reduce((s, m) => s + valueBytes(m.value), 0) / regions;
+}
+
+/**
+ * With model data offloaded: how many blocks' activations could move without making the link the
+ * bottleneck: the link's idle time under the fastest fitting plan's compute pays for their bytes out and
+ * back at the link's rate. 0 when the link has no idle time (as for models far larger than the device,
+ * where model data keeps the link busy), so `stow capacity` rarely pays for the search.
+ */
+function movesWithinSlack<P extends { checkpoint: Candidate }>(fitting: P[], bytesPerRegion: number, machine: Machine): number {
+  const offloaded = fitting.filter((p) => p.checkpoint.offload);
+  if (offloaded.length === 0 || bytesPerRegion === 0) return 0;
+  const best = offloaded.reduce((a, b) => (b.checkpoint.predicted.seconds < a.checkpoint.predicted.seconds ? b : a)).checkpoint;
+  if (best.moved > 0) return 0;
+  const slack = best.predicted.computeSeconds - best.predicted.linkSeconds;
+  const perRegion = (2 * bytesPerRegion) / machine.linkBandwidth;
+  // The last block's values are needed right after they are made: moving it gains nothing.
+  return Math.max(0, Math.min(best.totalRegions - 1, Math.floor(slack / perRegion)));
 }
 
 /** --move-activations K: K regions exist, and with --checkpoint blocks:R the two together do too. */
