@@ -211,7 +211,10 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   }
   const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
-  if (!plans.some(fits)) {
+  // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
+  // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
+  const settled = (p: ReturnType<typeof planFor>) => fits(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
+  if (!plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
       ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
       : [[opts.checkpoint, regionsFlag]];
@@ -219,7 +222,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     // largest parameter allows), which holds the least on the device at a time.
     const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
     for (const chunks of layouts) {
-      if (plans.some(fits)) break;
+      if (plans.some((p) => p.checkpoint.offload && fits(p))) break;
       for (const [mode, regions] of modes)
         plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits)];
       // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
@@ -424,9 +427,10 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   }
   const hostBudget = opts.hostMemory ?? Infinity;
   const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget && p.hostBytes <= hostBudget);
-  // Resident model data first, then the least predicted step time (recompute, and activations moved
-  // over the link, both show in it), then the least recompute, the least traffic and the least memory.
-  const cost = (c: Candidate) => [c.offload ? 1 : 0, c.predicted.seconds, c.recomputeFlops, c.transferBytes, c.arenaBytes];
+  // The least predicted step time (recompute, activations and model data moved over the link all show
+  // in it), then the least recompute, the least traffic and the least memory. Offloaded plans are only
+  // here when no plan that keeps model data on the device and moves nothing fits.
+  const cost = (c: Candidate) => [c.predicted.seconds, c.recomputeFlops, c.transferBytes, c.arenaBytes];
   // Times that differ only by rounding (the same work summed in another order) are a tie.
   const differ = (x: number, y: number) => Math.abs(x - y) > 1e-9 * Math.max(Math.abs(x), Math.abs(y));
   const cheaper = (a: Candidate, b: Candidate) => {
