@@ -362,8 +362,9 @@ function autoCandidates<P extends { checkpoint: Candidate }>(
  * Plans that move saved activations to the host instead of recomputing them, for --checkpoint auto:
  * per block (checkpoint region), keep, recompute or move. Moved blocks are the first M (their copies
  * have the most compute to hide behind: out early in the forward, back late in the backward), recomputed
- * ones the next R. For M = 1, 2, ... it finds the least R that fits (moving a block frees at least what
- * recomputing it does, so R only falls as M grows) and plays the step out; it stops when nothing is left
+ * ones the next R. For M = 1, 2, ... it finds the least R that fits, counting down from the last M's
+ * (a moved block also frees its output, which a recomputed one keeps, so R mostly falls as M grows; when
+ * it does not fit it tries all the rest recomputed) and plays the step out; it stops when nothing is left
  * to recompute, or when a plan is slower than the best so far while compute waits for the link (more
  * moves would only wait longer). Each plan starts copies a block ahead, or just in time where only that
  * fits; the best plan's copies are then tried further ahead.
