@@ -2,7 +2,8 @@
 # The CUDA backend on a real GPU, in under 8 minutes on one H100 (each stage has its own time limit):
 #   1. builds every plan below with nvcc (the runtime once, then the plans in parallel);
 #   2. trains GPT-2 `mini` for 10 steps on the CPU and on the GPU from the same seeded init and data:
-#      matmuls in fp32, losses within 1e-4 relative of the CPU's; in bf16, within 2e-2;
+#      matmuls in fp32, losses within 1e-4 relative of the CPU's; in bf16, within 2e-2; in fp32 with two
+#      blocks' saved activations moved to host memory and back, within 1e-4;
 #   3. times GPT-2 124M at batch 16 x seq 1024: tokens/s and MFU against the card's dense bf16 peak;
 #   4. trains a GPT whose model data (parameters, gradients, AdamW moments: 16 bytes a parameter) is over
 #      4x a --device-memory of 8 GiB for 3 steps, and the same model without a cap, and compares them;
@@ -33,13 +34,15 @@ declare -A FLAGS=(
   [mini_cpu]="--preset mini"
   [mini_fp32]="--preset mini --backend cuda --precision fp32"
   [mini_bf16]="--preset mini --backend cuda"
+  # Two blocks' saved activations in pinned host memory over the copy streams, the next one recomputed.
+  [mini_moved]="--preset mini --backend cuda --precision fp32 --move-activations 2 --checkpoint blocks:1"
   [gpt124m]="--preset 124M --batch 16 --seq 1024 --backend cuda"
   # 72 layers of GPT-2 1.5B's width: 2.29e9 parameters, 34 GiB of model data; blocks recomputed.
   [big_capped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda --device-memory 8GiB"
   [big_uncapped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda"
   [mini_tp2]="--preset mini --backend cuda --precision fp32 --tp 2"
 )
-GPU_PLANS=(mini_fp32 mini_bf16 gpt124m big_capped big_uncapped)
+GPU_PLANS=(mini_fp32 mini_bf16 mini_moved gpt124m big_capped big_uncapped)
 
 stage "preflight"
 command -v nvidia-smi >/dev/null || fail "nvidia-smi not found: no NVIDIA driver on this machine"
@@ -75,10 +78,11 @@ done
 for pid in "${pids[@]}"; do wait "$pid" || fail "a build failed (see $OUT/build_*.log)"; done
 
 TRAIN=(--no-sample --seed 1337)
-stage "GPT-2 mini, 10 steps: CPU, GPU fp32, GPU bf16"
+stage "GPT-2 mini, 10 steps: CPU, GPU fp32, GPU bf16, GPU fp32 with activations moved"
 run mini_cpu 120 train "$MODEL" ${FLAGS[mini_cpu]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_cpu.jsonl"
 run mini_fp32 90 train "$MODEL" ${FLAGS[mini_fp32]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_fp32.jsonl"
 run mini_bf16 90 train "$MODEL" ${FLAGS[mini_bf16]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_bf16.jsonl"
+run mini_moved 90 train "$MODEL" ${FLAGS[mini_moved]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/mini_moved.jsonl"
 
 stage "GPT-2 124M, batch 16 x seq 1024, 10 steps"
 run gpt124m 150 train "$MODEL" ${FLAGS[gpt124m]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/gpt124m.jsonl"

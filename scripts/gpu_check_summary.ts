@@ -44,11 +44,12 @@ const verdict = (check: string, ok: boolean, detail: string) => {
 
 // Losses against the CPU backend's, step by step.
 const cpu = metrics("mini_cpu");
-for (const [name, tolerance] of [["mini_fp32", 1e-4], ["mini_bf16", 2e-2]] as const) {
+const miniRuns = [["mini_fp32", 1e-4, "fp32"], ["mini_bf16", 2e-2, "bf16"], ["mini_moved", 1e-4, "fp32, activations moved"]] as const;
+for (const [name, tolerance, label] of miniRuns) {
   const gpu = metrics(name);
   const worst = Math.max(...cpu.map((c, i) => (gpu[i] ? Math.abs(gpu[i].loss - c.loss) / Math.abs(c.loss) : Infinity)));
   const ok = cpu.length === 10 && gpu.length === 10 && worst <= tolerance;
-  verdict(`mini, 10 losses, GPU ${name.slice(5)} vs CPU`, ok,
+  verdict(`mini, 10 losses, GPU ${label} vs CPU`, ok,
     `worst relative difference ${worst.toExponential(2)} (limit ${tolerance}); final loss CPU ${cpu.at(-1)?.loss.toFixed(5)}, GPU ${gpu.at(-1)?.loss.toFixed(5)}`);
 }
 

@@ -74,12 +74,16 @@ describe("checkpoint modes", () => {
       .every((b) => b.node.op !== "attention")).toBe(true);
   });
 
+  // Over a link this slow, moving saved activations to the host (activation_offload.test.ts) never pays,
+  // so auto's only answer to a tight budget is recomputing.
+  const slowLink = { linkGbps: 0.01 };
+
   test("auto picks the least recompute that fits the budget", () => {
     const cfg = { ...gpt2.presets.mini, layers: 2, vocab: VOCAB };
     const [none, selective, blocks] = (["none", "selective", "blocks"] as const).map((m) => plan(cfg, { checkpoint: m }).checkpoint);
     expect(blocks.arenaBytes).toBeLessThan(selective.arenaBytes);
     expect(selective.arenaBytes).toBeLessThan(none.arenaBytes);
-    const pick = (budget: number) => plan(cfg, { checkpoint: "auto", deviceMemory: budget }).checkpoint;
+    const pick = (budget: number) => plan(cfg, { checkpoint: "auto", deviceMemory: budget, ...slowLink }).checkpoint;
     expect(pick(none.arenaBytes).mode).toBe("none");
     const betweenSelectiveAndNone = pick(none.arenaBytes - 1);
     expect(betweenSelectiveAndNone.mode).toBe("selective");
@@ -88,7 +92,7 @@ describe("checkpoint modes", () => {
     expect(onlyBlocks.mode).toBe("blocks");
     expect(onlyBlocks.arenaBytes).toBeLessThanOrEqual(selective.arenaBytes - 1);
     // Below every resident plan, model data moves to the host; below every plan at all, nothing fits.
-    expect(plan(cfg, { checkpoint: "auto", deviceMemory: blocks.arenaBytes - 1 }).checkpoint.offload).toBe(true);
+    expect(plan(cfg, { checkpoint: "auto", deviceMemory: blocks.arenaBytes - 1, ...slowLink }).checkpoint.offload).toBe(true);
     expect(() => pick(2 ** 20)).toThrow(/does not fit in --device-memory 1\.0 MiB: it needs at least .* model data offloaded/);
   });
 
@@ -98,7 +102,7 @@ describe("checkpoint modes", () => {
     const selective = plan(cfg, { checkpoint: "selective" }).checkpoint;
     // Halfway between all blocks and selective: some blocks, but not all, must be recomputed.
     const budget = Math.floor((all.arenaBytes + selective.arenaBytes) / 2);
-    const chosen = plan(cfg, { checkpoint: "auto", deviceMemory: budget }).checkpoint;
+    const chosen = plan(cfg, { checkpoint: "auto", deviceMemory: budget, ...slowLink }).checkpoint;
     expect(chosen.mode).toBe("blocks");
     expect(chosen.regions).toBeGreaterThan(0);
     expect(chosen.regions).toBeLessThan(4);

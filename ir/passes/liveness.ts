@@ -75,7 +75,7 @@ export function liveness(g: Graph, threads: number): Liveness {
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
       const kind: BufferKind =
-        isInput ? "input" : gradIds.has(v.id) ? "gradient" : n.op === "chunk_h2d" ? "parameter" : "activation";
+        isInput ? "input" : gradIds.has(v.id) ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
       buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n });
       if (isInput) pinned.add(v.id);
     });
@@ -94,6 +94,11 @@ export function liveness(g: Graph, threads: number): Liveness {
     if (b) b.end = last;
   }
   return { buffers: [...buffers.values(), ...workspaces], storageOf, persistentName, viewOffset };
+}
+
+/** A chunk of model data copied to the device (a chunk_h2d of a saved activation holds an activation). */
+function isParameterCopy(n: Node): boolean {
+  return n.op === "chunk_h2d" && n.attrs.activation === undefined;
 }
 
 /** Position of the last node that reads each value; program results count as read at the end. */

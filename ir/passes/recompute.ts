@@ -17,17 +17,19 @@ export function regionCount(g: Graph): number {
 }
 
 /**
- * Which forward nodes a mode recomputes. Under `blocks`, `regions` limits it to the first that many
- * regions (all when undefined): the earliest blocks' activations are the ones kept longest.
+ * Which forward nodes a mode recomputes. Under `blocks`, `regions` limits it to that many regions from
+ * region `first` on (all from `first` when undefined): the earliest blocks' activations are the ones kept
+ * longest. The regions before `first` are left to another answer (their activations move to the host).
  */
-export function recomputedNodes(g: Graph, mode: CheckpointMode, regions?: number): Set<number> {
+export function recomputedNodes(g: Graph, mode: CheckpointMode, regions?: number, first = 0): Set<number> {
   const chosen = new Set<number>();
   for (const n of g.nodes) {
     if (n.phase !== "forward") continue;
     // selective: the attention core, as Megatron-LM does; blocks: every node of a checkpoint region.
     if (mode === "selective" && n.op === "attention") chosen.add(n.id);
     const region = n.attrs.ckpt as number | undefined;
-    if (mode === "blocks" && region !== undefined && (regions === undefined || region < regions)) chosen.add(n.id);
+    if (mode === "blocks" && region !== undefined && region >= first && (regions === undefined || region < first + regions))
+      chosen.add(n.id);
   }
   return chosen;
 }
@@ -49,8 +51,8 @@ function checkpoints(g: Graph, chosen: Set<number>, mode: CheckpointMode): Set<n
   return kept;
 }
 
-export function recompute(g: Graph, mode: CheckpointMode, regions?: number): Graph {
-  const chosen = recomputedNodes(g, mode, regions);
+export function recompute(g: Graph, mode: CheckpointMode, regions?: number, first = 0): Graph {
+  const chosen = recomputedNodes(g, mode, regions, first);
   if (chosen.size === 0) return g;
   const kept = checkpoints(g, chosen, mode);
   const b = new GraphBuilder();

@@ -29,6 +29,8 @@ function withModelOptions(cmd: Command): Command {
     .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
+    .option("--move-activations <k>", "keep the saved activations of the first K checkpoint regions (blocks) in host memory " +
+      "between forward and backward; blocks:R recomputes the R after them (default 0; auto chooses)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
@@ -68,6 +70,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / tp)),
     clip: gradClip(raw) > 0,
     ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
+    moveActivations: int(raw, "moveActivations", "--move-activations", 0),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),

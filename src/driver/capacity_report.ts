@@ -6,6 +6,7 @@ import { valueBytes } from "../../ir/types.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Plan } from "./compile.ts";
+import { checkpointLabel } from "./moved_report.ts";
 
 const ASSUMPTIONS = [
   "fp32 training (this backend has no fp16/bf16 yet): 16 bytes of model data a parameter (parameters, gradients, " +
@@ -38,7 +39,7 @@ export function capacityJson(c: Capacity): object {
     plan: {
       batch: p.train.batch, seq: p.train.seq, device_peak_bytes: p.train.memory.peak, arena_bytes: p.arenaBytes,
       host_bytes: p.hostBytes, offload: p.checkpoint.offload, checkpoint: p.checkpoint.mode,
-      checkpoint_regions: p.checkpoint.regions, total_regions: p.checkpoint.totalRegions,
+      checkpoint_regions: p.checkpoint.regions, total_regions: p.checkpoint.totalRegions, moved_regions: p.checkpoint.moved,
       recompute_flops: p.checkpoint.recomputeFlops, step_flops: graphFlops(p.train.graph),
       chunks: p.chunks.chunks.length, chunk_capacity_bytes: p.chunks.capacity,
       resident_chunks: p.checkpoint.offload ? p.checkpoint.schedule!.resident.size : p.chunks.chunks.length,
@@ -66,8 +67,7 @@ export function capacityText(c: Capacity): string {
   const total = graphFlops(p.train.graph);
   const s = (x: number) => (x >= 10 ? `${x.toFixed(1)} s` : x >= 0.1 ? `${x.toFixed(2)} s` : `${(x * 1000).toFixed(1)} ms`);
   const rate = (x: number, unit: string) => `${x >= 1e12 ? `${(x / 1e12).toFixed(1)} T` : `${(x / 1e9).toFixed(1)} G`}${unit}`;
-  const mode = p.checkpoint.mode === "blocks" && p.checkpoint.regions < p.checkpoint.totalRegions
-    ? `blocks ${p.checkpoint.regions}/${p.checkpoint.totalRegions}` : p.checkpoint.mode;
+  const mode = checkpointLabel(p.checkpoint);
   const chunks = p.checkpoint.offload
     ? `${p.chunks.chunks.length} chunks of at most ${formatBytes(p.chunks.capacity)}, ${p.checkpoint.schedule!.resident.size} ` +
       `of them on the device, copies start ${p.checkpoint.schedule!.lookahead} loads ahead`

@@ -9,6 +9,7 @@ import { accumulateEmbeddingGrads } from "../../ir/passes/embedding_grad.ts";
 import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { adamwPass } from "../../ir/passes/adamw.ts";
 import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/recompute.ts";
+import { isActivationCopy, movedActivations, offloadActivations } from "../../ir/passes/offload_activations.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
 import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
 import type { Backend } from "../../codegen/build.ts";
@@ -31,8 +32,13 @@ export interface CompileOptions {
   clip: boolean;
   /** What to recompute in the backward; auto picks the cheapest mode that fits deviceMemory. */
   checkpoint: CheckpointMode | "auto";
-  /** Under blocks: recompute only the first this many checkpoint regions (default: all). */
+  /** Under blocks: recompute only this many checkpoint regions, the first after any moved ones (default: all). */
   checkpointRegions?: number;
+  /**
+   * The first this many checkpoint regions keep their saved activations in host memory between the
+   * forward and the backward (default 0). Under auto, the planner chooses.
+   */
+  moveActivations?: number;
   /** Device budget in bytes: the arena must fit in it. */
   deviceMemory?: number;
   /** Host budget in bytes: offloaded model data must fit in it. */
@@ -66,9 +72,15 @@ export interface Candidate {
   chunkLoads: number;
   /** The step's time as the cost model plays it out. */
   predicted: StepTime;
-  /** Under blocks: how many checkpoint regions (the first ones) are recomputed, of `totalRegions`. */
+  /** Under blocks: how many checkpoint regions (the first after the moved ones) are recomputed, of `totalRegions`. */
   regions: number;
   totalRegions: number;
+  /** How many checkpoint regions (the first ones) keep their saved activations in host memory. */
+  moved: number;
+  /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
+  moveLookahead: number;
+  /** Bytes of saved activations copied to the host per step (and as many back). */
+  movedBytes: number;
   peak: number;
   arenaBytes: number;
   recomputeFlops: number;
@@ -110,7 +122,16 @@ export class DoesNotFitError extends UserError {
   }
 }
 
-export const PASSES = ["trace", "shard", "fuse", "autodiff", "recompute", "adamw", "early-update", "offload"] as const;
+export const PASSES = ["trace", "shard", "fuse", "autodiff", "recompute", "adamw", "early-update", "move-activations", "offload"] as const;
+
+/** Which regions' saved activations move to the host, and how far ahead their copies run. */
+export interface Moves {
+  count: number;
+  lookahead: number;
+}
+const NO_MOVES: Moves = { count: 0, lookahead: 0 };
+/** Lookaheads tried for activation copies; the first is the one the auto search plans with. */
+const MOVE_LOOKAHEADS = [1, 0, 2];
 
 /** Bytes a step moves between host and device (0 when model data is resident). */
 function transferBytes(g: Graph): number {
@@ -132,12 +153,14 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   const planFor = (
-    mode: CheckpointMode, regions = mode === "blocks" ? totalRegions : 0, schedule?: OffloadSchedule, chunks = leastWaste,
+    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
   ) => {
-    const recomputed = recompute(differentiated, mode, regions);
+    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+    const recomputed = recompute(differentiated, mode, regions, moves.count);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
-    const g = shardGradNorm(schedule ? offloadModelData(optimized, chunks, schedule) : optimized);
+    const moved = offloadActivations(optimized, { regions: new Set(Array.from({ length: moves.count }, (_, i) => i)), lookahead: moves.lookahead });
+    const g = shardGradNorm(schedule ? offloadModelData(moved, chunks, schedule) : moved);
     const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
@@ -145,7 +168,9 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
-      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d").length,
+      moved: moves.count, moveLookahead: moves.lookahead,
+      movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && isActivationCopy(n)).reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
+      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && !isActivationCopy(n)).length,
       predicted: simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured),
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
@@ -153,7 +178,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       { name: "trace", graph: traced }, { name: "shard", graph: sharded }, { name: "fuse", graph: fused },
       { name: "autodiff", graph: differentiated },
       { name: "recompute", graph: recomputed }, { name: "adamw", graph: withOptimizer },
-      { name: "early-update", graph: optimized }, { name: "offload", graph: g },
+      { name: "early-update", graph: optimized }, { name: "move-activations", graph: moved }, { name: "offload", graph: g },
     ];
     return {
       modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
@@ -163,28 +188,96 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
     throw new UserError(`--checkpoint blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
+  const moveCount = opts.moveActivations ?? 0;
+  checkMoves(opts, moveCount, totalRegions);
   const budget = opts.deviceMemory;
   const fits = (p: { arenaBytes: number }) => budget === undefined || p.arenaBytes <= budget;
+  const fitsBoth = (p: { arenaBytes: number; hostBytes: number }) => fits(p) && p.hostBytes <= (opts.hostMemory ?? Infinity);
+  const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
   // Model data stays on the device when the budget allows; otherwise chunks of it move to the host.
-  const residentPlans = opts.checkpoint === "auto"
-    ? autoCandidates((m, r) => planFor(m, r), totalRegions, budget)
-    : [planFor(opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined)];
+  let residentPlans: ReturnType<typeof planFor>[];
+  if (opts.checkpoint === "auto") {
+    const base = autoCandidates((m, r) => planFor(m, r), totalRegions, budget);
+    // Moving activations cannot help when the budget does not even hold the model data.
+    const moving = budget === undefined || base[0].persistent.bytes >= budget ? [] : moveCandidates(
+      (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves), base, totalRegions, fitsBoth);
+    residentPlans = [...base, ...moving];
+  } else {
+    // Forced moves: the activation lookahead that fits and is predicted fastest.
+    const options = moveCount === 0 ? [NO_MOVES] : MOVE_LOOKAHEADS.map((lookahead) => ({ count: moveCount, lookahead }));
+    residentPlans = [fastest(options.map((m) => planFor(opts.checkpoint as CheckpointMode, regionsFlag, undefined, leastWaste, m)), fitsBoth)];
+  }
+  const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
-  if (!plans.some(fits)) {
+  // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
+  // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
+  const settled = (p: ReturnType<typeof planFor>) => fits(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
+  if (!plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
       ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
-      : [[opts.checkpoint, opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined]];
+      : [[opts.checkpoint, regionsFlag]];
     // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
     // largest parameter allows), which holds the least on the device at a time.
     const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
     for (const chunks of layouts) {
-      if (plans.some(fits)) break;
+      if (plans.some((p) => p.checkpoint.offload && fits(p))) break;
       for (const [mode, regions] of modes)
-        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks), fits)];
+        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits)];
+      // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
+      // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
+      // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
+      // Copies just in time: they hold the least, and memory is what is short here.
+      const moved = opts.checkpoint === "auto" ? movesWithinSlack(plans.filter(fits), savedBytesPerRegion(differentiated), machine) : 0;
+      if (moved > 0)
+        for (const mode of ["none", "blocks"] as const)
+          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits)];
     }
   }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** Bytes of saved activations a checkpoint region hands to the backward, on average over the regions. */
+function savedBytesPerRegion(g: Graph): number {
+  const regions = regionCount(g);
+  if (regions === 0) return 0;
+  const all = movedActivations(g, { regions: new Set(Array.from({ length: regions }, (_, i) => i)), lookahead: 0 });
+  return all.reduce((s, m) => s + valueBytes(m.value), 0) / regions;
+}
+
+/**
+ * With model data offloaded: how many blocks' activations could move without making the link the
+ * bottleneck: the link's idle time under the fastest fitting plan's compute pays for their bytes out and
+ * back at the link's rate. 0 when the link has no idle time (as for models far larger than the device,
+ * where model data keeps the link busy), so `stow capacity` rarely pays for the search.
+ */
+function movesWithinSlack<P extends { checkpoint: Candidate }>(fitting: P[], bytesPerRegion: number, machine: Machine): number {
+  const offloaded = fitting.filter((p) => p.checkpoint.offload);
+  if (offloaded.length === 0 || bytesPerRegion === 0) return 0;
+  const best = offloaded.reduce((a, b) => (b.checkpoint.predicted.seconds < a.checkpoint.predicted.seconds ? b : a)).checkpoint;
+  if (best.moved > 0) return 0;
+  const slack = best.predicted.computeSeconds - best.predicted.linkSeconds;
+  const perRegion = (2 * bytesPerRegion) / machine.linkBandwidth;
+  // The last block's values are needed right after they are made: moving it gains nothing.
+  return Math.max(0, Math.min(best.totalRegions - 1, Math.floor(slack / perRegion)));
+}
+
+/** --move-activations K: K regions exist, and with --checkpoint blocks:R the two together do too. */
+function checkMoves(opts: CompileOptions, moves: number, totalRegions: number): void {
+  if (opts.moveActivations === undefined) return;
+  if (opts.checkpoint === "auto")
+    throw new UserError("--move-activations: --checkpoint auto chooses which activations move; give one or the other");
+  const recomputed = opts.checkpoint === "blocks" ? opts.checkpointRegions ?? 0 : 0;
+  if (moves + recomputed > totalRegions)
+    throw new UserError(`--move-activations ${moves}${recomputed > 0 ? ` with --checkpoint blocks:${recomputed}` : ""}: ` +
+      `the model marks only ${totalRegions} checkpoint regions`);
+}
+
+/** Of plans, the one predicted fastest among those that fit, or, when none fits, the smallest. */
+function fastest<P extends { arenaBytes: number; hostBytes: number; checkpoint: Candidate }>(plans: P[], fits: (p: P) => boolean): P {
+  const fitting = plans.filter(fits);
+  if (fitting.length === 0) return plans.reduce((a, b) => (b.arenaBytes < a.arenaBytes ? b : a));
+  return fitting.reduce((a, b) => (b.checkpoint.predicted.seconds < a.checkpoint.predicted.seconds ? b : a));
 }
 
 /** The graph each of `ranks` tensor-parallel ranks runs; a graph that cannot be cut is a model error. */
@@ -279,7 +372,66 @@ function autoCandidates<P extends { checkpoint: Candidate }>(
   return best === plans[2] ? plans : [...plans, best];
 }
 
-/** The plan to run: the requested mode, or under auto the least recompute among those that fit. */
+/**
+ * Plans that move saved activations to the host instead of recomputing them, for --checkpoint auto:
+ * per block (checkpoint region), keep, recompute or move. Moved blocks are the first M (their copies
+ * have the most compute to hide behind: out early in the forward, back late in the backward), recomputed
+ * ones the next R. For M = 1, 2, ... it finds the least R that fits, counting down from the last M's
+ * (a moved block also frees its output, which a recomputed one keeps, so R mostly falls as M grows; when
+ * it does not fit it tries all the rest recomputed) and plays the step out; it stops when nothing is left
+ * to recompute, or when a plan is slower than the best so far while compute waits for the link (more
+ * moves would only wait longer). Each plan starts copies a block ahead, or just in time where only that
+ * fits; the best plan's copies are then tried further ahead.
+ * Moving never beats `none` (it adds copies, removes no compute), so when that fits nothing is planned.
+ */
+function moveCandidates<P extends { arenaBytes: number; hostBytes: number; checkpoint: Candidate }>(
+  planWith: (moves: Moves, recomputed: number) => P, base: P[], totalRegions: number, fits: (p: P) => boolean,
+): P[] {
+  if (totalRegions === 0 || fits(base[0])) return [];
+  const fittingBlocks = base.filter((p) => p.checkpoint.mode === "blocks" && fits(p));
+  // When no resident plan fits, one check (every block moved, copies just in time: the least device
+  // memory moving can reach) rules moving out before any search.
+  if (!base.some(fits) && !fits(planWith({ count: totalRegions, lookahead: 0 }, 0))) return [];
+  let recomputed = fittingBlocks.length > 0 ? Math.min(...fittingBlocks.map((p) => p.checkpoint.regions)) : totalRegions;
+  // Copies a block ahead overlap best; just in time holds the least memory, for when that does not fit.
+  const [ahead, justInTime] = [MOVE_LOOKAHEADS[0], 0];
+  const planAt = (moved: number, r: number): P => {
+    const plan = planWith({ count: moved, lookahead: ahead }, r);
+    if (fits(plan)) return plan;
+    const tight = planWith({ count: moved, lookahead: justInTime }, r);
+    return fits(tight) ? tight : plan;
+  };
+  const found: P[] = [];
+  let best: P | undefined;
+  for (let moved = 1; moved <= totalRegions; moved++) {
+    let r = Math.min(recomputed, totalRegions - moved);
+    let plan = planAt(moved, r);
+    if (!fits(plan)) {
+      if (r === totalRegions - moved) continue;
+      r = totalRegions - moved;
+      plan = planAt(moved, r);
+      if (!fits(plan)) continue;
+    }
+    while (r > 0) {
+      const fewer = planAt(moved, r - 1);
+      if (!fits(fewer)) break;
+      [r, plan] = [r - 1, fewer];
+    }
+    found.push(plan);
+    recomputed = r;
+    const seconds = plan.checkpoint.predicted.seconds;
+    if (best === undefined || seconds < best.checkpoint.predicted.seconds) best = plan;
+    else if (plan.checkpoint.predicted.stallSeconds > 0) break;
+    if (r === 0) break;
+  }
+  if (best === undefined) return found;
+  const { moved, regions, moveLookahead } = best.checkpoint;
+  const others = MOVE_LOOKAHEADS.filter((l) => l !== moveLookahead && l !== justInTime)
+    .map((l) => planWith({ count: moved, lookahead: l }, regions)).filter(fits);
+  return [...found, ...others];
+}
+
+/** The plan to run: the requested mode, or under auto the least predicted step time among those that fit. */
 function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; persistent: PersistentLayout; hostBytes: number }>(
   plans: P[], opts: CompileOptions,
 ): P {
@@ -290,12 +442,15 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   }
   const hostBudget = opts.hostMemory ?? Infinity;
   const fitting = plans.filter((p) => p.checkpoint.arenaBytes <= budget && p.hostBytes <= hostBudget);
-  // Resident model data first (nothing moves), then the least recompute. Between offloaded plans, where
-  // recomputing more can leave room to move less, the least predicted step time.
-  const cost = (c: Candidate) => c.offload ? [1, c.predicted.seconds, c.transferBytes] : [0, c.recomputeFlops, c.transferBytes];
+  // The least predicted step time (recompute, activations and model data moved over the link all show
+  // in it), then the least recompute, the least traffic and the least memory. Offloaded plans are only
+  // here when no plan that keeps model data on the device and moves nothing fits.
+  const cost = (c: Candidate) => [c.predicted.seconds, c.recomputeFlops, c.transferBytes, c.arenaBytes];
+  // Times that differ only by rounding (the same work summed in another order) are a tie.
+  const differ = (x: number, y: number) => Math.abs(x - y) > 1e-9 * Math.max(Math.abs(x), Math.abs(y));
   const cheaper = (a: Candidate, b: Candidate) => {
     const [x, y] = [cost(a), cost(b)];
-    const i = x.findIndex((v, k) => v !== y[k]);
+    const i = x.findIndex((v, k) => differ(v, y[k]));
     return i >= 0 && x[i] < y[i];
   };
   if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));

@@ -5,6 +5,7 @@ import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../cli/progress.ts";
 import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
+import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 
 export function planJson(plan: Plan): object {
@@ -49,8 +50,13 @@ export function planJson(plan: Plan): object {
       recompute_flops: plan.checkpoint.recomputeFlops,
       step_flops: graphFlops(plan.train.graph),
       recomputed: recomputedList(plan),
+      moved_regions: plan.checkpoint.moved,
+      moved_bytes_per_step: plan.checkpoint.movedBytes,
+      move_lookahead: plan.checkpoint.moveLookahead,
+      moved: movedRows(plan),
       candidates: plan.candidates.map((c) => ({
-        mode: c.mode, regions: c.regions, offload: c.offload, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
+        mode: c.mode, regions: c.regions, moved_regions: c.moved, moved_bytes: c.movedBytes, move_lookahead: c.moveLookahead,
+        offload: c.offload, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
         transfer_bytes: c.transferBytes,
         recompute_flops: c.recomputeFlops,
         predicted_step_seconds: c.predicted.seconds,
@@ -98,7 +104,9 @@ export function planText(plan: Plan, top = 8): string {
     ...(plan.checkpoint.offload
       ? [`  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
         `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`]
-      : []),
+      : plan.checkpoint.moved > 0
+        ? [`  saved activations in host memory: ${formatBytes(plan.hostBytes)}, ${formatBytes(plan.checkpoint.transferBytes)} moved per step`]
+        : []),
     row("parameters", b.parameters),
     row("optimizer states", b.optimizer_states),
     row("gradients", b.gradients),
@@ -128,7 +136,7 @@ function predictedText(plan: Plan): string {
   const p = plan.checkpoint.predicted;
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   return `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
-    (plan.checkpoint.offload ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "");
+    (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "");
 }
 
 function checkpointText(plan: Plan): string {
@@ -139,10 +147,11 @@ function checkpointText(plan: Plan): string {
     `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`];
   for (const r of recomputedList(plan).slice(0, 6))
     lines.push(`  ${r.op.padEnd(24)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
+  if (c.moved > 0) lines.push(movedText(plan));
   if (plan.candidates.length > 1) {
     lines.push("  plans considered:");
     for (const k of plan.candidates)
-      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(22)} arena ${formatBytes(k.arenaBytes).padStart(10)}  ` +
+      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(32)} arena ${formatBytes(k.arenaBytes).padStart(10)}  ` +
         `recompute ${gflop(k.recomputeFlops)}  moves ${formatBytes(k.transferBytes)}  predicted ${(k.predicted.seconds * 1000).toFixed(1)} ms` +
         (k === c ? "  <- chosen" : ""));
   }
@@ -150,5 +159,5 @@ function checkpointText(plan: Plan): string {
 }
 
 function modeLabel(c: Candidate): string {
-  return c.mode === "blocks" && c.regions < c.totalRegions ? `blocks ${c.regions}/${c.totalRegions}` : c.mode;
+  return checkpointLabel(c) + (c.moved > 0 && c.moveLookahead !== 1 ? ` (ahead ${c.moveLookahead})` : "");
 }

@@ -120,7 +120,7 @@ const DEFAULT_PROFILE_STEPS = 2;
 function scheduleKey(plan: Plan): string {
   const c = plan.checkpoint;
   const s = c.schedule;
-  return JSON.stringify([c.mode, c.regions, c.offload, s && [[...s.resident].sort(), s.lookahead, [...s.keep].sort()]]);
+  return JSON.stringify([c.mode, c.regions, c.moved, c.moveLookahead, c.offload, s && [[...s.resident].sort(), s.lookahead, [...s.keep].sort()]]);
 }
 
 /**
