@@ -5,6 +5,13 @@
 // step time / max(compute-only time, transfer time), where compute-only is the all-resident step and
 // transfer time is how long the busier direction of the (full-duplex) link is busy. 1.0 would be perfect
 // overlap.
+//
+// The section runs twice. On a GPU the device computes on its own silicon while the host's cores run
+// AdamW for offloaded chunks and drive the copies; the CPU backend plays both on one machine's cores. The
+// judged run gives the device's compute one thread fewer than the machine has (its compute-only time
+// measured the same way), leaving a core to the transfer engine's threads, as a real host has. The second
+// run gives compute every core, shared with the transfer engine, for comparison: what overlap costs when
+// device and host contend for the same cores.
 import type { BenchConfig } from "./configs.ts";
 import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
@@ -33,6 +40,8 @@ export interface OffloadBudgetResult {
 
 export interface OffloadResults {
   date: string;
+  /** Whether the transfer engine's threads had a core to themselves (the device computing on the others). */
+  separate_cores: boolean;
   config: { name: string; model: BenchConfig["model"]; batch: number; checkpoint: string; grad_clip: number };
   threads: number;
   env: EnvSummary;
@@ -49,13 +58,31 @@ export interface OffloadResults {
 const CHECKPOINT = "blocks" as const;
 const COMMON = ["--grad-clip", "0"];
 
+/** The judged run (the host's work on a core of its own) and the run with every core shared. */
+export interface OffloadSection {
+  separate: OffloadResults;
+  shared: OffloadResults;
+}
+
 export function runOffloadSection(
-  c: BenchConfig, threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+  c: BenchConfig, machineThreads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+): OffloadSection {
+  const withThreads = (threads: number) => ({ ...env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) });
+  const separateThreads = Math.max(1, machineThreads - 1);
+  return {
+    separate: runOffloadBudgets(c, separateThreads, true, tokenFile, workDir, withThreads(separateThreads)),
+    shared: runOffloadBudgets(c, machineThreads, false, tokenFile, workDir, withThreads(machineThreads)),
+  };
+}
+
+function runOffloadBudgets(
+  c: BenchConfig, threads: number, separateCores: boolean, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
 ): OffloadResults {
   const date = new Date().toISOString();
+  const cores = separateCores ? "separate" : "shared";
   const loadBefore = loadAverage();
-  console.log(`offload ${c.name}: all resident (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
-  const resident = runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: "offload-100", compileArgs: COMMON, trainArgs: COMMON });
+  console.log(`offload ${c.name}, ${threads} compute threads (${cores} cores): all resident (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
+  const resident = runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: `offload-${cores}-100`, compileArgs: COMMON, trainArgs: COMMON });
   const computeOnly = median(resident.step_seconds);
   const linkBytesPerSecond = (16 * resident.param_count) / computeOnly;
   const linkGbps = (linkBytesPerSecond * 8) / 1e9;
@@ -64,18 +91,18 @@ export function runOffloadSection(
   // Rounds, each running every budget once, so that a machine that speeds up or slows down over the
   // minutes (it is shared) shifts every budget alike; each budget's steps from all rounds are pooled.
   const runBudget = (share: number) => {
-    if (share === 1) return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: "offload-100", compileArgs: COMMON, trainArgs: COMMON });
+    if (share === 1) return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: `offload-${cores}-100`, compileArgs: COMMON, trainArgs: COMMON });
     const budget = Math.floor(share * resident.arena_bytes);
     const link = ["--link-gbps", linkGbps.toFixed(6)];
     return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
-      label: `offload-${Math.round(share * 100)}`, compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
+      label: `offload-${cores}-${Math.round(share * 100)}`, compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
       trainArgs: [...COMMON, ...link],
     });
   };
   const runs = new Map<number, StowageResult[]>(OFFLOAD_BUDGETS.map((share) => [share, []]));
   for (let round = 1; round <= OFFLOAD_ROUNDS; round++)
     for (const share of OFFLOAD_BUDGETS) {
-      console.log(`offload ${c.name}: round ${round} of ${OFFLOAD_ROUNDS}, budget ${Math.round(share * 100)}%...`);
+      console.log(`offload ${c.name} (${cores} cores): round ${round} of ${OFFLOAD_ROUNDS}, budget ${Math.round(share * 100)}%...`);
       runs.get(share)!.push(runBudget(share));
     }
   const pooled = (share: number, key: "step_seconds" | "transfer_wait_seconds") => runs.get(share)!.flatMap((r) => r[key]);
@@ -103,6 +130,7 @@ export function runOffloadSection(
   });
   return {
     date,
+    separate_cores: separateCores,
     config: { name: c.name, model: c.model, batch: c.batch, checkpoint: CHECKPOINT, grad_clip: 0 },
     threads,
     env: envSummary(env),

@@ -2,7 +2,7 @@
 // the checkpoint section. Either part may be missing (not run yet).
 import type { CheckpointResults } from "./checkpoint.ts";
 import { checkpointMarkdown } from "./checkpoint_report.ts";
-import type { OffloadResults } from "./offload.ts";
+import type { OffloadSection } from "./offload.ts";
 import { capacityMarkdown, offloadMarkdown } from "./offload_report.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
@@ -30,7 +30,7 @@ function shape(r: ConfigResult): string {
 }
 
 export function resultsMarkdown(
-  speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadResults | null,
+  speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadSection | null,
   capacity: CapacityResults | null, capacityTargets: CapacityTargetsResults | null = null,
 ): string {
   return [

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../src/cli/errors.ts";
 import type { CheckpointResults } from "./checkpoint.ts";
-import type { OffloadResults } from "./offload.ts";
+import type { OffloadSection } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import { resultsMarkdown } from "./report.ts";
@@ -15,13 +15,13 @@ import type { BenchResults } from "./results.ts";
 export interface BenchParts {
   speed: BenchResults | null;
   checkpoint: CheckpointResults | null;
-  offload: OffloadResults | null;
+  offload: OffloadSection | null;
   capacity: CapacityResults | null;
   capacityTargets: CapacityTargetsResults | null;
 }
 
 type ResultsJson = Partial<BenchResults> & {
-  checkpoint?: CheckpointResults; offload?: OffloadResults; capacity?: CapacityResults; capacity_targets?: CapacityTargetsResults;
+  checkpoint?: CheckpointResults; offload?: OffloadSection; capacity?: CapacityResults; capacity_targets?: CapacityTargetsResults;
 };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */

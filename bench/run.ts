@@ -13,7 +13,7 @@ import { UserError } from "../src/cli/errors.ts";
 import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
 import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
 import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";
-import { type OffloadResults, runOffloadSection } from "./offload.ts";
+import { type OffloadSection, runOffloadSection } from "./offload.ts";
 import { runCapacitySection } from "./capacity.ts";
 import { runCapacityTargetsSection } from "./capacity_targets.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
@@ -129,7 +129,7 @@ function checkpointPart(env: NodeJS.ProcessEnv): CheckpointResults {
 }
 
 /** The offload part: one GPT under shrinking device budgets, over an emulated link. */
-function offloadPart(env: NodeJS.ProcessEnv): OffloadResults {
+function offloadPart(env: NodeJS.ProcessEnv): OffloadSection {
   const tokens = writeBenchTokens(WORK_DIR, OFFLOAD_CONFIG.model.vocab);
   return runOffloadSection(OFFLOAD_CONFIG, BENCH_THREADS, tokens, WORK_DIR, env);
 }

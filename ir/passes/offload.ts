@@ -8,7 +8,7 @@
 //   stays on the device for the backward (the chunks whose next use is nearest are the ones worth keeping,
 //   the last ones the forward reads; the search in src/driver/compile.ts chooses how many fit);
 // - each final gradient goes back with a `copy_d2h` as soon as it is complete; its device storage lives
-//   until a `wait` once `lookahead` chunks' worth of later gradient bytes have been computed (counted in
+//   until a `wait` once later gradients of `lookahead` times its size have been computed (counted in
 //   bytes, not gradients: a bias's gradient after a weight's takes no time to compute, and waiting on the
 //   weight's copy there would stall the device for the whole copy);
 // - AdamW (and the gradient norm) run on the host copies. Host AdamW runs on the transfer engine, queued
@@ -22,8 +22,8 @@ export interface OffloadSchedule {
   /** Chunks that stay on the device for the whole step. */
   resident: ReadonlySet<number>;
   /**
-   * How many loads ahead of its first reader a chunk's copy starts (0: right before it), and how many
-   * chunks' worth of gradient bytes a gradient's copy back may stay in flight.
+   * How many loads ahead of its first reader a chunk's copy starts (0: right before it), and for how
+   * many times its own bytes of later gradients a gradient's copy back may stay in flight.
    */
   lookahead: number;
   /** Offloaded chunks whose forward copy stays on the device through the backward. */
@@ -115,7 +115,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
       const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
       hostGrad.set(out.id, hostCopy);
       gradBytes += valueBytes(device);
-      pendingD2h.push({ host: hostCopy, device, due: gradBytes + schedule.lookahead * chunks.capacity });
+      pendingD2h.push({ host: hostCopy, device, due: gradBytes + schedule.lookahead * valueBytes(device) });
       waitD2h(gradBytes);
     });
   });
