@@ -147,8 +147,13 @@ function findLoads(
   return loads;
 }
 
-function groupBy<T>(xs: readonly T[], key: (x: T) => number): Map<number, T[]> {
+/** xs by key, each group in the order of xs. */
+export function groupBy<T>(xs: readonly T[], key: (x: T) => number): Map<number, T[]> {
   const m = new Map<number, T[]>();
-  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+  for (const x of xs) {
+    const group = m.get(key(x));
+    if (group) group.push(x);
+    else m.set(key(x), [x]);
+  }
   return m;
 }

@@ -16,6 +16,7 @@
 // step computes bitwise what it computes with the activations kept.
 import { GraphBuilder } from "../builder.ts";
 import { opDef } from "../ops.ts";
+import { groupBy } from "./offload.ts";
 import { type Graph, type Node, type Value, formatShape, numel } from "../types.ts";
 
 export interface ActivationMoves {
@@ -101,14 +102,9 @@ export function offloadActivations(g: Graph, moves: ActivationMoves): Graph {
   const moved = movedActivations(g, moves);
   if (moved.length === 0) return g;
   const byValue = new Map(moved.map((m) => [m.value.id, m]));
-  const at = (key: (m: Moved) => number) => {
-    const groups = new Map<number, Moved[]>();
-    for (const m of moved) groups.set(key(m), [...(groups.get(key(m)) ?? []), m]);
-    return groups;
-  };
-  const waitsOut = at((m) => m.waitOut);
-  const startsIn = at((m) => m.startIn);
-  const waitsIn = at((m) => m.firstUse);
+  const waitsOut = groupBy(moved, (m) => m.waitOut);
+  const startsIn = groupBy(moved, (m) => m.startIn);
+  const waitsIn = groupBy(moved, (m) => m.firstUse);
 
   const b = new GraphBuilder();
   const copy = new Map<number, Value>(); // old value id -> value in the new graph

@@ -67,17 +67,14 @@ __global__ void fold_tile_kernel(float* running_max, float* sum, float* target_l
 // mean so far, the step's loss after the last row tile.
 __global__ void finish_rows_kernel(float* loss, double* total, float* lse, const float* sum, const float* target_logit,
                                    int64_t nr, int64_t N, bool first) {
-  __shared__ double partial[kBlock];
+  __shared__ double lanes[kBlock];
   double acc = 0.0;
   for (int64_t r = threadIdx.x; r < nr; r += blockDim.x) {
     lse[r] = math::log_sum_exp(lse[r], sum[r]);
     acc += double(lse[r]) - double(target_logit[r]);
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
+  const double tile_total = block_sum_in_order(acc, lanes);
   if (threadIdx.x == 0) {
-    double tile_total = 0.0;
-    for (int t = 0; t < blockDim.x; t++) tile_total += partial[t];
     total[0] = (first ? 0.0 : total[0]) + tile_total;
     loss[0] = float(total[0] / double(N));
   }

@@ -27,21 +27,6 @@ __global__ void row_losses_kernel(float* row_losses, const float* logits, const 
   if (threadIdx.x == 0) row_losses[n] = math::row_loss(s.max, x[targets[n]], s.sum);
 }
 
-// loss[0] = mean of the row losses, summed in double in row order by one block (lane-strided, then in
-// lane order).
-__global__ void mean_kernel(float* loss, const float* row_loss, int64_t N) {
-  __shared__ double partial[kBlock];
-  double acc = 0.0;
-  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) acc += double(row_loss[n]);
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double total = 0.0;
-    for (int t = 0; t < blockDim.x; t++) total += partial[t];
-    loss[0] = N > 0 ? float(total / double(N)) : 0.0f;
-  }
-}
-
 // Every thread reads its logits before any is overwritten: the reductions end in a barrier, and each
 // thread then writes only the elements it reads (the plan may place dlogits over logits).
 __global__ void cross_entropy_bwd_kernel(float* dlogits, const float* logits, const int32_t* targets,
@@ -72,7 +57,7 @@ void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* 
     row_losses_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(row_loss, logits, targets, V);
     check_launch(c, "cross_entropy_fwd rows");
   }
-  mean_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(loss, row_loss, N);
+  mean_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(loss, N, [=] __device__(int64_t n) { return row_loss[n]; });
   check_launch(c, "cross_entropy_fwd mean");
 }
 

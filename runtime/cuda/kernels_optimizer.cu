@@ -20,13 +20,8 @@ __global__ void sum_squares_kernel(double* partial, const float* g, int64_t n) {
   double acc = 0.0;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     acc += double(g[i]) * double(g[i]);
-  lanes[threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double total = 0.0;
-    for (int t = 0; t < blockDim.x; t++) total += lanes[t];
-    partial[blockIdx.x] = total;
-  }
+  const double total = block_sum_in_order(acc, lanes);
+  if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
 
 bool in_host_region(const Ctx& c, const float* p) {

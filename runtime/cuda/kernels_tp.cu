@@ -58,20 +58,6 @@ __global__ void row_sums_kernel(float* sums, const float* logits, const int32_t*
   }
 }
 
-// loss[0] = the mean of the row losses, summed in double by one block (lane-strided, then in lane order).
-__global__ void vp_loss_kernel(float* loss, const float* max, const float* sums, int64_t N) {
-  __shared__ double partial[kBlock];
-  double acc = 0.0;
-  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) acc += double(math::row_loss(max[n], sums[N + n], sums[n]));
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double total = 0.0;
-    for (int t = 0; t < blockDim.x; t++) total += partial[t];
-    loss[0] = N > 0 ? float(total / double(N)) : 0.0f;
-  }
-}
-
 }  // namespace
 
 void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
@@ -149,7 +135,9 @@ void cross_entropy_vp_sums(Ctx& c, float* sums, const float* logits, const int32
 
 void cross_entropy_vp(Ctx& c, float* loss, const float* max, const float* sums, int64_t N) {
   c.touch(loss, 4);
-  vp_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(loss, max, sums, N);
+  // The mean of the row losses: max[n] + log(sums[n]) - sums[N + n], the target's logit.
+  mean_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(
+      loss, N, [=] __device__(int64_t n) { return math::row_loss(max[n], sums[N + n], sums[n]); });
   check_launch(c, "cross_entropy_vp");
 }
 

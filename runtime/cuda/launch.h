@@ -91,4 +91,26 @@ __device__ inline float block_reduce(float x, float* shared) {
   return kMax ? warp_max(x) : warp_sum(x);
 }
 
+// The sum over the block of each thread's `x`, added by thread 0 in thread order (so the same on every
+// run); the result is valid in thread 0 only. `lanes` holds blockDim.x doubles.
+__device__ inline double block_sum_in_order(double x, double* lanes) {
+  lanes[threadIdx.x] = x;
+  __syncthreads();
+  double total = 0.0;
+  if (threadIdx.x == 0)
+    for (int t = 0; t < blockDim.x; t++) total += lanes[t];
+  return total;
+}
+
+// loss[0] = the mean over n < N of row_loss(n), summed in double by one block (lane-strided, then in
+// lane order); 0 when N is 0.
+template <class RowLoss>
+__global__ void mean_loss_kernel(float* loss, int64_t N, RowLoss row_loss) {
+  __shared__ double lanes[kBlock];
+  double acc = 0.0;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) acc += double(row_loss(n));
+  const double total = block_sum_in_order(acc, lanes);
+  if (threadIdx.x == 0) loss[0] = N > 0 ? float(total / double(N)) : 0.0f;
+}
+
 }  // namespace stow::cuda
