@@ -9,7 +9,10 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NVCC_FLAGS, NVCC_LINK_FLAGS, nvccCommand, nvccLinkFlags, sharedRuntimeSources } from "./cuda/toolchain.ts";
+import {
+  EMULATE_CXXFLAGS, EMULATE_LDLIBS, NVCC_FLAGS, NVCC_LINK_FLAGS, emulationSources, nvccCommand, nvccLinkFlags,
+  sharedRuntimeSources,
+} from "./cuda/toolchain.ts";
 
 /** cpu: g++ and OpenBLAS; cuda: nvcc, the CUDA runtime's kernels and the runtime's shared C++ (codegen/cuda/toolchain.ts). */
 export type Backend = "cpu" | "cuda";
@@ -31,6 +34,12 @@ export interface BuildOptions {
    * and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
    */
   mpi?: boolean;
+  /**
+   * With backend cuda: build for the emulated CUDA target instead of the GPU. g++ compiles the same .cu
+   * sources against runtime/cuda/emulate/ (CUDA's API and kernel language on the CPU, with cuBLAS and
+   * NCCL stand-ins), so the plan runs here (codegen/cuda/toolchain.ts).
+   */
+  emulate?: boolean;
 }
 
 export interface BuildResult {
@@ -51,6 +60,7 @@ const LDLIBS = ["-lopenblas", "-fopenmp"];
 const TRAIN_MAIN = "train_main.cpp";
 const SINGLE_COMM = "comm_single.cpp";
 const mpiDir = join(runtimeDir, "mpi");
+const EMULATE_INCLUDE = join(runtimeDir, "cuda", "emulate", "include");
 
 /** MPI's compiler and linker flags, as its wrapper compiler reports them. */
 export class MpiMissingError extends Error {}
@@ -77,21 +87,29 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
   const width = Math.max(1, opts.threads ?? availableParallelism());
   const backend = opts.backend ?? "cpu";
+  const emulate = backend === "cuda" && opts.emulate === true;
+  const compiler: Compiler = backend === "cpu" ? "g++" : emulate ? "emulate" : "nvcc";
   const cpuSources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
   const sources = backend === "cuda"
-    ? [...sharedRuntimeSources(cpuSources), ...(await listFiles(join(runtimeDir, "cuda"), ".cu"))]
+    ? [
+      ...sharedRuntimeSources(cpuSources),
+      ...(await listFiles(join(runtimeDir, "cuda"), ".cu")),
+      ...(emulate ? await emulationSources(listFiles, opts.mpi === true) : []),
+    ]
     : cpuSources;
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
-  const flagsOf = (source: string) => (dirname(source) === mpiDir ? mpi.compile : []);
+  const flagsOf = (source: string) => (basename(dirname(source)) === "mpi" ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
-  // A runtime object depends on every header it might include: those next to it and in runtime/.
-  const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s))])];
+  // A runtime object depends on every header it might include: those next to it and in runtime/ (and
+  // the emulated CUDA headers, for an emulated build).
+  const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s)), ...(emulate ? [EMULATE_INCLUDE] : [])])];
   const headers = (await Promise.all(headerDirs.map((d) => listFiles(d, ".h")))).flat();
   const toolchain = sha256(
     await toolchainId(),
     CXXFLAGS.join(" "),
     [...LDLIBS, ...mpi.link].join(" "),
-    ...(backend === "cuda" ? [await nvccId(), NVCC_FLAGS.join(" "), NVCC_LINK_FLAGS.join(" ")] : []),
+    ...(compiler === "nvcc" ? [await nvccId(), NVCC_FLAGS.join(" "), NVCC_LINK_FLAGS.join(" ")] : []),
+    ...(compiler === "emulate" ? ["emulated CUDA", EMULATE_CXXFLAGS.join(" "), EMULATE_LDLIBS.join(" ")] : []),
     ...(await Promise.all(headers.map(async (h) => `${basename(h)}\n${await readFile(h, "utf8")}`))),
   );
   const objectHashes = sourceTexts.map((text, i) => sha256(toolchain, flagsOf(sources[i]).join(" "), text));
@@ -112,13 +130,13 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     const planObject = join(work, "plan.o");
     const objects = sources.map((_, i) => join(objectsDir, `${objectHashes[i]}.o`));
     await inParallel(width, [
-      () => compile(planSource, planObject),
-      ...sources.map((s, i) => () => cachedCompile(s, objects[i], flagsOf(s))),
+      () => compile(compiler, planSource, planObject),
+      ...sources.map((s, i) => () => cachedCompile(compiler, s, objects[i], flagsOf(s))),
     ]);
     const libObjects = objects.filter((_, i) => basename(sources[i]) !== TRAIN_MAIN);
     await inParallel(width, [
-      () => link(backend, ["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
-      () => link(backend, ["-o", join(work, "train"), planObject, ...objects], mpi.link),
+      () => link(compiler, ["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
+      () => link(compiler, ["-o", join(work, "train"), planObject, ...objects], mpi.link),
     ]);
     await publish(work, finalDir);
   } catch (error) {
@@ -141,31 +159,37 @@ class CompileError extends Error {
   }
 }
 
-// .cu files go to nvcc, everything else to g++.
-async function compile(source: string, object: string, extra: string[] = []): Promise<void> {
+/** What builds a backend: g++ (cpu), nvcc (cuda), or g++ against the emulated CUDA target. */
+type Compiler = "g++" | "nvcc" | "emulate";
+
+// For nvcc builds, .cu files go to nvcc and everything else to g++; an emulated build gives everything
+// to g++, .cu files as C++ against the emulated CUDA headers.
+async function compile(compiler: Compiler, source: string, object: string, extra: string[] = []): Promise<void> {
   const cuda = source.endsWith(".cu");
-  const r = cuda
+  const r = cuda && compiler === "nvcc"
     ? await run(nvccCommand(), [...NVCC_FLAGS, "-c", source, "-o", object])
-    : await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
-  if (r.code !== 0) throw new CompileError(source, r.stderr, cuda ? "nvcc" : "g++");
+    : compiler === "emulate"
+      ? await run("g++", [...CXXFLAGS, ...EMULATE_CXXFLAGS, ...extra, ...(cuda ? ["-x", "c++"] : []), "-c", source, "-o", object])
+      : await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
+  if (r.code !== 0) throw new CompileError(source, r.stderr, cuda && compiler === "nvcc" ? "nvcc" : "g++");
 }
 
 // Writes the object under a private name first: another build may be compiling the same source.
-async function cachedCompile(source: string, object: string, extra: string[]): Promise<void> {
+async function cachedCompile(compiler: Compiler, source: string, object: string, extra: string[]): Promise<void> {
   if (existsSync(object)) return;
   const partial = `${object}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
   try {
-    await compile(source, partial, extra);
+    await compile(compiler, source, partial, extra);
     await rename(partial, object);
   } finally {
     await rm(partial, { force: true });
   }
 }
 
-async function link(backend: Backend, args: string[], extra: string[]): Promise<void> {
-  const r = backend === "cuda"
+async function link(compiler: Compiler, args: string[], extra: string[]): Promise<void> {
+  const r = compiler === "nvcc"
     ? await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...nvccLinkFlags(extra)])
-    : await run("g++", [...args, ...LDLIBS, ...extra]);
+    : await run("g++", [...args, ...LDLIBS, ...(compiler === "emulate" ? EMULATE_LDLIBS : []), ...extra]);
   if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
 }
 

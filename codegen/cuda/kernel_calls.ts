@@ -2,8 +2,8 @@
 // take the CPU kernels' arguments (codegen/cpu/kernel_calls.ts writes those), except for matmul and the
 // fused LM head, which also take the GEMM precision, and grad_norm and norm_from_squares (--tp), which
 // hand the norm back to the host: the arena is GPU memory, so generated code never reads it.
-import { type Node, type Value, numel } from "../../ir/types.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
+import { type Node, type Value, numel, valueBytes } from "../../ir/types.ts";
+import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { lmHeadDims } from "../../ir/ops.ts";
 import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 
@@ -13,35 +13,60 @@ export type Precision = (typeof PRECISIONS)[number];
 
 const NS = "stow::cuda";
 
+/** Ops whose work is not the compute stream's reading and writing the arena: copies and their waits. */
+const STREAM_OPS = new Set(["chunk_h2d", "copy_d2h", "wait"]);
+
+/**
+ * node_uses (cuda_kernels.h): the arena ranges a node reads and writes, for the emulated target's race
+ * checker. Copies declare their own ranges when queued, and host work touches host memory, so those
+ * nodes only name themselves.
+ */
+function nodeUses(n: Node, mem: MemoryPlan): string {
+  const onDevice = !STREAM_OPS.has(n.op) && !runsOnHost(n, mem);
+  const range = (offset: number, bytes: number) => `{c.arena + ${offset}, ${bytes}}`;
+  const ranges = (values: readonly Value[]) => values
+    .filter((v) => !mem.hostValues.has(v.id))
+    .map((v) => range(mem.valueOffset.get(v.id)!, valueBytes(v)));
+  const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
+  const reads = onDevice ? ranges(n.inputs) : [];
+  const writes = onDevice ? [...ranges(n.outputs), ...(wsBytes > 0 ? [range(wsOffset, wsBytes)] : [])] : [];
+  return `${NS}::node_uses(c, {${reads.join(", ")}}, {${writes.join(", ")}});`;
+}
+
 export function cudaKernelCalls(precision: Precision) {
   return (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>): string[] => {
-    const ptr = (v: Value) => valuePointer(v, mem);
-    const gemmPrecision = `${NS}::${precision.toUpperCase()}`;
-    switch (n.op) {
-      case "matmul":
-        return [`${NS}::matmul(c, ${[...matmulArgs(n, mem), gemmPrecision].join(", ")});`];
-      case "linear_cross_entropy": case "linear_cross_entropy_bwd": {
-        const { N, C, V, tb, rows, cols } = lmHeadDims(n.inputs, n.attrs);
-        const kernel = n.op === "linear_cross_entropy" ? "linear_cross_entropy_fwd" : n.op;
-        const pointers = [...n.outputs, ...n.inputs].map(ptr);
-        return [`${NS}::${kernel}(c, ${[...pointers, N, C, V, tb, rows, cols, gemmPrecision].join(", ")});`];
-      }
-      case "grad_norm":
-        return [
-          `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
-          `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
-          `  const float norm = ${NS}::grad_norm(c, ${ptr(n.outputs[0])}, grads, sizes, ${n.inputs.length});`,
-          // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
-          `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
-        ];
-      case "norm_from_squares":
-        return [
-          `{ const float* parts[] = {${n.inputs.map(ptr).join(", ")}};`,
-          `  const float norm = ${NS}::norm_from_squares(c, ${ptr(n.outputs[0])}, parts, ${n.inputs.length});`,
-          `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
-        ];
-      default:
-        return kernelCalls(n, mem, tickets, NS);
-    }
+    const lines = cudaNodeCalls(n, mem, tickets, precision);
+    return lines.length === 0 ? [] : [nodeUses(n, mem), ...lines];
   };
+}
+
+function cudaNodeCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>, precision: Precision): string[] {
+  const ptr = (v: Value) => valuePointer(v, mem);
+  const gemmPrecision = `${NS}::${precision.toUpperCase()}`;
+  switch (n.op) {
+    case "matmul":
+      return [`${NS}::matmul(c, ${[...matmulArgs(n, mem), gemmPrecision].join(", ")});`];
+    case "linear_cross_entropy": case "linear_cross_entropy_bwd": {
+      const { N, C, V, tb, rows, cols } = lmHeadDims(n.inputs, n.attrs);
+      const kernel = n.op === "linear_cross_entropy" ? "linear_cross_entropy_fwd" : n.op;
+      const pointers = [...n.outputs, ...n.inputs].map(ptr);
+      return [`${NS}::${kernel}(c, ${[...pointers, N, C, V, tb, rows, cols, gemmPrecision].join(", ")});`];
+    }
+    case "grad_norm":
+      return [
+        `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
+        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  const float norm = ${NS}::grad_norm(c, ${ptr(n.outputs[0])}, grads, sizes, ${n.inputs.length});`,
+        // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
+        `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
+      ];
+    case "norm_from_squares":
+      return [
+        `{ const float* parts[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  const float norm = ${NS}::norm_from_squares(c, ${ptr(n.outputs[0])}, parts, ${n.inputs.length});`,
+        `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
+      ];
+    default:
+      return kernelCalls(n, mem, tickets, NS);
+  }
 }

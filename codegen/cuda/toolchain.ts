@@ -4,7 +4,10 @@
 // needed to build: a machine with nvcc and no GPU builds the same binary a GPU machine does.
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { UserError } from "../../src/cli/errors.ts";
+
+const repoRuntime = fileURLToPath(new URL("../../runtime", import.meta.url));
 
 /** A100 (sm_80) and H100/H200 (sm_90) machine code, and PTX for later GPUs to compile at load time. */
 export const CUDA_ARCH_FLAGS = [
@@ -57,4 +60,25 @@ export function nvccCommand(): string {
     throw new UserError("--backend cuda needs nvcc (the CUDA toolkit) to build; it is not in $CUDA_HOME/bin, on PATH " +
       "or in /usr/local/cuda/bin. Install the toolkit, or use --backend cpu");
   return found;
+}
+
+/**
+ * The emulated CUDA target: g++ compiles the .cu sources as C++ with runtime/cuda/emulate/include first
+ * on the include path (its cuda_runtime.h is CUDA's API and kernel language on the CPU), warnings as
+ * errors as under nvcc. #pragma unroll is nvcc's alone.
+ */
+export const EMULATE_CXXFLAGS = [
+  "-isystem", "runtime/cuda/emulate/include", "-Iruntime/cuda/emulate", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+];
+
+/** Fibers for CUDA threads (Boost.Context), OpenBLAS for the cuBLAS stand-in (already linked), dlopen. */
+export const EMULATE_LDLIBS = ["-lboost_context", "-ldl", "-pthread"];
+
+/**
+ * The emulation's own sources: runtime/cuda/emulate/*.cpp, and with MPI its NCCL stand-in
+ * (runtime/cuda/emulate/mpi/), which needs MPI's flags.
+ */
+export async function emulationSources(list: (dir: string, ext: string) => Promise<string[]>, mpi: boolean): Promise<string[]> {
+  const dir = join(repoRuntime, "cuda", "emulate");
+  return [...(await list(dir, ".cpp")), ...(mpi ? await list(join(dir, "mpi"), ".cpp") : [])];
 }

@@ -12,6 +12,7 @@
 // Plain C++: the plan compiles against this header without CUDA types.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "ctx.h"
 #include "kernels.h"  // runtime/kernels.h: AdamHyper
@@ -19,6 +20,16 @@
 namespace stow::cuda {
 
 enum Precision : int { FP32 = 0, BF16 = 1 };
+
+// What the node about to run reads and writes in the arena, declared by generated code before its
+// kernels. The emulated target's race checker holds it against the copy streams' work (a missing event
+// wait is an error naming both nodes); on a GPU it does nothing. It also names the node in the
+// emulation's messages, so copies and waiting nodes declare themselves with no ranges.
+struct ArenaRange {
+  const void* ptr;
+  int64_t bytes;
+};
+void node_uses(Ctx& c, std::initializer_list<ArenaRange> reads, std::initializer_list<ArenaRange> writes);
 
 void embedding_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V);
 void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V);

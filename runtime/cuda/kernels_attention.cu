@@ -168,7 +168,7 @@ void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k,
   c.touch(y, BH * T * D * 4);
   c.touch(lse, BH * T * 4);
   if (BH * T == 0) return;
-  attention_fwd_kernel<<<warp_blocks(BH * T), kBlock, 0, runtime(c).compute()>>>(y, lse, q, k, v, d);
+  STOW_LAUNCH(attention_fwd_kernel, warp_blocks(BH * T), kBlock, runtime(c).compute())(y, lse, q, k, v, d);
   check_launch(c, "attention_fwd");
 }
 
@@ -182,11 +182,11 @@ void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, cons
   if (BH * T == 0) return;
   cudaStream_t stream = runtime(c).compute();
   float* delta = static_cast<float*>(runtime(c).scratch(BH * T * 4));
-  attention_delta_kernel<<<warp_blocks(BH * T), kBlock, 0, stream>>>(delta, y, dy, d);
+  STOW_LAUNCH(attention_delta_kernel, warp_blocks(BH * T), kBlock, stream)(delta, y, dy, d);
   check_launch(c, "attention_bwd delta");
-  attention_dq_kernel<<<warp_blocks(BH * T), kBlock, 0, stream>>>(dq, q, k, v, lse, delta, dy, d);
+  STOW_LAUNCH(attention_dq_kernel, warp_blocks(BH * T), kBlock, stream)(dq, q, k, v, lse, delta, dy, d);
   check_launch(c, "attention_bwd dq");
-  attention_dkdv_kernel<<<warp_blocks(BH / group * T), kBlock, 0, stream>>>(dk, dv, q, k, v, lse, delta, dy, d);
+  STOW_LAUNCH(attention_dkdv_kernel, warp_blocks(BH / group * T), kBlock, stream)(dk, dv, q, k, v, lse, delta, dy, d);
   check_launch(c, "attention_bwd dk dv");
 }
 

@@ -101,10 +101,10 @@ void linear_cross_entropy_fwd(Ctx& c, float* loss, float* lse, const float* x, c
     for (int64_t v0 = 0; v0 < V; v0 += cols) {
       const Tile t{r0, nr, v0, std::min(cols, V - v0)};
       logits_tile(c, tile, x, w, C, V, w_vc, t, precision);
-      fold_tile_kernel<<<unsigned(nr), kBlock, 0, stream>>>(lse + r0, sum, target_logit, tile, targets + r0, t.nc, v0, v0 == 0);
+      STOW_LAUNCH(fold_tile_kernel, unsigned(nr), kBlock, stream)(lse + r0, sum, target_logit, tile, targets + r0, t.nc, v0, v0 == 0);
       check_launch(c, "linear_cross_entropy_fwd tile");
     }
-    finish_rows_kernel<<<1, kBlock, 0, stream>>>(loss, total, lse + r0, sum, target_logit, nr, N, r0 == 0);
+    STOW_LAUNCH(finish_rows_kernel, 1, kBlock, stream)(loss, total, lse + r0, sum, target_logit, nr, N, r0 == 0);
     check_launch(c, "linear_cross_entropy_fwd rows");
   }
 }

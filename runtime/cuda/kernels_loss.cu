@@ -54,10 +54,10 @@ void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* 
   c.touch(loss, 4);
   float* row_loss = static_cast<float*>(runtime(c).scratch(N * 4));
   if (N > 0) {
-    row_losses_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(row_loss, logits, targets, V);
+    STOW_LAUNCH(row_losses_kernel, unsigned(N), kBlock, runtime(c).compute())(row_loss, logits, targets, V);
     check_launch(c, "cross_entropy_fwd rows");
   }
-  mean_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(loss, N, [=] __device__(int64_t n) { return row_loss[n]; });
+  STOW_LAUNCH(mean_loss_kernel, 1, kBlock, runtime(c).compute())(loss, N, [=] __device__(int64_t n) { return row_loss[n]; });
   check_launch(c, "cross_entropy_fwd mean");
 }
 
@@ -66,7 +66,7 @@ void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_
   check_rows(c, N);
   c.touch(dlogits, N * V * 4);
   if (N <= 0) return;
-  cross_entropy_bwd_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(dlogits, logits, targets, dloss, N, V);
+  STOW_LAUNCH(cross_entropy_bwd_kernel, unsigned(N), kBlock, runtime(c).compute())(dlogits, logits, targets, dloss, N, V);
   check_launch(c, "cross_entropy_bwd");
 }
 

@@ -70,7 +70,7 @@ unsigned row_blocks(int64_t rows) { return unsigned((rows + kRowsPerBlock - 1) /
 void layernorm_fwd(Ctx& c, float* y, const float* x, const float* w, const float* b, int64_t rows, int64_t C, float eps) {
   c.touch(y, rows * C * 4);
   if (rows <= 0) return;
-  layernorm_fwd_kernel<<<row_blocks(rows), kBlock, 0, runtime(c).compute()>>>(y, x, w, b, rows, C, eps);
+  STOW_LAUNCH(layernorm_fwd_kernel, row_blocks(rows), kBlock, runtime(c).compute())(y, x, w, b, rows, C, eps);
   check_launch(c, "layernorm_fwd");
 }
 
@@ -82,7 +82,7 @@ void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, cons
   c.touch(dw, C * 4);
   if (db) c.touch(db, C * 4);
   if (rows <= 0) return;
-  layernorm_dx_kernel<<<row_blocks(rows), kBlock, 0, runtime(c).compute()>>>(dx, stats, x, w, dy, rows, C, eps);
+  STOW_LAUNCH(layernorm_dx_kernel, row_blocks(rows), kBlock, runtime(c).compute())(dx, stats, x, w, dy, rows, C, eps);
   check_launch(c, "layernorm_bwd");
   column_sums(c, "layernorm_bwd dw", dw, rows, C, [=] __device__(int64_t r, int64_t col) {
     return dy[r * C + col] * math::normalized(x[r * C + col], stats[2 * r], stats[2 * r + 1]);

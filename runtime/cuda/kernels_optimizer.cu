@@ -52,7 +52,7 @@ double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t 
   double* partial = static_cast<double*>(rt.scratch(count * kNormBlocks * int64_t(sizeof(double))));
   for (int64_t t = 0; t < count; t++) {
     if (in_host_region(c, grads[t])) continue;
-    sum_squares_kernel<<<kNormBlocks, kBlock, 0, rt.compute()>>>(partial + t * kNormBlocks, grads[t], sizes[t]);
+    STOW_LAUNCH(sum_squares_kernel, kNormBlocks, kBlock, rt.compute())(partial + t * kNormBlocks, grads[t], sizes[t]);
     check_launch(c, "sum of squares");
   }
   std::vector<double> partials(size_t(count * kNormBlocks));

@@ -119,7 +119,7 @@ void shard_slice(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols
 void cross_entropy_vp_max(Ctx& c, float* max, const float* logits, int64_t N, int64_t V, int64_t vocab) {
   c.touch(max, N * 4);
   if (N <= 0) return;
-  row_max_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(max, logits, V, valid_columns(c, V, vocab));
+  STOW_LAUNCH(row_max_kernel, unsigned(N), kBlock, runtime(c).compute())(max, logits, V, valid_columns(c, V, vocab));
   check_launch(c, "cross_entropy_vp_max");
 }
 
@@ -128,15 +128,15 @@ void cross_entropy_vp_sums(Ctx& c, float* sums, const float* logits, const int32
                            int64_t N, int64_t V, int64_t vocab) {
   c.touch(sums, 2 * N * 4);
   if (N <= 0) return;
-  row_sums_kernel<<<unsigned(N), kBlock, 0, runtime(c).compute()>>>(sums, logits, targets, max, N, V,
-                                                                    valid_columns(c, V, vocab), int64_t(c.rank) * V);
+  STOW_LAUNCH(row_sums_kernel, unsigned(N), kBlock, runtime(c).compute())(
+      sums, logits, targets, max, N, V, valid_columns(c, V, vocab), int64_t(c.rank) * V);
   check_launch(c, "cross_entropy_vp_sums");
 }
 
 void cross_entropy_vp(Ctx& c, float* loss, const float* max, const float* sums, int64_t N) {
   c.touch(loss, 4);
   // The mean of the row losses: max[n] + log(sums[n]) - sums[N + n], the target's logit.
-  mean_loss_kernel<<<1, kBlock, 0, runtime(c).compute()>>>(
+  STOW_LAUNCH(mean_loss_kernel, 1, kBlock, runtime(c).compute())(
       loss, N, [=] __device__(int64_t n) { return math::row_loss(max[n], sums[N + n], sums[n]); });
   check_launch(c, "cross_entropy_vp");
 }

@@ -9,6 +9,15 @@
 #include "kernel_math.h"
 #include "runtime.h"
 
+// A kernel launch both nvcc and g++ (the emulated target, emulate/include/cuda_runtime.h) compile:
+// STOW_LAUNCH(kernel, grid, block, stream)(args...) is kernel<<<grid, block, 0, stream>>>(args...).
+#ifdef STOW_CUDA_EMULATED
+#define STOW_LAUNCH(kernel, grid, block, stream) \
+  ::stow::emu::launcher(#kernel, grid, block, 0, stream, [](auto&&... args) { kernel(std::forward<decltype(args)>(args)...); })
+#else
+#define STOW_LAUNCH(kernel, grid, block, stream) kernel<<<grid, block, 0, stream>>>
+#endif
+
 namespace stow::cuda {
 
 // A row-major matrix operand of gemm: its data, the length of its stored rows (which may be longer than
@@ -38,7 +47,7 @@ __global__ void for_each_kernel(int64_t n, F f) {
 template <class F>
 void for_each(const Ctx& c, const char* kernel, int64_t n, F f) {
   if (n <= 0) return;
-  for_each_kernel<<<grid_for(n, kBlock), kBlock, 0, runtime(c).compute()>>>(n, f);
+  STOW_LAUNCH(for_each_kernel, grid_for(n, kBlock), kBlock, runtime(c).compute())(n, f);
   check_launch(c, kernel);
 }
 
@@ -64,7 +73,7 @@ __global__ void column_sums_kernel(float* out, int64_t rows, int64_t cols, Term 
 template <class Term>
 void column_sums(const Ctx& c, const char* kernel, float* out, int64_t rows, int64_t cols, Term term) {
   if (cols <= 0) return;
-  column_sums_kernel<<<unsigned((cols + 31) / 32), dim3(32, 32), 0, runtime(c).compute()>>>(out, rows, cols, term);
+  STOW_LAUNCH(column_sums_kernel, unsigned((cols + 31) / 32), dim3(32, 32), runtime(c).compute())(out, rows, cols, term);
   check_launch(c, kernel);
 }
 
@@ -98,7 +107,7 @@ __device__ inline double block_sum_in_order(double x, double* lanes) {
   __syncthreads();
   double total = 0.0;
   if (threadIdx.x == 0)
-    for (int t = 0; t < blockDim.x; t++) total += lanes[t];
+    for (int t = 0; t < int(blockDim.x); t++) total += lanes[t];
   return total;
 }
 

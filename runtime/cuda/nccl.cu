@@ -5,9 +5,31 @@
 
 #include "dynload.h"
 
+#ifdef STOW_CUDA_EMULATED
+#include "ctx.h"
+// The emulated target's stand-ins (emulate/mpi/nccl_standin.cpp), under NCCL's own names. They are
+// linked only into builds with MPI (--tp): weak, so a build without them links, and load() says why.
+extern "C" {
+using stow::cuda::Nccl;
+__attribute__((weak)) Nccl::Result ncclGetUniqueId(Nccl::UniqueId*);
+__attribute__((weak)) Nccl::Result ncclCommInitRank(Nccl::Comm*, int, Nccl::UniqueId, int);
+__attribute__((weak)) Nccl::Result ncclCommDestroy(Nccl::Comm);
+__attribute__((weak)) Nccl::Result ncclAllReduce(const void*, void*, size_t, int, int, Nccl::Comm, Nccl::Stream);
+__attribute__((weak)) Nccl::Result ncclAllGather(const void*, void*, size_t, int, Nccl::Comm, Nccl::Stream);
+__attribute__((weak)) Nccl::Result ncclReduceScatter(const void*, void*, size_t, int, int, Nccl::Comm, Nccl::Stream);
+__attribute__((weak)) Nccl::Result ncclBroadcast(const void*, void*, size_t, int, int, Nccl::Comm, Nccl::Stream);
+__attribute__((weak)) const char* ncclGetErrorString(Nccl::Result);
+}
+#endif
+
 namespace stow::cuda {
 
 Nccl Nccl::load() {
+#ifdef STOW_CUDA_EMULATED
+  if (ncclGetUniqueId == nullptr) throw Error("internal: the emulated NCCL is linked only into builds with MPI (--tp)");
+  return {ncclGetUniqueId, ncclCommInitRank, ncclCommDestroy, ncclAllReduce, ncclAllGather, ncclReduceScatter, ncclBroadcast,
+          ncclGetErrorString};
+#else
   const std::string what = "NCCL (for --tp with --backend cuda)";
   // NCCL is not part of the CUDA toolkit.
   void* lib = open_library(what, {"libnccl.so.2", "libnccl.so"},
@@ -25,6 +47,7 @@ Nccl Nccl::load() {
   sym(n.broadcast, "ncclBroadcast");
   sym(n.error_string, "ncclGetErrorString");
   return n;
+#endif
 }
 
 }  // namespace stow::cuda

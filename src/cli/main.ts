@@ -39,7 +39,9 @@ function withModelOptions(cmd: Command): Command {
     .option("--target <name|file>", `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
       "(cpu: this machine, measured once and cached; default: fixed CPU numbers)")
     .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
-    .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32");
+    .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32")
+    .option("--emulate", "--backend cuda: build for the emulated CUDA target, which runs the CUDA plan on the CPU " +
+      "(CUDA semantics, stand-ins for cuBLAS and NCCL, a stream race checker)");
 }
 
 /** --target, measured (cpu) with the thread count the plans run with. */
@@ -81,12 +83,14 @@ function modelOptions(raw: Raw): PrepareOptions {
   };
 }
 
-function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision"> {
+function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision" | "emulate"> {
   const backend = parseChoice("--backend", str(raw, "backend") ?? "cpu", ["cpu", "cuda"] as const);
   const precision = str(raw, "precision");
-  if (precision === undefined) return { backend, ...(backend === "cuda" && { precision: "bf16" as const }) };
+  if (backend !== "cuda" && raw.emulate) throw new UserError("--emulate applies to --backend cuda only");
+  const emulate = raw.emulate === true ? { emulate: true } : {};
+  if (precision === undefined) return { backend, ...(backend === "cuda" && { precision: "bf16" as const }), ...emulate };
   if (backend !== "cuda") throw new UserError("--precision applies to --backend cuda only (the CPU backend computes in fp32)");
-  return { backend, precision: parseChoice("--precision", precision, PRECISIONS) };
+  return { backend, precision: parseChoice("--precision", precision, PRECISIONS), ...emulate };
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {

@@ -10,7 +10,9 @@ export async function buildCompiledPlan(plan: Plan, log: (line: string) => void)
   const backend = plan.options.backend ?? "cpu";
   const { source } = backend === "cuda" ? emitCuda(plan, plan.options.precision ?? "bf16") : emitCpp(plan);
   const started = performance.now();
-  const result = await buildPlan({ planCpp: source, backend, mpi: (plan.options.tp ?? 1) > 1 }).catch((e: unknown) => {
+  const result = await buildPlan({
+    planCpp: source, backend, mpi: (plan.options.tp ?? 1) > 1, emulate: plan.options.emulate === true,
+  }).catch((e: unknown) => {
     throw e instanceof MpiMissingError ? new UserError(`--tp ${plan.options.tp}: ${e.message}`) : e;
   });
   if (!result.cached) log(`built plan ${result.hash.slice(0, 12)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -57,6 +57,8 @@ export interface CompileOptions {
   backend?: Backend;
   /** CUDA backend: how matmuls multiply (default bf16). */
   precision?: Precision;
+  /** CUDA backend: build for the emulated CUDA target (the plan runs on the CPU) instead of a GPU. */
+  emulate?: boolean;
 }
 
 /** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
