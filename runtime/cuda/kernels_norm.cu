@@ -81,9 +81,11 @@ void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, cons
   c.touch(dx, rows * C * 4);
   c.touch(dw, C * 4);
   if (db) c.touch(db, C * 4);
-  if (rows <= 0) return;
-  STOW_LAUNCH(layernorm_dx_kernel, row_blocks(rows), kBlock, runtime(c).compute())(dx, stats, x, w, dy, rows, C, eps);
-  check_launch(c, "layernorm_bwd");
+  if (rows > 0) {
+    STOW_LAUNCH(layernorm_dx_kernel, row_blocks(rows), kBlock, runtime(c).compute())(dx, stats, x, w, dy, rows, C, eps);
+    check_launch(c, "layernorm_bwd");
+  }
+  // With no rows, dw and db are empty sums: zeros, as on the CPU.
   column_sums(c, "layernorm_bwd dw", dw, rows, C, [=] __device__(int64_t r, int64_t col) {
     return dy[r * C + col] * math::normalized(x[r * C + col], stats[2 * r], stats[2 * r + 1]);
   });
