@@ -163,12 +163,13 @@ class CompileError extends Error {
 type Compiler = "g++" | "nvcc" | "emulate";
 
 // For nvcc builds, .cu files go to nvcc and everything else to g++; an emulated build gives everything
-// to g++, .cu files as C++ against the emulated CUDA headers.
+// to g++, .cu files (as C++) and the emulation's own sources against the emulated CUDA headers.
 async function compile(compiler: Compiler, source: string, object: string, extra: string[] = []): Promise<void> {
   const cuda = source.endsWith(".cu");
+  const emulated = compiler === "emulate" && (cuda || source.startsWith(join(runtimeDir, "cuda", "emulate")));
   const r = cuda && compiler === "nvcc"
     ? await run(nvccCommand(), [...NVCC_FLAGS, "-c", source, "-o", object])
-    : compiler === "emulate"
+    : emulated
       ? await run("g++", [...CXXFLAGS, ...EMULATE_CXXFLAGS, ...extra, ...(cuda ? ["-x", "c++"] : []), "-c", source, "-o", object])
       : await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
   if (r.code !== 0) throw new CompileError(source, r.stderr, cuda && compiler === "nvcc" ? "nvcc" : "g++");

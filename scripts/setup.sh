@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { echo "setup: $*"; }
 
-packages=(libopenblas-dev openmpi-bin libopenmpi-dev python3-torch chromium)
+packages=(libopenblas-dev openmpi-bin libopenmpi-dev python3-torch chromium libboost-context-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

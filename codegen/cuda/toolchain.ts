@@ -68,7 +68,7 @@ export function nvccCommand(): string {
  * errors as under nvcc. #pragma unroll is nvcc's alone.
  */
 export const EMULATE_CXXFLAGS = [
-  "-isystem", "runtime/cuda/emulate/include", "-Iruntime/cuda/emulate", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+  "-DSTOW_CUDA_EMULATED=1", "-isystem", "runtime/cuda/emulate/include", "-Iruntime/cuda/emulate", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
 ];
 
 /** Fibers for CUDA threads (Boost.Context), OpenBLAS for the cuBLAS stand-in (already linked), dlopen. */

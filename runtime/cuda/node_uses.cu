@@ -15,7 +15,7 @@ void node_uses(Ctx& c, std::initializer_list<ArenaRange> reads, std::initializer
   for (const ArenaRange& a : reads) r.push_back({a.ptr, a.bytes});
   for (const ArenaRange& a : writes) w.push_back({a.ptr, a.bytes});
   const std::string race = emu::node_accesses(runtime(c).compute(), c.node, r, w);
-  if (!race.empty()) throw Error("emulated CUDA: " + race);
+  if (!race.empty()) throw Error(race);
 }
 #else
 void node_uses(Ctx&, std::initializer_list<ArenaRange>, std::initializer_list<ArenaRange>) {}

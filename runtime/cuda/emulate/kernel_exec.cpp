@@ -4,6 +4,11 @@
 // without them costs one fiber start per thread. Blocks are spread over OS threads (OpenMP), since on
 // a GPU they run in any order and at once.
 //
+// Most kernels never synchronise (an element loop). When the grid's first block, run on fibers, made
+// no __syncthreads or warp call, the other blocks run their threads as plain calls, one after another,
+// with no fibers at all; a later block that does synchronise is then an error (the kernel synchronises
+// in some blocks only), not a wrong answer.
+//
 // What the GPU leaves undefined is an error here, reported as the kernel's: a shuffle whose mask leaves
 // out the calling lane or names a lane that has exited, lanes of one warp meeting with different masks,
 // and threads that can never meet (a barrier some threads skip while others wait at a shuffle).
@@ -13,6 +18,7 @@
 #include <atomic>
 #include <boost/context/fiber.hpp>
 #include <boost/context/protected_fixedsize_stack.hpp>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -84,6 +90,8 @@ struct WarpState {
 struct Block {
   const char* kernel;
   uint3 index;
+  bool direct = false;  // threads run as plain calls: they must not synchronise
+  bool synchronised = false;
   std::vector<CudaThread> threads;
   std::vector<WarpState> warps;
   unsigned live = 0;
@@ -106,6 +114,18 @@ std::string coords_text(const Block& b, const CudaThread& t) {
 CudaThread& this_thread(const char* what) {
   if (current_thread == nullptr) throw std::logic_error(std::string(what) + " called outside a kernel");
   return *current_thread;
+}
+
+[[noreturn]] void fail(const std::string& message);
+
+// A thread at a barrier or warp intrinsic: one that runs as a plain call cannot wait.
+CudaThread& synchronising_thread(const char* what) {
+  CudaThread& t = this_thread(what);
+  current_block->synchronised = true;
+  if (current_block->direct)
+    fail(std::string("calls ") + what + ", but the grid's first block made no barrier or warp call, so the emulation runs "
+                                        "the kernel's threads without fibers; a kernel must synchronise in every block or none");
+  return t;
 }
 
 // Undefined behaviour of the calling thread: ends the launch with this message.
@@ -164,13 +184,41 @@ std::string deadlock_text(const Block& b) {
          " wait at __syncthreads and " + std::to_string(at_warp) + " at warp intrinsics" + warps;
 }
 
+uint3 thread_index(unsigned i, const dim3& block_dim) {
+  return {i % block_dim.x, i / block_dim.x % block_dim.y, i / (block_dim.x * block_dim.y)};
+}
+
+// The block's threads one after another as plain calls, for a kernel that does not synchronise.
+void run_block_direct(Block& b, const dim3& block_dim, const dim3& grid_dim, const std::function<void()>& body) {
+  const unsigned n = block_dim.x * block_dim.y * block_dim.z;
+  b.direct = true;
+  b.warps.resize((n + 31) / 32);
+  CudaThread t;
+  current_block = &b;
+  current_thread = &t;
+  try {
+    for (unsigned i = 0; i < n; i++) {
+      t.coords = {thread_index(i, block_dim), b.index, block_dim, grid_dim};
+      t.lane = i % 32;
+      t.warp = i / 32;
+      body();
+    }
+  } catch (...) {
+    current_block = nullptr;
+    current_thread = nullptr;
+    throw;
+  }
+  current_block = nullptr;
+  current_thread = nullptr;
+}
+
 void run_block(Block& b, const dim3& block_dim, const dim3& grid_dim, const std::function<void()>& body) {
   const unsigned n = block_dim.x * block_dim.y * block_dim.z;
   b.threads.resize(n);
   b.warps.resize((n + 31) / 32);
   for (unsigned i = 0; i < n; i++) {
     CudaThread& t = b.threads[i];
-    t.coords = {{i % block_dim.x, i / block_dim.x % block_dim.y, i / (block_dim.x * block_dim.y)}, b.index, block_dim, grid_dim};
+    t.coords = {thread_index(i, block_dim), b.index, block_dim, grid_dim};
     t.lane = i % 32;
     t.warp = i / 32;
     b.warps[t.warp].lanes |= 1u << t.lane;
@@ -227,7 +275,7 @@ const ThreadCoords& coords() { return this_thread("threadIdx/blockIdx").coords; 
 unsigned lane_id() { return this_thread("a warp intrinsic").lane; }
 
 void warp_exchange(unsigned mask, uint64_t bits, uint64_t (&all)[32], const char* what) {
-  CudaThread& t = this_thread(what);
+  CudaThread& t = synchronising_thread(what);
   Block& b = *current_block;
   WarpState& w = b.warps[t.warp];
   const unsigned me = 1u << t.lane;
@@ -237,7 +285,7 @@ void warp_exchange(unsigned mask, uint64_t bits, uint64_t (&all)[32], const char
   if (w.arrived == 0) {
     w.expected = mask;
     w.what = what;
-  } else if (w.expected != mask || std::string(w.what) != what) {
+  } else if (w.expected != mask || std::strcmp(w.what, what) != 0) {
     fail(std::string(what) + " with mask " + hex(mask) + " while lanes " + hex(w.arrived) + " of its warp are at " + w.what +
          " with mask " + hex(w.expected));
   }
@@ -262,9 +310,18 @@ void check_source_lane(unsigned mask, int lane, const char* what) {
     fail(std::string(what) + " reads lane " + std::to_string(lane) + ", outside its mask " + hex(mask));
 }
 
+Block first_block(const char* kernel, dim3 grid, dim3 block, const std::function<void()>& body) {
+  Block b;
+  b.kernel = kernel;
+  b.index = {0, 0, 0};
+  run_block(b, block, grid, body);
+  return b;
+}
+
 void run_grid(const char* kernel, dim3 grid, dim3 block, const std::function<void()>& body) {
   const int64_t blocks = int64_t(grid.x) * grid.y * grid.z;
-  std::atomic<int64_t> next{0};
+  const bool direct = !first_block(kernel, grid, block, body).synchronised;
+  std::atomic<int64_t> next{1};
   std::atomic<bool> failed{false};
   std::string error;
   std::mutex error_lock;
@@ -274,14 +331,17 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, const std::function<voi
       b.kernel = kernel;
       b.index = {unsigned(i % grid.x), unsigned(i / grid.x % grid.y), unsigned(i / (int64_t(grid.x) * grid.y))};
       try {
-        run_block(b, block, grid, body);
+        if (direct)
+          run_block_direct(b, block, grid, body);
+        else
+          run_block(b, block, grid, body);
       } catch (const KernelFault& e) {
         std::lock_guard<std::mutex> hold(error_lock);
         if (!failed.exchange(true)) error = e.what();
       }
     }
   };
-  const int threads = int(std::min<int64_t>(kernel_threads(), blocks));
+  const int threads = int(std::min<int64_t>(kernel_threads(), blocks - 1));
   if (threads <= 1) {
     work();
   } else {
@@ -296,7 +356,7 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, const std::function<voi
 using stow::emu::CudaThread;
 
 void __syncthreads() {
-  CudaThread& t = stow::emu::this_thread("__syncthreads");
+  CudaThread& t = stow::emu::synchronising_thread("__syncthreads");
   stow::emu::Block& b = *stow::emu::current_block;
   if (++b.barrier_arrived == b.live) {
     stow::emu::release_barrier(b);
@@ -316,7 +376,7 @@ void __syncwarp(unsigned mask) {
 void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 unsigned __activemask() {
-  CudaThread& t = stow::emu::this_thread("__activemask");
+  CudaThread& t = stow::emu::synchronising_thread("__activemask");
   const stow::emu::WarpState& w = stow::emu::current_block->warps[t.warp];
   return w.lanes & ~w.exited;
 }

@@ -25,7 +25,9 @@
 
 #include "library_types.h"
 
-#define STOW_CUDA_EMULATED 1
+#ifndef STOW_CUDA_EMULATED
+#define STOW_CUDA_EMULATED 1  // the build also defines it, for sources that include no CUDA header
+#endif
 
 // ---- Kernel language -------------------------------------------------------------------------------
 #define __global__
