@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA backend on a real GPU, in under 8 minutes on one H100 (each stage has its own time limit):
+#   0. first runs the emulated CUDA tests (the same CUDA sources on the CPU, test/cuda_emulate.test.ts,
+#      test/cuda_kernels.test.ts, test/emulation.test.ts), so that a failure below reads as "emulation
+#      agrees, the hardware disagrees" rather than as an ordinary bug (GPU_CHECK_SKIP_EMULATED=1 skips it);
 #   1. builds every plan below with nvcc (the runtime once, then the plans in parallel);
 #   2. trains GPT-2 `mini` for 10 steps on the CPU and on the GPU from the same seeded init and data:
 #      matmuls in fp32, losses within 1e-4 relative of the CPU's; in bf16, within 2e-2; in fp32 with two
@@ -67,6 +70,16 @@ run() {
     fail "$name (see $OUT/$name.log)"
   fi
 }
+
+if [ "${GPU_CHECK_SKIP_EMULATED:-0}" != 1 ]; then
+  stage "the emulated CUDA tests: the same CUDA sources, run on the CPU"
+  if ! timeout 1200 node_modules/.bin/vitest run test/emulation.test.ts test/cuda_kernels.test.ts test/cuda_emulate.test.ts \
+    >"$OUT/emulated.log" 2>&1; then
+    tail -30 "$OUT/emulated.log" >&2
+    fail "the emulated CUDA tests fail on this machine: fix those first (see $OUT/emulated.log)"
+  fi
+  echo "emulated CUDA tests pass: what fails below is the hardware's (or nvcc's) difference from the emulation"
+fi
 
 stage "build: the CUDA runtime with the first plan, then the other plans in parallel"
 run build_mini_fp32 240 compile "$MODEL" ${FLAGS[mini_fp32]} -o "$OUT/mini_fp32"

@@ -441,6 +441,7 @@ cudaError_t cudaDeviceSynchronize() {
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (ptr == nullptr) return fail(cudaErrorInvalidValue, "cudaMalloc: null result pointer");
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
@@ -475,6 +476,7 @@ cudaError_t cudaFree(void* ptr) {
 }
 
 cudaError_t cudaHostRegister(void* ptr, size_t bytes, unsigned flags) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (ptr == nullptr || bytes == 0 || flags > 0xf) return fail(cudaErrorInvalidValue, "cudaHostRegister: bad arguments");
   std::lock_guard<std::mutex> hold(api_lock);
   const uintptr_t a = uintptr_t(ptr);
@@ -498,6 +500,7 @@ cudaError_t cudaHostUnregister(void* ptr) {
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
   if (*ptr == nullptr) return fail(cudaErrorMemoryAllocation, "cudaMallocHost: out of host memory");
   std::lock_guard<std::mutex> hold(api_lock);
@@ -553,6 +556,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (stream == nullptr || flags > cudaStreamNonBlocking) return fail(cudaErrorInvalidValue, "cudaStreamCreateWithFlags: bad arguments");
   legacy_stream();
   std::lock_guard<std::mutex> hold(api_lock);
@@ -592,6 +596,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (event == nullptr || flags > 0x7) return fail(cudaErrorInvalidValue, "cudaEventCreateWithFlags: bad arguments");
   *event = new CUevent_st;
   return cudaSuccess;
@@ -607,6 +612,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: null event");
   CUstream_st* s = resolve(stream);
   if (s == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: unknown stream");
@@ -627,6 +633,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned flags) {
+  if (cudaError_t e = sticky_error(); e != cudaSuccess) return e;  // the context is broken
   if (event == nullptr || flags != 0) return fail(cudaErrorInvalidValue, "cudaStreamWaitEvent: bad arguments");
   CUstream_st* s = resolve(stream);
   if (s == nullptr) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: unknown stream");

@@ -10,8 +10,8 @@
 // in some blocks only), not a wrong answer.
 //
 // What the GPU leaves undefined is an error here, reported as the kernel's: a shuffle whose mask leaves
-// out the calling lane or names a lane that has exited, lanes of one warp meeting with different masks,
-// and threads that can never meet (a barrier some threads skip while others wait at a shuffle).
+// out the calling lane or names a lane that has exited, lanes of one mask meeting at different
+// intrinsics, and threads that can never meet (a barrier some threads skip while others wait at a shuffle).
 #include <omp.h>
 
 #include <algorithm>
@@ -20,6 +20,7 @@
 #include <boost/context/protected_fixedsize_stack.hpp>
 #include <cstring>
 #include <exception>
+#include <list>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -66,25 +67,32 @@ struct PooledStack {
 
 enum class Wait { None, Barrier, Warp };
 
+// One warp intrinsic in progress: the lanes of `mask` deposit their values, and once all have, each
+// reads them all. Lanes of one warp may be at exchanges with different masks at once (after a
+// divergent branch), so a warp keeps a list of them.
+struct Exchange {
+  unsigned mask;
+  const char* what;
+  unsigned arrived = 0;
+  unsigned unread = 0;  // lanes yet to read the completed deposits
+  uint64_t deposits[32] = {};
+};
+
+struct WarpState {
+  unsigned lanes = 0;  // the lanes that exist (the block's last warp may be partial)
+  unsigned exited = 0;
+  std::list<Exchange> exchanges;
+};
+
 struct CudaThread {
   ThreadCoords coords{};
   unsigned lane = 0, warp = 0;
   bc::fiber fiber;      // this thread, while suspended
   bc::fiber scheduler;  // the block's scheduler, while this thread runs
   Wait wait = Wait::None;
-  uint64_t wait_generation = 0;
+  uint64_t wait_generation = 0;  // at a barrier
+  std::list<Exchange>::iterator exchange;  // at a warp intrinsic
   bool started = false, exited = false;
-};
-
-struct WarpState {
-  unsigned lanes = 0;     // the lanes that exist (the block's last warp may be partial)
-  unsigned exited = 0;
-  unsigned expected = 0;  // the mask of the exchange in progress
-  unsigned arrived = 0;
-  const char* what = "";
-  uint64_t generation = 0;
-  uint64_t deposits[32] = {};
-  uint64_t results[2][32] = {};  // by generation parity: a lane may start the next exchange early
 };
 
 struct Block {
@@ -154,15 +162,16 @@ void on_exit(Block& b, CudaThread& t) {
   w.exited |= 1u << t.lane;
   // Exited threads do not hold up a barrier (bar.sync counts the threads that have not exited).
   if (b.barrier_arrived > 0 && b.barrier_arrived == b.live) release_barrier(b);
-  if (w.arrived != 0 && (w.expected & (1u << t.lane)) && !(w.arrived & (1u << t.lane)))
-    fail("exited while lanes " + hex(w.arrived) + " of its warp wait for it at " + w.what + " (mask " + hex(w.expected) + ")");
+  for (const Exchange& e : w.exchanges)
+    if (e.arrived != e.mask && (e.mask & (1u << t.lane)) && !(e.arrived & (1u << t.lane)))
+      fail("exited while lanes " + hex(e.arrived) + " of its warp wait for it at " + e.what + " (mask " + hex(e.mask) + ")");
 }
 
 bool runnable(const Block& b, const CudaThread& t) {
   switch (t.wait) {
     case Wait::None: return true;
     case Wait::Barrier: return b.barrier_generation != t.wait_generation;
-    case Wait::Warp: return b.warps[t.warp].generation != t.wait_generation;
+    case Wait::Warp: return t.exchange->arrived == t.exchange->mask;
   }
   return false;
 }
@@ -176,9 +185,9 @@ std::string deadlock_text(const Block& b) {
     if (t.wait == Wait::Warp) at_warp++;
   }
   for (size_t i = 0; i < b.warps.size(); i++)
-    if (b.warps[i].arrived != 0)
-      warps += "; warp " + std::to_string(i) + " has lanes " + hex(b.warps[i].arrived) + " of " + hex(b.warps[i].expected) +
-               " at " + b.warps[i].what;
+    for (const Exchange& e : b.warps[i].exchanges)
+      if (e.arrived != e.mask)
+        warps += "; warp " + std::to_string(i) + " has lanes " + hex(e.arrived) + " of " + hex(e.mask) + " at " + e.what;
   return std::string("kernel ") + b.kernel + ", block (" + std::to_string(b.index.x) + "," + std::to_string(b.index.y) + "," +
          std::to_string(b.index.z) + "): its threads can never meet: " + std::to_string(at_barrier) +
          " wait at __syncthreads and " + std::to_string(at_warp) + " at warp intrinsics" + warps;
@@ -282,27 +291,32 @@ void warp_exchange(unsigned mask, uint64_t bits, uint64_t (&all)[32], const char
   if (!(mask & me)) fail(std::string(what) + " with mask " + hex(mask) + ", which leaves out the calling lane " + std::to_string(t.lane));
   if (mask & ~w.lanes) fail(std::string(what) + " with mask " + hex(mask) + " names lanes the block does not have");
   if (mask & w.exited) fail(std::string(what) + " with mask " + hex(mask) + " names lanes that have exited (" + hex(mask & w.exited) + ")");
-  if (w.arrived == 0) {
-    w.expected = mask;
-    w.what = what;
-  } else if (w.expected != mask || std::strcmp(w.what, what) != 0) {
-    fail(std::string(what) + " with mask " + hex(mask) + " while lanes " + hex(w.arrived) + " of its warp are at " + w.what +
-         " with mask " + hex(w.expected));
+  // Join the open exchange of this mask, or open one. Lanes of one mask meeting at different
+  // intrinsics are an error; lanes that wait for each other at exchanges of different masks never meet,
+  // which the scheduler reports as threads that can never meet.
+  auto e = w.exchanges.begin();
+  for (; e != w.exchanges.end(); ++e) {
+    if (e->arrived == e->mask || (e->arrived & me)) continue;  // complete, or one this lane is past
+    if (e->mask == mask) break;
   }
-  w.deposits[t.lane] = bits;
-  w.arrived |= me;
-  const uint64_t generation = w.generation;
-  if (w.arrived == w.expected) {
-    for (int l = 0; l < 32; l++) w.results[generation & 1][l] = (w.expected >> l & 1u) ? w.deposits[l] : 0;
-    w.arrived = 0;
-    w.generation++;
+  if (e == w.exchanges.end()) {
+    e = w.exchanges.insert(w.exchanges.end(), Exchange{mask, what});
+  } else if (std::strcmp(e->what, what) != 0) {
+    fail(std::string(what) + " with mask " + hex(mask) + " while lanes " + hex(e->arrived) + " of its warp are at " + e->what +
+         " with the same mask");
+  }
+  e->deposits[t.lane] = bits;
+  e->arrived |= me;
+  if (e->arrived == e->mask) {
+    e->unread = __builtin_popcount(e->mask);
   } else {
     t.wait = Wait::Warp;
-    t.wait_generation = generation;
+    t.exchange = e;
     yield(t);
     t.wait = Wait::None;
   }
-  std::copy(std::begin(w.results[generation & 1]), std::end(w.results[generation & 1]), std::begin(all));
+  for (int l = 0; l < 32; l++) all[l] = (e->mask >> l & 1u) ? e->deposits[l] : 0;
+  if (--e->unread == 0) w.exchanges.erase(e);
 }
 
 void check_source_lane(unsigned mask, int lane, const char* what) {

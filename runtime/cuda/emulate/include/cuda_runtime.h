@@ -107,8 +107,10 @@ T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32) {
   uint64_t all[32];
   stow::emu::warp_exchange(mask, stow::emu::to_bits(var), all, "__shfl_xor_sync");
   const int lane = int(stow::emu::lane_id());
-  int src = lane ^ lane_mask;
-  if (src / width != lane / width) return var;  // outside the lane's segment: its own value
+  const int src = lane ^ lane_mask;
+  // A source past the end of the caller's segment gives the caller's own value; earlier segments can
+  // be read (PTX shfl.bfly: the source is valid when it is at most the segment's last lane).
+  if (src > (lane | (width - 1))) return var;
   stow::emu::check_source_lane(mask, src, "__shfl_xor_sync");
   return stow::emu::from_bits<T>(all[src]);
 }
