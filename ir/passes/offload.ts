@@ -15,7 +15,7 @@
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, type Node, type Value, valueBytes } from "../types.ts";
+import { type Graph, type Node, type Value, valueBytes, valueIdBound } from "../types.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
 export interface OffloadSchedule {
@@ -43,12 +43,13 @@ const HOST_OPS = new Set(["adamw", "grad_norm"]);
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
   const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
   const paramValue = new Map(g.params.map((p) => [p.name, p.value.id]));
-  const offloadedChunk = (valueId: number): number | undefined => {
-    const name = paramName.get(valueId);
-    if (name === undefined) return undefined;
-    const c = chunks.chunkOf.get(name)!;
-    return schedule.resident.has(c) ? undefined : c;
-  };
+  // Value id -> the offloaded chunk it is a parameter of (an array: every input of every node asks).
+  const chunkOfValue = new Array<number | undefined>(valueIdBound(g));
+  for (const p of g.params) {
+    const c = chunks.chunkOf.get(p.name)!;
+    if (!schedule.resident.has(c)) chunkOfValue[p.value.id] = c;
+  }
+  const offloadedChunk = (valueId: number): number | undefined => chunkOfValue[valueId];
   const loadKey = (n: Node, chunk: number) => (schedule.keep.has(chunk) ? `step:${chunk}` : `${n.phase}:${chunk}`);
   const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf.has(v.id));
 
@@ -63,7 +64,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   const waitsAt = groupBy(loads, (l) => l.firstUse);
 
   const b = new GraphBuilder();
-  const copy = new Map<number, Value>(); // old value id -> value in the new graph
+  const copy = new Array<Value>(valueIdBound(g)); // old value id -> value in the new graph
   const inFlight = new Map<string, Value>(); // load key -> chunk being copied
   const ready = new Map<string, Value>(); // load key -> waited chunk on the device
   const views = new Map<string, Value>(); // load key + param -> view
@@ -89,12 +90,12 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   };
 
   // Parameters first: they are leaves, and a chunk's copy may start before the node that declares them.
-  for (const n of g.nodes) if (n.op === "param") copy.set(n.outputs[0].id, b.value("param", [], n.attrs, n.loc));
+  for (const n of g.nodes) if (n.op === "param") copy[n.outputs[0].id] = b.value("param", [], n.attrs, n.loc);
   g.nodes.forEach((n, i) => {
     b.phase = n.phase;
     for (const l of startsAt.get(i) ?? []) {
       const c = chunks.chunks[l.chunk];
-      const hostParams = c.params.map((name) => copy.get(paramValue.get(name)!)!);
+      const hostParams = c.params.map((name) => copy[paramValue.get(name)!]);
       inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc));
     }
     for (const l of waitsAt.get(i) ?? []) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
@@ -102,13 +103,13 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     if (n.op === "grad_norm") waitD2h(Infinity);
     const inputs = n.inputs.map((v) => {
       const chunk = offloadedChunk(v.id);
-      if (host) return hostGrad.get(v.id) ?? copy.get(v.id)!;
-      return chunk === undefined ? copy.get(v.id)! : paramInput(n, v, chunk);
+      if (host) return hostGrad.get(v.id) ?? copy[v.id];
+      return chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
     });
     if (n.op === "param") return;
     const made = b.add(n.op, inputs, n.attrs, n.loc);
     n.outputs.forEach((out, k) => {
-      copy.set(out.id, made.outputs[k]);
+      copy[out.id] = made.outputs[k];
       const name = hostGradOf.get(out.id);
       if (name === undefined) return;
       const device = made.outputs[k];
@@ -120,9 +121,9 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     });
   });
   waitD2h(Infinity);
-  b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));
-  for (const [k, v] of Object.entries(g.named)) b.named[k] = copy.get(v.id)!;
-  for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy.get(v.id)!;
+  b.params.push(...g.params.map((p) => ({ ...p, value: copy[p.value.id] })));
+  for (const [k, v] of Object.entries(g.named)) b.named[k] = copy[v.id];
+  for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy[v.id];
   return b.build();
 }
 

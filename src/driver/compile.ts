@@ -152,19 +152,33 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const defaults = opts.machine ?? (opts.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
-  const planFor = (
-    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
-  ) => {
-    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+  // The schedule searches plan many offload schedules of one training graph, and many of them keep the
+  // same chunks resident: the passes before the offload pass, and the inference program (which depends
+  // only on the resident chunks), are made once for each and reused.
+  const beforeOffload = cached((mode: CheckpointMode, regions: number, moves: Moves) => {
     const recomputed = recompute(differentiated, mode, regions, moves.count);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
     const moved = offloadActivations(optimized, { regions: new Set(Array.from({ length: moves.count }, (_, i) => i)), lookahead: moves.lookahead });
-    const g = shardGradNorm(schedule ? offloadModelData(moved, chunks, schedule) : moved);
+    return { recomputed, withOptimizer, optimized, moved };
+  }, (mode, regions, moves) => `${mode} ${regions} ${moves.count} ${moves.lookahead}`);
+  const layoutIds = new Map<ChunkLayout, number>();
+  const residentKey = (chunks: ChunkLayout, schedule?: OffloadSchedule) => schedule === undefined ? "all" :
+    `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
+  const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
     const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    return { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
+  }, residentKey);
+
+  const planFor = (
+    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
+  ) => {
+    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+    const { recomputed, withOptimizer, optimized, moved } = beforeOffload(mode, regions, moves);
+    const g = shardGradNorm(schedule ? offloadModelData(moved, chunks, schedule) : moved);
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
-    const infer = { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
+    const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
@@ -235,6 +249,16 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** `make`, remembering its result for each key. */
+function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {
+  const results = new Map<string, R>();
+  return (...args) => {
+    const k = key(...args);
+    if (!results.has(k)) results.set(k, make(...args));
+    return results.get(k)!;
+  };
 }
 
 /** Bytes of saved activations a checkpoint region hands to the backward, on average over the regions. */
