@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type Node, numel } from "../types.ts";
+import { type Graph, type Node, type ParamInfo, numel } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import type { ChunkLayout } from "./chunks.ts";
@@ -67,6 +67,17 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const optStateBytes = device - paramBytes;
   for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape), true);
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
+}
+
+/**
+ * The bytes persistentLayout puts at the bottom of the arena (parameters and both AdamW moments of the
+ * resident chunks), from the parameters alone: a schedule search rules out schedules with it unplanned.
+ */
+export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded): number {
+  let bytes = 0;
+  for (const p of params)
+    if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
+  return bytes;
 }
 
 export interface Breakdown {

@@ -15,7 +15,7 @@
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, type Node, type Value, valueBytes, valueIdBound } from "../types.ts";
+import { type Graph, type Node, type Phase, type Value, valueBytes, valueIdBound } from "../types.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
 export interface OffloadSchedule {
@@ -32,31 +32,35 @@ export interface OffloadSchedule {
 
 interface Load {
   chunk: number;
-  key: string;
+  key: number;
   firstUse: number;
   start: number;
 }
 
 /** Nodes that run on the host side when their parameter is offloaded: the optimizer. */
 const HOST_OPS = new Set(["adamw", "grad_norm"]);
+const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
   const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
   const paramValue = new Map(g.params.map((p) => [p.name, p.value.id]));
   // Value id -> the offloaded chunk it is a parameter of (an array: every input of every node asks).
-  const chunkOfValue = new Array<number | undefined>(valueIdBound(g));
+  const valueBound = valueIdBound(g);
+  const chunkOfValue = new Array<number | undefined>(valueBound);
   for (const p of g.params) {
     const c = chunks.chunkOf.get(p.name)!;
     if (!schedule.resident.has(c)) chunkOfValue[p.value.id] = c;
   }
   const offloadedChunk = (valueId: number): number | undefined => chunkOfValue[valueId];
-  const loadKey = (n: Node, chunk: number) => (schedule.keep.has(chunk) ? `step:${chunk}` : `${n.phase}:${chunk}`);
-  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf.has(v.id));
+  // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
+  // chunk * 4 + (0 for the step, else 1 + the phase's index).
+  const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
+  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
-  // Gradients of offloaded parameters, which go to the host.
-  const hostGradOf = new Map<number, string>();
+  // Gradients of offloaded parameters, which go to the host: value id -> parameter name.
+  const hostGradOf = new Array<string | undefined>(valueBound);
   for (const [name, v] of Object.entries(g.grads))
-    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf.set(v.id, name);
+    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
 
   const loads = findLoads(g, offloadedChunk, loadKey, onHost);
   loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
@@ -65,9 +69,9 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
 
   const b = new GraphBuilder();
   const copy = new Array<Value>(valueIdBound(g)); // old value id -> value in the new graph
-  const inFlight = new Map<string, Value>(); // load key -> chunk being copied
-  const ready = new Map<string, Value>(); // load key -> waited chunk on the device
-  const views = new Map<string, Value>(); // load key + param -> view
+  const inFlight = new Map<number, Value>(); // load key -> chunk being copied
+  const ready = new Map<number, Value>(); // load key -> waited chunk on the device
+  const views = new Map<number, Value>(); // load key * valueBound + param value id -> view
   const hostGrad = new Map<number, Value>(); // old gradient value id -> its host copy
   const pendingD2h: { host: Value; device: Value; due: number }[] = [];
   let gradBytes = 0; // of gradients copied back so far
@@ -80,7 +84,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   };
   const paramInput = (n: Node, v: Value, chunk: number): Value => {
     const key = loadKey(n, chunk);
-    const viewKey = `${key}:${v.id}`;
+    const viewKey = key * valueBound + v.id;
     if (!views.has(viewKey)) {
       const name = paramName.get(v.id)!;
       const offset = chunks.chunks[chunk].offsets.get(name)!;
@@ -110,7 +114,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     const made = b.add(n.op, inputs, n.attrs, n.loc);
     n.outputs.forEach((out, k) => {
       copy[out.id] = made.outputs[k];
-      const name = hostGradOf.get(out.id);
+      const name = hostGradOf[out.id];
       if (name === undefined) return;
       const device = made.outputs[k];
       const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
@@ -129,11 +133,11 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
 
 /** Each (phase, chunk) that needs a copy, at the position of its first reader, in program order. */
 function findLoads(
-  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => string,
+  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => number,
   onHost: (n: Node) => boolean,
 ): Load[] {
   const loads: Load[] = [];
-  const seen = new Set<string>();
+  const seen = new Set<number>();
   g.nodes.forEach((n, i) => {
     if (onHost(n)) return;
     for (const v of n.inputs) {

@@ -16,7 +16,7 @@ import type { Backend } from "../../codegen/build.ts";
 import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
-import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, runsOnHost } from "../../ir/passes/memory_plan.ts";
+import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, residentModelBytes, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { alignUp } from "../../ir/passes/arena_plan.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
@@ -180,12 +180,16 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    // The step is played out when its time is first asked for: a search judges most plans by memory alone.
+    let predicted: StepTime | undefined;
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
       moved: moves.count, moveLookahead: moves.lookahead,
       movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && isActivationCopy(n)).reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && !isActivationCopy(n)).length,
-      predicted: simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured),
+      get predicted() {
+        return (predicted ??= simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured));
+      },
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
@@ -225,6 +229,9 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   let plans = residentPlans;
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
+  // A schedule whose resident model data alone exceeds the budget cannot fit: the search need not plan it.
+  const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
+    budget !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budget;
   const settled = (p: ReturnType<typeof planFor>) => fits(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
   if (!plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
@@ -236,7 +243,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     for (const chunks of layouts) {
       if (plans.some((p) => p.checkpoint.offload && fits(p))) break;
       for (const [mode, regions] of modes)
-        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits)];
+        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits, residentTooLarge(chunks))];
       // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
       // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
       // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
@@ -244,7 +251,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       const moved = opts.checkpoint === "auto" ? movesWithinSlack(plans.filter(fits), savedBytesPerRegion(differentiated), machine) : 0;
       if (moved > 0)
         for (const mode of ["none", "blocks"] as const)
-          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits)];
+          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits, residentTooLarge(chunks))];
     }
   }
   const chosen = choosePlan(plans, opts);
@@ -323,7 +330,7 @@ function shardFor(g: Graph, ranks: number): Graph {
  * caller can say how much memory it needs.
  */
 function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate; train: CompiledProgram }>(
-  chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean,
+  chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean, cannotFit: (s: OffloadSchedule) => boolean,
 ): P {
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
   /** The largest k in [lo, hi] whose plan fits, given that lo's does; with its plan. */
@@ -331,8 +338,9 @@ function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate; t
     let best = loPlan;
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      const p = planWith(make(mid));
-      if (fits(p)) [lo, best] = [mid, p];
+      const schedule = make(mid);
+      const p = cannotFit(schedule) ? undefined : planWith(schedule);
+      if (p !== undefined && fits(p)) [lo, best] = [mid, p];
       else hi = mid - 1;
     }
     return [lo, best];
