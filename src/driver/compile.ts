@@ -117,7 +117,7 @@ export interface Plan {
 
 /** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
 export class DoesNotFitError extends UserError {
-  constructor(message: string, readonly budget: "device" | "host") {
+  constructor(message: string, readonly budget: "device" | "host", readonly least?: Candidate) {
     super(message);
   }
 }
@@ -498,5 +498,6 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   throw new DoesNotFitError(
     `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
     `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
-    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device");
+    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device",
+    least.checkpoint);
 }
