@@ -153,8 +153,10 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   // The schedule searches plan many offload schedules of one training graph, and many of them keep the
-  // same chunks resident: the passes before the offload pass, and the inference program (which depends
-  // only on the resident chunks), are made once for each and reused.
+  // same chunks resident: the passes before the offload pass, and the inference program, are made once
+  // for each and reused. The inference program's plan depends only on the resident chunks: they fix the
+  // persistent region's size and the parameters' offsets (the training graph's host copies of gradients
+  // and activations come after those), so the first persistent layout given for a resident set serves all.
   const beforeOffload = cached((mode: CheckpointMode, regions: number, moves: Moves) => {
     const recomputed = recompute(differentiated, mode, regions, moves.count);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
@@ -227,11 +229,11 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   }
   const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
-  // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
-  // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   // A schedule whose resident model data alone exceeds the budget cannot fit: the search need not plan it.
   const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
     budget !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budget;
+  // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
+  // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: ReturnType<typeof planFor>) => fits(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
   if (!plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
