@@ -7,6 +7,8 @@ import { capacityMarkdown, offloadMarkdown } from "./offload_report.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import { capacityTargetsMarkdown } from "./capacity_targets_report.ts";
+import type { PlanningResults } from "./planning.ts";
+import { planningMarkdown } from "./planning_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -31,7 +33,7 @@ function shape(r: ConfigResult): string {
 
 export function resultsMarkdown(
   speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadSection | null,
-  capacity: CapacityResults | null, capacityTargets: CapacityTargetsResults | null = null,
+  capacity: CapacityResults | null, capacityTargets: CapacityTargetsResults | null = null, planning: PlanningResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -44,6 +46,7 @@ export function resultsMarkdown(
     capacity ? capacityMarkdown(capacity) : "(No capacity results: `npm run bench -- capacity` writes them.)\n",
     capacityTargets ? capacityTargetsMarkdown(capacityTargets)
       : "(No capacity-targets results: `npm run bench -- capacity-targets` writes them.)\n",
+    planning ? planningMarkdown(planning) : "(No planning results: `npm run bench -- planning` writes them.)\n",
   ].join("\n");
 }
 

@@ -9,6 +9,7 @@ import type { CheckpointResults } from "./checkpoint.ts";
 import type { OffloadSection } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
+import type { PlanningResults } from "./planning.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -18,16 +19,18 @@ export interface BenchParts {
   offload: OffloadSection | null;
   capacity: CapacityResults | null;
   capacityTargets: CapacityTargetsResults | null;
+  planning: PlanningResults | null;
 }
 
 type ResultsJson = Partial<BenchResults> & {
   checkpoint?: CheckpointResults; offload?: OffloadSection; capacity?: CapacityResults; capacity_targets?: CapacityTargetsResults;
+  planning?: PlanningResults;
 };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null };
+  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -35,10 +38,10 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, capacity_targets, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, planning, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null,
-    capacity: capacity ?? null, capacityTargets: capacity_targets ?? null,
+    capacity: capacity ?? null, capacityTargets: capacity_targets ?? null, planning: planning ?? null,
   };
 }
 
@@ -49,12 +52,13 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const offload = fresh.offload ?? kept.offload;
   const capacity = fresh.capacity ?? kept.capacity;
   const capacityTargets = fresh.capacityTargets ?? kept.capacityTargets;
+  const planning = fresh.planning ?? kept.planning;
   const json = {
     ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }), ...(capacity && { capacity }),
-    ...(capacityTargets && { capacity_targets: capacityTargets }),
+    ...(capacityTargets && { capacity_targets: capacityTargets }), ...(planning && { planning }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

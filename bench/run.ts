@@ -3,7 +3,7 @@
 // (the peer the targets judge; the tuned run is the stricter comparison beside it); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
 // that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
-// cpu prediction against measured steps). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// cpu prediction against measured steps), then planning (planning time by model size). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";
@@ -16,6 +16,7 @@ import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchCo
 import { type OffloadSection, runOffloadSection } from "./offload.ts";
 import { runCapacitySection } from "./capacity.ts";
 import { runCapacityTargetsSection } from "./capacity_targets.ts";
+import { runPlanningSection } from "./planning.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
 import { readResults, writeResults } from "./results_file.ts";
@@ -31,13 +32,14 @@ const CHECKPOINT_SECTION = "checkpoint";
 const OFFLOAD_SECTION = "offload";
 const CAPACITY_SECTION = "capacity";
 const CAPACITY_TARGETS_SECTION = "capacity-targets";
+const PLANNING_SECTION = "planning";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
 function selectParts(names: string[]): {
-  configs: BenchConfig[]; checkpoint: boolean; offload: boolean; capacity: boolean; capacityTargets: boolean;
+  configs: BenchConfig[]; checkpoint: boolean; offload: boolean; capacity: boolean; capacityTargets: boolean; planning: boolean;
 } {
-  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true };
-  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION, CAPACITY_TARGETS_SECTION];
+  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true, planning: true };
+  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION, CAPACITY_TARGETS_SECTION, PLANNING_SECTION];
   const configs = names.filter((n) => !sections.includes(n)).map((n) => {
     const c = CONFIGS.find((c) => c.name === n);
     const known = CONFIGS.map((c) => c.name).join(", ");
@@ -47,6 +49,7 @@ function selectParts(names: string[]): {
   return {
     configs, checkpoint: names.includes(CHECKPOINT_SECTION), offload: names.includes(OFFLOAD_SECTION),
     capacity: names.includes(CAPACITY_SECTION), capacityTargets: names.includes(CAPACITY_TARGETS_SECTION),
+    planning: names.includes(PLANNING_SECTION),
   };
 }
 
@@ -140,15 +143,18 @@ function main(): void {
   const stock = stockEnv(BENCH_THREADS);
   mkdirSync(WORK_DIR, { recursive: true });
   // Read before the runs, so that a results.json that cannot be kept fails now, not after them.
-  const all = parts.configs.length > 0 && parts.checkpoint && parts.offload && parts.capacity && parts.capacityTargets;
-  const kept = all ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null } : readResults(BENCH_DIR);
+  const all = parts.configs.length > 0 && parts.checkpoint && parts.offload && parts.capacity && parts.capacityTargets && parts.planning;
+  const kept = all
+    ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null }
+    : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
   const checkpoint = parts.checkpoint ? checkpointPart(env) : null;
   const offload = parts.offload ? offloadPart(env) : null;
   const capacity = parts.capacity ? runCapacitySection(BENCH_THREADS, writeBenchTokens(WORK_DIR, 50257), WORK_DIR, env) : null;
   const capacityTargets = parts.capacityTargets ? runCapacityTargetsSection(BENCH_THREADS, WORK_DIR, env) : null;
-  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets }, kept);
+  const planning = parts.planning ? runPlanningSection() : null;
+  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets, planning }, kept);
   console.log(`\n${markdown}`);
 }
 

@@ -77,6 +77,16 @@ export interface Graph {
   readonly grads: Readonly<Record<string, Value>>;
 }
 
+/**
+ * One more than the largest value id in the graph. Ids are dense (ir/builder.ts), so passes that map
+ * every value keep the map in an array of this length: a Map's lookups cost more than the rest of them.
+ */
+export function valueIdBound(g: Graph): number {
+  let bound = 0;
+  for (const n of g.nodes) for (const v of n.outputs) if (v.id >= bound) bound = v.id + 1;
+  return bound;
+}
+
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;

@@ -57,10 +57,11 @@ describe("bad input", () => {
     expectUserError(["plan", "samples/gpt2.ts", "--host-memory", "lots"], /--host-memory/);
     expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "1MiB"],
       /does not fit in --device-memory 1\.0 MiB: it needs at least/, /samples\/gpt2\.ts:\d+:\d+/);
-    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "120MiB", "--host-memory", "50MiB"],
+    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "120MiB", "--host-memory", "50MiB",
+      "--checkpoint", "none"],
       /model data does not fit in --host-memory 50\.0 MiB/);
     // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
-    const offloaded = ["--device-memory", "100MiB"];
+    const offloaded = ["--device-memory", "100MiB", "--checkpoint", "none"];
     const hostBytes = JSON.parse(stow(["plan", "samples/gpt2.ts", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout).host_bytes;
     expect(hostBytes).toBeGreaterThan(0);
     expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],

@@ -54,9 +54,9 @@ describe("liveness", () => {
     const l = liveness(parseGraph(program), 2);
     // dlogits (%7) takes the storage of the logits (%4), which die at cross_entropy_bwd; gelu_bwd's
     // output (%8) takes dlogits' storage in turn. %3 is still read by gelu_bwd, so nothing takes it before.
-    expect(l.storageOf.get(7)).toBe(4);
-    expect(l.storageOf.get(8)).toBe(4);
-    expect(l.storageOf.get(3)).toBe(3);
+    expect(l.storageOf[7]).toBe(4);
+    expect(l.storageOf[8]).toBe(4);
+    expect(l.storageOf[3]).toBe(3);
     const logits = l.buffers.find((b) => b.key === 4)!;
     expect([logits.start, logits.end]).toEqual([4, 9]); // positions of gelu (%4) and of the matmul reading %8
   });
@@ -64,7 +64,7 @@ describe("liveness", () => {
   it("does not reuse an input that is read later", () => {
     const g = parseGraph(program.replace("%9 = matmul(%8, %1)", "%9 = matmul(%8, %4)").replace("f32[8,4]\n# results", "f32[8,8]\n# results"));
     const l = liveness(g, 2);
-    expect(l.storageOf.get(7)).toBe(7);
+    expect(l.storageOf[7]).toBe(7);
   });
 
   it("predicts parameters at the bottom and temporaries above them", () => {

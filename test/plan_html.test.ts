@@ -20,7 +20,7 @@ function chromium(args: string[]) {
 describe("stow plan --html", () => {
   test("writes a self-contained page that Chromium renders with the memory chart", () => {
     const file = path.join(dir, "plan.html");
-    const r = stow(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "100MiB", "--html", file]);
+    const r = stow(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "100MiB", "--checkpoint", "none", "--html", file]);
     expect(r.status, r.stderr).toBe(0);
     const html = readFileSync(file, "utf8");
     expect(html).not.toMatch(/<script|<link|src="http/); // nothing to fetch, nothing to run

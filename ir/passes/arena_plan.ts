@@ -18,29 +18,92 @@ export interface Placement {
 
 export function placeBuffers(buffers: readonly LiveBuffer[]): Placement {
   const order = [...buffers].sort((a, b) => b.bytes - a.bytes || a.start - b.start || a.key - b.key);
-  const placed: { start: number; end: number; offset: number; size: number }[] = [];
+  const placed = new PlacedBuffers(order.length, order.reduce((m, b) => Math.max(m, b.end), 0));
   const offsets = new Map<number, number>();
   let peak = 0;
   for (const buf of order) {
     const size = alignUp(buf.bytes);
-    const overlapping = placed
-      .filter((p) => p.start <= buf.end && buf.start <= p.end)
-      .sort((a, b) => a.offset - b.offset);
     let best = -1;
     let bestGap = Infinity;
     let cursor = 0;
-    for (const p of overlapping) {
-      const gap = p.offset - cursor;
+    // The placed buffers live at the same time as this one, in order of offset: the gaps between them.
+    for (const j of placed.candidates(buf.start, buf.end)) {
+      if (placed.start[j] > buf.end || buf.start > placed.end[j]) continue;
+      const gap = placed.offset[j] - cursor;
       if (gap >= size && gap < bestGap) {
         best = cursor;
         bestGap = gap;
+        if (gap === size) break; // a gap that fits exactly: no later gap can be smaller and still fit
       }
-      cursor = Math.max(cursor, p.offset + p.size);
+      if (placed.top[j] > cursor) cursor = placed.top[j];
     }
     const offset = best >= 0 ? best : cursor;
-    placed.push({ start: buf.start, end: buf.end, offset, size });
+    placed.add(buf.start, buf.end, offset, size);
     offsets.set(buf.key, offset);
     peak = Math.max(peak, offset + buf.bytes);
   }
   return { offsets, peak };
+}
+
+/** Node positions per time bucket at the finest level of PlacedBuffers; each level's are LEVEL_FACTOR times more. */
+const FINEST_BUCKET = 64;
+const LEVEL_FACTOR = 8;
+
+/**
+ * The buffers placed so far, listed in order of offset (equal offsets in the order they were placed) in
+ * time buckets at several levels: at each level, a buffer is in every bucket its live interval touches.
+ * A buffer about to be placed looks at one bucket: that of the finest level whose one bucket holds its
+ * whole interval (or at all placed buffers, when none does). Plan searches place thousands of buffers
+ * thousands of times; scanning every placed buffer for each, most of them live at other times, was most
+ * of a plan's time.
+ */
+class PlacedBuffers {
+  readonly start: Int32Array;
+  readonly end: Int32Array;
+  readonly offset: Float64Array;
+  /** Offset plus aligned size. */
+  readonly top: Float64Array;
+  private count = 0;
+  private readonly all: number[] = [];
+  /** levels[l][b]: the buffers live somewhere in positions [b, b + 1) * bucketSize(l). */
+  private readonly levels: number[][][] = [];
+
+  constructor(capacity: number, lastPosition: number) {
+    this.start = new Int32Array(capacity);
+    this.end = new Int32Array(capacity);
+    this.offset = new Float64Array(capacity);
+    this.top = new Float64Array(capacity);
+    for (let size = FINEST_BUCKET; size <= lastPosition; size *= LEVEL_FACTOR)
+      this.levels.push(Array.from({ length: Math.floor(lastPosition / size) + 1 }, () => []));
+  }
+
+  /** Placed buffers, in order of offset, among which are all those live somewhere in [start, end]. */
+  candidates(start: number, end: number): readonly number[] {
+    for (let l = 0, size = FINEST_BUCKET; l < this.levels.length; l++, size *= LEVEL_FACTOR) {
+      const bucket = Math.floor(start / size);
+      if (bucket === Math.floor(end / size)) return this.levels[l][bucket];
+    }
+    return this.all;
+  }
+
+  add(start: number, end: number, offset: number, size: number): void {
+    const j = this.count++;
+    [this.start[j], this.end[j], this.offset[j], this.top[j]] = [start, end, offset, offset + size];
+    this.insert(this.all, j);
+    for (let l = 0, size = FINEST_BUCKET; l < this.levels.length; l++, size *= LEVEL_FACTOR)
+      for (let b = Math.floor(start / size); b <= Math.floor(end / size); b++) this.insert(this.levels[l][b], j);
+  }
+
+  /** Inserts j into a list kept in order of offset, after those of equal offset. */
+  private insert(list: number[], j: number): void {
+    const x = this.offset[j];
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.offset[list[mid]] <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, j);
+  }
 }

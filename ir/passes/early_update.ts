@@ -4,6 +4,7 @@
 // to the end of the step. Only without gradient clipping: the global norm needs every gradient first.
 // Each update reads the same values as before, so the step computes bitwise the same parameters.
 import type { Graph, Node } from "../types.ts";
+import { groupBy } from "./offload.ts";
 
 export function earlyUpdate(g: Graph): Graph {
   if (g.nodes.some((n) => n.op === "grad_norm")) return g;
@@ -26,10 +27,13 @@ export function earlyUpdate(g: Graph): Graph {
     readyAfter.set(u.id, Math.max(position.get(grad.producer)!, lastRead.get(param.id) ?? -1));
   }
 
+  // Grouped by position once (in update order within a position), rather than every update tested at
+  // every node, which made the pass quadratic in the model's depth.
+  const updatesAfter = groupBy(updates, (u) => readyAfter.get(u.id)!);
   const nodes: Node[] = [];
   rest.forEach((n, i) => {
     nodes.push(n);
-    for (const u of updates) if (readyAfter.get(u.id) === i) nodes.push(...moments.get(u.id)!, u);
+    for (const u of updatesAfter.get(i) ?? []) nodes.push(...moments.get(u.id)!, u);
   });
   return { ...g, nodes };
 }

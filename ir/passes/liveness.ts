@@ -3,7 +3,7 @@
 // their source's storage; an op that may overwrite an input (ops.ts `reuses`) takes that input's
 // storage when the input dies at that very node and has the same size, as XLA's buffer reuse does.
 import { opDef, workspaceBytes } from "../ops.ts";
-import { type Graph, type Node, valueBytes } from "../types.ts";
+import { type Graph, type Node, valueBytes, valueIdBound } from "../types.ts";
 
 export type BufferKind = "activation" | "gradient" | "parameter" | "workspace" | "input";
 
@@ -25,25 +25,33 @@ const PERSISTENT_ROOTS = new Set(["param", "opt_state", "copy_d2h"]);
 
 export interface Liveness {
   buffers: LiveBuffer[];
-  /** Value id -> key of the storage it lives in (root value id). */
-  storageOf: Map<number, number>;
+  /** Value id -> key of the storage it lives in (root value id); -1 for an id no value of the graph has. */
+  storageOf: Int32Array;
   /** Values whose storage is persistent model data (parameters, moments) -> the root's name. */
-  persistentName: Map<number, string>;
-  /** Views that start inside their storage rather than at its beginning (chunk_view) -> byte offset. */
-  viewOffset: Map<number, number>;
+  persistentName: (string | undefined)[];
+  /** Value id -> byte offset at which it starts inside its storage (chunk_view); 0 for most. */
+  viewOffset: Float64Array;
 }
+
+// Value ids are dense within a graph (ir/builder.ts), so per-value facts live in arrays indexed by id:
+// a plan search runs liveness on thousands of graphs of tens of thousands of values, and Map lookups
+// dominated its time.
 
 export function liveness(g: Graph, threads: number): Liveness {
   const last = g.nodes.length - 1;
-  const lastUse = lastUses(g);
-  const storageOf = new Map<number, number>();
-  const persistentName = new Map<number, string>();
-  const viewOffset = new Map<number, number>();
-  const gradIds = new Set(Object.values(g.grads).map((v) => v.id));
-  const buffers = new Map<number, LiveBuffer>();
+  const size = valueIdBound(g);
+  const lastUse = lastUses(g, size);
+  const storageOf = new Int32Array(size).fill(-1);
+  const persistentName = new Array<string | undefined>(size);
+  const viewOffset = new Float64Array(size);
+  const isGrad = new Uint8Array(size);
+  for (const v of Object.values(g.grads)) isGrad[v.id] = 1;
+  const bufferOf = new Array<LiveBuffer | undefined>(size); // root value id -> its storage
+  const buffers: LiveBuffer[] = [];
   /** Storages the runtime reads or writes from outside (inputs, results): never reused. */
-  const pinned = new Set<number>();
+  const pinned = new Uint8Array(size);
   const workspaces: LiveBuffer[] = [];
+  const lastUseOr = (id: number, i: number) => (lastUse[id] >= 0 ? lastUse[id] : i);
 
   g.nodes.forEach((n, i) => {
     const def = opDef(n.op);
@@ -51,38 +59,39 @@ export function liveness(g: Graph, threads: number): Liveness {
       const viewOf = def.aliases?.[k];
       if (viewOf !== undefined) {
         const src = n.inputs[viewOf].id;
-        storageOf.set(v.id, storageOf.get(src)!);
-        const offset = (viewOffset.get(src) ?? 0) + (n.op === "chunk_view" ? (n.attrs.offset as number) : 0);
-        if (offset !== 0) viewOffset.set(v.id, offset);
-        if (persistentName.has(src)) persistentName.set(v.id, persistentName.get(src)!);
+        storageOf[v.id] = storageOf[src];
+        viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? (n.attrs.offset as number) : 0);
+        persistentName[v.id] = persistentName[src];
         return;
       }
       if (PERSISTENT_ROOTS.has(n.op)) {
-        storageOf.set(v.id, v.id);
-        persistentName.set(v.id, n.attrs.name as string);
+        storageOf[v.id] = v.id;
+        persistentName[v.id] = n.attrs.name as string;
         return;
       }
       const reuses = typeof def.reuses === "function" ? def.reuses(n.inputs, n.attrs) : def.reuses;
       const reuse = reuses?.[k];
-      const candidate = reuse === undefined ? undefined : buffers.get(storageOf.get(n.inputs[reuse].id)!);
-      if (candidate && candidate.end === i && !pinned.has(candidate.key) && candidate.bytes === valueBytes(v)) {
-        storageOf.set(v.id, candidate.key);
-        candidate.end = Math.max(candidate.end, lastUse.get(v.id) ?? i);
-        if (gradIds.has(v.id)) candidate.kind = "gradient";
+      const candidate = reuse === undefined ? undefined : bufferOf[storageOf[n.inputs[reuse].id]];
+      if (candidate && candidate.end === i && !pinned[candidate.key] && candidate.bytes === valueBytes(v)) {
+        storageOf[v.id] = candidate.key;
+        candidate.end = Math.max(candidate.end, lastUseOr(v.id, i));
+        if (isGrad[v.id]) candidate.kind = "gradient";
         return;
       }
-      storageOf.set(v.id, v.id);
+      storageOf[v.id] = v.id;
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
       const kind: BufferKind =
-        isInput ? "input" : gradIds.has(v.id) ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
-      buffers.set(v.id, { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n });
-      if (isInput) pinned.add(v.id);
+        isInput ? "input" : isGrad[v.id] ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
+      const buffer = { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n };
+      bufferOf[v.id] = buffer;
+      buffers.push(buffer);
+      if (isInput) pinned[v.id] = 1;
     });
     // A view extends the life of the storage it looks into.
     for (const v of n.outputs) {
-      const b = buffers.get(storageOf.get(v.id)!);
-      if (b) b.end = Math.max(b.end, lastUse.get(v.id) ?? i);
+      const b = bufferOf[storageOf[v.id]];
+      if (b) b.end = Math.max(b.end, lastUseOr(v.id, i));
     }
     const ws = workspaceBytes(n.op, n.inputs, n.attrs, threads);
     if (ws > 0) workspaces.push({ key: -1 - n.id, bytes: ws, start: i, end: i, kind: "workspace", node: n });
@@ -90,10 +99,10 @@ export function liveness(g: Graph, threads: number): Liveness {
 
   // Program results are read by the runtime after the last node.
   for (const v of Object.values(g.named)) {
-    const b = buffers.get(storageOf.get(v.id)!);
+    const b = bufferOf[storageOf[v.id]];
     if (b) b.end = last;
   }
-  return { buffers: [...buffers.values(), ...workspaces], storageOf, persistentName, viewOffset };
+  return { buffers: [...buffers, ...workspaces], storageOf, persistentName, viewOffset };
 }
 
 /** A chunk of model data copied to the device (a chunk_h2d of a saved activation holds an activation). */
@@ -101,10 +110,12 @@ function isParameterCopy(n: Node): boolean {
   return n.op === "chunk_h2d" && n.attrs.activation === undefined;
 }
 
-/** Position of the last node that reads each value; program results count as read at the end. */
-function lastUses(g: Graph): Map<number, number> {
-  const lastUse = new Map<number, number>();
-  g.nodes.forEach((n, i) => n.inputs.forEach((v) => lastUse.set(v.id, i)));
-  for (const v of Object.values(g.named)) lastUse.set(v.id, g.nodes.length - 1);
+/** Position of the last node that reads each value (-1: none); program results count as read at the end. */
+function lastUses(g: Graph, size: number): Int32Array {
+  const lastUse = new Int32Array(size).fill(-1);
+  g.nodes.forEach((n, i) => {
+    for (const v of n.inputs) lastUse[v.id] = i;
+  });
+  for (const v of Object.values(g.named)) lastUse[v.id] = g.nodes.length - 1;
   return lastUse;
 }

@@ -2,9 +2,9 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type Node, numel } from "../types.ts";
-import { alignUp, placeBuffers } from "./arena_plan.ts";
-import { type BufferKind, type LiveBuffer, liveness } from "./liveness.ts";
+import { type Graph, type Node, type ParamInfo, numel } from "../types.ts";
+import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
+import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
 export interface PersistentLayout {
@@ -69,6 +69,17 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
 }
 
+/**
+ * The bytes persistentLayout puts at the bottom of the arena (parameters and both AdamW moments of the
+ * resident chunks), from the parameters alone: a schedule search rules out schedules with it unplanned.
+ */
+export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded): number {
+  let bytes = 0;
+  for (const p of params)
+    if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
+  return bytes;
+}
+
 export interface Breakdown {
   parameters: number;
   optimizer_states: number;
@@ -102,18 +113,18 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   const placement = placeBuffers(live.buffers);
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
-  const valueOffset = new Map<number, number>();
   const hostValues = new Set<number>();
-  for (const [valueId, root] of live.storageOf) {
-    const name = live.persistentName.get(valueId);
-    if (name !== undefined) {
-      valueOffset.set(valueId, persistent.offsets.get(name)! + (live.viewOffset.get(valueId) ?? 0));
-      if (persistent.onHost.has(name)) hostValues.add(valueId);
-    } else valueOffset.set(valueId, base + placement.offsets.get(root)! + (live.viewOffset.get(valueId) ?? 0));
-  }
-  const workspace = new Map<number, [number, number]>();
-  const buffers = live.buffers.map((b) => ({ ...b, offset: base + placement.offsets.get(b.key)! }));
-  for (const b of buffers) if (b.kind === "workspace") workspace.set(b.node.id, [b.offset, b.bytes]);
+  for (const n of g.nodes)
+    for (const { id } of n.outputs) {
+      const name = live.persistentName[id];
+      if (name !== undefined && persistent.onHost.has(name)) hostValues.add(id);
+    }
+  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
+  const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
+  // Offsets by value and workspaces by node are for code generation: a plan search makes thousands of
+  // plans and generates code for one, so they are made when first asked for.
+  let valueOffset: Map<number, number> | undefined;
+  let workspace: Map<number, [number, number]> | undefined;
 
   const { position, byKind } = busiestMoment(live.buffers, g.nodes.length);
   const liveTotal = Object.values(byKind).reduce((s, x) => s + x, 0);
@@ -127,15 +138,31 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     fragmentation: placement.peak - liveTotal,
   };
   return {
-    valueOffset,
+    get valueOffset() {
+      return (valueOffset ??= valueOffsets(g, live, placement, persistent));
+    },
     hostValues,
-    workspace,
+    get workspace() {
+      return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
+    },
     buffers,
     peak: base + placement.peak,
     dynamicBytes: alignUp(placement.peak),
     breakdown,
     peakPosition: position,
   };
+}
+
+/** Byte offset of each value's data: in the persistent layout (arena or host) for model data, else in the arena. */
+function valueOffsets(g: Graph, live: Liveness, placement: Placement, persistent: PersistentLayout): Map<number, number> {
+  const base = persistent.bytes;
+  const offsets = new Map<number, number>();
+  for (const n of g.nodes)
+    for (const { id } of n.outputs) {
+      const name = live.persistentName[id];
+      offsets.set(id, (name !== undefined ? persistent.offsets.get(name)! : base + placement.offsets.get(live.storageOf[id])!) + live.viewOffset[id]);
+    }
+  return offsets;
 }
 
 /** Whether a node runs on the host side: the optimizer on offloaded model data (it reads host values). */

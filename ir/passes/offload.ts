@@ -15,7 +15,7 @@
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, type Node, type Value, valueBytes } from "../types.ts";
+import { type Graph, type Node, type Phase, type Value, valueBytes, valueIdBound } from "../types.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
 export interface OffloadSchedule {
@@ -32,30 +32,35 @@ export interface OffloadSchedule {
 
 interface Load {
   chunk: number;
-  key: string;
+  key: number;
   firstUse: number;
   start: number;
 }
 
 /** Nodes that run on the host side when their parameter is offloaded: the optimizer. */
 const HOST_OPS = new Set(["adamw", "grad_norm"]);
+const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
   const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
   const paramValue = new Map(g.params.map((p) => [p.name, p.value.id]));
-  const offloadedChunk = (valueId: number): number | undefined => {
-    const name = paramName.get(valueId);
-    if (name === undefined) return undefined;
-    const c = chunks.chunkOf.get(name)!;
-    return schedule.resident.has(c) ? undefined : c;
-  };
-  const loadKey = (n: Node, chunk: number) => (schedule.keep.has(chunk) ? `step:${chunk}` : `${n.phase}:${chunk}`);
-  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf.has(v.id));
+  // Value id -> the offloaded chunk it is a parameter of (an array: every input of every node asks).
+  const valueBound = valueIdBound(g);
+  const chunkOfValue = new Array<number | undefined>(valueBound);
+  for (const p of g.params) {
+    const c = chunks.chunkOf.get(p.name)!;
+    if (!schedule.resident.has(c)) chunkOfValue[p.value.id] = c;
+  }
+  const offloadedChunk = (valueId: number): number | undefined => chunkOfValue[valueId];
+  // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
+  // chunk * 4 + (0 for the step, else 1 + the phase's index).
+  const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
+  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
-  // Gradients of offloaded parameters, which go to the host.
-  const hostGradOf = new Map<number, string>();
+  // Gradients of offloaded parameters, which go to the host: value id -> parameter name.
+  const hostGradOf = new Array<string | undefined>(valueBound);
   for (const [name, v] of Object.entries(g.grads))
-    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf.set(v.id, name);
+    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
 
   const loads = findLoads(g, offloadedChunk, loadKey, onHost);
   loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
@@ -63,10 +68,10 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   const waitsAt = groupBy(loads, (l) => l.firstUse);
 
   const b = new GraphBuilder();
-  const copy = new Map<number, Value>(); // old value id -> value in the new graph
-  const inFlight = new Map<string, Value>(); // load key -> chunk being copied
-  const ready = new Map<string, Value>(); // load key -> waited chunk on the device
-  const views = new Map<string, Value>(); // load key + param -> view
+  const copy = new Array<Value>(valueIdBound(g)); // old value id -> value in the new graph
+  const inFlight = new Map<number, Value>(); // load key -> chunk being copied
+  const ready = new Map<number, Value>(); // load key -> waited chunk on the device
+  const views = new Map<number, Value>(); // load key * valueBound + param value id -> view
   const hostGrad = new Map<number, Value>(); // old gradient value id -> its host copy
   const pendingD2h: { host: Value; device: Value; due: number }[] = [];
   let gradBytes = 0; // of gradients copied back so far
@@ -79,7 +84,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   };
   const paramInput = (n: Node, v: Value, chunk: number): Value => {
     const key = loadKey(n, chunk);
-    const viewKey = `${key}:${v.id}`;
+    const viewKey = key * valueBound + v.id;
     if (!views.has(viewKey)) {
       const name = paramName.get(v.id)!;
       const offset = chunks.chunks[chunk].offsets.get(name)!;
@@ -89,12 +94,12 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   };
 
   // Parameters first: they are leaves, and a chunk's copy may start before the node that declares them.
-  for (const n of g.nodes) if (n.op === "param") copy.set(n.outputs[0].id, b.value("param", [], n.attrs, n.loc));
+  for (const n of g.nodes) if (n.op === "param") copy[n.outputs[0].id] = b.value("param", [], n.attrs, n.loc);
   g.nodes.forEach((n, i) => {
     b.phase = n.phase;
     for (const l of startsAt.get(i) ?? []) {
       const c = chunks.chunks[l.chunk];
-      const hostParams = c.params.map((name) => copy.get(paramValue.get(name)!)!);
+      const hostParams = c.params.map((name) => copy[paramValue.get(name)!]);
       inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc));
     }
     for (const l of waitsAt.get(i) ?? []) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
@@ -102,14 +107,14 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     if (n.op === "grad_norm") waitD2h(Infinity);
     const inputs = n.inputs.map((v) => {
       const chunk = offloadedChunk(v.id);
-      if (host) return hostGrad.get(v.id) ?? copy.get(v.id)!;
-      return chunk === undefined ? copy.get(v.id)! : paramInput(n, v, chunk);
+      if (host) return hostGrad.get(v.id) ?? copy[v.id];
+      return chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
     });
     if (n.op === "param") return;
     const made = b.add(n.op, inputs, n.attrs, n.loc);
     n.outputs.forEach((out, k) => {
-      copy.set(out.id, made.outputs[k]);
-      const name = hostGradOf.get(out.id);
+      copy[out.id] = made.outputs[k];
+      const name = hostGradOf[out.id];
       if (name === undefined) return;
       const device = made.outputs[k];
       const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
@@ -120,19 +125,19 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     });
   });
   waitD2h(Infinity);
-  b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));
-  for (const [k, v] of Object.entries(g.named)) b.named[k] = copy.get(v.id)!;
-  for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy.get(v.id)!;
+  b.params.push(...g.params.map((p) => ({ ...p, value: copy[p.value.id] })));
+  for (const [k, v] of Object.entries(g.named)) b.named[k] = copy[v.id];
+  for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy[v.id];
   return b.build();
 }
 
 /** Each (phase, chunk) that needs a copy, at the position of its first reader, in program order. */
 function findLoads(
-  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => string,
+  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => number,
   onHost: (n: Node) => boolean,
 ): Load[] {
   const loads: Load[] = [];
-  const seen = new Set<string>();
+  const seen = new Set<number>();
   g.nodes.forEach((n, i) => {
     if (onHost(n)) return;
     for (const v of n.inputs) {

@@ -28,7 +28,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
     .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
-    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default none)")
+    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default: auto with --device-memory, else none)")
     .option("--move-activations <k>", "keep the saved activations of the first K checkpoint regions (blocks) in host memory " +
       "between forward and backward; blocks:R recomputes the R after them (default 0; auto chooses)")
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
@@ -71,7 +71,9 @@ function modelOptions(raw: Raw): PrepareOptions {
     // Under --tp, threads per rank: the ranks share the cores.
     threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / tp)),
     clip: gradClip(raw) > 0,
-    ...checkpointFlag(str(raw, "checkpoint") ?? "none"),
+    // A budget without a checkpoint mode lets the planner choose one that fits (unless moves are forced,
+    // which auto would choose itself).
+    ...checkpointFlag(str(raw, "checkpoint") ?? (raw.deviceMemory !== undefined && raw.moveActivations === undefined ? "auto" : "none")),
     moveActivations: int(raw, "moveActivations", "--move-activations", 0),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),

@@ -16,7 +16,7 @@ import type { Backend } from "../../codegen/build.ts";
 import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
 import { UserError } from "../cli/errors.ts";
 import { formatBytes } from "../cli/progress.ts";
-import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, runsOnHost } from "../../ir/passes/memory_plan.ts";
+import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, residentModelBytes, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { alignUp } from "../../ir/passes/arena_plan.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
@@ -119,7 +119,7 @@ export interface Plan {
 
 /** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
 export class DoesNotFitError extends UserError {
-  constructor(message: string, readonly budget: "device" | "host") {
+  constructor(message: string, readonly budget: "device" | "host", readonly least?: Candidate) {
     super(message);
   }
 }
@@ -154,26 +154,46 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const defaults = opts.machine ?? (opts.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
-  const planFor = (
-    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
-  ) => {
-    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+  // The schedule searches plan many offload schedules of one training graph, and many of them keep the
+  // same chunks resident: the passes before the offload pass, and the inference program, are made once
+  // for each and reused. The inference program's plan depends only on the resident chunks: they fix the
+  // persistent region's size and the parameters' offsets (the training graph's host copies of gradients
+  // and activations come after those), so the first persistent layout given for a resident set serves all.
+  const beforeOffload = cached((mode: CheckpointMode, regions: number, moves: Moves) => {
     const recomputed = recompute(differentiated, mode, regions, moves.count);
     const withOptimizer = adamwPass(recomputed, { clip: opts.clip });
     const optimized = earlyUpdate(withOptimizer);
     const moved = offloadActivations(optimized, { regions: new Set(Array.from({ length: moves.count }, (_, i) => i)), lookahead: moves.lookahead });
-    const g = shardGradNorm(schedule ? offloadModelData(moved, chunks, schedule) : moved);
+    return { recomputed, withOptimizer, optimized, moved };
+  }, (mode, regions, moves) => `${mode} ${regions} ${moves.count} ${moves.lookahead}`);
+  const layoutIds = new Map<ChunkLayout, number>();
+  const residentKey = (chunks: ChunkLayout, schedule?: OffloadSchedule) => schedule === undefined ? "all" :
+    `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
+  const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
     const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    return { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
+  }, residentKey);
+
+  const planFor = (
+    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
+  ) => {
+    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+    const { recomputed, withOptimizer, optimized, moved } = beforeOffload(mode, regions, moves);
+    const g = shardGradNorm(schedule ? offloadModelData(moved, chunks, schedule) : moved);
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
     const train = { graph: g, memory: planMemory(g, persistent, opts.threads), batch: opts.batch, seq: opts.seq };
-    const infer = { graph: inferred, memory: planMemory(inferred, persistent, opts.threads), batch: 1, seq: config.seq };
+    const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    // The step is played out when its time is first asked for: a search judges most plans by memory alone.
+    let predicted: StepTime | undefined;
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
       moved: moves.count, moveLookahead: moves.lookahead,
       movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && isActivationCopy(n)).reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && !isActivationCopy(n)).length,
-      predicted: simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured),
+      get predicted() {
+        return (predicted ??= simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured));
+      },
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };
     const stages = [
@@ -211,6 +231,9 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   }
   const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
+  // A schedule whose resident model data alone exceeds the budget cannot fit: the search need not plan it.
+  const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
+    budget !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budget;
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: ReturnType<typeof planFor>) => fits(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
@@ -224,7 +247,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
     for (const chunks of layouts) {
       if (plans.some((p) => p.checkpoint.offload && fits(p))) break;
       for (const [mode, regions] of modes)
-        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits)];
+        plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), fits, residentTooLarge(chunks))];
       // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
       // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
       // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
@@ -232,11 +255,21 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       const moved = opts.checkpoint === "auto" ? movesWithinSlack(plans.filter(fits), savedBytesPerRegion(differentiated), machine) : 0;
       if (moved > 0)
         for (const mode of ["none", "blocks"] as const)
-          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits)];
+          plans = [...plans, searchSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), fits, residentTooLarge(chunks))];
     }
   }
   const chosen = choosePlan(plans, opts);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** `make`, remembering its result for each key. */
+function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {
+  const results = new Map<string, R>();
+  return (...args) => {
+    const k = key(...args);
+    if (!results.has(k)) results.set(k, make(...args));
+    return results.get(k)!;
+  };
 }
 
 /** Bytes of saved activations a checkpoint region hands to the backward, on average over the regions. */
@@ -301,7 +334,7 @@ function shardFor(g: Graph, ranks: number): Graph {
  * caller can say how much memory it needs.
  */
 function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate; train: CompiledProgram }>(
-  chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean,
+  chunkCount: number, planWith: (s: OffloadSchedule) => P, fits: (p: P) => boolean, cannotFit: (s: OffloadSchedule) => boolean,
 ): P {
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
   /** The largest k in [lo, hi] whose plan fits, given that lo's does; with its plan. */
@@ -309,8 +342,9 @@ function searchSchedule<P extends { arenaBytes: number; checkpoint: Candidate; t
     let best = loPlan;
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      const p = planWith(make(mid));
-      if (fits(p)) [lo, best] = [mid, p];
+      const schedule = make(mid);
+      const p = cannotFit(schedule) ? undefined : planWith(schedule);
+      if (p !== undefined && fits(p)) [lo, best] = [mid, p];
       else hi = mid - 1;
     }
     return [lo, best];
@@ -468,5 +502,6 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   throw new DoesNotFitError(
     `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
     `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
-    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device");
+    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device",
+    least.checkpoint);
 }

@@ -7,7 +7,8 @@ import { loadModel } from "../load/load_model.ts";
 import { codeFrame, displayPath } from "../load/typecheck.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { formatLoc } from "../../ir/types.ts";
-import { type CompileOptions, type Plan, compilePlan } from "./compile.ts";
+import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "./compile.ts";
+import { withLeastBudget } from "./least_budget.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
 
@@ -26,12 +27,14 @@ export async function prepare(modelPath: string, opts: PrepareOptions): Promise<
   const resolved = resolveModel(loaded, opts);
   const { preset: _preset, set: _set, ...compile } = opts;
   const compileWith = (measured?: MeasuredTimes) => {
+    const planWith = (changed: Partial<CompileOptions>) => compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
+      ...compile, batch: resolved.batch, seq: resolved.seq, ...(measured && { measured }), ...changed,
+    });
     try {
-      return compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
-        ...compile, batch: resolved.batch, seq: resolved.seq, ...(measured && { measured }),
-      });
+      return planWith({});
     } catch (e) {
       if (e instanceof TraceError) throw new UserError(describeTraceError(e));
+      if (e instanceof DoesNotFitError) throw withLeastBudget(e, compile, planWith);
       throw e;
     }
   };

@@ -1,0 +1,46 @@
+// When the step does not fit the device budget, the message says what would: the smallest budget that
+// fits and the flags that get there. The planner's refusal carries the plan it found to need the least
+// memory; under a forced checkpoint mode, `--checkpoint auto` may fit the budget as it is (it weighs
+// recomputing, moving activations and offloading model data), so it is tried first. The budget named
+// is checked by planning at it, so the message never promises a fit the planner would refuse.
+import { formatBytes } from "../cli/progress.ts";
+import { type CompileOptions, DoesNotFitError, type Plan } from "./compile.ts";
+import { checkpointLabel } from "./moved_report.ts";
+
+/** What a plan does, in words: what it recomputes or moves, and whether model data moves too. */
+function describe(p: Plan): string {
+  return `${checkpointLabel(p.checkpoint)}${p.checkpoint.offload ? ", model data offloaded to the host" : ""}`;
+}
+
+/**
+ * The refusal `refused`, told what fits: `compileWith` plans the same model with changed options.
+ * Returns the error to throw (the same one when nothing better can be said).
+ */
+export function withLeastBudget(
+  refused: DoesNotFitError, opts: Omit<CompileOptions, "batch" | "seq">, compileWith: (o: Partial<CompileOptions>) => Plan,
+): DoesNotFitError {
+  if (refused.budget !== "device" || opts.deviceMemory === undefined) return refused;
+  const budget = formatBytes(opts.deviceMemory);
+  let least = refused.least;
+  if (opts.checkpoint !== "auto" && opts.moveActivations === undefined) {
+    try {
+      const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined });
+      return new DoesNotFitError(`${refused.message}\n--checkpoint auto fits in --device-memory ${budget} ` +
+        `(${describe(p)}; arena ${formatBytes(p.arenaBytes)})`, "device", refused.least);
+    } catch (e) {
+      if (!(e instanceof DoesNotFitError)) throw e;
+      if (e.budget !== "device") return refused;
+      least = e.least;
+    }
+  }
+  if (least === undefined) return refused;
+  const flags = `--device-memory ${least.arenaBytes} --checkpoint auto`;
+  try {
+    const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined, moveActivations: undefined, deviceMemory: least.arenaBytes });
+    return new DoesNotFitError(`${refused.message}\nThe smallest budget that fits: ${formatBytes(least.arenaBytes)}, with ` +
+      `\`${flags}\` (${describe(p)})`, "device", least);
+  } catch (e) {
+    if (!(e instanceof DoesNotFitError)) throw e;
+    return refused;
+  }
+}
