@@ -8,24 +8,23 @@ import { removeStaleTemps, tempPathFor } from "../util/atomic_write.ts";
 import { describeFsError, fsReason } from "../util/fs_error.ts";
 
 export interface OutputPaths {
-  /** --save, with the bytes one checkpoint takes. */
-  save?: { path: string; bytes: number };
+  save?: string;
   metrics?: string;
   profile?: string;
   /** The build and data cache (STOW_CACHE_DIR). */
   cache: string;
 }
 
+/** Each path can be written; cheap, so it runs before the model is even loaded. */
 export function checkOutputPaths(out: OutputPaths): void {
+  checkFolder("STOW_CACHE_DIR (the build and data cache)", out.cache, path.join(out.cache, "probe"));
   if (out.save) {
-    checkFileTarget("--save", out.save.path);
+    checkFileTarget("--save", out.save);
     // A killed run's temporaries would count against the space a new checkpoint needs.
-    removeStaleTemps(out.save.path);
-    checkSpace("--save", out.save.path, out.save.bytes);
+    removeStaleTemps(out.save);
   }
   if (out.metrics) checkFileTarget("--metrics", out.metrics);
   if (out.profile) checkFileTarget("--profile", out.profile);
-  checkFolder("STOW_CACHE_DIR (the build and data cache)", out.cache, out.cache);
 }
 
 /** The folder exists (made if need be) and takes a new file; the path itself, if present, is a writable file. */
@@ -48,8 +47,10 @@ function checkFileTarget(flag: string, file: string): void {
 
 /** Makes the folder if it is missing, then creates and removes an empty file in it: the real test of writability (root ignores permissions, not read-only mounts). */
 function checkFolder(what: string, folder: string, target: string): void {
+  const file = fileInTheWay(folder);
+  if (file) throw new UserError(`${what}: ${file} is a file, not a folder`);
   try {
-    fs.mkdirSync(folder, { recursive: true });
+    makeFolders(folder);
   } catch (e) {
     throw new UserError(`${what}: ${describeFsError(e, "create the folder") ?? (e as Error).message}`);
   }
@@ -62,7 +63,30 @@ function checkFolder(what: string, folder: string, target: string): void {
   fs.rmSync(probe, { force: true });
 }
 
-function checkSpace(flag: string, file: string, bytes: number): void {
+/** mkdir -p one level at a time: Node's recursive mkdir says ENOENT where the real reason is EROFS. */
+function makeFolders(folder: string): void {
+  const missing: string[] = [];
+  for (let at = folder; !fs.existsSync(at) && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  for (const at of missing) fs.mkdirSync(at);
+}
+
+/** The nearest existing ancestor of `folder` (itself included) when it is not a folder. */
+function fileInTheWay(folder: string): string | undefined {
+  for (let at = folder; ; at = path.dirname(at)) {
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(at);
+    } catch {
+      // absent: look further up
+    }
+    if (stat) return stat.isDirectory() ? undefined : at;
+    if (path.dirname(at) === at) return undefined;
+  }
+}
+
+/** The checkpoint's file system has room for one more (its size is known once the model is planned). */
+export function checkSaveSpace(file: string, bytes: number): void {
+  const flag = "--save";
   const folder = path.dirname(path.resolve(file));
   const fsStats = fs.statfsSync(folder);
   const free = fsStats.bavail * fsStats.bsize;

@@ -17,7 +17,7 @@ import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";
 import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
 import { trainRanks } from "./train_ranks.ts";
-import { checkOutputPaths } from "./output_paths.ts";
+import { checkOutputPaths, checkSaveSpace } from "./output_paths.ts";
 import { watchStopSignals } from "./stop_signals.ts";
 import { changedSince, fileSha256, savedSha256 } from "../checkpoint/model_origin.ts";
 
@@ -53,15 +53,13 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   // The profile times nodes on the host clock, which on a GPU sees launches, not kernels.
   const cuda = opts.backend === "cuda";
   if (cuda && (opts.profileSteps ?? 0) > 0) throw new UserError("--profile-steps: the profiled warm-up is not available with --backend cuda yet");
+  // Before anything is compiled, built or trained: can the run write where it will write?
+  checkOutputPaths({ save: opts.save, metrics: opts.metrics, profile: opts.profile, cache: cacheDir() });
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
+  if (opts.save) checkSaveSpace(opts.save, checkpointBytes(plan));
   const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload && !cuda ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
-  // Before anything is built or trained: where the run will write, and what it resumes.
-  checkOutputPaths({
-    save: opts.save === undefined ? undefined : { path: opts.save, bytes: checkpointBytes(plan) },
-    metrics: opts.metrics, profile: profilePath, cache: cacheDir(),
-  });
   const model = { modelPath: path.resolve(modelPath), modelSha256: fileSha256(modelPath) };
   const first = startStep(opts, model.modelPath, log);
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
