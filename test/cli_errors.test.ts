@@ -19,6 +19,7 @@ function expectUserError(args: string[], ...patterns: RegExp[]) {
   expect(r.status, r.stderr).toBe(2);
   expect(r.stderr).toMatch(/^stow: /);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  expect(r.stderr).not.toMatch(/internal error/);
   for (const p of patterns) expect(r.stderr).toMatch(p);
 }
 
@@ -31,6 +32,17 @@ describe("bad input", () => {
   test("a model with a shape mismatch names the model line", () => {
     expectUserError(["plan", "test/fixtures/models/shape_error.ts"],
       /shape_error\.ts:10:22: shape error: Linear\(64 -> 10\)/, /return this\.head\.forward\(x\)/);
+  });
+
+  test("an exception in the model's own code is the user's: file:line:col, a code frame, exit 2", () => {
+    expectUserError(["plan", "test/fixtures/models/throws_in_forward.ts"],
+      /^stow: test\/fixtures\/models\/throws_in_forward\.ts:8:37: forward is not written yet\n/, /\n {2}8 \| .*throw new Error/);
+    expectUserError(["plan", "test/fixtures/models/throws_in_constructor.ts"],
+      /throws_in_constructor\.ts:8:28: TypeError: helpers\.width is not a function/, /readonly width = helpers\.width\(\);/);
+    expectUserError(["plan", "test/fixtures/models/throws_in_build.ts"],
+      /throws_in_build\.ts:15:35: RangeError: vocab 10 is too small for this model/);
+    expectUserError(["plan", "test/fixtures/models/returns_non_tensor.ts"],
+      /returns_non_tensor\.ts:7:24: forward must return a Tensor \(the logits\), but it returned an array of 1/);
   });
 
   test("a missing model file", () => {
