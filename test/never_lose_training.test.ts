@@ -139,7 +139,7 @@ describe("never lose training", () => {
       "--resume", "deeper/ckpt.safetensors", "--save", "deeper/ckpt.safetensors"], {}, elsewhere);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(savedStep(ckpt)).toBe(STEPS + 2);
-    const generated = stow(["generate", "ckpt.safetensors", "--prompt", "x", "--tokens", "3", "--threads", "1"], {}, moved);
+    const generated = stow(["generate", "deeper/ckpt.safetensors", "--prompt", "x", "--tokens", "3", "--threads", "1"], {}, elsewhere);
     expect(generated.status, generated.stderr).toBe(0);
     expect(generated.stdout.startsWith("x")).toBe(true);
   });
