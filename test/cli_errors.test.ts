@@ -58,6 +58,10 @@ describe("bad input", () => {
   test("nonsense flag values name the flag", () => {
     expectUserError(["train", "samples/gpt2.ts", "--steps", "abc"], /--steps/);
     expectUserError(["train", "samples/gpt2.ts", "--lr", "-1"], /--lr/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e300"], /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e-3", "--min-lr", "1e-2"], /--min-lr: 0\.01 is above --lr 0\.001/);
+    expectUserError(["train", "samples/gpt2.ts", "--save-every", "10", "--no-sample"], /--save-every: give --save FILE/);
+    expectUserError(["train", "samples/gpt2.ts", "--keep", "0"], /--keep: must be at least 1/);
     expectUserError(["plan", "samples/gpt2.ts", "--batch", "0"], /--batch/);
     expectUserError(["train", "samples/gpt2.ts", "--lr-schedule", "linear"], /--lr-schedule/);
     expectUserError(["plan", "samples/gpt2.ts", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
@@ -100,6 +104,11 @@ describe("bad input", () => {
     const bigToken = path.join(dir, "vocab.bin");
     writeTokenFile(bigToken, Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)));
     expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
+    // Text is tokenized by GPT-2's BPE into a cache file; the message is about the user's text.
+    const text = path.join(dir, "input.txt");
+    writeFileSync(text, "export function train() {}\n");
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--set", "vocab=512", "--data", text],
+      /--data .*input\.txt: text is tokenized with GPT-2's vocabulary of 50,257 tokens, and its token at index 0 is \d+, outside this model's vocabulary of 512/);
   });
 
   test("a truncated or foreign safetensors file", () => {

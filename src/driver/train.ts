@@ -5,7 +5,7 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress, formatBytes } from "../cli/progress.ts";
-import { decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
+import { checkTextFitsVocab, decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleTokens } from "./sample.ts";
@@ -64,8 +64,9 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   const first = startStep(opts, model.modelPath, log);
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
     `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
-  let built = await buildCompiledPlan(plan, log);
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
+  checkTextFitsVocab(data, plan.config.vocab);
+  let built = await buildCompiledPlan(plan, log);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
   if ((opts.tp ?? 1) > 1) {
     // The ranks run the standalone binary under mpirun; the checkpoint they save is whole.
