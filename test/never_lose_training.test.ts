@@ -105,6 +105,42 @@ describe("never lose training", () => {
     expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
   });
 
+  test("a disk that fills up under the metrics: the last whole step is saved, no half line, exit 2", () => {
+    const full = path.join(dir, "full");
+    mountTmpfs(full, "size=16k");
+    const metrics = path.join(full, "m.jsonl");
+    const ckpt = path.join(dir, "disk-full.safetensors");
+    const r = stow(train("--metrics", metrics, "--save", ckpt));
+    expect(r.status, r.stderr).toBe(2);
+    const m = /cannot write metrics file .*m\.jsonl at step (\d+): No space left on device\nthe state of step (\d+) was saved to .*disk-full\.safetensors/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(m![2]).toBe(m![1]);
+    expect(savedStep(ckpt)).toBe(Number(m![1]));
+    // Every line whole: the failed one was taken back.
+    expect(readMetrics(metrics).map((x) => x.step)).toEqual(Array.from({ length: Number(m![1]) - 1 }, (_, i) => i + 1));
+  });
+
+  test("under --tp 2 the ranks agree: SIGINT saves the same step on all, a non-finite update exits 3", async () => {
+    const ckpt = path.join(dir, "tp.safetensors");
+    const metrics = path.join(dir, "tp.jsonl");
+    const run = startStow(train("--tp", "2", "--save", ckpt, "--metrics", metrics));
+    await waitFor(() => lines(metrics) >= 3, "3 steps at --tp 2");
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.status, r.stderr).toBe(130);
+    const m = /stopped by SIGINT; saved .*tp\.safetensors at step (\d+) \(continue with --resume/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(savedStep(ckpt)).toBe(Number(m![1]));
+    expect(lines(metrics)).toBe(Number(m![1]));
+
+    const good = readFileSync(ckpt);
+    const diverged = stow(["train", ...model, "--tp", "2", "--steps", String(Number(m![1]) + 1), "--resume", ckpt, "--save", ckpt,
+      "--lr", "3.4e38", "--lr-schedule", "constant"]);
+    expect(diverged.status, diverged.stderr).toBe(3);
+    expect(diverged.stderr).toMatch(/not saved: the state after step \d+'s update is not finite/);
+    expect(readFileSync(ckpt).equals(good)).toBe(true);
+  });
+
   test("a read-only or full destination fails before step 1, exit 2", () => {
     const readOnly = path.join(dir, "read-only");
     const tiny = path.join(dir, "tiny");

@@ -146,7 +146,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
     }
   } catch (error) {
-    if (!(error instanceof StoppedBySignal) && opts.save && sessionSteps > 0) keepLastState(error, () => saveNow(), opts.save, step);
+    if (!(error instanceof StoppedBySignal) && opts.save && sessionSteps > 0) keepLastState(error, () => saveNow(), opts.save);
     throw error;
   } finally {
     stop.dispose();
@@ -165,11 +165,12 @@ function saveDue(opts: TrainOptions, step: number, minutesSinceSave: number): bo
  * After an error, saves the last whole state (the runtime refuses a step that failed half-way, and a
  * state that is not finite), and says in the error's message what happened to it.
  */
-function keepLastState(error: unknown, save: () => void, file: string, step: number): void {
+function keepLastState(error: unknown, save: () => void, file: string): void {
   let note: string;
   try {
     save();
-    note = `the state of step ${step} was saved to ${file} (continue with --resume ${file})`;
+    // The session's step, which may be one past the last this loop saw (its metrics failed after it).
+    note = `the state of step ${readSafetensorsHeader(file).metadata.step} was saved to ${file} (continue with --resume ${file})`;
   } catch (e) {
     note = (e as Error).message;
   }
