@@ -2,7 +2,7 @@
 // can continue from bitwise, metrics without repeated steps, a good checkpoint never replaced by a
 // diverged one, and unwritable destinations found before step 1.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
@@ -178,6 +178,16 @@ describe("never lose training", () => {
     const generated = stow(["generate", "deeper/ckpt.safetensors", "--prompt", "x", "--tokens", "3", "--threads", "1"], {}, elsewhere);
     expect(generated.status, generated.stderr).toBe(0);
     expect(generated.stdout.startsWith("x")).toBe(true);
+    expect(generated.stderr).not.toMatch(/changed since/);
+
+    // A model file edited since the save is reported as such (here the saved hash is made another one's).
+    const bytes = readFileSync(ckpt);
+    const sha = /"sha256\\":\\"([0-9a-f]{64})/.exec(bytes.subarray(0, 4096).toString("latin1"))![1];
+    const edited = path.join(moved, "edited.safetensors");
+    writeFileSync(edited, Buffer.from(bytes.toString("latin1").replace(sha, "0".repeat(64)), "latin1"));
+    const warned = stow(["generate", "deeper/edited.safetensors", "--prompt", "x", "--tokens", "1", "--threads", "1"], {}, elsewhere);
+    expect(warned.status, warned.stderr).toBe(0);
+    expect(warned.stderr).toMatch(/warning: .*samples\/gpt2\.ts changed since deeper\/edited\.safetensors was saved \(sha256 000000000000… then, [0-9a-f]{12}… now\)/);
   });
 });
 
