@@ -71,8 +71,10 @@ describe("never lose training", () => {
     expect(readFileSync(ckpt).equals(good)).toBe(true);
   });
 
-  test("the interrupted run resumes bitwise", () => {
-    const r = stow(train("--resume", interrupted, "--save", interrupted, "--metrics", interruptedMetrics));
+  test("the interrupted run resumes bitwise, the model and config taken from the checkpoint", () => {
+    // No model file and no --set: `stow train --resume CKPT` trains what the checkpoint holds.
+    const r = stow(["train", ...model.slice(9), "--steps", String(STEPS), "--resume", interrupted, "--save", interrupted,
+      "--metrics", interruptedMetrics]);
     expect(r.status, r.stderr).toBe(0);
     const resumed = readMetrics(interruptedMetrics);
     expect(resumed.map((x) => x.step)).toEqual(whole.map((x) => x.step));

@@ -200,10 +200,17 @@ function trainFlags(raw: Raw) {
   };
 }
 
-async function trainCommand(model: string, raw: Raw): Promise<void> {
+async function trainCommand(model: string | undefined, raw: Raw): Promise<void> {
   if (raw.init && raw.resume) throw new UserError("--init and --resume exclude each other: resume continues a run, init starts one");
   const { train } = await import("../driver/train.ts");
-  await train(model, trainFlags(raw));
+  const flags = trainFlags(raw);
+  if (model !== undefined || !flags.resume) return train(model ?? "samples/gpt2.ts", flags);
+  // `stow train --resume CKPT`: the model file and config the checkpoint names, unless flags say otherwise.
+  const { readSafetensorsHeader } = await import("../checkpoint/safetensors.ts");
+  const { modelOrigin } = await import("../checkpoint/model_origin.ts");
+  const origin = modelOrigin(flags.resume, readSafetensorsHeader(flags.resume).metadata);
+  const set = flags.preset === undefined && (flags.set ?? []).length === 0 ? Object.entries(origin.config).map(([k, v]) => `${k}=${v}`) : flags.set;
+  await train(origin.modelPath, { ...flags, set });
 }
 
 async function generateCommand(checkpoint: string, raw: Raw): Promise<void> {
@@ -247,7 +254,7 @@ function program(): Command {
     .addOption(new Option("-o, --out <dir>", "output directory"))
     .action(compileCommand);
 
-  withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
+  withModelOptions(cli.command("train").argument("[model]", "model file (default: the --resume checkpoint's, else samples/gpt2.ts)"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
     .option("--steps <n>", "training steps (default 250)")
     .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
