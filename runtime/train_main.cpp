@@ -251,12 +251,11 @@ int run(int argc, char** argv, int rank, int ranks) {
       if (saved != 0) return 2;
       continue;
     }
-    // Stopping: keep the last whole state (a step that failed half-way has none, and save says so).
+    // Stopping: keep the last whole state (a step that failed half-way has none, and save says so),
+    // after saying why, so that the reason is the first message.
+    if (agreed == kFailed && rank == 0 && !failure.empty()) std::fprintf(stderr, "train: %s\n", failure.c_str());
     const int saved = done >= first ? save(done) : 0;
-    if (agreed == kFailed) {
-      if (rank == 0 && !failure.empty()) std::fprintf(stderr, "train: %s\n", failure.c_str());
-      return saved == STOW_NOT_FINITE ? 3 : 2;
-    }
+    if (agreed == kFailed) return saved == STOW_NOT_FINITE ? 3 : 2;
     const int signal = agreed - kSignalled;
     if (rank == 0) std::printf("stopped by signal %d after step %lld\n", signal, done);
     std::fflush(stdout);

@@ -11,7 +11,7 @@ import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleTokens } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
-import { StoppedBySignal, UserError } from "../cli/errors.ts";
+import { NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";
@@ -146,7 +146,9 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
     }
   } catch (error) {
-    if (!(error instanceof StoppedBySignal) && opts.save && sessionSteps > 0) keepLastState(error, () => saveNow(), opts.save);
+    // After a signal the run has saved already; a state that was not finite would be refused again.
+    const saveFailed = error instanceof StoppedBySignal || error instanceof NonFiniteStateError;
+    if (!saveFailed && opts.save && sessionSteps > 0) keepLastState(error, () => saveNow(), opts.save);
     throw error;
   } finally {
     stop.dispose();
