@@ -582,6 +582,15 @@ describe("runtime errors", () => {
     expect(readSafetensors(`${base}.step6.safetensors`).metadata.step).toBe("6");
   });
 
+  it("--save-every-minutes saves on the clock", () => {
+    const checkpoint = tmp("clock.safetensors");
+    // 60 microseconds: every step takes longer, so every step but the last (saved at the end) is a save.
+    trainOk(["--data", good(), "--steps", "5", "--save", checkpoint, "--save-every-minutes", "0.000001", "--keep", "10"]);
+    const stem = checkpoint.slice(dir.length + 1).replace(/\.safetensors$/, "");
+    const steps = readdirSync(dir).filter((f) => f.startsWith(`${stem}.step`)).map((f) => Number(/\.step(\d+)\./.exec(f)![1]));
+    expect(steps.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it("rejects safetensors of another model", () => {
     const data = good();
     const [wte, bias, scale] = paramTensors(randomParams(3));
