@@ -214,15 +214,19 @@ function checkTensorEntry(file: string, name: string, entry: unknown, dataStart:
 
 function checkNoOverlap(file: string, tensors: Map<string, TensorInfo>): void {
   const byStart = [...tensors].sort((a, b) => a[1].byteRange[0] - b[1].byteRange[0]);
-  for (let i = 1; i < byStart.length; i++) {
-    const [prevName, prev] = byStart[i - 1];
-    const [name, info] = byStart[i];
-    if (info.byteRange[0] < prev.byteRange[1]) {
+  // Against the tensor that reaches furthest so far, not just the previous one: an empty tensor between
+  // two overlapping ones holds no bytes and must not hide them.
+  let reach: [string, TensorInfo] | undefined;
+  for (const [name, info] of byStart) {
+    if (info.byteRange[0] === info.byteRange[1]) continue;
+    if (reach && info.byteRange[0] < reach[1].byteRange[1]) {
+      const [prevName, prev] = reach;
       throw new UserError(
         `${file}: tensor "${name}" at bytes ${info.byteRange[0]}..${info.byteRange[1]} overlaps ` +
           `tensor "${prevName}" at bytes ${prev.byteRange[0]}..${prev.byteRange[1]}`,
       );
     }
+    if (!reach || info.byteRange[1] > reach[1].byteRange[1]) reach = [name, info];
   }
 }
 
