@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isStale, tempPathFor } from "../src/util/atomic_write.ts";
 import {
   EMULATE_CXXFLAGS, EMULATE_LDLIBS, NVCC_FLAGS, NVCC_LINK_FLAGS, emulationSources, nvccCommand, nvccLinkFlags,
   sharedRuntimeSources,
@@ -123,7 +124,9 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const objectsDir = join(cacheRoot, "objects");
   await mkdir(buildsDir, { recursive: true });
   await mkdir(objectsDir, { recursive: true });
-  const work = await mkdtemp(join(buildsDir, `.tmp-${hash.slice(0, 16)}-`));
+  await removeStaleWork(buildsDir, objectsDir);
+  // The pid in the name lets a later build tell a killed build's leftovers from a running one's.
+  const work = await mkdtemp(join(buildsDir, `.tmp-${process.pid}-${hash.slice(0, 16)}-`));
   try {
     const planSource = join(work, planFile(backend));
     await writeFile(planSource, opts.planCpp);
@@ -178,12 +181,21 @@ async function compile(compiler: Compiler, source: string, object: string, extra
 // Writes the object under a private name first: another build may be compiling the same source.
 async function cachedCompile(compiler: Compiler, source: string, object: string, extra: string[]): Promise<void> {
   if (existsSync(object)) return;
-  const partial = `${object}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+  const partial = tempPathFor(object);
   try {
     await compile(compiler, source, partial, extra);
     await rename(partial, object);
   } finally {
     await rm(partial, { force: true });
+  }
+}
+
+// A build killed mid-way (kill -9, a power cut) leaves its work folder or a partial object behind; one
+// whose process is gone is removed by the next build. Running builds' files are left alone.
+async function removeStaleWork(buildsDir: string, objectsDir: string): Promise<void> {
+  for (const dir of [buildsDir, objectsDir]) {
+    const stale = (await readdir(dir)).filter((name) => name.includes(".tmp-") && isStale(name));
+    await Promise.all(stale.map((name) => rm(join(dir, name), { recursive: true, force: true })));
   }
 }
 

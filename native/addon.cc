@@ -5,6 +5,7 @@
 // Errors thrown here carry a `code` so that native/index.ts can tell them from programming errors:
 //   STOW_LOAD     the library could not be loaded or is not a Stowage plan
 //   STOW_RUNTIME  a stow_* call failed; the message is stow_error()'s
+//   STOW_NOT_FINITE  stow_save refused a state holding a NaN or an infinity (nothing was written)
 //   STOW_CLOSED   the session was used after close()
 #include <dlfcn.h>
 #include <napi.h>
@@ -20,7 +21,7 @@ struct Abi {
   decltype(&stow_open) open;
   decltype(&stow_info) info;
   decltype(&stow_step) step;
-  decltype(&stow_save) save;
+  decltype(&stow_save_kept) save;
   decltype(&stow_infer) infer;
   decltype(&stow_error) error;
   decltype(&stow_close) close;
@@ -97,7 +98,8 @@ class Session : public Napi::ObjectWrap<Session> {
   void check(Napi::Env env, int rc) {
     if (rc == 0) return;
     const char* message = abi_.error(session_);
-    throw codedError(env, message && *message ? message : "the plan failed without a message", "STOW_RUNTIME");
+    throw codedError(env, message && *message ? message : "the plan failed without a message",
+                     rc == STOW_NOT_FINITE ? "STOW_NOT_FINITE" : "STOW_RUNTIME");
   }
 
   // The plan's shapes are needed by infer() on every call; ask the library once.
@@ -146,9 +148,11 @@ class Session : public Napi::ObjectWrap<Session> {
 
   Napi::Value Save(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "save(path): path must be a string");
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "save(path, keep): path must be a string");
+    if (!info[1].IsUndefined() && !info[1].IsNumber()) throw Napi::TypeError::New(env, "save(path, keep): keep must be a number");
     std::string path = info[0].As<Napi::String>().Utf8Value();
-    check(env, abi_.save(live(env), path.c_str()));
+    const int keep = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 1;
+    check(env, abi_.save(live(env), path.c_str(), keep));
     return env.Undefined();
   }
 
@@ -187,7 +191,7 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Object o = info[1].As<Napi::Object>();
 
-  std::string data, init, resume, metrics, profile;
+  std::string data, init, resume, metrics, profile, model, modelSha256;
   StowOptions opts{};
   opts.data_path = pathField(o, "dataPath", data) ? data.c_str() : nullptr;
   opts.init_path = pathField(o, "initPath", init) ? init.c_str() : nullptr;
@@ -209,6 +213,8 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   opts.link_gbps = numberField(o, "linkGbps", 0);
   opts.profile_path = pathField(o, "profilePath", profile) ? profile.c_str() : nullptr;
   opts.profile_steps = int64_t(numberField(o, "profileSteps", 0));
+  opts.model_path = pathField(o, "modelPath", model) ? model.c_str() : nullptr;
+  opts.model_sha256 = pathField(o, "modelSha256", modelSha256) ? modelSha256.c_str() : nullptr;
 
   // RTLD_LOCAL keeps each plan's symbols to itself, so two plans loaded at once do not bind to each
   // other's stow_plan(). The handle is never dlclose()d: the plan's OpenMP worker threads outlive a
@@ -223,7 +229,7 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   resolve(env, lib, path, "stow_open", abi.open);
   resolve(env, lib, path, "stow_info", abi.info);
   resolve(env, lib, path, "stow_step", abi.step);
-  resolve(env, lib, path, "stow_save", abi.save);
+  resolve(env, lib, path, "stow_save_kept", abi.save);
   resolve(env, lib, path, "stow_infer", abi.infer);
   resolve(env, lib, path, "stow_error", abi.error);
   resolve(env, lib, path, "stow_close", abi.close);

@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { UserError } from "../src/cli/errors.ts";
+import { NonFiniteStateError, UserError } from "../src/cli/errors.ts";
 
 /** Options of a run (StowOptions of stow_abi.h). Absent numbers are 0 and absent paths NULL there. */
 export interface StowOptions {
@@ -38,6 +38,10 @@ export interface StowOptions {
   /** Profiled warm-up: after the session's first step, time each node over profileSteps steps and write them here. */
   profilePath?: string;
   profileSteps?: number;
+  /** The model file; checkpoints record it relative to their own folder. */
+  modelPath?: string;
+  /** The model file's sha256, recorded beside it so that a changed file is noticed. */
+  modelSha256?: string;
 }
 
 export interface PlanInfo {
@@ -74,8 +78,12 @@ export interface StepResult {
 export interface Session {
   info(): PlanInfo;
   step(): StepResult;
-  /** Atomic checkpoint: parameters, AdamW moments, step and data position. */
-  save(path: string): void;
+  /**
+   * Atomic checkpoint: parameters, AdamW moments, step and data position. Throws NonFiniteStateError,
+   * writing nothing, when the state holds a NaN or an infinity. With keep K > 1 the file is also named
+   * <stem>.step<N><ext>, and the K newest of those stay.
+   */
+  save(path: string, keep?: number): void;
   /** tokens [inferSeq] -> logits [vocab] at `position`: the distribution of the token after tokens[position]. */
   infer(tokens: Int32Array, position: number): Float32Array;
   /** Idempotent; any later call but close() throws. */
@@ -105,6 +113,7 @@ function loadAddon(): Addon {
  */
 function translate(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
+  if (error instanceof Error && code === "STOW_NOT_FINITE") return new NonFiniteStateError(error.message);
   if (!(error instanceof Error) || (code !== "STOW_LOAD" && code !== "STOW_RUNTIME")) return error;
   if (error.message.startsWith("internal")) return error;
   return new UserError(error.message);
@@ -124,7 +133,7 @@ export function openPlan(libPath: string, options: StowOptions): Session {
   return {
     info: () => guarded(() => native.info()),
     step: () => guarded(() => native.step()),
-    save: (path) => guarded(() => native.save(path)),
+    save: (path, keep) => guarded(() => native.save(path, keep)),
     infer: (tokens, position) => guarded(() => native.infer(tokens, position)),
     close: () => native.close(),
   };

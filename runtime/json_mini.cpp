@@ -289,4 +289,36 @@ std::string json_quote(const std::string& s) {
   return o + "\"";
 }
 
+bool json_equal(const Json& a, const Json& b) {
+  if (a.kind != b.kind || a.boolean != b.boolean || a.text != b.text || a.items.size() != b.items.size() ||
+      a.members.size() != b.members.size())
+    return false;
+  for (size_t i = 0; i < a.items.size(); i++)
+    if (!json_equal(a.items[i], b.items[i])) return false;
+  for (size_t i = 0; i < a.members.size(); i++)
+    if (a.members[i].first != b.members[i].first || !json_equal(a.members[i].second, b.members[i].second)) return false;
+  return true;
+}
+
+std::string json_text(const Json& j) {
+  switch (j.kind) {
+    case Json::NUL: return "null";
+    case Json::BOOL: return j.boolean ? "true" : "false";
+    case Json::NUMBER: return j.text;
+    case Json::STRING: return json_quote(j.text);
+    case Json::ARRAY: {
+      std::string s = "[";
+      for (size_t i = 0; i < j.items.size(); i++) s += (i ? "," : "") + json_text(j.items[i]);
+      return s + "]";
+    }
+    case Json::OBJECT: {
+      std::string s = "{";
+      for (size_t i = 0; i < j.members.size(); i++)
+        s += (i ? "," : "") + json_quote(j.members[i].first) + ":" + json_text(j.members[i].second);
+      return s + "}";
+    }
+  }
+  return "";
+}
+
 }  // namespace stow

@@ -30,6 +30,12 @@ bool parse_json(std::string_view text, Json& out, std::string& error, int64_t& o
 // `s` as a JSON string literal, quotes included.
 std::string json_quote(const std::string& s);
 
+// Same kind and contents, members in the same order (numbers compared as written).
+bool json_equal(const Json& a, const Json& b);
+
+// `j` written back as compact JSON (for messages).
+std::string json_text(const Json& j);
+
 // Kind name for messages ("a string", "an array", ...).
 const char* json_kind_name(Json::Kind k);
 

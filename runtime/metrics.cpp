@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 
 #include "ctx.h"
 
@@ -32,17 +34,51 @@ std::string metrics_json(const StowStepResult& r, const std::string& extra) {
          ",\"transfer_wait_seconds\":" + number(r.transfer_wait_seconds, "%.6g") + (extra.empty() ? "" : ",") + extra + "}";
 }
 
-MetricsFile::MetricsFile(const std::string& path, bool append) : path_(path) {
-  file_ = std::fopen(path.c_str(), append ? "a" : "w");
+namespace {
+
+// The length of the file's prefix that holds whole lines of steps up to `step`: what a run resumed at
+// that step keeps. Steps after it (written after the checkpoint, before a crash) and a last line cut
+// short by the crash are dropped, so the file never repeats a step.
+long kept_length(FILE* f, int64_t step) {
+  long kept = 0;
+  std::string line;
+  for (int c; (c = std::fgetc(f)) != EOF;) {
+    if (c != '\n') {
+      line += char(c);
+      continue;
+    }
+    const char* key = "{\"step\":";
+    if (line.compare(0, std::strlen(key), key) != 0 || std::strtoll(line.c_str() + std::strlen(key), nullptr, 10) > step) break;
+    kept = std::ftell(f);
+    line.clear();
+  }
+  return kept;
+}
+
+}  // namespace
+
+MetricsFile::MetricsFile(const std::string& path, int64_t resumed_step) : path_(path) {
+  file_ = std::fopen(path.c_str(), resumed_step < 0 ? "w" : "a+");
   if (file_ == nullptr) throw Error("cannot open metrics file " + path + ": " + std::strerror(errno));
+  if (resumed_step < 0) return;
+  std::rewind(file_);
+  long kept = kept_length(file_, resumed_step);
+  if (std::fflush(file_) != 0 || ftruncate(fileno(file_), kept) != 0 || std::fseek(file_, 0, SEEK_END) != 0)
+    throw Error("cannot trim metrics file " + path + " to the resumed step: " + std::strerror(errno));
 }
 
 MetricsFile::~MetricsFile() { std::fclose(file_); }
 
 void MetricsFile::write(const StowStepResult& r, const std::string& extra) {
   std::string line = metrics_json(r, extra) + "\n";
-  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
-    throw Error("cannot write metrics file " + path_ + ": " + std::strerror(errno));
+  const long before = std::ftell(file_);
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    std::string why = std::strerror(errno);
+    // No half line: a disk that filled up mid-line gets the file back as it was before the step.
+    std::clearerr(file_);
+    if (before >= 0 && ftruncate(fileno(file_), before) == 0) std::fseek(file_, before, SEEK_SET);
+    throw Error("cannot write metrics file " + path_ + " at step " + std::to_string(r.step) + ": " + why);
+  }
 }
 
 }  // namespace stow

@@ -1,6 +1,8 @@
 // The per-step metrics file: one JSON object per line, flushed after every step so that a crash or a
-// kill leaves every finished step on disk. A resumed run appends to the file of the run it continues.
+// kill leaves every finished step on disk. A resumed run appends to the file of the run it continues,
+// after the lines of the steps its checkpoint holds.
 #pragma once
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -10,7 +12,9 @@ namespace stow {
 
 class MetricsFile {
  public:
-  MetricsFile(const std::string& path, bool append);  // throws stow::Error when it cannot be opened
+  // resumed_step < 0: a new file. Else the run continues a checkpoint of that step: lines of later steps
+  // are cut. Throws stow::Error when the file cannot be opened.
+  MetricsFile(const std::string& path, int64_t resumed_step);
   ~MetricsFile();
   MetricsFile(const MetricsFile&) = delete;
   MetricsFile& operator=(const MetricsFile&) = delete;

@@ -57,7 +57,7 @@ struct ProgramDesc {
 
 struct PlanDesc {
   const char* hash;        // content hash of the plan (names the build)
-  const char* model_json;  // {"model": path, "config": {...}} stored in checkpoints
+  const char* config_json; // the model config, {"vocab": ...}: what a resumed checkpoint must match
   int64_t vocab;
   int64_t arena_bytes;     // persistent region (unless offloaded) plus the larger dynamic region of the programs
   int64_t host_bytes;      // host region holding offloaded model data; 0: it all lives in the arena

@@ -1,7 +1,7 @@
 // Safetensors checkpoints: an 8-byte little-endian header length, a JSON header (tensor name ->
 // dtype, shape, data_offsets; plus "__metadata__" of string values), then the raw data. The reader
 // validates the whole header up front and reads tensors straight into their destination; the writer
-// is atomic (path.tmp, fsync, rename, fsync of the directory).
+// is atomic (atomic_file.h) and can refuse to write a NaN or infinity.
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "ctx.h"
 #include "host_pool.h"
 
 namespace stow {
@@ -39,6 +40,7 @@ class SafetensorsFile {
   void read_f32(const std::string& name, const int64_t* shape, int rank, float* dst);
 
  private:
+  void check_no_overlap() const;
   struct Closer {
     void operator()(FILE* f) const { std::fclose(f); }
   };
@@ -55,9 +57,26 @@ struct TensorOut {
   const float* data;
 };
 
+struct SaveOptions {
+  // Refuse (NonFiniteError, nothing written) when a tensor holds a NaN or an infinity.
+  bool require_finite = false;
+  // A second name for the written file (AtomicFile::commit), e.g. a step-numbered copy to keep.
+  std::string also_as;
+};
+
+// A training state that is no longer finite: saving it would replace a good checkpoint with garbage.
+struct NonFiniteError : Error {
+  NonFiniteError(const std::string& tensor, int64_t index, float value);
+  explicit NonFiniteError(const std::string& message) : Error(message) {}
+};
+
 // Writes F32 tensors in the given order with contiguous data offsets, atomically.
 void save_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
-                      const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool);
+                      const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool,
+                      const SaveOptions& options = {});
+
+// The index of the first NaN or infinity in data[0, n), or -1.
+int64_t first_non_finite(const float* data, int64_t n);
 
 // "[32, 16]" for messages.
 std::string shape_text(const int64_t* shape, int rank);

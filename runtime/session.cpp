@@ -10,18 +10,22 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <new>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "atomic_file.h"
+#include "checkpoint_names.h"
 #include "comm.h"
 #include "ctx.h"
 #include "device.h"
 #include "host_pool.h"
 #include "profile.h"
 #include "init.h"
+#include "json_mini.h"
 #include "metrics.h"
 #include "plan.h"
 #include "safetensors.h"
@@ -36,6 +40,7 @@ struct StowSession {
   const stow::PlanDesc* plan = nullptr;
   StowOptions opts{};
   std::string init_path, resume_path;  // opts' path pointers are the caller's; keep copies
+  std::string model_path, model_sha256;  // the model file (absolute) and its hash, for checkpoints
   stow::HostPool pool;
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
@@ -51,6 +56,9 @@ struct StowSession {
   int64_t session_steps = 0;  // steps this session has taken (a resumed run starts again at 0)
   int64_t step = 0;           // steps taken so far (including those of a resumed checkpoint)
   int64_t data_position = 0;  // the checkpoint's position, kept for sessions without data
+  // False while a step runs and after one that failed half-way: the arena then holds part of an update,
+  // which no checkpoint may record as the state of a step.
+  bool at_step_boundary = true;
   std::string error;
 
   template <typename T>
@@ -189,14 +197,29 @@ void load_init(StowSession& s, const std::string& path) {
   }
 }
 
+// The checkpoint's "model" metadata is {"model": file, "sha256": ..., "config": {...}}; a run resumes
+// only at the config it was saved with (the file may have moved, and its path is the host's business).
+void check_same_config(const stow::SafetensorsFile& f, const stow::PlanDesc& plan) {
+  const std::string* model = f.metadata("model");
+  if (model == nullptr)
+    throw Error(f.path() + ": __metadata__ has no \"model\"; is it a checkpoint written by stow save?");
+  stow::Json saved, ours;
+  std::string why;
+  int64_t at = 0;
+  const stow::Json* config = nullptr;
+  if (stow::parse_json(*model, saved, why, at) && saved.kind == stow::Json::OBJECT) config = saved.find("config");
+  if (config == nullptr)
+    throw Error(f.path() + ": __metadata__ \"model\" is " + *model + ", expected a JSON object with a \"config\"");
+  if (!stow::parse_json(plan.config_json, ours, why, at)) throw Error("internal: the plan's config is not JSON: " + why);
+  if (!stow::json_equal(*config, ours))
+    throw Error(f.path() + " was saved with model config " + stow::json_text(*config) + ", but this run's config is " +
+                plan.config_json);
+}
+
 // Everything stow_save wrote: parameters, both moments, step and data position, for the same model.
 void load_resume(StowSession& s, const std::string& path) {
   stow::SafetensorsFile f(path, s.pool);
-  const std::string* model = f.metadata("model");
-  if (model == nullptr)
-    throw Error(path + ": __metadata__ has no \"model\"; is it a checkpoint written by stow save?");
-  if (*model != s.plan->model_json)
-    throw Error(path + " was written for model " + *model + ", but this plan is model " + s.plan->model_json);
+  check_same_config(f, *s.plan);
   s.step = parse_metadata_int(f, "step");
   s.data_position = parse_metadata_int(f, "data_position");
 
@@ -244,11 +267,14 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.opts = o;
   if (o.init_path) s.init_path = o.init_path;
   if (o.resume_path) s.resume_path = o.resume_path;
+  if (o.model_path) s.model_path = std::filesystem::absolute(o.model_path).lexically_normal().string();
+  if (o.model_sha256) s.model_sha256 = o.model_sha256;
   if (o.profile_path != nullptr) {
     if (o.profile_steps < 1) throw Error("profile_steps must be at least 1 with a profile path, got " + std::to_string(o.profile_steps));
     s.profile = std::make_unique<stow::NodeProfile>(o.profile_path, s.plan->train.node_count, o.profile_steps);
   }
   s.opts.init_path = s.opts.resume_path = s.opts.data_path = s.opts.metrics_path = s.opts.profile_path = nullptr;  // not ours to keep
+  s.opts.model_path = s.opts.model_sha256 = nullptr;
 
   s.pool.set_limit(o.host_memory);
   if (s.plan->host_bytes > 0) {
@@ -279,7 +305,7 @@ void open_session(StowSession& s, const StowOptions& o) {
   // Last, so that a run refused above does not truncate the metrics of the run it would replace.
   // Rank 0 writes the job's metrics, with every rank's measurements.
   if (o.metrics_path != nullptr && s.ctx.rank == 0)
-    s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, !s.resume_path.empty());
+    s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, s.resume_path.empty() ? -1 : s.step);
 }
 
 int64_t param_bytes(const stow::PlanDesc& plan) {
@@ -305,6 +331,11 @@ std::string rank_metrics(StowSession& s) {
   return json;
 }
 
+// A failure after a step completed (its metrics could not be written): the state is that step's.
+struct AfterStepError : Error {
+  using Error::Error;
+};
+
 void take_step(StowSession& s, StowStepResult& out) {
   if (!s.data) throw Error("cannot train: the session was opened without a data file");
   const stow::ProgramDesc& prog = s.plan->train;
@@ -316,6 +347,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   const int64_t n = prog.batch * prog.seq;
   int32_t* tokens = s.batch->data();
   int32_t* targets = tokens + n;
+  s.at_step_boundary = false;  // from here on the data position and then the model are mid-step
   s.data->next_batch(tokens, targets);
   s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
   s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
@@ -338,6 +370,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   if (std::isnan(loss)) throw Error("loss became NaN at step " + std::to_string(t));
   if (!std::isfinite(loss)) throw Error("loss became infinite at step " + std::to_string(t));
   s.step = t;
+  s.at_step_boundary = true;
 
   out.step = t;
   out.loss = loss;
@@ -353,19 +386,44 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = moved.d2h_bytes;
   const std::string ranks = s.plan->ranks > 1 ? rank_metrics(s) : std::string();
-  if (s.metrics) s.metrics->write(out, ranks);
-  if (profiled) {
-    s.profiled_step_seconds.push_back(seconds);
-    if (int64_t(s.profiled_step_seconds.size()) == s.profile->steps()) s.profile->write(s.plan->hash, s.profiled_step_seconds);
+  // The step is done (and every collective of it): what fails from here on leaves a whole state.
+  try {
+    if (s.metrics) s.metrics->write(out, ranks);
+    if (profiled) {
+      s.profiled_step_seconds.push_back(seconds);
+      if (int64_t(s.profiled_step_seconds.size()) == s.profile->steps()) s.profile->write(s.plan->hash, s.profiled_step_seconds);
+    }
+  } catch (const Error& e) {
+    throw AfterStepError(e.what());
   }
+}
+
+// {"model": the model file relative to the checkpoint's folder, "sha256": its hash, "config": {...}}: the
+// checkpoint finds its model wherever it is opened from, and tells when the file changed since.
+std::string model_metadata(const StowSession& s, const std::string& checkpoint) {
+  std::string json = "{";
+  if (!s.model_path.empty()) {
+    namespace fs = std::filesystem;
+    const fs::path folder = fs::absolute(stow::folder_of(checkpoint)).lexically_normal();
+    json += "\"model\":" + stow::json_quote(fs::path(s.model_path).lexically_relative(folder).string()) + ",";
+  }
+  if (!s.model_sha256.empty()) json += "\"sha256\":" + stow::json_quote(s.model_sha256) + ",";
+  return json + "\"config\":" + s.plan->config_json + "}";
 }
 
 // Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree:
 // rank 0 gathers every rank's part of each sharded tensor and writes the file; the other ranks only
 // send their parts.
-void save(StowSession& s, const std::string& path) {
+void save(StowSession& s, const std::string& path, int keep) {
+  if (!s.at_step_boundary)
+    throw Error("not saved: step " + std::to_string(s.step + 1) + " failed half-way, so the state in memory is no step's; " +
+                "the last checkpoint written stays as it was");
   const bool writer = s.ctx.rank == 0;
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
+  struct Release {
+    stow::Device& device;
+    ~Release() { device.release_mirror(); }
+  } release{*s.device};
   s.device->pull_mirror();
   std::vector<stow::TensorOut> tensors;
   std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
@@ -391,19 +449,25 @@ void save(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
       add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
-  if (!writer) {
-    s.device->release_mirror();
-    return;
-  }
+  if (!writer) return;
   int64_t position = s.data ? s.data->position() : s.data_position;
-  stow::save_safetensors(path, tensors,
-                         {{"format", "pt"},
-                          {"step", std::to_string(s.step)},
-                          {"data_position", std::to_string(position)},
-                          {"model", s.plan->model_json},
-                          {"seed", std::to_string(s.opts.seed)}},
-                         s.pool);
-  s.device->release_mirror();
+  stow::remove_stale_temps(path);
+  stow::SaveOptions options;
+  options.require_finite = true;
+  if (keep > 1) options.also_as = stow::step_copy_name(path, s.step);
+  try {
+    stow::save_safetensors(path, tensors,
+                           {{"format", "pt"},
+                            {"step", std::to_string(s.step)},
+                            {"data_position", std::to_string(position)},
+                            {"model", model_metadata(s, path)},
+                            {"seed", std::to_string(s.opts.seed)}},
+                           s.pool, options);
+  } catch (const stow::NonFiniteError& e) {
+    throw stow::NonFiniteError("not saved: the state after step " + std::to_string(s.step) + "'s update is not finite (" +
+                               e.what() + "); " + path + " stays as it was");
+  }
+  if (keep > 1) stow::prune_step_copies(path, keep);
 }
 
 void infer(StowSession& s, const int32_t* tokens, int64_t position, float* logits) {
@@ -434,6 +498,12 @@ int guarded(StowSession* s, F&& body) {
     body();
     s->error.clear();
     return 0;
+  } catch (const stow::NonFiniteError& e) {
+    s->error = e.what();
+    return STOW_NOT_FINITE;
+  } catch (const AfterStepError& e) {
+    s->error = e.what();
+    return STOW_AFTER_STEP;
   } catch (const Error& e) {
     s->error = e.what();
   } catch (const std::bad_alloc&) {
@@ -483,10 +553,12 @@ int stow_info(StowSession* s, StowInfo* out) {
 
 int stow_step(StowSession* s, StowStepResult* out) { return guarded(s, [&] { take_step(*s, *out); }); }
 
-int stow_save(StowSession* s, const char* path) {
+int stow_save(StowSession* s, const char* path) { return stow_save_kept(s, path, 1); }
+
+int stow_save_kept(StowSession* s, const char* path, int keep) {
   return guarded(s, [&] {
     if (path == nullptr || *path == '\0') throw Error("stow_save: no checkpoint path given");
-    save(*s, path);
+    save(*s, path, keep);
   });
 }
 
@@ -503,6 +575,14 @@ int stow_process_rank(int* rank, int* ranks) {
   } catch (const std::exception&) {
     return 1;
   }
+}
+
+int stow_agree(StowSession* s, int mine, int* largest) {
+  return guarded(s, [&] {
+    float value = float(mine);
+    s->comm->all_reduce(&value, 1, stow::Reduce::Max);
+    *largest = int(value);
+  });
 }
 
 void stow_abort(int code) { stow::process_comm().abort(code); }

@@ -1,6 +1,9 @@
 /* The small C ABI of a built plan (a shared library). Two thin hosts use it: the Node addon in
  * native/ (stow train, stow generate) and the standalone train binary (runtime/train_main.cpp).
- * Every function returns 0 on success; on failure, stow_error() says what went wrong. */
+ * Every function returns 0 on success; on failure, stow_error() says what went wrong. stow_save returns
+ * STOW_NOT_FINITE when the state holds a NaN or an infinity: nothing is written then. stow_step returns
+ * STOW_AFTER_STEP when the step was taken but what follows it failed (writing its metrics): the state is
+ * then that step's, whole, and may still be saved. */
 #ifndef STOW_ABI_H
 #define STOW_ABI_H
 #include <stdint.h>
@@ -9,6 +12,9 @@ extern "C" {
 #endif
 
 typedef struct StowSession StowSession;
+
+#define STOW_NOT_FINITE 3
+#define STOW_AFTER_STEP 4
 
 typedef struct {
   const char* data_path;     /* llm.c token file (magic 20240520, version 1); NULL: inference only */
@@ -27,6 +33,8 @@ typedef struct {
   double link_gbps;          /* emulated host-device link for offloaded model data, gigabits/s; 0: unthrottled */
   const char* profile_path;  /* profiled warm-up: seconds per node, JSON, written after the profiled steps; NULL: none */
   int64_t profile_steps;     /* steps profiled, after the session's first (which touches fresh memory) */
+  const char* model_path;    /* the model file, recorded in checkpoints relative to their folder; NULL: not recorded */
+  const char* model_sha256;  /* its content hash, recorded beside it; NULL: not recorded */
 } StowOptions;
 
 typedef struct {
@@ -51,13 +59,20 @@ typedef struct {
 StowSession* stow_open(const StowOptions* opts, char* err, int64_t errlen);
 int stow_info(StowSession* s, StowInfo* out);
 int stow_step(StowSession* s, StowStepResult* out);
-/* Atomic: writes path.tmp, fsyncs, renames. Parameters, AdamW moments, step and data position. */
+/* Atomic: writes path.tmp-<pid>-<random>, fsyncs, renames. Parameters, AdamW moments, step and data
+ * position. Refused (nothing written) after a step that failed half-way, and when the state is not finite. */
 int stow_save(StowSession* s, const char* path);
+/* stow_save that also names the file <stem>.step<N><ext> (a hard link, no second write) and keeps the
+ * `keep` newest such copies of the path; keep <= 1 is stow_save. */
+int stow_save_kept(StowSession* s, const char* path, int keep);
 /* Forward-only program: tokens [infer_seq] -> logits [vocab] at position (0 <= position < infer_seq),
  * the distribution of the token after tokens[position]. */
 int stow_infer(StowSession* s, const int32_t* tokens, int64_t position, float* logits);
 /* Tensor parallelism: this process's rank and the job's number of ranks (1 and 1 outside MPI). */
 int stow_process_rank(int* rank, int* ranks);
+/* Collective: every rank passes its own value and gets the largest over the ranks (whether any rank
+ * wants to stop, and why), so that all ranks take the same branch after a step. */
+int stow_agree(StowSession* s, int mine, int* largest);
 /* Ends every rank of the job with this exit code: one rank's failure must not leave the others waiting. */
 void stow_abort(int code);
 const char* stow_error(StowSession* s);

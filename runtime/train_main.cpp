@@ -6,10 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
 #include <unistd.h>
+#include <chrono>
 #include <string>
 
+#include "atomic_file.h"
 #include "ctx.h"
 #include "host_pool.h"
 #include "safetensors.h"
@@ -34,16 +37,23 @@ const char* kUsage =
     "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
     "  --init F               initial parameters from a safetensors file\n"
     "  --resume F             continue from a checkpoint written by --save\n"
-    "  --save F               write a checkpoint at the end of the run\n"
+    "  --save F               write a checkpoint at the end of the run, and on SIGINT, SIGTERM, SIGUSR1 or an error\n"
+    "  --save-every N         also save every N steps\n"
+    "  --save-every-minutes M also save when M minutes have passed since the last save\n"
+    "  --keep K               keep the K newest saves as F's <stem>.step<N><ext> too (default 1: F only)\n"
+    "  --model-file F --model-sha256 H  the model source (and its hash) that checkpoints name\n"
     "  --metrics F            per-step metrics as JSON lines\n"
     "  --stop-after N         stop after N steps of this run (and save); the schedule still spans --steps\n"
     "  --host-memory BYTES    cap on host memory (data, offloaded model data); 0: none (default 0)\n"
     "A plan compiled with --tp N runs on N ranks: start it with mpirun -np N, srun, or stow train --tp N.\n"
-    "Rank 0 prints progress and writes the metrics and the checkpoint.\n";
+    "Rank 0 prints progress and writes the metrics and the checkpoint. A signal stops every rank after the\n"
+    "step, saves, and exits with 128 + the signal; under mpirun, send SIGUSR1 (mpirun forwards it).\n"
+    "Exit 2: an error (after saving the last whole state); 3: the state was not finite, so not saved.\n";
 
 struct Flags {
-  std::string data, init, resume, save, metrics;
-  long long steps = 50, warmup_steps = 10, threads = 0, stop_after = 0, host_memory = 0;
+  std::string data, init, resume, save, metrics, model_file, model_sha256;
+  long long steps = 50, warmup_steps = 10, threads = 0, stop_after = 0, host_memory = 0, save_every = 0, keep = 1;
+  double save_every_minutes = 0;
   unsigned long long seed = 1337;
   double lr = 6e-4, min_lr = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
   double link_gbps = 0;
@@ -86,6 +96,11 @@ bool parse_flags(int argc, char** argv, Flags& f) {
     else if (flag == "--resume") f.resume = value;
     else if (flag == "--save") f.save = value;
     else if (flag == "--metrics") f.metrics = value;
+    else if (flag == "--model-file") f.model_file = value;
+    else if (flag == "--model-sha256") f.model_sha256 = value;
+    else if (flag == "--save-every") f.save_every = parse_integer(flag, value);
+    else if (flag == "--save-every-minutes") f.save_every_minutes = parse_number(flag, value);
+    else if (flag == "--keep") f.keep = parse_integer(flag, value);
     else if (flag == "--steps") f.steps = parse_integer(flag, value);
     else if (flag == "--warmup-steps") f.warmup_steps = parse_integer(flag, value);
     else if (flag == "--threads") f.threads = parse_integer(flag, value);
@@ -118,8 +133,32 @@ bool parse_flags(int argc, char** argv, Flags& f) {
   if (f.threads < 0 || f.threads > 4096) throw stow::Error("--threads must lie in [0, 4096], got " + std::to_string(f.threads));
   if (f.stop_after < 0) throw stow::Error("--stop-after must be >= 1, got " + std::to_string(f.stop_after));
   if (f.host_memory < 0) throw stow::Error("--host-memory must be >= 0, got " + std::to_string(f.host_memory));
+  if (f.save_every < 0) throw stow::Error("--save-every must be >= 1, got " + std::to_string(f.save_every));
+  if (!(f.save_every_minutes >= 0)) throw stow::Error("--save-every-minutes must be > 0");
+  if (f.keep < 1 || f.keep > 1000000) throw stow::Error("--keep must be >= 1, got " + std::to_string(f.keep));
+  if ((f.save_every > 0 || f.save_every_minutes > 0) && f.save.empty())
+    throw stow::Error("--save-every and --save-every-minutes need --save FILE: where to save");
   if (f.min_lr < 0) f.min_lr = f.lr / 10;
   return true;
+}
+
+// What a rank wants after a step, agreed over the ranks by the largest (stow_agree).
+constexpr int kSaveDue = 1, kSignalled = 100, kFailed = 1000;
+
+volatile std::sig_atomic_t g_signal = 0;  // the first of SIGINT, SIGTERM, SIGUSR1 received
+
+void on_signal(int signal) {
+  if (g_signal == 0) g_signal = signal;
+}
+
+// SIGINT and SIGTERM, and SIGUSR1, which mpirun forwards to the ranks (it ends the job on the others):
+// finish the step, save, exit. SA_RESTART: a read or write the signal interrupts carries on.
+void watch_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int signal : {SIGINT, SIGTERM, SIGUSR1}) sigaction(signal, &action, nullptr);
 }
 
 // The ABI does not report the step a session starts from, so read it from the checkpoint to know how
@@ -156,6 +195,12 @@ int run(int argc, char** argv, int rank, int ranks) {
   o.link_gbps = f.link_gbps;
   o.host_memory = f.host_memory;
 
+  o.model_path = f.model_file.empty() ? nullptr : f.model_file.c_str();
+  o.model_sha256 = f.model_sha256.empty() ? nullptr : f.model_sha256.c_str();
+
+  // A save folder that cannot be written is found now, not after the last step.
+  if (!f.save.empty()) stow::AtomicFile probe(f.save);
+
   char err[4096] = {0};
   StowSession* s = stow_open(&o, err, sizeof err);
   if (s == nullptr) throw stow::Error(err);
@@ -163,27 +208,66 @@ int run(int argc, char** argv, int rank, int ranks) {
     StowSession* s;
     ~Closer() { stow_close(s); }
   } closer{s};
+  watch_signals();
 
   long long first = f.resume.empty() ? 1 : resumed_step(f.resume) + 1;
   long long last = f.stop_after > 0 ? std::min(f.steps, first - 1 + f.stop_after) : f.steps;
+  auto last_save = std::chrono::steady_clock::now();
+  // Every rank saves (a collective) and stops at the same step: what each wants is agreed first.
+  auto save = [&](long long step) -> int {
+    int rc = f.save.empty() ? 0 : stow_save_kept(s, f.save.c_str(), int(f.keep));
+    const std::string why = rc != 0 ? stow_error(s) : "";
+    int worst = rc;
+    if (stow_agree(s, rc, &worst) != 0) throw stow::Error(stow_error(s));
+    if (rank == 0 && rc == 0 && !f.save.empty()) std::printf("saved %s at step %lld\n", f.save.c_str(), step);
+    if (rank == 0 && rc != 0) std::fprintf(stderr, "train: %s\n", why.c_str());
+    std::fflush(stdout);
+    last_save = std::chrono::steady_clock::now();
+    return worst;
+  };
   StowStepResult r{};
+  std::string failure;
+  long long done = first - 1;
   for (long long step = first; step <= last; step++) {
-    if (stow_step(s, &r) != 0) throw stow::Error(stow_error(s));
-    if (rank == 0)
+    int rc = stow_step(s, &r);
+    // Under --tp a step that failed half-way may have left other ranks inside a collective: end the job.
+    if (rc != 0 && rc != STOW_AFTER_STEP && ranks > 1) throw stow::Error(stow_error(s));
+    if (rc != 0) failure = stow_error(s);
+    else if (rank == 0)
       std::printf("step %lld/%lld loss %.4f lr %.1e %.0f tok/s\n", (long long)r.step, f.steps, r.loss, r.lr,
                   r.seconds > 0 ? double(r.tokens) / r.seconds : 0.0);
     std::fflush(stdout);
+    if (rc == 0 || rc == STOW_AFTER_STEP) done = step;
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() / 60;
+    const bool due = (f.save_every > 0 && step % f.save_every == 0) || (f.save_every_minutes > 0 && minutes >= f.save_every_minutes);
+    // Agreed by the largest: an error beats a signal, which beats a periodic save.
+    const int mine = rc != 0 ? kFailed : g_signal != 0 ? kSignalled + g_signal : due && step < last ? kSaveDue : 0;
+    int agreed = 0;
+    if (stow_agree(s, mine, &agreed) != 0) throw stow::Error(stow_error(s));
+    if (agreed == 0) continue;
+    if (agreed == kSaveDue) {
+      const int saved = save(step);
+      if (saved == STOW_NOT_FINITE) return 3;
+      if (saved != 0) return 2;
+      continue;
+    }
+    // Stopping: keep the last whole state (a step that failed half-way has none, and save says so),
+    // after saying why, so that the reason is the first message.
+    if (agreed == kFailed && rank == 0 && !failure.empty()) std::fprintf(stderr, "train: %s\n", failure.c_str());
+    const int saved = done >= first ? save(done) : 0;
+    if (agreed == kFailed) return saved == STOW_NOT_FINITE ? 3 : 2;
+    const int signal = agreed - kSignalled;
+    if (rank == 0) std::printf("stopped by signal %d after step %lld\n", signal, done);
+    std::fflush(stdout);
+    return saved == STOW_NOT_FINITE ? 3 : saved != 0 ? 2 : 128 + signal;
   }
   // A tensor-parallel job's launcher (stow train --tp) reports rank 0's high-water mark from this line.
   StowInfo info{};
   if (ranks > 1 && rank == 0 && first <= last && stow_info(s, &info) == 0)
     std::printf("device high-water %lld bytes (planned %lld), final loss %.4f\n", (long long)r.device_peak_bytes,
                 (long long)info.predicted_train_peak, r.loss);
-  if (!f.save.empty()) {
-    if (stow_save(s, f.save.c_str()) != 0) throw stow::Error(stow_error(s));
-    if (rank == 0) std::printf("saved %s\n", f.save.c_str());
-  }
-  return 0;
+  const int saved = save(done);
+  return saved == STOW_NOT_FINITE ? 3 : saved != 0 ? 2 : 0;
 }
 
 }  // namespace

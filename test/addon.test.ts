@@ -81,8 +81,10 @@ describe("native addon", () => {
     const checkpoint = join(dir, "ckpt.txt");
     s.save(checkpoint);
     expect(readFileSync(checkpoint, "utf8")).toBe(
-      "step=2 init=/models/init.safetensors resume=(none) threads=2 warmup=4 wd=0.25 beta1=0.75 beta2=0.875 eps=0.0625\n",
+      "step=2 init=/models/init.safetensors resume=(none) threads=2 warmup=4 wd=0.25 beta1=0.75 beta2=0.875 eps=0.0625 keep=1\n",
     );
+    s.save(checkpoint, 3);
+    expect(readFileSync(checkpoint, "utf8")).toMatch(/ keep=3\n$/);
 
     const logits = s.infer(Int32Array.from([0, 4, 2, 1]), 1);
     expect(logits).toBeInstanceOf(Float32Array);

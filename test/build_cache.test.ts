@@ -2,8 +2,8 @@
 // doubles it, train_main prints it), so the test does not depend on the real runtime compiling and
 // stays fast. What it checks: the outputs link and run, a rebuild is a cache hit, any change to the
 // inputs is a new hash, runtime objects are reused across plans, and compiler errors surface.
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,6 +43,21 @@ const objectTimes = () =>
   readdirSync(join(cache, "objects")).map((f) => `${f}@${statSync(join(cache, "objects", f)).mtimeMs}`);
 
 describe("buildPlan", () => {
+  it("removes what killed builds left behind, and leaves a running build's files alone", async () => {
+    await build(plan(1)); // makes the cache's folders
+    const gone = spawnSync("true").pid!; // a process that has exited: its pid names no live process
+    const stale = [join(cache, "builds", `.tmp-${gone}-0123456789abcdef-Xy12ab`), join(cache, "objects", `f.o.tmp-${gone}-00ff`)];
+    const live = [join(cache, "builds", `.tmp-${process.pid}-0123456789abcdef-Zz34cd`), join(cache, "objects", `g.o.tmp-${process.pid}-11ee`)];
+    mkdirSync(stale[0]);
+    writeFileSync(stale[1], "");
+    mkdirSync(live[0]);
+    writeFileSync(live[1], "");
+    await build(plan(2));
+    expect(stale.filter((p) => existsSync(p))).toEqual([]);
+    expect(live.filter((p) => existsSync(p))).toEqual(live);
+    for (const p of live) rmSync(p, { recursive: true });
+  });
+
   it("builds a shared library and a train binary, then hits the cache", async () => {
     const first = await build(plan(21));
     expect(first.cached).toBe(false);

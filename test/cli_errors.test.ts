@@ -19,6 +19,7 @@ function expectUserError(args: string[], ...patterns: RegExp[]) {
   expect(r.status, r.stderr).toBe(2);
   expect(r.stderr).toMatch(/^stow: /);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  expect(r.stderr).not.toMatch(/internal error/);
   for (const p of patterns) expect(r.stderr).toMatch(p);
 }
 
@@ -31,6 +32,17 @@ describe("bad input", () => {
   test("a model with a shape mismatch names the model line", () => {
     expectUserError(["plan", "test/fixtures/models/shape_error.ts"],
       /shape_error\.ts:10:22: shape error: Linear\(64 -> 10\)/, /return this\.head\.forward\(x\)/);
+  });
+
+  test("an exception in the model's own code is the user's: file:line:col, a code frame, exit 2", () => {
+    expectUserError(["plan", "test/fixtures/models/throws_in_forward.ts"],
+      /^stow: test\/fixtures\/models\/throws_in_forward\.ts:8:37: forward is not written yet\n/, /\n {2}8 \| .*throw new Error/);
+    expectUserError(["plan", "test/fixtures/models/throws_in_constructor.ts"],
+      /throws_in_constructor\.ts:8:28: TypeError: helpers\.width is not a function/, /readonly width = helpers\.width\(\);/);
+    expectUserError(["plan", "test/fixtures/models/throws_in_build.ts"],
+      /throws_in_build\.ts:15:35: RangeError: vocab 10 is too small for this model/);
+    expectUserError(["plan", "test/fixtures/models/returns_non_tensor.ts"],
+      /returns_non_tensor\.ts:7:24: forward must return a Tensor \(the logits\), but it returned an array of 1/);
   });
 
   test("a missing model file", () => {
@@ -46,6 +58,10 @@ describe("bad input", () => {
   test("nonsense flag values name the flag", () => {
     expectUserError(["train", "samples/gpt2.ts", "--steps", "abc"], /--steps/);
     expectUserError(["train", "samples/gpt2.ts", "--lr", "-1"], /--lr/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e300"], /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/);
+    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e-3", "--min-lr", "1e-2"], /--min-lr: 0\.01 is above --lr 0\.001/);
+    expectUserError(["train", "samples/gpt2.ts", "--save-every", "10", "--no-sample"], /--save-every: give --save FILE/);
+    expectUserError(["train", "samples/gpt2.ts", "--keep", "0"], /--keep: must be at least 1/);
     expectUserError(["plan", "samples/gpt2.ts", "--batch", "0"], /--batch/);
     expectUserError(["train", "samples/gpt2.ts", "--lr-schedule", "linear"], /--lr-schedule/);
     expectUserError(["plan", "samples/gpt2.ts", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
@@ -89,6 +105,11 @@ describe("bad input", () => {
     const bigToken = path.join(dir, "vocab.bin");
     writeTokenFile(bigToken, Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)));
     expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
+    // Text is tokenized by GPT-2's BPE into a cache file; the message is about the user's text.
+    const text = path.join(dir, "input.txt");
+    writeFileSync(text, "export function train() {}\n");
+    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--set", "vocab=512", "--data", text],
+      /--data .*input\.txt: text is tokenized with GPT-2's vocabulary of 50,257 tokens, and its token at index 0 is \d+, outside this model's vocabulary of 512/);
   });
 
   test("a truncated or foreign safetensors file", () => {

@@ -1,6 +1,6 @@
 import { CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
-import { type CliIo, UserError, runCli } from "../src/cli/errors.ts";
+import { type CliIo, NonFiniteStateError, REPORT_A_BUG, UserError, runCli } from "../src/cli/errors.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag, parseSetOverrides, parseSize } from "../src/cli/options.ts";
 import { createProgress, formatBytes, formatDuration } from "../src/cli/progress.ts";
 
@@ -251,12 +251,26 @@ describe("runCli", () => {
     const plain = fakeIo();
     await runCli(async () => { throw bug; }, plain.cliIo);
     expect(plain.io.code).toBe(70);
-    expect(plain.io.stderr).toBe("stow: internal error: x is undefined\nstow: set STOW_DEBUG=1 to see the stack trace\n");
+    expect(plain.io.stderr).toBe(`stow: internal error: x is undefined\nstow: set STOW_DEBUG=1 to see the stack trace\n${REPORT_A_BUG}\n`);
 
     const debug = fakeIo({ STOW_DEBUG: "1" });
     await runCli(async () => { throw bug; }, debug.cliIo);
     expect(debug.io.code).toBe(70);
-    expect(debug.io.stderr).toBe(`stow: internal error: x is undefined\n${bug.stack}\n`);
+    expect(debug.io.stderr).toBe(`stow: internal error: x is undefined\n${bug.stack}\n${REPORT_A_BUG}\n`);
+  });
+
+  it("reports a filesystem error with its path and reason, exit 2", async () => {
+    const { io, cliIo } = fakeIo();
+    const readOnly = Object.assign(new Error("EROFS: read-only file system, open '/ro/x'"),
+      { code: "EROFS", syscall: "open", path: "/ro/x" });
+    await runCli(async () => { throw readOnly; }, cliIo);
+    expect(io).toEqual({ stderr: "stow: cannot open /ro/x: the file system is read-only\n", code: 2 });
+  });
+
+  it("exits with a UserError's own status: 3 for a state that is not finite", async () => {
+    const { io, cliIo } = fakeIo();
+    await runCli(async () => { throw new NonFiniteStateError("not saved"); }, cliIo);
+    expect(io).toEqual({ stderr: "stow: not saved\n", code: 3 });
   });
 
   it("does not exit when main succeeds", async () => {

@@ -3,10 +3,10 @@
 // binary. Expected values come from this file: cross-entropy, gradients and AdamW moments computed
 // here in double precision, the learning-rate formula written out here, safetensors and token files
 // written and parsed here.
-import { execFile, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -342,6 +342,7 @@ describe("runtime with the tiny bigram plan", () => {
     trainOk([
       "--data", data, "--init", init, "--steps", "5", "--lr", "0", "--lr-schedule", "constant", "--grad-clip", "0",
       "--beta1", String(beta1), "--beta2", String(beta2), "--metrics", metrics, "--save", checkpoint,
+      "--model-file", "test/fixtures/tiny_plan.cpp", "--model-sha256", "c0ffee",
     ]);
     const got = readMetrics(metrics);
     const expected = batches(tokens, 5).map((b) => lossAndGrads(params, b.inputs, b.targets));
@@ -354,7 +355,10 @@ describe("runtime with the tiny bigram plan", () => {
     const saved = readSafetensors(checkpoint);
     // 200 tokens: batches start at 0, 64, 128, then wrap to 0 and 64; the next would start at 128.
     expect(saved.metadata).toMatchObject({ format: "pt", step: "5", data_position: "128", seed: "1337" });
-    expect(JSON.parse(saved.metadata.model!)).toEqual({ model: "test/fixtures/tiny_plan.cpp", config: { vocab: 32 } });
+    // The model file is named relative to the checkpoint's own folder, so the checkpoint works from anywhere.
+    expect(JSON.parse(saved.metadata.model!)).toEqual({
+      model: relative(dirname(checkpoint), join(root, "test/fixtures/tiny_plan.cpp")), sha256: "c0ffee", config: { vocab: 32 },
+    });
     expect([...saved.tensors.keys()].sort()).toEqual(
       PARAMS.flatMap((p) => [p.name, `opt.m.${p.name}`, `opt.v.${p.name}`]).sort(),
     );
@@ -526,6 +530,67 @@ describe("runtime errors", () => {
     );
   });
 
+  it("rejects overlapping tensors, as the JS reader does", () => {
+    const [wte, bias, scale] = paramTensors(randomParams(2));
+    const bytes = readFileSync(writeSafetensors([wte!, bias!, scale!]));
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
+    header["head.scale"].data_offsets = [4096, 4224]; // head.bias's bytes
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const path = tmp("overlap.safetensors");
+    writeFileSync(path, Buffer.concat([len, json, bytes.subarray(8 + n)]));
+    expect(trainFails(["--data", good(), "--init", path])).toMatch(
+      new RegExp(`^${path}: tensor 'head\\.scale' at byte offset ${8 + json.length + 4096} overlaps tensor 'head\\.bias'`),
+    );
+  });
+
+  it("SIGTERM ends the train binary after a step, saved, with exit 143", async () => {
+    const checkpoint = tmp("sigterm.safetensors");
+    const child = spawn(trainBin, ["--threads", "1", "--data", good(), "--steps", "100000000", "--save", checkpoint]);
+    let stdout = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    while ((stdout.match(/^step /gm) ?? []).length < 10) await new Promise((r) => setTimeout(r, 5));
+    child.kill("SIGTERM");
+    const status = await new Promise((r) => child.on("close", r));
+    expect(status).toBe(143);
+    const stopped = /stopped by signal 15 after step (\d+)/.exec(stdout);
+    expect(stopped, stdout.slice(-300)).not.toBeNull();
+    expect(readSafetensors(checkpoint).metadata.step).toBe(stopped![1]);
+    expect(stdout).toContain(`saved ${checkpoint} at step ${stopped![1]}`);
+  });
+
+  it("refuses to save a state that is not finite: exit 3, the checkpoint untouched", () => {
+    const checkpoint = tmp("finite.safetensors");
+    trainOk(["--data", good(), "--steps", "2", "--save", checkpoint]);
+    const before = readFileSync(checkpoint);
+    const r = train(["--data", good(), "--steps", "3", "--resume", checkpoint, "--save", checkpoint, "--lr", "3.4e38",
+      "--lr-schedule", "constant"]);
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/not saved: the state after step 3's update is not finite \(tensor '[^']+' holds (NaN|[+-]inf) at element \d+\)/);
+    expect(readFileSync(checkpoint).equals(before)).toBe(true);
+  });
+
+  it("--save-every with --keep 2 keeps the two newest step copies beside the newest checkpoint", () => {
+    const checkpoint = tmp("kept.safetensors");
+    trainOk(["--data", good(), "--steps", "7", "--save", checkpoint, "--save-every", "2", "--keep", "2"]);
+    const base = checkpoint.replace(/\.safetensors$/, "");
+    const copies = readdirSync(dir).filter((f) => f.startsWith(base.slice(dir.length + 1) + ".step")).sort();
+    expect(copies).toEqual([`${base.slice(dir.length + 1)}.step6.safetensors`, `${base.slice(dir.length + 1)}.step7.safetensors`]);
+    expect(readFileSync(`${base}.step7.safetensors`).equals(readFileSync(checkpoint))).toBe(true);
+    expect(readSafetensors(`${base}.step6.safetensors`).metadata.step).toBe("6");
+  });
+
+  it("--save-every-minutes saves on the clock", () => {
+    const checkpoint = tmp("clock.safetensors");
+    // 60 microseconds: every step takes longer, so every step but the last (saved at the end) is a save.
+    trainOk(["--data", good(), "--steps", "5", "--save", checkpoint, "--save-every-minutes", "0.000001", "--keep", "10"]);
+    const stem = checkpoint.slice(dir.length + 1).replace(/\.safetensors$/, "");
+    const steps = readdirSync(dir).filter((f) => f.startsWith(`${stem}.step`)).map((f) => Number(/\.step(\d+)\./.exec(f)![1]));
+    expect(steps.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it("rejects safetensors of another model", () => {
     const data = good();
     const [wte, bias, scale] = paramTensors(randomParams(3));
@@ -550,9 +615,15 @@ describe("runtime errors", () => {
     const state = [wte!, bias!, scale!].flatMap((t) => [t, { ...t, name: `opt.m.${t.name}` }, { ...t, name: `opt.v.${t.name}` }]);
     path = writeSafetensors(state, { step: "3", data_position: "0", model: '{"model":"other.ts"}' });
     expect(trainFails(["--data", data, "--resume", path])).toBe(
-      `${path} was written for model {"model":"other.ts"}, but this plan is model ` +
-        '{"model":"test/fixtures/tiny_plan.cpp","config":{"vocab":32}}',
+      `${path}: __metadata__ "model" is {"model":"other.ts"}, expected a JSON object with a "config"`,
     );
+    // Another config of the model: refused. The file's path (it may have moved) is not compared.
+    path = writeSafetensors(state, { step: "3", data_position: "0", model: '{"model":"elsewhere.ts","config":{"vocab":64}}' });
+    expect(trainFails(["--data", data, "--resume", path])).toBe(
+      `${path} was saved with model config {"vocab":64}, but this run's config is {"vocab":32}`,
+    );
+    path = writeSafetensors(state, { step: "3", data_position: "0", model: '{"model":"elsewhere.ts","config":{"vocab":32}}' });
+    trainOk(["--data", data, "--resume", path, "--steps", "4"]);
   });
 
   it("rejects bad options and flags", () => {

@@ -176,6 +176,13 @@ describe("corrupt safetensors files name the file, the problem and the byte offs
       b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
     }, f32Bytes([1, 2, 3]));
     expectUserError(() => readSafetensors(p), /overlap\.safetensors: tensor "b" at bytes \d+\.\.\d+ overlaps tensor "a"/);
+    // c lies inside a; the empty e between them holds no bytes and hides nothing.
+    const hidden = craft("hidden.safetensors", {
+      a: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+      e: { dtype: "F32", shape: [0], data_offsets: [4, 4] },
+      c: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+    }, f32Bytes([1, 2, 3]));
+    expectUserError(() => readSafetensors(hidden), /hidden\.safetensors: tensor "c" at bytes \d+\.\.\d+ overlaps tensor "a"/);
   });
 
   it("metadata that is not strings", () => {

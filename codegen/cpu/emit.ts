@@ -24,11 +24,6 @@ const ASYNC_OPS = new Set(["chunk_h2d", "copy_d2h"]);
 
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
-/** What a checkpoint records about the model it came from; also part of the plan's identity. */
-function modelJson(plan: Plan): string {
-  return JSON.stringify({ model: plan.modelPath, config: plan.config });
-}
-
 function programView(name: string, prog: CompiledProgram, calls: NodeCalls) {
   const mem = prog.memory;
   const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
@@ -79,7 +74,8 @@ export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra
   const context = {
     modelPath: plan.modelPath,
     configText: Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" "),
-    modelJson: JSON.stringify(modelJson(plan)),
+    // What a checkpoint records of the model and a resumed one must match (its file is named at run time).
+    configJson: JSON.stringify(JSON.stringify(plan.config)),
     vocab: plan.config.vocab,
     arenaBytes: plan.arenaBytes,
     hostBytes: plan.hostBytes,

@@ -5,6 +5,8 @@
 import fs from "node:fs";
 import { UserError } from "../cli/errors.ts";
 import { openForReading } from "../util/open_file.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
+import { describeFsError } from "../util/fs_error.ts";
 
 const DTYPE_BYTES = {
   F64: 8, F32: 4, F16: 2, BF16: 2,
@@ -70,7 +72,7 @@ export function readSafetensors(path: string): { tensors: Map<string, Tensor>; m
   }
 }
 
-/** Writes atomically: a temporary file beside the target, fsync, then a rename over the target. */
+/** Writes atomically (src/util/atomic_write.ts). */
 export function writeSafetensors(
   path: string,
   tensors: readonly TensorToWrite[],
@@ -101,22 +103,11 @@ export function writeSafetensors(
   const lengthBytes = Buffer.alloc(8);
   lengthBytes.writeBigUInt64LE(BigInt(jsonBytes.length));
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
   try {
-    fd = fs.openSync(tmp, "w");
-    writeFully(fd, lengthBytes);
-    writeFully(fd, jsonBytes);
-    for (const t of tensors) writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, path);
+    writeFileAtomic(path, [lengthBytes, jsonBytes, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
   } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
     // Disk full, permissions, a missing directory: the user's to fix, so no stack trace.
-    throw new UserError(`${path}: cannot write checkpoint: ${(e as Error).message}`);
+    throw new UserError(`${path}: cannot write checkpoint: ${describeFsError(e) ?? (e as Error).message}`);
   }
 }
 
@@ -223,15 +214,19 @@ function checkTensorEntry(file: string, name: string, entry: unknown, dataStart:
 
 function checkNoOverlap(file: string, tensors: Map<string, TensorInfo>): void {
   const byStart = [...tensors].sort((a, b) => a[1].byteRange[0] - b[1].byteRange[0]);
-  for (let i = 1; i < byStart.length; i++) {
-    const [prevName, prev] = byStart[i - 1];
-    const [name, info] = byStart[i];
-    if (info.byteRange[0] < prev.byteRange[1]) {
+  // Against the tensor that reaches furthest so far, not just the previous one: an empty tensor between
+  // two overlapping ones holds no bytes and must not hide them.
+  let reach: [string, TensorInfo] | undefined;
+  for (const [name, info] of byStart) {
+    if (info.byteRange[0] === info.byteRange[1]) continue;
+    if (reach && info.byteRange[0] < reach[1].byteRange[1]) {
+      const [prevName, prev] = reach;
       throw new UserError(
         `${file}: tensor "${name}" at bytes ${info.byteRange[0]}..${info.byteRange[1]} overlaps ` +
           `tensor "${prevName}" at bytes ${prev.byteRange[0]}..${prev.byteRange[1]}`,
       );
     }
+    if (!reach || info.byteRange[1] > reach[1].byteRange[1]) reach = [name, info];
   }
 }
 
@@ -256,11 +251,5 @@ function readFully(file: string, fd: number, into: Uint8Array, position: number)
     const n = fs.readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
     if (n === 0) throw new UserError(`${file}: unexpected end of file at byte ${position + done} (did it change while read?)`);
     done += n;
-  }
-}
-
-function writeFully(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) {
-    done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
   }
 }

@@ -14,6 +14,9 @@ import type { Target } from "../targets/target.ts";
 
 type Raw = Record<string, string | string[] | boolean | undefined>;
 
+// The runtime holds hyperparameters as float32: a larger value would become infinity there.
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 const str = (raw: Raw, key: string) => raw[key] as string | undefined;
 const int = (raw: Raw, key: string, flag: string, min = 1) =>
   raw[key] === undefined ? undefined : parseIntFlag(flag, str(raw, key)!, { min });
@@ -50,7 +53,7 @@ function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
 }
 
 function gradClip(raw: Raw): number {
-  return float(raw, "gradClip", "--grad-clip", { min: 0 }) ?? 1.0;
+  return float(raw, "gradClip", "--grad-clip", { min: 0, max: FLOAT32_MAX }) ?? 1.0;
 }
 
 /** --checkpoint MODE, or blocks:K to recompute only the first K checkpoint regions. */
@@ -157,7 +160,14 @@ async function compileCommand(model: string, raw: Raw): Promise<void> {
 }
 
 function trainFlags(raw: Raw) {
-  const lr = float(raw, "lr", "--lr", { exclusiveMin: 0 }) ?? 1e-3;
+  const lr = float(raw, "lr", "--lr", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? 1e-3;
+  const minLr = float(raw, "minLr", "--min-lr", { min: 0, max: FLOAT32_MAX }) ?? lr / 10;
+  if (minLr > lr) throw new UserError(`--min-lr: ${minLr} is above --lr ${lr}; the schedule decays from --lr down to --min-lr`);
+  const save = str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors");
+  const saveEvery = int(raw, "saveEvery", "--save-every");
+  const saveEveryMinutes = float(raw, "saveEveryMinutes", "--save-every-minutes", { exclusiveMin: 0 });
+  if ((saveEvery !== undefined || saveEveryMinutes !== undefined) && save === undefined)
+    throw new UserError(`${saveEvery !== undefined ? "--save-every" : "--save-every-minutes"}: give --save FILE, where to save`);
   const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? "cosine", ["cosine", "constant"] as const);
   const steps = int(raw, "steps", "--steps") ?? 250;
   return {
@@ -167,19 +177,22 @@ function trainFlags(raw: Raw) {
     data: str(raw, "data"),
     init: str(raw, "init"),
     resume: str(raw, "resume"),
-    save: str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors"),
+    save,
+    saveEvery,
+    saveEveryMinutes,
+    keep: int(raw, "keep", "--keep"),
     metrics: str(raw, "metrics"),
     profileSteps: int(raw, "profileSteps", "--profile-steps", 0),
     profile: str(raw, "profile"),
     run: {
       lr,
-      minLr: float(raw, "minLr", "--min-lr", { min: 0 }) ?? lr / 10,
+      minLr,
       lrSchedule: schedule,
       warmupSteps: int(raw, "warmupSteps", "--warmup-steps", 0) ?? Math.min(20, Math.floor(steps / 10)),
-      weightDecay: float(raw, "weightDecay", "--weight-decay", { min: 0 }) ?? 0.1,
+      weightDecay: float(raw, "weightDecay", "--weight-decay", { min: 0, max: FLOAT32_MAX }) ?? 0.1,
       beta1: float(raw, "beta1", "--beta1", { min: 0, max: 0.999999 }) ?? 0.9,
       beta2: float(raw, "beta2", "--beta2", { min: 0, max: 0.999999 }) ?? 0.95,
-      eps: float(raw, "eps", "--eps", { exclusiveMin: 0 }) ?? 1e-8,
+      eps: float(raw, "eps", "--eps", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? 1e-8,
       gradClip: gradClip(raw),
       seed: int(raw, "seed", "--seed", 0) ?? 1337,
       linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? 0,
@@ -193,10 +206,17 @@ function trainFlags(raw: Raw) {
   };
 }
 
-async function trainCommand(model: string, raw: Raw): Promise<void> {
+async function trainCommand(model: string | undefined, raw: Raw): Promise<void> {
   if (raw.init && raw.resume) throw new UserError("--init and --resume exclude each other: resume continues a run, init starts one");
   const { train } = await import("../driver/train.ts");
-  await train(model, trainFlags(raw));
+  const flags = trainFlags(raw);
+  if (model !== undefined || !flags.resume) return train(model ?? "samples/gpt2.ts", flags);
+  // `stow train --resume CKPT`: the model file and config the checkpoint names, unless flags say otherwise.
+  const { readSafetensorsHeader } = await import("../checkpoint/safetensors.ts");
+  const { modelOrigin } = await import("../checkpoint/model_origin.ts");
+  const origin = modelOrigin(flags.resume, readSafetensorsHeader(flags.resume).metadata);
+  const set = flags.preset === undefined && (flags.set ?? []).length === 0 ? Object.entries(origin.config).map(([k, v]) => `${k}=${v}`) : flags.set;
+  await train(origin.modelPath, { ...flags, set });
 }
 
 async function generateCommand(checkpoint: string, raw: Raw): Promise<void> {
@@ -240,7 +260,7 @@ function program(): Command {
     .addOption(new Option("-o, --out <dir>", "output directory"))
     .action(compileCommand);
 
-  withModelOptions(cli.command("train").argument("[model]", "model file", "samples/gpt2.ts"))
+  withModelOptions(cli.command("train").argument("[model]", "model file (default: the --resume checkpoint's, else samples/gpt2.ts)"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
     .option("--steps <n>", "training steps (default 250)")
     .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
@@ -256,7 +276,10 @@ function program(): Command {
     .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
     .option("--init <file>", "start from the parameters in this safetensors file")
     .option("--resume <file>", "continue the run saved in this checkpoint")
-    .option("--save <file>", "checkpoint to write at the end (default out/ckpt.safetensors)")
+    .option("--save <file>", "checkpoint to write at the end, on SIGINT or SIGTERM, and after an error (default out/ckpt.safetensors)")
+    .option("--save-every <n>", "also save every n steps")
+    .option("--save-every-minutes <m>", "also save when m minutes have passed since the last save")
+    .option("--keep <k>", "keep the k newest saves, also named <stem>.step<N><ext> (default 1: only the --save file)")
     .option("--metrics <file>", "write one JSON object per step")
     .option("--profile-steps <n>", "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)")
     .option("--profile <file>", "keep the warm-up's per-node times here (for stow plan --profile)")

@@ -4,12 +4,13 @@
 import fs from "node:fs";
 import { UserError } from "../cli/errors.ts";
 import { openForReading } from "../util/open_file.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
 
 export const TOKEN_FILE_MAGIC = 20240520;
 export const TOKEN_FILE_VERSION = 1;
 export const TOKEN_HEADER_BYTES = 256 * 4;
 
-/** Writes tokens atomically: a temporary file beside the target, then a rename. */
+/** Writes tokens atomically (src/util/atomic_write.ts). */
 export function writeTokenFile(path: string, tokens: Uint16Array | number[]): void {
   if (tokens.length > 0x7fffffff) throw new UserError(`${path}: ${tokens.length} tokens do not fit the int32 count`);
   for (let i = 0; i < tokens.length; i++) {
@@ -23,9 +24,7 @@ export function writeTokenFile(path: string, tokens: Uint16Array | number[]): vo
   bytes.writeInt32LE(TOKEN_FILE_VERSION, 4);
   bytes.writeInt32LE(tokens.length, 8);
   for (let i = 0; i < tokens.length; i++) bytes.writeUInt16LE(tokens[i], TOKEN_HEADER_BYTES + 2 * i);
-  const tmp = `${path}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, path);
+  writeFileAtomic(path, bytes);
 }
 
 /** Validates the header against the file size without reading the tokens. */

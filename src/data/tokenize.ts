@@ -6,7 +6,7 @@ import nodePath from "node:path";
 import { decode, encode } from "gpt-tokenizer/encoding/r50k_base";
 import { UserError } from "../cli/errors.ts";
 import { builtinCorpusText } from "./corpus.ts";
-import { inspectTokenFile, TOKEN_FILE_MAGIC, writeTokenFile } from "./token_file.ts";
+import { inspectTokenFile, readTokenFile, TOKEN_FILE_MAGIC, writeTokenFile } from "./token_file.ts";
 
 export const GPT2_VOCAB_SIZE = 50257;
 
@@ -27,6 +27,8 @@ export interface PreparedData {
   tokens: number;
   /** One line for logs and reports: where the tokens came from. */
   source: string;
+  /** For text, what the user gave (`--data FILE`, or the built-in corpus): the cached token file is ours. */
+  text?: string;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface PreparedData {
 export async function prepareData(dataPath: string | undefined, cacheDir: string): Promise<PreparedData> {
   if (dataPath === undefined) {
     const text = builtinCorpusText();
-    return tokenizeCached(Buffer.from(text, "utf8"), text, cacheDir, "built-in corpus (Stowage's own source)");
+    return { ...(await tokenizeCached(Buffer.from(text, "utf8"), text, cacheDir, "built-in corpus (Stowage's own source)")), text: "the built-in corpus" };
   }
   const bytes = readDataFile(dataPath);
   if (bytes.length >= 4 && bytes.readInt32LE(0) === TOKEN_FILE_MAGIC) {
@@ -45,7 +47,21 @@ export async function prepareData(dataPath: string | undefined, cacheDir: string
     return { tokenFile: dataPath, tokens: count, source: `token file ${dataPath}` };
   }
   const text = decodeUtf8(dataPath, bytes);
-  return tokenizeCached(bytes, text, cacheDir, `text ${dataPath}`);
+  return { ...(await tokenizeCached(bytes, text, cacheDir, `text ${dataPath}`)), text: `--data ${dataPath}` };
+}
+
+/**
+ * Text becomes GPT-2 tokens (ids up to 50256); a model with a smaller vocabulary cannot take them. Said
+ * about the user's text, not about the cached token file they never made.
+ */
+export function checkTextFitsVocab(data: PreparedData, vocab: number): void {
+  if (data.text === undefined || vocab >= GPT2_VOCAB_SIZE) return;
+  const tokens = readTokenFile(data.tokenFile);
+  const at = tokens.findIndex((t) => t >= vocab);
+  if (at >= 0)
+    throw new UserError(`${data.text}: text is tokenized with GPT-2's vocabulary of ${GPT2_VOCAB_SIZE.toLocaleString("en-US")} ` +
+      `tokens, and its token at index ${at} is ${tokens[at]}, outside this model's vocabulary of ${vocab}; train with ` +
+      `--set vocab=${GPT2_VOCAB_SIZE}, or give a token file made for this vocabulary`);
 }
 
 function readDataFile(dataPath: string): Buffer {

@@ -1,7 +1,9 @@
-// `stow generate CKPT`: the checkpoint names the model file and config it was trained with; compile
-// that model's plan (cached), load the parameters, and sample from the inference program.
+// `stow generate CKPT`: the checkpoint names the model file (relative to its own folder) and config it
+// was trained with; compile that model's plan (cached), load the parameters, and sample from the
+// inference program.
 import { UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
+import { changedSince, modelOrigin } from "../checkpoint/model_origin.ts";
 import { decodeTokens, encodeText } from "../data/tokenize.ts";
 import { openPlan } from "../../native/index.ts";
 import { buildCompiledPlan } from "./build.ts";
@@ -19,14 +21,11 @@ export interface GenerateOptions {
 
 export async function generate(checkpoint: string, opts: GenerateOptions): Promise<void> {
   const header = readSafetensorsHeader(checkpoint);
-  let origin: { model: string; config: Record<string, number> };
-  try {
-    origin = JSON.parse(header.metadata?.model ?? "");
-  } catch {
-    throw new UserError(`${checkpoint}: not a Stowage checkpoint (its metadata has no "model" entry naming the model file)`);
-  }
+  const origin = modelOrigin(checkpoint, header.metadata);
+  const warning = changedSince(checkpoint, origin.modelPath, origin.sha256);
+  if (warning) console.error(warning);
   const set = Object.entries(origin.config).map(([k, v]) => `${k}=${v}`);
-  const { plan } = await prepare(origin.model, { set, batch: 1, threads: opts.threads, clip: false, checkpoint: "none" });
+  const { plan } = await prepare(origin.modelPath, { set, batch: 1, threads: opts.threads, clip: false, checkpoint: "none" });
   const built = await buildCompiledPlan(plan, (s) => console.error(s));
   const session = openPlan(built.libPath, { initPath: checkpoint, threads: opts.threads });
   try {

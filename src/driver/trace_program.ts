@@ -2,7 +2,7 @@
 // token inputs, the model's forward, and the loss (training) or the logits at one position (inference).
 import { GraphBuilder } from "../../ir/builder.ts";
 import { selectPosition } from "../../ir/passes/select_position.ts";
-import type { Graph } from "../../ir/types.ts";
+import type { Graph, SourceLoc } from "../../ir/types.ts";
 import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel } from "../dsl/model.ts";
 import { Tensor } from "../dsl/tensor.ts";
 import { TraceError, callerLocOf, currentTrace, withTrace } from "../dsl/trace.ts";
@@ -19,8 +19,41 @@ export function buildModel(def: ModelDefinition, config: ModelConfig): LanguageM
     return def.build(config);
   } catch (e) {
     if (e instanceof ConfigError) throw new TraceError(`bad config: ${e.message}`, callerLocOf(e));
-    throw e;
+    throw asModelError(e);
   }
+}
+
+/**
+ * An exception thrown while the model's own code ran (build, a constructor, forward) is the user's: it
+ * is reported at its first stack frame in their files, as a TraceError. One with no such frame is ours.
+ */
+function asModelError(error: unknown): unknown {
+  if (error instanceof TraceError || !(error instanceof Error)) return error;
+  const loc = callerLocOf(error);
+  if (!loc) return error;
+  const generic = error.name === "Error";
+  return new TraceError(generic ? error.message : `${error.name}: ${error.message}`, loc);
+}
+
+/** The model's forward on the token input, with its mistakes reported as the user's. */
+function runForward(model: LanguageModel, tokens: Tensor, last: () => SourceLoc | undefined): Tensor {
+  let logits: unknown;
+  try {
+    logits = model.forward(tokens);
+  } catch (e) {
+    throw asModelError(e);
+  }
+  if (!(logits instanceof Tensor))
+    throw new TraceError(`forward must return a Tensor (the logits), but it returned ${describeValue(logits)}` +
+      (last() ? "; the last op it traced is here" : ""), last());
+  return logits;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "object") return `an object (${value.constructor?.name ?? "Object"})`;
+  return `a ${typeof value}`;
 }
 
 export function traceProgram(model: LanguageModel, config: ModelConfig, shape: ProgramShape): Graph {
@@ -35,7 +68,7 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
     }
     const tokens = trace.value("input", [], { name: "tokens", shape: [shape.batch, shape.seq], dtype: "i32" });
     trace.named.tokens = tokens;
-    const logits = model.forward(new Tensor(tokens));
+    const logits = runForward(model, new Tensor(tokens), () => trace.nodes.at(-1)?.loc);
     const want = [shape.batch, shape.seq, config.vocab];
     if (logits.shape.join() !== want.join())
       throw new TraceError(`forward must return logits of shape [${want.join(",")}], got [${logits.shape.join(",")}]`,

@@ -1,25 +1,29 @@
-// `stow train`: compile the model, build it, prepare the data, then run steps in-process through the
-// native addon with a live progress line; save a checkpoint and, at the end, print a short sample.
-import { mkdirSync, rmSync } from "node:fs";
+// `stow train`: compile the model, build it, check the outputs, prepare the data, then run steps
+// in-process through the native addon with a live progress line; save checkpoints (periodically, on
+// SIGINT or SIGTERM, after an error, at the end) and, at the end, print a short sample.
+import { rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress, formatBytes } from "../cli/progress.ts";
-import { decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
+import { checkTextFitsVocab, decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleTokens } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
-import { UserError } from "../cli/errors.ts";
+import { NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";
 import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
 import { trainRanks } from "./train_ranks.ts";
+import { checkOutputPaths, checkSaveSpace } from "./output_paths.ts";
+import { watchStopSignals } from "./stop_signals.ts";
+import { changedSince, fileSha256, savedSha256 } from "../checkpoint/model_origin.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
-function savedStep(checkpoint: string): number {
-  const step = Number(readSafetensorsHeader(checkpoint).metadata.step);
+function savedStep(metadata: Record<string, string>): number {
+  const step = Number(metadata.step);
   return Number.isInteger(step) && step >= 0 ? step : 0;
 }
 
@@ -31,6 +35,11 @@ export interface TrainOptions extends PrepareOptions {
   init?: string;
   resume?: string;
   save?: string;
+  /** Also save every this many steps, and when this many minutes have passed since the last save. */
+  saveEvery?: number;
+  saveEveryMinutes?: number;
+  /** Keep the K newest saves as <stem>.step<N><ext> too (1: only the --save file). */
+  keep?: number;
   metrics?: string;
   /** Profiled warm-up steps before re-planning with measured times (default: 2 when model data is offloaded, else 0). */
   profileSteps?: number;
@@ -44,18 +53,28 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   // The profile times nodes on the host clock, which on a GPU sees launches, not kernels.
   const cuda = opts.backend === "cuda";
   if (cuda && (opts.profileSteps ?? 0) > 0) throw new UserError("--profile-steps: the profiled warm-up is not available with --backend cuda yet");
+  // Before anything is compiled, built or trained: can the run write where it will write?
+  checkOutputPaths({ save: opts.save, metrics: opts.metrics, profile: opts.profile, cache: cacheDir() });
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
-  log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
-    `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
-  let built = await buildCompiledPlan(plan, log);
-  const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
-  log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
-  if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
-
+  if (opts.save) checkSaveSpace(opts.save, checkpointBytes(plan));
   const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload && !cuda ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
-  if (profilePath) mkdirSync(path.dirname(path.resolve(profilePath)), { recursive: true });
+  const model = { modelPath: path.resolve(modelPath), modelSha256: fileSha256(modelPath) };
+  const first = startStep(opts, model.modelPath, log);
+  log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
+    `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
+  const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
+  checkTextFitsVocab(data, plan.config.vocab);
+  let built = await buildCompiledPlan(plan, log);
+  log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+  if ((opts.tp ?? 1) > 1) {
+    // The ranks run the standalone binary under mpirun; the checkpoint they save is whole.
+    await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks: opts.tp!, ...model }, opts, log);
+    if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
+    return;
+  }
+
   const sessionOptions = (resumePath: string | undefined, profiling: boolean): StowOptions => ({
     ...opts.run,
     dataPath: data.tokenFile,
@@ -65,20 +84,38 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     steps: opts.steps,
     threads: opts.threads,
     hostMemory: opts.hostMemory,
+    ...model,
     ...(profiling && { profilePath, profileSteps }),
   });
   let session = openPlan(built.libPath, sessionOptions(opts.resume, profilePath !== undefined));
+  const progress = createProgress({ total: opts.steps });
+  const stop = watchStopSignals((signal) => {
+    progress.done();
+    log(`${signal}: stopping after this step${opts.save ? ` to save ${opts.save}` : " (no --save: nothing will be saved)"}`);
+  });
+  let step = first;
+  let sessionSteps = 0;
+  const keep = opts.keep ?? 1;
+  let lastSave = Date.now();
+  const saveNow = () => {
+    session.save(opts.save!, keep);
+    lastSave = Date.now();
+  };
   try {
-    const progress = createProgress({ total: opts.steps });
     let last;
-    let step = startStep(opts);
     const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
-    let sessionSteps = 0;
     while (step < stopAt) {
       last = session.step();
       step = last.step;
       sessionSteps++;
       progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
+      await stop.between();
+      if (stop.signal) {
+        if (opts.save) saveNow();
+        throw new StoppedBySignal(`stopped by ${stop.signal} after step ${step}` +
+          (opts.save ? `; saved ${opts.save} (continue with --resume ${opts.save})` : "; nothing saved (no --save)"), stop.signal);
+      }
+      if (opts.save && step < stopAt && saveDue(opts, step, (Date.now() - lastSave) / 60_000)) saveNow();
       // After the profiled steps (the first step is not profiled: it touches fresh memory), re-plan.
       if (profilePath && sessionSteps === 1 + profileSteps && step < stopAt) {
         progress.done();
@@ -99,19 +136,52 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       log(`device high-water ${formatBytes(last.devicePeakBytes)} (planned ${formatBytes(plan.train.memory.peak)}), ` +
         `final loss ${last.loss.toFixed(4)}`);
     if (opts.save) {
-      mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
-      session.save(opts.save);
+      saveNow();
       log(`saved ${opts.save}`);
     }
+    stop.dispose();
     if (opts.sample) {
       const prompt = encodeText(opts.sample.prompt);
       const tokens = sampleTokens(session, prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
       log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
     }
+  } catch (error) {
+    // After a signal the run has saved already; a state that was not finite would be refused again.
+    const saveFailed = error instanceof StoppedBySignal || error instanceof NonFiniteStateError;
+    if (!saveFailed && opts.save && sessionSteps > 0) keepLastState(error, () => saveNow(), opts.save);
+    throw error;
   } finally {
+    stop.dispose();
     session.close();
     if (profilePath && !opts.profile) rmSync(profilePath, { force: true });
   }
+}
+
+/** Periodic saves: every N steps, or M minutes after the last save. */
+function saveDue(opts: TrainOptions, step: number, minutesSinceSave: number): boolean {
+  return (opts.saveEvery !== undefined && step % opts.saveEvery === 0) ||
+    (opts.saveEveryMinutes !== undefined && minutesSinceSave >= opts.saveEveryMinutes);
+}
+
+/**
+ * After an error, saves the last whole state (the runtime refuses a step that failed half-way, and a
+ * state that is not finite), and says in the error's message what happened to it.
+ */
+function keepLastState(error: unknown, save: () => void, file: string): void {
+  let note: string;
+  try {
+    save();
+    // The session's step, which may be one past the last this loop saw (its metrics failed after it).
+    note = `the state of step ${readSafetensorsHeader(file).metadata.step} was saved to ${file} (continue with --resume ${file})`;
+  } catch (e) {
+    note = (e as Error).message;
+  }
+  if (error instanceof Error) error.message += `\n${note}`;
+}
+
+/** Parameters and both AdamW moments, float32, and room for the header. */
+function checkpointBytes(plan: Plan): number {
+  return 3 * 4 * paramCount(plan) + (1 << 20);
 }
 
 const DEFAULT_PROFILE_STEPS = 2;
@@ -142,17 +212,14 @@ function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes)
   return refined;
 }
 
-function startStep(opts: TrainOptions): number {
-  const step = opts.resume ? savedStep(opts.resume) : 0;
+/** The step a resumed run starts after; warns when the model file changed since the checkpoint. */
+function startStep(opts: TrainOptions, modelPath: string, log: (s: string) => void): number {
+  if (!opts.resume) return 0;
+  const header = readSafetensorsHeader(opts.resume);
+  const step = savedStep(header.metadata);
   if (step >= opts.steps)
     throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
+  const warning = changedSince(opts.resume, modelPath, savedSha256(header.metadata));
+  if (warning) log(warning);
   return step;
-}
-
-/** --tp > 1: the ranks run the standalone binary under mpirun; the checkpoint they save is whole. */
-async function trainTensorParallel(trainBin: string, tokenFile: string, opts: TrainOptions, log: (s: string) => void): Promise<void> {
-  startStep(opts);
-  if (opts.save) mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
-  await trainRanks({ trainBin, tokenFile, ranks: opts.tp! }, opts, log);
-  if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
 }

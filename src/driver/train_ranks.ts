@@ -2,19 +2,26 @@
 // under mpirun (the in-process addon runs one). Rank 0 prints a line per step, which drives the
 // progress line here, and writes the metrics and the checkpoint. When a rank fails, it ends the job
 // (MPI_Abort); when one dies, mpirun ends the others. Either way the report names the rank.
+// SIGINT and SIGTERM here become SIGUSR1 to mpirun, which forwards it to the ranks: they agree to stop
+// after the step and save (runtime/train_main.cpp). mpirun runs in its own process group, so a Ctrl-C
+// at the terminal reaches only this process, and not mpirun, which would end the ranks unsaved.
 import { spawn } from "node:child_process";
 import { createProgress } from "../cli/progress.ts";
-import { UserError } from "../cli/errors.ts";
+import { EXIT_NOT_FINITE, NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
 import type { TrainOptions } from "./train.ts";
+import { watchStopSignals } from "./stop_signals.ts";
 
 export interface RankRun {
   trainBin: string;
   tokenFile: string;
   ranks: number;
+  /** The model file and its hash, which checkpoints record. */
+  modelPath: string;
+  modelSha256: string;
 }
 
 /** The train binary's flags for a run of `stow train` (runtime/train_main.cpp). */
-export function trainBinaryArgs(opts: TrainOptions, tokenFile: string): string[] {
+export function trainBinaryArgs(opts: TrainOptions, tokenFile: string, model?: { modelPath: string; modelSha256: string }): string[] {
   const r = opts.run;
   const flag = (name: string, value: string | number | undefined) => (value === undefined ? [] : [name, String(value)]);
   return [
@@ -24,6 +31,8 @@ export function trainBinaryArgs(opts: TrainOptions, tokenFile: string): string[]
     ...flag("--beta1", r.beta1), ...flag("--beta2", r.beta2), ...flag("--eps", r.eps), ...flag("--grad-clip", r.gradClip),
     ...flag("--init", opts.init), ...flag("--resume", opts.resume), ...flag("--save", opts.save),
     ...flag("--metrics", opts.metrics), ...flag("--host-memory", opts.hostMemory),
+    ...flag("--save-every", opts.saveEvery), ...flag("--save-every-minutes", opts.saveEveryMinutes), ...flag("--keep", opts.keep),
+    ...flag("--model-file", model?.modelPath), ...flag("--model-sha256", model?.modelSha256),
   ];
 }
 
@@ -38,9 +47,14 @@ export function mpirunArgs(ranks: number, command: string[]): string[] {
 const STEP_LINE = /^step (\d+)\/\d+ loss (\S+) lr \S+ (\S+) tok\/s$/;
 
 export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<void> {
-  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile)]),
-    { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile, job)]),
+    { stdio: ["ignore", "pipe", "pipe"], detached: true });
   const progress = createProgress({ total: opts.steps });
+  const stop = watchStopSignals((signal) => {
+    progress.done();
+    log(`${signal}: stopping every rank after this step${opts.save ? ` to save ${opts.save}` : " (no --save: nothing will be saved)"}`);
+    child.kill("SIGUSR1");
+  });
   let stderr = "";
   let pending = "";
   const others: string[] = [];
@@ -61,9 +75,16 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
         "install openmpi-bin (npm run setup does)")
       : e));
     child.on("close", (code, signal) => resolve({ code, signal }));
-  });
+  }).finally(() => stop.dispose());
   progress.done();
-  if (status.code !== 0) throw new UserError(describeFailure(job.ranks, status, stderr));
+  const saved = others.filter((l) => l.startsWith("saved ")).at(-1);
+  if (stop.signal) {
+    const failed = stderr.match(/^train: (.*)$/m)?.[1];
+    throw new StoppedBySignal(`stopped by ${stop.signal}` + (saved ? `; ${saved} (continue with --resume ${opts.save})` :
+      failed ? `; ${failed}` : "; nothing saved"), stop.signal);
+  }
+  if (status.code === EXIT_NOT_FINITE) throw new NonFiniteStateError(describeFailure(job.ranks, status, stderr));
+  if (status.code !== 0) throw new UserError(describeFailure(job.ranks, status, stderr) + (saved ? `\n${saved}` : ""));
   for (const line of others) log(line.replace(/^device high-water (\d+) bytes \(planned (\d+)\)/, "device high-water $1 bytes on rank 0 (planned $2)"));
 }
 

@@ -1,17 +1,18 @@
 // `stow compile -o DIR`: the generated C++, the plan as JSON, and the built library and standalone
 // train binary, copied out of the build cache so the directory stands on its own.
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { buildCompiledPlan } from "./build.ts";
 import type { Plan } from "./compile.ts";
 import { planJson } from "./plan_report.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
 
 export async function writeCompiled(plan: Plan, outDir: string, log: (s: string) => void): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const built = await buildCompiledPlan(plan, log);
   const planFile = plan.options.backend === "cuda" ? "plan.cu" : "plan.cpp";
-  writeFileSync(path.join(outDir, planFile), built.source);
-  writeFileSync(path.join(outDir, "plan.json"), JSON.stringify(planJson(plan), null, 1) + "\n");
+  writeFileAtomic(path.join(outDir, planFile), built.source);
+  writeFileAtomic(path.join(outDir, "plan.json"), JSON.stringify(planJson(plan), null, 1) + "\n");
   copyFileSync(built.libPath, path.join(outDir, "libplan.so"));
   copyFileSync(built.trainBinPath, path.join(outDir, "train"));
   log(`wrote ${outDir}/${planFile}, plan.json, libplan.so and train (run: ${outDir}/train --data TOKENS.bin)`);

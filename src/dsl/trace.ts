@@ -44,7 +44,7 @@ export function withTrace<T>(builder: GraphBuilder, fn: () => T): T {
 const dslDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(dslDir, "../..");
 // Frames in the compiler itself are skipped; the first frame left is the model's own code.
-const internalDirs = ["src", "ir", "codegen", "native", "node_modules"].map((d) => path.join(repoRoot, d));
+const internalDirs = ["src", "ir", "codegen", "native", "bin", "node_modules"].map((d) => path.join(repoRoot, d));
 
 /** The first stack frame outside the DSL and compiler: the model line that called the op. */
 export function callerLoc(): SourceLoc | undefined {

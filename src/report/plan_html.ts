@@ -1,6 +1,6 @@
 // `stow plan --html FILE`: one self-contained page (no scripts, no external files) with the plan's
 // summary and the device memory over the step as an SVG stacked area chart, predicted before running.
-import { writeFileSync } from "node:fs";
+import { writeFileAtomic } from "../util/atomic_write.ts";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
@@ -74,5 +74,5 @@ export function planHtml(plan: Plan): string {
 }
 
 export function writePlanHtml(plan: Plan, file: string): void {
-  writeFileSync(file, planHtml(plan));
+  writeFileAtomic(file, planHtml(plan));
 }

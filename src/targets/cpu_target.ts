@@ -4,12 +4,13 @@
 // backend the arena is ordinary RAM.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../cli/errors.ts";
 import { cacheDir } from "../driver/paths.ts";
+import { tempPathFor, writeFileAtomic } from "../util/atomic_write.ts";
 import type { Machine } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
@@ -59,9 +60,7 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
   if (!opts.fresh && existsSync(cached)) probe = JSON.parse(readFileSync(cached, "utf8")) as ProbeResult;
   else {
     probe = runProbe(dir, key, opts);
-    const tmp = `${cached}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(probe) + "\n");
-    renameSync(tmp, cached); // atomic: a concurrent reader sees the old file or the whole new one
+    writeFileAtomic(cached, JSON.stringify(probe) + "\n"); // a concurrent reader sees the old file or the whole new one
   }
   return {
     name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(),
@@ -94,7 +93,7 @@ function probeBinary(dir: string, key: string): string {
   const binary = path.join(dir, `cpu_probe-${key}`);
   if (existsSync(binary)) return binary;
   mkdirSync(dir, { recursive: true });
-  const tmp = `${binary}.${process.pid}.tmp`;
+  const tmp = tempPathFor(binary);
   const build = spawnSync("g++", ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", `-I${RUNTIME}`,
     PROBE_SOURCE, ...KERNELS.map((f) => path.join(RUNTIME, f)), "-o", tmp, "-lopenblas"], { encoding: "utf8" });
   if (build.error || build.status !== 0) {

@@ -1,5 +1,5 @@
 // Runs the stow CLI and the PyTorch reference as a user would, from the repository root.
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,11 +12,34 @@ export interface Run {
   stderr: string;
 }
 
-export function stow(args: string[], env: Record<string, string> = {}): Run {
+export function stow(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Run {
   const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/stow.js"), ...args], {
-    cwd: repoRoot, encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 << 20,
+    cwd, encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 << 20,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The stow CLI started in the background: signal it, and await how it ended. */
+export function startStow(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run & { signal: string | null }> } {
+  const child = spawn(process.execPath, [path.join(repoRoot, "bin/stow.js"), ...args], {
+    cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  child.stderr!.on("data", (d) => (stderr += d));
+  const done = new Promise<Run & { signal: string | null }>((resolve) =>
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr })));
+  return { child, done };
+}
+
+/** Polls until `ready()` holds (a file appeared, a run got far enough); fails the test after `seconds`. */
+export async function waitFor(ready: () => boolean, what: string, seconds = 120): Promise<void> {
+  const until = Date.now() + seconds * 1000;
+  while (!ready()) {
+    if (Date.now() > until) throw new Error(`timed out after ${seconds} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** A reference script of test/reference/ run by Debian's python3 (it has torch); the one first on PATH may not. */
