@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:f
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { trainDefaultsDefines } from "./train_defaults.ts";
 import { NVCC_FLAGS, NVCC_LINK_FLAGS, nvccCommand, nvccLinkFlags, sharedRuntimeSources } from "./cuda/toolchain.ts";
 
 /** cpu: g++ and OpenBLAS; cuda: nvcc, the CUDA runtime's kernels and the runtime's shared C++ (codegen/cuda/toolchain.ts). */
@@ -82,7 +83,8 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     ? [...sharedRuntimeSources(cpuSources), ...(await listFiles(join(runtimeDir, "cuda"), ".cu"))]
     : cpuSources;
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
-  const flagsOf = (source: string) => (dirname(source) === mpiDir ? mpi.compile : []);
+  const flagsOf = (source: string) =>
+    dirname(source) === mpiDir ? mpi.compile : basename(source) === TRAIN_MAIN ? trainDefaultsDefines() : [];
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
   // A runtime object depends on every header it might include: those next to it and in runtime/.
   const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s))])];

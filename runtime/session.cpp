@@ -81,7 +81,8 @@ void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
   if (o.init_path != nullptr && o.resume_path != nullptr)
     throw Error("give an init checkpoint or a checkpoint to resume, not both");
   if (o.data_path == nullptr) return;
-  if (o.steps < 1) throw Error("steps must be at least 1, got " + std::to_string(o.steps));
+  // 0 steps: a session that only initialises (or loads) and saves, e.g. to export an init.
+  if (o.steps < 0) throw Error("steps must be at least 0, got " + std::to_string(o.steps));
   if (!(o.lr >= 0) || !std::isfinite(o.lr)) throw Error("lr must be a finite number >= 0, got " + num(o.lr));
   if (!(o.min_lr >= 0) || !std::isfinite(o.min_lr)) throw Error("min_lr must be a finite number >= 0, got " + num(o.min_lr));
   if (o.lr_schedule != stow::LR_CONSTANT && o.lr_schedule != stow::LR_COSINE)

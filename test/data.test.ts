@@ -6,7 +6,8 @@ import { UserError } from "../src/cli/errors.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { checkVocab, inspectTokenFile, readTokenFile, writeTokenFile } from "../src/data/token_file.ts";
-import { decodeTokens, encodeText, prepareData } from "../src/data/tokenize.ts";
+import { decodeTokens, encodeText } from "../src/data/tokenize.ts";
+import { prepareData } from "../src/data/prepare_data.ts";
 import { expectUserError } from "./helpers/expect_error.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-data-"));

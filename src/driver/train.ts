@@ -4,10 +4,10 @@ import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress, formatBytes } from "../cli/progress.ts";
-import { decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
+import { prepareData } from "../data/prepare_data.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
-import { sampleTokens } from "./sample.ts";
+import { sampleText } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
 import { UserError } from "../cli/errors.ts";
@@ -49,7 +49,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
     `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
   let built = await buildCompiledPlan(plan, log);
-  const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
+  const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
   if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
 
@@ -103,10 +103,10 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       session.save(opts.save);
       log(`saved ${opts.save}`);
     }
+    // The run is done and saved: a prompt this model cannot read costs the sample, not the run.
     if (opts.sample) {
-      const prompt = encodeText(opts.sample.prompt);
-      const tokens = sampleTokens(session, prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
-      log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
+      const sample = sampleText(session, opts.sample.prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
+      log("problem" in sample ? `sample skipped: ${sample.problem}` : `\nsample:\n${sample.text}`);
     }
   } finally {
     session.close();
@@ -143,7 +143,8 @@ function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes)
 }
 
 function startStep(opts: TrainOptions): number {
-  const step = opts.resume ? savedStep(opts.resume) : 0;
+  if (!opts.resume) return 0;
+  const step = savedStep(opts.resume);
   if (step >= opts.steps)
     throw new UserError(`--resume: ${opts.resume} is already at step ${step}, and --steps is ${opts.steps}; raise --steps to train on`);
   return step;
