@@ -329,9 +329,17 @@ void take_step(StowSession& s, StowStepResult& out) {
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
   s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;
   s.ctx.timed_node = -1;
+  if (profiled) {
+    s.profile->begin_step();
+    s.ctx.step_origin = std::chrono::steady_clock::now();
+    s.ctx.node_start = s.profile->starts();
+    s.ctx.node_end = s.profile->ends();
+    if (s.ctx.engine) s.ctx.engine->trace(s.profile->spans(), s.ctx.step_origin);
+  }
   prog.run(s.ctx, args);
   s.device->synchronize();
-  s.ctx.node_seconds = nullptr;
+  s.ctx.node_seconds = s.ctx.node_start = s.ctx.node_end = nullptr;
+  if (s.ctx.engine) s.ctx.engine->trace(nullptr, {});
   s.session_steps++;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

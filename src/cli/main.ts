@@ -115,6 +115,12 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
       throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${emitCpp(plan).hash}); give the flags of the run that wrote it`);
     if (!raw.json) console.log(`\n${profileText(plan, measured)}`);
   }
+  const trace = str(raw, "trace");
+  if (trace) {
+    const { predictedTimeline, writeTrace } = await import("../report/trace.ts");
+    writeTrace(trace, predictedTimeline(plan), `${plan.modelPath}: one step, predicted`);
+    if (!raw.json) console.log(`wrote ${trace} (open it in https://ui.perfetto.dev or chrome://tracing)`);
+  }
   const html = str(raw, "html");
   if (html) {
     const { writePlanHtml } = await import("../report/plan_html.ts");
@@ -163,10 +169,12 @@ function trainFlags(raw: Raw) {
     data: str(raw, "data"),
     init: str(raw, "init"),
     resume: str(raw, "resume"),
+    // A plain `stow train` keeps what it made in out/; --no-sample (scripts, tests) writes only what is asked.
     save: str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors"),
-    metrics: str(raw, "metrics"),
+    metrics: str(raw, "metrics") ?? (raw.sample === false ? undefined : "out/metrics.jsonl"),
     profileSteps: int(raw, "profileSteps", "--profile-steps", 0),
     profile: str(raw, "profile"),
+    trace: str(raw, "trace"),
     run: {
       lr,
       minLr: float(raw, "minLr", "--min-lr", { min: 0 }) ?? defaultMinLr(lr),
@@ -224,6 +232,7 @@ function program(): Command {
     .option("--json", "print the plan as JSON")
     .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
     .option("--profile <file>", "set the node times a train run measured (train --profile) beside the predictions")
+    .option("--trace <file>", "write the predicted step as a Chrome trace (Perfetto, chrome://tracing): a track per stream")
     .action(planCommand);
 
   withModelOptions(cli.command("capacity").argument("<model>", "model file"))
@@ -253,9 +262,10 @@ function program(): Command {
     .option("--init <file>", "start from the parameters in this safetensors file")
     .option("--resume <file>", "continue the run saved in this checkpoint")
     .option("--save <file>", "checkpoint to write at the end (default out/ckpt.safetensors)")
-    .option("--metrics <file>", "write one JSON object per step")
+    .option("--metrics <file>", "write one JSON object per step (default out/metrics.jsonl, none with --no-sample)")
     .option("--profile-steps <n>", "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)")
     .option("--profile <file>", "keep the warm-up's per-node times here (for stow plan --profile)")
+    .option("--trace <file>", "write the last profiled step as a Chrome trace (Perfetto, chrome://tracing); profiles steps 2-3 if nothing else does")
     .option("--prompt <text>", "prompt of the sample printed at the end")
     .option("--sample-tokens <n>", "length of that sample (default 64)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")

@@ -7,6 +7,7 @@ import { builtinCorpusText } from "./corpus.ts";
 import { inspectTokenFile, TOKEN_FILE_MAGIC, writeTokenFile } from "./token_file.ts";
 import { GPT2_VOCAB_SIZE } from "./tokenize.ts";
 import { type Tokenizer, tokenizerFor } from "./tokenizer.ts";
+import { mulberry32 } from "../util/random.ts";
 
 export interface PreparedData {
   tokenFile: string;
@@ -20,8 +21,15 @@ export interface PreparedData {
  * an llm.c token file (by its magic) is validated and used as is; anything else is UTF-8 text, tokenized
  * once with the vocabulary's tokenizer and cached in `cacheDir` under the tokenizer's name and the sha256
  * of its bytes.
+ *
+ * The built-in corpus is the project's files one after another, and a batch is consecutive tokens, so in
+ * file order each step would see one file (prose, then TypeScript, then C++) and the loss would follow the
+ * file more than the learning. Given the run's sequence length `seq`, its tokens are cut into windows of
+ * that length, shuffled with a fixed seed: each row of a batch is a run of one file, each batch samples the
+ * whole project, and the loss falls steadily.
  */
-export async function prepareData(dataPath: string | undefined, cacheDir: string, vocab = GPT2_VOCAB_SIZE): Promise<PreparedData> {
+export async function prepareData(dataPath: string | undefined, cacheDir: string, vocab = GPT2_VOCAB_SIZE,
+  seq?: number): Promise<PreparedData> {
   const tokenizer = tokenizerFor(vocab);
   const textTokenizer = (what: string) => {
     if (vocab < tokenizer.minVocab)
@@ -32,7 +40,7 @@ export async function prepareData(dataPath: string | undefined, cacheDir: string
   if (dataPath === undefined) {
     const text = builtinCorpusText();
     return tokenizeCached(Buffer.from(text, "utf8"), text, cacheDir, "built-in corpus (Stowage's own source)",
-      textTokenizer("the built-in corpus"));
+      textTokenizer("the built-in corpus"), seq);
   }
   const bytes = readDataFile(dataPath);
   if (bytes.length >= 4 && bytes.readInt32LE(0) === TOKEN_FILE_MAGIC) {
@@ -88,18 +96,31 @@ function firstInvalidUtf8Byte(bytes: Buffer, text: string): number | undefined {
 }
 
 async function tokenizeCached(bytes: Buffer, text: string, cacheDir: string, source: string,
-  tokenizer: Tokenizer): Promise<PreparedData> {
+  tokenizer: Tokenizer, window?: number): Promise<PreparedData> {
   const digest = crypto.createHash("sha256").update(bytes).digest("hex");
-  const tokenFile = nodePath.join(cacheDir, `${tokenizer.name}-${digest}.bin`);
+  const tokenFile = nodePath.join(cacheDir, `${tokenizer.name}-${digest}${window ? `-windows${window}` : ""}.bin`);
+  const order = window ? `, in shuffled windows of ${window}` : "";
   if (fs.existsSync(tokenFile)) {
     try {
-      return { tokenFile, tokens: inspectTokenFile(tokenFile).count, source: `${source}, cached ${tokenizer.label} tokens` };
+      return { tokenFile, tokens: inspectTokenFile(tokenFile).count, source: `${source}, cached ${tokenizer.label} tokens${order}` };
     } catch {
       // A damaged cache entry is rebuilt below, not reported: the text it came from is still at hand.
     }
   }
-  const tokens = tokenizer.encode(text);
+  const tokens = window ? shuffleWindows(tokenizer.encode(text), window) : tokenizer.encode(text);
   fs.mkdirSync(cacheDir, { recursive: true });
   writeTokenFile(tokenFile, tokens);
-  return { tokenFile, tokens: tokens.length, source: `${source}, tokenized as ${tokenizer.label}` };
+  return { tokenFile, tokens: tokens.length, source: `${source}, tokenized as ${tokenizer.label}${order}` };
+}
+
+/** The tokens in windows of `window`, in a fixed pseudo-random order (Fisher-Yates); a last partial window stays last. */
+export function shuffleWindows(tokens: readonly number[], window: number): number[] {
+  const whole = Math.floor(tokens.length / window);
+  const order = Array.from({ length: whole }, (_, i) => i);
+  const random = mulberry32(20240520);
+  for (let i = whole - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return [...order.flatMap((w) => tokens.slice(w * window, (w + 1) * window)), ...tokens.slice(whole * window)];
 }

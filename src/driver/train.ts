@@ -16,6 +16,8 @@ import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";
 import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
 import { trainRanks } from "./train_ranks.ts";
+import { runSummary } from "./run_summary.ts";
+import { measuredTimeline, writeTrace } from "../report/trace.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
 function savedStep(checkpoint: string): number {
@@ -36,6 +38,8 @@ export interface TrainOptions extends PrepareOptions {
   profileSteps?: number;
   /** Where to keep the profile (default: a file in the build cache). */
   profile?: string;
+  /** Write the last profiled step here as a Chrome trace (profiles 2 steps when nothing else asks for any). */
+  trace?: string;
   run: Omit<StowOptions, "dataPath" | "initPath" | "resumePath" | "metricsPath" | "steps" | "threads" | "profilePath" | "profileSteps">;
   sample: { tokens: number; prompt: string; temperature: number; topK: number } | undefined;
 }
@@ -49,11 +53,14 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
     `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
   let built = await buildCompiledPlan(plan, log);
-  const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab);
+  const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab, prepared.resolved.seq);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+  // The checkpoint and metrics may go to a folder that does not exist yet (out/ on a first run).
+  for (const file of [opts.save, opts.metrics]) if (file) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   if ((opts.tp ?? 1) > 1) return trainTensorParallel(built.trainBinPath, data.tokenFile, opts, log);
 
-  const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload && !cuda ? DEFAULT_PROFILE_STEPS : 0);
+  const profileSteps = opts.profileSteps ?? ((plan.checkpoint.offload && !cuda) || opts.trace ? DEFAULT_PROFILE_STEPS : 0);
+  if (opts.trace) checkTraceable(opts, profileSteps);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
   if (profilePath) mkdirSync(path.dirname(path.resolve(profilePath)), { recursive: true });
   const sessionOptions = (resumePath: string | undefined, profiling: boolean): StowOptions => ({
@@ -74,15 +81,23 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     let step = startStep(opts);
     const stopAt = Math.min(opts.steps, step + (opts.stopAfter ?? Infinity));
     let sessionSteps = 0;
+    const losses: number[] = [];
     while (step < stopAt) {
       last = session.step();
       step = last.step;
       sessionSteps++;
+      losses.push(last.loss);
       progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
-      // After the profiled steps (the first step is not profiled: it touches fresh memory), re-plan.
-      if (profilePath && sessionSteps === 1 + profileSteps && step < stopAt) {
+      // After the profiled steps (the first step is not profiled: it touches fresh memory): the measured
+      // trace, then a re-plan with the measured times.
+      if (profilePath && sessionSteps === 1 + profileSteps) {
         progress.done();
-        const refined = refinePlan(plan, readProfile(profilePath), prepared.replan, log);
+        const profile = readProfile(profilePath);
+        if (opts.trace) {
+          writeTrace(opts.trace, measuredTimeline(plan, profile), `${plan.modelPath}: step ${step}, measured`);
+          log(`trace of step ${step} as measured: ${opts.trace} (open it in https://ui.perfetto.dev or chrome://tracing)`);
+        }
+        const refined = step < stopAt ? refinePlan(plan, profile, prepared.replan, log) : undefined;
         if (refined) {
           built = await buildCompiledPlan(refined, log);
           const handover = path.join(cacheDir(), `replan-${process.pid}.safetensors`);
@@ -99,15 +114,15 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       log(`device high-water ${formatBytes(last.devicePeakBytes)} (planned ${formatBytes(plan.train.memory.peak)}), ` +
         `final loss ${last.loss.toFixed(4)}`);
     if (opts.save) {
-      mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
       session.save(opts.save);
-      log(`saved ${opts.save}`);
+      if (last === undefined) log(`saved the initialisation to ${opts.save} (--steps 0)`);
     }
     // The run is done and saved: a prompt this model cannot read costs the sample, not the run.
     if (opts.sample) {
       const sample = sampleText(session, opts.sample.prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
-      log("problem" in sample ? `sample skipped: ${sample.problem}` : `\nsample:\n${sample.text}`);
+      log("problem" in sample ? `sample skipped: ${sample.problem}` : `\nsample:\n${sample.text}\n`);
     }
+    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
   } finally {
     session.close();
     if (profilePath && !opts.profile) rmSync(profilePath, { force: true });
@@ -115,6 +130,16 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
 }
 
 const DEFAULT_PROFILE_STEPS = 2;
+
+/** The measured trace is the last profiled step's: the run must reach it, in-process. */
+function checkTraceable(opts: TrainOptions, profileSteps: number): void {
+  if (profileSteps === 0) throw new UserError("--trace: the measured trace comes from the profiled steps, which --profile-steps 0 turns off");
+  if ((opts.tp ?? 1) > 1) throw new UserError("--trace: tensor-parallel runs (--tp) are not profiled yet; stow plan --trace gives the predicted step");
+  const steps = Math.min(opts.steps - startStep(opts), opts.stopAfter ?? Infinity);
+  if (steps < 1 + profileSteps)
+    throw new UserError(`--trace: the run takes ${steps} steps, and the trace is of step ${1 + profileSteps} ` +
+      `(the first step is not profiled, then ${profileSteps} are); raise --steps`);
+}
 
 /** What makes two offload plans run differently. */
 function scheduleKey(plan: Plan): string {
@@ -153,7 +178,6 @@ function startStep(opts: TrainOptions): number {
 /** --tp > 1: the ranks run the standalone binary under mpirun; the checkpoint they save is whole. */
 async function trainTensorParallel(trainBin: string, tokenFile: string, opts: TrainOptions, log: (s: string) => void): Promise<void> {
   startStep(opts);
-  if (opts.save) mkdirSync(path.dirname(path.resolve(opts.save)), { recursive: true });
-  await trainRanks({ trainBin, tokenFile, ranks: opts.tp! }, opts, log);
-  if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
+  const losses = await trainRanks({ trainBin, tokenFile, ranks: opts.tp! }, opts, log);
+  for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
 }
