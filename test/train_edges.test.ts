@@ -73,6 +73,22 @@ describe("--steps 0", () => {
   });
 });
 
+describe("--set takes floats", () => {
+  test("PaLM's RoPE base and LayerNorm epsilon reach the traced ops; an integer field still refuses a fraction", () => {
+    const ir = stow(["ir", "samples/palm.ts", "--set", "layers=1", "--batch", "1", "--seq", "8", "--after", "trace",
+      "--set", "rope_base=5e5", "--set", "norm_eps=1e-6"]);
+    expect(ir.status, ir.stderr).toBe(0);
+    const ops = (op: string) => ir.stdout.split("\n").filter((l) => l.includes(` = ${op}(`));
+    expect(ops("rope")).toHaveLength(2);
+    expect(ops("rope").every((l) => /\{base=500000[,}]/.test(l))).toBe(true);
+    expect(ops("layernorm")).toHaveLength(2);
+    expect(ops("layernorm").every((l) => /\{eps=0\.000001[,}]/.test(l))).toBe(true);
+    const bad = stow(["ir", "samples/palm.ts", "--set", "layers=1.5"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toBe("stow: --set layers: expected an integer (the preset's layers is 4), got 1.5\n");
+  });
+});
+
 describe("one set of training defaults", () => {
   test("the binary's help shows them, and with no flags it takes the steps and learning rates of stow train", () => {
     const out = path.join(dir, "compiled");
