@@ -7,7 +7,12 @@
 //   - rotary position embeddings on q and k (rotate-half pairing, base 10000), no learned positions;
 //   - no biases, in the dense layers or in the LayerNorms;
 //   - input and output embeddings shared, the embedding drawn from N(0, 1) and the pre-softmax logits
-//     scaled by 1 / sqrt(dim) (applied to the final activations before the product, the same thing);
+//     scaled by 1 / sqrt(dim). Stored as E' = E / sqrt(dim), drawn from N(0, 1 / dim): the input is
+//     E' sqrt(dim) = E and the logits x E'^T = x E^T / sqrt(dim), the paper's model exactly. Why: the paper
+//     trains with Adafactor, whose updates scale with each parameter's RMS, so E (RMS 1) moves sqrt(dim)
+//     times more than a kernel of fan-in dim (RMS 1/sqrt(dim)). AdamW moves every element alike; on E' its
+//     steps are, relative to the parameter, the ones Adafactor takes on E. Stored as E, the embedding
+//     barely moved while the blocks did, and the default run learned slower than GPT-2's;
 //   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
 // Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
 // 1e-5 (`norm_eps`), and plain AdamW (Stowage's optimizer) rather than Adafactor.
@@ -118,17 +123,18 @@ class PaLM extends Module {
     require(cfg.dim % cfg.heads === 0, `dim (${cfg.dim}) must be divisible by heads (${cfg.heads})`);
     require((cfg.dim / cfg.heads) % 2 === 0, `the head width dim / heads (${cfg.dim / cfg.heads}) must be even for rotary embeddings`);
     require(cfg.kv_heads >= 1 && cfg.heads % cfg.kv_heads === 0, `kv_heads (${cfg.kv_heads}) must divide heads (${cfg.heads})`);
-    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1, parallel: "vocab" });
+    // E' of the header: E = E' sqrt(dim) ~ N(0, 1).
+    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1 / Math.sqrt(cfg.dim), parallel: "vocab" });
     this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new ParallelBlock(cfg)));
     this.ln_f = new LayerNorm(cfg.dim, cfg.norm_eps, { bias: false });
   }
   forward(tokens: Tensor): Tensor {
     const [B, T] = tokens.shape;
-    let x = this.wte.forward(tokens);
+    let x = this.wte.forward(tokens).scale(Math.sqrt(this.cfg.dim)); // E'[tokens] sqrt(dim) = E[tokens]
     // Each block is a checkpoint region: --checkpoint blocks keeps only its input for the backward.
     for (const block of this.h.items) x = checkpoint(block, x);
-    x = this.ln_f.forward(x).scale(1 / Math.sqrt(this.cfg.dim));
-    // The output embedding is the input one, transposed: logits = x wteᵀ.
+    x = this.ln_f.forward(x);
+    // The output embedding is the input one, transposed: logits = x E'ᵀ = x Eᵀ / sqrt(dim).
     return x.reshape(B * T, this.cfg.dim).matmul(this.wte.weight.t, { transposeOther: true }).reshape(B, T, this.cfg.vocab);
   }
 }

@@ -1,5 +1,6 @@
 // PaLM small's initialisation against the paper (Chowdhery et al., 2022, section 5, "Weight
-// initialization"): kernels N(0, 1/fan_in), the shared embedding N(0, 1), LayerNorm scales 1, no biases.
+// initialization"): kernels N(0, 1/fan_in), the shared embedding N(0, 1) (stored divided by sqrt(dim), as
+// samples/palm.ts explains), LayerNorm scales 1, no biases.
 // The init is exported with `stow train --steps 0` and measured here from the file. (The logits' 1/sqrt(d)
 // scale is checked by the PyTorch comparison of test/palm.test.ts, whose reference applies it itself.)
 import { mkdtempSync } from "node:fs";
@@ -43,7 +44,7 @@ test("PaLM small starts from the paper's initialisation", () => {
     expect(m.std / std, name).toBeGreaterThan(0.98);
     expect(m.std / std, name).toBeLessThan(1.02);
   };
-  check("wte.weight", 1); // E ~ N(0, 1): LayerNorm is not applied to the embeddings
+  check("wte.weight", 1 / Math.sqrt(dim)); // E = wte sqrt(dim) ~ N(0, 1): LayerNorm is not applied to the embeddings
   for (let l = 0; l < layers; l++) {
     for (const p of ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.gate", "mlp.up"]) check(`h.${l}.${p}.weight`, 1 / Math.sqrt(dim));
     check(`h.${l}.mlp.down.weight`, 1 / Math.sqrt(4 * dim)); // fan-in 4d
