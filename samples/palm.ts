@@ -9,10 +9,11 @@
 //   - input and output embeddings shared, the embedding drawn from N(0, 1) and the pre-softmax logits
 //     scaled by 1 / sqrt(dim). Stored as E' = E / sqrt(dim), drawn from N(0, 1 / dim): the input is
 //     E' sqrt(dim) = E and the logits x E'^T = x E^T / sqrt(dim), the paper's model exactly. Why: the paper
-//     trains with Adafactor, whose updates scale with each parameter's RMS, so E (RMS 1) moves sqrt(dim)
-//     times more than a kernel of fan-in dim (RMS 1/sqrt(dim)). AdamW moves every element alike; on E' its
-//     steps are, relative to the parameter, the ones Adafactor takes on E. Stored as E, the embedding
-//     barely moved while the blocks did, and the default run learned slower than GPT-2's;
+//     trains with Adafactor, whose steps scale with each parameter's RMS, so every parameter moves by the
+//     same fraction of its size. AdamW moves every element by the same amount, so E (RMS 1) moved sqrt(dim)
+//     times less, for its size, than the kernels (RMS 1/sqrt(dim)): the embedding barely moved while the
+//     blocks did, and the default run learned slower than GPT-2's. E' has the kernels' RMS, so AdamW moves
+//     it as much as them, for its size, as Adafactor would;
 //   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
 // Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
 // 1e-5 (`norm_eps`), and plain AdamW (Stowage's optimizer) rather than Adafactor.
