@@ -66,8 +66,8 @@ export function nodeSignature(n: Node): string {
   return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
 }
 
-/** Ops that run no kernel. */
-const FREE = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
+/** Ops that run no kernel (copies run on the link, not the device's compute). */
+export const FREE: ReadonlySet<string> = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
 /** AdamW streams p, g, m, v in and p, m, v out. */
 const ADAMW_BYTES_PER_ELEMENT = 28;
 
@@ -149,12 +149,19 @@ export interface StepTime {
   stallSeconds: number;
 }
 
+/** Where a node's work runs in the played-out step: the device's compute, a direction of the link, the host. */
+export type Lane = "compute" | "h2d" | "d2h" | "host";
+
+/** Told of each node that takes time as the step is played out (the predicted trace). */
+export type StepRecorder = (n: Node, lane: Lane, start: number, seconds: number) => void;
+
 /**
  * Plays the step out: compute in program order; copies on their direction of the link in the order they
  * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
  * (`onHost`, from the memory plan) after its gradient's copy.
  */
-export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean, measured?: MeasuredTimes): StepTime {
+export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean, measured?: MeasuredTimes,
+  record?: StepRecorder): StepTime {
   let device = 0;
   let host = 0;
   let compute = 0;
@@ -162,24 +169,28 @@ export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean,
   const link = { h2d: 0, d2h: 0 }; // when each direction is next free
   const busy = { h2d: 0, d2h: 0 };
   const ready = new Map<number, number>(); // value id -> when its copy arrives
-  const onLink = (v: Value, direction: "h2d" | "d2h") => {
+  const onLink = (n: Node, v: Value, direction: "h2d" | "d2h") => {
     const seconds = valueBytes(v) / m.linkBandwidth;
+    record?.(n, direction, Math.max(link[direction], device), seconds);
     link[direction] = Math.max(link[direction], device) + seconds;
     busy[direction] += seconds;
     ready.set(v.id, link[direction]);
   };
   for (const n of g.nodes) {
-    if (n.op === "chunk_h2d") onLink(n.outputs[0], "h2d");
-    else if (n.op === "copy_d2h") onLink(n.outputs[0], "d2h");
+    if (n.op === "chunk_h2d") onLink(n, n.outputs[0], "h2d");
+    else if (n.op === "copy_d2h") onLink(n, n.outputs[0], "d2h");
     else if (n.op === "wait") {
       const until = ready.get(n.inputs[0].id) ?? device;
       stall += Math.max(0, until - device);
       device = Math.max(device, until);
     } else if (n.op === "adamw" && onHost(n)) {
       const after = ready.get(n.inputs[1].id) ?? device;
-      host = Math.max(host, after, device) + (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
+      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
+      record?.(n, "host", Math.max(host, after, device), seconds);
+      host = Math.max(host, after, device) + seconds;
     } else {
       const seconds = nodeSeconds(n, m, measured);
+      if (!FREE.has(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       compute += seconds;
     }

@@ -51,11 +51,21 @@ struct Ctx {
   double* node_seconds = nullptr;
   int64_t timed_node = -1;
   std::chrono::steady_clock::time_point timed_since;
+  // And, for the measured trace, each node's start and end in this step, in seconds since step_origin,
+  // at its position (nodes that run no kernel are never marked).
+  double* node_start = nullptr;
+  double* node_end = nullptr;
+  std::chrono::steady_clock::time_point step_origin;
   // Called by generated code as node `next` starts (-1: the program's nodes are done).
   void mark(int64_t next) {
     if (node_seconds == nullptr) return;
     auto now = std::chrono::steady_clock::now();
-    if (timed_node >= 0) node_seconds[timed_node] += std::chrono::duration<double>(now - timed_since).count();
+    const double at = std::chrono::duration<double>(now - step_origin).count();
+    if (timed_node >= 0) {
+      node_seconds[timed_node] += std::chrono::duration<double>(now - timed_since).count();
+      if (node_end) node_end[timed_node] = at;
+    }
+    if (next >= 0 && node_start) node_start[next] = at;
     timed_node = next;
     timed_since = now;
   }

@@ -13,11 +13,11 @@ static TransferEngine& engine(Ctx& c) {
 
 int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n) {
   c.touch(device, 4 * n);
-  return engine(c).copy(device, host, 4 * n, true);
+  return engine(c).copy(device, host, 4 * n, true, c.timed_node);
 }
 
 int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
-  return engine(c).copy(host, device, 4 * n, false);
+  return engine(c).copy(host, device, 4 * n, false, c.timed_node);
 }
 
 void wait_transfer(Ctx& c, int64_t ticket) { engine(c).wait_copy(ticket); }
@@ -31,7 +31,7 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   // One thread: the host worker runs beside the device's compute, which has the cores (on the CPU
   // backend the same ones), and AdamW is bound by memory bandwidth, not arithmetic.
   host.threads = 1;
-  engine(c).host_task(after, [=]() mutable { adamw(host, p, g, m, v, n, h, gscale, decay); });
+  engine(c).host_task(after, [=]() mutable { adamw(host, p, g, m, v, n, h, gscale, decay); }, c.timed_node);
 }
 
 }  // namespace stow

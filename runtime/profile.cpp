@@ -16,7 +16,15 @@ void NodeProfile::write(const std::string& plan_hash, const std::vector<double>&
   for (size_t i = 0; i < step_seconds.size(); i++) std::fprintf(f, "%s%.9g", i ? "," : "", step_seconds[i]);
   std::fprintf(f, "],\"node_seconds\":[");
   for (size_t i = 0; i < seconds_.size(); i++) std::fprintf(f, "%s%.9g", i ? "," : "", seconds_[i] / double(steps_));
-  if (std::fprintf(f, "]}\n") < 0) throw Error("cannot write the profile " + path_ + ": " + std::strerror(errno));
+  // The last profiled step's timeline, seconds since its start; -1: the node runs no kernel.
+  std::fprintf(f, "],\"timeline\":{\"node_start\":[");
+  for (size_t i = 0; i < start_.size(); i++) std::fprintf(f, "%s%.9g", i ? "," : "", start_[i]);
+  std::fprintf(f, "],\"node_end\":[");
+  for (size_t i = 0; i < end_.size(); i++) std::fprintf(f, "%s%.9g", i ? "," : "", end_[i]);
+  std::fprintf(f, "],\"jobs\":[");
+  for (size_t i = 0; i < spans_.size(); i++)
+    std::fprintf(f, "%s[%lld,%d,%.9g,%.9g]", i ? "," : "", (long long)spans_[i].node, spans_[i].stream, spans_[i].start, spans_[i].end);
+  if (std::fprintf(f, "]}}\n") < 0) throw Error("cannot write the profile " + path_ + ": " + std::strerror(errno));
   file.commit();
 }
 

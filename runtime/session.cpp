@@ -89,7 +89,8 @@ void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
   if (o.init_path != nullptr && o.resume_path != nullptr)
     throw Error("give an init checkpoint or a checkpoint to resume, not both");
   if (o.data_path == nullptr) return;
-  if (o.steps < 1) throw Error("steps must be at least 1, got " + std::to_string(o.steps));
+  // 0 steps: a session that only initialises (or loads) and saves, e.g. to export an init.
+  if (o.steps < 0) throw Error("steps must be at least 0, got " + std::to_string(o.steps));
   if (!(o.lr >= 0) || !std::isfinite(o.lr)) throw Error("lr must be a finite number >= 0, got " + num(o.lr));
   if (!(o.min_lr >= 0) || !std::isfinite(o.min_lr)) throw Error("min_lr must be a finite number >= 0, got " + num(o.min_lr));
   if (o.lr_schedule != stow::LR_CONSTANT && o.lr_schedule != stow::LR_COSINE)
@@ -360,9 +361,17 @@ void take_step(StowSession& s, StowStepResult& out) {
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
   s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;
   s.ctx.timed_node = -1;
+  if (profiled) {
+    s.profile->begin_step();
+    s.ctx.step_origin = std::chrono::steady_clock::now();
+    s.ctx.node_start = s.profile->starts();
+    s.ctx.node_end = s.profile->ends();
+    if (s.ctx.engine) s.ctx.engine->trace(s.profile->spans(), s.ctx.step_origin);
+  }
   prog.run(s.ctx, args);
   s.device->synchronize();
-  s.ctx.node_seconds = nullptr;
+  s.ctx.node_seconds = s.ctx.node_start = s.ctx.node_end = nullptr;
+  if (s.ctx.engine) s.ctx.engine->trace(nullptr, {});
   s.session_steps++;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 

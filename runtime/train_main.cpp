@@ -20,19 +20,28 @@
 
 namespace {
 
+// The defaults are runtime/train_defaults.json's, the same as `stow train`'s: codegen/build.ts passes them
+// as -D flags (codegen/train_defaults.ts), so there is no second copy here to fall out of step.
+#ifndef STOW_DEFAULT_STEPS
+#error "compile train_main.cpp with the -D flags of codegen/train_defaults.ts (codegen/build.ts does)"
+#endif
+#define STOW_TEXT(x) STOW_TEXT_(x)
+#define STOW_TEXT_(x) #x
+
 const char* kUsage =
     "usage: train --data FILE [options]\n"
     "  --data FILE            llm.c token file (required)\n"
-    "  --steps N              total steps of the run (default 50)\n"
-    "  --lr X                 peak learning rate (default 6e-4)\n"
-    "  --min-lr X             final learning rate of the cosine schedule (default lr / 10)\n"
-    "  --lr-schedule S        cosine or constant (default cosine)\n"
-    "  --warmup-steps N       linear warm-up steps of the cosine schedule (default 10)\n"
-    "  --weight-decay X       AdamW weight decay (default 0.1)\n"
-    "  --beta1 X --beta2 X    AdamW betas (default 0.9, 0.95)\n"
-    "  --eps X                AdamW epsilon (default 1e-8)\n"
-    "  --grad-clip X          clip the global gradient norm to X; 0 disables (default 1.0)\n"
-    "  --seed N               initialisation seed (default 1337)\n"
+    "  --steps N              total steps of the run; 0 saves the initialisation (default " STOW_TEXT(STOW_DEFAULT_STEPS) ")\n"
+    "  --lr X                 peak learning rate (default " STOW_TEXT(STOW_DEFAULT_LR) ")\n"
+    "  --min-lr X             final learning rate of the cosine schedule (default lr * " STOW_TEXT(STOW_DEFAULT_MIN_LR_FRACTION) ")\n"
+    "  --lr-schedule S        cosine or constant (default " STOW_DEFAULT_LR_SCHEDULE ")\n"
+    "  --warmup-steps N       linear warm-up steps of the cosine schedule (default steps * " STOW_TEXT(STOW_DEFAULT_WARMUP_FRACTION)
+    ", at most " STOW_TEXT(STOW_DEFAULT_WARMUP_MAX) ")\n"
+    "  --weight-decay X       AdamW weight decay (default " STOW_TEXT(STOW_DEFAULT_WEIGHT_DECAY) ")\n"
+    "  --beta1 X --beta2 X    AdamW betas (default " STOW_TEXT(STOW_DEFAULT_BETA1) ", " STOW_TEXT(STOW_DEFAULT_BETA2) ")\n"
+    "  --eps X                AdamW epsilon (default " STOW_TEXT(STOW_DEFAULT_EPS) ")\n"
+    "  --grad-clip X          clip the global gradient norm to X; 0 disables (default " STOW_TEXT(STOW_DEFAULT_GRAD_CLIP) ")\n"
+    "  --seed N               initialisation seed (default " STOW_TEXT(STOW_DEFAULT_SEED) ")\n"
     "  --link-gbps X          emulated host-device link for offloaded model data, gigabits/s each way\n"
     "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
     "  --init F               initial parameters from a safetensors file\n"
@@ -52,12 +61,14 @@ const char* kUsage =
 
 struct Flags {
   std::string data, init, resume, save, metrics, model_file, model_sha256;
-  long long steps = 50, warmup_steps = 10, threads = 0, stop_after = 0, host_memory = 0, save_every = 0, keep = 1;
+  long long steps = STOW_DEFAULT_STEPS, threads = 0, stop_after = 0, host_memory = 0, save_every = 0, keep = 1;
+  long long warmup_steps = -1;  // -1: derived from steps once the flags are read
   double save_every_minutes = 0;
-  unsigned long long seed = 1337;
-  double lr = 6e-4, min_lr = -1, weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0;
+  unsigned long long seed = STOW_DEFAULT_SEED;
+  double lr = STOW_DEFAULT_LR, min_lr = -1, weight_decay = STOW_DEFAULT_WEIGHT_DECAY, beta1 = STOW_DEFAULT_BETA1,
+         beta2 = STOW_DEFAULT_BETA2, eps = STOW_DEFAULT_EPS, grad_clip = STOW_DEFAULT_GRAD_CLIP;
   double link_gbps = 0;
-  int schedule = 1;
+  int schedule = -1;  // -1: the default
 };
 
 double parse_number(const std::string& flag, const std::string& v) {
@@ -75,6 +86,12 @@ long long parse_integer(const std::string& flag, const std::string& v) {
   long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end != '\0' || errno != 0) throw stow::Error(flag + " expects an integer, got '" + v + "'");
   return x;
+}
+
+int parse_schedule(const std::string& flag, const std::string& v) {
+  if (v == "cosine") return 1;
+  if (v == "constant") return 0;
+  throw stow::Error(flag + " must be cosine or constant, got '" + v + "'");
 }
 
 // Returns false when --help was asked for.
@@ -102,7 +119,10 @@ bool parse_flags(int argc, char** argv, Flags& f) {
     else if (flag == "--save-every-minutes") f.save_every_minutes = parse_number(flag, value);
     else if (flag == "--keep") f.keep = parse_integer(flag, value);
     else if (flag == "--steps") f.steps = parse_integer(flag, value);
-    else if (flag == "--warmup-steps") f.warmup_steps = parse_integer(flag, value);
+    else if (flag == "--warmup-steps") {
+      f.warmup_steps = parse_integer(flag, value);
+      if (f.warmup_steps < 0) throw stow::Error("--warmup-steps must be >= 0, got " + value);
+    }
     else if (flag == "--threads") f.threads = parse_integer(flag, value);
     else if (flag == "--stop-after") f.stop_after = parse_integer(flag, value);
     else if (flag == "--host-memory") f.host_memory = parse_integer(flag, value);
@@ -121,11 +141,8 @@ bool parse_flags(int argc, char** argv, Flags& f) {
       f.link_gbps = parse_number(flag, value);
       if (f.link_gbps <= 0) throw stow::Error("--link-gbps must be > 0, got " + value);
     }
-    else if (flag == "--lr-schedule") {
-      if (value == "cosine") f.schedule = 1;
-      else if (value == "constant") f.schedule = 0;
-      else throw stow::Error("--lr-schedule must be cosine or constant, got '" + value + "'");
-    } else {
+    else if (flag == "--lr-schedule") f.schedule = parse_schedule(flag, value);
+    else {
       throw stow::Error("unknown flag " + flag + " (see --help)");
     }
   }
@@ -133,12 +150,16 @@ bool parse_flags(int argc, char** argv, Flags& f) {
   if (f.threads < 0 || f.threads > 4096) throw stow::Error("--threads must lie in [0, 4096], got " + std::to_string(f.threads));
   if (f.stop_after < 0) throw stow::Error("--stop-after must be >= 1, got " + std::to_string(f.stop_after));
   if (f.host_memory < 0) throw stow::Error("--host-memory must be >= 0, got " + std::to_string(f.host_memory));
+  if (f.steps < 0) throw stow::Error("--steps must be >= 0, got " + std::to_string(f.steps));
   if (f.save_every < 0) throw stow::Error("--save-every must be >= 1, got " + std::to_string(f.save_every));
   if (!(f.save_every_minutes >= 0)) throw stow::Error("--save-every-minutes must be > 0");
   if (f.keep < 1 || f.keep > 1000000) throw stow::Error("--keep must be >= 1, got " + std::to_string(f.keep));
   if ((f.save_every > 0 || f.save_every_minutes > 0) && f.save.empty())
     throw stow::Error("--save-every and --save-every-minutes need --save FILE: where to save");
-  if (f.min_lr < 0) f.min_lr = f.lr / 10;
+  if (f.min_lr < 0) f.min_lr = f.lr * STOW_DEFAULT_MIN_LR_FRACTION;
+  if (f.warmup_steps < 0)
+    f.warmup_steps = std::min<long long>(STOW_DEFAULT_WARMUP_MAX, (long long)std::floor(double(f.steps) * STOW_DEFAULT_WARMUP_FRACTION));
+  if (f.schedule < 0) f.schedule = parse_schedule("default lr_schedule", STOW_DEFAULT_LR_SCHEDULE);
   return true;
 }
 

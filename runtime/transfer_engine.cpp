@@ -62,20 +62,35 @@ double TransferEngine::wait_link(int64_t ticket) {
   return (ticket % 2 == 0 ? to_device_ : to_host_).wait(ticket / 2);
 }
 
-int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_device) {
+std::function<void()> TransferEngine::traced(std::function<void()> job, int64_t node, int stream) {
+  std::lock_guard<std::mutex> lock(spans_mu_);
+  if (spans_ == nullptr) return job;
+  return [this, job = std::move(job), node, stream, spans = spans_, origin = origin_] {
+    const auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - origin).count(); };
+    const double start = since();
+    job();
+    const double end = since();
+    std::lock_guard<std::mutex> lock(spans_mu_);
+    spans->push_back({node, stream, start, end});
+  };
+}
+
+int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node) {
   (to_device ? h2d_bytes : d2h_bytes) += bytes;
   const double rate = rate_;
-  const int64_t ticket = (to_device ? to_device_ : to_host_).submit([=] {
+  auto job = [=] {
     auto start = std::chrono::steady_clock::now();
     std::memcpy(dst, src, size_t(bytes));
     // The link is busy for bytes / rate seconds, however fast memcpy was.
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
-  });
+  };
+  const int64_t ticket = (to_device ? to_device_ : to_host_).submit(traced(job, node, to_device ? JobSpan::H2D : JobSpan::D2H));
   return link_ticket(ticket, to_device);
 }
 
-int64_t TransferEngine::host_task(int64_t after, std::function<void()> job) {
-  return host_.submit([this, after, job = std::move(job)] {
+int64_t TransferEngine::host_task(int64_t after, std::function<void()> job, int64_t node) {
+  // The span starts once the gradient's copy is in: the time AdamW itself ran.
+  return host_.submit([this, after, job = traced(std::move(job), node, JobSpan::HOST)] {
     if (after > 0) wait_link(after);
     job();
   });

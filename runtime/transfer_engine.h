@@ -6,6 +6,7 @@
 // work (AdamW on offloaded chunks), each job after the copy it depends on. Jobs return tickets; waiting on
 // a ticket is the IR's `wait`.
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace stow {
 
@@ -41,14 +43,29 @@ class Worker {
   std::thread thread_;
 };
 
+// When a job ran on its worker, in seconds since the origin handed to TransferEngine::trace: the measured
+// trace's copies and host AdamW. `node` is the position of the node that submitted it.
+struct JobSpan {
+  enum Stream : int { H2D = 0, D2H = 1, HOST = 2 };
+  int64_t node;
+  int stream;
+  double start, end;
+};
+
 class TransferEngine {
  public:
   // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy.
   explicit TransferEngine(double bytes_per_second) : rate_(bytes_per_second) {}
   // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
-  int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device);
+  int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node = -1);
   // Host work that must follow the copy with ticket `after` (0: none).
-  int64_t host_task(int64_t after, std::function<void()> job);
+  int64_t host_task(int64_t after, std::function<void()> job, int64_t node = -1);
+  // Jobs submitted from now on append their spans here (null: stop); the session sets it for a profiled step.
+  void trace(std::vector<JobSpan>* spans, std::chrono::steady_clock::time_point origin) {
+    std::lock_guard<std::mutex> lock(spans_mu_);
+    spans_ = spans;
+    origin_ = origin;
+  }
   void wait_copy(int64_t ticket) { stall_seconds += wait_link(ticket); }
   void wait_host(int64_t ticket) { stall_seconds += host_.wait(ticket); }
   void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain(); }
@@ -59,7 +76,12 @@ class TransferEngine {
 
  private:
   double wait_link(int64_t ticket);
+  // Runs the job, recording its span when tracing.
+  std::function<void()> traced(std::function<void()> job, int64_t node, int stream);
   double rate_;
+  std::mutex spans_mu_;
+  std::vector<JobSpan>* spans_ = nullptr;
+  std::chrono::steady_clock::time_point origin_;
   Worker to_device_;
   Worker to_host_;
   Worker host_;

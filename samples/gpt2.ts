@@ -109,8 +109,12 @@ class GPT extends Module {
 }
 
 export default defineModel<GPTConfig>({
-  defaultPreset: "mini",
+  // The first run's model: `mini` on UTF-8 bytes (a vocabulary under GPT-2's reads bytes,
+  // src/data/tokenizer.ts). Without GPT-2's 50257-row embedding and LM head a step costs about a sixth,
+  // so the default run sees enough text in about a minute to write recognisable code.
+  defaultPreset: "bytes",
   presets: {
+    bytes: { vocab: 256, seq: 128, layers: 4, dim: 128, heads: 4 },
     mini: { vocab: 50257, seq: 128, layers: 4, dim: 128, heads: 4 },
     "124M": { vocab: 50257, seq: 1024, layers: 12, dim: 768, heads: 12 },
     "350M": { vocab: 50257, seq: 1024, layers: 24, dim: 1024, heads: 16 },

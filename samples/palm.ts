@@ -7,10 +7,20 @@
 //   - rotary position embeddings on q and k (rotate-half pairing, base 10000), no learned positions;
 //   - no biases, in the dense layers or in the LayerNorms;
 //   - input and output embeddings shared, the embedding drawn from N(0, 1) and the pre-softmax logits
-//     scaled by 1 / sqrt(dim) (applied to the final activations before the product, the same thing);
+//     scaled by 1 / sqrt(dim). Stored as E' = E / sqrt(dim), drawn from N(0, 1 / dim): the input is
+//     E' sqrt(dim) = E and the logits x E'^T = x E^T / sqrt(dim), the paper's model exactly. Why: the paper
+//     trains with Adafactor, whose steps scale with each parameter's RMS, so every parameter moves by the
+//     same fraction of its size. AdamW moves every element by the same amount, so E (RMS 1) moved sqrt(dim)
+//     times less, for its size, than the kernels (RMS 1/sqrt(dim)): the embedding barely moved while the
+//     blocks did, and the default run learned slower than GPT-2's. E' has the kernels' RMS, so AdamW moves
+//     it as much as them, for its size, as Adafactor would;
 //   - other kernels drawn from N(0, 1 / fan_in) ("fan-in variance scaling").
 // Deviations from the paper, for simplicity: no z-loss (the auxiliary log^2 Z term), LayerNorm eps
-// 1e-5, and plain AdamW (Stowage's optimizer) rather than Adafactor.
+// 1e-5 (`norm_eps`), and plain AdamW (Stowage's optimizer) rather than Adafactor.
+// At init the shared N(0, 1) embedding is a large part of the residual stream, so the model favours its
+// input token (a logit near sqrt(dim) over the stream's spread): on text with runs of one token (GPT-2 BPE
+// writes indentation a space token at a time) the first loss is below the uniform ln(vocab). That is the
+// paper's init at work (test/palm_init.test.ts checks it against the paper), not a departure from it.
 // Under tensor parallelism (--tp N, Megatron-LM style; ir/passes/shard.ts reads the `parallel` hints):
 //   - q_proj is column-parallel (each rank computes its heads' queries), out_proj row-parallel;
 //   - the single K/V head (kv_heads = 1) is replicated: k_proj and v_proj have no hint, every rank
@@ -36,6 +46,8 @@ export interface PaLMConfig {
   dim: number; // model width d
   heads: number; // query heads, each of width dim / heads
   kv_heads: number; // key/value heads: 1 is multi-query attention
+  rope_base: number; // rotary embeddings' base (the paper's 10000)
+  norm_eps: number; // LayerNorm epsilon
   [key: string]: number;
 }
 
@@ -63,8 +75,8 @@ class MultiQueryAttention extends Module {
     const [B, T, C] = x.shape;
     const D = C / this.cfg.heads;
     const heads = (t: Tensor, n: number) => t.reshape(B, T, n, D).transpose(1, 2); // [B, n, T, D]
-    const q = rotaryEmbedding(heads(this.q_proj.forward(x), this.cfg.heads));
-    const k = rotaryEmbedding(heads(this.k_proj.forward(x), this.cfg.kv_heads));
+    const q = rotaryEmbedding(heads(this.q_proj.forward(x), this.cfg.heads), this.cfg.rope_base);
+    const k = rotaryEmbedding(heads(this.k_proj.forward(x), this.cfg.kv_heads), this.cfg.rope_base);
     const v = heads(this.v_proj.forward(x), this.cfg.kv_heads);
     // K and V have kv_heads heads; the attention op maps each query head to its KV head.
     const y = causalAttention(q, k, v);
@@ -93,7 +105,7 @@ class ParallelBlock extends Module {
   readonly mlp: SwiGLU;
   constructor(cfg: PaLMConfig) {
     super();
-    this.ln = new LayerNorm(cfg.dim, 1e-5, { bias: false });
+    this.ln = new LayerNorm(cfg.dim, cfg.norm_eps, { bias: false });
     this.attn = new MultiQueryAttention(cfg);
     this.mlp = new SwiGLU(cfg);
   }
@@ -112,17 +124,18 @@ class PaLM extends Module {
     require(cfg.dim % cfg.heads === 0, `dim (${cfg.dim}) must be divisible by heads (${cfg.heads})`);
     require((cfg.dim / cfg.heads) % 2 === 0, `the head width dim / heads (${cfg.dim / cfg.heads}) must be even for rotary embeddings`);
     require(cfg.kv_heads >= 1 && cfg.heads % cfg.kv_heads === 0, `kv_heads (${cfg.kv_heads}) must divide heads (${cfg.heads})`);
-    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1, parallel: "vocab" });
+    // E' of the header: E = E' sqrt(dim) ~ N(0, 1).
+    this.wte = new Embedding(cfg.vocab, cfg.dim, { std: 1 / Math.sqrt(cfg.dim), parallel: "vocab" });
     this.h = new ModuleList(Array.from({ length: cfg.layers }, () => new ParallelBlock(cfg)));
-    this.ln_f = new LayerNorm(cfg.dim, 1e-5, { bias: false });
+    this.ln_f = new LayerNorm(cfg.dim, cfg.norm_eps, { bias: false });
   }
   forward(tokens: Tensor): Tensor {
     const [B, T] = tokens.shape;
-    let x = this.wte.forward(tokens);
+    let x = this.wte.forward(tokens).scale(Math.sqrt(this.cfg.dim)); // E'[tokens] sqrt(dim) = E[tokens]
     // Each block is a checkpoint region: --checkpoint blocks keeps only its input for the backward.
     for (const block of this.h.items) x = checkpoint(block, x);
-    x = this.ln_f.forward(x).scale(1 / Math.sqrt(this.cfg.dim));
-    // The output embedding is the input one, transposed: logits = x wteᵀ.
+    x = this.ln_f.forward(x);
+    // The output embedding is the input one, transposed: logits = x E'ᵀ = x Eᵀ / sqrt(dim).
     return x.reshape(B * T, this.cfg.dim).matmul(this.wte.weight.t, { transposeOther: true }).reshape(B, T, this.cfg.vocab);
   }
 }
@@ -131,10 +144,10 @@ export default defineModel<PaLMConfig>({
   defaultPreset: "small",
   presets: {
     // Trains on this machine in minutes, on GPT-2 BPE tokens (hence the GPT-2 vocabulary).
-    small: { vocab: 50257, seq: 128, layers: 4, dim: 256, heads: 4, kv_heads: 1 },
+    small: { vocab: 50257, seq: 128, layers: 4, dim: 256, heads: 4, kv_heads: 1, rope_base: 10000, norm_eps: 1e-5 },
     // The paper's Table 1, with its 256k SentencePiece vocabulary: for planning (`stow plan`).
-    "8B": { vocab: 256000, seq: 2048, layers: 32, dim: 4096, heads: 16, kv_heads: 1 },
-    "62B": { vocab: 256000, seq: 2048, layers: 64, dim: 8192, heads: 32, kv_heads: 1 },
+    "8B": { vocab: 256000, seq: 2048, layers: 32, dim: 4096, heads: 16, kv_heads: 1, rope_base: 10000, norm_eps: 1e-5 },
+    "62B": { vocab: 256000, seq: 2048, layers: 64, dim: 8192, heads: 32, kv_heads: 1, rope_base: 10000, norm_eps: 1e-5 },
   },
   scale: { field: "layers", preset: "8B" },
   build: (cfg) => new PaLM(cfg),

@@ -50,50 +50,50 @@ describe("bad input", () => {
   });
 
   test("an unknown preset or config key", () => {
-    expectUserError(["plan", "samples/gpt2.ts", "--preset", "huge"], /--preset: unknown preset "huge"/, /mini, 124M/);
-    expectUserError(["plan", "samples/gpt2.ts", "--set", "depth=3"], /--set: unknown config field/, /layers/);
-    expectUserError(["plan", "samples/gpt2.ts", "--set", "heads=3"], /dim \(128\) must be divisible by heads \(3\)/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--preset", "huge"], /--preset: unknown preset "huge"/, /mini, 124M/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--set", "depth=3"], /--set: unknown config field/, /layers/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--set", "heads=3"], /dim \(128\) must be divisible by heads \(3\)/);
   });
 
   test("nonsense flag values name the flag", () => {
-    expectUserError(["train", "samples/gpt2.ts", "--steps", "abc"], /--steps/);
-    expectUserError(["train", "samples/gpt2.ts", "--lr", "-1"], /--lr/);
-    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e300"], /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/);
-    expectUserError(["train", "samples/gpt2.ts", "--lr", "1e-3", "--min-lr", "1e-2"], /--min-lr: 0\.01 is above --lr 0\.001/);
-    expectUserError(["train", "samples/gpt2.ts", "--save-every", "10", "--no-sample"], /--save-every: give --save FILE/);
-    expectUserError(["train", "samples/gpt2.ts", "--keep", "0"], /--keep: must be at least 1/);
-    expectUserError(["plan", "samples/gpt2.ts", "--batch", "0"], /--batch/);
-    expectUserError(["train", "samples/gpt2.ts", "--lr-schedule", "linear"], /--lr-schedule/);
-    expectUserError(["plan", "samples/gpt2.ts", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--steps", "abc"], /--steps/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "-1"], /--lr/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e300"], /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e-3", "--min-lr", "1e-2"], /--min-lr: 0\.01 is above --lr 0\.001/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--save-every", "10", "--no-sample"], /--save-every: give --save FILE/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--keep", "0"], /--keep: must be at least 1/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--batch", "0"], /--batch/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr-schedule", "linear"], /--lr-schedule/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--seq", "4096"], /--seq 4096 is longer than the model's context/);
   });
 
   test("memory budgets that are unparsable, zero or too small", () => {
-    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "0"], /--device-memory: size must be greater than zero/);
-    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "-3GiB"], /--device-memory/);
-    expectUserError(["plan", "samples/gpt2.ts", "--host-memory", "lots"], /--host-memory/);
-    expectUserError(["plan", "samples/gpt2.ts", "--device-memory", "1MiB"],
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "0"], /--device-memory: size must be greater than zero/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "-3GiB"], /--device-memory/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--host-memory", "lots"], /--host-memory/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "1MiB"],
       /does not fit in --device-memory 1\.0 MiB: it needs at least/, /samples\/gpt2\.ts:\d+:\d+/);
-    expectUserError(["plan", "samples/gpt2.ts", "--batch", "4", "--seq", "64", "--device-memory", "120MiB", "--host-memory", "50MiB",
-      "--checkpoint", "none"],
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--batch", "4", "--seq", "64", "--device-memory", "120MiB",
+      "--host-memory", "50MiB", "--checkpoint", "none"],
       /model data does not fit in --host-memory 50\.0 MiB/);
     // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
     const offloaded = ["--device-memory", "100MiB", "--checkpoint", "none"];
-    const hostBytes = JSON.parse(stow(["plan", "samples/gpt2.ts", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout).host_bytes;
+    const hostBytes = JSON.parse(stow(["plan", "samples/gpt2.ts", "--preset", "mini", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout).host_bytes;
     expect(hostBytes).toBeGreaterThan(0);
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
       /host memory budget of \d+ bytes is too small: the token file needs 800 more bytes/);
   });
 
   test("a chunk size below the largest tensor, and a link speed that is not positive", () => {
-    expectUserError(["plan", "samples/gpt2.ts", "--chunk-size", "1MiB"],
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--chunk-size", "1MiB"],
       /--chunk-size 1\.0 MiB is smaller than the largest tensor that must stay whole: transformer\.wte\.weight needs 24\.5 MiB \(25731584 bytes\)/);
-    expectUserError(["plan", "samples/gpt2.ts", "--chunk-size", "big"], /--chunk-size/);
-    expectUserError(["plan", "samples/gpt2.ts", "--link-gbps", "0"], /--link-gbps/);
-    expectUserError(["train", "samples/gpt2.ts", "--link-gbps", "fast"], /--link-gbps/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--chunk-size", "big"], /--chunk-size/);
+    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--link-gbps", "0"], /--link-gbps/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--link-gbps", "fast"], /--link-gbps/);
   });
 
   test("a missing or corrupt data file", () => {
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", path.join(dir, "none.bin")], /none\.bin/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", path.join(dir, "none.bin")], /none\.bin/);
     const truncated = path.join(dir, "truncated.bin");
     writeTokenFile(truncated, [1, 2, 3, 4, 5, 6, 7, 8]);
     const bytes = Buffer.alloc(1024 + 4);
@@ -101,25 +101,26 @@ describe("bad input", () => {
     bytes.writeInt32LE(1, 4);
     bytes.writeInt32LE(1000, 8); // claims 1000 tokens, holds 2
     writeFileSync(truncated, bytes);
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", truncated], /truncated\.bin/, /1000/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", truncated], /truncated\.bin/, /1000/);
     const bigToken = path.join(dir, "vocab.bin");
     writeTokenFile(bigToken, Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)));
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
-    // Text is tokenized by GPT-2's BPE into a cache file; the message is about the user's text.
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
+    // Text is read as bytes below GPT-2's vocabulary; a vocabulary too small even for bytes is said
+    // about the user's text, not about the cached token file they never made.
     const text = path.join(dir, "input.txt");
     writeFileSync(text, "export function train() {}\n");
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--set", "vocab=512", "--data", text],
-      /--data .*input\.txt: text is tokenized with GPT-2's vocabulary of 50,257 tokens, and its token at index 0 is \d+, outside this model's vocabulary of 512/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--set", "vocab=100", "--data", text],
+      /--set vocab=100: --data .*input\.txt \(text\) is read as bytes, which needs a vocabulary of at least 256/);
   });
 
   test("a truncated or foreign safetensors file", () => {
     const foreign = path.join(dir, "foreign.safetensors");
     writeSafetensors(foreign, [{ name: "encoder.weight", shape: [2, 2], data: new Float32Array(4) }]);
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, "--init", foreign],
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", foreign],
       /foreign\.safetensors/, /transformer\.wte\.weight|encoder\.weight/);
     const truncated = path.join(dir, "truncated.safetensors");
     writeFileSync(truncated, Buffer.from([1, 2, 3]));
-    expectUserError(["train", "samples/gpt2.ts", ...tiny, "--data", tokens, "--init", truncated], /truncated\.safetensors/);
+    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", truncated], /truncated\.safetensors/);
     expectUserError(["generate", truncated], /truncated\.safetensors/);
   });
 });

@@ -96,7 +96,7 @@ describe("parseSize", () => {
 describe("parseSetOverrides", () => {
   const base = { layers: 12, heads: 12, width: 768 };
 
-  it("overrides known fields with positive integers and leaves the rest", () => {
+  it("overrides known integer fields with positive integers and leaves the rest", () => {
     expect(parseSetOverrides(["layers=2", "width=64"], base)).toEqual({ layers: 2, heads: 12, width: 64 });
     expect(parseSetOverrides(["layers=2", "layers=3"], base)).toEqual({ layers: 3, heads: 12, width: 768 });
     expect(parseSetOverrides([], base)).toEqual(base);
@@ -109,12 +109,23 @@ describe("parseSetOverrides", () => {
     );
   });
 
-  it("rejects malformed items and values that are not positive integers", () => {
+  it("rejects malformed items, and values of integer fields that are not positive integers", () => {
     expect(messageOf(() => parseSetOverrides(["layers"], base))).toBe('--set: expected key=value, got "layers"');
     expect(messageOf(() => parseSetOverrides(["=3"], base))).toBe('--set: expected key=value, got "=3"');
     expect(messageOf(() => parseSetOverrides(["layers=0"], base))).toBe("--set layers: must be at least 1, got 0");
-    expect(messageOf(() => parseSetOverrides(["layers=2.5"], base))).toBe('--set layers: expected an integer, got "2.5"');
-    expect(messageOf(() => parseSetOverrides(["layers="], base))).toBe('--set layers: expected an integer, got ""');
+    expect(messageOf(() => parseSetOverrides(["layers=2.5"], base))).toBe("--set layers: expected an integer (the preset's layers is 12), got 2.5");
+    expect(messageOf(() => parseSetOverrides(["layers="], base))).toBe('--set layers: expected a number, got ""');
+    expect(messageOf(() => parseSetOverrides(["layers=1e400"], base))).toBe("--set layers: 1e400 is out of range");
+  });
+
+  it("takes numbers, floats included, for fields the preset holds as non-integers", () => {
+    const palmLike = { layers: 4, rope_base: 10000, norm_eps: 1e-5 };
+    expect(parseSetOverrides(["norm_eps=1e-6", "rope_base=5e5", "layers=8"], palmLike)).toEqual({ layers: 8, rope_base: 500000, norm_eps: 1e-6 });
+    expect(parseSetOverrides(["norm_eps=.001"], palmLike).norm_eps).toBe(0.001);
+    expect(parseSetOverrides(["layers=1e1"], palmLike).layers).toBe(10); // an integer, however written
+    expect(messageOf(() => parseSetOverrides(["norm_eps=0"], palmLike))).toBe("--set norm_eps: must be greater than 0, got 0");
+    expect(messageOf(() => parseSetOverrides(["norm_eps=-1e-5"], palmLike))).toBe("--set norm_eps: must be greater than 0, got -1e-5");
+    expect(messageOf(() => parseSetOverrides(["norm_eps=tiny"], palmLike))).toBe('--set norm_eps: expected a number, got "tiny"');
   });
 });
 

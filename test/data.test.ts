@@ -6,7 +6,8 @@ import { UserError } from "../src/cli/errors.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { checkVocab, inspectTokenFile, readTokenFile, writeTokenFile } from "../src/data/token_file.ts";
-import { decodeTokens, encodeText, prepareData } from "../src/data/tokenize.ts";
+import { decodeTokens, encodeText } from "../src/data/tokenize.ts";
+import { prepareData, shuffleWindows } from "../src/data/prepare_data.ts";
 import { expectUserError } from "./helpers/expect_error.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-data-"));
@@ -145,6 +146,17 @@ describe("prepareData", () => {
     // A genuine U+FFFD (EF BF BD) first, then a stray continuation byte at offset 7.
     fs.writeFileSync(file("binary.dat"), Buffer.from([0x61, 0x62, 0xef, 0xbf, 0xbd, 0x63, 0x64, 0x80, 0x65]));
     await expectUserErrorAsync(prepareData(file("binary.dat"), cache), /binary\.dat: neither an llm\.c token file .* nor UTF-8 text \(invalid byte 0x80 at byte 7\)/);
+  });
+
+  it("can shuffle the tokens in whole windows, the same way every time, a partial last window last", () => {
+    const tokens = Array.from({ length: 103 }, (_, i) => i);
+    const out = shuffleWindows(tokens, 10);
+    expect(out.slice(100)).toEqual([100, 101, 102]);
+    const starts = Array.from({ length: 10 }, (_, k) => out[10 * k]);
+    starts.forEach((w, k) => expect(out.slice(10 * k, 10 * k + 10)).toEqual(Array.from({ length: 10 }, (_, i) => w + i)));
+    expect([...starts].sort((a, b) => a - b)).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(starts).not.toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+    expect(shuffleWindows(tokens, 10)).toEqual(out);
   });
 
   it("defaults to the built-in corpus of the project's own source", async () => {

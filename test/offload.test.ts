@@ -14,7 +14,7 @@ import { readMetrics, stow } from "./helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-offload-"));
 const corpus = path.join(dir, "corpus.bin");
 const markov512 = path.join(dir, "markov512.bin");
-const mini = ["samples/gpt2.ts", "--batch", "4", "--seq", "64", "--threads", "2"];
+const mini = ["samples/gpt2.ts", "--preset", "mini", "--batch", "4", "--seq", "64", "--threads", "2"];
 
 beforeAll(() => {
   writeTokenFile(corpus, encodeText(builtinCorpusText()).slice(0, 20_000));
@@ -37,7 +37,8 @@ function planJson(args: string[]) {
 describe("offloaded model data", () => {
   test.each(["1.0", "0"])("gpt2 mini under a budget it cannot hold resident: bitwise the resident losses, within budget (clip %s)", (clip) => {
     // --checkpoint none: with a budget the default is auto, which might recompute instead of offloading.
-    const mini = ["samples/gpt2.ts", "--batch", "4", "--seq", "64", "--threads", "2", "--grad-clip", clip, "--checkpoint", "none"];
+    const mini = ["samples/gpt2.ts", "--preset", "mini", "--batch", "4", "--seq", "64", "--threads", "2", "--grad-clip", clip,
+      "--checkpoint", "none"];
     const resident = planJson(mini);
     const budget = Math.floor(resident.arena_bytes * 0.7);
     const offloaded = planJson([...mini, "--device-memory", String(budget)]);
@@ -63,7 +64,7 @@ describe("offloaded model data", () => {
   });
 
   test("gpt2 mini in 30% of its all-resident peak: bitwise the unlimited losses, at the planned peak within budget", () => {
-    const mini = ["samples/gpt2.ts", "--threads", "2"]; // the default batch, 8 x 128
+    const mini = ["samples/gpt2.ts", "--preset", "mini", "--threads", "2"]; // the default batch, 8 x 128
     const resident = planJson(mini);
     const budget = Math.floor(0.3 * resident.device_peak_bytes);
     const offloaded = planJson([...mini, "--device-memory", String(budget), "--checkpoint", "auto"]);

@@ -15,7 +15,7 @@ import { type InitTensor, compareWithTorch, normalSampler, writeInit } from "./h
 
 const [batch, seq, steps] = [4, 64, 10];
 
-/** PaLM's initialisation (embedding N(0, 1), kernels N(0, 1/fan_in)), drawn here; LayerNorm scales near 1. */
+/** PaLM's initialisation (embedding N(0, 1), stored / sqrt(dim); kernels N(0, 1/fan_in)), drawn here; LayerNorm scales near 1. */
 function randomInit(config: typeof palm.presets.small) {
   return (file: string): void => {
     const normal = normalSampler(777);
@@ -23,7 +23,7 @@ function randomInit(config: typeof palm.presets.small) {
     const kv = config.kv_heads * (C / config.heads);
     const dense = (name: string, out: number, inp: number): InitTensor =>
       ({ name, shape: [out, inp], fill: () => normal(1 / Math.sqrt(inp)) });
-    const tensors: InitTensor[] = [{ name: "wte.weight", shape: [config.vocab, C], fill: () => normal(1) }];
+    const tensors: InitTensor[] = [{ name: "wte.weight", shape: [config.vocab, C], fill: () => normal(1 / Math.sqrt(C)) }];
     for (let l = 0; l < config.layers; l++) {
       const h = `h.${l}`;
       tensors.push(

@@ -10,6 +10,7 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { trainDefaultsDefines } from "../codegen/train_defaults.ts";
 import { mulberry32 as rng } from "../src/util/random.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -53,7 +54,7 @@ beforeAll(async () => {
   const shared = sources.filter((f) => f !== "train_main.cpp");
   const objects = await inPairs([
     ...shared.map((f) => () => compile(`runtime/${f}`, join(dir, f + ".o"))),
-    () => compile("runtime/train_main.cpp", join(dir, "train_main.o")),
+    () => compile("runtime/train_main.cpp", join(dir, "train_main.o"), trainDefaultsDefines()),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_noclip.o"), ["-DTINY_PLAN_NO_CLIP"]),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_infer.o"), ["-DTINY_INFER_MAIN"]),

@@ -15,7 +15,7 @@ import { readMetrics, stow } from "./helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-e2e-"));
 const corpus = path.join(dir, "corpus.bin");
 // A two-layer GPT-2 on GPT-2 tokens: small enough to build and step quickly, the full architecture.
-const small = ["--set", "layers=2", "--batch", "4", "--seq", "32", "--threads", "2"];
+const small = ["--preset", "mini", "--set", "layers=2", "--batch", "4", "--seq", "32", "--threads", "2"];
 
 beforeAll(() => writeTokenFile(corpus, encodeText(builtinCorpusText()).slice(0, 20_000)));
 

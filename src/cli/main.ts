@@ -11,6 +11,7 @@ import { PRECISIONS } from "../../codegen/cuda/kernel_calls.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
 import type { Target } from "../targets/target.ts";
+import { TRAIN_DEFAULTS as D, defaultMinLr, defaultWarmupSteps } from "../../codegen/train_defaults.ts";
 
 type Raw = Record<string, string | string[] | boolean | undefined>;
 
@@ -30,7 +31,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--batch <n>", "sequences per step (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
     .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
-    .option("--grad-clip <x>", "clip the global gradient norm; 0 disables and compiles no norm (default 1.0)")
+    .option("--grad-clip <x>", `clip the global gradient norm; 0 disables and compiles no norm (default ${D.grad_clip})`)
     .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default: auto with --device-memory, else none)")
     .option("--move-activations <k>", "keep the saved activations of the first K checkpoint regions (blocks) in host memory " +
       "between forward and backward; blocks:R recomputes the R after them (default 0; auto chooses)")
@@ -53,7 +54,7 @@ function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
 }
 
 function gradClip(raw: Raw): number {
-  return float(raw, "gradClip", "--grad-clip", { min: 0, max: FLOAT32_MAX }) ?? 1.0;
+  return float(raw, "gradClip", "--grad-clip", { min: 0, max: FLOAT32_MAX }) ?? D.grad_clip;
 }
 
 /** --checkpoint MODE, or blocks:K to recompute only the first K checkpoint regions. */
@@ -123,6 +124,12 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
       throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${emitCpp(plan).hash}); give the flags of the run that wrote it`);
     if (!raw.json) console.log(`\n${profileText(plan, measured)}`);
   }
+  const trace = str(raw, "trace");
+  if (trace) {
+    const { predictedTimeline, writeTrace } = await import("../report/trace.ts");
+    writeTrace(trace, predictedTimeline(plan), `${plan.modelPath}: one step, predicted`);
+    if (!raw.json) console.log(`wrote ${trace} (open it in https://ui.perfetto.dev or chrome://tracing)`);
+  }
   const html = str(raw, "html");
   if (html) {
     const { writePlanHtml } = await import("../report/plan_html.ts");
@@ -160,16 +167,18 @@ async function compileCommand(model: string, raw: Raw): Promise<void> {
 }
 
 function trainFlags(raw: Raw) {
-  const lr = float(raw, "lr", "--lr", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? 1e-3;
-  const minLr = float(raw, "minLr", "--min-lr", { min: 0, max: FLOAT32_MAX }) ?? lr / 10;
+  const lr = float(raw, "lr", "--lr", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? D.lr;
+  const minLr = float(raw, "minLr", "--min-lr", { min: 0, max: FLOAT32_MAX }) ?? defaultMinLr(lr);
   if (minLr > lr) throw new UserError(`--min-lr: ${minLr} is above --lr ${lr}; the schedule decays from --lr down to --min-lr`);
+  // A plain `stow train` keeps what it made in out/; --no-sample (scripts, tests) writes only what is asked.
   const save = str(raw, "save") ?? (raw.sample === false ? undefined : "out/ckpt.safetensors");
   const saveEvery = int(raw, "saveEvery", "--save-every");
   const saveEveryMinutes = float(raw, "saveEveryMinutes", "--save-every-minutes", { exclusiveMin: 0 });
   if ((saveEvery !== undefined || saveEveryMinutes !== undefined) && save === undefined)
     throw new UserError(`${saveEvery !== undefined ? "--save-every" : "--save-every-minutes"}: give --save FILE, where to save`);
-  const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? "cosine", ["cosine", "constant"] as const);
-  const steps = int(raw, "steps", "--steps") ?? 250;
+  const schedules = ["cosine", "constant"] as const;
+  const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? D.lr_schedule, schedules);
+  const steps = int(raw, "steps", "--steps", 0) ?? D.steps;
   return {
     ...modelOptions(raw),
     steps,
@@ -181,20 +190,21 @@ function trainFlags(raw: Raw) {
     saveEvery,
     saveEveryMinutes,
     keep: int(raw, "keep", "--keep"),
-    metrics: str(raw, "metrics"),
+    metrics: str(raw, "metrics") ?? (raw.sample === false ? undefined : "out/metrics.jsonl"),
     profileSteps: int(raw, "profileSteps", "--profile-steps", 0),
     profile: str(raw, "profile"),
+    trace: str(raw, "trace"),
     run: {
       lr,
       minLr,
       lrSchedule: schedule,
-      warmupSteps: int(raw, "warmupSteps", "--warmup-steps", 0) ?? Math.min(20, Math.floor(steps / 10)),
-      weightDecay: float(raw, "weightDecay", "--weight-decay", { min: 0, max: FLOAT32_MAX }) ?? 0.1,
-      beta1: float(raw, "beta1", "--beta1", { min: 0, max: 0.999999 }) ?? 0.9,
-      beta2: float(raw, "beta2", "--beta2", { min: 0, max: 0.999999 }) ?? 0.95,
-      eps: float(raw, "eps", "--eps", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? 1e-8,
+      warmupSteps: int(raw, "warmupSteps", "--warmup-steps", 0) ?? defaultWarmupSteps(steps),
+      weightDecay: float(raw, "weightDecay", "--weight-decay", { min: 0, max: FLOAT32_MAX }) ?? D.weight_decay,
+      beta1: float(raw, "beta1", "--beta1", { min: 0, max: 0.999999 }) ?? D.beta1,
+      beta2: float(raw, "beta2", "--beta2", { min: 0, max: 0.999999 }) ?? D.beta2,
+      eps: float(raw, "eps", "--eps", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? D.eps,
       gradClip: gradClip(raw),
-      seed: int(raw, "seed", "--seed", 0) ?? 1337,
+      seed: int(raw, "seed", "--seed", 0) ?? D.seed,
       linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? 0,
     },
     sample: raw.sample === false ? undefined : {
@@ -248,6 +258,7 @@ function program(): Command {
     .option("--json", "print the plan as JSON")
     .option("--html <file>", "also write one self-contained page with the memory timeline as an SVG chart")
     .option("--profile <file>", "set the node times a train run measured (train --profile) beside the predictions")
+    .option("--trace <file>", "write the predicted step as a Chrome trace (Perfetto, chrome://tracing): a track per stream")
     .action(planCommand);
 
   withModelOptions(cli.command("capacity").argument("<model>", "model file"))
@@ -262,17 +273,17 @@ function program(): Command {
 
   withModelOptions(cli.command("train").argument("[model]", "model file (default: the --resume checkpoint's, else samples/gpt2.ts)"))
     .description("compile, build and train; saves a checkpoint and prints a sample")
-    .option("--steps <n>", "training steps (default 250)")
+    .option("--steps <n>", `training steps; 0 saves the initialisation (default ${D.steps})`)
     .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
-    .option("--lr <x>", "peak learning rate (default 1e-3)")
-    .option("--min-lr <x>", "final learning rate of the cosine schedule (default lr/10)")
-    .option("--lr-schedule <kind>", "cosine (warm-up then cosine decay) or constant", )
-    .option("--warmup-steps <n>", "linear warm-up steps (default min(20, steps/10))")
-    .option("--weight-decay <x>", "AdamW decoupled weight decay on 2-D+ parameters (default 0.1)")
-    .option("--beta1 <x>", "AdamW beta1 (default 0.9)")
-    .option("--beta2 <x>", "AdamW beta2 (default 0.95)")
-    .option("--eps <x>", "AdamW epsilon (default 1e-8)")
-    .option("--seed <n>", "initialisation seed (default 1337)")
+    .option("--lr <x>", `peak learning rate (default ${D.lr})`)
+    .option("--min-lr <x>", `final learning rate of the cosine schedule (default lr * ${D.min_lr_fraction})`)
+    .option("--lr-schedule <kind>", `cosine (warm-up then cosine decay) or constant (default ${D.lr_schedule})`)
+    .option("--warmup-steps <n>", `linear warm-up steps (default steps * ${D.warmup_fraction}, at most ${D.warmup_max})`)
+    .option("--weight-decay <x>", `AdamW decoupled weight decay on 2-D+ parameters (default ${D.weight_decay})`)
+    .option("--beta1 <x>", `AdamW beta1 (default ${D.beta1})`)
+    .option("--beta2 <x>", `AdamW beta2 (default ${D.beta2})`)
+    .option("--eps <x>", `AdamW epsilon (default ${D.eps})`)
+    .option("--seed <n>", `initialisation seed (default ${D.seed})`)
     .option("--data <file>", "text file or llm.c token file (default: the project's own source text)")
     .option("--init <file>", "start from the parameters in this safetensors file")
     .option("--resume <file>", "continue the run saved in this checkpoint")
@@ -280,9 +291,10 @@ function program(): Command {
     .option("--save-every <n>", "also save every n steps")
     .option("--save-every-minutes <m>", "also save when m minutes have passed since the last save")
     .option("--keep <k>", "keep the k newest saves, also named <stem>.step<N><ext> (default 1: only the --save file)")
-    .option("--metrics <file>", "write one JSON object per step")
+    .option("--metrics <file>", "write one JSON object per step (default out/metrics.jsonl, none with --no-sample)")
     .option("--profile-steps <n>", "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)")
     .option("--profile <file>", "keep the warm-up's per-node times here (for stow plan --profile)")
+    .option("--trace <file>", "write the last profiled step as a Chrome trace (Perfetto, chrome://tracing); profiles steps 2-3 if nothing else does")
     .option("--prompt <text>", "prompt of the sample printed at the end")
     .option("--sample-tokens <n>", "length of that sample (default 64)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")

@@ -78,8 +78,9 @@ export function parseSize(flag: string, text: string): number {
 
 /**
  * Applies repeated `--set key=value` to a model config and returns the new config. Every key must already be
- * a field of the config, so a typo is an error instead of a silently ignored setting; values are positive
- * integers (sizes, counts). A key given twice takes its last value, as flags usually do.
+ * a field of the config, so a typo is an error instead of a silently ignored setting. A field the preset
+ * holds as an integer (a size, a count) takes a positive integer; any other (an epsilon, a RoPE base) takes
+ * a positive number, e.g. 1e-6. A key given twice takes its last value, as flags usually do.
  */
 export function parseSetOverrides<T extends Record<string, number>>(list: readonly string[], known: T): T {
   const config: Record<string, number> = { ...known };
@@ -91,7 +92,17 @@ export function parseSetOverrides<T extends Record<string, number>>(list: readon
       const fields = Object.keys(known).join(", ");
       throw new UserError(`--set: unknown config field ${quote(key)}; the config has: ${fields}`);
     }
-    config[key] = parseIntFlag(`--set ${key}`, item.slice(eq + 1).trim(), { min: 1 });
+    const flag = `--set ${key}`;
+    const text = item.slice(eq + 1).trim();
+    const value = parseFloatFlag(flag, text);
+    if (Number.isInteger(known[key])) {
+      if (!Number.isInteger(value)) throw new UserError(`${flag}: expected an integer (the preset's ${key} is ${known[key]}), got ${text}`);
+      if (!Number.isSafeInteger(value)) throw new UserError(`${flag}: ${text} is too large`);
+      checkBounds(flag, value, { min: 1 });
+    } else if (!(value > 0)) {
+      throw new UserError(`${flag}: must be greater than 0, got ${text}`);
+    }
+    config[key] = value;
   }
   return config as T;
 }

@@ -4,11 +4,10 @@
 import { UserError } from "../cli/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import { changedSince, modelOrigin } from "../checkpoint/model_origin.ts";
-import { decodeTokens, encodeText } from "../data/tokenize.ts";
 import { openPlan } from "../../native/index.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare } from "./prepare.ts";
-import { sampleTokens } from "./sample.ts";
+import { sampleText } from "./sample.ts";
 
 export interface GenerateOptions {
   prompt: string;
@@ -29,10 +28,9 @@ export async function generate(checkpoint: string, opts: GenerateOptions): Promi
   const built = await buildCompiledPlan(plan, (s) => console.error(s));
   const session = openPlan(built.libPath, { initPath: checkpoint, threads: opts.threads });
   try {
-    const prompt = encodeText(opts.prompt);
-    if (prompt.length === 0) throw new UserError("--prompt: the prompt must contain at least one token");
-    const out = sampleTokens(session, prompt, opts);
-    process.stdout.write(opts.prompt + decodeTokens(out) + "\n");
+    const sample = sampleText(session, opts.prompt, opts);
+    if ("problem" in sample) throw new UserError(`--prompt: ${sample.problem}`);
+    process.stdout.write(sample.text + "\n");
   } finally {
     session.close();
   }

@@ -15,6 +15,11 @@ export interface NodeProfile {
   step_seconds: number[];
   /** Mean seconds per node, by node position in the training program. */
   node_seconds: number[];
+  /**
+   * The last profiled step, in seconds from its start: each node's start and end by position (-1: it runs
+   * no kernel), and the transfer engine's jobs as [node position, stream (0 h2d, 1 d2h, 2 host), start, end].
+   */
+  timeline?: { node_start: number[]; node_end: number[]; jobs: [number, number, number, number][] };
 }
 
 /** AdamW on an offloaded chunk: it runs on the host worker, off the step's critical path. */

@@ -2,6 +2,7 @@
 // program's fixed sequence length; each new token is drawn from the logits at the last real position
 // (causal attention makes the padding after it irrelevant).
 import type { Session } from "../../native/index.ts";
+import { encodePrompt, tokenizerFor } from "../data/tokenizer.ts";
 import { mulberry32 } from "../util/random.ts";
 
 export interface SampleOptions {
@@ -11,6 +12,16 @@ export interface SampleOptions {
   seed: number;
 }
 
+/**
+ * The prompt continued by `opts.tokens` sampled tokens, decoded with the tokenizer of the model's
+ * vocabulary; or, when the prompt has no tokens in that vocabulary, why not (nothing is sampled).
+ */
+export function sampleText(session: Session, prompt: string, opts: SampleOptions): { text: string } | { problem: string } {
+  const { vocab } = session.info();
+  const encoded = encodePrompt(prompt, vocab);
+  if ("problem" in encoded) return encoded;
+  return { text: prompt + tokenizerFor(vocab).decode(sampleTokens(session, encoded.tokens, opts)) };
+}
 
 export function sampleTokens(session: Session, prompt: number[], opts: SampleOptions): number[] {
   const { inferSeq: window } = session.info();

@@ -5,10 +5,10 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress, formatBytes } from "../cli/progress.ts";
-import { checkTextFitsVocab, decodeTokens, encodeText, prepareData } from "../data/tokenize.ts";
+import { prepareData } from "../data/prepare_data.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
-import { sampleTokens } from "./sample.ts";
+import { sampleText } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
 import { cacheDir } from "./paths.ts";
 import { NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
@@ -20,6 +20,8 @@ import { trainRanks } from "./train_ranks.ts";
 import { checkOutputPaths, checkSaveSpace } from "./output_paths.ts";
 import { watchStopSignals } from "./stop_signals.ts";
 import { changedSince, fileSha256, savedSha256 } from "../checkpoint/model_origin.ts";
+import { runSummary } from "./run_summary.ts";
+import { measuredTimeline, writeTrace } from "../report/trace.ts";
 
 /** The step a checkpoint was saved at (its metadata), so a resumed run knows how many are left. */
 function savedStep(metadata: Record<string, string>): number {
@@ -45,6 +47,8 @@ export interface TrainOptions extends PrepareOptions {
   profileSteps?: number;
   /** Where to keep the profile (default: a file in the build cache). */
   profile?: string;
+  /** Write the last profiled step here as a Chrome trace (profiles 2 steps when nothing else asks for any). */
+  trace?: string;
   run: Omit<StowOptions, "dataPath" | "initPath" | "resumePath" | "metricsPath" | "steps" | "threads" | "profilePath" | "profileSteps">;
   sample: { tokens: number; prompt: string; temperature: number; topK: number } | undefined;
 }
@@ -58,20 +62,20 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
   if (opts.save) checkSaveSpace(opts.save, checkpointBytes(plan));
-  const profileSteps = opts.profileSteps ?? (plan.checkpoint.offload && !cuda ? DEFAULT_PROFILE_STEPS : 0);
+  const profileSteps = opts.profileSteps ?? ((plan.checkpoint.offload && !cuda) || opts.trace ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
   const model = { modelPath: path.resolve(modelPath), modelSha256: fileSha256(modelPath) };
   const first = startStep(opts, model.modelPath, log);
+  if (opts.trace) checkTraceable(opts, profileSteps, first);
   log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
     `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
-  const data = await prepareData(opts.data, path.join(cacheDir(), "data"));
-  checkTextFitsVocab(data, plan.config.vocab);
+  const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab, prepared.resolved.seq);
   let built = await buildCompiledPlan(plan, log);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
   if ((opts.tp ?? 1) > 1) {
     // The ranks run the standalone binary under mpirun; the checkpoint they save is whole.
-    await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks: opts.tp!, ...model }, opts, log);
-    if (opts.sample && opts.save) log(`(sample with: stow generate ${opts.save})`);
+    const losses = await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks: opts.tp!, ...model }, opts, log);
+    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
     return;
   }
 
@@ -95,6 +99,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   });
   let step = first;
   let sessionSteps = 0;
+  const losses: number[] = [];
   const keep = opts.keep ?? 1;
   let lastSave = Date.now();
   const saveNow = () => {
@@ -108,6 +113,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       last = session.step();
       step = last.step;
       sessionSteps++;
+      losses.push(last.loss);
       progress.update({ step, loss: last.loss, tokensPerSecond: last.tokens / last.seconds, deviceBytes: last.devicePeakBytes });
       await stop.between();
       if (stop.signal) {
@@ -116,10 +122,16 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
           (opts.save ? `; saved ${opts.save} (continue with --resume ${opts.save})` : "; nothing saved (no --save)"), stop.signal);
       }
       if (opts.save && step < stopAt && saveDue(opts, step, (Date.now() - lastSave) / 60_000)) saveNow();
-      // After the profiled steps (the first step is not profiled: it touches fresh memory), re-plan.
-      if (profilePath && sessionSteps === 1 + profileSteps && step < stopAt) {
+      // After the profiled steps (the first step is not profiled: it touches fresh memory): the measured
+      // trace, then a re-plan with the measured times.
+      if (profilePath && sessionSteps === 1 + profileSteps) {
         progress.done();
-        const refined = refinePlan(plan, readProfile(profilePath), prepared.replan, log);
+        const profile = readProfile(profilePath);
+        if (opts.trace) {
+          writeTrace(opts.trace, measuredTimeline(plan, profile), `${plan.modelPath}: step ${step}, measured`);
+          log(`trace of step ${step} as measured: ${opts.trace} (open it in https://ui.perfetto.dev or chrome://tracing)`);
+        }
+        const refined = step < stopAt ? refinePlan(plan, profile, prepared.replan, log) : undefined;
         if (refined) {
           built = await buildCompiledPlan(refined, log);
           const handover = path.join(cacheDir(), `replan-${process.pid}.safetensors`);
@@ -137,14 +149,15 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
         `final loss ${last.loss.toFixed(4)}`);
     if (opts.save) {
       saveNow();
-      log(`saved ${opts.save}`);
+      if (last === undefined) log(`saved the initialisation to ${opts.save} (--steps 0)`);
     }
     stop.dispose();
+    // The run is done and saved: a prompt this model cannot read costs the sample, not the run.
     if (opts.sample) {
-      const prompt = encodeText(opts.sample.prompt);
-      const tokens = sampleTokens(session, prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
-      log(`\nsample:\n${opts.sample.prompt}${decodeTokens(tokens)}`);
+      const sample = sampleText(session, opts.sample.prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
+      log("problem" in sample ? `sample skipped: ${sample.problem}` : `\nsample:\n${sample.text}\n`);
     }
+    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
   } catch (error) {
     // After a signal the run has saved already; a state that was not finite would be refused again.
     const saveFailed = error instanceof StoppedBySignal || error instanceof NonFiniteStateError;
@@ -185,6 +198,16 @@ function checkpointBytes(plan: Plan): number {
 }
 
 const DEFAULT_PROFILE_STEPS = 2;
+
+/** The measured trace is the last profiled step's: the run must reach it, in-process. */
+function checkTraceable(opts: TrainOptions, profileSteps: number, first: number): void {
+  if (profileSteps === 0) throw new UserError("--trace: the measured trace comes from the profiled steps, which --profile-steps 0 turns off");
+  if ((opts.tp ?? 1) > 1) throw new UserError("--trace: tensor-parallel runs (--tp) are not profiled yet; stow plan --trace gives the predicted step");
+  const steps = Math.min(opts.steps - first, opts.stopAfter ?? Infinity);
+  if (steps < 1 + profileSteps)
+    throw new UserError(`--trace: the run takes ${steps} steps, and the trace is of step ${1 + profileSteps} ` +
+      `(the first step is not profiled, then ${profileSteps} are); raise --steps`);
+}
 
 /** What makes two offload plans run differently. */
 function scheduleKey(plan: Plan): string {

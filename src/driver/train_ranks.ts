@@ -46,7 +46,8 @@ export function mpirunArgs(ranks: number, command: string[]): string[] {
 
 const STEP_LINE = /^step (\d+)\/\d+ loss (\S+) lr \S+ (\S+) tok\/s$/;
 
-export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<void> {
+/** Runs the job; returns rank 0's losses, one a step. */
+export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<number[]> {
   const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile, job)]),
     { stdio: ["ignore", "pipe", "pipe"], detached: true });
   const progress = createProgress({ total: opts.steps });
@@ -58,13 +59,17 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
   let stderr = "";
   let pending = "";
   const others: string[] = [];
+  const losses: number[] = [];
   child.stdout.on("data", (chunk: Buffer) => {
     pending += chunk.toString("utf8");
     const lines = pending.split("\n");
     pending = lines.pop()!;
     for (const line of lines) {
       const m = STEP_LINE.exec(line);
-      if (m) progress.update({ step: Number(m[1]), loss: Number(m[2]), tokensPerSecond: Number(m[3]) });
+      if (m) {
+        progress.update({ step: Number(m[1]), loss: Number(m[2]), tokensPerSecond: Number(m[3]) });
+        losses.push(Number(m[2]));
+      }
       else if (line.trim()) others.push(line);
     }
   });
@@ -85,7 +90,9 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
   }
   if (status.code === EXIT_NOT_FINITE) throw new NonFiniteStateError(describeFailure(job.ranks, status, stderr));
   if (status.code !== 0) throw new UserError(describeFailure(job.ranks, status, stderr) + (saved ? `\n${saved}` : ""));
-  for (const line of others) log(line.replace(/^device high-water (\d+) bytes \(planned (\d+)\)/, "device high-water $1 bytes on rank 0 (planned $2)"));
+  for (const line of others)
+    if (!line.startsWith("saved ")) log(line.replace(/^device high-water (\d+) bytes \(planned (\d+)\)/, "device high-water $1 bytes on rank 0 (planned $2)"));
+  return losses;
 }
 
 /** One message for a failed job: the rank that failed or died, and why. */

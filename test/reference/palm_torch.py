@@ -4,7 +4,7 @@
 Parallel blocks x + attn(ln(x)) + mlp(ln(x)) with one bias-free LayerNorm, multi-query (or grouped-query)
 attention whose K and V heads are repeated to the query heads here, rotary embeddings with rotate-half
 pairing on q and k, a SwiGLU MLP of width 4 * dim, no biases anywhere, and the input embedding reused as
-the output one with the logits scaled by 1 / sqrt(dim). It shares no code with Stowage; the files, the
+the output one with the logits scaled by 1 / sqrt(dim) (the embedding held divided by sqrt(dim)). It shares no code with Stowage; the files, the
 data loader, the learning-rate schedule, the optimizer and the training loop are those of gpt2_torch.py.
 Prints one JSON line: {"losses": [...]} (plus "grad_norms" when clipping is on).
 """
@@ -95,11 +95,11 @@ class PaLM(nn.Module):
         self.ln_f = LayerNormNoBias(dim)
 
     def forward(self, idx, targets):
-        x = self.wte(idx)
+        # wte holds E / sqrt(dim) (see samples/palm.ts): the input is E, the logits x E^T / sqrt(dim).
+        x = self.wte(idx) * math.sqrt(self.dim)
         for block in self.h:
             x = block(x)
-        x = self.ln_f(x) * (1.0 / math.sqrt(self.dim))
-        logits = F.linear(x, self.wte.weight)  # the output embedding is the input one
+        logits = F.linear(self.ln_f(x), self.wte.weight)  # the output embedding is the input one
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
