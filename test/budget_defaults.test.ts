@@ -28,14 +28,14 @@ function planJson(args: string[]) {
 describe("a device budget without a checkpoint mode", () => {
   test("GPT-2 mini in 48 MiB plans with auto (the plain step needs 159 MiB) and trains", () => {
     const budget = 48 * 2 ** 20;
-    const plain = planJson(["samples/gpt2.ts", "--threads", "2"]);
+    const plain = planJson(["samples/gpt2.ts", "--preset", "mini", "--threads", "2"]);
     expect(plain.arena_bytes).toBeGreaterThan(budget);
-    const plan = planJson(["samples/gpt2.ts", "--threads", "2", "--device-memory", "48MiB"]);
+    const plan = planJson(["samples/gpt2.ts", "--preset", "mini", "--threads", "2", "--device-memory", "48MiB"]);
     expect(plan.options.checkpoint).toBe("auto");
     expect(plan.arena_bytes).toBeLessThanOrEqual(budget);
 
     const metrics = path.join(dir, "mini48.jsonl");
-    const r = stow(["train", "samples/gpt2.ts", "--threads", "2", "--device-memory", "48MiB", "--data", data, "--steps", "2",
+    const r = stow(["train", "samples/gpt2.ts", "--preset", "mini", "--threads", "2", "--device-memory", "48MiB", "--data", data, "--steps", "2",
       "--profile-steps", "0", "--no-sample", "--metrics", metrics]);
     expect(r.status, r.stderr).toBe(0);
     const steps = readMetrics(metrics);
@@ -48,7 +48,7 @@ describe("a device budget without a checkpoint mode", () => {
   });
 
   test("--checkpoint given still rules: none in 48 MiB is refused, and the message says auto fits", () => {
-    const r = stow(["plan", "samples/gpt2.ts", "--threads", "2", "--device-memory", "48MiB", "--checkpoint", "none"]);
+    const r = stow(["plan", "samples/gpt2.ts", "--preset", "mini", "--threads", "2", "--device-memory", "48MiB", "--checkpoint", "none"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/with --checkpoint none/);
     expect(r.stderr).toMatch(/--checkpoint auto fits in --device-memory 48\.0 MiB/);
