@@ -2,7 +2,7 @@
 // becomes a UserError naming it, with the end of its stderr, so `npm run bench` prints one clear message.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export function runChild(what: string, command: string, args: string[], env: NodeJS.ProcessEnv): string {
   const r = spawnSync(command, args, { env, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });

@@ -4,7 +4,7 @@
 // leaves the speed tables as they were, and `npm run bench -- small` the checkpoint section.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import type { CheckpointResults } from "./checkpoint.ts";
 import type { OffloadSection } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";

@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
 import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
 import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";

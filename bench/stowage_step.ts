@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Breakdown } from "../ir/passes/memory_plan.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { runChild, runWithPeakRss } from "./child.ts";
 import type { BenchConfig } from "./configs.ts";
 import { median } from "./stats.ts";

@@ -3,7 +3,7 @@
 // and threads as Stowage's run), or the one a user gets as installed.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { lastJsonLine, runWithPeakRss } from "./child.ts";
 import type { BenchConfig, StepCounts } from "./configs.ts";
 

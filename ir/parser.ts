@@ -4,7 +4,7 @@
 //   # results: loss=%9
 // Value ids are kept as written, so printGraph(parseGraph(text)) === text. Every node's types are
 // checked against the op table; any problem is a UserError naming the line.
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { ShapeError, opDef } from "./ops.ts";
 import {
   type AttrValue, type Attrs, type DType, type Graph, type Node, type ParamInfo, type Phase, type Shape,

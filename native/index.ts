@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { NonFiniteStateError, UserError } from "../src/cli/errors.ts";
+import { NonFiniteStateError, UserError } from "../base/errors.ts";
 
 /** Options of a run (StowOptions of stow_abi.h). Absent numbers are 0 and absent paths NULL there. */
 export interface StowOptions {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPlan, type StowOptions } from "../native/index.ts";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const fixture = fileURLToPath(new URL("./fixtures/fake_abi.c", import.meta.url));
 let dir: string;

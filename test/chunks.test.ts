@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parseGraph } from "../ir/parser.ts";
 import { layoutChunks, visitOrder } from "../ir/passes/chunks.ts";
 import { persistentLayout } from "../ir/passes/memory_plan.ts";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 
 // Four parameters of 64, 192, 400 and 32 bytes (448 and 64 once aligned to 64), read in the order c, a, d, b.
 const program = `# forward

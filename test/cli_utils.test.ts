@@ -1,8 +1,11 @@
 import { CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
-import { type CliIo, NonFiniteStateError, REPORT_A_BUG, UserError, runCli } from "../src/cli/errors.ts";
-import { parseChoice, parseFloatFlag, parseIntFlag, parseSetOverrides, parseSize } from "../src/cli/options.ts";
-import { createProgress, formatBytes, formatDuration } from "../src/cli/progress.ts";
+import { type CliIo, REPORT_A_BUG, runCli } from "../src/cli/errors.ts";
+import { NonFiniteStateError, UserError } from "../base/errors.ts";
+import { parseChoice, parseFloatFlag, parseIntFlag, parseSetOverrides } from "../src/cli/options.ts";
+import { parseSize } from "../base/units.ts";
+import { createProgress, formatDuration } from "../src/cli/progress.ts";
+import { formatBytes } from "../base/units.ts";
 
 function messageOf(fn: () => unknown): string {
   try {

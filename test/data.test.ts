@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { checkVocab, inspectTokenFile, readTokenFile, writeTokenFile } from "../src/data/token_file.ts";

@@ -9,7 +9,7 @@ import { printGraph } from "../ir/printer.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
 import palm from "../samples/palm.ts";
-import { UserError } from "../src/cli/errors.ts";
+import { UserError } from "../base/errors.ts";
 import { buildModel, traceProgram } from "../src/driver/trace_program.ts";
 
 // Well typed, every phase, multi-output nodes, ids with gaps, attributes of every kind (negative and

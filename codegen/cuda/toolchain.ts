@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError } from "../../src/cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 
 const repoRuntime = fileURLToPath(new URL("../../runtime", import.meta.url));
 

@@ -3,8 +3,8 @@
 // a parameter never straddles two chunks, so the capacity must hold the largest one. A chunk is one
 // contiguous range of the host region, so bringing it to the device is one copy, and its parameters'
 // AdamW moments and gradients belong to it too.
-import { UserError } from "../../src/cli/errors.ts";
-import { formatBytes } from "../../src/cli/progress.ts";
+import { UserError } from "../../base/errors.ts";
+import { formatBytes } from "../../base/units.ts";
 import { type Graph, numel } from "../types.ts";
 import { alignUp } from "./arena_plan.ts";
 

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 
 export interface ModelOrigin {
   /** The model file, resolved against the checkpoint's folder. */

@@ -3,7 +3,7 @@
 // tensor bytes, little-endian, at data_offsets relative to byte 8 + N. Every way a file can be corrupt is
 // reported with the file and the byte offset, because a checkpoint is often all that is left of a long run.
 import fs from "node:fs";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { openForReading } from "../util/open_file.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 import { describeFsError } from "../util/fs_error.ts";

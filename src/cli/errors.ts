@@ -1,38 +1,7 @@
 import { CommanderError } from "commander";
 import { describeFsError } from "../util/fs_error.ts";
-
-/**
- * Exit statuses: 2 for misuse (as shells and commander use it), 3 when training diverged and its state
- * was not saved, 128 + n when signal n stopped a run (as shells report it), 70 (sysexits.h) for our
- * own bugs.
- */
-export const EXIT_USAGE = 2;
-export const EXIT_NOT_FINITE = 3;
-export const EXIT_INTERNAL = 70;
-
-/** A problem the user can fix (bad flag, missing file, type error in a model). Printed without a stack. */
-export class UserError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT_USAGE) {
-    super(message);
-    this.name = "UserError";
-  }
-}
-
-/** The training state holds a NaN or an infinity, so it was not saved over a finite checkpoint. */
-export class NonFiniteStateError extends UserError {
-  constructor(message: string) {
-    super(message, EXIT_NOT_FINITE);
-    this.name = "NonFiniteStateError";
-  }
-}
-
-/** A run that a signal stopped (after saving what it could); exits as a process killed by it would. */
-export class StoppedBySignal extends UserError {
-  constructor(message: string, signal: "SIGINT" | "SIGTERM") {
-    super(message, 128 + (signal === "SIGINT" ? 2 : 15));
-    this.name = "StoppedBySignal";
-  }
-}
+import { EXIT_INTERNAL, EXIT_USAGE, SettingError, UserError } from "../../base/errors.ts";
+import { flagName } from "./flag_names.ts";
 
 /** What runCli touches in the outside world; tests replace it. */
 export interface CliIo {
@@ -64,6 +33,10 @@ export const REPORT_A_BUG =
   "the output under STOW_DEBUG=1 and, if you can, the model file";
 
 function reportError(error: unknown, io: CliIo): number {
+  if (error instanceof SettingError) {
+    io.writeError(`stow: ${error.phrase(flagName)}\n`);
+    return error.exitCode;
+  }
   if (error instanceof UserError) {
     io.writeError(`stow: ${error.message}\n`);
     return error.exitCode;

@@ -2,9 +2,11 @@
 // (every bad value is a UserError naming the flag); the work is done by src/driver/.
 import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
-import { UserError, runCli } from "./errors.ts";
+import { UserError } from "../../base/errors.ts";
+import { runCli } from "./errors.ts";
 import { setRuntimeEnv } from "./runtime_env.ts";
-import { parseChoice, parseFloatFlag, parseIntFlag, parseSize } from "./options.ts";
+import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
+import { parseSize } from "../../base/units.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
 import { PRECISIONS } from "../../codegen/cuda/kernel_calls.ts";

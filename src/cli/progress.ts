@@ -1,5 +1,6 @@
 // Training progress: one line rewritten in place on a terminal, or plain lines every few steps when the
 // output goes to a file or a pipe (where carriage returns would leave a mess in the log).
+import { formatBytes } from "../../base/units.ts";
 
 export interface StepStats {
   /** Steps completed so far, 1-based. */
@@ -91,23 +92,6 @@ function formatLine(stats: StepStats, total: number, elapsed: number, withBar: b
 function bar(fraction: number): string {
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * BAR_WIDTH);
   return `[${"#".repeat(filled)}${".".repeat(BAR_WIDTH - filled)}]`;
-}
-
-const BYTE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-/** Bytes in binary units with one decimal: 512 B, 1.5 KiB, 12.3 MiB. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  const sign = n < 0 ? "-" : "";
-  let value = Math.abs(n);
-  if (value < 1024) return `${sign}${value} B`;
-  let unit = 0;
-  // Move up while the rounded value would print as 1024.0 or more ("1024.0 KiB" should read "1.0 MiB").
-  while (unit < BYTE_UNITS.length - 1 && Number(value.toFixed(1)) >= 1024) {
-    value /= 1024;
-    unit++;
-  }
-  return `${sign}${value.toFixed(1)} ${BYTE_UNITS[unit]}`;
 }
 
 /** Seconds as 4.2s, 42s, 3m07s, 2h05m09s; "?" when unknown (an ETA before the first step). */

@@ -2,7 +2,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import nodePath from "node:path";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { builtinCorpusText } from "./corpus.ts";
 import { inspectTokenFile, TOKEN_FILE_MAGIC, writeTokenFile } from "./token_file.ts";
 import { GPT2_VOCAB_SIZE } from "./tokenize.ts";

@@ -2,7 +2,7 @@
 // `count` little-endian uint16 tokens. The runtime's data loader reads the same format, so every problem
 // is reported here, before a run starts, with the file and the byte offset at fault.
 import fs from "node:fs";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { openForReading } from "../util/open_file.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 

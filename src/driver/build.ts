@@ -3,7 +3,7 @@
 import { emitCpp } from "../../codegen/cpu/emit.ts";
 import { emitCuda } from "../../codegen/cuda/emit.ts";
 import { type BuildResult, MpiMissingError, buildPlan } from "../../codegen/build.ts";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import type { Plan } from "./compile.ts";
 
 export async function buildCompiledPlan(plan: Plan, log: (line: string) => void): Promise<BuildResult & { source: string }> {

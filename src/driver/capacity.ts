@@ -10,7 +10,7 @@
 // exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
 // more device memory than the next. Starting from the top and stepping down finds the largest fitting
 // member near the guess; a smaller member that happens not to fit below it does not hide it.
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { TraceError } from "../dsl/trace.ts";
 import type { Target } from "../targets/target.ts";
 import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "./compile.ts";

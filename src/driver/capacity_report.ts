@@ -3,7 +3,7 @@
 // JSON for tools (the bench reads it).
 import { graphFlops } from "../../ir/flops.ts";
 import { valueBytes } from "../../ir/types.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Capacity } from "./capacity.ts";
 import type { Plan } from "./compile.ts";
 import { checkpointLabel } from "./moved_report.ts";

@@ -1,7 +1,7 @@
 // The chunk table of an offloaded plan: each chunk's size and contents, where it lives, and what moves
 // for it per training step (its parameter copies in, its gradients out).
 import { numel } from "../../ir/types.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "./compile.ts";
 
 export interface ChunkRow {

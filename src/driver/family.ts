@@ -1,7 +1,7 @@
 // A model's family, as `stow capacity` searches it: members numbered 1, 2, 3, ... in order of size.
 // With a scale rule (src/dsl/model.ts) member k is the base preset with the rule's field set to k; without
 // one, member k is the k-th preset by parameter count. --set overrides apply to every member.
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import type { LoadedModel } from "../load/load_model.ts";
 import { numel } from "../../ir/types.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";

@@ -1,7 +1,7 @@
 // `stow generate CKPT`: the checkpoint names the model file (relative to its own folder) and config it
 // was trained with; compile that model's plan (cached), load the parameters, and sample from the
 // inference program.
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import { changedSince, modelOrigin } from "../checkpoint/model_origin.ts";
 import { openPlan } from "../../native/index.ts";

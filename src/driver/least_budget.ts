@@ -3,7 +3,7 @@
 // memory; under a forced checkpoint mode, `--checkpoint auto` may fit the budget as it is (it weighs
 // recomputing, moving activations and offloading model data), so it is tried first. The budget named
 // is checked by planning at it, so the message never promises a fit the planner would refuse.
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import { type CompileOptions, DoesNotFitError, type Plan } from "./compile.ts";
 import { checkpointLabel } from "./moved_report.ts";
 

@@ -3,7 +3,7 @@
 // for `stow plan` beside what is recomputed.
 import { formatLoc, valueBytes } from "../../ir/types.ts";
 import { isActivationCopy } from "../../ir/passes/offload_activations.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Candidate, Plan } from "./compile.ts";
 
 export interface MovedRow {

@@ -3,7 +3,7 @@
 // gone. Each problem is a UserError naming the flag, the path and the reason.
 import fs from "node:fs";
 import path from "node:path";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { removeStaleTemps, tempPathFor } from "../util/atomic_write.ts";
 import { describeFsError, fsReason } from "../util/fs_error.ts";
 

@@ -2,7 +2,7 @@
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
 import { formatLoc, numel } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";

@@ -3,7 +3,7 @@
 // replicated ones) and the collectives of one training step with the bytes each moves.
 import { type Collective, collectives } from "../../ir/collectives.ts";
 import { type Graph, formatLoc, numel } from "../../ir/types.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "./compile.ts";
 
 export interface TensorParallelReport {

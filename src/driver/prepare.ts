@@ -2,7 +2,7 @@
 // config, trace and run the passes. Model mistakes found while tracing become user errors that point
 // at the model line, with a code frame.
 import { readFileSync } from "node:fs";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { loadModel } from "../load/load_model.ts";
 import { codeFrame, displayPath } from "../load/typecheck.ts";
 import { TraceError } from "../dsl/trace.ts";

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { type MeasuredTimes, nodeSeconds, nodeSignature, simulateStep, CPU_DEFAULTS } from "../../ir/cost_model.ts";
 import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import type { Graph, Node } from "../../ir/types.ts";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import type { Plan } from "./compile.ts";
 
 export interface NodeProfile {

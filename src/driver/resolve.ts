@@ -1,6 +1,6 @@
 // Turns command-line model choices (--preset, --set, --batch, --seq) into a config and program shape,
 // with every inconsistency reported against the flag that caused it.
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { parseSetOverrides } from "../cli/options.ts";
 import type { LoadedModel } from "../load/load_model.ts";
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";

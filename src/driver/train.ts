@@ -4,14 +4,15 @@
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
-import { createProgress, formatBytes } from "../cli/progress.ts";
+import { createProgress } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import { prepareData } from "../data/prepare_data.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleText } from "./sample.ts";
 import { paramCount } from "./plan_report.ts";
-import { cacheDir } from "./paths.ts";
-import { NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
+import { cacheDir } from "../../base/paths.ts";
+import { NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
 import type { Plan } from "./compile.ts";

@@ -7,7 +7,7 @@
 // at the terminal reaches only this process, and not mpirun, which would end the ranks unsaved.
 import { spawn } from "node:child_process";
 import { createProgress } from "../cli/progress.ts";
-import { EXIT_NOT_FINITE, NonFiniteStateError, StoppedBySignal, UserError } from "../cli/errors.ts";
+import { EXIT_NOT_FINITE, NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
 import type { TrainOptions } from "./train.ts";
 import { watchStopSignals } from "./stop_signals.ts";
 

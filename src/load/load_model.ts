@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import type { ModelConfig, ModelDefinition, ScaleRule } from "../dsl/model.ts";
 import { displayPath, typecheckModel } from "./typecheck.ts";
 

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { dirname, relative } from "node:path";
 import type { Project, ts as TypeScript } from "ts-morph";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 
 // Type-checks a model file before it runs, so that a mistake is reported at its line with the compiler's
 // words instead of surfacing later as a wrong shape or an undefined deep inside tracing.

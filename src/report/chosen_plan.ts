@@ -2,7 +2,7 @@
 // saved activations spend the step in host memory, where model data lives (chunks on the device and on
 // the host), and the step time the cost model predicts.
 import { graphFlops } from "../../ir/flops.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "../driver/compile.ts";
 
 export interface PlanRow {

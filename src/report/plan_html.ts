@@ -5,7 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { formatLoc } from "../../ir/types.ts";
-import { formatBytes } from "../cli/progress.ts";
+import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "../driver/compile.ts";
 import { paramCount } from "../driver/plan_report.ts";
 import { TIMELINE_KINDS, type Timeline, deviceTimeline } from "./timeline.ts";

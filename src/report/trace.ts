@@ -9,7 +9,7 @@ import { FREE, type Lane, simulateStep } from "../../ir/cost_model.ts";
 import { nodeFlops } from "../../ir/flops.ts";
 import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../driver/compile.ts";
 import type { NodeProfile } from "../driver/profile.ts";
 

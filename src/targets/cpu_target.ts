@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { UserError } from "../cli/errors.ts";
-import { cacheDir } from "../driver/paths.ts";
+import { UserError } from "../../base/errors.ts";
+import { cacheDir } from "../../base/paths.ts";
 import { tempPathFor, writeFileAtomic } from "../util/atomic_write.ts";
 import type { Machine } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";

@@ -10,8 +10,8 @@
 //   "element_rates": { "op": elements of its first input per second, ... }.
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
-import { UserError } from "../cli/errors.ts";
-import { parseSize } from "../cli/options.ts";
+import { UserError } from "../../base/errors.ts";
+import { parseSize } from "../../base/units.ts";
 import { OPS } from "../../ir/ops.ts";
 import type { AttentionRates, Machine, SizedRate } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";

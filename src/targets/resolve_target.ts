@@ -1,5 +1,5 @@
 // --target NAME|FILE: a named GPU profile, `cpu` (this machine, measured), or a JSON profile file.
-import { UserError } from "../cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 import { cpuTarget } from "./cpu_target.ts";
 import { GPU_TARGETS } from "./gpus.ts";
 import { readTargetFile } from "./json_target.ts";

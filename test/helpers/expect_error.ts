@@ -1,6 +1,6 @@
 // Asserts that a call throws a UserError whose message matches.
 import { expect } from "vitest";
-import { UserError } from "../../src/cli/errors.ts";
+import { UserError } from "../../base/errors.ts";
 
 export function expectUserError(fn: () => unknown, pattern: RegExp): void {
   let error: unknown;
