@@ -7,7 +7,8 @@
 // Plans run in this process, smallest first; each reports wall and CPU seconds, and the load average
 // beside them, because the machine is shared.
 import gpt2 from "../samples/gpt2.ts";
-import { type CompileOptions, DoesNotFitError, compilePlan } from "../src/driver/compile.ts";
+import { type CompileOptions } from "../plan/plan.ts";
+import { DoesNotFitError, compilePlan } from "../src/driver/compile.ts";
 import { GPU_TARGETS } from "../src/targets/gpus.ts";
 import { GPU_STEP } from "./capacity_targets.ts";
 import { loadAverage } from "./machine.ts";

@@ -11,13 +11,12 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStale, tempPathFor } from "../src/util/atomic_write.ts";
 import { trainDefaultsDefines } from "./train_defaults.ts";
+import type { Backend } from "../plan/plan.ts";
 import {
   EMULATE_CXXFLAGS, EMULATE_LDLIBS, NVCC_FLAGS, NVCC_LINK_FLAGS, emulationSources, nvccCommand, nvccLinkFlags,
   sharedRuntimeSources,
 } from "./cuda/toolchain.ts";
 
-/** cpu: g++ and OpenBLAS; cuda: nvcc, the CUDA runtime's kernels and the runtime's shared C++ (codegen/cuda/toolchain.ts). */
-export type Backend = "cpu" | "cuda";
 
 export interface BuildOptions {
   /** The generated plan.cpp (or plan.cu), as text. */

@@ -2,12 +2,14 @@
 // the forward and come back for the backward. The step must compute bitwise what the plain step does, at
 // the planned peak, moving the planned bytes; and `--checkpoint auto` must move or recompute, per block,
 // whichever the cost model finds faster, never slower than any choice forced by hand.
+import { expectSettingError } from "./helpers/expect_error.ts";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import gpt2 from "../samples/gpt2.ts";
-import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "../src/driver/compile.ts";
+import { type CompileOptions, type Plan } from "../plan/plan.ts";
+import { DoesNotFitError, compilePlan } from "../src/driver/compile.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
@@ -112,7 +114,7 @@ describe("moved activations", () => {
     const tooMany = stow(["plan", ...model, "--move-activations", "2", "--checkpoint", "blocks:1"]);
     expect(tooMany.status).toBe(2);
     expect(tooMany.stderr).toMatch(/--move-activations 2 with --checkpoint blocks:1: the model marks only 2 checkpoint regions/);
-    expect(() => plan({ moveActivations: 1, checkpoint: "auto", deviceMemory: 2 ** 30 })).toThrow(/--move-activations: --checkpoint auto chooses/);
+    expectSettingError(() => plan({ moveActivations: 1, checkpoint: "auto", deviceMemory: 2 ** 30 }), /--move-activations: --checkpoint auto chooses/);
   });
 
   test("auto moves when the link makes it cheaper than recomputing, recomputes when it does not; never slower than a forced choice", () => {

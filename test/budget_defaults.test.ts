@@ -31,7 +31,7 @@ describe("a device budget without a checkpoint mode", () => {
     const plain = planJson(["samples/gpt2.ts", "--preset", "mini", "--threads", "2"]);
     expect(plain.arena_bytes).toBeGreaterThan(budget);
     const plan = planJson(["samples/gpt2.ts", "--preset", "mini", "--threads", "2", "--device-memory", "48MiB"]);
-    expect(plan.options.checkpoint).toBe("auto");
+    expect(plan.decisions.requested_checkpoint).toBe("auto");
     expect(plan.arena_bytes).toBeLessThanOrEqual(budget);
 
     const metrics = path.join(dir, "mini48.jsonl");

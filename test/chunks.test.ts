@@ -1,5 +1,6 @@
 // Chunks of offloaded model data: parameters packed in the order the forward first reads them, never
 // split, each chunk one contiguous host range; the capacity searched for the least waste or given.
+import { expectSettingError } from "./helpers/expect_error.ts";
 import { describe, expect, it } from "vitest";
 import { parseGraph } from "../ir/parser.ts";
 import { layoutChunks, visitOrder } from "../ir/passes/chunks.ts";
@@ -45,7 +46,7 @@ describe("chunk layout", () => {
 
   it("refuses a capacity below the largest parameter, naming it", () => {
     expect(() => layoutChunks(g, 256)).toThrow(UserError);
-    expect(() => layoutChunks(g, 256)).toThrow(/--chunk-size 256 B is smaller than the largest tensor that must stay whole: c needs 448 B \(448 bytes\)/);
+    expectSettingError(() => layoutChunks(g, 256), /--chunk-size 256 B is smaller than the largest tensor that must stay whole: c needs 448 B \(448 bytes\)/);
   });
 
   it("searches the capacity that wastes least: here all 768 bytes in one chunk", () => {

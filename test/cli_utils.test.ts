@@ -1,7 +1,7 @@
 import { CommanderError } from "commander";
 import { describe, expect, it } from "vitest";
 import { type CliIo, REPORT_A_BUG, runCli } from "../src/cli/errors.ts";
-import { NonFiniteStateError, UserError } from "../base/errors.ts";
+import { NonFiniteStateError, SettingError, UserError } from "../base/errors.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag, parseSetOverrides } from "../src/cli/options.ts";
 import { parseSize } from "../base/units.ts";
 import { createProgress, formatDuration } from "../src/cli/progress.ts";
@@ -246,6 +246,14 @@ describe("runCli", () => {
     const { io, cliIo } = fakeIo();
     await runCli(async () => { throw new UserError("--steps: expected an integer, got \"x\""); }, cliIo);
     expect(io).toEqual({ stderr: 'stow: --steps: expected an integer, got "x"\n', code: 2 });
+  });
+
+  it("words a SettingError with the flags that set it; the library's message names them in words", async () => {
+    const { io, cliIo } = fakeIo();
+    const error = new SettingError((name) => `${name("chunkSize")} 256 B is smaller than ${name("deviceMemory")}`);
+    expect(error.message).toBe("the chunk size 256 B is smaller than the device budget");
+    await runCli(async () => { throw error; }, cliIo);
+    expect(io).toEqual({ stderr: "stow: --chunk-size 256 B is smaller than --device-memory\n", code: 2 });
   });
 
   it("exits 2 on a commander usage error, whose message commander has printed", async () => {

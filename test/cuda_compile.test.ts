@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { type BuildResult, buildPlan } from "../codegen/build.ts";
 import { emitCuda } from "../codegen/cuda/emit.ts";
 import { CUDA_ARCH_FLAGS } from "../codegen/cuda/toolchain.ts";
-import type { Precision } from "../codegen/cuda/kernel_calls.ts";
+import type { Precision } from "../plan/plan.ts";
 import { type PrepareOptions, prepare } from "../src/driver/prepare.ts";
 import { repoRoot, stow } from "./helpers/run.ts";
 

@@ -3,7 +3,8 @@
 import { describe, expect, test } from "vitest";
 import { verifyGraph } from "../ir/verify.ts";
 import gpt2 from "../samples/gpt2.ts";
-import { type CompileOptions, compilePlan } from "../src/driver/compile.ts";
+import { type CompileOptions } from "../plan/plan.ts";
+import { compilePlan } from "../src/driver/compile.ts";
 
 const config = { vocab: 512, seq: 64, layers: 8, dim: 256, heads: 8 };
 const base: CompileOptions = { batch: 2, seq: 64, threads: 2, clip: false, checkpoint: "blocks" };

@@ -4,7 +4,7 @@
 // rank's loss, gradient norm, gradients and updated parameters must be its part of the unsharded ones.
 import { describe, expect, test } from "vitest";
 import gpt2 from "../samples/gpt2.ts";
-import type { CompileOptions } from "../src/driver/compile.ts";
+import type { CompileOptions } from "../plan/plan.ts";
 import { compareSharded } from "./helpers/shard_compare.ts";
 
 const gpt = {

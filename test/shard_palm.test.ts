@@ -3,12 +3,13 @@
 // gradient summed over the ranks' query heads), or K/V split by heads when there are several; SwiGLU
 // split by its width; the shared embedding, the scaled LM head and the loss split by the vocabulary
 // (37, a prime, so padded).
+import { expectSettingError } from "./helpers/expect_error.ts";
 import { describe, expect, test } from "vitest";
 import palm from "../samples/palm.ts";
 import { parseGraph } from "../ir/parser.ts";
 import { ShardError, shard } from "../ir/passes/shard.ts";
 import type { Graph } from "../ir/types.ts";
-import type { CompileOptions } from "../src/driver/compile.ts";
+import type { CompileOptions } from "../plan/plan.ts";
 import { TraceError } from "../src/dsl/trace.ts";
 import { compareSharded, trainingStep } from "./helpers/shard_compare.ts";
 
@@ -80,13 +81,7 @@ test("whole K/V of several heads beside query heads split across ranks is refuse
   %9, %10 = attention(%5, %8, %8) : f32[1,4,4,2], f32[1,4,4]  # m.ts:7:3
 # results: x=%2
 `);
-  let error: unknown;
-  try {
-    shard(g, 2);
-  } catch (e) {
-    error = e;
-  }
+  const error = expectSettingError(() => shard(g, 2), /--tp 2 splits the 4 query heads of this attention across the ranks, but its 2 key\/value heads are whole on every rank: only a single K\/V head can be replicated/);
   expect(error).toBeInstanceOf(ShardError);
-  expect((error as ShardError).message).toMatch(/--tp 2 splits the 4 query heads of this attention across the ranks, but its 2 key\/value heads are whole on every rank: only a single K\/V head can be replicated/);
   expect((error as ShardError).loc).toEqual({ file: "m.ts", line: 7, col: 3 });
 });

@@ -7,7 +7,7 @@ import nunjucks from "nunjucks";
 import { formatNode } from "../../ir/printer.ts";
 import { type Node, type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
-import type { CompiledProgram, Plan } from "../../src/driver/compile.ts";
+import type { CompiledProgram, Plan } from "../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 
@@ -79,12 +79,12 @@ export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra
     vocab: plan.config.vocab,
     arenaBytes: plan.arenaBytes,
     hostBytes: plan.hostBytes,
-    deviceBudget: plan.options.deviceMemory ?? 0,
+    deviceBudget: plan.decisions.deviceBudget ?? 0,
     paramBytes: plan.persistent.paramBytes,
     optStateBytes: plan.persistent.optStateBytes,
     params,
     programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
-    ranks: plan.options.tp ?? 1,
+    ranks: plan.decisions.ranks,
     hash: "HASH",
     ...extra,
   };

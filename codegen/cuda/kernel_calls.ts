@@ -6,10 +6,8 @@ import { type Node, type Value, numel, valueBytes } from "../../ir/types.ts";
 import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { lmHeadDims } from "../../ir/ops.ts";
 import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
+import type { Precision } from "../../plan/plan.ts";
 
-/** How matmuls multiply: fp32 arithmetic (for checking), or bf16 inputs with fp32 accumulation. */
-export const PRECISIONS = ["bf16", "fp32"] as const;
-export type Precision = (typeof PRECISIONS)[number];
 
 const NS = "stow::cuda";
 

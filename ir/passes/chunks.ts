@@ -3,7 +3,7 @@
 // a parameter never straddles two chunks, so the capacity must hold the largest one. A chunk is one
 // contiguous range of the host region, so bringing it to the device is one copy, and its parameters'
 // AdamW moments and gradients belong to it too.
-import { UserError } from "../../base/errors.ts";
+import { SettingError } from "../../base/errors.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type Graph, numel } from "../types.ts";
 import { alignUp } from "./arena_plan.ts";
@@ -85,7 +85,7 @@ export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "fin
   };
   if (capacity !== undefined) {
     if (capacity < largest.bytes)
-      throw new UserError(`--chunk-size ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
+      throw new SettingError((name) => `${name("chunkSize")} ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
         `${largest.name} needs ${formatBytes(largest.bytes)} (${largest.bytes} bytes)`);
     return withCapacity(capacity, chosen);
   }

@@ -16,13 +16,15 @@
 // split input gets its inputs whole first with an all_gather. Runs before autodiff, which
 // differentiates the collectives with the rules of ir/grad_rules.ts.
 import { GraphBuilder } from "../builder.ts";
+import { SettingError, type SettingNames } from "../../base/errors.ts";
 import { type Attrs, type Graph, type Node, type ParamInfo, type Shape, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
 import { reshapeSplit } from "./shard_reshape.ts";
 
 /** A graph that cannot be cut across this many ranks; names the dimension and the model line. */
-export class ShardError extends Error {
-  constructor(message: string, readonly loc?: SourceLoc) {
-    super(message);
+export class ShardError extends SettingError {
+  constructor(phrase: (name: SettingNames) => string, readonly loc?: SourceLoc) {
+    super(phrase);
+    this.name = "ShardError";
   }
 }
 
@@ -73,7 +75,7 @@ class Sharder {
 
   private checkParams(): void {
     if (this.problems.length === 0) return;
-    throw new ShardError(`--tp ${this.ranks} does not divide these parameters:\n` +
+    throw new ShardError((name) => `${name("tp")} ${this.ranks} does not divide these parameters:\n` +
       [...new Set(this.problems)].map((p) => `  ${p}`).join("\n"));
   }
 
@@ -210,7 +212,7 @@ class Sharder {
     if (q.layout.axis !== rank - 3 || k.layout.kind !== "whole" || v.layout.kind !== "whole") return undefined;
     const kvHeads = n.inputs[1].shape[rank - 3];
     if (kvHeads !== 1)
-      throw new ShardError(`--tp ${this.ranks} splits the ${n.inputs[0].shape[rank - 3]} query heads of this attention across ` +
+      throw new ShardError((name) => `${name("tp")} ${this.ranks} splits the ${n.inputs[0].shape[rank - 3]} query heads of this attention across ` +
         `the ranks, but its ${kvHeads} key/value heads are whole on every rank: only a single K/V head can be ` +
         `replicated; cut the K/V projections by heads (column-parallel), with ${this.ranks} dividing the K/V heads`, n.loc);
     return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value)], [q.layout]);
@@ -234,11 +236,11 @@ class Sharder {
     if ("problem" in mapped) {
       const slot = this.attentionSlot(n.outputs[0]);
       const heads = slot === undefined ? "" : ` (the ${mapped.dim} ${slot === 0 ? "attention" : "key/value"} heads)`;
-      throw new ShardError(`--tp ${this.ranks} cannot split this reshape of ${formatShape(n.inputs[0].shape)} to ` +
+      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot split this reshape of ${formatShape(n.inputs[0].shape)} to ` +
         `${formatShape(to)} across the ranks: ${mapped.problem}${heads}`, n.loc);
     }
     if (layout.groups > 1 && !mapped.direct)
-      throw new ShardError(`--tp ${this.ranks} cannot reshape a tensor whose split axis holds ${layout.groups} blocks ` +
+      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot reshape a tensor whose split axis holds ${layout.groups} blocks ` +
         `(of a column-parallel layer) other than by keeping that axis`, n.loc);
     const value = this.emit("reshape", [x.value], { ...n.attrs, shape: mapped.shape })[0];
     return { value, layout: { kind: "split", axis: mapped.axis, groups: layout.groups } };
@@ -251,7 +253,7 @@ class Sharder {
     if (layout.axis !== last) return this.same(n, [x.value], [layout]);
     // The blocks of a column-parallel layer (q, k, v): each rank splits its part of each block.
     if (layout.groups !== sizes.length || sizes.some((s) => s !== sizes[0]))
-      throw new ShardError(`--tp ${this.ranks}: this split into [${sizes.join(",")}] does not match the ${layout.groups} ` +
+      throw new ShardError((name) => `${name("tp")} ${this.ranks}: this split into [${sizes.join(",")}] does not match the ${layout.groups} ` +
         `block(s) of the column-parallel layer before it (give the Linear groups: ${sizes.length})`, n.loc);
     const part = x.value.shape[last] / sizes.length;
     return this.same(n, [x.value], [{ kind: "split", axis: last, groups: 1 }], { ...n.attrs, sizes: sizes.map(() => part) });
@@ -277,8 +279,9 @@ class Sharder {
   private whole(x: Local, traced: Value): Value {
     if (x.layout.kind === "whole") return x.value;
     const last = traced.shape.length - 1;
-    if (x.layout.axis !== last || x.layout.groups !== 1)
-      throw new ShardError(`--tp ${this.ranks} cannot run ${this.node.op} on a tensor split along axis ${x.layout.axis} ` +
+    const { axis } = x.layout;
+    if (axis !== last || x.layout.groups !== 1)
+      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot run ${this.node.op} on a tensor split along axis ${axis} ` +
         `of ${formatShape(traced.shape)}: only the last axis can be gathered`, this.node.loc);
     const gathered = this.emit("all_gather", [x.value], { ranks: this.ranks })[0];
     const padding = gathered.shape[last] - traced.shape[last];

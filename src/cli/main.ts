@@ -9,7 +9,7 @@ import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
 import { parseSize } from "../../base/units.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { PASSES } from "../driver/compile.ts";
-import { PRECISIONS } from "../../codegen/cuda/kernel_calls.ts";
+import { PRECISIONS } from "../../plan/plan.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
 import type { Target } from "../targets/target.ts";

@@ -3,17 +3,17 @@
 import { emitCpp } from "../../codegen/cpu/emit.ts";
 import { emitCuda } from "../../codegen/cuda/emit.ts";
 import { type BuildResult, MpiMissingError, buildPlan } from "../../codegen/build.ts";
-import { UserError } from "../../base/errors.ts";
-import type { Plan } from "./compile.ts";
+import { SettingError } from "../../base/errors.ts";
+import type { Plan } from "../../plan/plan.ts";
 
 export async function buildCompiledPlan(plan: Plan, log: (line: string) => void): Promise<BuildResult & { source: string }> {
-  const backend = plan.options.backend ?? "cpu";
-  const { source } = backend === "cuda" ? emitCuda(plan, plan.options.precision ?? "bf16") : emitCpp(plan);
+  const { backend, precision, ranks, emulate } = plan.decisions;
+  const { source } = backend === "cuda" ? emitCuda(plan, precision) : emitCpp(plan);
   const started = performance.now();
   const result = await buildPlan({
-    planCpp: source, backend, mpi: (plan.options.tp ?? 1) > 1, emulate: plan.options.emulate === true,
+    planCpp: source, backend, mpi: ranks > 1, emulate,
   }).catch((e: unknown) => {
-    throw e instanceof MpiMissingError ? new UserError(`--tp ${plan.options.tp}: ${e.message}`) : e;
+    throw e instanceof MpiMissingError ? new SettingError((name) => `${name("tp")} ${ranks}: ${e.message}`) : e;
   });
   if (!result.cached) log(`built plan ${result.hash.slice(0, 12)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return { ...result, source };

@@ -10,10 +10,12 @@
 // exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
 // more device memory than the next. Starting from the top and stepping down finds the largest fitting
 // member near the guess; a smaller member that happens not to fit below it does not hide it.
+import { flagName } from "../cli/flag_names.ts";
 import { UserError } from "../../base/errors.ts";
 import { TraceError } from "../dsl/trace.ts";
 import type { Target } from "../targets/target.ts";
-import { type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "./compile.ts";
+import { type CompileOptions, type Plan } from "../../plan/plan.ts";
+import { DoesNotFitError, compilePlan } from "./compile.ts";
 import { type Family, paramCount } from "./family.ts";
 import { describeTraceError } from "./prepare.ts";
 
@@ -83,7 +85,7 @@ export function findCapacity(
       if (e instanceof TraceError) throw new UserError(`${family.label(k)}: ${describeTraceError(e)}`);
       if (!(e instanceof DoesNotFitError)) throw e;
       probes.push({
-        member: k, fits: false, lacks: e.budget, reason: e.message.split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds(),
+        member: k, fits: false, lacks: e.budget, reason: e.phrase(flagName).split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds(),
       });
       onProbe(probes.at(-1)!);
       return false;

@@ -5,7 +5,7 @@ import { graphFlops } from "../../ir/flops.ts";
 import { valueBytes } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
 import type { Capacity } from "./capacity.ts";
-import type { Plan } from "./compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 import { checkpointLabel } from "./moved_report.ts";
 
 const ASSUMPTIONS = [

@@ -2,7 +2,7 @@
 // for it per training step (its parameter copies in, its gradients out).
 import { numel } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Plan } from "./compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 
 export interface ChunkRow {
   index: number;

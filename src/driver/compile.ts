@@ -12,9 +12,9 @@ import { type CheckpointMode, recompute, regionCount } from "../../ir/passes/rec
 import { isActivationCopy, movedActivations, offloadActivations } from "../../ir/passes/offload_activations.ts";
 import { recomputeFlops } from "../../ir/flops.ts";
 import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type MeasuredTimes, type StepTime, simulateStep } from "../../ir/cost_model.ts";
-import type { Backend } from "../../codegen/build.ts";
-import type { Precision } from "../../codegen/cuda/kernel_calls.ts";
-import { UserError } from "../../base/errors.ts";
+import { type Candidate, type CompileOptions, type CompiledProgram, type Plan, resolveDecisions } from "../../plan/plan.ts";
+import { SettingError, type SettingNames } from "../../base/errors.ts";
+import { flagName } from "../cli/flag_names.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type MemoryPlan, type PersistentLayout, persistentLayout, planMemory, residentModelBytes, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { alignUp } from "../../ir/passes/arena_plan.ts";
@@ -24,103 +24,11 @@ import { ShardError, shard } from "../../ir/passes/shard.ts";
 import { shardGradNorm } from "../../ir/passes/shard_grad_norm.ts";
 import { TraceError } from "../dsl/trace.ts";
 
-export interface CompileOptions {
-  batch: number;
-  seq: number;
-  threads: number;
-  /** Compile the global gradient norm (clipping and the grad_norm metric). */
-  clip: boolean;
-  /** What to recompute in the backward; auto picks the cheapest mode that fits deviceMemory. */
-  checkpoint: CheckpointMode | "auto";
-  /** Under blocks: recompute only this many checkpoint regions, the first after any moved ones (default: all). */
-  checkpointRegions?: number;
-  /**
-   * The first this many checkpoint regions keep their saved activations in host memory between the
-   * forward and the backward (default 0). Under auto, the planner chooses.
-   */
-  moveActivations?: number;
-  /** Device budget in bytes: the arena must fit in it. */
-  deviceMemory?: number;
-  /** Host budget in bytes: offloaded model data must fit in it. */
-  hostMemory?: number;
-  /** Most parameter bytes in one chunk of offloaded model data (default: searched for the least waste). */
-  chunkSize?: number;
-  /** The host-device link the offload schedule is planned for, in gigabits per second (default: a memcpy). */
-  linkGbps?: number;
-  /** Node times measured in a profiled warm-up; they replace the machine model's estimates. */
-  measured?: MeasuredTimes;
-  /** Tensor-parallel degree: ranks that each hold a part of the model (default 1). */
-  tp?: number;
-  /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
-  machine?: Machine;
-  /** What the plan runs on (default cpu): its cost model here, its code and build later. */
-  backend?: Backend;
-  /** CUDA backend: how matmuls multiply (default bf16). */
-  precision?: Precision;
-  /** CUDA backend: build for the emulated CUDA target (the plan runs on the CPU) instead of a GPU. */
-  emulate?: boolean;
-}
-
-/** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
-export interface Candidate {
-  mode: CheckpointMode;
-  /** Some model data (parameters, gradients, AdamW states) lives in host memory and moves in as needed. */
-  offload: boolean;
-  /** When offloaded: which chunks stay on the device, how far copies run ahead, which copies are kept. */
-  schedule?: OffloadSchedule;
-  /** Bytes copied host to device and back per training step. */
-  transferBytes: number;
-  /** Chunk copies to the device per training step. */
-  chunkLoads: number;
-  /** The step's time as the cost model plays it out. */
-  predicted: StepTime;
-  /** Under blocks: how many checkpoint regions (the first after the moved ones) are recomputed, of `totalRegions`. */
-  regions: number;
-  totalRegions: number;
-  /** How many checkpoint regions (the first ones) keep their saved activations in host memory. */
-  moved: number;
-  /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
-  moveLookahead: number;
-  /** Bytes of saved activations copied to the host per step (and as many back). */
-  movedBytes: number;
-  peak: number;
-  arenaBytes: number;
-  recomputeFlops: number;
-}
-
-export interface CompiledProgram {
-  graph: Graph;
-  memory: MemoryPlan;
-  batch: number;
-  seq: number;
-}
-
-export interface Plan {
-  modelPath: string;
-  config: ModelConfig;
-  options: CompileOptions;
-  persistent: PersistentLayout;
-  train: CompiledProgram;
-  infer: CompiledProgram;
-  /** Device arena: the persistent region (unless offloaded) plus the larger dynamic region of the programs. */
-  arenaBytes: number;
-  /** Host region for offloaded model data (0 when it lives in the arena). */
-  hostBytes: number;
-  /** How parameters group into chunks, the unit in which offloaded model data moves. */
-  chunks: ChunkLayout;
-  /** The training graph after each pass, for `stow ir --after`. */
-  stages: { name: string; graph: Graph }[];
-  /** The machine the cost model assumed (the link from --link-gbps). */
-  machine: Machine;
-  /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
-  checkpoint: Candidate;
-  candidates: Candidate[];
-}
-
 /** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
-export class DoesNotFitError extends UserError {
-  constructor(message: string, readonly budget: "device" | "host", readonly least?: Candidate) {
-    super(message);
+export class DoesNotFitError extends SettingError {
+  constructor(phrase: (name: SettingNames) => string, readonly budget: "device" | "host", readonly least?: Candidate) {
+    super(phrase);
+    this.name = "DoesNotFitError";
   }
 }
 
@@ -150,6 +58,7 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   const inferGraph = shardFor(traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }), opts.tp ?? 1);
   const totalRegions = regionCount(differentiated);
 
+  const decisions = resolveDecisions(opts);
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
   const defaults = opts.machine ?? (opts.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
@@ -203,13 +112,13 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
       { name: "early-update", graph: optimized }, { name: "move-activations", graph: moved }, { name: "offload", graph: g },
     ];
     return {
-      modelPath, config, options: opts, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
+      modelPath, config, decisions, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
       checkpoint, machine,
     };
   };
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
-    throw new UserError(`--checkpoint blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
+    throw new SettingError((name) => `${name("checkpoint")} blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
   const moveCount = opts.moveActivations ?? 0;
   checkMoves(opts, moveCount, totalRegions);
   const budget = opts.deviceMemory;
@@ -301,10 +210,10 @@ function movesWithinSlack<P extends { checkpoint: Candidate }>(fitting: P[], byt
 function checkMoves(opts: CompileOptions, moves: number, totalRegions: number): void {
   if (opts.moveActivations === undefined) return;
   if (opts.checkpoint === "auto")
-    throw new UserError("--move-activations: --checkpoint auto chooses which activations move; give one or the other");
+    throw new SettingError((name) => `${name("moveActivations")}: ${name("checkpoint")} auto chooses which activations move; give one or the other`);
   const recomputed = opts.checkpoint === "blocks" ? opts.checkpointRegions ?? 0 : 0;
   if (moves + recomputed > totalRegions)
-    throw new UserError(`--move-activations ${moves}${recomputed > 0 ? ` with --checkpoint blocks:${recomputed}` : ""}: ` +
+    throw new SettingError((name) => `${name("moveActivations")} ${moves}${recomputed > 0 ? ` with ${name("checkpoint")} blocks:${recomputed}` : ""}: ` +
       `the model marks only ${totalRegions} checkpoint regions`);
 }
 
@@ -320,7 +229,7 @@ function shardFor(g: Graph, ranks: number): Graph {
   try {
     return shard(g, ranks);
   } catch (e) {
-    if (e instanceof ShardError) throw new TraceError(e.message, e.loc);
+    if (e instanceof ShardError) throw new TraceError(e.phrase(flagName), e.loc);
     throw e;
   }
 }
@@ -473,7 +382,7 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
 ): P {
   const budget = opts.deviceMemory;
   if (budget === undefined) {
-    if (opts.checkpoint === "auto") throw new UserError("--checkpoint auto needs a budget to fit: give --device-memory");
+    if (opts.checkpoint === "auto") throw new SettingError((name) => `${name("checkpoint")} auto needs a budget to fit: give ${name("deviceMemory")}`);
     return plans[0];
   }
   const hostBudget = opts.hostMemory ?? Infinity;
@@ -493,15 +402,15 @@ function choosePlan<P extends { checkpoint: Candidate; train: CompiledProgram; p
   const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
   if (offloaded.length > 0) {
     const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
-    throw new DoesNotFitError(`the model data does not fit in --host-memory ${formatBytes(hostBudget)}: offloaded to the host, ` +
+    throw new DoesNotFitError((name) => `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
       `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`, "host");
   }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
   const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
     .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);
-  throw new DoesNotFitError(
-    `the step does not fit in --device-memory ${formatBytes(budget)}: it needs at least ` +
-    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with --checkpoint ${least.checkpoint.mode}` +
+  throw new DoesNotFitError((name) =>
+    `the step does not fit in ${name("deviceMemory")} ${formatBytes(budget)}: it needs at least ` +
+    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with ${name("checkpoint")} ${least.checkpoint.mode}` +
     `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device",
     least.checkpoint);
 }

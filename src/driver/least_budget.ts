@@ -3,8 +3,10 @@
 // memory; under a forced checkpoint mode, `--checkpoint auto` may fit the budget as it is (it weighs
 // recomputing, moving activations and offloading model data), so it is tried first. The budget named
 // is checked by planning at it, so the message never promises a fit the planner would refuse.
+import type { SettingNames } from "../../base/errors.ts";
 import { formatBytes } from "../../base/units.ts";
-import { type CompileOptions, DoesNotFitError, type Plan } from "./compile.ts";
+import { type CompileOptions, type Plan } from "../../plan/plan.ts";
+import { DoesNotFitError } from "./compile.ts";
 import { checkpointLabel } from "./moved_report.ts";
 
 /** What a plan does, in words: what it recomputes or moves, and whether model data moves too. */
@@ -25,7 +27,7 @@ export function withLeastBudget(
   if (opts.checkpoint !== "auto" && opts.moveActivations === undefined) {
     try {
       const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined });
-      return new DoesNotFitError(`${refused.message}\n--checkpoint auto fits in --device-memory ${budget} ` +
+      return new DoesNotFitError((name) => `${refused.phrase(name)}\n${name("checkpoint")} auto fits in ${name("deviceMemory")} ${budget} ` +
         `(${describe(p)}; arena ${formatBytes(p.arenaBytes)})`, "device", refused.least);
     } catch (e) {
       if (!(e instanceof DoesNotFitError)) throw e;
@@ -34,11 +36,12 @@ export function withLeastBudget(
     }
   }
   if (least === undefined) return refused;
-  const flags = `--device-memory ${least.arenaBytes} --checkpoint auto`;
+  const bytes = least.arenaBytes;
+  const flags = (name: SettingNames) => `${name("deviceMemory")} ${bytes} ${name("checkpoint")} auto`;
   try {
     const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined, moveActivations: undefined, deviceMemory: least.arenaBytes });
-    return new DoesNotFitError(`${refused.message}\nThe smallest budget that fits: ${formatBytes(least.arenaBytes)}, with ` +
-      `\`${flags}\` (${describe(p)})`, "device", least);
+    return new DoesNotFitError((name) => `${refused.phrase(name)}\nThe smallest budget that fits: ${formatBytes(bytes)}, with ` +
+      `\`${flags(name)}\` (${describe(p)})`, "device", least);
   } catch (e) {
     if (!(e instanceof DoesNotFitError)) throw e;
     return refused;

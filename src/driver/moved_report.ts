@@ -4,7 +4,7 @@
 import { formatLoc, valueBytes } from "../../ir/types.ts";
 import { isActivationCopy } from "../../ir/passes/offload_activations.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Candidate, Plan } from "./compile.ts";
+import type { Candidate, Plan } from "../../plan/plan.ts";
 
 export interface MovedRow {
   /** Checkpoint region (block). */

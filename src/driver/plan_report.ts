@@ -3,7 +3,7 @@
 import { formatLoc, numel } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Candidate, CompiledProgram, Plan } from "./compile.ts";
+import type { Candidate, CompiledProgram, Plan, PlanDecisions } from "../../plan/plan.ts";
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
@@ -23,7 +23,7 @@ export function planJson(plan: Plan): object {
   return {
     model: plan.modelPath,
     config: plan.config,
-    options: plan.options,
+    decisions: decisionsJson(plan.decisions),
     param_count: paramCount(plan),
     arena_bytes: plan.arenaBytes,
     host_bytes: plan.hostBytes,
@@ -97,7 +97,7 @@ export function planText(plan: Plan, top = 8): string {
   const lines = [
     `model      ${plan.modelPath}  (${Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" ")})`,
     `step       batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens, ` +
-      `${plan.train.graph.nodes.length} nodes, ${plan.options.threads} threads`,
+      `${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
     `params     ${paramCount(plan).toLocaleString("en-US")}`,
     "",
     `device peak (arena high-water mark, predicted): ${formatBytes(m.peak)}  (${m.peak} bytes)`,
@@ -121,7 +121,7 @@ export function planText(plan: Plan, top = 8): string {
     "",
     checkpointText(plan),
     "",
-    ...((plan.options.tp ?? 1) > 1 ? [tensorParallelText(plan), ""] : []),
+    ...(plan.decisions.ranks > 1 ? [tensorParallelText(plan), ""] : []),
     `largest temporaries:`,
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
@@ -160,4 +160,12 @@ function checkpointText(plan: Plan): string {
 
 function modeLabel(c: Candidate): string {
   return checkpointLabel(c) + (c.moved > 0 && c.moveLookahead !== 1 ? ` (ahead ${c.moveLookahead})` : "");
+}
+
+function decisionsJson(d: PlanDecisions) {
+  return {
+    backend: d.backend, precision: d.precision, emulate: d.emulate, ranks: d.ranks, threads: d.threads, clip: d.clip,
+    device_budget_bytes: d.deviceBudget ?? null, host_budget_bytes: d.hostBudget ?? null,
+    requested_checkpoint: d.requestedCheckpoint, profiled: d.measured !== undefined,
+  };
 }

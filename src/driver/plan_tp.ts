@@ -4,7 +4,7 @@
 import { type Collective, collectives } from "../../ir/collectives.ts";
 import { type Graph, formatLoc, numel } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Plan } from "./compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 
 export interface TensorParallelReport {
   ranks: number;
@@ -23,7 +23,7 @@ export function tensorParallelReport(plan: Plan): TensorParallelReport {
     g.params.filter((p) => (p.shard !== undefined) === sharded).reduce((s, p) => s + 4 * numel(p.shape), 0);
   const list = collectives(g);
   return {
-    ranks: plan.options.tp ?? 1,
+    ranks: plan.decisions.ranks,
     param_bytes_per_rank: bytesOf(true) + bytesOf(false),
     sharded_param_bytes_per_rank: bytesOf(true),
     replicated_param_bytes: bytesOf(false),

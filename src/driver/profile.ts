@@ -6,7 +6,7 @@ import { type MeasuredTimes, nodeSeconds, nodeSignature, simulateStep, CPU_DEFAU
 import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import type { Graph, Node } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
-import type { Plan } from "./compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 
 export interface NodeProfile {
   /** Hash of the plan that was profiled (runtime PlanDesc.hash). */

@@ -15,7 +15,7 @@ import { cacheDir } from "../../base/paths.ts";
 import { NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
 import type { MeasuredTimes } from "../../ir/cost_model.ts";
-import type { Plan } from "./compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 import { type NodeProfile, measuredTimes, profileText, readProfile } from "./profile.ts";
 import { trainRanks } from "./train_ranks.ts";
 import { checkOutputPaths, checkSaveSpace } from "./output_paths.ts";

@@ -3,7 +3,7 @@
 // the host), and the step time the cost model predicts.
 import { graphFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Plan } from "../driver/compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 
 export interface PlanRow {
   /** Stable id for tests and links. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { formatLoc } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Plan } from "../driver/compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 import { paramCount } from "../driver/plan_report.ts";
 import { TIMELINE_KINDS, type Timeline, deviceTimeline } from "./timeline.ts";
 import { chosenPlanRows } from "./chosen_plan.ts";
@@ -105,7 +105,7 @@ export function planHtml(plan: Plan): string {
     peakBytes: m.peak,
     chosen: chosenPlanRows(plan),
     breakdown: Object.entries(m.breakdown).map(([k, v]) => ({ kind: k.replace("_", " "), bytes: formatBytes(v) })),
-    chart: chart(deviceTimeline(plan), plan.options.deviceMemory, predictedStarts(plan)),
+    chart: chart(deviceTimeline(plan), plan.decisions.deviceBudget, predictedStarts(plan)),
     largest: [...m.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 10).map((b) => ({
       bytes: formatBytes(b.bytes), kind: b.kind, op: b.node.op, live: `${b.start}..${b.end}`, loc: formatLoc(b.node.loc),
     })),

@@ -3,7 +3,7 @@
 // count over their liveness intervals.
 import type { BufferKind } from "../../ir/passes/liveness.ts";
 import { liveBytesByKind } from "../../ir/passes/memory_plan.ts";
-import type { Plan } from "../driver/compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 import { valueBytes } from "../../ir/types.ts";
 
 export const TIMELINE_KINDS = ["parameters", "optimizer states", "gradients", "activations", "workspace"] as const;

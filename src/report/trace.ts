@@ -10,7 +10,7 @@ import { nodeFlops } from "../../ir/flops.ts";
 import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
-import type { Plan } from "../driver/compile.ts";
+import type { Plan } from "../../plan/plan.ts";
 import type { NodeProfile } from "../driver/profile.ts";
 
 /** The tracks, in the order a viewer lists them (their thread ids). */
@@ -41,7 +41,7 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   const g = plan.train.graph;
   const positions = new Map(g.nodes.map((n, i) => [n.id, i]));
   const timed: TimedNode[] = [];
-  simulateStep(g, plan.machine, (n) => runsOnHost(n, plan.train.memory), plan.options.measured, (node, lane, start, seconds) =>
+  simulateStep(g, plan.machine, (n) => runsOnHost(n, plan.train.memory), plan.decisions.measured, (node, lane, start, seconds) =>
     timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }));
   return timed.sort((a, b) => a.position - b.position);
 }

@@ -4,7 +4,8 @@
 // digests are equal only when the planner made the same plan, byte for byte and offset for offset.
 import { createHash } from "node:crypto";
 import gpt2 from "../../samples/gpt2.ts";
-import { type Candidate, type CompileOptions, DoesNotFitError, type Plan, compilePlan } from "../../src/driver/compile.ts";
+import { type Candidate, type CompileOptions, type Plan } from "../../plan/plan.ts";
+import { DoesNotFitError, compilePlan } from "../../src/driver/compile.ts";
 import { GPU_TARGETS } from "../../src/targets/gpus.ts";
 import { printGraph } from "../../ir/printer.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";

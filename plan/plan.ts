@@ -1,0 +1,146 @@
+// What a plan is: the request the planner is given (CompileOptions), the candidates it weighs, and the
+// Plan it chooses, with every decision resolved. Codegen, reports and the runtime bridge read a Plan;
+// nothing below the planner sees the command line's options.
+import type { Graph } from "../ir/types.ts";
+import type { OffloadSchedule } from "../ir/passes/offload.ts";
+import type { ChunkLayout } from "../ir/passes/chunks.ts";
+import type { CheckpointMode } from "../ir/passes/recompute.ts";
+import type { Machine, MeasuredTimes, StepTime } from "../ir/cost_model.ts";
+import type { MemoryPlan, PersistentLayout } from "../ir/passes/memory_plan.ts";
+import type { ModelConfig } from "../src/dsl/model.ts";
+
+/** cpu: g++ and OpenBLAS; cuda: nvcc (or the emulated CUDA target) and the CUDA runtime. */
+export type Backend = "cpu" | "cuda";
+
+/** How matmuls multiply: fp32 arithmetic, or bf16 inputs with fp32 accumulation (CUDA only). */
+export const PRECISIONS = ["bf16", "fp32"] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/** The decisions a plan was made under, resolved: code generation and the build apply no defaults. */
+export interface PlanDecisions {
+  backend: Backend;
+  /** How matmuls multiply: fp32 on the CPU, bf16 by default on CUDA. */
+  precision: Precision;
+  /** CUDA: built for the emulated target (runs on the CPU) instead of a GPU. */
+  emulate: boolean;
+  /** Tensor-parallel ranks, each holding a part of the model. */
+  ranks: number;
+  /** Kernel and BLAS threads the memory plan sized workspaces for. */
+  threads: number;
+  /** The global gradient norm is computed (clipping and the grad_norm metric). */
+  clip: boolean;
+  /** Device budget the arena was fitted to, if any. */
+  deviceBudget?: number;
+  /** Host budget offloaded model data was fitted to, if any. */
+  hostBudget?: number;
+  /** The checkpoint mode asked for: under auto, `Plan.checkpoint.mode` is the one the planner chose. */
+  requestedCheckpoint: CheckpointMode | "auto";
+  /** Node times from a profiled warm-up that replaced the cost model's estimates. */
+  measured?: MeasuredTimes;
+}
+
+/** The decisions a request resolves to. */
+export function resolveDecisions(opts: CompileOptions): PlanDecisions {
+  const backend = opts.backend ?? "cpu";
+  return {
+    backend, precision: backend === "cuda" ? (opts.precision ?? "bf16") : "fp32", emulate: opts.emulate === true,
+    ranks: opts.tp ?? 1, threads: opts.threads, clip: opts.clip,
+    ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
+    ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
+    requestedCheckpoint: opts.checkpoint,
+    ...(opts.measured && { measured: opts.measured }),
+  };
+}
+
+export interface CompileOptions {
+  batch: number;
+  seq: number;
+  threads: number;
+  /** Compile the global gradient norm (clipping and the grad_norm metric). */
+  clip: boolean;
+  /** What to recompute in the backward; auto picks the cheapest mode that fits deviceMemory. */
+  checkpoint: CheckpointMode | "auto";
+  /** Under blocks: recompute only this many checkpoint regions, the first after any moved ones (default: all). */
+  checkpointRegions?: number;
+  /**
+   * The first this many checkpoint regions keep their saved activations in host memory between the
+   * forward and the backward (default 0). Under auto, the planner chooses.
+   */
+  moveActivations?: number;
+  /** Device budget in bytes: the arena must fit in it. */
+  deviceMemory?: number;
+  /** Host budget in bytes: offloaded model data must fit in it. */
+  hostMemory?: number;
+  /** Most parameter bytes in one chunk of offloaded model data (default: searched for the least waste). */
+  chunkSize?: number;
+  /** The host-device link the offload schedule is planned for, in gigabits per second (default: a memcpy). */
+  linkGbps?: number;
+  /** Node times measured in a profiled warm-up; they replace the machine model's estimates. */
+  measured?: MeasuredTimes;
+  /** Tensor-parallel degree: ranks that each hold a part of the model (default 1). */
+  tp?: number;
+  /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
+  machine?: Machine;
+  /** What the plan runs on (default cpu): its cost model here, its code and build later. */
+  backend?: Backend;
+  /** CUDA backend: how matmuls multiply (default bf16). */
+  precision?: Precision;
+  /** CUDA backend: build for the emulated CUDA target (the plan runs on the CPU) instead of a GPU. */
+  emulate?: boolean;
+}
+
+/** One way to run the training step: a checkpoint mode, its predicted peak and its recompute cost. */
+export interface Candidate {
+  mode: CheckpointMode;
+  /** Some model data (parameters, gradients, AdamW states) lives in host memory and moves in as needed. */
+  offload: boolean;
+  /** When offloaded: which chunks stay on the device, how far copies run ahead, which copies are kept. */
+  schedule?: OffloadSchedule;
+  /** Bytes copied host to device and back per training step. */
+  transferBytes: number;
+  /** Chunk copies to the device per training step. */
+  chunkLoads: number;
+  /** The step's time as the cost model plays it out. */
+  predicted: StepTime;
+  /** Under blocks: how many checkpoint regions (the first after the moved ones) are recomputed, of `totalRegions`. */
+  regions: number;
+  totalRegions: number;
+  /** How many checkpoint regions (the first ones) keep their saved activations in host memory. */
+  moved: number;
+  /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
+  moveLookahead: number;
+  /** Bytes of saved activations copied to the host per step (and as many back). */
+  movedBytes: number;
+  peak: number;
+  arenaBytes: number;
+  recomputeFlops: number;
+}
+
+export interface CompiledProgram {
+  graph: Graph;
+  memory: MemoryPlan;
+  batch: number;
+  seq: number;
+}
+
+export interface Plan {
+  modelPath: string;
+  config: ModelConfig;
+  decisions: PlanDecisions;
+  persistent: PersistentLayout;
+  train: CompiledProgram;
+  infer: CompiledProgram;
+  /** Device arena: the persistent region (unless offloaded) plus the larger dynamic region of the programs. */
+  arenaBytes: number;
+  /** Host region for offloaded model data (0 when it lives in the arena). */
+  hostBytes: number;
+  /** How parameters group into chunks, the unit in which offloaded model data moves. */
+  chunks: ChunkLayout;
+  /** The training graph after each pass, for `stow ir --after`. */
+  stages: { name: string; graph: Graph }[];
+  /** The machine the cost model assumed (the link from --link-gbps). */
+  machine: Machine;
+  /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
+  checkpoint: Candidate;
+  candidates: Candidate[];
+}
