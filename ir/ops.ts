@@ -154,7 +154,7 @@ function checkPerm(perm: readonly number[], rank: number): void {
     fail(`transpose: [${perm.join(",")}] is not a permutation of ${rank} axes`);
 }
 
-export const OPS: Readonly<Record<string, OpDef>> = {
+export const OPS = {
   param: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
   opt_state: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
   input: { arity: 0, infer: (_i, a) => [{ shape: a.shape as Shape, dtype: a.dtype as DType }] },
@@ -422,10 +422,18 @@ export const OPS: Readonly<Record<string, OpDef>> = {
   // split ones, all-reduced; of the replicated ones, counted once), then the square root of their sum.
   sum_squares: { arity: "variadic", infer: () => [f32([1])] },
   norm_from_squares: { arity: "variadic", infer: () => [f32([])] },
-};
+} as const satisfies Readonly<Record<string, OpDef>>;
+
+/** Every op's name: tables keyed by it (kernel bindings, rules) must give each op an entry. */
+export type OpName = keyof typeof OPS;
+
+export function isOpName(op: string): op is OpName {
+  return Object.hasOwn(OPS, op);
+}
 
 export function opDef(op: string): OpDef {
-  const def = OPS[op];
+  if (!isOpName(op)) throw new Error(`unknown op ${op}`);
+  const def: OpDef = OPS[op];
   if (!def) throw new Error(`unknown op ${op}`);
   return def;
 }
