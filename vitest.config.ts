@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 600_000,
     fileParallelism: false,
+    // Every graph a pass makes is verified (plan/pipeline.ts), in the tests and the CLI runs they start.
+    env: { STOW_VERIFY_PASSES: "1" },
   },
 });

@@ -8,7 +8,8 @@
 // beside them, because the machine is shared.
 import gpt2 from "../samples/gpt2.ts";
 import { type CompileOptions } from "../plan/plan.ts";
-import { DoesNotFitError, compilePlan } from "../src/driver/compile.ts";
+import { DoesNotFitError } from "../plan/choose.ts";
+import { compilePlan } from "../src/driver/compile.ts";
 import { GPU_TARGETS } from "../src/targets/gpus.ts";
 import { GPU_STEP } from "./capacity_targets.ts";
 import { loadAverage } from "./machine.ts";

@@ -1,7 +1,7 @@
 // What a plan is: the request the planner is given (CompileOptions), the candidates it weighs, and the
 // Plan it chooses, with every decision resolved. Codegen, reports and the runtime bridge read a Plan;
 // nothing below the planner sees the command line's options.
-import type { Graph } from "../ir/types.ts";
+import { type Graph, numel } from "../ir/types.ts";
 import type { OffloadSchedule } from "../ir/passes/offload.ts";
 import type { ChunkLayout } from "../ir/passes/chunks.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
@@ -143,4 +143,12 @@ export interface Plan {
   /** The checkpoint mode in use, and every mode that was considered (one unless --checkpoint auto). */
   checkpoint: Candidate;
   candidates: Candidate[];
+}
+
+/** A plan the search made and weighs: everything but the list of the others. */
+export type PlanCandidate = Omit<Plan, "candidates">;
+
+/** Parameters of the whole model (a sharded parameter counted at its full size, once). */
+export function paramCount(plan: Plan): number {
+  return plan.train.graph.params.reduce((s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)), 0);
 }

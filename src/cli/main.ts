@@ -8,7 +8,7 @@ import { setRuntimeEnv } from "./runtime_env.ts";
 import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
 import { parseSize } from "../../base/units.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
-import { PASSES } from "../driver/compile.ts";
+import { STAGE_NAMES } from "../../plan/pipeline.ts";
 import { PRECISIONS } from "../../plan/plan.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
@@ -102,8 +102,8 @@ function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision" | 
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {
-  const after = str(raw, "after") ?? PASSES[PASSES.length - 1];
-  parseChoice("--after", after, PASSES);
+  const after = str(raw, "after") ?? STAGE_NAMES[STAGE_NAMES.length - 1];
+  parseChoice("--after", after, STAGE_NAMES);
   const { prepare } = await import("../driver/prepare.ts");
   const { printGraph } = await import("../../ir/printer.ts");
   const { graphToJson } = await import("../../ir/json.ts");
@@ -251,7 +251,7 @@ function program(): Command {
 
   withModelOptions(cli.command("ir").argument("<model>", "model file, e.g. samples/gpt2.ts"))
     .description("print the IR (forward, backward, optimizer)")
-    .option("--after <pass>", `show the graph after this pass: ${PASSES.join(", ")}`)
+    .option("--after <pass>", `show the graph after this pass: ${STAGE_NAMES.join(", ")}`)
     .option("--json", "print the graph as JSON")
     .action(irCommand);
 

@@ -15,7 +15,8 @@ import { UserError } from "../../base/errors.ts";
 import { TraceError } from "../dsl/trace.ts";
 import type { Target } from "../targets/target.ts";
 import { type CompileOptions, type Plan } from "../../plan/plan.ts";
-import { DoesNotFitError, compilePlan } from "./compile.ts";
+import { DoesNotFitError } from "../../plan/choose.ts";
+import { compilePlan } from "./compile.ts";
 import { type Family, paramCount } from "./family.ts";
 import { describeTraceError } from "./prepare.ts";
 

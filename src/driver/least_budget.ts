@@ -6,7 +6,7 @@
 import type { SettingNames } from "../../base/errors.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type CompileOptions, type Plan } from "../../plan/plan.ts";
-import { DoesNotFitError } from "./compile.ts";
+import { DoesNotFitError } from "../../plan/choose.ts";
 import { checkpointLabel } from "./moved_report.ts";
 
 /** What a plan does, in words: what it recomputes or moves, and whether model data moves too. */

@@ -3,7 +3,7 @@
 import { formatLoc, numel } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
-import type { Candidate, CompiledProgram, Plan, PlanDecisions } from "../../plan/plan.ts";
+import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, paramCount } from "../../plan/plan.ts";
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
@@ -86,10 +86,6 @@ function recomputedList(plan: Plan): { op: string; loc: string; count: number; f
 }
 
 /** Parameters of the whole model (under --tp, each rank holds a part of them). */
-export function paramCount(plan: Plan): number {
-  return plan.train.graph.params.reduce((s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)), 0);
-}
-
 export function planText(plan: Plan, top = 8): string {
   const m = plan.train.memory;
   const b = m.breakdown;

@@ -7,20 +7,7 @@ import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import type { Graph, Node } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
-
-export interface NodeProfile {
-  /** Hash of the plan that was profiled (runtime PlanDesc.hash). */
-  plan: string;
-  steps: number;
-  step_seconds: number[];
-  /** Mean seconds per node, by node position in the training program. */
-  node_seconds: number[];
-  /**
-   * The last profiled step, in seconds from its start: each node's start and end by position (-1: it runs
-   * no kernel), and the transfer engine's jobs as [node position, stream (0 h2d, 1 d2h, 2 host), start, end].
-   */
-  timeline?: { node_start: number[]; node_end: number[]; jobs: [number, number, number, number][] };
-}
+import type { NodeProfile } from "../../plan/node_profile.ts";
 
 /** AdamW on an offloaded chunk: it runs on the host worker, off the step's critical path. */
 function hostUpdate(n: Node, memory: MemoryPlan): boolean {

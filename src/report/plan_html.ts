@@ -7,7 +7,7 @@ import nunjucks from "nunjucks";
 import { formatLoc } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "../../plan/plan.ts";
-import { paramCount } from "../driver/plan_report.ts";
+import { paramCount } from "../../plan/plan.ts";
 import { TIMELINE_KINDS, type Timeline, deviceTimeline } from "./timeline.ts";
 import { chosenPlanRows } from "./chosen_plan.ts";
 import { predictedTimeline } from "./trace.ts";

@@ -11,7 +11,7 @@ import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
-import type { NodeProfile } from "../driver/profile.ts";
+import type { NodeProfile } from "../../plan/node_profile.ts";
 
 /** The tracks, in the order a viewer lists them (their thread ids). */
 export const TRACKS = ["compute", "host→device", "device→host", "host AdamW", "collectives"] as const;

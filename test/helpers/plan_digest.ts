@@ -5,7 +5,8 @@
 import { createHash } from "node:crypto";
 import gpt2 from "../../samples/gpt2.ts";
 import { type Candidate, type CompileOptions, type Plan } from "../../plan/plan.ts";
-import { DoesNotFitError, compilePlan } from "../../src/driver/compile.ts";
+import { DoesNotFitError } from "../../plan/choose.ts";
+import { compilePlan } from "../../src/driver/compile.ts";
 import { GPU_TARGETS } from "../../src/targets/gpus.ts";
 import { printGraph } from "../../ir/printer.ts";
 import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";

@@ -1,0 +1,22 @@
+// Whether a plan fits its budgets: the one test every search and the final choice use. A budget not
+// given holds anything.
+
+export interface Budgets {
+  /** Bytes the device arena may take. */
+  device?: number;
+  /** Bytes offloaded model data may take in host memory. */
+  host?: number;
+}
+
+export function fits(p: { arenaBytes: number; hostBytes: number }, budgets: Budgets): boolean {
+  return p.arenaBytes <= (budgets.device ?? Infinity) && p.hostBytes <= (budgets.host ?? Infinity);
+}
+
+/**
+ * The device budget alone. The offload schedule search bisects on how much model data stays resident,
+ * which needs a test that only ever passes for less of it; keeping more resident uses less host memory,
+ * so the host budget is not such a test, and the final choice applies it.
+ */
+export function deviceOnly(budgets: Budgets): Budgets {
+  return { device: budgets.device };
+}

@@ -1,0 +1,123 @@
+// The passes from a traced training graph to the graph a plan runs, declared once, in order. The plan
+// search asks for the graph after some pass under many settings; each pass names the settings it reads,
+// so a prefix of the pipeline runs once for each distinct value of those and is shared by every plan
+// that agrees on them. Under STOW_VERIFY_PASSES=1 (the tests set it) each graph a pass makes is checked.
+import type { Graph } from "../ir/types.ts";
+import { verifyGraph } from "../ir/verify.ts";
+import { shard } from "../ir/passes/shard.ts";
+import { fuseLmHead } from "../ir/passes/fuse_lm_head.ts";
+import { autodiff } from "../ir/passes/autodiff.ts";
+import { accumulateEmbeddingGrads } from "../ir/passes/embedding_grad.ts";
+import { type CheckpointMode, recompute } from "../ir/passes/recompute.ts";
+import { adamwPass } from "../ir/passes/adamw.ts";
+import { earlyUpdate } from "../ir/passes/early_update.ts";
+import { offloadActivations } from "../ir/passes/offload_activations.ts";
+import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
+import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
+import type { ChunkLayout } from "../ir/passes/chunks.ts";
+
+/** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
+export interface Moves {
+  count: number;
+  lookahead: number;
+}
+export const NO_MOVES: Moves = { count: 0, lookahead: 0 };
+
+/** Everything a pass may read besides its input graph. */
+export interface PassSettings {
+  /** Tensor-parallel ranks. */
+  ranks: number;
+  /** Compile the global gradient norm (clipping and the grad_norm metric). */
+  clip: boolean;
+  mode: CheckpointMode;
+  /** Under blocks: how many checkpoint regions are recomputed, the first after the moved ones. */
+  regions: number;
+  moves: Moves;
+  /** Model data offloaded in these chunks on this schedule; none: it stays on the device. */
+  offload?: { chunks: ChunkLayout; schedule: OffloadSchedule };
+}
+
+export interface Pass {
+  readonly name: string;
+  run(g: Graph, s: PassSettings): Graph;
+  /** The settings this pass reads, as a key; undefined: its results are not kept (each is used once). */
+  reads(s: PassSettings): string | undefined;
+}
+
+const firstRegions = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));
+
+export const PIPELINE = [
+  { name: "shard", reads: (s) => `${s.ranks}`, run: (g, s) => shard(g, s.ranks) },
+  // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone.
+  { name: "fuse", reads: () => "", run: (g) => fuseLmHead(g) },
+  { name: "autodiff", reads: () => "", run: (g) => accumulateEmbeddingGrads(autodiff(g)) },
+  { name: "recompute", reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`, run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count) },
+  { name: "adamw", reads: (s) => `${s.clip}`, run: (g, s) => adamwPass(g, { clip: s.clip }) },
+  { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },
+  {
+    name: "move-activations", reads: (s) => `${s.moves.lookahead}`,
+    run: (g, s) => offloadActivations(g, { regions: firstRegions(s.moves.count), lookahead: s.moves.lookahead }),
+  },
+  {
+    // Each offload schedule is planned once, so its graph is not kept.
+    name: "offload", reads: () => undefined,
+    run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule) : g),
+  },
+] as const satisfies readonly Pass[];
+
+export type PassName = (typeof PIPELINE)[number]["name"];
+/** What `stow ir --after` can show: the traced graph and the graph after each pass. */
+export type StageName = "trace" | PassName;
+export const STAGE_NAMES: readonly StageName[] = ["trace", ...PIPELINE.map((p) => p.name)];
+
+export interface Stage {
+  name: StageName;
+  graph: Graph;
+}
+
+/** Verifies every graph a pass makes when STOW_VERIFY_PASSES=1: a broken invariant names the pass. */
+const verifying = process.env.STOW_VERIFY_PASSES === "1";
+
+/** The pipeline over one traced graph, remembering each kept prefix's result. */
+export class Pipeline {
+  private readonly kept = new Map<string, Graph>();
+
+  constructor(private readonly traced: Graph) {}
+
+  /** The traced graph and the graph after each pass up to and including `last`, under `settings`. */
+  stages(last: PassName, settings: PassSettings): Stage[] {
+    const stages: Stage[] = [{ name: "trace", graph: this.traced }];
+    // The key names the settings every pass so far read; after a pass whose result is not kept, none is.
+    let key: string | undefined = "";
+    let graph = this.traced;
+    for (const pass of PIPELINE) {
+      const reads = pass.reads(settings);
+      key = key === undefined || reads === undefined ? undefined : `${key}|${pass.name}:${reads}`;
+      const known = key === undefined ? undefined : this.kept.get(key);
+      graph = known ?? runPass(pass, graph, settings, verifying);
+      if (key !== undefined && known === undefined) this.kept.set(key, graph);
+      stages.push({ name: pass.name, graph });
+      if (pass.name === last) return stages;
+    }
+    throw new Error(`internal: no pass named ${last}`);
+  }
+
+  /** The graph after pass `name`. */
+  after(name: PassName, settings: PassSettings): Graph {
+    const stages = this.stages(name, settings);
+    return stages[stages.length - 1].graph;
+  }
+}
+
+/** Runs one pass; with `verify`, a graph that breaks the IR's invariants is a compiler bug naming the pass. */
+export function runPass(pass: Pass, g: Graph, settings: PassSettings, verify: boolean): Graph {
+  const out = pass.run(g, settings);
+  if (verify) {
+    try {
+      verifyGraph(out);
+    } catch (e) {
+      throw new Error(`internal: the graph after pass ${pass.name} is malformed: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}

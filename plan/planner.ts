@@ -1,0 +1,161 @@
+// From the traced training and inference programs to the Plan: the search over checkpoint modes, moved
+// activations and offload schedules (plan/strategies/, one file each), each candidate made by running
+// the pass pipeline (plan/pipeline.ts) and planning its memory, and the choice among them (choose.ts).
+import { type Graph, valueBytes } from "../ir/types.ts";
+import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
+import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
+import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
+import { isActivationCopy } from "../ir/passes/offload_activations.ts";
+import { recomputeFlops } from "../ir/flops.ts";
+import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
+import { type PersistentLayout, persistentLayout, planMemory, residentModelBytes, runsOnHost } from "../ir/passes/memory_plan.ts";
+import { alignUp } from "../ir/passes/arena_plan.ts";
+import { SettingError } from "../base/errors.ts";
+import type { ModelConfig } from "../src/dsl/model.ts";
+import { type Budgets, deviceOnly, fits } from "./fits.ts";
+import { type Moves, NO_MOVES, type PassSettings, Pipeline } from "./pipeline.ts";
+import { type Candidate, type CompileOptions, type CompiledProgram, type Plan, type PlanCandidate, resolveDecisions } from "./plan.ts";
+import { choosePlan } from "./choose.ts";
+import { checkpointModes } from "./strategies/checkpoint_modes.ts";
+import { activationMoves } from "./strategies/activation_moves.ts";
+import { forcedMode } from "./strategies/forced_mode.ts";
+import { offloadSchedule } from "./strategies/offload_schedule.ts";
+import { movesWithinSlack, savedBytesPerRegion } from "./strategies/moves_beside_offload.ts";
+
+/** The programs a plan compiles, as traced from the model. */
+export interface TracedPrograms {
+  train: Graph;
+  infer: Graph;
+}
+
+/** Bytes a step moves between host and device (0 when model data is resident). */
+function transferBytes(g: Graph): number {
+  return g.nodes.filter((n) => n.op === "chunk_h2d" || n.op === "copy_d2h").reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
+}
+
+export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
+  const decisions = resolveDecisions(opts);
+  const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
+  const pipeline = new Pipeline(traced.train);
+  const base: PassSettings = { ranks: decisions.ranks, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
+  const sharded = pipeline.after("shard", base);
+  const totalRegions = regionCount(pipeline.after("autodiff", base));
+  const inferGraph = new Pipeline(traced.infer).after("shard", base);
+
+  const leastWaste = layoutChunks(sharded, opts.chunkSize);
+  const defaults = opts.machine ?? (decisions.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
+  const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
+
+  // The inference program's plan depends only on the resident chunks: they fix the persistent region's
+  // size and the parameters' offsets (the training graph's host copies of gradients and activations come
+  // after those), so the first persistent layout given for a resident set serves all.
+  const layoutIds = new Map<ChunkLayout, number>();
+  const residentKey = (chunks: ChunkLayout, schedule?: OffloadSchedule) => schedule === undefined ? "all" :
+    `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
+  const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
+    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
+  }, residentKey);
+
+  const planFor = (
+    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
+  ): PlanCandidate => {
+    if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
+    const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
+    const stages = pipeline.stages("offload", settings);
+    const g = stages[stages.length - 1].graph;
+    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
+    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch, seq: opts.seq };
+    const infer = inferFor(chunks, schedule, persistent);
+    const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
+    // The step is played out when its time is first asked for: a search judges most plans by memory alone.
+    let predicted: StepTime | undefined;
+    const checkpoint: Candidate = {
+      mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
+      moved: moves.count, moveLookahead: moves.lookahead,
+      movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && isActivationCopy(n)).reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
+      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && !isActivationCopy(n)).length,
+      get predicted() {
+        return (predicted ??= simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured));
+      },
+      peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
+    };
+    return {
+      modelPath, config, decisions, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
+      checkpoint, machine,
+    };
+  };
+
+  if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
+    throw new SettingError((name) => `${name("checkpoint")} blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
+  const moveCount = opts.moveActivations ?? 0;
+  checkMoves(opts, moveCount, totalRegions);
+  const onDevice = deviceOnly(budgets);
+  const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
+  const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
+  // Model data stays on the device when the budget allows; otherwise chunks of it move to the host.
+  let residentPlans: PlanCandidate[];
+  if (opts.checkpoint === "auto") {
+    const modes = checkpointModes((m, r) => planFor(m, r), totalRegions, budgets);
+    // Moving activations cannot help when the budget does not even hold the model data.
+    const moving = budgets.device === undefined || modes[0].persistent.bytes >= budgets.device ? [] : activationMoves(
+      (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves), modes, totalRegions, budgets);
+    residentPlans = [...modes, ...moving];
+  } else {
+    const mode = opts.checkpoint;
+    residentPlans = forcedMode((m, r, moves) => planFor(m, r, undefined, leastWaste, moves), mode, regionsFlag, moveCount, budgets);
+  }
+  const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
+  let plans = residentPlans;
+  // A schedule whose resident model data alone exceeds the budget cannot fit: the search need not plan it.
+  const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
+    budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budgets.device;
+  // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
+  // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
+  const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
+  if (!plans.some(settled)) {
+    const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
+      ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
+      : [[opts.checkpoint, regionsFlag]];
+    // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
+    // largest parameter allows), which holds the least on the device at a time.
+    const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
+    for (const chunks of layouts) {
+      if (plans.some((p) => p.checkpoint.offload && fitsDevice(p))) break;
+      for (const [mode, regions] of modes)
+        plans = [...plans, ...offloadSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), budgets, residentTooLarge(chunks))];
+      // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
+      // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
+      // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
+      // Copies just in time: they hold the least, and memory is what is short here.
+      const moved = opts.checkpoint === "auto"
+        ? movesWithinSlack(plans.filter(fitsDevice), savedBytesPerRegion(pipeline.after("autodiff", base)), machine) : 0;
+      if (moved > 0)
+        for (const mode of ["none", "blocks"] as const)
+          plans = [...plans, ...offloadSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), budgets, residentTooLarge(chunks))];
+    }
+  }
+  const chosen = choosePlan(plans, budgets, opts.checkpoint);
+  return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
+}
+
+/** `make`, remembering its result for each key. */
+function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {
+  const results = new Map<string, R>();
+  return (...args) => {
+    const k = key(...args);
+    if (!results.has(k)) results.set(k, make(...args));
+    return results.get(k)!;
+  };
+}
+
+/** Moved activations: K regions exist, and with blocks:R recomputed the two together do too. */
+function checkMoves(opts: CompileOptions, moves: number, totalRegions: number): void {
+  if (opts.moveActivations === undefined) return;
+  if (opts.checkpoint === "auto")
+    throw new SettingError((name) => `${name("moveActivations")}: ${name("checkpoint")} auto chooses which activations move; give one or the other`);
+  const recomputed = opts.checkpoint === "blocks" ? opts.checkpointRegions ?? 0 : 0;
+  if (moves + recomputed > totalRegions)
+    throw new SettingError((name) => `${name("moveActivations")} ${moves}${recomputed > 0 ? ` with ${name("checkpoint")} blocks:${recomputed}` : ""}: ` +
+      `the model marks only ${totalRegions} checkpoint regions`);
+}
