@@ -116,7 +116,7 @@ export function runPass(pass: Pass, g: Graph, settings: PassSettings, verify: bo
     try {
       verifyGraph(out);
     } catch (e) {
-      throw new Error(`internal: the graph after pass ${pass.name} is malformed: ${(e as Error).message}`);
+      throw new Error(`internal: the graph after pass ${pass.name} is malformed: ${(e as Error).message}`, { cause: e });
     }
   }
   return out;

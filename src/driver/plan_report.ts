@@ -1,6 +1,6 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
-import { formatLoc, numel } from "../../ir/types.ts";
+import { formatLoc } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, paramCount } from "../../plan/plan.ts";
