@@ -10,7 +10,6 @@ import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isStale, tempPathFor } from "../src/util/atomic_write.ts";
-import { trainDefaultsDefines } from "./train_defaults.ts";
 import type { Backend } from "../plan/plan.ts";
 import {
   EMULATE_CXXFLAGS, EMULATE_LDLIBS, NVCC_FLAGS, NVCC_LINK_FLAGS, emulationSources, nvccCommand, nvccLinkFlags,
@@ -99,8 +98,7 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
     ]
     : cpuSources;
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
-  const flagsOf = (source: string) =>
-    basename(dirname(source)) === "mpi" ? mpi.compile : basename(source) === TRAIN_MAIN ? trainDefaultsDefines() : [];
+  const flagsOf = (source: string) => (basename(dirname(source)) === "mpi" ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
   // A runtime object depends on every header it might include: those next to it and in runtime/ (and
   // the emulated CUDA headers, for an emulated build).

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "../runtime/stow_abi.h"
 
@@ -50,8 +51,8 @@ double numberField(const Napi::Object& o, const char* name, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
-// Paths stay alive in the caller's std::string for the duration of stow_open.
-bool pathField(const Napi::Object& o, const char* name, std::string& out) {
+// Absent, undefined or null: false. The string stays alive in `out` for as long as the options are used.
+bool stringField(const Napi::Object& o, const char* name, std::string& out) {
   Napi::Value v = o.Get(name);
   if (v.IsUndefined() || v.IsNull()) return false;
   if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string("option ") + name + " must be a string");
@@ -59,14 +60,20 @@ bool pathField(const Napi::Object& o, const char* name, std::string& out) {
   return true;
 }
 
-int scheduleField(const Napi::Object& o) {
-  Napi::Value v = o.Get("lrSchedule");
-  if (v.IsUndefined()) return 0;
-  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
-  if (s == "constant") return 0;
-  if (s == "cosine") return 1;
-  throw Napi::TypeError::New(o.Env(), "option lrSchedule must be \"constant\" or \"cosine\"");
+// One of `choices` by name, as its index.
+int choiceField(const Napi::Object& o, const char* name, const std::vector<const char*>& choices, int fallback) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return fallback;
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  for (size_t i = 0; i < choices.size(); i++)
+    if (s == choices[i]) return int(i);
+  std::string names;
+  for (size_t i = 0; i < choices.size(); i++) names += std::string(i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + "\"" + choices[i] + "\"";
+  throw Napi::TypeError::New(o.Env(), std::string("option ") + name + " must be " + names);
 }
+
+// The generated conversion between a JS options object and StowOptions, which uses the readers above.
+#include "stow_options_js.h"
 
 class Session : public Napi::ObjectWrap<Session> {
  public:
@@ -191,30 +198,8 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Object o = info[1].As<Napi::Object>();
 
-  std::string data, init, resume, metrics, profile, model, modelSha256;
-  StowOptions opts{};
-  opts.data_path = pathField(o, "dataPath", data) ? data.c_str() : nullptr;
-  opts.init_path = pathField(o, "initPath", init) ? init.c_str() : nullptr;
-  opts.resume_path = pathField(o, "resumePath", resume) ? resume.c_str() : nullptr;
-  opts.metrics_path = pathField(o, "metricsPath", metrics) ? metrics.c_str() : nullptr;
-  opts.seed = uint64_t(numberField(o, "seed", 0));
-  opts.threads = int(numberField(o, "threads", 0));
-  opts.steps = int64_t(numberField(o, "steps", 0));
-  opts.lr = float(numberField(o, "lr", 0));
-  opts.min_lr = float(numberField(o, "minLr", 0));
-  opts.lr_schedule = scheduleField(o);
-  opts.warmup_steps = int64_t(numberField(o, "warmupSteps", 0));
-  opts.weight_decay = float(numberField(o, "weightDecay", 0));
-  opts.beta1 = float(numberField(o, "beta1", 0));
-  opts.beta2 = float(numberField(o, "beta2", 0));
-  opts.eps = float(numberField(o, "eps", 0));
-  opts.grad_clip = float(numberField(o, "gradClip", 0));
-  opts.host_memory = int64_t(numberField(o, "hostMemory", 0));
-  opts.link_gbps = numberField(o, "linkGbps", 0);
-  opts.profile_path = pathField(o, "profilePath", profile) ? profile.c_str() : nullptr;
-  opts.profile_steps = int64_t(numberField(o, "profileSteps", 0));
-  opts.model_path = pathField(o, "modelPath", model) ? model.c_str() : nullptr;
-  opts.model_sha256 = pathField(o, "modelSha256", modelSha256) ? modelSha256.c_str() : nullptr;
+  OptionStrings strings;
+  const StowOptions opts = options_from_js(o, strings);
 
   // RTLD_LOCAL keeps each plan's symbols to itself, so two plans loaded at once do not bind to each
   // other's stow_plan(). The handle is never dlclose()d: the plan's OpenMP worker threads outlive a
@@ -242,10 +227,18 @@ Napi::Value OpenPlan(const Napi::CallbackInfo& info) {
   return ctor->New({Napi::External<Abi>::New(env, &abi), Napi::External<StowSession>::New(env, session)});
 }
 
+// The options a plan would receive for this JS object, defaults applied: what openPlan passes to stow_open.
+Napi::Value ResolveOptions(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "resolveOptions(options): options must be an object");
+  OptionStrings strings;
+  return options_to_js(info.Env(), options_from_js(info[0].As<Napi::Object>(), strings));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function session = Session::Define(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(session)));
   exports.Set("openPlan", Napi::Function::New(env, OpenPlan, "openPlan"));
+  exports.Set("resolveOptions", Napi::Function::New(env, ResolveOptions, "resolveOptions"));
   return exports;
 }
 

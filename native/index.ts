@@ -5,44 +5,9 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { NonFiniteStateError, UserError } from "../base/errors.ts";
+import type { ResolvedStowOptions, StowOptions } from "./stow_options.ts";
 
-/** Options of a run (StowOptions of stow_abi.h). Absent numbers are 0 and absent paths NULL there. */
-export interface StowOptions {
-  /** llm.c token file; absent: inference only. */
-  dataPath?: string;
-  /** safetensors with parameters under nanoGPT names; absent: seeded initialisation. */
-  initPath?: string;
-  /** checkpoint written by Session.save. */
-  resumePath?: string;
-  /** JSON lines, one object per step. */
-  metricsPath?: string;
-  seed?: number;
-  /** kernel and BLAS threads; 0: the plan's default. */
-  threads?: number;
-  /** total steps of the run (the cosine schedule needs it). */
-  steps?: number;
-  lr?: number;
-  minLr?: number;
-  lrSchedule?: "constant" | "cosine";
-  warmupSteps?: number;
-  weightDecay?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  /** 0 disables; must match the plan (a plan built without clipping rejects > 0). */
-  gradClip?: number;
-  /** Cap on host memory in bytes (data, offloaded model data); 0 or absent: none. */
-  hostMemory?: number;
-  /** Emulated host-device link for offloaded model data, in gigabits per second; 0 or absent: unthrottled. */
-  linkGbps?: number;
-  /** Profiled warm-up: after the session's first step, time each node over profileSteps steps and write them here. */
-  profilePath?: string;
-  profileSteps?: number;
-  /** The model file; checkpoints record it relative to their own folder. */
-  modelPath?: string;
-  /** The model file's sha256, recorded beside it so that a changed file is noticed. */
-  modelSha256?: string;
-}
+export type { ResolvedStowOptions, StowOptions };
 
 export interface PlanInfo {
   vocab: number;
@@ -92,6 +57,7 @@ export interface Session {
 
 interface Addon {
   openPlan(libPath: string, options: StowOptions): Session;
+  resolveOptions(options: StowOptions): ResolvedStowOptions;
 }
 
 const addonPath = fileURLToPath(new URL("./build/Release/stowage.node", import.meta.url));
@@ -137,4 +103,9 @@ export function openPlan(libPath: string, options: StowOptions): Session {
     infer: (tokens, position) => guarded(() => native.infer(tokens, position)),
     close: () => native.close(),
   };
+}
+
+/** The options a plan receives for these (stow_open's StowOptions), the run contract's defaults applied. */
+export function resolveOptions(options: StowOptions): ResolvedStowOptions {
+  return loadAddon().resolveOptions(options);
 }

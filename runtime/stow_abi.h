@@ -7,6 +7,8 @@
 #ifndef STOW_ABI_H
 #define STOW_ABI_H
 #include <stdint.h>
+
+#include "stow_options.h" /* StowOptions, generated from runtime/run_contract.ts */
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -16,26 +18,6 @@ typedef struct StowSession StowSession;
 #define STOW_NOT_FINITE 3
 #define STOW_AFTER_STEP 4
 
-typedef struct {
-  const char* data_path;     /* llm.c token file (magic 20240520, version 1); NULL: inference only */
-  const char* init_path;     /* safetensors with parameters under nanoGPT names; NULL: seeded init */
-  const char* resume_path;   /* safetensors written by stow_save: parameters, moments, step, data position */
-  const char* metrics_path;  /* JSON lines, one object per step; NULL: none */
-  uint64_t seed;             /* initialisation seed */
-  int threads;               /* kernel and BLAS threads; 0: the plan's default */
-  int64_t steps;             /* total steps of the run (for the cosine schedule) */
-  float lr, min_lr;          /* peak and final learning rate */
-  int lr_schedule;           /* 0 constant, 1 warm-up then cosine decay to min_lr */
-  int64_t warmup_steps;
-  float weight_decay, beta1, beta2, eps;
-  float grad_clip;           /* 0 disables; must match the plan (a plan without clipping rejects > 0) */
-  int64_t host_memory;       /* cap on host pool bytes (data, offloaded model data); 0: none */
-  double link_gbps;          /* emulated host-device link for offloaded model data, gigabits/s; 0: unthrottled */
-  const char* profile_path;  /* profiled warm-up: seconds per node, JSON, written after the profiled steps; NULL: none */
-  int64_t profile_steps;     /* steps profiled, after the session's first (which touches fresh memory) */
-  const char* model_path;    /* the model file, recorded in checkpoints relative to their folder; NULL: not recorded */
-  const char* model_sha256;  /* its content hash, recorded beside it; NULL: not recorded */
-} StowOptions;
 
 typedef struct {
   int64_t step;              /* 1-based number of the step just taken */

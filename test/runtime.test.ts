@@ -10,8 +10,9 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { trainDefaultsDefines } from "../codegen/train_defaults.ts";
 import { mulberry32 as rng } from "../src/util/random.ts";
+import { resolveOptions } from "../native/index.ts";
+import { resolvedOptions, sessionPart } from "./helpers/contract.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const V = 32;
@@ -54,7 +55,7 @@ beforeAll(async () => {
   const shared = sources.filter((f) => f !== "train_main.cpp");
   const objects = await inPairs([
     ...shared.map((f) => () => compile(`runtime/${f}`, join(dir, f + ".o"))),
-    () => compile("runtime/train_main.cpp", join(dir, "train_main.o"), trainDefaultsDefines()),
+    () => compile("runtime/train_main.cpp", join(dir, "train_main.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_noclip.o"), ["-DTINY_PLAN_NO_CLIP"]),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_infer.o"), ["-DTINY_INFER_MAIN"]),
@@ -187,6 +188,11 @@ function trainFails(args: string[], bin = trainBin): string {
   return r.stderr.slice("train: ".length).trim();
 }
 
+/** The binary's progress: one JSON event a line on stdout. */
+function events(stdout: string): Record<string, unknown>[] {
+  return stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 function readMetrics(path: string): Metrics[] {
   return readFileSync(path, "utf8")
     .trim()
@@ -283,8 +289,11 @@ describe("runtime with the tiny bigram plan", () => {
     // Initial logits are near zero (std 0.02), so the first loss is that of a uniform guess.
     expectClose(losses[0]!, Math.log(V), 0.02);
     expect(losses[39]!).toBeLessThan(0.5 * losses[0]!);
-    expect(stdout).toMatch(/^step 1\/40 loss \d+\.\d{4} lr \d\.\de-\d\d \d+ tok\/s$/m);
-    expect(stdout.trim().split("\n")).toHaveLength(40);
+    // Progress is one JSON event a line: a step event per step (the metrics' fields), then the end.
+    const progress = events(stdout);
+    expect(progress).toHaveLength(41);
+    expect(progress[0]).toMatchObject({ event: "step", step: 1, steps: 40, loss: losses[0] });
+    expect(progress[40]).toMatchObject({ event: "end", step: 40, loss: losses[39] });
   });
 
   it("gives bitwise identical losses when run twice", () => {
@@ -305,7 +314,7 @@ describe("runtime with the tiny bigram plan", () => {
     const checkpoint = tmp("half.safetensors");
     trainOk([...common, "--steps", "5", "--metrics", split, "--save", checkpoint]);
     const stdout = trainOk([...common, "--steps", "10", "--metrics", split, "--resume", checkpoint]);
-    expect(stdout).toMatch(/^step 6\/10 /);
+    expect(events(stdout)[0]).toMatchObject({ event: "step", step: 6, steps: 10 });
     const pick = (m: Metrics) => [m.step, m.loss, m.lr, m.grad_norm];
     expect(readMetrics(split).map(pick)).toEqual(readMetrics(whole).map(pick));
   });
@@ -552,14 +561,14 @@ describe("runtime errors", () => {
     const child = spawn(trainBin, ["--threads", "1", "--data", good(), "--steps", "100000000", "--save", checkpoint]);
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));
-    while ((stdout.match(/^step /gm) ?? []).length < 10) await new Promise((r) => setTimeout(r, 5));
+    while ((stdout.match(/^\{"event":"step"/gm) ?? []).length < 10) await new Promise((r) => setTimeout(r, 5));
     child.kill("SIGTERM");
     const status = await new Promise((r) => child.on("close", r));
     expect(status).toBe(143);
-    const stopped = /stopped by signal 15 after step (\d+)/.exec(stdout);
-    expect(stopped, stdout.slice(-300)).not.toBeNull();
-    expect(readSafetensors(checkpoint).metadata.step).toBe(stopped![1]);
-    expect(stdout).toContain(`saved ${checkpoint} at step ${stopped![1]}`);
+    const [saved, stopped] = events(stdout).slice(-2);
+    expect(stopped, stdout.slice(-300)).toMatchObject({ event: "stopped", signal: 15 });
+    expect(readSafetensors(checkpoint).metadata.step).toBe(String(stopped!.step));
+    expect(saved).toEqual({ event: "saved", path: checkpoint, step: stopped!.step });
   });
 
   it("refuses to save a state that is not finite: exit 3, the checkpoint untouched", () => {
@@ -627,6 +636,15 @@ describe("runtime errors", () => {
     trainOk(["--data", data, "--resume", path, "--steps", "4"]);
   });
 
+  it("applies the run contract's defaults, as the addon does (--print-options)", () => {
+    // train() passes --threads 2.
+    const defaults = JSON.parse(trainOk(["--print-options"]));
+    expect(defaults).toEqual(resolvedOptions({ threads: 2 }));
+    expect(sessionPart(defaults)).toEqual(resolveOptions({ threads: 2 }));
+    const given = JSON.parse(trainOk(["--print-options", "--lr", "0.01", "--steps", "100", "--save", "s.safetensors"]));
+    expect(given).toEqual(resolvedOptions({ threads: 2, lr: 0.01, steps: 100, save: "s.safetensors" }));
+  });
+
   it("rejects bad options and flags", () => {
     const data = good();
     expect(trainFails(["--data", data, "--grad-clip", "1"], trainNoClipBin)).toMatch(
@@ -636,6 +654,6 @@ describe("runtime errors", () => {
     expect(trainFails(["--data", data, "--bogus", "1"])).toBe("unknown flag --bogus (see --help)");
     expect(trainFails(["--steps", "3"])).toBe("--data FILE is required (see --help)");
     expect(trainFails(["--data", data, "--beta2", "1"])).toBe("beta2 must lie in [0, 1), got 1");
-    expect(trainFails(["--data", data, "--lr-schedule", "linear"])).toMatch(/--lr-schedule must be cosine or constant/);
+    expect(trainFails(["--data", data, "--lr-schedule", "linear"])).toBe("--lr-schedule must be constant or cosine, got 'linear'");
   });
 });

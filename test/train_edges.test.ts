@@ -1,6 +1,6 @@
 // The edges of a finished run: a sample the model cannot take never fails the run; --steps 0 saves the
 // initialisation; the standalone train binary and `stow train` share one set of defaults
-// (runtime/train_defaults.json).
+// (runtime/run_contract.ts).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { readSafetensors } from "../src/checkpoint/safetensors.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
-import { TRAIN_DEFAULTS } from "../codegen/train_defaults.ts";
+import { RUN_DEFAULTS } from "../runtime/run_contract.ts";
 import { readMetrics, stow } from "./helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-edges-"));
@@ -95,18 +95,19 @@ describe("one set of training defaults", () => {
     expect(stow(["compile", ...tiny, "-o", out]).status).toBe(0);
     const bin = path.join(out, "train");
     const help = spawnSync(bin, ["--help"], { encoding: "utf8" }).stdout;
-    expect(help).toContain(`--steps N              total steps of the run; 0 saves the initialisation (default ${TRAIN_DEFAULTS.steps})`);
-    expect(help).toContain(`(default ${TRAIN_DEFAULTS.lr})`);
-    expect(help).toContain(`AdamW epsilon (default ${TRAIN_DEFAULTS.eps})`);
+    expect(help).toContain(`--steps N              total steps of the run; 0 saves the initialisation (default ${RUN_DEFAULTS.steps})`);
+    expect(help).toContain(`(default ${RUN_DEFAULTS.lr})`);
+    expect(help).toContain(`AdamW epsilon (default ${RUN_DEFAULTS.eps})`);
 
     // No hyperparameter flags on either side: the defaults alone decide steps, warm-up, schedule and lr.
-    // Stopped after 25 steps: through the warm-up (20 steps at the default 250) into the decay.
+    // Stopped after 25 steps: through the warm-up (20 steps at the default 500) into the decay.
     const viaCli = path.join(dir, "defaults-cli.jsonl");
     const viaBin = path.join(dir, "defaults-bin.jsonl");
     expect(stow(["train", ...tiny, "--data", markov, "--stop-after", "25", "--no-sample", "--metrics", viaCli]).status).toBe(0);
     const r = spawnSync(bin, ["--data", markov, "--stop-after", "25", "--threads", "2", "--metrics", viaBin], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^step 25/${TRAIN_DEFAULTS.steps} `, "m"));
+    const steps = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.event === "step");
+    expect(steps.at(-1)).toMatchObject({ step: 25, steps: RUN_DEFAULTS.steps });
     const pick = (m: Record<string, number>) => [m.step, m.lr, m.loss, m.grad_norm];
     const cli = readMetrics(viaCli).map(pick);
     expect(cli).toHaveLength(25);

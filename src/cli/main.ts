@@ -13,7 +13,7 @@ import { PRECISIONS } from "../../plan/plan.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
 import type { Target } from "../targets/target.ts";
-import { TRAIN_DEFAULTS as D, defaultMinLr, defaultWarmupSteps } from "../../codegen/train_defaults.ts";
+import { RUN_DEFAULTS as D, SESSION_OPTIONS, defaultMinLr, defaultText, defaultWarmupSteps } from "../../runtime/run_contract.ts";
 
 type Raw = Record<string, string | string[] | boolean | undefined>;
 
@@ -207,7 +207,7 @@ function trainFlags(raw: Raw) {
       eps: float(raw, "eps", "--eps", { exclusiveMin: 0, max: FLOAT32_MAX }) ?? D.eps,
       gradClip: gradClip(raw),
       seed: int(raw, "seed", "--seed", 0) ?? D.seed,
-      linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? 0,
+      linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? D.link_gbps,
     },
     sample: raw.sample === false ? undefined : {
       tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
@@ -278,9 +278,9 @@ function program(): Command {
     .option("--steps <n>", `training steps; 0 saves the initialisation (default ${D.steps})`)
     .option("--stop-after <n>", "stop after n steps of this run and save (resume later with --resume)")
     .option("--lr <x>", `peak learning rate (default ${D.lr})`)
-    .option("--min-lr <x>", `final learning rate of the cosine schedule (default lr * ${D.min_lr_fraction})`)
+    .option("--min-lr <x>", `final learning rate of the cosine schedule (default ${defaultText(SESSION_OPTIONS.min_lr)})`)
     .option("--lr-schedule <kind>", `cosine (warm-up then cosine decay) or constant (default ${D.lr_schedule})`)
-    .option("--warmup-steps <n>", `linear warm-up steps (default steps * ${D.warmup_fraction}, at most ${D.warmup_max})`)
+    .option("--warmup-steps <n>", `linear warm-up steps (default ${defaultText(SESSION_OPTIONS.warmup_steps)})`)
     .option("--weight-decay <x>", `AdamW decoupled weight decay on 2-D+ parameters (default ${D.weight_decay})`)
     .option("--beta1 <x>", `AdamW beta1 (default ${D.beta1})`)
     .option("--beta2 <x>", `AdamW beta2 (default ${D.beta2})`)
