@@ -14,7 +14,8 @@ import { compilePlan } from "../src/driver/compile.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
-import { readMetrics, stow } from "./helpers/run.ts";
+import { stowPlanJson, stowTrain } from "./helpers/stow_commands.ts";
+import { stow } from "./helpers/run.ts";
 
 // A small vocabulary, so that activations, not the embedding's gradient, set the peak (see checkpoint.test.ts).
 const VOCAB = 512;
@@ -24,11 +25,7 @@ const cfg = { ...gpt2.presets.mini, layers: 4, vocab: VOCAB };
 const base: CompileOptions = { batch: 2, seq: 64, threads: 2, clip: true, checkpoint: "none" };
 const plan = (opts: Partial<CompileOptions>): Plan => compilePlan(gpt2, "samples/gpt2.ts", cfg, { ...base, ...opts });
 
-function planJson(args: string[]) {
-  const r = stow(["plan", ...args, "--json"]);
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const planJson = stowPlanJson;
 
 beforeAll(() => {
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 10_000).map((t) => t % VOCAB));
@@ -52,9 +49,7 @@ describe("moved activations", () => {
 
     const run = (args: string[], name: string) => {
       const metrics = path.join(dir, `${name}.jsonl`);
-      const r = stow(["train", ...args, "--steps", "3", "--data", data, "--no-sample", "--metrics", metrics]);
-      expect(r.status, r.stderr).toBe(0);
-      return readMetrics(metrics);
+      return stowTrain([...args, "--steps", "3", "--data", data], metrics);
     };
     const a = run(model, "plain");
     const b = run(moved, "moved");

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
+import { stowPlanJson } from "./helpers/stow_commands.ts";
 import { readMetrics, stow } from "./helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-budget-"));
@@ -19,11 +20,7 @@ beforeAll(() => {
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 20_000));
 });
 
-function planJson(args: string[]) {
-  const r = stow(["plan", ...args, "--json"]);
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const planJson = stowPlanJson;
 
 describe("a device budget without a checkpoint mode", () => {
   test("GPT-2 mini in 48 MiB plans with auto (the plain step needs 159 MiB) and trains", () => {

@@ -9,6 +9,7 @@ import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
+import { stowPlanJson, stowTrain } from "./helpers/stow_commands.ts";
 import { readMetrics, stow } from "./helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-offload-"));
@@ -21,18 +22,8 @@ beforeAll(() => {
   writeTokenFile(markov512, makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 }).tokens);
 });
 
-function train(args: string[], metrics: string, data = corpus) {
-  const r = stow(["train", ...args, "--data", data, "--no-sample", "--metrics", metrics]);
-  expect(r.stderr).toBe("");
-  expect(r.status).toBe(0);
-  return readMetrics(metrics);
-}
-
-function planJson(args: string[]) {
-  const r = stow(["plan", ...args, "--json"]);
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
+const train = (args: string[], metrics: string, data = corpus) => stowTrain([...args, "--data", data], metrics);
+const planJson = stowPlanJson;
 
 describe("offloaded model data", () => {
   test.each(["1.0", "0"])("gpt2 mini under a budget it cannot hold resident: bitwise the resident losses, within budget (clip %s)", (clip) => {

@@ -2,6 +2,7 @@
 // from the same seed and tokens (itself checked against PyTorch in train_vs_torch.test.ts); per-rank
 // parameter bytes against a count from the config; measured collectives and peaks against the plan;
 // whole checkpoints that resume at another degree; a killed rank; and degrees that do not divide.
+import { expectRelativelyClose, stowPlanJson, stowTrain } from "./helpers/stow_commands.ts";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -11,7 +12,7 @@ import gpt2 from "../samples/gpt2.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
-import { readMetrics, repoRoot, stow } from "./helpers/run.ts";
+import { repoRoot, stow } from "./helpers/run.ts";
 
 const cfg = gpt2.presets.mini;
 const shape = ["--preset", "mini", "--batch", "4", "--seq", "64"];
@@ -20,28 +21,10 @@ let dir: string;
 let data: string;
 
 /** Ranks share the machine's two cores: one thread each, and the single-process run alike. */
-function train(tp: number, extra: string[]): { metrics: Record<string, number | number[]>[]; stdout: string } {
-  const metrics = path.join(dir, `tp${tp}-${Math.random().toString(36).slice(2)}.jsonl`);
-  const r = stow(["train", "samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
-    "--no-sample", "--metrics", metrics, "--lr", "3e-3", "--warmup-steps", "3", ...extra]);
-  expect(r.stderr).toBe("");
-  expect(r.status).toBe(0);
-  return { metrics: readMetrics(metrics), stdout: r.stdout };
-}
-
-function planJson(tp: number, extra: string[] = []) {
-  const r = stow(["plan", "samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--json", ...extra]);
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-function expectClose(ours: number[], reference: number[], what: string, tolerance = 1e-5): void {
-  expect(ours).toHaveLength(reference.length);
-  for (let i = 0; i < reference.length; i++) {
-    const rel = Math.abs(ours[i] - reference[i]) / Math.abs(reference[i]);
-    expect(rel, `${what}, step ${i + 1}: ${ours[i]} vs ${reference[i]}`).toBeLessThan(tolerance);
-  }
-}
+const train = (tp: number, extra: string[]) => stowTrain(["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
+  "--lr", "3e-3", "--warmup-steps", "3", ...extra], path.join(dir, `tp${tp}-${Math.random().toString(36).slice(2)}.jsonl`));
+const planJson = (tp: number, extra: string[] = []) => stowPlanJson(["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", ...extra]);
+const expectClose = (ours: number[], reference: number[], what: string, tolerance = 1e-5) => expectRelativelyClose(ours, reference, what, tolerance);
 
 /** Parameter floats per rank, counted from the GPT-2 config: Megatron's split, the vocabulary padded. */
 function paramFloatsPerRank(tp: number) {
@@ -62,14 +45,14 @@ describe("tensor parallelism over MPI ranks", () => {
 
   test("gpt2 mini at TP 2 and TP 4: ten losses within 1e-5 relative of TP 1, from the same init and data", () => {
     for (const tp of [1, 2, 4]) runs[tp] = train(tp, ["--steps", `${steps}`, "--save", path.join(dir, `tp${tp}.safetensors`)]);
-    const losses = (tp: number) => runs[tp].metrics.map((m) => m.loss as number);
+    const losses = (tp: number) => runs[tp].map((m) => m.loss as number);
     expectClose(losses(2), losses(1), "TP 2");
     expectClose(losses(4), losses(1), "TP 4");
     expect(losses(1)[steps - 1]).toBeLessThan(losses(1)[0] - 0.5); // it trains
     // The gradient norm is more sensitive: at lr 3e-3 the loss jumps at step 6 and the norm spikes,
     // where sums in another order move it by about 1e-3: split matmuls and all-reduces here, and at TP 1
     // the LM head fused with the loss (ir/passes/fuse_lm_head.ts), which sums the vocabulary in tiles.
-    const norms = (tp: number) => runs[tp].metrics.map((m) => m.grad_norm as number);
+    const norms = (tp: number) => runs[tp].map((m) => m.grad_norm as number);
     for (const tp of [2, 4]) expectClose(norms(tp), norms(1), `TP ${tp} gradient norm`, 5e-3);
   });
 
@@ -85,7 +68,7 @@ describe("tensor parallelism over MPI ranks", () => {
       // LM head's; the loss's max and sums; the gradient norm's; and the broadcast tokens and targets.
       expect(plan.collective_calls_per_step).toBe(4 * cfg.layers + 1 + 1 + 2 + 1 + 2);
       const predictedPeak = planJson(tp).device_peak_bytes;
-      for (const m of runs[tp].metrics) {
+      for (const m of runs[tp]) {
         expect(m.ranks).toBe(tp);
         expect(m.rank_param_bytes).toEqual(Array(tp).fill(plan.param_bytes_per_rank));
         expect(m.rank_comm_calls).toEqual(Array(tp).fill(plan.collective_calls_per_step));
@@ -103,8 +86,8 @@ describe("tensor parallelism over MPI ranks", () => {
     const plan = planJson(2, budget);
     expect(plan.offload.model_data_on_host).toBe(true); // 70 MiB holds no rank's resident plan
     const run = train(2, ["--steps", "3", ...budget]);
-    expectClose(run.metrics.map((m) => m.loss as number), runs[1].metrics.slice(0, 3).map((m) => m.loss as number), "TP 2 offloaded");
-    for (const m of run.metrics) {
+    expectClose(run.map((m) => m.loss as number), runs[1].slice(0, 3).map((m) => m.loss as number), "TP 2 offloaded");
+    for (const m of run) {
       expect(m.rank_device_peak_bytes).toEqual([plan.device_peak_bytes, plan.device_peak_bytes]);
       expect(m.rank_comm_calls).toEqual([plan.tensor_parallel.collective_calls_per_step, plan.tensor_parallel.collective_calls_per_step]);
     }
@@ -123,10 +106,10 @@ describe("tensor parallelism over MPI ranks", () => {
 
     const saved = path.join(dir, "half.safetensors");
     const first = train(2, ["--steps", `${steps}`, "--stop-after", "5", "--save", saved]);
-    expectClose(first.metrics.map((m) => m.loss as number), runs[1].metrics.slice(0, 5).map((m) => m.loss as number), "TP 2 first half");
+    expectClose(first.map((m) => m.loss as number), runs[1].slice(0, 5).map((m) => m.loss as number), "TP 2 first half");
     const second = train(1, ["--steps", `${steps}`, "--resume", saved]);
-    expect(second.metrics.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
-    expectClose(second.metrics.map((m) => m.loss as number), runs[1].metrics.slice(5).map((m) => m.loss as number), "resumed at TP 1");
+    expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
+    expectClose(second.map((m) => m.loss as number), runs[1].slice(5).map((m) => m.loss as number), "resumed at TP 1");
   });
 
   test("a rank killed mid-step ends the whole job within seconds, with a message naming the rank", async () => {
@@ -143,7 +126,7 @@ describe("tensor parallelism over MPI ranks", () => {
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     expect(code).toBe(2);
     expect(stderr).toMatch(/rank 1 of 2 died \(signal 9, Killed\); the other ranks were stopped/);
-    expect(stderr).not.toMatch(/    at /); // no stack trace
+    expect(stderr).not.toMatch(/ {4}at /); // no stack trace
   });
 
   test("a degree that does not divide the heads or the layer widths is refused, naming which", () => {

@@ -3,6 +3,7 @@
 // PyTorch in palm.test.ts); per-rank parameter bytes against a count from the config, with the single
 // K/V head replicated; the collectives and the device peak of every rank as the plan predicts them;
 // and the collectives in `stow ir`.
+import { expectRelativelyClose, stowPlanJson, stowTrain } from "./helpers/stow_commands.ts";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,7 +12,7 @@ import palm from "../samples/palm.ts";
 import { builtinCorpusText } from "../src/data/corpus.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
-import { readMetrics, stow } from "./helpers/run.ts";
+import { stow } from "./helpers/run.ts";
 
 const cfg = palm.presets.small;
 const shape = ["--preset", "small", "--batch", "4", "--seq", "64"];
@@ -20,28 +21,9 @@ let dir: string;
 let data: string;
 
 /** Ranks share the machine's two cores: one thread each, and the single-process run alike. */
-function train(tp: number): Record<string, number | number[]>[] {
-  const metrics = path.join(dir, `tp${tp}.jsonl`);
-  const r = stow(["train", "samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
-    "--no-sample", "--metrics", metrics, "--lr", "3e-3", "--warmup-steps", "3", "--steps", `${steps}`]);
-  expect(r.stderr).toBe("");
-  expect(r.status).toBe(0);
-  return readMetrics(metrics);
-}
-
-function planJson(tp: number) {
-  const r = stow(["plan", "samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--json"]);
-  expect(r.status, r.stderr).toBe(0);
-  return JSON.parse(r.stdout);
-}
-
-function expectClose(ours: number[], reference: number[], what: string, tolerance: number): void {
-  expect(ours).toHaveLength(reference.length);
-  for (let i = 0; i < reference.length; i++) {
-    const rel = Math.abs(ours[i] - reference[i]) / Math.abs(reference[i]);
-    expect(rel, `${what}, step ${i + 1}: ${ours[i]} vs ${reference[i]}`).toBeLessThan(tolerance);
-  }
-}
+const train = (tp: number) => stowTrain(["samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
+  "--lr", "3e-3", "--warmup-steps", "3", "--steps", `${steps}`], path.join(dir, `tp${tp}.jsonl`));
+const planJson = (tp: number) => stowPlanJson(["samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1"]);
 
 /** Parameter floats per rank, counted from the config: q, out, gate, up and down cut; K/V and LayerNorms whole. */
 function paramFloatsPerRank(tp: number) {
@@ -66,10 +48,10 @@ describe("PaLM small under tensor parallelism over MPI ranks", () => {
   test("at TP 2: ten losses within 1e-5 relative of TP 1, from the same init and data", () => {
     runs = { 1: train(1), 2: train(2) };
     const losses = (tp: number) => runs[tp].map((m) => m.loss as number);
-    expectClose(losses(2), losses(1), "TP 2 loss", 1e-5);
+    expectRelativelyClose(losses(2), losses(1), "TP 2 loss", 1e-5);
     expect(losses(1)[steps - 1]).toBeLessThan(losses(1)[0] - 0.5); // it trains
     const norms = (tp: number) => runs[tp].map((m) => m.grad_norm as number);
-    expectClose(norms(2), norms(1), "TP 2 gradient norm", 1e-4);
+    expectRelativelyClose(norms(2), norms(1), "TP 2 gradient norm", 1e-4);
   });
 
   test("per-rank parameter bytes, collectives and device peak: as the plan predicts, on every rank", () => {

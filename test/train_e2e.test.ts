@@ -10,6 +10,7 @@ import { builtinCorpusText } from "../src/data/corpus.ts";
 import { makeMarkovCorpus } from "../src/data/synthetic.ts";
 import { encodeText } from "../src/data/tokenize.ts";
 import { writeTokenFile } from "../src/data/token_file.ts";
+import { stowTrain } from "./helpers/stow_commands.ts";
 import { readMetrics, stow } from "./helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-e2e-"));
@@ -19,12 +20,7 @@ const small = ["--preset", "mini", "--set", "layers=2", "--batch", "4", "--seq",
 
 beforeAll(() => writeTokenFile(corpus, encodeText(builtinCorpusText()).slice(0, 20_000)));
 
-function train(extra: string[], metrics: string) {
-  const r = stow(["train", "samples/gpt2.ts", ...small, "--data", corpus, "--no-sample", "--metrics", metrics, ...extra]);
-  expect(r.stderr).toBe("");
-  expect(r.status).toBe(0);
-  return readMetrics(metrics);
-}
+const train = (extra: string[], metrics: string) => stowTrain(["samples/gpt2.ts", ...small, "--data", corpus, ...extra], metrics);
 
 describe("stow train", () => {
   test("the measured arena high-water mark equals the plan's prediction, clip on and off", () => {
