@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/cuda/toolchain.ts";
+import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/backends/cuda/toolchain.ts";
 import { repoRoot } from "./helpers/run.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-cuda-kernels-"));

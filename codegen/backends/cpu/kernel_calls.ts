@@ -1,9 +1,11 @@
 // The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
-// give. Views (reshape) and leaves (param, opt_state, input) run nothing.
-import { attentionDims, attentionGroup, lmHeadDims } from "../../ir/ops.ts";
-import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
-import { type Node, type Value, numel } from "../../ir/types.ts";
+// give. Views (reshape) and leaves (param, opt_state, input) run nothing (NO_KERNEL_OPS). The switch
+// is exhaustive over the ops: one added without a binding here is a type error.
+import { type OpName, attentionDims, attentionGroup, lmHeadDims } from "../../../ir/ops.ts";
+import { type MemoryPlan, runsOnHost } from "../../../ir/passes/memory_plan.ts";
+import { type Node, type Value, numel } from "../../../ir/types.ts";
+import { hasNoKernel } from "../backend.ts";
 
 export function cFloat(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
@@ -44,9 +46,9 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
   const call = (kernel: string, ...args: (string | number | boolean)[]) => `${ns}::${kernel}(c, ${args.join(", ")});`;
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
-  switch (n.op) {
-    case "param": case "opt_state": case "input": case "reshape": case "chunk_view":
-      return [];
+  const op = n.op as OpName;
+  if (hasNoKernel(op)) return [];
+  switch (op) {
     case "iota":
       return [call("iota", ptr(y0), numel(y0.shape))];
     case "fill":
@@ -146,8 +148,6 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
       return [runsOnHost(n, mem) ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
-    case "tp_copy":
-      return [];
     case "all_reduce":
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
     case "all_gather":
@@ -181,6 +181,11 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
     default:
-      throw new Error(`internal: no CPU kernel for op ${n.op}`);
+      return unbound(op);
   }
+}
+
+/** An op no case binds: the type checker rejects a call (every op is bound), so only a bad graph gets here. */
+function unbound(op: never): never {
+  throw new Error(`internal: no CPU kernel for op ${String(op)}`);
 }
