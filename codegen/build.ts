@@ -21,12 +21,15 @@ export interface BuildOptions {
   outDir?: string;
   /** Compiler processes run at once; default: the number of cores. */
   threads?: number;
-  /** Runtime .cpp files to link with the plan; default runtime/*.cpp. train_main.cpp goes only into `train`. */
+  /**
+   * Every runtime source to link with the plan; default: runtime/core/*.cpp, the communicator
+   * (runtime/comm/) and the backend's own. train_main.cpp goes only into `train`.
+   */
   runtimeSources?: string[];
   /**
-   * Link the MPI communicator (runtime/mpi/, for tensor parallelism) in place of the single-process one
-   * (runtime/comm_single.cpp); only such builds need MPI. The CUDA backend keeps it for the job's ranks
-   * and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
+   * Link the MPI communicator (runtime/comm/mpi/, for tensor parallelism) in place of the single-process
+   * one (runtime/comm/comm_single.cpp); only such builds need MPI. The CUDA backend keeps it for the job's
+   * ranks and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
    */
   mpi?: boolean;
   /**
@@ -46,8 +49,8 @@ export interface BuildResult {
 }
 
 const TRAIN_MAIN = "train_main.cpp";
-const SINGLE_COMM = "comm_single.cpp";
-const mpiDir = join(runtimeDir, "mpi");
+const coreDir = join(runtimeDir, "core");
+const commDir = join(runtimeDir, "comm");
 
 /** MPI's compiler and linker flags, as its wrapper compiler reports them. */
 export class MpiMissingError extends Error {}
@@ -64,10 +67,9 @@ function mpiFlags(): Promise<{ compile: string[]; link: string[] }> {
   return mpiFlagsCache;
 }
 
-async function defaultSources(mpi: boolean): Promise<string[]> {
-  const common = await listFiles(runtimeDir, ".cpp");
-  if (!mpi) return common;
-  return [...common.filter((s) => basename(s) !== SINGLE_COMM), ...(await listFiles(mpiDir, ".cpp"))];
+/** The runtime every backend links: the generic core, and the communicator (MPI's under --tp). */
+async function commonSources(mpi: boolean): Promise<string[]> {
+  return [...(await listFiles(coreDir, ".cpp")), ...(mpi ? await listFiles(join(commDir, "mpi"), ".cpp") : [join(commDir, "comm_single.cpp")])];
 }
 
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
@@ -76,14 +78,14 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const backend = codegenBackend(opts.backend ?? "cpu");
   const emulate = backend.caps.emulation && opts.emulate === true;
   const toolchain = backend.toolchain(emulate);
-  const cpuSources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
-  const sources = await backend.runtimeSources(cpuSources, { emulate, mpi: opts.mpi === true });
+  const sources = opts.runtimeSources ??
+    [...(await commonSources(opts.mpi === true)), ...(await backend.runtimeSources({ emulate, mpi: opts.mpi === true }))];
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
   const flagsOf = (source: string) => (basename(dirname(source)) === "mpi" ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
-  // A runtime object depends on every header it might include: those next to it and in runtime/ (and
-  // the toolchain's own, such as the emulated CUDA headers).
-  const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s)), ...toolchain.headerDirs])];
+  // A runtime object depends on every header it might include: those next to it, the core's and the
+  // communicator's (and the toolchain's own, such as the emulated CUDA headers).
+  const headerDirs = [...new Set([coreDir, commDir, ...sources.map((s) => dirname(s)), ...toolchain.headerDirs])];
   const headers = (await Promise.all(headerDirs.map((d) => listFiles(d, ".h")))).flat();
   const toolchainHash = sha256(
     await gxxId(),

@@ -40,9 +40,9 @@ function sources(): string[] {
     "runtime/cuda/cublas.cu",
     "runtime/cuda/node_uses.cu",
     ...list("runtime/cuda/emulate", /\.cpp$/),
-    ...list("runtime", /^kernels.*\.cpp$/),
-    "runtime/transfer_engine.cpp",
-    "runtime/comm_single.cpp",
+    ...list("runtime/cpu", /^kernels.*\.cpp$/),
+    "runtime/core/transfer_engine.cpp",
+    "runtime/comm/comm_single.cpp",
     "test/native/cuda_kernels_check.cpp",
   ];
 }

@@ -19,10 +19,10 @@ export interface CodegenBackend {
   /** What builds that source: for the emulated target when `emulate` (only where caps.emulation). */
   toolchain(emulate: boolean): Toolchain;
   /**
-   * The runtime sources a build compiles, given the C++ runtime's (the CPU backend's whole runtime, with
-   * its communicator): the backend keeps those it shares and adds its own.
+   * The backend's own runtime sources, which a build compiles beside the core (runtime/core/) and the
+   * communicator (runtime/comm/) that every backend links.
    */
-  runtimeSources(cpuSources: readonly string[], opts: { emulate: boolean; mpi: boolean }): Promise<string[]>;
+  runtimeSources(opts: { emulate: boolean; mpi: boolean }): Promise<string[]>;
 }
 
 /**

@@ -1,4 +1,4 @@
-// The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
+// The C++ statements that run one IR node on the CPU backend: which kernel of runtime/cpu/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views (reshape) and leaves (param, opt_state, input) run nothing (NO_KERNEL_OPS). The switch
 // is exhaustive over the ops: one added without a binding here is a type error.

@@ -1,9 +1,10 @@
 // How the CUDA backend builds: nvcc compiles plan.cu and runtime/cuda/*.cu for the GPU architectures
-// below, g++ the runtime's .cpp files it shares with the CPU backend (the same objects, from the same
-// cache), and nvcc links, with the CUDA runtime static. cuBLAS is loaded at run time, so nothing else is
-// needed to build: a machine with nvcc and no GPU builds the same binary a GPU machine does.
+// below, g++ the runtime's .cpp files (runtime/core/, runtime/comm/ and the host AdamW of runtime/cpu/:
+// the same objects the CPU backend builds, from the same cache), and nvcc links, with the CUDA runtime
+// static. cuBLAS is loaded at run time, so nothing else is needed to build: a machine with nvcc and no
+// GPU builds the same binary a GPU machine does.
 import { existsSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { UserError } from "../../../base/errors.ts";
 import {
   CompileError, type Toolchain, gxxCompile, gxxLink, linkError, run, runtimeDir as repoRuntime,
@@ -34,17 +35,6 @@ export function nvccLinkFlags(flags: readonly string[]): string[] {
     if (/^-[Ll]./.test(f)) return [f];
     if (f.startsWith("-Wl,")) return ["-Xlinker", f.slice(4)];
     return ["-Xcompiler", f];
-  });
-}
-
-/**
- * The runtime's C++ files the CUDA build shares: all but the CPU kernels (kernels*.cpp, OpenBLAS and
- * OpenMP loops) and the CPU device. kernels_adamw.cpp stays: AdamW on offloaded chunks runs it on the host.
- */
-export function sharedRuntimeSources(cpuSources: readonly string[]): string[] {
-  return cpuSources.filter((s) => {
-    const name = basename(s);
-    return name === "kernels_adamw.cpp" || !(name.startsWith("kernels") || name === "device_cpu.cpp");
   });
 }
 
