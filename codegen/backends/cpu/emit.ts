@@ -27,7 +27,8 @@ const ASYNC_OPS = new Set(["chunk_h2d", "copy_d2h"]);
 
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
-function programView(name: string, prog: CompiledProgram, calls: NodeCalls) {
+/** One program as the templates render it: each node that runs anything, with its calls and workspace. */
+export function programView(name: string, prog: CompiledProgram, calls: NodeCalls) {
   const mem = prog.memory;
   const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
   const named = prog.graph.named;
