@@ -2,8 +2,8 @@
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views (reshape) and leaves (param, opt_state, input) run nothing.
 import { attentionDims, attentionGroup, lmHeadDims } from "../../ir/ops.ts";
-import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
-import { type Node, type Value, numel } from "../../ir/types.ts";
+import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
+import { type Node, type NodeOf, type Value, numel } from "../../ir/types.ts";
 
 export function cFloat(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
@@ -15,7 +15,7 @@ function last(v: Value): number {
 }
 
 /** A matmul's kernel arguments: out, a, b, batch, M, N, K, ta, tb, a's and b's batch strides. */
-export function matmulArgs(n: Node, mem: MemoryPlan): (string | number | boolean)[] {
+export function matmulArgs(n: NodeOf<"matmul">, mem: MemoryPlan): (string | number | boolean)[] {
   const [x0, x1] = n.inputs;
   const y0 = n.outputs[0];
   const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
@@ -144,7 +144,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "adamw": {
       const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
-      return [runsOnHost(n, mem) ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
+      return [n.placement === "host" ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
     case "tp_copy":
       return [];
@@ -181,6 +181,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
     default:
-      throw new Error(`internal: no CPU kernel for op ${n.op}`);
+      // Every op has a case above: n is `never` here, so a new op without one does not compile.
+      throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
   }
 }

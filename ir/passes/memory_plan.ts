@@ -165,11 +165,6 @@ function valueOffsets(g: Graph, live: Liveness, placement: Placement, persistent
   return offsets;
 }
 
-/** Whether a node runs on the host side: the optimizer on offloaded model data (it reads host values). */
-export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
-  return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
-}
-
 const BUFFER_KINDS: readonly BufferKind[] = ["activation", "gradient", "parameter", "workspace", "input"];
 
 /** Bytes of temporaries live at each node position, by kind (running sums over interval ends). */

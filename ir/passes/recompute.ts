@@ -61,7 +61,7 @@ export function recompute(g: Graph, mode: CheckpointMode, regions?: number, firs
 
   const add = (n: Node, inputs: Value[], phase = n.phase, extra = {}) => {
     b.phase = phase;
-    return b.add(n.op, inputs, { ...n.attrs, ...extra }, n.loc);
+    return b.copy(n, inputs, { attrs: { ...n.attrs, ...extra } });
   };
   // The recomputed value of `v`, cloning its producer (and what that needs) on first use.
   const recomputed = (v: Value): Value => {
