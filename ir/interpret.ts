@@ -58,7 +58,7 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [fed ? leaf("opt_state", n.attrs.name, fed, outShape, false) : new Float64Array(numel(outShape))];
     }
     case "input":
-      return [leaf("input", n.attrs.name, feeds.inputs[n.attrs.name as string], outShape, n.attrs.dtype === "i32")];
+      return [leaf("input", n.attrs.name, feeds.inputs[n.attrs.name], outShape, n.attrs.dtype === "i32")];
     case "iota":
       return [Int32Array.from({ length: n.attrs.n }, (_, i) => i)];
     case "fill":

@@ -50,27 +50,27 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "iota":
       return [call("iota", ptr(y0), numel(y0.shape))];
     case "fill":
-      return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value as number))];
+      return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value))];
     case "embedding":
       return [call("embedding_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0])];
     case "embedding_bwd_acc":
       return [call("embedding_bwd_acc", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x2), x0.shape[0])];
     case "embedding_bwd":
-      return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+      return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V)];
     case "matmul":
       return [call("matmul", ...matmulArgs(n, mem))];
     case "add": case "mul":
       return [call(n.op, ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), numel(x1.shape))];
     case "scale":
-      return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s as number), numel(x0.shape))];
+      return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s), numel(x0.shape))];
     case "sum_rows": {
       const cols = numel(y0.shape);
       return [call("sum_rows", ptr(y0), ptr(x0), numel(x0.shape) / cols, cols)];
     }
     case "layernorm":
-      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
     case "layernorm_bwd":
-      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
@@ -85,7 +85,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     }
     case "rope": {
       const T = x0.shape[x0.shape.length - 2];
-      return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base as number), n.attrs.inverse === true)];
+      return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base), n.attrs.inverse === true)];
     }
     case "silu":
       return [call("silu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
@@ -104,7 +104,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("linear_cross_entropy_bwd", ptr(y0), ptr(y1), ...n.inputs.map(ptr), N, C, V, tb, rows, cols)];
     }
     case "transpose": {
-      const perm = n.attrs.perm as number[];
+      const perm = n.attrs.perm;
       return [`{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,
         `  ${call("permute", ptr(y0), ptr(x0), x0.shape.length, "shape", "perm")} }`];
     }
@@ -155,19 +155,19 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "reduce_scatter": case "shard_slice":
       return [call(n.op, ptr(y0), ptr(x0), numel(y0.shape) / last(y0), last(y0))];
     case "broadcast":
-      return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root as number)];
+      return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root)];
     case "embedding_vp":
-      return [call("embedding_vp_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0], n.attrs.vocab as number)];
+      return [call("embedding_vp_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0], n.attrs.vocab)];
     case "embedding_vp_bwd":
-      return [call("embedding_vp_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+      return [call("embedding_vp_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V)];
     case "cross_entropy_vp_max":
-      return [call("cross_entropy_vp_max", ptr(y0), ptr(x0), numel(y0.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_max", ptr(y0), ptr(x0), numel(y0.shape), last(x0), n.attrs.vocab)];
     case "cross_entropy_vp_sums":
-      return [call("cross_entropy_vp_sums", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_sums", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0), n.attrs.vocab)];
     case "cross_entropy_vp":
       return [call("cross_entropy_vp", ptr(y0), ptr(x2), ptr(n.inputs[3]), numel(x1.shape))];
     case "cross_entropy_vp_bwd":
-      return [call("cross_entropy_vp_bwd", ptr(y0), ...n.inputs.map(ptr), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_bwd", ptr(y0), ...n.inputs.map(ptr), numel(x1.shape), last(x0), n.attrs.vocab)];
     case "sum_squares":
       return [
         `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,

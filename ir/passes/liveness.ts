@@ -66,7 +66,7 @@ export function liveness(g: Graph, threads: number): Liveness {
       if (viewOf !== undefined) {
         const src = n.inputs[viewOf].id;
         storageOf[v.id] = storageOf[src];
-        viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? (n.attrs.offset as number) : 0);
+        viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? n.attrs.offset : 0);
         persistentName[v.id] = persistentName[src];
         return;
       }

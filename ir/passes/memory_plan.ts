@@ -65,7 +65,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     for (const moment of ["m", "v"])
       for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
-  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape), true);
+  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
 }
 

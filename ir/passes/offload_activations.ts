@@ -54,9 +54,9 @@ export function movedActivations(g: Graph, moves: ActivationMoves): Moved[] {
   const firstBackwardUse = new Map<number, number>();
   const roots = new Map<number, Value>();
   const position = new Map(g.nodes.map((n, i) => [n.id, i]));
-  const regionOf = (v: Value) => (v.producer.phase === "forward" ? (v.producer.attrs.ckpt as number | undefined) : undefined);
+  const regionOf = (v: Value) => (v.producer.phase === "forward" ? (v.producer.attrs.ckpt) : undefined);
   g.nodes.forEach((n, i) => {
-    const region = n.attrs.ckpt as number | undefined;
+    const region = n.attrs.ckpt;
     if (n.phase === "forward") {
       if (region !== undefined && !forwardStart.has(region)) forwardStart.set(region, i);
       for (const v of n.inputs) lastForwardUse.set(storageRoot(v).id, i);

@@ -27,7 +27,7 @@ export function recomputedNodes(g: Graph, mode: CheckpointMode, regions?: number
     if (n.phase !== "forward") continue;
     // selective: the attention core, as Megatron-LM does; blocks: every node of a checkpoint region.
     if (mode === "selective" && n.op === "attention") chosen.add(n.id);
-    const region = n.attrs.ckpt as number | undefined;
+    const region = n.attrs.ckpt;
     if (mode === "blocks" && region !== undefined && region >= first && (regions === undefined || region < first + regions))
       chosen.add(n.id);
   }

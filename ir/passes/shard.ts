@@ -124,7 +124,7 @@ class Sharder {
         return allWhole ? [this.wholeReshape(n, values[0])] : [this.reshape(n, ins[0])];
       case "transpose": {
         const x = ins[0].layout;
-        const perm = n.attrs.perm as number[];
+        const perm = n.attrs.perm;
         return this.same(n, values, [x.kind === "whole" ? x : { ...x, axis: perm.indexOf(x.axis) }]);
       }
       case "split":
