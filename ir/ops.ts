@@ -225,7 +225,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   embedding_bwd: { kind: "compute", flops: perElement(1),
     arity: 2,
-    infer: ([idx, dy], a) => [f32([a.V, lastDim(dy.shape)])],
+    infer: ([, dy], a) => [f32([a.V, lastDim(dy.shape)])],
   },
   // acc + embedding_bwd(idx, dy), computed as that sum is (each row's positions summed in order, then
   // added to acc's row), without a (V, C) temporary: the gradient of a tied embedding

@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type Node, type ParamInfo, numel } from "../types.ts";
+import { type Graph, type ParamInfo, numel } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import type { ChunkLayout } from "./chunks.ts";

@@ -18,7 +18,7 @@
 import { GraphBuilder } from "../builder.ts";
 import { SettingError, type SettingNames } from "../../base/errors.ts";
 import type { AttrsOf, OpName } from "../op_attrs.ts";
-import { type Graph, type Node, type NodeOf, type ParamInfo, type Shape, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
+import { type Graph, type Node, type NodeOf, type ParamInfo, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
 import { reshapeSplit } from "./shard_reshape.ts";
 
 /** A graph that cannot be cut across this many ranks; names the dimension and the model line. */

@@ -3,7 +3,6 @@
 // and the train command's re-plan message.
 import { readFileSync } from "node:fs";
 import { type MeasuredTimes, nodeSeconds, nodeSignature, simulateStep, CPU_DEFAULTS } from "../../ir/cost_model.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import type { Graph, Node } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
@@ -31,7 +30,7 @@ export function readProfile(file: string): NodeProfile {
  * Mean measured seconds per node signature. Nodes that only hand work to the transfer engine (copies,
  * waits, host AdamW) are left out: their cost is the link's and the host's, which the model plays out.
  */
-export function measuredTimes({ graph: g, memory }: { graph: Graph; memory: MemoryPlan }, profile: NodeProfile): MeasuredTimes {
+export function measuredTimes({ graph: g }: { graph: Graph }, profile: NodeProfile): MeasuredTimes {
   if (profile.node_seconds.length !== g.nodes.length)
     throw new UserError(`the profile has ${profile.node_seconds.length} nodes but the plan's training program has ${g.nodes.length}`);
   const sums = new Map<string, { total: number; count: number }>();
@@ -72,7 +71,6 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
 export function profileText(plan: Plan, profile: NodeProfile): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`.padStart(11);
   const rows = timesByOp(plan, profile);
-  const onHost = (n: Node) => hostUpdate(n);
   const model = simulateStep(plan.train.graph, plan.machine);
   const withMeasured = simulateStep(plan.train.graph, plan.machine, measuredTimes(plan.train, profile));
   const measuredStep = profile.step_seconds.reduce((s, x) => s + x, 0) / profile.step_seconds.length;
