@@ -2,20 +2,15 @@
 // cached by content hash. Runtime sources are compiled once into objects cached by their own hash, so a
 // new plan costs one compile and two links. Every output is written elsewhere and renamed into place,
 // so concurrent builds of the same plan never see each other's half-written files.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { isStale, tempPathFor } from "../src/util/atomic_write.ts";
 import type { Backend } from "../plan/plan.ts";
-import {
-  EMULATE_CXXFLAGS, EMULATE_LDLIBS, NVCC_FLAGS, NVCC_LINK_FLAGS, emulationSources, nvccCommand, nvccLinkFlags,
-  sharedRuntimeSources,
-} from "./cuda/toolchain.ts";
-
+import { codegenBackend } from "./backends/index.ts";
+import { CXXFLAGS, CompileError, LDLIBS, type Toolchain, gxxId, listFiles, repoRoot, run, runtimeDir } from "./toolchain.ts";
 
 export interface BuildOptions {
   /** The generated plan.cpp (or plan.cu), as text. */
@@ -26,18 +21,21 @@ export interface BuildOptions {
   outDir?: string;
   /** Compiler processes run at once; default: the number of cores. */
   threads?: number;
-  /** Runtime .cpp files to link with the plan; default runtime/*.cpp. train_main.cpp goes only into `train`. */
+  /**
+   * Every runtime source to link with the plan; default: runtime/core/*.cpp, the communicator
+   * (runtime/comm/) and the backend's own. train_main.cpp goes only into `train`.
+   */
   runtimeSources?: string[];
   /**
-   * Link the MPI communicator (runtime/mpi/, for tensor parallelism) in place of the single-process one
-   * (runtime/comm_single.cpp); only such builds need MPI. The CUDA backend keeps it for the job's ranks
-   * and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
+   * Link the MPI communicator (runtime/comm/mpi/, for tensor parallelism) in place of the single-process
+   * one (runtime/comm/comm_single.cpp); only such builds need MPI. The CUDA backend keeps it for the job's
+   * ranks and host-side calls, and runs its collectives on NCCL, loaded at run time (runtime/cuda/comm_nccl.h).
    */
   mpi?: boolean;
   /**
    * With backend cuda: build for the emulated CUDA target instead of the GPU. g++ compiles the same .cu
    * sources against runtime/cuda/emulate/ (CUDA's API and kernel language on the CPU, with cuBLAS and
-   * NCCL stand-ins), so the plan runs here (codegen/cuda/toolchain.ts).
+   * NCCL stand-ins), so the plan runs here (codegen/backends/cuda/toolchain.ts).
    */
   emulate?: boolean;
 }
@@ -50,17 +48,9 @@ export interface BuildResult {
   cached: boolean;
 }
 
-const repoRoot = fileURLToPath(new URL("..", import.meta.url));
-const runtimeDir = join(repoRoot, "runtime");
-// Compilers run with the repository root as working directory, so -Iruntime is the same string (and
-// hash) wherever the repository lives.
-// -fno-math-errno lets sqrt vectorize (AdamW: 7.8 -> 1.9 ms on 2.4M elements); no result changes.
-const CXXFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", "-fPIC", "-Iruntime"];
-const LDLIBS = ["-lopenblas", "-fopenmp"];
 const TRAIN_MAIN = "train_main.cpp";
-const SINGLE_COMM = "comm_single.cpp";
-const mpiDir = join(runtimeDir, "mpi");
-const EMULATE_INCLUDE = join(runtimeDir, "cuda", "emulate", "include");
+const coreDir = join(runtimeDir, "core");
+const commDir = join(runtimeDir, "comm");
 
 /** MPI's compiler and linker flags, as its wrapper compiler reports them. */
 export class MpiMissingError extends Error {}
@@ -77,43 +67,35 @@ function mpiFlags(): Promise<{ compile: string[]; link: string[] }> {
   return mpiFlagsCache;
 }
 
-async function defaultSources(mpi: boolean): Promise<string[]> {
-  const common = await listFiles(runtimeDir, ".cpp");
-  if (!mpi) return common;
-  return [...common.filter((s) => basename(s) !== SINGLE_COMM), ...(await listFiles(mpiDir, ".cpp"))];
+/** The runtime every backend links: the generic core, and the communicator (MPI's under --tp). */
+async function commonSources(mpi: boolean): Promise<string[]> {
+  return [...(await listFiles(coreDir, ".cpp")), ...(mpi ? await listFiles(join(commDir, "mpi"), ".cpp") : [join(commDir, "comm_single.cpp")])];
 }
 
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
   const width = Math.max(1, opts.threads ?? availableParallelism());
-  const backend = opts.backend ?? "cpu";
-  const emulate = backend === "cuda" && opts.emulate === true;
-  const compiler: Compiler = backend === "cpu" ? "g++" : emulate ? "emulate" : "nvcc";
-  const cpuSources = opts.runtimeSources ?? (await defaultSources(opts.mpi === true));
-  const sources = backend === "cuda"
-    ? [
-      ...sharedRuntimeSources(cpuSources),
-      ...(await listFiles(join(runtimeDir, "cuda"), ".cu")),
-      ...(emulate ? await emulationSources(listFiles, opts.mpi === true) : []),
-    ]
-    : cpuSources;
+  const backend = codegenBackend(opts.backend ?? "cpu");
+  const emulate = backend.caps.emulation && opts.emulate === true;
+  const toolchain = backend.toolchain(emulate);
+  const sources = opts.runtimeSources ??
+    [...(await commonSources(opts.mpi === true)), ...(await backend.runtimeSources({ emulate, mpi: opts.mpi === true }))];
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
   const flagsOf = (source: string) => (basename(dirname(source)) === "mpi" ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));
-  // A runtime object depends on every header it might include: those next to it and in runtime/ (and
-  // the emulated CUDA headers, for an emulated build).
-  const headerDirs = [...new Set([runtimeDir, ...sources.map((s) => dirname(s)), ...(emulate ? [EMULATE_INCLUDE] : [])])];
+  // A runtime object depends on every header it might include: those next to it, the core's and the
+  // communicator's (and the toolchain's own, such as the emulated CUDA headers).
+  const headerDirs = [...new Set([coreDir, commDir, ...sources.map((s) => dirname(s)), ...toolchain.headerDirs])];
   const headers = (await Promise.all(headerDirs.map((d) => listFiles(d, ".h")))).flat();
-  const toolchain = sha256(
-    await toolchainId(),
+  const toolchainHash = sha256(
+    await gxxId(),
     CXXFLAGS.join(" "),
     [...LDLIBS, ...mpi.link].join(" "),
-    ...(compiler === "nvcc" ? [await nvccId(), NVCC_FLAGS.join(" "), NVCC_LINK_FLAGS.join(" ")] : []),
-    ...(compiler === "emulate" ? ["emulated CUDA", EMULATE_CXXFLAGS.join(" "), EMULATE_LDLIBS.join(" ")] : []),
+    ...(await toolchain.id()),
     ...(await Promise.all(headers.map(async (h) => `${basename(h)}\n${await readFile(h, "utf8")}`))),
   );
-  const objectHashes = sourceTexts.map((text, i) => sha256(toolchain, flagsOf(sources[i]).join(" "), text));
-  const hash = sha256(toolchain, opts.planCpp, ...sources.map((s, i) => `${basename(s)}\n${objectHashes[i]}`));
+  const objectHashes = sourceTexts.map((text, i) => sha256(toolchainHash, flagsOf(sources[i]).join(" "), text));
+  const hash = sha256(toolchainHash, opts.planCpp, ...sources.map((s, i) => `${basename(s)}\n${objectHashes[i]}`));
 
   const buildsDir = join(cacheRoot, "builds");
   const finalDir = join(buildsDir, hash);
@@ -127,62 +109,32 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   // The pid in the name lets a later build tell a killed build's leftovers from a running one's.
   const work = await mkdtemp(join(buildsDir, `.tmp-${process.pid}-${hash.slice(0, 16)}-`));
   try {
-    const planSource = join(work, planFile(backend));
+    const planSource = join(work, backend.caps.planFile);
     await writeFile(planSource, opts.planCpp);
     const planObject = join(work, "plan.o");
     const objects = sources.map((_, i) => join(objectsDir, `${objectHashes[i]}.o`));
     await inParallel(width, [
-      () => compile(compiler, planSource, planObject),
-      ...sources.map((s, i) => () => cachedCompile(compiler, s, objects[i], flagsOf(s))),
+      () => toolchain.compile(planSource, planObject, []),
+      ...sources.map((s, i) => () => cachedCompile(toolchain, s, objects[i], flagsOf(s))),
     ]);
     const libObjects = objects.filter((_, i) => basename(sources[i]) !== TRAIN_MAIN);
     await inParallel(width, [
-      () => link(compiler, ["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
-      () => link(compiler, ["-o", join(work, "train"), planObject, ...objects], mpi.link),
+      () => toolchain.link(["-shared", "-o", join(work, "libplan.so"), planObject, ...libObjects], mpi.link),
+      () => toolchain.link(["-o", join(work, "train"), planObject, ...objects], mpi.link),
     ]);
     await publish(work, finalDir);
   } catch (error) {
-    throw await keepForInspection(error, work, `${finalDir}.failed`, planFile(backend));
+    throw await keepForInspection(error, work, `${finalDir}.failed`, backend.caps.planFile);
   }
   return { ...result, cached: false };
 }
 
-function planFile(backend: Backend): string {
-  return backend === "cuda" ? "plan.cu" : "plan.cpp";
-}
-
-class CompileError extends Error {
-  constructor(
-    readonly source: string,
-    readonly stderr: string,
-    compiler: string,
-  ) {
-    super(`${compiler} failed on ${source}:\n${stderr}`);
-  }
-}
-
-/** What builds a backend: g++ (cpu), nvcc (cuda), or g++ against the emulated CUDA target. */
-type Compiler = "g++" | "nvcc" | "emulate";
-
-// For nvcc builds, .cu files go to nvcc and everything else to g++; an emulated build gives everything
-// to g++, .cu files (as C++) and the emulation's own sources against the emulated CUDA headers.
-async function compile(compiler: Compiler, source: string, object: string, extra: string[] = []): Promise<void> {
-  const cuda = source.endsWith(".cu");
-  const emulated = compiler === "emulate" && (cuda || source.startsWith(join(runtimeDir, "cuda", "emulate")));
-  const r = cuda && compiler === "nvcc"
-    ? await run(nvccCommand(), [...NVCC_FLAGS, "-c", source, "-o", object])
-    : emulated
-      ? await run("g++", [...CXXFLAGS, ...EMULATE_CXXFLAGS, ...extra, ...(cuda ? ["-x", "c++"] : []), "-c", source, "-o", object])
-      : await run("g++", [...CXXFLAGS, ...extra, "-c", source, "-o", object]);
-  if (r.code !== 0) throw new CompileError(source, r.stderr, cuda && compiler === "nvcc" ? "nvcc" : "g++");
-}
-
 // Writes the object under a private name first: another build may be compiling the same source.
-async function cachedCompile(compiler: Compiler, source: string, object: string, extra: string[]): Promise<void> {
+async function cachedCompile(toolchain: Toolchain, source: string, object: string, extra: string[]): Promise<void> {
   if (existsSync(object)) return;
   const partial = tempPathFor(object);
   try {
-    await compile(compiler, source, partial, extra);
+    await toolchain.compile(source, partial, extra);
     await rename(partial, object);
   } finally {
     await rm(partial, { force: true });
@@ -196,13 +148,6 @@ async function removeStaleWork(buildsDir: string, objectsDir: string): Promise<v
     const stale = (await readdir(dir)).filter((name) => name.includes(".tmp-") && isStale(name));
     await Promise.all(stale.map((name) => rm(join(dir, name), { recursive: true, force: true })));
   }
-}
-
-async function link(compiler: Compiler, args: string[], extra: string[]): Promise<void> {
-  const r = compiler === "nvcc"
-    ? await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...nvccLinkFlags(extra)])
-    : await run("g++", [...args, ...LDLIBS, ...(compiler === "emulate" ? EMULATE_LDLIBS : []), ...extra]);
-  if (r.code !== 0) throw new Error(`linking ${args[args.indexOf("-o") + 1]} failed:\n${r.stderr}`);
 }
 
 // A concurrent build of the same hash may have renamed its result into place first; its files are
@@ -255,55 +200,8 @@ async function inParallel(width: number, jobs: (() => Promise<void>)[]): Promise
   if (failure) throw failure.error;
 }
 
-let toolchainCache: Promise<string> | undefined;
-
-// The compiler's version and what -march=native means on this machine: a cache shared between
-// machines must not hand one CPU's objects to another.
-function toolchainId(): Promise<string> {
-  toolchainCache ??= Promise.all([
-    run("g++", ["--version"]),
-    run("g++", ["-march=native", "-Q", "--help=target"]),
-  ]).then(([version, target]) => {
-    if (version.code !== 0) throw new Error(`g++ --version failed:\n${version.stderr}`);
-    return `${version.stdout.split("\n")[0]}\n${target.stdout}`;
-  });
-  return toolchainCache;
-}
-
-let nvccCache: Promise<string> | undefined;
-
-// nvcc's version: objects built by one CUDA toolkit are not handed to another's link.
-function nvccId(): Promise<string> {
-  nvccCache ??= run(nvccCommand(), ["--version"]).then((r) => {
-    if (r.code !== 0) throw new Error(`nvcc --version failed:\n${r.stderr}`);
-    return r.stdout;
-  });
-  return nvccCache;
-}
-
-async function listFiles(dir: string, ext: string): Promise<string[]> {
-  return (await readdir(dir))
-    .filter((f) => f.endsWith(ext))
-    .sort()
-    .map((f) => join(dir, f));
-}
-
 function sha256(...parts: string[]): string {
   const h = createHash("sha256");
   for (const p of parts) h.update(`${p.length}:${p}`);
   return h.digest("hex");
-}
-
-function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // LC_ALL=C: plain ASCII quotes in compiler messages, whatever the user's locale.
-    const env = { ...process.env, LC_ALL: "C" };
-    const child = spawn(cmd, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", (e) => reject(new Error(`cannot run ${cmd}: ${e.message}`)));
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
 }

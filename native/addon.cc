@@ -1,5 +1,5 @@
 // Runs a built plan in-process: dlopen()s the plan's shared library, resolves the stow_* C ABI
-// (runtime/stow_abi.h) and exposes one Session class to JavaScript. Every call is synchronous: a
+// (runtime/core/stow_abi.h) and exposes one Session class to JavaScript. Every call is synchronous: a
 // training step holds the event loop, which is what the CLI wants (it prints between steps).
 //
 // Errors thrown here carry a `code` so that native/index.ts can tell them from programming errors:
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "../runtime/stow_abi.h"
+#include "../runtime/core/stow_abi.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // Typed front of the native addon (native/addon.cc), which runs a built plan in-process through the
-// C ABI of runtime/stow_abi.h. The addon is loaded on first use, so commands that never run a plan
+// C ABI of runtime/core/stow_abi.h. The addon is loaded on first use, so commands that never run a plan
 // work without it.
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";

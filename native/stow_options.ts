@@ -1,5 +1,5 @@
 // Generated from runtime/run_contract.ts by runtime/contract/render.ts (npm run gen:contract); do not edit.
-// A run's options as native/index.ts takes them (StowOptions of runtime/stow_options.h, by JS name). An
+// A run's options as native/index.ts takes them (StowOptions of runtime/core/stow_options.h, by JS name). An
 // absent option takes the run contract's default there.
 
 export interface StowOptions {

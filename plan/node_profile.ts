@@ -1,4 +1,4 @@
-// What a profiled run measured of a plan (runtime/profile.cpp writes it as JSON): the cost model's
+// What a profiled run measured of a plan (runtime/core/profile.cpp writes it as JSON): the cost model's
 // measured times and the measured timeline of reports are made from it.
 
 export interface NodeProfile {

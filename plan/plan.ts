@@ -8,9 +8,10 @@ import type { CheckpointMode } from "../ir/passes/recompute.ts";
 import type { Machine, MeasuredTimes, StepTime } from "../ir/cost_model.ts";
 import type { MemoryPlan, PersistentLayout } from "../ir/passes/memory_plan.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
+import { type BackendName, backendCaps, resolvePrecision } from "./backends.ts";
 
-/** cpu: g++ and OpenBLAS; cuda: nvcc (or the emulated CUDA target) and the CUDA runtime. */
-export type Backend = "cpu" | "cuda";
+/** cpu: g++ and OpenBLAS; cuda: nvcc (or the emulated CUDA target) and the CUDA runtime (plan/backends.ts). */
+export type Backend = BackendName;
 
 /** How matmuls multiply: fp32 arithmetic, or bf16 inputs with fp32 accumulation (CUDA only). */
 export const PRECISIONS = ["bf16", "fp32"] as const;
@@ -43,7 +44,7 @@ export interface PlanDecisions {
 export function resolveDecisions(opts: CompileOptions): PlanDecisions {
   const backend = opts.backend ?? "cpu";
   return {
-    backend, precision: backend === "cuda" ? (opts.precision ?? "bf16") : "fp32", emulate: opts.emulate === true,
+    backend, precision: resolvePrecision(backendCaps(backend), opts.precision), emulate: opts.emulate === true,
     ranks: opts.tp ?? 1, threads: opts.threads, clip: opts.clip,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),

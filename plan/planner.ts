@@ -6,7 +6,7 @@ import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts"
 import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
-import { CPU_DEFAULTS, H100_DEFAULTS, type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
+import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
 import { type PersistentLayout, persistentLayout, planMemory, residentModelBytes } from "../ir/passes/memory_plan.ts";
 import { alignUp } from "../ir/passes/arena_plan.ts";
 import { SettingError } from "../base/errors.ts";
@@ -15,6 +15,7 @@ import { type Budgets, deviceOnly, fits } from "./fits.ts";
 import { type Moves, NO_MOVES, type PassSettings, Pipeline } from "./pipeline.ts";
 import { type Candidate, type CompileOptions, type CompiledProgram, type Plan, type PlanCandidate, resolveDecisions } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
+import { backendCaps } from "./backends.ts";
 import { checkpointModes } from "./strategies/checkpoint_modes.ts";
 import { activationMoves } from "./strategies/activation_moves.ts";
 import { forcedMode } from "./strategies/forced_mode.ts";
@@ -42,7 +43,7 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
   const inferGraph = new Pipeline(traced.infer).after("shard", base);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
-  const defaults = opts.machine ?? (decisions.backend === "cuda" ? H100_DEFAULTS : CPU_DEFAULTS);
+  const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
   // The inference program's plan depends only on the resident chunks: they fix the persistent region's

@@ -1,7 +1,7 @@
 // The run contract between TypeScript and C++, declared once: every option of a training run, with its C
 // type, default, `train` binary flag and a line of documentation. runtime/contract/ generates from it the
-// C ABI struct (runtime/stow_options.h), the addon's conversion of a JS object (native/stow_options_js.h,
-// native/stow_options.ts) and the `train` binary's flags (runtime/train_flags.h); `stow train` reads its
+// C ABI struct (runtime/core/stow_options.h), the addon's conversion of a JS object (native/stow_options_js.h,
+// native/stow_options.ts) and the `train` binary's flags (runtime/core/train_flags.h); `stow train` reads its
 // defaults here. Regenerate after an edit with `npm run gen:contract` (test/run_contract.test.ts checks).
 
 /** A default that follows from another option: min(atMost, from × times), rounded down for integers. */

@@ -1,4 +1,4 @@
-// The `train` binary's progress (runtime/train_main.cpp): one JSON object a line on stdout, one per event,
+// The `train` binary's progress (runtime/core/train_main.cpp): one JSON object a line on stdout, one per event,
 // which `stow train --tp` reads (src/driver/train_ranks.ts). Rank 0 reports; any rank reports its error.
 
 /** After each step: the fields of a --metrics line, and the run's total steps. */

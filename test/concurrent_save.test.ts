@@ -1,6 +1,6 @@
 // Two runs saving to one checkpoint path at once: the file left is exactly one run's checkpoint,
 // bitwise, never a splice of both. The interleaving is forced: run A stops after writing its first
-// tensor (STOW_TEST_PAUSE_SAVE, runtime/safetensors.cpp), run B saves the whole of its own checkpoint
+// tensor (STOW_TEST_PAUSE_SAVE, runtime/core/safetensors.cpp), run B saves the whole of its own checkpoint
 // meanwhile, then A goes on. With one shared temporary name, A's remaining tensors would land in the
 // file B had just renamed into place.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";

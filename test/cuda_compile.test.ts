@@ -1,7 +1,7 @@
 // The CUDA backend without a GPU: the generated CUDA C++ for GPT-2 `mini` and `124M`, at TP 1 and TP 2,
 // plain, with offloaded model data and with checkpointed blocks (and PaLM `small`, for its ops), with
 // the LM head fused with the loss as on the CPU (the CUDA plan is the CPU's), builds with nvcc for sm_80
-// and sm_90 with warnings as errors (codegen/cuda/toolchain.ts), the runtime .cu files included, and
+// and sm_90 with warnings as errors (codegen/backends/cuda/toolchain.ts), the runtime .cu files included, and
 // links into a libplan.so and train binary that need neither cuBLAS, NCCL nor a shared CUDA runtime to
 // load. The run-time search for cuBLAS and for NCCL is checked on probe libraries laid out like NVIDIA's
 // Python wheels, and `stow train --backend cuda` on a machine without a GPU fails with a message and
@@ -12,8 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type BuildResult, buildPlan } from "../codegen/build.ts";
-import { emitCuda } from "../codegen/cuda/emit.ts";
-import { CUDA_ARCH_FLAGS } from "../codegen/cuda/toolchain.ts";
+import { emitCuda } from "../codegen/backends/cuda/emit.ts";
+import { CUDA_ARCH_FLAGS } from "../codegen/backends/cuda/toolchain.ts";
 import type { Precision } from "../plan/plan.ts";
 import { type PrepareOptions, prepare } from "../src/driver/prepare.ts";
 import { repoRoot, stow } from "./helpers/run.ts";
@@ -175,6 +175,6 @@ describe("CUDA backend, compiled without a GPU", () => {
     const profile = stow(["train", "samples/gpt2.ts", "--backend", "cuda", "--profile-steps", "2", "--steps", "1"]);
     expect(profile.status).toBe(2);
     expect(profile.stderr).toContain("--profile-steps: the profiled warm-up is not available with --backend cuda");
-    expect(readFileSync(join(repoRoot, "codegen/templates/plan.cu.njk"), "utf8")).not.toContain("c.mark(");
+    expect(readFileSync(join(repoRoot, "codegen/backends/cuda/plan.cu.njk"), "utf8")).not.toContain("c.mark(");
   });
 });

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/cuda/toolchain.ts";
+import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/backends/cuda/toolchain.ts";
 import { repoRoot } from "./helpers/run.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-cuda-kernels-"));
@@ -40,9 +40,9 @@ function sources(): string[] {
     "runtime/cuda/cublas.cu",
     "runtime/cuda/node_uses.cu",
     ...list("runtime/cuda/emulate", /\.cpp$/),
-    ...list("runtime", /^kernels.*\.cpp$/),
-    "runtime/transfer_engine.cpp",
-    "runtime/comm_single.cpp",
+    ...list("runtime/cpu", /^kernels.*\.cpp$/),
+    "runtime/core/transfer_engine.cpp",
+    "runtime/comm/comm_single.cpp",
     "test/native/cuda_kernels_check.cpp",
   ];
 }

@@ -1,5 +1,5 @@
 // The emulated CUDA target's own test: builds test/native/emulation_check.cu as C++ against
-// runtime/cuda/emulate/ (the flags of codegen/cuda/toolchain.ts) and runs it. The C++ program holds the
+// runtime/cuda/emulate/ (the flags of codegen/backends/cuda/toolchain.ts) and runs it. The C++ program holds the
 // checks (CUDA's semantics for indices, shared memory, warp intrinsics, atomics, launches, streams,
 // events, the legacy default stream, memory, the race checker, the cuBLAS stand-in and bfloat16, with
 // expected values written independently of the emulation); this file compiles it, writes PyTorch's
@@ -12,7 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/cuda/toolchain.ts";
+import { EMULATE_CXXFLAGS, EMULATE_LDLIBS } from "../codegen/backends/cuda/toolchain.ts";
 import { repoRoot } from "./helpers/run.ts";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-emulation-"));

@@ -11,13 +11,13 @@ import { repoRoot } from "./helpers/run.ts";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-kernels-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** runtime/kernels*.cpp, as the shell glob would list them. */
+/** runtime/cpu/kernels*.cpp, as the shell glob would list them. */
 function kernelSources(): string[] {
   return fs
-    .readdirSync(path.join(repoRoot, "runtime"))
+    .readdirSync(path.join(repoRoot, "runtime", "cpu"))
     .filter((f) => /^kernels.*\.cpp$/.test(f))
     .sort()
-    .map((f) => path.join("runtime", f));
+    .map((f) => path.join("runtime", "cpu", f));
 }
 
 describe("CPU kernels", () => {
@@ -27,7 +27,7 @@ describe("CPU kernels", () => {
       "g++",
       // kernels_transfer.cpp hands work to the transfer engine, so the engine is linked too.
       ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime", "test/native/kernels_check.cpp",
-        ...kernelSources(), "runtime/transfer_engine.cpp", "-lopenblas", "-o", binary],
+        ...kernelSources(), "runtime/core/transfer_engine.cpp", "-lopenblas", "-o", binary],
       { cwd: repoRoot, encoding: "utf8" },
     );
     expect(build.status, build.stderr).toBe(0);

@@ -15,7 +15,7 @@ describe("tensor-parallel kernels", () => {
     const binary = path.join(dir, "kernels_tp_check");
     const build = spawnSync("g++", ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime",
       // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm.
-      "test/native/kernels_tp_check.cpp", "runtime/kernels_tp.cpp", "runtime/kernels_adamw.cpp", "-o", binary],
+      "test/native/kernels_tp_check.cpp", "runtime/cpu/kernels_tp.cpp", "runtime/cpu/kernels_adamw.cpp", "-o", binary],
       { cwd: repoRoot, encoding: "utf8" });
     expect(build.status, build.stderr).toBe(0);
     const run = spawnSync(binary, [], { cwd: repoRoot, encoding: "utf8" });

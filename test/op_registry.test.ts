@@ -4,7 +4,7 @@
 import { describe, expect, test } from "vitest";
 import { nodeSeconds } from "../ir/cost_model.ts";
 import { OPS, isComputeOp, runsKernel } from "../ir/ops.ts";
-import { kernelCalls } from "../codegen/cpu/kernel_calls.ts";
+import { kernelCalls } from "../codegen/backends/cpu/kernel_calls.ts";
 import { DIGEST_CONFIGS, planOf } from "./helpers/plan_digest.ts";
 
 const CONFIGS = ["mini tp 2", "mini offloaded 70%", "mini moved 2, blocks:1, 4 Gbit/s", "mini selective"];

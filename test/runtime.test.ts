@@ -1,4 +1,4 @@
-// The generic C++ runtime (runtime/*.cpp) around a hand-written plan (test/fixtures/tiny_plan.cpp: a
+// The generic C++ runtime (runtime/core/, with the CPU backend's runtime/cpu/ and one rank's runtime/comm/) around a hand-written plan (test/fixtures/tiny_plan.cpp: a
 // bigram model with a per-class affine head, vocab 32, batch 4 x 16), built into the standalone train
 // binary. Expected values come from this file: cross-entropy, gradients and AdamW moments computed
 // here in double precision, the learning-rate formula written out here, safetensors and token files
@@ -50,12 +50,13 @@ async function inPairs<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "stow-runtime-"));
-  const sources = readdirSync(join(root, "runtime")).filter((f) => f.endsWith(".cpp"));
-  expect(sources.some((f) => f.startsWith("kernels"))).toBe(true);
-  const shared = sources.filter((f) => f !== "train_main.cpp");
+  const cppIn = (folder: string) => readdirSync(join(root, folder)).filter((f) => f.endsWith(".cpp")).map((f) => `${folder}/${f}`);
+  const sources = [...cppIn("runtime/core"), ...cppIn("runtime/cpu"), "runtime/comm/comm_single.cpp"];
+  expect(sources.some((f) => f.startsWith("runtime/cpu/kernels"))).toBe(true);
+  const shared = sources.filter((f) => f !== "runtime/core/train_main.cpp");
   const objects = await inPairs([
-    ...shared.map((f) => () => compile(`runtime/${f}`, join(dir, f + ".o"))),
-    () => compile("runtime/train_main.cpp", join(dir, "train_main.o")),
+    ...shared.map((f) => () => compile(f, join(dir, f.replaceAll("/", "_") + ".o"))),
+    () => compile("runtime/core/train_main.cpp", join(dir, "train_main.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan.o")),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_noclip.o"), ["-DTINY_PLAN_NO_CLIP"]),
     () => compile("test/fixtures/tiny_plan.cpp", join(dir, "plan_infer.o"), ["-DTINY_INFER_MAIN"]),

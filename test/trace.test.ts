@@ -1,5 +1,5 @@
 // Chrome traces of one step (src/report/trace.ts): `stow plan --trace` (the cost model's prediction) and
-// `stow train --trace` (the profiled step, from runtime/profile.cpp and the transfer engine's job spans).
+// `stow train --trace` (the profiled step, from runtime/core/profile.cpp and the transfer engine's job spans).
 // A small GPT with its model data offloaded, so every stream but the collectives has work: the structure
 // of each file, and that prediction and measurement list the same events in the same order.
 import { mkdtempSync, readFileSync } from "node:fs";

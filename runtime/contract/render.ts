@@ -14,8 +14,8 @@ const templates = new nunjucks.Environment(new nunjucks.FileSystemLoader(here), 
 
 /** Generated file (relative to the repository root) -> its template. */
 const OUTPUTS = {
-  "runtime/stow_options.h": "stow_options.h.njk",
-  "runtime/train_flags.h": "train_flags.h.njk",
+  "runtime/core/stow_options.h": "stow_options.h.njk",
+  "runtime/core/train_flags.h": "train_flags.h.njk",
   "native/stow_options_js.h": "stow_options_js.h.njk",
   "native/stow_options.ts": "stow_options.ts.njk",
 } as const;

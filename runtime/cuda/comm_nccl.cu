@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "ctx.h"
+#include "core/ctx.h"
 
 namespace stow::cuda {
 

@@ -1,14 +1,14 @@
 // The communicator of a tensor-parallel job on the CUDA backend: the collectives of comm.h over NCCL,
 // on GPU memory, queued on the compute stream in program order (they return before the GPU has run
 // them). The job's ranks and the host-side calls (gathering checkpoints and statistics, aborting) stay
-// with the process's host communicator (MPI, runtime/mpi/comm_mpi.cpp), which also carries NCCL's
+// with the process's host communicator (MPI, runtime/comm/mpi/comm_mpi.cpp), which also carries NCCL's
 // bootstrap: rank 0 makes the unique id and broadcasts it.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdlib>
 
-#include "comm.h"
+#include "comm/comm.h"
 #include "nccl.h"
 
 namespace stow::cuda {

@@ -1,7 +1,7 @@
 // Kernels of the CUDA backend, as the generated plan.cu calls them. Each wrapper checks its arguments,
 // marks what it writes (Ctx::touch, as the CPU kernels do, so the measured arena high-water mark is
 // comparable with the plan's), and launches its kernel on the compute stream; it returns before the GPU
-// has run it. The contracts are those of runtime/kernels.h, with these differences:
+// has run it. The contracts are those of runtime/cpu/kernels.h, with these differences:
 //   - matmul and the fused LM head (linear_cross_entropy) take a precision: fp32 arithmetic, or bf16
 //     products with fp32 accumulation (tensor cores);
 //   - grad_norm returns the norm to the host (it synchronizes: clipping needs it before any update);
@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <initializer_list>
 
-#include "ctx.h"
-#include "kernels.h"  // runtime/kernels.h: AdamHyper
+#include "core/ctx.h"
+#include "cpu/kernels.h"  // stow::adamw, which adamw_on_host runs on the host (cpu/kernels_adamw.cpp)
 
 namespace stow::cuda {
 
@@ -69,7 +69,7 @@ void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, 
 void silu_fwd(Ctx& c, float* y, const float* x, int64_t n);
 void silu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 
-// Tensor parallelism (runtime/kernels_tp.h's contracts): collectives on the context's communicator,
+// Tensor parallelism (runtime/cpu/kernels_tp.h's contracts): collectives on the context's communicator,
 // NCCL under --tp (comm_nccl.h), queued on the compute stream; the vocabulary-parallel embedding and
 // cross-entropy. Token and target ids are checked on the host before they reach the device.
 void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max);
@@ -103,7 +103,7 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
 void sum_squares(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
 float norm_from_squares(Ctx& c, float* out, const float* const* parts, int64_t count);
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
-// The CPU backend's AdamW (runtime/kernels_adamw.cpp) on an offloaded chunk's host copies, on the host
+// The CPU backend's AdamW (runtime/cpu/kernels_adamw.cpp) on an offloaded chunk's host copies, on the host
 // worker, once the gradient's copy `after` has arrived; it uses every host thread (the GPU computes).
 void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
                    float gscale, bool decay);

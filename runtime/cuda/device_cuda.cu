@@ -1,4 +1,4 @@
-// The CUDA backend's device (runtime/device.h): one cudaMalloc'd arena of the plan's size, the host
+// The CUDA backend's device (runtime/core/device.h): one cudaMalloc'd arena of the plan's size, the host
 // region of offloaded model data pinned so that copies run asynchronously at full speed, the
 // streams, events and cuBLAS of the Runtime, which kernels reach through Ctx::gpu, and under --tp
 // the NCCL communicator, which they reach through Ctx::comm.
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "comm_nccl.h"
-#include "device.h"
+#include "core/device.h"
 #include "runtime.h"
 
 namespace stow {

@@ -5,7 +5,7 @@
 
 #include <cstdlib>
 
-#include "ctx.h"
+#include "core/ctx.h"
 
 namespace stow::cuda {
 namespace {

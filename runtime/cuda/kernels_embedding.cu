@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "launch.h"
-#include "positions_by_row.h"
+#include "core/positions_by_row.h"
 
 namespace stow::cuda {
 namespace {

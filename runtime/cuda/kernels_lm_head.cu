@@ -1,4 +1,4 @@
-// The LM head fused with the mean cross-entropy, as runtime/kernels_lm_head.cpp does it on the CPU: the
+// The LM head fused with the mean cross-entropy, as runtime/cpu/kernels_lm_head.cpp does it on the CPU: the
 // logits [N, V] exist one tile at a time in the planned workspace, written by a cuBLAS product, and the
 // loss (or its gradient) is taken from the tile at once. The forward folds each tile into every row's
 // running max and sum of exp (an online softmax); the backward recomputes the tile, turns it into

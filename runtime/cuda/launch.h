@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "cuda_kernels.h"
-#include "kernel_math.h"
+#include "core/kernel_math.h"
 #include "runtime.h"
 
 // A kernel launch both nvcc and g++ (the emulated target, emulate/include/cuda_runtime.h) compile:

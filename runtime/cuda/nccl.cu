@@ -6,7 +6,7 @@
 #include "dynload.h"
 
 #ifdef STOW_CUDA_EMULATED
-#include "ctx.h"
+#include "core/ctx.h"
 // The emulated target's stand-ins (emulate/mpi/nccl_standin.cpp), under NCCL's own names. They are
 // linked only into builds with MPI (--tp): weak, so a build without them links, and load() says why.
 extern "C" {

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "ctx.h"
+#include "core/ctx.h"
 #include "cublas.h"
-#include "transfer_engine.h"
+#include "core/transfer_engine.h"
 
 namespace stow::cuda {
 

@@ -1,5 +1,5 @@
 // A checkpoint names the model file it was trained from by a path relative to its own folder, with the
-// file's sha256 (the runtime writes both, runtime/session.cpp), so that it can be opened from any
+// file's sha256 (the runtime writes both, runtime/core/session.cpp), so that it can be opened from any
 // folder and a model file edited since the save is noticed.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";

@@ -9,7 +9,7 @@ import { parseChoice, parseFloatFlag, parseIntFlag } from "./options.ts";
 import { parseSize } from "../../base/units.ts";
 import { CHECKPOINT_MODES } from "../../ir/passes/recompute.ts";
 import { STAGE_NAMES } from "../../plan/pipeline.ts";
-import { PRECISIONS } from "../../plan/plan.ts";
+import { BACKEND_NAMES, backendCaps, backendsWhere, choosesPrecision } from "../../plan/backends.ts";
 import type { PrepareOptions } from "../driver/prepare.ts";
 import { TARGET_NAMES, resolveTarget } from "../targets/resolve_target.ts";
 import type { Target } from "../targets/target.ts";
@@ -92,13 +92,15 @@ function modelOptions(raw: Raw): PrepareOptions {
 }
 
 function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision" | "emulate"> {
-  const backend = parseChoice("--backend", str(raw, "backend") ?? "cpu", ["cpu", "cuda"] as const);
+  const backend = parseChoice("--backend", str(raw, "backend") ?? "cpu", BACKEND_NAMES);
+  const caps = backendCaps(backend);
   const precision = str(raw, "precision");
-  if (backend !== "cuda" && raw.emulate) throw new UserError("--emulate applies to --backend cuda only");
+  if (!caps.emulation && raw.emulate) throw new UserError(`--emulate applies to --backend ${backendsWhere((c) => c.emulation)} only`);
   const emulate = raw.emulate === true ? { emulate: true } : {};
-  if (precision === undefined) return { backend, ...(backend === "cuda" && { precision: "bf16" as const }), ...emulate };
-  if (backend !== "cuda") throw new UserError("--precision applies to --backend cuda only (the CPU backend computes in fp32)");
-  return { backend, precision: parseChoice("--precision", precision, PRECISIONS), ...emulate };
+  if (precision === undefined) return { backend, ...(choosesPrecision(caps) && { precision: caps.defaultPrecision }), ...emulate };
+  if (!choosesPrecision(caps))
+    throw new UserError(`--precision applies to --backend ${backendsWhere(choosesPrecision)} only (${caps.title} computes in ${caps.defaultPrecision})`);
+  return { backend, precision: parseChoice("--precision", precision, caps.precisions), ...emulate };
 }
 
 async function irCommand(model: string, raw: Raw): Promise<void> {
@@ -120,10 +122,12 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
   const profile = str(raw, "profile");
   if (profile) {
     const { readProfile, profileText } = await import("../driver/profile.ts");
-    const { emitCpp } = await import("../../codegen/cpu/emit.ts");
+    const { codegenBackend } = await import("../../codegen/backends/index.ts");
     const measured = readProfile(profile);
-    if (measured.plan !== emitCpp(plan).hash)
-      throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${emitCpp(plan).hash}); give the flags of the run that wrote it`);
+    // Profiles are measured on the CPU backend's plan (plan/backends.ts: profiling), whose hash names it.
+    const { hash } = codegenBackend("cpu").emit(plan);
+    if (measured.plan !== hash)
+      throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${hash}); give the flags of the run that wrote it`);
     if (!raw.json) console.log(`\n${profileText(plan, measured)}`);
   }
   const trace = str(raw, "trace");

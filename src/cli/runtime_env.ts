@@ -1,6 +1,6 @@
 // Environment the plan library's dependencies read once, when they are loaded: so the CLI sets it
 // before any plan library (with OpenBLAS and libgomp) is loaded. A value the user set is left alone.
-// runtime/train_main.cpp makes the same choices for the standalone binary.
+// runtime/core/train_main.cpp makes the same choices for the standalone binary.
 //
 // - OPENBLAS_CORETYPE: Debian's OpenBLAS (0.3.21) does not recognise recent Intel cores and falls back to
 //   its generic "Prescott" SSE3 kernels, about 5x slower here than its AVX-512 ones (measured: 29 vs

@@ -1,14 +1,13 @@
 // Emits a plan's C++ (or CUDA C++) and builds it (cached by content hash), telling the user when a real
 // compile runs.
-import { emitCpp } from "../../codegen/cpu/emit.ts";
-import { emitCuda } from "../../codegen/cuda/emit.ts";
+import { codegenBackend } from "../../codegen/backends/index.ts";
 import { type BuildResult, MpiMissingError, buildPlan } from "../../codegen/build.ts";
 import { SettingError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
 
 export async function buildCompiledPlan(plan: Plan, log: (line: string) => void): Promise<BuildResult & { source: string }> {
   const { backend, precision, ranks, emulate } = plan.decisions;
-  const { source } = backend === "cuda" ? emitCuda(plan, precision) : emitCpp(plan);
+  const { source } = codegenBackend(backend).emit(plan, precision);
   const started = performance.now();
   const result = await buildPlan({
     planCpp: source, backend, mpi: ranks > 1, emulate,

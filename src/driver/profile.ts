@@ -1,4 +1,4 @@
-// Profiled warm-up: the per-node times a run measured (runtime/profile.cpp writes them), turned into
+// Profiled warm-up: the per-node times a run measured (runtime/core/profile.cpp writes them), turned into
 // the cost model's measured times, and set beside the model's predictions for `stow plan --profile`
 // and the train command's re-plan message.
 import { readFileSync } from "node:fs";

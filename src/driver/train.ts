@@ -11,6 +11,7 @@ import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleText } from "./sample.ts";
 import { paramCount } from "../../plan/plan.ts";
+import { backendCaps } from "../../plan/backends.ts";
 import { cacheDir } from "../../base/paths.ts";
 import { NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
 import { readSafetensorsHeader } from "../checkpoint/safetensors.ts";
@@ -57,14 +58,15 @@ export interface TrainOptions extends PrepareOptions {
 
 export async function train(modelPath: string, opts: TrainOptions, log = (s: string) => console.log(s)): Promise<void> {
   // The profile times nodes on the host clock, which on a GPU sees launches, not kernels.
-  const cuda = opts.backend === "cuda";
-  if (cuda && (opts.profileSteps ?? 0) > 0) throw new UserError("--profile-steps: the profiled warm-up is not available with --backend cuda yet");
+  const backend = backendCaps(opts.backend ?? "cpu");
+  if (!backend.profiling && (opts.profileSteps ?? 0) > 0)
+    throw new UserError(`--profile-steps: the profiled warm-up is not available with --backend ${backend.name} yet`);
   // Before anything is compiled, built or trained: can the run write where it will write?
   checkOutputPaths({ save: opts.save, metrics: opts.metrics, profile: opts.profile, cache: cacheDir() });
   const prepared = await prepare(modelPath, opts);
   let plan = prepared.plan;
   if (opts.save) checkSaveSpace(opts.save, checkpointBytes(plan));
-  const profileSteps = opts.profileSteps ?? ((plan.checkpoint.offload && !cuda) || opts.trace ? DEFAULT_PROFILE_STEPS : 0);
+  const profileSteps = opts.profileSteps ?? ((plan.checkpoint.offload && backend.profiling) || opts.trace ? DEFAULT_PROFILE_STEPS : 0);
   const profilePath = profileSteps > 0 ? (opts.profile ?? path.join(cacheDir(), `profile-${process.pid}.json`)) : undefined;
   const model = { modelPath: path.resolve(modelPath), modelSha256: fileSha256(modelPath) };
   const first = startStep(opts, model.modelPath, log);

@@ -4,7 +4,7 @@
 // checkpoint. When a rank fails, it reports an error event and ends the job (MPI_Abort); when one dies,
 // mpirun ends the others and says so on stderr. Either way the report names the rank.
 // SIGINT and SIGTERM here become SIGUSR1 to mpirun, which forwards it to the ranks: they agree to stop
-// after the step and save (runtime/train_main.cpp). mpirun runs in its own process group, so a Ctrl-C
+// after the step and save (runtime/core/train_main.cpp). mpirun runs in its own process group, so a Ctrl-C
 // at the terminal reaches only this process, and not mpirun, which would end the ranks unsaved.
 import { spawn } from "node:child_process";
 import { createProgress } from "../cli/progress.ts";

@@ -4,13 +4,14 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { buildCompiledPlan } from "./build.ts";
 import type { Plan } from "../../plan/plan.ts";
+import { backendCaps } from "../../plan/backends.ts";
 import { planJson } from "./plan_report.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 
 export async function writeCompiled(plan: Plan, outDir: string, log: (s: string) => void): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const built = await buildCompiledPlan(plan, log);
-  const planFile = plan.decisions.backend === "cuda" ? "plan.cu" : "plan.cpp";
+  const planFile = backendCaps(plan.decisions.backend).planFile;
   writeFileAtomic(path.join(outDir, planFile), built.source);
   writeFileAtomic(path.join(outDir, "plan.json"), JSON.stringify(planJson(plan), null, 1) + "\n");
   copyFileSync(built.libPath, path.join(outDir, "libplan.so"));

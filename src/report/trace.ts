@@ -46,7 +46,7 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   return timed.sort((a, b) => a.position - b.position);
 }
 
-/** The measured step: the last profiled step's node times and the transfer engine's jobs (runtime/profile.cpp). */
+/** The measured step: the last profiled step's node times and the transfer engine's jobs (runtime/core/profile.cpp). */
 export function measuredTimeline(plan: Plan, profile: NodeProfile): TimedNode[] {
   const g = plan.train.graph;
   const t = profile.timeline;

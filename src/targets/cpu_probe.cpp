@@ -2,7 +2,7 @@
 // and prints one JSON line:
 //   gemm           [M, K, N, FLOP/s] of cblas_sgemm at products of a training step's proportions (1024
 //                  tokens by a width of 64 to 2048): small products run well below the large ones
-//   attention      Stowage's own attention kernels (runtime/kernels_attention.cpp, linked in), FLOP/s
+//   attention      Stowage's own attention kernels (runtime/cpu/kernels_attention.cpp, linked in), FLOP/s
 //                  as ir/flops.ts counts them, forward and backward, on a grid of sequence lengths T
 //                  and head widths D: one head is a few small sgemms and a softmax, far from sgemm peak
 //   softmax_rate   logits per second of the fused LM head's softmax pass (a row max, then a sum of
@@ -30,8 +30,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels.h"
-#include "kernels_common.h"
+#include "cpu/kernels.h"
+#include "cpu/kernels_common.h"
 
 using stow::detail::lane_sum;
 using stow::detail::row_max;
@@ -131,7 +131,7 @@ std::string attention_grid(int threads) {
 // compiler would otherwise warn about the helpers' remainder loops, which these sizes never run.
 int64_t tile_rows = 1024, tile_cols = 4096;
 
-// The LM head's per-tile softmax pass, as runtime/kernels_lm_head.cpp runs it.
+// The LM head's per-tile softmax pass, as runtime/cpu/kernels_lm_head.cpp runs it.
 double softmax_rate(int threads) {
   const int64_t rows = tile_rows, cols = tile_cols;
   Floats tile = filled(rows * cols, 0.001f), sum(rows);
@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
     }
   });
 
-  // AdamW on the device is this loop too (runtime/kernels_adamw.cpp), so its rate is one of the elements'.
+  // AdamW on the device is this loop too (runtime/cpu/kernels_adamw.cpp), so its rate is one of the elements'.
   std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"element_rates\":{%s,\"adamw\":%.6g},"
               "\"stream\":%s,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
               threads, gemm.c_str(), attention.c_str(), softmax, elements.c_str(), len / adamw_s, stream.c_str(),

@@ -18,8 +18,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PROBE_SOURCE = path.join(HERE, "cpu_probe.cpp");
 /** The runtime kernels the probe times (linked in), and the headers they inline. */
 const RUNTIME = path.join(HERE, "..", "..", "runtime");
-const KERNELS = ["kernels_attention.cpp", "kernels.cpp", "kernels_norm.cpp"];
-const KERNEL_SOURCES = [...KERNELS, "kernels.h", "kernels_common.h", "kernel_math.h", "ctx.h"];
+const KERNELS = ["cpu/kernels_attention.cpp", "cpu/kernels.cpp", "cpu/kernels_norm.cpp"];
+const KERNEL_SOURCES = [...KERNELS, "cpu/kernels.h", "cpu/kernels_common.h", "core/kernel_math.h", "core/ctx.h", "core/kernel_types.h"];
 const REPEATS = 5;
 
 /** What cpu_probe prints (its header states each field). */

@@ -1,4 +1,4 @@
-// Files that readers, crashes and concurrent writers only ever see whole (runtime/atomic_file.h is the
+// Files that readers, crashes and concurrent writers only ever see whole (runtime/core/atomic_file.h is the
 // C++ twin, with the same names): written under a name unique to the process and the write,
 // path.tmp-<pid>-<random>, fsynced, renamed over the target, and the folder fsynced so that the rename
 // survives a power cut. Two processes writing one path each rename a complete file of their own.

@@ -1,7 +1,7 @@
 // Runs a tensor-parallel graph on simulated ranks in float64: every rank's ordinary nodes with the
 // reference interpreter (ir/interpret.ts), and the collectives and rank-dependent ops written out here
 // from their definitions, combining the ranks' values directly. Also the reference cut of a full
-// parameter into a rank's part (ShardSpec), written independently of runtime/shard.cpp.
+// parameter into a rank's part (ShardSpec), written independently of runtime/core/shard.cpp.
 import { type Feeds, type Tensor, evalNode } from "../../ir/interpret.ts";
 import type { Graph, Node, NodeOf, ShardSpec, Shape } from "../../ir/types.ts";
 import { numel } from "../../ir/types.ts";

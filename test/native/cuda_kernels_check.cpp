@@ -1,5 +1,5 @@
 // Checks every launch wrapper of runtime/cuda/cuda_kernels.h against the CPU kernel of the same name
-// (runtime/kernels*.cpp, independent code: OpenMP loops and OpenBLAS), in the style of llm.c's
+// (runtime/cpu/kernels*.cpp, independent code: OpenMP loops and OpenBLAS), in the style of llm.c's
 // per-kernel tests: the same inputs go to both, on shapes chosen to hit the edges of the CUDA kernels'
 // tiling (sizes that are not multiples of the block (256) or the warp (32), T = 1, one head, head sizes
 // that are not multiples of 32, grouped and multi-query attention, vocabularies that are not multiples
@@ -36,11 +36,11 @@
 #include <string>
 #include <vector>
 
-#include "comm.h"
+#include "comm/comm.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/runtime.h"
-#include "kernels.h"
-#include "kernels_tp.h"
+#include "cpu/kernels.h"
+#include "cpu/kernels_tp.h"
 
 extern char** environ;
 

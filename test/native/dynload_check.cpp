@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "cuda/dynload.h"
-#include "ctx.h"
+#include "core/ctx.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) return 2;

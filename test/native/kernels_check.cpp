@@ -1,4 +1,4 @@
-// Checks every kernel of runtime/kernels.h against references written here, independently of the
+// Checks every kernel of runtime/cpu/kernels.h against references written here, independently of the
 // kernels: forward kernels against naive double-precision loops, backward kernels against central
 // finite differences of those double-precision forwards. For each kernel it also checks that two
 // runs with 2 threads are bitwise equal, that 1 and 2 threads agree, and that the kernel touched its
@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels.h"
-#include "kernels_common.h"
-#include "transfer_engine.h"
+#include "cpu/kernels.h"
+#include "cpu/kernels_common.h"
+#include "core/transfer_engine.h"
 
 using namespace stow;
 using Vec = std::vector<double>;

@@ -1,4 +1,4 @@
-// Checks the tensor-parallel kernels of runtime/kernels_tp.h against naive double-precision references
+// Checks the tensor-parallel kernels of runtime/cpu/kernels_tp.h against naive double-precision references
 // written here. Ranks are simulated: the rank-local kernels run once per rank (Ctx::rank), and their
 // partial results are combined here as the all-reduces of the plan would; the collectives run against
 // a fake communicator that holds the other ranks' tensors. Prints one line per check and a final
@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "comm.h"
-#include "kernels_tp.h"
-#include "positions_by_row.h"
+#include "comm/comm.h"
+#include "cpu/kernels_tp.h"
+#include "core/positions_by_row.h"
 
 using namespace stow;
 using Floats = std::vector<float>;

@@ -3,7 +3,7 @@
 // (the test reads the output).
 #include <cstdio>
 
-#include "ctx.h"
+#include "core/ctx.h"
 #include "cuda/nccl.h"
 
 int main() {

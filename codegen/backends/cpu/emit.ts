@@ -1,21 +1,24 @@
-// Emits a Plan as one C++ source file (codegen/templates/plan.cpp.njk): the parameter table, one
-// function per program (training step, inference), and the PlanDesc the runtime reads.
+// Emits a Plan as one C++ source file (plan.cpp.njk, beside this file): the parameter table, one
+// function per program (training step, inference), and the PlanDesc the runtime reads. renderPlan is
+// every backend's: a template names its backend folder's file, and includes the shared parts of
+// codegen/templates/.
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
-import { formatNode } from "../../ir/printer.ts";
-import { type Node, type Value, formatLoc, numel, valueBytes } from "../../ir/types.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
-import type { CompiledProgram, Plan } from "../../plan/plan.ts";
+import { formatNode } from "../../../ir/printer.ts";
+import { type Node, type Value, formatLoc, numel, valueBytes } from "../../../ir/types.ts";
+import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
-import { opKind } from "../../ir/ops.ts";
+import { opKind } from "../../../ir/ops.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
 
+const codegenDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const templates = new nunjucks.Environment(
-  new nunjucks.FileSystemLoader(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "templates")),
+  new nunjucks.FileSystemLoader([path.join(codegenDir, "backends"), path.join(codegenDir, "templates")]),
   { autoescape: false, throwOnUndefined: true },
 );
 
@@ -49,10 +52,10 @@ function programView(name: string, prog: CompiledProgram, calls: NodeCalls) {
 }
 
 export function emitCpp(plan: Plan): { source: string; hash: string } {
-  return renderPlan(plan, "plan.cpp.njk", kernelCalls);
+  return renderPlan(plan, "cpu/plan.cpp.njk", kernelCalls);
 }
 
-/** Renders a plan with a backend's template and kernel calls; the CPU's and the CUDA's share the rest. */
+/** Renders a plan with a backend's template (codegen/backends/<name>/...) and kernel calls; the CPU's and the CUDA's share the rest. */
 export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra: Record<string, unknown> = {}): { source: string; hash: string } {
   const persistent = plan.persistent.offsets;
   const params = plan.train.graph.params.map((p) => ({

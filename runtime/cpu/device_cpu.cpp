@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "device.h"
-#include "transfer_engine.h"
+#include "core/device.h"
+#include "core/transfer_engine.h"
 
 extern "C" void openblas_set_num_threads(int);
 

@@ -1,5 +1,5 @@
 /* Generated from runtime/run_contract.ts by runtime/contract/render.ts (npm run gen:contract); do not edit.
- * The options of a run, as the C ABI (runtime/stow_abi.h) takes them, and the defaults that follow from
+ * The options of a run, as the C ABI (runtime/core/stow_abi.h) takes them, and the defaults that follow from
  * other options. Absent strings are NULL. */
 #ifndef STOW_OPTIONS_H
 #define STOW_OPTIONS_H

@@ -1,5 +1,5 @@
 // Generated from runtime/run_contract.ts by runtime/contract/render.ts (npm run gen:contract); do not edit.
-// The `train` binary's flags (runtime/train_main.cpp), one per option of the run contract: its default,
+// The `train` binary's flags (runtime/core/train_main.cpp), one per option of the run contract: its default,
 // how its value is read and checked, and the session options the flags make.
 #pragma once
 #include <cerrno>

@@ -1,8 +1,12 @@
 // The communicator of a tensor-parallel job: one process per rank, every rank running the same plan.
 // One interface, chosen at link time: comm_single.cpp (one rank, no MPI, the default for every plan
-// with --tp 1) and mpi/comm_mpi.cpp (OpenMPI; linked only into --tp > 1 builds). The CUDA backend adds
-// cuda/comm_nccl.h for the kernels' collectives on GPU memory, on top of the MPI one. Calls are
-// collective: every rank makes the same ones in the same order, from one thread.
+// with --tp 1) and mpi/comm_mpi.cpp (OpenMPI; linked only into --tp > 1 builds). runtime/comm/ holds
+// these host communicators, which every backend links (codegen/build.ts). The CUDA backend adds
+// cuda/comm_nccl.h for the kernels' collectives on GPU memory, on top of the MPI one; NCCL stays in
+// runtime/cuda/ because it is CUDA code (.cu files nvcc compiles, queued on the CUDA runtime's compute
+// stream, loaded at run time beside cuBLAS by cuda/dynload) that only the CUDA backend builds, and its
+// emulated stand-in lives with the rest of the emulation (cuda/emulate/mpi/). Calls are collective:
+// every rank makes the same ones in the same order, from one thread.
 #pragma once
 #include <cstdint>
 

@@ -2,7 +2,7 @@
 // its tickets. Touching the destination at submission reserves it: the plan's liveness starts a device
 // copy's storage at the copy, not at the wait.
 #include "kernels.h"
-#include "transfer_engine.h"
+#include "core/transfer_engine.h"
 
 namespace stow {
 

@@ -9,7 +9,8 @@
 //   - bad data (a token id outside the table) raises stow::Error with a message naming the op.
 #pragma once
 #include <cstdint>
-#include "ctx.h"
+#include "core/ctx.h"
+#include "core/kernel_types.h"
 
 namespace stow {
 
@@ -97,7 +98,7 @@ void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
 void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in);
 // Plain copy of n floats.
 void copy(Ctx& c, float* out, const float* in, int64_t n);
-// Offloaded model data (runtime/transfer_engine.h): copies between the host region and the arena start
+// Offloaded model data (runtime/core/transfer_engine.h): copies between the host region and the arena start
 // on the engine's link and return a ticket; compute waits on the ticket before it reads the result (a
 // device copy) or reuses the source (a gradient sent to the host).
 int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n);
@@ -114,7 +115,7 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
 //   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps;  p -= (lr / (1 - beta1^t)) * m / denom.
 // gscale is 1 without clipping, else min(1, clip / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_.
-struct AdamHyper { float lr, beta1, beta2, eps, weight_decay; int64_t t; };
+// AdamHyper: core/kernel_types.h.
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
 // The same update on an offloaded chunk's host copies, run by the engine's host worker after the copy
 // with ticket `after` (the gradient's) has arrived.

@@ -1,9 +1,10 @@
-// The C++ statements that run one IR node on the CPU backend: which kernel of runtime/kernels.h it
+// The C++ statements that run one IR node on the CPU backend: which kernel of runtime/cpu/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
-// give. Views (reshape) and leaves (param, opt_state, input) run nothing.
-import { attentionDims, attentionGroup, lmHeadDims } from "../../ir/ops.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
-import { type Node, type NodeOf, type Value, numel } from "../../ir/types.ts";
+// give. Views and leaves run nothing (the registry's runsKernel). The switch is exhaustive over the
+// ops: one added without a binding here is a type error.
+import { attentionDims, attentionGroup, lmHeadDims } from "../../../ir/ops.ts";
+import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 
 export function cFloat(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "comm.h"
-#include "ctx.h"
+#include "comm/comm.h"
+#include "core/ctx.h"
 
 namespace stow {
 

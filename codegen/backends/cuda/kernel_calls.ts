@@ -1,12 +1,12 @@
 // The CUDA statements that run one IR node: the launch wrappers of runtime/cuda/cuda_kernels.h. They
-// take the CPU kernels' arguments (codegen/cpu/kernel_calls.ts writes those), except for matmul and the
+// take the CPU kernels' arguments (../cpu/kernel_calls.ts writes those), except for matmul and the
 // fused LM head, which also take the GEMM precision, and grad_norm and norm_from_squares (--tp), which
 // hand the norm back to the host: the arena is GPU memory, so generated code never reads it.
-import { type Node, type Value, numel, valueBytes } from "../../ir/types.ts";
-import type { MemoryPlan } from "../../ir/passes/memory_plan.ts";
-import { isComputeOp, lmHeadDims } from "../../ir/ops.ts";
+import { type Node, type Value, numel, valueBytes } from "../../../ir/types.ts";
+import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
 import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
-import type { Precision } from "../../plan/plan.ts";
+import type { Precision } from "../../../plan/plan.ts";
 
 
 const NS = "stow::cuda";

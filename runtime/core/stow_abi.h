@@ -1,5 +1,5 @@
 /* The small C ABI of a built plan (a shared library). Two thin hosts use it: the Node addon in
- * native/ (stow train, stow generate) and the standalone train binary (runtime/train_main.cpp).
+ * native/ (stow train, stow generate) and the standalone train binary (runtime/core/train_main.cpp).
  * Every function returns 0 on success; on failure, stow_error() says what went wrong. stow_save returns
  * STOW_NOT_FINITE when the state holds a NaN or an infinity: nothing is written then. stow_step returns
  * STOW_AFTER_STEP when the step was taken but what follows it failed (writing its metrics): the state is

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "comm.h"
+#include "comm/comm.h"
 #include "kernels_common.h"
 
 namespace stow {

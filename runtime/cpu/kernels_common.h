@@ -13,8 +13,8 @@
 #include <cstring>
 #include <string>
 
-#include "ctx.h"
-#include "kernel_math.h"
+#include "core/ctx.h"
+#include "core/kernel_math.h"
 
 namespace stow::detail {
 

@@ -1,11 +1,11 @@
 // What a generated plan gives the generic runtime: the parameter table (names, shapes, arena offsets,
 // initialisers) and the compiled programs. The generated plan.cpp defines stow_plan(); everything else
-// in runtime/ is the same for every model.
+// in runtime/ is the same for every model. It names no backend's kernels: the generated code includes
+// its backend's (cpu/kernels.h, cuda/cuda_kernels.h).
 #pragma once
 #include <cstdint>
 #include "ctx.h"
-#include "kernels.h"
-#include "kernels_tp.h"
+#include "kernel_types.h"
 
 namespace stow {
 

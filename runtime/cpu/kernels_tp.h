@@ -3,7 +3,7 @@
 // it combines (the plan reports the same numbers), and may run in place (out == in).
 #pragma once
 #include <cstdint>
-#include "ctx.h"
+#include "core/ctx.h"
 
 namespace stow {
 

@@ -1,13 +1,14 @@
 // How the CUDA backend builds: nvcc compiles plan.cu and runtime/cuda/*.cu for the GPU architectures
-// below, g++ the runtime's .cpp files it shares with the CPU backend (the same objects, from the same
-// cache), and nvcc links, with the CUDA runtime static. cuBLAS is loaded at run time, so nothing else is
-// needed to build: a machine with nvcc and no GPU builds the same binary a GPU machine does.
+// below, g++ the runtime's .cpp files (runtime/core/, runtime/comm/ and the host AdamW of runtime/cpu/:
+// the same objects the CPU backend builds, from the same cache), and nvcc links, with the CUDA runtime
+// static. cuBLAS is loaded at run time, so nothing else is needed to build: a machine with nvcc and no
+// GPU builds the same binary a GPU machine does.
 import { existsSync } from "node:fs";
-import { basename, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { UserError } from "../../base/errors.ts";
-
-const repoRuntime = fileURLToPath(new URL("../../runtime", import.meta.url));
+import { join } from "node:path";
+import { UserError } from "../../../base/errors.ts";
+import {
+  CompileError, type Toolchain, gxxCompile, gxxLink, linkError, run, runtimeDir as repoRuntime,
+} from "../../toolchain.ts";
 
 /** A100 (sm_80) and H100/H200 (sm_90) machine code, and PTX for later GPUs to compile at load time. */
 export const CUDA_ARCH_FLAGS = [
@@ -34,17 +35,6 @@ export function nvccLinkFlags(flags: readonly string[]): string[] {
     if (/^-[Ll]./.test(f)) return [f];
     if (f.startsWith("-Wl,")) return ["-Xlinker", f.slice(4)];
     return ["-Xcompiler", f];
-  });
-}
-
-/**
- * The runtime's C++ files the CUDA build shares: all but the CPU kernels (kernels*.cpp, OpenBLAS and
- * OpenMP loops) and the CPU device. kernels_adamw.cpp stays: AdamW on offloaded chunks runs it on the host.
- */
-export function sharedRuntimeSources(cpuSources: readonly string[]): string[] {
-  return cpuSources.filter((s) => {
-    const name = basename(s);
-    return name === "kernels_adamw.cpp" || !(name.startsWith("kernels") || name === "device_cpu.cpp");
   });
 }
 
@@ -82,3 +72,46 @@ export async function emulationSources(list: (dir: string, ext: string) => Promi
   const dir = join(repoRuntime, "cuda", "emulate");
   return [...(await list(dir, ".cpp")), ...(mpi ? await list(join(dir, "mpi"), ".cpp") : [])];
 }
+
+let nvccCache: Promise<string> | undefined;
+
+// nvcc's version: objects built by one CUDA toolkit are not handed to another's link.
+function nvccId(): Promise<string> {
+  nvccCache ??= run(nvccCommand(), ["--version"]).then((r) => {
+    if (r.code !== 0) throw new Error(`nvcc --version failed:\n${r.stderr}`);
+    return r.stdout;
+  });
+  return nvccCache;
+}
+
+/** For the GPU: .cu files go to nvcc and everything else to g++; nvcc links. */
+export const NVCC: Toolchain = {
+  id: async () => [await nvccId(), NVCC_FLAGS.join(" "), NVCC_LINK_FLAGS.join(" ")],
+  headerDirs: [],
+  async compile(source, object, extra) {
+    if (!source.endsWith(".cu")) return gxxCompile(source, object, extra);
+    const r = await run(nvccCommand(), [...NVCC_FLAGS, "-c", source, "-o", object]);
+    if (r.code !== 0) throw new CompileError(source, r.stderr, "nvcc");
+  },
+  async link(args, extra) {
+    const r = await run(nvccCommand(), [...args, ...NVCC_LINK_FLAGS, ...nvccLinkFlags(extra)]);
+    if (r.code !== 0) throw linkError(args, r.stderr);
+  },
+};
+
+const emulateDir = join(repoRuntime, "cuda", "emulate");
+
+/**
+ * For the emulated CUDA target: everything goes to g++, the .cu files (as C++) and the emulation's own
+ * sources against the emulated CUDA headers.
+ */
+export const EMULATED: Toolchain = {
+  id: async () => ["emulated CUDA", EMULATE_CXXFLAGS.join(" "), EMULATE_LDLIBS.join(" ")],
+  headerDirs: [join(emulateDir, "include")],
+  compile(source, object, extra) {
+    const cuda = source.endsWith(".cu");
+    if (!cuda && !source.startsWith(emulateDir)) return gxxCompile(source, object, extra);
+    return gxxCompile(source, object, [...EMULATE_CXXFLAGS, ...extra, ...(cuda ? ["-x", "c++"] : [])]);
+  },
+  link: (args, extra) => gxxLink(args, [...EMULATE_LDLIBS, ...extra]),
+};

@@ -3,7 +3,7 @@
 
 #include "kernels.h"
 #include "kernels_common.h"
-#include "positions_by_row.h"
+#include "core/positions_by_row.h"
 
 namespace stow {
 using namespace detail;

@@ -19,7 +19,7 @@
 
 #include "atomic_file.h"
 #include "checkpoint_names.h"
-#include "comm.h"
+#include "comm/comm.h"
 #include "ctx.h"
 #include "device.h"
 #include "host_pool.h"
