@@ -6,7 +6,7 @@
 //   the first reader is where compute may use it, through `chunk_view`s. The planner frees the device
 //   copy after its last reader, like any temporary. A chunk in `keep` is copied once: its forward copy
 //   stays on the device for the backward (the chunks whose next use is nearest are the ones worth keeping,
-//   the last ones the forward reads; the search in src/driver/compile.ts chooses how many fit);
+//   the last ones the forward reads; the search in plan/strategies/offload_schedule.ts chooses how many fit);
 // - each final gradient goes back with a `copy_d2h` as soon as it is complete; its device storage lives
 //   until a `wait` once later gradients of `lookahead` times its size have been computed (counted in
 //   bytes, not gradients: a bias's gradient after a weight's takes no time to compute, and waiting on the

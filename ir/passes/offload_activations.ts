@@ -2,7 +2,7 @@
 // and the backward reads again are copied to the host while the forward runs, and copied back before the
 // backward needs them, so between the two phases they take no device memory. The other answer to the
 // same problem is recomputing the block (recompute.ts); `--checkpoint auto` weighs the two per block
-// (src/driver/compile.ts). For each moved value:
+// (plan/strategies/activation_moves.ts). For each moved value:
 // - a `copy_d2h` right after its producer, into its own host buffer (`act.<region>.<k>`), which the memory
 //   plan places in the host region beside any offloaded model data; a `wait` on it (which also reads the
 //   device value, so the planner keeps that storage until the copy is done) after its last forward reader,

@@ -4,9 +4,8 @@
 // and FLOPs as arguments. `stow plan --trace` fills the times from the cost model, `stow train --trace`
 // from the profiled steps, and both list the same events in the same order: the training program's.
 import { writeFileSync } from "node:fs";
-import { COLLECTIVE_OPS } from "../../ir/collectives.ts";
 import { type Lane, simulateStep } from "../../ir/cost_model.ts";
-import { isComputeOp } from "../../ir/ops.ts";
+import { isComputeOp, opKind } from "../../ir/ops.ts";
 import { nodeFlops } from "../../ir/flops.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
@@ -64,7 +63,7 @@ export function measuredTimeline(plan: Plan, profile: NodeProfile): TimedNode[] 
 }
 
 function trackOf(t: TimedNode): Track {
-  return t.lane === "compute" && COLLECTIVE_OPS.has(t.node.op) ? "collectives" : LANE_TRACK[t.lane];
+  return t.lane === "compute" && opKind(t.node.op) === "collective" ? "collectives" : LANE_TRACK[t.lane];
 }
 
 /** The trace event JSON: thread names, then one complete ("X") event per node, in microseconds. */
