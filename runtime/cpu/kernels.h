@@ -1,12 +1,8 @@
-// Kernels of the CPU backend. Every IR op that does arithmetic has one function here; the generated
-// step code calls them with pointers into the device arena. Conventions:
-//   - all tensors are dense, row-major, float32 unless named idx/targets (int32);
-//   - outputs are written, never accumulated into, unless the name says so;
-//   - a kernel that needs scratch memory asks Ctx::workspace(bytes) for exactly the amount that
-//     ir/ops.ts `workspaceBytes` predicts for it (the plan reserves that much; a mismatch is an error);
-//   - results must not depend on thread scheduling: reductions run in a fixed order, so the same
-//     thread count gives bitwise identical results run after run;
-//   - bad data (a token id outside the table) raises stow::Error with a message naming the op.
+// Kernels of the CPU backend. Every IR op that does arithmetic has one function here, declared by the
+// one list every backend expands (core/kernel_list.h, with the contracts and conventions); the
+// generated step code calls them with pointers into the device arena. kernels*.cpp define them:
+// OpenBLAS for products, OpenMP loops whose reductions run in a fixed order, the collectives and
+// vocabulary-parallel kernels in kernels_tp.cpp.
 #pragma once
 #include <cstdint>
 #include "core/ctx.h"
@@ -14,120 +10,14 @@
 
 namespace stow {
 
-// out[n, c] = table[idx[n], c]; idx values must lie in [0, V).
-void embedding_fwd(Ctx& c, float* out, const float* table, const int32_t* idx, int64_t N, int64_t C, int64_t V);
-// dtable[v, :] = sum over n with idx[n] == v of dy[n, :]  (dtable is overwritten, rows never hit are 0).
-void embedding_bwd(Ctx& c, float* dtable, const int32_t* idx, const float* dy, int64_t N, int64_t C, int64_t V);
-// out = acc + embedding_bwd(idx, dy), bitwise: each hit row's positions summed in position order from
-// zero, then added to acc's row. out may be acc. Workspace: (V + 1 + N) int32 and threads * C floats.
-void embedding_bwd_acc(Ctx& c, float* out, const float* acc, const int32_t* idx, const float* dy, int64_t N, int64_t C,
-                       int64_t V);
-// out[i] = i for i in [0, n).
-void iota(Ctx& c, int32_t* out, int64_t n);
-// out[i] = value for i in [0, n).
-void fill(Ctx& c, float* out, int64_t n, float value);
+// Every kernel of core/kernel_list.h, as the CPU runs it: products on OpenBLAS (the precision is fp32,
+// so no kernel takes one), norms written to out[0] in host-readable memory (so none returns one).
+#define STOW_KERNEL(name, ret, params) ret name params;
+#define STOW_GEMM_KERNEL(name, params) void name params;
+#define STOW_NORM_KERNEL(name, params) void name params;
+#include "core/kernel_list.h"
 
-// Batched matrix product: for each b in [0, batch):
-//   out_b[M, N] = op(a_b) @ op(b_b), with op(a_b) of shape [M, K] and op(b_b) of shape [K, N].
-// ta: a_b is stored as [K, M] (use its transpose); tb: b_b is stored as [N, K].
-// a_b = a + b * a_stride, b_b = bm + b * b_stride, out_b = out + b * M * N (strides in elements).
-void matmul(Ctx& c, float* out, const float* a, const float* bm, int64_t batch, int64_t M, int64_t N, int64_t K,
-            bool ta, bool tb, int64_t a_stride, int64_t b_stride);
-
-// Elementwise with suffix broadcast: out[i] = a[i] (+|*) b[i % nb]; n is a's size, nb divides n.
-void add(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t nb);
-void mul(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t nb);
-// out[i] = a[i] * s
-void scale(Ctx& c, float* out, const float* a, float s, int64_t n);
-// out[col] = sum over rows r (in order r = 0, 1, ...) of in[r, col].
-void sum_rows(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols);
-
-// LayerNorm over the last axis (biased variance, as PyTorch): y = (x - mean) * rstd * w + b,
-// rstd = 1 / sqrt(var + eps). b may be null: no bias (and then layernorm_bwd's db is null too).
-void layernorm_fwd(Ctx& c, float* y, const float* x, const float* w, const float* b, int64_t rows, int64_t C, float eps);
-// Gradients of layernorm_fwd given dy. Workspace: rows * 2 floats (mean and rstd, recomputed here).
-// dw[col] and db[col] are sums over rows in row order.
-void layernorm_bwd(Ctx& c, float* dx, float* dw, float* db, const float* x, const float* w, const float* dy,
-                   int64_t rows, int64_t C, float eps);
-
-// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-void gelu_fwd(Ctx& c, float* y, const float* x, int64_t n);
-void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
-
-// Causal scaled dot-product attention on q of shape [BH, T, D] (BH = batch * heads) and k, v of shape
-// [BH / group, T, D]: query slab bh reads KV slab bh / group (group 1: ordinary attention; the query
-// head count: multi-query attention).
-//   s[i, j] = (q_i . k_j) / sqrt(D) for j <= i, p = softmax_j(s), y_i = sum_j p[i, j] v_j,
-//   lse[bh, i] = log sum_{j <= i} exp(s[i, j]).
-// Workspace: T * T floats (one head's score matrix; heads run one after the other, each product on
-// all BLAS threads).
-void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v,
-                   int64_t BH, int64_t T, int64_t D, int64_t group = 1);
-// Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * T floats.
-// dk and dv ([BH / group, T, D]) sum the contributions of a group's query slabs in slab order.
-void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
-                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
-                   int64_t group = 1);
-
-// Mean cross-entropy over N rows of logits [N, V] against targets [N]: loss[0] = mean_n (lse_n - logit[n, t_n]).
-void cross_entropy_fwd(Ctx& c, float* loss, const float* logits, const int32_t* targets, int64_t N, int64_t V);
-// dlogits[n, v] = dloss[0] * (softmax(logits[n])[v] - (v == t_n)) / N
-void cross_entropy_bwd(Ctx& c, float* dlogits, const float* logits, const int32_t* targets, const float* dloss,
-                       int64_t N, int64_t V);
-
-// The LM head and the mean cross-entropy in one: logits = x [N, C] W^T, with W stored [V, C] (w_vc) or
-// [C, V]; loss[0] = mean_n (lse[n] - logits[n, t_n]), lse[n] = log sum_v exp(logits[n, v]). The logits
-// are computed a tile of `rows` x `cols` at a time (one sgemm each) and never stored whole; each row's
-// softmax sum is carried across its tiles. Workspace: (rows * cols + 2 * rows) floats.
-void linear_cross_entropy_fwd(Ctx& c, float* loss, float* lse, const float* x, const float* w, const int32_t* targets,
-                              int64_t N, int64_t C, int64_t V, bool w_vc, int64_t rows, int64_t cols);
-// Its gradients, given the forward's lse: with dlogits[n, v] = dloss[0] (exp(logits[n, v] - lse[n]) -
-// (v == t_n)) / N, dx = dlogits W and dW = dlogits^T x (in W's layout). Each tile of logits is computed
-// again and turned into dlogits in place; dW's columns of a tile are accumulated over row tiles in row
-// order, and dx over vocabulary tiles in vocabulary order. Workspace: rows * cols floats.
-void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
-                              const float* lse, const float* dloss, int64_t N, int64_t C, int64_t V, bool w_vc,
-                              int64_t rows, int64_t cols);
-
-// General axis permutation (transpose): out has shape in_shape permuted by perm,
-// out[i_0..i_{r-1}] = in[j] where j_{perm[d]} = i_d. rank <= 6.
-void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm);
-// Copy columns [offset, offset + cols_out) of in [rows, cols_in] to out [rows, cols_out].
-void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out);
-// Copy in [rows, cols_in] into columns [offset, offset + cols_in) of out [rows, cols_out].
-void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in);
-// Plain copy of n floats.
+// Plain copy of n floats: a helper of the CPU runtime (no plan node calls it).
 void copy(Ctx& c, float* out, const float* in, int64_t n);
-// Offloaded model data (runtime/core/transfer_engine.h): copies between the host region and the arena start
-// on the engine's link and return a ticket; compute waits on the ticket before it reads the result (a
-// device copy) or reuses the source (a gradient sent to the host).
-int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n);
-int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n);
-void wait_transfer(Ctx& c, int64_t ticket);
-// All queued copies and host work done: the end of every program that moves model data.
-void drain_transfers(Ctx& c);
-
-// Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
-void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count);
-
-// One AdamW step in place, with PyTorch's formula (torch.optim.AdamW, foreach=False):
-//   g = grad * gscale;  if (decay) p -= lr * weight_decay * p;
-//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
-//   denom = sqrt(v) / sqrt(1 - beta2^t) + eps;  p -= (lr / (1 - beta1^t)) * m / denom.
-// gscale is 1 without clipping, else min(1, clip / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_.
-// AdamHyper: core/kernel_types.h.
-void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale, bool decay);
-// The same update on an offloaded chunk's host copies, run by the engine's host worker after the copy
-// with ticket `after` (the gradient's) has arrived.
-void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
-                   float gscale, bool decay);
-
-// Rotary position embeddings (kernels_palm.cpp) on rows of D (D even), row r at position r % T:
-// for i < D/2 the pair (x_i, x_{i+D/2}) turns by the angle t * base^(-2i/D) (rotate-half pairing);
-// inverse turns it back, which is the gradient. y may be x. Workspace: T * D floats (cos, sin tables).
-void rope(Ctx& c, float* y, const float* x, int64_t rows, int64_t T, int64_t D, float base, bool inverse);
-// SiLU: y = x sigmoid(x); dx = dy s (1 + x (1 - s)) with s = sigmoid(x). dx may be dy.
-void silu_fwd(Ctx& c, float* y, const float* x, int64_t n);
-void silu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n);
 
 }  // namespace stow

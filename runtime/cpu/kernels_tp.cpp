@@ -1,6 +1,6 @@
 // Tensor-parallel kernels: collectives over the context's communicator, and the vocabulary-parallel
 // embedding and cross-entropy (each rank holds a contiguous range of the vocabulary).
-#include "kernels_tp.h"
+#include "kernels.h"
 
 #include <cmath>
 #include <cstring>

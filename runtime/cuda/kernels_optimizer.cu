@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/kernels.h"  // stow::adamw: adamw_on_host runs the CPU backend's on the host
 #include "launch.h"
 
 namespace stow::cuda {

@@ -1,5 +1,5 @@
-// Tensor-parallel kernels on the GPU, with the contracts of runtime/cpu/kernels_tp.h: the collectives, on the
-// context's communicator (NCCL under --tp, comm_nccl.h; queued on the compute stream), counting calls
+// Tensor-parallel kernels on the GPU, with the contracts of runtime/core/kernel_list.h: the collectives, on
+// the context's communicator (NCCL under --tp, comm_nccl.h; queued on the compute stream), counting calls
 // and bytes as the CPU's do, and the vocabulary-parallel cross-entropy, whose formulas are kernel_math.h's.
 #include <algorithm>
 #include <string>

@@ -40,7 +40,6 @@
 #include "cuda/cuda_kernels.h"
 #include "cuda/runtime.h"
 #include "cpu/kernels.h"
-#include "cpu/kernels_tp.h"
 
 extern char** environ;
 

@@ -1,8 +1,8 @@
-// Checks the tensor-parallel kernels of runtime/cpu/kernels_tp.h against naive double-precision references
-// written here. Ranks are simulated: the rank-local kernels run once per rank (Ctx::rank), and their
-// partial results are combined here as the all-reduces of the plan would; the collectives run against
-// a fake communicator that holds the other ranks' tensors. Prints one line per check and a final
-// "N passed, M failed"; exits 1 on any failure.
+// Checks the tensor-parallel kernels (runtime/core/kernel_list.h, runtime/cpu/kernels_tp.cpp) against naive
+// double-precision references written here. Ranks are simulated: the rank-local kernels run once per rank
+// (Ctx::rank), and their partial results are combined here as the all-reduces of the plan would; the
+// collectives run against a fake communicator that holds the other ranks' tensors. Prints one line per
+// check and a final "N passed, M failed"; exits 1 on any failure.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "comm/comm.h"
-#include "cpu/kernels_tp.h"
+#include "cpu/kernels.h"
 #include "core/positions_by_row.h"
 
 using namespace stow;
