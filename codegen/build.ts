@@ -10,7 +10,8 @@ import { basename, dirname, join } from "node:path";
 import { isStale, tempPathFor } from "../src/util/atomic_write.ts";
 import type { Backend } from "../plan/plan.ts";
 import { codegenBackend } from "./backends/index.ts";
-import { CXXFLAGS, CompileError, LDLIBS, type Toolchain, gxxId, listFiles, repoRoot, run, runtimeDir } from "./toolchain.ts";
+import { CXXFLAGS, CompileError, LDLIBS, type Toolchain, gxxId, listFiles, run, runtimeDir } from "./toolchain.ts";
+import { cacheDir } from "../base/paths.ts";
 
 export interface BuildOptions {
   /** The generated plan.cpp (or plan.cu), as text. */
@@ -73,7 +74,7 @@ async function commonSources(mpi: boolean): Promise<string[]> {
 }
 
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
-  const cacheRoot = opts.outDir ?? process.env.STOW_CACHE_DIR ?? join(repoRoot, ".stow-cache");
+  const cacheRoot = opts.outDir ?? cacheDir();
   const width = Math.max(1, opts.threads ?? availableParallelism());
   const backend = codegenBackend(opts.backend ?? "cpu");
   const emulate = backend.caps.emulation && opts.emulate === true;

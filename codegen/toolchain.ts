@@ -4,9 +4,8 @@
 import { spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { repoRoot } from "../base/paths.ts";
 
-export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 export const runtimeDir = join(repoRoot, "runtime");
 
 // Compilers run with the repository root as working directory, so -Iruntime is the same string (and

@@ -1,7 +1,8 @@
 // Builds graphs node by node, inferring output types from the op table. Tracing and every pass that
 // rewrites a graph use it, so value and node ids stay dense and unique within one graph.
 import { opDef } from "./ops.ts";
-import type { Attrs, Graph, Node, ParamInfo, Phase, SourceLoc, Value } from "./types.ts";
+import type { AttrsOf, OpName } from "./op_attrs.ts";
+import type { CopyPayload, Graph, Node, NodeOf, ParamInfo, Phase, Placement, SourceLoc, Value } from "./types.ts";
 
 export class GraphBuilder {
   readonly nodes: Node[] = [];
@@ -11,8 +12,17 @@ export class GraphBuilder {
   phase: Phase = "forward";
   private nextValue = 0;
 
-  /** Adds a node; throws ShapeError (from the op table) when the inputs do not fit. */
-  add(op: string, inputs: readonly Value[], attrs: Attrs = {}, loc?: SourceLoc): Node {
+  /**
+   * Adds a node; throws ShapeError (from the op table) when the inputs do not fit. Attributes left out
+   * are those the op does not need; `fields` sets a host placement or a copy's payload.
+   */
+  add<K extends OpName>(
+    op: K,
+    inputs: readonly Value[],
+    attrs: AttrsOf<K> = {} as AttrsOf<K>,
+    loc?: SourceLoc,
+    fields: { placement?: Placement; payload?: CopyPayload } = {},
+  ): NodeOf<K> {
     const def = opDef(op);
     const arity = def.arity;
     const okArity =
@@ -20,15 +30,25 @@ export class GraphBuilder {
     if (!okArity) throw new Error(`internal: ${op} got ${inputs.length} inputs`);
     const types = def.infer(inputs, attrs);
     const outputs: Value[] = [];
-    const node: Node = { id: this.nodes.length, op, inputs, outputs, attrs, loc, phase: this.phase };
-    types.forEach((t, index) => outputs.push({ id: this.nextValue++, shape: t.shape, dtype: t.dtype, producer: node, index }));
-    this.nodes.push(node);
+    const { placement = "device", payload } = fields;
+    const node = { id: this.nodes.length, op, inputs, outputs, attrs, loc, phase: this.phase, placement, ...(payload && { payload }) } as NodeOf<K>;
+    types.forEach((t, index) => outputs.push({ id: this.nextValue++, shape: t.shape, dtype: t.dtype, producer: node as Node, index }));
+    this.nodes.push(node as Node);
     return node;
   }
 
   /** Adds a single-output node and returns its value. */
-  value(op: string, inputs: readonly Value[], attrs: Attrs = {}, loc?: SourceLoc): Value {
-    return this.add(op, inputs, attrs, loc).outputs[0];
+  value<K extends OpName>(op: K, inputs: readonly Value[], attrs?: AttrsOf<K>, loc?: SourceLoc, fields?: { placement?: Placement; payload?: CopyPayload }): Value {
+    return this.add(op, inputs, attrs, loc, fields).outputs[0];
+  }
+
+  /**
+   * Adds a copy of `n` reading `inputs`, in the builder's phase: its op, attributes, location, placement
+   * and payload, but for what `changes` says.
+   */
+  copy(n: Node, inputs: readonly Value[], changes: { attrs?: Node["attrs"]; placement?: Placement } = {}): Node {
+    const { attrs = n.attrs, placement = n.placement } = changes;
+    return this.add(n.op, inputs, attrs as AttrsOf<OpName>, n.loc, { placement, payload: n.payload }) as Node;
   }
 
   build(): Graph {

@@ -1,10 +1,9 @@
 // The collectives of a tensor-parallel program and the bytes each moves: the size of the whole tensor
 // it combines (an all_reduce's buffer, an all_gather's output, a reduce_scatter's input, a broadcast's
-// buffer). The runtime's collective kernels count the same (runtime/kernels_tp.cpp), so a run can be
-// checked against the plan.
+// buffer). The runtime's collective kernels count the same (runtime/cpu/kernels_tp.cpp), so a run can be
+// checked against the plan. Which ops are collectives is the registry's kind.
+import { opKind } from "./ops.ts";
 import { type Graph, type Node, valueBytes } from "./types.ts";
-
-export const COLLECTIVE_OPS: ReadonlySet<string> = new Set(["all_reduce", "all_gather", "reduce_scatter", "broadcast"]);
 
 export interface Collective {
   node: Node;
@@ -12,6 +11,6 @@ export interface Collective {
 }
 
 export function collectives(g: Graph): Collective[] {
-  return g.nodes.filter((n) => COLLECTIVE_OPS.has(n.op))
+  return g.nodes.filter((n) => opKind(n.op) === "collective")
     .map((node) => ({ node, bytes: Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0])) }));
 }

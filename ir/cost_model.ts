@@ -3,7 +3,7 @@
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
 import { lmHeadWork, nodeFlops } from "./flops.ts";
-import { attentionDims } from "./ops.ts";
+import { attentionDims, isComputeOp } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 
 export interface Machine {
@@ -66,13 +66,12 @@ export function nodeSignature(n: Node): string {
   return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
 }
 
-/** Ops that run no kernel (copies run on the link, not the device's compute). */
-export const FREE: ReadonlySet<string> = new Set(["param", "opt_state", "input", "reshape", "chunk_view", "wait", "chunk_h2d", "copy_d2h"]);
 /** AdamW streams p, g, m, v in and p, m, v out. */
 const ADAMW_BYTES_PER_ELEMENT = 28;
 
 export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): number {
-  if (FREE.has(n.op)) return 0;
+  // Sources and views run nothing; copies run on the link and waits cost only their stall (simulateStep).
+  if (!isComputeOp(n.op)) return 0;
   const known = measured?.get(nodeSignature(n));
   if (known !== undefined) return known;
   switch (n.op) {
@@ -158,9 +157,9 @@ export type StepRecorder = (n: Node, lane: Lane, start: number, seconds: number)
 /**
  * Plays the step out: compute in program order; copies on their direction of the link in the order they
  * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
- * (`onHost`, from the memory plan) after its gradient's copy.
+ * (placed there by the offload pass) after its gradient's copy.
  */
-export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean, measured?: MeasuredTimes,
+export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes,
   record?: StepRecorder): StepTime {
   let device = 0;
   let host = 0;
@@ -183,14 +182,14 @@ export function simulateStep(g: Graph, m: Machine, onHost: (n: Node) => boolean,
       const until = ready.get(n.inputs[0].id) ?? device;
       stall += Math.max(0, until - device);
       device = Math.max(device, until);
-    } else if (n.op === "adamw" && onHost(n)) {
+    } else if (n.op === "adamw" && n.placement === "host") {
       const after = ready.get(n.inputs[1].id) ?? device;
       const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
       const seconds = nodeSeconds(n, m, measured);
-      if (!FREE.has(n.op)) record?.(n, "compute", device, seconds);
+      if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       compute += seconds;
     }

@@ -2,12 +2,20 @@
 // gradients of its outputs (undefined where an output has none), and which inputs need a gradient;
 // it appends backward nodes and returns one gradient (or undefined) per input.
 import type { GraphBuilder } from "./builder.ts";
-import { type Node, type Value, shapeEq } from "./types.ts";
+import type { AttrsOf, OpName } from "./op_attrs.ts";
+import { type Node, type NodeOf, type Value, shapeEq } from "./types.ts";
 
-export type GradRule = (b: GraphBuilder, n: Node, dys: (Value | undefined)[], wants: boolean[]) => (Value | undefined)[];
+export type GradRule<K extends OpName = OpName> = (b: GraphBuilder, n: NodeOf<K>, dys: (Value | undefined)[], wants: boolean[]) => (Value | undefined)[];
+
+/**
+ * The rule table has an entry for every op. NONE marks ops that autodiff never differentiates through:
+ * leaves, backward and optimizer ops, copies made after autodiff, and statistics (the vocabulary-
+ * parallel row max and sums) whose consumer gives them no gradient.
+ */
+const NONE = null;
 
 function emitter(b: GraphBuilder, n: Node) {
-  return (op: string, inputs: Value[], attrs = {}) => [...b.add(op, inputs, attrs, n.loc).outputs];
+  return <K extends OpName>(op: K, inputs: Value[], attrs?: AttrsOf<K>) => [...b.add(op, inputs, attrs, n.loc).outputs];
 }
 
 /** Sums a broadcast gradient back to the operand's (suffix) shape. */
@@ -22,7 +30,7 @@ function inversePerm(perm: readonly number[]): number[] {
   return inv;
 }
 
-export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
+export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } = {
   embedding(b, n, [dy], wants) {
     const [table, idx] = n.inputs;
     return [wants[0] ? emitter(b, n)("embedding_bwd", [idx, dy!], { V: table.shape[0] })[0] : undefined, undefined];
@@ -94,7 +102,7 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
   },
 
   transpose(b, n, [dy]) {
-    return [emitter(b, n)("transpose", [dy!], { perm: inversePerm(n.attrs.perm as number[]) })[0]];
+    return [emitter(b, n)("transpose", [dy!], { perm: inversePerm(n.attrs.perm) })[0]];
   },
 
   split(b, n, dys) {
@@ -153,4 +161,6 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
       : undefined;
     return [dlogits, undefined, undefined, undefined];
   },
+
+  param: NONE, sum_rows: NONE, opt_state: NONE, input: NONE, iota: NONE, fill: NONE, embedding_bwd: NONE, embedding_bwd_acc: NONE, layernorm_bwd: NONE, gelu_bwd: NONE, attention_bwd: NONE, cross_entropy_bwd: NONE, linear_cross_entropy_bwd: NONE, grad_norm: NONE, chunk_h2d: NONE, chunk_view: NONE, copy_d2h: NONE, wait: NONE, adamw: NONE, silu_bwd: NONE, broadcast: NONE, embedding_vp_bwd: NONE, cross_entropy_vp_max: NONE, cross_entropy_vp_sums: NONE, cross_entropy_vp_bwd: NONE, sum_squares: NONE, norm_from_squares: NONE,
 };

@@ -49,43 +49,42 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
   const int = (i: number) => get(n.inputs[i]) as Int32Array;
   const shape = (i: number) => n.inputs[i].shape;
   const last = (s: Shape) => s[s.length - 1];
-  const a = n.attrs;
   const outShape = n.outputs[0]?.shape;
   switch (n.op) {
     case "param":
-      return [leaf("param", a.name as string, feeds.params.get(a.name as string), outShape, false)];
+      return [leaf("param", n.attrs.name, feeds.params.get(n.attrs.name), outShape, false)];
     case "opt_state": {
-      const fed = feeds.optState?.get(a.name as string);
-      return [fed ? leaf("opt_state", a.name as string, fed, outShape, false) : new Float64Array(numel(outShape))];
+      const fed = feeds.optState?.get(n.attrs.name);
+      return [fed ? leaf("opt_state", n.attrs.name, fed, outShape, false) : new Float64Array(numel(outShape))];
     }
     case "input":
-      return [leaf("input", a.name as string, feeds.inputs[a.name as string], outShape, a.dtype === "i32")];
+      return [leaf("input", n.attrs.name, feeds.inputs[n.attrs.name], outShape, n.attrs.dtype === "i32")];
     case "iota":
-      return [Int32Array.from({ length: a.n as number }, (_, i) => i)];
+      return [Int32Array.from({ length: n.attrs.n }, (_, i) => i)];
     case "fill":
-      return [new Float64Array(numel(outShape)).fill(a.value as number)];
+      return [new Float64Array(numel(outShape)).fill(n.attrs.value)];
     case "embedding":
       return [K.embedding(f(0), shape(0)[0], shape(0)[1], int(1))];
     case "embedding_bwd":
-      return [K.embeddingBwd(int(0), f(1), a.V as number, last(shape(1)))];
+      return [K.embeddingBwd(int(0), f(1), n.attrs.V, last(shape(1)))];
     case "embedding_bwd_acc": {
       const rows = K.embeddingBwd(int(1), f(2), shape(0)[0], last(shape(2)));
       return [K.broadcast(f(0), rows, (x, y) => x + y)];
     }
     case "matmul":
-      return [K.matmul(f(0), shape(0), f(1), shape(1), a.ta === true, a.tb === true)];
+      return [K.matmul(f(0), shape(0), f(1), shape(1), n.attrs.ta === true, n.attrs.tb === true)];
     case "add":
       return [K.broadcast(f(0), f(1), (x, y) => x + y)];
     case "mul":
       return [K.broadcast(f(0), f(1), (x, y) => x * y)];
     case "scale":
-      return [f(0).map((x) => x * (a.s as number))];
+      return [f(0).map((x) => x * (n.attrs.s))];
     case "sum_rows":
-      return [K.sumRows(f(0), numel(a.to as Shape))];
+      return [K.sumRows(f(0), numel(n.attrs.to))];
     case "layernorm":
-      return [K.layernorm(f(0), f(1), n.inputs.length === 3 ? f(2) : undefined, last(shape(0)), a.eps as number)];
+      return [K.layernorm(f(0), f(1), n.inputs.length === 3 ? f(2) : undefined, last(shape(0)), n.attrs.eps)];
     case "layernorm_bwd":
-      return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), a.eps as number).slice(0, n.outputs.length);
+      return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), n.attrs.eps).slice(0, n.outputs.length);
     case "gelu":
       return [K.gelu(f(0))];
     case "gelu_bwd":
@@ -95,7 +94,7 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "attention_bwd":
       return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), { ...attentionDims(shape(0)), group: attentionGroup(shape(0), shape(1)) });
     case "rope":
-      return [K.rope(f(0), shape(0)[shape(0).length - 2], last(shape(0)), a.base as number, a.inverse === true)];
+      return [K.rope(f(0), shape(0)[shape(0).length - 2], last(shape(0)), n.attrs.base, n.attrs.inverse === true)];
     case "silu":
       return [K.silu(f(0))];
     case "silu_bwd":
@@ -105,19 +104,19 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "cross_entropy_bwd":
       return [K.crossEntropyBwd(f(0), int(1), f(2)[0], last(shape(0)))];
     case "linear_cross_entropy": {
-      const { C, V, tb } = lmHeadDims(n.inputs, a);
+      const { C, V, tb } = lmHeadDims(n.inputs, n.attrs);
       return K.linearCrossEntropy(f(0), f(1), int(2), C, V, tb);
     }
     case "linear_cross_entropy_bwd": {
-      const { C, V, tb } = lmHeadDims(n.inputs, a);
+      const { C, V, tb } = lmHeadDims(n.inputs, n.attrs);
       return K.linearCrossEntropyBwd(f(0), f(1), int(2), f(3), f(4)[0], C, V, tb);
     }
     case "reshape":
       return [get(n.inputs[0]).slice()];
     case "transpose":
-      return [K.transpose(f(0), shape(0), a.perm as number[])];
+      return [K.transpose(f(0), shape(0), n.attrs.perm)];
     case "split":
-      return K.split(f(0), last(shape(0)), a.sizes as number[]);
+      return K.split(f(0), last(shape(0)), n.attrs.sizes);
     case "concat":
       return [K.concat(n.inputs.map((_, i) => f(i)), n.inputs.map((v) => v.shape))];
     case "grad_norm":
@@ -125,9 +124,27 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "adamw": {
       if (!feeds.adam) throw new Error("interpret: the graph has adamw nodes but no adam hyperparameters were given");
       const norm = n.inputs.length === 5 ? f(4)[0] : undefined;
-      return K.adamw(f(0), f(1), f(2), f(3), feeds.adam, a.decay === true, norm);
+      return K.adamw(f(0), f(1), f(2), f(3), feeds.adam, n.attrs.decay === true, norm);
     }
+    // Copies and views move data without changing it.
+    case "copy_d2h": case "wait": case "tp_copy":
+      return [get(n.inputs[0]).slice()];
+    case "chunk_h2d":
+      return [K.concat(n.inputs.map((_, i) => f(i)), n.inputs.map((v) => [numel(v.shape)]))];
+    case "chunk_view": {
+      const start = n.attrs.offset / 4;
+      return [f(0).slice(start, start + numel(n.attrs.shape))];
+    }
+    // Ops whose meaning involves other ranks: test/helpers/spmd.ts runs them across simulated ranks.
+    case "all_reduce": case "all_gather": case "reduce_scatter": case "broadcast": case "shard_slice":
+    case "embedding_vp": case "embedding_vp_bwd": case "cross_entropy_vp_max": case "cross_entropy_vp_sums":
+    case "cross_entropy_vp": case "cross_entropy_vp_bwd": case "sum_squares": case "norm_from_squares":
+      throw new Error(`interpret: ${n.op} runs across ranks; interpret it per rank (test/helpers/spmd.ts): ${formatNode(n)}`);
     default:
-      throw new Error(`interpret: op ${n.op} has no reference semantics: ${formatNode(n)}`);
+      return unreachable(n);
   }
+}
+
+function unreachable(n: never): never {
+  throw new Error(`interpret: op ${(n as Node).op} has no reference semantics`);
 }

@@ -1,4 +1,5 @@
-// The JSON form of a graph (for tools and plan files): values by id, attributes as they are.
+// The JSON form of a graph (for tools and plan files): values by id, attributes as they are, and a
+// node's placement and copy payload where the planner set them.
 import type { Graph } from "./types.ts";
 
 export function graphToJson(g: Graph): object {
@@ -13,6 +14,8 @@ export function graphToJson(g: Graph): object {
       inputs: n.inputs.map((v) => v.id),
       outputs: n.outputs.map((v) => ({ id: v.id, dtype: v.dtype, shape: v.shape })),
       attrs: n.attrs,
+      ...(n.placement !== "device" && { placement: n.placement }),
+      ...(n.payload && { payload: n.payload }),
       loc: n.loc,
     })),
   };

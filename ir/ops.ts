@@ -1,8 +1,14 @@
-// The op set: for each op, how its output types follow from its inputs and attributes, how much scratch
-// memory its kernel asks for, and which outputs reuse an input's storage. This table is the contract
-// between the planner (TypeScript) and the kernels (runtime/kernels.h): the workspace sizes here are
-// exactly what the kernels request.
-import { type Attrs, type DType, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
+// The op registry: for each op, how its output types follow from its inputs and attributes, how much
+// scratch memory its kernel asks for, which outputs reuse an input's storage, how it runs (its kind)
+// and the FLOPs its kernel performs. This table is the contract between the planner (TypeScript) and
+// the kernels (runtime/): the workspace sizes here are exactly what the kernels request. It is typed
+// over OpName (ir/op_attrs.ts), as are the other per-op tables, each in its own layer: the gradient
+// rules (ir/grad_rules.ts), the reference semantics (ir/interpret.ts) and each backend's kernel
+// bindings (codegen/). An op missing from any of them is a compile error.
+import type { AttrsOf, LmHeadAttrs, OpName } from "./op_attrs.ts";
+import { type DType, type NodeOf, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
+
+export type { OpName } from "./op_attrs.ts";
 
 export class ShapeError extends Error {}
 
@@ -11,20 +17,39 @@ export interface OutType {
   dtype: DType;
 }
 
-export interface OpDef {
+/**
+ * How a node of an op runs:
+ * - source: no work; a value the runtime provides (parameters, optimizer state, inputs);
+ * - view: no work; the output is an input's storage seen differently;
+ * - compute: a kernel on the device (or on the host, for a hostable op placed there);
+ * - collective: a kernel that exchanges data with the other ranks;
+ * - transfer: starts an asynchronous host-device copy on the transfer engine and gives a ticket;
+ * - wait: blocks until the copy that made its first input is done.
+ */
+export type OpKind = "source" | "view" | "compute" | "collective" | "transfer" | "wait";
+
+export interface OpDef<K extends OpName = OpName> {
+  kind: OpKind;
   /** Output types, or a ShapeError explaining why the inputs do not fit. */
-  infer(inputs: readonly Value[], attrs: Attrs): OutType[];
+  infer(inputs: readonly Value[], attrs: AttrsOf<K>): OutType[];
   /** Bytes of scratch memory the kernel requests (0 for most ops). */
-  workspace?(inputs: readonly Value[], attrs: Attrs, threads: number): number;
+  workspace?(inputs: readonly Value[], attrs: AttrsOf<K>, threads: number): number;
   /** Output index -> input index whose storage the output always shares (in-place update or view). */
   aliases?: Readonly<Record<number, number>>;
   /**
    * Output index -> input index the kernel may overwrite: the planner gives the output that input's
    * storage when the input dies at this node (the kernel reads each element before writing it).
    */
-  reuses?: Readonly<Record<number, number>> | ((inputs: readonly Value[], attrs: Attrs) => Readonly<Record<number, number>>);
+  reuses?: Readonly<Record<number, number>> | ((inputs: readonly Value[], attrs: AttrsOf<K>) => Readonly<Record<number, number>>);
   /** Number of inputs, or "variadic". */
   arity: number | "variadic" | readonly number[];
+  /**
+   * Floating-point operations of a node, as its CPU kernel performs them (0 when absent). Products
+   * count 2 per multiply-add; elementwise work a few operations per element of the first input.
+   */
+  flops?(n: NodeOf<K>): number;
+  /** Runs on the host when the model data it reads lives in host memory (the optimizer under offload). */
+  hostable?: true;
 }
 
 function fail(msg: string): never {
@@ -96,13 +121,37 @@ export interface LmHeadDims {
   cols: number;
 }
 
-export function lmHeadDims(inputs: readonly Value[], attrs: Attrs): LmHeadDims {
+export function lmHeadDims(inputs: readonly Value[], attrs: LmHeadAttrs): LmHeadDims {
   const [x, w] = inputs;
   const tb = attrs.tb === true;
-  return { N: x.shape[0], C: x.shape[1], V: w.shape[tb ? 0 : 1], tb, rows: attrs.rows as number, cols: attrs.cols as number };
+  return { N: x.shape[0], C: x.shape[1], V: w.shape[tb ? 0 : 1], tb, rows: attrs.rows, cols: attrs.cols };
 }
 
-function linearCrossEntropyInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
+/** The fused LM head's work: its products (over tiles of `tileFlops` each) and the softmax over its logits. */
+export interface LmHeadWork {
+  productFlops: number;
+  /** FLOPs of one tile's product: the size each sgemm call runs at. */
+  tileFlops: number;
+  logits: number;
+  flopsPerLogit: number;
+}
+
+/** The forward's product and softmax; the backward recomputes the product, then dx and dW. */
+export function lmHeadWork(inputs: readonly Value[], attrs: LmHeadAttrs, forward: boolean): LmHeadWork {
+  const { N, C, V, rows, cols } = lmHeadDims(inputs, attrs);
+  return { productFlops: (forward ? 1 : 3) * 2 * N * V * C, tileFlops: 2 * rows * cols * C, logits: N * V, flopsPerLogit: forward ? 4 : 5 };
+}
+
+function lmHeadFlops(w: LmHeadWork): number {
+  return w.productFlops + w.flopsPerLogit * w.logits;
+}
+
+function attentionProductFlops(q: Shape, products: number): number {
+  const { BH, T, D } = attentionDims(q);
+  return products * 2 * BH * T * T * D;
+}
+
+function linearCrossEntropyInfer(inputs: readonly Value[], attrs: LmHeadAttrs): OutType[] {
   const [x, w, targets] = inputs;
   const op = "linear_cross_entropy";
   expectF32(op, x, "input");
@@ -119,7 +168,7 @@ function linearCrossEntropyInfer(inputs: readonly Value[], attrs: Attrs): OutTyp
   return [f32([]), f32([N])];
 }
 
-function matmulInfer(inputs: readonly Value[], attrs: Attrs): OutType[] {
+function matmulInfer(inputs: readonly Value[], attrs: AttrsOf<"matmul">): OutType[] {
   const [a, b] = inputs;
   expectF32("matmul", a, "left operand");
   expectF32("matmul", b, "right operand");
@@ -154,14 +203,18 @@ function checkPerm(perm: readonly number[], rank: number): void {
     fail(`transpose: [${perm.join(",")}] is not a permutation of ${rank} axes`);
 }
 
-export const OPS = {
-  param: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
-  opt_state: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
-  input: { arity: 0, infer: (_i, a) => [{ shape: a.shape as Shape, dtype: a.dtype as DType }] },
-  iota: { arity: 0, infer: (_i, a) => [{ shape: [a.n as number], dtype: "i32" }] },
-  fill: { arity: 0, infer: (_i, a) => [f32(a.shape as Shape)] },
+function perElement(flops: number) {
+  return (n: { readonly inputs: readonly Value[] }) => flops * numel(n.inputs[0].shape);
+}
 
-  embedding: {
+export const OPS: { readonly [K in OpName]: OpDef<K> } = {
+  param: { kind: "source", arity: 0, infer: (_i, a) => [f32(a.shape)] },
+  opt_state: { kind: "source", arity: 0, infer: (_i, a) => [f32(a.shape)] },
+  input: { kind: "source", arity: 0, infer: (_i, a) => [{ shape: a.shape, dtype: a.dtype }] },
+  iota: { kind: "compute", arity: 0, infer: (_i, a) => [{ shape: [a.n], dtype: "i32" }] },
+  fill: { kind: "compute", arity: 0, infer: (_i, a) => [f32(a.shape)] },
+
+  embedding: { kind: "compute",
     arity: 2,
     infer: ([table, idx]) => {
       expectF32("embedding", table, "table");
@@ -170,15 +223,15 @@ export const OPS = {
       return [f32([...idx.shape, table.shape[1]])];
     },
   },
-  embedding_bwd: {
+  embedding_bwd: { kind: "compute", flops: perElement(1),
     arity: 2,
-    infer: ([idx, dy], a) => [f32([a.V as number, lastDim(dy.shape)])],
+    infer: ([, dy], a) => [f32([a.V, lastDim(dy.shape)])],
   },
   // acc + embedding_bwd(idx, dy), computed as that sum is (each row's positions summed in order, then
   // added to acc's row), without a (V, C) temporary: the gradient of a tied embedding
   // (ir/passes/embedding_grad.ts). Workspace: a counting sort of the positions by row, and one row sum
   // per thread.
-  embedding_bwd_acc: {
+  embedding_bwd_acc: { kind: "compute",
     arity: 3,
     reuses: { 0: 0 },
     infer: ([acc, idx, dy]) => {
@@ -188,19 +241,24 @@ export const OPS = {
     },
     workspace: ([acc, idx, dy], _a, threads) => (acc.shape[0] + 1 + numel(idx.shape)) * 4 + threads * lastDim(dy.shape) * 4,
   },
-  matmul: { arity: 2, infer: matmulInfer },
-  add: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("add") },
-  mul: { arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("mul") },
-  scale: { arity: 1, reuses: { 0: 0 }, infer: ([a]) => [f32(a.shape)] },
-  sum_rows: {
+  matmul: {
+    kind: "compute",
+    arity: 2,
+    infer: matmulInfer,
+    flops: ({ inputs: [a], outputs: [y], attrs }) => 2 * numel(y.shape) * a.shape[a.shape.length - (attrs.ta === true ? 2 : 1)],
+  },
+  add: { kind: "compute", flops: perElement(1), arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("add") },
+  mul: { kind: "compute", flops: perElement(1), arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("mul") },
+  scale: { kind: "compute", flops: perElement(1), arity: 1, reuses: { 0: 0 }, infer: ([a]) => [f32(a.shape)] },
+  sum_rows: { kind: "compute", flops: perElement(1),
     arity: 1,
     infer: ([x], a) => {
-      const to = a.to as Shape;
+      const to = a.to;
       if (!isSuffix(to, x.shape)) fail(`sum_rows: ${formatShape(to)} is not a trailing part of ${formatShape(x.shape)}`);
       return [f32(to)];
     },
   },
-  layernorm: {
+  layernorm: { kind: "compute", flops: perElement(8),
     arity: [2, 3],
     infer: ([x, w, b]) => {
       expectF32("layernorm", x, "input");
@@ -211,14 +269,15 @@ export const OPS = {
     },
   },
   // Attribute bias=false: the forward had no bias, so there is no db output.
-  layernorm_bwd: {
+  layernorm_bwd: { kind: "compute", flops: perElement(16),
     arity: 3,
     infer: ([x, w], a) => (a.bias === false ? [f32(x.shape), f32(w.shape)] : [f32(x.shape), f32(w.shape), f32(w.shape)]),
     workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
   },
-  gelu: { arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
-  gelu_bwd: { arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
-  attention: {
+  gelu: { kind: "compute", flops: perElement(20), arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
+  gelu_bwd: { kind: "compute", flops: perElement(30), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
+  // The kernels run full T x T products: two in the forward, five in the backward.
+  attention: { kind: "compute", flops: (n) => attentionProductFlops(n.inputs[0].shape, 2),
     arity: 3,
     infer: ([q, k, v]) => {
       if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
@@ -229,12 +288,12 @@ export const OPS = {
     },
     workspace: ([q]) => attentionDims(q.shape).T ** 2 * 4,
   },
-  attention_bwd: {
+  attention_bwd: { kind: "compute", flops: (n) => attentionProductFlops(n.inputs[0].shape, 5),
     arity: 6,
     infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
     workspace: ([q]) => 2 * attentionDims(q.shape).T ** 2 * 4,
   },
-  cross_entropy: {
+  cross_entropy: { kind: "compute", flops: perElement(4),
     arity: 2,
     infer: ([logits, targets]) => {
       expectF32("cross_entropy", logits, "logits");
@@ -244,10 +303,10 @@ export const OPS = {
       return [f32([])];
     },
   },
-  cross_entropy_bwd: { arity: 3, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
+  cross_entropy_bwd: { kind: "compute", flops: perElement(5), arity: 3, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
   // Logits and their gradient exist only one tile at a time (kernels_lm_head.cpp). The forward keeps
   // a running sum and the target's logit per row of a tile next to it; the row max lives in lse.
-  linear_cross_entropy: {
+  linear_cross_entropy: { kind: "compute", flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, true)),
     arity: 3,
     infer: linearCrossEntropyInfer,
     workspace: (inputs, attrs) => {
@@ -255,7 +314,7 @@ export const OPS = {
       return (rows * cols + 2 * rows) * 4;
     },
   },
-  linear_cross_entropy_bwd: {
+  linear_cross_entropy_bwd: { kind: "compute", flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, false)),
     arity: 5,
     // With all rows in one tile, each slice of W is read for the last time before its slice of dW is
     // written, so dW may take W's storage (an offloaded W's device copy dies here).
@@ -269,35 +328,35 @@ export const OPS = {
       return rows * cols * 4;
     },
   },
-  reshape: {
+  reshape: { kind: "view",
     arity: 1,
     aliases: { 0: 0 },
     infer: ([x], a) => {
-      const shape = a.shape as Shape;
+      const shape = a.shape;
       if (numel(shape) !== numel(x.shape))
         fail(`reshape: cannot reshape ${formatShape(x.shape)} (${numel(x.shape)} elements) to ${formatShape(shape)}`);
       return [{ shape, dtype: x.dtype }];
     },
   },
-  transpose: {
+  transpose: { kind: "compute",
     arity: 1,
     infer: ([x], a) => {
-      const perm = a.perm as readonly number[];
+      const perm = a.perm;
       checkPerm(perm, x.shape.length);
       return [f32(permuted(x.shape, perm))];
     },
   },
-  split: {
+  split: { kind: "compute",
     arity: 1,
     infer: ([x], a) => {
-      const sizes = a.sizes as readonly number[];
+      const sizes = a.sizes;
       const total = sizes.reduce((s, d) => s + d, 0);
       if (total !== lastDim(x.shape))
         fail(`split: sizes [${sizes.join(",")}] do not add up to the last dimension of ${formatShape(x.shape)}`);
       return sizes.map((d) => f32([...x.shape.slice(0, -1), d]));
     },
   },
-  concat: {
+  concat: { kind: "compute",
     arity: "variadic",
     infer: (xs) => {
       const lead = xs[0].shape.slice(0, -1);
@@ -306,24 +365,24 @@ export const OPS = {
       return [f32([...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)])];
     },
   },
-  grad_norm: { arity: "variadic", infer: () => [f32([])] },
+  grad_norm: { kind: "compute", flops: perElement(2), hostable: true, arity: "variadic", infer: () => [f32([])] },
   // Offloaded model data (ir/passes/offload.ts). Copies run asynchronously on the transfer engine; a
   // `wait` on a copy's result (later inputs only keep storage alive until the copy is done) is where
   // compute may first use it. chunk_h2d brings one chunk's parameters (its inputs, contiguous on the
   // host) into one device buffer; chunk_view is a parameter inside it, `offset` bytes in.
-  chunk_h2d: { arity: "variadic", infer: (_i, a) => [f32([a.elements as number])] },
-  chunk_view: {
+  chunk_h2d: { kind: "transfer", arity: "variadic", infer: (_i, a) => [f32([a.elements])] },
+  chunk_view: { kind: "view",
     arity: 1,
     aliases: { 0: 0 },
     infer: ([chunk], a) => {
-      const shape = a.shape as Shape;
-      if ((a.offset as number) + numel(shape) * 4 > numel(chunk.shape) * 4) fail("chunk_view: the view reaches past its chunk");
+      const shape = a.shape;
+      if (a.offset + numel(shape) * 4 > numel(chunk.shape) * 4) fail("chunk_view: the view reaches past its chunk");
       return [f32(shape)];
     },
   },
-  copy_d2h: { arity: 1, infer: ([x]) => [f32(x.shape)] },
-  wait: { arity: "variadic", aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
-  adamw: {
+  copy_d2h: { kind: "transfer", arity: 1, infer: ([x]) => [f32(x.shape)] },
+  wait: { kind: "wait", arity: "variadic", aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
+  adamw: { kind: "compute", flops: perElement(12), hostable: true,
     arity: [4, 5],
     aliases: { 0: 0, 1: 2, 2: 3 },
     infer: ([p, g, m, v]) => {
@@ -334,7 +393,7 @@ export const OPS = {
   },
   // Rotary position embeddings (rotate-half pairing) on [..., T, D]; inverse=true rotates back, which
   // is the gradient. Workspace: the cos and sin tables, T * D/2 floats each.
-  rope: {
+  rope: { kind: "compute", flops: perElement(3),
     arity: 1,
     reuses: { 0: 0 },
     infer: ([x], a) => {
@@ -346,12 +405,12 @@ export const OPS = {
     },
     workspace: ([x]) => x.shape[x.shape.length - 2] * lastDim(x.shape) * 4,
   },
-  silu: { arity: 1, infer: ([x]) => (expectF32("silu", x, "input"), [f32(x.shape)]) },
-  silu_bwd: { arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
+  silu: { kind: "compute", flops: perElement(10), arity: 1, infer: ([x]) => (expectF32("silu", x, "input"), [f32(x.shape)]) },
+  silu_bwd: { kind: "compute", flops: perElement(15), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
 
   // Tensor parallelism (ir/passes/shard.ts). Every rank runs the same graph on its part of the
   // tensors; `ranks` is the TP degree. The collectives run across the ranks, in place where they can.
-  all_reduce: {
+  all_reduce: { kind: "collective",
     arity: 1,
     reuses: { 0: 0 },
     infer: ([x], a) => {
@@ -362,37 +421,37 @@ export const OPS = {
   },
   // Concatenates the ranks' parts along the last axis. The parts arrive rank after rank, so unless the
   // tensor is one row, they are rearranged from a workspace of the output's size.
-  all_gather: {
+  all_gather: { kind: "collective",
     arity: 1,
-    infer: ([x], a) => [f32([...x.shape.slice(0, -1), lastDim(x.shape) * (a.ranks as number)])],
-    workspace: ([x], a) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * (a.ranks as number) * 4),
+    infer: ([x], a) => [f32([...x.shape.slice(0, -1), lastDim(x.shape) * (a.ranks)])],
+    workspace: ([x], a) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * (a.ranks) * 4),
   },
   // Sums the ranks' tensors and leaves each rank its part of the last axis; the parts are gathered
   // rank after rank in a workspace of the input's size first (unless the tensor is one row).
-  reduce_scatter: {
+  reduce_scatter: { kind: "collective",
     arity: 1,
     infer: ([x], a) => {
-      const ranks = a.ranks as number;
+      const ranks = a.ranks;
       if (lastDim(x.shape) % ranks !== 0) fail(`reduce_scatter: ${ranks} ranks do not divide ${formatShape(x.shape)}`);
       return [f32([...x.shape.slice(0, -1), lastDim(x.shape) / ranks])];
     },
     workspace: ([x]) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * 4),
   },
-  broadcast: { arity: 1, aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
+  broadcast: { kind: "collective", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
   // Megatron's f: the identity in the forward; its gradient is an all_reduce. A view, so no kernel.
-  tp_copy: { arity: 1, aliases: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
+  tp_copy: { kind: "view", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
   // This rank's part of the last axis (no communication).
-  shard_slice: {
+  shard_slice: { kind: "compute",
     arity: 1,
     infer: ([x], a) => {
-      const ranks = a.ranks as number;
+      const ranks = a.ranks;
       if (lastDim(x.shape) % ranks !== 0) fail(`shard_slice: ${ranks} ranks do not divide ${formatShape(x.shape)}`);
       return [f32([...x.shape.slice(0, -1), lastDim(x.shape) / ranks])];
     },
   },
   // A vocabulary-parallel embedding: this rank holds rows [rank * V, (rank + 1) * V) of the table and
   // writes zeros for the tokens outside them; an all_reduce sums the ranks' outputs.
-  embedding_vp: {
+  embedding_vp: { kind: "compute",
     arity: 2,
     infer: ([table, idx]) => {
       expectF32("embedding_vp", table, "table");
@@ -401,14 +460,14 @@ export const OPS = {
       return [f32([...idx.shape, table.shape[1]])];
     },
   },
-  embedding_vp_bwd: { arity: 2, infer: ([, dy], a) => [f32([a.V as number, lastDim(dy.shape)])] },
+  embedding_vp_bwd: { kind: "compute", arity: 2, infer: ([, dy], a) => [f32([a.V, lastDim(dy.shape)])] },
   // Vocabulary-parallel cross-entropy over logits whose last axis is this rank's part of the
   // vocabulary (columns at or past `vocab` overall are padding and ignored). Each row's max is
   // all-reduced, then its sum of exponentials and target logit (one [2, rows] tensor); the loss needs
   // only those, so the full logits are never gathered.
-  cross_entropy_vp_max: { arity: 1, infer: ([logits]) => [f32(logits.shape.slice(0, -1))] },
-  cross_entropy_vp_sums: { arity: 3, infer: ([logits]) => [f32([2, ...logits.shape.slice(0, -1)])] },
-  cross_entropy_vp: {
+  cross_entropy_vp_max: { kind: "compute", arity: 1, infer: ([logits]) => [f32(logits.shape.slice(0, -1))] },
+  cross_entropy_vp_sums: { kind: "compute", arity: 3, infer: ([logits]) => [f32([2, ...logits.shape.slice(0, -1)])] },
+  cross_entropy_vp: { kind: "compute",
     arity: 4,
     infer: ([logits, targets]) => {
       if (targets.dtype !== "i32") fail("cross_entropy_vp: targets must be i32");
@@ -417,27 +476,39 @@ export const OPS = {
       return [f32([])];
     },
   },
-  cross_entropy_vp_bwd: { arity: 5, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
+  cross_entropy_vp_bwd: { kind: "compute", arity: 5, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
   // The global gradient norm when some gradients are split across ranks: sums of squares (of the
   // split ones, all-reduced; of the replicated ones, counted once), then the square root of their sum.
-  sum_squares: { arity: "variadic", infer: () => [f32([1])] },
-  norm_from_squares: { arity: "variadic", infer: () => [f32([])] },
-} as const satisfies Readonly<Record<string, OpDef>>;
-
-/** Every op's name: tables keyed by it (kernel bindings, rules) must give each op an entry. */
-export type OpName = keyof typeof OPS;
+  sum_squares: { kind: "compute", arity: "variadic", infer: () => [f32([1])] },
+  norm_from_squares: { kind: "compute", arity: "variadic", infer: () => [f32([])] },
+};
 
 export function isOpName(op: string): op is OpName {
   return Object.hasOwn(OPS, op);
 }
 
-export function opDef(op: string): OpDef {
-  if (!isOpName(op)) throw new Error(`unknown op ${op}`);
-  const def: OpDef = OPS[op];
+export function opDef<K extends OpName>(op: K): OpDef<K> {
+  const def = OPS[op] as OpDef<K> | undefined;
   if (!def) throw new Error(`unknown op ${op}`);
   return def;
 }
 
-export function workspaceBytes(op: string, inputs: readonly Value[], attrs: Attrs, threads: number): number {
+export function opKind(op: OpName): OpKind {
+  return OPS[op].kind;
+}
+
+/** Whether a node of the op does work of its own: views and sources run nothing. */
+export function runsKernel(op: OpName): boolean {
+  const kind = OPS[op].kind;
+  return kind !== "source" && kind !== "view";
+}
+
+/** Whether the op occupies the compute stream: copies and waits belong to the transfer engine. */
+export function isComputeOp(op: OpName): boolean {
+  const kind = OPS[op].kind;
+  return kind === "compute" || kind === "collective";
+}
+
+export function workspaceBytes<K extends OpName>(op: K, inputs: readonly Value[], attrs: AttrsOf<K>, threads: number): number {
   return opDef(op).workspace?.(inputs, attrs, threads) ?? 0;
 }

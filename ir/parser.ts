@@ -5,9 +5,10 @@
 // Value ids are kept as written, so printGraph(parseGraph(text)) === text. Every node's types are
 // checked against the op table; any problem is a UserError naming the line.
 import { UserError } from "../base/errors.ts";
-import { ShapeError, opDef } from "./ops.ts";
+import { ShapeError, isOpName, opDef } from "./ops.ts";
+import type { AttrsOf } from "./op_attrs.ts";
 import {
-  type AttrValue, type Attrs, type DType, type Graph, type Node, type ParamInfo, type Phase, type Shape,
+  type AttrValue, type Attrs, type DType, type Graph, type Node, type NodeOf, type ParamInfo, type Phase, type Shape,
   type SourceLoc, type Value, formatShape, shapeEq,
 } from "./types.ts";
 
@@ -150,12 +151,11 @@ function parseResults(r: LineReader): [string, number][] {
 
 /** Builds the node of a parsed line, checking it against the op table and the values defined so far. */
 function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values: Map<number, Value>): Node {
-  let def;
-  try {
-    def = opDef(p.op);
-  } catch {
-    r.fail(`unknown op '${p.op}'`);
-  }
+  if (!isOpName(p.op)) r.fail(`unknown op '${p.op}'`);
+  const op = p.op;
+  const def = opDef(op);
+  // Text attributes have no declared types; infer reads the ones each op needs and rejects what is off.
+  const attrs = p.attrs as AttrsOf<typeof op>;
   const arity = def.arity;
   const arityOk =
     arity === "variadic" ? p.ins.length > 0 : typeof arity === "number" ? p.ins.length === arity : arity.includes(p.ins.length);
@@ -163,7 +163,7 @@ function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values
   const inputs = p.ins.map((vid) => values.get(vid) ?? r.fail(`%${vid} is used before it is defined`));
   let inferred;
   try {
-    inferred = def.infer(inputs, p.attrs);
+    inferred = def.infer(inputs, attrs);
   } catch (e) {
     if (e instanceof ShapeError) r.fail(e.message);
     // The op table reads attributes without checking them; a missing one surfaces as a TypeError.
@@ -176,7 +176,7 @@ function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values
     r.fail(`${p.op} has ${inferred.length} output(s) here, the line names ${p.outs.length}`);
   if (p.types.length !== p.outs.length) r.fail(`${p.outs.length} output(s) but ${p.types.length} type(s)`);
   const outputs: Value[] = [];
-  const node: Node = { id, op: p.op, inputs, outputs, attrs: p.attrs, loc: p.loc, phase };
+  const node = { id, op, inputs, outputs, attrs, loc: p.loc, phase, placement: "device" } as Node;
   p.outs.forEach((vid, index) => {
     if (values.has(vid)) r.fail(`%${vid} is defined twice`);
     const want = inferred[index];
@@ -190,7 +190,7 @@ function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values
   return node;
 }
 
-function paramOf(r: LineReader, node: Node): ParamInfo {
+function paramOf(r: LineReader, node: NodeOf<"param">): ParamInfo {
   const { name, shape } = node.attrs;
   if (typeof name !== "string" || !Array.isArray(shape)) r.fail("param needs attributes name=\"...\" and shape=[...]");
   return { name, shape, init: { kind: "normal", std: 0.02 }, decay: shape.length >= 2, value: node.outputs[0], loc: node.loc };

@@ -13,6 +13,8 @@ export interface SourceLoc {
 /** Which part of the training step a node belongs to; used by reports and passes, never by semantics. */
 export type Phase = "forward" | "backward" | "optimizer";
 
+import type { AttrsOf, OpName } from "./op_attrs.ts";
+
 export type AttrValue = number | boolean | string | readonly number[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
@@ -25,15 +27,31 @@ export interface Value {
   readonly index: number;
 }
 
-export interface Node {
+/**
+ * Where a node runs: on the device (the default), or on the host, which the offload pass chooses for
+ * the optimizer when the model data it updates lives in host memory.
+ */
+export type Placement = "device" | "host";
+
+/** What a host-device copy carries: a chunk of model data or a gradient, or a saved activation. */
+export type CopyPayload = "model" | "activation";
+
+interface NodeFields {
   readonly id: number;
-  readonly op: string;
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
-  readonly attrs: Attrs;
   readonly loc?: SourceLoc;
   readonly phase: Phase;
+  readonly placement: Placement;
+  /** Set on copies (chunk_h2d, copy_d2h) by the passes that make them. */
+  readonly payload?: CopyPayload;
 }
+
+/** A node of op K, its attributes typed by the op. */
+export type NodeOf<K extends OpName> = NodeFields & { readonly op: K; readonly attrs: Readonly<AttrsOf<K>> };
+
+/** Any node: narrowing on `op` gives its attributes' type. */
+export type Node = { [K in OpName]: NodeOf<K> }[OpName];
 
 export type InitSpec = { kind: "normal"; std: number } | { kind: "zeros" } | { kind: "ones" };
 

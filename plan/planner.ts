@@ -5,10 +5,9 @@ import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
-import { isActivationCopy } from "../ir/passes/offload_activations.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
-import { type PersistentLayout, persistentLayout, planMemory, residentModelBytes, runsOnHost } from "../ir/passes/memory_plan.ts";
+import { type PersistentLayout, persistentLayout, planMemory, residentModelBytes } from "../ir/passes/memory_plan.ts";
 import { alignUp } from "../ir/passes/arena_plan.ts";
 import { SettingError } from "../base/errors.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
@@ -74,10 +73,10 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
     const checkpoint: Candidate = {
       mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
       moved: moves.count, moveLookahead: moves.lookahead,
-      movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && isActivationCopy(n)).reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
-      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && !isActivationCopy(n)).length,
+      movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && n.payload === "activation").reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
+      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
       get predicted() {
-        return (predicted ??= simulateStep(g, machine, (n) => runsOnHost(n, train.memory), opts.measured));
+        return (predicted ??= simulateStep(g, machine, opts.measured));
       },
       peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
     };

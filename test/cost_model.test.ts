@@ -9,6 +9,7 @@ import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../ir/builder.ts";
 import { type Machine, attentionRate, meanMachine, nodeSeconds, productRate } from "../ir/cost_model.ts";
 import type { Node, Shape } from "../ir/types.ts";
+import type { AttrsOf, OpName } from "../ir/op_attrs.ts";
 
 const plain: Machine = { matmulFlops: 1e12, memoryBandwidth: 1e11, linkBandwidth: 1e10, hostBandwidth: 2e10 };
 // Rates rise tenfold from 1 MFLOP to 1 GFLOP calls.
@@ -22,10 +23,10 @@ const measured: Machine = {
   elementRates: { gelu: 1e8 },
 };
 
-function node(op: string, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
+function node(op: OpName, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
   const b = new GraphBuilder();
   const inputs = shapes.map((shape, i) => b.value("input", [], { name: `x${i}`, shape, dtype: i === 2 && op.startsWith("linear") ? "i32" : "f32" }));
-  return b.add(op, inputs, attrs);
+  return b.add(op, inputs, attrs as AttrsOf<OpName>) as Node;
 }
 
 describe("product rates", () => {

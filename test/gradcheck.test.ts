@@ -151,7 +151,7 @@ describe("gradient of each op matches finite differences", () => {
     });
   }
 
-  for (const op of ["add", "mul"]) {
+  for (const op of ["add", "mul"] as const) {
     for (const right of [[2, 3, 4], [3, 4], [4]]) {
       const kind = right.length === 3 ? "same shape" : `broadcast of [${right}]`;
       it(`${op}, ${kind}`, () => {

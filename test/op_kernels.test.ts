@@ -1,6 +1,6 @@
 // Every op's kernel on every backend, in the style of tinygrad's per-op tests: one line per op below (a
 // small input spec: shapes, attributes, and where an op needs what another makes, the tiny graph that
-// makes it). Each line becomes an IR graph (ir/builder.ts) whose values get their own arena (or host)
+// makes it; "no kernel" for the sources and views, as the registry's runsKernel says). Each line becomes an IR graph (ir/builder.ts) whose values get their own arena (or host)
 // ranges; the backend's own kernel_calls write the C++ that runs it, as in a generated plan
 // (programView, the templates' view of a program), and a driver (test/native/op_kernels_main.h) runs
 // every case from one binary per backend, built by codegen/build.ts as a plan is (its object cache
@@ -20,10 +20,10 @@ import { afterAll, describe, expect, test } from "vitest";
 import { GraphBuilder } from "../ir/builder.ts";
 import { type AdamOptions, type Tensor, evalNode } from "../ir/interpret.ts";
 import * as K from "../ir/interpret_ops.ts";
-import { OPS, type OpName, opDef, workspaceBytes } from "../ir/ops.ts";
+import { OPS, type OpName, opDef, runsKernel, workspaceBytes } from "../ir/ops.ts";
+import type { AttrsOf } from "../ir/op_attrs.ts";
 import type { Breakdown, MemoryPlan } from "../ir/passes/memory_plan.ts";
-import { type Attrs, type Graph, type Node, type Shape, type Value, numel, valueBytes } from "../ir/types.ts";
-import { type KernelOp, hasNoKernel } from "../codegen/backends/backend.ts";
+import { type Attrs, type Graph, type Node, type NodeOf, type Placement, type Shape, type Value, numel, valueBytes } from "../ir/types.ts";
 import { type NodeCalls, programView } from "../codegen/backends/cpu/emit.ts";
 import { kernelCalls } from "../codegen/backends/cpu/kernel_calls.ts";
 import { cudaKernelCalls } from "../codegen/backends/cuda/kernel_calls.ts";
@@ -46,6 +46,8 @@ interface Leaf {
 interface Case {
   leaves: Leaf[];
   attrs?: Attrs;
+  /** Where the op's node runs (default: the device). */
+  placement?: Placement;
   /** The graph, when it is more than the op on the leaves: what feeds the op, or what reads its result. */
   build?: (b: GraphBuilder, x: Value[]) => void;
   /** |got - want| <= atol + rtol |want| (default 1e-5 and 1e-4: fp32 kernels against float64). */
@@ -56,7 +58,8 @@ const f = (...shape: number[]): Leaf => ({ shape });
 const ids = (below: number, ...shape: number[]): Leaf => ({ shape, ids: below });
 const positive = (...shape: number[]): Leaf => ({ shape, lo: 0.25, hi: 2 });
 const onHost = (leaf: Leaf): Leaf => ({ ...leaf, host: true });
-const add = (b: GraphBuilder, op: OpName, inputs: readonly Value[], attrs: Attrs = {}) => b.add(op, inputs, attrs).outputs;
+const add = (b: GraphBuilder, op: OpName, inputs: readonly Value[], attrs: Attrs = {}, placement: Placement = "device") =>
+  b.add(op, inputs, attrs as AttrsOf<OpName>, undefined, { placement }).outputs;
 
 // The vocabulary-parallel loss at one rank: 7 columns of which the last is padding (vocab 6).
 const vp = { vocab: 6 };
@@ -66,11 +69,20 @@ const vpChain = (b: GraphBuilder, [logits, targets]: Value[]) => {
   return { logits, targets, max, sums };
 };
 
+/** The sources and views: they run nothing (a test holds this to the registry's runsKernel). */
+const NO_KERNEL = "no kernel";
+
 /**
- * One line per op that runs a kernel (a type error when an op is missing), several where the kernel
- * has paths worth telling apart. Sizes are small and awkward: odd, not multiples of a block or a tile.
+ * One line per op (a type error when an op is missing), several where the kernel has paths worth
+ * telling apart. Sizes are small and awkward: odd, not multiples of a block or a tile.
  */
-const CASES: Record<KernelOp, Case | Case[]> = {
+const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
+  param: NO_KERNEL,
+  opt_state: NO_KERNEL,
+  input: NO_KERNEL,
+  reshape: NO_KERNEL,
+  chunk_view: NO_KERNEL,
+  tp_copy: NO_KERNEL,
   iota: { leaves: [], attrs: { n: 37 } },
   fill: { leaves: [], attrs: { shape: [3, 5], value: 0.75 } },
   embedding: { leaves: [f(11, 6), ids(11, 2, 7)] },
@@ -136,7 +148,7 @@ const CASES: Record<KernelOp, Case | Case[]> = {
     {
       // An offloaded chunk's update: the gradient goes to the host, and AdamW runs there on host copies.
       leaves: [onHost(f(3, 5)), f(3, 5), onHost(f(3, 5)), onHost(positive(3, 5))],
-      build: (b, [p, g, m, v]) => void add(b, "adamw", [p, ...add(b, "copy_d2h", [g]), m, v], { decay: false }),
+      build: (b, [p, g, m, v]) => void add(b, "adamw", [p, ...add(b, "copy_d2h", [g]), m, v], { decay: false }, "host"),
     },
   ],
   rope: [
@@ -180,13 +192,13 @@ const CASES: Record<KernelOp, Case | Case[]> = {
 
 // ---- references the interpreter does not give ------------------------------------------------------
 
-type Reference = (n: Node, x: Float64Array[]) => Tensor[];
-const same: Reference = (_n, [x]) => [x.slice()];
+type Reference<K extends OpName> = (n: NodeOf<K>, x: Float64Array[]) => Tensor[];
+const same = (_n: Node, [x]: Float64Array[]): Tensor[] => [x.slice()];
 const rows = (x: Float64Array, cols: number) => Array.from({ length: x.length / cols }, (_, r) => x.subarray(r * cols, (r + 1) * cols));
 const lastDim = (v: Value) => v.shape[v.shape.length - 1];
 
 /** At rank 0 of 1: copies are the identity, and the vocabulary-parallel ops see the whole vocabulary. */
-const REFERENCES: Partial<Record<OpName, Reference>> = {
+const REFERENCES: { [K in OpName]?: Reference<K> } = {
   chunk_h2d: same,
   copy_d2h: same,
   wait: same,
@@ -225,7 +237,7 @@ const ADAM: AdamOptions = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weigh
 
 interface Built {
   name: string;
-  op: KernelOp;
+  op: OpName;
   graph: Graph;
   leaves: Map<number, Tensor>;
   mem: MemoryPlan;
@@ -237,7 +249,7 @@ interface Built {
 const THREADS = 2; // op_kernels_main.h's Ctx::threads: workspaces are sized for it
 const align = (bytes: number) => Math.ceil(Math.max(bytes, 1) / 64) * 64;
 
-function buildCase(op: KernelOp, c: Case, name: string, seed: number): Built {
+function buildCase(op: OpName, c: Case, name: string, seed: number): Built {
   const b = new GraphBuilder();
   const random = mulberry32(seed);
   const leaves = new Map<number, Tensor>();
@@ -253,7 +265,7 @@ function buildCase(op: KernelOp, c: Case, name: string, seed: number): Built {
     return v;
   });
   if (c.build) c.build(b, x);
-  else b.add(op, x, c.attrs ?? {});
+  else add(b, op, x, c.attrs, c.placement);
   const graph = b.build();
   if (!graph.nodes.some((n) => n.op === op)) throw new Error(`case ${name} has no ${op} node`);
   return { name, op, graph, leaves, ...layout(graph, hostLeaves), tol: c.tol ?? { atol: 1e-5, rtol: 1e-4 } };
@@ -302,7 +314,7 @@ function reference(c: Built): Map<number, Tensor> {
   const get = (v: Value) => env.get(v.id)!;
   for (const n of c.graph.nodes) {
     if (n.op === "input") continue;
-    const own = REFERENCES[n.op as OpName];
+    const own = REFERENCES[n.op] as Reference<OpName> | undefined;
     const outs = own
       ? own(n, n.inputs.map((v) => Float64Array.from(get(v))))
       : evalNode(n, get, { params: new Map(), inputs: {}, adam: ADAM });
@@ -311,7 +323,8 @@ function reference(c: Built): Map<number, Tensor> {
   return env;
 }
 
-const ALL: Built[] = (Object.entries(CASES) as [KernelOp, Case | Case[]][]).flatMap(([op, cases]) => {
+const ALL: Built[] = (Object.entries(CASES) as [OpName, Case | Case[] | typeof NO_KERNEL][]).flatMap(([op, cases]) => {
+  if (cases === NO_KERNEL) return [];
   const list = Array.isArray(cases) ? cases : [cases];
   return list.map((c, k) => buildCase(op, c, list.length > 1 ? `${op}#${k + 1}` : op, 1000 + k));
 });
@@ -462,7 +475,7 @@ function mismatches(c: Built, images: { arena: Buffer; host: Buffer }): string[]
 describe("every op's kernel, on every backend", () => {
   test("every op that runs a kernel has a case, and each case runs its op's kernel", () => {
     const ops = Object.keys(OPS) as OpName[];
-    expect(ops.filter((op) => !hasNoKernel(op) && !(op in CASES))).toEqual([]);
+    expect(ops.filter((op) => runsKernel(op) !== (CASES[op] !== NO_KERNEL))).toEqual([]);
     for (const h of [CPU, CUDA_EMULATED])
       for (const c of ALL) {
         const lines = programView(c.name, { graph: c.graph, memory: c.mem, batch: 1, seq: 1 }, h.calls).nodes

@@ -2,7 +2,7 @@
 // (ir/grad_rules.ts), sums the gradients of values used more than once, and records each parameter's
 // final gradient in graph.grads. Only values that depend on a parameter get gradients.
 import { GraphBuilder } from "../builder.ts";
-import { GRAD_RULES } from "../grad_rules.ts";
+import { GRAD_RULES, type GradRule } from "../grad_rules.ts";
 import type { Graph, Value } from "../types.ts";
 
 export function autodiff(g: Graph): Graph {
@@ -27,7 +27,7 @@ export function autodiff(g: Graph): Graph {
     if (dys.every((d) => d === undefined)) continue;
     const wants = n.inputs.map((v) => dependsOnParam.has(v.id));
     if (!wants.some(Boolean)) continue;
-    const rule = GRAD_RULES[n.op];
+    const rule = GRAD_RULES[n.op] as GradRule | null;
     if (!rule) throw new Error(`internal: op ${n.op} has no gradient rule`);
     const dxs = rule(b, n, dys, wants);
     n.inputs.forEach((x, i) => {

@@ -4,7 +4,7 @@
 // logits of 1024 tokens are 196 MiB, more than half of a small model's step. The inference program
 // keeps the plain matmul, as it returns the logits.
 import { GraphBuilder } from "../builder.ts";
-import type { Graph, Node, Value } from "../types.ts";
+import type { Graph, Node, NodeOf, Value } from "../types.ts";
 
 /** Bytes of one tile of logits; the backward's workspace, and nearly all of the forward's. */
 const TILE_BYTES = 16 << 20;
@@ -24,7 +24,7 @@ export function lmHeadTile(N: number, V: number): { rows: number; cols: number }
 interface LmHead {
   /** The cross_entropy node, the matmul, and the reshape between them if any. */
   loss: Node;
-  matmul: Node;
+  matmul: NodeOf<"matmul">;
   reshape?: Node;
 }
 
@@ -68,7 +68,7 @@ export function fuseLmHead(g: Graph): Graph {
     b.phase = n.phase;
     const head = fused.get(n.id);
     if (!head) {
-      const made = b.add(n.op, n.inputs.map((v) => copy.get(v.id)!), n.attrs, n.loc);
+      const made = b.copy(n, n.inputs.map((v) => copy.get(v.id)!));
       n.outputs.forEach((out, k) => copy.set(out.id, made.outputs[k]));
       continue;
     }

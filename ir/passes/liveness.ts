@@ -23,6 +23,12 @@ export interface LiveBuffer {
 /** Ops whose outputs are persistent model data (named by attribute `name`), never arena temporaries. */
 const PERSISTENT_ROOTS = new Set(["param", "opt_state", "copy_d2h"]);
 
+/** The name of the persistent buffer a root node's output is: a parameter, an optimizer state, or a host copy. */
+function persistentNameOf(n: Node): string {
+  if (n.op === "param" || n.op === "opt_state" || n.op === "copy_d2h") return n.attrs.name;
+  throw new Error(`internal: ${n.op} makes no persistent buffer`);
+}
+
 export interface Liveness {
   buffers: LiveBuffer[];
   /** Value id -> key of the storage it lives in (root value id); -1 for an id no value of the graph has. */
@@ -60,13 +66,13 @@ export function liveness(g: Graph, threads: number): Liveness {
       if (viewOf !== undefined) {
         const src = n.inputs[viewOf].id;
         storageOf[v.id] = storageOf[src];
-        viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? (n.attrs.offset as number) : 0);
+        viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? n.attrs.offset : 0);
         persistentName[v.id] = persistentName[src];
         return;
       }
       if (PERSISTENT_ROOTS.has(n.op)) {
         storageOf[v.id] = v.id;
-        persistentName[v.id] = n.attrs.name as string;
+        persistentName[v.id] = persistentNameOf(n);
         return;
       }
       const reuses = typeof def.reuses === "function" ? def.reuses(n.inputs, n.attrs) : def.reuses;
@@ -107,7 +113,7 @@ export function liveness(g: Graph, threads: number): Liveness {
 
 /** A chunk of model data copied to the device (a chunk_h2d of a saved activation holds an activation). */
 function isParameterCopy(n: Node): boolean {
-  return n.op === "chunk_h2d" && n.attrs.activation === undefined;
+  return n.op === "chunk_h2d" && n.payload === "model";
 }
 
 /** Position of the last node that reads each value (-1: none); program results count as read at the end. */

@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type Node, type ParamInfo, numel } from "../types.ts";
+import { type Graph, type ParamInfo, numel } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import type { ChunkLayout } from "./chunks.ts";
@@ -65,7 +65,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     for (const moment of ["m", "v"])
       for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
-  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name as string, numel(n.outputs[0].shape), true);
+  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
 }
 
@@ -163,11 +163,6 @@ function valueOffsets(g: Graph, live: Liveness, placement: Placement, persistent
       offsets.set(id, (name !== undefined ? persistent.offsets.get(name)! : base + placement.offsets.get(live.storageOf[id])!) + live.viewOffset[id]);
     }
   return offsets;
-}
-
-/** Whether a node runs on the host side: the optimizer on offloaded model data (it reads host values). */
-export function runsOnHost(n: Node, mem: MemoryPlan): boolean {
-  return (n.op === "adamw" || n.op === "grad_norm") && n.inputs.some((v) => mem.hostValues.has(v.id));
 }
 
 const BUFFER_KINDS: readonly BufferKind[] = ["activation", "gradient", "parameter", "workspace", "input"];

@@ -6,7 +6,7 @@
 //   the first reader is where compute may use it, through `chunk_view`s. The planner frees the device
 //   copy after its last reader, like any temporary. A chunk in `keep` is copied once: its forward copy
 //   stays on the device for the backward (the chunks whose next use is nearest are the ones worth keeping,
-//   the last ones the forward reads; the search in src/driver/compile.ts chooses how many fit);
+//   the last ones the forward reads; the search in plan/strategies/offload_schedule.ts chooses how many fit);
 // - each final gradient goes back with a `copy_d2h` as soon as it is complete; its device storage lives
 //   until a `wait` once later gradients of `lookahead` times its size have been computed (counted in
 //   bytes, not gradients: a bias's gradient after a weight's takes no time to compute, and waiting on the
@@ -15,6 +15,7 @@
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
 import { GraphBuilder } from "../builder.ts";
+import { OPS } from "../ops.ts";
 import { type Graph, type Node, type Phase, type Value, valueBytes, valueIdBound } from "../types.ts";
 import type { ChunkLayout } from "./chunks.ts";
 
@@ -37,8 +38,6 @@ interface Load {
   start: number;
 }
 
-/** Nodes that run on the host side when their parameter is offloaded: the optimizer. */
-const HOST_OPS = new Set(["adamw", "grad_norm"]);
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
@@ -55,7 +54,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
   const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
-  const onHost = (n: Node) => HOST_OPS.has(n.op) && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
+  const onHost = (n: Node) => OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
   // Gradients of offloaded parameters, which go to the host: value id -> parameter name.
   const hostGradOf = new Array<string | undefined>(valueBound);
@@ -100,7 +99,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     for (const l of startsAt.get(i) ?? []) {
       const c = chunks.chunks[l.chunk];
       const hostParams = c.params.map((name) => copy[paramValue.get(name)!]);
-      inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc));
+      inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc, { payload: "model" }));
     }
     for (const l of waitsAt.get(i) ?? []) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
     const host = onHost(n);
@@ -111,13 +110,13 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
       return chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
     });
     if (n.op === "param") return;
-    const made = b.add(n.op, inputs, n.attrs, n.loc);
+    const made = b.copy(n, inputs, { placement: host ? "host" : n.placement });
     n.outputs.forEach((out, k) => {
       copy[out.id] = made.outputs[k];
       const name = hostGradOf[out.id];
       if (name === undefined) return;
       const device = made.outputs[k];
-      const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc);
+      const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc, { payload: "model" });
       hostGrad.set(out.id, hostCopy);
       gradBytes += valueBytes(device);
       pendingD2h.push({ host: hostCopy, device, due: gradBytes + schedule.lookahead * valueBytes(device) });

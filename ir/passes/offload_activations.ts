@@ -2,7 +2,7 @@
 // and the backward reads again are copied to the host while the forward runs, and copied back before the
 // backward needs them, so between the two phases they take no device memory. The other answer to the
 // same problem is recomputing the block (recompute.ts); `--checkpoint auto` weighs the two per block
-// (src/driver/compile.ts). For each moved value:
+// (plan/strategies/activation_moves.ts). For each moved value:
 // - a `copy_d2h` right after its producer, into its own host buffer (`act.<region>.<k>`), which the memory
 //   plan places in the host region beside any offloaded model data; a `wait` on it (which also reads the
 //   device value, so the planner keeps that storage until the copy is done) after its last forward reader,
@@ -54,9 +54,9 @@ export function movedActivations(g: Graph, moves: ActivationMoves): Moved[] {
   const firstBackwardUse = new Map<number, number>();
   const roots = new Map<number, Value>();
   const position = new Map(g.nodes.map((n, i) => [n.id, i]));
-  const regionOf = (v: Value) => (v.producer.phase === "forward" ? (v.producer.attrs.ckpt as number | undefined) : undefined);
+  const regionOf = (v: Value) => (v.producer.phase === "forward" ? (v.producer.attrs.ckpt) : undefined);
   g.nodes.forEach((n, i) => {
-    const region = n.attrs.ckpt as number | undefined;
+    const region = n.attrs.ckpt;
     if (n.phase === "forward") {
       if (region !== undefined && !forwardStart.has(region)) forwardStart.set(region, i);
       for (const v of n.inputs) lastForwardUse.set(storageRoot(v).id, i);
@@ -129,23 +129,18 @@ export function offloadActivations(g: Graph, moves: ActivationMoves): Graph {
       onHost.set(m.value.id, b.value("wait", [outbound.get(m.value.id)!, copy.get(m.value.id)!], {}, m.value.producer.loc));
     b.phase = n.phase;
     for (const m of startsIn.get(i) ?? [])
-      inbound.set(m.value.id, b.value("chunk_h2d", [onHost.get(m.value.id)!], { activation: m.name, elements: numel(m.value.shape) }, n.loc));
+      inbound.set(m.value.id, b.value("chunk_h2d", [onHost.get(m.value.id)!], { activation: m.name, elements: numel(m.value.shape) }, n.loc, { payload: "activation" }));
     for (const m of waitsIn.get(i) ?? []) back.set(m.value.id, b.value("wait", [inbound.get(m.value.id)!], {}, n.loc));
     const inputs = n.inputs.map((v) => (n.phase === "forward" ? copy.get(v.id)! : backwardInput(n, v)));
-    const made = b.add(n.op, inputs, n.attrs, n.loc);
+    const made = b.copy(n, inputs);
     n.outputs.forEach((out, k) => {
       copy.set(out.id, made.outputs[k]);
       const m = byValue.get(out.id);
-      if (m) outbound.set(out.id, b.value("copy_d2h", [made.outputs[k]], { name: m.name }, n.loc));
+      if (m) outbound.set(out.id, b.value("copy_d2h", [made.outputs[k]], { name: m.name }, n.loc, { payload: "activation" }));
     });
   });
   b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));
   for (const [k, v] of Object.entries(g.named)) b.named[k] = copy.get(v.id)!;
   for (const [k, v] of Object.entries(g.grads)) b.grads[k] = copy.get(v.id)!;
   return b.build();
-}
-
-/** Whether a node is a copy of a saved activation (as opposed to one of model data). */
-export function isActivationCopy(n: Node): boolean {
-  return (n.op === "chunk_h2d" && n.attrs.activation !== undefined) || (n.op === "copy_d2h" && String(n.attrs.name).startsWith("act."));
 }

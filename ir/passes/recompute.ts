@@ -27,7 +27,7 @@ export function recomputedNodes(g: Graph, mode: CheckpointMode, regions?: number
     if (n.phase !== "forward") continue;
     // selective: the attention core, as Megatron-LM does; blocks: every node of a checkpoint region.
     if (mode === "selective" && n.op === "attention") chosen.add(n.id);
-    const region = n.attrs.ckpt as number | undefined;
+    const region = n.attrs.ckpt;
     if (mode === "blocks" && region !== undefined && region >= first && (regions === undefined || region < first + regions))
       chosen.add(n.id);
   }
@@ -61,7 +61,7 @@ export function recompute(g: Graph, mode: CheckpointMode, regions?: number, firs
 
   const add = (n: Node, inputs: Value[], phase = n.phase, extra = {}) => {
     b.phase = phase;
-    return b.add(n.op, inputs, { ...n.attrs, ...extra }, n.loc);
+    return b.copy(n, inputs, { attrs: { ...n.attrs, ...extra } });
   };
   // The recomputed value of `v`, cloning its producer (and what that needs) on first use.
   const recomputed = (v: Value): Value => {

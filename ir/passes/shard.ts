@@ -17,7 +17,8 @@
 // differentiates the collectives with the rules of ir/grad_rules.ts.
 import { GraphBuilder } from "../builder.ts";
 import { SettingError, type SettingNames } from "../../base/errors.ts";
-import { type Attrs, type Graph, type Node, type ParamInfo, type Shape, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
+import type { AttrsOf, OpName } from "../op_attrs.ts";
+import { type Graph, type Node, type NodeOf, type ParamInfo, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
 import { reshapeSplit } from "./shard_reshape.ts";
 
 /** A graph that cannot be cut across this many ranks; names the dimension and the model line. */
@@ -80,13 +81,13 @@ class Sharder {
   }
 
   /** Adds a node for the traced node being rewritten: its line, and its checkpoint region. */
-  private emit(op: string, inputs: Value[], attrs: Attrs = {}): Value[] {
+  private emit<K extends OpName>(op: K, inputs: Value[], attrs: AttrsOf<K> = {} as AttrsOf<K>): Value[] {
     const region = this.node.attrs.ckpt;
     const marked = region === undefined || attrs.ckpt !== undefined ? attrs : { ...attrs, ckpt: region };
     return [...this.b.add(op, inputs, marked, this.node.loc).outputs];
   }
 
-  private same(n: Node, inputs: Value[], layouts: Layout[], attrs: Attrs = n.attrs): Local[] {
+  private same(n: Node, inputs: Value[], layouts: Layout[], attrs: Node["attrs"] = n.attrs): Local[] {
     return this.emit(n.op, inputs, attrs).map((value, k) => ({ value, layout: layouts[k] ?? layouts[0] }));
   }
 
@@ -123,7 +124,7 @@ class Sharder {
         return allWhole ? [this.wholeReshape(n, values[0])] : [this.reshape(n, ins[0])];
       case "transpose": {
         const x = ins[0].layout;
-        const perm = n.attrs.perm as number[];
+        const perm = n.attrs.perm;
         return this.same(n, values, [x.kind === "whole" ? x : { ...x, axis: perm.indexOf(x.axis) }]);
       }
       case "split":
@@ -135,16 +136,16 @@ class Sharder {
     }
   }
 
-  private param(n: Node): Local {
+  private param(n: NodeOf<"param">): Local {
     const info = this.g.params.find((p) => p.value.id === n.outputs[0].id)!;
-    const style = n.attrs.parallel as "column" | "row" | "vocab" | undefined;
+    const style = n.attrs.parallel;
     if (style === undefined) {
       const value = this.emit("param", [], n.attrs)[0];
       this.params.set(info.name, { ...info, value });
       return { value, layout: WHOLE };
     }
     const axis = style === "row" ? 1 : 0;
-    const groups = (n.attrs.groups as number | undefined) ?? 1;
+    const groups = n.attrs.groups ?? 1;
     const full = info.shape[axis];
     const perGroup = full / groups;
     const what = style === "row" ? "input features" : style === "vocab" ? "rows" : "output features";
@@ -166,7 +167,7 @@ class Sharder {
     return { value: this.emit("all_reduce", [partial], { reduce: "sum" })[0], layout: WHOLE };
   }
 
-  private matmul(n: Node, [A, B]: Local[]): Local[] | undefined {
+  private matmul(n: NodeOf<"matmul">, [A, B]: Local[]): Local[] | undefined {
     const ta = n.attrs.ta === true;
     const tb = n.attrs.tb === true;
     const rank = n.inputs[0].shape.length;
@@ -223,15 +224,15 @@ class Sharder {
    * activation) become one, so that its column-parallel readers share one tp_copy, whose gradient is
    * then one all_reduce of their summed gradients instead of one per reader.
    */
-  private wholeReshape(n: Node, x: Value): Local {
-    const key = `${x.id}:${formatShape(n.attrs.shape as Shape)}:${String(n.attrs.ckpt)}`;
+  private wholeReshape(n: NodeOf<"reshape">, x: Value): Local {
+    const key = `${x.id}:${formatShape(n.attrs.shape)}:${String(n.attrs.ckpt)}`;
     if (!this.reshapes.has(key)) this.reshapes.set(key, this.emit("reshape", [x], n.attrs)[0]);
     return { value: this.reshapes.get(key)!, layout: WHOLE };
   }
 
-  private reshape(n: Node, x: Local): Local {
+  private reshape(n: NodeOf<"reshape">, x: Local): Local {
     const layout = x.layout as Extract<Layout, { kind: "split" }>;
-    const to = n.attrs.shape as Shape;
+    const to = n.attrs.shape;
     const mapped = reshapeSplit(n.inputs[0].shape, to, layout.axis, x.value.shape[layout.axis], this.ranks);
     if ("problem" in mapped) {
       const slot = this.attentionSlot(n.outputs[0]);
@@ -246,9 +247,9 @@ class Sharder {
     return { value, layout: { kind: "split", axis: mapped.axis, groups: layout.groups } };
   }
 
-  private split(n: Node, x: Local): Local[] {
+  private split(n: NodeOf<"split">, x: Local): Local[] {
     const layout = x.layout as Extract<Layout, { kind: "split" }>;
-    const sizes = n.attrs.sizes as number[];
+    const sizes = n.attrs.sizes;
     const last = n.inputs[0].shape.length - 1;
     if (layout.axis !== last) return this.same(n, [x.value], [layout]);
     // The blocks of a column-parallel layer (q, k, v): each rank splits its part of each block.

@@ -17,7 +17,7 @@ export function shardGradNorm(g: Graph): Graph {
     b.phase = n.phase;
     const inputs = n.inputs.map((v) => copy.get(v.id)!);
     if (n !== norm) {
-      const made = b.add(n.op, inputs, n.attrs, n.loc);
+      const made = b.copy(n, inputs);
       n.outputs.forEach((v, k) => copy.set(v.id, made.outputs[k]));
       continue;
     }

@@ -58,7 +58,7 @@ export function offloadSchedule(
 function residencyOrder(justInTime: CompiledProgram, chunkCount: number): number[] {
   const liveNodes = new Array<number>(chunkCount).fill(0);
   for (const b of justInTime.memory.buffers)
-    if (b.node.op === "chunk_h2d") liveNodes[b.node.attrs.chunk as number] += b.end - b.start + 1;
+    if (b.node.op === "chunk_h2d") liveNodes[b.node.attrs.chunk!] += b.end - b.start + 1;
   const mostlyLive = (c: number) => liveNodes[c] > justInTime.graph.nodes.length / 2;
   const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
   return [...reversed.filter(mostlyLive), ...reversed.filter((c) => !mostlyLive(c))];

@@ -22,10 +22,12 @@ export function chunkRows(plan: Plan): ChunkRow[] {
   const schedule = plan.checkpoint.schedule;
   const g = plan.train.graph;
   const copies = new Map<number, number>();
-  for (const n of g.nodes) if (n.op === "chunk_h2d") copies.set(n.attrs.chunk as number, (copies.get(n.attrs.chunk as number) ?? 0) + 1);
   const gradBytes = new Map<string, number>();
-  for (const n of g.nodes)
-    if (n.op === "copy_d2h") gradBytes.set((n.attrs.name as string).replace(/^grad\./, ""), 4 * numel(n.outputs[0].shape));
+  for (const n of g.nodes) {
+    if (n.payload !== "model") continue;
+    if (n.op === "chunk_h2d") copies.set(n.attrs.chunk!, (copies.get(n.attrs.chunk!) ?? 0) + 1);
+    if (n.op === "copy_d2h") gradBytes.set(n.attrs.name.replace(/^grad\./, ""), 4 * numel(n.outputs[0].shape));
+  }
   return plan.chunks.chunks.map((c) => {
     const onHost = schedule !== undefined && !schedule.resident.has(c.index);
     const h2d = copies.get(c.index) ?? 0;

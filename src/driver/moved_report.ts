@@ -2,7 +2,6 @@
 // how many bytes go out in the forward and come back in the backward, and the model lines that made them,
 // for `stow plan` beside what is recomputed.
 import { formatLoc, valueBytes } from "../../ir/types.ts";
-import { isActivationCopy } from "../../ir/passes/offload_activations.ts";
 import { formatBytes } from "../../base/units.ts";
 import type { Candidate, Plan } from "../../plan/plan.ts";
 
@@ -20,7 +19,7 @@ export interface MovedRow {
 export function movedRows(plan: Plan): MovedRow[] {
   const rows = new Map<string, MovedRow>();
   for (const n of plan.train.graph.nodes) {
-    if (n.op !== "copy_d2h" || !isActivationCopy(n)) continue;
+    if (n.op !== "copy_d2h" || n.payload !== "activation") continue;
     const region = Number(String(n.attrs.name).split(".")[1]);
     const loc = formatLoc(n.loc);
     const key = `${region} ${loc}`;

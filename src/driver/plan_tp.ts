@@ -30,7 +30,7 @@ export function tensorParallelReport(plan: Plan): TensorParallelReport {
     collective_calls_per_step: list.length,
     collective_bytes_per_step: list.reduce((s, c) => s + c.bytes, 0),
     collectives: list.map(({ node, bytes }) => ({
-      op: node.op, reduce: (node.attrs.reduce as string | undefined) ?? null, phase: node.phase,
+      op: node.op, reduce: node.op === "all_reduce" ? node.attrs.reduce : null, phase: node.phase,
       recompute: node.attrs.recompute === true, bytes, loc: formatLoc(node.loc),
     })),
   };
@@ -55,7 +55,7 @@ function groupCollectives(g: Graph): Map<string, Collective[]> {
   const groups = new Map<string, Collective[]>();
   for (const c of collectives(g)) {
     const n = c.node;
-    const op = `${n.op}${n.attrs.reduce ? `(${n.attrs.reduce})` : ""} ${n.phase}${n.attrs.recompute ? " recomputed" : ""}`;
+    const op = `${n.op}${n.op === "all_reduce" ? `(${n.attrs.reduce})` : ""} ${n.phase}${n.attrs.recompute ? " recomputed" : ""}`;
     const label = `${op.padEnd(28)} ${n.loc ? formatLoc(n.loc) : ""}`;
     const key = `${label} ${c.bytes}`;
     groups.set(key, [...(groups.get(key) ?? []), c]);

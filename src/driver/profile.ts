@@ -3,15 +3,14 @@
 // and the train command's re-plan message.
 import { readFileSync } from "node:fs";
 import { type MeasuredTimes, nodeSeconds, nodeSignature, simulateStep, CPU_DEFAULTS } from "../../ir/cost_model.ts";
-import { type MemoryPlan, runsOnHost } from "../../ir/passes/memory_plan.ts";
 import type { Graph, Node } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
 import type { NodeProfile } from "../../plan/node_profile.ts";
 
 /** AdamW on an offloaded chunk: it runs on the host worker, off the step's critical path. */
-function hostUpdate(n: Node, memory: MemoryPlan): boolean {
-  return n.op === "adamw" && runsOnHost(n, memory);
+function hostUpdate(n: Node): boolean {
+  return n.op === "adamw" && n.placement === "host";
 }
 
 export function readProfile(file: string): NodeProfile {
@@ -31,12 +30,12 @@ export function readProfile(file: string): NodeProfile {
  * Mean measured seconds per node signature. Nodes that only hand work to the transfer engine (copies,
  * waits, host AdamW) are left out: their cost is the link's and the host's, which the model plays out.
  */
-export function measuredTimes({ graph: g, memory }: { graph: Graph; memory: MemoryPlan }, profile: NodeProfile): MeasuredTimes {
+export function measuredTimes({ graph: g }: { graph: Graph }, profile: NodeProfile): MeasuredTimes {
   if (profile.node_seconds.length !== g.nodes.length)
     throw new UserError(`the profile has ${profile.node_seconds.length} nodes but the plan's training program has ${g.nodes.length}`);
   const sums = new Map<string, { total: number; count: number }>();
   g.nodes.forEach((n, i) => {
-    if (hostUpdate(n, memory) || nodeSeconds(n, CPU_DEFAULTS, new Map()) === 0) return;
+    if (hostUpdate(n) || nodeSeconds(n, CPU_DEFAULTS, new Map()) === 0) return;
     const key = nodeSignature(n);
     const s = sums.get(key) ?? { total: 0, count: 0 };
     s.total += profile.node_seconds[i];
@@ -58,7 +57,7 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
   const g = plan.train.graph;
   const rows = new Map<string, OpTimes>();
   g.nodes.forEach((n, i) => {
-    const predicted = hostUpdate(n, plan.train.memory) ? 0 : nodeSeconds(n, plan.machine);
+    const predicted = hostUpdate(n) ? 0 : nodeSeconds(n, plan.machine);
     if (predicted === 0 && profile.node_seconds[i] < 1e-6) return;
     const r = rows.get(n.op) ?? { op: n.op, count: 0, predicted: 0, measured: 0 };
     r.count++;
@@ -72,9 +71,8 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
 export function profileText(plan: Plan, profile: NodeProfile): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`.padStart(11);
   const rows = timesByOp(plan, profile);
-  const onHost = (n: Node) => hostUpdate(n, plan.train.memory);
-  const model = simulateStep(plan.train.graph, plan.machine, onHost);
-  const withMeasured = simulateStep(plan.train.graph, plan.machine, onHost, measuredTimes(plan.train, profile));
+  const model = simulateStep(plan.train.graph, plan.machine);
+  const withMeasured = simulateStep(plan.train.graph, plan.machine, measuredTimes(plan.train, profile));
   const measuredStep = profile.step_seconds.reduce((s, x) => s + x, 0) / profile.step_seconds.length;
   return [
     `profile    ${profile.steps} steps measured; step time: predicted ${ms(model.seconds).trim()} (machine model), ` +

@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { GraphBuilder } from "../../ir/builder.ts";
 import { ShapeError } from "../../ir/ops.ts";
-import type { Attrs, SourceLoc, Value } from "../../ir/types.ts";
+import type { AttrsOf, OpName } from "../../ir/op_attrs.ts";
+import type { SourceLoc, Value } from "../../ir/types.ts";
 import type { Parameter } from "./parameter.ts";
 
 /** A model error found while tracing (shape mismatch, bad config), located at a model-code line. */
@@ -65,7 +66,7 @@ export function callerLocOf(error: unknown): SourceLoc | undefined {
 }
 
 /** Adds a node for the calling model line; a shape error becomes a TraceError at that line. */
-export function emit(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value[] {
+export function emit<K extends OpName>(op: K, inputs: readonly Value[], attrs: AttrsOf<K> = {} as AttrsOf<K>): Value[] {
   const loc = callerLoc();
   const trace = currentTrace();
   const marked = trace.region === undefined ? attrs : { ...attrs, ckpt: trace.region };

@@ -4,10 +4,9 @@
 // and FLOPs as arguments. `stow plan --trace` fills the times from the cost model, `stow train --trace`
 // from the profiled steps, and both list the same events in the same order: the training program's.
 import { writeFileSync } from "node:fs";
-import { COLLECTIVE_OPS } from "../../ir/collectives.ts";
-import { FREE, type Lane, simulateStep } from "../../ir/cost_model.ts";
+import { type Lane, simulateStep } from "../../ir/cost_model.ts";
+import { isComputeOp, opKind } from "../../ir/ops.ts";
 import { nodeFlops } from "../../ir/flops.ts";
-import { runsOnHost } from "../../ir/passes/memory_plan.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
 import type { Plan } from "../../plan/plan.ts";
@@ -29,11 +28,11 @@ export interface TimedNode {
 }
 
 /** Where a node's work runs, or undefined for nodes that run nothing (views, waits, parameters). */
-export function laneOf(n: Node, onHost: (n: Node) => boolean): Lane | undefined {
+export function laneOf(n: Node): Lane | undefined {
   if (n.op === "chunk_h2d") return "h2d";
   if (n.op === "copy_d2h") return "d2h";
-  if (n.op === "adamw" && onHost(n)) return "host";
-  return FREE.has(n.op) ? undefined : "compute";
+  if (n.op === "adamw" && n.placement === "host") return "host";
+  return isComputeOp(n.op) ? "compute" : undefined;
 }
 
 /** The predicted step: the cost model's play-out of the plan on its machine. */
@@ -41,7 +40,7 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   const g = plan.train.graph;
   const positions = new Map(g.nodes.map((n, i) => [n.id, i]));
   const timed: TimedNode[] = [];
-  simulateStep(g, plan.machine, (n) => runsOnHost(n, plan.train.memory), plan.decisions.measured, (node, lane, start, seconds) =>
+  simulateStep(g, plan.machine, plan.decisions.measured, (node, lane, start, seconds) =>
     timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }));
   return timed.sort((a, b) => a.position - b.position);
 }
@@ -53,9 +52,8 @@ export function measuredTimeline(plan: Plan, profile: NodeProfile): TimedNode[] 
   if (!t || t.node_start.length !== g.nodes.length)
     throw new UserError("the profile has no timeline of this plan's training program; profile the run again with this version");
   const jobs = new Map(t.jobs.map(([node, , start, end]) => [node, { start, end }]));
-  const onHost = (n: Node) => runsOnHost(n, plan.train.memory);
   return g.nodes.flatMap((node, position): TimedNode[] => {
-    const lane = laneOf(node, onHost);
+    const lane = laneOf(node);
     if (lane === undefined) return [];
     const span = lane === "compute" ? { start: t.node_start[position], end: t.node_end[position] } : jobs.get(position);
     if (!span || span.start < 0)
@@ -65,7 +63,7 @@ export function measuredTimeline(plan: Plan, profile: NodeProfile): TimedNode[] 
 }
 
 function trackOf(t: TimedNode): Track {
-  return t.lane === "compute" && COLLECTIVE_OPS.has(t.node.op) ? "collectives" : LANE_TRACK[t.lane];
+  return t.lane === "compute" && opKind(t.node.op) === "collective" ? "collectives" : LANE_TRACK[t.lane];
 }
 
 /** The trace event JSON: thread names, then one complete ("X") event per node, in microseconds. */

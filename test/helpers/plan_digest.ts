@@ -90,8 +90,12 @@ export const DIGEST_CONFIGS: { name: string; config: ModelConfig; opts: CompileO
   },
 ];
 
+export function planOf(c: (typeof DIGEST_CONFIGS)[number]): Plan {
+  return compilePlan(gpt2, "samples/gpt2.ts", c.config, c.opts);
+}
+
 export function digestOf(c: (typeof DIGEST_CONFIGS)[number]) {
-  return digestOrRefusal(() => compilePlan(gpt2, "samples/gpt2.ts", c.config, c.opts));
+  return digestOrRefusal(() => planOf(c));
 }
 
 const card = { matmulFlops: 1e12, memoryBandwidth: 100e9, linkBandwidth: 10e9, hostBandwidth: 20e9 };

@@ -3,7 +3,7 @@
 // from their definitions, combining the ranks' values directly. Also the reference cut of a full
 // parameter into a rank's part (ShardSpec), written independently of runtime/core/shard.cpp.
 import { type Feeds, type Tensor, evalNode } from "../../ir/interpret.ts";
-import type { Graph, Node, ShardSpec, Shape } from "../../ir/types.ts";
+import type { Graph, Node, NodeOf, ShardSpec, Shape } from "../../ir/types.ts";
 import { numel } from "../../ir/types.ts";
 
 /** The full-tensor index of each element of rank `rank`'s part, or -1 for padding. */
@@ -46,11 +46,10 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
   const all = (i: number) => Array.from({ length: ranks }, (_, r) => input(r, i));
   const each = (f: (r: number) => Tensor[]) => Array.from({ length: ranks }, (_, r) => f(r));
   const last = (s: Shape) => s[s.length - 1];
-  const a = n.attrs;
   switch (n.op) {
     case "all_reduce": {
       const xs = all(0);
-      const reduced = xs[0].map((_, i) => xs.reduce((acc, x) => (a.reduce === "max" ? Math.max(acc, x[i]) : acc + x[i]), a.reduce === "max" ? -Infinity : 0));
+      const reduced = xs[0].map((_, i) => xs.reduce((acc, x) => (n.attrs.reduce === "max" ? Math.max(acc, x[i]) : acc + x[i]), n.attrs.reduce === "max" ? -Infinity : 0));
       return each(() => [reduced.slice()]);
     }
     case "broadcast":
@@ -82,7 +81,7 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
       });
     }
     case "embedding_vp_bwd": {
-      const V = a.V as number;
+      const V = n.attrs.V;
       const C = last(n.inputs[1].shape);
       return each((r) => {
         const ids = input(r, 0) as unknown as Int32Array;
@@ -115,11 +114,11 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
 }
 
 /** The three rank-local steps of the vocabulary-parallel cross-entropy, over the rank's columns. */
-function vocabParallelLoss(n: Node, rank: number, input: (i: number) => Float64Array): Float64Array {
+function vocabParallelLoss(n: NodeOf<"cross_entropy_vp_max" | "cross_entropy_vp_sums" | "cross_entropy_vp_bwd">, rank: number, input: (i: number) => Float64Array): Float64Array {
   const V = n.inputs[0].shape[n.inputs[0].shape.length - 1];
   const logits = input(0);
   const N = logits.length / V;
-  const valid = (j: number) => rank * V + j < (n.attrs.vocab as number);
+  const valid = (j: number) => rank * V + j < (n.attrs.vocab);
   const targets = n.op === "cross_entropy_vp_max" ? undefined : (input(1) as unknown as Int32Array);
   const out = new Float64Array(n.op === "cross_entropy_vp_max" ? N : n.op === "cross_entropy_vp_sums" ? 2 * N : N * V);
   for (let i = 0; i < N; i++) {

@@ -11,7 +11,7 @@ import { type Node, type Value, formatLoc, numel, valueBytes } from "../../../ir
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
-import { runsOnHost } from "../../../ir/passes/memory_plan.ts";
+import { opKind } from "../../../ir/ops.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
@@ -22,8 +22,6 @@ const templates = new nunjucks.Environment(
   { autoescape: false, throwOnUndefined: true },
 );
 
-/** Ops that start work on the transfer engine and hand back a ticket for a later `wait`. */
-const ASYNC_OPS = new Set(["chunk_h2d", "copy_d2h"]);
 
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
@@ -36,13 +34,13 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     name: k, offset: offset(named[k]), bytes: valueBytes(named[k]),
   }));
   const tickets = new Map<number, number>();
-  for (const n of prog.graph.nodes) if (ASYNC_OPS.has(n.op)) tickets.set(n.id, tickets.size);
+  for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size); // a ticket for its `wait`
   const nodes = prog.graph.nodes
     .map((n, position) => {
       const lines = calls(n, mem, tickets);
       const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
       const label = `${n.op} %${n.outputs[0]?.id} at ${formatLoc(n.loc)}`;
-      const hostNode = runsOnHost(n, mem);
+      const hostNode = n.placement === "host";
       return { text: formatNode(n).replace(/\s+/g, " "), label, lines, wsOffset, wsBytes, hostNode, position };
     })
     .filter((n) => n.lines.length > 0);

@@ -1,11 +1,10 @@
 // The C++ statements that run one IR node on the CPU backend: which kernel of runtime/cpu/kernels.h it
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
-// give. Views (reshape) and leaves (param, opt_state, input) run nothing (NO_KERNEL_OPS). The switch
-// is exhaustive over the ops: one added without a binding here is a type error.
-import { type OpName, attentionDims, attentionGroup, lmHeadDims } from "../../../ir/ops.ts";
-import { type MemoryPlan, runsOnHost } from "../../../ir/passes/memory_plan.ts";
-import { type Node, type Value, numel } from "../../../ir/types.ts";
-import { hasNoKernel } from "../backend.ts";
+// give. Views and leaves run nothing (the registry's runsKernel). The switch is exhaustive over the
+// ops: one added without a binding here is a type error.
+import { attentionDims, attentionGroup, lmHeadDims } from "../../../ir/ops.ts";
+import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 
 export function cFloat(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
@@ -17,7 +16,7 @@ function last(v: Value): number {
 }
 
 /** A matmul's kernel arguments: out, a, b, batch, M, N, K, ta, tb, a's and b's batch strides. */
-export function matmulArgs(n: Node, mem: MemoryPlan): (string | number | boolean)[] {
+export function matmulArgs(n: NodeOf<"matmul">, mem: MemoryPlan): (string | number | boolean)[] {
   const [x0, x1] = n.inputs;
   const y0 = n.outputs[0];
   const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
@@ -46,33 +45,33 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
   const call = (kernel: string, ...args: (string | number | boolean)[]) => `${ns}::${kernel}(c, ${args.join(", ")});`;
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
-  const op = n.op as OpName;
-  if (hasNoKernel(op)) return [];
-  switch (op) {
+  switch (n.op) {
+    case "param": case "opt_state": case "input": case "reshape": case "chunk_view":
+      return [];
     case "iota":
       return [call("iota", ptr(y0), numel(y0.shape))];
     case "fill":
-      return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value as number))];
+      return [call("fill", ptr(y0), numel(y0.shape), cFloat(n.attrs.value))];
     case "embedding":
       return [call("embedding_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0])];
     case "embedding_bwd_acc":
       return [call("embedding_bwd_acc", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x2), x0.shape[0])];
     case "embedding_bwd":
-      return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+      return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V)];
     case "matmul":
       return [call("matmul", ...matmulArgs(n, mem))];
     case "add": case "mul":
       return [call(n.op, ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), numel(x1.shape))];
     case "scale":
-      return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s as number), numel(x0.shape))];
+      return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s), numel(x0.shape))];
     case "sum_rows": {
       const cols = numel(y0.shape);
       return [call("sum_rows", ptr(y0), ptr(x0), numel(x0.shape) / cols, cols)];
     }
     case "layernorm":
-      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
     case "layernorm_bwd":
-      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps as number))];
+      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
@@ -87,7 +86,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     }
     case "rope": {
       const T = x0.shape[x0.shape.length - 2];
-      return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base as number), n.attrs.inverse === true)];
+      return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base), n.attrs.inverse === true)];
     }
     case "silu":
       return [call("silu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
@@ -106,7 +105,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("linear_cross_entropy_bwd", ptr(y0), ptr(y1), ...n.inputs.map(ptr), N, C, V, tb, rows, cols)];
     }
     case "transpose": {
-      const perm = n.attrs.perm as number[];
+      const perm = n.attrs.perm;
       return [`{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,
         `  ${call("permute", ptr(y0), ptr(x0), x0.shape.length, "shape", "perm")} }`];
     }
@@ -146,8 +145,10 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "adamw": {
       const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
-      return [runsOnHost(n, mem) ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
+      return [n.placement === "host" ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
+    case "tp_copy":
+      return [];
     case "all_reduce":
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
     case "all_gather":
@@ -155,19 +156,19 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "reduce_scatter": case "shard_slice":
       return [call(n.op, ptr(y0), ptr(x0), numel(y0.shape) / last(y0), last(y0))];
     case "broadcast":
-      return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root as number)];
+      return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root)];
     case "embedding_vp":
-      return [call("embedding_vp_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0], n.attrs.vocab as number)];
+      return [call("embedding_vp_fwd", ptr(y0), ptr(x0), ptr(x1), numel(x1.shape), x0.shape[1], x0.shape[0], n.attrs.vocab)];
     case "embedding_vp_bwd":
-      return [call("embedding_vp_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V as number)];
+      return [call("embedding_vp_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V)];
     case "cross_entropy_vp_max":
-      return [call("cross_entropy_vp_max", ptr(y0), ptr(x0), numel(y0.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_max", ptr(y0), ptr(x0), numel(y0.shape), last(x0), n.attrs.vocab)];
     case "cross_entropy_vp_sums":
-      return [call("cross_entropy_vp_sums", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_sums", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x1.shape), last(x0), n.attrs.vocab)];
     case "cross_entropy_vp":
       return [call("cross_entropy_vp", ptr(y0), ptr(x2), ptr(n.inputs[3]), numel(x1.shape))];
     case "cross_entropy_vp_bwd":
-      return [call("cross_entropy_vp_bwd", ptr(y0), ...n.inputs.map(ptr), numel(x1.shape), last(x0), n.attrs.vocab as number)];
+      return [call("cross_entropy_vp_bwd", ptr(y0), ...n.inputs.map(ptr), numel(x1.shape), last(x0), n.attrs.vocab)];
     case "sum_squares":
       return [
         `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
@@ -181,11 +182,7 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
     default:
-      return unbound(op);
+      // Every op has a case above: n is `never` here, so a new op without one does not compile.
+      throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
   }
-}
-
-/** An op no case binds: the type checker rejects a call (every op is bound), so only a bad graph gets here. */
-function unbound(op: never): never {
-  throw new Error(`internal: no CPU kernel for op ${String(op)}`);
 }

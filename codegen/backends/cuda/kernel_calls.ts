@@ -3,16 +3,13 @@
 // fused LM head, which also take the GEMM precision, and grad_norm and norm_from_squares (--tp), which
 // hand the norm back to the host: the arena is GPU memory, so generated code never reads it.
 import { type Node, type Value, numel, valueBytes } from "../../../ir/types.ts";
-import { type MemoryPlan, runsOnHost } from "../../../ir/passes/memory_plan.ts";
-import { lmHeadDims } from "../../../ir/ops.ts";
+import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
 import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 import type { Precision } from "../../../plan/plan.ts";
 
 
 const NS = "stow::cuda";
-
-/** Ops whose work is not the compute stream's reading and writing the arena: copies and their waits. */
-const STREAM_OPS = new Set(["chunk_h2d", "copy_d2h", "wait"]);
 
 /**
  * node_uses (cuda_kernels.h): the arena ranges a node reads and writes, for the emulated target's race
@@ -20,7 +17,7 @@ const STREAM_OPS = new Set(["chunk_h2d", "copy_d2h", "wait"]);
  * nodes only name themselves.
  */
 function nodeUses(n: Node, mem: MemoryPlan): string {
-  const onDevice = !STREAM_OPS.has(n.op) && !runsOnHost(n, mem);
+  const onDevice = isComputeOp(n.op) && n.placement === "device";
   const range = (offset: number, bytes: number) => `{c.arena + ${offset}, ${bytes}}`;
   const ranges = (values: readonly Value[]) => values
     .filter((v) => !mem.hostValues.has(v.id))

@@ -1,0 +1,88 @@
+// The attributes of every op, by op name. This interface is the list of ops: `OpName` is its keys,
+// and each table keyed by op (the registry in ir/ops.ts, the gradient rules, each backend's kernel
+// bindings) is typed over it, so adding an op here without an entry there does not compile. A node's
+// `attrs` are typed by its op (ir/types.ts), so passes read them without casts.
+import type { DType, Shape } from "./types.ts";
+
+/** Marks any node may carry: the checkpoint region a forward node belongs to, and whether it is a recomputation. */
+export interface NodeMarks {
+  readonly ckpt?: number;
+  readonly recompute?: boolean;
+}
+
+/** How a parameter is split under tensor parallelism (the DSL's annotation, read by ir/passes/shard.ts). */
+export type ParallelStyle = "column" | "row" | "vocab";
+
+type None = Record<never, never>;
+
+export interface OpAttrs {
+  // Leaves: values the runtime provides.
+  param: { readonly name: string; readonly shape: Shape; readonly parallel?: ParallelStyle; readonly groups?: number };
+  opt_state: { readonly name: string; readonly shape: Shape };
+  input: { readonly name: string; readonly shape: Shape; readonly dtype: DType };
+  iota: { readonly n: number };
+  fill: { readonly shape: Shape; readonly value: number };
+
+  embedding: None;
+  embedding_bwd: { readonly V: number };
+  embedding_bwd_acc: None;
+  matmul: { readonly ta?: boolean; readonly tb?: boolean };
+  add: None;
+  mul: None;
+  scale: { readonly s: number };
+  sum_rows: { readonly to: Shape };
+  layernorm: { readonly eps: number };
+  /** bias=false: the forward had no bias, so there is no db output. */
+  layernorm_bwd: { readonly eps: number; readonly bias?: boolean };
+  gelu: None;
+  gelu_bwd: None;
+  attention: None;
+  attention_bwd: None;
+  cross_entropy: None;
+  cross_entropy_bwd: None;
+  linear_cross_entropy: LmHeadAttrs;
+  linear_cross_entropy_bwd: LmHeadAttrs;
+  reshape: { readonly shape: Shape };
+  transpose: { readonly perm: readonly number[] };
+  split: { readonly sizes: readonly number[] };
+  concat: None;
+  grad_norm: None;
+
+  // Offloaded model data and moved activations: copies name the host buffer or chunk they serve.
+  chunk_h2d: { readonly elements: number; readonly chunk?: number; readonly activation?: string };
+  chunk_view: { readonly offset: number; readonly shape: Shape; readonly name?: string };
+  copy_d2h: { readonly name: string };
+  wait: None;
+  adamw: { readonly decay?: boolean };
+  rope: { readonly base: number; readonly inverse?: boolean };
+  silu: None;
+  silu_bwd: None;
+
+  // Tensor parallelism.
+  all_reduce: { readonly reduce: "sum" | "max" };
+  all_gather: { readonly ranks: number };
+  reduce_scatter: { readonly ranks: number };
+  broadcast: { readonly root: number };
+  tp_copy: None;
+  shard_slice: { readonly ranks: number };
+  embedding_vp: { readonly vocab: number };
+  embedding_vp_bwd: { readonly V: number };
+  cross_entropy_vp_max: { readonly vocab: number };
+  cross_entropy_vp_sums: { readonly vocab: number };
+  cross_entropy_vp: { readonly vocab: number };
+  cross_entropy_vp_bwd: { readonly vocab: number };
+  sum_squares: None;
+  norm_from_squares: None;
+}
+
+/** The fused LM head's transposed-weight flag and the logits tile the fuse pass chose. */
+export interface LmHeadAttrs {
+  readonly tb?: boolean;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export type OpName = keyof OpAttrs;
+
+/** The attributes a node of op K carries: its own and the marks every node may have. */
+export type AttrsOf<K extends OpName> = OpAttrs[K] & NodeMarks;
