@@ -2,7 +2,7 @@
 // type, default, `train` binary flag and a line of documentation. runtime/contract/ generates from it the
 // C ABI struct (runtime/core/stow_options.h), the addon's conversion of a JS object (native/stow_options_js.h,
 // native/stow_options.ts) and the `train` binary's flags (runtime/core/train_flags.h); `stow train` reads its
-// defaults here. Regenerate after an edit with `npm run gen:contract` (test/run_contract.test.ts checks).
+// defaults here. Regenerate after an edit with `npm run gen:contract` (test/system/run_contract.test.ts checks).
 
 /** A default that follows from another option: min(atMost, from × times), rounded down for integers. */
 export interface DerivedDefault {

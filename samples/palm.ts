@@ -20,7 +20,7 @@
 // At init the shared N(0, 1) embedding is a large part of the residual stream, so the model favours its
 // input token (a logit near sqrt(dim) over the stream's spread): on text with runs of one token (GPT-2 BPE
 // writes indentation a space token at a time) the first loss is below the uniform ln(vocab). That is the
-// paper's init at work (test/palm_init.test.ts checks it against the paper), not a departure from it.
+// paper's init at work (test/system/palm_init.test.ts checks it against the paper), not a departure from it.
 // Under tensor parallelism (--tp N, Megatron-LM style; ir/passes/shard.ts reads the `parallel` hints):
 //   - q_proj is column-parallel (each rank computes its heads' queries), out_proj row-parallel;
 //   - the single K/V head (kv_heads = 1) is replicated: k_proj and v_proj have no hint, every rank

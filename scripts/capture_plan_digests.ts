@@ -1,5 +1,5 @@
 // Writes test/fixtures/plan_digests.json: the digest of each config in test/helpers/plan_digest.ts (plans
-// and `stow capacity` searches), as the planner at hand makes them. test/plan_digests.test.ts compares
+// and `stow capacity` searches), as the planner at hand makes them. test/unit/plan_digests.test.ts compares
 // today's planner against the file. The file in the repository was written by the planner as it was
 // before the planning-speed work (commit 8b840cc, run from an unchanged checkout of it), so the test
 // shows that the faster planner makes the same plans and gives the same answers.

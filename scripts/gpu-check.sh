@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA backend on a real GPU, in under 8 minutes on one H100 (each stage has its own time limit):
-#   0. first runs the emulated CUDA tests (the same CUDA sources on the CPU, test/cuda_emulate.test.ts,
-#      test/cuda_kernels.test.ts, test/emulation.test.ts), so that a failure below reads as "emulation
+#   0. first runs the emulated CUDA tests (the same CUDA sources on the CPU, test/system/cuda_emulate.test.ts,
+#      test/system/cuda_kernels.test.ts, test/system/emulation.test.ts), so that a failure below reads as "emulation
 #      agrees, the hardware disagrees" rather than as an ordinary bug (GPU_CHECK_SKIP_EMULATED=1 skips it);
 #   1. builds every plan below with nvcc (the runtime once, then the plans in parallel);
 #   2. trains GPT-2 `mini` for 10 steps on the CPU and on the GPU from the same seeded init and data:
@@ -73,7 +73,7 @@ run() {
 
 if [ "${GPU_CHECK_SKIP_EMULATED:-0}" != 1 ]; then
   stage "the emulated CUDA tests: the same CUDA sources, run on the CPU"
-  if ! timeout 1200 node_modules/.bin/vitest run test/emulation.test.ts test/cuda_kernels.test.ts test/cuda_emulate.test.ts \
+  if ! timeout 1200 node_modules/.bin/vitest run test/system/emulation.test.ts test/system/cuda_kernels.test.ts test/system/cuda_emulate.test.ts \
     >"$OUT/emulated.log" 2>&1; then
     tail -30 "$OUT/emulated.log" >&2
     fail "the emulated CUDA tests fail on this machine: fix those first (see $OUT/emulated.log)"

@@ -179,7 +179,7 @@ int64_t first_non_finite(const float* data, int64_t n) {
 
 namespace {
 
-// Tests force two saves to interleave (test/concurrent_save.test.ts): with STOW_TEST_PAUSE_SAVE=DIR,
+// Tests force two saves to interleave (test/system/concurrent_save.test.ts): with STOW_TEST_PAUSE_SAVE=DIR,
 // the writer stops after its first tensor, says so by creating DIR/paused-<pid>, and goes on once
 // DIR/resume exists. Unset, as always outside that test, this costs one getenv per save.
 void pause_for_test() {

@@ -10,7 +10,7 @@
 // must match bitwise. Reductions are compared within a tolerance stated where it is used.
 //
 // It is written against the CUDA runtime API (cudaMalloc, cudaMemcpy, stream synchronisation), so the
-// same program is valid on a GPU; the test (test/cuda_kernels.test.ts) builds it against the emulated
+// same program is valid on a GPU; the test (test/system/cuda_kernels.test.ts) builds it against the emulated
 // CUDA target. On a GPU the "bitwise" kernels would hold only where nvcc does not contract a * b + c
 // into an FMA differently from g++.
 //

@@ -1,12 +1,12 @@
-// The driver of test/op_kernels.test.ts, pasted by the test after the cases it generates (so it is part
-// of the source the build caches by content). Before it come kCases, the case functions (each runs one
-// tiny graph's nodes, as the backend's generated code runs a program's), kCaseCount, and, for the CUDA
-// backend, STOW_OPK_CUDA.
+// The driver of test/system/op_kernels.test.ts, pasted by the test after the cases it generates (so it
+// is part of the source the build caches by content). Before it come kCases, the case functions (each
+// runs one tiny graph's nodes, as the backend's generated code runs a program's), kCaseCount,
+// kCaseNames, and, for the CUDA backend, STOW_OPK_CUDA.
 //
 // Usage: op_kernels IN OUT. IN holds, per case, int64 arena bytes, int64 host bytes, then the arena's
 // and the host region's contents (the inputs at their offsets); OUT gets the same images after the case
-// ran and every copy and host task it started has finished. Prints "ok <case>" or
-// "error <case>: <message>" per case. One process runs every case: the build, not the run, is the cost.
+// ran and every copy and host task it started has finished. Prints "ok <case>" or "error <case>:
+// <message>" per case. One process runs every case: the build, not the run, is the cost.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot open %s or %s\n", argv[1], argv[2]);
     return 2;
   }
-  // AdamW's hyperparameters (test/op_kernels.test.ts gives the reference the same); no clipping.
+  // AdamW's hyperparameters (test/system/op_kernels.test.ts gives the reference the same); no clipping.
   const stow::StepArgs args{{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 3}, 0.0f};
   for (int i = 0; i < kCaseCount; i++) {
     int64_t sizes[2];

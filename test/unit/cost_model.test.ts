@@ -1,0 +1,132 @@
+// The cost model's structure: products and streams run at rates that depend on their size when the
+// machine has measured rates (interpolated between the measured sizes, flat beyond them), attention at
+// its own measured grid, the fused LM head as products plus a softmax pass, measured elementwise kernels
+// at their rates; a machine with none of these (a GPU profile) predicts as before, from matmulFlops and
+// memoryBandwidth. Expected times are worked out here from the rates and
+// the shapes, not read back from the model. No timing: whether predictions match this machine is the
+// bench's question (`npm run bench -- capacity-targets`).
+import { describe, expect, test } from "vitest";
+import { GraphBuilder } from "../../ir/builder.ts";
+import { type Machine, attentionRate, meanMachine, nodeSeconds, productRate } from "../../ir/cost_model.ts";
+import type { Node, Shape } from "../../ir/types.ts";
+import type { AttrsOf, OpName } from "../../ir/op_attrs.ts";
+
+const plain: Machine = { matmulFlops: 1e12, memoryBandwidth: 1e11, linkBandwidth: 1e10, hostBandwidth: 2e10 };
+// Rates rise tenfold from 1 MFLOP to 1 GFLOP calls.
+const measured: Machine = {
+  ...plain,
+  productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }],
+  // 12 MB and more stream at 1e11 bytes/s (the memory bandwidth); 1.2 MB, in cache, at 4e11.
+  streamRates: [{ size: 1.2e6, rate: 4e11 }, { size: 1.2e7, rate: 1e11 }],
+  attentionRates: { T: [64, 256], D: [32, 128], forward: [[1e9, 2e9], [4e9, 8e9]], backward: [[3e9, 6e9], [12e9, 24e9]] },
+  softmaxRate: 1e9,
+  elementRates: { gelu: 1e8 },
+};
+
+function node(op: OpName, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
+  const b = new GraphBuilder();
+  const inputs = shapes.map((shape, i) => b.value("input", [], { name: `x${i}`, shape, dtype: i === 2 && op.startsWith("linear") ? "i32" : "f32" }));
+  return b.add(op, inputs, attrs as AttrsOf<OpName>) as Node;
+}
+
+describe("product rates", () => {
+  test("a measured size runs at its rate; sizes between interpolate on log scales; sizes beyond hold the end rate", () => {
+    expect(productRate(measured, 1e6)).toBeCloseTo(1e10, -3);
+    expect(productRate(measured, 1e9)).toBeCloseTo(1e11, -4);
+    // Halfway on the log scale of size (10^7.5) is halfway on the log scale of rate (10^10.5).
+    expect(productRate(measured, 10 ** 7.5) / 10 ** 10.5).toBeCloseTo(1, 9);
+    expect(productRate(measured, 1e3) / 1e10).toBeCloseTo(1, 12);
+    expect(productRate(measured, 1e12) / 1e11).toBeCloseTo(1, 12);
+    expect(productRate(plain, 1e6)).toBe(plain.matmulFlops);
+  });
+
+  test("a matmul runs at the rate of one sgemm call's size; a batched one is several calls", () => {
+    // [100, 50] x [50, 100]: 2 * 100 * 100 * 50 = 1e6 FLOPs, one call, at 1e10 FLOP/s.
+    expect(nodeSeconds(node("matmul", [[100, 50], [50, 100]]), measured)).toBeCloseTo(1e6 / 1e10, 12);
+    // Ten such products in a batch: ten calls of 1e6 FLOPs, not one call of 1e7.
+    expect(nodeSeconds(node("matmul", [[10, 100, 50], [10, 50, 100]]), measured)).toBeCloseTo(10 * 1e6 / 1e10, 12);
+    expect(nodeSeconds(node("matmul", [[100, 50], [50, 100]]), plain)).toBeCloseTo(1e6 / 1e12, 15);
+  });
+});
+
+describe("attention", () => {
+  test("rates come from the measured grid, bilinear on log scales, flat past its edges", () => {
+    const a = measured.attentionRates!;
+    expect(attentionRate(a, "forward", 64, 32)).toBeCloseTo(1e9, -2);
+    expect(attentionRate(a, "backward", 256, 128)).toBeCloseTo(24e9, -3);
+    // T = 128 is halfway between 64 and 256 on a log scale, D = 64 halfway between 32 and 128: the
+    // geometric mean of the four corners.
+    expect(attentionRate(a, "forward", 128, 64) / Math.sqrt(Math.sqrt(1e9 * 2e9 * 4e9 * 8e9))).toBeCloseTo(1, 9);
+    expect(attentionRate(a, "forward", 2048, 16)).toBeCloseTo(4e9, -3);
+  });
+
+  test("an attention node takes its FLOPs at the grid's rate, or at matmulFlops without a grid", () => {
+    const q: Shape = [2, 4, 64, 32]; // batch 2, 4 heads, T 64, D 32
+    const flops = 2 * 2 * (2 * 4) * 64 * 64 * 32; // two T x T x D products a head
+    expect(nodeSeconds(node("attention", [q, q, q]), measured)).toBeCloseTo(flops / 1e9, 12);
+    expect(nodeSeconds(node("attention", [q, q, q]), plain)).toBeCloseTo(flops / plain.matmulFlops, 15);
+  });
+});
+
+describe("the fused LM head", () => {
+  // 64 tokens of width 16, a vocabulary of 1000, tiles of 64 x 250.
+  const shapes: Shape[] = [[64, 16], [16, 1000], [64]];
+  const attrs = { rows: 64, cols: 250 };
+  const tileFlops = 2 * 64 * 250 * 16;
+
+  test("is products at the tile's sgemm rate plus a softmax pass over the logits", () => {
+    const f = node("linear_cross_entropy", shapes, attrs);
+    const products = (2 * 64 * 1000 * 16) / productRate(measured, tileFlops);
+    expect(nodeSeconds(f, measured)).toBeCloseTo(products + (64 * 1000) / 1e9, 12);
+    // Far slower than its bytes at the memory bandwidth, which is how it was once counted.
+    const bytes = 4 * (64 * 16 + 16 * 1000 + 64 + 1 + 64);
+    expect(nodeSeconds(f, measured)).toBeGreaterThan(10 * (bytes / measured.memoryBandwidth));
+  });
+
+  test("without measured rates it is all FLOPs at matmulFlops", () => {
+    const f = node("linear_cross_entropy", shapes, attrs);
+    expect(nodeSeconds(f, plain)).toBeCloseTo((2 * 64 * 1000 * 16 + 4 * 64 * 1000) / plain.matmulFlops, 15);
+  });
+});
+
+describe("elementwise kernels", () => {
+  test("a kernel measured by op takes its elements at that rate; the others their bytes at the memory bandwidth", () => {
+    expect(nodeSeconds(node("gelu", [[1000, 100]]), measured)).toBeCloseTo(1e5 / 1e8, 15);
+    // Without a measured rate: reads and writes 1e5 floats each.
+    expect(nodeSeconds(node("gelu", [[1000, 100]]), plain)).toBeCloseTo((8 * 1e5) / plain.memoryBandwidth, 15);
+  });
+
+  test("other kernels stream their bytes at the bandwidth measured at their size", () => {
+    // 1e5 floats each of a, b and out: 1.2 MB, the in-cache size.
+    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), measured)).toBeCloseTo(1.2e6 / 4e11, 15);
+    // Ten times larger: the out-of-cache size, at the memory bandwidth; larger still, the same.
+    expect(nodeSeconds(node("add", [[10000, 100], [10000, 100]]), measured)).toBeCloseTo(1.2e7 / 1e11, 15);
+    expect(nodeSeconds(node("add", [[100000, 100], [100000, 100]]), measured)).toBeCloseTo(1.2e8 / 1e11, 15);
+    // Between them, between the rates.
+    const between = nodeSeconds(node("add", [[3000, 100], [3000, 100]]), measured);
+    expect(between).toBeGreaterThan(3.6e6 / 4e11);
+    expect(between).toBeLessThan(3.6e6 / 1e11);
+    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), plain)).toBeCloseTo(1.2e6 / plain.memoryBandwidth, 15);
+  });
+});
+
+describe("meanMachine", () => {
+  test("averages every rate point by point, and refuses machines measured differently", () => {
+    const doubled: Machine = {
+      matmulFlops: 2e12, memoryBandwidth: 2e11, linkBandwidth: 2e10, hostBandwidth: 4e10,
+      productRates: measured.productRates!.map((p) => ({ size: p.size, rate: 2 * p.rate })),
+      streamRates: measured.streamRates,
+      attentionRates: { ...measured.attentionRates!, forward: [[3e9, 2e9], [4e9, 8e9]], backward: measured.attentionRates!.backward },
+      softmaxRate: 3e9,
+      elementRates: { gelu: 3e8 },
+    };
+    const m = meanMachine(measured, doubled);
+    expect(m).toMatchObject({ matmulFlops: 1.5e12, memoryBandwidth: 1.5e11, linkBandwidth: 1.5e10, hostBandwidth: 3e10, softmaxRate: 2e9, elementRates: { gelu: 2e8 } });
+    expect(m.productRates).toEqual([{ size: 1e6, rate: 1.5e10 }, { size: 1e9, rate: 1.5e11 }]);
+    expect(m.streamRates).toEqual(measured.streamRates);
+    expect(m.attentionRates!.forward).toEqual([[2e9, 2e9], [4e9, 8e9]]);
+    expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
+    expect(() => meanMachine(measured, { ...measured, productRates: [{ size: 1e6, rate: 1 }] })).toThrow(/measured sizes differ/);
+    expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);
+  });
+});
