@@ -1,5 +1,5 @@
 // The arithmetic of every IR op in plain float64 loops, written from the kernel contracts in
-// runtime/kernels.h and from the textbook derivatives, never from ir/grad_rules.ts: the interpreter is
+// runtime/core/kernel_list.h and from the textbook derivatives, never from ir/grad_rules.ts: the interpreter is
 // the reference that gradient rules and passes are tested against. Clarity over speed throughout.
 import { type Shape, numel } from "./types.ts";
 
@@ -346,7 +346,7 @@ export interface AdamHyper {
   gradClip: number;
 }
 
-/** One AdamW step (the formula of runtime/kernels.h); returns new p, m, v. */
+/** One AdamW step (the formula of runtime/core/kernel_list.h); returns new p, m, v. */
 export function adamw(
   p: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array,
   h: AdamHyper, decay: boolean, norm: number | undefined,
