@@ -14,7 +14,10 @@ export const EXIT_INTERNAL = 70;
 
 /** A problem the user can fix (bad flag, missing file, type error in a model). Printed without a stack. */
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT_USAGE) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT_USAGE,
+  ) {
     super(message);
     this.name = "UserError";
   }

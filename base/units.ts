@@ -7,10 +7,18 @@ import { UserError } from "./errors.ts";
 const SIZE_UNITS: Record<string, number> = {
   "": 1,
   b: 1,
-  k: 2 ** 10, kib: 2 ** 10, kb: 1e3,
-  m: 2 ** 20, mib: 2 ** 20, mb: 1e6,
-  g: 2 ** 30, gib: 2 ** 30, gb: 1e9,
-  t: 2 ** 40, tib: 2 ** 40, tb: 1e12,
+  k: 2 ** 10,
+  kib: 2 ** 10,
+  kb: 1e3,
+  m: 2 ** 20,
+  mib: 2 ** 20,
+  mb: 1e6,
+  g: 2 ** 30,
+  gib: 2 ** 30,
+  gb: 1e9,
+  t: 2 ** 40,
+  tib: 2 ** 40,
+  tb: 1e12,
 };
 const SIZE = /^(\d+\.?\d*|\.\d+)\s*([a-zA-Z]*)$/;
 
@@ -22,7 +30,9 @@ export function parseSize(flag: string, text: string): number {
   const [, number, unit] = match;
   const scale = SIZE_UNITS[unit.toLowerCase()];
   if (scale === undefined) {
-    throw new UserError(`${flag}: unknown unit ${JSON.stringify(unit)} in ${JSON.stringify(text)}; use B, KiB, MiB, GiB, TiB (or k, M, G, T), KB, MB, GB, TB`);
+    throw new UserError(
+      `${flag}: unknown unit ${JSON.stringify(unit)} in ${JSON.stringify(text)}; use B, KiB, MiB, GiB, TiB (or k, M, G, T), KB, MB, GB, TB`,
+    );
   }
   // Multiplying a decimal fraction by 1024^n is not exact in floating point (0.1 * 1024 ≠ 102.4 exactly),
   // so round away the last-bit noise before deciding whether the result is a whole number of bytes.

@@ -9,8 +9,21 @@ import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
 
 export const CAPACITY = { deviceMemory: "2GiB", hostMemory: "20GiB", hostBytes: 20 * 2 ** 30, batch: 1, seq: 256, steps: 2 };
-const BASE = ["samples/gpt2.ts", "--preset", "1.5B", "--target", "cpu", "--batch", String(CAPACITY.batch), "--seq",
-  String(CAPACITY.seq), "--device-memory", CAPACITY.deviceMemory, "--host-memory", CAPACITY.hostMemory];
+const BASE = [
+  "samples/gpt2.ts",
+  "--preset",
+  "1.5B",
+  "--target",
+  "cpu",
+  "--batch",
+  String(CAPACITY.batch),
+  "--seq",
+  String(CAPACITY.seq),
+  "--device-memory",
+  CAPACITY.deviceMemory,
+  "--host-memory",
+  CAPACITY.hostMemory,
+];
 
 export interface CapacityResults {
   date: string;
@@ -36,20 +49,33 @@ export interface CapacityResults {
 
 export function runCapacitySection(threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv): CapacityResults {
   const loadBefore = loadAverage();
-  const found = JSON.parse(runChild("capacity: stow capacity", "npx", ["stow", "capacity", ...BASE, "--threads", String(threads), "--json"], env));
+  const found = JSON.parse(
+    runChild("capacity: stow capacity", "npx", ["stow", "capacity", ...BASE, "--threads", String(threads), "--json"], env),
+  );
   const config = found.largest.config as Record<string, number>;
   console.log(`capacity: the largest fitting is ${found.largest.label} (${found.largest.param_count} parameters)`);
   const sets = Object.entries(config).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
   const dir = path.join(workDir, "capacity");
-  runChild("capacity: compile", "npx", ["stow", "compile", ...BASE, ...sets, "--checkpoint", "auto", "--threads", String(threads), "-o", dir], env);
+  runChild(
+    "capacity: compile",
+    "npx",
+    ["stow", "compile", ...BASE, ...sets, "--checkpoint", "auto", "--threads", String(threads), "-o", dir],
+    env,
+  );
   const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8"));
   console.log(`capacity: training ${found.largest.label} (${plan.param_count} parameters) for ${CAPACITY.steps} steps...`);
   const metricsFile = path.join(dir, "metrics.jsonl");
-  const { peakRssBytes } = runWithPeakRss("capacity: train", path.join(dir, "train"), [
-    "--data", tokenFile, "--steps", String(CAPACITY.steps), "--threads", String(threads), "--metrics", metricsFile,
-    "--warmup-steps", "0",
-  ], env, path.join(dir, "time.txt"));
-  const metrics = readFileSync(metricsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const { peakRssBytes } = runWithPeakRss(
+    "capacity: train",
+    path.join(dir, "train"),
+    ["--data", tokenFile, "--steps", String(CAPACITY.steps), "--threads", String(threads), "--metrics", metricsFile, "--warmup-steps", "0"],
+    env,
+    path.join(dir, "time.txt"),
+  );
+  const metrics = readFileSync(metricsFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   return {
     date: new Date().toISOString(),
     shape: config,

@@ -6,10 +6,22 @@ import { envLine, int, signedPct, table } from "./markdown.ts";
 
 interface CapacityJson {
   family: { rule: string };
-  target: { description: string; device_memory_bytes: number; machine: { matmulFlops: number; memoryBandwidth: number; linkBandwidth: number; hostBandwidth: number } };
+  target: {
+    description: string;
+    device_memory_bytes: number;
+    machine: { matmulFlops: number; memoryBandwidth: number; linkBandwidth: number; hostBandwidth: number };
+  };
   largest: { label: string; param_count: number };
   next: { label: string; reason: string | null } | null;
-  plan: { device_peak_bytes: number; host_bytes: number; checkpoint: string; chunks: number; resident_chunks: number; h2d_bytes_per_step: number; d2h_bytes_per_step: number };
+  plan: {
+    device_peak_bytes: number;
+    host_bytes: number;
+    checkpoint: string;
+    chunks: number;
+    resident_chunks: number;
+    h2d_bytes_per_step: number;
+    d2h_bytes_per_step: number;
+  };
   predicted: { step_seconds: number; compute_seconds: number; tokens_per_s: number };
   search: { plans: number; seconds: number };
 }
@@ -21,26 +33,40 @@ const giga = (x: number) => `${(x / 1e9).toFixed(0)} G`;
 export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
   const gpu = r.gpu.map((g) => ({ ...g, c: g.capacity as unknown as CapacityJson }));
   const gpuRows = gpu.map(({ target, host_memory, claim, c }) => [
-    target, host_memory, `${c.largest.label}: **${(c.largest.param_count / 1e9).toFixed(2)} B**`,
-    c.next ? `${c.next.label}: ${c.next.reason ?? ""}` : "-", gib(c.plan.device_peak_bytes), gib(c.plan.host_bytes),
-    c.plan.checkpoint, `${c.plan.chunks} (${c.plan.resident_chunks} on device)`,
+    target,
+    host_memory,
+    `${c.largest.label}: **${(c.largest.param_count / 1e9).toFixed(2)} B**`,
+    c.next ? `${c.next.label}: ${c.next.reason ?? ""}` : "-",
+    gib(c.plan.device_peak_bytes),
+    gib(c.plan.host_bytes),
+    c.plan.checkpoint,
+    `${c.plan.chunks} (${c.plan.resident_chunks} on device)`,
     `${gib(c.plan.h2d_bytes_per_step)} / ${gib(c.plan.d2h_bytes_per_step)}`,
-    c.predicted.step_seconds.toFixed(1), c.predicted.tokens_per_s.toFixed(0), claim,
+    c.predicted.step_seconds.toFixed(1),
+    c.predicted.tokens_per_s.toFixed(0),
+    claim,
   ]);
   const profiles = gpu.map(({ target, c }) => {
     const m = c.target.machine;
-    return `- **${target}**: ${c.target.description}; plan budget ${gib(c.target.device_memory_bytes)}; matmul ${tera(m.matmulFlops)}FLOP/s, ` +
+    return (
+      `- **${target}**: ${c.target.description}; plan budget ${gib(c.target.device_memory_bytes)}; matmul ${tera(m.matmulFlops)}FLOP/s, ` +
       `device memory ${giga(m.memoryBandwidth)}B/s, link ${giga(m.linkBandwidth)}B/s, host AdamW ${giga(m.hostBandwidth)}B/s ` +
-      `(src/targets/gpus.ts states the sources). Search: ${c.search.plans} plans in ${c.search.seconds.toFixed(0)} s.`;
+      `(src/targets/gpus.ts states the sources). Search: ${c.search.plans} plans in ${c.search.seconds.toFixed(0)} s.`
+    );
   });
   const cpuRows = r.cpu.map((p) => {
     const m = p.config.model;
     return [
-      p.config.name, `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${p.config.batch} x seq ${m.seq}`,
-      int(p.param_count), p.sgemm_flops_before_after.map((f) => (f / 1e9).toFixed(0)).join(" / "),
+      p.config.name,
+      `vocab ${m.vocab}, ${m.layers} layers, dim ${m.dim}, ${m.heads} heads, batch ${p.config.batch} x seq ${m.seq}`,
+      int(p.param_count),
+      p.sgemm_flops_before_after.map((f) => (f / 1e9).toFixed(0)).join(" / "),
       (Number(p.machine.memory_bandwidth) / 1e9).toFixed(1),
-      p.predicted_step_seconds.toFixed(3), p.median_step_seconds.toFixed(3), signedPct(p.error),
-      Math.abs(p.error) <= CPU_ERROR_TARGET ? "yes" : "**no**", p.load_average_before.join(", "),
+      p.predicted_step_seconds.toFixed(3),
+      p.median_step_seconds.toFixed(3),
+      signedPct(p.error),
+      Math.abs(p.error) <= CPU_ERROR_TARGET ? "yes" : "**no**",
+      p.load_average_before.join(", "),
     ];
   });
   const within = r.cpu.filter((p) => Math.abs(p.error) <= CPU_ERROR_TARGET).length;
@@ -53,8 +79,23 @@ export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
       `Run ${r.date}; ${r.threads} threads for the planner; load average before: ${r.load_average_before.join(", ")}; after: ` +
       `${r.load_average_after.join(", ")}.`,
     "",
-    table(["target", "host memory", "largest GPT", "the next one", "device peak", "model data on host", "checkpoint", "chunks",
-      "moved per step (in / out)", "predicted step (s)", "tokens/s", "published claim"], gpuRows),
+    table(
+      [
+        "target",
+        "host memory",
+        "largest GPT",
+        "the next one",
+        "device peak",
+        "model data on host",
+        "checkpoint",
+        "chunks",
+        "moved per step (in / out)",
+        "predicted step (s)",
+        "tokens/s",
+        "published claim",
+      ],
+      gpuRows,
+    ),
     "",
     ...profiles,
     "",
@@ -88,10 +129,25 @@ export function capacityTargetsMarkdown(r: CapacityTargetsResults): string {
       `probes as a JSON profile, the same cost model the planner uses. The error is the prediction over the median measured ` +
       `step, minus one. ${within} of ${r.cpu.length} within ${CPU_ERROR_TARGET * 100}%. Environment: ${envLine(r.env)}.`,
     "",
-    table(["config", "shape", "params", "sgemm GFLOP/s at 1024 x 2048 x 2048 (probe before / after)", "triad GB/s at 192 MiB (mean)", "predicted step (s)", "measured median (s)", "error",
-      `within ${CPU_ERROR_TARGET * 100}%`, "load average before"], cpuRows),
+    table(
+      [
+        "config",
+        "shape",
+        "params",
+        "sgemm GFLOP/s at 1024 x 2048 x 2048 (probe before / after)",
+        "triad GB/s at 192 MiB (mean)",
+        "predicted step (s)",
+        "measured median (s)",
+        "error",
+        `within ${CPU_ERROR_TARGET * 100}%`,
+        "load average before",
+      ],
+      cpuRows,
+    ),
     "",
-    ...r.cpu.map((p) => `- ${p.config.name}: ${p.config.warmupSteps} warm-up steps, then ${p.step_seconds.map((s) => s.toFixed(3)).join(", ")} s.`),
+    ...r.cpu.map(
+      (p) => `- ${p.config.name}: ${p.config.warmupSteps} warm-up steps, then ${p.step_seconds.map((s) => s.toFixed(3)).join(", ")} s.`,
+    ),
     "",
     "The machine is shared by several engineers (load averages above); a probe and the steps after it see whatever else runs.",
     "",

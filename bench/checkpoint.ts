@@ -31,15 +31,21 @@ export interface CheckpointResults {
 }
 
 export function runCheckpointSection(
-  c: BenchConfig, threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+  c: BenchConfig,
+  threads: number,
+  tokenFile: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
 ): CheckpointResults {
   const date = new Date().toISOString();
   const loadBefore = loadAverage();
   const runs = CHECKPOINT_MODES_BENCHED.map((mode) => {
     console.log(`${c.name} --checkpoint ${mode}: Stowage (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
     const stowage = runStowage(c, threads, tokenFile, workDir, env, mode);
-    console.log(`  ${median(stowage.step_seconds).toFixed(2)} s/step, arena ${stowage.device_peak_bytes} bytes ` +
-      `(predicted ${stowage.predicted_device_peak_bytes})`);
+    console.log(
+      `  ${median(stowage.step_seconds).toFixed(2)} s/step, arena ${stowage.device_peak_bytes} bytes ` +
+        `(predicted ${stowage.predicted_device_peak_bytes})`,
+    );
     return { mode, stowage };
   });
   const baselineSeconds = median(runs[0].stowage.step_seconds); // none's, the first mode

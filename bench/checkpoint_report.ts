@@ -13,11 +13,18 @@ export function checkpointMarkdown(r: CheckpointResults): string {
     const s = x.stowage;
     const baseline = x === none;
     return [
-      x.mode, int(s.predicted_device_peak_bytes), int(s.device_peak_bytes), x.peak_matches ? "yes" : "**NO**",
+      x.mode,
+      int(s.predicted_device_peak_bytes),
+      int(s.device_peak_bytes),
+      x.peak_matches ? "yes" : "**NO**",
       baseline ? "-" : signedPct(s.predicted_device_peak_bytes / none.stowage.predicted_device_peak_bytes - 1),
-      mib(s.breakdown.activations), mib(s.breakdown.gradients), mib(x.activation_bytes),
-      x.median_step_seconds.toFixed(2), int(s.median_tokens_per_s),
-      (s.checkpoint.recompute_flops / 1e9).toFixed(1), pct(x.recompute_share),
+      mib(s.breakdown.activations),
+      mib(s.breakdown.gradients),
+      mib(x.activation_bytes),
+      x.median_step_seconds.toFixed(2),
+      int(s.median_tokens_per_s),
+      (s.checkpoint.recompute_flops / 1e9).toFixed(1),
+      pct(x.recompute_share),
       baseline ? "(baseline)" : signedPct(x.step_time_overhead),
     ];
   });
@@ -32,9 +39,21 @@ export function checkpointMarkdown(r: CheckpointResults): string {
       `${r.load_average_before.join(", ")}; after: ${r.load_average_after.join(", ")}. Environment: ${envLine(r.env)}.`,
     "",
     table(
-      ["mode", "arena peak predicted (bytes)", "arena peak measured (bytes)", "equal", "peak vs none",
-        "activations at peak", "gradients at peak", "activations + gradients", "median step (s)", "tok/s",
-        "recompute GFLOP", "recompute / step FLOPs", "step time vs none"],
+      [
+        "mode",
+        "arena peak predicted (bytes)",
+        "arena peak measured (bytes)",
+        "equal",
+        "peak vs none",
+        "activations at peak",
+        "gradients at peak",
+        "activations + gradients",
+        "median step (s)",
+        "tok/s",
+        "recompute GFLOP",
+        "recompute / step FLOPs",
+        "step time vs none",
+      ],
       rows,
     ),
     "",

@@ -30,7 +30,11 @@ export function lastJsonLine<T>(what: string, stdout: string): T {
  * GNU time measures the process itself, also after an exec (train re-executes itself once).
  */
 export function runWithPeakRss(
-  what: string, command: string, args: string[], env: NodeJS.ProcessEnv, timeFile: string,
+  what: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeFile: string,
 ): { stdout: string; peakRssBytes: number } {
   const stdout = runChild(what, "/usr/bin/time", ["-v", "-o", timeFile, command, ...args], env);
   return { stdout, peakRssBytes: readMaxRss(what, timeFile) };

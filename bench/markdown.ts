@@ -12,5 +12,7 @@ export function table(head: string[], rows: string[][]): string {
 }
 
 export function envLine(e: EnvSummary): string {
-  return Object.entries(e).map(([k, v]) => `${k}=${v ?? "(unset)"}`).join(", ");
+  return Object.entries(e)
+    .map(([k, v]) => `${k}=${v ?? "(unset)"}`)
+    .join(", ");
 }

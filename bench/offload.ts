@@ -65,7 +65,11 @@ export interface OffloadSection {
 }
 
 export function runOffloadSection(
-  c: BenchConfig, machineThreads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+  c: BenchConfig,
+  machineThreads: number,
+  tokenFile: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
 ): OffloadSection {
   const withThreads = (threads: number) => ({ ...env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) });
   const separateThreads = Math.max(1, machineThreads - 1);
@@ -76,13 +80,24 @@ export function runOffloadSection(
 }
 
 function runOffloadBudgets(
-  c: BenchConfig, threads: number, separateCores: boolean, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
+  c: BenchConfig,
+  threads: number,
+  separateCores: boolean,
+  tokenFile: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
 ): OffloadResults {
   const date = new Date().toISOString();
   const cores = separateCores ? "separate" : "shared";
   const loadBefore = loadAverage();
-  console.log(`offload ${c.name}, ${threads} compute threads (${cores} cores): all resident (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`);
-  const resident = runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: `offload-${cores}-100`, compileArgs: COMMON, trainArgs: COMMON });
+  console.log(
+    `offload ${c.name}, ${threads} compute threads (${cores} cores): all resident (compile, then ${c.warmupSteps} + ${c.measuredSteps} steps)...`,
+  );
+  const resident = runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
+    label: `offload-${cores}-100`,
+    compileArgs: COMMON,
+    trainArgs: COMMON,
+  });
   const computeOnly = median(resident.step_seconds);
   const linkBytesPerSecond = (16 * resident.param_count) / computeOnly;
   const linkGbps = (linkBytesPerSecond * 8) / 1e9;
@@ -91,11 +106,17 @@ function runOffloadBudgets(
   // Rounds, each running every budget once, so that a machine that speeds up or slows down over the
   // minutes (it is shared) shifts every budget alike; each budget's steps from all rounds are pooled.
   const runBudget = (share: number) => {
-    if (share === 1) return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, { label: `offload-${cores}-100`, compileArgs: COMMON, trainArgs: COMMON });
+    if (share === 1)
+      return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
+        label: `offload-${cores}-100`,
+        compileArgs: COMMON,
+        trainArgs: COMMON,
+      });
     const budget = Math.floor(share * resident.arena_bytes);
     const link = ["--link-gbps", linkGbps.toFixed(6)];
     return runStowage(c, threads, tokenFile, workDir, env, CHECKPOINT, {
-      label: `offload-${cores}-${Math.round(share * 100)}`, compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
+      label: `offload-${cores}-${Math.round(share * 100)}`,
+      compileArgs: [...COMMON, "--device-memory", String(budget), ...link],
       trainArgs: [...COMMON, ...link],
     });
   };
@@ -125,7 +146,9 @@ function runOffloadBudgets(
       median_wait_seconds: median(pooled(share, "transfer_wait_seconds")),
       ratio: seconds / Math.max(computeSeconds, transferSeconds),
     };
-    console.log(`  ${Math.round(share * 100)}%: ${seconds.toFixed(3)} s/step, ${(run.h2d_bytes / 2 ** 20).toFixed(1)} MiB in, ${(run.d2h_bytes / 2 ** 20).toFixed(1)} MiB out, ratio ${result.ratio.toFixed(2)}`);
+    console.log(
+      `  ${Math.round(share * 100)}%: ${seconds.toFixed(3)} s/step, ${(run.h2d_bytes / 2 ** 20).toFixed(1)} MiB in, ${(run.d2h_bytes / 2 ** 20).toFixed(1)} MiB out, ratio ${result.ratio.toFixed(2)}`,
+    );
     return result;
   });
   return {

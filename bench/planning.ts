@@ -37,7 +37,9 @@ export interface PlanningResults {
 function timePlan(layers: number, budget: PlanTiming["budget"]): PlanTiming {
   const config = { ...gpt2.presets["6.7B"], layers };
   const opts: CompileOptions = {
-    ...GPU_STEP, threads: 2, clip: true,
+    ...GPU_STEP,
+    threads: 2,
+    clip: true,
     ...(budget === "none"
       ? { checkpoint: "none" }
       : { checkpoint: "auto", deviceMemory: RTX3090.deviceMemory, hostMemory: HOST_MEMORY, machine: RTX3090.machine }),
@@ -53,8 +55,13 @@ function timePlan(layers: number, budget: PlanTiming["budget"]): PlanTiming {
   }
   const used = process.cpuUsage(cpu);
   return {
-    layers, budget, nodes, fits: nodes !== null, wall_seconds: (performance.now() - wall) / 1000,
-    cpu_seconds: (used.user + used.system) / 1e6, load_average_before: load,
+    layers,
+    budget,
+    nodes,
+    fits: nodes !== null,
+    wall_seconds: (performance.now() - wall) / 1000,
+    cpu_seconds: (used.user + used.system) / 1e6,
+    load_average_before: load,
   };
 }
 

@@ -11,9 +11,18 @@ export function planningMarkdown(r: PlanningResults): string {
       "of host, `--checkpoint auto`: the offload schedule searched, as each member of the capacity search is). " +
       `Wall and CPU seconds in one process, smallest first; the machine is shared, so the load average before each. Run ${r.date}.`,
     "",
-    table(["layers", "budget", "training nodes", "fits", "wall (s)", "cpu (s)", "load average before"],
-      r.timings.map((t) => [String(t.layers), t.budget, t.nodes === null ? "-" : String(t.nodes), t.fits ? "yes" : "no (host)",
-        t.wall_seconds.toFixed(1), t.cpu_seconds.toFixed(1), t.load_average_before.join(", ")])),
+    table(
+      ["layers", "budget", "training nodes", "fits", "wall (s)", "cpu (s)", "load average before"],
+      r.timings.map((t) => [
+        String(t.layers),
+        t.budget,
+        t.nodes === null ? "-" : String(t.nodes),
+        t.fits ? "yes" : "no (host)",
+        t.wall_seconds.toFixed(1),
+        t.cpu_seconds.toFixed(1),
+        t.load_average_before.join(", "),
+      ]),
+    ),
     "",
   ].join("\n");
 }

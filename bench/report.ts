@@ -32,8 +32,12 @@ function shape(r: ConfigResult): string {
 }
 
 export function resultsMarkdown(
-  speed: BenchResults | null, checkpoint: CheckpointResults | null, offload: OffloadSection | null,
-  capacity: CapacityResults | null, capacityTargets: CapacityTargetsResults | null = null, planning: PlanningResults | null = null,
+  speed: BenchResults | null,
+  checkpoint: CheckpointResults | null,
+  offload: OffloadSection | null,
+  capacity: CapacityResults | null,
+  capacityTargets: CapacityTargetsResults | null = null,
+  planning: PlanningResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -44,7 +48,8 @@ export function resultsMarkdown(
     checkpoint ? checkpointMarkdown(checkpoint) : "(No checkpoint results: `npm run bench -- checkpoint` writes them.)\n",
     offload ? offloadMarkdown(offload) : "(No offload results: `npm run bench -- offload` writes them.)\n",
     capacity ? capacityMarkdown(capacity) : "(No capacity results: `npm run bench -- capacity` writes them.)\n",
-    capacityTargets ? capacityTargetsMarkdown(capacityTargets)
+    capacityTargets
+      ? capacityTargetsMarkdown(capacityTargets)
       : "(No capacity-targets results: `npm run bench -- capacity-targets` writes them.)\n",
     planning ? planningMarkdown(planning) : "(No planning results: `npm run bench -- planning` writes them.)\n",
   ].join("\n");
@@ -52,37 +57,81 @@ export function resultsMarkdown(
 
 function speedMarkdown(b: BenchResults): string {
   const speed = table(
-    ["config", "params", "FLOPs/token", "Stowage tok/s", "PyTorch tok/s", "Stowage / PyTorch",
-      "Stowage GFLOP/s", "PyTorch GFLOP/s", "Stowage MFU", "PyTorch MFU",
-      "stock PyTorch tok/s", "stock PyTorch MFU", "stock PyTorch OpenBLAS core", "Stowage / stock PyTorch"],
+    [
+      "config",
+      "params",
+      "FLOPs/token",
+      "Stowage tok/s",
+      "PyTorch tok/s",
+      "Stowage / PyTorch",
+      "Stowage GFLOP/s",
+      "PyTorch GFLOP/s",
+      "Stowage MFU",
+      "PyTorch MFU",
+      "stock PyTorch tok/s",
+      "stock PyTorch MFU",
+      "stock PyTorch OpenBLAS core",
+      "Stowage / stock PyTorch",
+    ],
     b.configs.map((r) => [
-      r.config.name, int(r.param_count), `${(r.flops_per_token / 1e6).toFixed(1)} M`,
-      int(r.stowage.median_tokens_per_s), int(r.pytorch.median_tokens_per_s), `${r.speed_ratio.toFixed(2)}x`,
-      gflops(r.stowage.achieved_gflops), gflops(r.pytorch.achieved_gflops), pct(r.stowage.mfu), pct(r.pytorch.mfu),
-      stockTokensPerS(r), pct(r.pytorch_stock.mfu), r.pytorch_stock.openblas_core ?? "(not OpenBLAS)",
+      r.config.name,
+      int(r.param_count),
+      `${(r.flops_per_token / 1e6).toFixed(1)} M`,
+      int(r.stowage.median_tokens_per_s),
+      int(r.pytorch.median_tokens_per_s),
+      `${r.speed_ratio.toFixed(2)}x`,
+      gflops(r.stowage.achieved_gflops),
+      gflops(r.pytorch.achieved_gflops),
+      pct(r.stowage.mfu),
+      pct(r.pytorch.mfu),
+      stockTokensPerS(r),
+      pct(r.pytorch_stock.mfu),
+      r.pytorch_stock.openblas_core ?? "(not OpenBLAS)",
       `${r.stock_speed_ratio.toFixed(2)}x`,
     ]),
   );
   const memory = table(
-    ["config", "Stowage arena (measured)", "Stowage host", "Stowage arena + host", "Stowage RSS",
-      "PyTorch RSS (ru_maxrss)", "PyTorch RSS (GNU time)"],
+    [
+      "config",
+      "Stowage arena (measured)",
+      "Stowage host",
+      "Stowage arena + host",
+      "Stowage RSS",
+      "PyTorch RSS (ru_maxrss)",
+      "PyTorch RSS (GNU time)",
+    ],
     b.configs.map((r) => [
-      r.config.name, mib(r.stowage.device_peak_bytes), mib(r.stowage.host_peak_bytes), mib(r.stowage.peak_bytes),
-      mib(r.stowage.peak_rss_bytes), mib(r.pytorch.peak_rss_bytes), mib(r.pytorch.time_peak_rss_bytes),
+      r.config.name,
+      mib(r.stowage.device_peak_bytes),
+      mib(r.stowage.host_peak_bytes),
+      mib(r.stowage.peak_bytes),
+      mib(r.stowage.peak_rss_bytes),
+      mib(r.pytorch.peak_rss_bytes),
+      mib(r.pytorch.time_peak_rss_bytes),
     ]),
   );
-  const steps = b.configs.map((r) =>
-    `- **${r.config.name}**: ${shape(r)}; ${r.config.warmupSteps} warm-up steps, then the median of ` +
-    `${r.config.measuredSteps}. Stowage tok/s per step: ${r.stowage.tokens_per_s.map(int).join(", ")}; ` +
-    `PyTorch: ${r.pytorch.tokens_per_s.map(int).join(", ")}; stock PyTorch (after ${r.pytorch_stock.warmup_steps} ` +
-    `warm-up, ${r.pytorch_stock.tokens_per_s.length} measured): ${r.pytorch_stock.tokens_per_s.map(int).join(", ")}.`);
+  const steps = b.configs.map(
+    (r) =>
+      `- **${r.config.name}**: ${shape(r)}; ${r.config.warmupSteps} warm-up steps, then the median of ` +
+      `${r.config.measuredSteps}. Stowage tok/s per step: ${r.stowage.tokens_per_s.map(int).join(", ")}; ` +
+      `PyTorch: ${r.pytorch.tokens_per_s.map(int).join(", ")}; stock PyTorch (after ${r.pytorch_stock.warmup_steps} ` +
+      `warm-up, ${r.pytorch_stock.tokens_per_s.length} measured): ${r.pytorch_stock.tokens_per_s.map(int).join(", ")}.`,
+  );
   const targets = table(
     ["config", "target", "measured", "result"],
     b.targets.map((t) => [t.config, t.target, t.measured, t.pass === null ? "-" : t.pass ? "PASS" : "FAIL"]),
   );
   const torch = b.torch
-    ? ["## PyTorch build", "", "```", `torch ${b.torch.version}, OpenBLAS core ${b.torch.openblas_core ?? "(not OpenBLAS)"}`,
-      b.torch.parallel_info.trimEnd(), b.torch.config.trimEnd(), "```", ""]
+    ? [
+        "## PyTorch build",
+        "",
+        "```",
+        `torch ${b.torch.version}, OpenBLAS core ${b.torch.openblas_core ?? "(not OpenBLAS)"}`,
+        b.torch.parallel_info.trimEnd(),
+        b.torch.config.trimEnd(),
+        "```",
+        "",
+      ]
     : [];
   return [
     `- date: ${b.date}`,

@@ -55,15 +55,21 @@ export interface BenchResults {
 }
 
 export function configResult(
-  c: BenchConfig, peakGflops: number, stowage: StowageResult, torch: TorchResult, stockTorch: TorchResult,
+  c: BenchConfig,
+  peakGflops: number,
+  stowage: StowageResult,
+  torch: TorchResult,
+  stockTorch: TorchResult,
 ): ConfigResult {
   const flops = flopsPerToken(stowage.param_count, c.model);
   const side = (tokensPerS: number): Side => {
     const achieved = (flops * tokensPerS) / 1e9;
     return { median_tokens_per_s: tokensPerS, achieved_gflops: achieved, mfu: achieved / peakGflops };
   };
-  const torchSide = ({ parallel_info: _info, config: _config, ...numbers }: TorchResult): TorchSide =>
-    ({ ...numbers, ...side(numbers.median_tokens_per_s) });
+  const torchSide = ({ parallel_info: _info, config: _config, ...numbers }: TorchResult): TorchSide => ({
+    ...numbers,
+    ...side(numbers.median_tokens_per_s),
+  });
   return {
     config: c,
     tokens_per_step: c.batch * c.model.seq,
@@ -92,25 +98,33 @@ export function checkTargets(configs: ConfigResult[]): Target[] {
     const ratio = MIN_SPEED_RATIO[name];
     if (ratio !== undefined) {
       targets.push({
-        config: name, target: `Stowage tokens/s >= ${ratio}x PyTorch (Debian's python3-torch as installed)`,
-        measured: `${r.stock_speed_ratio.toFixed(2)}x`, pass: r.stock_speed_ratio >= ratio,
+        config: name,
+        target: `Stowage tokens/s >= ${ratio}x PyTorch (Debian's python3-torch as installed)`,
+        measured: `${r.stock_speed_ratio.toFixed(2)}x`,
+        pass: r.stock_speed_ratio >= ratio,
       });
       targets.push({
-        config: name, target: `(not a target) Stowage tokens/s against PyTorch with the same OpenBLAS kernels`,
-        measured: `${r.speed_ratio.toFixed(2)}x`, pass: null,
+        config: name,
+        target: `(not a target) Stowage tokens/s against PyTorch with the same OpenBLAS kernels`,
+        measured: `${r.speed_ratio.toFixed(2)}x`,
+        pass: null,
       });
     }
     const mfu = MIN_MFU[name];
     if (mfu !== undefined) {
       targets.push({
-        config: name, target: `Stowage MFU >= ${(mfu * 100).toFixed(0)}%`,
-        measured: `${(r.stowage.mfu * 100).toFixed(1)}%`, pass: r.stowage.mfu >= mfu,
+        config: name,
+        target: `Stowage MFU >= ${(mfu * 100).toFixed(0)}%`,
+        measured: `${(r.stowage.mfu * 100).toFixed(1)}%`,
+        pass: r.stowage.mfu >= mfu,
       });
     }
     const torchPeak = Math.min(r.pytorch.peak_rss_bytes, r.pytorch_stock.peak_rss_bytes);
     targets.push({
-      config: name, target: "Stowage peak memory (arena + host) <= PyTorch peak RSS (the lower of its two runs)",
-      measured: `${mib(r.stowage.peak_bytes)} vs ${mib(torchPeak)}`, pass: r.stowage.peak_bytes <= torchPeak,
+      config: name,
+      target: "Stowage peak memory (arena + host) <= PyTorch peak RSS (the lower of its two runs)",
+      measured: `${mib(r.stowage.peak_bytes)} vs ${mib(torchPeak)}`,
+      pass: r.stowage.peak_bytes <= torchPeak,
     });
   }
   return targets;

@@ -23,7 +23,10 @@ export interface BenchParts {
 }
 
 type ResultsJson = Partial<BenchResults> & {
-  checkpoint?: CheckpointResults; offload?: OffloadSection; capacity?: CapacityResults; capacity_targets?: CapacityTargetsResults;
+  checkpoint?: CheckpointResults;
+  offload?: OffloadSection;
+  capacity?: CapacityResults;
+  capacity_targets?: CapacityTargetsResults;
   planning?: PlanningResults;
 };
 
@@ -40,8 +43,12 @@ export function readResults(dir: string): BenchParts {
   }
   const { checkpoint, offload, capacity, capacity_targets, planning, ...speed } = json;
   return {
-    speed: speed.configs ? (speed as BenchResults) : null, checkpoint: checkpoint ?? null, offload: offload ?? null,
-    capacity: capacity ?? null, capacityTargets: capacity_targets ?? null, planning: planning ?? null,
+    speed: speed.configs ? (speed as BenchResults) : null,
+    checkpoint: checkpoint ?? null,
+    offload: offload ?? null,
+    capacity: capacity ?? null,
+    capacityTargets: capacity_targets ?? null,
+    planning: planning ?? null,
   };
 }
 
@@ -54,8 +61,12 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const capacityTargets = fresh.capacityTargets ?? kept.capacityTargets;
   const planning = fresh.planning ?? kept.planning;
   const json = {
-    ...speed, ...(checkpoint && { checkpoint }), ...(offload && { offload }), ...(capacity && { capacity }),
-    ...(capacityTargets && { capacity_targets: capacityTargets }), ...(planning && { planning }),
+    ...speed,
+    ...(checkpoint && { checkpoint }),
+    ...(offload && { offload }),
+    ...(capacity && { capacity }),
+    ...(capacityTargets && { capacity_targets: capacityTargets }),
+    ...(planning && { planning }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
   const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning);

@@ -36,19 +36,30 @@ const PLANNING_SECTION = "planning";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
 function selectParts(names: string[]): {
-  configs: BenchConfig[]; checkpoint: boolean; offload: boolean; capacity: boolean; capacityTargets: boolean; planning: boolean;
+  configs: BenchConfig[];
+  checkpoint: boolean;
+  offload: boolean;
+  capacity: boolean;
+  capacityTargets: boolean;
+  planning: boolean;
 } {
-  if (names.length === 0) return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true, planning: true };
+  if (names.length === 0)
+    return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true, planning: true };
   const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION, CAPACITY_TARGETS_SECTION, PLANNING_SECTION];
-  const configs = names.filter((n) => !sections.includes(n)).map((n) => {
-    const c = CONFIGS.find((c) => c.name === n);
-    const known = CONFIGS.map((c) => c.name).join(", ");
-    if (!c) throw new UserError(`unknown config '${n}'; the configs are ${known}, and the sections ${sections.join(", ")}`);
-    return c;
-  });
+  const configs = names
+    .filter((n) => !sections.includes(n))
+    .map((n) => {
+      const c = CONFIGS.find((c) => c.name === n);
+      const known = CONFIGS.map((c) => c.name).join(", ");
+      if (!c) throw new UserError(`unknown config '${n}'; the configs are ${known}, and the sections ${sections.join(", ")}`);
+      return c;
+    });
   return {
-    configs, checkpoint: names.includes(CHECKPOINT_SECTION), offload: names.includes(OFFLOAD_SECTION),
-    capacity: names.includes(CAPACITY_SECTION), capacityTargets: names.includes(CAPACITY_TARGETS_SECTION),
+    configs,
+    checkpoint: names.includes(CHECKPOINT_SECTION),
+    offload: names.includes(OFFLOAD_SECTION),
+    capacity: names.includes(CAPACITY_SECTION),
+    capacityTargets: names.includes(CAPACITY_TARGETS_SECTION),
     planning: names.includes(PLANNING_SECTION),
   };
 }
@@ -83,7 +94,9 @@ function pytorch(c: BenchConfig, setup: TorchSetup, tokens: string, paramCount: 
   const torch = runTorch(c, setup, BENCH_THREADS, tokens, BENCH_DIR, WORK_DIR);
   console.log(`  ${torch.median_tokens_per_s.toFixed(0)} tokens/s, OpenBLAS core ${torch.openblas_core}`);
   if (torch.param_count !== paramCount) {
-    throw new UserError(`${c.name}: PyTorch's model has ${torch.param_count} parameters, Stowage's ${paramCount}; they must be the same model`);
+    throw new UserError(
+      `${c.name}: PyTorch's model has ${torch.param_count} parameters, Stowage's ${paramCount}; they must be the same model`,
+    );
   }
   return torch;
 }
@@ -118,7 +131,12 @@ function speedPart(configs: BenchConfig[], env: NodeJS.ProcessEnv, stock: NodeJS
     stock_env: envSummary(stock),
     sgemm: { before: sgemmBefore, after: sgemmAfter, peak_gflops: peakGflops },
     torch: firstTorch
-      ? { version: firstTorch.torch_version, openblas_core: firstTorch.openblas_core, parallel_info: firstTorch.parallel_info, config: firstTorch.config }
+      ? {
+          version: firstTorch.torch_version,
+          openblas_core: firstTorch.openblas_core,
+          parallel_info: firstTorch.parallel_info,
+          config: firstTorch.config,
+        }
       : null,
     configs: results,
     targets: checkTargets(results),

@@ -66,27 +66,55 @@ export interface RunVariant {
 
 /** Compiles and runs one config; `checkpoint` adds `--checkpoint MODE`, `variant` any flags; each gets its own directory. */
 export function runStowage(
-  c: BenchConfig, threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv,
-  checkpoint?: CheckpointMode, variant?: RunVariant,
+  c: BenchConfig,
+  threads: number,
+  tokenFile: string,
+  workDir: string,
+  env: NodeJS.ProcessEnv,
+  checkpoint?: CheckpointMode,
+  variant?: RunVariant,
 ): StowageResult {
   const label = [checkpoint && `checkpoint-${checkpoint}`, variant?.label].filter(Boolean).join("-");
   const name = label ? `${c.name} ${label}` : c.name;
   const dir = path.join(workDir, label ? `stowage-${c.name}-${label}` : `stowage-${c.name}`);
   const sets = Object.entries(c.model).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
-  runChild(`stowage ${name}: compile`, "npx", [
-    "stow", "compile", "samples/gpt2.ts", ...sets, "--batch", String(c.batch), "--seq", String(c.model.seq),
-    "--threads", String(threads), ...(checkpoint ? ["--checkpoint", checkpoint] : []), ...(variant?.compileArgs ?? []), "-o", dir,
-  ], env);
+  runChild(
+    `stowage ${name}: compile`,
+    "npx",
+    [
+      "stow",
+      "compile",
+      "samples/gpt2.ts",
+      ...sets,
+      "--batch",
+      String(c.batch),
+      "--seq",
+      String(c.model.seq),
+      "--threads",
+      String(threads),
+      ...(checkpoint ? ["--checkpoint", checkpoint] : []),
+      ...(variant?.compileArgs ?? []),
+      "-o",
+      dir,
+    ],
+    env,
+  );
   const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8")) as PlanJson;
 
   const metricsFile = path.join(dir, "metrics.jsonl");
   const steps = c.warmupSteps + c.measuredSteps;
-  const { peakRssBytes } = runWithPeakRss(`stowage ${name}: train`, path.join(dir, "train"), [
-    "--data", tokenFile, "--steps", String(steps), "--threads", String(threads), "--metrics", metricsFile,
-    ...(variant?.trainArgs ?? []),
-  ], env, path.join(dir, "time.txt"));
+  const { peakRssBytes } = runWithPeakRss(
+    `stowage ${name}: train`,
+    path.join(dir, "train"),
+    ["--data", tokenFile, "--steps", String(steps), "--threads", String(threads), "--metrics", metricsFile, ...(variant?.trainArgs ?? [])],
+    env,
+    path.join(dir, "time.txt"),
+  );
 
-  const metrics = readFileSync(metricsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l) as StepMetrics);
+  const metrics = readFileSync(metricsFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as StepMetrics);
   if (metrics.length !== steps) throw new UserError(`stowage ${name}: ${metricsFile} has ${metrics.length} steps, expected ${steps}`);
   const measured = metrics.slice(c.warmupSteps);
   const tokensPerS = measured.map((m) => m.tokens_per_s);

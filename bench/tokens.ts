@@ -11,6 +11,9 @@ let corpusTokens: number[] | undefined;
 export function writeBenchTokens(workDir: string, vocab: number): string {
   corpusTokens ??= encodeText(builtinCorpusText());
   const file = path.join(workDir, `tokens-${vocab}.bin`);
-  writeTokenFile(file, Uint16Array.from(corpusTokens, (t) => t % vocab));
+  writeTokenFile(
+    file,
+    Uint16Array.from(corpusTokens, (t) => t % vocab),
+  );
   return file;
 }

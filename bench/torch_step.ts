@@ -31,15 +31,38 @@ export interface TorchResult {
 }
 
 export function runTorch(
-  c: BenchConfig, setup: TorchSetup, threads: number, tokenFile: string, benchDir: string, workDir: string,
+  c: BenchConfig,
+  setup: TorchSetup,
+  threads: number,
+  tokenFile: string,
+  benchDir: string,
+  workDir: string,
 ): TorchResult {
   const what = `pytorch ${c.name} (${setup.name})`;
   if (!existsSync(PYTHON)) throw new UserError(`${what}: ${PYTHON} is missing (npm run setup installs python3-torch)`);
-  const { stdout, peakRssBytes } = runWithPeakRss(`${what} (needs python3-torch: npm run setup)`, PYTHON, [
-    path.join(benchDir, "torch_step.py"), "--data", tokenFile, "--config", JSON.stringify(c.model),
-    "--batch", String(c.batch), "--seq", String(c.model.seq), "--warmup", String(setup.steps.warmupSteps),
-    "--steps", String(setup.steps.measuredSteps), "--threads", String(threads),
-  ], setup.env, path.join(workDir, `torch-${c.name}-${setup.name}-time.txt`));
+  const { stdout, peakRssBytes } = runWithPeakRss(
+    `${what} (needs python3-torch: npm run setup)`,
+    PYTHON,
+    [
+      path.join(benchDir, "torch_step.py"),
+      "--data",
+      tokenFile,
+      "--config",
+      JSON.stringify(c.model),
+      "--batch",
+      String(c.batch),
+      "--seq",
+      String(c.model.seq),
+      "--warmup",
+      String(setup.steps.warmupSteps),
+      "--steps",
+      String(setup.steps.measuredSteps),
+      "--threads",
+      String(threads),
+    ],
+    setup.env,
+    path.join(workDir, `torch-${c.name}-${setup.name}-time.txt`),
+  );
   const r = lastJsonLine<Omit<TorchResult, "warmup_steps" | "time_peak_rss_bytes">>(what, stdout);
   return { ...r, warmup_steps: setup.steps.warmupSteps, time_peak_rss_bytes: peakRssBytes };
 }

@@ -58,11 +58,15 @@ export class MpiMissingError extends Error {}
 let mpiFlagsCache: Promise<{ compile: string[]; link: string[] }> | undefined;
 function mpiFlags(): Promise<{ compile: string[]; link: string[] }> {
   mpiFlagsCache ??= Promise.all([run("mpicxx", ["--showme:compile"]), run("mpicxx", ["--showme:link"])])
-    .catch(() => [{ code: 1, stdout: "", stderr: "" }, { code: 1, stdout: "", stderr: "" }])
+    .catch(() => [
+      { code: 1, stdout: "", stderr: "" },
+      { code: 1, stdout: "", stderr: "" },
+    ])
     .then(([compile, link]) => {
       if (compile.code !== 0 || link.code !== 0)
-        throw new MpiMissingError("tensor parallelism needs MPI, and mpicxx does not run: install openmpi-bin and " +
-          "libopenmpi-dev (npm run setup does)");
+        throw new MpiMissingError(
+          "tensor parallelism needs MPI, and mpicxx does not run: install openmpi-bin and " + "libopenmpi-dev (npm run setup does)",
+        );
       return { compile: compile.stdout.trim().split(/\s+/), link: link.stdout.trim().split(/\s+/) };
     });
   return mpiFlagsCache;
@@ -70,7 +74,10 @@ function mpiFlags(): Promise<{ compile: string[]; link: string[] }> {
 
 /** The runtime every backend links: the generic core, and the communicator (MPI's under --tp). */
 async function commonSources(mpi: boolean): Promise<string[]> {
-  return [...(await listFiles(coreDir, ".cpp")), ...(mpi ? await listFiles(join(commDir, "mpi"), ".cpp") : [join(commDir, "comm_single.cpp")])];
+  return [
+    ...(await listFiles(coreDir, ".cpp")),
+    ...(mpi ? await listFiles(join(commDir, "mpi"), ".cpp") : [join(commDir, "comm_single.cpp")]),
+  ];
 }
 
 export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
@@ -79,8 +86,10 @@ export async function buildPlan(opts: BuildOptions): Promise<BuildResult> {
   const backend = codegenBackend(opts.backend ?? "cpu");
   const emulate = backend.caps.emulation && opts.emulate === true;
   const toolchain = backend.toolchain(emulate);
-  const sources = opts.runtimeSources ??
-    [...(await commonSources(opts.mpi === true)), ...(await backend.runtimeSources({ emulate, mpi: opts.mpi === true }))];
+  const sources = opts.runtimeSources ?? [
+    ...(await commonSources(opts.mpi === true)),
+    ...(await backend.runtimeSources({ emulate, mpi: opts.mpi === true })),
+  ];
   const mpi = opts.mpi ? await mpiFlags() : { compile: [], link: [] };
   const flagsOf = (source: string) => (basename(dirname(source)) === "mpi" ? mpi.compile : []);
   const sourceTexts = await Promise.all(sources.map((s) => readFile(s, "utf8")));

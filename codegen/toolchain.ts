@@ -65,13 +65,12 @@ let gxxIdCache: Promise<string> | undefined;
 // The compiler's version and what -march=native means on this machine: a cache shared between
 // machines must not hand one CPU's objects to another.
 export function gxxId(): Promise<string> {
-  gxxIdCache ??= Promise.all([
-    run("g++", ["--version"]),
-    run("g++", ["-march=native", "-Q", "--help=target"]),
-  ]).then(([version, target]) => {
-    if (version.code !== 0) throw new Error(`g++ --version failed:\n${version.stderr}`);
-    return `${version.stdout.split("\n")[0]}\n${target.stdout}`;
-  });
+  gxxIdCache ??= Promise.all([run("g++", ["--version"]), run("g++", ["-march=native", "-Q", "--help=target"])]).then(
+    ([version, target]) => {
+      if (version.code !== 0) throw new Error(`g++ --version failed:\n${version.stderr}`);
+      return `${version.stdout.split("\n")[0]}\n${target.stdout}`;
+    },
+  );
   return gxxIdCache;
 }
 

@@ -31,14 +31,30 @@ export class GraphBuilder {
     const types = def.infer(inputs, attrs);
     const outputs: Value[] = [];
     const { placement = "device", payload } = fields;
-    const node = { id: this.nodes.length, op, inputs, outputs, attrs, loc, phase: this.phase, placement, ...(payload && { payload }) } as NodeOf<K>;
+    const node = {
+      id: this.nodes.length,
+      op,
+      inputs,
+      outputs,
+      attrs,
+      loc,
+      phase: this.phase,
+      placement,
+      ...(payload && { payload }),
+    } as NodeOf<K>;
     types.forEach((t, index) => outputs.push({ id: this.nextValue++, shape: t.shape, dtype: t.dtype, producer: node as Node, index }));
     this.nodes.push(node as Node);
     return node;
   }
 
   /** Adds a single-output node and returns its value. */
-  value<K extends OpName>(op: K, inputs: readonly Value[], attrs?: AttrsOf<K>, loc?: SourceLoc, fields?: { placement?: Placement; payload?: CopyPayload }): Value {
+  value<K extends OpName>(
+    op: K,
+    inputs: readonly Value[],
+    attrs?: AttrsOf<K>,
+    loc?: SourceLoc,
+    fields?: { placement?: Placement; payload?: CopyPayload },
+  ): Value {
     return this.add(op, inputs, attrs, loc, fields).outputs[0];
   }
 

@@ -11,6 +11,7 @@ export interface Collective {
 }
 
 export function collectives(g: Graph): Collective[] {
-  return g.nodes.filter((n) => opKind(n.op) === "collective")
+  return g.nodes
+    .filter((n) => opKind(n.op) === "collective")
     .map((node) => ({ node, bytes: Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0])) }));
 }

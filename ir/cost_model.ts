@@ -62,7 +62,10 @@ export type MeasuredTimes = ReadonlyMap<string, number>;
 
 /** Identifies a node's work across plans: the same op on the same shapes costs the same. */
 export function nodeSignature(n: Node): string {
-  const attrs = Object.entries(n.attrs).filter(([k]) => k !== "name" && k !== "recompute").map(([k, v]) => `${k}=${v}`).join(",");
+  const attrs = Object.entries(n.attrs)
+    .filter(([k]) => k !== "name" && k !== "recompute")
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
   return `${n.op}(${n.inputs.map((v) => formatShape(v.shape)).join(",")}){${attrs}}`;
 }
 
@@ -112,13 +115,24 @@ export function productRate(m: Machine, flops: number): number {
 /** The rate at `size` from rates measured by size (log scales, flat past the ends), or `otherwise` without them. */
 export function sizedRate(rates: readonly SizedRate[] | undefined, size: number, otherwise: number): number {
   if (!rates || rates.length === 0) return otherwise;
-  return logInterpolate(rates.length, (i) => rates[i].size, (i) => rates[i].rate, size);
+  return logInterpolate(
+    rates.length,
+    (i) => rates[i].size,
+    (i) => rates[i].rate,
+    size,
+  );
 }
 
 /** The attention kernels' FLOP/s at T and D: bilinear on log scales over the measured grid, held flat past its edges. */
 export function attentionRate(a: AttentionRates, pass: "forward" | "backward", T: number, D: number): number {
   const grid = a[pass];
-  const atD = (i: number) => logInterpolate(a.D.length, (j) => a.D[j], (j) => grid[i][j], D);
+  const atD = (i: number) =>
+    logInterpolate(
+      a.D.length,
+      (j) => a.D[j],
+      (j) => grid[i][j],
+      D,
+    );
   return logInterpolate(a.T.length, (i) => a.T[i], atD, T);
 }
 
@@ -159,8 +173,7 @@ export type StepRecorder = (n: Node, lane: Lane, start: number, seconds: number)
  * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
  * (placed there by the offload pass) after its gradient's copy.
  */
-export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes,
-  record?: StepRecorder): StepTime {
+export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes, record?: StepRecorder): StepTime {
   let device = 0;
   let host = 0;
   let compute = 0;
@@ -213,25 +226,41 @@ export const H100_DEFAULTS: Machine = { matmulFlops: 100e12, memoryBandwidth: 2.
 export function meanMachine(a: Machine, b: Machine): Machine {
   const mean = (x: number, y: number) => (x + y) / 2;
   const same = <T>(x: readonly T[], y: readonly T[]) => x.length === y.length && x.every((v, i) => v === y[i]);
-  const present = (m: Machine) => [m.productRates, m.streamRates, m.attentionRates, m.softmaxRate, m.elementRates].map((x) => x !== undefined);
+  const present = (m: Machine) =>
+    [m.productRates, m.streamRates, m.attentionRates, m.softmaxRate, m.elementRates].map((x) => x !== undefined);
   if (!same(present(a), present(b)) || !same(Object.keys(a.elementRates ?? {}).sort(), Object.keys(b.elementRates ?? {}).sort()))
     throw new Error("meanMachine: the two machines were not measured alike");
   const sized = (x: readonly SizedRate[] | undefined, y: readonly SizedRate[] | undefined) => {
     if (!x || !y) return undefined;
-    if (!same(x.map((p) => p.size), y.map((p) => p.size))) throw new Error("meanMachine: the measured sizes differ");
+    if (
+      !same(
+        x.map((p) => p.size),
+        y.map((p) => p.size),
+      )
+    )
+      throw new Error("meanMachine: the measured sizes differ");
     return x.map((p, i) => ({ size: p.size, rate: mean(p.rate, y[i].rate) }));
   };
-  const aa = a.attentionRates, ab = b.attentionRates;
+  const aa = a.attentionRates,
+    ab = b.attentionRates;
   if (aa && ab && !(same(aa.T, ab.T) && same(aa.D, ab.D))) throw new Error("meanMachine: the attention grids differ");
-  const grid = (x: readonly (readonly number[])[], y: readonly (readonly number[])[]) => x.map((row, i) => row.map((v, j) => mean(v, y[i][j])));
-  const productRates = sized(a.productRates, b.productRates), streamRates = sized(a.streamRates, b.streamRates);
+  const grid = (x: readonly (readonly number[])[], y: readonly (readonly number[])[]) =>
+    x.map((row, i) => row.map((v, j) => mean(v, y[i][j])));
+  const productRates = sized(a.productRates, b.productRates),
+    streamRates = sized(a.streamRates, b.streamRates);
   return {
-    matmulFlops: mean(a.matmulFlops, b.matmulFlops), memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
-    linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth), hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
+    matmulFlops: mean(a.matmulFlops, b.matmulFlops),
+    memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
+    linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth),
+    hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
     ...(productRates && { productRates }),
     ...(streamRates && { streamRates }),
-    ...(aa && ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
+    ...(aa &&
+      ab && { attentionRates: { T: aa.T, D: aa.D, forward: grid(aa.forward, ab.forward), backward: grid(aa.backward, ab.backward) } }),
     ...(a.softmaxRate && b.softmaxRate && { softmaxRate: mean(a.softmaxRate, b.softmaxRate) }),
-    ...(a.elementRates && b.elementRates && { elementRates: Object.fromEntries(Object.entries(a.elementRates).map(([op, r]) => [op, mean(r, b.elementRates![op])])) }),
+    ...(a.elementRates &&
+      b.elementRates && {
+        elementRates: Object.fromEntries(Object.entries(a.elementRates).map(([op, r]) => [op, mean(r, b.elementRates![op])])),
+      }),
   };
 }

@@ -5,7 +5,12 @@ import type { GraphBuilder } from "./builder.ts";
 import type { AttrsOf, OpName } from "./op_attrs.ts";
 import { type Node, type NodeOf, type Value, shapeEq } from "./types.ts";
 
-export type GradRule<K extends OpName = OpName> = (b: GraphBuilder, n: NodeOf<K>, dys: (Value | undefined)[], wants: boolean[]) => (Value | undefined)[];
+export type GradRule<K extends OpName = OpName> = (
+  b: GraphBuilder,
+  n: NodeOf<K>,
+  dys: (Value | undefined)[],
+  wants: boolean[],
+) => (Value | undefined)[];
 
 /**
  * The rule table has an entry for every op. NONE marks ops that autodiff never differentiates through:
@@ -42,8 +47,16 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     const ta = n.attrs.ta === true;
     const tb = n.attrs.tb === true;
     const e = emitter(b, n);
-    const dA = !wants[0] ? undefined : ta ? e("matmul", [B, dy!], { ta: tb, tb: true })[0] : e("matmul", [dy!, B], { ta: false, tb: !tb })[0];
-    const dB = !wants[1] ? undefined : tb ? e("matmul", [dy!, A], { ta: true, tb: ta })[0] : e("matmul", [A, dy!], { ta: !ta, tb: false })[0];
+    const dA = !wants[0]
+      ? undefined
+      : ta
+        ? e("matmul", [B, dy!], { ta: tb, tb: true })[0]
+        : e("matmul", [dy!, B], { ta: false, tb: !tb })[0];
+    const dB = !wants[1]
+      ? undefined
+      : tb
+        ? e("matmul", [dy!, A], { ta: true, tb: ta })[0]
+        : e("matmul", [A, dy!], { ta: !ta, tb: false })[0];
     return [dA, dB];
   },
 
@@ -55,10 +68,7 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   mul(b, n, [dy], wants) {
     const [A, B] = n.inputs;
     const e = emitter(b, n);
-    return [
-      wants[0] ? e("mul", [dy!, B])[0] : undefined,
-      wants[1] ? reduceTo(b, n, e("mul", [dy!, A])[0], B) : undefined,
-    ];
+    return [wants[0] ? e("mul", [dy!, B])[0] : undefined, wants[1] ? reduceTo(b, n, e("mul", [dy!, A])[0], B) : undefined];
   },
 
   scale(b, n, [dy]) {
@@ -162,5 +172,31 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     return [dlogits, undefined, undefined, undefined];
   },
 
-  param: NONE, sum_rows: NONE, opt_state: NONE, input: NONE, iota: NONE, fill: NONE, embedding_bwd: NONE, embedding_bwd_acc: NONE, layernorm_bwd: NONE, gelu_bwd: NONE, attention_bwd: NONE, cross_entropy_bwd: NONE, linear_cross_entropy_bwd: NONE, grad_norm: NONE, chunk_h2d: NONE, chunk_view: NONE, copy_d2h: NONE, wait: NONE, adamw: NONE, silu_bwd: NONE, broadcast: NONE, embedding_vp_bwd: NONE, cross_entropy_vp_max: NONE, cross_entropy_vp_sums: NONE, cross_entropy_vp_bwd: NONE, sum_squares: NONE, norm_from_squares: NONE,
+  param: NONE,
+  sum_rows: NONE,
+  opt_state: NONE,
+  input: NONE,
+  iota: NONE,
+  fill: NONE,
+  embedding_bwd: NONE,
+  embedding_bwd_acc: NONE,
+  layernorm_bwd: NONE,
+  gelu_bwd: NONE,
+  attention_bwd: NONE,
+  cross_entropy_bwd: NONE,
+  linear_cross_entropy_bwd: NONE,
+  grad_norm: NONE,
+  chunk_h2d: NONE,
+  chunk_view: NONE,
+  copy_d2h: NONE,
+  wait: NONE,
+  adamw: NONE,
+  silu_bwd: NONE,
+  broadcast: NONE,
+  embedding_vp_bwd: NONE,
+  cross_entropy_vp_max: NONE,
+  cross_entropy_vp_sums: NONE,
+  cross_entropy_vp_bwd: NONE,
+  sum_squares: NONE,
+  norm_from_squares: NONE,
 };

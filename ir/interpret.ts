@@ -78,7 +78,7 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "mul":
       return [K.broadcast(f(0), f(1), (x, y) => x * y)];
     case "scale":
-      return [f(0).map((x) => x * (n.attrs.s))];
+      return [f(0).map((x) => x * n.attrs.s)];
     case "sum_rows":
       return [K.sumRows(f(0), numel(n.attrs.to))];
     case "layernorm":
@@ -118,7 +118,12 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "split":
       return K.split(f(0), last(shape(0)), n.attrs.sizes);
     case "concat":
-      return [K.concat(n.inputs.map((_, i) => f(i)), n.inputs.map((v) => v.shape))];
+      return [
+        K.concat(
+          n.inputs.map((_, i) => f(i)),
+          n.inputs.map((v) => v.shape),
+        ),
+      ];
     case "grad_norm":
       return [K.globalNorm(n.inputs.map((_, i) => f(i)))];
     case "adamw": {
@@ -127,18 +132,35 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return K.adamw(f(0), f(1), f(2), f(3), feeds.adam, n.attrs.decay === true, norm);
     }
     // Copies and views move data without changing it.
-    case "copy_d2h": case "wait": case "tp_copy":
+    case "copy_d2h":
+    case "wait":
+    case "tp_copy":
       return [get(n.inputs[0]).slice()];
     case "chunk_h2d":
-      return [K.concat(n.inputs.map((_, i) => f(i)), n.inputs.map((v) => [numel(v.shape)]))];
+      return [
+        K.concat(
+          n.inputs.map((_, i) => f(i)),
+          n.inputs.map((v) => [numel(v.shape)]),
+        ),
+      ];
     case "chunk_view": {
       const start = n.attrs.offset / 4;
       return [f(0).slice(start, start + numel(n.attrs.shape))];
     }
     // Ops whose meaning involves other ranks: test/helpers/spmd.ts runs them across simulated ranks.
-    case "all_reduce": case "all_gather": case "reduce_scatter": case "broadcast": case "shard_slice":
-    case "embedding_vp": case "embedding_vp_bwd": case "cross_entropy_vp_max": case "cross_entropy_vp_sums":
-    case "cross_entropy_vp": case "cross_entropy_vp_bwd": case "sum_squares": case "norm_from_squares":
+    case "all_reduce":
+    case "all_gather":
+    case "reduce_scatter":
+    case "broadcast":
+    case "shard_slice":
+    case "embedding_vp":
+    case "embedding_vp_bwd":
+    case "cross_entropy_vp_max":
+    case "cross_entropy_vp_sums":
+    case "cross_entropy_vp":
+    case "cross_entropy_vp_bwd":
+    case "sum_squares":
+    case "norm_from_squares":
       throw new Error(`interpret: ${n.op} runs across ranks; interpret it per rank (test/helpers/spmd.ts): ${formatNode(n)}`);
     default:
       return unreachable(n);

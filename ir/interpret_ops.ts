@@ -169,7 +169,12 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { B
  * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.)
  */
 export function attentionBwd(
-  q: Float64Array, k: Float64Array, v: Float64Array, y: Float64Array, lse: Float64Array, dy: Float64Array,
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  y: Float64Array,
+  lse: Float64Array,
+  dy: Float64Array,
   { BH, T, D, group }: AttentionDims,
 ): Float64Array[] {
   const dq = new Float64Array(q.length);
@@ -241,7 +246,12 @@ function lmHeadLogits(x: Float64Array, w: Float64Array, N: number, C: number, V:
 
 /** The loss and the log-sum-exp of each row of the logits x Wᵀ (which are never returned). */
 export function linearCrossEntropy(
-  x: Float64Array, w: Float64Array, targets: Int32Array, C: number, V: number, tb: boolean,
+  x: Float64Array,
+  w: Float64Array,
+  targets: Int32Array,
+  C: number,
+  V: number,
+  tb: boolean,
 ): Float64Array[] {
   const N = targets.length;
   const logits = lmHeadLogits(x, w, N, C, V, tb);
@@ -254,7 +264,14 @@ export function linearCrossEntropy(
  * dx[n] = sum_v dlogits[n, v] W[v] and dW[v] = sum_n dlogits[n, v] x[n], dW laid out as W is.
  */
 export function linearCrossEntropyBwd(
-  x: Float64Array, w: Float64Array, targets: Int32Array, lse: Float64Array, dloss: number, C: number, V: number, tb: boolean,
+  x: Float64Array,
+  w: Float64Array,
+  targets: Int32Array,
+  lse: Float64Array,
+  dloss: number,
+  C: number,
+  V: number,
+  tb: boolean,
 ): Float64Array[] {
   const N = targets.length;
   const logits = lmHeadLogits(x, w, N, C, V, tb);
@@ -348,8 +365,13 @@ export interface AdamHyper {
 
 /** One AdamW step (the formula of runtime/core/kernel_list.h); returns new p, m, v. */
 export function adamw(
-  p: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array,
-  h: AdamHyper, decay: boolean, norm: number | undefined,
+  p: Float64Array,
+  grad: Float64Array,
+  m: Float64Array,
+  v: Float64Array,
+  h: AdamHyper,
+  decay: boolean,
+  norm: number | undefined,
 ): Float64Array[] {
   const gscale = norm !== undefined && h.gradClip > 0 ? Math.min(1, h.gradClip / (norm + 1e-6)) : 1;
   const newP = new Float64Array(p.length);

@@ -76,8 +76,10 @@ function broadcastBinary(op: string) {
     expectF32(op, a, "left operand");
     expectF32(op, b, "right operand");
     if (!isSuffix(b.shape, a.shape))
-      fail(`${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not match ` +
-        `(the right operand must have the left's shape or a trailing part of it)`);
+      fail(
+        `${op}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not match ` +
+          `(the right operand must have the left's shape or a trailing part of it)`,
+      );
     return [f32(a.shape)];
   };
 }
@@ -159,8 +161,7 @@ function linearCrossEntropyInfer(inputs: readonly Value[], attrs: LmHeadAttrs): 
   if (x.shape.length !== 2 || w.shape.length !== 2)
     fail(`${op}: input ${formatShape(x.shape)} and weight ${formatShape(w.shape)} must be 2-D`);
   const { N, C, V, tb, rows, cols } = lmHeadDims(inputs, attrs);
-  if (w.shape[tb ? 1 : 0] !== C)
-    fail(`${op}: input ${formatShape(x.shape)} does not match weight ${formatShape(w.shape)}${tb ? "ᵀ" : ""}`);
+  if (w.shape[tb ? 1 : 0] !== C) fail(`${op}: input ${formatShape(x.shape)} does not match weight ${formatShape(w.shape)}${tb ? "ᵀ" : ""}`);
   if (targets.dtype !== "i32" || !shapeEq(targets.shape, [N]))
     fail(`${op}: targets must be i32 [${N}], got ${targets.dtype} ${formatShape(targets.shape)}`);
   const tile = (n: number, most: number) => Number.isInteger(n) && n >= 1 && n <= Math.max(1, most);
@@ -188,8 +189,10 @@ function matmulInfer(inputs: readonly Value[], attrs: AttrsOf<"matmul">): OutTyp
   const Kb = tb ? b.shape[br - 1] : b.shape[br - 2];
   const N = tb ? b.shape[br - 2] : b.shape[br - 1];
   if (Ka !== Kb)
-    fail(`matmul: inner dimensions differ: ${formatShape(a.shape)}${ta ? "ᵀ" : ""} @ ` +
-      `${formatShape(b.shape)}${tb ? "ᵀ" : ""} (${Ka} vs ${Kb})`);
+    fail(
+      `matmul: inner dimensions differ: ${formatShape(a.shape)}${ta ? "ᵀ" : ""} @ ` +
+        `${formatShape(b.shape)}${tb ? "ᵀ" : ""} (${Ka} vs ${Kb})`,
+    );
   return [f32([...batchA, M, N])];
 }
 
@@ -214,7 +217,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   iota: { kind: "compute", arity: 0, infer: (_i, a) => [{ shape: [a.n], dtype: "i32" }] },
   fill: { kind: "compute", arity: 0, infer: (_i, a) => [f32(a.shape)] },
 
-  embedding: { kind: "compute",
+  embedding: {
+    kind: "compute",
     arity: 2,
     infer: ([table, idx]) => {
       expectF32("embedding", table, "table");
@@ -223,15 +227,13 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32([...idx.shape, table.shape[1]])];
     },
   },
-  embedding_bwd: { kind: "compute", flops: perElement(1),
-    arity: 2,
-    infer: ([, dy], a) => [f32([a.V, lastDim(dy.shape)])],
-  },
+  embedding_bwd: { kind: "compute", flops: perElement(1), arity: 2, infer: ([, dy], a) => [f32([a.V, lastDim(dy.shape)])] },
   // acc + embedding_bwd(idx, dy), computed as that sum is (each row's positions summed in order, then
   // added to acc's row), without a (V, C) temporary: the gradient of a tied embedding
   // (ir/passes/embedding_grad.ts). Workspace: a counting sort of the positions by row, and one row sum
   // per thread.
-  embedding_bwd_acc: { kind: "compute",
+  embedding_bwd_acc: {
+    kind: "compute",
     arity: 3,
     reuses: { 0: 0 },
     infer: ([acc, idx, dy]) => {
@@ -250,7 +252,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   add: { kind: "compute", flops: perElement(1), arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("add") },
   mul: { kind: "compute", flops: perElement(1), arity: 2, reuses: { 0: 0 }, infer: broadcastBinary("mul") },
   scale: { kind: "compute", flops: perElement(1), arity: 1, reuses: { 0: 0 }, infer: ([a]) => [f32(a.shape)] },
-  sum_rows: { kind: "compute", flops: perElement(1),
+  sum_rows: {
+    kind: "compute",
+    flops: perElement(1),
     arity: 1,
     infer: ([x], a) => {
       const to = a.to;
@@ -258,7 +262,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32(to)];
     },
   },
-  layernorm: { kind: "compute", flops: perElement(8),
+  layernorm: {
+    kind: "compute",
+    flops: perElement(8),
     arity: [2, 3],
     infer: ([x, w, b]) => {
       expectF32("layernorm", x, "input");
@@ -269,7 +275,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     },
   },
   // Attribute bias=false: the forward had no bias, so there is no db output.
-  layernorm_bwd: { kind: "compute", flops: perElement(16),
+  layernorm_bwd: {
+    kind: "compute",
+    flops: perElement(16),
     arity: 3,
     infer: ([x, w], a) => (a.bias === false ? [f32(x.shape), f32(w.shape)] : [f32(x.shape), f32(w.shape), f32(w.shape)]),
     workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
@@ -277,23 +285,31 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   gelu: { kind: "compute", flops: perElement(20), arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
   gelu_bwd: { kind: "compute", flops: perElement(30), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
   // The kernels run full T x T products: two in the forward, five in the backward.
-  attention: { kind: "compute", flops: (n) => attentionProductFlops(n.inputs[0].shape, 2),
+  attention: {
+    kind: "compute",
+    flops: (n) => attentionProductFlops(n.inputs[0].shape, 2),
     arity: 3,
     infer: ([q, k, v]) => {
       if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
       if (!shapeEq(k.shape, v.shape) || !kvHeadsFit(q.shape, k.shape))
-        fail(`attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match, ` +
-          `except that k and v may have fewer heads (axis -3) than q, a number that divides q's`);
+        fail(
+          `attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match, ` +
+            `except that k and v may have fewer heads (axis -3) than q, a number that divides q's`,
+        );
       return [f32(q.shape), f32(q.shape.slice(0, -1))];
     },
     workspace: ([q]) => attentionDims(q.shape).T ** 2 * 4,
   },
-  attention_bwd: { kind: "compute", flops: (n) => attentionProductFlops(n.inputs[0].shape, 5),
+  attention_bwd: {
+    kind: "compute",
+    flops: (n) => attentionProductFlops(n.inputs[0].shape, 5),
     arity: 6,
     infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
     workspace: ([q]) => 2 * attentionDims(q.shape).T ** 2 * 4,
   },
-  cross_entropy: { kind: "compute", flops: perElement(4),
+  cross_entropy: {
+    kind: "compute",
+    flops: perElement(4),
     arity: 2,
     infer: ([logits, targets]) => {
       expectF32("cross_entropy", logits, "logits");
@@ -306,7 +322,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   cross_entropy_bwd: { kind: "compute", flops: perElement(5), arity: 3, reuses: { 0: 0 }, infer: ([logits]) => [f32(logits.shape)] },
   // Logits and their gradient exist only one tile at a time (kernels_lm_head.cpp). The forward keeps
   // a running sum and the target's logit per row of a tile next to it; the row max lives in lse.
-  linear_cross_entropy: { kind: "compute", flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, true)),
+  linear_cross_entropy: {
+    kind: "compute",
+    flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, true)),
     arity: 3,
     infer: linearCrossEntropyInfer,
     workspace: (inputs, attrs) => {
@@ -314,7 +332,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return (rows * cols + 2 * rows) * 4;
     },
   },
-  linear_cross_entropy_bwd: { kind: "compute", flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, false)),
+  linear_cross_entropy_bwd: {
+    kind: "compute",
+    flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, false)),
     arity: 5,
     // With all rows in one tile, each slice of W is read for the last time before its slice of dW is
     // written, so dW may take W's storage (an offloaded W's device copy dies here).
@@ -328,7 +348,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return rows * cols * 4;
     },
   },
-  reshape: { kind: "view",
+  reshape: {
+    kind: "view",
     arity: 1,
     aliases: { 0: 0 },
     infer: ([x], a) => {
@@ -338,7 +359,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [{ shape, dtype: x.dtype }];
     },
   },
-  transpose: { kind: "compute",
+  transpose: {
+    kind: "compute",
     arity: 1,
     infer: ([x], a) => {
       const perm = a.perm;
@@ -346,7 +368,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32(permuted(x.shape, perm))];
     },
   },
-  split: { kind: "compute",
+  split: {
+    kind: "compute",
     arity: 1,
     infer: ([x], a) => {
       const sizes = a.sizes;
@@ -356,12 +379,12 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return sizes.map((d) => f32([...x.shape.slice(0, -1), d]));
     },
   },
-  concat: { kind: "compute",
+  concat: {
+    kind: "compute",
     arity: "variadic",
     infer: (xs) => {
       const lead = xs[0].shape.slice(0, -1);
-      for (const x of xs)
-        if (!shapeEq(x.shape.slice(0, -1), lead)) fail("concat: leading dimensions differ");
+      for (const x of xs) if (!shapeEq(x.shape.slice(0, -1), lead)) fail("concat: leading dimensions differ");
       return [f32([...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)])];
     },
   },
@@ -371,7 +394,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   // compute may first use it. chunk_h2d brings one chunk's parameters (its inputs, contiguous on the
   // host) into one device buffer; chunk_view is a parameter inside it, `offset` bytes in.
   chunk_h2d: { kind: "transfer", arity: "variadic", infer: (_i, a) => [f32([a.elements])] },
-  chunk_view: { kind: "view",
+  chunk_view: {
+    kind: "view",
     arity: 1,
     aliases: { 0: 0 },
     infer: ([chunk], a) => {
@@ -382,7 +406,10 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   copy_d2h: { kind: "transfer", arity: 1, infer: ([x]) => [f32(x.shape)] },
   wait: { kind: "wait", arity: "variadic", aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
-  adamw: { kind: "compute", flops: perElement(12), hostable: true,
+  adamw: {
+    kind: "compute",
+    flops: perElement(12),
+    hostable: true,
     arity: [4, 5],
     aliases: { 0: 0, 1: 2, 2: 3 },
     infer: ([p, g, m, v]) => {
@@ -393,7 +420,9 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   // Rotary position embeddings (rotate-half pairing) on [..., T, D]; inverse=true rotates back, which
   // is the gradient. Workspace: the cos and sin tables, T * D/2 floats each.
-  rope: { kind: "compute", flops: perElement(3),
+  rope: {
+    kind: "compute",
+    flops: perElement(3),
     arity: 1,
     reuses: { 0: 0 },
     infer: ([x], a) => {
@@ -410,7 +439,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
 
   // Tensor parallelism (ir/passes/shard.ts). Every rank runs the same graph on its part of the
   // tensors; `ranks` is the TP degree. The collectives run across the ranks, in place where they can.
-  all_reduce: { kind: "collective",
+  all_reduce: {
+    kind: "collective",
     arity: 1,
     reuses: { 0: 0 },
     infer: ([x], a) => {
@@ -421,14 +451,16 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   // Concatenates the ranks' parts along the last axis. The parts arrive rank after rank, so unless the
   // tensor is one row, they are rearranged from a workspace of the output's size.
-  all_gather: { kind: "collective",
+  all_gather: {
+    kind: "collective",
     arity: 1,
-    infer: ([x], a) => [f32([...x.shape.slice(0, -1), lastDim(x.shape) * (a.ranks)])],
-    workspace: ([x], a) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * (a.ranks) * 4),
+    infer: ([x], a) => [f32([...x.shape.slice(0, -1), lastDim(x.shape) * a.ranks])],
+    workspace: ([x], a) => (numel(x.shape) === lastDim(x.shape) ? 0 : numel(x.shape) * a.ranks * 4),
   },
   // Sums the ranks' tensors and leaves each rank its part of the last axis; the parts are gathered
   // rank after rank in a workspace of the input's size first (unless the tensor is one row).
-  reduce_scatter: { kind: "collective",
+  reduce_scatter: {
+    kind: "collective",
     arity: 1,
     infer: ([x], a) => {
       const ranks = a.ranks;
@@ -441,7 +473,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   // Megatron's f: the identity in the forward; its gradient is an all_reduce. A view, so no kernel.
   tp_copy: { kind: "view", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
   // This rank's part of the last axis (no communication).
-  shard_slice: { kind: "compute",
+  shard_slice: {
+    kind: "compute",
     arity: 1,
     infer: ([x], a) => {
       const ranks = a.ranks;
@@ -451,7 +484,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   // A vocabulary-parallel embedding: this rank holds rows [rank * V, (rank + 1) * V) of the table and
   // writes zeros for the tokens outside them; an all_reduce sums the ranks' outputs.
-  embedding_vp: { kind: "compute",
+  embedding_vp: {
+    kind: "compute",
     arity: 2,
     infer: ([table, idx]) => {
       expectF32("embedding_vp", table, "table");
@@ -467,7 +501,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   // only those, so the full logits are never gathered.
   cross_entropy_vp_max: { kind: "compute", arity: 1, infer: ([logits]) => [f32(logits.shape.slice(0, -1))] },
   cross_entropy_vp_sums: { kind: "compute", arity: 3, infer: ([logits]) => [f32([2, ...logits.shape.slice(0, -1)])] },
-  cross_entropy_vp: { kind: "compute",
+  cross_entropy_vp: {
+    kind: "compute",
     arity: 4,
     infer: ([logits, targets]) => {
       if (targets.dtype !== "i32") fail("cross_entropy_vp: targets must be i32");

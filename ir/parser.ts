@@ -8,8 +8,19 @@ import { UserError } from "../base/errors.ts";
 import { ShapeError, isOpName, opDef } from "./ops.ts";
 import type { AttrsOf } from "./op_attrs.ts";
 import {
-  type AttrValue, type Attrs, type DType, type Graph, type Node, type NodeOf, type ParamInfo, type Phase, type Shape,
-  type SourceLoc, type Value, formatShape, shapeEq,
+  type AttrValue,
+  type Attrs,
+  type DType,
+  type Graph,
+  type Node,
+  type NodeOf,
+  type ParamInfo,
+  type Phase,
+  type Shape,
+  type SourceLoc,
+  type Value,
+  formatShape,
+  shapeEq,
 } from "./types.ts";
 
 const PHASES: readonly string[] = ["forward", "backward", "optimizer"];
@@ -17,7 +28,10 @@ const PHASES: readonly string[] = ["forward", "backward", "optimizer"];
 /** Reads one line left to right; every failure is reported with the line's number. */
 class LineReader {
   pos = 0;
-  constructor(readonly text: string, readonly lineNo: number) {}
+  constructor(
+    readonly text: string,
+    readonly lineNo: number,
+  ) {}
 
   fail(msg: string): never {
     throw new UserError(`IR text line ${this.lineNo}: ${msg}`);
@@ -172,8 +186,7 @@ function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values
   }
   if (inferred.some((t) => !Array.isArray(t.shape) || t.shape.some((d) => !Number.isInteger(d))))
     r.fail(`${p.op}: missing or malformed attributes (no output shape follows from them)`);
-  if (inferred.length !== p.outs.length)
-    r.fail(`${p.op} has ${inferred.length} output(s) here, the line names ${p.outs.length}`);
+  if (inferred.length !== p.outs.length) r.fail(`${p.op} has ${inferred.length} output(s) here, the line names ${p.outs.length}`);
   if (p.types.length !== p.outs.length) r.fail(`${p.outs.length} output(s) but ${p.types.length} type(s)`);
   const outputs: Value[] = [];
   const node = { id, op, inputs, outputs, attrs, loc: p.loc, phase, placement: "device" } as Node;
@@ -192,7 +205,7 @@ function makeNode(r: LineReader, p: ParsedNode, id: number, phase: Phase, values
 
 function paramOf(r: LineReader, node: NodeOf<"param">): ParamInfo {
   const { name, shape } = node.attrs;
-  if (typeof name !== "string" || !Array.isArray(shape)) r.fail("param needs attributes name=\"...\" and shape=[...]");
+  if (typeof name !== "string" || !Array.isArray(shape)) r.fail('param needs attributes name="..." and shape=[...]');
   return { name, shape, init: { kind: "normal", std: 0.02 }, decay: shape.length >= 2, value: node.outputs[0], loc: node.loc };
 }
 

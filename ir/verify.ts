@@ -11,15 +11,16 @@ export function verifyGraph(g: Graph): void {
     const where = () => formatNode(n);
     if (nodeIds.has(n.id)) throw new Error(`verify: duplicate node id ${n.id}: ${where()}`);
     nodeIds.add(n.id);
-    for (const v of n.inputs)
-      if (!defined.has(v.id)) throw new Error(`verify: %${v.id} used before it is defined: ${where()}`);
+    for (const v of n.inputs) if (!defined.has(v.id)) throw new Error(`verify: %${v.id} used before it is defined: ${where()}`);
     const types = opDef(n.op).infer(n.inputs, n.attrs);
     if (types.length !== n.outputs.length) throw new Error(`verify: wrong output count: ${where()}`);
     n.outputs.forEach((v, i) => {
       if (defined.has(v.id)) throw new Error(`verify: %${v.id} defined twice: ${where()}`);
       if (v.producer !== n || v.index !== i) throw new Error(`verify: %${v.id} has a wrong producer: ${where()}`);
       if (!shapeEq(v.shape, types[i].shape) || v.dtype !== types[i].dtype)
-        throw new Error(`verify: %${v.id} has type ${v.dtype}[${v.shape}] but the op gives ${types[i].dtype}[${types[i].shape}]: ${where()}`);
+        throw new Error(
+          `verify: %${v.id} has type ${v.dtype}[${v.shape}] but the op gives ${types[i].dtype}[${types[i].shape}]: ${where()}`,
+        );
       defined.add(v.id);
     });
   }

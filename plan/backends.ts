@@ -31,12 +31,24 @@ export interface BackendCaps {
 
 export const BACKENDS: Readonly<Record<BackendName, BackendCaps>> = {
   cpu: {
-    name: "cpu", title: "the CPU backend", defaultPrecision: "fp32", precisions: ["fp32"], emulation: false,
-    defaultMachine: CPU_DEFAULTS, planFile: "plan.cpp", profiling: true,
+    name: "cpu",
+    title: "the CPU backend",
+    defaultPrecision: "fp32",
+    precisions: ["fp32"],
+    emulation: false,
+    defaultMachine: CPU_DEFAULTS,
+    planFile: "plan.cpp",
+    profiling: true,
   },
   cuda: {
-    name: "cuda", title: "the CUDA backend", defaultPrecision: "bf16", precisions: ["bf16", "fp32"], emulation: true,
-    defaultMachine: H100_DEFAULTS, planFile: "plan.cu", profiling: false,
+    name: "cuda",
+    title: "the CUDA backend",
+    defaultPrecision: "bf16",
+    precisions: ["bf16", "fp32"],
+    emulation: true,
+    defaultMachine: H100_DEFAULTS,
+    planFile: "plan.cu",
+    profiling: false,
   },
 };
 

@@ -8,7 +8,11 @@ import type { Candidate, PlanCandidate } from "./plan.ts";
 
 /** The step does not fit the device or host budget: a user error that callers searching for a fit can tell apart. */
 export class DoesNotFitError extends SettingError {
-  constructor(phrase: (name: SettingNames) => string, readonly budget: "device" | "host", readonly least?: Candidate) {
+  constructor(
+    phrase: (name: SettingNames) => string,
+    readonly budget: "device" | "host",
+    readonly least?: Candidate,
+  ) {
     super(phrase);
     this.name = "DoesNotFitError";
   }
@@ -18,7 +22,8 @@ export class DoesNotFitError extends SettingError {
 export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: CheckpointMode | "auto"): PlanCandidate {
   const budget = budgets.device;
   if (budget === undefined) {
-    if (requested === "auto") throw new SettingError((name) => `${name("checkpoint")} auto needs a budget to fit: give ${name("deviceMemory")}`);
+    if (requested === "auto")
+      throw new SettingError((name) => `${name("checkpoint")} auto needs a budget to fit: give ${name("deviceMemory")}`);
     return plans[0];
   }
   const hostBudget = budgets.host ?? Infinity;
@@ -38,15 +43,24 @@ export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: 
   const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
   if (offloaded.length > 0) {
     const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
-    throw new DoesNotFitError((name) => `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
-      `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`, "host");
+    throw new DoesNotFitError(
+      (name) =>
+        `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
+        `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`,
+      "host",
+    );
   }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));
-  const consumers = [...least.train.memory.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 5)
+  const consumers = [...least.train.memory.buffers]
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 5)
     .map((b) => `  ${formatBytes(b.bytes).padStart(10)}  ${b.kind} from ${b.node.op} at ${formatLoc(b.node.loc)}`);
-  throw new DoesNotFitError((name) =>
-    `the step does not fit in ${name("deviceMemory")} ${formatBytes(budget)}: it needs at least ` +
-    `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with ${name("checkpoint")} ${least.checkpoint.mode}` +
-    `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`, "device",
-    least.checkpoint);
+  throw new DoesNotFitError(
+    (name) =>
+      `the step does not fit in ${name("deviceMemory")} ${formatBytes(budget)}: it needs at least ` +
+      `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with ${name("checkpoint")} ${least.checkpoint.mode}` +
+      `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`,
+    "device",
+    least.checkpoint,
+  );
 }

@@ -51,16 +51,22 @@ export const PIPELINE = [
   // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone.
   { name: "fuse", reads: () => "", run: (g) => fuseLmHead(g) },
   { name: "autodiff", reads: () => "", run: (g) => accumulateEmbeddingGrads(autodiff(g)) },
-  { name: "recompute", reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`, run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count) },
+  {
+    name: "recompute",
+    reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`,
+    run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count),
+  },
   { name: "adamw", reads: (s) => `${s.clip}`, run: (g, s) => adamwPass(g, { clip: s.clip }) },
   { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },
   {
-    name: "move-activations", reads: (s) => `${s.moves.lookahead}`,
+    name: "move-activations",
+    reads: (s) => `${s.moves.lookahead}`,
     run: (g, s) => offloadActivations(g, { regions: firstRegions(s.moves.count), lookahead: s.moves.lookahead }),
   },
   {
     // Each offload schedule is planned once, so its graph is not kept.
-    name: "offload", reads: () => undefined,
+    name: "offload",
+    reads: () => undefined,
     run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule) : g),
   },
 ] as const satisfies readonly Pass[];

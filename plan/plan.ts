@@ -44,8 +44,12 @@ export interface PlanDecisions {
 export function resolveDecisions(opts: CompileOptions): PlanDecisions {
   const backend = opts.backend ?? "cpu";
   return {
-    backend, precision: resolvePrecision(backendCaps(backend), opts.precision), emulate: opts.emulate === true,
-    ranks: opts.tp ?? 1, threads: opts.threads, clip: opts.clip,
+    backend,
+    precision: resolvePrecision(backendCaps(backend), opts.precision),
+    emulate: opts.emulate === true,
+    ranks: opts.tp ?? 1,
+    threads: opts.threads,
+    clip: opts.clip,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
     requestedCheckpoint: opts.checkpoint,
@@ -151,5 +155,8 @@ export type PlanCandidate = Omit<Plan, "candidates">;
 
 /** Parameters of the whole model (a sharded parameter counted at its full size, once). */
 export function paramCount(plan: Plan): number {
-  return plan.train.graph.params.reduce((s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)), 0);
+  return plan.train.graph.params.reduce(
+    (s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)),
+    0,
+  );
 }

@@ -50,15 +50,21 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
   // size and the parameters' offsets (the training graph's host copies of gradients and activations come
   // after those), so the first persistent layout given for a resident set serves all.
   const layoutIds = new Map<ChunkLayout, number>();
-  const residentKey = (chunks: ChunkLayout, schedule?: OffloadSchedule) => schedule === undefined ? "all" :
-    `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
+  const residentKey = (chunks: ChunkLayout, schedule?: OffloadSchedule) =>
+    schedule === undefined
+      ? "all"
+      : `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
   const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
     const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
   const planFor = (
-    mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES,
+    mode: CheckpointMode,
+    regions?: number,
+    schedule?: OffloadSchedule,
+    chunks = leastWaste,
+    moves = NO_MOVES,
   ): PlanCandidate => {
     if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
     const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
@@ -71,23 +77,45 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
     // The step is played out when its time is first asked for: a search judges most plans by memory alone.
     let predicted: StepTime | undefined;
     const checkpoint: Candidate = {
-      mode, regions, totalRegions, offload: schedule !== undefined, schedule, transferBytes: transferBytes(g),
-      moved: moves.count, moveLookahead: moves.lookahead,
-      movedBytes: g.nodes.filter((n) => n.op === "copy_d2h" && n.payload === "activation").reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
+      mode,
+      regions,
+      totalRegions,
+      offload: schedule !== undefined,
+      schedule,
+      transferBytes: transferBytes(g),
+      moved: moves.count,
+      moveLookahead: moves.lookahead,
+      movedBytes: g.nodes
+        .filter((n) => n.op === "copy_d2h" && n.payload === "activation")
+        .reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
       get predicted() {
         return (predicted ??= simulateStep(g, machine, opts.measured));
       },
-      peak: train.memory.peak, arenaBytes, recomputeFlops: recomputeFlops(g),
+      peak: train.memory.peak,
+      arenaBytes,
+      recomputeFlops: recomputeFlops(g),
     };
     return {
-      modelPath, config, decisions, persistent, train, infer, arenaBytes, hostBytes: persistent.hostBytes, chunks, stages,
-      checkpoint, machine,
+      modelPath,
+      config,
+      decisions,
+      persistent,
+      train,
+      infer,
+      arenaBytes,
+      hostBytes: persistent.hostBytes,
+      chunks,
+      stages,
+      checkpoint,
+      machine,
     };
   };
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
-    throw new SettingError((name) => `${name("checkpoint")} blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`);
+    throw new SettingError(
+      (name) => `${name("checkpoint")} blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`,
+    );
   const moveCount = opts.moveActivations ?? 0;
   checkMoves(opts, moveCount, totalRegions);
   const onDevice = deviceOnly(budgets);
@@ -98,8 +126,15 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
   if (opts.checkpoint === "auto") {
     const modes = checkpointModes((m, r) => planFor(m, r), totalRegions, budgets);
     // Moving activations cannot help when the budget does not even hold the model data.
-    const moving = budgets.device === undefined || modes[0].persistent.bytes >= budgets.device ? [] : activationMoves(
-      (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves), modes, totalRegions, budgets);
+    const moving =
+      budgets.device === undefined || modes[0].persistent.bytes >= budgets.device
+        ? []
+        : activationMoves(
+            (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves),
+            modes,
+            totalRegions,
+            budgets,
+          );
     residentPlans = [...modes, ...moving];
   } else {
     const mode = opts.checkpoint;
@@ -114,25 +149,48 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
   if (!plans.some(settled)) {
-    const modes: [CheckpointMode, number | undefined][] = opts.checkpoint === "auto"
-      ? [["none", undefined], ["selective", undefined], ["blocks", undefined]]
-      : [[opts.checkpoint, regionsFlag]];
+    const modes: [CheckpointMode, number | undefined][] =
+      opts.checkpoint === "auto"
+        ? [
+            ["none", undefined],
+            ["selective", undefined],
+            ["blocks", undefined],
+          ]
+        : [[opts.checkpoint, regionsFlag]];
     // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
     // largest parameter allows), which holds the least on the device at a time.
     const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
     for (const chunks of layouts) {
       if (plans.some((p) => p.checkpoint.offload && fitsDevice(p))) break;
       for (const [mode, regions] of modes)
-        plans = [...plans, ...offloadSchedule(chunks.chunks.length, (s) => planFor(mode, regions, s, chunks, forcedMoves), budgets, residentTooLarge(chunks))];
+        plans = [
+          ...plans,
+          ...offloadSchedule(
+            chunks.chunks.length,
+            (s) => planFor(mode, regions, s, chunks, forcedMoves),
+            budgets,
+            residentTooLarge(chunks),
+          ),
+        ];
       // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
       // moved as the link has time for beside the model data, the rest kept or recomputed. Moving frees
       // device memory that can keep model data resident, so it can pay even where nothing was recomputed.
       // Copies just in time: they hold the least, and memory is what is short here.
-      const moved = opts.checkpoint === "auto"
-        ? movesWithinSlack(plans.filter(fitsDevice), savedBytesPerRegion(pipeline.after("autodiff", base)), machine) : 0;
+      const moved =
+        opts.checkpoint === "auto"
+          ? movesWithinSlack(plans.filter(fitsDevice), savedBytesPerRegion(pipeline.after("autodiff", base)), machine)
+          : 0;
       if (moved > 0)
         for (const mode of ["none", "blocks"] as const)
-          plans = [...plans, ...offloadSchedule(chunks.chunks.length, (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }), budgets, residentTooLarge(chunks))];
+          plans = [
+            ...plans,
+            ...offloadSchedule(
+              chunks.chunks.length,
+              (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }),
+              budgets,
+              residentTooLarge(chunks),
+            ),
+          ];
     }
   }
   const chosen = choosePlan(plans, budgets, opts.checkpoint);
@@ -153,9 +211,14 @@ function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: 
 function checkMoves(opts: CompileOptions, moves: number, totalRegions: number): void {
   if (opts.moveActivations === undefined) return;
   if (opts.checkpoint === "auto")
-    throw new SettingError((name) => `${name("moveActivations")}: ${name("checkpoint")} auto chooses which activations move; give one or the other`);
-  const recomputed = opts.checkpoint === "blocks" ? opts.checkpointRegions ?? 0 : 0;
+    throw new SettingError(
+      (name) => `${name("moveActivations")}: ${name("checkpoint")} auto chooses which activations move; give one or the other`,
+    );
+  const recomputed = opts.checkpoint === "blocks" ? (opts.checkpointRegions ?? 0) : 0;
   if (moves + recomputed > totalRegions)
-    throw new SettingError((name) => `${name("moveActivations")} ${moves}${recomputed > 0 ? ` with ${name("checkpoint")} blocks:${recomputed}` : ""}: ` +
-      `the model marks only ${totalRegions} checkpoint regions`);
+    throw new SettingError(
+      (name) =>
+        `${name("moveActivations")} ${moves}${recomputed > 0 ? ` with ${name("checkpoint")} blocks:${recomputed}` : ""}: ` +
+        `the model marks only ${totalRegions} checkpoint regions`,
+    );
 }

@@ -18,7 +18,10 @@ export interface Placement {
 
 export function placeBuffers(buffers: readonly LiveBuffer[]): Placement {
   const order = [...buffers].sort((a, b) => b.bytes - a.bytes || a.start - b.start || a.key - b.key);
-  const placed = new PlacedBuffers(order.length, order.reduce((m, b) => Math.max(m, b.end), 0));
+  const placed = new PlacedBuffers(
+    order.length,
+    order.reduce((m, b) => Math.max(m, b.end), 0),
+  );
   const offsets = new Map<number, number>();
   let peak = 0;
   for (const buf of order) {

@@ -12,8 +12,7 @@ export function autodiff(g: Graph): Graph {
   b.phase = "backward";
 
   const dependsOnParam = new Set<number>(g.params.map((p) => p.value.id));
-  for (const n of g.nodes)
-    if (n.inputs.some((v) => dependsOnParam.has(v.id))) n.outputs.forEach((v) => dependsOnParam.add(v.id));
+  for (const n of g.nodes) if (n.inputs.some((v) => dependsOnParam.has(v.id))) n.outputs.forEach((v) => dependsOnParam.add(v.id));
 
   const grads = new Map<number, Value>();
   const accumulate = (v: Value, dv: Value, loc = v.producer.loc) => {

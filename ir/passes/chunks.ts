@@ -85,8 +85,11 @@ export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "fin
   };
   if (capacity !== undefined) {
     if (capacity < largest.bytes)
-      throw new SettingError((name) => `${name("chunkSize")} ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
-        `${largest.name} needs ${formatBytes(largest.bytes)} (${largest.bytes} bytes)`);
+      throw new SettingError(
+        (name) =>
+          `${name("chunkSize")} ${formatBytes(capacity)} is smaller than the largest tensor that must stay whole: ` +
+          `${largest.name} needs ${formatBytes(largest.bytes)} (${largest.bytes} bytes)`,
+      );
     return withCapacity(capacity, chosen);
   }
   let best = withCapacity(largest.bytes, "searched");

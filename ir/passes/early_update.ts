@@ -11,7 +11,11 @@ export function earlyUpdate(g: Graph): Graph {
   const updates = g.nodes.filter((n) => n.op === "adamw");
   const rest = g.nodes.filter((n) => n.op !== "adamw" && n.op !== "opt_state");
   const moments = new Map<number, Node[]>(); // update node id -> its opt_state nodes
-  for (const u of updates) moments.set(u.id, u.inputs.slice(2, 4).map((v) => v.producer));
+  for (const u of updates)
+    moments.set(
+      u.id,
+      u.inputs.slice(2, 4).map((v) => v.producer),
+    );
 
   // Position in `rest` after which each update may run: after its gradient's producer and after the
   // last other reader of the parameter.

@@ -29,7 +29,10 @@ export function accumulateEmbeddingGrads(g: Graph): Graph {
     const f = fused.get(n);
     const made = f
       ? b.add("embedding_bwd_acc", [copy.get(f.acc.id)!, ...f.grad.inputs.map((v) => copy.get(v.id)!)], {}, f.grad.loc)
-      : b.copy(n, n.inputs.map((v) => copy.get(v.id)!));
+      : b.copy(
+          n,
+          n.inputs.map((v) => copy.get(v.id)!),
+        );
     n.outputs.forEach((v, i) => copy.set(v.id, made.outputs[i]));
   }
   b.params.push(...g.params.map((p) => ({ ...p, value: copy.get(p.value.id)! })));

@@ -68,7 +68,10 @@ export function fuseLmHead(g: Graph): Graph {
     b.phase = n.phase;
     const head = fused.get(n.id);
     if (!head) {
-      const made = b.copy(n, n.inputs.map((v) => copy.get(v.id)!));
+      const made = b.copy(
+        n,
+        n.inputs.map((v) => copy.get(v.id)!),
+      );
       n.outputs.forEach((out, k) => copy.set(out.id, made.outputs[k]));
       continue;
     }

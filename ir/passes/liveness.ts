@@ -87,8 +87,7 @@ export function liveness(g: Graph, threads: number): Liveness {
       storageOf[v.id] = v.id;
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
-      const kind: BufferKind =
-        isInput ? "input" : isGrad[v.id] ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
+      const kind: BufferKind = isInput ? "input" : isGrad[v.id] ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
       const buffer = { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n };
       bufferOf[v.id] = buffer;
       buffers.push(buffer);

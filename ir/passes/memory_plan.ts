@@ -62,8 +62,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     chunkRange.set(chunk.index, [start, host]);
   }
   if (withOptimizer)
-    for (const moment of ["m", "v"])
-      for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
+    for (const moment of ["m", "v"]) for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
   for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
@@ -75,8 +74,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
  */
 export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded): number {
   let bytes = 0;
-  for (const p of params)
-    if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
+  for (const p of params) if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
   return bytes;
 }
 
@@ -160,7 +158,10 @@ function valueOffsets(g: Graph, live: Liveness, placement: Placement, persistent
   for (const n of g.nodes)
     for (const { id } of n.outputs) {
       const name = live.persistentName[id];
-      offsets.set(id, (name !== undefined ? persistent.offsets.get(name)! : base + placement.offsets.get(live.storageOf[id])!) + live.viewOffset[id]);
+      offsets.set(
+        id,
+        (name !== undefined ? persistent.offsets.get(name)! : base + placement.offsets.get(live.storageOf[id])!) + live.viewOffset[id],
+      );
     }
   return offsets;
 }

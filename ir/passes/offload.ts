@@ -54,12 +54,12 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
   const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
-  const onHost = (n: Node) => OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
+  const onHost = (n: Node) =>
+    OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
   // Gradients of offloaded parameters, which go to the host: value id -> parameter name.
   const hostGradOf = new Array<string | undefined>(valueBound);
-  for (const [name, v] of Object.entries(g.grads))
-    if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
+  for (const [name, v] of Object.entries(g.grads)) if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
 
   const loads = findLoads(g, offloadedChunk, loadKey, onHost);
   loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
@@ -132,7 +132,9 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
 
 /** Each (phase, chunk) that needs a copy, at the position of its first reader, in program order. */
 function findLoads(
-  g: Graph, offloadedChunk: (id: number) => number | undefined, loadKey: (n: Node, chunk: number) => number,
+  g: Graph,
+  offloadedChunk: (id: number) => number | undefined,
+  loadKey: (n: Node, chunk: number) => number,
   onHost: (n: Node) => boolean,
 ): Load[] {
   const loads: Load[] = [];

@@ -54,7 +54,7 @@ export function movedActivations(g: Graph, moves: ActivationMoves): Moved[] {
   const firstBackwardUse = new Map<number, number>();
   const roots = new Map<number, Value>();
   const position = new Map(g.nodes.map((n, i) => [n.id, i]));
-  const regionOf = (v: Value) => (v.producer.phase === "forward" ? (v.producer.attrs.ckpt) : undefined);
+  const regionOf = (v: Value) => (v.producer.phase === "forward" ? v.producer.attrs.ckpt : undefined);
   g.nodes.forEach((n, i) => {
     const region = n.attrs.ckpt;
     if (n.phase === "forward") {
@@ -91,8 +91,12 @@ export function movedActivations(g: Graph, moves: ActivationMoves): Moved[] {
     const index = counts.get(region) ?? 0;
     counts.set(region, index + 1);
     moved.push({
-      value: root, region, name: `act.${region}.${index}`, waitOut: Math.min(ahead, firstBackward),
-      startIn: Math.max(anchor, firstBackward), firstUse,
+      value: root,
+      region,
+      name: `act.${region}.${index}`,
+      waitOut: Math.min(ahead, firstBackward),
+      startIn: Math.max(anchor, firstBackward),
+      firstUse,
     });
   }
   return moved;
@@ -129,7 +133,12 @@ export function offloadActivations(g: Graph, moves: ActivationMoves): Graph {
       onHost.set(m.value.id, b.value("wait", [outbound.get(m.value.id)!, copy.get(m.value.id)!], {}, m.value.producer.loc));
     b.phase = n.phase;
     for (const m of startsIn.get(i) ?? [])
-      inbound.set(m.value.id, b.value("chunk_h2d", [onHost.get(m.value.id)!], { activation: m.name, elements: numel(m.value.shape) }, n.loc, { payload: "activation" }));
+      inbound.set(
+        m.value.id,
+        b.value("chunk_h2d", [onHost.get(m.value.id)!], { activation: m.name, elements: numel(m.value.shape) }, n.loc, {
+          payload: "activation",
+        }),
+      );
     for (const m of waitsIn.get(i) ?? []) back.set(m.value.id, b.value("wait", [inbound.get(m.value.id)!], {}, n.loc));
     const inputs = n.inputs.map((v) => (n.phase === "forward" ? copy.get(v.id)! : backwardInput(n, v)));
     const made = b.copy(n, inputs);

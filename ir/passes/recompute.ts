@@ -44,8 +44,7 @@ function checkpoints(g: Graph, chosen: Set<number>, mode: CheckpointMode): Set<n
   if (mode !== "blocks") return kept;
   for (const n of g.nodes) {
     if (n.phase !== "forward") continue;
-    for (const v of n.inputs)
-      if (chosen.has(v.producer.id) && v.producer.attrs.ckpt !== n.attrs.ckpt) kept.add(v.id);
+    for (const v of n.inputs) if (chosen.has(v.producer.id) && v.producer.attrs.ckpt !== n.attrs.ckpt) kept.add(v.id);
   }
   for (const v of Object.values(g.named)) kept.add(v.id);
   return kept;

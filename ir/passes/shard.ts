@@ -23,7 +23,10 @@ import { reshapeSplit } from "./shard_reshape.ts";
 
 /** A graph that cannot be cut across this many ranks; names the dimension and the model line. */
 export class ShardError extends SettingError {
-  constructor(phrase: (name: SettingNames) => string, readonly loc?: SourceLoc) {
+  constructor(
+    phrase: (name: SettingNames) => string,
+    readonly loc?: SourceLoc,
+  ) {
     super(phrase);
     this.name = "ShardError";
   }
@@ -53,7 +56,10 @@ class Sharder {
   private readonly inputs = new Map<number, Value>(); // traced input value id -> this rank's input
   private node!: Node;
 
-  constructor(private readonly g: Graph, private readonly ranks: number) {
+  constructor(
+    private readonly g: Graph,
+    private readonly ranks: number,
+  ) {
     for (const n of g.nodes) for (const v of n.inputs) this.consumers.set(v.id, [...(this.consumers.get(v.id) ?? []), n]);
   }
 
@@ -62,7 +68,10 @@ class Sharder {
       this.node = n;
       this.b.phase = n.phase;
       if (n.op !== "param") this.checkParams();
-      const outs = this.rule(n, n.inputs.map((v) => this.local.get(v.id)!));
+      const outs = this.rule(
+        n,
+        n.inputs.map((v) => this.local.get(v.id)!),
+      );
       n.outputs.forEach((v, k) => this.local.set(v.id, outs[k]));
     }
     this.checkParams();
@@ -76,8 +85,10 @@ class Sharder {
 
   private checkParams(): void {
     if (this.problems.length === 0) return;
-    throw new ShardError((name) => `${name("tp")} ${this.ranks} does not divide these parameters:\n` +
-      [...new Set(this.problems)].map((p) => `  ${p}`).join("\n"));
+    throw new ShardError(
+      (name) =>
+        `${name("tp")} ${this.ranks} does not divide these parameters:\n` + [...new Set(this.problems)].map((p) => `  ${p}`).join("\n"),
+    );
   }
 
   /** Adds a node for the traced node being rewritten: its line, and its checkpoint region. */
@@ -103,15 +114,19 @@ class Sharder {
         this.inputs.set(n.outputs[0].id, input);
         return [{ value: this.emit("broadcast", [input], { root: 0 })[0], layout: WHOLE }];
       }
-      case "iota": case "fill":
+      case "iota":
+      case "fill":
         return this.same(n, values, [WHOLE]);
       case "embedding":
         return [this.embedding(n, ins)];
       case "matmul":
         return this.matmul(n, ins) ?? this.gathered(n, ins);
-      case "add": case "mul":
+      case "add":
+      case "mul":
         return this.binary(n, ins) ?? this.gathered(n, ins);
-      case "scale": case "gelu": case "silu":
+      case "scale":
+      case "gelu":
+      case "silu":
         return this.same(n, values, [ins[0].layout]);
       case "rope": {
         // Rotates along the last two axes (positions, features): any split outside them is kept.
@@ -152,7 +167,9 @@ class Sharder {
     const where = `${info.name.replace(/\.\d+\./, ".*.")} ${formatShape(info.shape)} (${style}-parallel, ${formatLoc(info.loc)})`;
     // A vocabulary is padded to a multiple of the ranks (50257 is prime); other dimensions must divide.
     if (style !== "vocab" && (!Number.isInteger(perGroup) || perGroup % this.ranks !== 0))
-      this.problems.push(`${where}: ${this.ranks} ranks do not divide its ${groups > 1 ? `${groups} blocks of ${perGroup}` : full} ${what}`);
+      this.problems.push(
+        `${where}: ${this.ranks} ranks do not divide its ${groups > 1 ? `${groups} blocks of ${perGroup}` : full} ${what}`,
+      );
     const shape = [...info.shape];
     shape[axis] = groups * Math.ceil(perGroup / this.ranks);
     const value = this.emit("param", [], { ...n.attrs, shape })[0];
@@ -191,10 +208,10 @@ class Sharder {
     if (A.layout.kind === "whole" && B.layout.kind === "whole") return this.same(n, [A.value, B.value], [WHOLE]);
     if (A.layout.kind !== "split") return undefined;
     const offset = n.inputs[0].shape.length - n.inputs[1].shape.length;
-    if (B.layout.kind === "whole")
-      return A.layout.axis < offset ? this.same(n, [A.value, this.tpCopy(B.value)], [A.layout]) : undefined;
+    if (B.layout.kind === "whole") return A.layout.axis < offset ? this.same(n, [A.value, this.tpCopy(B.value)], [A.layout]) : undefined;
     return B.layout.axis + offset === A.layout.axis && B.layout.groups === A.layout.groups
-      ? this.same(n, [A.value, B.value], [A.layout]) : undefined;
+      ? this.same(n, [A.value, B.value], [A.layout])
+      : undefined;
   }
 
   /**
@@ -207,15 +224,20 @@ class Sharder {
   private attention(n: Node, [q, k, v]: Local[]): Local[] | undefined {
     const rank = n.inputs[0].shape.length;
     const values = [q.value, k.value, v.value];
-    if (q.layout.kind === "whole") return k.layout.kind === "whole" && v.layout.kind === "whole" ? this.same(n, values, [WHOLE]) : undefined;
+    if (q.layout.kind === "whole")
+      return k.layout.kind === "whole" && v.layout.kind === "whole" ? this.same(n, values, [WHOLE]) : undefined;
     if (q.layout.axis >= rank - 2) return undefined;
     if (sameLayout(q.layout, k.layout) && sameLayout(q.layout, v.layout)) return this.same(n, values, [q.layout]);
     if (q.layout.axis !== rank - 3 || k.layout.kind !== "whole" || v.layout.kind !== "whole") return undefined;
     const kvHeads = n.inputs[1].shape[rank - 3];
     if (kvHeads !== 1)
-      throw new ShardError((name) => `${name("tp")} ${this.ranks} splits the ${n.inputs[0].shape[rank - 3]} query heads of this attention across ` +
-        `the ranks, but its ${kvHeads} key/value heads are whole on every rank: only a single K/V head can be ` +
-        `replicated; cut the K/V projections by heads (column-parallel), with ${this.ranks} dividing the K/V heads`, n.loc);
+      throw new ShardError(
+        (name) =>
+          `${name("tp")} ${this.ranks} splits the ${n.inputs[0].shape[rank - 3]} query heads of this attention across ` +
+          `the ranks, but its ${kvHeads} key/value heads are whole on every rank: only a single K/V head can be ` +
+          `replicated; cut the K/V projections by heads (column-parallel), with ${this.ranks} dividing the K/V heads`,
+        n.loc,
+      );
     return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value)], [q.layout]);
   }
 
@@ -237,12 +259,20 @@ class Sharder {
     if ("problem" in mapped) {
       const slot = this.attentionSlot(n.outputs[0]);
       const heads = slot === undefined ? "" : ` (the ${mapped.dim} ${slot === 0 ? "attention" : "key/value"} heads)`;
-      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot split this reshape of ${formatShape(n.inputs[0].shape)} to ` +
-        `${formatShape(to)} across the ranks: ${mapped.problem}${heads}`, n.loc);
+      throw new ShardError(
+        (name) =>
+          `${name("tp")} ${this.ranks} cannot split this reshape of ${formatShape(n.inputs[0].shape)} to ` +
+          `${formatShape(to)} across the ranks: ${mapped.problem}${heads}`,
+        n.loc,
+      );
     }
     if (layout.groups > 1 && !mapped.direct)
-      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot reshape a tensor whose split axis holds ${layout.groups} blocks ` +
-        `(of a column-parallel layer) other than by keeping that axis`, n.loc);
+      throw new ShardError(
+        (name) =>
+          `${name("tp")} ${this.ranks} cannot reshape a tensor whose split axis holds ${layout.groups} blocks ` +
+          `(of a column-parallel layer) other than by keeping that axis`,
+        n.loc,
+      );
     const value = this.emit("reshape", [x.value], { ...n.attrs, shape: mapped.shape })[0];
     return { value, layout: { kind: "split", axis: mapped.axis, groups: layout.groups } };
   }
@@ -254,8 +284,12 @@ class Sharder {
     if (layout.axis !== last) return this.same(n, [x.value], [layout]);
     // The blocks of a column-parallel layer (q, k, v): each rank splits its part of each block.
     if (layout.groups !== sizes.length || sizes.some((s) => s !== sizes[0]))
-      throw new ShardError((name) => `${name("tp")} ${this.ranks}: this split into [${sizes.join(",")}] does not match the ${layout.groups} ` +
-        `block(s) of the column-parallel layer before it (give the Linear groups: ${sizes.length})`, n.loc);
+      throw new ShardError(
+        (name) =>
+          `${name("tp")} ${this.ranks}: this split into [${sizes.join(",")}] does not match the ${layout.groups} ` +
+          `block(s) of the column-parallel layer before it (give the Linear groups: ${sizes.length})`,
+        n.loc,
+      );
     const part = x.value.shape[last] / sizes.length;
     return this.same(n, [x.value], [{ kind: "split", axis: last, groups: 1 }], { ...n.attrs, sizes: sizes.map(() => part) });
   }
@@ -273,7 +307,11 @@ class Sharder {
 
   /** Any other op: its inputs are made whole first, and it runs whole on every rank. */
   private gathered(n: Node, ins: Local[]): Local[] {
-    return this.same(n, ins.map((x, k) => this.whole(x, n.inputs[k])), [WHOLE]);
+    return this.same(
+      n,
+      ins.map((x, k) => this.whole(x, n.inputs[k])),
+      [WHOLE],
+    );
   }
 
   /** The whole value of a split one: an all_gather along the last axis, less any padding. */
@@ -282,8 +320,12 @@ class Sharder {
     const last = traced.shape.length - 1;
     const { axis } = x.layout;
     if (axis !== last || x.layout.groups !== 1)
-      throw new ShardError((name) => `${name("tp")} ${this.ranks} cannot run ${this.node.op} on a tensor split along axis ${axis} ` +
-        `of ${formatShape(traced.shape)}: only the last axis can be gathered`, this.node.loc);
+      throw new ShardError(
+        (name) =>
+          `${name("tp")} ${this.ranks} cannot run ${this.node.op} on a tensor split along axis ${axis} ` +
+          `of ${formatShape(traced.shape)}: only the last axis can be gathered`,
+        this.node.loc,
+      );
     const gathered = this.emit("all_gather", [x.value], { ranks: this.ranks })[0];
     const padding = gathered.shape[last] - traced.shape[last];
     return padding === 0 ? gathered : this.emit("split", [gathered], { sizes: [traced.shape[last], padding] })[0];

@@ -20,7 +20,10 @@ export const MOVE_LOOKAHEADS = [1, 0, 2];
  * Moving never beats `none` (it adds copies, removes no compute), so when that fits nothing is planned.
  */
 export function activationMoves(
-  planWith: (moves: Moves, recomputed: number) => PlanCandidate, base: PlanCandidate[], totalRegions: number, budgets: Budgets,
+  planWith: (moves: Moves, recomputed: number) => PlanCandidate,
+  base: PlanCandidate[],
+  totalRegions: number,
+  budgets: Budgets,
 ): PlanCandidate[] {
   const fitting = (p: PlanCandidate) => fits(p, budgets);
   if (totalRegions === 0 || fitting(base[0])) return [];
@@ -63,6 +66,7 @@ export function activationMoves(
   if (best === undefined) return found;
   const { moved, regions, moveLookahead } = best.checkpoint;
   const others = MOVE_LOOKAHEADS.filter((l) => l !== moveLookahead && l !== justInTime)
-    .map((l) => planWith({ count: moved, lookahead: l }, regions)).filter(fitting);
+    .map((l) => planWith({ count: moved, lookahead: l }, regions))
+    .filter(fitting);
   return [...found, ...others];
 }

@@ -8,7 +8,9 @@ import type { PlanCandidate } from "../plan.ts";
  * blocks that fit (binary search: memory falls and recompute grows with each block recomputed).
  */
 export function checkpointModes(
-  planFor: (mode: CheckpointMode, regions?: number) => PlanCandidate, totalRegions: number, budgets: Budgets,
+  planFor: (mode: CheckpointMode, regions?: number) => PlanCandidate,
+  totalRegions: number,
+  budgets: Budgets,
 ): PlanCandidate[] {
   const plans = [planFor("none"), planFor("selective"), planFor("blocks")];
   // These plans keep model data and activations on the device: only the device budget can refuse them.

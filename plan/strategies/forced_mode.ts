@@ -8,11 +8,19 @@ import { MOVE_LOOKAHEADS } from "./activation_moves.ts";
 
 /** The given mode's plan: with `moveCount` regions moved, at the copy lookahead that fits and is predicted fastest. */
 export function forcedMode(
-  planFor: (mode: CheckpointMode, regions: number | undefined, moves: Moves) => PlanCandidate, mode: CheckpointMode,
-  regions: number | undefined, moveCount: number, budgets: Budgets,
+  planFor: (mode: CheckpointMode, regions: number | undefined, moves: Moves) => PlanCandidate,
+  mode: CheckpointMode,
+  regions: number | undefined,
+  moveCount: number,
+  budgets: Budgets,
 ): PlanCandidate[] {
   const options = moveCount === 0 ? [NO_MOVES] : MOVE_LOOKAHEADS.map((lookahead) => ({ count: moveCount, lookahead }));
-  return [fastest(options.map((m) => planFor(mode, regions, m)), budgets)];
+  return [
+    fastest(
+      options.map((m) => planFor(mode, regions, m)),
+      budgets,
+    ),
+  ];
 }
 
 /** Of plans, the one predicted fastest among those that fit, or, when none fits, the smallest. */

@@ -13,7 +13,10 @@ import type { CompiledProgram, PlanCandidate } from "../plan.ts";
  * so the caller can say how much memory it needs.
  */
 export function offloadSchedule(
-  chunkCount: number, planWith: (s: OffloadSchedule) => PlanCandidate, budgets: Budgets, cannotFit: (s: OffloadSchedule) => boolean,
+  chunkCount: number,
+  planWith: (s: OffloadSchedule) => PlanCandidate,
+  budgets: Budgets,
+  cannotFit: (s: OffloadSchedule) => boolean,
 ): PlanCandidate[] {
   const fitting = (p: PlanCandidate) => fits(p, deviceOnly(budgets));
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
@@ -57,8 +60,7 @@ export function offloadSchedule(
  */
 function residencyOrder(justInTime: CompiledProgram, chunkCount: number): number[] {
   const liveNodes = new Array<number>(chunkCount).fill(0);
-  for (const b of justInTime.memory.buffers)
-    if (b.node.op === "chunk_h2d") liveNodes[b.node.attrs.chunk!] += b.end - b.start + 1;
+  for (const b of justInTime.memory.buffers) if (b.node.op === "chunk_h2d") liveNodes[b.node.attrs.chunk!] += b.end - b.start + 1;
   const mostlyLive = (c: number) => liveNodes[c] > justInTime.graph.nodes.length / 2;
   const reversed = Array.from({ length: chunkCount }, (_, i) => chunkCount - 1 - i);
   return [...reversed.filter(mostlyLive), ...reversed.filter((c) => !mostlyLive(c))];

@@ -69,8 +69,13 @@ function optionView(o: (typeof RUN_OPTIONS)[number], index: number) {
     choices: o.choices ?? [],
     choiceText: (o.choices ?? []).join(", ").replace(/, ([^,]*)$/, " or $1"),
     // The fixed default as a C expression: a number, a choice's index, or nothing for an absent string.
-    literal: kind === "choice" ? String(o.choices!.indexOf(fixed as string)) : kind === "string" ? "" : derived ? "" : cNumber(fixed as number),
-    derived: derived && { from: derived.from, times: cNumber(derived.times), atMost: derived.atMost === undefined ? "" : cNumber(derived.atMost) },
+    literal:
+      kind === "choice" ? String(o.choices!.indexOf(fixed as string)) : kind === "string" ? "" : derived ? "" : cNumber(fixed as number),
+    derived: derived && {
+      from: derived.from,
+      times: cNumber(derived.times),
+      atMost: derived.atMost === undefined ? "" : cNumber(derived.atMost),
+    },
     defaultText: kind === "string" ? "" : defaultText(o),
     check: boundsCheck(o),
     usage: o.flag === undefined ? "" : usageLine(o, kind),
@@ -89,7 +94,8 @@ function usageRow(head: string, text: string): string {
 /** Every generated file's text, by its path relative to the repository root. */
 export function renderContract(): Map<string, string> {
   const options = RUN_OPTIONS.map(optionView);
-  if (options.some((o) => o.choices.length > 0 && o.literal === "-1")) throw new Error("run contract: a choice's default is not one of its choices");
+  if (options.some((o) => o.choices.length > 0 && o.literal === "-1"))
+    throw new Error("run contract: a choice's default is not one of its choices");
   const view = {
     options,
     session: options.filter((o) => o.session),

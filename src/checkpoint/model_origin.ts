@@ -26,15 +26,23 @@ export function modelOrigin(checkpoint: string, metadata: Record<string, string>
     throw new UserError(`${checkpoint}: not a Stowage checkpoint (its metadata has no "model" entry naming the model file)`);
   }
   if (typeof origin.model !== "string" || typeof origin.config !== "object" || origin.config === null)
-    throw new UserError(`${checkpoint}: its metadata does not name the model file it was trained from ` +
-      "(it was saved by a train binary run without --model-file)");
+    throw new UserError(
+      `${checkpoint}: its metadata does not name the model file it was trained from ` +
+        "(it was saved by a train binary run without --model-file)",
+    );
   const besideCheckpoint = path.resolve(path.dirname(checkpoint), origin.model);
   // Checkpoints written before paths were relative to them named the file relative to the working folder.
   const modelPath = existsSync(besideCheckpoint) || !existsSync(origin.model) ? besideCheckpoint : path.resolve(origin.model);
   if (!existsSync(modelPath))
-    throw new UserError(`${checkpoint}: the model file it was trained from, ${path.relative(process.cwd(), modelPath) || modelPath}, ` +
-      "is not there (the checkpoint names it relative to its own folder)");
-  return { modelPath, config: origin.config as Record<string, number>, ...(typeof origin.sha256 === "string" && { sha256: origin.sha256 }) };
+    throw new UserError(
+      `${checkpoint}: the model file it was trained from, ${path.relative(process.cwd(), modelPath) || modelPath}, ` +
+        "is not there (the checkpoint names it relative to its own folder)",
+    );
+  return {
+    modelPath,
+    config: origin.config as Record<string, number>,
+    ...(typeof origin.sha256 === "string" && { sha256: origin.sha256 }),
+  };
 }
 
 /** The model file's hash a checkpoint recorded, if it did. */
@@ -52,6 +60,8 @@ export function changedSince(checkpoint: string, modelPath: string, savedSha256:
   if (savedSha256 === undefined) return undefined;
   const now = fileSha256(modelPath);
   if (now === savedSha256) return undefined;
-  return `warning: ${path.relative(process.cwd(), modelPath) || modelPath} changed since ${checkpoint} was saved ` +
-    `(sha256 ${savedSha256.slice(0, 12)}… then, ${now.slice(0, 12)}… now); using the file as it is now`;
+  return (
+    `warning: ${path.relative(process.cwd(), modelPath) || modelPath} changed since ${checkpoint} was saved ` +
+    `(sha256 ${savedSha256.slice(0, 12)}… then, ${now.slice(0, 12)}… now); using the file as it is now`
+  );
 }

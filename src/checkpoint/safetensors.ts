@@ -9,17 +9,35 @@ import { writeFileAtomic } from "../util/atomic_write.ts";
 import { describeFsError } from "../util/fs_error.ts";
 
 const DTYPE_BYTES = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 } as const;
 
 export type SafetensorsDType = keyof typeof DTYPE_BYTES;
 
 /** F16 and BF16 come back as their raw 16-bit patterns (Uint16Array); BOOL as bytes. */
 export type TensorData =
-  | Float64Array | Float32Array | BigInt64Array | Int32Array | Int16Array | Int8Array
-  | BigUint64Array | Uint32Array | Uint16Array | Uint8Array;
+  | Float64Array
+  | Float32Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | BigUint64Array
+  | Uint32Array
+  | Uint16Array
+  | Uint8Array;
 
 export interface TensorInfo {
   dtype: SafetensorsDType;
@@ -73,11 +91,7 @@ export function readSafetensors(path: string): { tensors: Map<string, Tensor>; m
 }
 
 /** Writes atomically (src/util/atomic_write.ts). */
-export function writeSafetensors(
-  path: string,
-  tensors: readonly TensorToWrite[],
-  metadata: Record<string, string> = {},
-): void {
+export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata: Record<string, string> = {}): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
@@ -104,7 +118,11 @@ export function writeSafetensors(
   lengthBytes.writeBigUInt64LE(BigInt(jsonBytes.length));
 
   try {
-    writeFileAtomic(path, [lengthBytes, jsonBytes, ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
+    writeFileAtomic(path, [
+      lengthBytes,
+      jsonBytes,
+      ...tensors.map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+    ]);
   } catch (e) {
     // Disk full, permissions, a missing directory: the user's to fix, so no stack trace.
     throw new UserError(`${path}: cannot write checkpoint: ${describeFsError(e) ?? (e as Error).message}`);
@@ -181,17 +199,14 @@ function checkTensorEntry(file: string, name: string, entry: unknown, dataStart:
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
     throw new UserError(
-      `${where}: tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}; ` +
-        `known: ${Object.keys(DTYPE_BYTES).join(", ")}`,
+      `${where}: tensor "${name}" has unknown dtype ${JSON.stringify(dtype)}; ` + `known: ${Object.keys(DTYPE_BYTES).join(", ")}`,
     );
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new UserError(`${where}: tensor "${name}" has shape ${JSON.stringify(shape)}, expected non-negative integers`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    throw new UserError(
-      `${where}: tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, expected [begin, end] byte offsets`,
-    );
+    throw new UserError(`${where}: tensor "${name}" has data_offsets ${JSON.stringify(offsets)}, expected [begin, end] byte offsets`);
   }
   const [begin, end] = offsets as [number, number];
   const absolute: [number, number] = [dataStart + begin, dataStart + end];
@@ -232,22 +247,35 @@ function checkNoOverlap(file: string, tensors: Map<string, TensorInfo>): void {
 
 function allocate(dtype: SafetensorsDType, length: number): TensorData {
   switch (dtype) {
-    case "F64": return new Float64Array(length);
-    case "F32": return new Float32Array(length);
-    case "I64": return new BigInt64Array(length);
-    case "I32": return new Int32Array(length);
-    case "I16": return new Int16Array(length);
-    case "I8": return new Int8Array(length);
-    case "U64": return new BigUint64Array(length);
-    case "U32": return new Uint32Array(length);
-    case "F16": case "BF16": case "U16": return new Uint16Array(length);
-    case "U8": case "BOOL": return new Uint8Array(length);
+    case "F64":
+      return new Float64Array(length);
+    case "F32":
+      return new Float32Array(length);
+    case "I64":
+      return new BigInt64Array(length);
+    case "I32":
+      return new Int32Array(length);
+    case "I16":
+      return new Int16Array(length);
+    case "I8":
+      return new Int8Array(length);
+    case "U64":
+      return new BigUint64Array(length);
+    case "U32":
+      return new Uint32Array(length);
+    case "F16":
+    case "BF16":
+    case "U16":
+      return new Uint16Array(length);
+    case "U8":
+    case "BOOL":
+      return new Uint8Array(length);
   }
 }
 
 /** One readSync call moves at most 2 GiB; checkpoints of large models are bigger. */
 function readFully(file: string, fd: number, into: Uint8Array, position: number): void {
-  for (let done = 0; done < into.length; ) {
+  for (let done = 0; done < into.length;) {
     const n = fs.readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
     if (n === 0) throw new UserError(`${file}: unexpected end of file at byte ${position + done} (did it change while read?)`);
     done += n;

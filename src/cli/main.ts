@@ -34,20 +34,35 @@ function withModelOptions(cmd: Command): Command {
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
     .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", `clip the global gradient norm; 0 disables and compiles no norm (default ${D.grad_clip})`)
-    .option("--checkpoint <mode>", "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default: auto with --device-memory, else none)")
-    .option("--move-activations <k>", "keep the saved activations of the first K checkpoint regions (blocks) in host memory " +
-      "between forward and backward; blocks:R recomputes the R after them (default 0; auto chooses)")
+    .option(
+      "--checkpoint <mode>",
+      "recompute in the backward: none, selective (attention), blocks, blocks:K (the first K), auto (default: auto with --device-memory, else none)",
+    )
+    .option(
+      "--move-activations <k>",
+      "keep the saved activations of the first K checkpoint regions (blocks) in host memory " +
+        "between forward and backward; blocks:R recomputes the R after them (default 0; auto chooses)",
+    )
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
-    .option("--link-gbps <x>", "host-device link in gigabits/s each way: the offload schedule is planned for it, and train emulates it (default: unthrottled)")
+    .option(
+      "--link-gbps <x>",
+      "host-device link in gigabits/s each way: the offload schedule is planned for it, and train emulates it (default: unthrottled)",
+    )
     .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
-    .option("--target <name|file>", `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
-      "(cpu: this machine, measured once and cached; default: fixed CPU numbers)")
+    .option(
+      "--target <name|file>",
+      `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
+        "(cpu: this machine, measured once and cached; default: fixed CPU numbers)",
+    )
     .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
     .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32")
-    .option("--emulate", "--backend cuda: build for the emulated CUDA target, which runs the CUDA plan on the CPU " +
-      "(CUDA semantics, stand-ins for cuBLAS and NCCL, a stream race checker)");
+    .option(
+      "--emulate",
+      "--backend cuda: build for the emulated CUDA target, which runs the CUDA plan on the CPU " +
+        "(CUDA semantics, stand-ins for cuBLAS and NCCL, a stream race checker)",
+    );
 }
 
 /** --target, measured (cpu) with the thread count the plans run with. */
@@ -99,7 +114,9 @@ function backendFlags(raw: Raw): Pick<PrepareOptions, "backend" | "precision" | 
   const emulate = raw.emulate === true ? { emulate: true } : {};
   if (precision === undefined) return { backend, ...(choosesPrecision(caps) && { precision: caps.defaultPrecision }), ...emulate };
   if (!choosesPrecision(caps))
-    throw new UserError(`--precision applies to --backend ${backendsWhere(choosesPrecision)} only (${caps.title} computes in ${caps.defaultPrecision})`);
+    throw new UserError(
+      `--precision applies to --backend ${backendsWhere(choosesPrecision)} only (${caps.title} computes in ${caps.defaultPrecision})`,
+    );
   return { backend, precision: parseChoice("--precision", precision, caps.precisions), ...emulate };
 }
 
@@ -127,7 +144,9 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
     // Profiles are measured on the CPU backend's plan (plan/backends.ts: profiling), whose hash names it.
     const { hash } = codegenBackend("cpu").emit(plan);
     if (measured.plan !== hash)
-      throw new UserError(`--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${hash}); give the flags of the run that wrote it`);
+      throw new UserError(
+        `--profile: ${profile} was measured on plan ${measured.plan}, not on this one (${hash}); give the flags of the run that wrote it`,
+      );
     if (!raw.json) console.log(`\n${profileText(plan, measured)}`);
   }
   const trace = str(raw, "trace");
@@ -146,10 +165,20 @@ async function planCommand(model: string, raw: Raw): Promise<void> {
 
 async function capacityCommand(model: string, raw: Raw): Promise<void> {
   if (raw.hostMemory === undefined)
-    throw new UserError("--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)");
+    throw new UserError(
+      "--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)",
+    );
   const target = targetFlag(raw, str(raw, "target") ?? "cpu")!;
-  const { machine: _machine, deviceMemory, hostMemory, preset, set, batch, seq, ...search } =
-    modelOptions({ ...raw, target: undefined, checkpoint: raw.checkpoint ?? "auto" });
+  const {
+    machine: _machine,
+    deviceMemory,
+    hostMemory,
+    preset,
+    set,
+    batch,
+    seq,
+    ...search
+  } = modelOptions({ ...raw, target: undefined, checkpoint: raw.checkpoint ?? "auto" });
   const { loadModel } = await import("../load/load_model.ts");
   const { displayPath } = await import("../load/typecheck.ts");
   const { resolveFamily } = await import("../driver/family.ts");
@@ -159,7 +188,10 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
   const family = resolveFamily(loaded, { preset, set, batch, seq });
   const budgets = { deviceMemory: deviceMemory ?? target.deviceMemory, hostMemory: hostMemory! };
   const found = findCapacity(family, displayPath(loaded.path), target, budgets, search, (p) =>
-    process.stderr.write(`capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`));
+    process.stderr.write(
+      `capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`,
+    ),
+  );
   process.stdout.write(raw.json ? JSON.stringify(capacityJson(found), null, 1) + "\n" : capacityText(found));
 }
 
@@ -213,12 +245,15 @@ function trainFlags(raw: Raw) {
       seed: int(raw, "seed", "--seed", 0) ?? D.seed,
       linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }) ?? D.link_gbps,
     },
-    sample: raw.sample === false ? undefined : {
-      tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
-      prompt: str(raw, "prompt") ?? "export function ",
-      temperature: 0.8,
-      topK: 40,
-    },
+    sample:
+      raw.sample === false
+        ? undefined
+        : {
+            tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
+            prompt: str(raw, "prompt") ?? "export function ",
+            temperature: 0.8,
+            topK: 40,
+          },
   };
 }
 
@@ -231,7 +266,8 @@ async function trainCommand(model: string | undefined, raw: Raw): Promise<void> 
   const { readSafetensorsHeader } = await import("../checkpoint/safetensors.ts");
   const { modelOrigin } = await import("../checkpoint/model_origin.ts");
   const origin = modelOrigin(flags.resume, readSafetensorsHeader(flags.resume).metadata);
-  const set = flags.preset === undefined && (flags.set ?? []).length === 0 ? Object.entries(origin.config).map(([k, v]) => `${k}=${v}`) : flags.set;
+  const set =
+    flags.preset === undefined && (flags.set ?? []).length === 0 ? Object.entries(origin.config).map(([k, v]) => `${k}=${v}`) : flags.set;
   await train(origin.modelPath, { ...flags, set });
 }
 
@@ -298,15 +334,23 @@ function program(): Command {
     .option("--save-every-minutes <m>", "also save when m minutes have passed since the last save")
     .option("--keep <k>", "keep the k newest saves, also named <stem>.step<N><ext> (default 1: only the --save file)")
     .option("--metrics <file>", "write one JSON object per step (default out/metrics.jsonl, none with --no-sample)")
-    .option("--profile-steps <n>", "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)")
+    .option(
+      "--profile-steps <n>",
+      "profiled warm-up steps, then re-plan with the measured times (default 2 when model data is offloaded, else 0)",
+    )
     .option("--profile <file>", "keep the warm-up's per-node times here (for stow plan --profile)")
-    .option("--trace <file>", "write the last profiled step as a Chrome trace (Perfetto, chrome://tracing); profiles steps 2-3 if nothing else does")
+    .option(
+      "--trace <file>",
+      "write the last profiled step as a Chrome trace (Perfetto, chrome://tracing); profiles steps 2-3 if nothing else does",
+    )
     .option("--prompt <text>", "prompt of the sample printed at the end")
     .option("--sample-tokens <n>", "length of that sample (default 64)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")
     .action(trainCommand);
 
-  cli.command("generate").argument("<checkpoint>", "safetensors checkpoint written by stow train")
+  cli
+    .command("generate")
+    .argument("<checkpoint>", "safetensors checkpoint written by stow train")
     .description("sample text from a checkpoint")
     .option("--prompt <text>", "text to continue")
     .option("--tokens <n>", "tokens to generate (default 100)")

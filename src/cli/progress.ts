@@ -45,8 +45,7 @@ export function createProgress(options: ProgressOptions): Progress {
   let printed: StepStats | undefined;
   let lastDraw = -Infinity;
 
-  const line = (stats: StepStats, withBar: boolean) =>
-    formatLine(stats, total, now() - start, withBar);
+  const line = (stats: StepStats, withBar: boolean) => formatLine(stats, total, now() - start, withBar);
 
   const draw = (stats: StepStats) => {
     let text = line(stats, true);

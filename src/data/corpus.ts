@@ -19,9 +19,7 @@ export function builtinCorpusText(): string {
     ...CORPUS_TOP_FILES.filter((f) => fs.existsSync(nodePath.join(REPO_ROOT, f))),
     ...CORPUS_DIRS.flatMap((dir) => listSourceFiles(dir)),
   ].sort(); // plain code-unit order, so the corpus is the same under every locale
-  return files
-    .map((rel) => `// file: ${rel}\n${fs.readFileSync(nodePath.join(REPO_ROOT, rel), "utf8")}`)
-    .join("\n");
+  return files.map((rel) => `// file: ${rel}\n${fs.readFileSync(nodePath.join(REPO_ROOT, rel), "utf8")}`).join("\n");
 }
 
 /** Relative paths (with `/`) of corpus files under `dir`, which is relative to the repo root. */

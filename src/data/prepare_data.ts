@@ -28,19 +28,31 @@ export interface PreparedData {
  * that length, shuffled with a fixed seed: each row of a batch is a run of one file, each batch samples the
  * whole project, and the loss falls steadily.
  */
-export async function prepareData(dataPath: string | undefined, cacheDir: string, vocab = GPT2_VOCAB_SIZE,
-  seq?: number): Promise<PreparedData> {
+export async function prepareData(
+  dataPath: string | undefined,
+  cacheDir: string,
+  vocab = GPT2_VOCAB_SIZE,
+  seq?: number,
+): Promise<PreparedData> {
   const tokenizer = tokenizerFor(vocab);
   const textTokenizer = (what: string) => {
     if (vocab < tokenizer.minVocab)
-      throw new UserError(`--set vocab=${vocab}: ${what} is read as ${tokenizer.label}, which needs a vocabulary of at ` +
-        `least ${tokenizer.minVocab}; raise vocab, or pass an llm.c token file with --data`);
+      throw new UserError(
+        `--set vocab=${vocab}: ${what} is read as ${tokenizer.label}, which needs a vocabulary of at ` +
+          `least ${tokenizer.minVocab}; raise vocab, or pass an llm.c token file with --data`,
+      );
     return tokenizer;
   };
   if (dataPath === undefined) {
     const text = builtinCorpusText();
-    return tokenizeCached(Buffer.from(text, "utf8"), text, cacheDir, "built-in corpus (Stowage's own source)",
-      textTokenizer("the built-in corpus"), seq);
+    return tokenizeCached(
+      Buffer.from(text, "utf8"),
+      text,
+      cacheDir,
+      "built-in corpus (Stowage's own source)",
+      textTokenizer("the built-in corpus"),
+      seq,
+    );
   }
   const bytes = readDataFile(dataPath);
   if (bytes.length >= 4 && bytes.readInt32LE(0) === TOKEN_FILE_MAGIC) {
@@ -95,8 +107,14 @@ function firstInvalidUtf8Byte(bytes: Buffer, text: string): number | undefined {
   return undefined;
 }
 
-async function tokenizeCached(bytes: Buffer, text: string, cacheDir: string, source: string,
-  tokenizer: Tokenizer, window?: number): Promise<PreparedData> {
+async function tokenizeCached(
+  bytes: Buffer,
+  text: string,
+  cacheDir: string,
+  source: string,
+  tokenizer: Tokenizer,
+  window?: number,
+): Promise<PreparedData> {
   const digest = crypto.createHash("sha256").update(bytes).digest("hex");
   const tokenFile = nodePath.join(cacheDir, `${tokenizer.name}-${digest}${window ? `-windows${window}` : ""}.bin`);
   const order = window ? `, in shuffled windows of ${window}` : "";

@@ -65,7 +65,7 @@ export function checkVocab(tokens: Uint16Array | readonly number[], vocab: numbe
 
 /** One readSync call moves at most 2 GiB, and a token file may hold up to 4 GiB of tokens. */
 function readFully(path: string, fd: number, into: Uint8Array, position: number): void {
-  for (let done = 0; done < into.length; ) {
+  for (let done = 0; done < into.length;) {
     const n = fs.readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
     if (n === 0) throw new UserError(`${path}: unexpected end of file at byte ${position + done} (did it change while read?)`);
     done += n;
@@ -75,23 +75,17 @@ function readFully(path: string, fd: number, into: Uint8Array, position: number)
 function readHeader(path: string, fd: number): { count: number } {
   const size = fs.fstatSync(fd).size;
   if (size < TOKEN_HEADER_BYTES) {
-    throw new UserError(
-      `${path}: too short for an llm.c token file: ${size} bytes, the header alone is ${TOKEN_HEADER_BYTES} bytes`,
-    );
+    throw new UserError(`${path}: too short for an llm.c token file: ${size} bytes, the header alone is ${TOKEN_HEADER_BYTES} bytes`);
   }
   const header = Buffer.alloc(TOKEN_HEADER_BYTES);
   fs.readSync(fd, header, 0, TOKEN_HEADER_BYTES, 0);
   const magic = header.readInt32LE(0);
   if (magic !== TOKEN_FILE_MAGIC) {
-    throw new UserError(
-      `${path}: not an llm.c token file: magic at byte 0 is ${magic}, expected ${TOKEN_FILE_MAGIC}`,
-    );
+    throw new UserError(`${path}: not an llm.c token file: magic at byte 0 is ${magic}, expected ${TOKEN_FILE_MAGIC}`);
   }
   const version = header.readInt32LE(4);
   if (version !== TOKEN_FILE_VERSION) {
-    throw new UserError(
-      `${path}: unsupported token file version ${version} at byte 4, expected ${TOKEN_FILE_VERSION} (uint16 tokens)`,
-    );
+    throw new UserError(`${path}: unsupported token file version ${version} at byte 4, expected ${TOKEN_FILE_VERSION} (uint16 tokens)`);
   }
   const count = header.readInt32LE(8);
   if (count < 0) throw new UserError(`${path}: negative token count ${count} at byte 8`);

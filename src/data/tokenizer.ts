@@ -60,7 +60,10 @@ export function encodePrompt(prompt: string, vocab: number): { tokens: number[] 
   if (tokens.length === 0) return { problem: "the prompt is empty" };
   const outside = tokens.find((t) => t >= vocab);
   if (outside !== undefined)
-    return { problem: `the prompt ${JSON.stringify(prompt)} encodes (${tokenizer.label}) to token ${outside}, ` +
-      `outside the model's vocabulary of ${vocab} tokens` };
+    return {
+      problem:
+        `the prompt ${JSON.stringify(prompt)} encodes (${tokenizer.label}) to token ${outside}, ` +
+        `outside the model's vocabulary of ${vocab} tokens`,
+    };
   return { tokens };
 }

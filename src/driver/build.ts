@@ -10,7 +10,10 @@ export async function buildCompiledPlan(plan: Plan, log: (line: string) => void)
   const { source } = codegenBackend(backend).emit(plan, precision);
   const started = performance.now();
   const result = await buildPlan({
-    planCpp: source, backend, mpi: ranks > 1, emulate,
+    planCpp: source,
+    backend,
+    mpi: ranks > 1,
+    emulate,
   }).catch((e: unknown) => {
     throw e instanceof MpiMissingError ? new SettingError((name) => `${name("tp")} ${ranks}: ${e.message}`) : e;
   });

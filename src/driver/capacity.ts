@@ -56,7 +56,11 @@ const LEAST_BYTES_PER_PARAM = 12;
 const BYTES_PER_PARAM = 16;
 
 export function findCapacity(
-  family: Family, modelPath: string, target: Target, budgets: { deviceMemory: number; hostMemory: number }, opts: SearchOptions,
+  family: Family,
+  modelPath: string,
+  target: Target,
+  budgets: { deviceMemory: number; hostMemory: number },
+  opts: SearchOptions,
   onProbe: (p: Probe) => void = () => {},
 ): Capacity {
   const memory = budgets.deviceMemory + budgets.hostMemory;
@@ -76,7 +80,12 @@ export function findCapacity(
     const seconds = () => (performance.now() - started) / 1000;
     try {
       const plan = compilePlan(r.definition, modelPath, r.config, {
-        ...opts, batch: r.batch, seq: r.seq, deviceMemory: budgets.deviceMemory, hostMemory: budgets.hostMemory, machine: target.machine,
+        ...opts,
+        batch: r.batch,
+        seq: r.seq,
+        deviceMemory: budgets.deviceMemory,
+        hostMemory: budgets.hostMemory,
+        machine: target.machine,
       });
       plans.set(k, plan);
       probes.push({ member: k, fits: true, seconds: seconds() });
@@ -86,7 +95,14 @@ export function findCapacity(
       if (e instanceof TraceError) throw new UserError(`${family.label(k)}: ${describeTraceError(e)}`);
       if (!(e instanceof DoesNotFitError)) throw e;
       probes.push({
-        member: k, fits: false, lacks: e.budget, reason: e.phrase(flagName).split("\n")[0].replace(/ Largest temporaries:$/, ""), seconds: seconds(),
+        member: k,
+        fits: false,
+        lacks: e.budget,
+        reason: e
+          .phrase(flagName)
+          .split("\n")[0]
+          .replace(/ Largest temporaries:$/, ""),
+        seconds: seconds(),
       });
       onProbe(probes.at(-1)!);
       return false;
@@ -98,9 +114,17 @@ export function findCapacity(
     const why = probes.find((p) => p.member === 1)?.reason ?? `its model data alone needs ${LEAST_BYTES_PER_PARAM} bytes a parameter`;
     throw new UserError(`not even the smallest member of the family (${family.label(1)}) fits: ${why}`);
   }
-  const next = probes.find((p) => p.member === best + 1) ?? (best + 1 === bound && bound <= family.size
-    ? { member: bound, fits: false, lacks: "host" as const, seconds: 0, reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory` }
-    : undefined);
+  const next =
+    probes.find((p) => p.member === best + 1) ??
+    (best + 1 === bound && bound <= family.size
+      ? {
+          member: bound,
+          fits: false,
+          lacks: "host" as const,
+          seconds: 0,
+          reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
+        }
+      : undefined);
   if (next && !probes.includes(next)) probes.push(next);
   return { family, target, ...budgets, member: best, params: paramsOf(best), plan: plans.get(best)!, next, guess, probes };
 }

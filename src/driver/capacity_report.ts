@@ -35,24 +35,48 @@ export function capacityJson(c: Capacity): object {
     target: { name: c.target.name, description: c.target.description, device_memory_bytes: c.deviceMemory, machine: c.target.machine },
     host_memory_bytes: c.hostMemory,
     largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
-    next: c.next ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null } : null,
+    next: c.next
+      ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null }
+      : null,
     plan: {
-      batch: p.train.batch, seq: p.train.seq, device_peak_bytes: p.train.memory.peak, arena_bytes: p.arenaBytes,
-      host_bytes: p.hostBytes, offload: p.checkpoint.offload, checkpoint: p.checkpoint.mode,
-      checkpoint_regions: p.checkpoint.regions, total_regions: p.checkpoint.totalRegions, moved_regions: p.checkpoint.moved,
-      recompute_flops: p.checkpoint.recomputeFlops, step_flops: graphFlops(p.train.graph),
-      chunks: p.chunks.chunks.length, chunk_capacity_bytes: p.chunks.capacity,
+      batch: p.train.batch,
+      seq: p.train.seq,
+      device_peak_bytes: p.train.memory.peak,
+      arena_bytes: p.arenaBytes,
+      host_bytes: p.hostBytes,
+      offload: p.checkpoint.offload,
+      checkpoint: p.checkpoint.mode,
+      checkpoint_regions: p.checkpoint.regions,
+      total_regions: p.checkpoint.totalRegions,
+      moved_regions: p.checkpoint.moved,
+      recompute_flops: p.checkpoint.recomputeFlops,
+      step_flops: graphFlops(p.train.graph),
+      chunks: p.chunks.chunks.length,
+      chunk_capacity_bytes: p.chunks.capacity,
       resident_chunks: p.checkpoint.offload ? p.checkpoint.schedule!.resident.size : p.chunks.chunks.length,
-      lookahead: p.checkpoint.schedule?.lookahead ?? 0, h2d_bytes_per_step: h2d, d2h_bytes_per_step: d2h,
+      lookahead: p.checkpoint.schedule?.lookahead ?? 0,
+      h2d_bytes_per_step: h2d,
+      d2h_bytes_per_step: d2h,
     },
     predicted: {
-      step_seconds: step.seconds, compute_seconds: step.computeSeconds, link_seconds: step.linkSeconds,
-      stall_seconds: step.stallSeconds, tokens_per_step: tokens, tokens_per_s: tokens / step.seconds,
+      step_seconds: step.seconds,
+      compute_seconds: step.computeSeconds,
+      link_seconds: step.linkSeconds,
+      stall_seconds: step.stallSeconds,
+      tokens_per_step: tokens,
+      tokens_per_s: tokens / step.seconds,
     },
     search: {
-      guess: c.guess, plans: c.probes.filter((q) => q.seconds > 0).length,
+      guess: c.guess,
+      plans: c.probes.filter((q) => q.seconds > 0).length,
       seconds: c.probes.reduce((s, q) => s + q.seconds, 0),
-      probes: c.probes.map((q) => ({ member: q.member, fits: q.fits, lacks: q.lacks ?? null, seconds: q.seconds, reason: q.reason ?? null })),
+      probes: c.probes.map((q) => ({
+        member: q.member,
+        fits: q.fits,
+        lacks: q.lacks ?? null,
+        seconds: q.seconds,
+        reason: q.reason ?? null,
+      })),
     },
     assumptions: ASSUMPTIONS,
   };
@@ -74,31 +98,37 @@ export function capacityText(c: Capacity): string {
     : "model data resident on the device (nothing offloaded)";
   const searchSeconds = c.probes.reduce((t, q) => t + q.seconds, 0);
   const planned = c.probes.filter((q) => q.seconds > 0);
-  return [
-    `target     ${c.target.name}: ${c.target.description}`,
-    `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}`,
-    `family     ${c.family.rule}`,
-    "",
-    `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
-    `           ${Object.entries(p.config).map(([k, v]) => `${k}=${v}`).join(" ")}`,
-    c.next ? `next       ${c.family.label(c.next.member)} does not fit: ${c.next.reason}` : "next       (the family has no larger member)",
-    "",
-    `step       batch ${p.train.batch} x seq ${p.train.seq} = ${tokens} tokens`,
-    `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}`,
-    `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
-    `           ${chunks}`,
-    `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
-    `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, link busy ${s(step.linkSeconds)}, ` +
-      `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
-    "",
-    "assumptions",
-    `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}${m.productRates ? " at the largest measured size (smaller products at their measured rates)" : ""}, ` +
-      `device memory ${rate(m.memoryBandwidth, "B/s")}${m.streamRates ? " at the largest measured size (smaller kernels at their measured rates)" : ""}, host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}` +
-      `${m.attentionRates ? "; attention kernels and the LM head's softmax as measured" : ""}`,
-    ...ASSUMPTIONS.map((a) => `  ${a}`),
-    "",
-    `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
-      `(model data at 16 bytes a parameter filling device and host): ` +
-      c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
-  ].join("\n") + "\n";
+  return (
+    [
+      `target     ${c.target.name}: ${c.target.description}`,
+      `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}`,
+      `family     ${c.family.rule}`,
+      "",
+      `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
+      `           ${Object.entries(p.config)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}`,
+      c.next
+        ? `next       ${c.family.label(c.next.member)} does not fit: ${c.next.reason}`
+        : "next       (the family has no larger member)",
+      "",
+      `step       batch ${p.train.batch} x seq ${p.train.seq} = ${tokens} tokens`,
+      `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}`,
+      `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
+      `           ${chunks}`,
+      `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
+      `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, link busy ${s(step.linkSeconds)}, ` +
+        `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
+      "",
+      "assumptions",
+      `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}${m.productRates ? " at the largest measured size (smaller products at their measured rates)" : ""}, ` +
+        `device memory ${rate(m.memoryBandwidth, "B/s")}${m.streamRates ? " at the largest measured size (smaller kernels at their measured rates)" : ""}, host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}` +
+        `${m.attentionRates ? "; attention kernels and the LM head's softmax as measured" : ""}`,
+      ...ASSUMPTIONS.map((a) => `  ${a}`),
+      "",
+      `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
+        `(model data at 16 bytes a parameter filling device and host): ` +
+        c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
+    ].join("\n") + "\n"
+  );
 }

@@ -32,8 +32,12 @@ export function chunkRows(plan: Plan): ChunkRow[] {
     const onHost = schedule !== undefined && !schedule.resident.has(c.index);
     const h2d = copies.get(c.index) ?? 0;
     return {
-      index: c.index, bytes: c.bytes, params: c.params, placement: onHost ? "host" : "device",
-      h2d_copies: h2d, h2d_bytes: h2d * c.bytes,
+      index: c.index,
+      bytes: c.bytes,
+      params: c.params,
+      placement: onHost ? "host" : "device",
+      h2d_copies: h2d,
+      h2d_bytes: h2d * c.bytes,
       d2h_bytes: c.params.reduce((s, name) => s + (gradBytes.get(name) ?? 0), 0),
       kept: schedule?.keep.has(c.index) ?? false,
     };
@@ -56,8 +60,10 @@ export function chunkTableText(plan: Plan): string {
     }
     const contents = r.params.length === 1 ? r.params[0] : `${r.params[0]} .. ${r.params.at(-1)} (${r.params.length} tensors)`;
     const placement = r.placement + (r.kept ? "*" : "");
-    lines.push(`  ${String(r.index).padStart(3)} ${formatBytes(r.bytes).padStart(10)}  ${placement.padEnd(9)}  ` +
-      `${formatBytes(r.h2d_bytes).padStart(10)}  ${formatBytes(r.d2h_bytes).padStart(10)}  ${contents}`);
+    lines.push(
+      `  ${String(r.index).padStart(3)} ${formatBytes(r.bytes).padStart(10)}  ${placement.padEnd(9)}  ` +
+        `${formatBytes(r.h2d_bytes).padStart(10)}  ${formatBytes(r.d2h_bytes).padStart(10)}  ${contents}`,
+    );
   }
   if (rows.some((r) => r.kept)) lines.push("  * copied once per step: the forward's copy stays on the device for the backward");
   return lines.join("\n");

@@ -31,8 +31,17 @@ export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family 
       throw new UserError(`--set ${field}: capacity chooses ${field} itself (the model's scale rule grows it)`);
     const preset = choice.preset ?? m.scale.preset ?? m.defaultPreset;
     const member = (k: number) => resolveModel(loaded, { ...choice, preset, set: [...set, `${field}=${k}`] });
-    const fixed = Object.entries(member(1).config).filter(([k]) => k !== field).map(([k, v]) => `${k}=${v}`).join(" ");
-    return { rule: `${field} grown, the other fields as preset ${preset} (${fixed})`, field, size: Infinity, member, label: (k) => `${field}=${k}` };
+    const fixed = Object.entries(member(1).config)
+      .filter(([k]) => k !== field)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    return {
+      rule: `${field} grown, the other fields as preset ${preset} (${fixed})`,
+      field,
+      size: Infinity,
+      member,
+      label: (k) => `${field}=${k}`,
+    };
   }
   if (choice.preset !== undefined)
     throw new UserError("--preset: this model declares no scale rule, so its family is all of its presets, in order of size");
@@ -41,7 +50,9 @@ export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family 
     .sort((a, b) => a.params - b.params);
   const member = (k: number) => resolveModel(loaded, { ...choice, preset: bySize[k - 1].name });
   return {
-    rule: `the presets in order of size (${bySize.map((p) => p.name).join(", ")})`, size: bySize.length, member,
+    rule: `the presets in order of size (${bySize.map((p) => p.name).join(", ")})`,
+    size: bySize.length,
+    member,
     label: (k) => `preset ${bySize[k - 1].name}`,
   };
 }
@@ -49,7 +60,9 @@ export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family 
 /** Parameters of a member, from building its modules (no tracing, so it is cheap at any size). */
 export function paramCount(r: Resolved): number {
   try {
-    return buildModel(r.definition, r.config).namedParameters().reduce((s, [, p]) => s + numel(p.shape), 0);
+    return buildModel(r.definition, r.config)
+      .namedParameters()
+      .reduce((s, [, p]) => s + numel(p.shape), 0);
   } catch (e) {
     if (e instanceof TraceError) throw new UserError(describeTraceError(e));
     throw e;

@@ -19,7 +19,9 @@ function describe(p: Plan): string {
  * Returns the error to throw (the same one when nothing better can be said).
  */
 export function withLeastBudget(
-  refused: DoesNotFitError, opts: Omit<CompileOptions, "batch" | "seq">, compileWith: (o: Partial<CompileOptions>) => Plan,
+  refused: DoesNotFitError,
+  opts: Omit<CompileOptions, "batch" | "seq">,
+  compileWith: (o: Partial<CompileOptions>) => Plan,
 ): DoesNotFitError {
   if (refused.budget !== "device" || opts.deviceMemory === undefined) return refused;
   const budget = formatBytes(opts.deviceMemory);
@@ -27,8 +29,13 @@ export function withLeastBudget(
   if (opts.checkpoint !== "auto" && opts.moveActivations === undefined) {
     try {
       const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined });
-      return new DoesNotFitError((name) => `${refused.phrase(name)}\n${name("checkpoint")} auto fits in ${name("deviceMemory")} ${budget} ` +
-        `(${describe(p)}; arena ${formatBytes(p.arenaBytes)})`, "device", refused.least);
+      return new DoesNotFitError(
+        (name) =>
+          `${refused.phrase(name)}\n${name("checkpoint")} auto fits in ${name("deviceMemory")} ${budget} ` +
+          `(${describe(p)}; arena ${formatBytes(p.arenaBytes)})`,
+        "device",
+        refused.least,
+      );
     } catch (e) {
       if (!(e instanceof DoesNotFitError)) throw e;
       if (e.budget !== "device") return refused;
@@ -40,8 +47,12 @@ export function withLeastBudget(
   const flags = (name: SettingNames) => `${name("deviceMemory")} ${bytes} ${name("checkpoint")} auto`;
   try {
     const p = compileWith({ checkpoint: "auto", checkpointRegions: undefined, moveActivations: undefined, deviceMemory: least.arenaBytes });
-    return new DoesNotFitError((name) => `${refused.phrase(name)}\nThe smallest budget that fits: ${formatBytes(bytes)}, with ` +
-      `\`${flags(name)}\` (${describe(p)})`, "device", least);
+    return new DoesNotFitError(
+      (name) =>
+        `${refused.phrase(name)}\nThe smallest budget that fits: ${formatBytes(bytes)}, with ` + `\`${flags(name)}\` (${describe(p)})`,
+      "device",
+      least,
+    );
   } catch (e) {
     if (!(e instanceof DoesNotFitError)) throw e;
     return refused;

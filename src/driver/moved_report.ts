@@ -34,8 +34,10 @@ export function movedRows(plan: Plan): MovedRow[] {
 export function movedText(plan: Plan): string {
   const c = plan.checkpoint;
   const rows = movedRows(plan);
-  const lines = [`activations moved to host memory: ${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
-    `back per step, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`];
+  const lines = [
+    `activations moved to host memory: ${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
+      `back per step, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`,
+  ];
   const perRegion = new Map<number, number>();
   for (const r of rows) perRegion.set(r.region, (perRegion.get(r.region) ?? 0) + r.bytes);
   lines.push(`  blocks: ${[...perRegion].map(([region, bytes]) => `${region} (${formatBytes(bytes)})`).join(", ")}`);

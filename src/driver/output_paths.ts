@@ -91,6 +91,8 @@ export function checkSaveSpace(file: string, bytes: number): void {
   const fsStats = fs.statfsSync(folder);
   const free = fsStats.bavail * fsStats.bsize;
   if (free < bytes)
-    throw new UserError(`${flag} ${file}: a checkpoint takes ${bytes.toLocaleString("en-US")} bytes, but the file system of ` +
-      `${folder} has ${free.toLocaleString("en-US")} bytes free`);
+    throw new UserError(
+      `${flag} ${file}: a checkpoint takes ${bytes.toLocaleString("en-US")} bytes, but the file system of ` +
+        `${folder} has ${free.toLocaleString("en-US")} bytes free`,
+    );
 }

@@ -16,8 +16,14 @@ export function planJson(plan: Plan): object {
     device_peak_bytes: p.memory.peak,
     breakdown: p.memory.breakdown,
     buffers: p.memory.buffers.map((b) => ({
-      kind: b.kind, bytes: b.bytes, offset: b.offset, start: b.start, end: b.end,
-      op: b.node.op, value: b.kind === "workspace" ? null : b.key, loc: b.node.loc ? formatLoc(b.node.loc) : null,
+      kind: b.kind,
+      bytes: b.bytes,
+      offset: b.offset,
+      start: b.start,
+      end: b.end,
+      op: b.node.op,
+      value: b.kind === "workspace" ? null : b.key,
+      loc: b.node.loc ? formatLoc(b.node.loc) : null,
     })),
   });
   return {
@@ -55,15 +61,24 @@ export function planJson(plan: Plan): object {
       move_lookahead: plan.checkpoint.moveLookahead,
       moved: movedRows(plan),
       candidates: plan.candidates.map((c) => ({
-        mode: c.mode, regions: c.regions, moved_regions: c.moved, moved_bytes: c.movedBytes, move_lookahead: c.moveLookahead,
-        offload: c.offload, device_peak_bytes: c.peak, arena_bytes: c.arenaBytes,
+        mode: c.mode,
+        regions: c.regions,
+        moved_regions: c.moved,
+        moved_bytes: c.movedBytes,
+        move_lookahead: c.moveLookahead,
+        offload: c.offload,
+        device_peak_bytes: c.peak,
+        arena_bytes: c.arenaBytes,
         transfer_bytes: c.transferBytes,
         recompute_flops: c.recomputeFlops,
         predicted_step_seconds: c.predicted.seconds,
       })),
     },
     params: plan.train.graph.params.map((p) => ({
-      name: p.name, shape: p.shape, offset: plan.persistent.offsets.get(p.name), decay: p.decay,
+      name: p.name,
+      shape: p.shape,
+      offset: plan.persistent.offsets.get(p.name),
+      decay: p.decay,
     })),
     train: program(plan.train),
     infer: program(plan.infer),
@@ -91,17 +106,23 @@ export function planText(plan: Plan, top = 8): string {
   const b = m.breakdown;
   const row = (label: string, bytes: number) => `  ${label.padEnd(20)} ${formatBytes(bytes).padStart(12)}`;
   const lines = [
-    `model      ${plan.modelPath}  (${Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" ")})`,
+    `model      ${plan.modelPath}  (${Object.entries(plan.config)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ")})`,
     `step       batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens, ` +
       `${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
     `params     ${paramCount(plan).toLocaleString("en-US")}`,
     "",
     `device peak (arena high-water mark, predicted): ${formatBytes(m.peak)}  (${m.peak} bytes)`,
     ...(plan.checkpoint.offload
-      ? [`  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
-        `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`]
+      ? [
+          `  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
+            `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`,
+        ]
       : plan.checkpoint.moved > 0
-        ? [`  saved activations in host memory: ${formatBytes(plan.hostBytes)}, ${formatBytes(plan.checkpoint.transferBytes)} moved per step`]
+        ? [
+            `  saved activations in host memory: ${formatBytes(plan.hostBytes)}, ${formatBytes(plan.checkpoint.transferBytes)} moved per step`,
+          ]
         : []),
     row("parameters", b.parameters),
     row("optimizer states", b.optimizer_states),
@@ -122,8 +143,10 @@ export function planText(plan: Plan, top = 8): string {
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
   for (const buf of largest)
-    lines.push(`  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(24)} ` +
-      `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`);
+    lines.push(
+      `  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(24)} ` +
+        `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`,
+    );
   lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
 }
@@ -131,25 +154,31 @@ export function planText(plan: Plan, top = 8): string {
 function predictedText(plan: Plan): string {
   const p = plan.checkpoint.predicted;
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
-  return `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
-    (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "");
+  return (
+    `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
+    (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "")
+  );
 }
 
 function checkpointText(plan: Plan): string {
   const c = plan.checkpoint;
   const total = graphFlops(plan.train.graph);
   const gflop = (f: number) => `${(f / 1e9).toFixed(2)} GFLOP`;
-  const lines = [`checkpoint ${modeLabel(c)}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
-    `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`];
+  const lines = [
+    `checkpoint ${modeLabel(c)}: recompute ${gflop(c.recomputeFlops)} of ${gflop(total)} per step ` +
+      `(${((100 * c.recomputeFlops) / total).toFixed(1)}%)`,
+  ];
   for (const r of recomputedList(plan).slice(0, 6))
     lines.push(`  ${r.op.padEnd(24)} x${String(r.count).padEnd(4)} ${gflop(r.flops).padStart(14)}  ${r.loc}`);
   if (c.moved > 0) lines.push(movedText(plan));
   if (plan.candidates.length > 1) {
     lines.push("  plans considered:");
     for (const k of plan.candidates)
-      lines.push(`    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(32)} arena ${formatBytes(k.arenaBytes).padStart(10)}  ` +
-        `recompute ${gflop(k.recomputeFlops)}  moves ${formatBytes(k.transferBytes)}  predicted ${(k.predicted.seconds * 1000).toFixed(1)} ms` +
-        (k === c ? "  <- chosen" : ""));
+      lines.push(
+        `    ${(modeLabel(k) + (k.offload ? " +offload" : "")).padEnd(32)} arena ${formatBytes(k.arenaBytes).padStart(10)}  ` +
+          `recompute ${gflop(k.recomputeFlops)}  moves ${formatBytes(k.transferBytes)}  predicted ${(k.predicted.seconds * 1000).toFixed(1)} ms` +
+          (k === c ? "  <- chosen" : ""),
+      );
   }
   return lines.join("\n");
 }
@@ -160,8 +189,15 @@ function modeLabel(c: Candidate): string {
 
 function decisionsJson(d: PlanDecisions) {
   return {
-    backend: d.backend, precision: d.precision, emulate: d.emulate, ranks: d.ranks, threads: d.threads, clip: d.clip,
-    device_budget_bytes: d.deviceBudget ?? null, host_budget_bytes: d.hostBudget ?? null,
-    requested_checkpoint: d.requestedCheckpoint, profiled: d.measured !== undefined,
+    backend: d.backend,
+    precision: d.precision,
+    emulate: d.emulate,
+    ranks: d.ranks,
+    threads: d.threads,
+    clip: d.clip,
+    device_budget_bytes: d.deviceBudget ?? null,
+    host_budget_bytes: d.hostBudget ?? null,
+    requested_checkpoint: d.requestedCheckpoint,
+    profiled: d.measured !== undefined,
   };
 }

@@ -30,8 +30,12 @@ export function tensorParallelReport(plan: Plan): TensorParallelReport {
     collective_calls_per_step: list.length,
     collective_bytes_per_step: list.reduce((s, c) => s + c.bytes, 0),
     collectives: list.map(({ node, bytes }) => ({
-      op: node.op, reduce: node.op === "all_reduce" ? node.attrs.reduce : null, phase: node.phase,
-      recompute: node.attrs.recompute === true, bytes, loc: formatLoc(node.loc),
+      op: node.op,
+      reduce: node.op === "all_reduce" ? node.attrs.reduce : null,
+      phase: node.phase,
+      recompute: node.attrs.recompute === true,
+      bytes,
+      loc: formatLoc(node.loc),
     })),
   };
 }

@@ -29,9 +29,14 @@ export async function prepare(modelPath: string, opts: PrepareOptions): Promise<
   const resolved = resolveModel(loaded, opts);
   const { preset: _preset, set: _set, ...compile } = opts;
   const compileWith = (measured?: MeasuredTimes) => {
-    const planWith = (changed: Partial<CompileOptions>) => compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
-      ...compile, batch: resolved.batch, seq: resolved.seq, ...(measured && { measured }), ...changed,
-    });
+    const planWith = (changed: Partial<CompileOptions>) =>
+      compilePlan(resolved.definition, displayPath(loaded.path), resolved.config, {
+        ...compile,
+        batch: resolved.batch,
+        seq: resolved.seq,
+        ...(measured && { measured }),
+        ...changed,
+      });
     try {
       return planWith({});
     } catch (e) {

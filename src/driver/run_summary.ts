@@ -18,12 +18,17 @@ export function runSummary(losses: readonly number[], files: RunFiles): string[]
   if (losses.length > 0) {
     const [first, last] = [losses[0], tailMean(losses)];
     const share = Math.round((100 * last) / first);
-    lines.push(`loss ${first.toFixed(3)} at step 1 -> ${last.toFixed(3)}, the mean of the last ${Math.min(10, losses.length)} steps ` +
-      `(${share}% of the first)`, ...lossChart(losses));
+    lines.push(
+      `loss ${first.toFixed(3)} at step 1 -> ${last.toFixed(3)}, the mean of the last ${Math.min(10, losses.length)} steps ` +
+        `(${share}% of the first)`,
+      ...lossChart(losses),
+    );
   }
   if (files.checkpoint)
-    lines.push(`checkpoint ${files.checkpoint}  (sample: stow generate ${files.checkpoint} --prompt TEXT; ` +
-      `train on: stow train ... --resume ${files.checkpoint} --steps N)`);
+    lines.push(
+      `checkpoint ${files.checkpoint}  (sample: stow generate ${files.checkpoint} --prompt TEXT; ` +
+        `train on: stow train ... --resume ${files.checkpoint} --steps N)`,
+    );
   if (files.metrics) lines.push(`metrics    ${files.metrics}  (one JSON object a step)`);
   return lines;
 }

@@ -44,8 +44,11 @@ function runForward(model: LanguageModel, tokens: Tensor, last: () => SourceLoc 
     throw asModelError(e);
   }
   if (!(logits instanceof Tensor))
-    throw new TraceError(`forward must return a Tensor (the logits), but it returned ${describeValue(logits)}` +
-      (last() ? "; the last op it traced is here" : ""), last());
+    throw new TraceError(
+      `forward must return a Tensor (the logits), but it returned ${describeValue(logits)}` +
+        (last() ? "; the last op it traced is here" : ""),
+      last(),
+    );
   return logits;
 }
 
@@ -71,8 +74,10 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
     const logits = runForward(model, new Tensor(tokens), () => trace.nodes.at(-1)?.loc);
     const want = [shape.batch, shape.seq, config.vocab];
     if (logits.shape.join() !== want.join())
-      throw new TraceError(`forward must return logits of shape [${want.join(",")}], got [${logits.shape.join(",")}]`,
-        logits.value.producer.loc);
+      throw new TraceError(
+        `forward must return logits of shape [${want.join(",")}], got [${logits.shape.join(",")}]`,
+        logits.value.producer.loc,
+      );
     if (shape.kind === "infer") {
       trace.named.logits = logits.value;
     } else {

@@ -71,8 +71,10 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   const model = { modelPath: path.resolve(modelPath), modelSha256: fileSha256(modelPath) };
   const first = startStep(opts, model.modelPath, log);
   if (opts.trace) checkTraceable(opts, profileSteps, first);
-  log(`model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
-    `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`);
+  log(
+    `model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
+      `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`,
+  );
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab, prepared.resolved.seq);
   let built = await buildCompiledPlan(plan, log);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
@@ -122,8 +124,11 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
       await stop.between();
       if (stop.signal) {
         if (opts.save) saveNow();
-        throw new StoppedBySignal(`stopped by ${stop.signal} after step ${step}` +
-          (opts.save ? `; saved ${opts.save} (continue with --resume ${opts.save})` : "; nothing saved (no --save)"), stop.signal);
+        throw new StoppedBySignal(
+          `stopped by ${stop.signal} after step ${step}` +
+            (opts.save ? `; saved ${opts.save} (continue with --resume ${opts.save})` : "; nothing saved (no --save)"),
+          stop.signal,
+        );
       }
       if (opts.save && step < stopAt && saveDue(opts, step, (Date.now() - lastSave) / 60_000)) saveNow();
       // After the profiled steps (the first step is not profiled: it touches fresh memory): the measured
@@ -149,8 +154,10 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     }
     progress.done();
     if (last)
-      log(`device high-water ${formatBytes(last.devicePeakBytes)} (planned ${formatBytes(plan.train.memory.peak)}), ` +
-        `final loss ${last.loss.toFixed(4)}`);
+      log(
+        `device high-water ${formatBytes(last.devicePeakBytes)} (planned ${formatBytes(plan.train.memory.peak)}), ` +
+          `final loss ${last.loss.toFixed(4)}`,
+      );
     if (opts.save) {
       saveNow();
       if (last === undefined) log(`saved the initialisation to ${opts.save} (--steps 0)`);
@@ -176,8 +183,10 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
 
 /** Periodic saves: every N steps, or M minutes after the last save. */
 function saveDue(opts: TrainOptions, step: number, minutesSinceSave: number): boolean {
-  return (opts.saveEvery !== undefined && step % opts.saveEvery === 0) ||
-    (opts.saveEveryMinutes !== undefined && minutesSinceSave >= opts.saveEveryMinutes);
+  return (
+    (opts.saveEvery !== undefined && step % opts.saveEvery === 0) ||
+    (opts.saveEveryMinutes !== undefined && minutesSinceSave >= opts.saveEveryMinutes)
+  );
 }
 
 /**
@@ -205,19 +214,30 @@ const DEFAULT_PROFILE_STEPS = 2;
 
 /** The measured trace is the last profiled step's: the run must reach it, in-process. */
 function checkTraceable(opts: TrainOptions, profileSteps: number, first: number): void {
-  if (profileSteps === 0) throw new UserError("--trace: the measured trace comes from the profiled steps, which --profile-steps 0 turns off");
-  if ((opts.tp ?? 1) > 1) throw new UserError("--trace: tensor-parallel runs (--tp) are not profiled yet; stow plan --trace gives the predicted step");
+  if (profileSteps === 0)
+    throw new UserError("--trace: the measured trace comes from the profiled steps, which --profile-steps 0 turns off");
+  if ((opts.tp ?? 1) > 1)
+    throw new UserError("--trace: tensor-parallel runs (--tp) are not profiled yet; stow plan --trace gives the predicted step");
   const steps = Math.min(opts.steps - first, opts.stopAfter ?? Infinity);
   if (steps < 1 + profileSteps)
-    throw new UserError(`--trace: the run takes ${steps} steps, and the trace is of step ${1 + profileSteps} ` +
-      `(the first step is not profiled, then ${profileSteps} are); raise --steps`);
+    throw new UserError(
+      `--trace: the run takes ${steps} steps, and the trace is of step ${1 + profileSteps} ` +
+        `(the first step is not profiled, then ${profileSteps} are); raise --steps`,
+    );
 }
 
 /** What makes two offload plans run differently. */
 function scheduleKey(plan: Plan): string {
   const c = plan.checkpoint;
   const s = c.schedule;
-  return JSON.stringify([c.mode, c.regions, c.moved, c.moveLookahead, c.offload, s && [[...s.resident].sort(), s.lookahead, [...s.keep].sort()]]);
+  return JSON.stringify([
+    c.mode,
+    c.regions,
+    c.moved,
+    c.moveLookahead,
+    c.offload,
+    s && [[...s.resident].sort(), s.lookahead, [...s.keep].sort()],
+  ]);
 }
 
 /**
@@ -233,9 +253,11 @@ function refinePlan(plan: Plan, profile: NodeProfile, replan: (m: MeasuredTimes)
     return undefined;
   }
   const s = refined.checkpoint.schedule;
-  log(`re-planned with the measured times: predicted step ${ms(refined.checkpoint.predicted.seconds)}` +
-    (s ? ` (${s.resident.size} chunks resident, copies ${s.lookahead} loads ahead, ${s.keep.size} kept)` : "") +
-    `; the run continues on the refined plan`);
+  log(
+    `re-planned with the measured times: predicted step ${ms(refined.checkpoint.predicted.seconds)}` +
+      (s ? ` (${s.resident.size} chunks resident, copies ${s.lookahead} loads ahead, ${s.keep.size} kept)` : "") +
+      `; the run continues on the refined plan`,
+  );
   return refined;
 }
 

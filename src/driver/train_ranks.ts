@@ -26,10 +26,21 @@ export interface RankRun {
 /** The train binary's flags for a run of `stow train` (the run contract's, runtime/run_contract.ts). */
 export function trainBinaryArgs(opts: TrainOptions, tokenFile: string, model?: { modelPath: string; modelSha256: string }): string[] {
   return trainFlagArgs({
-    ...opts.run, dataPath: tokenFile, steps: opts.steps, stopAfter: opts.stopAfter, threads: opts.threads,
-    initPath: opts.init, resumePath: opts.resume, metricsPath: opts.metrics, hostMemory: opts.hostMemory,
-    save: opts.save, saveEvery: opts.saveEvery, saveEveryMinutes: opts.saveEveryMinutes, keep: opts.keep,
-    modelPath: model?.modelPath, modelSha256: model?.modelSha256,
+    ...opts.run,
+    dataPath: tokenFile,
+    steps: opts.steps,
+    stopAfter: opts.stopAfter,
+    threads: opts.threads,
+    initPath: opts.init,
+    resumePath: opts.resume,
+    metricsPath: opts.metrics,
+    hostMemory: opts.hostMemory,
+    save: opts.save,
+    saveEvery: opts.saveEvery,
+    saveEveryMinutes: opts.saveEveryMinutes,
+    keep: opts.keep,
+    modelPath: model?.modelPath,
+    modelSha256: model?.modelSha256,
   });
 }
 
@@ -43,8 +54,10 @@ export function mpirunArgs(ranks: number, command: string[]): string[] {
 
 /** Runs the job; returns rank 0's losses, one a step. */
 export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<number[]> {
-  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile, job)]),
-    { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile, job)]), {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   const progress = createProgress({ total: opts.steps });
   const stop = watchStopSignals((signal) => {
     progress.done();
@@ -76,28 +89,47 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
   });
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
   const status = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-    child.on("error", (e: NodeJS.ErrnoException) => reject(e.code === "ENOENT"
-      ? new UserError(`--tp ${job.ranks} starts its ranks with mpirun, which is not installed: ` +
-        "install openmpi-bin (npm run setup does)")
-      : e));
+    child.on("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "ENOENT"
+          ? new UserError(
+              `--tp ${job.ranks} starts its ranks with mpirun, which is not installed: ` + "install openmpi-bin (npm run setup does)",
+            )
+          : e,
+      ),
+    );
     child.on("close", (code, signal) => resolve({ code, signal }));
   }).finally(() => stop.dispose());
   progress.done();
   const savedText = saved && `saved ${saved.path} at step ${saved.step}`;
   if (stop.signal) {
-    throw new StoppedBySignal(`stopped by ${stop.signal}` + (savedText ? `; ${savedText} (continue with --resume ${opts.save})` :
-      errors.length > 0 ? `; ${errors[0].message}` : "; nothing saved"), stop.signal);
+    throw new StoppedBySignal(
+      `stopped by ${stop.signal}` +
+        (savedText
+          ? `; ${savedText} (continue with --resume ${opts.save})`
+          : errors.length > 0
+            ? `; ${errors[0].message}`
+            : "; nothing saved"),
+      stop.signal,
+    );
   }
   if (status.code === EXIT_NOT_FINITE) throw new NonFiniteStateError(describeFailure(job.ranks, status, errors, stderr));
   if (status.code !== 0) throw new UserError(describeFailure(job.ranks, status, errors, stderr) + (savedText ? `\n${savedText}` : ""));
   for (const line of others) log(line);
   if (end?.device_peak_bytes !== undefined)
-    log(`device high-water ${end.device_peak_bytes} bytes on rank 0 (planned ${end.planned_peak_bytes}), final loss ${end.loss!.toFixed(4)}`);
+    log(
+      `device high-water ${end.device_peak_bytes} bytes on rank 0 (planned ${end.planned_peak_bytes}), final loss ${end.loss!.toFixed(4)}`,
+    );
   return losses;
 }
 
 /** One message for a failed job: the rank that failed or died, and why. */
-export function describeFailure(ranks: number, status: { code: number | null; signal: string | null }, errors: ErrorEvent[], stderr: string): string {
+export function describeFailure(
+  ranks: number,
+  status: { code: number | null; signal: string | null },
+  errors: ErrorEvent[],
+  stderr: string,
+): string {
   const aborted = errors.find((e) => e.abort);
   if (aborted) {
     // A message may go on for lines (a library search lists where it looked).

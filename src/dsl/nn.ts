@@ -51,7 +51,11 @@ export interface LinearOptions {
 export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias?: Parameter;
-  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
     super();
     const hint: ParallelHint | undefined = opts.parallel && { style: opts.parallel, groups: opts.groups ?? 1 };
     this.weight = new Parameter([outFeatures, inFeatures], init.normal(opts.std ?? 0.02), hint);
@@ -60,8 +64,11 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     const features = x.shape[x.shape.length - 1];
     if (features !== this.inFeatures)
-      throw new TraceError(`shape error: Linear(${this.inFeatures} -> ${this.outFeatures}) got an input of shape ` +
-        `[${x.shape.join(",")}], whose last dimension is ${features}, not ${this.inFeatures}`, callerLoc());
+      throw new TraceError(
+        `shape error: Linear(${this.inFeatures} -> ${this.outFeatures}) got an input of shape ` +
+          `[${x.shape.join(",")}], whose last dimension is ${features}, not ${this.inFeatures}`,
+        callerLoc(),
+      );
     const lead = x.shape.slice(0, -1);
     const rows = x.reshape(-1, this.inFeatures);
     let y = rows.matmul(this.weight.t, { transposeOther: true });
@@ -73,7 +80,11 @@ export class Linear extends Module {
 export class Embedding extends Module {
   readonly weight: Parameter;
   /** `parallel: "vocab"` cuts the table's rows across ranks under tensor parallelism. */
-  constructor(readonly count: number, readonly dim: number, opts: { std?: number; parallel?: "vocab" } = {}) {
+  constructor(
+    readonly count: number,
+    readonly dim: number,
+    opts: { std?: number; parallel?: "vocab" } = {},
+  ) {
     super();
     this.weight = new Parameter([count, dim], init.normal(opts.std ?? 0.02), opts.parallel && { style: "vocab", groups: 1 });
   }
@@ -86,7 +97,11 @@ export class Embedding extends Module {
 export class LayerNorm extends Module {
   readonly weight: Parameter;
   readonly bias?: Parameter;
-  constructor(readonly dim: number, readonly eps = 1e-5, opts: { bias?: boolean } = {}) {
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    opts: { bias?: boolean } = {},
+  ) {
     super();
     this.weight = new Parameter([dim], init.ones());
     if (opts.bias !== false) this.bias = new Parameter([dim], init.zeros());

@@ -19,7 +19,11 @@ export interface ParallelHint {
 export class Parameter {
   /** The model line that created it (through a module constructor), for plan reports. */
   readonly loc: SourceLoc | undefined = callerLoc();
-  constructor(readonly shape: Shape, readonly init: InitSpec, readonly parallel?: ParallelHint) {
+  constructor(
+    readonly shape: Shape,
+    readonly init: InitSpec,
+    readonly parallel?: ParallelHint,
+  ) {
     if (shape.some((d) => !Number.isInteger(d) || d <= 0))
       throw new TraceError(`parameter shape [${shape.join(",")}] must have positive integer dimensions`, callerLoc());
   }
@@ -27,8 +31,7 @@ export class Parameter {
   /** The parameter as a tensor of the graph being traced. */
   get t(): Tensor {
     const v = currentTrace().params.get(this);
-    if (!v)
-      throw new TraceError("this parameter is not reachable from the model's module tree, so it has no name", callerLoc());
+    if (!v) throw new TraceError("this parameter is not reachable from the model's module tree, so it has no name", callerLoc());
     return new Tensor(v);
   }
 }

@@ -10,7 +10,10 @@ import type { Parameter } from "./parameter.ts";
 
 /** A model error found while tracing (shape mismatch, bad config), located at a model-code line. */
 export class TraceError extends Error {
-  constructor(message: string, readonly loc?: SourceLoc) {
+  constructor(
+    message: string,
+    readonly loc?: SourceLoc,
+  ) {
     super(message);
     this.name = "TraceError";
   }

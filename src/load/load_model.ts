@@ -83,9 +83,11 @@ function escapeRegExp(text: string): string {
 function validateModel(absolutePath: string, namespace: Record<string, unknown>): ModelModule {
   const where = displayPath(absolutePath);
   const [candidate, what] =
-    namespace.default !== undefined ? [namespace.default, "the default export"]
-    : namespace.model !== undefined ? [namespace.model, "the export `model`"]
-    : [namespace, "the module"];
+    namespace.default !== undefined
+      ? [namespace.default, "the default export"]
+      : namespace.model !== undefined
+        ? [namespace.model, "the export `model`"]
+        : [namespace, "the module"];
   if (typeof candidate !== "object" || candidate === null) {
     throw new UserError(`${where}: ${what} must be an object with presets, defaultPreset and build`);
   }
@@ -123,7 +125,9 @@ function validateScale(where: string, value: unknown, presets: Record<string, Mo
     throw new UserError(`${where}: scale.preset "${rule.preset}" is not one of the presets: ${Object.keys(presets).join(", ")}`);
   const base = presets[rule.preset ?? defaultPreset];
   if (!Number.isInteger(base[rule.field]))
-    throw new UserError(`${where}: scale.field "${rule.field}" is not an integer field of the config; it has: ${Object.keys(base).join(", ")}`);
+    throw new UserError(
+      `${where}: scale.field "${rule.field}" is not an integer field of the config; it has: ${Object.keys(base).join(", ")}`,
+    );
   return { field: rule.field, ...(rule.preset !== undefined && { preset: rule.preset }) };
 }
 

@@ -31,8 +31,10 @@ function movedText(plan: Plan): string {
   const c = plan.checkpoint;
   if (c.moved === 0) return "none: saved activations stay on the device";
   const blocks = c.moved === 1 ? "block 0" : `blocks 0-${c.moved - 1}`;
-  return `${blocks} of ${c.totalRegions} keep their saved activations in host memory: ${formatBytes(c.movedBytes)} out in the ` +
-    `forward and back in the backward, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`;
+  return (
+    `${blocks} of ${c.totalRegions} keep their saved activations in host memory: ${formatBytes(c.movedBytes)} out in the ` +
+    `forward and back in the backward, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`
+  );
 }
 
 function placementText(plan: Plan): string {
@@ -41,14 +43,17 @@ function placementText(plan: Plan): string {
   if (!c.offload || !s)
     return `all on the device: ${formatBytes(plan.persistent.paramBytes + plan.persistent.optStateBytes)} of parameters and AdamW states`;
   const total = plan.chunks.chunks.length;
-  return `${s.resident.size} of ${total} chunks of model data on the device, ${total - s.resident.size} in host memory ` +
+  return (
+    `${s.resident.size} of ${total} chunks of model data on the device, ${total - s.resident.size} in host memory ` +
     `(${formatBytes(plan.hostBytes)}); ${formatBytes(c.transferBytes)} moved per step, copies ${s.lookahead} loads ahead, ` +
-    `${s.keep.size} kept on the device from the forward for the backward`;
+    `${s.keep.size} kept on the device from the forward for the backward`
+  );
 }
 
 export function chosenPlanRows(plan: Plan): PlanRow[] {
   const p = plan.checkpoint.predicted;
-  const link = plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "";
+  const link =
+    plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "";
   return [
     { id: "checkpoint", name: "checkpointing", value: recomputeText(plan) },
     { id: "moved", name: "moved activations", value: movedText(plan) },

@@ -66,7 +66,8 @@ function chart(t: Timeline, budget: number | undefined, time: { starts: Float64A
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => ({ y: y(f * top).toFixed(1), label: formatBytes(f * top) }));
   const toX = (position: number) => x(position / per).toFixed(1);
-  const positionTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => Math.round(f * (t.length - 1)))
+  const positionTicks = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => Math.round(f * (t.length - 1)))
     .map((p, k) => ({ x: toX(p), label: String(p), anchor: k === 0 ? "start" : k === 4 ? "end" : "middle" }));
   // The time axis: where the cost model's clock passes each tick, found on the node axis (compute is in
   // node order, so its clock only moves forward along it).
@@ -87,7 +88,15 @@ function chart(t: Timeline, budget: number | undefined, time: { starts: Float64A
   timeTicks[0].anchor = "start";
   timeTicks[timeTicks.length - 1].anchor = "end";
   return {
-    width: WIDTH, height: HEIGHT, left: LEFT, bottom: HEIGHT - BOTTOM, right: WIDTH - 10, areas, ticks, positionTicks, timeTicks,
+    width: WIDTH,
+    height: HEIGHT,
+    left: LEFT,
+    bottom: HEIGHT - BOTTOM,
+    right: WIDTH - 10,
+    areas,
+    ticks,
+    positionTicks,
+    timeTicks,
     budget: budget === undefined ? null : { y: y(budget).toFixed(1), label: `device budget ${formatBytes(budget)}` },
     phases: t.phases.map((p) => ({ x: toX(p.start), name: p.name })),
     transfers: t.transfers.map((tr) => ({ x: toX(tr.position), direction: tr.direction })),
@@ -98,7 +107,9 @@ export function planHtml(plan: Plan): string {
   const m = plan.train.memory;
   return templates.render("plan.html.njk", {
     model: plan.modelPath,
-    config: Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" "),
+    config: Object.entries(plan.config)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" "),
     step: `batch ${plan.train.batch} × seq ${plan.train.seq}`,
     params: paramCount(plan).toLocaleString("en-US"),
     peak: formatBytes(m.peak),
@@ -106,9 +117,16 @@ export function planHtml(plan: Plan): string {
     chosen: chosenPlanRows(plan),
     breakdown: Object.entries(m.breakdown).map(([k, v]) => ({ kind: k.replace("_", " "), bytes: formatBytes(v) })),
     chart: chart(deviceTimeline(plan), plan.decisions.deviceBudget, predictedStarts(plan)),
-    largest: [...m.buffers].sort((a, b) => b.bytes - a.bytes).slice(0, 10).map((b) => ({
-      bytes: formatBytes(b.bytes), kind: b.kind, op: b.node.op, live: `${b.start}..${b.end}`, loc: formatLoc(b.node.loc),
-    })),
+    largest: [...m.buffers]
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 10)
+      .map((b) => ({
+        bytes: formatBytes(b.bytes),
+        kind: b.kind,
+        op: b.node.op,
+        live: `${b.start}..${b.end}`,
+        loc: formatLoc(b.node.loc),
+      })),
   });
 }
 

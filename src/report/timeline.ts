@@ -10,7 +10,11 @@ export const TIMELINE_KINDS = ["parameters", "optimizer states", "gradients", "a
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
 
 const KIND_OF: Record<BufferKind, TimelineKind> = {
-  parameter: "parameters", gradient: "gradients", activation: "activations", input: "activations", workspace: "workspace",
+  parameter: "parameters",
+  gradient: "gradients",
+  activation: "activations",
+  input: "activations",
+  workspace: "workspace",
 };
 
 export interface Timeline {

@@ -41,7 +41,8 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   const positions = new Map(g.nodes.map((n, i) => [n.id, i]));
   const timed: TimedNode[] = [];
   simulateStep(g, plan.machine, plan.decisions.measured, (node, lane, start, seconds) =>
-    timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }));
+    timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
+  );
   return timed.sort((a, b) => a.position - b.position);
 }
 
@@ -81,11 +82,18 @@ export function chromeTrace(timeline: readonly TimedNode[], title: string): obje
       ...timeline.map((e) => {
         // The step's own nodes (the gradient norm) come from no model line.
         const where = e.node.loc ? ` ${e.node.loc.file}:${e.node.loc.line}` : "";
-        const bytes = e.lane === "h2d" || e.lane === "d2h" ? valueBytes(e.node.outputs[0])
-          : [...e.node.inputs, ...e.node.outputs].reduce((s, v) => s + valueBytes(v), 0);
+        const bytes =
+          e.lane === "h2d" || e.lane === "d2h"
+            ? valueBytes(e.node.outputs[0])
+            : [...e.node.inputs, ...e.node.outputs].reduce((s, v) => s + valueBytes(v), 0);
         return {
-          ph: "X", pid, tid: tid(trackOf(e)), cat: trackOf(e), name: `${e.node.op}${where}`,
-          ts: us(e.start), dur: us(e.seconds),
+          ph: "X",
+          pid,
+          tid: tid(trackOf(e)),
+          cat: trackOf(e),
+          name: `${e.node.op}${where}`,
+          ts: us(e.start),
+          dur: us(e.seconds),
           args: { op: e.node.op, node: e.position, line: e.node.loc ? formatLoc(e.node.loc) : null, bytes, flops: nodeFlops(e.node) },
         };
       }),

@@ -63,7 +63,9 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
     writeFileAtomic(cached, JSON.stringify(probe) + "\n"); // a concurrent reader sees the old file or the whole new one
   }
   return {
-    name: "cpu", description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`, deviceMemory: os.totalmem(),
+    name: "cpu",
+    description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`,
+    deviceMemory: os.totalmem(),
     machine: probeMachine(probe),
   };
 }
@@ -74,9 +76,15 @@ function probeMachine(probe: ProbeResult): Machine {
   const streamRates = probe.stream.map(([bytes, rate]) => ({ size: bytes, rate })).sort((a, b) => a.size - b.size);
   return {
     // The largest sizes' rates: what a kernel of unknown size is taken to run at.
-    matmulFlops: productRates[productRates.length - 1].rate, memoryBandwidth: streamRates[streamRates.length - 1].rate,
-    linkBandwidth: probe.memcpy_bytes, hostBandwidth: probe.adamw_bytes,
-    productRates, streamRates, attentionRates: probe.attention, softmaxRate: probe.softmax_rate, elementRates: probe.element_rates,
+    matmulFlops: productRates[productRates.length - 1].rate,
+    memoryBandwidth: streamRates[streamRates.length - 1].rate,
+    linkBandwidth: probe.memcpy_bytes,
+    hostBandwidth: probe.adamw_bytes,
+    productRates,
+    streamRates,
+    attentionRates: probe.attention,
+    softmaxRate: probe.softmax_rate,
+    elementRates: probe.element_rates,
   };
 }
 
@@ -94,8 +102,23 @@ function probeBinary(dir: string, key: string): string {
   if (existsSync(binary)) return binary;
   mkdirSync(dir, { recursive: true });
   const tmp = tempPathFor(binary);
-  const build = spawnSync("g++", ["-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-std=c++17", `-I${RUNTIME}`,
-    PROBE_SOURCE, ...KERNELS.map((f) => path.join(RUNTIME, f)), "-o", tmp, "-lopenblas"], { encoding: "utf8" });
+  const build = spawnSync(
+    "g++",
+    [
+      "-O3",
+      "-march=native",
+      "-fno-math-errno",
+      "-fopenmp",
+      "-std=c++17",
+      `-I${RUNTIME}`,
+      PROBE_SOURCE,
+      ...KERNELS.map((f) => path.join(RUNTIME, f)),
+      "-o",
+      tmp,
+      "-lopenblas",
+    ],
+    { encoding: "utf8" },
+  );
   if (build.error || build.status !== 0) {
     rmSync(tmp, { force: true });
     throw new UserError(`--target cpu: cannot build the machine probe (g++ with OpenBLAS): ${build.error?.message ?? build.stderr.trim()}`);

@@ -47,44 +47,60 @@ export function parseTarget(file: string, json: unknown): Target {
     throw new UserError(`${where}: expected a JSON object with the fields ${FIELDS.join(", ")}`);
   const o = json as Record<string, unknown>;
   const unknown = Object.keys(o).filter((k) => !FIELDS.includes(k));
-  if (unknown.length > 0) throw new UserError(`${where}: unknown field ${unknown.map((k) => `"${k}"`).join(", ")}; the fields are ${FIELDS.join(", ")}`);
+  if (unknown.length > 0)
+    throw new UserError(`${where}: unknown field ${unknown.map((k) => `"${k}"`).join(", ")}; the fields are ${FIELDS.join(", ")}`);
   const missing = FIELDS.filter((k) => !OPTIONAL.includes(k) && o[k] === undefined);
   if (missing.length > 0) throw new UserError(`${where}: missing field ${missing.map((k) => `"${k}"`).join(", ")}`);
   if (o.description !== undefined && typeof o.description !== "string") throw new UserError(`${where}: "description" must be a string`);
-  const machine = Object.fromEntries(Object.entries(RATES).map(([field, key]) => {
-    return [key, positive(`${where}: "${field}"`, o[field])];
-  })) as unknown as Machine;
-  if (o.product_rates !== undefined) machine.productRates = sizedRates(`${where}: "product_rates"`, o.product_rates, "flops of one call, FLOP/s");
+  const machine = Object.fromEntries(
+    Object.entries(RATES).map(([field, key]) => {
+      return [key, positive(`${where}: "${field}"`, o[field])];
+    }),
+  ) as unknown as Machine;
+  if (o.product_rates !== undefined)
+    machine.productRates = sizedRates(`${where}: "product_rates"`, o.product_rates, "flops of one call, FLOP/s");
   if (o.stream_rates !== undefined) machine.streamRates = sizedRates(`${where}: "stream_rates"`, o.stream_rates, "bytes moved, bytes/s");
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
-  return { name: file, description: (o.description as string | undefined) ?? file, deviceMemory: deviceMemory(where, o.device_memory), machine };
+  return {
+    name: file,
+    description: (o.description as string | undefined) ?? file,
+    deviceMemory: deviceMemory(where, o.device_memory),
+    machine,
+  };
 }
 
 function positive(what: string, v: unknown, unit = " (per second)"): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) throw new UserError(`${what} must be a positive number${unit}, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0)
+    throw new UserError(`${what} must be a positive number${unit}, got ${JSON.stringify(v)}`);
   return v;
 }
 
 function sizedRates(what: string, v: unknown, pair: string): SizedRate[] {
   const pairs = Array.isArray(v) && v.length > 0 && v.every((p) => Array.isArray(p) && p.length === 2);
   if (!pairs) throw new UserError(`${what} must be a non-empty list of [${pair}] pairs`);
-  const rates = (v as unknown[][]).map(([size, rate], i) => ({ size: positive(`${what}[${i}][0]`, size, ""), rate: positive(`${what}[${i}][1]`, rate) }));
+  const rates = (v as unknown[][]).map(([size, rate], i) => ({
+    size: positive(`${what}[${i}][0]`, size, ""),
+    rate: positive(`${what}[${i}][1]`, rate),
+  }));
   if (rates.some((r, i) => i > 0 && r.size <= rates[i - 1].size)) throw new UserError(`${what} must be in ascending order of size`);
   return rates;
 }
 
 function elementRates(what: string, v: unknown): Record<string, number> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UserError(`${what} must be an object of op names and rates`);
-  return Object.fromEntries(Object.entries(v).map(([op, r]) => {
-    if (!Object.hasOwn(OPS, op)) throw new UserError(`${what}: unknown op "${op}"`);
-    return [op, positive(`${what}.${op}`, r)];
-  }));
+  return Object.fromEntries(
+    Object.entries(v).map(([op, r]) => {
+      if (!Object.hasOwn(OPS, op)) throw new UserError(`${what}: unknown op "${op}"`);
+      return [op, positive(`${what}.${op}`, r)];
+    }),
+  );
 }
 
 function attentionRates(what: string, v: unknown): AttentionRates {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new UserError(`${what} must be an object with T, D, forward and backward`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new UserError(`${what} must be an object with T, D, forward and backward`);
   const o = v as Record<string, unknown>;
   const axis = (name: "T" | "D") => {
     const a = o[name];
@@ -92,7 +108,8 @@ function attentionRates(what: string, v: unknown): AttentionRates {
       throw new UserError(`${what}.${name} must be a non-empty ascending list of positive whole numbers`);
     return a as number[];
   };
-  const T = axis("T"), D = axis("D");
+  const T = axis("T"),
+    D = axis("D");
   const grid = (name: "forward" | "backward") => {
     const g = o[name];
     if (!Array.isArray(g) || g.length !== T.length || !g.every((row) => Array.isArray(row) && row.length === D.length))
@@ -112,7 +129,8 @@ function deviceMemory(where: string, v: unknown): number {
 export function targetJson(t: Target): Record<string, unknown> {
   const m = t.machine;
   return {
-    description: t.description, device_memory: t.deviceMemory,
+    description: t.description,
+    device_memory: t.deviceMemory,
     ...Object.fromEntries(Object.entries(RATES).map(([field, key]) => [field, m[key]])),
     ...(m.productRates && { product_rates: m.productRates.map((r) => [r.size, r.rate]) }),
     ...(m.streamRates && { stream_rates: m.streamRates.map((r) => [r.size, r.rate]) }),

@@ -84,5 +84,5 @@ export function isStale(name: string): boolean {
 
 function writeFully(fd: number, bytes: Uint8Array): void {
   // One writeSync moves at most 2 GiB; checkpoints of large models are bigger.
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
 }

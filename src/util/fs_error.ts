@@ -24,13 +24,26 @@ export function fsReason(error: unknown): string | undefined {
 export function describeFsError(error: unknown, action?: string): string | undefined {
   const e = error as (NodeJS.ErrnoException & { dest?: string }) | null;
   if (!(e instanceof Error) || typeof e.code !== "string" || !(e.code in REASONS)) return undefined;
-  const verb = action ?? (e.syscall ? SYSCALL_VERBS[e.syscall] ?? e.syscall : "use");
+  const verb = action ?? (e.syscall ? (SYSCALL_VERBS[e.syscall] ?? e.syscall) : "use");
   const where = e.path ?? "a file";
   return `cannot ${verb} ${where}: ${REASONS[e.code]}${e.dest ? ` (to ${e.dest})` : ""}`;
 }
 
 const SYSCALL_VERBS: Record<string, string> = {
-  open: "open", mkdir: "create the folder", write: "write", rename: "rename", unlink: "remove", rmdir: "remove",
-  scandir: "list", stat: "read", lstat: "read", read: "read", fsync: "sync", copyfile: "copy", mkdtemp: "create a folder in",
-  statfs: "inspect the file system of", access: "write to", link: "link",
+  open: "open",
+  mkdir: "create the folder",
+  write: "write",
+  rename: "rename",
+  unlink: "remove",
+  rmdir: "remove",
+  scandir: "list",
+  stat: "read",
+  lstat: "read",
+  read: "read",
+  fsync: "sync",
+  copyfile: "copy",
+  mkdtemp: "create a folder in",
+  statfs: "inspect the file system of",
+  access: "write to",
+  link: "link",
 };

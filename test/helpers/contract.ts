@@ -9,7 +9,8 @@ import { RUN_OPTIONS, type RunOptionName, derive, isDerived } from "../../runtim
  */
 export function resolvedOptions(given: Partial<Record<RunOptionName, number | string>> = {}): Record<string, number | string | null> {
   const exact: Record<string, number | string | null> = {};
-  for (const o of RUN_OPTIONS) exact[o.name] = given[o.name] ?? (isDerived(o.default) ? derive(o, exact[o.default.from] as number) : o.default);
+  for (const o of RUN_OPTIONS)
+    exact[o.name] = given[o.name] ?? (isDerived(o.default) ? derive(o, exact[o.default.from] as number) : o.default);
   return Object.fromEntries(RUN_OPTIONS.map((o) => [o.name, o.type === "float" ? Math.fround(exact[o.name] as number) : exact[o.name]]));
 }
 

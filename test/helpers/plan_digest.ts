@@ -21,10 +21,19 @@ const hash = (text: string) => createHash("sha256").update(text).digest("hex").s
 function candidateDigest(c: Candidate) {
   const s = c.schedule;
   return {
-    mode: c.mode, regions: c.regions, moved: c.moved, moveLookahead: c.moveLookahead, offload: c.offload,
+    mode: c.mode,
+    regions: c.regions,
+    moved: c.moved,
+    moveLookahead: c.moveLookahead,
+    offload: c.offload,
     schedule: s && { resident: [...s.resident].sort((a, b) => a - b), lookahead: s.lookahead, keep: [...s.keep].sort((a, b) => a - b) },
-    peak: c.peak, arenaBytes: c.arenaBytes, transferBytes: c.transferBytes, movedBytes: c.movedBytes, chunkLoads: c.chunkLoads,
-    recomputeFlops: c.recomputeFlops, predicted: c.predicted,
+    peak: c.peak,
+    arenaBytes: c.arenaBytes,
+    transferBytes: c.transferBytes,
+    movedBytes: c.movedBytes,
+    chunkLoads: c.chunkLoads,
+    recomputeFlops: c.recomputeFlops,
+    predicted: c.predicted,
   };
 }
 
@@ -37,7 +46,10 @@ function memoryDigest(m: MemoryPlan): string {
 
 export function planDigest(p: Plan) {
   return {
-    arenaBytes: p.arenaBytes, hostBytes: p.hostBytes, chunkCapacity: p.chunks.capacity, chunkCount: p.chunks.chunks.length,
+    arenaBytes: p.arenaBytes,
+    hostBytes: p.hostBytes,
+    chunkCapacity: p.chunks.capacity,
+    chunkCount: p.chunks.chunks.length,
     chosen: candidateDigest(p.checkpoint),
     candidates: p.candidates.map(candidateDigest),
     trainNodes: p.train.graph.nodes.length,
@@ -45,7 +57,9 @@ export function planDigest(p: Plan) {
     inferGraph: hash(printGraph(p.infer.graph, { locs: true })),
     trainMemory: memoryDigest(p.train.memory),
     inferMemory: memoryDigest(p.infer.memory),
-    persistent: hash(JSON.stringify([[...p.persistent.offsets], [...p.persistent.onHost].sort(), p.persistent.bytes, p.persistent.hostBytes])),
+    persistent: hash(
+      JSON.stringify([[...p.persistent.offsets], [...p.persistent.onHost].sort(), p.persistent.bytes, p.persistent.hostBytes]),
+    ),
   };
 }
 
@@ -72,21 +86,67 @@ const rtx3090 = GPU_TARGETS["rtx3090-24g"];
  */
 export const DIGEST_CONFIGS: { name: string; config: ModelConfig; opts: CompileOptions }[] = [
   { name: "mini plain", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "none" } },
-  { name: "mini blocks:2, no clipping", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: false, checkpoint: "blocks", checkpointRegions: 2 } },
+  {
+    name: "mini blocks:2, no clipping",
+    config: mini,
+    opts: { batch: 8, seq: 128, threads: 2, clip: false, checkpoint: "blocks", checkpointRegions: 2 },
+  },
   { name: "mini selective", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "selective" } },
-  { name: "mini auto 48MiB", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 48 * MiB } },
-  { name: "mini auto 100MiB", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 100 * MiB } },
-  { name: "mini offloaded 70%", config: mini, opts: { batch: 4, seq: 64, threads: 2, clip: false, checkpoint: "none", deviceMemory: 60 * MiB } },
-  { name: "mini moved 2, blocks:1, 4 Gbit/s", config: { ...mini, vocab: 512 }, opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "blocks", checkpointRegions: 1, moveActivations: 2, linkGbps: 4 } },
-  { name: "vocab-512 mini auto 16MiB, fast link", config: { ...mini, vocab: 512 }, opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 16 * MiB, linkGbps: 1000 } },
-  { name: "vocab-512 mini auto 16MiB, slow link", config: { ...mini, vocab: 512 }, opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 16 * MiB, linkGbps: 0.01 } },
-  { name: "vocab-512 mini auto 8MiB, model data offloaded", config: { ...mini, vocab: 512 }, opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 8 * MiB, linkGbps: 1000 } },
+  {
+    name: "mini auto 48MiB",
+    config: mini,
+    opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 48 * MiB },
+  },
+  {
+    name: "mini auto 100MiB",
+    config: mini,
+    opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 100 * MiB },
+  },
+  {
+    name: "mini offloaded 70%",
+    config: mini,
+    opts: { batch: 4, seq: 64, threads: 2, clip: false, checkpoint: "none", deviceMemory: 60 * MiB },
+  },
+  {
+    name: "mini moved 2, blocks:1, 4 Gbit/s",
+    config: { ...mini, vocab: 512 },
+    opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "blocks", checkpointRegions: 1, moveActivations: 2, linkGbps: 4 },
+  },
+  {
+    name: "vocab-512 mini auto 16MiB, fast link",
+    config: { ...mini, vocab: 512 },
+    opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 16 * MiB, linkGbps: 1000 },
+  },
+  {
+    name: "vocab-512 mini auto 16MiB, slow link",
+    config: { ...mini, vocab: 512 },
+    opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 16 * MiB, linkGbps: 0.01 },
+  },
+  {
+    name: "vocab-512 mini auto 8MiB, model data offloaded",
+    config: { ...mini, vocab: 512 },
+    opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 8 * MiB, linkGbps: 1000 },
+  },
   { name: "tiny auto 2MiB", config: tiny, opts: { batch: 4, seq: 32, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 2 * MiB } },
   { name: "mini tp 2", config: mini, opts: { batch: 8, seq: 128, threads: 2, clip: true, checkpoint: "none", tp: 2 } },
-  { name: "mini auto, host cap", config: mini, opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 60 * MiB, hostMemory: 128 * MiB } },
   {
-    name: "6.7B width, 12 layers, rtx3090", config: { ...gpt2.presets["6.7B"], layers: 12 },
-    opts: { batch: 4, seq: 1024, threads: 2, clip: true, checkpoint: "auto", deviceMemory: rtx3090.deviceMemory, hostMemory: 256 * GiB, machine: rtx3090.machine },
+    name: "mini auto, host cap",
+    config: mini,
+    opts: { batch: 4, seq: 64, threads: 2, clip: true, checkpoint: "auto", deviceMemory: 60 * MiB, hostMemory: 128 * MiB },
+  },
+  {
+    name: "6.7B width, 12 layers, rtx3090",
+    config: { ...gpt2.presets["6.7B"], layers: 12 },
+    opts: {
+      batch: 4,
+      seq: 1024,
+      threads: 2,
+      clip: true,
+      checkpoint: "auto",
+      deviceMemory: rtx3090.deviceMemory,
+      hostMemory: 256 * GiB,
+      machine: rtx3090.machine,
+    },
   },
 ];
 
@@ -105,7 +165,10 @@ const card = { matmulFlops: 1e12, memoryBandwidth: 100e9, linkBandwidth: 10e9, h
  * answer's plan. A small family on a made-up card, and the sample's family on the RTX 2060 profile.
  */
 export const CAPACITY_CONFIGS: {
-  name: string; choice: ModelChoice; target: Target; budgets: { deviceMemory: number; hostMemory: number };
+  name: string;
+  choice: ModelChoice;
+  target: Target;
+  budgets: { deviceMemory: number; hostMemory: number };
 }[] = [
   {
     name: "vocab-256 width-64 family, 2 MiB device, 4 MiB host",
@@ -125,7 +188,9 @@ export function capacityDigest(c: (typeof CAPACITY_CONFIGS)[number]) {
   const family = resolveFamily({ path: "samples/gpt2.ts", module: gpt2 }, c.choice);
   const found = findCapacity(family, "samples/gpt2.ts", c.target, c.budgets, { threads: 2, clip: true, checkpoint: "auto" });
   return {
-    member: found.member, params: found.params, guess: found.guess,
+    member: found.member,
+    params: found.params,
+    guess: found.guess,
     probes: found.probes.map((p) => ({ member: p.member, fits: p.fits, lacks: p.lacks, reason: p.reason })),
     plan: planDigest(found.plan),
   };

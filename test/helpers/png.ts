@@ -13,7 +13,9 @@ export interface Image {
 export function readPng(file: string): Image {
   const buf = readFileSync(file);
   let pos = 8;
-  let width = 0, height = 0, channels = 0;
+  let width = 0,
+    height = 0,
+    channels = 0;
   const idat: Buffer[] = [];
   while (pos < buf.length) {
     const len = buf.readUInt32BE(pos);
@@ -38,7 +40,8 @@ export function readPng(file: string): Image {
       const b = y > 0 ? out[(y - 1) * stride + x] : 0;
       const c = x >= channels && y > 0 ? out[(y - 1) * stride + x - channels] : 0;
       const p = a + b - c;
-      const paeth = Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
+      const paeth =
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c;
       const predictor = [0, a, b, (a + b) >> 1, paeth][filter];
       out[y * stride + x] = (line[x] + predictor) & 0xff;
     }

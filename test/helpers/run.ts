@@ -14,22 +14,31 @@ export interface Run {
 
 export function stow(args: string[], env: Record<string, string> = {}, cwd = repoRoot): Run {
   const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/stow.js"), ...args], {
-    cwd, encoding: "utf8", env: { ...process.env, ...env }, maxBuffer: 64 << 20,
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    maxBuffer: 64 << 20,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The stow CLI started in the background: signal it, and await how it ended. */
-export function startStow(args: string[], env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run & { signal: string | null }> } {
+export function startStow(
+  args: string[],
+  env: Record<string, string> = {},
+): { child: ChildProcess; done: Promise<Run & { signal: string | null }> } {
   const child = spawn(process.execPath, [path.join(repoRoot, "bin/stow.js"), ...args], {
-    cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
   child.stderr!.on("data", (d) => (stderr += d));
   const done = new Promise<Run & { signal: string | null }>((resolve) =>
-    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr })));
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr })),
+  );
   return { child, done };
 }
 
@@ -45,11 +54,16 @@ export async function waitFor(ready: () => boolean, what: string, seconds = 120)
 /** A reference script of test/reference/ run by Debian's python3 (it has torch); the one first on PATH may not. */
 export function torchReference(script: string, args: string[]): Run {
   const r = spawnSync("/usr/bin/python3", [path.join(repoRoot, "test/reference", script), ...args], {
-    cwd: repoRoot, encoding: "utf8", maxBuffer: 64 << 20,
+    cwd: repoRoot,
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export function readMetrics(file: string): Record<string, number>[] {
-  return readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  return readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }

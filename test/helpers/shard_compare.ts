@@ -23,7 +23,15 @@ export interface ShardCase {
 const adam = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, t: 1, gradClip: 0.5 };
 
 export function trainingStep(c: ShardCase, tp: number, opts: Partial<CompileOptions>): Graph {
-  const plan = compilePlan(c.model, c.path, c.config, { batch: c.batch, seq: c.seq, threads: 1, clip: true, checkpoint: "none", ...opts, tp });
+  const plan = compilePlan(c.model, c.path, c.config, {
+    batch: c.batch,
+    seq: c.seq,
+    threads: 1,
+    clip: true,
+    checkpoint: "none",
+    ...opts,
+    tp,
+  });
   for (const stage of plan.stages) verifyGraph(stage.graph);
   return plan.train.graph;
 }
@@ -59,7 +67,8 @@ export function compareSharded(c: ShardCase, tp: number, opts: Partial<CompileOp
     return spec ? takeShard(full, fullShape.get(name)!, spec, rank) : full;
   };
   const ranks = spmd(sharded, tp, (rank) => ({
-    ...feeds, params: new Map([...feeds.params].map(([name, full]) => [name, part(name, full, rank)])),
+    ...feeds,
+    params: new Map([...feeds.params].map(([name, full]) => [name, part(name, full, rank)])),
   }));
   ranks.forEach((env, rank) => {
     for (const name of ["loss", ...(opts.clip === false ? [] : ["grad_norm"])])

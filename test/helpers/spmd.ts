@@ -34,8 +34,7 @@ export function spmd(g: Graph, ranks: number, feeds: (rank: number) => Feeds): M
   const rankFeeds = Array.from({ length: ranks }, (_, r) => feeds(r));
   for (const n of g.nodes) {
     const input = (r: number, i: number) => envs[r].get(n.inputs[i].id)! as Float64Array;
-    const outs = collective(n, ranks, input) ??
-      envs.map((env, r) => evalNode(n, (v) => env.get(v.id)!, rankFeeds[r]));
+    const outs = collective(n, ranks, input) ?? envs.map((env, r) => evalNode(n, (v) => env.get(v.id)!, rankFeeds[r]));
     envs.forEach((env, r) => n.outputs.forEach((v, k) => env.set(v.id, outs[r][k])));
   }
   return envs;
@@ -49,7 +48,9 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
   switch (n.op) {
     case "all_reduce": {
       const xs = all(0);
-      const reduced = xs[0].map((_, i) => xs.reduce((acc, x) => (n.attrs.reduce === "max" ? Math.max(acc, x[i]) : acc + x[i]), n.attrs.reduce === "max" ? -Infinity : 0));
+      const reduced = xs[0].map((_, i) =>
+        xs.reduce((acc, x) => (n.attrs.reduce === "max" ? Math.max(acc, x[i]) : acc + x[i]), n.attrs.reduce === "max" ? -Infinity : 0),
+      );
       return each(() => [reduced.slice()]);
     }
     case "broadcast":
@@ -67,17 +68,23 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
     }
     case "shard_slice": {
       const cols = last(n.outputs[0].shape);
-      return each((r) => [Float64Array.from({ length: numel(n.outputs[0].shape) }, (_, i) =>
-        input(r, 0)[Math.floor(i / cols) * cols * ranks + r * cols + (i % cols)])]);
+      return each((r) => [
+        Float64Array.from(
+          { length: numel(n.outputs[0].shape) },
+          (_, i) => input(r, 0)[Math.floor(i / cols) * cols * ranks + r * cols + (i % cols)],
+        ),
+      ]);
     }
     case "embedding_vp": {
       const [V, C] = n.inputs[0].shape;
       return each((r) => {
         const ids = input(r, 1) as unknown as Int32Array;
-        return [Float64Array.from({ length: ids.length * C }, (_, i) => {
-          const v = ids[Math.floor(i / C)] - r * V;
-          return v >= 0 && v < V ? input(r, 0)[v * C + (i % C)] : 0;
-        })];
+        return [
+          Float64Array.from({ length: ids.length * C }, (_, i) => {
+            const v = ids[Math.floor(i / C)] - r * V;
+            return v >= 0 && v < V ? input(r, 0)[v * C + (i % C)] : 0;
+          }),
+        ];
       });
     }
     case "embedding_vp_bwd": {
@@ -93,7 +100,9 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
         return [out];
       });
     }
-    case "cross_entropy_vp_max": case "cross_entropy_vp_sums": case "cross_entropy_vp_bwd":
+    case "cross_entropy_vp_max":
+    case "cross_entropy_vp_sums":
+    case "cross_entropy_vp_bwd":
       return each((r) => [vocabParallelLoss(n, r, (i) => input(r, i))]);
     case "cross_entropy_vp": {
       return each((r) => {
@@ -114,11 +123,15 @@ function collective(n: Node, ranks: number, input: (rank: number, i: number) => 
 }
 
 /** The three rank-local steps of the vocabulary-parallel cross-entropy, over the rank's columns. */
-function vocabParallelLoss(n: NodeOf<"cross_entropy_vp_max" | "cross_entropy_vp_sums" | "cross_entropy_vp_bwd">, rank: number, input: (i: number) => Float64Array): Float64Array {
+function vocabParallelLoss(
+  n: NodeOf<"cross_entropy_vp_max" | "cross_entropy_vp_sums" | "cross_entropy_vp_bwd">,
+  rank: number,
+  input: (i: number) => Float64Array,
+): Float64Array {
   const V = n.inputs[0].shape[n.inputs[0].shape.length - 1];
   const logits = input(0);
   const N = logits.length / V;
-  const valid = (j: number) => rank * V + j < (n.attrs.vocab);
+  const valid = (j: number) => rank * V + j < n.attrs.vocab;
   const targets = n.op === "cross_entropy_vp_max" ? undefined : (input(1) as unknown as Int32Array);
   const out = new Float64Array(n.op === "cross_entropy_vp_max" ? N : n.op === "cross_entropy_vp_sums" ? 2 * N : N * V);
   for (let i = 0; i < N; i++) {
@@ -135,8 +148,7 @@ function vocabParallelLoss(n: NodeOf<"cross_entropy_vp_max" | "cross_entropy_vp_
       continue;
     }
     const [sums, dloss] = [input(3), input(4)[0]];
-    for (let j = 0; j < V; j++)
-      out[i * V + j] = valid(j) ? (dloss / N) * (Math.exp(row[j] - max) / sums[i] - (j === t ? 1 : 0)) : 0;
+    for (let j = 0; j < V; j++) out[i * V + j] = valid(j) ? (dloss / N) * (Math.exp(row[j] - max) / sums[i] - (j === t ? 1 : 0)) : 0;
   }
   return out;
 }

@@ -25,9 +25,14 @@ export function normalSampler(seed = 12345): (std: number) => number {
 }
 
 export function writeInit(file: string, tensors: InitTensor[]): void {
-  writeSafetensors(file, tensors.map((t) => ({
-    name: t.name, shape: t.shape, data: Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, t.fill),
-  })));
+  writeSafetensors(
+    file,
+    tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      data: Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, t.fill),
+    })),
+  );
 }
 
 export interface TorchComparison {
@@ -59,19 +64,58 @@ export function compareWithTorch(c: TorchComparison): number[] {
   // Tokens for steps - 3 batches: the last steps wrap around to the start, which exercises the loader's wrap.
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, c.batch * c.seq * (c.steps - 3) + 1));
   const schedule = [
-    "--lr", hyper.lr, "--min-lr", hyper.minLr, "--lr-schedule", "cosine", "--warmup-steps", hyper.warmup,
-    "--weight-decay", hyper.wd, "--beta1", hyper.beta1, "--beta2", hyper.beta2, "--eps", hyper.eps, "--grad-clip", c.gradClip,
+    "--lr",
+    hyper.lr,
+    "--min-lr",
+    hyper.minLr,
+    "--lr-schedule",
+    "cosine",
+    "--warmup-steps",
+    hyper.warmup,
+    "--weight-decay",
+    hyper.wd,
+    "--beta1",
+    hyper.beta1,
+    "--beta2",
+    hyper.beta2,
+    "--eps",
+    hyper.eps,
+    "--grad-clip",
+    c.gradClip,
   ];
   const shape = ["--batch", `${c.batch}`, "--seq", `${c.seq}`, "--steps", `${c.steps}`];
 
   const ours = stow([
-    "train", c.model, "--preset", c.preset, ...(c.set ?? []).flatMap((s) => ["--set", s]), ...shape, "--init", init, "--data", data, "--metrics", metrics,
-    "--no-sample", "--threads", "2", ...schedule,
+    "train",
+    c.model,
+    "--preset",
+    c.preset,
+    ...(c.set ?? []).flatMap((s) => ["--set", s]),
+    ...shape,
+    "--init",
+    init,
+    "--data",
+    data,
+    "--metrics",
+    metrics,
+    "--no-sample",
+    "--threads",
+    "2",
+    ...schedule,
   ]);
   expect(ours.stderr).toBe("");
   expect(ours.status).toBe(0);
   const theirs = torchReference(c.script, [
-    "--init", init, "--data", data, "--config", JSON.stringify(c.config), ...shape, ...schedule, "--threads", "1",
+    "--init",
+    init,
+    "--data",
+    data,
+    "--config",
+    JSON.stringify(c.config),
+    ...shape,
+    ...schedule,
+    "--threads",
+    "1",
   ]);
   expect(theirs.stderr).toBe("");
   expect(theirs.status).toBe(0);

@@ -28,7 +28,12 @@ const plan = (opts: Partial<CompileOptions>): Plan => compilePlan(gpt2, "samples
 const planJson = stowPlanJson;
 
 beforeAll(() => {
-  writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 10_000).map((t) => t % VOCAB));
+  writeTokenFile(
+    data,
+    encodeText(builtinCorpusText())
+      .slice(0, 10_000)
+      .map((t) => t % VOCAB),
+  );
 });
 
 describe("moved activations", () => {
@@ -110,7 +115,10 @@ describe("moved activations", () => {
     const tooMany = stow(["plan", ...model, "--move-activations", "2", "--checkpoint", "blocks:1"]);
     expect(tooMany.status).toBe(2);
     expect(tooMany.stderr).toMatch(/--move-activations 2 with --checkpoint blocks:1: the model marks only 2 checkpoint regions/);
-    expectSettingError(() => plan({ moveActivations: 1, checkpoint: "auto", deviceMemory: 2 ** 30 }), /--move-activations: --checkpoint auto chooses/);
+    expectSettingError(
+      () => plan({ moveActivations: 1, checkpoint: "auto", deviceMemory: 2 ** 30 }),
+      /--move-activations: --checkpoint auto chooses/,
+    );
   });
 
   test("auto moves when the link makes it cheaper than recomputing, recomputes when it does not; never slower than a forced choice", () => {
@@ -130,7 +138,8 @@ describe("moved activations", () => {
       const chosen = plan({ checkpoint: "auto", deviceMemory: budget, linkGbps }).checkpoint;
       expect(chosen.arenaBytes).toBeLessThanOrEqual(budget);
       expect(chosen.offload).toBe(false);
-      const alternatives = forced.map((f) => plan({ ...f, deviceMemory: budget, linkGbps }).checkpoint)
+      const alternatives = forced
+        .map((f) => plan({ ...f, deviceMemory: budget, linkGbps }).checkpoint)
         .filter((c) => !c.offload && c.arenaBytes <= budget);
       expect(alternatives.length).toBeGreaterThan(1);
       for (const c of alternatives) expect(chosen.predicted.seconds).toBeLessThanOrEqual(c.predicted.seconds * (1 + 1e-9));

@@ -110,9 +110,7 @@ describe("native addon", () => {
     s.step();
     expect(() => s.step()).toThrow(UserError);
     expect(() => s.step()).toThrow(new UserError("the run has 2 steps and all of them are done"));
-    expect(() => s.infer(Int32Array.from([0, 1, 9, 2]), 0)).toThrow(
-      new UserError("token 9 at position 2 is outside the vocabulary of 5"),
-    );
+    expect(() => s.infer(Int32Array.from([0, 1, 9, 2]), 0)).toThrow(new UserError("token 9 at position 2 is outside the vocabulary of 5"));
     expect(() => s.infer(Int32Array.from([0, 1, 2, 2]), 4)).toThrow(
       new UserError("position 4 is outside the inference window of 4 tokens"),
     );

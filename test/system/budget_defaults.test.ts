@@ -13,8 +13,23 @@ import { readMetrics, stow } from "../helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-budget-"));
 const data = path.join(dir, "tokens.bin");
-const tiny = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "seq=32", "--set", "layers=2", "--set", "dim=64", "--set", "heads=4",
-  "--batch", "4", "--threads", "2"];
+const tiny = [
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=512",
+  "--set",
+  "seq=32",
+  "--set",
+  "layers=2",
+  "--set",
+  "dim=64",
+  "--set",
+  "heads=4",
+  "--batch",
+  "4",
+  "--threads",
+  "2",
+];
 
 beforeAll(() => {
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 20_000));
@@ -32,8 +47,25 @@ describe("a device budget without a checkpoint mode", () => {
     expect(plan.arena_bytes).toBeLessThanOrEqual(budget);
 
     const metrics = path.join(dir, "mini48.jsonl");
-    const r = stow(["train", "samples/gpt2.ts", "--preset", "mini", "--threads", "2", "--device-memory", "48MiB", "--data", data, "--steps", "2",
-      "--profile-steps", "0", "--no-sample", "--metrics", metrics]);
+    const r = stow([
+      "train",
+      "samples/gpt2.ts",
+      "--preset",
+      "mini",
+      "--threads",
+      "2",
+      "--device-memory",
+      "48MiB",
+      "--data",
+      data,
+      "--steps",
+      "2",
+      "--profile-steps",
+      "0",
+      "--no-sample",
+      "--metrics",
+      metrics,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const steps = readMetrics(metrics);
     expect(steps.map((m) => m.step)).toEqual([1, 2]);

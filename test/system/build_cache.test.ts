@@ -39,15 +39,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const build = (planCpp: string) => buildPlan({ planCpp, outDir: cache, runtimeSources });
 const runTrain = (path: string) => execFileSync(path, { encoding: "utf8" }).trim();
 const dynamicSymbols = (lib: string) => execFileSync("nm", ["-D", "--defined-only", lib], { encoding: "utf8" });
-const objectTimes = () =>
-  readdirSync(join(cache, "objects")).map((f) => `${f}@${statSync(join(cache, "objects", f)).mtimeMs}`);
+const objectTimes = () => readdirSync(join(cache, "objects")).map((f) => `${f}@${statSync(join(cache, "objects", f)).mtimeMs}`);
 
 describe("buildPlan", () => {
   it("removes what killed builds left behind, and leaves a running build's files alone", async () => {
     await build(plan(1)); // makes the cache's folders
     const gone = spawnSync("true").pid!; // a process that has exited: its pid names no live process
     const stale = [join(cache, "builds", `.tmp-${gone}-0123456789abcdef-Xy12ab`), join(cache, "objects", `f.o.tmp-${gone}-00ff`)];
-    const live = [join(cache, "builds", `.tmp-${process.pid}-0123456789abcdef-Zz34cd`), join(cache, "objects", `g.o.tmp-${process.pid}-11ee`)];
+    const live = [
+      join(cache, "builds", `.tmp-${process.pid}-0123456789abcdef-Zz34cd`),
+      join(cache, "objects", `g.o.tmp-${process.pid}-11ee`),
+    ];
     mkdirSync(stale[0]);
     writeFileSync(stale[1], "");
     mkdirSync(live[0]);

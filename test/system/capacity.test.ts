@@ -18,7 +18,14 @@ const profile = (name: string, body: string) => {
   writeFileSync(file, body);
   return file;
 };
-const card = { description: "a test card", device_memory: "64MiB", matmul_flops: 1e12, memory_bandwidth: 100e9, link_bandwidth: 10e9, host_bandwidth: 20e9 };
+const card = {
+  description: "a test card",
+  device_memory: "64MiB",
+  matmul_flops: 1e12,
+  memory_bandwidth: 100e9,
+  link_bandwidth: 10e9,
+  host_bandwidth: 20e9,
+};
 const cardFile = profile("card.json", JSON.stringify(card));
 
 const tinyGpt = ["--preset", "mini", "--set", "vocab=256", "--set", "dim=64", "--set", "heads=2", "--set", "seq=32"];
@@ -72,12 +79,22 @@ describe("stow capacity", () => {
 
   test("the cpu target measures this machine and predicts a finite, positive step", () => {
     // A fresh cache directory: the probe builds and runs here rather than reading a cached measurement.
-    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu"], { STOW_CACHE_DIR: path.join(dir, "cache") });
+    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu"], {
+      STOW_CACHE_DIR: path.join(dir, "cache"),
+    });
     expect(c.target.name).toBe("cpu");
     const m = c.target.machine;
-    const rates = [m.matmulFlops, m.memoryBandwidth, m.linkBandwidth, m.hostBandwidth, m.softmaxRate, ...Object.values(m.elementRates),
+    const rates = [
+      m.matmulFlops,
+      m.memoryBandwidth,
+      m.linkBandwidth,
+      m.hostBandwidth,
+      m.softmaxRate,
+      ...Object.values(m.elementRates),
       ...[...m.productRates, ...m.streamRates].flatMap((p: { size: number; rate: number }) => [p.size, p.rate]),
-      ...m.attentionRates.forward.flat(), ...m.attentionRates.backward.flat()];
+      ...m.attentionRates.forward.flat(),
+      ...m.attentionRates.backward.flat(),
+    ];
     for (const v of rates) {
       expect(Number.isFinite(v)).toBe(true);
       expect(v).toBeGreaterThan(0);
@@ -103,11 +120,14 @@ describe("stow capacity", () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
     };
     expect2(["--target", "rtx9090", "--host-memory", "1GiB"], /--target: unknown target "rtx9090"; the targets are cpu, rtx2060-6g/);
-    expect2(["--target", profile("broken.json", "{ \"device_memory\": "), "--host-memory", "1GiB"], /broken\.json: not valid JSON/);
+    expect2(["--target", profile("broken.json", '{ "device_memory": '), "--host-memory", "1GiB"], /broken\.json: not valid JSON/);
     expect2(["--target", path.join(dir, "absent.json"), "--host-memory", "1GiB"], /absent\.json: cannot read the profile \(ENOENT\)/);
     expect2(["--target", cardFile], /--host-memory is required/);
     expect2(["--target", cardFile, "--host-memory", "1GiB", "--set", "layers=3"], /--set layers: capacity chooses layers itself/);
-    expect2(["--target", cardFile, "--device-memory", "16KiB", "--host-memory", "4MiB"], /not even the smallest member of the family \(layers=1\) fits: the step does not fit/);
+    expect2(
+      ["--target", cardFile, "--device-memory", "16KiB", "--host-memory", "4MiB"],
+      /not even the smallest member of the family \(layers=1\) fits: the step does not fit/,
+    );
   });
 });
 
@@ -126,22 +146,74 @@ describe("target profiles", () => {
 
   test("a JSON profile may carry measured rates; without them it is a machine of four rates", () => {
     // A profile written before the measured rates existed still loads, with no tables.
-    expect(Object.keys(parseTarget("t.json", card).machine).sort()).toEqual(["hostBandwidth", "linkBandwidth", "matmulFlops", "memoryBandwidth"]);
-    const attention = { T: [64, 256], D: [32, 64], forward: [[1e9, 2e9], [3e9, 4e9]], backward: [[1e9, 2e9], [3e9, 4e9]] };
+    expect(Object.keys(parseTarget("t.json", card).machine).sort()).toEqual([
+      "hostBandwidth",
+      "linkBandwidth",
+      "matmulFlops",
+      "memoryBandwidth",
+    ]);
+    const attention = {
+      T: [64, 256],
+      D: [32, 64],
+      forward: [
+        [1e9, 2e9],
+        [3e9, 4e9],
+      ],
+      backward: [
+        [1e9, 2e9],
+        [3e9, 4e9],
+      ],
+    };
     const measured = {
-      ...card, product_rates: [[1e6, 1e10], [1e9, 1e11]], stream_rates: [[1e6, 4e11]], attention_rates: attention, softmax_rate: 1e9, element_rates: { gelu: 1e9 },
+      ...card,
+      product_rates: [
+        [1e6, 1e10],
+        [1e9, 1e11],
+      ],
+      stream_rates: [[1e6, 4e11]],
+      attention_rates: attention,
+      softmax_rate: 1e9,
+      element_rates: { gelu: 1e9 },
     };
     const t = parseTarget("t.json", measured);
     expect(t.machine).toMatchObject({
-      productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }], streamRates: [{ size: 1e6, rate: 4e11 }], attentionRates: attention,
-      softmaxRate: 1e9, elementRates: { gelu: 1e9 },
+      productRates: [
+        { size: 1e6, rate: 1e10 },
+        { size: 1e9, rate: 1e11 },
+      ],
+      streamRates: [{ size: 1e6, rate: 4e11 }],
+      attentionRates: attention,
+      softmaxRate: 1e9,
+      elementRates: { gelu: 1e9 },
     });
     expect(parseTarget("t.json", targetJson(t))).toEqual({ ...t, name: "t.json" });
-    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [[1e9, 1e11], [1e6, 1e10]] }), /"product_rates" must be in ascending order of size/);
-    expectUserError(() => parseTarget("t.json", { ...card, product_rates: [1e6] }), /"product_rates" must be a non-empty list of \[flops of one call, FLOP\/s\] pairs/);
-    expectUserError(() => parseTarget("t.json", { ...card, stream_rates: [[1e6, -1]] }), /"stream_rates"\[0\]\[1\] must be a positive number/);
-    expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, forward: [[1e9]] } }), /"attention_rates"\.forward must be 2 rows \(one per T\) of 2 rates/);
-    expectUserError(() => parseTarget("t.json", { ...card, attention_rates: { ...attention, T: [256, 64] } }), /"attention_rates"\.T must be a non-empty ascending list/);
+    expectUserError(
+      () =>
+        parseTarget("t.json", {
+          ...card,
+          product_rates: [
+            [1e9, 1e11],
+            [1e6, 1e10],
+          ],
+        }),
+      /"product_rates" must be in ascending order of size/,
+    );
+    expectUserError(
+      () => parseTarget("t.json", { ...card, product_rates: [1e6] }),
+      /"product_rates" must be a non-empty list of \[flops of one call, FLOP\/s\] pairs/,
+    );
+    expectUserError(
+      () => parseTarget("t.json", { ...card, stream_rates: [[1e6, -1]] }),
+      /"stream_rates"\[0\]\[1\] must be a positive number/,
+    );
+    expectUserError(
+      () => parseTarget("t.json", { ...card, attention_rates: { ...attention, forward: [[1e9]] } }),
+      /"attention_rates"\.forward must be 2 rows \(one per T\) of 2 rates/,
+    );
+    expectUserError(
+      () => parseTarget("t.json", { ...card, attention_rates: { ...attention, T: [256, 64] } }),
+      /"attention_rates"\.T must be a non-empty ascending list/,
+    );
     expectUserError(() => parseTarget("t.json", { ...card, softmax_rate: 0 }), /"softmax_rate" must be a positive number/);
     expectUserError(() => parseTarget("t.json", { ...card, element_rates: { gleu: 1e9 } }), /"element_rates": unknown op "gleu"/);
   });

@@ -27,12 +27,29 @@ describe("checkpoint modes", () => {
   test("train to bitwise equal losses and gradient norms, each at its predicted arena peak", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "stow-ckpt-"));
     const data = path.join(dir, "tokens.bin");
-    writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, 10_000).map((t) => t % VOCAB));
+    writeTokenFile(
+      data,
+      encodeText(builtinCorpusText())
+        .slice(0, 10_000)
+        .map((t) => t % VOCAB),
+    );
     const small = ["--set", "layers=2", "--set", `vocab=${VOCAB}`, "--batch", "4", "--seq", "32", "--threads", "2"];
     const runs = ["none", "selective", "blocks"].map((mode) => {
       const metrics = path.join(dir, `${mode}.jsonl`);
-      const r = stow(["train", "samples/gpt2.ts", ...small, "--checkpoint", mode, "--steps", "3", "--data", data,
-        "--no-sample", "--metrics", metrics]);
+      const r = stow([
+        "train",
+        "samples/gpt2.ts",
+        ...small,
+        "--checkpoint",
+        mode,
+        "--steps",
+        "3",
+        "--data",
+        data,
+        "--no-sample",
+        "--metrics",
+        metrics,
+      ]);
       expect(r.status, r.stderr).toBe(0);
       const predicted = JSON.parse(stow(["plan", "samples/gpt2.ts", ...small, "--checkpoint", mode, "--json"]).stdout);
       return { mode, metrics: readMetrics(metrics), predicted };
@@ -60,8 +77,9 @@ describe("checkpoint modes", () => {
     expect(fromBlocks.every((b) => b.node.op === "add" && b.bytes === 8 * 1024 * cfg.dim * 4)).toBe(true);
     // During the backward, recomputed values of at most one block are live at any moment.
     for (let i = firstBackward; i < nodes.length; i++) {
-      const regions = new Set(p.train.memory.buffers
-        .filter((b) => b.start <= i && i <= b.end && b.node.attrs.recompute === true).map((b) => b.node.attrs.ckpt));
+      const regions = new Set(
+        p.train.memory.buffers.filter((b) => b.start <= i && i <= b.end && b.node.attrs.recompute === true).map((b) => b.node.attrs.ckpt),
+      );
       expect(regions.size).toBeLessThanOrEqual(1);
     }
   });
@@ -72,8 +90,9 @@ describe("checkpoint modes", () => {
     const recomputed = p.train.graph.nodes.filter((n) => n.attrs.recompute === true);
     expect(recomputed.map((n) => n.op)).toEqual(Array(cfg.layers).fill("attention"));
     const scores = 4 * cfg.heads * 128 * 128 * 4;
-    expect(p.train.memory.buffers.filter((b) => b.kind !== "workspace" && b.bytes >= scores)
-      .every((b) => b.node.op !== "attention")).toBe(true);
+    expect(p.train.memory.buffers.filter((b) => b.kind !== "workspace" && b.bytes >= scores).every((b) => b.node.op !== "attention")).toBe(
+      true,
+    );
   });
 
   // Over a link this slow, moving saved activations to the host (activation_offload.test.ts) never pays,

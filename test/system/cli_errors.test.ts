@@ -12,7 +12,12 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "stow-errors-"));
 const tokens = path.join(dir, "tokens.bin");
 const tiny = ["--set", "layers=1", "--batch", "2", "--seq", "16", "--threads", "2", "--steps", "1", "--no-sample"];
 
-beforeAll(() => writeTokenFile(tokens, Array.from({ length: 200 }, (_, i) => (i * 7) % 500)));
+beforeAll(() =>
+  writeTokenFile(
+    tokens,
+    Array.from({ length: 200 }, (_, i) => (i * 7) % 500),
+  ),
+);
 
 function expectUserError(args: string[], ...patterns: RegExp[]) {
   const r = stow(args);
@@ -25,24 +30,36 @@ function expectUserError(args: string[], ...patterns: RegExp[]) {
 
 describe("bad input", () => {
   test("a model file with a type error", () => {
-    expectUserError(["plan", "test/fixtures/models/type_error.ts"],
-      /test\/fixtures\/models\/type_error\.ts:\d+:\d+: error TS2322/, /\^/);
+    expectUserError(["plan", "test/fixtures/models/type_error.ts"], /test\/fixtures\/models\/type_error\.ts:\d+:\d+: error TS2322/, /\^/);
   });
 
   test("a model with a shape mismatch names the model line", () => {
-    expectUserError(["plan", "test/fixtures/models/shape_error.ts"],
-      /shape_error\.ts:10:22: shape error: Linear\(64 -> 10\)/, /return this\.head\.forward\(x\)/);
+    expectUserError(
+      ["plan", "test/fixtures/models/shape_error.ts"],
+      /shape_error\.ts:10:22: shape error: Linear\(64 -> 10\)/,
+      /return this\.head\.forward\(x\)/,
+    );
   });
 
   test("an exception in the model's own code is the user's: file:line:col, a code frame, exit 2", () => {
-    expectUserError(["plan", "test/fixtures/models/throws_in_forward.ts"],
-      /^stow: test\/fixtures\/models\/throws_in_forward\.ts:8:37: forward is not written yet\n/, /\n {2}8 \| .*throw new Error/);
-    expectUserError(["plan", "test/fixtures/models/throws_in_constructor.ts"],
-      /throws_in_constructor\.ts:8:28: TypeError: helpers\.width is not a function/, /readonly width = helpers\.width\(\);/);
-    expectUserError(["plan", "test/fixtures/models/throws_in_build.ts"],
-      /throws_in_build\.ts:15:35: RangeError: vocab 10 is too small for this model/);
-    expectUserError(["plan", "test/fixtures/models/returns_non_tensor.ts"],
-      /returns_non_tensor\.ts:7:24: forward must return a Tensor \(the logits\), but it returned an array of 1/);
+    expectUserError(
+      ["plan", "test/fixtures/models/throws_in_forward.ts"],
+      /^stow: test\/fixtures\/models\/throws_in_forward\.ts:8:37: forward is not written yet\n/,
+      /\n {2}8 \| .*throw new Error/,
+    );
+    expectUserError(
+      ["plan", "test/fixtures/models/throws_in_constructor.ts"],
+      /throws_in_constructor\.ts:8:28: TypeError: helpers\.width is not a function/,
+      /readonly width = helpers\.width\(\);/,
+    );
+    expectUserError(
+      ["plan", "test/fixtures/models/throws_in_build.ts"],
+      /throws_in_build\.ts:15:35: RangeError: vocab 10 is too small for this model/,
+    );
+    expectUserError(
+      ["plan", "test/fixtures/models/returns_non_tensor.ts"],
+      /returns_non_tensor\.ts:7:24: forward must return a Tensor \(the logits\), but it returned an array of 1/,
+    );
   });
 
   test("a missing model file", () => {
@@ -58,9 +75,18 @@ describe("bad input", () => {
   test("nonsense flag values name the flag", () => {
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--steps", "abc"], /--steps/);
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "-1"], /--lr/);
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e300"], /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/);
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e-3", "--min-lr", "1e-2"], /--min-lr: 0\.01 is above --lr 0\.001/);
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--save-every", "10", "--no-sample"], /--save-every: give --save FILE/);
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e300"],
+      /--lr: must be at most 3\.4028234663852886e\+38, got 1e\+300/,
+    );
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", "--lr", "1e-3", "--min-lr", "1e-2"],
+      /--min-lr: 0\.01 is above --lr 0\.001/,
+    );
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", "--save-every", "10", "--no-sample"],
+      /--save-every: give --save FILE/,
+    );
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--keep", "0"], /--keep: must be at least 1/);
     expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--batch", "0"], /--batch/);
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--lr-schedule", "linear"], /--lr-schedule/);
@@ -68,25 +94,53 @@ describe("bad input", () => {
   });
 
   test("memory budgets that are unparsable, zero or too small", () => {
-    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "0"], /--device-memory: size must be greater than zero/);
+    expectUserError(
+      ["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "0"],
+      /--device-memory: size must be greater than zero/,
+    );
     expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "-3GiB"], /--device-memory/);
     expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--host-memory", "lots"], /--host-memory/);
-    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "1MiB"],
-      /does not fit in --device-memory 1\.0 MiB: it needs at least/, /samples\/gpt2\.ts:\d+:\d+/);
-    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--batch", "4", "--seq", "64", "--device-memory", "120MiB",
-      "--host-memory", "50MiB", "--checkpoint", "none"],
-      /model data does not fit in --host-memory 50\.0 MiB/);
+    expectUserError(
+      ["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "1MiB"],
+      /does not fit in --device-memory 1\.0 MiB: it needs at least/,
+      /samples\/gpt2\.ts:\d+:\d+/,
+    );
+    expectUserError(
+      [
+        "plan",
+        "samples/gpt2.ts",
+        "--preset",
+        "mini",
+        "--batch",
+        "4",
+        "--seq",
+        "64",
+        "--device-memory",
+        "120MiB",
+        "--host-memory",
+        "50MiB",
+        "--checkpoint",
+        "none",
+      ],
+      /model data does not fit in --host-memory 50\.0 MiB/,
+    );
     // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
     const offloaded = ["--device-memory", "100MiB", "--checkpoint", "none"];
-    const hostBytes = JSON.parse(stow(["plan", "samples/gpt2.ts", "--preset", "mini", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout).host_bytes;
+    const hostBytes = JSON.parse(
+      stow(["plan", "samples/gpt2.ts", "--preset", "mini", ...tiny.slice(0, 8), ...offloaded, "--json"]).stdout,
+    ).host_bytes;
     expect(hostBytes).toBeGreaterThan(0);
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
-      /host memory budget of \d+ bytes is too small: the token file needs 800 more bytes/);
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, ...offloaded, "--host-memory", String(hostBytes + 100)],
+      /host memory budget of \d+ bytes is too small: the token file needs 800 more bytes/,
+    );
   });
 
   test("a chunk size below the largest tensor, and a link speed that is not positive", () => {
-    expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--chunk-size", "1MiB"],
-      /--chunk-size 1\.0 MiB is smaller than the largest tensor that must stay whole: transformer\.wte\.weight needs 24\.5 MiB \(25731584 bytes\)/);
+    expectUserError(
+      ["plan", "samples/gpt2.ts", "--preset", "mini", "--chunk-size", "1MiB"],
+      /--chunk-size 1\.0 MiB is smaller than the largest tensor that must stay whole: transformer\.wte\.weight needs 24\.5 MiB \(25731584 bytes\)/,
+    );
     expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--chunk-size", "big"], /--chunk-size/);
     expectUserError(["plan", "samples/gpt2.ts", "--preset", "mini", "--link-gbps", "0"], /--link-gbps/);
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", "--link-gbps", "fast"], /--link-gbps/);
@@ -103,24 +157,35 @@ describe("bad input", () => {
     writeFileSync(truncated, bytes);
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", truncated], /truncated\.bin/, /1000/);
     const bigToken = path.join(dir, "vocab.bin");
-    writeTokenFile(bigToken, Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)));
+    writeTokenFile(
+      bigToken,
+      Array.from({ length: 100 }, (_, i) => (i === 50 ? 60000 : 5)),
+    );
     expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", bigToken], /vocab\.bin/, /60000/, /50257/);
     // Text is read as bytes below GPT-2's vocabulary; a vocabulary too small even for bytes is said
     // about the user's text, not about the cached token file they never made.
     const text = path.join(dir, "input.txt");
     writeFileSync(text, "export function train() {}\n");
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--set", "vocab=100", "--data", text],
-      /--set vocab=100: --data .*input\.txt \(text\) is read as bytes, which needs a vocabulary of at least 256/);
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--set", "vocab=100", "--data", text],
+      /--set vocab=100: --data .*input\.txt \(text\) is read as bytes, which needs a vocabulary of at least 256/,
+    );
   });
 
   test("a truncated or foreign safetensors file", () => {
     const foreign = path.join(dir, "foreign.safetensors");
     writeSafetensors(foreign, [{ name: "encoder.weight", shape: [2, 2], data: new Float32Array(4) }]);
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", foreign],
-      /foreign\.safetensors/, /transformer\.wte\.weight|encoder\.weight/);
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", foreign],
+      /foreign\.safetensors/,
+      /transformer\.wte\.weight|encoder\.weight/,
+    );
     const truncated = path.join(dir, "truncated.safetensors");
     writeFileSync(truncated, Buffer.from([1, 2, 3]));
-    expectUserError(["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", truncated], /truncated\.safetensors/);
+    expectUserError(
+      ["train", "samples/gpt2.ts", "--preset", "mini", ...tiny, "--data", tokens, "--init", truncated],
+      /truncated\.safetensors/,
+    );
     expectUserError(["generate", truncated], /truncated\.safetensors/);
   });
 });

@@ -12,9 +12,33 @@ import { startStow, stow, waitFor } from "../helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-concurrent-"));
 const tokens = path.join(dir, "tokens.bin");
-writeTokenFile(tokens, Array.from({ length: 4000 }, (_, i) => (i * 7 + (i >> 3)) % 512));
-const tiny = ["train", "samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=2", "--set", "dim=64", "--set", "heads=2",
-  "--batch", "2", "--seq", "32", "--threads", "1", "--steps", "2", "--no-sample", "--data", tokens];
+writeTokenFile(
+  tokens,
+  Array.from({ length: 4000 }, (_, i) => (i * 7 + (i >> 3)) % 512),
+);
+const tiny = [
+  "train",
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=512",
+  "--set",
+  "layers=2",
+  "--set",
+  "dim=64",
+  "--set",
+  "heads=2",
+  "--batch",
+  "2",
+  "--seq",
+  "32",
+  "--threads",
+  "1",
+  "--steps",
+  "2",
+  "--no-sample",
+  "--data",
+  tokens,
+];
 
 describe("concurrent saves to one path", () => {
   test("leave exactly the checkpoint of the run that renamed last, bitwise", async () => {

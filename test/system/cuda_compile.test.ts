@@ -18,7 +18,8 @@ import type { Precision } from "../../plan/plan.ts";
 import { type PrepareOptions, prepare } from "../../src/driver/prepare.ts";
 import { repoRoot, stow } from "../helpers/run.ts";
 
-const GiB = 2 ** 30, MiB = 2 ** 20;
+const GiB = 2 ** 30,
+  MiB = 2 ** 20;
 
 interface Variant {
   name: string;
@@ -56,10 +57,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function build(v: Variant): Promise<{ built: BuildResult; source: string }> {
   const { plan } = await prepare(join(repoRoot, v.model ?? "samples/gpt2.ts"), {
-    threads: 2, clip: true, checkpoint: "none", backend: "cuda", ...v.options,
+    threads: 2,
+    clip: true,
+    checkpoint: "none",
+    backend: "cuda",
+    ...v.options,
   });
   expect(plan.checkpoint.offload, v.name).toBe(v.expect.offload);
-  expect(plan.train.graph.nodes.some((n) => n.attrs.recompute === true), v.name).toBe(v.expect.recompute);
+  expect(
+    plan.train.graph.nodes.some((n) => n.attrs.recompute === true),
+    v.name,
+  ).toBe(v.expect.recompute);
   const { source } = emitCuda(plan, v.precision ?? "bf16");
   return { built: await buildPlan({ planCpp: source, backend: "cuda", mpi: (v.options.tp ?? 1) > 1 }), source };
 }
@@ -75,8 +83,7 @@ describe("CUDA backend, compiled without a GPU", () => {
     expect(CUDA_ARCH_FLAGS.join(" ")).toContain("code=sm_90");
     // The first build compiles the runtime's .cu files; the others reuse those objects, two at a time.
     const results = [await build(VARIANTS[0])];
-    for (let i = 1; i < VARIANTS.length; i += 2)
-      results.push(...(await Promise.all(VARIANTS.slice(i, i + 2).map(build))));
+    for (let i = 1; i < VARIANTS.length; i += 2) results.push(...(await Promise.all(VARIANTS.slice(i, i + 2).map(build))));
     for (const [i, { built, source }] of results.entries()) {
       const v = VARIANTS[i];
       expect(existsSync(built.libPath), v.name).toBe(true);
@@ -88,14 +95,23 @@ describe("CUDA backend, compiled without a GPU", () => {
       const tp = (v.options.tp ?? 1) > 1;
       const kernels = tp
         ? ["all_reduce", "broadcast", "embedding_vp_fwd", "cross_entropy_vp_bwd", "sum_squares", "norm_from_squares"]
-        : v.model ? [] : ["linear_cross_entropy_fwd", "linear_cross_entropy_bwd", "embedding_bwd_acc"];
+        : v.model
+          ? []
+          : ["linear_cross_entropy_fwd", "linear_cross_entropy_bwd", "embedding_bwd_acc"];
       for (const kernel of kernels) expect(source, `${v.name}: ${kernel}`).toContain(`stow::cuda::${kernel}(`);
       // Every kernel call goes to the CUDA runtime: none to the CPU kernels.
       expect(source.match(/stow::(?!cuda::|math::)\w+\(/g), v.name).toBeNull();
       for (const file of [built.libPath, built.trainBinPath]) {
         const libs = needed(file);
-        expect(libs.filter((l) => /cublas|cudart|openblas|nccl/.test(l)), `${v.name}: ${file}`).toEqual([]);
-        if (tp) expect(libs.some((l) => /libmpi/.test(l)), `${v.name}: ${file} links MPI`).toBe(true);
+        expect(
+          libs.filter((l) => /cublas|cudart|openblas|nccl/.test(l)),
+          `${v.name}: ${file}`,
+        ).toEqual([]);
+        if (tp)
+          expect(
+            libs.some((l) => /libmpi/.test(l)),
+            `${v.name}: ${file} links MPI`,
+          ).toBe(true);
       }
     }
   });
@@ -104,7 +120,8 @@ describe("CUDA backend, compiled without a GPU", () => {
     const options = { preset: "mini", threads: 2, clip: true, checkpoint: "none" as const };
     const model = join(repoRoot, "samples/gpt2.ts");
     const [cpu, cuda] = await Promise.all([
-      prepare(model, { ...options, backend: "cpu" }), prepare(model, { ...options, backend: "cuda" }),
+      prepare(model, { ...options, backend: "cpu" }),
+      prepare(model, { ...options, backend: "cuda" }),
     ]);
     const ops = (p: typeof cpu) => p.plan.train.graph.nodes.map((n) => n.op);
     expect(ops(cuda)).toEqual(ops(cpu));
@@ -121,8 +138,23 @@ describe("CUDA backend, compiled without a GPU", () => {
     execFileSync("g++", ["-x", "c++", "-shared", "-fPIC", "-o", join(wheelLib, "libstowprobe.so.7"), "-"], {
       input: 'extern "C" int probe_value() { return 1234; }\n',
     });
-    const build = spawnSync("g++", ["-std=c++17", "-Iruntime", "test/native/dynload_check.cpp", "-x", "c++", "runtime/cuda/dynload.cu",
-      "-x", "none", "-ldl", "-o", probe], { cwd: repoRoot, encoding: "utf8" });
+    const build = spawnSync(
+      "g++",
+      [
+        "-std=c++17",
+        "-Iruntime",
+        "test/native/dynload_check.cpp",
+        "-x",
+        "c++",
+        "runtime/cuda/dynload.cu",
+        "-x",
+        "none",
+        "-ldl",
+        "-o",
+        probe,
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    );
     expect(build.status, build.stderr).toBe(0);
     const run = (env: Record<string, string>) =>
       execFileSync(probe, ["libstowprobe.so.7"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env } }).trim();
@@ -141,12 +173,29 @@ describe("CUDA backend, compiled without a GPU", () => {
     const wheelLib = join(dir, "nccl-venv/lib/python3.12/site-packages/nvidia/nccl/lib");
     mkdirSync(wheelLib, { recursive: true });
     // A stand-in libnccl.so.2 with the functions the runtime resolves; its error string names it.
-    const stub = ["ncclGetUniqueId", "ncclCommInitRank", "ncclCommDestroy", "ncclAllReduce", "ncclAllGather",
-      "ncclReduceScatter", "ncclBroadcast"].map((f) => `extern "C" int ${f}() { return 1; }`).join("\n") +
-      '\nextern "C" const char* ncclGetErrorString(int) { return "the probe NCCL"; }\n';
+    const stub =
+      ["ncclGetUniqueId", "ncclCommInitRank", "ncclCommDestroy", "ncclAllReduce", "ncclAllGather", "ncclReduceScatter", "ncclBroadcast"]
+        .map((f) => `extern "C" int ${f}() { return 1; }`)
+        .join("\n") + '\nextern "C" const char* ncclGetErrorString(int) { return "the probe NCCL"; }\n';
     execFileSync("g++", ["-x", "c++", "-shared", "-fPIC", "-o", join(wheelLib, "libnccl.so.2"), "-"], { input: stub });
-    const build = spawnSync("g++", ["-std=c++17", "-Iruntime", "test/native/nccl_load_check.cpp", "-x", "c++", "runtime/cuda/nccl.cu",
-      "runtime/cuda/dynload.cu", "-x", "none", "-ldl", "-o", probe], { cwd: repoRoot, encoding: "utf8" });
+    const build = spawnSync(
+      "g++",
+      [
+        "-std=c++17",
+        "-Iruntime",
+        "test/native/nccl_load_check.cpp",
+        "-x",
+        "c++",
+        "runtime/cuda/nccl.cu",
+        "runtime/cuda/dynload.cu",
+        "-x",
+        "none",
+        "-ldl",
+        "-o",
+        probe,
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    );
     expect(build.status, build.stderr).toBe(0);
     const run = (env: Record<string, string>) =>
       execFileSync(probe, [], { encoding: "utf8", env: { PATH: process.env.PATH ?? "", ...env } }).trim();

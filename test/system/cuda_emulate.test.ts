@@ -18,8 +18,23 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "stow-emulate-"));
 const data = path.join(dir, "markov512.bin");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const tiny = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=2", "--set", "dim=64", "--set", "heads=2",
-  "--set", "seq=32", "--batch", "4", "--threads", "2"];
+const tiny = [
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=512",
+  "--set",
+  "layers=2",
+  "--set",
+  "dim=64",
+  "--set",
+  "heads=2",
+  "--set",
+  "seq=32",
+  "--batch",
+  "4",
+  "--threads",
+  "2",
+];
 // GPT-2 mini's four blocks and width at vocabulary 512: big enough to offload chunk by chunk and to move
 // a block's activations.
 const mini = ["samples/gpt2.ts", "--preset", "mini", "--set", "vocab=512", "--batch", "4", "--seq", "64", "--threads", "2"];
@@ -43,7 +58,9 @@ function planJson(args: string[]) {
 
 function expectClose(actual: number[], expected: number[], relative: number): void {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((a, i) => expect(Math.abs(a - expected[i]) / Math.abs(expected[i]), `step ${i + 1}: ${a} vs ${expected[i]}`).toBeLessThanOrEqual(relative));
+  actual.forEach((a, i) =>
+    expect(Math.abs(a - expected[i]) / Math.abs(expected[i]), `step ${i + 1}: ${a} vs ${expected[i]}`).toBeLessThanOrEqual(relative),
+  );
 }
 
 const losses = (m: Metrics) => m.map((s) => s.loss);
@@ -59,7 +76,11 @@ beforeAll(() => {
 describe("the emulated CUDA target", () => {
   test("gpt2 tiny in fp32: 10 losses within 1e-5 of the CPU backend, at the planned device peak", () => {
     expectClose(losses(emulatedTiny), losses(cpuTiny), 1e-5);
-    expectClose(emulatedTiny.map((m) => m.grad_norm), cpuTiny.map((m) => m.grad_norm), 1e-4);
+    expectClose(
+      emulatedTiny.map((m) => m.grad_norm),
+      cpuTiny.map((m) => m.grad_norm),
+      1e-4,
+    );
     const plan = planJson([...tiny, ...emulated("fp32")]);
     for (const m of emulatedTiny) expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
     expect(losses(emulatedTiny).at(-1)!).toBeLessThan(losses(emulatedTiny)[0]);
@@ -112,7 +133,9 @@ describe("the emulated CUDA target", () => {
     // The node that read too early, and the copy it raced with, each with its model line.
     expect(bad.stderr).toMatch(/race on device allocation/);
     expect(bad.stderr).toMatch(/node [a-z_]+ %\d+ at samples\/gpt2\.ts:\d+:\d+ on stream \d+ reads it/);
-    expect(bad.stderr).toMatch(/the copy to the device of \d+ bytes \(node chunk_h2d %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
+    expect(bad.stderr).toMatch(
+      /the copy to the device of \d+ bytes \(node chunk_h2d %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/,
+    );
   });
 
   test("--tp 2 through the NCCL stand-in: 10 losses within 1e-5 of the CPU backend at TP 1", () => {
@@ -129,4 +152,3 @@ describe("the emulated CUDA target", () => {
     expectClose(losses(emu), losses(cpu), 1e-5);
   });
 });
-

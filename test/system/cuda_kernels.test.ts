@@ -85,7 +85,8 @@ describe("CUDA kernels on the emulated target", () => {
     const objects = await compileAll(sources(), 2);
     const binary = path.join(dir, "cuda_kernels_check");
     const link = spawnSync("g++", ["-fopenmp", ...objects, "-lopenblas", ...EMULATE_LDLIBS, "-o", binary], {
-      cwd: repoRoot, encoding: "utf8",
+      cwd: repoRoot,
+      encoding: "utf8",
     });
     expect(link.status, link.stderr).toBe(0);
 

@@ -43,9 +43,16 @@ interface Result {
 function run(cmd: string, args: string[], options: { timeoutMs: number; env?: Record<string, string> }): Promise<Result> {
   return new Promise((resolve) => {
     execFile(
-      cmd, args,
-      { cwd: repoRoot, encoding: "utf8", maxBuffer: 64 << 20, timeout: options.timeoutMs, killSignal: "SIGKILL",
-        env: { ...process.env, ...options.env } },
+      cmd,
+      args,
+      {
+        cwd: repoRoot,
+        encoding: "utf8",
+        maxBuffer: 64 << 20,
+        timeout: options.timeoutMs,
+        killSignal: "SIGKILL",
+        env: { ...process.env, ...options.env },
+      },
       (error, stdout, stderr) => {
         const code = error && typeof error.code === "number" ? error.code : error ? null : 0;
         resolve({ status: code, signal: error?.signal ?? null, stdout, stderr });
@@ -102,14 +109,19 @@ describe("emulated CUDA target", () => {
 
     // The NCCL stand-in and its check need MPI's flags: mpicxx, linked with the same emulation objects.
     const mpiObjects = ["runtime/cuda/emulate/mpi/nccl_standin.cpp", "test/native/nccl_emulation_check.cpp"].map((s) =>
-      path.join(dir, path.basename(s) + ".mpi.o"));
+      path.join(dir, path.basename(s) + ".mpi.o"),
+    );
     const mpiCompiles = await Promise.all(
       ["runtime/cuda/emulate/mpi/nccl_standin.cpp", "test/native/nccl_emulation_check.cpp"].map((s, i) =>
-        run("mpicxx", [...CXXFLAGS, "-c", s, "-o", mpiObjects[i]], { timeoutMs: 300_000 })),
+        run("mpicxx", [...CXXFLAGS, "-c", s, "-o", mpiObjects[i]], { timeoutMs: 300_000 }),
+      ),
     );
     for (const c of mpiCompiles) expect(c.status, c.stderr).toBe(0);
-    const mpiLink = await run("mpicxx", [...mpiObjects, ...objects.slice(0, -1), "-lopenblas", "-fopenmp", ...EMULATE_LDLIBS, "-o", ncclBinary],
-      { timeoutMs: 120_000 });
+    const mpiLink = await run(
+      "mpicxx",
+      [...mpiObjects, ...objects.slice(0, -1), "-lopenblas", "-fopenmp", ...EMULATE_LDLIBS, "-o", ncclBinary],
+      { timeoutMs: 120_000 },
+    );
     expect(mpiLink.status, mpiLink.stderr).toBe(0);
   });
 
@@ -124,10 +136,15 @@ describe("emulated CUDA target", () => {
   });
 
   it("has NCCL's semantics over MPI (2 ranks)", async () => {
-    const r = await run("mpirun", ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2", ncclBinary],
-      { timeoutMs: 120_000, env: ENV });
+    const r = await run("mpirun", ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", "2", ncclBinary], {
+      timeoutMs: 120_000,
+      env: ENV,
+    });
     const lines = r.stdout.trim().split("\n");
-    expect(lines.filter((l) => l.startsWith("FAIL")), r.stderr).toEqual([]);
+    expect(
+      lines.filter((l) => l.startsWith("FAIL")),
+      r.stderr,
+    ).toEqual([]);
     expect(r.signal, "killed: it ran past its time limit").toBeNull();
     expect(r.status, r.stderr).toBe(0);
     // Rank 0 prints both ranks' total last.

@@ -26,8 +26,19 @@ describe("CPU kernels", () => {
     const build = spawnSync(
       "g++",
       // kernels_transfer.cpp hands work to the transfer engine, so the engine is linked too.
-      ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime", "test/native/kernels_check.cpp",
-        ...kernelSources(), "runtime/core/transfer_engine.cpp", "-lopenblas", "-o", binary],
+      [
+        "-O2",
+        "-march=native",
+        "-fopenmp",
+        "-std=c++17",
+        "-Iruntime",
+        "test/native/kernels_check.cpp",
+        ...kernelSources(),
+        "runtime/core/transfer_engine.cpp",
+        "-lopenblas",
+        "-o",
+        binary,
+      ],
       { cwd: repoRoot, encoding: "utf8" },
     );
     expect(build.status, build.stderr).toBe(0);

@@ -13,14 +13,30 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe("tensor-parallel kernels", () => {
   it("match naive references over simulated ranks", () => {
     const binary = path.join(dir, "kernels_tp_check");
-    const build = spawnSync("g++", ["-O2", "-march=native", "-fopenmp", "-std=c++17", "-Iruntime",
-      // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm.
-      "test/native/kernels_tp_check.cpp", "runtime/cpu/kernels_tp.cpp", "runtime/cpu/kernels_adamw.cpp", "-o", binary],
-      { cwd: repoRoot, encoding: "utf8" });
+    const build = spawnSync(
+      "g++",
+      [
+        "-O2",
+        "-march=native",
+        "-fopenmp",
+        "-std=c++17",
+        "-Iruntime",
+        // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm.
+        "test/native/kernels_tp_check.cpp",
+        "runtime/cpu/kernels_tp.cpp",
+        "runtime/cpu/kernels_adamw.cpp",
+        "-o",
+        binary,
+      ],
+      { cwd: repoRoot, encoding: "utf8" },
+    );
     expect(build.status, build.stderr).toBe(0);
     const run = spawnSync(binary, [], { cwd: repoRoot, encoding: "utf8" });
     const lines = run.stdout.trim().split("\n");
-    expect(lines.filter((l) => l.startsWith("FAIL")), run.stderr).toEqual([]);
+    expect(
+      lines.filter((l) => l.startsWith("FAIL")),
+      run.stderr,
+    ).toEqual([]);
     expect(run.status, run.stderr).toBe(0);
     expect(lines.at(-1)).toMatch(/^\d+ passed, 0 failed$/);
   });

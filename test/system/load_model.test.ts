@@ -73,16 +73,13 @@ describe("loadModel", () => {
   it("names the missing build export", async () => {
     const { message } = await loadError(`${FIXTURES}/missing_build.ts`);
     expect(message).toBe(
-      `${FIXTURES}/missing_build.ts: the module is not a model:\n` +
-        "  `build` (a function from a config to the model) is missing",
+      `${FIXTURES}/missing_build.ts: the module is not a model:\n` + "  `build` (a function from a config to the model) is missing",
     );
   });
 
   it("rejects a defaultPreset that names no preset", async () => {
     const { message } = await loadError(`${FIXTURES}/bad_default_preset.ts`);
-    expect(message).toBe(
-      `${FIXTURES}/bad_default_preset.ts: defaultPreset "huge" is not one of the presets: tiny, small`,
-    );
+    expect(message).toBe(`${FIXTURES}/bad_default_preset.ts: defaultPreset "huge" is not one of the presets: tiny, small`);
   });
 
   it("reports an exception at import time at its line in the .ts file", async () => {
@@ -108,7 +105,7 @@ describe("loadModel", () => {
     expect(output).toBe(`${file}:${line}:${column}: width 64 is not divisible by layers 3`);
   });
 
-  it.skipIf(!existsSync("src/dsl/index.ts"))("resolves imports from \"stowage\"", async () => {
+  it.skipIf(!existsSync("src/dsl/index.ts"))('resolves imports from "stowage"', async () => {
     const { module } = await loadModel(`${FIXTURES}/uses_stowage.ts`);
     expect(module.defaultPreset).toBe("tiny");
   });

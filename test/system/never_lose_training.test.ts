@@ -13,10 +13,31 @@ import { readMetrics, repoRoot, startStow, stow, waitFor } from "../helpers/run.
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-never-lose-"));
 const tokens = path.join(dir, "tokens.bin");
-writeTokenFile(tokens, Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 512));
+writeTokenFile(
+  tokens,
+  Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 512),
+);
 const STEPS = 600; // enough steps (a millisecond or two each) for a signal to land mid-run
-const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=2", "--set", "dim=64", "--set", "heads=2",
-  "--batch", "2", "--seq", "32", "--threads", "1", "--no-sample", "--data", tokens];
+const model = [
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=512",
+  "--set",
+  "layers=2",
+  "--set",
+  "dim=64",
+  "--set",
+  "heads=2",
+  "--batch",
+  "2",
+  "--seq",
+  "32",
+  "--threads",
+  "1",
+  "--no-sample",
+  "--data",
+  tokens,
+];
 const train = (...extra: string[]) => ["train", ...model, "--steps", String(STEPS), ...extra];
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").length - 1 : 0);
 const savedStep = (file: string) => Number(readSafetensorsHeader(file).metadata.step);
@@ -63,18 +84,44 @@ describe("never lose training", () => {
     const good = readFileSync(ckpt);
     // One step at the largest float32 learning rate: its loss (computed before the update) is finite, its
     // update is not.
-    const r = stow(["train", ...model, "--steps", String(stoppedAt + 1), "--resume", ckpt, "--save", ckpt,
-      "--lr", "3.4e38", "--lr-schedule", "constant"]);
+    const r = stow([
+      "train",
+      ...model,
+      "--steps",
+      String(stoppedAt + 1),
+      "--resume",
+      ckpt,
+      "--save",
+      ckpt,
+      "--lr",
+      "3.4e38",
+      "--lr-schedule",
+      "constant",
+    ]);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(new RegExp(`not saved: the state after step ${stoppedAt + 1}'s update is not finite ` +
-      `\\(tensor '[^']+' holds (NaN|[+-]inf) at element \\d+\\); .*good\\.safetensors stays as it was`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `not saved: the state after step ${stoppedAt + 1}'s update is not finite ` +
+          `\\(tensor '[^']+' holds (NaN|[+-]inf) at element \\d+\\); .*good\\.safetensors stays as it was`,
+      ),
+    );
     expect(readFileSync(ckpt).equals(good)).toBe(true);
   });
 
   test("the interrupted run resumes bitwise, the model and config taken from the checkpoint", () => {
     // No model file and no --set: `stow train --resume CKPT` trains what the checkpoint holds.
-    const r = stow(["train", ...model.slice(9), "--steps", String(STEPS), "--resume", interrupted, "--save", interrupted,
-      "--metrics", interruptedMetrics]);
+    const r = stow([
+      "train",
+      ...model.slice(9),
+      "--steps",
+      String(STEPS),
+      "--resume",
+      interrupted,
+      "--save",
+      interrupted,
+      "--metrics",
+      interruptedMetrics,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const resumed = readMetrics(interruptedMetrics);
     expect(resumed.map((x) => x.step)).toEqual(whole.map((x) => x.step));
@@ -114,7 +161,10 @@ describe("never lose training", () => {
     const ckpt = path.join(dir, "disk-full.safetensors");
     const r = stow(train("--metrics", metrics, "--save", ckpt));
     expect(r.status, r.stderr).toBe(2);
-    const m = /cannot write metrics file .*m\.jsonl at step (\d+): No space left on device\nthe state of step (\d+) was saved to .*disk-full\.safetensors/.exec(r.stderr);
+    const m =
+      /cannot write metrics file .*m\.jsonl at step (\d+): No space left on device\nthe state of step (\d+) was saved to .*disk-full\.safetensors/.exec(
+        r.stderr,
+      );
     expect(m, r.stderr).not.toBeNull();
     expect(m![2]).toBe(m![1]);
     expect(savedStep(ckpt)).toBe(Number(m![1]));
@@ -136,8 +186,22 @@ describe("never lose training", () => {
     expect(lines(metrics)).toBe(Number(m![1]));
 
     const good = readFileSync(ckpt);
-    const diverged = stow(["train", ...model, "--tp", "2", "--steps", String(Number(m![1]) + 1), "--resume", ckpt, "--save", ckpt,
-      "--lr", "3.4e38", "--lr-schedule", "constant"]);
+    const diverged = stow([
+      "train",
+      ...model,
+      "--tp",
+      "2",
+      "--steps",
+      String(Number(m![1]) + 1),
+      "--resume",
+      ckpt,
+      "--save",
+      ckpt,
+      "--lr",
+      "3.4e38",
+      "--lr-schedule",
+      "constant",
+    ]);
     expect(diverged.status, diverged.stderr).toBe(3);
     expect(diverged.stderr).toMatch(/not saved: the state after step \d+'s update is not finite/);
     expect(readFileSync(ckpt).equals(good)).toBe(true);
@@ -149,9 +213,18 @@ describe("never lose training", () => {
     mountTmpfs(readOnly, "size=64k,ro");
     mountTmpfs(tiny, "size=64k");
     const cases: [string[], RegExp][] = [
-      [["--save", path.join(readOnly, "ckpt.safetensors")], /--save .*read-only\/ckpt\.safetensors: cannot write in .*read-only: the file system is read-only/],
-      [["--save", path.join(tiny, "ckpt.safetensors")], /--save .*tiny\/ckpt\.safetensors: a checkpoint takes [\d,]+ bytes, but the file system of .*tiny has [\d,]+ bytes free/],
-      [["--save", path.join(dir, "tokens.bin", "ckpt.safetensors")], /--save .*tokens\.bin\/ckpt\.safetensors: .*tokens\.bin is a file, not a folder/],
+      [
+        ["--save", path.join(readOnly, "ckpt.safetensors")],
+        /--save .*read-only\/ckpt\.safetensors: cannot write in .*read-only: the file system is read-only/,
+      ],
+      [
+        ["--save", path.join(tiny, "ckpt.safetensors")],
+        /--save .*tiny\/ckpt\.safetensors: a checkpoint takes [\d,]+ bytes, but the file system of .*tiny has [\d,]+ bytes free/,
+      ],
+      [
+        ["--save", path.join(dir, "tokens.bin", "ckpt.safetensors")],
+        /--save .*tokens\.bin\/ckpt\.safetensors: .*tokens\.bin is a file, not a folder/,
+      ],
       [["--save", dir], /--save .*: is a folder; give a file name in it/],
       [["--metrics", path.join(readOnly, "m.jsonl")], /--metrics .*m\.jsonl: cannot write in .*read-only: the file system is read-only/],
     ];
@@ -163,7 +236,9 @@ describe("never lose training", () => {
     }
     const cache = stow(train(), { STOW_CACHE_DIR: path.join(readOnly, "cache") });
     expect(cache.status, cache.stderr).toBe(2);
-    expect(cache.stderr).toMatch(/STOW_CACHE_DIR \(the build and data cache\): cannot create the folder .*read-only\/cache: the file system is read-only/);
+    expect(cache.stderr).toMatch(
+      /STOW_CACHE_DIR \(the build and data cache\): cannot create the folder .*read-only\/cache: the file system is read-only/,
+    );
   });
 
   test("--resume and stow generate work from another folder", () => {
@@ -173,8 +248,21 @@ describe("never lose training", () => {
     copyFileSync(interrupted, ckpt);
     const elsewhere = path.join(dir, "elsewhere");
     // From a folder that is neither the repository nor the checkpoint's.
-    const resumed = stow(["train", path.join(repoRoot, "samples/gpt2.ts"), ...model.slice(1), "--steps", String(STEPS + 2),
-      "--resume", "deeper/ckpt.safetensors", "--save", "deeper/ckpt.safetensors"], {}, elsewhere);
+    const resumed = stow(
+      [
+        "train",
+        path.join(repoRoot, "samples/gpt2.ts"),
+        ...model.slice(1),
+        "--steps",
+        String(STEPS + 2),
+        "--resume",
+        "deeper/ckpt.safetensors",
+        "--save",
+        "deeper/ckpt.safetensors",
+      ],
+      {},
+      elsewhere,
+    );
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(savedStep(ckpt)).toBe(STEPS + 2);
     const generated = stow(["generate", "deeper/ckpt.safetensors", "--prompt", "x", "--tokens", "3", "--threads", "1"], {}, elsewhere);
@@ -189,7 +277,9 @@ describe("never lose training", () => {
     writeFileSync(edited, Buffer.from(bytes.toString("latin1").replace(sha, "0".repeat(64)), "latin1"));
     const warned = stow(["generate", "deeper/edited.safetensors", "--prompt", "x", "--tokens", "1", "--threads", "1"], {}, elsewhere);
     expect(warned.status, warned.stderr).toBe(0);
-    expect(warned.stderr).toMatch(/warning: .*samples\/gpt2\.ts changed since deeper\/edited\.safetensors was saved \(sha256 000000000000… then, [0-9a-f]{12}… now\)/);
+    expect(warned.stderr).toMatch(
+      /warning: .*samples\/gpt2\.ts changed since deeper\/edited\.safetensors was saved \(sha256 000000000000… then, [0-9a-f]{12}… now\)/,
+    );
   });
 });
 
@@ -199,4 +289,3 @@ function mountTmpfs(at: string, options: string): void {
   execFileSync("mount", ["-t", "tmpfs", "-o", options, "tmpfs", at]);
   mounts.push(at);
 }
-

@@ -24,7 +24,17 @@ import * as K from "../../ir/interpret_ops.ts";
 import { OPS, type OpName, opDef, runsKernel, workspaceBytes } from "../../ir/ops.ts";
 import type { AttrsOf } from "../../ir/op_attrs.ts";
 import type { Breakdown, MemoryPlan } from "../../ir/passes/memory_plan.ts";
-import { type Attrs, type Graph, type Node, type NodeOf, type Placement, type Shape, type Value, numel, valueBytes } from "../../ir/types.ts";
+import {
+  type Attrs,
+  type Graph,
+  type Node,
+  type NodeOf,
+  type Placement,
+  type Shape,
+  type Value,
+  numel,
+  valueBytes,
+} from "../../ir/types.ts";
 import { type NodeCalls, programView } from "../../codegen/backends/cpu/emit.ts";
 import { kernelCalls } from "../../codegen/backends/cpu/kernel_calls.ts";
 import { cudaKernelCalls } from "../../codegen/backends/cuda/kernel_calls.ts";
@@ -210,7 +220,9 @@ const REFERENCES: { [K in OpName]?: Reference<K> } = {
   shard_slice: same,
   embedding_vp: (n, [table, idx]) => [K.embedding(table, n.inputs[0].shape[0], lastDim(n.inputs[0]), Int32Array.from(idx))],
   embedding_vp_bwd: (n, [idx, dy]) => [K.embeddingBwd(Int32Array.from(idx), dy, n.attrs.V as number, lastDim(n.inputs[1]))],
-  cross_entropy_vp_max: (n, [x]) => [Float64Array.from(rows(x, lastDim(n.inputs[0])), (r) => Math.max(...r.subarray(0, n.attrs.vocab as number)))],
+  cross_entropy_vp_max: (n, [x]) => [
+    Float64Array.from(rows(x, lastDim(n.inputs[0])), (r) => Math.max(...r.subarray(0, n.attrs.vocab as number))),
+  ],
   cross_entropy_vp_sums: (n, [x, t, max]) => {
     const r = rows(x, lastDim(n.inputs[0]));
     const sums = r.map((row, i) => row.subarray(0, n.attrs.vocab as number).reduce((s, l) => s + Math.exp(l - max[i]), 0));
@@ -221,11 +233,16 @@ const REFERENCES: { [K in OpName]?: Reference<K> } = {
     return [Float64Array.of(max.reduce((s, m, i) => s + m + Math.log(sums[i]) - sums[N + i], 0) / N)];
   },
   cross_entropy_vp_bwd: (n, [x, t, max, sums, dloss]) => {
-    const V = lastDim(n.inputs[0]), vocab = n.attrs.vocab as number, N = max.length;
-    return [Float64Array.from(x, (l, k) => {
-      const i = Math.floor(k / V), j = k % V;
-      return j >= vocab ? 0 : (dloss[0] * (Math.exp(l - max[i]) / sums[i] - (t[i] === j ? 1 : 0))) / N;
-    })];
+    const V = lastDim(n.inputs[0]),
+      vocab = n.attrs.vocab as number,
+      N = max.length;
+    return [
+      Float64Array.from(x, (l, k) => {
+        const i = Math.floor(k / V),
+          j = k % V;
+        return j >= vocab ? 0 : (dloss[0] * (Math.exp(l - max[i]) / sums[i] - (t[i] === j ? 1 : 0))) / N;
+      }),
+    ];
   },
   sum_squares: (_n, xs) => [Float64Array.of(xs.reduce((s, x) => s + x.reduce((a, v) => a + v * v, 0), 0))],
   norm_from_squares: (_n, xs) => [Float64Array.of(Math.sqrt(xs.reduce((s, x) => s + x[0], 0)))],
@@ -258,10 +275,14 @@ function buildCase(op: OpName, c: Case, name: string, seed: number): Built {
   const x = c.leaves.map((leaf, i) => {
     const v = b.value("input", [], { name: `x${i}`, shape: leaf.shape, dtype: leaf.ids ? "i32" : "f32" });
     const n = numel(leaf.shape);
-    const lo = leaf.lo ?? -1, hi = leaf.hi ?? 1;
-    leaves.set(v.id, leaf.ids
-      ? Int32Array.from({ length: n }, () => Math.floor(random() * leaf.ids!))
-      : Float64Array.from({ length: n }, () => Math.fround(lo + (hi - lo) * random())));
+    const lo = leaf.lo ?? -1,
+      hi = leaf.hi ?? 1;
+    leaves.set(
+      v.id,
+      leaf.ids
+        ? Int32Array.from({ length: n }, () => Math.floor(random() * leaf.ids!))
+        : Float64Array.from({ length: n }, () => Math.fround(lo + (hi - lo) * random())),
+    );
     if (leaf.host) hostLeaves.add(v.id);
     return v;
   });
@@ -281,7 +302,8 @@ function layout(g: Graph, hostLeaves: ReadonlySet<number>): { mem: MemoryPlan; a
   const valueOffset = new Map<number, number>();
   const hostValues = new Set<number>();
   const workspace = new Map<number, [number, number]>();
-  let arena = 0, host = 0;
+  let arena = 0,
+    host = 0;
   for (const n of g.nodes) {
     const aliases = opDef(n.op).aliases ?? {};
     n.outputs.forEach((v, i) => {
@@ -304,7 +326,15 @@ function layout(g: Graph, hostLeaves: ReadonlySet<number>): { mem: MemoryPlan; a
       arena += align(ws);
     }
   }
-  const breakdown: Breakdown = { parameters: 0, optimizer_states: 0, gradients: 0, activations: arena, workspace: 0, inputs: 0, fragmentation: 0 };
+  const breakdown: Breakdown = {
+    parameters: 0,
+    optimizer_states: 0,
+    gradients: 0,
+    activations: arena,
+    workspace: 0,
+    inputs: 0,
+    fragmentation: 0,
+  };
   const mem: MemoryPlan = { valueOffset, hostValues, workspace, buffers: [], peak: arena, dynamicBytes: arena, breakdown, peakPosition: 0 };
   return { mem, arenaBytes: arena, hostBytes: host };
 }
@@ -317,7 +347,10 @@ function reference(c: Built): Map<number, Tensor> {
     if (n.op === "input") continue;
     const own = REFERENCES[n.op] as Reference<OpName> | undefined;
     const outs = own
-      ? own(n, n.inputs.map((v) => Float64Array.from(get(v))))
+      ? own(
+          n,
+          n.inputs.map((v) => Float64Array.from(get(v))),
+        )
       : evalNode(n, get, { params: new Map(), inputs: {}, adam: ADAM });
     n.outputs.forEach((v, i) => env.set(v.id, outs[i]));
   }
@@ -344,7 +377,11 @@ interface Harness {
 }
 
 const runtime = (...parts: string[]) => path.join(repoRoot, "runtime", ...parts);
-const listed = (dir: string, pattern: RegExp) => readdirSync(runtime(dir)).filter((f) => pattern.test(f)).sort().map((f) => runtime(dir, f));
+const listed = (dir: string, pattern: RegExp) =>
+  readdirSync(runtime(dir))
+    .filter((f) => pattern.test(f))
+    .sort()
+    .map((f) => runtime(dir, f));
 const commonSources = () => [runtime("core", "transfer_engine.cpp"), runtime("comm", "comm_single.cpp")];
 
 const CPU: Harness = {
@@ -361,12 +398,23 @@ const CUDA_EMULATED: Harness = {
   backend: "cuda",
   emulate: true,
   calls: cudaKernelCalls("fp32"),
-  prelude: ["#define STOW_OPK_CUDA 1", "#include <cstdint>", '#include "cuda/cuda_kernels.h"', '#include "core/kernel_math.h"', '#include "core/plan.h"'],
+  prelude: [
+    "#define STOW_OPK_CUDA 1",
+    "#include <cstdint>",
+    '#include "cuda/cuda_kernels.h"',
+    '#include "core/kernel_math.h"',
+    '#include "core/plan.h"',
+  ],
   // As test/system/cuda_kernels.test.ts links them: the kernels, the streams and the cuBLAS binding (to the
   // emulation's stand-in), the emulation, and the CPU's AdamW for the host worker.
   sources: () => [
-    ...listed("cuda", /^kernels_.*\.cu$/), runtime("cuda", "runtime.cu"), runtime("cuda", "cublas.cu"), runtime("cuda", "node_uses.cu"),
-    ...listed(path.join("cuda", "emulate"), /\.cpp$/), runtime("cpu", "kernels_adamw.cpp"), ...commonSources(),
+    ...listed("cuda", /^kernels_.*\.cu$/),
+    runtime("cuda", "runtime.cu"),
+    runtime("cuda", "cublas.cu"),
+    runtime("cuda", "node_uses.cu"),
+    ...listed(path.join("cuda", "emulate"), /\.cpp$/),
+    runtime("cpu", "kernels_adamw.cpp"),
+    ...commonSources(),
   ],
 };
 
@@ -423,12 +471,15 @@ function inputImages(): Buffer {
     const sizes = Buffer.alloc(16);
     sizes.writeBigInt64LE(BigInt(c.arenaBytes), 0);
     sizes.writeBigInt64LE(BigInt(c.hostBytes), 8);
-    const arena = Buffer.alloc(c.arenaBytes), host = Buffer.alloc(c.hostBytes);
+    const arena = Buffer.alloc(c.arenaBytes),
+      host = Buffer.alloc(c.hostBytes);
     for (const [id, data] of c.leaves) {
       const region = c.mem.hostValues.has(id) ? host : arena;
       const at = c.mem.valueOffset.get(id)!;
-      const view = data instanceof Int32Array ? new Int32Array(region.buffer, region.byteOffset + at, data.length)
-        : new Float32Array(region.buffer, region.byteOffset + at, data.length);
+      const view =
+        data instanceof Int32Array
+          ? new Int32Array(region.buffer, region.byteOffset + at, data.length)
+          : new Float32Array(region.buffer, region.byteOffset + at, data.length);
       view.set(data);
     }
     parts.push(sizes, arena, host);
@@ -441,7 +492,8 @@ function outputImages(file: string): { arena: Buffer; host: Buffer }[] {
   const all = readFileSync(file);
   let at = 0;
   return ALL.map(() => {
-    const arenaBytes = Number(all.readBigInt64LE(at)), hostBytes = Number(all.readBigInt64LE(at + 8));
+    const arenaBytes = Number(all.readBigInt64LE(at)),
+      hostBytes = Number(all.readBigInt64LE(at + 8));
     // Copied out, so typed-array views of it are aligned.
     const arena = Buffer.from(all.subarray(at + 16, at + 16 + arenaBytes));
     const host = Buffer.from(all.subarray(at + 16 + arenaBytes, at + 16 + arenaBytes + hostBytes));
@@ -459,15 +511,19 @@ function mismatches(c: Built, images: { arena: Buffer; host: Buffer }): string[]
     n.outputs.forEach((v, i) => {
       const region = c.mem.hostValues.has(v.id) ? images.host : images.arena;
       const at = region.byteOffset + c.mem.valueOffset.get(v.id)!;
-      const got = v.dtype === "i32" ? new Int32Array(region.buffer, at, numel(v.shape)) : new Float32Array(region.buffer, at, numel(v.shape));
+      const got =
+        v.dtype === "i32" ? new Int32Array(region.buffer, at, numel(v.shape)) : new Float32Array(region.buffer, at, numel(v.shape));
       const expected = want.get(v.id)!;
-      let worst = -1, excess = 0;
+      let worst = -1,
+        excess = 0;
       for (let k = 0; k < got.length; k++) {
         const err = Math.abs(got[k] - expected[k]);
         const allowed = c.tol.atol + c.tol.rtol * Math.abs(expected[k]);
-        if (!(err <= allowed) && (Number.isNaN(err) || err / allowed > excess)) [worst, excess] = [k, Number.isNaN(err) ? Infinity : err / allowed];
+        if (!(err <= allowed) && (Number.isNaN(err) || err / allowed > excess))
+          [worst, excess] = [k, Number.isNaN(err) ? Infinity : err / allowed];
       }
-      if (worst >= 0) out.push(`${c.name}: ${n.op} output ${i}, element ${worst} of ${got.length}: ${got[worst]}, expected ${expected[worst]}`);
+      if (worst >= 0)
+        out.push(`${c.name}: ${n.op} output ${i}, element ${worst} of ${got.length}: ${got[worst]}, expected ${expected[worst]}`);
     });
   }
   return out;
@@ -479,8 +535,9 @@ describe("every op's kernel, on every backend", () => {
     expect(ops.filter((op) => runsKernel(op) !== (CASES[op] !== NO_KERNEL))).toEqual([]);
     for (const h of [CPU, CUDA_EMULATED])
       for (const c of ALL) {
-        const lines = programView(c.name, { graph: c.graph, memory: c.mem, batch: 1, seq: 1 }, h.calls).nodes
-          .filter((n) => n.label.startsWith(`${c.op} `)).flatMap((n) => n.lines);
+        const lines = programView(c.name, { graph: c.graph, memory: c.mem, batch: 1, seq: 1 }, h.calls)
+          .nodes.filter((n) => n.label.startsWith(`${c.op} `))
+          .flatMap((n) => n.lines);
         expect(lines.length, `${h.name} ${c.name}`).toBeGreaterThan(0);
       }
   });
@@ -489,8 +546,11 @@ describe("every op's kernel, on every backend", () => {
     const list = readFileSync(runtime("core", "kernel_list.h"), "utf8");
     const declared = new Set([...list.matchAll(/^STOW_(?:GEMM_|NORM_)?KERNEL\((\w+),/gm)].map((m) => m[1]));
     expect(declared.size).toBeGreaterThan(40);
-    const called = new Set(ALL.flatMap((c) => [CPU, CUDA_EMULATED].flatMap((h) => caseFunction(0, c, h.calls).lines))
-      .flatMap((line) => [...line.matchAll(/stow::(?:cuda::)?(\w+)\(/g)].map((m) => m[1])));
+    const called = new Set(
+      ALL.flatMap((c) => [CPU, CUDA_EMULATED].flatMap((h) => caseFunction(0, c, h.calls).lines)).flatMap((line) =>
+        [...line.matchAll(/stow::(?:cuda::)?(\w+)\(/g)].map((m) => m[1]),
+      ),
+    );
     // node_uses is the CUDA backend's declaration of a node's arena ranges for the race checker, not a kernel.
     expect([...called].filter((k) => !declared.has(k) && k !== "node_uses")).toEqual([]);
   });
@@ -499,7 +559,8 @@ describe("every op's kernel, on every backend", () => {
     const skip = h.emulate && !emulationAvailable;
     test.skipIf(skip)(`${h.name}: each kernel matches the float64 reference`, async () => {
       const built = await buildPlan({ planCpp: driverSource(h), backend: h.backend, emulate: h.emulate, runtimeSources: h.sources() });
-      const inFile = path.join(dir, `${h.backend}.in`), outFile = path.join(dir, `${h.backend}.out`);
+      const inFile = path.join(dir, `${h.backend}.in`),
+        outFile = path.join(dir, `${h.backend}.out`);
       writeFileSync(inFile, inputImages());
       const run = spawnSync(built.trainBinPath, [inFile, outFile], { cwd: repoRoot, encoding: "utf8", timeout: 300_000 });
       expect(run.status, run.stderr).toBe(0);

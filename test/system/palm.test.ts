@@ -21,8 +21,11 @@ function randomInit(config: typeof palm.presets.small) {
     const normal = normalSampler(777);
     const C = config.dim;
     const kv = config.kv_heads * (C / config.heads);
-    const dense = (name: string, out: number, inp: number): InitTensor =>
-      ({ name, shape: [out, inp], fill: () => normal(1 / Math.sqrt(inp)) });
+    const dense = (name: string, out: number, inp: number): InitTensor => ({
+      name,
+      shape: [out, inp],
+      fill: () => normal(1 / Math.sqrt(inp)),
+    });
     const tensors: InitTensor[] = [{ name: "wte.weight", shape: [config.vocab, C], fill: () => normal(1 / Math.sqrt(C)) }];
     for (let l = 0; l < config.layers; l++) {
       const h = `h.${l}`;
@@ -45,8 +48,16 @@ function randomInit(config: typeof palm.presets.small) {
 function compare(kvHeads: number, gradClip: string) {
   const config = { ...palm.presets.small, kv_heads: kvHeads };
   const losses = compareWithTorch({
-    model: "samples/palm.ts", preset: "small", set: [`kv_heads=${kvHeads}`], config, script: "palm_torch.py",
-    init: randomInit(config), gradClip, batch, seq, steps,
+    model: "samples/palm.ts",
+    preset: "small",
+    set: [`kv_heads=${kvHeads}`],
+    config,
+    script: "palm_torch.py",
+    init: randomInit(config),
+    gradClip,
+    batch,
+    seq,
+    steps,
   });
   // The run must actually train: a comparison of flat losses would prove little.
   expect(losses[steps - 1]).toBeLessThan(losses[0] - 0.5);
@@ -60,8 +71,24 @@ describe("PaLM small matches PyTorch", () => {
 describe("PaLM trains", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "stow-palm-"));
   // One layer, two query heads sharing one KV head, on 64 tokens: small enough to train in seconds.
-  const tiny = ["--set", "vocab=64", "--set", "seq=32", "--set", "layers=1", "--set", "dim=64", "--set", "heads=2",
-    "--batch", "16", "--seq", "32", "--threads", "2"];
+  const tiny = [
+    "--set",
+    "vocab=64",
+    "--set",
+    "seq=32",
+    "--set",
+    "layers=1",
+    "--set",
+    "dim=64",
+    "--set",
+    "heads=2",
+    "--batch",
+    "16",
+    "--seq",
+    "32",
+    "--threads",
+    "2",
+  ];
   const { tokens, entropyRate } = makeMarkovCorpus({ vocab: 64, k: 4, length: 250_000, seed: 7 });
   const data = path.join(dir, "markov.bin");
   writeTokenFile(data, tokens);

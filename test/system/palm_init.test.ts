@@ -27,7 +27,10 @@ function moments(data: ArrayLike<number>): { mean: number; std: number } {
 
 test("PaLM small starts from the paper's initialisation", () => {
   const data = path.join(dir, "tokens.bin");
-  writeTokenFile(data, Array.from({ length: 4096 }, (_, i) => (i * 7919) % 50257));
+  writeTokenFile(
+    data,
+    Array.from({ length: 4096 }, (_, i) => (i * 7919) % 50257),
+  );
   const init = path.join(dir, "init.safetensors");
   const r = stow(["train", "samples/palm.ts", "--steps", "0", "--data", data, "--save", init, "--no-sample", "--threads", "2"]);
   expect(r.stderr).toBe("");
@@ -46,7 +49,8 @@ test("PaLM small starts from the paper's initialisation", () => {
   };
   check("wte.weight", 1 / Math.sqrt(dim)); // E = wte sqrt(dim) ~ N(0, 1): LayerNorm is not applied to the embeddings
   for (let l = 0; l < layers; l++) {
-    for (const p of ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.gate", "mlp.up"]) check(`h.${l}.${p}.weight`, 1 / Math.sqrt(dim));
+    for (const p of ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj", "mlp.gate", "mlp.up"])
+      check(`h.${l}.${p}.weight`, 1 / Math.sqrt(dim));
     check(`h.${l}.mlp.down.weight`, 1 / Math.sqrt(4 * dim)); // fan-in 4d
     expect([...(tensors.get(`h.${l}.ln.weight`)!.data as Float32Array)].every((x) => x === 1)).toBe(true);
   }

@@ -12,15 +12,40 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "stow-html-"));
 
 function chromium(args: string[]) {
   const profile = mkdtempSync(path.join(os.tmpdir(), "stow-chromium-"));
-  return spawnSync("chromium", ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`, ...args],
-  { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 });
+  return spawnSync(
+    "chromium",
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${profile}`,
+      ...args,
+    ],
+    { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 },
+  );
 }
 
 describe("stow plan --html", () => {
   test("writes a self-contained page that Chromium renders with the memory chart", () => {
     const file = path.join(dir, "plan.html");
-    const flags = ["samples/gpt2.ts", "--preset", "mini", "--batch", "4", "--seq", "64", "--device-memory", "100MiB", "--checkpoint", "none"];
+    const flags = [
+      "samples/gpt2.ts",
+      "--preset",
+      "mini",
+      "--batch",
+      "4",
+      "--seq",
+      "64",
+      "--device-memory",
+      "100MiB",
+      "--checkpoint",
+      "none",
+    ];
     const r = stow(["plan", ...flags, "--html", file]);
     expect(r.status, r.stderr).toBe(0);
     const html = readFileSync(file, "utf8");
@@ -29,7 +54,9 @@ describe("stow plan --html", () => {
     const chunks: { placement: string }[] = plan.offload.chunks;
     const onDevice = chunks.filter((c) => c.placement === "device").length;
     expect(onDevice).toBeLessThan(chunks.length);
-    expect(html).toContain(`${onDevice} of ${chunks.length} chunks of model data on the device, ${chunks.length - onDevice} in host memory`);
+    expect(html).toContain(
+      `${onDevice} of ${chunks.length} chunks of model data on the device, ${chunks.length - onDevice} in host memory`,
+    );
 
     const dom = chromium(["--dump-dom", `file://${file}`]);
     expect(dom.status).toBe(0);
@@ -64,13 +91,33 @@ describe("stow plan --html", () => {
 
   test("describes the chosen plan: recomputed blocks, moved blocks, where model data lives", () => {
     const file = path.join(dir, "moved.html");
-    const r = stow(["plan", "samples/gpt2.ts", "--preset", "mini", "--set", "vocab=512", "--batch", "4", "--seq", "64",
-      "--move-activations", "2", "--checkpoint", "blocks:1", "--html", file]);
+    const r = stow([
+      "plan",
+      "samples/gpt2.ts",
+      "--preset",
+      "mini",
+      "--set",
+      "vocab=512",
+      "--batch",
+      "4",
+      "--seq",
+      "64",
+      "--move-activations",
+      "2",
+      "--checkpoint",
+      "blocks:1",
+      "--html",
+      file,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const dom = chromium(["--dump-dom", `file://${file}`]).stdout;
     const cell = (id: string) => new RegExp(`<td id="${id}">([^<]*)</td>`).exec(dom)?.[1];
-    expect(cell("checkpoint")).toMatch(/^blocks: the backward recomputes 1 of 4 blocks from their inputs \(\d+\.\d% of the step's FLOPs\)$/);
-    expect(cell("moved")).toMatch(/^blocks 0-1 of 4 keep their saved activations in host memory: [\d.]+ MiB out in the forward and back in the backward/);
+    expect(cell("checkpoint")).toMatch(
+      /^blocks: the backward recomputes 1 of 4 blocks from their inputs \(\d+\.\d% of the step's FLOPs\)$/,
+    );
+    expect(cell("moved")).toMatch(
+      /^blocks 0-1 of 4 keep their saved activations in host memory: [\d.]+ MiB out in the forward and back in the backward/,
+    );
     expect(cell("placement")).toMatch(/^all on the device: [\d.]+ MiB of parameters and AdamW states$/);
     expect(cell("predicted")).toMatch(/^[\d.]+ ms \(compute [\d.]+ ms, link busy [\d.]+ ms, compute waits [\d.]+ ms\)$/);
   });

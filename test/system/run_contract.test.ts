@@ -16,8 +16,17 @@ describe("the run contract", () => {
   });
 
   it("keeps the defaults stow train has always had", () => {
-    expect(RUN_DEFAULTS).toMatchObject({ steps: 500, lr: 0.002, lr_schedule: "cosine", weight_decay: 0.1, beta1: 0.9, beta2: 0.95,
-      eps: 1e-8, grad_clip: 1, seed: 1337 });
+    expect(RUN_DEFAULTS).toMatchObject({
+      steps: 500,
+      lr: 0.002,
+      lr_schedule: "cosine",
+      weight_decay: 0.1,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      grad_clip: 1,
+      seed: 1337,
+    });
     expect(defaultMinLr(0.002)).toBeCloseTo(0.0002, 12);
     expect([defaultWarmupSteps(500), defaultWarmupSteps(25), defaultWarmupSteps(9)]).toEqual([20, 2, 0]);
   });
@@ -27,6 +36,7 @@ describe("the run contract", () => {
     // Derived defaults follow the values given.
     expect(resolveOptions({ lr: 0.01, steps: 100 })).toEqual(sessionPart(resolvedOptions({ lr: 0.01, steps: 100 })));
     expect(resolveOptions({ dataPath: "d.bin", lrSchedule: "constant", minLr: 0 })).toEqual(
-      sessionPart(resolvedOptions({ data_path: "d.bin", lr_schedule: "constant", min_lr: 0 })));
+      sessionPart(resolvedOptions({ data_path: "d.bin", lr_schedule: "constant", min_lr: 0 })),
+    );
   });
 });

@@ -50,7 +50,10 @@ async function inPairs<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "stow-runtime-"));
-  const cppIn = (folder: string) => readdirSync(join(root, folder)).filter((f) => f.endsWith(".cpp")).map((f) => `${folder}/${f}`);
+  const cppIn = (folder: string) =>
+    readdirSync(join(root, folder))
+      .filter((f) => f.endsWith(".cpp"))
+      .map((f) => `${folder}/${f}`);
   const sources = [...cppIn("runtime/core"), ...cppIn("runtime/cpu"), "runtime/comm/comm_single.cpp"];
   expect(sources.some((f) => f.startsWith("runtime/cpu/kernels"))).toBe(true);
   const shared = sources.filter((f) => f !== "runtime/core/train_main.cpp");
@@ -97,7 +100,6 @@ function tokenFile(tokens: number[], header: { magic?: number; version?: number;
   writeFileSync(path, buf);
   return path;
 }
-
 
 /** A cycle through all 32 tokens: each token has exactly one successor, so a bigram model can learn it. */
 function cycleTokens(count: number): number[] {
@@ -191,7 +193,10 @@ function trainFails(args: string[], bin = trainBin): string {
 
 /** The binary's progress: one JSON event a line on stdout. */
 function events(stdout: string): Record<string, unknown>[] {
-  return stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  return stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function readMetrics(path: string): Metrics[] {
@@ -351,9 +356,30 @@ describe("runtime with the tiny bigram plan", () => {
     const [beta1, beta2] = [0.8, 0.9];
     // lr 0 keeps the parameters fixed, so every step is the reference model on the next batch.
     trainOk([
-      "--data", data, "--init", init, "--steps", "5", "--lr", "0", "--lr-schedule", "constant", "--grad-clip", "0",
-      "--beta1", String(beta1), "--beta2", String(beta2), "--metrics", metrics, "--save", checkpoint,
-      "--model-file", "test/fixtures/tiny_plan.cpp", "--model-sha256", "c0ffee",
+      "--data",
+      data,
+      "--init",
+      init,
+      "--steps",
+      "5",
+      "--lr",
+      "0",
+      "--lr-schedule",
+      "constant",
+      "--grad-clip",
+      "0",
+      "--beta1",
+      String(beta1),
+      "--beta2",
+      String(beta2),
+      "--metrics",
+      metrics,
+      "--save",
+      checkpoint,
+      "--model-file",
+      "test/fixtures/tiny_plan.cpp",
+      "--model-sha256",
+      "c0ffee",
     ]);
     const got = readMetrics(metrics);
     const expected = batches(tokens, 5).map((b) => lossAndGrads(params, b.inputs, b.targets));
@@ -368,11 +394,11 @@ describe("runtime with the tiny bigram plan", () => {
     expect(saved.metadata).toMatchObject({ format: "pt", step: "5", data_position: "128", seed: "1337" });
     // The model file is named relative to the checkpoint's own folder, so the checkpoint works from anywhere.
     expect(JSON.parse(saved.metadata.model!)).toEqual({
-      model: relative(dirname(checkpoint), join(root, "test/fixtures/tiny_plan.cpp")), sha256: "c0ffee", config: { vocab: 32 },
+      model: relative(dirname(checkpoint), join(root, "test/fixtures/tiny_plan.cpp")),
+      sha256: "c0ffee",
+      config: { vocab: 32 },
     });
-    expect([...saved.tensors.keys()].sort()).toEqual(
-      PARAMS.flatMap((p) => [p.name, `opt.m.${p.name}`, `opt.v.${p.name}`]).sort(),
-    );
+    expect([...saved.tensors.keys()].sort()).toEqual(PARAMS.flatMap((p) => [p.name, `opt.m.${p.name}`, `opt.v.${p.name}`]).sort());
     paramTensors(params).forEach((t) => expect(saved.tensors.get(t.name)!.data).toEqual(t.data));
     // AdamW's moments after five steps of known gradients (no clipping).
     PARAMS.forEach((p, k) => {
@@ -426,8 +452,21 @@ describe("runtime with the tiny bigram plan", () => {
     const info = tinyInfo();
     for (const m of readMetrics(metrics)) {
       expect(Object.keys(m).sort()).toEqual(
-        ["d2h_bytes", "device_budget_bytes", "device_peak_bytes", "grad_norm", "h2d_bytes", "host_peak_bytes", "loss", "lr", "step", "step_seconds",
-          "tokens", "tokens_per_s", "transfer_wait_seconds"].sort(),
+        [
+          "d2h_bytes",
+          "device_budget_bytes",
+          "device_peak_bytes",
+          "grad_norm",
+          "h2d_bytes",
+          "host_peak_bytes",
+          "loss",
+          "lr",
+          "step",
+          "step_seconds",
+          "tokens",
+          "tokens_per_s",
+          "transfer_wait_seconds",
+        ].sort(),
       );
       expect(m.grad_norm).toBeGreaterThan(0);
       expect(m.tokens).toBe(N);
@@ -488,9 +527,7 @@ describe("runtime errors", () => {
   it("rejects corrupt token files, naming the problem and where", () => {
     const tokens = cycleTokens(300);
     let path = tokenFile(tokens, { magic: 12345 });
-    expect(trainFails(["--data", path])).toBe(
-      `${path}: not an llm.c token file: magic at byte offset 0 is 12345, expected 20240520`,
-    );
+    expect(trainFails(["--data", path])).toBe(`${path}: not an llm.c token file: magic at byte offset 0 is 12345, expected 20240520`);
     path = tokenFile(tokens, { version: 2 });
     expect(trainFails(["--data", path])).toMatch(/version 2 at byte offset 4, expected 1/);
     path = tokenFile(tokens, { count: 1000 });
@@ -576,10 +613,24 @@ describe("runtime errors", () => {
     const checkpoint = tmp("finite.safetensors");
     trainOk(["--data", good(), "--steps", "2", "--save", checkpoint]);
     const before = readFileSync(checkpoint);
-    const r = train(["--data", good(), "--steps", "3", "--resume", checkpoint, "--save", checkpoint, "--lr", "3.4e38",
-      "--lr-schedule", "constant"]);
+    const r = train([
+      "--data",
+      good(),
+      "--steps",
+      "3",
+      "--resume",
+      checkpoint,
+      "--save",
+      checkpoint,
+      "--lr",
+      "3.4e38",
+      "--lr-schedule",
+      "constant",
+    ]);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/not saved: the state after step 3's update is not finite \(tensor '[^']+' holds (NaN|[+-]inf) at element \d+\)/);
+    expect(r.stderr).toMatch(
+      /not saved: the state after step 3's update is not finite \(tensor '[^']+' holds (NaN|[+-]inf) at element \d+\)/,
+    );
     expect(readFileSync(checkpoint).equals(before)).toBe(true);
   });
 
@@ -587,7 +638,9 @@ describe("runtime errors", () => {
     const checkpoint = tmp("kept.safetensors");
     trainOk(["--data", good(), "--steps", "7", "--save", checkpoint, "--save-every", "2", "--keep", "2"]);
     const base = checkpoint.replace(/\.safetensors$/, "");
-    const copies = readdirSync(dir).filter((f) => f.startsWith(base.slice(dir.length + 1) + ".step")).sort();
+    const copies = readdirSync(dir)
+      .filter((f) => f.startsWith(base.slice(dir.length + 1) + ".step"))
+      .sort();
     expect(copies).toEqual([`${base.slice(dir.length + 1)}.step6.safetensors`, `${base.slice(dir.length + 1)}.step7.safetensors`]);
     expect(readFileSync(`${base}.step7.safetensors`).equals(readFileSync(checkpoint))).toBe(true);
     expect(readSafetensors(`${base}.step6.safetensors`).metadata.step).toBe("6");
@@ -598,7 +651,9 @@ describe("runtime errors", () => {
     // 60 microseconds: every step takes longer, so every step but the last (saved at the end) is a save.
     trainOk(["--data", good(), "--steps", "5", "--save", checkpoint, "--save-every-minutes", "0.000001", "--keep", "10"]);
     const stem = checkpoint.slice(dir.length + 1).replace(/\.safetensors$/, "");
-    const steps = readdirSync(dir).filter((f) => f.startsWith(`${stem}.step`)).map((f) => Number(/\.step(\d+)\./.exec(f)![1]));
+    const steps = readdirSync(dir)
+      .filter((f) => f.startsWith(`${stem}.step`))
+      .map((f) => Number(/\.step(\d+)\./.exec(f)![1]));
     expect(steps.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
   });
 
@@ -606,9 +661,7 @@ describe("runtime errors", () => {
     const data = good();
     const [wte, bias, scale] = paramTensors(randomParams(3));
     let path = writeSafetensors([wte!, bias!]);
-    expect(trainFails(["--data", data, "--init", path])).toBe(
-      `${path}: missing tensor 'head.scale' (the model expects F32 of shape [32])`,
-    );
+    expect(trainFails(["--data", data, "--init", path])).toBe(`${path}: missing tensor 'head.scale' (the model expects F32 of shape [32])`);
     path = writeSafetensors([{ name: "wte.weight", shape: [16, 32], data: new Float32Array(512) }, bias!, scale!]);
     expect(trainFails(["--data", data, "--init", path])).toBe(
       `${path}: tensor 'wte.weight' has shape [16, 32] in the file, but the model expects [32, 32]`,

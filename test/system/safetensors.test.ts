@@ -23,7 +23,6 @@ function f32Bytes(values: number[]): Uint8Array {
   return new Uint8Array(new Float32Array(values).buffer);
 }
 
-
 describe("safetensors round trip", () => {
   const tensors = [
     { name: "w", shape: [2, 3], data: new Float32Array([1, -2, 3.5, 1e-30, -0, 6]) },
@@ -68,10 +67,14 @@ describe("safetensors round trip", () => {
 
   it("reads a hand-made file with other dtypes", () => {
     const data = new Uint8Array([...new Uint8Array(new Float64Array([2.5]).buffer), 7, 0, 1, 0]);
-    const p = craft("hand.safetensors", {
-      x: { dtype: "F64", shape: [1], data_offsets: [0, 8] },
-      y: { dtype: "U16", shape: [2], data_offsets: [8, 12] },
-    }, data);
+    const p = craft(
+      "hand.safetensors",
+      {
+        x: { dtype: "F64", shape: [1], data_offsets: [0, 8] },
+        y: { dtype: "U16", shape: [2], data_offsets: [8, 12] },
+      },
+      data,
+    );
     const read = readSafetensors(p);
     expect(Array.from(read.tensors.get("x")!.data as Float64Array)).toEqual([2.5]);
     expect(Array.from(read.tensors.get("y")!.data as Uint16Array)).toEqual([7, 1]);
@@ -94,12 +97,15 @@ describe("safetensors round trip", () => {
   });
 
   it("refuses to write inconsistent tensors", () => {
-    expect(() => writeSafetensors(file("bad.safetensors"), [{ name: "a", shape: [2, 2], data: new Float32Array(3) }]))
-      .toThrow(/shape \[2,2\] but 3 values/);
-    expect(() => writeSafetensors(file("bad.safetensors"), [
-      { name: "a", shape: [1], data: new Float32Array(1) },
-      { name: "a", shape: [1], data: new Float32Array(1) },
-    ])).toThrow(/repeated/);
+    expect(() => writeSafetensors(file("bad.safetensors"), [{ name: "a", shape: [2, 2], data: new Float32Array(3) }])).toThrow(
+      /shape \[2,2\] but 3 values/,
+    );
+    expect(() =>
+      writeSafetensors(file("bad.safetensors"), [
+        { name: "a", shape: [1], data: new Float32Array(1) },
+        { name: "a", shape: [1], data: new Float32Array(1) },
+      ]),
+    ).toThrow(/repeated/);
   });
 
   it("reports an unwritable target without a stack trace", () => {
@@ -125,7 +131,10 @@ describe("corrupt safetensors files name the file, the problem and the byte offs
 
   it("header length beyond the file", () => {
     const p = craft("long.safetensors", good, f32Bytes([1, 2, 3]), 1000n);
-    expectUserError(() => readSafetensorsHeader(p), /long\.safetensors: header length 1000 at byte 0 runs past the end of the file \(\d+ bytes\)/);
+    expectUserError(
+      () => readSafetensorsHeader(p),
+      /long\.safetensors: header length 1000 at byte 0 runs past the end of the file \(\d+ bytes\)/,
+    );
   });
 
   it("invalid JSON", () => {
@@ -147,10 +156,13 @@ describe("corrupt safetensors files name the file, the problem and the byte offs
     const p = craft("range.safetensors", { a: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32Bytes([1, 2, 3]));
     const n = fs.readFileSync(p).readBigUInt64LE(0);
     const start = 8 + Number(n);
-    expectUserError(() => readSafetensors(p), new RegExp(
-      `range\\.safetensors: tensor "a" data at bytes ${start}\\.\\.${start + 16} \\(data_offsets \\[0, 16\\]\\) ` +
-        `lies outside the data section, bytes ${start}\\.\\.${start + 12}`,
-    ));
+    expectUserError(
+      () => readSafetensors(p),
+      new RegExp(
+        `range\\.safetensors: tensor "a" data at bytes ${start}\\.\\.${start + 16} \\(data_offsets \\[0, 16\\]\\) ` +
+          `lies outside the data section, bytes ${start}\\.\\.${start + 12}`,
+      ),
+    );
   });
 
   it("offsets that disagree with shape and dtype", () => {
@@ -171,17 +183,25 @@ describe("corrupt safetensors files name the file, the problem and the byte offs
   });
 
   it("overlapping tensors", () => {
-    const p = craft("overlap.safetensors", {
-      a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
-      b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
-    }, f32Bytes([1, 2, 3]));
+    const p = craft(
+      "overlap.safetensors",
+      {
+        a: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+        b: { dtype: "F32", shape: [2], data_offsets: [4, 12] },
+      },
+      f32Bytes([1, 2, 3]),
+    );
     expectUserError(() => readSafetensors(p), /overlap\.safetensors: tensor "b" at bytes \d+\.\.\d+ overlaps tensor "a"/);
     // c lies inside a; the empty e between them holds no bytes and hides nothing.
-    const hidden = craft("hidden.safetensors", {
-      a: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
-      e: { dtype: "F32", shape: [0], data_offsets: [4, 4] },
-      c: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
-    }, f32Bytes([1, 2, 3]));
+    const hidden = craft(
+      "hidden.safetensors",
+      {
+        a: { dtype: "F32", shape: [3], data_offsets: [0, 12] },
+        e: { dtype: "F32", shape: [0], data_offsets: [4, 4] },
+        c: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+      },
+      f32Bytes([1, 2, 3]),
+    );
     expectUserError(() => readSafetensors(hidden), /hidden\.safetensors: tensor "c" at bytes \d+\.\.\d+ overlaps tensor "a"/);
   });
 

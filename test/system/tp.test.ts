@@ -21,15 +21,20 @@ let dir: string;
 let data: string;
 
 /** Ranks share the machine's two cores: one thread each, and the single-process run alike. */
-const train = (tp: number, extra: string[]) => stowTrain(["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
-  "--lr", "3e-3", "--warmup-steps", "3", ...extra], path.join(dir, `tp${tp}-${Math.random().toString(36).slice(2)}.jsonl`));
-const planJson = (tp: number, extra: string[] = []) => stowPlanJson(["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", ...extra]);
-const expectClose = (ours: number[], reference: number[], what: string, tolerance = 1e-5) => expectRelativelyClose(ours, reference, what, tolerance);
+const train = (tp: number, extra: string[]) =>
+  stowTrain(
+    ["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data, "--lr", "3e-3", "--warmup-steps", "3", ...extra],
+    path.join(dir, `tp${tp}-${Math.random().toString(36).slice(2)}.jsonl`),
+  );
+const planJson = (tp: number, extra: string[] = []) =>
+  stowPlanJson(["samples/gpt2.ts", ...shape, "--tp", `${tp}`, "--threads", "1", ...extra]);
+const expectClose = (ours: number[], reference: number[], what: string, tolerance = 1e-5) =>
+  expectRelativelyClose(ours, reference, what, tolerance);
 
 /** Parameter floats per rank, counted from the GPT-2 config: Megatron's split, the vocabulary padded. */
 function paramFloatsPerRank(tp: number) {
   const { vocab, seq, layers, dim: C } = cfg;
-  const sharded = Math.ceil(vocab / tp) * C + layers * (3 * C * C + 3 * C + C * C + 4 * C * C + 4 * C + 4 * C * C) / tp;
+  const sharded = Math.ceil(vocab / tp) * C + (layers * (3 * C * C + 3 * C + C * C + 4 * C * C + 4 * C + 4 * C * C)) / tp;
   const replicated = seq * C + layers * (2 * C + C + 2 * C + C) + 2 * C;
   return { sharded, replicated };
 }
@@ -86,7 +91,11 @@ describe("tensor parallelism over MPI ranks", () => {
     const plan = planJson(2, budget);
     expect(plan.offload.model_data_on_host).toBe(true); // 70 MiB holds no rank's resident plan
     const run = train(2, ["--steps", "3", ...budget]);
-    expectClose(run.map((m) => m.loss as number), runs[1].slice(0, 3).map((m) => m.loss as number), "TP 2 offloaded");
+    expectClose(
+      run.map((m) => m.loss as number),
+      runs[1].slice(0, 3).map((m) => m.loss as number),
+      "TP 2 offloaded",
+    );
     for (const m of run) {
       expect(m.rank_device_peak_bytes).toEqual([plan.device_peak_bytes, plan.device_peak_bytes]);
       expect(m.rank_comm_calls).toEqual([plan.tensor_parallel.collective_calls_per_step, plan.tensor_parallel.collective_calls_per_step]);
@@ -98,7 +107,11 @@ describe("tensor parallelism over MPI ranks", () => {
     const header = (file: string) => {
       const buf = readFileSync(file);
       const json = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString("utf8"));
-      return Object.fromEntries(Object.entries(json).filter(([k]) => k !== "__metadata__").map(([k, v]) => [k, (v as { shape: number[] }).shape]));
+      return Object.fromEntries(
+        Object.entries(json)
+          .filter(([k]) => k !== "__metadata__")
+          .map(([k, v]) => [k, (v as { shape: number[] }).shape]),
+      );
     };
     const whole = header(path.join(dir, "tp1.safetensors"));
     expect(header(path.join(dir, "tp2.safetensors"))).toEqual(whole);
@@ -106,15 +119,40 @@ describe("tensor parallelism over MPI ranks", () => {
 
     const saved = path.join(dir, "half.safetensors");
     const first = train(2, ["--steps", `${steps}`, "--stop-after", "5", "--save", saved]);
-    expectClose(first.map((m) => m.loss as number), runs[1].slice(0, 5).map((m) => m.loss as number), "TP 2 first half");
+    expectClose(
+      first.map((m) => m.loss as number),
+      runs[1].slice(0, 5).map((m) => m.loss as number),
+      "TP 2 first half",
+    );
     const second = train(1, ["--steps", `${steps}`, "--resume", saved]);
     expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
-    expectClose(second.map((m) => m.loss as number), runs[1].slice(5).map((m) => m.loss as number), "resumed at TP 1");
+    expectClose(
+      second.map((m) => m.loss as number),
+      runs[1].slice(5).map((m) => m.loss as number),
+      "resumed at TP 1",
+    );
   });
 
   test("a rank killed mid-step ends the whole job within seconds, with a message naming the rank", async () => {
-    const child = spawn(process.execPath, [path.join(repoRoot, "bin/stow.js"), "train", "samples/gpt2.ts", ...shape,
-      "--tp", "2", "--threads", "1", "--data", data, "--no-sample", "--steps", "100000"], { cwd: repoRoot });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(repoRoot, "bin/stow.js"),
+        "train",
+        "samples/gpt2.ts",
+        ...shape,
+        "--tp",
+        "2",
+        "--threads",
+        "1",
+        "--data",
+        data,
+        "--no-sample",
+        "--steps",
+        "100000",
+      ],
+      { cwd: repoRoot },
+    );
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
@@ -133,13 +171,19 @@ describe("tensor parallelism over MPI ranks", () => {
     const three = stow(["plan", "samples/gpt2.ts", ...shape, "--tp", "3"]);
     expect(three.status).toBe(2);
     expect(three.stderr).toContain("--tp 3 does not divide these parameters");
-    expect(three.stderr).toMatch(/transformer\.h\.\*\.attn\.c_attn\.weight \[384,128\] \(column-parallel, samples\/gpt2\.ts:\d+:\d+\): 3 ranks do not divide its 3 blocks of 128 output features/);
+    expect(three.stderr).toMatch(
+      /transformer\.h\.\*\.attn\.c_attn\.weight \[384,128\] \(column-parallel, samples\/gpt2\.ts:\d+:\d+\): 3 ranks do not divide its 3 blocks of 128 output features/,
+    );
     expect(three.stderr).toMatch(/transformer\.h\.\*\.mlp\.c_fc\.weight \[512,128\] .*: 3 ranks do not divide its 512 output features/);
-    expect(three.stderr).toMatch(/transformer\.h\.\*\.mlp\.c_proj\.weight \[128,512\] \(row-parallel.*\): 3 ranks do not divide its 512 input features/);
+    expect(three.stderr).toMatch(
+      /transformer\.h\.\*\.mlp\.c_proj\.weight \[128,512\] \(row-parallel.*\): 3 ranks do not divide its 512 input features/,
+    );
     // 128 features in 2 heads divide by 4, the heads do not.
     const heads = stow(["plan", "samples/gpt2.ts", ...shape, "--set", "heads=2", "--tp", "4"]);
     expect(heads.status).toBe(2);
-    expect(heads.stderr).toMatch(/samples\/gpt2\.ts:\d+:\d+: --tp 4 cannot split this reshape .* 4 ranks do not divide dimension 2 \(of size 2\) \(the 2 attention heads\)/);
+    expect(heads.stderr).toMatch(
+      /samples\/gpt2\.ts:\d+:\d+: --tp 4 cannot split this reshape .* 4 ranks do not divide dimension 2 \(of size 2\) \(the 2 attention heads\)/,
+    );
     // The vocabulary (50257, prime) is padded instead: each of 2 ranks holds 25129 rows.
     expect(planJson(2).params.find((p: { name: string }) => p.name === "transformer.wte.weight").shape).toEqual([25129, 128]);
   });
@@ -147,8 +191,19 @@ describe("tensor parallelism over MPI ranks", () => {
   test("stow ir --tp 2 shows the collectives and the vocabulary-parallel loss as IR nodes", () => {
     const r = stow(["ir", "samples/gpt2.ts", "--set", "layers=1", "--batch", "2", "--seq", "8", "--tp", "2"]);
     expect(r.status, r.stderr).toBe(0);
-    for (const op of ["broadcast", "embedding_vp", "all_reduce", "tp_copy", "cross_entropy_vp_max", "cross_entropy_vp_sums",
-      "cross_entropy_vp", "cross_entropy_vp_bwd", "embedding_vp_bwd", "sum_squares", "norm_from_squares"])
+    for (const op of [
+      "broadcast",
+      "embedding_vp",
+      "all_reduce",
+      "tp_copy",
+      "cross_entropy_vp_max",
+      "cross_entropy_vp_sums",
+      "cross_entropy_vp",
+      "cross_entropy_vp_bwd",
+      "embedding_vp_bwd",
+      "sum_squares",
+      "norm_from_squares",
+    ])
       expect(r.stdout).toMatch(new RegExp(`= ${op}\\(`));
     expect(r.stdout).toMatch(/= all_reduce\(%\d+\) \{reduce="max"\}/);
     const text = stow(["plan", "samples/gpt2.ts", ...shape, "--tp", "2"]).stdout;

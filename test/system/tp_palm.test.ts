@@ -21,15 +21,33 @@ let dir: string;
 let data: string;
 
 /** Ranks share the machine's two cores: one thread each, and the single-process run alike. */
-const train = (tp: number) => stowTrain(["samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1", "--data", data,
-  "--lr", "3e-3", "--warmup-steps", "3", "--steps", `${steps}`], path.join(dir, `tp${tp}.jsonl`));
+const train = (tp: number) =>
+  stowTrain(
+    [
+      "samples/palm.ts",
+      ...shape,
+      "--tp",
+      `${tp}`,
+      "--threads",
+      "1",
+      "--data",
+      data,
+      "--lr",
+      "3e-3",
+      "--warmup-steps",
+      "3",
+      "--steps",
+      `${steps}`,
+    ],
+    path.join(dir, `tp${tp}.jsonl`),
+  );
 const planJson = (tp: number) => stowPlanJson(["samples/palm.ts", ...shape, "--tp", `${tp}`, "--threads", "1"]);
 
 /** Parameter floats per rank, counted from the config: q, out, gate, up and down cut; K/V and LayerNorms whole. */
 function paramFloatsPerRank(tp: number) {
   const { vocab, layers, dim: C, heads, kv_heads } = cfg;
   const kv = kv_heads * (C / heads);
-  const sharded = Math.ceil(vocab / tp) * C + layers * (C * C + C * C + 3 * 4 * C * C) / tp;
+  const sharded = Math.ceil(vocab / tp) * C + (layers * (C * C + C * C + 3 * 4 * C * C)) / tp;
   const replicated = layers * (C + 2 * kv * C) + C;
   return { sharded, replicated };
 }
@@ -76,8 +94,19 @@ describe("PaLM small under tensor parallelism over MPI ranks", () => {
   test("stow ir --tp 2 shows the collectives, and attention reading the replicated K/V head through tp_copy", () => {
     const r = stow(["ir", "samples/palm.ts", "--set", "layers=1", "--batch", "2", "--seq", "8", "--tp", "2"]);
     expect(r.status, r.stderr).toBe(0);
-    for (const op of ["broadcast", "embedding_vp", "all_reduce", "tp_copy", "cross_entropy_vp_max", "cross_entropy_vp_sums",
-      "cross_entropy_vp", "cross_entropy_vp_bwd", "embedding_vp_bwd", "sum_squares", "norm_from_squares"])
+    for (const op of [
+      "broadcast",
+      "embedding_vp",
+      "all_reduce",
+      "tp_copy",
+      "cross_entropy_vp_max",
+      "cross_entropy_vp_sums",
+      "cross_entropy_vp",
+      "cross_entropy_vp_bwd",
+      "embedding_vp_bwd",
+      "sum_squares",
+      "norm_from_squares",
+    ])
       expect(r.stdout).toMatch(new RegExp(`= ${op}\\(`));
     // Each rank: 2 of the 4 query heads, the whole K/V head of 64 features.
     expect(r.stdout).toMatch(/name="h\.0\.attn\.q_proj\.weight", shape=\[128,256\], parallel="column"/);

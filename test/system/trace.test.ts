@@ -13,8 +13,25 @@ import { stow } from "../helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-trace-"));
 const data = path.join(dir, "markov.bin");
 // About 60% of the resident peak (2.4 MiB): every chunk of model data lives in host memory.
-const model = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=2", "--set", "dim=64", "--set", "heads=2",
-  "--set", "seq=32", "--batch", "2", "--threads", "2", "--device-memory", "1500000"];
+const model = [
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=512",
+  "--set",
+  "layers=2",
+  "--set",
+  "dim=64",
+  "--set",
+  "heads=2",
+  "--set",
+  "seq=32",
+  "--batch",
+  "2",
+  "--threads",
+  "2",
+  "--device-memory",
+  "1500000",
+];
 const TRACKS = ["compute", "host→device", "device→host", "host AdamW", "collectives"];
 
 interface TraceEvent {
@@ -86,7 +103,11 @@ describe("Chrome traces of one step", () => {
     const key = (e: TraceEvent) => [e.name, e.cat, e.args.node];
     expect(spans(events).map(key)).toEqual(spans(read(predicted)).map(key));
     // Measured, not predicted: the copies took time on their own threads.
-    expect(spans(events).filter((e) => e.cat === "host→device").every((e) => e.dur! > 0)).toBe(true);
+    expect(
+      spans(events)
+        .filter((e) => e.cat === "host→device")
+        .every((e) => e.dur! > 0),
+    ).toBe(true);
   });
 
   test("--trace without profiled steps, or on a run too short to reach them, is refused naming the flag", () => {

@@ -58,9 +58,37 @@ describe("stow train", () => {
     const data = path.join(dir, "markov.bin");
     writeTokenFile(data, tokens);
     const metrics = path.join(dir, "markov.jsonl");
-    const r = stow(["train", "samples/gpt2.ts", "--set", "vocab=64", "--set", "seq=32", "--set", "layers=1",
-      "--set", "dim=64", "--set", "heads=2", "--batch", "16", "--seq", "32", "--steps", "400", "--lr", "1e-2",
-      "--warmup-steps", "20", "--data", data, "--no-sample", "--metrics", metrics, "--threads", "2"]);
+    const r = stow([
+      "train",
+      "samples/gpt2.ts",
+      "--set",
+      "vocab=64",
+      "--set",
+      "seq=32",
+      "--set",
+      "layers=1",
+      "--set",
+      "dim=64",
+      "--set",
+      "heads=2",
+      "--batch",
+      "16",
+      "--seq",
+      "32",
+      "--steps",
+      "400",
+      "--lr",
+      "1e-2",
+      "--warmup-steps",
+      "20",
+      "--data",
+      data,
+      "--no-sample",
+      "--metrics",
+      metrics,
+      "--threads",
+      "2",
+    ]);
     expect(r.status).toBe(0);
     const losses = readMetrics(metrics).map((m) => m.loss);
     const tail = losses.slice(-25);
@@ -77,8 +105,11 @@ describe("stow train", () => {
     const hyper = ["--steps", "3", "--lr", "2e-3", "--warmup-steps", "1", "--seed", "5", "--grad-clip", "1.0"];
     const viaAddon = train(hyper, path.join(dir, "addon.jsonl"));
     const metrics = path.join(dir, "standalone.jsonl");
-    const r = spawnSync(path.join(out, "train"), ["--data", corpus, "--metrics", metrics, "--threads", "2", ...hyper,
-      "--min-lr", "2e-4", "--weight-decay", "0.1"], { encoding: "utf8" });
+    const r = spawnSync(
+      path.join(out, "train"),
+      ["--data", corpus, "--metrics", metrics, "--threads", "2", ...hyper, "--min-lr", "2e-4", "--weight-decay", "0.1"],
+      { encoding: "utf8" },
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(readMetrics(metrics).map((m) => m.loss)).toEqual(viaAddon.map((m) => m.loss));
   });

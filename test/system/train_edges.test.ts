@@ -15,8 +15,23 @@ import { readMetrics, stow } from "../helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-edges-"));
 const markov = path.join(dir, "markov64.bin");
 // One small block on a 64-symbol vocabulary: a few seconds a run once built.
-const tiny = ["samples/gpt2.ts", "--set", "vocab=64", "--set", "seq=16", "--set", "layers=1", "--set", "dim=32",
-  "--set", "heads=2", "--batch", "2", "--threads", "2"];
+const tiny = [
+  "samples/gpt2.ts",
+  "--set",
+  "vocab=64",
+  "--set",
+  "seq=16",
+  "--set",
+  "layers=1",
+  "--set",
+  "dim=32",
+  "--set",
+  "heads=2",
+  "--batch",
+  "2",
+  "--threads",
+  "2",
+];
 
 beforeAll(() => writeTokenFile(markov, makeMarkovCorpus({ vocab: 64, k: 4, length: 5_000, seed: 3 }).tokens));
 
@@ -28,14 +43,36 @@ describe("sampling never fails a finished run", () => {
     expect(r.status).toBe(0);
     // The default prompt "export function " is bytes (vocab < 50257), and 'e' is 101 >= 64.
     const skipped = r.stdout.split("\n").filter((l) => l.startsWith("sample skipped"));
-    expect(skipped).toEqual([`sample skipped: the prompt "export function " encodes (bytes) to token 101, outside the model's vocabulary of 64 tokens`]);
+    expect(skipped).toEqual([
+      `sample skipped: the prompt "export function " encodes (bytes) to token 101, outside the model's vocabulary of 64 tokens`,
+    ]);
     expect(r.stdout).not.toMatch(/^sample:$/m);
     expect(existsSync(save)).toBe(true);
   });
 
   test("vocab 512 with the default prompt on the built-in corpus exits 0 and samples", () => {
-    const r = stow(["train", "samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=1", "--set", "dim=32", "--set", "heads=2",
-      "--batch", "2", "--seq", "32", "--steps", "2", "--threads", "2", "--save", path.join(dir, "v512.safetensors")]);
+    const r = stow([
+      "train",
+      "samples/gpt2.ts",
+      "--set",
+      "vocab=512",
+      "--set",
+      "layers=1",
+      "--set",
+      "dim=32",
+      "--set",
+      "heads=2",
+      "--batch",
+      "2",
+      "--seq",
+      "32",
+      "--steps",
+      "2",
+      "--threads",
+      "2",
+      "--save",
+      path.join(dir, "v512.safetensors"),
+    ]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^sample:\nexport function /m);
@@ -44,7 +81,9 @@ describe("sampling never fails a finished run", () => {
   test("stow generate refuses such a prompt with a message naming --prompt, exit 2", () => {
     const r = stow(["generate", path.join(dir, "v64.safetensors"), "--prompt", "export", "--threads", "2"]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^stow: --prompt: the prompt "export" encodes \(bytes\) to token 101, outside the model's vocabulary of 64 tokens$/m);
+    expect(r.stderr).toMatch(
+      /^stow: --prompt: the prompt "export" encodes \(bytes\) to token 101, outside the model's vocabulary of 64 tokens$/m,
+    );
   });
 });
 
@@ -75,8 +114,22 @@ describe("--steps 0", () => {
 
 describe("--set takes floats", () => {
   test("PaLM's RoPE base and LayerNorm epsilon reach the traced ops; an integer field still refuses a fraction", () => {
-    const ir = stow(["ir", "samples/palm.ts", "--set", "layers=1", "--batch", "1", "--seq", "8", "--after", "trace",
-      "--set", "rope_base=5e5", "--set", "norm_eps=1e-6"]);
+    const ir = stow([
+      "ir",
+      "samples/palm.ts",
+      "--set",
+      "layers=1",
+      "--batch",
+      "1",
+      "--seq",
+      "8",
+      "--after",
+      "trace",
+      "--set",
+      "rope_base=5e5",
+      "--set",
+      "norm_eps=1e-6",
+    ]);
     expect(ir.status, ir.stderr).toBe(0);
     const ops = (op: string) => ir.stdout.split("\n").filter((l) => l.includes(` = ${op}(`));
     expect(ops("rope")).toHaveLength(2);
@@ -106,7 +159,11 @@ describe("one set of training defaults", () => {
     expect(stow(["train", ...tiny, "--data", markov, "--stop-after", "25", "--no-sample", "--metrics", viaCli]).status).toBe(0);
     const r = spawnSync(bin, ["--data", markov, "--stop-after", "25", "--threads", "2", "--metrics", viaBin], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
-    const steps = r.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.event === "step");
+    const steps = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.event === "step");
     expect(steps.at(-1)).toMatchObject({ step: 25, steps: RUN_DEFAULTS.steps });
     const pick = (m: Record<string, number>) => [m.step, m.lr, m.loss, m.grad_norm];
     const cli = readMetrics(viaCli).map(pick);

@@ -41,7 +41,15 @@ function randomInit(file: string): void {
 
 function compare(gradClip: string) {
   const losses = compareWithTorch({
-    model: "samples/gpt2.ts", preset: "mini", config, script: "gpt2_torch.py", init: randomInit, gradClip, batch, seq, steps,
+    model: "samples/gpt2.ts",
+    preset: "mini",
+    config,
+    script: "gpt2_torch.py",
+    init: randomInit,
+    gradClip,
+    batch,
+    seq,
+    steps,
   });
   // The run must actually train: a comparison of flat losses would prove little.
   expect(losses[steps - 1]).toBeLessThan(losses[0] - 0.5);

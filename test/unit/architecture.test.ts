@@ -41,7 +41,8 @@ function folderOf(relative: string): string {
 }
 
 const project = new Project({ tsConfigFilePath: path.join(repoRoot, "tsconfig.json") });
-const sources = project.getSourceFiles()
+const sources = project
+  .getSourceFiles()
   .map((file) => ({ file, relative: path.relative(repoRoot, file.getFilePath()) }))
   .filter(({ relative }) => !relative.startsWith("..") && !relative.startsWith("node_modules") && folderOf(relative) !== "test");
 

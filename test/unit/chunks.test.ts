@@ -30,23 +30,35 @@ describe("chunk layout", () => {
 
   it("visits parameters in the order the forward first reads them, with aligned sizes", () => {
     expect(visitOrder(g)).toEqual([
-      { name: "c", bytes: 448 }, { name: "a", bytes: 64 }, { name: "d", bytes: 64 }, { name: "b", bytes: 192 },
+      { name: "c", bytes: 448 },
+      { name: "a", bytes: 64 },
+      { name: "d", bytes: 64 },
+      { name: "b", bytes: 192 },
     ]);
   });
 
   it("packs them in that order into chunks of at most the given capacity, never splitting one", () => {
     const layout = layoutChunks(g, 512);
     expect(layout.chosen).toBe("given");
-    expect(layout.chunks.map((c) => c.params)).toEqual([["c", "a"], ["d", "b"]]);
+    expect(layout.chunks.map((c) => c.params)).toEqual([
+      ["c", "a"],
+      ["d", "b"],
+    ]);
     expect(layout.chunks.map((c) => c.bytes)).toEqual([512, 256]);
-    expect([...layout.chunks[1].offsets]).toEqual([["d", 0], ["b", 64]]);
+    expect([...layout.chunks[1].offsets]).toEqual([
+      ["d", 0],
+      ["b", 64],
+    ]);
     expect(layout.wasteBytes).toBe(0 + 256);
     expect(layout.chunkOf.get("b")).toBe(1);
   });
 
   it("refuses a capacity below the largest parameter, naming it", () => {
     expect(() => layoutChunks(g, 256)).toThrow(UserError);
-    expectSettingError(() => layoutChunks(g, 256), /--chunk-size 256 B is smaller than the largest tensor that must stay whole: c needs 448 B \(448 bytes\)/);
+    expectSettingError(
+      () => layoutChunks(g, 256),
+      /--chunk-size 256 B is smaller than the largest tensor that must stay whole: c needs 448 B \(448 bytes\)/,
+    );
   });
 
   it("searches the capacity that wastes least: here all 768 bytes in one chunk", () => {

@@ -116,14 +116,20 @@ describe("parseSetOverrides", () => {
     expect(messageOf(() => parseSetOverrides(["layers"], base))).toBe('--set: expected key=value, got "layers"');
     expect(messageOf(() => parseSetOverrides(["=3"], base))).toBe('--set: expected key=value, got "=3"');
     expect(messageOf(() => parseSetOverrides(["layers=0"], base))).toBe("--set layers: must be at least 1, got 0");
-    expect(messageOf(() => parseSetOverrides(["layers=2.5"], base))).toBe("--set layers: expected an integer (the preset's layers is 12), got 2.5");
+    expect(messageOf(() => parseSetOverrides(["layers=2.5"], base))).toBe(
+      "--set layers: expected an integer (the preset's layers is 12), got 2.5",
+    );
     expect(messageOf(() => parseSetOverrides(["layers="], base))).toBe('--set layers: expected a number, got ""');
     expect(messageOf(() => parseSetOverrides(["layers=1e400"], base))).toBe("--set layers: 1e400 is out of range");
   });
 
   it("takes numbers, floats included, for fields the preset holds as non-integers", () => {
     const palmLike = { layers: 4, rope_base: 10000, norm_eps: 1e-5 };
-    expect(parseSetOverrides(["norm_eps=1e-6", "rope_base=5e5", "layers=8"], palmLike)).toEqual({ layers: 8, rope_base: 500000, norm_eps: 1e-6 });
+    expect(parseSetOverrides(["norm_eps=1e-6", "rope_base=5e5", "layers=8"], palmLike)).toEqual({
+      layers: 8,
+      rope_base: 500000,
+      norm_eps: 1e-6,
+    });
     expect(parseSetOverrides(["norm_eps=.001"], palmLike).norm_eps).toBe(0.001);
     expect(parseSetOverrides(["layers=1e1"], palmLike).layers).toBe(10); // an integer, however written
     expect(messageOf(() => parseSetOverrides(["norm_eps=0"], palmLike))).toBe("--set norm_eps: must be greater than 0, got 0");
@@ -135,12 +141,8 @@ describe("parseSetOverrides", () => {
 describe("parseChoice", () => {
   it("accepts a listed choice and rejects others with the list", () => {
     expect(parseChoice("--device", "cpu", ["cpu", "cuda"])).toBe("cpu");
-    expect(messageOf(() => parseChoice("--device", "gpu", ["cpu", "cuda"]))).toBe(
-      '--device: expected one of cpu, cuda, got "gpu"',
-    );
-    expect(messageOf(() => parseChoice("--device", "CPU", ["cpu", "cuda"]))).toBe(
-      '--device: expected one of cpu, cuda, got "CPU"',
-    );
+    expect(messageOf(() => parseChoice("--device", "gpu", ["cpu", "cuda"]))).toBe('--device: expected one of cpu, cuda, got "gpu"');
+    expect(messageOf(() => parseChoice("--device", "CPU", ["cpu", "cuda"]))).toBe('--device: expected one of cpu, cuda, got "CPU"');
   });
 });
 
@@ -244,7 +246,9 @@ describe("runCli", () => {
 
   it("prints a UserError without a stack and exits 2", async () => {
     const { io, cliIo } = fakeIo();
-    await runCli(async () => { throw new UserError("--steps: expected an integer, got \"x\""); }, cliIo);
+    await runCli(async () => {
+      throw new UserError('--steps: expected an integer, got "x"');
+    }, cliIo);
     expect(io).toEqual({ stderr: 'stow: --steps: expected an integer, got "x"\n', code: 2 });
   });
 
@@ -252,46 +256,63 @@ describe("runCli", () => {
     const { io, cliIo } = fakeIo();
     const error = new SettingError((name) => `${name("chunkSize")} 256 B is smaller than ${name("deviceMemory")}`);
     expect(error.message).toBe("the chunk size 256 B is smaller than the device budget");
-    await runCli(async () => { throw error; }, cliIo);
+    await runCli(async () => {
+      throw error;
+    }, cliIo);
     expect(io).toEqual({ stderr: "stow: --chunk-size 256 B is smaller than --device-memory\n", code: 2 });
   });
 
   it("exits 2 on a commander usage error, whose message commander has printed", async () => {
     const { io, cliIo } = fakeIo();
-    await runCli(async () => { throw new CommanderError(1, "commander.unknownOption", "error: unknown option '--x'"); }, cliIo);
+    await runCli(async () => {
+      throw new CommanderError(1, "commander.unknownOption", "error: unknown option '--x'");
+    }, cliIo);
     expect(io).toEqual({ stderr: "", code: 2 });
   });
 
   it("exits 0 after --help, which commander reports as an error with exit code 0", async () => {
     const { io, cliIo } = fakeIo();
-    await runCli(async () => { throw new CommanderError(0, "commander.helpDisplayed", "(outputHelp)"); }, cliIo);
+    await runCli(async () => {
+      throw new CommanderError(0, "commander.helpDisplayed", "(outputHelp)");
+    }, cliIo);
     expect(io).toEqual({ stderr: "", code: 0 });
   });
 
   it("reports an internal error with exit 70, and its stack only under STOW_DEBUG=1", async () => {
     const bug = new TypeError("x is undefined");
     const plain = fakeIo();
-    await runCli(async () => { throw bug; }, plain.cliIo);
+    await runCli(async () => {
+      throw bug;
+    }, plain.cliIo);
     expect(plain.io.code).toBe(70);
     expect(plain.io.stderr).toBe(`stow: internal error: x is undefined\nstow: set STOW_DEBUG=1 to see the stack trace\n${REPORT_A_BUG}\n`);
 
     const debug = fakeIo({ STOW_DEBUG: "1" });
-    await runCli(async () => { throw bug; }, debug.cliIo);
+    await runCli(async () => {
+      throw bug;
+    }, debug.cliIo);
     expect(debug.io.code).toBe(70);
     expect(debug.io.stderr).toBe(`stow: internal error: x is undefined\n${bug.stack}\n${REPORT_A_BUG}\n`);
   });
 
   it("reports a filesystem error with its path and reason, exit 2", async () => {
     const { io, cliIo } = fakeIo();
-    const readOnly = Object.assign(new Error("EROFS: read-only file system, open '/ro/x'"),
-      { code: "EROFS", syscall: "open", path: "/ro/x" });
-    await runCli(async () => { throw readOnly; }, cliIo);
+    const readOnly = Object.assign(new Error("EROFS: read-only file system, open '/ro/x'"), {
+      code: "EROFS",
+      syscall: "open",
+      path: "/ro/x",
+    });
+    await runCli(async () => {
+      throw readOnly;
+    }, cliIo);
     expect(io).toEqual({ stderr: "stow: cannot open /ro/x: the file system is read-only\n", code: 2 });
   });
 
   it("exits with a UserError's own status: 3 for a state that is not finite", async () => {
     const { io, cliIo } = fakeIo();
-    await runCli(async () => { throw new NonFiniteStateError("not saved"); }, cliIo);
+    await runCli(async () => {
+      throw new NonFiniteStateError("not saved");
+    }, cliIo);
     expect(io).toEqual({ stderr: "stow: not saved\n", code: 3 });
   });
 

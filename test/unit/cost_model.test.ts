@@ -15,17 +15,36 @@ const plain: Machine = { matmulFlops: 1e12, memoryBandwidth: 1e11, linkBandwidth
 // Rates rise tenfold from 1 MFLOP to 1 GFLOP calls.
 const measured: Machine = {
   ...plain,
-  productRates: [{ size: 1e6, rate: 1e10 }, { size: 1e9, rate: 1e11 }],
+  productRates: [
+    { size: 1e6, rate: 1e10 },
+    { size: 1e9, rate: 1e11 },
+  ],
   // 12 MB and more stream at 1e11 bytes/s (the memory bandwidth); 1.2 MB, in cache, at 4e11.
-  streamRates: [{ size: 1.2e6, rate: 4e11 }, { size: 1.2e7, rate: 1e11 }],
-  attentionRates: { T: [64, 256], D: [32, 128], forward: [[1e9, 2e9], [4e9, 8e9]], backward: [[3e9, 6e9], [12e9, 24e9]] },
+  streamRates: [
+    { size: 1.2e6, rate: 4e11 },
+    { size: 1.2e7, rate: 1e11 },
+  ],
+  attentionRates: {
+    T: [64, 256],
+    D: [32, 128],
+    forward: [
+      [1e9, 2e9],
+      [4e9, 8e9],
+    ],
+    backward: [
+      [3e9, 6e9],
+      [12e9, 24e9],
+    ],
+  },
   softmaxRate: 1e9,
   elementRates: { gelu: 1e8 },
 };
 
 function node(op: OpName, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
   const b = new GraphBuilder();
-  const inputs = shapes.map((shape, i) => b.value("input", [], { name: `x${i}`, shape, dtype: i === 2 && op.startsWith("linear") ? "i32" : "f32" }));
+  const inputs = shapes.map((shape, i) =>
+    b.value("input", [], { name: `x${i}`, shape, dtype: i === 2 && op.startsWith("linear") ? "i32" : "f32" }),
+  );
   return b.add(op, inputs, attrs as AttrsOf<OpName>) as Node;
 }
 
@@ -42,10 +61,34 @@ describe("product rates", () => {
 
   test("a matmul runs at the rate of one sgemm call's size; a batched one is several calls", () => {
     // [100, 50] x [50, 100]: 2 * 100 * 100 * 50 = 1e6 FLOPs, one call, at 1e10 FLOP/s.
-    expect(nodeSeconds(node("matmul", [[100, 50], [50, 100]]), measured)).toBeCloseTo(1e6 / 1e10, 12);
+    expect(
+      nodeSeconds(
+        node("matmul", [
+          [100, 50],
+          [50, 100],
+        ]),
+        measured,
+      ),
+    ).toBeCloseTo(1e6 / 1e10, 12);
     // Ten such products in a batch: ten calls of 1e6 FLOPs, not one call of 1e7.
-    expect(nodeSeconds(node("matmul", [[10, 100, 50], [10, 50, 100]]), measured)).toBeCloseTo(10 * 1e6 / 1e10, 12);
-    expect(nodeSeconds(node("matmul", [[100, 50], [50, 100]]), plain)).toBeCloseTo(1e6 / 1e12, 15);
+    expect(
+      nodeSeconds(
+        node("matmul", [
+          [10, 100, 50],
+          [10, 50, 100],
+        ]),
+        measured,
+      ),
+    ).toBeCloseTo((10 * 1e6) / 1e10, 12);
+    expect(
+      nodeSeconds(
+        node("matmul", [
+          [100, 50],
+          [50, 100],
+        ]),
+        plain,
+      ),
+    ).toBeCloseTo(1e6 / 1e12, 15);
   });
 });
 
@@ -98,33 +141,94 @@ describe("elementwise kernels", () => {
 
   test("other kernels stream their bytes at the bandwidth measured at their size", () => {
     // 1e5 floats each of a, b and out: 1.2 MB, the in-cache size.
-    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), measured)).toBeCloseTo(1.2e6 / 4e11, 15);
+    expect(
+      nodeSeconds(
+        node("add", [
+          [1000, 100],
+          [1000, 100],
+        ]),
+        measured,
+      ),
+    ).toBeCloseTo(1.2e6 / 4e11, 15);
     // Ten times larger: the out-of-cache size, at the memory bandwidth; larger still, the same.
-    expect(nodeSeconds(node("add", [[10000, 100], [10000, 100]]), measured)).toBeCloseTo(1.2e7 / 1e11, 15);
-    expect(nodeSeconds(node("add", [[100000, 100], [100000, 100]]), measured)).toBeCloseTo(1.2e8 / 1e11, 15);
+    expect(
+      nodeSeconds(
+        node("add", [
+          [10000, 100],
+          [10000, 100],
+        ]),
+        measured,
+      ),
+    ).toBeCloseTo(1.2e7 / 1e11, 15);
+    expect(
+      nodeSeconds(
+        node("add", [
+          [100000, 100],
+          [100000, 100],
+        ]),
+        measured,
+      ),
+    ).toBeCloseTo(1.2e8 / 1e11, 15);
     // Between them, between the rates.
-    const between = nodeSeconds(node("add", [[3000, 100], [3000, 100]]), measured);
+    const between = nodeSeconds(
+      node("add", [
+        [3000, 100],
+        [3000, 100],
+      ]),
+      measured,
+    );
     expect(between).toBeGreaterThan(3.6e6 / 4e11);
     expect(between).toBeLessThan(3.6e6 / 1e11);
-    expect(nodeSeconds(node("add", [[1000, 100], [1000, 100]]), plain)).toBeCloseTo(1.2e6 / plain.memoryBandwidth, 15);
+    expect(
+      nodeSeconds(
+        node("add", [
+          [1000, 100],
+          [1000, 100],
+        ]),
+        plain,
+      ),
+    ).toBeCloseTo(1.2e6 / plain.memoryBandwidth, 15);
   });
 });
 
 describe("meanMachine", () => {
   test("averages every rate point by point, and refuses machines measured differently", () => {
     const doubled: Machine = {
-      matmulFlops: 2e12, memoryBandwidth: 2e11, linkBandwidth: 2e10, hostBandwidth: 4e10,
+      matmulFlops: 2e12,
+      memoryBandwidth: 2e11,
+      linkBandwidth: 2e10,
+      hostBandwidth: 4e10,
       productRates: measured.productRates!.map((p) => ({ size: p.size, rate: 2 * p.rate })),
       streamRates: measured.streamRates,
-      attentionRates: { ...measured.attentionRates!, forward: [[3e9, 2e9], [4e9, 8e9]], backward: measured.attentionRates!.backward },
+      attentionRates: {
+        ...measured.attentionRates!,
+        forward: [
+          [3e9, 2e9],
+          [4e9, 8e9],
+        ],
+        backward: measured.attentionRates!.backward,
+      },
       softmaxRate: 3e9,
       elementRates: { gelu: 3e8 },
     };
     const m = meanMachine(measured, doubled);
-    expect(m).toMatchObject({ matmulFlops: 1.5e12, memoryBandwidth: 1.5e11, linkBandwidth: 1.5e10, hostBandwidth: 3e10, softmaxRate: 2e9, elementRates: { gelu: 2e8 } });
-    expect(m.productRates).toEqual([{ size: 1e6, rate: 1.5e10 }, { size: 1e9, rate: 1.5e11 }]);
+    expect(m).toMatchObject({
+      matmulFlops: 1.5e12,
+      memoryBandwidth: 1.5e11,
+      linkBandwidth: 1.5e10,
+      hostBandwidth: 3e10,
+      softmaxRate: 2e9,
+      elementRates: { gelu: 2e8 },
+    });
+    expect(m.productRates).toEqual([
+      { size: 1e6, rate: 1.5e10 },
+      { size: 1e9, rate: 1.5e11 },
+    ]);
     expect(m.streamRates).toEqual(measured.streamRates);
-    expect(m.attentionRates!.forward).toEqual([[2e9, 2e9], [4e9, 8e9]]);
+    expect(m.attentionRates!.forward).toEqual([
+      [2e9, 2e9],
+      [4e9, 8e9],
+    ]);
     expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
     expect(() => meanMachine(measured, { ...measured, productRates: [{ size: 1e6, rate: 1 }] })).toThrow(/measured sizes differ/);
     expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);

@@ -14,7 +14,6 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stow-data-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const file = (name: string) => path.join(dir, name);
 
-
 async function expectUserErrorAsync(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   await expect(promise).rejects.toBeInstanceOf(UserError);
   await expect(promise).rejects.toThrow(pattern);
@@ -51,9 +50,18 @@ describe("llm.c token files", () => {
     fs.writeFileSync(file("short.bin"), Buffer.alloc(100));
     for (const read of [readTokenFile, inspectTokenFile]) {
       expectUserError(() => read(file("short.bin")), /short\.bin: too short for an llm\.c token file: 100 bytes, the header alone is 1024/);
-      expectUserError(() => read(craftTokenFile("magic.bin", [12345, 1, 0], [])), /magic\.bin: not an llm\.c token file: magic at byte 0 is 12345, expected 20240520/);
-      expectUserError(() => read(craftTokenFile("version.bin", [20240520, 2, 0], [])), /version\.bin: unsupported token file version 2 at byte 4/);
-      expectUserError(() => read(craftTokenFile("count.bin", [20240520, 1, 4], [1, 2, 3])), /count\.bin: token count 4 at byte 8 needs 1032 bytes .* but the file has 1030 bytes/);
+      expectUserError(
+        () => read(craftTokenFile("magic.bin", [12345, 1, 0], [])),
+        /magic\.bin: not an llm\.c token file: magic at byte 0 is 12345, expected 20240520/,
+      );
+      expectUserError(
+        () => read(craftTokenFile("version.bin", [20240520, 2, 0], [])),
+        /version\.bin: unsupported token file version 2 at byte 4/,
+      );
+      expectUserError(
+        () => read(craftTokenFile("count.bin", [20240520, 1, 4], [1, 2, 3])),
+        /count\.bin: token count 4 at byte 8 needs 1032 bytes .* but the file has 1030 bytes/,
+      );
       expectUserError(() => read(craftTokenFile("neg.bin", [20240520, 1, -1], [])), /neg\.bin: negative token count -1 at byte 8/);
       expectUserError(() => read(file("absent.bin")), /absent\.bin: token file not found/);
       expectUserError(() => read(dir), /is a directory/);
@@ -62,7 +70,10 @@ describe("llm.c token files", () => {
 
   it("checkVocab names the first token outside the vocabulary", () => {
     checkVocab(new Uint16Array([0, 63, 5]), 64, "ok.bin");
-    expectUserError(() => checkVocab(new Uint16Array([1, 2, 70, 99]), 64, "v.bin"), /v\.bin: token 70 at index 2 \(byte 1028\) is outside the model's vocabulary of 64/);
+    expectUserError(
+      () => checkVocab(new Uint16Array([1, 2, 70, 99]), 64, "v.bin"),
+      /v\.bin: token 70 at index 2 \(byte 1028\) is outside the model's vocabulary of 64/,
+    );
   });
 });
 
@@ -145,7 +156,10 @@ describe("prepareData", () => {
     await expectUserErrorAsync(prepareData(file("empty.txt"), cache), /--data .*empty\.txt: the file is empty/);
     // A genuine U+FFFD (EF BF BD) first, then a stray continuation byte at offset 7.
     fs.writeFileSync(file("binary.dat"), Buffer.from([0x61, 0x62, 0xef, 0xbf, 0xbd, 0x63, 0x64, 0x80, 0x65]));
-    await expectUserErrorAsync(prepareData(file("binary.dat"), cache), /binary\.dat: neither an llm\.c token file .* nor UTF-8 text \(invalid byte 0x80 at byte 7\)/);
+    await expectUserErrorAsync(
+      prepareData(file("binary.dat"), cache),
+      /binary\.dat: neither an llm\.c token file .* nor UTF-8 text \(invalid byte 0x80 at byte 7\)/,
+    );
   });
 
   it("can shuffle the tokens in whole windows, the same way every time, a partial last window last", () => {
@@ -161,7 +175,10 @@ describe("prepareData", () => {
 
   it("defaults to the built-in corpus of the project's own source", async () => {
     const text = builtinCorpusText();
-    const headers = text.split("\n").filter((l) => l.startsWith("// file: ")).map((l) => l.slice(9));
+    const headers = text
+      .split("\n")
+      .filter((l) => l.startsWith("// file: "))
+      .map((l) => l.slice(9));
     expect(headers).toContain("src/data/corpus.ts");
     expect(headers).toEqual([...headers].sort());
     expect(headers.every((h) => /\.(ts|cpp|h|njk|md|cc)$/.test(h) && !h.includes("node_modules"))).toBe(true);
@@ -198,7 +215,11 @@ describe("synthetic Markov corpus", () => {
   // Observed errors are about 0.1% (sampling noise plus the plug-in estimator's small downward bias);
   // 0.5% still fails when the rows are weighted uniformly instead of by the stationary distribution.
   it("has the stated entropy rate (empirical within 0.5%)", () => {
-    for (const [vocab, k] of [[64, 4], [256, 16], [30, 30]] as const) {
+    for (const [vocab, k] of [
+      [64, 4],
+      [256, 16],
+      [30, 30],
+    ] as const) {
       const { tokens, entropyRate } = makeMarkovCorpus({ vocab, k, length: 2_000_000, seed: vocab });
       const empirical = empiricalConditionalEntropy(tokens, vocab);
       expect(Math.abs(empirical - entropyRate) / entropyRate).toBeLessThan(0.005);

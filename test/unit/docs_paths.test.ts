@@ -26,7 +26,12 @@ function exists(p: string): boolean {
   if (!p.includes("*")) return existsSync(path.join(repoRoot, p));
   const dir = path.dirname(p);
   if (dir.includes("*") || !existsSync(path.join(repoRoot, dir))) return false;
-  const name = new RegExp(`^${path.basename(p).replace(/[.+?^$()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`);
+  const name = new RegExp(
+    `^${path
+      .basename(p)
+      .replace(/[.+?^$()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")}$`,
+  );
   return readdirSync(path.join(repoRoot, dir)).some((f) => name.test(f));
 }
 

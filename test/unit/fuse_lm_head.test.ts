@@ -53,12 +53,18 @@ describe("fuse_lm_head", () => {
   const untouched: [string, string][] = [
     ["the logits are also a result", head.replace("loss=%5", "loss=%5, logits=%3")],
     ["the matmul's output has another reader", head.replace("# results", "  %6 = gelu(%2) : f32[4,7]\n# results")],
-    ["the reshape moves the vocabulary axis", head
-      .replace("%3 = reshape(%2) {shape=[2,2,7]} : f32[2,2,7]", "%3 = reshape(%2) {shape=[2,7,2]} : f32[2,7,2]")
-      .replace(`shape=[2,2], dtype="i32"} : i32[2,2]`, `shape=[2,7], dtype="i32"} : i32[2,7]`)],
-    ["the left operand is transposed", head
-      .replace(`shape=[4,3], dtype="f32"} : f32[4,3]`, `shape=[3,4], dtype="f32"} : f32[3,4]`)
-      .replace("{ta=false, tb=true}", "{ta=true, tb=true}")],
+    [
+      "the reshape moves the vocabulary axis",
+      head
+        .replace("%3 = reshape(%2) {shape=[2,2,7]} : f32[2,2,7]", "%3 = reshape(%2) {shape=[2,7,2]} : f32[2,7,2]")
+        .replace(`shape=[2,2], dtype="i32"} : i32[2,2]`, `shape=[2,7], dtype="i32"} : i32[2,7]`),
+    ],
+    [
+      "the left operand is transposed",
+      head
+        .replace(`shape=[4,3], dtype="f32"} : f32[4,3]`, `shape=[3,4], dtype="f32"} : f32[3,4]`)
+        .replace("{ta=false, tb=true}", "{ta=true, tb=true}"),
+    ],
   ];
   for (const [why, text] of untouched) {
     it(`leaves the graph alone when ${why}`, () => {

@@ -14,7 +14,6 @@ import palm from "../../samples/palm.ts";
 import { buildModel, traceProgram } from "../../src/driver/trace_program.ts";
 import { mulberry32 as rng } from "../../src/util/random.ts";
 
-
 /** A graph under construction with its random parameter values and fed inputs. */
 class Problem {
   readonly b = new GraphBuilder();
@@ -90,7 +89,10 @@ function gradcheck(forward: Graph, feeds: Feeds, sample = Infinity): Mismatch[] 
   const mismatches: Mismatch[] = [];
   for (const p of g.params) {
     const analytic = env.get(g.grads[p.name].id)!;
-    expect(analytic.some((x) => Math.abs(x) > 1e-4), `gradient of ${p.name} is all but zero: a weak check`).toBe(true);
+    expect(
+      analytic.some((x) => Math.abs(x) > 1e-4),
+      `gradient of ${p.name} is all but zero: a weak check`,
+    ).toBe(true);
     const data = feeds.params.get(p.name)!;
     const indices = sample >= data.length ? data.keys() : Array.from({ length: sample }, () => Math.floor(pick() * data.length));
     for (const index of indices) {
@@ -124,30 +126,36 @@ const FLAG_COMBOS = [
 
 describe("gradient of each op matches finite differences", () => {
   it("embedding, with repeated and unused rows", () => {
-    expect(check((p) => {
-      const table = p.param("table", [5, 3]);
-      const idx = p.ints("idx", [2, 3], [0, 2, 2, 4, 0, 1]);
-      return [p.b.value("embedding", [table, idx])];
-    })).toEqual([]);
+    expect(
+      check((p) => {
+        const table = p.param("table", [5, 3]);
+        const idx = p.ints("idx", [2, 3], [0, 2, 2, 4, 0, 1]);
+        return [p.b.value("embedding", [table, idx])];
+      }),
+    ).toEqual([]);
   });
 
   for (const [ta, tb] of FLAG_COMBOS) {
     it(`matmul 2-D, ta=${ta} tb=${tb}`, () => {
       const [M, K, N] = [3, 4, 2];
-      expect(check((p) => {
-        const a = p.param("a", ta ? [K, M] : [M, K]);
-        const b = p.param("b", tb ? [N, K] : [K, N]);
-        return [p.b.value("matmul", [a, b], { ta, tb })];
-      })).toEqual([]);
+      expect(
+        check((p) => {
+          const a = p.param("a", ta ? [K, M] : [M, K]);
+          const b = p.param("b", tb ? [N, K] : [K, N]);
+          return [p.b.value("matmul", [a, b], { ta, tb })];
+        }),
+      ).toEqual([]);
     });
 
     it(`matmul batched [2,3,...], ta=${ta} tb=${tb}`, () => {
       const [M, K, N] = [3, 4, 2];
-      expect(check((p) => {
-        const a = p.param("a", ta ? [2, 3, K, M] : [2, 3, M, K]);
-        const b = p.param("b", tb ? [2, 3, N, K] : [2, 3, K, N]);
-        return [p.b.value("matmul", [a, b], { ta, tb })];
-      })).toEqual([]);
+      expect(
+        check((p) => {
+          const a = p.param("a", ta ? [2, 3, K, M] : [2, 3, M, K]);
+          const b = p.param("b", tb ? [2, 3, N, K] : [2, 3, K, N]);
+          return [p.b.value("matmul", [a, b], { ta, tb })];
+        }),
+      ).toEqual([]);
     });
   }
 
@@ -165,31 +173,53 @@ describe("gradient of each op matches finite differences", () => {
   });
 
   it("layernorm", () => {
-    expect(check((p) => {
-      const x = p.param("x", [2, 3, 6], 2);
-      return [p.b.value("layernorm", [x, p.param("w", [6]), p.param("b", [6])], { eps: 1e-5 })];
-    })).toEqual([]);
+    expect(
+      check((p) => {
+        const x = p.param("x", [2, 3, 6], 2);
+        return [p.b.value("layernorm", [x, p.param("w", [6]), p.param("b", [6])], { eps: 1e-5 })];
+      }),
+    ).toEqual([]);
   });
 
   it("gelu", () => {
     expect(check((p) => [p.b.value("gelu", [p.param("x", [3, 7], 3)])])).toEqual([]);
   });
 
-  for (const shape of [[2, 3, 5, 4], [1, 3, 2]]) {
+  for (const shape of [
+    [2, 3, 5, 4],
+    [1, 3, 2],
+  ]) {
     it(`attention on q, k, v of shape [${shape}]`, () => {
-      expect(check((p) => {
-        const [q, k, v] = ["q", "k", "v"].map((name) => p.param(name, shape, 1.5));
-        return [p.b.add("attention", [q, k, v]).outputs[0]]; // lse is a by-product without a gradient
-      })).toEqual([]);
+      expect(
+        check((p) => {
+          const [q, k, v] = ["q", "k", "v"].map((name) => p.param(name, shape, 1.5));
+          return [p.b.add("attention", [q, k, v]).outputs[0]]; // lse is a by-product without a gradient
+        }),
+      ).toEqual([]);
     });
   }
 
-  for (const [q, kv] of [[[2, 4, 5, 3], [2, 2, 5, 3]], [[2, 4, 5, 3], [2, 1, 5, 3]], [[3, 4, 2], [1, 4, 2]]]) {
+  for (const [q, kv] of [
+    [
+      [2, 4, 5, 3],
+      [2, 2, 5, 3],
+    ],
+    [
+      [2, 4, 5, 3],
+      [2, 1, 5, 3],
+    ],
+    [
+      [3, 4, 2],
+      [1, 4, 2],
+    ],
+  ]) {
     it(`attention with fewer KV heads: q [${q}], k and v [${kv}]`, () => {
-      expect(check((p) => {
-        const [qv, k, v] = [p.param("q", q, 1.5), p.param("k", kv, 1.5), p.param("v", kv, 1.5)];
-        return [p.b.add("attention", [qv, k, v]).outputs[0]];
-      })).toEqual([]);
+      expect(
+        check((p) => {
+          const [qv, k, v] = [p.param("q", q, 1.5), p.param("k", kv, 1.5), p.param("v", kv, 1.5)];
+          return [p.b.add("attention", [qv, k, v]).outputs[0]];
+        }),
+      ).toEqual([]);
     });
   }
 
@@ -198,7 +228,11 @@ describe("gradient of each op matches finite differences", () => {
   });
 
   // base 3 turns every pair by a sizeable angle within five positions; 10000 is the usual base.
-  for (const [base, inverse] of [[10000, false], [3, false], [3, true]] as const) {
+  for (const [base, inverse] of [
+    [10000, false],
+    [3, false],
+    [3, true],
+  ] as const) {
     it(`rope on [2,3,5,4], base ${base}${inverse ? ", inverse" : ""}`, () => {
       expect(check((p) => [p.b.value("rope", [p.param("x", [2, 3, 5, 4])], { base, inverse })])).toEqual([]);
     });
@@ -231,7 +265,20 @@ describe("gradient of each op matches finite differences", () => {
     expect(check((p) => [p.b.value("reshape", [p.param("x", [2, 6])], { shape: [3, 2, 2] })])).toEqual([]);
   });
 
-  for (const [shape, perm] of [[[3, 4], [1, 0]], [[2, 3, 4], [2, 0, 1]], [[2, 3, 4, 5], [0, 2, 1, 3]]] as const) {
+  for (const [shape, perm] of [
+    [
+      [3, 4],
+      [1, 0],
+    ],
+    [
+      [2, 3, 4],
+      [2, 0, 1],
+    ],
+    [
+      [2, 3, 4, 5],
+      [0, 2, 1, 3],
+    ],
+  ] as const) {
     it(`transpose [${shape}] by [${perm}]`, () => {
       expect(check((p) => [p.b.value("transpose", [p.param("x", shape)], { perm })])).toEqual([]);
     });
@@ -242,10 +289,12 @@ describe("gradient of each op matches finite differences", () => {
   });
 
   it("split with its middle output left unused", () => {
-    expect(check((p) => {
-      const [first, , last] = p.b.add("split", [p.param("x", [2, 7])], { sizes: [2, 4, 1] }).outputs;
-      return [first, last];
-    })).toEqual([]);
+    expect(
+      check((p) => {
+        const [first, , last] = p.b.add("split", [p.param("x", [2, 7])], { sizes: [2, 4, 1] }).outputs;
+        return [first, last];
+      }),
+    ).toEqual([]);
   });
 
   it("concat", () => {
@@ -253,11 +302,13 @@ describe("gradient of each op matches finite differences", () => {
   });
 
   it("a value used twice (by one node and by two nodes) gets the sum of its gradients", () => {
-    expect(check((p) => {
-      const x = p.param("x", [2, 3]);
-      const squared = p.b.value("mul", [x, x]);
-      return [p.b.value("add", [p.b.value("gelu", [x]), squared])];
-    })).toEqual([]);
+    expect(
+      check((p) => {
+        const x = p.param("x", [2, 3]);
+        const squared = p.b.value("mul", [x, x]);
+        return [p.b.value("add", [p.b.value("gelu", [x]), squared])];
+      }),
+    ).toEqual([]);
   });
 });
 
@@ -316,7 +367,9 @@ describe("AdamW in the interpreter", () => {
     const norm = Math.sqrt(g0.reduce((s, g) => s + g * g, 0));
     const clipCoef = clip > 0 ? Math.min(1, clip / (norm + 1e-6)) : 1;
     const { lr, beta1, beta2, eps, weightDecay, t } = hyper;
-    const p = [...p0], m = [...m0], v = [...v0];
+    const p = [...p0],
+      m = [...m0],
+      v = [...v0];
     for (let i = 0; i < p.length; i++) {
       const grad = g0[i] * clipCoef;
       if (decay) p[i] *= 1 - lr * weightDecay;
@@ -341,7 +394,10 @@ describe("AdamW in the interpreter", () => {
     const feeds: Feeds = {
       params: new Map([["w", Float64Array.from(p0)]]),
       inputs: { g: Float64Array.from(g0) },
-      optState: new Map([["opt.m.w", Float64Array.from(m0)], ["opt.v.w", Float64Array.from(v0)]]),
+      optState: new Map([
+        ["opt.m.w", Float64Array.from(m0)],
+        ["opt.v.w", Float64Array.from(v0)],
+      ]),
       adam: { ...hyper, gradClip: clip },
     };
     const env = interpret(b.build(), feeds);
@@ -364,7 +420,10 @@ describe("AdamW in the interpreter", () => {
     ],
   };
 
-  for (const [label, decay, clip] of [["decay, clipped", true, 0.5], ["no decay, no clipping", false, 0]] as const) {
+  for (const [label, decay, clip] of [
+    ["decay, clipped", true, 0.5],
+    ["no decay, no clipping", false, 0],
+  ] as const) {
     it(`matches PyTorch's formula: ${label}`, () => {
       const got = interpretAdamW(decay, clip);
       const want = pytorchAdamW(decay, clip);

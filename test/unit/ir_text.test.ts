@@ -59,7 +59,10 @@ describe("parseGraph", () => {
     expect(g.nodes.map((n) => n.id)).toEqual([...g.nodes.keys()]);
     expect(g.nodes.map((n) => n.phase[0]).join("")).toBe("fffffffff" + "bbbbbbbb" + "oooo");
     const split = g.nodes[5];
-    expect(split.outputs.map((v) => [v.id, v.shape, v.producer, v.index])).toEqual([[5, [2, 1], split, 0], [6, [2, 3], split, 1]]);
+    expect(split.outputs.map((v) => [v.id, v.shape, v.producer, v.index])).toEqual([
+      [5, [2, 1], split, 0],
+      [6, [2, 3], split, 1],
+    ]);
     expect(split.loc).toEqual({ file: "model.ts", line: 10, col: 5 });
     expect(g.nodes[2].attrs).toEqual({ name: 'x, "quoted" {x}', shape: [2, 3], dtype: "f32" });
     expect(g.nodes[6].attrs).toEqual({ s: -0.5 });
@@ -67,7 +70,10 @@ describe("parseGraph", () => {
     expect(g.nodes[6].inputs[0]).toBe(split.outputs[1]);
   });
 
-  for (const [name, model, config] of [["GPT-2 mini", gpt2, gpt2.presets.mini], ["PaLM small", palm, palm.presets.small]] as const) {
+  for (const [name, model, config] of [
+    ["GPT-2 mini", gpt2, gpt2.presets.mini],
+    ["PaLM small", palm, palm.presets.small],
+  ] as const) {
     it(`round-trips the traced ${name} graph after autodiff and AdamW`, () => {
       const traced = traceProgram(buildModel(model, config), config, { batch: 2, seq: 32, kind: "train" });
       const g = adamwPass(autodiff(traced), { clip: true });
@@ -84,7 +90,7 @@ describe("parseGraph", () => {
 });
 
 describe("parse errors name the line", () => {
-  const header = "# forward\n  %0 = param() {name=\"w\", shape=[2,3]} : f32[2,3]\n";
+  const header = '# forward\n  %0 = param() {name="w", shape=[2,3]} : f32[2,3]\n';
   const cases: [string, string, RegExp][] = [
     ["an unknown op", "  %1 = matmull(%0, %0) : f32[2,2]", /line 3: unknown op 'matmull'/],
     ["a type that differs from the op's", "  %1 = gelu(%0) : f32[3,2]", /line 3: %1 is written as f32\[3,2\] but gelu gives f32\[2,3\]/],
@@ -101,7 +107,7 @@ describe("parse errors name the line", () => {
     ["a bad source location", "  %1 = gelu(%0) : f32[2,3]  # somewhere", /line 3: expected a source location/],
     ["an unknown header", "# backwards", /line 3: unknown header '# backwards'/],
     ["a result naming an undefined value", "# results: loss=%5", /line 3: result loss refers to %5, which no line defines/],
-    ["an unterminated string", "  %1 = input() {name=\"t} : i32[2]", /line 3: expected a string/],
+    ["an unterminated string", '  %1 = input() {name="t} : i32[2]', /line 3: expected a string/],
   ];
   for (const [what, line, message] of cases)
     it(what, () => {

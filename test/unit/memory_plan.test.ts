@@ -23,7 +23,12 @@ describe("best-fit placement", () => {
     // Live all along: x at 0 (64 B), a hole of 128 B, y (64 B), a hole of 64 B, z. A 64 B buffer in
     // the middle of the program must take the 64 B hole, not the 128 B one.
     const placed = placeBuffers([
-      buf(1, 1024, 0, 0), buf(2, 64, 0, 9), buf(3, 128, 1, 1), buf(4, 64, 0, 9), buf(5, 64, 2, 2), buf(6, 64, 0, 9),
+      buf(1, 1024, 0, 0),
+      buf(2, 64, 0, 9),
+      buf(3, 128, 1, 1),
+      buf(4, 64, 0, 9),
+      buf(5, 64, 2, 2),
+      buf(6, 64, 0, 9),
     ]);
     const off = (k: number) => placed.offsets.get(k)!;
     // The 1024 B buffer goes first (largest), at 0; the long-lived 64 B ones stack above it.
@@ -62,7 +67,9 @@ describe("liveness", () => {
   });
 
   it("does not reuse an input that is read later", () => {
-    const g = parseGraph(program.replace("%9 = matmul(%8, %1)", "%9 = matmul(%8, %4)").replace("f32[8,4]\n# results", "f32[8,8]\n# results"));
+    const g = parseGraph(
+      program.replace("%9 = matmul(%8, %1)", "%9 = matmul(%8, %4)").replace("f32[8,4]\n# results", "f32[8,8]\n# results"),
+    );
     const l = liveness(g, 2);
     expect(l.storageOf[7]).toBe(7);
   });

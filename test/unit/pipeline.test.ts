@@ -32,7 +32,9 @@ describe("the pass pipeline", () => {
 
   test("a pass whose graph breaks an invariant is named when verifying", () => {
     const broken = { name: "drop-first", reads: () => "", run: (g: typeof traced) => ({ ...g, nodes: g.nodes.slice(1) }) };
-    expect(() => runPass(broken, traced, settings, true)).toThrow(/the graph after pass drop-first is malformed: verify: .* used before it is defined/);
+    expect(() => runPass(broken, traced, settings, true)).toThrow(
+      /the graph after pass drop-first is malformed: verify: .* used before it is defined/,
+    );
     expect(runPass(broken, traced, settings, false).nodes).toHaveLength(traced.nodes.length - 1);
     // Each declared pass keeps the invariants on a real model.
     let g = traced;

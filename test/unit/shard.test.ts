@@ -8,8 +8,11 @@ import type { CompileOptions } from "../../plan/plan.ts";
 import { compareSharded } from "../helpers/shard_compare.ts";
 
 const gpt = {
-  model: gpt2, path: "samples/gpt2.ts",
-  config: { vocab: 37, seq: 8, layers: 2, dim: 24, heads: 6 }, batch: 2, seq: 8,
+  model: gpt2,
+  path: "samples/gpt2.ts",
+  config: { vocab: 37, seq: 8, layers: 2, dim: 24, heads: 6 },
+  batch: 2,
+  seq: 8,
 };
 
 function compare(tp: number, opts: Partial<CompileOptions> = {}): void {

@@ -14,12 +14,18 @@ import { TraceError } from "../../src/dsl/trace.ts";
 import { compareSharded, trainingStep } from "../helpers/shard_compare.ts";
 
 const tiny = (kvHeads: number) => ({
-  model: palm, path: "samples/palm.ts",
-  config: { vocab: 37, seq: 8, layers: 2, dim: 32, heads: 4, kv_heads: kvHeads }, batch: 2, seq: 8,
+  model: palm,
+  path: "samples/palm.ts",
+  config: { vocab: 37, seq: 8, layers: 2, dim: 32, heads: 4, kv_heads: kvHeads },
+  batch: 2,
+  seq: 8,
 });
 
 function shardedNames(g: Graph): string[] {
-  return g.params.filter((p) => p.shard).map((p) => p.name.replace(/^h\.\d+\./, "h.*.")).filter((n, i, all) => all.indexOf(n) === i);
+  return g.params
+    .filter((p) => p.shard)
+    .map((p) => p.name.replace(/^h\.\d+\./, "h.*."))
+    .filter((n, i, all) => all.indexOf(n) === i);
 }
 
 function compare(kvHeads: number, tp: number, opts: Partial<CompileOptions> = {}): Graph {
@@ -29,11 +35,20 @@ function compare(kvHeads: number, tp: number, opts: Partial<CompileOptions> = {}
 describe("PaLM sharded: each rank computes its part of the unsharded step", () => {
   test("multi-query at 2 ranks, clipping on: K/V replicated, their gradients summed over the ranks", () => {
     const g = compare(1, 2);
-    expect(shardedNames(g)).toEqual(["wte.weight", "h.*.attn.q_proj.weight", "h.*.attn.out_proj.weight",
-      "h.*.mlp.gate.weight", "h.*.mlp.up.weight", "h.*.mlp.down.weight"]);
+    expect(shardedNames(g)).toEqual([
+      "wte.weight",
+      "h.*.attn.q_proj.weight",
+      "h.*.attn.out_proj.weight",
+      "h.*.mlp.gate.weight",
+      "h.*.mlp.up.weight",
+      "h.*.mlp.down.weight",
+    ]);
     // Each rank attends with its 2 query heads to the whole K/V head, which goes through tp_copy.
     const attention = g.nodes.filter((n) => n.op === "attention");
-    expect(attention.map((n) => [n.inputs[0].shape[1], n.inputs[1].shape[1]])).toEqual([[2, 1], [2, 1]]);
+    expect(attention.map((n) => [n.inputs[0].shape[1], n.inputs[1].shape[1]])).toEqual([
+      [2, 1],
+      [2, 1],
+    ]);
     for (const n of attention) expect([n.inputs[1].producer.op, n.inputs[2].producer.op]).toEqual(["tp_copy", "tp_copy"]);
   });
   test("multi-query at 4 ranks, one query head each, clipping off", () => compare(1, 4, { clip: false }));
@@ -41,7 +56,10 @@ describe("PaLM sharded: each rank computes its part of the unsharded step", () =
   test("grouped-query (2 K/V heads) at 2 ranks: K/V split by heads, one K/V head per rank", () => {
     const g = compare(2, 2);
     expect(shardedNames(g)).toContain("h.*.attn.k_proj.weight");
-    expect(g.nodes.filter((n) => n.op === "attention").map((n) => [n.inputs[0].shape[1], n.inputs[1].shape[1]])).toEqual([[2, 1], [2, 1]]);
+    expect(g.nodes.filter((n) => n.op === "attention").map((n) => [n.inputs[0].shape[1], n.inputs[1].shape[1]])).toEqual([
+      [2, 1],
+      [2, 1],
+    ]);
   });
 });
 
@@ -57,7 +75,9 @@ describe("PaLM's unsupported degrees are refused, naming the heads and the model
   }
   test("2 K/V heads over 4 ranks", () => {
     const e = refusal(2, 4);
-    expect(e.message).toMatch(/--tp 4 cannot split this reshape .* 4 ranks do not divide dimension 2 \(of size 2\) \(the 2 key\/value heads\)/);
+    expect(e.message).toMatch(
+      /--tp 4 cannot split this reshape .* 4 ranks do not divide dimension 2 \(of size 2\) \(the 2 key\/value heads\)/,
+    );
     expect(e.loc?.file).toMatch(/samples\/palm\.ts$/);
   });
   test("4 query heads over 8 ranks", () => {
@@ -81,7 +101,10 @@ test("whole K/V of several heads beside query heads split across ranks is refuse
   %9, %10 = attention(%5, %8, %8) : f32[1,4,4,2], f32[1,4,4]  # m.ts:7:3
 # results: x=%2
 `);
-  const error = expectSettingError(() => shard(g, 2), /--tp 2 splits the 4 query heads of this attention across the ranks, but its 2 key\/value heads are whole on every rank: only a single K\/V head can be replicated/);
+  const error = expectSettingError(
+    () => shard(g, 2),
+    /--tp 2 splits the 4 query heads of this attention across the ranks, but its 2 key\/value heads are whole on every rank: only a single K\/V head can be replicated/,
+  );
   expect(error).toBeInstanceOf(ShardError);
   expect((error as ShardError).loc).toEqual({ file: "m.ts", line: 7, col: 3 });
 });

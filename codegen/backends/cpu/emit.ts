@@ -22,7 +22,6 @@ const templates = new nunjucks.Environment(
   { autoescape: false, throwOnUndefined: true },
 );
 
-
 const INIT_KIND = { normal: 0, zeros: 1, ones: 2 } as const;
 
 /** One program as the templates render it: each node that runs anything, with its calls and workspace. */
@@ -30,9 +29,13 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
   const mem = prog.memory;
   const offset = (v: Value | undefined) => (v ? mem.valueOffset.get(v.id)! : -1);
   const named = prog.graph.named;
-  const inputs = ["tokens", "targets", "position"].filter((k) => named[k]).map((k) => ({
-    name: k, offset: offset(named[k]), bytes: valueBytes(named[k]),
-  }));
+  const inputs = ["tokens", "targets", "position"]
+    .filter((k) => named[k])
+    .map((k) => ({
+      name: k,
+      offset: offset(named[k]),
+      bytes: valueBytes(named[k]),
+    }));
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size); // a ticket for its `wait`
   const nodes = prog.graph.nodes
@@ -45,10 +48,20 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     })
     .filter((n) => n.lines.length > 0);
   return {
-    name, batch: prog.batch, seq: prog.seq, peak: mem.peak, inputs, nodes, tickets: tickets.size,
+    name,
+    batch: prog.batch,
+    seq: prog.seq,
+    peak: mem.peak,
+    inputs,
+    nodes,
+    tickets: tickets.size,
     nodeCount: prog.graph.nodes.length,
-    tokens: offset(named.tokens), targets: offset(named.targets), loss: offset(named.loss),
-    logits: offset(named.logits), norm: offset(named.grad_norm), position: offset(named.position),
+    tokens: offset(named.tokens),
+    targets: offset(named.targets),
+    loss: offset(named.loss),
+    logits: offset(named.logits),
+    norm: offset(named.grad_norm),
+    position: offset(named.position),
   };
 }
 
@@ -57,7 +70,12 @@ export function emitCpp(plan: Plan): { source: string; hash: string } {
 }
 
 /** Renders a plan with a backend's template (codegen/backends/<name>/...) and kernel calls; the CPU's and the CUDA's share the rest. */
-export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra: Record<string, unknown> = {}): { source: string; hash: string } {
+export function renderPlan(
+  plan: Plan,
+  template: string,
+  calls: NodeCalls,
+  extra: Record<string, unknown> = {},
+): { source: string; hash: string } {
   const persistent = plan.persistent.offsets;
   const params = plan.train.graph.params.map((p) => ({
     name: p.name,
@@ -75,7 +93,9 @@ export function renderPlan(plan: Plan, template: string, calls: NodeCalls, extra
   }));
   const context = {
     modelPath: plan.modelPath,
-    configText: Object.entries(plan.config).map(([k, v]) => `${k}=${v}`).join(" "),
+    configText: Object.entries(plan.config)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" "),
     // What a checkpoint records of the model and a resumed one must match (its file is named at run time).
     configJson: JSON.stringify(JSON.stringify(plan.config)),
     vocab: plan.config.vocab,

@@ -19,7 +19,8 @@ function last(v: Value): number {
 export function matmulArgs(n: NodeOf<"matmul">, mem: MemoryPlan): (string | number | boolean)[] {
   const [x0, x1] = n.inputs;
   const y0 = n.outputs[0];
-  const ta = n.attrs.ta === true, tb = n.attrs.tb === true;
+  const ta = n.attrs.ta === true,
+    tb = n.attrs.tb === true;
   const r = x0.shape.length;
   const batch = numel(x0.shape.slice(0, -2));
   const [M, N] = y0.shape.slice(-2);
@@ -46,7 +47,11 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
   const [x0, x1, x2] = n.inputs;
   const [y0, y1, y2] = n.outputs;
   switch (n.op) {
-    case "param": case "opt_state": case "input": case "reshape": case "chunk_view":
+    case "param":
+    case "opt_state":
+    case "input":
+    case "reshape":
+    case "chunk_view":
       return [];
     case "iota":
       return [call("iota", ptr(y0), numel(y0.shape))];
@@ -60,7 +65,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("embedding_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), last(x1), n.attrs.V)];
     case "matmul":
       return [call("matmul", ...matmulArgs(n, mem))];
-    case "add": case "mul":
+    case "add":
+    case "mul":
       return [call(n.op, ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), numel(x1.shape))];
     case "scale":
       return [call("scale", ptr(y0), ptr(x0), cFloat(n.attrs.s), numel(x0.shape))];
@@ -69,9 +75,33 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("sum_rows", ptr(y0), ptr(x0), numel(x0.shape) / cols, cols)];
     }
     case "layernorm":
-      return [call("layernorm_fwd", ptr(y0), ptr(x0), ptr(x1), x2 ? ptr(x2) : "nullptr", numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
+      return [
+        call(
+          "layernorm_fwd",
+          ptr(y0),
+          ptr(x0),
+          ptr(x1),
+          x2 ? ptr(x2) : "nullptr",
+          numel(x0.shape) / last(x0),
+          last(x0),
+          cFloat(n.attrs.eps),
+        ),
+      ];
     case "layernorm_bwd":
-      return [call("layernorm_bwd", ptr(y0), ptr(y1), y2 ? ptr(y2) : "nullptr", ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), cFloat(n.attrs.eps))];
+      return [
+        call(
+          "layernorm_bwd",
+          ptr(y0),
+          ptr(y1),
+          y2 ? ptr(y2) : "nullptr",
+          ptr(x0),
+          ptr(x1),
+          ptr(x2),
+          numel(x0.shape) / last(x0),
+          last(x0),
+          cFloat(n.attrs.eps),
+        ),
+      ];
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
@@ -106,8 +136,10 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     }
     case "transpose": {
       const perm = n.attrs.perm;
-      return [`{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,
-        `  ${call("permute", ptr(y0), ptr(x0), x0.shape.length, "shape", "perm")} }`];
+      return [
+        `{ static const int64_t shape[] = {${x0.shape.join(", ")}}; static const int perm[] = {${perm.join(", ")}};`,
+        `  ${call("permute", ptr(y0), ptr(x0), x0.shape.length, "shape", "perm")} }`,
+      ];
     }
     case "split": {
       const rows = numel(x0.shape) / last(x0);
@@ -153,7 +185,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
     case "all_gather":
       return [call("all_gather", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0))];
-    case "reduce_scatter": case "shard_slice":
+    case "reduce_scatter":
+    case "shard_slice":
       return [call(n.op, ptr(y0), ptr(x0), numel(y0.shape) / last(y0), last(y0))];
     case "broadcast":
       return [call("broadcast", ptr(x0), numel(x0.shape) * 4, n.attrs.root)];

@@ -8,7 +8,6 @@ import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
 import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 import type { Precision } from "../../../plan/plan.ts";
 
-
 const NS = "stow::cuda";
 
 /**
@@ -19,9 +18,8 @@ const NS = "stow::cuda";
 function nodeUses(n: Node, mem: MemoryPlan): string {
   const onDevice = isComputeOp(n.op) && n.placement === "device";
   const range = (offset: number, bytes: number) => `{c.arena + ${offset}, ${bytes}}`;
-  const ranges = (values: readonly Value[]) => values
-    .filter((v) => !mem.hostValues.has(v.id))
-    .map((v) => range(mem.valueOffset.get(v.id)!, valueBytes(v)));
+  const ranges = (values: readonly Value[]) =>
+    values.filter((v) => !mem.hostValues.has(v.id)).map((v) => range(mem.valueOffset.get(v.id)!, valueBytes(v)));
   const [wsOffset, wsBytes] = mem.workspace.get(n.id) ?? [0, 0];
   const reads = onDevice ? ranges(n.inputs) : [];
   const writes = onDevice ? [...ranges(n.outputs), ...(wsBytes > 0 ? [range(wsOffset, wsBytes)] : [])] : [];
@@ -41,7 +39,8 @@ function cudaNodeCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, nu
   switch (n.op) {
     case "matmul":
       return [`${NS}::matmul(c, ${[...matmulArgs(n, mem), gemmPrecision].join(", ")});`];
-    case "linear_cross_entropy": case "linear_cross_entropy_bwd": {
+    case "linear_cross_entropy":
+    case "linear_cross_entropy_bwd": {
       const { N, C, V, tb, rows, cols } = lmHeadDims(n.inputs, n.attrs);
       const kernel = n.op === "linear_cross_entropy" ? "linear_cross_entropy_fwd" : n.op;
       const pointers = [...n.outputs, ...n.inputs].map(ptr);

@@ -6,21 +6,29 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../../../base/errors.ts";
-import {
-  CompileError, type Toolchain, gxxCompile, gxxLink, linkError, run, runtimeDir as repoRuntime,
-} from "../../toolchain.ts";
+import { CompileError, type Toolchain, gxxCompile, gxxLink, linkError, run, runtimeDir as repoRuntime } from "../../toolchain.ts";
 
 /** A100 (sm_80) and H100/H200 (sm_90) machine code, and PTX for later GPUs to compile at load time. */
 export const CUDA_ARCH_FLAGS = [
-  "-gencode", "arch=compute_80,code=sm_80",
-  "-gencode", "arch=compute_90,code=sm_90",
-  "-gencode", "arch=compute_90,code=compute_90",
+  "-gencode",
+  "arch=compute_80,code=sm_80",
+  "-gencode",
+  "arch=compute_90,code=sm_90",
+  "-gencode",
+  "arch=compute_90,code=compute_90",
 ];
 
 /** Warnings are errors, in nvcc's own passes and in the host compiler it runs. */
 export const NVCC_FLAGS = [
-  "-O3", "-std=c++17", "-Iruntime", "--extended-lambda", "-Werror", "all-warnings",
-  "-Xcompiler", "-fPIC,-fopenmp,-fno-math-errno,-Wall,-Wextra,-Werror", ...CUDA_ARCH_FLAGS,
+  "-O3",
+  "-std=c++17",
+  "-Iruntime",
+  "--extended-lambda",
+  "-Werror",
+  "all-warnings",
+  "-Xcompiler",
+  "-fPIC,-fopenmp,-fno-math-errno,-Wall,-Wextra,-Werror",
+  ...CUDA_ARCH_FLAGS,
 ];
 
 export const NVCC_LINK_FLAGS = ["-Xcompiler", "-fopenmp", "-cudart", "static", "-ldl"];
@@ -42,13 +50,18 @@ export function nvccLinkFlags(flags: readonly string[]): string[] {
 export function nvccCommand(): string {
   const candidates = [
     ...(process.env.CUDA_HOME ? [join(process.env.CUDA_HOME, "bin", "nvcc")] : []),
-    ...(process.env.PATH ?? "").split(":").filter(Boolean).map((d) => join(d, "nvcc")),
+    ...(process.env.PATH ?? "")
+      .split(":")
+      .filter(Boolean)
+      .map((d) => join(d, "nvcc")),
     "/usr/local/cuda/bin/nvcc",
   ];
   const found = candidates.find((c) => existsSync(c));
   if (!found)
-    throw new UserError("--backend cuda needs nvcc (the CUDA toolkit) to build; it is not in $CUDA_HOME/bin, on PATH " +
-      "or in /usr/local/cuda/bin. Install the toolkit, or use --backend cpu");
+    throw new UserError(
+      "--backend cuda needs nvcc (the CUDA toolkit) to build; it is not in $CUDA_HOME/bin, on PATH " +
+        "or in /usr/local/cuda/bin. Install the toolkit, or use --backend cpu",
+    );
   return found;
 }
 
@@ -58,7 +71,14 @@ export function nvccCommand(): string {
  * errors as under nvcc. #pragma unroll is nvcc's alone.
  */
 export const EMULATE_CXXFLAGS = [
-  "-DSTOW_CUDA_EMULATED=1", "-isystem", "runtime/cuda/emulate/include", "-Iruntime/cuda/emulate", "-Wall", "-Wextra", "-Werror", "-Wno-unknown-pragmas",
+  "-DSTOW_CUDA_EMULATED=1",
+  "-isystem",
+  "runtime/cuda/emulate/include",
+  "-Iruntime/cuda/emulate",
+  "-Wall",
+  "-Wextra",
+  "-Werror",
+  "-Wno-unknown-pragmas",
 ];
 
 /** Fibers for CUDA threads (Boost.Context), OpenBLAS for the cuBLAS stand-in (already linked), dlopen. */
