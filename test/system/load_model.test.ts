@@ -98,7 +98,7 @@ describe("loadModel", () => {
       `import { register } from "tsx/esm/api";`,
       `process.setSourceMapsEnabled(true);`,
       `register();`,
-      `const { loadModel } = await import("../src/load/load_model.ts");`,
+      `const { loadModel } = await import("./src/load/load_model.ts");`,
       `try { await loadModel(process.argv[1]); } catch (e) { process.stdout.write(e.message); }`,
     ].join("\n");
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, file], { encoding: "utf8" });
