@@ -3,6 +3,9 @@
 import { expect } from "vitest";
 import { readMetrics, stow } from "./run.ts";
 
+/** The tiny GPT many system tests run: the GPT-2 sample at vocabulary 512, 2 layers, width 64, 2 heads. */
+export const TINY_GPT = ["samples/gpt2.ts", "--set", "vocab=512", "--set", "layers=2", "--set", "dim=64", "--set", "heads=2"];
+
 /** `stow train ARGS --no-sample --metrics FILE` (ARGS name the model and the data); the metrics it wrote. */
 export function stowTrain(args: string[], metrics: string, env: Record<string, string> = {}): Record<string, number>[] {
   const r = stow(["train", ...args, "--no-sample", "--metrics", metrics], env);

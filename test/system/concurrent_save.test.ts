@@ -3,6 +3,7 @@
 // tensor (STOW_TEST_PAUSE_SAVE, runtime/core/safetensors.cpp), run B saves the whole of its own checkpoint
 // meanwhile, then A goes on. With one shared temporary name, A's remaining tensors would land in the
 // file B had just renamed into place.
+import { TINY_GPT } from "../helpers/stow_commands.ts";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,29 +17,7 @@ writeTokenFile(
   tokens,
   Array.from({ length: 4000 }, (_, i) => (i * 7 + (i >> 3)) % 512),
 );
-const tiny = [
-  "train",
-  "samples/gpt2.ts",
-  "--set",
-  "vocab=512",
-  "--set",
-  "layers=2",
-  "--set",
-  "dim=64",
-  "--set",
-  "heads=2",
-  "--batch",
-  "2",
-  "--seq",
-  "32",
-  "--threads",
-  "1",
-  "--steps",
-  "2",
-  "--no-sample",
-  "--data",
-  tokens,
-];
+const tiny = ["train", ...TINY_GPT, "--batch", "2", "--seq", "32", "--threads", "1", "--steps", "2", "--no-sample", "--data", tokens];
 
 describe("concurrent saves to one path", () => {
   test("leave exactly the checkpoint of the run that renamed last, bitwise", async () => {

@@ -4,6 +4,7 @@
 // against the CPU backend, which shares none of that code. The emulation's stream race checker watches
 // every run: a race fails it. Small configs (vocabulary 512, on a Markov corpus), since each CUDA
 // thread is a fiber on the CPU.
+import { TINY_GPT } from "../helpers/stow_commands.ts";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,23 +19,7 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "stow-emulate-"));
 const data = path.join(dir, "markov512.bin");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const tiny = [
-  "samples/gpt2.ts",
-  "--set",
-  "vocab=512",
-  "--set",
-  "layers=2",
-  "--set",
-  "dim=64",
-  "--set",
-  "heads=2",
-  "--set",
-  "seq=32",
-  "--batch",
-  "4",
-  "--threads",
-  "2",
-];
+const tiny = [...TINY_GPT, "--set", "seq=32", "--batch", "4", "--threads", "2"];
 // GPT-2 mini's four blocks and width at vocabulary 512: big enough to offload chunk by chunk and to move
 // a block's activations.
 const mini = ["samples/gpt2.ts", "--preset", "mini", "--set", "vocab=512", "--batch", "4", "--seq", "64", "--threads", "2"];

@@ -1,6 +1,7 @@
 // What a run leaves behind when it is interrupted, killed, diverges or cannot write: a checkpoint it
 // can continue from bitwise, metrics without repeated steps, a good checkpoint never replaced by a
 // diverged one, and unwritable destinations found before step 1.
+import { TINY_GPT } from "../helpers/stow_commands.ts";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -18,26 +19,7 @@ writeTokenFile(
   Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 512),
 );
 const STEPS = 600; // enough steps (a millisecond or two each) for a signal to land mid-run
-const model = [
-  "samples/gpt2.ts",
-  "--set",
-  "vocab=512",
-  "--set",
-  "layers=2",
-  "--set",
-  "dim=64",
-  "--set",
-  "heads=2",
-  "--batch",
-  "2",
-  "--seq",
-  "32",
-  "--threads",
-  "1",
-  "--no-sample",
-  "--data",
-  tokens,
-];
+const model = [...TINY_GPT, "--batch", "2", "--seq", "32", "--threads", "1", "--no-sample", "--data", tokens];
 const train = (...extra: string[]) => ["train", ...model, "--steps", String(STEPS), ...extra];
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").length - 1 : 0);
 const savedStep = (file: string) => Number(readSafetensorsHeader(file).metadata.step);

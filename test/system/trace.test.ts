@@ -2,6 +2,7 @@
 // `stow train --trace` (the profiled step, from runtime/core/profile.cpp and the transfer engine's job spans).
 // A small GPT with its model data offloaded, so every stream but the collectives has work: the structure
 // of each file, and that prediction and measurement list the same events in the same order.
+import { TINY_GPT } from "../helpers/stow_commands.ts";
 import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -13,25 +14,7 @@ import { stow } from "../helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-trace-"));
 const data = path.join(dir, "markov.bin");
 // About 60% of the resident peak (2.4 MiB): every chunk of model data lives in host memory.
-const model = [
-  "samples/gpt2.ts",
-  "--set",
-  "vocab=512",
-  "--set",
-  "layers=2",
-  "--set",
-  "dim=64",
-  "--set",
-  "heads=2",
-  "--set",
-  "seq=32",
-  "--batch",
-  "2",
-  "--threads",
-  "2",
-  "--device-memory",
-  "1500000",
-];
+const model = [...TINY_GPT, "--set", "seq=32", "--batch", "2", "--threads", "2", "--device-memory", "1500000"];
 const TRACKS = ["compute", "host→device", "device→host", "host AdamW", "collectives"];
 
 interface TraceEvent {
