@@ -8,17 +8,8 @@
 // parameters is about a hundred layers, few enough to plan in seconds. `--preset NAME` grows another
 // preset's layers instead.
 import {
-  Module,
-  ModuleList,
-  Linear,
-  Embedding,
-  LayerNorm,
-  Tensor,
-  arange,
-  causalAttention,
-  checkpoint,
-  defineModel,
-  require,
+  Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
+  arange, causalAttention, checkpoint, defineModel, require,
 } from "stowage";
 
 export interface GPTConfig {
@@ -113,10 +104,7 @@ class GPT extends Module {
     x = t.ln_f.forward(x);
     // The LM head is the token embedding, transposed: logits = x wteᵀ.
     const [B, , C] = x.shape;
-    return x
-      .reshape(B * T, C)
-      .matmul(t.wte.weight.t, { transposeOther: true })
-      .reshape(B, T, this.cfg.vocab);
+    return x.reshape(B * T, C).matmul(t.wte.weight.t, { transposeOther: true }).reshape(B, T, this.cfg.vocab);
   }
 }
 

@@ -35,17 +35,8 @@
 // 256k vocabulary, context 2048): about 218M parameters a layer, as the paper's 8B, 62B and 540B models
 // grow both depth and width.
 import {
-  Module,
-  ModuleList,
-  Linear,
-  Embedding,
-  LayerNorm,
-  Tensor,
-  causalAttention,
-  checkpoint,
-  defineModel,
-  require,
-  rotaryEmbedding,
+  Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
+  causalAttention, checkpoint, defineModel, require, rotaryEmbedding,
 } from "stowage";
 
 export interface PaLMConfig {
@@ -145,10 +136,7 @@ class PaLM extends Module {
     for (const block of this.h.items) x = checkpoint(block, x);
     x = this.ln_f.forward(x);
     // The output embedding is the input one, transposed: logits = x E'ᵀ = x Eᵀ / sqrt(dim).
-    return x
-      .reshape(B * T, this.cfg.dim)
-      .matmul(this.wte.weight.t, { transposeOther: true })
-      .reshape(B, T, this.cfg.vocab);
+    return x.reshape(B * T, this.cfg.dim).matmul(this.wte.weight.t, { transposeOther: true }).reshape(B, T, this.cfg.vocab);
   }
 }
 
