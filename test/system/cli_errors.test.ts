@@ -41,6 +41,14 @@ describe("bad input", () => {
     );
   });
 
+  test("a module the forward never calls is the user's error at the line that made its parameter", () => {
+    expectUserError(
+      ["plan", "test/fixtures/models/unused_module.ts"],
+      /^stow: test\/fixtures\/models\/unused_module\.ts:7:21: parameter unused\.weight does not affect the loss/,
+      /\n {2}7 \| {3}readonly unused = new Linear\(16, 16\);/,
+    );
+  });
+
   test("an exception in the model's own code is the user's: file:line:col, a code frame, exit 2", () => {
     expectUserError(
       ["plan", "test/fixtures/models/throws_in_forward.ts"],
