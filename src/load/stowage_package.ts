@@ -28,8 +28,9 @@ export function initialize(data) { dsl = data.dsl; }
 export async function resolve(specifier, context, next) {
   // The DSL's URL goes down the chain as the specifier, so tsx resolves it (and then loads it) as its own.
   const result = await next(specifier === "stowage" ? dsl : specifier, context);
-  if (result.format === "commonjs" && /^file:.*\\.tsx?$/.test(result.url) && !result.url.includes("/node_modules/"))
-    return { ...result, format: "module" };
+  // tsx marks a file it will load as CommonJS with a query (tsx-commonjs-...); the plain URL is the file.
+  const file = /^(file:[^?]*?\\.tsx?)(?:%3F|\\?|$)/.exec(result.url);
+  if (result.format === "commonjs" && file && !file[1].includes("/node_modules/")) return { url: file[1], format: "module" };
   return result;
 }
 `;

@@ -41,6 +41,15 @@ describe("bad input", () => {
     );
   });
 
+  test("a shape bug inside a helper library points at the model's own line, naming the helper's", () => {
+    expectUserError(
+      ["plan", "test/fixtures/models/helper_shape_error.ts"],
+      /^stow: test\/fixtures\/models\/helper_shape_error\.ts:12:58: shape error: Linear\(16 -> 16\) got an input of shape \[8,4,8\]/,
+      /\(in the helper at test\/fixtures\/models\/helpers\/layers\.ts:12:20\)\n/,
+      /\n {2}12 \| {5}return this\.head\.forward\(checkpoint\(\(\) => this\.outer\.forward\(x\)\)\);/,
+    );
+  });
+
   test("a module the forward never calls is the user's error at the line that made its parameter", () => {
     expectUserError(
       ["plan", "test/fixtures/models/unused_module.ts"],

@@ -1,7 +1,7 @@
 // A model file outside the repository imports "stowage" and plans (issue 17: it failed with TS2307, and
 // as CommonJS it got a second copy of the DSL). "stowage" is the running compiler's DSL for the type
 // check and the import alike (src/load/stowage_package.ts), with or without a node_modules/stowage.
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
@@ -34,6 +34,16 @@ describe("a model file outside the repository", () => {
     mkdirSync(path.join(dir, "node_modules"));
     symlinkSync(repoRoot, path.join(dir, "node_modules", "stowage")); // what `npm link stowage` makes
     expectPlans(dir);
+  });
+
+  test("its helper modules load as ES modules too, and errors point at the model's line", () => {
+    const dir = folderWithModel();
+    writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "my-model", version: "1.0.0", type: "commonjs" }));
+    copyFileSync(path.join(repoRoot, "test/fixtures/models/helper_shape_error.ts"), path.join(dir, "model.ts"));
+    cpSync(path.join(repoRoot, "test/fixtures/models/helpers"), path.join(dir, "helpers"), { recursive: true });
+    const r = stow(["plan", "model.ts"], {}, dir);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^stow: model\.ts:12:58: shape error: .*\(in the helper at helpers\/layers\.ts:12:20\)/);
   });
 
   test("a type error there is its own, not a missing module", () => {
