@@ -1,17 +1,21 @@
 // A model file outside the repository imports "stowage" and plans (issue 17: it failed with TS2307, and
 // as CommonJS it got a second copy of the DSL). "stowage" is the running compiler's DSL for the type
 // check and the import alike (src/load/stowage_package.ts), with or without a node_modules/stowage.
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, expect, test } from "vitest";
+import { afterAll, describe, expect, test } from "vitest";
 import { repoRoot, stow } from "../helpers/run.ts";
 
 const fixture = path.join(repoRoot, "test/fixtures/models/int_movement.ts");
 
+const made: string[] = [];
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
 /** A fresh folder outside the repository holding the fixture model as model.ts. */
 function folderWithModel(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), "stow-anywhere-"));
+  made.push(dir);
   copyFileSync(fixture, path.join(dir, "model.ts"));
   return dir;
 }
