@@ -10,4 +10,7 @@ import { register as registerEsm } from "tsx/esm/api";
 process.setSourceMapsEnabled(true);
 registerEsm();
 registerCommonJs();
+// A model file anywhere imports "stowage" as this compiler's DSL (src/load/stowage_package.ts says why).
+const { resolveStowageToThisCompiler } = await import("../src/load/stowage_package.ts");
+resolveStowageToThisCompiler();
 await import("../src/cli/main.ts");

@@ -113,14 +113,15 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     }
     case "reshape":
       return [get(n.inputs[0]).slice()];
+    // Data movement keeps the input's dtype (an i32 tensor stays an Int32Array).
     case "transpose":
-      return [K.transpose(f(0), shape(0), n.attrs.perm)];
+      return [K.transpose(get(n.inputs[0]), shape(0), n.attrs.perm)];
     case "split":
-      return K.split(f(0), last(shape(0)), n.attrs.sizes);
+      return K.split(get(n.inputs[0]), last(shape(0)), n.attrs.sizes);
     case "concat":
       return [
         K.concat(
-          n.inputs.map((_, i) => f(i)),
+          n.inputs.map((v) => get(v)),
           n.inputs.map((v) => v.shape),
         ),
       ];

@@ -302,10 +302,15 @@ function strides(shape: Shape): number[] {
 }
 
 /** Output axis d is input axis perm[d]. */
-export function transpose(x: Float64Array, inShape: Shape, perm: readonly number[]): Float64Array {
+/** A tensor of n elements of x's kind: the data-movement ops keep their input's dtype (f32 or i32). */
+function like<T extends Float64Array | Int32Array>(x: T, n: number): T {
+  return (x instanceof Int32Array ? new Int32Array(n) : new Float64Array(n)) as T;
+}
+
+export function transpose<T extends Float64Array | Int32Array>(x: T, inShape: Shape, perm: readonly number[]): T {
   const outShape = perm.map((p) => inShape[p]);
   const inStrides = strides(inShape);
-  const out = new Float64Array(x.length);
+  const out = like(x, x.length);
   const index = new Array<number>(outShape.length).fill(0); // multi-index into out, row-major order
   for (let o = 0; o < out.length; o++) {
     let src = 0;
@@ -320,11 +325,11 @@ export function transpose(x: Float64Array, inShape: Shape, perm: readonly number
 }
 
 /** Splits the last axis of x (rows of `width`) into consecutive column blocks of the given sizes. */
-export function split(x: Float64Array, width: number, sizes: readonly number[]): Float64Array[] {
+export function split<T extends Float64Array | Int32Array>(x: T, width: number, sizes: readonly number[]): T[] {
   const rows = x.length / width;
   let offset = 0;
   return sizes.map((size) => {
-    const part = new Float64Array(rows * size);
+    const part = like(x, rows * size);
     for (let r = 0; r < rows; r++) for (let c = 0; c < size; c++) part[r * size + c] = x[r * width + offset + c];
     offset += size;
     return part;
@@ -332,11 +337,11 @@ export function split(x: Float64Array, width: number, sizes: readonly number[]):
 }
 
 /** Joins tensors along their last axis; `shapes` are the parts' shapes. */
-export function concat(parts: Float64Array[], shapes: Shape[]): Float64Array {
+export function concat<T extends Float64Array | Int32Array>(parts: T[], shapes: Shape[]): T {
   const widths = shapes.map(lastDim);
   const width = widths.reduce((s, w) => s + w, 0);
   const rows = parts[0].length / widths[0];
-  const out = new Float64Array(rows * width);
+  const out = like(parts[0], rows * width);
   let offset = 0;
   parts.forEach((part, i) => {
     for (let r = 0; r < rows; r++) for (let c = 0; c < widths[i]; c++) out[r * width + offset + c] = part[r * widths[i] + c];

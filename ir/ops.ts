@@ -365,7 +365,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     infer: ([x], a) => {
       const perm = a.perm;
       checkPerm(perm, x.shape.length);
-      return [f32(permuted(x.shape, perm))];
+      return [{ shape: permuted(x.shape, perm), dtype: x.dtype }];
     },
   },
   split: {
@@ -376,7 +376,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       const total = sizes.reduce((s, d) => s + d, 0);
       if (total !== lastDim(x.shape))
         fail(`split: sizes [${sizes.join(",")}] do not add up to the last dimension of ${formatShape(x.shape)}`);
-      return sizes.map((d) => f32([...x.shape.slice(0, -1), d]));
+      return sizes.map((d) => ({ shape: [...x.shape.slice(0, -1), d], dtype: x.dtype }));
     },
   },
   concat: {
@@ -384,8 +384,11 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     arity: "variadic",
     infer: (xs) => {
       const lead = xs[0].shape.slice(0, -1);
+      const dtype = xs[0].dtype;
       for (const x of xs) if (!shapeEq(x.shape.slice(0, -1), lead)) fail("concat: leading dimensions differ");
-      return [f32([...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)])];
+      const other = xs.find((x) => x.dtype !== dtype);
+      if (other) fail(`concat: the inputs must have one dtype, got ${dtype} and ${other.dtype}`);
+      return [{ shape: [...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)], dtype }];
     },
   },
   grad_norm: { kind: "compute", flops: perElement(2), hostable: true, arity: "variadic", infer: () => [f32([])] },
@@ -471,7 +474,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   broadcast: { kind: "collective", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
   // Megatron's f: the identity in the forward; its gradient is an all_reduce. A view, so no kernel.
-  tp_copy: { kind: "view", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
+  tp_copy: { kind: "view", arity: 1, aliases: { 0: 0 }, infer: ([x]) => [{ shape: x.shape, dtype: x.dtype }] },
   // This rank's part of the last axis (no communication).
   shard_slice: {
     kind: "compute",

@@ -3,7 +3,26 @@
 // final gradient in graph.grads. Only values that depend on a parameter get gradients.
 import { GraphBuilder } from "../builder.ts";
 import { GRAD_RULES, type GradRule } from "../grad_rules.ts";
-import type { Graph, Value } from "../types.ts";
+import { UserError } from "../../base/errors.ts";
+import type { Graph, SourceLoc, Value } from "../types.ts";
+
+/**
+ * A parameter the loss does not depend on (a module built but never called in forward, a weight read
+ * only where no gradient flows): it could never train, so it is the model's mistake, at the line that
+ * made the parameter. The driver reports it there, as a trace error.
+ */
+export class UnusedParameterError extends UserError {
+  constructor(
+    readonly param: string,
+    readonly loc: SourceLoc | undefined,
+  ) {
+    super(
+      `parameter ${param} does not affect the loss, so it would never train: ` +
+        "use it in forward, or remove the module or parameter that makes it",
+    );
+    this.name = "UnusedParameterError";
+  }
+}
 
 export function autodiff(g: Graph): Graph {
   const loss = g.named.loss;
@@ -37,7 +56,7 @@ export function autodiff(g: Graph): Graph {
 
   for (const p of g.params) {
     const dp = grads.get(p.value.id);
-    if (!dp) throw new Error(`parameter ${p.name} does not affect the loss`);
+    if (!dp) throw new UnusedParameterError(p.name, p.loc);
     b.grads[p.name] = dp;
   }
   return b.build();

@@ -13,7 +13,8 @@
 // kernel. No include guard: each backend header includes it once.
 //
 // Conventions (each backend header adds its own):
-//   - all tensors are dense, row-major, float32 unless named idx/targets (int32);
+//   - all tensors are dense, row-major, float32 unless named idx/targets (int32) or typed void (any
+//     4-byte dtype: the data-movement kernels);
 //   - outputs are written, never accumulated into, unless the name says so;
 //   - a kernel that needs scratch memory asks Ctx::workspace(bytes) for exactly the amount that
 //     ir/ops.ts `workspaceBytes` predicts for it (the plan reserves that much; a mismatch is an error);
@@ -103,14 +104,16 @@ STOW_GEMM_KERNEL(linear_cross_entropy_bwd, (Ctx& c, float* dx, float* dw, const 
                                             const int32_t* targets, const float* lse, const float* dloss, int64_t N,
                                             int64_t C, int64_t V, bool w_vc, int64_t rows, int64_t cols))
 
+// Data movement: these copy 4-byte elements without reading them, so they serve every dtype of the IR
+// (float32 and int32 alike: an int32 tensor may be transposed, split or concatenated as a float one is).
 // General axis permutation (transpose): out has shape in_shape permuted by perm,
 // out[i_0..i_{r-1}] = in[j] where j_{perm[d]} = i_d. rank <= 6.
-STOW_KERNEL(permute, void, (Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm))
+STOW_KERNEL(permute, void, (Ctx& c, void* out, const void* in, int rank, const int64_t* in_shape, const int* perm))
 // Copy columns [offset, offset + cols_out) of in [rows, cols_in] to out [rows, cols_out].
-STOW_KERNEL(slice_last, void, (Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_in, int64_t offset,
+STOW_KERNEL(slice_last, void, (Ctx& c, void* out, const void* in, int64_t rows, int64_t cols_in, int64_t offset,
                                int64_t cols_out))
 // Copy in [rows, cols_in] into columns [offset, offset + cols_in) of out [rows, cols_out].
-STOW_KERNEL(place_last, void, (Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset,
+STOW_KERNEL(place_last, void, (Ctx& c, void* out, const void* in, int64_t rows, int64_t cols_out, int64_t offset,
                                int64_t cols_in))
 
 // Offloaded model data (core/transfer_engine.h on the CPU, the copy streams on CUDA): copies between

@@ -96,7 +96,10 @@ void gelu_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n) {
 
 // Walks the output row by row (a row = its last axis); each row gathers from the input with the
 // stride of the input axis that became the output's last one (a plain copy when that stride is 1).
-void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm) {
+// Elements are moved as 4-byte words (float32 or int32: see core/kernel_list.h), never read as numbers.
+void permute(Ctx& c, void* out_any, const void* in_any, int rank, const int64_t* in_shape, const int* perm) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   constexpr int kMaxRank = 6;
   if (rank < 1 || rank > kMaxRank) fail(c, "internal: permute of rank " + std::to_string(rank) + " (1 to 6 supported)");
   bool seen[kMaxRank] = {};
@@ -124,8 +127,8 @@ void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_sh
       base += (rest % out_shape[d]) * src_stride[d];
       rest /= out_shape[d];
     }
-    const float* src = in + base;
-    float* dst = out + r * inner;
+    const uint32_t* src = in + base;
+    uint32_t* dst = out + r * inner;
     if (inner_stride == 1) {
       std::memcpy(dst, src, inner * 4);
     } else {
@@ -134,7 +137,9 @@ void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_sh
   }
 }
 
-void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out) {
+void slice_last(Ctx& c, void* out_any, const void* in_any, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   c.touch(out, rows * cols_out * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
   for (int64_t r = 0; r < rows; r++) std::memcpy(out + r * cols_out, in + r * cols_in + offset, cols_out * 4);
@@ -142,7 +147,9 @@ void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
 
 // Writes only its columns of out, but touches all of out: the plan places the whole tensor, so its
 // end is what the high-water mark must see.
-void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in) {
+void place_last(Ctx& c, void* out_any, const void* in_any, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   c.touch(out, rows * cols_out * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
   for (int64_t r = 0; r < rows; r++) std::memcpy(out + r * cols_out + offset, in + r * cols_in, cols_in * 4);

@@ -93,7 +93,10 @@ struct Strides {
 };
 }  // namespace
 
-void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_shape, const int* perm) {
+// The data-movement kernels move 4-byte words (float32 or int32: see core/kernel_list.h).
+void permute(Ctx& c, void* out_any, const void* in_any, int rank, const int64_t* in_shape, const int* perm) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   if (rank < 1 || rank > kMaxRank) throw Error("internal: permute of rank " + std::to_string(rank) + " (1 to 6 supported)");
   bool seen[kMaxRank] = {};
   for (int d = 0; d < rank; d++) {
@@ -121,7 +124,9 @@ void permute(Ctx& c, float* out, const float* in, int rank, const int64_t* in_sh
   });
 }
 
-void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out) {
+void slice_last(Ctx& c, void* out_any, const void* in_any, int64_t rows, int64_t cols_in, int64_t offset, int64_t cols_out) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   c.touch(out, rows * cols_out * 4);
   for_each(c, "slice_last", rows * cols_out, [=] __device__(int64_t i) {
     out[i] = in[(i / cols_out) * cols_in + offset + i % cols_out];
@@ -129,7 +134,9 @@ void slice_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_
 }
 
 // Touches all of out, as the CPU kernel does: the plan places the whole tensor.
-void place_last(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in) {
+void place_last(Ctx& c, void* out_any, const void* in_any, int64_t rows, int64_t cols_out, int64_t offset, int64_t cols_in) {
+  auto* out = static_cast<uint32_t*>(out_any);
+  const auto* in = static_cast<const uint32_t*>(in_any);
   c.touch(out, rows * cols_out * 4);
   for_each(c, "place_last", rows * cols_in, [=] __device__(int64_t i) {
     out[(i / cols_in) * cols_out + offset + i % cols_in] = in[i];

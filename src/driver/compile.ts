@@ -2,6 +2,7 @@
 import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { ShardError } from "../../ir/passes/shard.ts";
+import { UnusedParameterError } from "../../ir/passes/autodiff.ts";
 import type { CompileOptions, Plan } from "../../plan/plan.ts";
 import { planTraining } from "../../plan/planner.ts";
 import { flagName } from "../cli/flag_names.ts";
@@ -16,6 +17,8 @@ export function compilePlan(def: ModelDefinition, modelPath: string, config: Mod
   } catch (e) {
     // A graph that cannot be cut across the ranks is a model error, at the line that made the value.
     if (e instanceof ShardError) throw new TraceError(e.phrase(flagName), e.loc);
+    // So is a parameter the loss does not read, at the line that made the parameter.
+    if (e instanceof UnusedParameterError) throw new TraceError(e.message, e.loc);
     throw e;
   }
 }

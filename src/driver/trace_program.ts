@@ -5,7 +5,7 @@ import { selectPosition } from "../../ir/passes/select_position.ts";
 import type { Graph, SourceLoc } from "../../ir/types.ts";
 import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel } from "../dsl/model.ts";
 import { Tensor } from "../dsl/tensor.ts";
-import { TraceError, callerLocOf, currentTrace, withTrace } from "../dsl/trace.ts";
+import { TraceError, callerLocOf, currentTrace, withDeepStacks, withTrace } from "../dsl/trace.ts";
 
 export interface ProgramShape {
   batch: number;
@@ -16,7 +16,7 @@ export interface ProgramShape {
 
 export function buildModel(def: ModelDefinition, config: ModelConfig): LanguageModel {
   try {
-    return def.build(config);
+    return withDeepStacks(() => def.build(config));
   } catch (e) {
     if (e instanceof ConfigError) throw new TraceError(`bad config: ${e.message}`, callerLocOf(e));
     throw asModelError(e);
@@ -39,7 +39,7 @@ function asModelError(error: unknown): unknown {
 function runForward(model: LanguageModel, tokens: Tensor, last: () => SourceLoc | undefined): Tensor {
   let logits: unknown;
   try {
-    logits = model.forward(tokens);
+    logits = withDeepStacks(() => model.forward(tokens));
   } catch (e) {
     throw asModelError(e);
   }

@@ -4,7 +4,7 @@
 import { Parameter, init, type ParallelHint } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
 import { embedding, layerNorm } from "./functional.ts";
-import { TraceError, callerLoc } from "./trace.ts";
+import { traceErrorHere } from "./trace.ts";
 
 export abstract class Module {
   /** Parameters in definition order (fields in the order they were assigned), tied ones once. */
@@ -64,10 +64,9 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     const features = x.shape[x.shape.length - 1];
     if (features !== this.inFeatures)
-      throw new TraceError(
+      throw traceErrorHere(
         `shape error: Linear(${this.inFeatures} -> ${this.outFeatures}) got an input of shape ` +
           `[${x.shape.join(",")}], whose last dimension is ${features}, not ${this.inFeatures}`,
-        callerLoc(),
       );
     const lead = x.shape.slice(0, -1);
     const rows = x.reshape(-1, this.inFeatures);

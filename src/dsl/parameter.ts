@@ -2,7 +2,7 @@
 // tree (PyTorch state_dict style), assigned when the model is traced.
 import type { InitSpec, Shape, SourceLoc } from "../../ir/types.ts";
 import { Tensor } from "./tensor.ts";
-import { currentTrace, TraceError, callerLoc } from "./trace.ts";
+import { currentTrace, callerLoc, traceErrorHere } from "./trace.ts";
 
 /**
  * How tensor parallelism (--tp) cuts a parameter across ranks, set by the layer that owns it
@@ -25,13 +25,13 @@ export class Parameter {
     readonly parallel?: ParallelHint,
   ) {
     if (shape.some((d) => !Number.isInteger(d) || d <= 0))
-      throw new TraceError(`parameter shape [${shape.join(",")}] must have positive integer dimensions`, callerLoc());
+      throw traceErrorHere(`parameter shape [${shape.join(",")}] must have positive integer dimensions`);
   }
 
   /** The parameter as a tensor of the graph being traced. */
   get t(): Tensor {
     const v = currentTrace().params.get(this);
-    if (!v) throw new TraceError("this parameter is not reachable from the model's module tree, so it has no name", callerLoc());
+    if (!v) throw traceErrorHere("this parameter is not reachable from the model's module tree, so it has no name");
     return new Tensor(v);
   }
 }

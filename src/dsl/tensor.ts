@@ -2,7 +2,7 @@
 // static, so a mismatch is caught at the model line that made it.
 import type { Shape, Value } from "../../ir/types.ts";
 import { numel } from "../../ir/types.ts";
-import { emit, TraceError, callerLoc } from "./trace.ts";
+import { emit, traceErrorHere } from "./trace.ts";
 
 export class Tensor {
   constructor(readonly value: Value) {}
@@ -67,22 +67,21 @@ function wrap(values: Value[]): Tensor {
 
 function axis(a: number, rank: number): number {
   const i = a < 0 ? a + rank : a;
-  if (i < 0 || i >= rank) throw new TraceError(`axis ${a} is out of range for rank ${rank}`, callerLoc());
+  if (i < 0 || i >= rank) throw traceErrorHere(`axis ${a} is out of range for rank ${rank}`);
   return i;
 }
 
 function splitEven(total: number, n: number): number[] {
-  if (total % n !== 0) throw new TraceError(`cannot split a dimension of ${total} into ${n} equal parts`, callerLoc());
+  if (total % n !== 0) throw traceErrorHere(`cannot split a dimension of ${total} into ${n} equal parts`);
   return Array(n).fill(total / n);
 }
 
 function resolveShape(shape: number[], from: Shape): number[] {
   const free = shape.filter((d) => d === -1).length;
-  if (free > 1) throw new TraceError("reshape: at most one dimension may be -1", callerLoc());
+  if (free > 1) throw traceErrorHere("reshape: at most one dimension may be -1");
   if (free === 0) return shape;
   const known = shape.filter((d) => d !== -1).reduce((p, d) => p * d, 1);
   const total = numel(from);
-  if (known === 0 || total % known !== 0)
-    throw new TraceError(`reshape: cannot reshape [${from.join(",")}] to [${shape.join(",")}]`, callerLoc());
+  if (known === 0 || total % known !== 0) throw traceErrorHere(`reshape: cannot reshape [${from.join(",")}] to [${shape.join(",")}]`);
   return shape.map((d) => (d === -1 ? total / known : d));
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import { GraphBuilder } from "../../ir/builder.ts";
 import { ShapeError } from "../../ir/ops.ts";
 import type { AttrsOf, OpName } from "../../ir/op_attrs.ts";
-import type { SourceLoc, Value } from "../../ir/types.ts";
+import { type SourceLoc, type Value, formatLoc } from "../../ir/types.ts";
 import type { Parameter } from "./parameter.ts";
 
 /** A model error found while tracing (shape mismatch, bad config), located at a model-code line. */
@@ -47,38 +47,100 @@ export function withTrace<T>(builder: GraphBuilder, fn: () => T): T {
 
 const dslDir = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(dslDir, "../..");
-// Frames in the compiler itself are skipped; the first frame left is the model's own code.
-const internalDirs = ["src", "ir", "codegen", "native", "bin", "node_modules"].map((d) => path.join(repoRoot, d));
+// Frames in the compiler itself are skipped, and so are frames in any installed package (a library of
+// layers the user did not write); the first frame left is the model's own code.
+const internalDirs = ["src", "ir", "codegen", "native", "bin", "base", "plan", "runtime", "node_modules"].map((d) =>
+  path.join(repoRoot, d),
+);
+const isInternal = (file: string) =>
+  internalDirs.some((d) => file.startsWith(d + path.sep)) || file.startsWith("node:") || file.split(path.sep).includes("node_modules");
 
-/** The first stack frame outside the DSL and compiler: the model line that called the op. */
+/**
+ * The model files loaded (src/load registers each, by its path and its real path): a location is the
+ * first frame in one of them when there is one, so an error inside a helper module the model calls
+ * (its own, or a sample's) points at the model's line that called it.
+ */
+const modelFiles = new Set<string>();
+
+export function registerModelFile(...paths: string[]): void {
+  for (const p of paths) modelFiles.add(p);
+}
+
+/**
+ * How deep a stack is read: V8 keeps 10 frames by default, and a model's line can lie deeper than that
+ * under nested modules and helpers (DSL op, module, block, checkpoint region, list, model).
+ */
+const STACK_FRAMES = 100;
+
+/** Runs `fn` with stacks deep enough to reach the model's own frames (for errors the model throws). */
+export function withDeepStacks<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = Math.max(limit, STACK_FRAMES);
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** The model line that called the op: its first stack frame in the model file, else outside the compiler. */
 export function callerLoc(): SourceLoc | undefined {
-  return callerLocOf(new Error());
+  return callerLocOf(withDeepStacks(() => new Error()));
 }
 
 /** The model line where an error was thrown (its first stack frame in model code). */
 export function callerLocOf(error: unknown): SourceLoc | undefined {
+  const frames = userFrames(error);
+  const chosen = frames.find((f) => modelFiles.has(f.file)) ?? frames[0];
+  return chosen && { file: path.relative(process.cwd(), chosen.file) || chosen.file, line: chosen.line, col: chosen.col };
+}
+
+/** The innermost frame outside the compiler, where it is not callerLocOf's: a helper inside the model's call. */
+export function innermostHelperLoc(error: unknown): SourceLoc | undefined {
+  const [first] = userFrames(error);
+  const chosen = callerLocOf(error);
+  if (!first || !chosen) return undefined;
+  const loc = { file: path.relative(process.cwd(), first.file) || first.file, line: first.line, col: first.col };
+  return loc.file === chosen.file && loc.line === chosen.line && loc.col === chosen.col ? undefined : loc;
+}
+
+function userFrames(error: unknown): { file: string; line: number; col: number }[] {
   const stack = error instanceof Error ? (error.stack?.split("\n").slice(1) ?? []) : [];
+  const frames: { file: string; line: number; col: number }[] = [];
   for (const line of stack) {
     const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line);
     if (!m) continue;
     const file = m[1].startsWith("file://") ? fileURLToPath(m[1]) : m[1];
-    if (internalDirs.some((d) => file.startsWith(d + path.sep)) || file.startsWith("node:")) continue;
-    return { file: path.relative(process.cwd(), file) || file, line: Number(m[2]), col: Number(m[3]) };
+    if (isInternal(file) && !modelFiles.has(file)) continue;
+    frames.push({ file, line: Number(m[2]), col: Number(m[3]) });
   }
-  return undefined;
+  return frames;
 }
 
 /** Adds a node for the calling model line; a shape error becomes a TraceError at that line. */
 export function emit<K extends OpName>(op: K, inputs: readonly Value[], attrs: AttrsOf<K> = {} as AttrsOf<K>): Value[] {
-  const loc = callerLoc();
+  const here = withDeepStacks(() => new Error());
+  const loc = callerLocOf(here);
   const trace = currentTrace();
   const marked = trace.region === undefined ? attrs : { ...attrs, ckpt: trace.region };
   try {
     return [...trace.builder.add(op, inputs, marked, loc).outputs];
   } catch (e) {
-    if (e instanceof ShapeError) throw new TraceError(`shape error: ${e.message}`, loc);
+    if (e instanceof ShapeError) throw new TraceError(`shape error: ${e.message}${helperNote(here)}`, loc);
     throw e;
   }
+}
+
+/** A TraceError at the model line that called the DSL, naming the helper in between if there is one. */
+export function traceErrorHere(message: string): TraceError {
+  const here = withDeepStacks(() => new Error());
+  return new TraceError(message + helperNote(here), callerLocOf(here));
+}
+
+/** Where a helper the model called went wrong, when that is not the model's line itself. */
+export function helperNote(here: Error): string {
+  const inner = innermostHelperLoc(here);
+  return inner ? ` (in the helper at ${formatLoc(inner)})` : "";
 }
 
 /**

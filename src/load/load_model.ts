@@ -1,8 +1,10 @@
+import { realpathSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { UserError } from "../../base/errors.ts";
 import type { ModelConfig, ModelDefinition, ScaleRule } from "../dsl/model.ts";
+import { registerModelFile } from "../dsl/trace.ts";
 import { displayPath, typecheckModel } from "./typecheck.ts";
 
 /**
@@ -23,6 +25,8 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   const absolutePath = resolve(path);
   await checkIsFile(path, absolutePath);
   await typecheckModel(absolutePath);
+  // Errors and node locations are the model file's lines, not those of helpers it calls (trace.ts).
+  registerModelFile(absolutePath, realpathSync(absolutePath));
   const namespace = await importModel(absolutePath);
   return { path: absolutePath, module: validateModel(absolutePath, namespace) };
 }

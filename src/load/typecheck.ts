@@ -2,6 +2,7 @@ import { createRequire } from "node:module";
 import { dirname, relative } from "node:path";
 import type { Project, ts as TypeScript } from "ts-morph";
 import { UserError } from "../../base/errors.ts";
+import { DSL_ENTRY } from "./stowage_package.ts";
 
 // Type-checks a model file before it runs, so that a mistake is reported at its line with the compiler's
 // words instead of surfacing later as a wrong shape or an undefined deep inside tracing.
@@ -58,6 +59,8 @@ async function getProject(): Promise<NonNullable<typeof cached>> {
       esModuleInterop: true,
       skipLibCheck: true,
       resolveJsonModule: true,
+      // "stowage" is this compiler's DSL wherever the model file lives, as at run time (stowage_package.ts).
+      paths: { stowage: [DSL_ENTRY] },
       types: nodeTypes ? ["node"] : [],
       typeRoots: nodeTypes ? [nodeTypes] : [],
     },

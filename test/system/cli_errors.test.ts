@@ -41,6 +41,23 @@ describe("bad input", () => {
     );
   });
 
+  test("a shape bug inside a helper library points at the model's own line, naming the helper's", () => {
+    expectUserError(
+      ["plan", "test/fixtures/models/helper_shape_error.ts"],
+      /^stow: test\/fixtures\/models\/helper_shape_error\.ts:12:58: shape error: Linear\(16 -> 16\) got an input of shape \[8,4,8\]/,
+      /\(in the helper at test\/fixtures\/models\/helpers\/layers\.ts:12:20\)\n/,
+      /\n {2}12 \| {5}return this\.head\.forward\(checkpoint\(\(\) => this\.outer\.forward\(x\)\)\);/,
+    );
+  });
+
+  test("a module the forward never calls is the user's error at the line that made its parameter", () => {
+    expectUserError(
+      ["plan", "test/fixtures/models/unused_module.ts"],
+      /^stow: test\/fixtures\/models\/unused_module\.ts:7:21: parameter unused\.weight does not affect the loss/,
+      /\n {2}7 \| {3}readonly unused = new Linear\(16, 16\);/,
+    );
+  });
+
   test("an exception in the model's own code is the user's: file:line:col, a code frame, exit 2", () => {
     expectUserError(
       ["plan", "test/fixtures/models/throws_in_forward.ts"],

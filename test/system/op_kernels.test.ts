@@ -143,9 +143,16 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       add(b, "linear_cross_entropy_bwd", [x, w, t, lse, dloss], tiles);
     },
   },
-  transpose: { leaves: [f(2, 3, 4)], attrs: { perm: [2, 0, 1] } },
-  split: { leaves: [f(3, 7)], attrs: { sizes: [2, 4, 1] } },
-  concat: { leaves: [f(3, 2), f(3, 4), f(3, 1)] },
+  // Data movement serves i32 as well as f32 (the kernels move 4-byte words).
+  transpose: [
+    { leaves: [f(2, 3, 4)], attrs: { perm: [2, 0, 1] } },
+    { leaves: [ids(1000, 2, 3, 4)], attrs: { perm: [2, 0, 1] } },
+  ],
+  split: [
+    { leaves: [f(3, 7)], attrs: { sizes: [2, 4, 1] } },
+    { leaves: [ids(1000, 3, 7)], attrs: { sizes: [2, 4, 1] } },
+  ],
+  concat: [{ leaves: [f(3, 2), f(3, 4), f(3, 1)] }, { leaves: [ids(1000, 3, 2), ids(1000, 3, 4), ids(1000, 3, 1)] }],
   grad_norm: { leaves: [f(7), f(3, 5)] },
   // Copies: the host region and the device, each waited for as a plan does before a reader.
   chunk_h2d: { leaves: [onHost(f(29))], build: (b, [x]) => void add(b, "wait", add(b, "chunk_h2d", [x], { elements: 29 })) },
