@@ -38,20 +38,15 @@ export function lmHeadTile(N: number, V: number): LmHeadTile {
 
 /**
  * Tiles smaller than lmHeadTile(N, V), largest (fastest) first: fewer columns, in whole units down to
- * one unit, then at one unit of columns fewer rows, in whole units down to one unit. Each is whole
- * units, so its results are bitwise those of the default tile.
+ * one unit, all rows kept. Each is whole units, so its results are bitwise those of the default tile.
+ * Fewer rows are not offered: with all rows in one tile the backward may write dW over W (ops.ts), which
+ * saves more than any tile.
  */
 export function smallerLmHeadTiles(N: number, V: number): LmHeadTile[] {
   const { rows, cols } = lmHeadTile(N, V);
-  const halvings = (from: number, unit: number) => {
-    const out: number[] = [];
-    for (let n = unit; n < from; n *= 2) out.unshift(n);
-    return out;
-  };
-  const fewerCols = halvings(cols, LM_HEAD_COL_UNIT).map((c) => ({ rows, cols: c }));
-  const oneUnit = Math.min(cols, LM_HEAD_COL_UNIT);
-  const fewerRows = halvings(rows, LM_HEAD_ROW_UNIT).map((r) => ({ rows: r, cols: oneUnit }));
-  return [...fewerCols, ...fewerRows];
+  const out: LmHeadTile[] = [];
+  for (let c = LM_HEAD_COL_UNIT; c < cols; c *= 2) out.unshift({ rows, cols: c });
+  return out;
 }
 
 /** Bytes of the forward kernel's workspace for a tile (the backward's is rows x cols floats). */

@@ -3,7 +3,7 @@
 // planned first; only when no plan fits the device budget with it are smaller tiles tried, largest
 // first, and the first that fits is taken. The kernels give bitwise the same results with every tile of
 // whole units (ir/passes/fuse_lm_head.ts), so the choice changes memory and time, never the numbers.
-// When nothing fits, the refusal is the smallest tile's: it names the least memory any plan needs.
+// When nothing fits, the refusal is the one needing the least memory, the smallest tile's planned too.
 import { DoesNotFitError } from "../choose.ts";
 import type { LmHeadTile } from "../../ir/passes/fuse_lm_head.ts";
 
@@ -27,6 +27,7 @@ export function kernelTiles<P>(
     refused = e;
   }
   const least = refused.least?.arenaBytes ?? Infinity;
+  const leastOf = (e: DoesNotFitError) => e.least?.arenaBytes ?? Infinity;
   let tried: LmHeadTile | undefined;
   for (const t of smaller) {
     if (least - saving(t) > budget) continue;
@@ -35,12 +36,19 @@ export function kernelTiles<P>(
       return planWith(t);
     } catch (e) {
       if (!(e instanceof DoesNotFitError) || e.budget !== "device") throw e;
-      refused = e;
+      if (leastOf(e) < leastOf(refused)) refused = e;
     }
   }
-  // Nothing fits: the smallest tile's refusal names the least memory (and its plan may fit after all,
-  // where the saving bound was loose).
+  // Nothing fits: the refusal that needs the least memory, the smallest tile's planned too (its plan may
+  // fit after all, where the saving bound was loose).
   const smallest = smaller[smaller.length - 1];
-  if (tried !== smallest) return planWith(smallest);
+  if (tried !== smallest) {
+    try {
+      return planWith(smallest);
+    } catch (e) {
+      if (!(e instanceof DoesNotFitError) || e.budget !== "device") throw e;
+      if (leastOf(e) < leastOf(refused)) refused = e;
+    }
+  }
   throw refused;
 }
