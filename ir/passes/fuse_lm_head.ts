@@ -20,8 +20,8 @@ const MAX_TILE_ROWS = 1024;
  * runtime/cuda/kernels_lm_head.cu): a tile of whole units gives bitwise the same loss and gradients as
  * any other, so the planner may shrink it to fit a budget.
  */
-export const LM_HEAD_COL_UNIT = 128;
-export const LM_HEAD_ROW_UNIT = 64;
+export const LM_HEAD_COL_UNIT = 256;
+export const LM_HEAD_ROW_UNIT = 128;
 
 /** A tile of the logits: `rows` x `cols`. */
 export interface LmHeadTile {

@@ -33,7 +33,7 @@ void check_head(Ctx& c, const int32_t* targets, int64_t N, int64_t C, int64_t V,
 
 // The units of columns and rows the sums run over (LM_HEAD_COL_UNIT and LM_HEAD_ROW_UNIT in
 // ir/passes/fuse_lm_head.ts).
-constexpr int64_t kColUnit = 128, kRowUnit = 64;
+constexpr int64_t kColUnit = 256, kRowUnit = 128;
 
 // A tile's extent used: whole units when it holds one, so tiles start on unit boundaries.
 int64_t whole_units(int64_t n, int64_t unit) { return n >= unit ? n / unit * unit : n; }

@@ -25,7 +25,7 @@ void check_head(const Ctx& c, int64_t N, int64_t C, int64_t V, int64_t rows, int
 }
 
 // The units of columns and rows the sums run over (as runtime/cpu/kernels_lm_head.cpp).
-constexpr int64_t kColUnit = 128, kRowUnit = 64;
+constexpr int64_t kColUnit = 256, kRowUnit = 128;
 
 // A tile's extent used: whole units when it holds one, so tiles start on unit boundaries.
 int64_t whole_units(int64_t n, int64_t unit) { return n >= unit ? n / unit * unit : n; }

@@ -1010,9 +1010,9 @@ void check_linear_cross_entropy() {
 
 // The fused LM head's results do not depend on its tile, bitwise (the planner shrinks tiles to fit a
 // budget): loss, lse, dx and dW from the forward and backward with several tiles, whole units of the
-// kernels' 128 columns and 64 rows or not, equal those with one tile over all the logits.
+// kernels' 256 columns and 128 rows or not, equal those with one tile over all the logits.
 void check_linear_cross_entropy_tiles() {
-  const int64_t N = 150, C = 24, V = 300;
+  const int64_t N = 300, C = 24, V = 600;
   Ints targets(N);
   for (int64_t n = 0; n < N; n++) targets[n] = int32_t((n * 37 + 11) % V);
   const Floats dloss = {1.3f};
@@ -1043,7 +1043,7 @@ void check_linear_cross_entropy_tiles() {
     struct Tile {
       int64_t rows, cols;
     };
-    for (const Tile t : {Tile{N, 128}, Tile{64, 128}, Tile{128, 256}, Tile{100, 200}, Tile{64, V}, Tile{N, 256}}) {
+    for (const Tile t : {Tile{N, 256}, Tile{128, 256}, Tile{256, 512}, Tile{200, 400}, Tile{128, V}, Tile{N, 512}}) {
       const Floats got = run(t.rows, t.cols);
       const bool same = got.size() == whole.size() && std::memcmp(got.data(), whole.data(), got.size() * 4) == 0;
       std::string where;

@@ -147,14 +147,14 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       },
     },
     // The planner may shrink the tile to fit a budget: the loss and gradients stay bitwise the same
-    // (the kernels sum over fixed units of 128 columns and 64 rows, whatever the tile).
+    // (the kernels sum over fixed units of 256 columns and 128 rows, whatever the tile).
     ...[
-      [150, 300],
-      [64, 128],
+      [300, 600],
       [128, 256],
-      [100, 200],
+      [256, 512],
+      [200, 400],
     ].map(([rows, cols]) => ({
-      leaves: [f(150, 8), f(300, 8), ids(300, 150), f()],
+      leaves: [f(300, 8), f(600, 8), ids(600, 300), f()],
       build: (b: GraphBuilder, [x, w, t, dloss]: Value[]) => {
         const tiles = { tb: true, rows, cols };
         const [, lse] = add(b, "linear_cross_entropy", [x, w, t], tiles);
