@@ -5,7 +5,7 @@
 import type { Graph } from "../ir/types.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import { shard } from "../ir/passes/shard.ts";
-import { fuseLmHead } from "../ir/passes/fuse_lm_head.ts";
+import { type LmHeadTile, fuseLmHead } from "../ir/passes/fuse_lm_head.ts";
 import { autodiff } from "../ir/passes/autodiff.ts";
 import { accumulateEmbeddingGrads } from "../ir/passes/embedding_grad.ts";
 import { type CheckpointMode, recompute } from "../ir/passes/recompute.ts";
@@ -33,6 +33,8 @@ export interface PassSettings {
   /** Under blocks: how many checkpoint regions are recomputed, the first after the moved ones. */
   regions: number;
   moves: Moves;
+  /** The fused LM head's logits tile (plan/strategies/kernel_tiles.ts); none: the default, lmHeadTile's. */
+  lmHeadTile?: LmHeadTile;
   /** Model data offloaded in these chunks on this schedule; none: it stays on the device. */
   offload?: { chunks: ChunkLayout; schedule: OffloadSchedule };
 }
@@ -49,7 +51,11 @@ const firstRegions = (count: number) => new Set(Array.from({ length: count }, (_
 export const PIPELINE = [
   { name: "shard", reads: (s) => `${s.ranks}`, run: (g, s) => shard(g, s.ranks) },
   // After sharding: under --tp the loss is vocabulary-parallel, and the fusion leaves it alone.
-  { name: "fuse", reads: () => "", run: (g) => fuseLmHead(g) },
+  {
+    name: "fuse",
+    reads: (s) => (s.lmHeadTile ? `${s.lmHeadTile.rows}x${s.lmHeadTile.cols}` : ""),
+    run: (g, s) => fuseLmHead(g, s.lmHeadTile),
+  },
   { name: "autodiff", reads: () => "", run: (g) => accumulateEmbeddingGrads(autodiff(g)) },
   {
     name: "recompute",

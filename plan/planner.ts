@@ -21,6 +21,8 @@ import { activationMoves } from "./strategies/activation_moves.ts";
 import { forcedMode } from "./strategies/forced_mode.ts";
 import { offloadSchedule } from "./strategies/offload_schedule.ts";
 import { movesWithinSlack, savedBytesPerRegion } from "./strategies/moves_beside_offload.ts";
+import { kernelTiles } from "./strategies/kernel_tiles.ts";
+import { lmHeadTile, lmHeadWorkspace, smallerLmHeadTiles } from "../ir/passes/fuse_lm_head.ts";
 
 /** The programs a plan compiles, as traced from the model. */
 export interface TracedPrograms {
@@ -35,9 +37,31 @@ function transferBytes(g: Graph): number {
 
 export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const decisions = resolveDecisions(opts);
-  const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const pipeline = new Pipeline(traced.train);
   const base: PassSettings = { ranks: decisions.ranks, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
+  // The fused LM head's tile: the default unless it keeps every plan from fitting the device budget.
+  const head = pipeline.after("fuse", base).nodes.find((n) => n.op === "linear_cross_entropy");
+  const [N, V] = head ? [head.inputs[0].shape[0], head.inputs[1].shape[head.attrs.tb === true ? 0 : 1]] : [0, 0];
+  const defaultWorkspace = head ? lmHeadWorkspace(lmHeadTile(N, V)) : 0;
+  return kernelTiles(
+    (tile) => planWith(pipeline, traced, modelPath, config, opts, { ...base, ...(tile && { lmHeadTile: tile }) }),
+    head ? smallerLmHeadTiles(N, V) : [],
+    (t) => defaultWorkspace - lmHeadWorkspace(t),
+    decisions.deviceBudget,
+  );
+}
+
+/** The search with the pass settings `base` (ranks, clipping, kernel tiles). */
+function planWith(
+  pipeline: Pipeline,
+  traced: TracedPrograms,
+  modelPath: string,
+  config: ModelConfig,
+  opts: CompileOptions,
+  base: PassSettings,
+): Plan {
+  const decisions = resolveDecisions(opts);
+  const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const inferGraph = new Pipeline(traced.infer).after("shard", base);
@@ -192,6 +216,21 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
             ),
           ];
     }
+  }
+  // Under auto, when still nothing fits, memory is all that is short: a last schedule search with every
+  // block's activations moved as well as the model data (the least a plan holds on the device), in the
+  // finest chunks tried.
+  if (opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
+    const chunks = opts.chunkSize === undefined ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
+    plans = [
+      ...plans,
+      ...offloadSchedule(
+        chunks.chunks.length,
+        (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
+        budgets,
+        residentTooLarge(chunks),
+      ),
+    ];
   }
   const chosen = choosePlan(plans, budgets, opts.checkpoint);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };

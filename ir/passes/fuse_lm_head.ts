@@ -14,11 +14,44 @@ const TILE_BYTES = 16 << 20;
  */
 const MAX_TILE_ROWS = 1024;
 
+/**
+ * The kernels' sums across vocabulary columns run over units of this many columns, and dW's sum over
+ * rows over units of LM_HEAD_ROW_UNIT rows, whatever the tile (runtime/cpu/kernels_lm_head.cpp and
+ * runtime/cuda/kernels_lm_head.cu): a tile of whole units gives bitwise the same loss and gradients as
+ * any other, so the planner may shrink it to fit a budget.
+ */
+export const LM_HEAD_COL_UNIT = 256;
+export const LM_HEAD_ROW_UNIT = 128;
+
+/** A tile of the logits: `rows` x `cols`. */
+export interface LmHeadTile {
+  rows: number;
+  cols: number;
+}
+
 /** The tile of logits [N, V] the kernels work on: all rows up to MAX_TILE_ROWS, and columns to fill TILE_BYTES. */
-export function lmHeadTile(N: number, V: number): { rows: number; cols: number } {
+export function lmHeadTile(N: number, V: number): LmHeadTile {
   const rows = Math.max(1, Math.min(N, MAX_TILE_ROWS));
   const cols = Math.max(1, Math.min(V, Math.floor(TILE_BYTES / 4 / rows)));
   return { rows, cols };
+}
+
+/**
+ * Tiles smaller than lmHeadTile(N, V), largest (fastest) first: fewer columns, in whole units down to
+ * one unit, all rows kept. Each is whole units, so its results are bitwise those of the default tile.
+ * Fewer rows are not offered: with all rows in one tile the backward may write dW over W (ops.ts), which
+ * saves more than any tile.
+ */
+export function smallerLmHeadTiles(N: number, V: number): LmHeadTile[] {
+  const { rows, cols } = lmHeadTile(N, V);
+  const out: LmHeadTile[] = [];
+  for (let c = LM_HEAD_COL_UNIT; c < cols; c *= 2) out.unshift({ rows, cols: c });
+  return out;
+}
+
+/** Bytes of the forward kernel's workspace for a tile (the backward's is rows x cols floats). */
+export function lmHeadWorkspace(t: LmHeadTile): number {
+  return (t.rows * t.cols + 2 * t.rows) * 4;
 }
 
 interface LmHead {
@@ -55,7 +88,8 @@ function findLmHeads(g: Graph): LmHead[] {
   return heads;
 }
 
-export function fuseLmHead(g: Graph): Graph {
+/** `tile`: the logits tile for every fused head (clamped to its logits); default lmHeadTile's. */
+export function fuseLmHead(g: Graph, tile?: LmHeadTile): Graph {
   const heads = findLmHeads(g);
   if (heads.length === 0) return g;
   const fused = new Map(heads.map((h) => [h.loss.id, h]));
@@ -82,7 +116,8 @@ export function fuseLmHead(g: Graph): Graph {
     const loc = head.matmul.loc;
     const rowTargets = targets.shape.length === 1 ? targets : b.value("reshape", [targets], { shape: [N] }, loc);
     const V = head.matmul.outputs[0].shape[1];
-    const attrs = { tb: head.matmul.attrs.tb === true, ...lmHeadTile(N, V) };
+    const chosen = tile ? { rows: Math.min(tile.rows, Math.max(1, N)), cols: Math.min(tile.cols, Math.max(1, V)) } : lmHeadTile(N, V);
+    const attrs = { tb: head.matmul.attrs.tb === true, ...chosen };
     const made = b.add("linear_cross_entropy", [x, w, rowTargets], attrs, loc);
     copy.set(n.outputs[0].id, made.outputs[0]);
   }

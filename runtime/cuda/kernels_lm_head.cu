@@ -3,6 +3,8 @@
 // loss (or its gradient) is taken from the tile at once. The forward folds each tile into every row's
 // running max and sum of exp (an online softmax); the backward recomputes the tile, turns it into
 // dlogits in place and feeds the two products for dx and dW's slice. The formulas are kernel_math.h's.
+// As on the CPU, the results do not depend on the tile: sums across columns run over fixed units of
+// kColUnit columns in unit order, and dW's sum over rows over fixed units of kRowUnit rows.
 #include <algorithm>
 #include <climits>
 #include <string>
@@ -22,6 +24,12 @@ void check_head(const Ctx& c, int64_t N, int64_t C, int64_t V, int64_t rows, int
                 c.node + ")");
 }
 
+// The units of columns and rows the sums run over (as runtime/cpu/kernels_lm_head.cpp).
+constexpr int64_t kColUnit = 256, kRowUnit = 128;
+
+// A tile's extent used: whole units when it holds one, so tiles start on unit boundaries.
+int64_t whole_units(int64_t n, int64_t unit) { return n >= unit ? n / unit * unit : n; }
+
 // Where the logits' tile [r0, r0 + nr) x [v0, v0 + nc) comes from.
 struct Tile {
   int64_t r0, nr, v0, nc;
@@ -33,10 +41,15 @@ GemmOperand w_slice(const float* w, int64_t C, int64_t V, bool w_vc, const Tile&
   return w_vc ? GemmOperand{w + t.v0 * C, C, true} : GemmOperand{w + t.v0, V, false};
 }
 
-// tile[r, j] = x[r0 + r] . W's row (or column) v0 + j, stored [nr, nc].
+// tile[r, j] = x[r0 + r] . W's row (or column) v0 + j, stored [nr, nc]: one product per block of a row
+// unit by a column unit, so each logit comes from a product of the same shape whatever the tile.
 void logits_tile(const Ctx& c, float* tile, const float* x, const float* w, int64_t C, int64_t V, bool w_vc, const Tile& t,
                  Precision precision) {
-  gemm(c, tile, t.nc, {x + t.r0 * C, C, false}, w_slice(w, C, V, w_vc, t), t.nr, t.nc, C, 0.0f, precision);
+  for (int64_t q0 = 0; q0 < t.nr; q0 += kRowUnit)
+    for (int64_t u0 = 0; u0 < t.nc; u0 += kColUnit) {
+      const Tile b{t.r0 + q0, std::min(kRowUnit, t.nr - q0), t.v0 + u0, std::min(kColUnit, t.nc - u0)};
+      gemm(c, tile + q0 * t.nc + u0, t.nc, {x + b.r0 * C, C, false}, w_slice(w, C, V, w_vc, b), b.nr, b.nc, C, 0.0f, precision);
+    }
 }
 
 // One block per row of a tile: the row's running max (kept in lse until the last tile) and its sum of
@@ -46,17 +59,24 @@ __global__ void fold_tile_kernel(float* running_max, float* sum, float* target_l
   __shared__ float shared[32];
   const int64_t r = blockIdx.x;
   const float* row = tile + r * nc;
-  float tile_max = -INFINITY;
-  for (int64_t j = threadIdx.x; j < nc; j += blockDim.x) tile_max = math::max_f(tile_max, row[j]);
-  tile_max = block_reduce<true>(tile_max, shared);
-  const float old_max = first ? -INFINITY : running_max[r];
-  const float mx = math::max_f(old_max, tile_max);
-  float tile_sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < nc; j += blockDim.x) tile_sum += math::vexp(row[j] - mx);
-  tile_sum = block_reduce<false>(tile_sum, shared);
+  // One column unit at a time, in order: the same sums whatever the tile's width.
+  float cur_max = first ? -INFINITY : running_max[r];
+  float cur_sum = first ? 0.0f : sum[r];
+  for (int64_t u0 = 0; u0 < nc; u0 += kColUnit) {
+    const int64_t un = nc - u0 < kColUnit ? nc - u0 : kColUnit;
+    float unit_max = -INFINITY;
+    for (int64_t j = threadIdx.x; j < un; j += blockDim.x) unit_max = math::max_f(unit_max, row[u0 + j]);
+    unit_max = block_reduce<true>(unit_max, shared);
+    const float mx = math::max_f(cur_max, unit_max);
+    float unit_sum = 0.0f;
+    for (int64_t j = threadIdx.x; j < un; j += blockDim.x) unit_sum += math::vexp(row[u0 + j] - mx);
+    unit_sum = block_reduce<false>(unit_sum, shared);
+    cur_sum = (first && u0 == 0 ? 0.0f : math::rescaled_sum(cur_sum, cur_max, mx)) + unit_sum;
+    cur_max = mx;
+  }
   if (threadIdx.x == 0) {
-    sum[r] = (first ? 0.0f : math::rescaled_sum(sum[r], old_max, mx)) + tile_sum;
-    running_max[r] = mx;
+    sum[r] = cur_sum;
+    running_max[r] = cur_max;
     const int64_t target = targets[r] - v0;
     if (target >= 0 && target < nc) target_logit[r] = row[target];
   }
@@ -94,6 +114,8 @@ void linear_cross_entropy_fwd(Ctx& c, float* loss, float* lse, const float* x, c
     cuda::fill(c, loss, 1, 0.0f);
     return;
   }
+  rows = whole_units(rows, kRowUnit);
+  cols = whole_units(cols, kColUnit);
   double* total = static_cast<double*>(runtime(c).scratch(sizeof(double)));
   cudaStream_t stream = runtime(c).compute();
   for (int64_t r0 = 0; r0 < N; r0 += rows) {
@@ -120,6 +142,8 @@ void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, cons
     cuda::fill(c, dw, V * C, 0.0f);
     return;
   }
+  rows = whole_units(rows, kRowUnit);
+  cols = whole_units(cols, kColUnit);
   // Vocabulary tiles outermost, as on the CPU: with all rows in one tile, each slice of dW is written
   // once, after the last read of W's slice (dW may be placed over W).
   for (int64_t v0 = 0; v0 < V; v0 += cols) {
@@ -133,15 +157,27 @@ void linear_cross_entropy_bwd(Ctx& c, float* dx, float* dw, const float* x, cons
         const int64_t r = i / nc, j = i % nc;
         tile[i] = math::cross_entropy_grad(math::vexp(tile[i] - row_lse[r]), row_targets[r] - v0 == j, dloss[0] / float(N));
       });
-      // dx's rows (+)= dlogits W's slice: W's slice is [nc, C], or the transpose of W's [C, nc] columns.
-      const GemmOperand w_part = w_vc ? GemmOperand{w + v0 * C, C, false} : GemmOperand{w + v0, V, true};
-      gemm(c, dx + r0 * C, C, {tile, nc, false}, w_part, t.nr, C, nc, v0 == 0 ? 0.0f : 1.0f, precision);
-      // dW's slice (+)= dlogitsᵀ x, in W's layout: rows v0.. of [V, C], or columns v0.. of [C, V].
-      const float beta_w = r0 == 0 ? 0.0f : 1.0f;
-      if (w_vc)
-        gemm(c, dw + v0 * C, C, {tile, nc, true}, {x + r0 * C, C, false}, nc, C, t.nr, beta_w, precision);
-      else
-        gemm(c, dw + v0, V, {x + r0 * C, C, true}, {tile, nc, false}, C, nc, t.nr, beta_w, precision);
+      // dx's rows (+)= dlogits W's slice (W's unit is [un, C], or the transpose of W's [C, un] columns), and
+      // dW's slice (+)= dlogitsᵀ x in W's layout (rows v0.. of [V, C], or columns v0.. of [C, V]): one
+      // product per block of a row unit by a column unit, so each sum runs over units in order with
+      // products of the same shape whatever the tile.
+      for (int64_t q0 = 0; q0 < t.nr; q0 += kRowUnit)
+        for (int64_t u0 = 0; u0 < nc; u0 += kColUnit) {
+          const int64_t qn = std::min(kRowUnit, t.nr - q0), un = std::min(kColUnit, nc - u0), v = v0 + u0;
+          const GemmOperand w_part = w_vc ? GemmOperand{w + v * C, C, false} : GemmOperand{w + v, V, true};
+          gemm(c, dx + (r0 + q0) * C, C, {tile + q0 * nc + u0, nc, false}, w_part, qn, C, un, v == 0 ? 0.0f : 1.0f,
+               precision);
+        }
+      for (int64_t u0 = 0; u0 < nc; u0 += kColUnit)
+        for (int64_t q0 = 0; q0 < t.nr; q0 += kRowUnit) {
+          const int64_t qn = std::min(kRowUnit, t.nr - q0), un = std::min(kColUnit, nc - u0), v = v0 + u0, q = r0 + q0;
+          const float beta_w = q == 0 ? 0.0f : 1.0f;
+          const float* dlogits = tile + q0 * nc + u0;
+          if (w_vc)
+            gemm(c, dw + v * C, C, {dlogits, nc, true}, {x + q * C, C, false}, un, C, qn, beta_w, precision);
+          else
+            gemm(c, dw + v, V, {x + q * C, C, true}, {dlogits, nc, false}, C, un, qn, beta_w, precision);
+        }
     }
   }
 }

@@ -1008,6 +1008,55 @@ void check_linear_cross_entropy() {
   }
 }
 
+// The fused LM head's results do not depend on its tile, bitwise (the planner shrinks tiles to fit a
+// budget): loss, lse, dx and dW from the forward and backward with several tiles, whole units of the
+// kernels' 256 columns and 128 rows or not, equal those with one tile over all the logits.
+void check_linear_cross_entropy_tiles() {
+  const int64_t N = 300, C = 24, V = 600;
+  Ints targets(N);
+  for (int64_t n = 0; n < N; n++) targets[n] = int32_t((n * 37 + 11) % V);
+  const Floats dloss = {1.3f};
+  for (const bool w_vc : {true, false}) {
+    const Floats x = random_floats(N * C, -1.5, 1.5);
+    const Floats w = random_floats(V * C, -1.5, 1.5);
+    const auto run = [&](int64_t rows, int64_t cols) {
+      Arena a(2);
+      const float* xp = a.input(x);
+      const float* wp = a.input(w);
+      const int32_t* tp = a.input(targets);
+      const float* dl = a.input(dloss);
+      float* loss = a.output(1);
+      float* lse = a.output(N);
+      float* dx = a.output(N * C);
+      float* dw = a.output(V * C);
+      a.workspace((rows * cols + 2 * rows) * 4);
+      linear_cross_entropy_fwd(a.ctx, loss, lse, xp, wp, tp, N, C, V, w_vc, rows, cols);
+      linear_cross_entropy_bwd(a.ctx, dx, dw, xp, wp, tp, lse, dl, N, C, V, w_vc, rows, cols);
+      Floats r;
+      append(r, loss, 1);
+      append(r, lse, N);
+      append(r, dx, N * C);
+      append(r, dw, V * C);
+      return r;
+    };
+    const Floats whole = run(N, V);
+    struct Tile {
+      int64_t rows, cols;
+    };
+    for (const Tile t : {Tile{N, 256}, Tile{128, 256}, Tile{256, 512}, Tile{200, 400}, Tile{128, V}, Tile{N, 512}}) {
+      const Floats got = run(t.rows, t.cols);
+      const bool same = got.size() == whole.size() && std::memcmp(got.data(), whole.data(), got.size() * 4) == 0;
+      std::string where;
+      for (size_t i = 0; i < got.size() && where.empty(); i++)
+        if (std::memcmp(&got[i], &whole[i], 4) != 0)
+          where = "first difference at " + std::string(i == 0 ? "the loss" : i <= size_t(N) ? "lse" : i <= size_t(N + N * C) ? "dx" : "dW") +
+                  " (element " + std::to_string(i) + ")";
+      report(same, std::string("linear_cross_entropy (W ") + (w_vc ? "[V, C]" : "[C, V]") + ", tile " +
+                       std::to_string(t.rows) + " x " + std::to_string(t.cols) + ") bitwise equals one tile", where);
+    }
+  }
+}
+
 void check_permute() {
   struct Case {
     std::vector<int64_t> shape;
@@ -1181,6 +1230,7 @@ int main() {
   check_silu();
   check_cross_entropy();
   check_linear_cross_entropy();
+  check_linear_cross_entropy_tiles();
   check_permute();
   check_slices();
   check_grad_norm();

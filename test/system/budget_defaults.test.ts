@@ -87,7 +87,8 @@ describe("a device budget without a checkpoint mode", () => {
 describe("when nothing fits", () => {
   test("the message names the smallest budget that fits and its flags, and those flags plan within it", () => {
     const resident = planJson(tiny);
-    const budget = Math.floor(resident.arena_bytes * 0.2);
+    // 10%: with every block's activations moved and the model data offloaded, 20% fits.
+    const budget = Math.floor(resident.arena_bytes * 0.1);
     const refused = stow(["plan", ...tiny, "--device-memory", String(budget)]);
     expect(refused.status).toBe(2);
     const named = /The smallest budget that fits: .*`--device-memory (\d+) --checkpoint auto`/.exec(refused.stderr);

@@ -63,6 +63,8 @@ interface Case {
   build?: (b: GraphBuilder, x: Value[]) => void;
   /** |got - want| <= atol + rtol |want| (default 1e-5 and 1e-4: fp32 kernels against float64). */
   tol?: { atol: number; rtol: number };
+  /** Cases of one group share their inputs (this seed) and must give bitwise the same outputs. */
+  same?: { group: string; seed: number };
 }
 
 const f = (...shape: number[]): Leaf => ({ shape });
@@ -135,14 +137,32 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [f(5, 4), f(7, 4), ids(7, 5)], attrs: { tb: true, rows: 2, cols: 3 } }, // tiles that do not divide
     { leaves: [f(5, 4), f(4, 7), ids(7, 5)], attrs: { tb: false, rows: 5, cols: 7 } },
   ],
-  linear_cross_entropy_bwd: {
-    leaves: [f(5, 4), f(7, 4), ids(7, 5), f()],
-    build: (b, [x, w, t, dloss]) => {
-      const tiles = { tb: true, rows: 2, cols: 3 };
-      const [, lse] = add(b, "linear_cross_entropy", [x, w, t], tiles);
-      add(b, "linear_cross_entropy_bwd", [x, w, t, lse, dloss], tiles);
+  linear_cross_entropy_bwd: [
+    {
+      leaves: [f(5, 4), f(7, 4), ids(7, 5), f()],
+      build: (b, [x, w, t, dloss]) => {
+        const tiles = { tb: true, rows: 2, cols: 3 };
+        const [, lse] = add(b, "linear_cross_entropy", [x, w, t], tiles);
+        add(b, "linear_cross_entropy_bwd", [x, w, t, lse, dloss], tiles);
+      },
     },
-  },
+    // The planner may shrink the tile to fit a budget: the loss and gradients stay bitwise the same
+    // (the kernels sum over fixed units of 256 columns and 128 rows, whatever the tile).
+    ...[
+      [300, 600],
+      [128, 256],
+      [256, 512],
+      [200, 400],
+    ].map(([rows, cols]) => ({
+      leaves: [f(300, 8), f(600, 8), ids(600, 300), f()],
+      build: (b: GraphBuilder, [x, w, t, dloss]: Value[]) => {
+        const tiles = { tb: true, rows, cols };
+        const [, lse] = add(b, "linear_cross_entropy", [x, w, t], tiles);
+        add(b, "linear_cross_entropy_bwd", [x, w, t, lse, dloss], tiles);
+      },
+      same: { group: "linear_cross_entropy tiles", seed: 77 },
+    })),
+  ],
   // Data movement serves i32 as well as f32 (the kernels move 4-byte words).
   transpose: [
     { leaves: [f(2, 3, 4)], attrs: { perm: [2, 0, 1] } },
@@ -269,6 +289,8 @@ interface Built {
   arenaBytes: number;
   hostBytes: number;
   tol: { atol: number; rtol: number };
+  /** The group of cases whose outputs must be bitwise equal. */
+  same?: string;
 }
 
 const THREADS = 2; // op_kernels_main.h's Ctx::threads: workspaces are sized for it
@@ -297,7 +319,7 @@ function buildCase(op: OpName, c: Case, name: string, seed: number): Built {
   else add(b, op, x, c.attrs, c.placement);
   const graph = b.build();
   if (!graph.nodes.some((n) => n.op === op)) throw new Error(`case ${name} has no ${op} node`);
-  return { name, op, graph, leaves, ...layout(graph, hostLeaves), tol: c.tol ?? { atol: 1e-5, rtol: 1e-4 } };
+  return { name, op, graph, leaves, ...layout(graph, hostLeaves), tol: c.tol ?? { atol: 1e-5, rtol: 1e-4 }, same: c.same?.group };
 }
 
 /**
@@ -367,7 +389,7 @@ function reference(c: Built): Map<number, Tensor> {
 const ALL: Built[] = (Object.entries(CASES) as [OpName, Case | Case[] | typeof NO_KERNEL][]).flatMap(([op, cases]) => {
   if (cases === NO_KERNEL) return [];
   const list = Array.isArray(cases) ? cases : [cases];
-  return list.map((c, k) => buildCase(op, c, list.length > 1 ? `${op}#${k + 1}` : op, 1000 + k));
+  return list.map((c, k) => buildCase(op, c, list.length > 1 ? `${op}#${k + 1}` : op, c.same?.seed ?? 1000 + k));
 });
 
 // ---- one binary per backend -------------------------------------------------------------------------
@@ -536,6 +558,32 @@ function mismatches(c: Built, images: { arena: Buffer; host: Buffer }): string[]
   return out;
 }
 
+/** Cases of a `same` group against the group's first: the names of outputs that differ in any bit. */
+function bitwiseDifferences(images: { arena: Buffer; host: Buffer }[]): string[] {
+  const bytesOf = (i: number) =>
+    ALL[i].graph.nodes
+      .filter((n) => n.op !== "input")
+      .flatMap((n) =>
+        n.outputs.map((v) => {
+          const region = ALL[i].mem.hostValues.has(v.id) ? images[i].host : images[i].arena;
+          const at = ALL[i].mem.valueOffset.get(v.id)!;
+          return { name: `${n.op} output ${n.outputs.indexOf(v)}`, bytes: region.subarray(at, at + valueBytes(v)) };
+        }),
+      );
+  const first = new Map<string, number>();
+  const out: string[] = [];
+  ALL.forEach((c, i) => {
+    if (c.same === undefined) return;
+    const j = first.get(c.same);
+    if (j === undefined) return void first.set(c.same, i);
+    const [want, got] = [bytesOf(j), bytesOf(i)];
+    got.forEach((o, k) => {
+      if (!o.bytes.equals(want[k].bytes)) out.push(`${c.name}: ${o.name} differs from ${ALL[j].name}'s`);
+    });
+  });
+  return out;
+}
+
 describe("every op's kernel, on every backend", () => {
   test("every op that runs a kernel has a case, and each case runs its op's kernel", () => {
     const ops = Object.keys(OPS) as OpName[];
@@ -576,6 +624,7 @@ describe("every op's kernel, on every backend", () => {
       expect(lines.length).toBe(ALL.length);
       const images = outputImages(outFile);
       expect(ALL.flatMap((c, i) => mismatches(c, images[i]))).toEqual([]);
+      expect(bitwiseDifferences(images)).toEqual([]);
     });
   }
 });
