@@ -110,7 +110,10 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   },
 
   reduce(b, n, [dy]) {
-    return [emitter(b, n)("reduce_bwd", [n.inputs[0], n.outputs[0], dy!], n.attrs)[0]];
+    const [x] = n.inputs;
+    const e = emitter(b, n);
+    if (n.attrs.fn === "max") return [e("reduce_bwd", [x, n.outputs[0], dy!], n.attrs)[0]];
+    return [e("reduce_bwd", [dy!], { fn: n.attrs.fn, C: x.shape[x.shape.length - 1] })[0]];
   },
 
   gelu(b, n, [dy]) {

@@ -108,8 +108,11 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     }
     case "reduce":
       return [K.reduceRows(n.attrs.fn, f(0), last(shape(0)))];
-    case "reduce_bwd":
-      return [K.reduceRowsBwd(n.attrs.fn, f(0), f(1), f(2), last(shape(0)))];
+    case "reduce_bwd": {
+      const C = last(outShape);
+      if (n.inputs.length === 3) return [K.reduceRowsBwd(n.attrs.fn, f(0), f(1), f(2), C)];
+      return [K.reduceRowsBwd(n.attrs.fn, new Float64Array(numel(outShape)), new Float64Array(0), f(0), C)];
+    }
     case "gelu":
       return [K.gelu(f(0))];
     case "gelu_bwd":

@@ -551,7 +551,7 @@ export function reduceRows(fn: ReduceFn, x: Float64Array, C: number): Float64Arr
 /** dx of `reduce`: dy spread over the row (max: split evenly among the elements equal to the max). */
 export function reduceRowsBwd(fn: ReduceFn, x: Float64Array, y: Float64Array, dy: Float64Array, C: number): Float64Array {
   const dx = new Float64Array(x.length);
-  for (let r = 0; r < y.length; r++) {
+  for (let r = 0; r < dy.length; r++) {
     const row = x.subarray(r * C, (r + 1) * C);
     const ties = fn === "max" ? row.filter((v) => v === y[r]).length : 0;
     for (let c = 0; c < C; c++) {

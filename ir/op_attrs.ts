@@ -47,8 +47,11 @@ export interface OpAttrs {
   binary_bwd: { readonly fn: BinaryFn; readonly side: 0 | 1 };
   /** A reduction over the last axis, kept as an axis of 1: [..., C] -> [..., 1]. */
   reduce: { readonly fn: ReduceFn };
-  /** dx of `reduce`: inputs x, y, dy. */
-  reduce_bwd: { readonly fn: ReduceFn };
+  /**
+   * dx of `reduce`. max: inputs x, y, dy. sum and mean: input dy alone, with `C` the reduced axis's
+   * length (dy spread over it), so the backward keeps no activation alive.
+   */
+  reduce_bwd: { readonly fn: ReduceFn; readonly C?: number };
   gelu: None;
   gelu_bwd: None;
   attention: None;

@@ -352,7 +352,17 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32([...x.shape.slice(0, -1), 1])];
     },
   },
-  reduce_bwd: { kind: "compute", flops: perElement(2), arity: 3, reuses: { 0: 0 }, infer: ([x]) => [f32(x.shape)] },
+  reduce_bwd: {
+    kind: "compute",
+    flops: (n) => 2 * numel(n.outputs[0].shape),
+    arity: [1, 3],
+    reuses: (inputs): Record<number, number> => (inputs.length === 3 ? { 0: 0 } : {}),
+    infer: (inputs, a) => {
+      if (inputs.length === 3) return [f32(inputs[0].shape)];
+      if (a.fn === "max" || a.C === undefined) fail("reduce_bwd: max takes x, y and dy; sum and mean dy and the attribute C");
+      return [f32([...inputs[0].shape.slice(0, -1), a.C])];
+    },
+  },
   gelu: { kind: "compute", flops: perElement(20), arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
   gelu_bwd: { kind: "compute", flops: perElement(30), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
   // The kernels run full T x T products: two in the forward, five in the backward.

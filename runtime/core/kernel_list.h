@@ -80,7 +80,8 @@ STOW_KERNEL(binary_bwd, void, (Ctx& c, float* d, const float* a, const float* b,
 // max, each summed or compared in index order within its row.
 STOW_KERNEL(reduce_last, void, (Ctx& c, float* y, const float* x, int64_t rows, int64_t C, int32_t fn))
 // dx[r, j] = dy[r] (sum), dy[r] / C (mean), or for max dy[r] / ties where x[r, j] == y[r] and 0
-// elsewhere (ties: how many elements of the row equal y[r]). dx may be x.
+// elsewhere (ties: how many elements of the row equal y[r]). dx may be x. Sum and mean read neither x
+// nor y (both may be null).
 STOW_KERNEL(reduce_last_bwd, void, (Ctx& c, float* dx, const float* x, const float* y, const float* dy, int64_t rows,
                                     int64_t C, int32_t fn))
 

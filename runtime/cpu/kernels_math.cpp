@@ -93,9 +93,11 @@ void reduce_last(Ctx& c, float* y, const float* x, int64_t rows, int64_t C, int3
 void reduce_last_bwd(Ctx& c, float* dx, const float* x, const float* y, const float* dy, int64_t rows, int64_t C,
                      int32_t fn) {
   check_fn(c, "reduce_last_bwd", fn, math::kMax + 1);
+  if (fn == math::kMax && (x == nullptr || y == nullptr)) fail(c, "internal: reduce_last_bwd of max needs x and y");
   c.touch(dx, rows * C * 4);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t r = 0; r < rows; r++) math::reduce_row_grad(fn, dx + r * C, x + r * C, y[r], dy[r], C);
+  for (int64_t r = 0; r < rows; r++)
+    math::reduce_row_grad(fn, dx + r * C, x ? x + r * C : nullptr, y ? y[r] : 0.0f, dy[r], C);
 }
 
 }  // namespace stow

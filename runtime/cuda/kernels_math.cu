@@ -56,9 +56,13 @@ void reduce_last(Ctx& c, float* y, const float* x, int64_t rows, int64_t C, int3
 void reduce_last_bwd(Ctx& c, float* dx, const float* x, const float* y, const float* dy, int64_t rows, int64_t C,
                      int32_t fn) {
   check_fn(c, "reduce_last_bwd", fn, math::kMax + 1);
+  if (fn == math::kMax && (x == nullptr || y == nullptr))
+    throw Error(std::string("internal: reduce_last_bwd of max needs x and y (node ") + c.node + ")");
   c.touch(dx, rows * C * 4);
   for_each(c, "reduce_last_bwd", rows,
-           [=] __device__(int64_t r) { math::reduce_row_grad(fn, dx + r * C, x + r * C, y[r], dy[r], C); });
+           [=] __device__(int64_t r) {
+             math::reduce_row_grad(fn, dx + r * C, x ? x + r * C : nullptr, y ? y[r] : 0.0f, dy[r], C);
+           });
 }
 
 }  // namespace stow::cuda

@@ -134,6 +134,8 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   ],
   reduce: REDUCE_FNS.map((fn) => ({ leaves: [f(3, 5, 7)], attrs: { fn } })),
   reduce_bwd: [
+    { leaves: [f(3, 5, 1)], attrs: { fn: "sum", C: 7 } }, // sum and mean: dy alone
+    { leaves: [f(3, 5, 1)], attrs: { fn: "mean", C: 7 } },
     ...REDUCE_FNS.map((fn) => ({
       leaves: [f(3, 5, 7), f(3, 5, 1)],
       build: (b: GraphBuilder, [x, dy]: Value[]) => {

@@ -119,10 +119,12 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     }
     case "reduce":
       return [call("reduce_last", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0), REDUCE_FNS.indexOf(n.attrs.fn))];
-    case "reduce_bwd":
-      return [
-        call("reduce_last_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape) / last(x0), last(x0), REDUCE_FNS.indexOf(n.attrs.fn)),
-      ];
+    case "reduce_bwd": {
+      const fn = REDUCE_FNS.indexOf(n.attrs.fn);
+      const rows = numel(y0.shape) / last(y0);
+      if (n.inputs.length === 3) return [call("reduce_last_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), rows, last(y0), fn)];
+      return [call("reduce_last_bwd", ptr(y0), "nullptr", "nullptr", ptr(x0), rows, last(y0), fn)];
+    }
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
