@@ -3,7 +3,8 @@
 // it appends backward nodes and returns one gradient (or undefined) per input.
 import type { GraphBuilder } from "./builder.ts";
 import type { AttrsOf, OpName } from "./op_attrs.ts";
-import { type Node, type NodeOf, type Value, shapeEq } from "./types.ts";
+import { binaryBroadcast } from "./ops.ts";
+import { type Node, type NodeOf, type Value, numel, shapeEq } from "./types.ts";
 
 export type GradRule<K extends OpName = OpName> = (
   b: GraphBuilder,
@@ -27,6 +28,18 @@ function emitter(b: GraphBuilder, n: Node) {
 function reduceTo(b: GraphBuilder, n: Node, dy: Value, target: Value): Value {
   if (shapeEq(dy.shape, target.shape)) return dy;
   return b.add("sum_rows", [dy], { to: target.shape }, n.loc).outputs[0];
+}
+
+/** Sums a gradient in a's shape back to `binary`'s broadcast right operand b (binaryBroadcast). */
+function sumToOperand(b: GraphBuilder, n: Node, d: Value, A: Value, B: Value): Value {
+  const { inner, nb } = binaryBroadcast(A.shape, B.shape)!;
+  if (inner === 1) return reduceTo(b, n, d, B);
+  const e = emitter(b, n);
+  const rows = numel(A.shape) / inner;
+  const perRow = e("reduce", e("reshape", [d], { shape: [rows, inner] }), { fn: "sum" })[0];
+  const flat = e("reshape", [perRow], { shape: [rows / nb, nb] })[0];
+  const summed = rows === nb ? flat : e("sum_rows", [flat], { to: [nb] })[0];
+  return e("reshape", [summed], { shape: B.shape })[0];
 }
 
 function inversePerm(perm: readonly number[]): number[] {
@@ -80,6 +93,27 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     const noBias = n.inputs.length === 2;
     const [dx, dw, db] = emitter(b, n)("layernorm_bwd", [x, w, dy!], { eps: n.attrs.eps, ...(noBias && { bias: false }) });
     return noBias ? [dx, dw] : [dx, dw, db];
+  },
+
+  unary(b, n, [dy]) {
+    return [emitter(b, n)("unary_bwd", [n.inputs[0], dy!], n.attrs)[0]];
+  },
+
+  // Each operand's gradient in a's shape; b's is then summed back over the axes it was broadcast on.
+  binary(b, n, [dy], wants) {
+    const [A, B] = n.inputs;
+    const e = emitter(b, n);
+    const fn = n.attrs.fn;
+    const dA = wants[0] ? e("binary_bwd", [A, B, dy!], { fn, side: 0 })[0] : undefined;
+    const dB = wants[1] ? sumToOperand(b, n, e("binary_bwd", [A, B, dy!], { fn, side: 1 })[0], A, B) : undefined;
+    return [dA, dB];
+  },
+
+  reduce(b, n, [dy]) {
+    const [x] = n.inputs;
+    const e = emitter(b, n);
+    if (n.attrs.fn === "max") return [e("reduce_bwd", [x, n.outputs[0], dy!], n.attrs)[0]];
+    return [e("reduce_bwd", [dy!], { fn: n.attrs.fn, C: x.shape[x.shape.length - 1] })[0]];
   },
 
   gelu(b, n, [dy]) {
@@ -182,6 +216,9 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   embedding_bwd_acc: NONE,
   layernorm_bwd: NONE,
   gelu_bwd: NONE,
+  unary_bwd: NONE,
+  binary_bwd: NONE,
+  reduce_bwd: NONE,
   attention_bwd: NONE,
   cross_entropy_bwd: NONE,
   linear_cross_entropy_bwd: NONE,

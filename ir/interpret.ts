@@ -2,7 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { attentionDims, attentionGroup, lmHeadDims } from "./ops.ts";
+import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
 
@@ -85,6 +85,34 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.layernorm(f(0), f(1), n.inputs.length === 3 ? f(2) : undefined, last(shape(0)), n.attrs.eps)];
     case "layernorm_bwd":
       return K.layernormBwd(f(0), f(1), f(2), last(shape(0)), n.attrs.eps).slice(0, n.outputs.length);
+    case "unary": {
+      const { fn, p = 0 } = n.attrs;
+      return [f(0).map((x) => K.unaryValue(fn, x, p))];
+    }
+    case "unary_bwd": {
+      const { fn, p = 0 } = n.attrs;
+      const dy = f(1);
+      return [f(0).map((x, i) => dy[i] * K.unaryDerivative(fn, x, p))];
+    }
+    case "binary": {
+      const { inner, nb } = binaryBroadcast(shape(0), shape(1))!;
+      const b = f(1);
+      return [f(0).map((x, i) => K.binaryValue(n.attrs.fn, x, b[K.broadcastIndex(i, inner, nb)]))];
+    }
+    case "binary_bwd": {
+      const { fn, side } = n.attrs;
+      const { inner, nb } = binaryBroadcast(shape(0), shape(1))!;
+      const b = f(1);
+      const dy = f(2);
+      return [f(0).map((x, i) => dy[i] * K.binaryDerivative(fn, x, b[K.broadcastIndex(i, inner, nb)], side))];
+    }
+    case "reduce":
+      return [K.reduceRows(n.attrs.fn, f(0), last(shape(0)))];
+    case "reduce_bwd": {
+      const C = last(outShape);
+      if (n.inputs.length === 3) return [K.reduceRowsBwd(n.attrs.fn, f(0), f(1), f(2), C)];
+      return [K.reduceRowsBwd(n.attrs.fn, new Float64Array(numel(outShape)), new Float64Array(0), f(0), C)];
+    }
     case "gelu":
       return [K.gelu(f(0))];
     case "gelu_bwd":

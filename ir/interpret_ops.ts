@@ -1,6 +1,7 @@
 // The arithmetic of every IR op in plain float64 loops, written from the kernel contracts in
 // runtime/core/kernel_list.h and from the textbook derivatives, never from ir/grad_rules.ts: the interpreter is
 // the reference that gradient rules and passes are tested against. Clarity over speed throughout.
+import type { BinaryFn, ReduceFn, UnaryFn } from "./op_attrs.ts";
 import { type Shape, numel } from "./types.ts";
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -425,4 +426,138 @@ export function siluBwd(x: Float64Array, dy: Float64Array): Float64Array {
     const s = 1 / (1 + Math.exp(-v));
     return dy[i] * s * (1 + v * (1 - s));
   });
+}
+
+/** y = fn(x) of the `unary` op; `p` is pow's exponent. */
+export function unaryValue(fn: UnaryFn, x: number, p: number): number {
+  switch (fn) {
+    case "neg":
+      return -x;
+    case "exp":
+      return Math.exp(x);
+    case "log":
+      return Math.log(x);
+    case "sqrt":
+      return Math.sqrt(x);
+    case "rsqrt":
+      return 1 / Math.sqrt(x);
+    case "tanh":
+      return Math.tanh(x);
+    case "sigmoid":
+      return 1 / (1 + Math.exp(-x));
+    case "abs":
+      return Math.abs(x);
+    case "relu":
+      return x > 0 ? x : 0;
+    case "square":
+      return x * x;
+    case "reciprocal":
+      return 1 / x;
+    case "pow":
+      return x ** p;
+  }
+}
+
+/** d fn(x) / dx (abs and relu: 0 at 0, as PyTorch). */
+export function unaryDerivative(fn: UnaryFn, x: number, p: number): number {
+  switch (fn) {
+    case "neg":
+      return -1;
+    case "exp":
+      return Math.exp(x);
+    case "log":
+      return 1 / x;
+    case "sqrt":
+      return 0.5 / Math.sqrt(x);
+    case "rsqrt":
+      return -0.5 / (x * Math.sqrt(x));
+    case "tanh":
+      return 1 - Math.tanh(x) ** 2;
+    case "sigmoid": {
+      const s = 1 / (1 + Math.exp(-x));
+      return s * (1 - s);
+    }
+    case "abs":
+      return Math.sign(x);
+    case "relu":
+      return x > 0 ? 1 : 0;
+    case "square":
+      return 2 * x;
+    case "reciprocal":
+      return -1 / (x * x);
+    case "pow":
+      return p * x ** (p - 1);
+  }
+}
+
+export function binaryValue(fn: BinaryFn, a: number, b: number): number {
+  switch (fn) {
+    case "add":
+      return a + b;
+    case "sub":
+      return a - b;
+    case "mul":
+      return a * b;
+    case "div":
+      return a / b;
+    case "pow":
+      return a ** b;
+    case "maximum":
+      return Math.max(a, b);
+    case "minimum":
+      return Math.min(a, b);
+  }
+}
+
+/** d fn(a, b) / da (side 0) or / db (side 1). maximum and minimum split a tie evenly, as PyTorch. */
+export function binaryDerivative(fn: BinaryFn, a: number, b: number, side: 0 | 1): number {
+  switch (fn) {
+    case "add":
+      return 1;
+    case "sub":
+      return side === 0 ? 1 : -1;
+    case "mul":
+      return side === 0 ? b : a;
+    case "div":
+      return side === 0 ? 1 / b : -a / (b * b);
+    case "pow":
+      return side === 0 ? b * a ** (b - 1) : a ** b * Math.log(a);
+    case "maximum":
+    case "minimum": {
+      if (a === b) return 0.5;
+      const aWins = fn === "maximum" ? a > b : a < b;
+      return aWins === (side === 0) ? 1 : 0;
+    }
+  }
+}
+
+/** b's element paired with a[i] by `binary` (ir/ops.ts binaryBroadcast). */
+export function broadcastIndex(i: number, inner: number, nb: number): number {
+  return Math.floor(i / inner) % nb;
+}
+
+/** `reduce` over rows of C: [rows * C] -> [rows]. */
+export function reduceRows(fn: ReduceFn, x: Float64Array, C: number): Float64Array {
+  const rows = x.length / C;
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * C, (r + 1) * C);
+    if (fn === "max") out[r] = row.reduce((m, v) => Math.max(m, v), -Infinity);
+    else out[r] = row.reduce((s, v) => s + v, 0) / (fn === "mean" ? C : 1);
+  }
+  return out;
+}
+
+/** dx of `reduce`: dy spread over the row (max: split evenly among the elements equal to the max). */
+export function reduceRowsBwd(fn: ReduceFn, x: Float64Array, y: Float64Array, dy: Float64Array, C: number): Float64Array {
+  const dx = new Float64Array(x.length);
+  for (let r = 0; r < dy.length; r++) {
+    const row = x.subarray(r * C, (r + 1) * C);
+    const ties = fn === "max" ? row.filter((v) => v === y[r]).length : 0;
+    for (let c = 0; c < C; c++) {
+      if (fn === "max") dx[r * C + c] = row[c] === y[r] ? dy[r] / ties : 0;
+      else dx[r * C + c] = fn === "mean" ? dy[r] / C : dy[r];
+    }
+  }
+  return dx;
 }

@@ -34,6 +34,24 @@ export interface OpAttrs {
   layernorm: { readonly eps: number };
   /** bias=false: the forward had no bias, so there is no db output. */
   layernorm_bwd: { readonly eps: number; readonly bias?: boolean };
+  /** Elementwise y = fn(x); `p` is the exponent of "pow" (x^p with a constant p). */
+  unary: { readonly fn: UnaryFn; readonly p?: number };
+  /** dx = dy * fn'(x): inputs x, dy. */
+  unary_bwd: { readonly fn: UnaryFn; readonly p?: number };
+  /**
+   * Elementwise y = fn(a, b) with b broadcast (ir/ops.ts binaryBroadcast): b's shape is a trailing part
+   * of a's, or that with its last axes 1 (a keepdim reduction's [..., 1] against [..., C]).
+   */
+  binary: { readonly fn: BinaryFn };
+  /** The gradient of `binary` for operand `side` (0: a, 1: b), in a's shape: inputs a, b, dy. */
+  binary_bwd: { readonly fn: BinaryFn; readonly side: 0 | 1 };
+  /** A reduction over the last axis, kept as an axis of 1: [..., C] -> [..., 1]. */
+  reduce: { readonly fn: ReduceFn };
+  /**
+   * dx of `reduce`. max: inputs x, y, dy. sum and mean: input dy alone, with `C` the reduced axis's
+   * length (dy spread over it), so the backward keeps no activation alive.
+   */
+  reduce_bwd: { readonly fn: ReduceFn; readonly C?: number };
   gelu: None;
   gelu_bwd: None;
   attention: None;
@@ -74,6 +92,17 @@ export interface OpAttrs {
   sum_squares: None;
   norm_from_squares: None;
 }
+
+/**
+ * The functions of `unary`, `binary` and `reduce`. The kernels take the index of a name in these lists
+ * (runtime/core/kernel_math.h's UnaryFn, BinaryFn and ReduceFn enumerate them in this order).
+ */
+export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "abs", "relu", "square", "reciprocal", "pow"] as const;
+export type UnaryFn = (typeof UNARY_FNS)[number];
+export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
+export type BinaryFn = (typeof BINARY_FNS)[number];
+export const REDUCE_FNS = ["sum", "mean", "max"] as const;
+export type ReduceFn = (typeof REDUCE_FNS)[number];
 
 /** The fused LM head's transposed-weight flag and the logits tile the fuse pass chose. */
 export interface LmHeadAttrs {

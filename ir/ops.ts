@@ -5,7 +5,7 @@
 // over OpName (ir/op_attrs.ts), as are the other per-op tables, each in its own layer: the gradient
 // rules (ir/grad_rules.ts), the reference semantics (ir/interpret.ts) and each backend's kernel
 // bindings (codegen/). An op missing from any of them is a compile error.
-import type { AttrsOf, LmHeadAttrs, OpName } from "./op_attrs.ts";
+import type { AttrsOf, BinaryFn, LmHeadAttrs, OpName, UnaryFn } from "./op_attrs.ts";
 import { type DType, type NodeOf, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
 
 export type { OpName } from "./op_attrs.ts";
@@ -82,6 +82,19 @@ function broadcastBinary(op: string) {
       );
     return [f32(a.shape)];
   };
+}
+
+/**
+ * How `binary`'s b broadcasts against a: b[(i / inner) % nb] pairs with a[i]. b's shape is a trailing
+ * part of a's (inner 1), or that followed by k axes of 1 standing for a's last k axes (inner their
+ * product): [..., 1] from a keepdim reduction against [..., C]. Undefined when b does not fit.
+ */
+export function binaryBroadcast(a: Shape, b: Shape): { inner: number; nb: number } | undefined {
+  let ones = 0;
+  while (ones < b.length && b[b.length - 1 - ones] === 1) ones++;
+  for (let k = 0; k <= ones && k <= a.length; k++)
+    if (isSuffix(b.slice(0, b.length - k), a.slice(0, a.length - k))) return { inner: numel(a.slice(a.length - k)), nb: numel(b) };
+  return undefined;
 }
 
 function lastDim(s: Shape): number {
@@ -210,6 +223,15 @@ function perElement(flops: number) {
   return (n: { readonly inputs: readonly Value[] }) => flops * numel(n.inputs[0].shape);
 }
 
+/** FLOPs per element of each function, as the kernels compute it (exp and its kin a polynomial's worth). */
+function unaryFlops(fn: UnaryFn): number {
+  return { neg: 1, exp: 12, log: 20, sqrt: 4, rsqrt: 5, tanh: 15, sigmoid: 14, abs: 1, relu: 1, square: 1, reciprocal: 1, pow: 25 }[fn];
+}
+
+function binaryFlops(fn: BinaryFn): number {
+  return { add: 1, sub: 1, mul: 1, div: 1, pow: 25, maximum: 1, minimum: 1 }[fn];
+}
+
 export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   param: { kind: "source", arity: 0, infer: (_i, a) => [f32(a.shape)] },
   opt_state: { kind: "source", arity: 0, infer: (_i, a) => [f32(a.shape)] },
@@ -281,6 +303,65 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     arity: 3,
     infer: ([x, w], a) => (a.bias === false ? [f32(x.shape), f32(w.shape)] : [f32(x.shape), f32(w.shape), f32(w.shape)]),
     workspace: ([x]) => (numel(x.shape) / lastDim(x.shape)) * 2 * 4,
+  },
+  // Elementwise math and last-axis reductions (the DSL's x.exp(), x.sub(y), x.sum(-1, true), ...).
+  unary: {
+    kind: "compute",
+    flops: (n) => unaryFlops(n.attrs.fn) * numel(n.inputs[0].shape),
+    arity: 1,
+    reuses: { 0: 0 },
+    infer: ([x], a) => (expectF32(`unary ${a.fn}`, x, "input"), [f32(x.shape)]),
+  },
+  unary_bwd: {
+    kind: "compute",
+    flops: (n) => (unaryFlops(n.attrs.fn) + 2) * numel(n.inputs[0].shape),
+    arity: 2,
+    reuses: { 0: 1 },
+    infer: ([x]) => [f32(x.shape)],
+  },
+  binary: {
+    kind: "compute",
+    flops: (n) => binaryFlops(n.attrs.fn) * numel(n.inputs[0].shape),
+    arity: 2,
+    reuses: { 0: 0 },
+    infer: ([a, b], at) => {
+      expectF32(at.fn, a, "left operand");
+      expectF32(at.fn, b, "right operand");
+      if (!binaryBroadcast(a.shape, b.shape))
+        fail(
+          `${at.fn}: shapes ${formatShape(a.shape)} and ${formatShape(b.shape)} do not match (the right operand must have ` +
+            `the left's shape or a trailing part of it, or the left's shape with its last axes 1, as a keepdim reduction gives)`,
+        );
+      return [f32(a.shape)];
+    },
+  },
+  binary_bwd: {
+    kind: "compute",
+    flops: (n) => (binaryFlops(n.attrs.fn) + 2) * numel(n.inputs[0].shape),
+    arity: 3,
+    reuses: { 0: 2 },
+    infer: ([a]) => [f32(a.shape)],
+  },
+  reduce: {
+    kind: "compute",
+    flops: perElement(1),
+    arity: 1,
+    infer: ([x], a) => {
+      expectF32(`reduce ${a.fn}`, x, "input");
+      if (x.shape.length === 0) fail(`reduce ${a.fn}: the input must have an axis to reduce, got a scalar`);
+      return [f32([...x.shape.slice(0, -1), 1])];
+    },
+  },
+  reduce_bwd: {
+    kind: "compute",
+    flops: (n) => 2 * numel(n.outputs[0].shape),
+    arity: [1, 3],
+    reuses: (inputs): Record<number, number> => (inputs.length === 3 ? { 0: 0 } : {}),
+    infer: (inputs, a) => {
+      if (inputs.length === 3) return [f32(inputs[0].shape)];
+      if (a.fn === "max" || a.C === undefined) fail("reduce_bwd: max takes x, y and dy; sum and mean dy and the attribute C");
+      return [f32([...inputs[0].shape.slice(0, -1), a.C])];
+    },
   },
   gelu: { kind: "compute", flops: perElement(20), arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
   gelu_bwd: { kind: "compute", flops: perElement(30), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },

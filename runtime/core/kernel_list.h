@@ -64,6 +64,27 @@ STOW_KERNEL(layernorm_fwd, void, (Ctx& c, float* y, const float* x, const float*
 STOW_KERNEL(layernorm_bwd, void, (Ctx& c, float* dx, float* dw, float* db, const float* x, const float* w, const float* dy,
                                   int64_t rows, int64_t C, float eps))
 
+// Elementwise math (fn numbers: core/kernel_math.h's UnaryFn and BinaryFn, formulas math::unary,
+// math::binary and their _grad). out may be the first input (or dy for the gradients).
+//   unary:      y[i] = fn(x[i]) (p: kPow's exponent);  unary_bwd: dx[i] = dy[i] fn'(x[i]).
+//   binary:     out[i] = fn(a[i], b[(i / inner) % nb]), inner * nb divides n (ir/ops.ts binaryBroadcast);
+//   binary_bwd: d[i] = dy[i] * d fn(a[i], b[(i / inner) % nb]) / d(a or b, by side), in a's shape (the
+//               gradient rule sums it back to b's shape).
+STOW_KERNEL(unary, void, (Ctx& c, float* y, const float* x, int64_t n, int32_t fn, float p))
+STOW_KERNEL(unary_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy, int64_t n, int32_t fn, float p))
+STOW_KERNEL(binary, void, (Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t inner, int64_t nb,
+                           int32_t fn))
+STOW_KERNEL(binary_bwd, void, (Ctx& c, float* d, const float* a, const float* b, const float* dy, int64_t n, int64_t inner,
+                               int64_t nb, int32_t fn, int32_t side))
+// Reduction of each row of C (the last axis) to one value, fn a ReduceFn: sum, mean (the sum / C) or
+// max, each summed or compared in index order within its row.
+STOW_KERNEL(reduce_last, void, (Ctx& c, float* y, const float* x, int64_t rows, int64_t C, int32_t fn))
+// dx[r, j] = dy[r] (sum), dy[r] / C (mean), or for max dy[r] / ties where x[r, j] == y[r] and 0
+// elsewhere (ties: how many elements of the row equal y[r]). dx may be x. Sum and mean read neither x
+// nor y (both may be null).
+STOW_KERNEL(reduce_last_bwd, void, (Ctx& c, float* dx, const float* x, const float* y, const float* dy, int64_t rows,
+                                    int64_t C, int32_t fn))
+
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 STOW_KERNEL(gelu_fwd, void, (Ctx& c, float* y, const float* x, int64_t n))
 STOW_KERNEL(gelu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy, int64_t n))

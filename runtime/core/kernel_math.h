@@ -81,6 +81,108 @@ STOW_HD inline float silu_grad(float x, float dy) {
   return dy * s * (1.0f + x * (1.0f - s));
 }
 
+// The functions of the `unary`, `binary` and `reduce` ops, numbered as ir/op_attrs.ts lists them
+// (UNARY_FNS, BINARY_FNS, REDUCE_FNS): codegen passes the number.
+enum UnaryFn : int32_t { kNeg, kExp, kLog, kSqrt, kRsqrt, kTanh, kSigmoid, kAbs, kRelu, kSquare, kReciprocal, kPow };
+enum BinaryFn : int32_t { kAdd, kSub, kMul, kDiv, kBPow, kMaximum, kMinimum };
+enum ReduceFn : int32_t { kSum, kMean, kMax };
+
+// y = fn(x); p is kPow's exponent. exp, tanh and sigmoid go through vexp; log and pow are libm's.
+STOW_HD inline float unary(int32_t fn, float x, float p) {
+  switch (fn) {
+    case kNeg: return -x;
+    case kExp: return vexp(x);
+    case kLog: return std::log(x);
+    case kSqrt: return std::sqrt(x);
+    case kRsqrt: return 1.0f / std::sqrt(x);
+    case kTanh: return vtanh(x);
+    case kSigmoid: return 1.0f / (1.0f + vexp(-x));
+    case kAbs: return x < 0.0f ? -x : x;
+    case kRelu: return x > 0.0f ? x : 0.0f;
+    case kSquare: return x * x;
+    case kReciprocal: return 1.0f / x;
+    default: return std::pow(x, p);
+  }
+}
+
+// dx = dy fn'(x) (abs and relu: 0 at 0, as PyTorch).
+STOW_HD inline float unary_grad(int32_t fn, float x, float p, float dy) {
+  switch (fn) {
+    case kNeg: return -dy;
+    case kExp: return dy * vexp(x);
+    case kLog: return dy / x;
+    case kSqrt: return dy * 0.5f / std::sqrt(x);
+    case kRsqrt: return dy * -0.5f / (x * std::sqrt(x));
+    case kTanh: {
+      const float t = vtanh(x);
+      return dy * (1.0f - t * t);
+    }
+    case kSigmoid: {
+      const float s = 1.0f / (1.0f + vexp(-x));
+      return dy * s * (1.0f - s);
+    }
+    case kAbs: return x > 0.0f ? dy : x < 0.0f ? -dy : 0.0f;
+    case kRelu: return x > 0.0f ? dy : 0.0f;
+    case kSquare: return dy * 2.0f * x;
+    case kReciprocal: return -dy / (x * x);
+    default: return dy * p * std::pow(x, p - 1.0f);
+  }
+}
+
+STOW_HD inline float binary(int32_t fn, float a, float b) {
+  switch (fn) {
+    case kAdd: return a + b;
+    case kSub: return a - b;
+    case kMul: return a * b;
+    case kDiv: return a / b;
+    case kBPow: return std::pow(a, b);
+    case kMaximum: return max_f(a, b);
+    default: return min_f(a, b);
+  }
+}
+
+// The gradient of binary for operand `side` (0: a, 1: b). maximum and minimum split a tie evenly, as
+// PyTorch does.
+STOW_HD inline float binary_grad(int32_t fn, int32_t side, float a, float b, float dy) {
+  switch (fn) {
+    case kAdd: return dy;
+    case kSub: return side == 0 ? dy : -dy;
+    case kMul: return side == 0 ? dy * b : dy * a;
+    case kDiv: return side == 0 ? dy / b : -dy * a / (b * b);
+    case kBPow: return side == 0 ? dy * b * std::pow(a, b - 1.0f) : dy * std::pow(a, b) * std::log(a);
+    default: {
+      if (a == b) return 0.5f * dy;
+      const bool a_wins = fn == kMaximum ? a > b : a < b;
+      return a_wins == (side == 0) ? dy : 0.0f;
+    }
+  }
+}
+
+// One row of reduce_last: sum, mean or max of x[0..C), in index order.
+STOW_HD inline float reduce_row(int32_t fn, const float* x, int64_t C) {
+  if (fn == kMax) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
+    return m;
+  }
+  float s = 0.0f;
+  for (int64_t j = 0; j < C; j++) s += x[j];
+  return fn == kMean ? s / float(C) : s;
+}
+
+// One row of reduce_last_bwd; dx may be x (each element is read before it is written).
+STOW_HD inline void reduce_row_grad(int32_t fn, float* dx, const float* x, float y, float dy, int64_t C) {
+  if (fn == kMax) {
+    int64_t ties = 0;
+    for (int64_t j = 0; j < C; j++) ties += x[j] == y ? 1 : 0;
+    const float share = dy / float(ties > 0 ? ties : 1);
+    for (int64_t j = 0; j < C; j++) dx[j] = x[j] == y ? share : 0.0f;
+    return;
+  }
+  const float g = fn == kMean ? dy / float(C) : dy;
+  for (int64_t j = 0; j < C; j++) dx[j] = g;
+}
+
 // Rotary embedding of one rotate-half pair (a, b) = (x_i, x_{i+D/2}) by the angle whose cosine and sine
 // are c and s (s negated for the inverse rotation, which is the gradient).
 struct Pair {

@@ -1,6 +1,6 @@
 // Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs.
 import { Tensor } from "./tensor.ts";
-import { emit, inCheckpointRegion } from "./trace.ts";
+import { emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
 
 /** Rows of `table` [V, C] picked by integer `indices` [...] -> [..., C]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
@@ -19,6 +19,38 @@ export function arange(n: number): Tensor {
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | undefined, eps = 1e-5): Tensor {
   const inputs = bias ? [x.value, weight.value, bias.value] : [x.value, weight.value];
   return new Tensor(emit("layernorm", inputs, { eps })[0]);
+}
+
+/** A constant f32 tensor of `shape` filled with `value` (torch.full); it gets no gradient. */
+export function full(shape: number[], value: number): Tensor {
+  return new Tensor(emit("fill", [], { shape, value })[0]);
+}
+
+/**
+ * RMSNorm over the last axis (Llama; torch.nn.functional.rms_norm):
+ * x / sqrt(mean(x^2, -1) + eps) * weight. Built from the elementwise ops and a mean reduction.
+ */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  return x.mul(x.square().mean(-1, true).add(eps).rsqrt()).mul(weight);
+}
+
+function lastAxisOnly(name: string, x: Tensor, dim: number): void {
+  if (dim !== -1 && dim !== x.rank - 1)
+    throw traceErrorHere(`${name}: only the last axis is supported (dim -1); transpose axis ${dim} to the end first`);
+}
+
+/** Softmax over the last axis (dim -1), numerically stable: exp(x - max) / sum. */
+export function softmax(x: Tensor, dim = -1): Tensor {
+  lastAxisOnly("softmax", x, dim);
+  const e = x.sub(x.amax(-1, true)).exp();
+  return e.div(e.sum(-1, true));
+}
+
+/** log(softmax(x)) over the last axis (dim -1), stable: (x - max) - log(sum(exp(x - max))). */
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  lastAxisOnly("logSoftmax", x, dim);
+  const shifted = x.sub(x.amax(-1, true));
+  return shifted.sub(shifted.exp().sum(-1, true).log());
 }
 
 /** GELU with the tanh approximation. */

@@ -3,7 +3,7 @@
 // named once, at its first path, and stored once.
 import { Parameter, init, type ParallelHint } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
-import { embedding, layerNorm } from "./functional.ts";
+import { embedding, layerNorm, rmsNorm } from "./functional.ts";
 import { traceErrorHere } from "./trace.ts";
 
 export abstract class Module {
@@ -89,6 +89,21 @@ export class Embedding extends Module {
   }
   forward(indices: Tensor): Tensor {
     return embedding(this.weight.t, indices);
+  }
+}
+
+/** RMSNorm over the last axis with a weight (initialized to ones), as torch.nn.RMSNorm and Llama. */
+export class RMSNorm extends Module {
+  readonly weight: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+  ) {
+    super();
+    this.weight = new Parameter([dim], init.ones());
+  }
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight.t, this.eps);
   }
 }
 

@@ -1,5 +1,6 @@
 // The symbolic tensor handle of the DSL. Methods append IR nodes to the graph being traced; shapes are
 // static, so a mismatch is caught at the model line that made it.
+import type { BinaryFn, ReduceFn, UnaryFn } from "../../ir/op_attrs.ts";
 import type { Shape, Value } from "../../ir/types.ts";
 import { numel } from "../../ir/types.ts";
 import { emit, traceErrorHere } from "./trace.ts";
@@ -17,11 +18,96 @@ export class Tensor {
     return this.value.dtype;
   }
 
-  add(other: Tensor): Tensor {
-    return wrap(emit("add", [this.value, other.value]));
+  // Elementwise arithmetic. The right operand is a number, or a tensor whose shape is a trailing part
+  // of this one's ([C] against [B, T, C]), or this one's with its last axes 1 (the [B, T, 1] of a
+  // keepdim reduction against [B, T, C]).
+  add(other: Tensor | number): Tensor {
+    if (typeof other !== "number" && !isSuffix(other.shape, this.shape)) return this.binary("add", other);
+    return wrap(emit("add", [this.value, operand(other)]));
   }
-  mul(other: Tensor): Tensor {
+  mul(other: Tensor | number): Tensor {
+    if (typeof other === "number") return this.scale(other);
+    if (!isSuffix(other.shape, this.shape)) return this.binary("mul", other);
     return wrap(emit("mul", [this.value, other.value]));
+  }
+  sub(other: Tensor | number): Tensor {
+    return this.binary("sub", other);
+  }
+  div(other: Tensor | number): Tensor {
+    if (typeof other === "number") return this.scale(1 / other);
+    return this.binary("div", other);
+  }
+  /** this ** exponent, elementwise; a number exponent is one op (pow(2) is square). */
+  pow(exponent: Tensor | number): Tensor {
+    if (typeof exponent === "number") return this.unary("pow", exponent);
+    return this.binary("pow", exponent);
+  }
+  /** Elementwise max (torch.maximum); a tie splits the gradient evenly, as PyTorch. */
+  maximum(other: Tensor | number): Tensor {
+    return this.binary("maximum", other);
+  }
+  minimum(other: Tensor | number): Tensor {
+    return this.binary("minimum", other);
+  }
+  neg(): Tensor {
+    return this.unary("neg");
+  }
+  exp(): Tensor {
+    return this.unary("exp");
+  }
+  log(): Tensor {
+    return this.unary("log");
+  }
+  sqrt(): Tensor {
+    return this.unary("sqrt");
+  }
+  rsqrt(): Tensor {
+    return this.unary("rsqrt");
+  }
+  tanh(): Tensor {
+    return this.unary("tanh");
+  }
+  sigmoid(): Tensor {
+    return this.unary("sigmoid");
+  }
+  abs(): Tensor {
+    return this.unary("abs");
+  }
+  relu(): Tensor {
+    return this.unary("relu");
+  }
+  square(): Tensor {
+    return this.unary("square");
+  }
+  reciprocal(): Tensor {
+    return this.unary("reciprocal");
+  }
+
+  // Reductions over the last axis only (dim -1 or rank - 1): for another axis, transpose it to the
+  // end first. keepdim keeps the reduced axis as 1, as in PyTorch.
+  sum(dim = -1, keepdim = false): Tensor {
+    return this.reduce("sum", dim, keepdim);
+  }
+  mean(dim = -1, keepdim = false): Tensor {
+    return this.reduce("mean", dim, keepdim);
+  }
+  /** The max over the last axis (torch.amax): its gradient is split evenly among tied maxima. */
+  amax(dim = -1, keepdim = false): Tensor {
+    return this.reduce("max", dim, keepdim);
+  }
+
+  private unary(fn: UnaryFn, p?: number): Tensor {
+    return wrap(emit("unary", [this.value], p === undefined ? { fn } : { fn, p }));
+  }
+  private binary(fn: BinaryFn, other: Tensor | number): Tensor {
+    return wrap(emit("binary", [this.value, operand(other)], { fn }));
+  }
+  private reduce(fn: ReduceFn, dim: number, keepdim: boolean): Tensor {
+    const r = this.rank;
+    if (axis(dim, r) !== r - 1)
+      throw traceErrorHere(`${fn === "max" ? "amax" : fn}: only the last axis reduces (dim -1); transpose axis ${dim} to the end first`);
+    const kept = wrap(emit("reduce", [this.value], { fn }));
+    return keepdim ? kept : kept.reshape(...this.shape.slice(0, -1));
   }
   /** Multiplies by a constant. */
   scale(s: number): Tensor {
@@ -59,6 +145,15 @@ export class Tensor {
   silu(): Tensor {
     return wrap(emit("silu", [this.value]));
   }
+}
+
+/** A number as a scalar constant (shape [], which broadcasts against any shape). */
+function operand(x: Tensor | number): Value {
+  return typeof x === "number" ? emit("fill", [], { shape: [], value: x })[0] : x.value;
+}
+
+function isSuffix(b: Shape, a: Shape): boolean {
+  return b.length <= a.length && b.every((d, i) => d === a[a.length - b.length + i]);
 }
 
 function wrap(values: Value[]): Tensor {

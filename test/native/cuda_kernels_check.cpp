@@ -39,6 +39,7 @@
 #include "comm/comm.h"
 #include "cuda/cuda_kernels.h"
 #include "cuda/runtime.h"
+#include "core/kernel_math.h"
 #include "cpu/kernels.h"
 
 extern char** environ;
@@ -1261,6 +1262,81 @@ void check_cross_entropy_vp_bwd(Check& k) {
       }
 }
 
+// The elementwise math and last-axis reductions, every function number (kernel_math.h's enums), on
+// inputs where each is defined (positive: log, sqrt and their kin take |x| + 0.25). The formulas are
+// shared, so each element is the same bits; a reduction row is summed in index order on both.
+void check_unary(Check& k) {
+  for (int32_t fn = 0; fn <= stow::math::kPow; fn++)
+    for (bool bwd : {false, true}) {
+      Twin& t = k.t;
+      t.reset();
+      const int64_t n = 1001;
+      Floats xs = random_floats(size_t(n), -4, 4);
+      if (fn == stow::math::kLog || fn == stow::math::kSqrt || fn == stow::math::kRsqrt || fn == stow::math::kReciprocal || fn == stow::math::kPow)
+        for (float& v : xs) v = std::fabs(v) + 0.25f;
+      auto x = t.in(xs);
+      auto dy = t.in(random_floats(size_t(n), -2, 2));
+      auto y = t.out(size_t(n));
+      if (bwd) {
+        stow::unary_bwd(t.cpu, y.h, x.h, dy.h, n, fn, 1.5f);
+        cuda::unary_bwd(t.gpu, y.d, x.d, dy.d, n, fn, 1.5f);
+      } else {
+        stow::unary(t.cpu, y.h, x.h, n, fn, 1.5f);
+        cuda::unary(t.gpu, y.d, x.d, n, fn, 1.5f);
+      }
+      k.expect_case(std::string(bwd ? "unary_bwd" : "unary") + " fn=" + std::to_string(fn), bitwise(t.device(y), t.host(y)));
+    }
+}
+
+void check_binary_math(Check& k) {
+  struct Shape {
+    int64_t n, inner, nb;
+  };
+  for (int32_t fn = 0; fn <= stow::math::kMinimum; fn++)
+    for (Shape s : {Shape{1001, 1, 7 * 11}, Shape{1001, 7, 11}, Shape{1001, 1, 1001}})
+      for (int32_t side : {-1, 0, 1}) {
+        Twin& t = k.t;
+        t.reset();
+        auto a = t.in(random_floats(size_t(s.n), 0.25f, 2));
+        auto b = t.in(random_floats(size_t(s.nb), 0.25f, 2));
+        auto dy = t.in(random_floats(size_t(s.n), -2, 2));
+        auto out = t.out(size_t(s.n));
+        if (side < 0) {
+          stow::binary(t.cpu, out.h, a.h, b.h, s.n, s.inner, s.nb, fn);
+          cuda::binary(t.gpu, out.d, a.d, b.d, s.n, s.inner, s.nb, fn);
+        } else {
+          stow::binary_bwd(t.cpu, out.h, a.h, b.h, dy.h, s.n, s.inner, s.nb, fn, side);
+          cuda::binary_bwd(t.gpu, out.d, a.d, b.d, dy.d, s.n, s.inner, s.nb, fn, side);
+        }
+        k.expect_case("fn=" + std::to_string(fn) + " inner=" + std::to_string(s.inner) + " nb=" + std::to_string(s.nb) +
+                          " side=" + std::to_string(side),
+                      bitwise(t.device(out), t.host(out)));
+      }
+}
+
+void check_reduce_last(Check& k) {
+  for (int32_t fn = 0; fn <= stow::math::kMax; fn++)
+    for (bool bwd : {false, true}) {
+      Twin& t = k.t;
+      t.reset();
+      const int64_t rows = 37, C = 29;
+      auto x = t.in(random_floats(size_t(rows * C), -3, 3));
+      auto y = t.out(size_t(rows));
+      stow::reduce_last(t.cpu, y.h, x.h, rows, C, fn);
+      cuda::reduce_last(t.gpu, y.d, x.d, rows, C, fn);
+      const std::string label = std::string(bwd ? "reduce_last_bwd" : "reduce_last") + " fn=" + std::to_string(fn);
+      if (!bwd) {
+        k.expect_case(label, bitwise(t.device(y), t.host(y)));
+        continue;
+      }
+      auto dy = t.in(random_floats(size_t(rows), -2, 2));
+      auto dx = t.out(size_t(rows * C));
+      stow::reduce_last_bwd(t.cpu, dx.h, x.h, y.h, dy.h, rows, C, fn);
+      cuda::reduce_last_bwd(t.gpu, dx.d, x.d, y.d, dy.d, rows, C, fn);
+      k.expect_case(label, bitwise(t.device(dx), t.host(dx)));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 struct Named {
@@ -1278,6 +1354,9 @@ const Named kChecks[] = {
     {"gelu_bwd", check_gelu_bwd},
     {"silu_fwd", check_silu_fwd},
     {"silu_bwd", check_silu_bwd},
+    {"unary/unary_bwd", check_unary},
+    {"binary/binary_bwd", check_binary_math},
+    {"reduce_last/reduce_last_bwd", check_reduce_last},
     {"rope", check_rope},
     {"permute", check_permute},
     {"slice_last", check_slice_last},

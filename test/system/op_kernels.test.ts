@@ -22,7 +22,7 @@ import { GraphBuilder } from "../../ir/builder.ts";
 import { type AdamOptions, type Tensor, evalNode } from "../../ir/interpret.ts";
 import * as K from "../../ir/interpret_ops.ts";
 import { OPS, type OpName, opDef, runsKernel, workspaceBytes } from "../../ir/ops.ts";
-import type { AttrsOf } from "../../ir/op_attrs.ts";
+import { type AttrsOf, BINARY_FNS, REDUCE_FNS, UNARY_FNS, type UnaryFn } from "../../ir/op_attrs.ts";
 import type { Breakdown, MemoryPlan } from "../../ir/passes/memory_plan.ts";
 import {
   type Attrs,
@@ -82,6 +82,10 @@ const vpChain = (b: GraphBuilder, [logits, targets]: Value[]) => {
   return { logits, targets, max, sums };
 };
 
+/** Inputs where `fn` is defined and smooth: positive for log, sqrt and their kin. */
+const domain = (fn: UnaryFn, n: number): Leaf =>
+  ["log", "sqrt", "rsqrt", "reciprocal", "pow"].includes(fn) ? positive(n) : { shape: [n], lo: -3, hi: 3 };
+
 /** The sources and views: they run nothing (a test holds this to the registry's runsKernel). */
 const NO_KERNEL = "no kernel";
 
@@ -117,6 +121,37 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   layernorm_bwd: [
     { leaves: [f(4, 6), f(6), f(4, 6)], attrs: { eps: 1e-5 } },
     { leaves: [f(4, 6), f(6), f(4, 6)], attrs: { eps: 1e-5, bias: false } },
+  ],
+  unary: UNARY_FNS.map((fn) => ({ leaves: [domain(fn, 37)], attrs: { fn, p: 1.5 } })),
+  unary_bwd: UNARY_FNS.map((fn) => ({ leaves: [domain(fn, 37), f(37)], attrs: { fn, p: 1.5 } })),
+  binary: [
+    ...BINARY_FNS.map((fn) => ({ leaves: [positive(3, 7), positive(7)], attrs: { fn } })),
+    { leaves: [f(3, 5, 4), f(3, 5, 1)], attrs: { fn: "sub" } }, // a keepdim reduction's [..., 1]
+    { leaves: [f(3, 5, 4), f(5, 1)], attrs: { fn: "maximum" } },
+  ],
+  binary_bwd: [
+    ...BINARY_FNS.flatMap((fn) => [0, 1].map((side) => ({ leaves: [positive(3, 7), positive(7), f(3, 7)], attrs: { fn, side } }))),
+    { leaves: [f(3, 5, 4), f(5, 1), f(3, 5, 4)], attrs: { fn: "div", side: 1 } },
+    { leaves: [{ shape: [2, 3], lo: 0.5, hi: 0.5 }, { shape: [3], lo: 0.5, hi: 0.5 }, f(2, 3)], attrs: { fn: "minimum", side: 0 } }, // ties
+  ],
+  reduce: REDUCE_FNS.map((fn) => ({ leaves: [f(3, 5, 7)], attrs: { fn } })),
+  reduce_bwd: [
+    { leaves: [f(3, 5, 1)], attrs: { fn: "sum", C: 7 } }, // sum and mean: dy alone
+    { leaves: [f(3, 5, 1)], attrs: { fn: "mean", C: 7 } },
+    ...REDUCE_FNS.map((fn) => ({
+      leaves: [f(3, 5, 7), f(3, 5, 1)],
+      build: (b: GraphBuilder, [x, dy]: Value[]) => {
+        const [y] = add(b, "reduce", [x], { fn });
+        add(b, "reduce_bwd", [x, y, dy], { fn });
+      },
+    })),
+    {
+      leaves: [{ shape: [2, 4], lo: 0.5, hi: 0.5 }, f(2, 1)], // every element ties for the max
+      build: (b: GraphBuilder, [x, dy]: Value[]) => {
+        const [y] = add(b, "reduce", [x], { fn: "max" });
+        add(b, "reduce_bwd", [x, y, dy], { fn: "max" });
+      },
+    },
   ],
   gelu: { leaves: [{ shape: [37], lo: -4, hi: 4 }] },
   gelu_bwd: { leaves: [{ shape: [37], lo: -4, hi: 4 }, f(37)] },

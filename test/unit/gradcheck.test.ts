@@ -9,6 +9,10 @@ import { autodiff } from "../../ir/passes/autodiff.ts";
 import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { type Graph, type Shape, type Value, numel } from "../../ir/types.ts";
 import { verifyGraph } from "../../ir/verify.ts";
+import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../ir/op_attrs.ts";
+import { logSoftmax, rmsNorm, softmax } from "../../src/dsl/functional.ts";
+import { Tensor } from "../../src/dsl/tensor.ts";
+import { withTrace } from "../../src/dsl/trace.ts";
 import gpt2 from "../../samples/gpt2.ts";
 import palm from "../../samples/palm.ts";
 import { buildModel, traceProgram } from "../../src/driver/trace_program.ts";
@@ -32,6 +36,16 @@ class Problem {
     const value = this.b.value("param", [], { name, shape });
     this.b.params.push({ name, shape, init: { kind: "normal", std: 0.02 }, decay: shape.length >= 2, value });
     this.feeds.params.set(name, this.uniform(numel(shape), scale));
+    return value;
+  }
+
+  /** A parameter with values in [0.5, 2], for functions defined on positive numbers. */
+  positiveParam(name: string, shape: Shape): Value {
+    const value = this.param(name, shape);
+    this.feeds.params.set(
+      name,
+      this.feeds.params.get(name)!.map((v) => 1.25 + 0.75 * v),
+    );
     return value;
   }
 
@@ -301,6 +315,41 @@ describe("gradient of each op matches finite differences", () => {
     expect(check((p) => [p.b.value("concat", [p.param("a", [2, 3]), p.param("b", [2, 1]), p.param("c", [2, 2])])])).toEqual([]);
   });
 
+  // The elementwise math and reductions, each function on its domain (positive where log, sqrt and
+  // their kin need it), and each broadcast of the right operand: whole, trailing, a keepdim [..., 1].
+  const POSITIVE_ONLY = new Set(["log", "sqrt", "rsqrt", "reciprocal", "pow"]);
+  for (const fn of UNARY_FNS) {
+    it(`unary ${fn}`, () => {
+      expect(
+        check((p) => {
+          const x = POSITIVE_ONLY.has(fn) ? p.positiveParam("x", [3, 5]) : p.param("x", [3, 5], 2);
+          return [p.b.value("unary", [x], { fn, p: 2.5 })];
+        }),
+      ).toEqual([]);
+    });
+  }
+
+  for (const fn of BINARY_FNS) {
+    for (const right of [[2, 3, 4], [4], [2, 3, 1], [3, 1]]) {
+      it(`binary ${fn}, right operand [${right}]`, () => {
+        expect(
+          check((p) => {
+            const positive = fn === "div" || fn === "pow";
+            const a = positive ? p.positiveParam("a", [2, 3, 4]) : p.param("a", [2, 3, 4]);
+            const b = positive ? p.positiveParam("b", right) : p.param("b", right);
+            return [p.b.value("binary", [a, b], { fn })];
+          }),
+        ).toEqual([]);
+      });
+    }
+  }
+
+  for (const fn of REDUCE_FNS) {
+    it(`reduce ${fn} over the last axis`, () => {
+      expect(check((p) => [p.b.value("reduce", [p.param("x", [2, 3, 5])], { fn })])).toEqual([]);
+    });
+  }
+
   it("a value used twice (by one node and by two nodes) gets the sum of its gradients", () => {
     expect(
       check((p) => {
@@ -310,6 +359,29 @@ describe("gradient of each op matches finite differences", () => {
       }),
     ).toEqual([]);
   });
+});
+
+describe("DSL composites built on the primitives", () => {
+  const composites: [string, (x: Tensor, w: Tensor) => Tensor][] = [
+    ["rmsNorm", (x, w) => rmsNorm(x, w, 1e-5)],
+    ["softmax over the last axis", (x, w) => softmax(x.mul(w), -1)],
+    ["logSoftmax over the last axis", (x, w) => logSoftmax(x.mul(w), -1)],
+    [
+      "x.pow(2).sum(-1) with tanh, sigmoid, relu, div and maximum",
+      (x, w) => x.tanh().add(x.sigmoid()).div(x.relu().add(1)).maximum(w).pow(2).sum(-1),
+    ],
+  ];
+  for (const [name, f] of composites) {
+    it(name, () => {
+      expect(
+        check((p) => {
+          const x = p.param("x", [2, 3, 6], 2);
+          const w = p.param("w", [6]);
+          return [withTrace(p.b, () => f(new Tensor(x), new Tensor(w)).value)];
+        }),
+      ).toEqual([]);
+    });
+  }
 });
 
 describe("GPT-2 sample, forward and backward as a whole", () => {

@@ -2,7 +2,8 @@
 // maps to, with pointers into the arena at the offsets the memory plan chose and the sizes the shapes
 // give. Views and leaves run nothing (the registry's runsKernel). The switch is exhaustive over the
 // ops: one added without a binding here is a type error.
-import { attentionDims, attentionGroup, lmHeadDims } from "../../../ir/ops.ts";
+import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
+import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "../../../ir/ops.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 
@@ -102,6 +103,28 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
           cFloat(n.attrs.eps),
         ),
       ];
+    case "unary":
+      return [call("unary", ptr(y0), ptr(x0), numel(x0.shape), UNARY_FNS.indexOf(n.attrs.fn), cFloat(n.attrs.p ?? 0))];
+    case "unary_bwd":
+      return [call("unary_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), UNARY_FNS.indexOf(n.attrs.fn), cFloat(n.attrs.p ?? 0))];
+    case "binary": {
+      const { inner, nb } = binaryBroadcast(x0.shape, x1.shape)!;
+      return [call("binary", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape), inner, nb, BINARY_FNS.indexOf(n.attrs.fn))];
+    }
+    case "binary_bwd": {
+      const { inner, nb } = binaryBroadcast(x0.shape, x1.shape)!;
+      return [
+        call("binary_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(x0.shape), inner, nb, BINARY_FNS.indexOf(n.attrs.fn), n.attrs.side),
+      ];
+    }
+    case "reduce":
+      return [call("reduce_last", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0), REDUCE_FNS.indexOf(n.attrs.fn))];
+    case "reduce_bwd": {
+      const fn = REDUCE_FNS.indexOf(n.attrs.fn);
+      const rows = numel(y0.shape) / last(y0);
+      if (n.inputs.length === 3) return [call("reduce_last_bwd", ptr(y0), ptr(x0), ptr(x1), ptr(x2), rows, last(y0), fn)];
+      return [call("reduce_last_bwd", ptr(y0), "nullptr", "nullptr", ptr(x0), rows, last(y0), fn)];
+    }
     case "gelu":
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
