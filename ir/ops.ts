@@ -64,7 +64,8 @@ function expectF32(op: string, v: Value, what: string): void {
   if (v.dtype !== "f32") fail(`${op}: ${what} must be f32, got ${v.dtype}`);
 }
 
-function isSuffix(suffix: Shape, of: Shape): boolean {
+/** Whether `suffix` is a trailing part of `of` (the broadcasting add and mul allow). */
+export function isSuffix(suffix: Shape, of: Shape): boolean {
   if (suffix.length > of.length) return false;
   const off = of.length - suffix.length;
   return suffix.every((d, i) => d === of[off + i]);
@@ -134,6 +135,11 @@ export interface LmHeadDims {
   tb: boolean;
   rows: number;
   cols: number;
+}
+
+/** Bytes of the forward kernel's workspace for a tile: its logits and two floats a row (the backward's is the logits). */
+export function lmHeadWorkspace(t: { rows: number; cols: number }): number {
+  return (t.rows * t.cols + 2 * t.rows) * 4;
 }
 
 export function lmHeadDims(inputs: readonly Value[], attrs: LmHeadAttrs): LmHeadDims {
@@ -408,10 +414,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     flops: (n) => lmHeadFlops(lmHeadWork(n.inputs, n.attrs, true)),
     arity: 3,
     infer: linearCrossEntropyInfer,
-    workspace: (inputs, attrs) => {
-      const { rows, cols } = lmHeadDims(inputs, attrs);
-      return (rows * cols + 2 * rows) * 4;
-    },
+    workspace: (inputs, attrs) => lmHeadWorkspace(lmHeadDims(inputs, attrs)),
   },
   linear_cross_entropy_bwd: {
     kind: "compute",

@@ -13,7 +13,15 @@ import { SettingError } from "../base/errors.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type Budgets, deviceOnly, fits } from "./fits.ts";
 import { type Moves, NO_MOVES, type PassSettings, Pipeline } from "./pipeline.ts";
-import { type Candidate, type CompileOptions, type CompiledProgram, type Plan, type PlanCandidate, resolveDecisions } from "./plan.ts";
+import {
+  type Candidate,
+  type CompileOptions,
+  type CompiledProgram,
+  type Plan,
+  type PlanCandidate,
+  type PlanDecisions,
+  resolveDecisions,
+} from "./plan.ts";
 import { choosePlan } from "./choose.ts";
 import { backendCaps } from "./backends.ts";
 import { checkpointModes } from "./strategies/checkpoint_modes.ts";
@@ -22,7 +30,8 @@ import { forcedMode } from "./strategies/forced_mode.ts";
 import { offloadSchedule } from "./strategies/offload_schedule.ts";
 import { movesWithinSlack, savedBytesPerRegion } from "./strategies/moves_beside_offload.ts";
 import { kernelTiles } from "./strategies/kernel_tiles.ts";
-import { lmHeadTile, lmHeadWorkspace, smallerLmHeadTiles } from "../ir/passes/fuse_lm_head.ts";
+import { smallerLmHeadTiles } from "../ir/passes/fuse_lm_head.ts";
+import { lmHeadDims, lmHeadWorkspace } from "../ir/ops.ts";
 
 /** The programs a plan compiles, as traced from the model. */
 export interface TracedPrograms {
@@ -41,12 +50,11 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
   const base: PassSettings = { ranks: decisions.ranks, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
   // The fused LM head's tile: the default unless it keeps every plan from fitting the device budget.
   const head = pipeline.after("fuse", base).nodes.find((n) => n.op === "linear_cross_entropy");
-  const [N, V] = head ? [head.inputs[0].shape[0], head.inputs[1].shape[head.attrs.tb === true ? 0 : 1]] : [0, 0];
-  const defaultWorkspace = head ? lmHeadWorkspace(lmHeadTile(N, V)) : 0;
+  const dims = head && lmHeadDims(head.inputs, head.attrs);
   return kernelTiles(
-    (tile) => planWith(pipeline, traced, modelPath, config, opts, { ...base, ...(tile && { lmHeadTile: tile }) }),
-    head ? smallerLmHeadTiles(N, V) : [],
-    (t) => defaultWorkspace - lmHeadWorkspace(t),
+    (tile) => planWith(pipeline, traced, modelPath, config, opts, decisions, { ...base, ...(tile && { lmHeadTile: tile }) }),
+    dims ? smallerLmHeadTiles(dims.N, dims.V) : [],
+    (t) => (dims ? lmHeadWorkspace(dims) - lmHeadWorkspace(t) : 0),
     decisions.deviceBudget,
   );
 }
@@ -58,9 +66,9 @@ function planWith(
   modelPath: string,
   config: ModelConfig,
   opts: CompileOptions,
+  decisions: PlanDecisions,
   base: PassSettings,
 ): Plan {
-  const decisions = resolveDecisions(opts);
   const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));

@@ -49,11 +49,6 @@ export function smallerLmHeadTiles(N: number, V: number): LmHeadTile[] {
   return out;
 }
 
-/** Bytes of the forward kernel's workspace for a tile (the backward's is rows x cols floats). */
-export function lmHeadWorkspace(t: LmHeadTile): number {
-  return (t.rows * t.cols + 2 * t.rows) * 4;
-}
-
 interface LmHead {
   /** The cross_entropy node, the matmul, and the reshape between them if any. */
   loss: Node;

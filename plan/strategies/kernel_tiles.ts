@@ -19,35 +19,28 @@ export function kernelTiles<P>(
   saving: (t: LmHeadTile) => number,
   budget: number | undefined,
 ): P {
-  let refused: DoesNotFitError;
-  try {
-    return planWith(undefined);
-  } catch (e) {
-    if (!(e instanceof DoesNotFitError) || e.budget !== "device" || budget === undefined || smaller.length === 0) throw e;
-    refused = e;
-  }
-  const least = refused.least?.arenaBytes ?? Infinity;
   const leastOf = (e: DoesNotFitError) => e.least?.arenaBytes ?? Infinity;
-  let tried: LmHeadTile | undefined;
-  for (const t of smaller) {
-    if (least - saving(t) > budget) continue;
-    tried = t;
+  let refused: DoesNotFitError | undefined;
+  // The plan with `tile`, or undefined when the device budget refuses it (keeping the least refusal).
+  const attempt = (tile?: LmHeadTile): P | undefined => {
     try {
-      return planWith(t);
+      return planWith(tile);
     } catch (e) {
       if (!(e instanceof DoesNotFitError) || e.budget !== "device") throw e;
-      if (leastOf(e) < leastOf(refused)) refused = e;
+      if (refused === undefined || leastOf(e) < leastOf(refused)) refused = e;
+      return undefined;
     }
-  }
-  // Nothing fits: the refusal that needs the least memory, the smallest tile's planned too (its plan may
-  // fit after all, where the saving bound was loose).
-  const smallest = smaller[smaller.length - 1];
-  if (tried !== smallest) {
-    try {
-      return planWith(smallest);
-    } catch (e) {
-      if (!(e instanceof DoesNotFitError) || e.budget !== "device") throw e;
-      if (leastOf(e) < leastOf(refused)) refused = e;
+  };
+  const plain = attempt();
+  if (plain !== undefined) return plain;
+  if (budget !== undefined) {
+    const least = leastOf(refused!);
+    const smallest = smaller[smaller.length - 1];
+    for (const t of smaller) {
+      // The smallest is always planned: its plan may fit where the saving bound was loose.
+      if (t !== smallest && least - saving(t) > budget) continue;
+      const p = attempt(t);
+      if (p !== undefined) return p;
     }
   }
   throw refused;

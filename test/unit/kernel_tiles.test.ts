@@ -6,7 +6,8 @@ import { compilePlan } from "../../src/driver/compile.ts";
 import { DoesNotFitError } from "../../plan/choose.ts";
 import type { CompileOptions, Plan } from "../../plan/plan.ts";
 import { kernelTiles } from "../../plan/strategies/kernel_tiles.ts";
-import { LM_HEAD_COL_UNIT, type LmHeadTile, lmHeadTile, lmHeadWorkspace, smallerLmHeadTiles } from "../../ir/passes/fuse_lm_head.ts";
+import { LM_HEAD_COL_UNIT, type LmHeadTile, lmHeadTile, smallerLmHeadTiles } from "../../ir/passes/fuse_lm_head.ts";
+import { lmHeadWorkspace } from "../../ir/ops.ts";
 
 const tiny = { vocab: 512, seq: 32, layers: 2, dim: 64, heads: 4 };
 const opts: CompileOptions = { batch: 4, seq: 32, threads: 2, clip: true, checkpoint: "none" };
@@ -17,7 +18,7 @@ const plan = (config: typeof tiny, deviceMemory?: number): Plan =>
   });
 const tileOf = (p: Plan): LmHeadTile => {
   const head = p.train.graph.nodes.find((n) => n.op === "linear_cross_entropy")!;
-  return { rows: head.attrs.rows as number, cols: head.attrs.cols as number };
+  return { rows: head.attrs.rows, cols: head.attrs.cols };
 };
 
 describe("smaller LM-head tiles", () => {
