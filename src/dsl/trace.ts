@@ -85,7 +85,25 @@ export function withDeepStacks<T>(fn: () => T): T {
 
 /** The model line that called the op: its first stack frame in the model file, else outside the compiler. */
 export function callerLoc(): SourceLoc | undefined {
-  return callerLocOf(withDeepStacks(() => new Error()));
+  return callerLocOf(hereError());
+}
+
+/** Frames a first, cheap stack is read to: enough for almost every op's call, from the model's line. */
+const SHORT_STACK = 12;
+
+/**
+ * An Error made here, for reading the model's line from: a short stack first, and a deep one only when
+ * the short one does not reach the model's code. Every op traced makes one (emit), and a deep stack
+ * costs more than the rest of tracing.
+ */
+function hereError(): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = SHORT_STACK;
+  const short = new Error();
+  Error.stackTraceLimit = limit;
+  const frames = userFrames(short);
+  const reached = modelFiles.size === 0 ? frames.length > 0 : frames.some((f) => modelFiles.has(f.file));
+  return reached ? short : withDeepStacks(() => new Error());
 }
 
 /** The model line where an error was thrown (its first stack frame in model code). */
@@ -119,7 +137,7 @@ function userFrames(error: unknown): { file: string; line: number; col: number }
 
 /** Adds a node for the calling model line; a shape error becomes a TraceError at that line. */
 export function emit<K extends OpName>(op: K, inputs: readonly Value[], attrs: AttrsOf<K> = {} as AttrsOf<K>): Value[] {
-  const here = withDeepStacks(() => new Error());
+  const here = hereError();
   const loc = callerLocOf(here);
   const trace = currentTrace();
   const marked = trace.region === undefined ? attrs : { ...attrs, ckpt: trace.region };
@@ -133,7 +151,7 @@ export function emit<K extends OpName>(op: K, inputs: readonly Value[], attrs: A
 
 /** A TraceError at the model line that called the DSL, naming the helper in between if there is one. */
 export function traceErrorHere(message: string): TraceError {
-  const here = withDeepStacks(() => new Error());
+  const here = hereError();
   return new TraceError(message + helperNote(here), callerLocOf(here));
 }
 
