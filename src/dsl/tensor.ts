@@ -1,6 +1,7 @@
 // The symbolic tensor handle of the DSL. Methods append IR nodes to the graph being traced; shapes are
 // static, so a mismatch is caught at the model line that made it.
 import type { BinaryFn, ReduceFn, UnaryFn } from "../../ir/op_attrs.ts";
+import { isSuffix } from "../../ir/ops.ts";
 import type { Shape, Value } from "../../ir/types.ts";
 import { numel } from "../../ir/types.ts";
 import { emit, traceErrorHere } from "./trace.ts";
@@ -150,10 +151,6 @@ export class Tensor {
 /** A number as a scalar constant (shape [], which broadcasts against any shape). */
 function operand(x: Tensor | number): Value {
   return typeof x === "number" ? emit("fill", [], { shape: [], value: x })[0] : x.value;
-}
-
-function isSuffix(b: Shape, a: Shape): boolean {
-  return b.length <= a.length && b.every((d, i) => d === a[a.length - b.length + i]);
 }
 
 function wrap(values: Value[]): Tensor {

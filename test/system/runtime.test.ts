@@ -3,6 +3,7 @@
 // binary. Expected values come from this file: cross-entropy, gradients and AdamW moments computed
 // here in double precision, the learning-rate formula written out here, safetensors and token files
 // written and parsed here.
+import type { StepEvent } from "../../runtime/train_events.ts";
 import { execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -159,17 +160,8 @@ function readSafetensors(path: string): { metadata: Record<string, string>; tens
 
 // ---- running ----------------------------------------------------------------------------------------
 
-interface Metrics {
-  step: number;
-  loss: number;
-  lr: number;
-  grad_norm: number | null;
-  tokens: number;
-  tokens_per_s: number;
-  step_seconds: number;
-  device_peak_bytes: number;
-  host_peak_bytes: number;
-}
+/** A --metrics line: a step event's fields without the event's own. */
+type Metrics = Omit<StepEvent, "event" | "steps">;
 
 function train(args: string[], bin = trainBin): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(bin, ["--threads", "2", ...args], { encoding: "utf8" });
