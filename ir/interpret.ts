@@ -2,6 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
+import { padAmounts } from "./movement.ts";
 import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
@@ -146,13 +147,17 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.transpose(get(n.inputs[0]), shape(0), n.attrs.perm)];
     case "split":
       return K.split(get(n.inputs[0]), last(shape(0)), n.attrs.sizes);
-    case "concat":
+    case "concat": {
+      // Along axis a, the parts are rows of (their length along a) x (the axes after a) elements.
+      const axis = n.attrs.axis ?? shape(0).length - 1;
+      const rows = (s: Shape) => [numel(s.slice(0, axis)), numel(s.slice(axis))];
       return [
         K.concat(
           n.inputs.map((v) => get(v)),
-          n.inputs.map((v) => v.shape),
+          n.inputs.map((v) => rows(v.shape)),
         ),
       ];
+    }
     case "grad_norm":
       return [K.globalNorm(n.inputs.map((_, i) => f(i)))];
     case "adamw": {
@@ -191,6 +196,24 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "sum_squares":
     case "norm_from_squares":
       throw new Error(`interpret: ${n.op} runs across ranks; interpret it per rank (test/helpers/spmd.ts): ${formatNode(n)}`);
+    case "slice":
+      return [K.sliceAxis(get(n.inputs[0]), shape(0), n.attrs.dim, n.attrs.start, n.attrs.length)];
+    case "pad": {
+      const { before, after } = padAmounts(shape(0).length, n.attrs.before, n.attrs.after);
+      return [K.pad(get(n.inputs[0]), shape(0), before, after, n.attrs.value)];
+    }
+    case "expand":
+      return [K.expand(get(n.inputs[0]), shape(0), outShape)];
+    case "expand_bwd":
+      return [K.expandBwd(f(0), shape(0), outShape)];
+    case "index_select":
+      return [K.indexSelect(get(n.inputs[0]), shape(0), n.attrs.dim, int(1), shape(1))];
+    case "index_select_bwd":
+      return [K.indexSelectBwd(int(0), shape(0), f(1), shape(1), n.attrs.dim, n.attrs.D)];
+    case "gather":
+      return [K.gather(get(n.inputs[0]), shape(0), n.attrs.dim, int(1), shape(1))];
+    case "gather_bwd":
+      return [K.gatherBwd(int(0), shape(0), f(1), n.attrs.dim, n.attrs.D)];
     default:
       return unreachable(n);
   }

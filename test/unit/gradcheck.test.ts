@@ -504,3 +504,62 @@ describe("AdamW in the interpreter", () => {
     });
   }
 });
+
+describe("gradient of each data-movement op along any axis matches finite differences", () => {
+  for (const [dim, start, length] of [
+    [0, 1, 2],
+    [1, 0, 3],
+    [2, 2, 3],
+  ] as const) {
+    it(`slice of [3,4,5] along axis ${dim}, [${start}, ${start + length})`, () => {
+      expect(check((p) => [p.b.value("slice", [p.param("x", [3, 4, 5])], { dim, start, length })])).toEqual([]);
+    });
+  }
+
+  it("pad of the last two axes, with a value", () => {
+    expect(check((p) => [p.b.value("pad", [p.param("x", [2, 3, 4])], { before: [1, 0], after: [2, 3], value: 0.5 })])).toEqual([]);
+  });
+
+  it("pad that crops one axis and pads another", () => {
+    expect(check((p) => [p.b.value("pad", [p.param("x", [2, 3, 5])], { before: [1, -2], after: [0, -1], value: 0 })])).toEqual([]);
+  });
+
+  for (const [from, to] of [
+    [
+      [3, 1],
+      [2, 3, 4],
+    ],
+    [
+      [1, 4],
+      [3, 4],
+    ],
+    [[5], [2, 3, 5]],
+  ] as const) {
+    it(`expand [${from}] to [${to}]`, () => {
+      expect(check((p) => [p.b.value("expand", [p.param("x", from)], { shape: to })])).toEqual([]);
+    });
+  }
+
+  it("concat along a middle axis", () => {
+    expect(
+      check((p) => [p.b.value("concat", [p.param("a", [2, 3, 4]), p.param("b", [2, 1, 4]), p.param("c", [2, 2, 4])], { axis: 1 })]),
+    ).toEqual([]);
+  });
+
+  it("index_select along axis 1 with repeated and unused indices, of an indices tensor [2,3]", () => {
+    expect(
+      check((p) => [p.b.value("index_select", [p.param("x", [2, 5, 3]), p.ints("idx", [2, 3], [4, 0, 4, 1, 4, 0])], { dim: 1 })]),
+    ).toEqual([]);
+  });
+
+  it("gather along axis 0 and axis 1, indices repeated", () => {
+    expect(
+      check((p) => {
+        const x = p.param("x", [4, 3]);
+        const rows = p.b.value("gather", [x, p.ints("r", [2, 3], [3, 0, 3, 3, 1, 0])], { dim: 0 });
+        const cols = p.b.value("gather", [x, p.ints("c", [4, 2], [2, 2, 0, 1, 1, 1, 2, 0])], { dim: 1 });
+        return [rows, cols];
+      }),
+    ).toEqual([]);
+  });
+});
