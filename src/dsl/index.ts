@@ -19,3 +19,4 @@ export {
 } from "./functional.ts";
 export { defineModel, require, ConfigError } from "./model.ts";
 export type { ModelConfig, ModelDefinition, LanguageModel, ScaleRule } from "./model.ts";
+export { concat, cat, stack, pad, narrow, broadcastTo, indexSelect, gather } from "./movement.ts";
