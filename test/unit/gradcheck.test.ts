@@ -563,3 +563,19 @@ describe("gradient of each data-movement op along any axis matches finite differ
     ).toEqual([]);
   });
 });
+
+describe("a model that moves data along every axis, forward and backward as a whole", () => {
+  it("every parameter's gradient matches finite differences on sampled entries", async () => {
+    const { default: movementGpt } = await import("../fixtures/models/movement_gpt.ts");
+    const config = { vocab: 11, seq: 8, layers: 1, dim: 8, heads: 2 };
+    const forward = traceProgram(buildModel(movementGpt, config), config, { batch: 2, seq: 5, kind: "train" });
+    const ops = new Set(forward.nodes.map((n) => n.op));
+    for (const op of ["slice", "pad", "expand", "index_select", "gather", "concat"] as const) expect(ops).toContain(op);
+    const p = new Problem(8);
+    for (const param of forward.params) p.feeds.params.set(param.name, p.uniform(numel(param.shape), 0.8));
+    const tokens = rng(9);
+    const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
+    p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
+    expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
+  });
+});
