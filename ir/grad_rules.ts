@@ -2,7 +2,7 @@
 // gradients of its outputs (undefined where an output has none), and which inputs need a gradient;
 // it appends backward nodes and returns one gradient (or undefined) per input.
 import type { GraphBuilder } from "./builder.ts";
-import type { AttrsOf, OpName } from "./op_attrs.ts";
+import { type AttrsOf, type OpName, isComparison } from "./op_attrs.ts";
 import { binaryBroadcast } from "./ops.ts";
 import { type Node, type NodeOf, type Value, numel, shapeEq } from "./types.ts";
 
@@ -100,7 +100,9 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   },
 
   // Each operand's gradient in a's shape; b's is then summed back over the axes it was broadcast on.
+  // A comparison's mask is flat where it is defined: no gradient flows through it.
   binary(b, n, [dy], wants) {
+    if (isComparison(n.attrs.fn)) return [undefined, undefined];
     const [A, B] = n.inputs;
     const e = emitter(b, n);
     const fn = n.attrs.fn;
@@ -283,4 +285,16 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   expand_bwd: NONE,
   index_select_bwd: NONE,
   gather_bwd: NONE,
+
+  // dy goes to a where the condition holds and to b elsewhere, each summed back to its operand's
+  // shape; the condition gets none.
+  where(b, n, [dy], wants) {
+    const [cond, A, B] = n.inputs;
+    const out = n.outputs[0];
+    const e = emitter(b, n);
+    const zero = () => e("fill", [], { shape: [], value: 0 })[0];
+    const dA = wants[1] ? sumToOperand(b, n, e("where", [cond, dy!, zero()])[0], out, A) : undefined;
+    const dB = wants[2] ? sumToOperand(b, n, e("where", [cond, zero(), dy!])[0], out, B) : undefined;
+    return [undefined, dA, dB];
+  },
 };

@@ -214,6 +214,16 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.gather(get(n.inputs[0]), shape(0), n.attrs.dim, int(1), shape(1))];
     case "gather_bwd":
       return [K.gatherBwd(int(0), shape(0), f(1), n.attrs.dim, n.attrs.D)];
+    case "where": {
+      const [c, a, b] = [f(0), f(1), f(2)];
+      const at = (i: number, x: Float64Array, s: Shape) => {
+        const { inner, nb } = binaryBroadcast(outShape, s)!;
+        return x[K.broadcastIndex(i, inner, nb)];
+      };
+      return [
+        Float64Array.from({ length: numel(outShape) }, (_, i) => (at(i, c, shape(0)) !== 0 ? at(i, a, shape(1)) : at(i, b, shape(2)))),
+      ];
+    }
     default:
       return unreachable(n);
   }

@@ -506,6 +506,18 @@ export function binaryValue(fn: BinaryFn, a: number, b: number): number {
       return Math.max(a, b);
     case "minimum":
       return Math.min(a, b);
+    case "eq":
+      return Number(a === b);
+    case "ne":
+      return Number(a !== b);
+    case "lt":
+      return Number(a < b);
+    case "le":
+      return Number(a <= b);
+    case "gt":
+      return Number(a > b);
+    case "ge":
+      return Number(a >= b);
   }
 }
 
@@ -528,6 +540,13 @@ export function binaryDerivative(fn: BinaryFn, a: number, b: number, side: 0 | 1
       const aWins = fn === "maximum" ? a > b : a < b;
       return aWins === (side === 0) ? 1 : 0;
     }
+    case "eq":
+    case "ne":
+    case "lt":
+    case "le":
+    case "gt":
+    case "ge":
+      return 0;
   }
 }
 

@@ -117,6 +117,13 @@ export interface OpAttrs {
   gather: { readonly dim: number };
   /** dx of gather: inputs idx, dy; `D` is x's length along `dim`. Repeated indices add up. */
   gather_bwd: { readonly dim: number; readonly D: number };
+
+  /**
+   * where(cond, a, b): a where cond is nonzero, else b (torch.where on a float mask). The output has the
+   * shape of one operand, and the other two broadcast to it as `binary`'s right operand does
+   * (ir/ops.ts whereShape).
+   */
+  where: None;
 }
 
 /**
@@ -125,8 +132,13 @@ export interface OpAttrs {
  */
 export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "abs", "relu", "square", "reciprocal", "pow"] as const;
 export type UnaryFn = (typeof UNARY_FNS)[number];
-export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
+// The comparisons (eq to ge) give a float mask, 1 where the relation holds and 0 elsewhere; no gradient.
+export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"] as const;
 export type BinaryFn = (typeof BINARY_FNS)[number];
+export const COMPARISON_FNS: readonly BinaryFn[] = ["eq", "ne", "lt", "le", "gt", "ge"];
+export function isComparison(fn: BinaryFn): boolean {
+  return COMPARISON_FNS.includes(fn);
+}
 export const REDUCE_FNS = ["sum", "mean", "max"] as const;
 export type ReduceFn = (typeof REDUCE_FNS)[number];
 

@@ -236,7 +236,7 @@ function unaryFlops(fn: UnaryFn): number {
 }
 
 function binaryFlops(fn: BinaryFn): number {
-  return { add: 1, sub: 1, mul: 1, div: 1, pow: 25, maximum: 1, minimum: 1 }[fn];
+  return { add: 1, sub: 1, mul: 1, div: 1, pow: 25, maximum: 1, minimum: 1, eq: 1, ne: 1, lt: 1, le: 1, gt: 1, ge: 1 }[fn];
 }
 
 export const OPS: { readonly [K in OpName]: OpDef<K> } = {
@@ -713,7 +713,30 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32(shape)];
     },
   },
+
+  where: {
+    kind: "compute",
+    flops: (n) => numel(n.outputs[0].shape),
+    arity: 3,
+    infer: ([cond, a, b]) => {
+      expectF32("where", cond, "condition (a mask: use a comparison, or 0 and 1)");
+      expectF32("where", a, "value where true");
+      expectF32("where", b, "value where false");
+      const shape = whereShape(cond.shape, a.shape, b.shape);
+      if (!shape)
+        fail(
+          `where: condition ${formatShape(cond.shape)}, ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast ` +
+            `(two of them must be trailing parts of the third's shape, or its shape with its last axes 1)`,
+        );
+      return [f32(shape)];
+    },
+  },
 };
+
+/** where's output shape: the first of a, b and cond that the other two broadcast to (binaryBroadcast). */
+export function whereShape(cond: Shape, a: Shape, b: Shape): Shape | undefined {
+  return [a, b, cond].find((full) => [cond, a, b].every((x) => binaryBroadcast(full, x) !== undefined));
+}
 
 function checkAxis(op: string, dim: number, shape: Shape): void {
   if (!Number.isInteger(dim) || dim < 0 || dim >= shape.length) fail(`${op}: axis ${dim} is out of range for ${formatShape(shape)}`);

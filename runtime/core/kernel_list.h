@@ -238,6 +238,11 @@ STOW_KERNEL(take_axis, void, (Ctx& c, void* out, const void* x, const int32_t* i
 STOW_KERNEL(take_axis_bwd, void, (Ctx& c, float* dx, const int32_t* idx, const float* dy, int64_t outer, int64_t D,
                                   int64_t n, int64_t inner, bool per_element))
 
+// where: out[i] = cond[ci] != 0 ? a[ai] : b[bi], each operand broadcast as binary's b is, by its own
+// (inner, n) pair: xi = (i / inner_x) % n_x (ir/ops.ts whereShape, binaryBroadcast). out has n elements.
+STOW_KERNEL(where, void, (Ctx& c, float* out, const float* cond, const float* a, const float* b, int64_t n, int64_t inner_c,
+                          int64_t nc, int64_t inner_a, int64_t na, int64_t inner_b, int64_t nb))
+
 #undef STOW_KERNEL
 #undef STOW_GEMM_KERNEL
 #undef STOW_NORM_KERNEL

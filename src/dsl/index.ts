@@ -1,5 +1,5 @@
 // The DSL that model files import as "stowage".
-export { Tensor } from "./tensor.ts";
+export { Tensor, where } from "./tensor.ts";
 export { Parameter, init } from "./parameter.ts";
 export { Module, ModuleList, Linear, Embedding, LayerNorm, RMSNorm } from "./nn.ts";
 export {

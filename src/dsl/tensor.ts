@@ -201,6 +201,44 @@ export class Tensor {
   gather(dim: number, index: Tensor): Tensor {
     return wrap(emit("gather", [this.value, index.value], { dim: axis(dim, this.rank) }));
   }
+
+  // Comparisons give a float mask, 1 where the relation holds and 0 elsewhere (PyTorch gives bools);
+  // no gradient flows through them. The other operand broadcasts as in sub.
+  eq(other: Tensor | number): Tensor {
+    return this.binary("eq", other);
+  }
+  ne(other: Tensor | number): Tensor {
+    return this.binary("ne", other);
+  }
+  lt(other: Tensor | number): Tensor {
+    return this.binary("lt", other);
+  }
+  le(other: Tensor | number): Tensor {
+    return this.binary("le", other);
+  }
+  gt(other: Tensor | number): Tensor {
+    return this.binary("gt", other);
+  }
+  ge(other: Tensor | number): Tensor {
+    return this.binary("ge", other);
+  }
+  /** This where `cond` is nonzero, else `other` (torch.Tensor.where). */
+  where(cond: Tensor, other: Tensor | number): Tensor {
+    return where(cond, this, other);
+  }
+  /** `value` where `mask` is nonzero, else this (torch.Tensor.masked_fill), e.g. -Infinity before a softmax. */
+  maskedFill(mask: Tensor, value: number): Tensor {
+    return where(mask, value, this);
+  }
+}
+
+/**
+ * a where `cond` is nonzero, else b (torch.where, with a float mask such as a comparison gives). The
+ * result has the shape of one of the three, and the other two are numbers or broadcast to it as a
+ * right operand of sub does. The gradient goes to a and b, never to the condition.
+ */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  return wrap(emit("where", [cond.value, operand(a), operand(b)]));
 }
 
 /** A number as a scalar constant (shape [], which broadcasts against any shape). */

@@ -1292,7 +1292,7 @@ void check_binary_math(Check& k) {
   struct Shape {
     int64_t n, inner, nb;
   };
-  for (int32_t fn = 0; fn <= stow::math::kMinimum; fn++)
+  for (int32_t fn = 0; fn < stow::math::kBinaryCount; fn++)
     for (Shape s : {Shape{1001, 1, 7 * 11}, Shape{1001, 7, 11}, Shape{1001, 1, 1001}})
       for (int32_t side : {-1, 0, 1}) {
         Twin& t = k.t;
@@ -1423,6 +1423,28 @@ void check_take_axis(Check& k) {
       }
 }
 
+// where with each operand broadcast in turn (binary's (inner, n) pairs), on a mask with both values.
+void check_where(Check& k) {
+  struct Fit {
+    int64_t inner, n;
+  };
+  const int64_t n = 35 * 29;
+  for (const auto& fits : std::vector<std::vector<Fit>>{{{1, n}, {1, n}, {1, 29}}, {{29, 35}, {1, 1}, {1, n}}, {{1, 29}, {1, n}, {29, 35}}}) {
+    Twin& t = k.t;
+    t.reset();
+    Floats mask = random_floats(size_t(fits[0].n));
+    for (float& v : mask) v = v > 0 ? 1.0f : 0.0f;
+    auto cond = t.in(mask);
+    auto a = t.in(random_floats(size_t(fits[1].n)));
+    auto b = t.in(random_floats(size_t(fits[2].n)));
+    auto out = t.out(size_t(n));
+    stow::where(t.cpu, out.h, cond.h, a.h, b.h, n, fits[0].inner, fits[0].n, fits[1].inner, fits[1].n, fits[2].inner, fits[2].n);
+    cuda::where(t.gpu, out.d, cond.d, a.d, b.d, n, fits[0].inner, fits[0].n, fits[1].inner, fits[1].n, fits[2].inner, fits[2].n);
+    k.expect_case("where cond " + std::to_string(fits[0].n) + " a " + std::to_string(fits[1].n) + " b " + std::to_string(fits[2].n),
+                  bitwise(t.device(out), t.host(out)));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 struct Named {
@@ -1479,6 +1501,7 @@ const Named kChecks[] = {
     {"pad", check_pad},
     {"expand/expand_bwd", check_expand},
     {"take_axis/take_axis_bwd", check_take_axis},
+    {"where", check_where},
 };
 
 // In the child: one check, its line, exit 0 when it passed.

@@ -1,5 +1,6 @@
 // A model that moves its data with issue 17's movement ops along every axis (narrow, pad, expand,
-// concat, stack, indexSelect, gather; test/fixtures/models/movement_gpt.ts) builds with g++ and trains on
+// concat, stack, indexSelect, gather) and masks with comparisons and where
+// (test/fixtures/models/movement_gpt.ts) builds with g++ and trains on
 // the CPU backend with the planned peak as measured, with and without recomputing its blocks. Each op's
 // gradient is test/unit/gradcheck.test.ts's (the whole fixture's too), each kernel
 // test/system/op_kernels.test.ts's.

@@ -128,6 +128,13 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     ...BINARY_FNS.map((fn) => ({ leaves: [positive(3, 7), positive(7)], attrs: { fn } })),
     { leaves: [f(3, 5, 4), f(3, 5, 1)], attrs: { fn: "sub" } }, // a keepdim reduction's [..., 1]
     { leaves: [f(3, 5, 4), f(5, 1)], attrs: { fn: "maximum" } },
+    ...(["eq", "le", "ge"] as const).map((fn) => ({
+      leaves: [
+        { shape: [2, 3], lo: 0.5, hi: 0.5 },
+        { shape: [3], lo: 0.5, hi: 0.5 },
+      ],
+      attrs: { fn },
+    })), // ties
   ],
   binary_bwd: [
     ...BINARY_FNS.flatMap((fn) => [0, 1].map((side) => ({ leaves: [positive(3, 7), positive(7), f(3, 7)], attrs: { fn, side } }))),
@@ -298,6 +305,19 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   gather_bwd: [
     { leaves: [ids(5, 3, 6, 4), f(3, 6, 4)], attrs: { dim: 1, D: 5 } },
     { leaves: [ids(4, 3, 7), f(3, 7)], attrs: { dim: 0, D: 4 } },
+  ],
+  // A mask made by a comparison, as models make them; each operand broadcast in turn.
+  where: [
+    {
+      leaves: [f(3, 7), f(3, 7), f(7)],
+      build: (b, [x, a, other]) =>
+        void add(b, "where", [...add(b, "binary", [x, ...add(b, "fill", [], { shape: [], value: 0 })], { fn: "gt" }), a, other]),
+    },
+    {
+      leaves: [f(3, 1), f(), f(3, 5)],
+      build: (b, [x, a, other]) =>
+        void add(b, "where", [...add(b, "binary", [x, ...add(b, "fill", [], { shape: [], value: 0 })], { fn: "lt" }), a, other]),
+    },
   ],
 };
 

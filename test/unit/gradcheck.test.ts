@@ -9,7 +9,7 @@ import { autodiff } from "../../ir/passes/autodiff.ts";
 import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { type Graph, type Shape, type Value, numel } from "../../ir/types.ts";
 import { verifyGraph } from "../../ir/verify.ts";
-import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../ir/op_attrs.ts";
+import { BINARY_FNS, REDUCE_FNS, UNARY_FNS, isComparison } from "../../ir/op_attrs.ts";
 import { logSoftmax, rmsNorm, softmax } from "../../src/dsl/functional.ts";
 import { Tensor } from "../../src/dsl/tensor.ts";
 import { withTrace } from "../../src/dsl/trace.ts";
@@ -329,7 +329,7 @@ describe("gradient of each op matches finite differences", () => {
     });
   }
 
-  for (const fn of BINARY_FNS) {
+  for (const fn of BINARY_FNS.filter((f) => !isComparison(f))) {
     for (const right of [[2, 3, 4], [4], [2, 3, 1], [3, 1]]) {
       it(`binary ${fn}, right operand [${right}]`, () => {
         expect(
@@ -570,12 +570,46 @@ describe("a model that moves data along every axis, forward and backward as a wh
     const config = { vocab: 11, seq: 8, layers: 1, dim: 8, heads: 2 };
     const forward = traceProgram(buildModel(movementGpt, config), config, { batch: 2, seq: 5, kind: "train" });
     const ops = new Set(forward.nodes.map((n) => n.op));
-    for (const op of ["slice", "pad", "expand", "index_select", "gather", "concat"] as const) expect(ops).toContain(op);
+    for (const op of ["slice", "pad", "expand", "index_select", "gather", "concat", "where"] as const) expect(ops).toContain(op);
     const p = new Problem(8);
     for (const param of forward.params) p.feeds.params.set(param.name, p.uniform(numel(param.shape), 0.8));
     const tokens = rng(9);
     const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
     p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
     expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
+  });
+});
+
+describe("gradient of where and of comparisons matches finite differences", () => {
+  // The condition is a comparison of a fixed input: a mask that no parameter moves.
+  for (const [cond, a, b] of [
+    [
+      [2, 3, 4],
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    [[3, 4], [2, 3, 4], [4]],
+    [[2, 3, 1], [4], [2, 3, 4]],
+    [[2, 3, 4], [], [3, 1]],
+  ] as const) {
+    it(`where, condition [${cond}], a [${a}], b [${b}]`, () => {
+      expect(
+        check((p) => {
+          const zero = p.b.value("fill", [], { shape: [], value: 0 });
+          const mask = p.b.value("binary", [p.weights("m", cond), zero], { fn: "gt" });
+          return [p.b.value("where", [mask, p.param("a", a), p.param("b", b)])];
+        }),
+      ).toEqual([]);
+    });
+  }
+
+  it("a comparison passes no gradient: x * (x > 0) differentiates as relu", () => {
+    expect(
+      check((p) => {
+        const x = p.param("x", [3, 5], 2);
+        const mask = p.b.value("binary", [x, p.b.value("fill", [], { shape: [], value: 0 })], { fn: "gt" });
+        return [p.b.value("binary", [x, mask], { fn: "mul" })];
+      }),
+    ).toEqual([]);
   });
 });

@@ -9,6 +9,8 @@ import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { type DType, type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 
 export function cFloat(x: number): string {
+  // -Infinity is a mask's fill before a softmax (x.maskedFill(mask, -Infinity)); INFINITY is <cmath>'s.
+  if (x === Infinity || x === -Infinity) return x > 0 ? "INFINITY" : "-INFINITY";
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
   return Number.isInteger(x) ? `${x}.0f` : `${x}f`;
 }
@@ -284,6 +286,13 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "gather_bwd": {
       const { outer, D, inner } = aroundAxis(y0.shape, n.attrs.dim);
       return [call("take_axis_bwd", ptr(y0), ptr(x0), ptr(x1), outer, D, x0.shape[n.attrs.dim], inner, true)];
+    }
+    case "where": {
+      const fit = (v: Value) => {
+        const { inner, nb } = binaryBroadcast(y0.shape, v.shape)!;
+        return [inner, nb];
+      };
+      return [call("where", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(y0.shape), ...fit(x0), ...fit(x1), ...fit(x2))];
     }
     default:
       // Every op has a case above: n is `never` here, so a new op without one does not compile.
