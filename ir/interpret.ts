@@ -2,10 +2,10 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { padAmounts } from "./movement.ts";
 import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
+import { padAmounts } from "./movement.ts";
 
 export type Tensor = Float64Array | Int32Array;
 export type AdamOptions = K.AdamHyper;

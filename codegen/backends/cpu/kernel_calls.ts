@@ -4,9 +4,9 @@
 // ops: one added without a binding here is a type error.
 import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
 import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "../../../ir/ops.ts";
-import { aroundAxis, broadcastLayout, padLayout } from "../../../ir/movement.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
-import { type DType, type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
+import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
+import { aroundAxis, broadcastLayout, padLayout } from "../../../ir/movement.ts";
 
 export function cFloat(x: number): string {
   // -Infinity is a mask's fill before a softmax (x.maskedFill(mask, -Infinity)); INFINITY is <cmath>'s.
@@ -15,11 +15,11 @@ export function cFloat(x: number): string {
   return Number.isInteger(x) ? `${x}.0f` : `${x}f`;
 }
 
-/** A 4-byte word of `dtype` holding `value`, as a C++ literal: pad's fill (float bits or an int's). */
-function wordBits(value: number, dtype: DType): string {
+/** A 4-byte word holding `value` (an i32's, else an f32's bits), as a C++ literal: pad's fill. */
+function wordBits(value: number, dtype: Value["dtype"]): string {
   const word = new DataView(new ArrayBuffer(4));
-  if (dtype === "f32") word.setFloat32(0, value);
-  else word.setInt32(0, value);
+  if (dtype === "i32") word.setInt32(0, value);
+  else word.setFloat32(0, value);
   return `0x${word.getUint32(0).toString(16)}u`;
 }
 
