@@ -2,7 +2,7 @@
 // gradients of its outputs (undefined where an output has none), and which inputs need a gradient;
 // it appends backward nodes and returns one gradient (or undefined) per input.
 import type { GraphBuilder } from "./builder.ts";
-import type { AttrsOf, OpName } from "./op_attrs.ts";
+import { type AttrsOf, type OpName, isComparison } from "./op_attrs.ts";
 import { binaryBroadcast } from "./ops.ts";
 import { type Node, type NodeOf, type Value, numel, shapeEq } from "./types.ts";
 
@@ -100,7 +100,9 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   },
 
   // Each operand's gradient in a's shape; b's is then summed back over the axes it was broadcast on.
+  // A comparison's mask is flat where it is defined: no gradient flows through it.
   binary(b, n, [dy], wants) {
+    if (isComparison(n.attrs.fn)) return [undefined, undefined];
     const [A, B] = n.inputs;
     const e = emitter(b, n);
     const fn = n.attrs.fn;
@@ -155,8 +157,18 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     return [e("concat", parts)[0]];
   },
 
+  // Along the last axis the parts are one split; along another, a slice each.
   concat(b, n, [dy]) {
-    return emitter(b, n)("split", [dy!], { sizes: n.inputs.map((x) => x.shape[x.shape.length - 1]) });
+    const e = emitter(b, n);
+    const rank = n.outputs[0].shape.length;
+    const dim = n.attrs.axis ?? rank - 1;
+    if (dim === rank - 1) return e("split", [dy!], { sizes: n.inputs.map((x) => x.shape[dim]) });
+    let start = 0;
+    return n.inputs.map((x) => {
+      const part = e("slice", [dy!], { dim, start, length: x.shape[dim] })[0];
+      start += x.shape[dim];
+      return part;
+    });
   },
 
   // A rotation is orthogonal: its gradient is the inverse rotation of dy.
@@ -236,4 +248,53 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   cross_entropy_vp_bwd: NONE,
   sum_squares: NONE,
   norm_from_squares: NONE,
+
+  // Data movement along any axis: a slice's gradient pads it back with zeros, a pad's crops it away.
+  slice(b, n, [dy]) {
+    const { dim, start, length } = n.attrs;
+    const D = n.inputs[0].shape[dim];
+    const tail = n.inputs[0].shape.length - dim - 1;
+    const zeros = new Array<number>(tail).fill(0);
+    return [emitter(b, n)("pad", [dy!], { before: [start, ...zeros], after: [D - start - length, ...zeros], value: 0 })[0]];
+  },
+
+  pad(b, n, [dy]) {
+    const { before, after } = n.attrs;
+    return [emitter(b, n)("pad", [dy!], { before: before.map((x) => -x), after: after.map((x) => -x), value: 0 })[0]];
+  },
+
+  expand(b, n, [dy]) {
+    const x = n.inputs[0];
+    if (shapeEq(x.shape, dy!.shape)) return [dy];
+    return [emitter(b, n)("expand_bwd", [dy!], { shape: x.shape })[0]];
+  },
+
+  // Scatter-adds: an index picked twice gets both gradients; the indices get none.
+  index_select(b, n, [dy], wants) {
+    const [x, idx] = n.inputs;
+    const D = x.shape[n.attrs.dim];
+    return [wants[0] ? emitter(b, n)("index_select_bwd", [idx, dy!], { dim: n.attrs.dim, D })[0] : undefined, undefined];
+  },
+
+  gather(b, n, [dy], wants) {
+    const [x, idx] = n.inputs;
+    const D = x.shape[n.attrs.dim];
+    return [wants[0] ? emitter(b, n)("gather_bwd", [idx, dy!], { dim: n.attrs.dim, D })[0] : undefined, undefined];
+  },
+
+  expand_bwd: NONE,
+  index_select_bwd: NONE,
+  gather_bwd: NONE,
+
+  // dy goes to a where the condition holds and to b elsewhere, each summed back to its operand's
+  // shape; the condition gets none.
+  where(b, n, [dy], wants) {
+    const [cond, A, B] = n.inputs;
+    const out = n.outputs[0];
+    const e = emitter(b, n);
+    const zero = () => e("fill", [], { shape: [], value: 0 })[0];
+    const dA = wants[1] ? sumToOperand(b, n, e("where", [cond, dy!, zero()])[0], out, A) : undefined;
+    const dB = wants[2] ? sumToOperand(b, n, e("where", [cond, zero(), dy!])[0], out, B) : undefined;
+    return [undefined, dA, dB];
+  },
 };

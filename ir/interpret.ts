@@ -5,6 +5,7 @@ import * as K from "./interpret_ops.ts";
 import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
+import { padAmounts } from "./movement.ts";
 
 export type Tensor = Float64Array | Int32Array;
 export type AdamOptions = K.AdamHyper;
@@ -146,13 +147,17 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return [K.transpose(get(n.inputs[0]), shape(0), n.attrs.perm)];
     case "split":
       return K.split(get(n.inputs[0]), last(shape(0)), n.attrs.sizes);
-    case "concat":
+    case "concat": {
+      // Along axis a, the parts are rows of (their length along a) x (the axes after a) elements.
+      const axis = n.attrs.axis ?? shape(0).length - 1;
+      const rows = (s: Shape) => [numel(s.slice(0, axis)), numel(s.slice(axis))];
       return [
         K.concat(
           n.inputs.map((v) => get(v)),
-          n.inputs.map((v) => v.shape),
+          n.inputs.map((v) => rows(v.shape)),
         ),
       ];
+    }
     case "grad_norm":
       return [K.globalNorm(n.inputs.map((_, i) => f(i)))];
     case "adamw": {
@@ -191,6 +196,34 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "sum_squares":
     case "norm_from_squares":
       throw new Error(`interpret: ${n.op} runs across ranks; interpret it per rank (test/helpers/spmd.ts): ${formatNode(n)}`);
+    case "slice":
+      return [K.sliceAxis(get(n.inputs[0]), shape(0), n.attrs.dim, n.attrs.start, n.attrs.length)];
+    case "pad": {
+      const { before, after } = padAmounts(shape(0).length, n.attrs.before, n.attrs.after);
+      return [K.pad(get(n.inputs[0]), shape(0), before, after, n.attrs.value)];
+    }
+    case "expand":
+      return [K.expand(get(n.inputs[0]), shape(0), outShape)];
+    case "expand_bwd":
+      return [K.expandBwd(f(0), shape(0), outShape)];
+    case "index_select":
+      return [K.indexSelect(get(n.inputs[0]), shape(0), n.attrs.dim, int(1), shape(1))];
+    case "index_select_bwd":
+      return [K.indexSelectBwd(int(0), shape(0), f(1), shape(1), n.attrs.dim, n.attrs.D)];
+    case "gather":
+      return [K.gather(get(n.inputs[0]), shape(0), n.attrs.dim, int(1), shape(1))];
+    case "gather_bwd":
+      return [K.gatherBwd(int(0), shape(0), f(1), n.attrs.dim, n.attrs.D)];
+    case "where": {
+      const [c, a, b] = [f(0), f(1), f(2)];
+      const at = (i: number, x: Float64Array, s: Shape) => {
+        const { inner, nb } = binaryBroadcast(outShape, s)!;
+        return x[K.broadcastIndex(i, inner, nb)];
+      };
+      return [
+        Float64Array.from({ length: numel(outShape) }, (_, i) => (at(i, c, shape(0)) !== 0 ? at(i, a, shape(1)) : at(i, b, shape(2)))),
+      ];
+    }
     default:
       return unreachable(n);
   }

@@ -506,6 +506,18 @@ export function binaryValue(fn: BinaryFn, a: number, b: number): number {
       return Math.max(a, b);
     case "minimum":
       return Math.min(a, b);
+    case "eq":
+      return Number(a === b);
+    case "ne":
+      return Number(a !== b);
+    case "lt":
+      return Number(a < b);
+    case "le":
+      return Number(a <= b);
+    case "gt":
+      return Number(a > b);
+    case "ge":
+      return Number(a >= b);
   }
 }
 
@@ -528,6 +540,13 @@ export function binaryDerivative(fn: BinaryFn, a: number, b: number, side: 0 | 1
       const aWins = fn === "maximum" ? a > b : a < b;
       return aWins === (side === 0) ? 1 : 0;
     }
+    case "eq":
+    case "ne":
+    case "lt":
+    case "le":
+    case "gt":
+    case "ge":
+      return 0;
   }
 }
 
@@ -558,6 +577,131 @@ export function reduceRowsBwd(fn: ReduceFn, x: Float64Array, y: Float64Array, dy
       if (fn === "max") dx[r * C + c] = row[c] === y[r] ? dy[r] / ties : 0;
       else dx[r * C + c] = fn === "mean" ? dy[r] / C : dy[r];
     }
+  }
+  return dx;
+}
+
+// ---- Data movement along any axis: written over multi-indices, for clarity -------------------------
+
+/** The multi-index of flat position i in a row-major tensor of `shape`. */
+function unravel(i: number, shape: Shape): number[] {
+  const index = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    index[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return index;
+}
+
+/** The flat position of a multi-index in a row-major tensor of `shape`. */
+function ravel(index: readonly number[], shape: Shape): number {
+  return index.reduce((flat, i, d) => flat * shape[d] + i, 0);
+}
+
+/** `slice`: positions [start, start + length) of axis `dim`. */
+export function sliceAxis<T extends Float64Array | Int32Array>(x: T, shape: Shape, dim: number, start: number, length: number): T {
+  const outShape = shape.map((d, i) => (i === dim ? length : d));
+  const out = like(x, numel(outShape));
+  for (let o = 0; o < out.length; o++) {
+    const index = unravel(o, outShape);
+    index[dim] += start;
+    out[o] = x[ravel(index, shape)];
+  }
+  return out;
+}
+
+/** `pad` with amounts for every axis (negative ones crop): out[i] = x[i - before] inside x, else value. */
+export function pad<T extends Float64Array | Int32Array>(
+  x: T,
+  shape: Shape,
+  before: readonly number[],
+  after: readonly number[],
+  value: number,
+): T {
+  const outShape = shape.map((d, i) => d + before[i] + after[i]);
+  const out = like(x, numel(outShape));
+  for (let o = 0; o < out.length; o++) {
+    const index = unravel(o, outShape).map((i, d) => i - before[d]);
+    out[o] = index.every((i, d) => i >= 0 && i < shape[d]) ? x[ravel(index, shape)] : value;
+  }
+  return out;
+}
+
+/** `expand`: x of shape `small` (aligned with big's trailing axes) repeated along its axes of 1. */
+export function expand<T extends Float64Array | Int32Array>(x: T, small: Shape, big: Shape): T {
+  const out = like(x, numel(big));
+  const offset = big.length - small.length;
+  for (let o = 0; o < out.length; o++) {
+    const index = unravel(o, big)
+      .slice(offset)
+      .map((i, d) => (small[d] === 1 ? 0 : i));
+    out[o] = x[ravel(index, small)];
+  }
+  return out;
+}
+
+/** `expand_bwd`: each element of dy [big] added to the element of [small] that expand copied it from. */
+export function expandBwd(dy: Float64Array, big: Shape, small: Shape): Float64Array {
+  const dx = new Float64Array(numel(small));
+  const offset = big.length - small.length;
+  for (let o = 0; o < dy.length; o++) {
+    const index = unravel(o, big)
+      .slice(offset)
+      .map((i, d) => (small[d] === 1 ? 0 : i));
+    dx[ravel(index, small)] += dy[o];
+  }
+  return dx;
+}
+
+function checkIndex(op: string, i: number, D: number): number {
+  if (!(i >= 0 && i < D)) throw new Error(`interpret: ${op} index ${i} is outside [0, ${D})`);
+  return i;
+}
+
+/** `index_select`: axis `dim` of x replaced by the indices' axes, each picking a slice of x. */
+export function indexSelect<T extends Float64Array | Int32Array>(x: T, shape: Shape, dim: number, idx: Int32Array, idxShape: Shape): T {
+  const outShape = [...shape.slice(0, dim), ...idxShape, ...shape.slice(dim + 1)];
+  const out = like(x, numel(outShape));
+  for (let o = 0; o < out.length; o++) {
+    const index = unravel(o, outShape);
+    const picked = idx[ravel(index.slice(dim, dim + idxShape.length), idxShape)];
+    const src = [...index.slice(0, dim), checkIndex("index_select", picked, shape[dim]), ...index.slice(dim + idxShape.length)];
+    out[o] = x[ravel(src, shape)];
+  }
+  return out;
+}
+
+/** dx of index_select: each element of dy added where its index sent it from. */
+export function indexSelectBwd(idx: Int32Array, idxShape: Shape, dy: Float64Array, dyShape: Shape, dim: number, D: number): Float64Array {
+  const xShape = [...dyShape.slice(0, dim), D, ...dyShape.slice(dim + idxShape.length)];
+  const dx = new Float64Array(numel(xShape));
+  for (let o = 0; o < dy.length; o++) {
+    const index = unravel(o, dyShape);
+    const picked = idx[ravel(index.slice(dim, dim + idxShape.length), idxShape)];
+    dx[ravel([...index.slice(0, dim), checkIndex("index_select", picked, D), ...index.slice(dim + idxShape.length)], xShape)] += dy[o];
+  }
+  return dx;
+}
+
+/** `gather`: out[i] = x[i with axis dim replaced by idx[i]]. */
+export function gather<T extends Float64Array | Int32Array>(x: T, shape: Shape, dim: number, idx: Int32Array, idxShape: Shape): T {
+  const out = like(x, idx.length);
+  for (let o = 0; o < out.length; o++) {
+    const index = unravel(o, idxShape);
+    index[dim] = checkIndex("gather", idx[o], shape[dim]);
+    out[o] = x[ravel(index, shape)];
+  }
+  return out;
+}
+
+/** dx of gather: dy[i] added to dx at i with axis dim replaced by idx[i]. */
+export function gatherBwd(idx: Int32Array, idxShape: Shape, dy: Float64Array, dim: number, D: number): Float64Array {
+  const xShape = idxShape.map((d, i) => (i === dim ? D : d));
+  const dx = new Float64Array(numel(xShape));
+  for (let o = 0; o < dy.length; o++) {
+    const index = unravel(o, idxShape);
+    index[dim] = checkIndex("gather", idx[o], D);
+    dx[ravel(index, xShape)] += dy[o];
   }
   return dx;
 }

@@ -63,7 +63,8 @@ export interface OpAttrs {
   reshape: { readonly shape: Shape };
   transpose: { readonly perm: readonly number[] };
   split: { readonly sizes: readonly number[] };
-  concat: None;
+  /** Joins the inputs along `axis` (absent: the last), every other axis equal. */
+  concat: { readonly axis?: number };
   grad_norm: None;
 
   // Offloaded model data and moved activations: copies name the host buffer or chunk they serve.
@@ -91,6 +92,38 @@ export interface OpAttrs {
   cross_entropy_vp_bwd: { readonly vocab: number };
   sum_squares: None;
   norm_from_squares: None;
+
+  // Data movement along any axis (issue 17). Like transpose, these keep their input's dtype, except
+  // the gradients, which are f32.
+  /** x narrowed to [start, start + length) along axis `dim` (torch.narrow). */
+  slice: { readonly dim: number; readonly start: number; readonly length: number };
+  /**
+   * Constant padding (torch.nn.functional.pad): axis rank - before.length + k gets before[k] elements of
+   * `value` in front and after[k] behind; a negative amount crops instead, so pad's gradient is a pad.
+   */
+  pad: { readonly before: readonly number[]; readonly after: readonly number[]; readonly value: number };
+  /** x broadcast to `shape` (torch.expand): x's axes align with shape's trailing ones, each equal or 1. */
+  expand: { readonly shape: Shape };
+  /** The gradient of expand: dy summed over the axes expand broadcast, to `shape` (expand's input's). */
+  expand_bwd: { readonly shape: Shape };
+  /**
+   * Slices of x along `dim` picked by i32 indices [...] (torch.index_select, with indices of any shape):
+   * the output's shape is x's with axis `dim` replaced by the indices' shape.
+   */
+  index_select: { readonly dim: number };
+  /** dx of index_select: inputs indices, dy; `D` is x's length along `dim`. Repeated indices add up. */
+  index_select_bwd: { readonly dim: number; readonly D: number };
+  /** out[.., j, ..] = x[.., idx[.., j, ..], ..] along `dim` (torch.gather): idx has x's shape but along `dim`. */
+  gather: { readonly dim: number };
+  /** dx of gather: inputs idx, dy; `D` is x's length along `dim`. Repeated indices add up. */
+  gather_bwd: { readonly dim: number; readonly D: number };
+
+  /**
+   * where(cond, a, b): a where cond is nonzero, else b (torch.where on a float mask). The output has the
+   * shape of one operand, and the other two broadcast to it as `binary`'s right operand does
+   * (ir/ops.ts whereShape).
+   */
+  where: None;
 }
 
 /**
@@ -99,8 +132,13 @@ export interface OpAttrs {
  */
 export const UNARY_FNS = ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "abs", "relu", "square", "reciprocal", "pow"] as const;
 export type UnaryFn = (typeof UNARY_FNS)[number];
-export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
+// The comparisons (eq to ge) give a float mask, 1 where the relation holds and 0 elsewhere; no gradient.
+export const BINARY_FNS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"] as const;
 export type BinaryFn = (typeof BINARY_FNS)[number];
+export const COMPARISON_FNS: readonly BinaryFn[] = ["eq", "ne", "lt", "le", "gt", "ge"];
+export function isComparison(fn: BinaryFn): boolean {
+  return COMPARISON_FNS.includes(fn);
+}
 export const REDUCE_FNS = ["sum", "mean", "max"] as const;
 export type ReduceFn = (typeof REDUCE_FNS)[number];
 

@@ -6,6 +6,7 @@
 // rules (ir/grad_rules.ts), the reference semantics (ir/interpret.ts) and each backend's kernel
 // bindings (codegen/). An op missing from any of them is a compile error.
 import type { AttrsOf, BinaryFn, LmHeadAttrs, OpName, UnaryFn } from "./op_attrs.ts";
+import { MOVE_RANK, broadcastLayout, padAmounts, padLayout } from "./movement.ts";
 import { type DType, type NodeOf, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
 
 export type { OpName } from "./op_attrs.ts";
@@ -235,7 +236,7 @@ function unaryFlops(fn: UnaryFn): number {
 }
 
 function binaryFlops(fn: BinaryFn): number {
-  return { add: 1, sub: 1, mul: 1, div: 1, pow: 25, maximum: 1, minimum: 1 }[fn];
+  return { add: 1, sub: 1, mul: 1, div: 1, pow: 25, maximum: 1, minimum: 1, eq: 1, ne: 1, lt: 1, le: 1, gt: 1, ge: 1 }[fn];
 }
 
 export const OPS: { readonly [K in OpName]: OpDef<K> } = {
@@ -466,13 +467,20 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   concat: {
     kind: "compute",
     arity: "variadic",
-    infer: (xs) => {
-      const lead = xs[0].shape.slice(0, -1);
+    infer: (xs, a) => {
+      const rank = xs[0].shape.length;
+      const axis = a.axis ?? rank - 1;
+      if (!Number.isInteger(axis) || axis < 0 || axis >= rank) fail(`concat: axis ${axis} is out of range for rank ${rank}`);
+      const around = (s: Shape) => [...s.slice(0, axis), ...s.slice(axis + 1)];
       const dtype = xs[0].dtype;
-      for (const x of xs) if (!shapeEq(x.shape.slice(0, -1), lead)) fail("concat: leading dimensions differ");
+      for (const x of xs)
+        if (x.shape.length !== rank || !shapeEq(around(x.shape), around(xs[0].shape)))
+          fail(`concat: shapes ${xs.map((v) => formatShape(v.shape)).join(", ")} differ outside axis ${axis}`);
       const other = xs.find((x) => x.dtype !== dtype);
       if (other) fail(`concat: the inputs must have one dtype, got ${dtype} and ${other.dtype}`);
-      return [{ shape: [...lead, xs.reduce((s, x) => s + lastDim(x.shape), 0)], dtype }];
+      const shape = [...xs[0].shape];
+      shape[axis] = xs.reduce((s, x) => s + x.shape[axis], 0);
+      return [{ shape, dtype }];
     },
   },
   grad_norm: { kind: "compute", flops: perElement(2), hostable: true, arity: "variadic", infer: () => [f32([])] },
@@ -603,7 +611,136 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   // split ones, all-reduced; of the replicated ones, counted once), then the square root of their sum.
   sum_squares: { kind: "compute", arity: "variadic", infer: () => [f32([1])] },
   norm_from_squares: { kind: "compute", arity: "variadic", infer: () => [f32([])] },
+
+  // Data movement along any axis (ir/movement.ts). They move 4-byte words, so they keep the input's
+  // dtype; the gradients (expand_bwd, index_select_bwd, gather_bwd) add, so they are f32.
+  slice: {
+    kind: "compute",
+    arity: 1,
+    infer: ([x], a) => {
+      checkAxis("slice", a.dim, x.shape);
+      const D = x.shape[a.dim];
+      if (!Number.isInteger(a.start) || !Number.isInteger(a.length) || a.start < 0 || a.length < 1 || a.start + a.length > D)
+        fail(`slice: [${a.start}, ${a.start + a.length}) is not a non-empty range inside axis ${a.dim} of ${formatShape(x.shape)}`);
+      const shape = [...x.shape];
+      shape[a.dim] = a.length;
+      return [{ shape, dtype: x.dtype }];
+    },
+  },
+  pad: {
+    kind: "compute",
+    arity: 1,
+    infer: ([x], a) => {
+      const k = a.before.length;
+      if (a.after.length !== k || k > x.shape.length)
+        fail(
+          `pad: ${a.before.length} and ${a.after.length} amounts for ${formatShape(x.shape)} (one before and one after each padded axis)`,
+        );
+      if (![...a.before, ...a.after].every(Number.isInteger)) fail("pad: the amounts must be integers");
+      const amounts = padAmounts(x.shape.length, a.before, a.after);
+      const shape = x.shape.map((d, i) => d + amounts.before[i] + amounts.after[i]);
+      const cut = x.shape.findIndex((d, i) => -amounts.before[i] > d || -amounts.after[i] > d || shape[i] < 1);
+      if (cut >= 0)
+        fail(`pad: cropping axis ${cut} of ${formatShape(x.shape)} by ${-amounts.before[cut]} and ${-amounts.after[cut]} leaves nothing`);
+      if (padLayout(x.shape, a.before, a.after).inShape.length > MOVE_RANK)
+        fail(`pad: the padded axes must lie within ${MOVE_RANK - 2} neighbouring axes`);
+      if (x.dtype === "i32" && !Number.isInteger(a.value)) fail(`pad: an i32 tensor needs an integer value, got ${a.value}`);
+      return [{ shape, dtype: x.dtype }];
+    },
+  },
+  expand: {
+    kind: "compute",
+    arity: 1,
+    infer: ([x], a) => {
+      const layout = broadcastLayout(x.shape, a.shape);
+      if (!layout)
+        fail(
+          `expand: ${formatShape(x.shape)} does not broadcast to ${formatShape(a.shape)} (its axes align with the ` +
+            `trailing ones, and each must be equal or 1)`,
+        );
+      if (layout.big.length > MOVE_RANK) fail(`expand: more than ${MOVE_RANK} alternations of broadcast and kept axes`);
+      return [{ shape: a.shape, dtype: x.dtype }];
+    },
+  },
+  // Each element of dx sums its broadcast copies in dy, in index order.
+  expand_bwd: {
+    kind: "compute",
+    flops: perElement(1),
+    arity: 1,
+    infer: ([dy], a) => {
+      const layout = broadcastLayout(a.shape, dy.shape);
+      if (!layout || layout.big.length > MOVE_RANK) fail(`expand_bwd: ${formatShape(dy.shape)} does not sum to ${formatShape(a.shape)}`);
+      return [f32(a.shape)];
+    },
+  },
+  index_select: {
+    kind: "compute",
+    arity: 2,
+    infer: ([x, idx], a) => {
+      checkAxis("index_select", a.dim, x.shape);
+      if (idx.dtype !== "i32") fail(`index_select: the indices must be i32, got ${idx.dtype}`);
+      return [{ shape: [...x.shape.slice(0, a.dim), ...idx.shape, ...x.shape.slice(a.dim + 1)], dtype: x.dtype }];
+    },
+  },
+  index_select_bwd: {
+    kind: "compute",
+    flops: (n) => numel(n.inputs[1].shape),
+    arity: 2,
+    infer: ([idx, dy], a) => {
+      const shape = [...dy.shape.slice(0, a.dim), a.D, ...dy.shape.slice(a.dim + idx.shape.length)];
+      return [f32(shape)];
+    },
+  },
+  gather: {
+    kind: "compute",
+    arity: 2,
+    infer: ([x, idx], a) => {
+      checkAxis("gather", a.dim, x.shape);
+      if (idx.dtype !== "i32") fail(`gather: the index must be i32, got ${idx.dtype}`);
+      const others = (s: Shape) => [...s.slice(0, a.dim), ...s.slice(a.dim + 1)];
+      if (idx.shape.length !== x.shape.length || !shapeEq(others(idx.shape), others(x.shape)) || idx.shape[a.dim] < 1)
+        fail(`gather: the index ${formatShape(idx.shape)} must have the shape of x ${formatShape(x.shape)} except along axis ${a.dim}`);
+      return [{ shape: idx.shape, dtype: x.dtype }];
+    },
+  },
+  gather_bwd: {
+    kind: "compute",
+    flops: (n) => numel(n.inputs[1].shape),
+    arity: 2,
+    infer: ([idx], a) => {
+      const shape = [...idx.shape];
+      shape[a.dim] = a.D;
+      return [f32(shape)];
+    },
+  },
+
+  where: {
+    kind: "compute",
+    flops: (n) => numel(n.outputs[0].shape),
+    arity: 3,
+    infer: ([cond, a, b]) => {
+      expectF32("where", cond, "condition (a mask: use a comparison, or 0 and 1)");
+      expectF32("where", a, "value where true");
+      expectF32("where", b, "value where false");
+      const shape = whereShape(cond.shape, a.shape, b.shape);
+      if (!shape)
+        fail(
+          `where: condition ${formatShape(cond.shape)}, ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast ` +
+            `(two of them must be trailing parts of the third's shape, or its shape with its last axes 1)`,
+        );
+      return [f32(shape)];
+    },
+  },
 };
+
+/** where's output shape: the first of a, b and cond that the other two broadcast to (binaryBroadcast). */
+export function whereShape(cond: Shape, a: Shape, b: Shape): Shape | undefined {
+  return [a, b, cond].find((full) => [cond, a, b].every((x) => binaryBroadcast(full, x) !== undefined));
+}
+
+function checkAxis(op: string, dim: number, shape: Shape): void {
+  if (!Number.isInteger(dim) || dim < 0 || dim >= shape.length) fail(`${op}: axis ${dim} is out of range for ${formatShape(shape)}`);
+}
 
 export function isOpName(op: string): op is OpName {
   return Object.hasOwn(OPS, op);

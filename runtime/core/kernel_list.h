@@ -215,6 +215,34 @@ STOW_KERNEL(sum_squares, void, (Ctx& c, float* out, const float* const* grads, c
 // out[0] = sqrt of the sum of parts[k][0] (the sums of squares, all-reduced between the two).
 STOW_NORM_KERNEL(norm_from_squares, (Ctx& c, float* out, const float* const* parts, int64_t count))
 
+// ---- Data movement along any axis (issue 17) -------------------------------------------------------
+// Words of 4 bytes like the data-movement kernels above, except the gradients, which add floats. The
+// shapes have `rank` <= 6 axes (ir/movement.ts merges axes that move alike); the index math is
+// core/move_index.h's, shared by the backends.
+// Constant padding: out [out_shape] at multi-index i is in [in_shape] at i - before where that lies
+// inside in, else the word `fill` (a float's or an int's bits). A negative before crops.
+STOW_KERNEL(pad, void, (Ctx& c, void* out, const void* in, int rank, const int64_t* in_shape, const int64_t* before,
+                        const int64_t* out_shape, uint32_t fill))
+// Broadcast: out [out_shape] at i is in [in_shape] at i with every axis where in_shape is 1 read at 0.
+STOW_KERNEL(expand, void, (Ctx& c, void* out, const void* in, int rank, const int64_t* in_shape, const int64_t* out_shape))
+// expand's gradient: dx [dx_shape] at j is the sum of dy [dy_shape] over the elements expand copied from
+// j, in index order.
+STOW_KERNEL(expand_bwd, void, (Ctx& c, float* dx, const float* dy, int rank, const int64_t* dx_shape, const int64_t* dy_shape))
+// x seen as [outer, D, inner], out as [outer, n, inner]: out[o, j, i] = x[o, k, i] with k = idx[j]
+// (index_select) or, per_element, k = idx[(o n + j) inner + i] (gather, idx of out's shape). k must
+// lie in [0, D): the CPU raises an error naming the index; CUDA writes 0 for it.
+STOW_KERNEL(take_axis, void, (Ctx& c, void* out, const void* x, const int32_t* idx, int64_t outer, int64_t D, int64_t n,
+                              int64_t inner, bool per_element))
+// Its gradient, a scatter-add: dx[o, k, i] = the sum of dy[o, j, i] over the j whose index is k, in j
+// order from 0 (0 where none). An index outside [0, D) is an error on the CPU; CUDA skips it.
+STOW_KERNEL(take_axis_bwd, void, (Ctx& c, float* dx, const int32_t* idx, const float* dy, int64_t outer, int64_t D,
+                                  int64_t n, int64_t inner, bool per_element))
+
+// where: out[i] = cond[ci] != 0 ? a[ai] : b[bi], each operand broadcast as binary's b is, by its own
+// (inner, n) pair: xi = (i / inner_x) % n_x (ir/ops.ts whereShape, binaryBroadcast). out has n elements.
+STOW_KERNEL(where, void, (Ctx& c, float* out, const float* cond, const float* a, const float* b, int64_t n, int64_t inner_c,
+                          int64_t nc, int64_t inner_a, int64_t na, int64_t inner_b, int64_t nb))
+
 #undef STOW_KERNEL
 #undef STOW_GEMM_KERNEL
 #undef STOW_NORM_KERNEL

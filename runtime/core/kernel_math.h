@@ -84,7 +84,8 @@ STOW_HD inline float silu_grad(float x, float dy) {
 // The functions of the `unary`, `binary` and `reduce` ops, numbered as ir/op_attrs.ts lists them
 // (UNARY_FNS, BINARY_FNS, REDUCE_FNS): codegen passes the number.
 enum UnaryFn : int32_t { kNeg, kExp, kLog, kSqrt, kRsqrt, kTanh, kSigmoid, kAbs, kRelu, kSquare, kReciprocal, kPow };
-enum BinaryFn : int32_t { kAdd, kSub, kMul, kDiv, kBPow, kMaximum, kMinimum };
+// The comparisons (kEq to kGe) give 1.0f where the relation holds, else 0.0f, and have no gradient.
+enum BinaryFn : int32_t { kAdd, kSub, kMul, kDiv, kBPow, kMaximum, kMinimum, kEq, kNe, kLt, kLe, kGt, kGe, kBinaryCount };
 enum ReduceFn : int32_t { kSum, kMean, kMax };
 
 // y = fn(x); p is kPow's exponent. exp, tanh and sigmoid go through vexp; log and pow are libm's.
@@ -137,7 +138,13 @@ STOW_HD inline float binary(int32_t fn, float a, float b) {
     case kDiv: return a / b;
     case kBPow: return std::pow(a, b);
     case kMaximum: return max_f(a, b);
-    default: return min_f(a, b);
+    case kMinimum: return min_f(a, b);
+    case kEq: return a == b ? 1.0f : 0.0f;
+    case kNe: return a != b ? 1.0f : 0.0f;
+    case kLt: return a < b ? 1.0f : 0.0f;
+    case kLe: return a <= b ? 1.0f : 0.0f;
+    case kGt: return a > b ? 1.0f : 0.0f;
+    default: return a >= b ? 1.0f : 0.0f;
   }
 }
 
@@ -150,11 +157,13 @@ STOW_HD inline float binary_grad(int32_t fn, int32_t side, float a, float b, flo
     case kMul: return side == 0 ? dy * b : dy * a;
     case kDiv: return side == 0 ? dy / b : -dy * a / (b * b);
     case kBPow: return side == 0 ? dy * b * std::pow(a, b - 1.0f) : dy * std::pow(a, b) * std::log(a);
-    default: {
+    case kMaximum:
+    case kMinimum: {
       if (a == b) return 0.5f * dy;
       const bool a_wins = fn == kMaximum ? a > b : a < b;
       return a_wins == (side == 0) ? dy : 0.0f;
     }
+    default: return 0.0f;  // a comparison is flat
   }
 }
 

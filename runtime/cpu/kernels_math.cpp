@@ -54,10 +54,10 @@ static void check_broadcast(Ctx& c, const char* name, int64_t n, int64_t inner, 
 // Row r of `inner` elements pairs with b[r % nb] when inner > 1, row r of nb elements with b when
 // inner == 1: either way the inner loop is a plain sweep.
 void binary(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t inner, int64_t nb, int32_t fn) {
-  check_fn(c, "binary", fn, math::kMinimum + 1);
+  check_fn(c, "binary", fn, math::kBinaryCount);
   check_broadcast(c, "binary", n, inner, nb);
   c.touch(out, n * 4);
-  with_fn<0, math::kMinimum + 1>(fn, [&](auto F) {
+  with_fn<0, math::kBinaryCount>(fn, [&](auto F) {
     if (inner == 1) {
 #pragma omp parallel for schedule(static) num_threads(c.threads)
       for (int64_t r = 0; r < n / nb; r++)
@@ -74,10 +74,10 @@ void binary(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64
 
 void binary_bwd(Ctx& c, float* d, const float* a, const float* b, const float* dy, int64_t n, int64_t inner, int64_t nb,
                 int32_t fn, int32_t side) {
-  check_fn(c, "binary_bwd", fn, math::kMinimum + 1);
+  check_fn(c, "binary_bwd", fn, math::kBinaryCount);
   check_broadcast(c, "binary_bwd", n, inner, nb);
   c.touch(d, n * 4);
-  with_fn<0, math::kMinimum + 1>(fn, [&](auto F) {
+  with_fn<0, math::kBinaryCount>(fn, [&](auto F) {
 #pragma omp parallel for schedule(static) num_threads(c.threads)
     for (int64_t i = 0; i < n; i++) d[i] = math::binary_grad(F, side, a[i], b[(i / inner) % nb], dy[i]);
   });
@@ -98,6 +98,17 @@ void reduce_last_bwd(Ctx& c, float* dx, const float* x, const float* y, const fl
 #pragma omp parallel for schedule(static) num_threads(c.threads)
   for (int64_t r = 0; r < rows; r++)
     math::reduce_row_grad(fn, dx + r * C, x ? x + r * C : nullptr, y ? y[r] : 0.0f, dy[r], C);
+}
+
+void where(Ctx& c, float* out, const float* cond, const float* a, const float* b, int64_t n, int64_t inner_c, int64_t nc,
+           int64_t inner_a, int64_t na, int64_t inner_b, int64_t nb) {
+  check_broadcast(c, "where", n, inner_c, nc);
+  check_broadcast(c, "where", n, inner_a, na);
+  check_broadcast(c, "where", n, inner_b, nb);
+  c.touch(out, n * 4);
+#pragma omp parallel for schedule(static) num_threads(c.threads)
+  for (int64_t i = 0; i < n; i++)
+    out[i] = cond[(i / inner_c) % nc] != 0.0f ? a[(i / inner_a) % na] : b[(i / inner_b) % nb];
 }
 
 }  // namespace stow

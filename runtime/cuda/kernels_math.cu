@@ -32,7 +32,7 @@ void unary_bwd(Ctx& c, float* dx, const float* x, const float* dy, int64_t n, in
 }
 
 void binary(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64_t inner, int64_t nb, int32_t fn) {
-  check_fn(c, "binary", fn, math::kMinimum + 1);
+  check_fn(c, "binary", fn, math::kBinaryCount);
   check_broadcast(c, "binary", n, inner, nb);
   c.touch(out, n * 4);
   for_each(c, "binary", n, [=] __device__(int64_t i) { out[i] = math::binary(fn, a[i], b[(i / inner) % nb]); });
@@ -40,7 +40,7 @@ void binary(Ctx& c, float* out, const float* a, const float* b, int64_t n, int64
 
 void binary_bwd(Ctx& c, float* d, const float* a, const float* b, const float* dy, int64_t n, int64_t inner, int64_t nb,
                 int32_t fn, int32_t side) {
-  check_fn(c, "binary_bwd", fn, math::kMinimum + 1);
+  check_fn(c, "binary_bwd", fn, math::kBinaryCount);
   check_broadcast(c, "binary_bwd", n, inner, nb);
   c.touch(d, n * 4);
   for_each(c, "binary_bwd", n,
@@ -63,6 +63,17 @@ void reduce_last_bwd(Ctx& c, float* dx, const float* x, const float* y, const fl
            [=] __device__(int64_t r) {
              math::reduce_row_grad(fn, dx + r * C, x ? x + r * C : nullptr, y ? y[r] : 0.0f, dy[r], C);
            });
+}
+
+void where(Ctx& c, float* out, const float* cond, const float* a, const float* b, int64_t n, int64_t inner_c, int64_t nc,
+           int64_t inner_a, int64_t na, int64_t inner_b, int64_t nb) {
+  check_broadcast(c, "where", n, inner_c, nc);
+  check_broadcast(c, "where", n, inner_a, na);
+  check_broadcast(c, "where", n, inner_b, nb);
+  c.touch(out, n * 4);
+  for_each(c, "where", n, [=] __device__(int64_t i) {
+    out[i] = cond[(i / inner_c) % nc] != 0.0f ? a[(i / inner_a) % na] : b[(i / inner_b) % nb];
+  });
 }
 
 }  // namespace stow::cuda

@@ -1,5 +1,5 @@
 // The DSL that model files import as "stowage".
-export { Tensor } from "./tensor.ts";
+export { Tensor, where } from "./tensor.ts";
 export { Parameter, init } from "./parameter.ts";
 export { Module, ModuleList, Linear, Embedding, LayerNorm, RMSNorm } from "./nn.ts";
 export {
@@ -19,3 +19,4 @@ export {
 } from "./functional.ts";
 export { defineModel, require, ConfigError } from "./model.ts";
 export type { ModelConfig, ModelDefinition, LanguageModel, ScaleRule } from "./model.ts";
+export { concat, cat, stack, pad, narrow, broadcastTo, indexSelect, gather } from "./movement.ts";

@@ -146,6 +146,99 @@ export class Tensor {
   silu(): Tensor {
     return wrap(emit("silu", [this.value]));
   }
+
+  // Data movement along any axis (negative axes count from the end), as in PyTorch.
+  /** `length` positions of axis `dim` from `start` (torch.narrow; a negative start counts from the end). */
+  narrow(dim: number, start: number, length: number): Tensor {
+    const d = axis(dim, this.rank);
+    const D = this.shape[d];
+    const from = start < 0 ? start + D : start;
+    if (!Number.isInteger(from) || !Number.isInteger(length) || from < 0 || length < 1 || from + length > D)
+      throw traceErrorHere(`narrow: start ${start} and length ${length} do not fit axis ${dim} of [${this.shape.join(",")}]`);
+    return wrap(emit("slice", [this.value], { dim: d, start: from, length }));
+  }
+  /**
+   * Positions [start, end) of axis `dim`, as x[..., start:end] in Python: negative bounds count from
+   * the end, and bounds past it stop there. `end` defaults to the axis's length.
+   */
+  slice(dim: number, start: number, end?: number): Tensor {
+    const d = axis(dim, this.rank);
+    const D = this.shape[d];
+    const clamp = (i: number) => Math.min(Math.max(i < 0 ? i + D : i, 0), D);
+    const [from, to] = [clamp(start), clamp(end ?? D)];
+    if (to <= from) throw traceErrorHere(`slice: [${start}, ${end ?? D}) of axis ${dim} (length ${D}) is empty`);
+    return wrap(emit("slice", [this.value], { dim: d, start: from, length: to - from }));
+  }
+  /** An axis of 1 inserted at `dim` (torch.unsqueeze; -1 appends one). */
+  unsqueeze(dim: number): Tensor {
+    const d = axis(dim, this.rank + 1);
+    return this.reshape(...this.shape.slice(0, d), 1, ...this.shape.slice(d));
+  }
+  /**
+   * This tensor repeated along its axes of 1 to `sizes` (torch.expand): its axes align with the
+   * trailing sizes, and -1 keeps an axis as it is. It is a copy here, not a view.
+   */
+  expand(...sizes: number[]): Tensor {
+    const lead = sizes.length - this.rank;
+    if (lead < 0) throw traceErrorHere(`expand: ${sizes.length} sizes for a tensor of rank ${this.rank}`);
+    const shape = sizes.map((s, i) => {
+      if (s !== -1) return s;
+      if (i < lead) throw traceErrorHere(`expand: -1 is not allowed for the new leading axis ${i}`);
+      return this.shape[i - lead];
+    });
+    return this.broadcastTo(shape);
+  }
+  /** This tensor broadcast to `shape` (torch.broadcast_to). */
+  broadcastTo(shape: readonly number[]): Tensor {
+    if (shape.length === this.rank && shape.every((d, i) => d === this.shape[i])) return this;
+    return wrap(emit("expand", [this.value], { shape: [...shape] }));
+  }
+  /** Slices along `dim` picked by i32 `indices` of any shape (torch.index_select); repeats add gradients. */
+  indexSelect(dim: number, indices: Tensor): Tensor {
+    return wrap(emit("index_select", [this.value, indices.value], { dim: axis(dim, this.rank) }));
+  }
+  /** out[i] = this[i with axis `dim` replaced by index[i]] (torch.gather); index is i32, of this shape but along dim. */
+  gather(dim: number, index: Tensor): Tensor {
+    return wrap(emit("gather", [this.value, index.value], { dim: axis(dim, this.rank) }));
+  }
+
+  // Comparisons give a float mask, 1 where the relation holds and 0 elsewhere (PyTorch gives bools);
+  // no gradient flows through them. The other operand broadcasts as in sub.
+  eq(other: Tensor | number): Tensor {
+    return this.binary("eq", other);
+  }
+  ne(other: Tensor | number): Tensor {
+    return this.binary("ne", other);
+  }
+  lt(other: Tensor | number): Tensor {
+    return this.binary("lt", other);
+  }
+  le(other: Tensor | number): Tensor {
+    return this.binary("le", other);
+  }
+  gt(other: Tensor | number): Tensor {
+    return this.binary("gt", other);
+  }
+  ge(other: Tensor | number): Tensor {
+    return this.binary("ge", other);
+  }
+  /** This where `cond` is nonzero, else `other` (torch.Tensor.where). */
+  where(cond: Tensor, other: Tensor | number): Tensor {
+    return where(cond, this, other);
+  }
+  /** `value` where `mask` is nonzero, else this (torch.Tensor.masked_fill), e.g. -Infinity before a softmax. */
+  maskedFill(mask: Tensor, value: number): Tensor {
+    return where(mask, value, this);
+  }
+}
+
+/**
+ * a where `cond` is nonzero, else b (torch.where, with a float mask such as a comparison gives). The
+ * result has the shape of one of the three, and the other two are numbers or broadcast to it as a
+ * right operand of sub does. The gradient goes to a and b, never to the condition.
+ */
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  return wrap(emit("where", [cond.value, operand(a), operand(b)]));
 }
 
 /** A number as a scalar constant (shape [], which broadcasts against any shape). */
@@ -157,7 +250,7 @@ function wrap(values: Value[]): Tensor {
   return new Tensor(values[0]);
 }
 
-function axis(a: number, rank: number): number {
+export function axis(a: number, rank: number): number {
   const i = a < 0 ? a + rank : a;
   if (i < 0 || i >= rank) throw traceErrorHere(`axis ${a} is out of range for rank ${rank}`);
   return i;

@@ -1292,7 +1292,7 @@ void check_binary_math(Check& k) {
   struct Shape {
     int64_t n, inner, nb;
   };
-  for (int32_t fn = 0; fn <= stow::math::kMinimum; fn++)
+  for (int32_t fn = 0; fn < stow::math::kBinaryCount; fn++)
     for (Shape s : {Shape{1001, 1, 7 * 11}, Shape{1001, 7, 11}, Shape{1001, 1, 1001}})
       for (int32_t side : {-1, 0, 1}) {
         Twin& t = k.t;
@@ -1335,6 +1335,114 @@ void check_reduce_last(Check& k) {
       cuda::reduce_last_bwd(t.gpu, dx.d, x.d, y.d, dy.d, rows, C, fn);
       k.expect_case(label, bitwise(t.device(dx), t.host(dx)));
     }
+}
+
+// Data movement along any axis (core/move_index.h's index math on both sides): every element the same
+// bits, the sums of expand_bwd and the scatter-adds of take_axis_bwd included (added in index order).
+void check_pad(Check& k) {
+  struct Shape {
+    std::vector<int64_t> in, before, after;
+  };
+  const std::vector<Shape> shapes = {{{3, 5, 4}, {0, 2, 1}, {0, 1, 3}}, {{6, 7, 2}, {0, -2, 0}, {0, 1, -1}}, {{1001}, {3}, {4}}};
+  for (const Shape& s : shapes) {
+    Twin& t = k.t;
+    t.reset();
+    std::vector<int64_t> out;
+    int64_t n_in = 1, n_out = 1;
+    for (size_t d = 0; d < s.in.size(); d++) {
+      out.push_back(s.in[d] + s.before[d] + s.after[d]);
+      n_in *= s.in[d];
+      n_out *= out[d];
+    }
+    auto in = t.in(random_floats(size_t(n_in)));
+    auto y = t.out(size_t(n_out));
+    const int rank = int(s.in.size());
+    stow::pad(t.cpu, y.h, in.h, rank, s.in.data(), s.before.data(), out.data(), 0x3f000000u);
+    cuda::pad(t.gpu, y.d, in.d, rank, s.in.data(), s.before.data(), out.data(), 0x3f000000u);
+    k.expect_case("pad of rank " + std::to_string(rank) + " to " + std::to_string(n_out), bitwise(t.device(y), t.host(y)));
+  }
+}
+
+void check_expand(Check& k) {
+  struct Shape {
+    std::vector<int64_t> small, big;
+  };
+  const std::vector<Shape> shapes = {{{3, 1, 4}, {3, 5, 4}}, {{1, 7, 1, 3}, {6, 7, 5, 3}}, {{1}, {1001}}};
+  for (const Shape& s : shapes)
+    for (bool bwd : {false, true}) {
+      Twin& t = k.t;
+      t.reset();
+      int64_t n_small = 1, n_big = 1;
+      for (size_t d = 0; d < s.big.size(); d++) n_small *= s.small[d], n_big *= s.big[d];
+      const int rank = int(s.big.size());
+      const std::string label = std::string(bwd ? "expand_bwd" : "expand") + " to " + std::to_string(n_big);
+      if (bwd) {
+        auto dy = t.in(random_floats(size_t(n_big)));
+        auto dx = t.out(size_t(n_small));
+        stow::expand_bwd(t.cpu, dx.h, dy.h, rank, s.small.data(), s.big.data());
+        cuda::expand_bwd(t.gpu, dx.d, dy.d, rank, s.small.data(), s.big.data());
+        k.expect_case(label, bitwise(t.device(dx), t.host(dx)));
+      } else {
+        auto x = t.in(random_floats(size_t(n_small)));
+        auto y = t.out(size_t(n_big));
+        stow::expand(t.cpu, y.h, x.h, rank, s.small.data(), s.big.data());
+        cuda::expand(t.gpu, y.d, x.d, rank, s.small.data(), s.big.data());
+        k.expect_case(label, bitwise(t.device(y), t.host(y)));
+      }
+    }
+}
+
+// index_select (one index list) and gather (an index per element), forward and scatter-add backward,
+// with repeated indices.
+void check_take_axis(Check& k) {
+  struct Shape {
+    int64_t outer, D, n, inner;
+  };
+  for (Shape s : {Shape{3, 5, 7, 4}, Shape{1, 9, 300, 1}, Shape{37, 4, 2, 1}})
+    for (bool per_element : {false, true})
+      for (bool bwd : {false, true}) {
+        Twin& t = k.t;
+        t.reset();
+        auto idx = t.in(random_ids(size_t(per_element ? s.outer * s.n * s.inner : s.n), int32_t(s.D)));
+        const std::string label = std::string(bwd ? "take_axis_bwd" : "take_axis") + (per_element ? " gather" : " index_select") +
+                                  " outer=" + std::to_string(s.outer) + " D=" + std::to_string(s.D) + " n=" + std::to_string(s.n) +
+                                  " inner=" + std::to_string(s.inner);
+        if (bwd) {
+          auto dy = t.in(random_floats(size_t(s.outer * s.n * s.inner)));
+          auto dx = t.out(size_t(s.outer * s.D * s.inner));
+          stow::take_axis_bwd(t.cpu, dx.h, idx.h, dy.h, s.outer, s.D, s.n, s.inner, per_element);
+          cuda::take_axis_bwd(t.gpu, dx.d, idx.d, dy.d, s.outer, s.D, s.n, s.inner, per_element);
+          k.expect_case(label, bitwise(t.device(dx), t.host(dx)));
+        } else {
+          auto x = t.in(random_floats(size_t(s.outer * s.D * s.inner)));
+          auto y = t.out(size_t(s.outer * s.n * s.inner));
+          stow::take_axis(t.cpu, y.h, x.h, idx.h, s.outer, s.D, s.n, s.inner, per_element);
+          cuda::take_axis(t.gpu, y.d, x.d, idx.d, s.outer, s.D, s.n, s.inner, per_element);
+          k.expect_case(label, bitwise(t.device(y), t.host(y)));
+        }
+      }
+}
+
+// where with each operand broadcast in turn (binary's (inner, n) pairs), on a mask with both values.
+void check_where(Check& k) {
+  struct Fit {
+    int64_t inner, n;
+  };
+  const int64_t n = 35 * 29;
+  for (const auto& fits : std::vector<std::vector<Fit>>{{{1, n}, {1, n}, {1, 29}}, {{29, 35}, {1, 1}, {1, n}}, {{1, 29}, {1, n}, {29, 35}}}) {
+    Twin& t = k.t;
+    t.reset();
+    Floats mask = random_floats(size_t(fits[0].n));
+    for (float& v : mask) v = v > 0 ? 1.0f : 0.0f;
+    auto cond = t.in(mask);
+    auto a = t.in(random_floats(size_t(fits[1].n)));
+    auto b = t.in(random_floats(size_t(fits[2].n)));
+    auto out = t.out(size_t(n));
+    stow::where(t.cpu, out.h, cond.h, a.h, b.h, n, fits[0].inner, fits[0].n, fits[1].inner, fits[1].n, fits[2].inner, fits[2].n);
+    cuda::where(t.gpu, out.d, cond.d, a.d, b.d, n, fits[0].inner, fits[0].n, fits[1].inner, fits[1].n, fits[2].inner, fits[2].n);
+    k.expect_case("where cond " + std::to_string(fits[0].n) + " a " + std::to_string(fits[1].n) + " b " + std::to_string(fits[2].n),
+                  bitwise(t.device(out), t.host(out)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1390,6 +1498,10 @@ const Named kChecks[] = {
     {"cross_entropy_vp_sums", check_cross_entropy_vp_sums},
     {"cross_entropy_vp", check_cross_entropy_vp},
     {"cross_entropy_vp_bwd", check_cross_entropy_vp_bwd},
+    {"pad", check_pad},
+    {"expand/expand_bwd", check_expand},
+    {"take_axis/take_axis_bwd", check_take_axis},
+    {"where", check_where},
 };
 
 // In the child: one check, its line, exit 0 when it passed.

@@ -128,6 +128,13 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     ...BINARY_FNS.map((fn) => ({ leaves: [positive(3, 7), positive(7)], attrs: { fn } })),
     { leaves: [f(3, 5, 4), f(3, 5, 1)], attrs: { fn: "sub" } }, // a keepdim reduction's [..., 1]
     { leaves: [f(3, 5, 4), f(5, 1)], attrs: { fn: "maximum" } },
+    ...(["eq", "le", "ge"] as const).map((fn) => ({
+      leaves: [
+        { shape: [2, 3], lo: 0.5, hi: 0.5 },
+        { shape: [3], lo: 0.5, hi: 0.5 },
+      ],
+      attrs: { fn },
+    })), // ties
   ],
   binary_bwd: [
     ...BINARY_FNS.flatMap((fn) => [0, 1].map((side) => ({ leaves: [positive(3, 7), positive(7), f(3, 7)], attrs: { fn, side } }))),
@@ -207,7 +214,11 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [f(3, 7)], attrs: { sizes: [2, 4, 1] } },
     { leaves: [ids(1000, 3, 7)], attrs: { sizes: [2, 4, 1] } },
   ],
-  concat: [{ leaves: [f(3, 2), f(3, 4), f(3, 1)] }, { leaves: [ids(1000, 3, 2), ids(1000, 3, 4), ids(1000, 3, 1)] }],
+  concat: [
+    { leaves: [f(3, 2), f(3, 4), f(3, 1)] },
+    { leaves: [ids(1000, 3, 2), ids(1000, 3, 4), ids(1000, 3, 1)] },
+    { leaves: [f(2, 3, 5), f(2, 1, 5)], attrs: { axis: 1 } },
+  ],
   grad_norm: { leaves: [f(7), f(3, 5)] },
   // Copies: the host region and the device, each waited for as a plan does before a reader.
   chunk_h2d: { leaves: [onHost(f(29))], build: (b, [x]) => void add(b, "wait", add(b, "chunk_h2d", [x], { elements: 29 })) },
@@ -261,6 +272,53 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   },
   sum_squares: { leaves: [f(7), f(3, 5)] },
   norm_from_squares: { leaves: [positive(1), positive(1), positive(1)] },
+  // Data movement along any axis, f32 and i32; the gradients add repeated indices and broadcast copies.
+  slice: [
+    { leaves: [f(3, 7, 2)], attrs: { dim: 1, start: 2, length: 4 } },
+    { leaves: [ids(1000, 5, 3)], attrs: { dim: 0, start: 1, length: 3 } },
+  ],
+  pad: [
+    { leaves: [f(2, 3, 4)], attrs: { before: [1, 2], after: [0, 3], value: -0.5 } },
+    { leaves: [f(2, 3, 5)], attrs: { before: [-1, 0, 1], after: [0, -2, 1], value: 0 } }, // crops as well
+    { leaves: [ids(1000, 3, 4)], attrs: { before: [2], after: [1], value: 7 } },
+  ],
+  expand: [
+    { leaves: [f(3, 1, 4)], attrs: { shape: [2, 3, 5, 4] } },
+    { leaves: [ids(1000, 1, 3)], attrs: { shape: [4, 3] } },
+  ],
+  expand_bwd: [
+    { leaves: [f(2, 3, 5, 4)], attrs: { shape: [3, 1, 4] } },
+    { leaves: [f(4, 6)], attrs: { shape: [1] } },
+  ],
+  index_select: [
+    { leaves: [f(3, 5, 4), ids(5, 7)], attrs: { dim: 1 } },
+    { leaves: [ids(1000, 6, 2), ids(6, 2, 3)], attrs: { dim: 0 } }, // i32 rows, a 2-D index
+  ],
+  index_select_bwd: [
+    { leaves: [ids(5, 7), f(3, 7, 4)], attrs: { dim: 1, D: 5 } },
+    { leaves: [ids(4, 2, 3), f(2, 3, 2)], attrs: { dim: 0, D: 4 } },
+  ],
+  gather: [
+    { leaves: [f(3, 5, 4), ids(5, 3, 6, 4)], attrs: { dim: 1 } },
+    { leaves: [f(4, 7), ids(7, 4, 2)], attrs: { dim: 1 } },
+  ],
+  gather_bwd: [
+    { leaves: [ids(5, 3, 6, 4), f(3, 6, 4)], attrs: { dim: 1, D: 5 } },
+    { leaves: [ids(4, 3, 7), f(3, 7)], attrs: { dim: 0, D: 4 } },
+  ],
+  // A mask made by a comparison, as models make them; each operand broadcast in turn.
+  where: [
+    {
+      leaves: [f(3, 7), f(3, 7), f(7)],
+      build: (b, [x, a, other]) =>
+        void add(b, "where", [...add(b, "binary", [x, ...add(b, "fill", [], { shape: [], value: 0 })], { fn: "gt" }), a, other]),
+    },
+    {
+      leaves: [f(3, 1), f(), f(3, 5)],
+      build: (b, [x, a, other]) =>
+        void add(b, "where", [...add(b, "binary", [x, ...add(b, "fill", [], { shape: [], value: 0 })], { fn: "lt" }), a, other]),
+    },
+  ],
 };
 
 // ---- references the interpreter does not give ------------------------------------------------------

@@ -9,7 +9,7 @@ import { autodiff } from "../../ir/passes/autodiff.ts";
 import { fuseLmHead } from "../../ir/passes/fuse_lm_head.ts";
 import { type Graph, type Shape, type Value, numel } from "../../ir/types.ts";
 import { verifyGraph } from "../../ir/verify.ts";
-import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../ir/op_attrs.ts";
+import { BINARY_FNS, REDUCE_FNS, UNARY_FNS, isComparison } from "../../ir/op_attrs.ts";
 import { logSoftmax, rmsNorm, softmax } from "../../src/dsl/functional.ts";
 import { Tensor } from "../../src/dsl/tensor.ts";
 import { withTrace } from "../../src/dsl/trace.ts";
@@ -329,7 +329,7 @@ describe("gradient of each op matches finite differences", () => {
     });
   }
 
-  for (const fn of BINARY_FNS) {
+  for (const fn of BINARY_FNS.filter((f) => !isComparison(f))) {
     for (const right of [[2, 3, 4], [4], [2, 3, 1], [3, 1]]) {
       it(`binary ${fn}, right operand [${right}]`, () => {
         expect(
@@ -503,4 +503,113 @@ describe("AdamW in the interpreter", () => {
       got.forEach((tensor, k) => tensor.forEach((x, i) => expect(x).toBeCloseTo(torchResults[label][k][i], 14)));
     });
   }
+});
+
+describe("gradient of each data-movement op along any axis matches finite differences", () => {
+  for (const [dim, start, length] of [
+    [0, 1, 2],
+    [1, 0, 3],
+    [2, 2, 3],
+  ] as const) {
+    it(`slice of [3,4,5] along axis ${dim}, [${start}, ${start + length})`, () => {
+      expect(check((p) => [p.b.value("slice", [p.param("x", [3, 4, 5])], { dim, start, length })])).toEqual([]);
+    });
+  }
+
+  it("pad of the last two axes, with a value", () => {
+    expect(check((p) => [p.b.value("pad", [p.param("x", [2, 3, 4])], { before: [1, 0], after: [2, 3], value: 0.5 })])).toEqual([]);
+  });
+
+  it("pad that crops one axis and pads another", () => {
+    expect(check((p) => [p.b.value("pad", [p.param("x", [2, 3, 5])], { before: [1, -2], after: [0, -1], value: 0 })])).toEqual([]);
+  });
+
+  for (const [from, to] of [
+    [
+      [3, 1],
+      [2, 3, 4],
+    ],
+    [
+      [1, 4],
+      [3, 4],
+    ],
+    [[5], [2, 3, 5]],
+  ] as const) {
+    it(`expand [${from}] to [${to}]`, () => {
+      expect(check((p) => [p.b.value("expand", [p.param("x", from)], { shape: to })])).toEqual([]);
+    });
+  }
+
+  it("concat along a middle axis", () => {
+    expect(
+      check((p) => [p.b.value("concat", [p.param("a", [2, 3, 4]), p.param("b", [2, 1, 4]), p.param("c", [2, 2, 4])], { axis: 1 })]),
+    ).toEqual([]);
+  });
+
+  it("index_select along axis 1 with repeated and unused indices, of an indices tensor [2,3]", () => {
+    expect(
+      check((p) => [p.b.value("index_select", [p.param("x", [2, 5, 3]), p.ints("idx", [2, 3], [4, 0, 4, 1, 4, 0])], { dim: 1 })]),
+    ).toEqual([]);
+  });
+
+  it("gather along axis 0 and axis 1, indices repeated", () => {
+    expect(
+      check((p) => {
+        const x = p.param("x", [4, 3]);
+        const rows = p.b.value("gather", [x, p.ints("r", [2, 3], [3, 0, 3, 3, 1, 0])], { dim: 0 });
+        const cols = p.b.value("gather", [x, p.ints("c", [4, 2], [2, 2, 0, 1, 1, 1, 2, 0])], { dim: 1 });
+        return [rows, cols];
+      }),
+    ).toEqual([]);
+  });
+});
+
+describe("a model that moves data along every axis, forward and backward as a whole", () => {
+  it("every parameter's gradient matches finite differences on sampled entries", async () => {
+    const { default: movementGpt } = await import("../fixtures/models/movement_gpt.ts");
+    const config = { vocab: 11, seq: 8, layers: 1, dim: 8, heads: 2 };
+    const forward = traceProgram(buildModel(movementGpt, config), config, { batch: 2, seq: 5, kind: "train" });
+    const ops = new Set(forward.nodes.map((n) => n.op));
+    for (const op of ["slice", "pad", "expand", "index_select", "gather", "concat", "where"] as const) expect(ops).toContain(op);
+    const p = new Problem(8);
+    for (const param of forward.params) p.feeds.params.set(param.name, p.uniform(numel(param.shape), 0.8));
+    const tokens = rng(9);
+    const randomTokens = () => Int32Array.from({ length: 10 }, () => Math.floor(tokens() * config.vocab));
+    p.feeds.inputs = { tokens: randomTokens(), targets: randomTokens() };
+    expect(gradcheck(forward, p.feeds, 5)).toEqual([]);
+  });
+});
+
+describe("gradient of where and of comparisons matches finite differences", () => {
+  // The condition is a comparison of a fixed input: a mask that no parameter moves.
+  for (const [cond, a, b] of [
+    [
+      [2, 3, 4],
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    [[3, 4], [2, 3, 4], [4]],
+    [[2, 3, 1], [4], [2, 3, 4]],
+    [[2, 3, 4], [], [3, 1]],
+  ] as const) {
+    it(`where, condition [${cond}], a [${a}], b [${b}]`, () => {
+      expect(
+        check((p) => {
+          const zero = p.b.value("fill", [], { shape: [], value: 0 });
+          const mask = p.b.value("binary", [p.weights("m", cond), zero], { fn: "gt" });
+          return [p.b.value("where", [mask, p.param("a", a), p.param("b", b)])];
+        }),
+      ).toEqual([]);
+    });
+  }
+
+  it("a comparison passes no gradient: x * (x > 0) differentiates as relu", () => {
+    expect(
+      check((p) => {
+        const x = p.param("x", [3, 5], 2);
+        const mask = p.b.value("binary", [x, p.b.value("fill", [], { shape: [], value: 0 })], { fn: "gt" });
+        return [p.b.value("binary", [x, mask], { fn: "mul" })];
+      }),
+    ).toEqual([]);
+  });
 });

@@ -6,10 +6,21 @@ import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
 import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "../../../ir/ops.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
+import { aroundAxis, broadcastLayout, padLayout } from "../../../ir/movement.ts";
 
 export function cFloat(x: number): string {
+  // -Infinity is a mask's fill before a softmax (x.maskedFill(mask, -Infinity)); INFINITY is <cmath>'s.
+  if (x === Infinity || x === -Infinity) return x > 0 ? "INFINITY" : "-INFINITY";
   if (!Number.isFinite(x)) throw new Error(`internal: cannot emit ${x} as a float literal`);
   return Number.isInteger(x) ? `${x}.0f` : `${x}f`;
+}
+
+/** A 4-byte word holding `value` (an i32's, else an f32's bits), as a C++ literal: pad's fill. */
+function wordBits(value: number, dtype: Value["dtype"]): string {
+  const word = new DataView(new ArrayBuffer(4));
+  if (dtype === "i32") word.setInt32(0, value);
+  else word.setFloat32(0, value);
+  return `0x${word.getUint32(0).toString(16)}u`;
 }
 
 function last(v: Value): number {
@@ -174,11 +185,14 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       });
     }
     case "concat": {
-      const rows = numel(y0.shape) / last(y0);
+      // Along axis a, each part is rows of (its length along a) x (the axes after a) words.
+      const axis = n.attrs.axis ?? y0.shape.length - 1;
+      const { outer, inner } = aroundAxis(y0.shape, axis);
       let offset = 0;
       return n.inputs.map((part) => {
-        const line = call("place_last", ptr(y0), ptr(part), rows, last(y0), offset, last(part));
-        offset += last(part);
+        const width = part.shape[axis] * inner;
+        const line = call("place_last", ptr(y0), ptr(part), outer, y0.shape[axis] * inner, offset, width);
+        offset += width;
         return line;
       });
     }
@@ -237,6 +251,49 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `  ${call("norm_from_squares", ptr(y0), "parts", n.inputs.length)} }`,
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
+    case "slice": {
+      const { outer, D, inner } = aroundAxis(x0.shape, n.attrs.dim);
+      return [call("slice_last", ptr(y0), ptr(x0), outer, D * inner, n.attrs.start * inner, n.attrs.length * inner)];
+    }
+    case "pad": {
+      const { inShape, before, outShape } = padLayout(x0.shape, n.attrs.before, n.attrs.after);
+      return [
+        `{ static const int64_t in_shape[] = {${inShape.join(", ")}}; static const int64_t before[] = {${before.join(", ")}};`,
+        `  static const int64_t out_shape[] = {${outShape.join(", ")}};`,
+        `  ${call("pad", ptr(y0), ptr(x0), inShape.length, "in_shape", "before", "out_shape", wordBits(n.attrs.value, x0.dtype))} }`,
+      ];
+    }
+    case "expand":
+    case "expand_bwd": {
+      const [small, big] = n.op === "expand" ? [x0, y0] : [y0, x0];
+      const layout = broadcastLayout(small.shape, big.shape)!;
+      // Both kernels take the small shape, then the big one.
+      const shapes = `static const int64_t small[] = {${layout.small.join(", ")}}; static const int64_t big[] = {${layout.big.join(", ")}};`;
+      return [`{ ${shapes}`, `  ${call(n.op, ptr(y0), ptr(x0), layout.big.length, "small", "big")} }`];
+    }
+    case "index_select": {
+      const { outer, D, inner } = aroundAxis(x0.shape, n.attrs.dim);
+      return [call("take_axis", ptr(y0), ptr(x0), ptr(x1), outer, D, numel(x1.shape), inner, false)];
+    }
+    case "index_select_bwd": {
+      const { outer, D, inner } = aroundAxis(y0.shape, n.attrs.dim);
+      return [call("take_axis_bwd", ptr(y0), ptr(x0), ptr(x1), outer, D, numel(x0.shape), inner, false)];
+    }
+    case "gather": {
+      const { outer, D, inner } = aroundAxis(x0.shape, n.attrs.dim);
+      return [call("take_axis", ptr(y0), ptr(x0), ptr(x1), outer, D, x1.shape[n.attrs.dim], inner, true)];
+    }
+    case "gather_bwd": {
+      const { outer, D, inner } = aroundAxis(y0.shape, n.attrs.dim);
+      return [call("take_axis_bwd", ptr(y0), ptr(x0), ptr(x1), outer, D, x0.shape[n.attrs.dim], inner, true)];
+    }
+    case "where": {
+      const fit = (v: Value) => {
+        const { inner, nb } = binaryBroadcast(y0.shape, v.shape)!;
+        return [inner, nb];
+      };
+      return [call("where", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(y0.shape), ...fit(x0), ...fit(x1), ...fit(x2))];
+    }
     default:
       // Every op has a case above: n is `never` here, so a new op without one does not compile.
       throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
