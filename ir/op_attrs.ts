@@ -54,8 +54,14 @@ export interface OpAttrs {
   reduce_bwd: { readonly fn: ReduceFn; readonly C?: number };
   gelu: None;
   gelu_bwd: None;
-  attention: None;
-  attention_bwd: None;
+  /**
+   * Scaled dot-product attention: causal (query i sees keys j <= i) unless `causal` is false. Inputs q,
+   * k, v and optionally an additive mask [Tq, Tk] (-inf where a query must not see a key); q's length
+   * Tq may differ from k's and v's Tk (cross-attention).
+   */
+  attention: { readonly causal?: boolean };
+  /** Inputs q, k, v, y, lse, dy and the forward's mask if it had one. */
+  attention_bwd: { readonly causal?: boolean };
   cross_entropy: None;
   cross_entropy_bwd: None;
   linear_cross_entropy: LmHeadAttrs;

@@ -12,10 +12,12 @@ export {
   logSoftmax,
   gelu,
   causalAttention,
+  scaledDotProductAttention,
   crossEntropy,
   checkpoint,
   silu,
   rotaryEmbedding,
 } from "./functional.ts";
 export { defineModel, require, ConfigError } from "./model.ts";
+export type { AttentionOptions } from "./functional.ts";
 export type { ModelConfig, ModelDefinition, LanguageModel, ScaleRule } from "./model.ts";
