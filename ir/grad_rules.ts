@@ -130,6 +130,11 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     return [...emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!, ...(mask ? [mask] : [])], attrs), undefined];
   },
 
+  // y = x m / (1 - p) with a mask m fixed by (seed, step, index): dx = dy m / (1 - p), the same op on dy.
+  dropout(b, n, [dy]) {
+    return [emitter(b, n)("dropout", [dy!], { p: n.attrs.p, seed: n.attrs.seed })[0]];
+  },
+
   cross_entropy(b, n, [dloss], wants) {
     const [logits, targets] = n.inputs;
     return [wants[0] ? emitter(b, n)("cross_entropy_bwd", [logits, targets, dloss!])[0] : undefined, undefined];

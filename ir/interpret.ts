@@ -127,6 +127,8 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
       return K.attention(f(0), f(1), f(2), attentionOf(n, n.inputs.length > 3 ? f(3) : undefined));
     case "attention_bwd":
       return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionOf(n, n.inputs.length > 6 ? f(6) : undefined));
+    case "dropout":
+      return [K.dropout(f(0), n.attrs.p, n.attrs.seed, feeds.adam?.t ?? 1)];
     case "rope":
       return [K.rope(f(0), shape(0)[shape(0).length - 2], last(shape(0)), n.attrs.base, n.attrs.inverse === true)];
     case "silu":

@@ -226,6 +226,32 @@ export function attentionBwd(
   return [dq, dk, dv];
 }
 
+/** x ^ (x >>> 16), times 0x7feb352d, ^ >>> 15, times 0x846ca68b, ^ >>> 16 (lowbias32): a 32-bit mix. */
+function mix32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * Whether dropout keeps element `index` at `step` (1-based) for the stream `seed`: the top 24 bits of a
+ * hash of (seed, step, the index's low and high 32 bits), as a fraction of 2^24, are at least p.
+ */
+export function dropoutKeep(seed: number, step: number, index: number, p: number): boolean {
+  let h = mix32((seed ^ 0x9e3779b9) >>> 0);
+  h = mix32((h ^ step) >>> 0);
+  h = mix32((h ^ index) >>> 0);
+  h = mix32((h ^ Math.floor(index / 2 ** 32)) >>> 0);
+  return (h >>> 8) / 2 ** 24 >= Math.fround(p); // the kernels compare with p as a float32
+}
+
+/** y_i = x_i / (1 - p) where dropoutKeep, else 0. */
+export function dropout(x: Float64Array, p: number, seed: number, step: number): Float64Array {
+  return x.map((v, i) => (dropoutKeep(seed, step, i, p) ? v / (1 - p) : 0));
+}
+
 function logSumExp(xs: Float64Array): number {
   const max = Math.max(...xs);
   return max + Math.log(xs.reduce((acc, x) => acc + Math.exp(x - max), 0));

@@ -62,6 +62,12 @@ export interface OpAttrs {
   attention: { readonly causal?: boolean };
   /** Inputs q, k, v, y, lse, dy and the forward's mask if it had one. */
   attention_bwd: { readonly causal?: boolean };
+  /**
+   * Zeroes each element with probability p and scales the others by 1 / (1 - p). Whether element i is
+   * kept is a hash of (seed, the training step, i) (kernel_math.h's dropout_keep), so it is the same
+   * wherever it is computed again: in the gradient, which is dropout of dy, and in recomputation.
+   */
+  dropout: { readonly p: number; readonly seed: number };
   cross_entropy: None;
   cross_entropy_bwd: None;
   linear_cross_entropy: LmHeadAttrs;

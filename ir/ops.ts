@@ -423,6 +423,19 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
     workspace: ([q, k]) => 2 * attentionDims(q.shape).T * attentionKeys(k.shape) * 4,
   },
+  // A hash (four 32-bit mixes) and a multiply per element.
+  dropout: {
+    kind: "compute",
+    flops: perElement(16),
+    arity: 1,
+    reuses: { 0: 0 },
+    infer: ([x], a) => {
+      expectF32("dropout", x, "input");
+      if (!(a.p >= 0 && a.p < 1)) fail(`dropout: the probability p must be in [0, 1), got ${a.p}`);
+      if (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff) fail(`dropout: seed ${a.seed} is not a 32-bit unsigned integer`);
+      return [f32(x.shape)];
+    },
+  },
   cross_entropy: {
     kind: "compute",
     flops: perElement(4),

@@ -107,6 +107,9 @@ STOW_KERNEL(attention_fwd, void, (Ctx& c, float* y, float* lse, const float* q, 
 STOW_KERNEL(attention_bwd, void, (Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
                                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
                                   int64_t group = 1, int64_t Tk = -1, bool causal = true, const float* mask = nullptr))
+// Dropout: y[i] = x[i] / (1 - p) where math::dropout_keep(seed, step, i, p), else 0. The mask is a hash
+// of its arguments, so the gradient (this kernel on dy) and a recomputation draw the same one. y may be x.
+STOW_KERNEL(dropout, void, (Ctx& c, float* y, const float* x, int64_t n, float p, uint32_t seed, int64_t step))
 
 // Mean cross-entropy over N rows of logits [N, V] against targets [N]: loss[0] = mean_n (lse_n - logit[n, t_n]).
 STOW_KERNEL(cross_entropy_fwd, void, (Ctx& c, float* loss, const float* logits, const int32_t* targets, int64_t N, int64_t V))

@@ -2,7 +2,7 @@
 // in the torch.nn.functional style.
 import type { Value } from "../../ir/types.ts";
 import { Tensor } from "./tensor.ts";
-import { emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
+import { currentTrace, emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
 
 /** Rows of `table` [V, C] picked by integer `indices` [...] -> [..., C]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
@@ -111,6 +111,19 @@ function dependsOnParameter(v: Value): boolean {
     stack.push(...x.producer.inputs);
   }
   return false;
+}
+
+/**
+ * Dropout (torch.nn.functional.dropout): in training, zeroes each element with probability p and scales
+ * the others by 1 / (1 - p); in inference (the program `stow generate` runs) it is the identity, as it is
+ * for p = 0. Each call draws its own masks, a new one each step, from a hash of (the call, the step, the
+ * element), so a run is reproducible and the backward and recomputation redraw the same mask.
+ */
+export function dropout(x: Tensor, p: number): Tensor {
+  if (!(p >= 0 && p < 1)) throw traceErrorHere(`dropout: the probability p must be in [0, 1), got ${p}`);
+  const trace = currentTrace();
+  if (p === 0 || !trace.training) return x;
+  return new Tensor(emit("dropout", [x.value], { p, seed: trace.nextDropout++ })[0]);
 }
 
 /** SiLU (swish): x sigmoid(x). SwiGLU is silu(x W1) * (x W2). */

@@ -1,7 +1,7 @@
 // The DSL that model files import as "stowage".
 export { Tensor } from "./tensor.ts";
 export { Parameter, init } from "./parameter.ts";
-export { Module, ModuleList, Linear, Embedding, LayerNorm, RMSNorm } from "./nn.ts";
+export { Module, ModuleList, Linear, Embedding, LayerNorm, RMSNorm, Dropout } from "./nn.ts";
 export {
   embedding,
   arange,
@@ -13,6 +13,7 @@ export {
   gelu,
   causalAttention,
   scaledDotProductAttention,
+  dropout,
   crossEntropy,
   checkpoint,
   silu,

@@ -3,7 +3,7 @@
 // named once, at its first path, and stored once.
 import { Parameter, init, type ParallelHint } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
-import { embedding, layerNorm, rmsNorm } from "./functional.ts";
+import { dropout, embedding, layerNorm, rmsNorm } from "./functional.ts";
 import { traceErrorHere } from "./trace.ts";
 
 export abstract class Module {
@@ -107,6 +107,17 @@ export class RMSNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return rmsNorm(x, this.weight.t, this.eps);
+  }
+}
+
+/** Dropout with probability p (torch.nn.Dropout): the identity in inference and for p = 0. No parameters. */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p < 1)) throw traceErrorHere(`Dropout: the probability p must be in [0, 1), got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p);
   }
 }
 

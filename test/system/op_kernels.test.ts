@@ -210,6 +210,11 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       },
     })),
   ],
+  // Drawn at the driver's step (ADAM.t); the largest seed. (The index's high half is 0 below 2^32 elements.)
+  dropout: [
+    { leaves: [f(3000)], attrs: { p: 0.3, seed: 5 } },
+    { leaves: [f(7, 9)], attrs: { p: 0.9, seed: 4294967295 } },
+  ],
   cross_entropy: { leaves: [f(5, 7), ids(7, 5)] },
   cross_entropy_bwd: { leaves: [f(5, 7), ids(7, 5), f()] },
   linear_cross_entropy: [

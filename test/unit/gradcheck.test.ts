@@ -279,6 +279,11 @@ describe("gradient of each op matches finite differences", () => {
     ).toEqual([]);
   });
 
+  // The rule redraws the forward's mask (same seed and step): a different mask would not match.
+  it("dropout", () => {
+    expect(check((p) => [p.b.value("dropout", [p.param("x", [4, 25])], { p: 0.4, seed: 3 })])).toEqual([]);
+  });
+
   it("layernorm without bias", () => {
     expect(check((p) => [p.b.value("layernorm", [p.param("x", [2, 3, 6], 2), p.param("w", [6])], { eps: 1e-5 })])).toEqual([]);
   });

@@ -150,6 +150,9 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("attention_fwd", ptr(y0), ptr(y1), ...n.inputs.slice(0, 3).map(ptr), ...attentionArgs(n, n.inputs[3], ptr))];
     case "attention_bwd":
       return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.slice(0, 6).map(ptr), ...attentionArgs(n, n.inputs[6], ptr))];
+    case "dropout":
+      // The mask is drawn for the step being trained (a.adam.t, 1-based), so each step draws a new one.
+      return [call("dropout", ptr(y0), ptr(x0), numel(x0.shape), cFloat(n.attrs.p), `${n.attrs.seed}u`, "a.adam.t")];
     case "rope": {
       const T = x0.shape[x0.shape.length - 2];
       return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base), n.attrs.inverse === true)];
