@@ -77,7 +77,11 @@ export interface OpAttrs {
   silu_bwd: None;
 
   // Tensor parallelism.
-  all_reduce: { readonly reduce: "sum" | "max" };
+  /**
+   * Over the tensor-parallel ranks, or with group "dp" over the data-parallel ones (ir/passes/data_parallel.ts);
+   * mean divides the sum by the group's size.
+   */
+  all_reduce: { readonly reduce: "sum" | "max" | "mean"; readonly group?: "dp" };
   all_gather: { readonly ranks: number };
   reduce_scatter: { readonly ranks: number };
   broadcast: { readonly root: number };

@@ -532,7 +532,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     reuses: { 0: 0 },
     infer: ([x], a) => {
       expectF32("all_reduce", x, "input");
-      if (a.reduce !== "sum" && a.reduce !== "max") fail(`all_reduce: reduce must be "sum" or "max"`);
+      if (a.reduce !== "sum" && a.reduce !== "max" && a.reduce !== "mean") fail(`all_reduce: reduce must be "sum", "max" or "mean"`);
+      if (a.group !== undefined && a.group !== "dp") fail(`all_reduce: group must be "dp" or absent (tensor-parallel)`);
       return [f32(x.shape)];
     },
   },

@@ -14,6 +14,7 @@ import { earlyUpdate } from "../ir/passes/early_update.ts";
 import { offloadActivations } from "../ir/passes/offload_activations.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
+import { averageOverDataParallel } from "../ir/passes/data_parallel.ts";
 import type { ChunkLayout } from "../ir/passes/chunks.ts";
 
 /** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
@@ -27,6 +28,8 @@ export const NO_MOVES: Moves = { count: 0, lookahead: 0 };
 export interface PassSettings {
   /** Tensor-parallel ranks. */
   ranks: number;
+  /** Data-parallel ranks (default 1), whose gradients and loss are averaged. */
+  dp?: number;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
   mode: CheckpointMode;
@@ -62,6 +65,7 @@ export const PIPELINE = [
     reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`,
     run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count),
   },
+  { name: "data-parallel", reads: (s) => `${s.dp ?? 1}`, run: (g, s) => averageOverDataParallel(g, s.dp ?? 1) },
   { name: "adamw", reads: (s) => `${s.clip}`, run: (g, s) => adamwPass(g, { clip: s.clip }) },
   { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },
   {

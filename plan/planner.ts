@@ -20,6 +20,7 @@ import {
   type Plan,
   type PlanCandidate,
   type PlanDecisions,
+  microBatch,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -47,7 +48,7 @@ function transferBytes(g: Graph): number {
 export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const decisions = resolveDecisions(opts);
   const pipeline = new Pipeline(traced.train);
-  const base: PassSettings = { ranks: decisions.ranks, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
+  const base: PassSettings = { ranks: decisions.ranks, dp: decisions.dp, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
   // The fused LM head's tile: the default unless it keeps every plan from fitting the device budget.
   const head = pipeline.after("fuse", base).nodes.find((n) => n.op === "linear_cross_entropy");
   const dims = head && lmHeadDims(head.inputs, head.attrs);
@@ -103,7 +104,7 @@ function planWith(
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
-    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch, seq: opts.seq };
+    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: microBatch(opts), seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     // The step is played out when its time is first asked for: a search judges most plans by memory alone.
@@ -180,7 +181,9 @@ function planWith(
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  if (!plans.some(settled)) {
+  // Offloaded model data is not combined with data parallelism yet (docs/planning.md).
+  const mayOffload = decisions.dp === 1;
+  if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"
         ? [
@@ -228,7 +231,7 @@ function planWith(
   // Under auto, when still nothing fits, memory is all that is short: a last schedule search with every
   // block's activations moved as well as the model data (the least a plan holds on the device), in the
   // finest chunks tried.
-  if (opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
+  if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
     const chunks = opts.chunkSize === undefined ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
     plans = [
       ...plans,

@@ -9,6 +9,7 @@
 // every rank makes the same ones in the same order, from one thread.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace stow {
 
@@ -28,6 +29,9 @@ class Comm {
   virtual void broadcast(void* buf, int64_t bytes, int root) = 0;
   // Like all_gather, but only `root` receives (checkpoints, per-rank statistics); recv may be null elsewhere.
   virtual void gather(const void* send, void* recv, int64_t bytes, int root) = 0;
+  // A communicator of the ranks that give the same color, ordered by key (MPI_Comm_split): the job's
+  // tensor-parallel and data-parallel groups. Collective over every rank of this one.
+  virtual std::unique_ptr<Comm> split(int color, int key) = 0;
   // Ends every rank of the job now: a failure on one rank must not leave the others waiting for it.
   [[noreturn]] virtual void abort(int code) = 0;
 };

@@ -176,6 +176,8 @@ STOW_KERNEL(silu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy,
 
 // out = sum (or max) over the ranks of in, n floats.
 STOW_KERNEL(all_reduce, void, (Ctx& c, float* out, const float* in, int64_t n, bool max))
+// out = the mean over the data-parallel ranks (Ctx::dp_comm) of in, n floats.
+STOW_KERNEL(dp_all_reduce_mean, void, (Ctx& c, float* out, const float* in, int64_t n))
 // in [rows, cols] on each rank -> out [rows, ranks * cols], rank k's part in columns [k cols, (k+1) cols).
 // Workspace: rows * ranks * cols floats unless rows == 1.
 STOW_KERNEL(all_gather, void, (Ctx& c, float* out, const float* in, int64_t rows, int64_t cols))

@@ -68,6 +68,7 @@ struct PlanDesc {
   ProgramDesc train;
   ProgramDesc infer;
   int ranks = 1;           // tensor-parallel ranks the plan runs on (one process each)
+  int dp = 1;              // data-parallel replicas of those; the job is dp * ranks processes
 };
 
 }  // namespace stow

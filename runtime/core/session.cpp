@@ -45,6 +45,11 @@ struct StowSession {
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
   stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
+  // Under --dp, the groups of the dp x tp mesh (tp ranks adjacent); before the device, whose NCCL
+  // communicators are made over them. tp_host is the tensor-parallel group on the host (the whole job
+  // without --dp): checkpoints gather over it.
+  std::unique_ptr<stow::Comm> tp_group, dp_group;
+  stow::Comm* tp_host = nullptr;
   std::unique_ptr<stow::TokenData> data;
   std::unique_ptr<stow::HostBuffer<int32_t>> batch;  // a step's tokens and targets, on their way to the device
   std::unique_ptr<stow::MetricsFile> metrics;
@@ -258,13 +263,27 @@ void open_session(StowSession& s, const StowOptions& o) {
   validate_plan(s.plan);
   validate_options(o, *s.plan);
   s.comm = &stow::process_comm();
-  if (s.comm->size() != s.plan->ranks)
-    throw Error("this plan was compiled for --tp " + std::to_string(s.plan->ranks) + " and must run on that many ranks, " +
+  const int world = s.plan->ranks * s.plan->dp;
+  if (s.comm->size() != world) {
+    const std::string flags = "--tp " + std::to_string(s.plan->ranks) + (s.plan->dp > 1 ? " --dp " + std::to_string(s.plan->dp) : "");
+    throw Error("this plan was compiled for " + flags + " and must run on " + std::to_string(world) + " ranks, " +
                 "but it runs on " + std::to_string(s.comm->size()) +
-                (s.plan->ranks > 1 ? " (start it with mpirun -np " + std::to_string(s.plan->ranks) + ", srun or stow train --tp)" : ""));
-  s.ctx.comm = s.comm;
-  s.ctx.rank = s.comm->rank();
-  s.ctx.ranks = s.comm->size();
+                (world > 1 ? " (start it with mpirun -np " + std::to_string(world) + ", srun or stow train)" : ""));
+  }
+  s.tp_host = s.comm;
+  if (s.plan->dp > 1) {
+    // World rank = dp index * tp + tp index: a tp group is `ranks` adjacent ranks, a dp group one rank of each.
+    const int rank = s.comm->rank();
+    s.tp_group = s.comm->split(rank / s.plan->ranks, rank);
+    s.dp_group = s.comm->split(rank % s.plan->ranks, rank);
+    s.tp_host = s.tp_group.get();
+    s.ctx.dp_comm = s.dp_group.get();
+    s.ctx.dp_rank = s.dp_group->rank();
+    s.ctx.dp_ranks = s.dp_group->size();
+  }
+  s.ctx.comm = s.tp_host;
+  s.ctx.rank = s.tp_host->rank();
+  s.ctx.ranks = s.tp_host->size();
   s.opts = o;
   if (o.init_path) s.init_path = o.init_path;
   if (o.resume_path) s.resume_path = o.resume_path;
@@ -299,13 +318,14 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.device->release_mirror();
 
   if (o.data_path != nullptr) {
-    s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch, s.plan->train.seq, s.pool);
+    // The global batch: every data-parallel rank reads its rows of it.
+    s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch * s.plan->dp, s.plan->train.seq, s.pool);
     s.data->set_position(s.data_position);
     s.batch = std::make_unique<stow::HostBuffer<int32_t>>(s.pool, 2 * s.plan->train.batch * s.plan->train.seq, "the step's tokens");
   }
   // Last, so that a run refused above does not truncate the metrics of the run it would replace.
   // Rank 0 writes the job's metrics, with every rank's measurements.
-  if (o.metrics_path != nullptr && s.ctx.rank == 0)
+  if (o.metrics_path != nullptr && s.comm->rank() == 0)
     s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, s.resume_path.empty() ? -1 : s.step);
 }
 
@@ -317,16 +337,19 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
 // mark, the parameter bytes it holds, and its collectives' calls and bytes.
+// Ranks in world order (data-parallel index * tp + tensor-parallel index).
 std::string rank_metrics(StowSession& s) {
   const int64_t mine[4] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes};
-  std::vector<int64_t> all(4 * size_t(s.ctx.ranks));
+  const int world = s.comm->size();
+  std::vector<int64_t> all(4 * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
   const char* names[4] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes"};
-  std::string json = "\"ranks\":" + std::to_string(s.ctx.ranks) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
+  std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
+  if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
   for (int k = 0; k < 4; k++) {
     json += std::string(",\"") + names[k] + "\":[";
-    for (int r = 0; r < s.ctx.ranks; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
+    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
     json += "]";
   }
   return json;
@@ -349,7 +372,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   int32_t* tokens = s.batch->data();
   int32_t* targets = tokens + n;
   s.at_step_boundary = false;  // from here on the data position and then the model are mid-step
-  s.data->next_batch(tokens, targets);
+  s.data->next_batch(tokens, targets, int64_t(s.ctx.dp_rank) * prog.batch, prog.batch);
   s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
   s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
   s.ctx.touch(s.at<int32_t>(prog.tokens_offset), 4 * n);
@@ -385,7 +408,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.loss = loss;
   out.lr = lr;
   out.grad_norm = prog.norm_offset >= 0 ? s.read_float(prog.norm_offset) : NAN;
-  out.tokens = n;
+  out.tokens = n * s.plan->dp;  // the global batch's
   out.seconds = seconds;
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
@@ -394,7 +417,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.transfer_wait_seconds = moved.wait_seconds;
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = moved.d2h_bytes;
-  const std::string ranks = s.plan->ranks > 1 ? rank_metrics(s) : std::string();
+  const std::string ranks = s.comm->size() > 1 ? rank_metrics(s) : std::string();
   // The step is done (and every collective of it): what fails from here on leaves a whole state.
   try {
     if (s.metrics) s.metrics->write(out, ranks);
@@ -427,6 +450,8 @@ void save(StowSession& s, const std::string& path, int keep) {
   if (!s.at_step_boundary)
     throw Error("not saved: step " + std::to_string(s.step + 1) + " failed half-way, so the state in memory is no step's; " +
                 "the last checkpoint written stays as it was");
+  // Data-parallel replicas hold the same state: the first gathers and writes it, the others have nothing to do.
+  if (s.ctx.dp_rank != 0) return;
   const bool writer = s.ctx.rank == 0;
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   struct Release {
@@ -444,7 +469,7 @@ void save(StowSession& s, const std::string& path, int keep) {
     }
     stow::HostBuffer<float> parts;
     if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
-    s.comm->gather(local, parts.data(), 4 * p.numel, 0);
+    s.tp_host->gather(local, parts.data(), 4 * p.numel, 0);
     if (!writer) return;
     stow::HostBuffer<float> full(s.pool, stow::full_numel(p), "a whole tensor to save");
     for (int r = 0; r < s.ctx.ranks; r++) stow::put_shard(p, r, parts.data() + r * p.numel, full.data());

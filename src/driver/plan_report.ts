@@ -7,6 +7,7 @@ import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, pa
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
+import { dataParallelReport, dataParallelText } from "./plan_dp.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -83,6 +84,7 @@ export function planJson(plan: Plan): object {
     train: program(plan.train),
     infer: program(plan.infer),
     tensor_parallel: tensorParallelReport(plan),
+    data_parallel: dataParallelReport(plan),
   };
 }
 
@@ -139,6 +141,7 @@ export function planText(plan: Plan, top = 8): string {
     checkpointText(plan),
     "",
     ...(plan.decisions.ranks > 1 ? [tensorParallelText(plan), ""] : []),
+    ...(plan.decisions.dp > 1 ? [dataParallelText(plan), ""] : []),
     `largest temporaries:`,
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
@@ -193,6 +196,10 @@ function decisionsJson(d: PlanDecisions) {
     precision: d.precision,
     emulate: d.emulate,
     ranks: d.ranks,
+    dp: d.dp,
+    zero: d.zero,
+    grad_accum: d.gradAccum,
+    global_batch: d.globalBatch,
     threads: d.threads,
     clip: d.clip,
     device_budget_bytes: d.deviceBudget ?? null,

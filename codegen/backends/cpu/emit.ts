@@ -107,6 +107,7 @@ export function renderPlan(
     params,
     programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
     ranks: plan.decisions.ranks,
+    dp: plan.decisions.dp,
     hash: "HASH",
     ...extra,
   };

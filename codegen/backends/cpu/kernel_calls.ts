@@ -205,6 +205,11 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "tp_copy":
       return [];
     case "all_reduce":
+      if (n.attrs.group === "dp") {
+        if (n.attrs.reduce !== "mean") throw new Error("internal: a data-parallel all_reduce takes the mean");
+        return [call("dp_all_reduce_mean", ptr(y0), ptr(x0), numel(x0.shape))];
+      }
+      if (n.attrs.reduce === "mean") throw new Error("internal: a tensor-parallel all_reduce sums or takes the max");
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
     case "all_gather":
       return [call("all_gather", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0))];
