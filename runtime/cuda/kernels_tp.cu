@@ -69,7 +69,7 @@ void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
 
 // Sums over the data-parallel group on NCCL, then scales on the compute stream, after the sum.
 void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
-  if (c.dp_comm == nullptr)
+  if (c.dp_ranks > 1 && c.dp_comm == nullptr)
     throw Error(std::string("internal: a data-parallel collective ran without a data-parallel communicator (node ") + c.node + ")");
   c.touch(out, n * 4);
   copy_on_device(c, out, in, n * 4);
