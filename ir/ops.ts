@@ -488,7 +488,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     infer: ([chunk], a) => {
       const shape = a.shape;
       if (a.offset + numel(shape) * 4 > numel(chunk.shape) * 4) fail("chunk_view: the view reaches past its chunk");
-      return [f32(shape)];
+      // Of a chunk of model data, or of rows of a step's inputs (ir/passes/grad_accum.ts).
+      return [{ shape, dtype: chunk.dtype }];
     },
   },
   copy_d2h: { kind: "transfer", arity: 1, infer: ([x]) => [f32(x.shape)] },

@@ -33,7 +33,7 @@ export interface PlanDecisions {
   zero: number;
   /** Micro-batches per step, their gradients accumulated before one update. */
   gradAccum: number;
-  /** Sequences per step over every data-parallel rank and micro-batch (`--batch`); `train.batch` is one rank's micro-batch. */
+  /** Sequences per step over every data-parallel rank and micro-batch (`--batch`); `train.batch` is one rank's share. */
   globalBatch: number;
   /** Kernel and BLAS threads the memory plan sized workspaces for. */
   threads: number;
@@ -80,7 +80,6 @@ function dataParallel(opts: CompileOptions): Pick<PlanDecisions, "dp" | "zero" |
     );
   if (zero > 0)
     throw new SettingError((name) => `${name("zero")} ${zero}: only ${name("zero")} 0 (replicated model data) is implemented yet`);
-  if (gradAccum > 1) throw new SettingError((name) => `${name("gradAccum")} ${gradAccum}: not implemented yet`);
   const parts = dp * gradAccum;
   if (opts.batch % parts !== 0)
     throw new SettingError(
@@ -171,6 +170,7 @@ export interface Candidate {
 export interface CompiledProgram {
   graph: Graph;
   memory: MemoryPlan;
+  /** Sequences the program reads per run: in training, one rank's rows of the global batch (all its micro-batches). */
   batch: number;
   seq: number;
 }

@@ -20,7 +20,6 @@ import {
   type Plan,
   type PlanCandidate,
   type PlanDecisions,
-  microBatch,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -48,7 +47,15 @@ function transferBytes(g: Graph): number {
 export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const decisions = resolveDecisions(opts);
   const pipeline = new Pipeline(traced.train);
-  const base: PassSettings = { ranks: decisions.ranks, dp: decisions.dp, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
+  const base: PassSettings = {
+    ranks: decisions.ranks,
+    dp: decisions.dp,
+    gradAccum: decisions.gradAccum,
+    clip: decisions.clip,
+    mode: "none",
+    regions: 0,
+    moves: NO_MOVES,
+  };
   // The fused LM head's tile: the default unless it keeps every plan from fitting the device budget.
   const head = pipeline.after("fuse", base).nodes.find((n) => n.op === "linear_cross_entropy");
   const dims = head && lmHeadDims(head.inputs, head.attrs);
@@ -104,7 +111,7 @@ function planWith(
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
     const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
-    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: microBatch(opts), seq: opts.seq };
+    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     // The step is played out when its time is first asked for: a search judges most plans by memory alone.
@@ -151,6 +158,12 @@ function planWith(
     );
   const moveCount = opts.moveActivations ?? 0;
   checkMoves(opts, moveCount, totalRegions);
+  // Moving activations of an unrolled step (grad_accum.ts) is not planned yet: its regions repeat.
+  if (moveCount > 0 && decisions.gradAccum > 1)
+    throw new SettingError(
+      (name) =>
+        `${name("moveActivations")} is not combined with ${name("gradAccum")} yet: recompute (${name("checkpoint")} blocks) instead`,
+    );
   const onDevice = deviceOnly(budgets);
   const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
   const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
@@ -160,7 +173,7 @@ function planWith(
     const modes = checkpointModes((m, r) => planFor(m, r), totalRegions, budgets);
     // Moving activations cannot help when the budget does not even hold the model data.
     const moving =
-      budgets.device === undefined || modes[0].persistent.bytes >= budgets.device
+      budgets.device === undefined || modes[0].persistent.bytes >= budgets.device || decisions.gradAccum > 1
         ? []
         : activationMoves(
             (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves),
@@ -181,8 +194,8 @@ function planWith(
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  // Offloaded model data is not combined with data parallelism yet (docs/planning.md).
-  const mayOffload = decisions.dp === 1;
+  // Offloaded model data is not combined with data parallelism or accumulation yet (docs/planning.md).
+  const mayOffload = decisions.dp === 1 && decisions.gradAccum === 1;
   if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"

@@ -53,6 +53,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
     .option("--dp <n>", "data-parallel ranks, each running its rows of the global batch; with --tp, dp x tp ranks (default 1)")
     .option("--zero <stage>", "ZeRO stage over the --dp ranks: 0 replicates model data (default 0)")
+    .option("--grad-accum <k>", "micro-batches per step, their gradients summed before one update (default 1)")
     .option(
       "--target <name|file>",
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
@@ -106,6 +107,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     tp,
     dp,
     zero: int(raw, "zero", "--zero", 0),
+    gradAccum: int(raw, "gradAccum", "--grad-accum"),
     machine: targetFlag(raw)?.machine,
     ...backendFlags(raw),
   };

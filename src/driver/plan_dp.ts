@@ -41,7 +41,7 @@ export function dataParallelReport(plan: Plan): DataParallelReport {
     zero: d.zero,
     grad_accum: d.gradAccum,
     global_batch: d.globalBatch,
-    micro_batch: plan.train.batch,
+    micro_batch: plan.train.batch / d.gradAccum,
     rank_device_peak_bytes: each(plan.train.memory.peak),
     rank_param_bytes: each(b.parameters),
     rank_gradient_bytes: each(b.gradients),

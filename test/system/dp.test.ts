@@ -71,6 +71,19 @@ describe("data parallelism over MPI ranks", () => {
     expectAsPlanned(run, ["--dp", "2", "--tp", "2"]);
   });
 
+  test("--grad-accum 2, alone and with --dp 2: the losses of one step over the whole batch; peaks and bytes as planned", () => {
+    const accum = train(["--grad-accum", "2"], "accum2");
+    expectRelativelyClose(losses(accum), losses(dp1), "grad-accum 2", 1e-6);
+    const plan = stowPlanJson([...tiny, "--grad-accum", "2"]);
+    for (const m of accum) expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
+    expect(plan.data_parallel.micro_batch).toBe(2);
+
+    const both = train(["--dp", "2", "--grad-accum", "2"], "dp2accum2");
+    expectRelativelyClose(losses(both), losses(dp1), "dp 2 x grad-accum 2", 1e-6);
+    expectAsPlanned(both, ["--dp", "2", "--grad-accum", "2"]);
+    expect(stowPlanJson([...tiny, "--dp", "2", "--grad-accum", "2"]).data_parallel.micro_batch).toBe(1);
+  });
+
   test("bad combinations are refused before anything is built, naming the flag", () => {
     const refused = (flags: string[], message: RegExp) => {
       const r = stow(["plan", ...tiny, ...flags]);
@@ -82,5 +95,13 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
     refused(["--dp", "0"], /--dp/);
+    refused(
+      ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],
+      /--move-activations is not combined with --grad-accum yet/,
+    );
+    refused(
+      ["--dp", "2", "--grad-accum", "3"],
+      /--batch 4 is the global batch; it must split evenly over --dp 2 x --grad-accum 3 micro-batches, and 6 does not divide it/,
+    );
   });
 });
