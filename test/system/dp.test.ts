@@ -84,6 +84,15 @@ describe("data parallelism over MPI ranks", () => {
     expect(stowPlanJson([...tiny, "--dp", "2", "--grad-accum", "2"]).data_parallel.micro_batch).toBe(1);
   });
 
+  test("a checkpoint saved at dp 2 is whole and resumes at dp 1, the loss continuing where it was", () => {
+    const saved = path.join(dir, "dp2-half.safetensors");
+    const first = train(["--dp", "2", "--stop-after", "5", "--save", saved], "dp2-first-half");
+    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2, first half", 1e-6);
+    const second = train(["--resume", saved], "dp1-second-half");
+    expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
+    expectRelativelyClose(losses(second), losses(dp1).slice(5), "resumed at dp 1", 1e-6);
+  });
+
   test("bad combinations are refused before anything is built, naming the flag", () => {
     const refused = (flags: string[], message: RegExp) => {
       const r = stow(["plan", ...tiny, ...flags]);
