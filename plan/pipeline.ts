@@ -16,7 +16,7 @@ import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts"
 import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
 import { averageOverDataParallel } from "../ir/passes/data_parallel.ts";
 import { accumulateGradients } from "../ir/passes/grad_accum.ts";
-import type { ChunkLayout } from "../ir/passes/chunks.ts";
+import type { ChunkLayout, ZeroSharding } from "../ir/passes/chunks.ts";
 
 /** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
 export interface Moves {
@@ -33,6 +33,8 @@ export interface PassSettings {
   dp?: number;
   /** Micro-batches per step (default 1), their gradients summed before one update. */
   gradAccum?: number;
+  /** ZeRO stage 1: AdamW moments sharded over the data-parallel ranks in these chunks. */
+  zero?: ZeroSharding;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
   mode: CheckpointMode;
@@ -70,7 +72,11 @@ export const PIPELINE = [
   },
   { name: "grad-accum", reads: (s) => `${s.gradAccum ?? 1}`, run: (g, s) => accumulateGradients(g, s.gradAccum ?? 1) },
   { name: "data-parallel", reads: (s) => `${s.dp ?? 1}`, run: (g, s) => averageOverDataParallel(g, s.dp ?? 1) },
-  { name: "adamw", reads: (s) => `${s.clip}`, run: (g, s) => adamwPass(g, { clip: s.clip }) },
+  {
+    name: "adamw",
+    reads: (s) => `${s.clip}${s.zero ? ` zero ${s.zero.ranks} ${s.zero.chunks.capacity}` : ""}`,
+    run: (g, s) => adamwPass(g, { clip: s.clip, ...(s.zero && { zero: s.zero }) }),
+  },
   { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },
   {
     name: "move-activations",

@@ -78,8 +78,10 @@ function dataParallel(opts: CompileOptions): Pick<PlanDecisions, "dp" | "zero" |
     throw new SettingError(
       (name) => `${name("zero")} ${zero} shards over data-parallel ranks, but there is one: give ${name("dp")} 2 or more`,
     );
-  if (zero > 0)
-    throw new SettingError((name) => `${name("zero")} ${zero}: only ${name("zero")} 0 (replicated model data) is implemented yet`);
+  if (zero > 1)
+    throw new SettingError(
+      (name) => `${name("zero")} ${zero}: only ${name("zero")} 0 (replicated) and 1 (AdamW moments sharded) are implemented yet`,
+    );
   const parts = dp * gradAccum;
   if (opts.batch % parts !== 0)
     throw new SettingError(

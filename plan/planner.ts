@@ -75,14 +75,18 @@ function planWith(
   config: ModelConfig,
   opts: CompileOptions,
   decisions: PlanDecisions,
-  base: PassSettings,
+  settings: PassSettings,
 ): Plan {
+  let base = settings;
   const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const inferGraph = new Pipeline(traced.infer).after("shard", base);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
+  // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
+  const zero = decisions.zero > 0 ? { ranks: decisions.dp, chunks: leastWaste } : undefined;
+  if (zero) base = { ...base, zero };
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
@@ -110,7 +114,7 @@ function planWith(
     const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
-    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
+    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident }, zero);
     const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));

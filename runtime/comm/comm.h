@@ -22,7 +22,7 @@ class Comm {
   virtual int size() const = 0;
   // In place: every rank ends with the sum (or max) over the ranks of buf[0, n).
   virtual void all_reduce(float* buf, int64_t n, Reduce op) = 0;
-  // recv receives size() blocks of `bytes`, rank 0's first.
+  // recv receives size() blocks of `bytes`, rank 0's first. In place when send is this rank's block of recv.
   virtual void all_gather(const void* send, void* recv, int64_t bytes) = 0;
   // send holds size() blocks of n floats; recv receives the sum over the ranks of block rank().
   virtual void reduce_scatter(const float* send, float* recv, int64_t n) = 0;

@@ -145,6 +145,14 @@ void validate_plan(const stow::PlanDesc* plan) {
     if (p.m_offset >= 0) inside_model(p.m_offset, std::string("the first moment of ") + p.name);
     if (p.v_offset >= 0) inside_model(p.v_offset, std::string("the second moment of ") + p.name);
   }
+  if (plan->zero > 0 && (plan->nzero_chunks < 1 || plan->zero_chunks == nullptr || plan->dp < 2))
+    throw Error("internal: a ZeRO plan without chunks or data-parallel ranks");
+  for (int i = 0; i < plan->nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan->zero_chunks[i];
+    inside(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
+    inside(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
+    inside(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
+  }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
   if (t.run == nullptr || f.run == nullptr) throw Error("internal: plan without a training or inference program");
@@ -173,9 +181,7 @@ int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
 }
 
 // A checkpoint holds whole tensors; a sharded parameter reads the full one and keeps this rank's part.
-void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
-                int64_t offset) {
-  float* dst = s.model_at(offset, p.on_host);
+void read_local(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p, float* dst) {
   if (p.shard.axis < 0) {
     f.read_f32(name, p.shape, p.rank, dst);
   } else {
@@ -184,7 +190,37 @@ void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& nam
     f.read_f32(name, shape.data(), int(shape.size()), full.data());
     stow::take_shard(p, s.ctx.rank, full.data(), dst);
   }
+}
+
+void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
+                int64_t offset) {
+  read_local(s, f, name, p, s.model_at(offset, p.on_host));
   if (!p.on_host) s.ctx.touch(s.at<float>(offset), 4 * p.numel);
+}
+
+// ZeRO: the chunk a parameter lies in, and the parameter's first element within it.
+const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow::ParamDesc& p, int64_t* element) {
+  for (int i = 0; i < plan.nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
+    if (p.offset >= c.offset && p.offset < c.offset + 4 * plan.dp * c.shard) {
+      *element = (p.offset - c.offset) / 4;
+      return c;
+    }
+  }
+  throw Error(std::string("internal: parameter ") + p.name + " lies in no ZeRO chunk");
+}
+
+// ZeRO: a moment (first or second) of a whole parameter, read as checkpoints hold it, of which this rank
+// keeps the part in its shard of the parameter's chunk.
+void read_zero_moment(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p, bool second) {
+  stow::HostBuffer<float> local(s.pool, p.numel, "a moment to take a ZeRO shard of");
+  read_local(s, f, name, p, local.data());
+  int64_t at = 0;
+  const stow::ZeroChunkDesc& c = zero_chunk_of(*s.plan, p, &at);
+  const int64_t begin = int64_t(s.ctx.dp_rank) * c.shard;
+  const int64_t from = std::max(begin, at), to = std::min(begin + c.shard, at + p.numel);
+  float* shard = s.model_at(second ? c.v_offset : c.m_offset, false);
+  for (int64_t e = from; e < to; e++) shard[e - begin] = local[e - at];
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -233,8 +269,8 @@ void load_resume(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++) {
     const stow::ParamDesc& p = s.plan->params[i];
     names.insert(p.name);
-    if (p.m_offset >= 0) names.insert(std::string("opt.m.") + p.name);
-    if (p.v_offset >= 0) names.insert(std::string("opt.v.") + p.name);
+    if (p.m_offset >= 0 || s.plan->zero > 0) names.insert(std::string("opt.m.") + p.name);
+    if (p.v_offset >= 0 || s.plan->zero > 0) names.insert(std::string("opt.v.") + p.name);
   }
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name)) throw Error(path + ": tensor '" + e.name + "' is not part of this model's training state");
@@ -243,6 +279,10 @@ void load_resume(StowSession& s, const std::string& path) {
     read_param(s, f, p.name, p, p.offset);
     if (p.m_offset >= 0) read_param(s, f, std::string("opt.m.") + p.name, p, p.m_offset);
     if (p.v_offset >= 0) read_param(s, f, std::string("opt.v.") + p.name, p, p.v_offset);
+    if (s.plan->zero > 0) {
+      read_zero_moment(s, f, std::string("opt.m.") + p.name, p, false);
+      read_zero_moment(s, f, std::string("opt.v.") + p.name, p, true);
+    }
   }
 }
 
@@ -254,6 +294,10 @@ int64_t resident_model_bytes(const stow::PlanDesc& plan) {
     if (p.on_host) continue;
     for (int64_t offset : {p.offset, p.m_offset, p.v_offset})
       if (offset >= 0) end = std::max(end, offset + 4 * p.numel);
+  }
+  for (int i = 0; i < plan.nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
+    end = std::max({end, c.offset + 4 * plan.dp * c.shard, c.m_offset + 4 * c.shard, c.v_offset + 4 * c.shard});
   }
   return end;
 }
@@ -443,6 +487,31 @@ std::string model_metadata(const StowSession& s, const std::string& checkpoint) 
   return json + "\"config\":" + s.plan->config_json + "}";
 }
 
+// ZeRO: each chunk's moments from every data-parallel rank's shard, gathered on the first, and cut into
+// each parameter's (this tensor-parallel rank's part of it). Every rank takes part; only the first keeps.
+std::vector<stow::HostBuffer<float>> gather_zero_moments(StowSession& s) {
+  const stow::PlanDesc& plan = *s.plan;
+  const bool keeper = s.ctx.dp_rank == 0;
+  std::vector<stow::HostBuffer<float>> moments(2 * size_t(plan.nparams));
+  for (int k = 0; k < plan.nzero_chunks; k++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[k];
+    for (int which = 0; which < 2; which++) {
+      stow::HostBuffer<float> whole;
+      if (keeper) whole = stow::HostBuffer<float>(s.pool, plan.dp * c.shard, "a ZeRO chunk's moments to save");
+      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, false), whole.data(), 4 * c.shard, 0);
+      if (!keeper) continue;
+      for (int i = 0; i < plan.nparams; i++) {
+        const stow::ParamDesc& p = plan.params[i];
+        int64_t at = 0;
+        if (&zero_chunk_of(plan, p, &at) != &c) continue;
+        moments[2 * i + which] = stow::HostBuffer<float>(s.pool, p.numel, "a parameter's moment to save");
+        std::memcpy(moments[2 * i + which].data(), whole.data() + at, size_t(p.numel) * 4);
+      }
+    }
+  }
+  return moments;
+}
+
 // Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree:
 // rank 0 gathers every rank's part of each sharded tensor and writes the file; the other ranks only
 // send their parts.
@@ -450,19 +519,21 @@ void save(StowSession& s, const std::string& path, int keep) {
   if (!s.at_step_boundary)
     throw Error("not saved: step " + std::to_string(s.step + 1) + " failed half-way, so the state in memory is no step's; " +
                 "the last checkpoint written stays as it was");
-  // Data-parallel replicas hold the same state: the first gathers and writes it, the others have nothing to do.
-  if (s.ctx.dp_rank != 0) return;
-  const bool writer = s.ctx.rank == 0;
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   struct Release {
     stow::Device& device;
     ~Release() { device.release_mirror(); }
   } release{*s.device};
   s.device->pull_mirror();
+  // ZeRO: the moments are sharded over the data-parallel ranks; the first gathers each chunk's, whole.
+  std::vector<stow::HostBuffer<float>> zero_moments;  // per parameter: m, then v (on data-parallel rank 0)
+  if (s.plan->zero > 0) zero_moments = gather_zero_moments(s);
+  // Data-parallel replicas hold the same parameters: the first gathers and writes them, the others are done.
+  if (s.ctx.dp_rank != 0) return;
+  const bool writer = s.ctx.rank == 0;
   std::vector<stow::TensorOut> tensors;
   std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
-  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    const float* local = s.model_at(offset, p.on_host);
+  auto add_local = [&](const std::string& name, const stow::ParamDesc& p, const float* local) {
     if (p.shard.axis < 0) {
       if (writer) tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), local});
       return;
@@ -476,6 +547,9 @@ void save(StowSession& s, const std::string& path, int keep) {
     tensors.push_back({name, stow::full_shape(p), full.data()});
     staged.push_back(std::move(full));
   };
+  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
+    add_local(name, p, s.model_at(offset, p.on_host));
+  };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].m_offset >= 0)
@@ -483,6 +557,11 @@ void save(StowSession& s, const std::string& path, int keep) {
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
       add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
+  if (s.plan->zero > 0) {
+    for (int i = 0; i < s.plan->nparams; i++) add_local(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i].data());
+    for (int i = 0; i < s.plan->nparams; i++)
+      add_local(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i + 1].data());
+  }
   if (!writer) return;
   int64_t position = s.data ? s.data->position() : s.data_position;
   stow::remove_stale_temps(path);

@@ -57,6 +57,15 @@ void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
   count(c, n * 4);
 }
 
+void zero_gather(Ctx& c, float* chunk, int64_t shard) {
+  c.touch(chunk, int64_t(c.dp_ranks) * shard * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO gather ran without a data-parallel communicator");
+    c.dp_comm->all_gather(chunk + int64_t(c.dp_rank) * shard, chunk, shard * 4);
+  }
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+}
+
 void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
   const int64_t ranks = c.ranks;
   c.touch(out, rows * ranks * cols * 4);

@@ -19,7 +19,7 @@ export interface DataParallelReport {
   rank_param_bytes: number[];
   rank_gradient_bytes: number[];
   rank_optimizer_state_bytes: number[];
-  /** The data-parallel all-reduces (gradients and loss), per rank per step. */
+  /** The data-parallel collectives (gradient and loss all-reduces; under ZeRO, each chunk's gather), per rank per step. */
   dp_collective_calls_per_step: number;
   dp_collective_bytes_per_step: number;
   /** Every collective of a rank's step (tensor- and data-parallel): what the runtime counts. */
@@ -31,7 +31,7 @@ export function dataParallelReport(plan: Plan): DataParallelReport {
   const d = plan.decisions;
   const ranks = worldSize(d);
   const all = collectives(plan.train.graph);
-  const ofDp = all.filter((c) => c.node.op === "all_reduce" && c.node.attrs.group === "dp");
+  const ofDp = all.filter((c) => (c.node.op === "all_reduce" && c.node.attrs.group === "dp") || c.node.op === "zero_gather");
   const b = plan.train.memory.breakdown;
   const each = (bytes: number) => Array<number>(ranks).fill(bytes);
   return {
@@ -63,10 +63,12 @@ export function dataParallelText(plan: Plan): string {
       `optimizer states ${formatBytes(r.rank_optimizer_state_bytes[k])}`,
   );
   return [
-    `data parallel: dp ${r.dp} x tp ${r.tp} = ${r.ranks} ranks, ZeRO ${r.zero}${r.zero === 0 ? " (model data replicated)" : ""}`,
+    `data parallel: dp ${r.dp} x tp ${r.tp} = ${r.ranks} ranks, ZeRO ${r.zero}` +
+      (r.zero === 0 ? " (model data replicated)" : ` (AdamW moments sharded: each rank holds 1/${r.dp} of each chunk's)`),
     `  global batch ${r.global_batch} = dp ${r.dp} x micro-batch ${r.micro_batch}${accum}; each dp rank reads its rows of every batch`,
     ...rows,
-    `  data-parallel all-reduces per step: ${r.dp_collective_calls_per_step} (gradients and loss) moving ` +
+    `  data-parallel collectives per step: ${r.dp_collective_calls_per_step} (gradient and loss all-reduces` +
+      `${r.zero > 0 ? ", a gather of each chunk's updated shards" : ""}) moving ` +
       `${formatBytes(r.dp_collective_bytes_per_step)} (${r.dp_collective_bytes_per_step} bytes) on each rank`,
     `  all collectives per step on each rank: ${r.collective_calls_per_step} calls, ${r.collective_bytes_per_step} bytes`,
   ].join("\n");

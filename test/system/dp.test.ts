@@ -27,10 +27,12 @@ const losses = (m: Metrics) => m.map((s) => s.loss as number);
 const norms = (m: Metrics) => m.map((s) => s.grad_norm as number);
 
 let dp1: Metrics;
+let dp2: Metrics;
 
 beforeAll(() => {
   writeTokenFile(data, makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 }).tokens);
   dp1 = train([], "dp1");
+  dp2 = train(["--dp", "2"], "dp2");
 });
 
 /** Each rank's measured device peak and collective calls and bytes equal what `stow plan` predicts. */
@@ -47,7 +49,7 @@ function expectAsPlanned(run: Metrics, flags: string[]): void {
 
 describe("data parallelism over MPI ranks", () => {
   test("--dp 2 --zero 0: ten losses within 1e-6 relative of one rank at the same global batch; peaks and bytes as planned", () => {
-    const run = train(["--dp", "2"], "dp2");
+    const run = dp2;
     expectRelativelyClose(losses(run), losses(dp1), "dp 2", 1e-6);
     expectRelativelyClose(norms(run), norms(dp1), "dp 2 gradient norm (of the global gradient)", 1e-5);
     expect(losses(dp1)[steps - 1]).toBeLessThan(losses(dp1)[0]); // it trains
@@ -62,6 +64,24 @@ describe("data parallelism over MPI ranks", () => {
     const gradBytes = params.reduce((s, p) => s + 4 * p.shape.reduce((a, b) => a * b, 1), 0);
     expect(plan.dp_collective_calls_per_step).toBe(params.length + 1);
     expect(plan.dp_collective_bytes_per_step).toBe(gradBytes + 4);
+  });
+
+  test("--dp 2 --zero 1: AdamW moments sharded by chunk, the same update bitwise, half the moments on each rank", () => {
+    const run = train(["--dp", "2", "--zero", "1"], "dp2zero1");
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 zero 1", 1e-6);
+    // Each element is updated by the same formula from the same averaged gradient, only on one rank.
+    expect(losses(run)).toEqual(losses(dp2));
+    expect(norms(run)).toEqual(norms(dp2));
+    expectAsPlanned(run, ["--dp", "2", "--zero", "1"]);
+    const zero0 = stowPlanJson([...tiny, "--dp", "2"]);
+    const zero1 = stowPlanJson([...tiny, "--dp", "2", "--zero", "1"]);
+    const chunks = zero1.offload.chunks.length;
+    // Half of the moments, give or take each chunk's shard padding (64-byte aligned, two moments).
+    expect(zero1.breakdown.optimizer_states).toBeGreaterThanOrEqual(zero0.breakdown.optimizer_states / 2);
+    expect(zero1.breakdown.optimizer_states).toBeLessThanOrEqual(zero0.breakdown.optimizer_states / 2 + 2 * 64 * chunks);
+    expect(zero1.device_peak_bytes).toBeLessThan(zero0.device_peak_bytes);
+    // The chunk gathers are data-parallel collectives too: one per chunk.
+    expect(zero1.data_parallel.dp_collective_calls_per_step).toBe(zero0.data_parallel.dp_collective_calls_per_step + chunks);
   });
 
   test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
@@ -84,13 +104,19 @@ describe("data parallelism over MPI ranks", () => {
     expect(stowPlanJson([...tiny, "--dp", "2", "--grad-accum", "2"]).data_parallel.micro_batch).toBe(1);
   });
 
-  test("a checkpoint saved at dp 2 is whole and resumes at dp 1, the loss continuing where it was", () => {
+  test("checkpoints stay whole: saved at dp 2 with sharded moments, resumed at dp 1, and the reverse", () => {
     const saved = path.join(dir, "dp2-half.safetensors");
-    const first = train(["--dp", "2", "--stop-after", "5", "--save", saved], "dp2-first-half");
-    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2, first half", 1e-6);
+    const first = train(["--dp", "2", "--zero", "1", "--stop-after", "5", "--save", saved], "dp2-first-half");
+    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2 zero 1, first half", 1e-6);
     const second = train(["--resume", saved], "dp1-second-half");
     expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
+    // Wrong moments would change every update after the resume.
     expectRelativelyClose(losses(second), losses(dp1).slice(5), "resumed at dp 1", 1e-6);
+
+    const one = path.join(dir, "dp1-half.safetensors");
+    train(["--stop-after", "5", "--save", one], "dp1-first-half");
+    const sharded = train(["--dp", "2", "--zero", "1", "--resume", one], "dp2-second-half");
+    expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 1", 1e-6);
   });
 
   test("bad combinations are refused before anything is built, naming the flag", () => {
@@ -103,6 +129,7 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
+    refused(["--dp", "2", "--zero", "2"], /--zero 2: only --zero 0 \(replicated\) and 1 \(AdamW moments sharded\) are implemented yet/);
     refused(["--dp", "0"], /--dp/);
     refused(
       ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],

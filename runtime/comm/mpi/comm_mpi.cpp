@@ -56,7 +56,8 @@ class MpiComm final : public Comm {
     MPI_Allreduce(MPI_IN_PLACE, buf, count(n, "all_reduce"), MPI_FLOAT, op == Reduce::Sum ? MPI_SUM : MPI_MAX, comm_);
   }
   void all_gather(const void* send, void* recv, int64_t bytes) override {
-    MPI_Allgather(send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, comm_);
+    const bool in_place = send == static_cast<const char*>(recv) + int64_t(rank_) * bytes;
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, comm_);
   }
   void reduce_scatter(const float* send, float* recv, int64_t n) override {
     MPI_Reduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_);
