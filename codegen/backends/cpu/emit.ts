@@ -83,8 +83,9 @@ export function renderPlan(
     shape: [...p.shape, ...Array(4 - p.shape.length).fill(0)].join(", "),
     numel: numel(p.shape),
     offset: persistent.get(p.name),
-    mOffset: persistent.get(`opt.m.${p.name}`),
-    vOffset: persistent.get(`opt.v.${p.name}`),
+    // A buffer has no moments: -1, as in a forward-only plan.
+    mOffset: persistent.get(`opt.m.${p.name}`) ?? -1,
+    vOffset: persistent.get(`opt.v.${p.name}`) ?? -1,
     initKind: INIT_KIND[p.init.kind],
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
