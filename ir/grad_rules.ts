@@ -122,11 +122,19 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     return [emitter(b, n)("gelu_bwd", [n.inputs[0], dy!])[0]];
   },
 
-  attention(b, n, [dy, dlse]) {
+  // The mask is a constant: the DSL refuses one that depends on a parameter (src/dsl/functional.ts).
+  attention(b, n, [dy, dlse], wants) {
     if (dlse) throw new Error("internal: the log-sum-exp output of attention has no gradient");
-    const [q, k, v] = n.inputs;
+    if (wants[3]) throw new Error("internal: the mask of attention has no gradient");
+    const [q, k, v, mask] = n.inputs;
     const [y, lse] = n.outputs;
-    return emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!]);
+    const attrs = n.attrs.causal === false ? { causal: false } : {};
+    return [...emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!, ...(mask ? [mask] : [])], attrs), undefined];
+  },
+
+  // y = x m / (1 - p) with a mask m fixed by (seed, step, index): dx = dy m / (1 - p), the same op on dy.
+  dropout(b, n, [dy]) {
+    return [emitter(b, n)("dropout", [dy!], { p: n.attrs.p, seed: n.attrs.seed })[0]];
   },
 
   cross_entropy(b, n, [dloss], wants) {

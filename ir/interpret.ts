@@ -2,8 +2,8 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "./ops.ts";
-import { type Graph, type Node, type Shape, type Value, formatShape, numel } from "./types.ts";
+import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, isCausal, lmHeadDims } from "./ops.ts";
+import { type Graph, type Node, type NodeOf, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
 import { padAmounts } from "./movement.ts";
 
@@ -42,6 +42,12 @@ function leaf(kind: string, name: string, data: Tensor | undefined, shape: Shape
   if (data.length !== numel(shape))
     throw new Error(`interpret: ${kind} ${name} has ${data.length} elements, its shape ${formatShape(shape)} needs ${numel(shape)}`);
   return data;
+}
+
+/** An attention node's dimensions, causal flag and mask, from q and k (its first two inputs). */
+function attentionOf(n: NodeOf<"attention"> | NodeOf<"attention_bwd">, mask: Float64Array | undefined): K.AttentionDims {
+  const [q, k] = n.inputs.map((v) => v.shape);
+  return { ...attentionDims(q), Tk: attentionKeys(k), group: attentionGroup(q, k), causal: isCausal(n.attrs), mask };
 }
 
 /** One node's outputs, its inputs read through `get`. */
@@ -119,9 +125,11 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "gelu_bwd":
       return [K.geluBwd(f(0), f(1))];
     case "attention":
-      return K.attention(f(0), f(1), f(2), { ...attentionDims(shape(0)), group: attentionGroup(shape(0), shape(1)) });
+      return K.attention(f(0), f(1), f(2), attentionOf(n, n.inputs.length > 3 ? f(3) : undefined));
     case "attention_bwd":
-      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), { ...attentionDims(shape(0)), group: attentionGroup(shape(0), shape(1)) });
+      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionOf(n, n.inputs.length > 6 ? f(6) : undefined));
+    case "dropout":
+      return [K.dropout(f(0), n.attrs.p, n.attrs.seed, feeds.adam?.t ?? 1)];
     case "rope":
       return [K.rope(f(0), shape(0)[shape(0).length - 2], last(shape(0)), n.attrs.base, n.attrs.inverse === true)];
     case "silu":

@@ -126,33 +126,48 @@ export function geluBwd(x: Float64Array, dy: Float64Array): Float64Array {
   });
 }
 
-interface AttentionDims {
+export interface AttentionDims {
   /** Query slabs (batch x query heads). */
   BH: number;
+  /** Query positions. */
   T: number;
+  /** Key (and value) positions: T, except in cross-attention. */
+  Tk: number;
   D: number;
   /** Query heads per KV head: query slab bh reads KV slab floor(bh / group). */
   group: number;
+  /** Query i sees only keys j <= i. */
+  causal: boolean;
+  /** Added to the scores: [T, Tk], the same for every slab. */
+  mask?: Float64Array;
 }
 
-function attentionScore(q: Float64Array, k: Float64Array, qBase: number, kBase: number, i: number, j: number, D: number): number {
+/** The score of query i against key j: q_i . k_j / sqrt(D) plus the mask's entry; -Infinity where the query may not look. */
+function attentionScore(q: Float64Array, k: Float64Array, qBase: number, kBase: number, i: number, j: number, a: AttentionDims): number {
+  if (a.causal && j > i) return -Infinity;
   let s = 0;
-  for (let d = 0; d < D; d++) s += q[qBase + i * D + d] * k[kBase + j * D + d];
-  return s / Math.sqrt(D);
+  for (let d = 0; d < a.D; d++) s += q[qBase + i * a.D + d] * k[kBase + j * a.D + d];
+  return s / Math.sqrt(a.D) + (a.mask ? a.mask[i * a.Tk + j] : 0);
 }
 
-/** Causal softmax attention over q [BH, T, D] and k, v [BH / group, T, D]; returns y and each row's log-sum-exp. */
-export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { BH, T, D, group }: AttentionDims): Float64Array[] {
+/**
+ * Softmax attention over q [BH, T, D] and k, v [BH / group, Tk, D]: y_i = sum_j softmax_j(s[i, j]) v_j, with
+ * the scores of attentionScore; returns y and each row's log-sum-exp. A row that sees no key (every
+ * score -Infinity) attends to nothing: y 0 and lse -Infinity, as FlashAttention (PyTorch's math path gives NaN).
+ */
+export function attention(q: Float64Array, k: Float64Array, v: Float64Array, a: AttentionDims): Float64Array[] {
+  const { BH, T, Tk, D, group } = a;
   const y = new Float64Array(BH * T * D);
   const lse = new Float64Array(BH * T);
   for (let bh = 0; bh < BH; bh++) {
     const base = bh * T * D;
-    const kvBase = Math.floor(bh / group) * T * D;
+    const kvBase = Math.floor(bh / group) * Tk * D;
     for (let i = 0; i < T; i++) {
-      const s = Array.from({ length: i + 1 }, (_, j) => attentionScore(q, k, base, kvBase, i, j, D));
+      const s = Array.from({ length: Tk }, (_, j) => attentionScore(q, k, base, kvBase, i, j, a));
       const max = Math.max(...s);
       const rowLse = max + Math.log(s.reduce((acc, sj) => acc + Math.exp(sj - max), 0));
-      lse[bh * T + i] = rowLse;
+      lse[bh * T + i] = max === -Infinity ? -Infinity : rowLse;
+      if (max === -Infinity) continue;
       s.forEach((sj, j) => {
         const p = Math.exp(sj - rowLse);
         for (let d = 0; d < D; d++) y[base + i * D + d] += p * v[kvBase + j * D + d];
@@ -163,11 +178,12 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, { B
 }
 
 /**
- * With p[i,j] = exp(s[i,j] - lse[i]) (j <= i) and dp[i,j] = dy_i . v_j (k_j, v_j from query slab's KV slab,
- * whose dk, dv sum over every query slab of its group):
+ * With p[i,j] = exp(s[i,j] - lse[i]) (0 where the query may not look) and dp[i,j] = dy_i . v_j (k_j, v_j
+ * from the query slab's KV slab, whose dk, dv sum over every query slab of its group):
  *   dv_j = sum_i p[i,j] dy_i;  ds[i,j] = p[i,j] (dp[i,j] - dy_i . y_i);
  *   dq_i = sum_j ds[i,j] k_j / sqrt(D);  dk_j = sum_i ds[i,j] q_i / sqrt(D).
- * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.)
+ * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.) The mask is a
+ * constant and gets no gradient.
  */
 export function attentionBwd(
   q: Float64Array,
@@ -176,25 +192,28 @@ export function attentionBwd(
   y: Float64Array,
   lse: Float64Array,
   dy: Float64Array,
-  { BH, T, D, group }: AttentionDims,
+  a: AttentionDims,
 ): Float64Array[] {
+  const { BH, T, Tk, D, group } = a;
   const dq = new Float64Array(q.length);
   const dk = new Float64Array(k.length);
   const dv = new Float64Array(v.length);
-  const dot = (a: Float64Array, ia: number, b: Float64Array, ib: number) => {
+  const dot = (x: Float64Array, ix: number, z: Float64Array, iz: number) => {
     let s = 0;
-    for (let d = 0; d < D; d++) s += a[ia + d] * b[ib + d];
+    for (let d = 0; d < D; d++) s += x[ix + d] * z[iz + d];
     return s;
   };
   for (let bh = 0; bh < BH; bh++) {
     const base = bh * T * D;
-    const kvBase = Math.floor(bh / group) * T * D;
+    const kvBase = Math.floor(bh / group) * Tk * D;
     for (let i = 0; i < T; i++) {
       const row = base + i * D;
+      if (lse[bh * T + i] === -Infinity) continue; // the row saw no key: no gradient
       const dyDotY = dot(dy, row, y, row);
-      for (let j = 0; j <= i; j++) {
+      for (let j = 0; j < Tk; j++) {
+        const p = Math.exp(attentionScore(q, k, base, kvBase, i, j, a) - lse[bh * T + i]);
+        if (p === 0) continue;
         const col = kvBase + j * D;
-        const p = Math.exp(attentionScore(q, k, base, kvBase, i, j, D) - lse[bh * T + i]);
         const ds = p * (dot(dy, row, v, col) - dyDotY);
         for (let d = 0; d < D; d++) {
           dv[col + d] += p * dy[row + d];
@@ -205,6 +224,32 @@ export function attentionBwd(
     }
   }
   return [dq, dk, dv];
+}
+
+/** x ^ (x >>> 16), times 0x7feb352d, ^ >>> 15, times 0x846ca68b, ^ >>> 16 (lowbias32): a 32-bit mix. */
+function mix32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * Whether dropout keeps element `index` at `step` (1-based) for the stream `seed`: the top 24 bits of a
+ * hash of (seed, step, the index's low and high 32 bits), as a fraction of 2^24, are at least p.
+ */
+export function dropoutKeep(seed: number, step: number, index: number, p: number): boolean {
+  let h = mix32((seed ^ 0x9e3779b9) >>> 0);
+  h = mix32((h ^ step) >>> 0);
+  h = mix32((h ^ index) >>> 0);
+  h = mix32((h ^ Math.floor(index / 2 ** 32)) >>> 0);
+  return (h >>> 8) / 2 ** 24 >= Math.fround(p); // the kernels compare with p as a float32
+}
+
+/** y_i = x_i / (1 - p) where dropoutKeep, else 0. */
+export function dropout(x: Float64Array, p: number, seed: number, step: number): Float64Array {
+  return x.map((v, i) => (dropoutKeep(seed, step, i, p) ? v / (1 - p) : 0));
 }
 
 function logSumExp(xs: Float64Array): number {

@@ -54,8 +54,20 @@ export interface OpAttrs {
   reduce_bwd: { readonly fn: ReduceFn; readonly C?: number };
   gelu: None;
   gelu_bwd: None;
-  attention: None;
-  attention_bwd: None;
+  /**
+   * Scaled dot-product attention: causal (query i sees keys j <= i) unless `causal` is false. Inputs q,
+   * k, v and optionally an additive mask [Tq, Tk] (-inf where a query must not see a key); q's length
+   * Tq may differ from k's and v's Tk (cross-attention).
+   */
+  attention: { readonly causal?: boolean };
+  /** Inputs q, k, v, y, lse, dy and the forward's mask if it had one. */
+  attention_bwd: { readonly causal?: boolean };
+  /**
+   * Zeroes each element with probability p and scales the others by 1 / (1 - p). Whether element i is
+   * kept is a hash of (seed, the training step, i) (kernel_math.h's dropout_keep), so it is the same
+   * wherever it is computed again: in the gradient, which is dropout of dy, and in recomputation.
+   */
+  dropout: { readonly p: number; readonly seed: number };
   cross_entropy: None;
   cross_entropy_bwd: None;
   linear_cross_entropy: LmHeadAttrs;

@@ -110,19 +110,56 @@ export function attentionDims(q: Shape): { BH: number; T: number; D: number } {
   return { BH: numel(q) / (T * D), T, D };
 }
 
+/** The key (and value) length Tk of k [..., Tk, D]: q's T unless it is cross-attention. */
+export function attentionKeys(k: Shape): number {
+  return k[k.length - 2];
+}
+
 /**
  * k (and v) may have fewer heads than q (grouped or multi-query attention): every axis but the heads
- * axis (-3) equal, and k's head count dividing q's. Query head h then reads KV head h / group.
+ * axis (-3) and the length (-2) equal, and k's head count dividing q's. Query head h then reads KV head
+ * h / group. The lengths may differ (cross-attention).
  */
 function kvHeadsFit(q: Shape, k: Shape): boolean {
   const r = q.length;
-  if (k.length !== r || !shapeEq(q.slice(0, r - 3), k.slice(0, r - 3)) || !shapeEq(q.slice(r - 2), k.slice(r - 2))) return false;
+  if (k.length !== r || !shapeEq(q.slice(0, r - 3), k.slice(0, r - 3)) || q[r - 1] !== k[r - 1]) return false;
   return k[r - 3] > 0 && q[r - 3] % k[r - 3] === 0;
 }
 
 /** Query heads per KV head: 1 for ordinary attention, the query head count for multi-query. */
 export function attentionGroup(q: Shape, k: Shape): number {
-  return numel(q) / numel(k);
+  return attentionDims(q).BH / attentionDims(k).BH;
+}
+
+/** Whether an attention node masks the future: causal unless its `causal` attribute is false. */
+export function isCausal(attrs: { readonly causal?: boolean }): boolean {
+  return attrs.causal !== false;
+}
+
+/** Types of attention's outputs (y, lse), or a ShapeError naming what does not fit. */
+function attentionInfer(inputs: readonly Value[]): OutType[] {
+  const [q, k, v, mask] = inputs;
+  for (const [x, what] of [
+    [q, "q"],
+    [k, "k"],
+    [v, "v"],
+  ] as const)
+    expectF32("attention", x, what);
+  if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
+  if (!shapeEq(k.shape, v.shape) || !kvHeadsFit(q.shape, k.shape))
+    fail(
+      `attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match, ` +
+        `except that k and v may have fewer heads (axis -3) than q, a number that divides q's, and another length (axis -2)`,
+    );
+  const Tq = attentionDims(q.shape).T;
+  const Tk = attentionKeys(k.shape);
+  if (Tk === 0 && Tq > 0) fail(`attention: k and v have no positions, so the queries have nothing to attend to`);
+  if (mask) {
+    expectF32("attention", mask, "mask");
+    if (!shapeEq(mask.shape, [Tq, Tk]))
+      fail(`attention: the mask must be [Tq, Tk] = [${Tq},${Tk}] (queries by keys), got ${formatShape(mask.shape)}`);
+  }
+  return [f32(q.shape), f32(q.shape.slice(0, -1))];
 }
 
 /**
@@ -168,9 +205,9 @@ function lmHeadFlops(w: LmHeadWork): number {
   return w.productFlops + w.flopsPerLogit * w.logits;
 }
 
-function attentionProductFlops(q: Shape, products: number): number {
+function attentionProductFlops(q: Shape, k: Shape, products: number): number {
   const { BH, T, D } = attentionDims(q);
-  return products * 2 * BH * T * T * D;
+  return products * 2 * BH * T * attentionKeys(k) * D;
 }
 
 function linearCrossEntropyInfer(inputs: readonly Value[], attrs: LmHeadAttrs): OutType[] {
@@ -372,28 +409,33 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
   gelu: { kind: "compute", flops: perElement(20), arity: 1, infer: ([x]) => (expectF32("gelu", x, "input"), [f32(x.shape)]) },
   gelu_bwd: { kind: "compute", flops: perElement(30), arity: 2, reuses: { 0: 1 }, infer: ([x]) => [f32(x.shape)] },
-  // The kernels run full T x T products: two in the forward, five in the backward.
+  // The kernels run full Tq x Tk products: two in the forward, five in the backward.
   attention: {
     kind: "compute",
-    flops: (n) => attentionProductFlops(n.inputs[0].shape, 2),
-    arity: 3,
-    infer: ([q, k, v]) => {
-      if (q.shape.length < 3) fail(`attention: q must be [..., T, D], got ${formatShape(q.shape)}`);
-      if (!shapeEq(k.shape, v.shape) || !kvHeadsFit(q.shape, k.shape))
-        fail(
-          `attention: q ${formatShape(q.shape)}, k ${formatShape(k.shape)} and v ${formatShape(v.shape)} must match, ` +
-            `except that k and v may have fewer heads (axis -3) than q, a number that divides q's`,
-        );
-      return [f32(q.shape), f32(q.shape.slice(0, -1))];
-    },
-    workspace: ([q]) => attentionDims(q.shape).T ** 2 * 4,
+    flops: (n) => attentionProductFlops(n.inputs[0].shape, n.inputs[1].shape, 2),
+    arity: [3, 4],
+    infer: attentionInfer,
+    workspace: ([q, k]) => attentionDims(q.shape).T * attentionKeys(k.shape) * 4,
   },
   attention_bwd: {
     kind: "compute",
-    flops: (n) => attentionProductFlops(n.inputs[0].shape, 5),
-    arity: 6,
+    flops: (n) => attentionProductFlops(n.inputs[0].shape, n.inputs[1].shape, 5),
+    arity: [6, 7],
     infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
-    workspace: ([q]) => 2 * attentionDims(q.shape).T ** 2 * 4,
+    workspace: ([q, k]) => 2 * attentionDims(q.shape).T * attentionKeys(k.shape) * 4,
+  },
+  // A hash (four 32-bit mixes) and a multiply per element.
+  dropout: {
+    kind: "compute",
+    flops: perElement(16),
+    arity: 1,
+    reuses: { 0: 0 },
+    infer: ([x], a) => {
+      expectF32("dropout", x, "input");
+      if (!(a.p >= 0 && a.p < 1)) fail(`dropout: the probability p must be in [0, 1), got ${a.p}`);
+      if (!Number.isInteger(a.seed) || a.seed < 0 || a.seed > 0xffffffff) fail(`dropout: seed ${a.seed} is not a 32-bit unsigned integer`);
+      return [f32(x.shape)];
+    },
   },
   cross_entropy: {
     kind: "compute",

@@ -15,7 +15,7 @@ export interface StowOptions {
   seed?: number;
   /** kernel and BLAS threads; 0: all cores (default 0) */
   threads?: number;
-  /** total steps of the run; 0 saves the initialisation (default 500) */
+  /** total steps of the run; 0 saves the initialisation (default 1000) */
   steps?: number;
   /** peak learning rate (default 0.002) */
   lr?: number;

@@ -19,7 +19,7 @@ inline StowOptions options_from_js(const Napi::Object& js, OptionStrings& string
   // Numbers are read as doubles first: a derived default follows the value as given, not its float.
   const double seed = numberField(js, "seed", 1337);
   const double threads = numberField(js, "threads", 0);
-  const double steps = numberField(js, "steps", 500);
+  const double steps = numberField(js, "steps", 1000);
   const double lr = numberField(js, "lr", 0.002);
   const double min_lr = numberField(js, "minLr", double(stow_derived_min_lr(lr)));
   const double warmup_steps = numberField(js, "warmupSteps", double(stow_derived_warmup_steps(steps)));

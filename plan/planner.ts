@@ -27,7 +27,7 @@ import { backendCaps } from "./backends.ts";
 import { checkpointModes } from "./strategies/checkpoint_modes.ts";
 import { activationMoves } from "./strategies/activation_moves.ts";
 import { forcedMode } from "./strategies/forced_mode.ts";
-import { offloadSchedule } from "./strategies/offload_schedule.ts";
+import { type Counts, offloadSchedule } from "./strategies/offload_schedule.ts";
 import { movesWithinSlack, savedBytesPerRegion } from "./strategies/moves_beside_offload.ts";
 import { kernelTiles } from "./strategies/kernel_tiles.ts";
 import { smallerLmHeadTiles } from "../ir/passes/fuse_lm_head.ts";
@@ -175,6 +175,9 @@ function planWith(
   const forcedMoves: Moves = { count: moveCount, lookahead: residentPlans[0].checkpoint.moveLookahead };
   let plans = residentPlans;
   // A schedule whose resident model data alone exceeds the budget cannot fit: the search need not plan it.
+  // What each schedule search found, per chunk layout and lookahead: the next search's guesses.
+  const counts = new Map<ChunkLayout, Map<number, Counts>>();
+  const foundCounts = (chunks: ChunkLayout) => counts.get(chunks) ?? counts.set(chunks, new Map()).get(chunks)!;
   const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
     budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budgets.device;
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
@@ -198,10 +201,11 @@ function planWith(
         plans = [
           ...plans,
           ...offloadSchedule(
-            chunks.chunks.length,
+            chunkBytes(chunks),
             (s) => planFor(mode, regions, s, chunks, forcedMoves),
             budgets,
             residentTooLarge(chunks),
+            foundCounts(chunks),
           ),
         ];
       // Under auto, two more schedule searches (each costs many plans): as many blocks' activations
@@ -217,10 +221,11 @@ function planWith(
           plans = [
             ...plans,
             ...offloadSchedule(
-              chunks.chunks.length,
+              chunkBytes(chunks),
               (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }),
               budgets,
               residentTooLarge(chunks),
+              foundCounts(chunks),
             ),
           ];
     }
@@ -233,16 +238,19 @@ function planWith(
     plans = [
       ...plans,
       ...offloadSchedule(
-        chunks.chunks.length,
+        chunkBytes(chunks),
         (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
         budgets,
         residentTooLarge(chunks),
+        foundCounts(chunks),
       ),
     ];
   }
   const chosen = choosePlan(plans, budgets, opts.checkpoint);
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
+
+const chunkBytes = (layout: ChunkLayout) => layout.chunks.map((c) => c.bytes);
 
 /** `make`, remembering its result for each key. */
 function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {

@@ -54,7 +54,7 @@ export const SESSION_OPTIONS = {
   metrics_path: { type: "const char*", default: null, flag: "--metrics", doc: "write per-step metrics here as JSON lines" },
   seed: { type: "uint64_t", default: 1337, flag: "--seed", min: 0, doc: "initialisation seed" },
   threads: { type: "int", default: 0, flag: "--threads", min: 0, max: 4096, doc: "kernel and BLAS threads; 0: all cores" },
-  steps: { type: "int64_t", default: 500, flag: "--steps", min: 0, doc: "total steps of the run; 0 saves the initialisation" },
+  steps: { type: "int64_t", default: 1000, flag: "--steps", min: 0, doc: "total steps of the run; 0 saves the initialisation" },
   lr: { type: "float", default: 0.002, flag: "--lr", doc: "peak learning rate" },
   min_lr: { type: "float", default: { from: "lr", times: 0.1 }, flag: "--min-lr", doc: "final learning rate of the cosine schedule" },
   lr_schedule: {

@@ -39,6 +39,7 @@ interface Load {
 }
 
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
+const NONE: readonly Load[] = [];
 
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
   const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
@@ -96,12 +97,12 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   for (const n of g.nodes) if (n.op === "param") copy[n.outputs[0].id] = b.value("param", [], n.attrs, n.loc);
   g.nodes.forEach((n, i) => {
     b.phase = n.phase;
-    for (const l of startsAt.get(i) ?? []) {
+    for (const l of startsAt.get(i) ?? NONE) {
       const c = chunks.chunks[l.chunk];
       const hostParams = c.params.map((name) => copy[paramValue.get(name)!]);
       inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc, { payload: "model" }));
     }
-    for (const l of waitsAt.get(i) ?? []) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
+    for (const l of waitsAt.get(i) ?? NONE) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
     const host = onHost(n);
     if (n.op === "grad_norm") waitD2h(Infinity);
     const inputs = n.inputs.map((v) => {

@@ -221,9 +221,12 @@ class Sharder {
    * several heads cannot be paired with a part of the query heads: query head h reads KV head h / group,
    * which a rank's local head numbering does not reproduce.
    */
-  private attention(n: Node, [q, k, v]: Local[]): Local[] | undefined {
+  private attention(n: Node, [q, k, v, mask]: Local[]): Local[] | undefined {
     const rank = n.inputs[0].shape.length;
-    const values = [q.value, k.value, v.value];
+    // The mask [Tq, Tk] is the same for every head, so every rank reads it whole (it has no gradient).
+    if (mask && mask.layout.kind !== "whole") return undefined;
+    const maskValue = mask ? [mask.value] : [];
+    const values = [q.value, k.value, v.value, ...maskValue];
     if (q.layout.kind === "whole")
       return k.layout.kind === "whole" && v.layout.kind === "whole" ? this.same(n, values, [WHOLE]) : undefined;
     if (q.layout.axis >= rank - 2) return undefined;
@@ -238,7 +241,7 @@ class Sharder {
           `replicated; cut the K/V projections by heads (column-parallel), with ${this.ranks} dividing the K/V heads`,
         n.loc,
       );
-    return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value)], [q.layout]);
+    return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value), ...maskValue], [q.layout]);
   }
 
   /**

@@ -11,44 +11,94 @@ import type { CompiledProgram, PlanCandidate } from "../plan.ts";
  * backward as fit (those whose next use is nearest first); of these schedules, the one with the least
  * predicted step time wins. Returns that plan, or, when nothing fits, the all-offloaded just-in-time one,
  * so the caller can say how much memory it needs.
+ *
+ * Each count is found from a guess, so a good guess costs two plans where bisecting the whole range
+ * costs one for each halving. What fits only shrinks as the count grows, so both find the same count.
+ * The guesses: what this search found at the previous lookahead, else what an earlier search of the
+ * same planning found at this one (`found`, which this search adds to), else the device memory left
+ * over, in chunks.
  */
 export function offloadSchedule(
-  chunkCount: number,
+  chunkBytes: readonly number[],
   planWith: (s: OffloadSchedule) => PlanCandidate,
   budgets: Budgets,
   cannotFit: (s: OffloadSchedule) => boolean,
+  found: Map<number, Counts> = new Map(),
 ): PlanCandidate[] {
+  const chunkCount = chunkBytes.length;
   const fitting = (p: PlanCandidate) => fits(p, deviceOnly(budgets));
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
-  /** The largest k in [lo, hi] whose plan fits, given that lo's does; with its plan. */
-  const largestFitting = (lo: number, hi: number, loPlan: PlanCandidate, make: (k: number) => OffloadSchedule): [number, PlanCandidate] => {
-    let best = loPlan;
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      const schedule = make(mid);
-      const p = cannotFit(schedule) ? undefined : planWith(schedule);
-      if (p !== undefined && fitting(p)) [lo, best] = [mid, p];
-      else hi = mid - 1;
-    }
-    return [lo, best];
+  const planIfFits = (s: OffloadSchedule) => {
+    const p = cannotFit(s) ? undefined : planWith(s);
+    return p !== undefined && fitting(p) ? p : undefined;
   };
   const justInTime = planWith({ resident: new Set(), lookahead: 0, keep: new Set() });
   if (!fitting(justInTime)) return [justInTime];
   const order = residencyOrder(justInTime.train, chunkCount);
   const loads = justInTime.checkpoint.chunkLoads;
+  /** How many chunks of `of`, in order, the device memory `p` leaves free holds, at `copies` of each. */
+  const chunksInSlack = (p: PlanCandidate, of: readonly number[], copies: number) => {
+    let free = (budgets.device ?? Infinity) - p.arenaBytes;
+    let k = 0;
+    while (k < of.length && (free -= copies * chunkBytes[of[k]]) >= 0) k++;
+    return k;
+  };
   let best = justInTime;
+  let guesses: Counts | undefined;
   for (let lookahead = 0; lookahead <= Math.min(MAX_LOOKAHEAD, loads - 1); lookahead++) {
+    guesses ??= found.get(lookahead);
     const bare: OffloadSchedule = { resident: new Set(), lookahead, keep: new Set() };
-    const barePlan = lookahead === 0 ? justInTime : planWith(bare);
-    if (!fitting(barePlan)) break;
-    // All chunks resident is the resident plan, which did not fit.
-    const [r, residentPlan] = largestFitting(0, chunkCount - 1, barePlan, (k) => ({ ...bare, resident: firstOf(k, order) }));
+    // All chunks resident is the resident plan, which did not fit. When even none resident does not, no
+    // further lookahead fits either.
+    const resident = largestFitting(0, chunkCount - 1, guesses?.resident ?? chunksInSlack(justInTime, order, RESIDENT_COPIES), (k) =>
+      k === 0 && lookahead === 0 ? justInTime : planIfFits({ ...bare, resident: firstOf(k, order) }),
+    );
+    if (resident === undefined) break;
+    const [r, residentPlan] = resident;
     const withResident = { ...bare, resident: firstOf(r, order) };
     const offloaded = order.filter((c) => !withResident.resident.has(c));
-    const [, plan] = largestFitting(0, offloaded.length, residentPlan, (k) => ({ ...withResident, keep: firstOf(k, offloaded) }));
+    // Each chunk fewer resident than where the guess was found leaves room to keep about three more.
+    const keepGuess = guesses ? guesses.keep + RESIDENT_COPIES * (guesses.resident - r) : chunksInSlack(residentPlan, offloaded, 1);
+    const [k, plan] = largestFitting(1, offloaded.length, keepGuess, (k) =>
+      planIfFits({ ...withResident, keep: firstOf(k, offloaded) }),
+    ) ?? [0, residentPlan];
+    guesses = { resident: r, keep: k };
+    found.set(lookahead, guesses);
     if (plan.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds) best = plan;
   }
   return [best];
+}
+
+/** How many chunks a schedule keeps resident, and how many forward copies it keeps for the backward. */
+export interface Counts {
+  resident: number;
+  keep: number;
+}
+
+/**
+ * The largest k in [lo, hi] whose plan fits, with its plan, or undefined when lo's does not fit either.
+ * `planAt` gives k's plan when it fits. Steps that double from the guess bracket the answer; bisection
+ * ends it.
+ */
+function largestFitting(
+  lo: number,
+  hi: number,
+  guess: number,
+  planAt: (k: number) => PlanCandidate | undefined,
+): [number, PlanCandidate] | undefined {
+  // Invariant: every count up to `fitsUpTo` fits (vacuously below lo), none above `hi` does.
+  let fitsUpTo = lo - 1;
+  let best: PlanCandidate | undefined;
+  const probe = (k: number) => {
+    const p = planAt(k);
+    if (p !== undefined) [fitsUpTo, best] = [k, p];
+    else hi = k - 1;
+    return p !== undefined;
+  };
+  if (probe(Math.min(hi, Math.max(lo, guess)))) for (let step = 1; fitsUpTo < hi && probe(Math.min(hi, fitsUpTo + step)); step *= 2);
+  else for (let step = 1; fitsUpTo < hi && !probe(Math.max(fitsUpTo + 1, hi - step + 1)); step *= 2);
+  while (fitsUpTo < hi) probe(Math.ceil((fitsUpTo + 1 + hi) / 2));
+  return best === undefined ? undefined : [fitsUpTo, best];
 }
 
 /**
@@ -68,3 +118,9 @@ function residencyOrder(justInTime: CompiledProgram, chunkCount: number): number
 
 /** Copies further ahead than this rarely help: the link is busy with the nearer ones. */
 const MAX_LOOKAHEAD = 3;
+
+/**
+ * A resident chunk holds its parameters, gradients and both AdamW moments on the device, less the copy
+ * of its parameters an offloaded chunk holds there in turn: about three copies of its bytes more.
+ */
+const RESIDENT_COPIES = 3;

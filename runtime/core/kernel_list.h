@@ -89,20 +89,27 @@ STOW_KERNEL(reduce_last_bwd, void, (Ctx& c, float* dx, const float* x, const flo
 STOW_KERNEL(gelu_fwd, void, (Ctx& c, float* y, const float* x, int64_t n))
 STOW_KERNEL(gelu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy, int64_t n))
 
-// Causal scaled dot-product attention on q of shape [BH, T, D] (BH = batch * heads) and k, v of shape
-// [BH / group, T, D]: query slab bh reads KV slab bh / group (group 1: ordinary attention; the query
-// head count: multi-query attention).
-//   s[i, j] = (q_i . k_j) / sqrt(D) for j <= i, p = softmax_j(s), y_i = sum_j p[i, j] v_j,
-//   lse[bh, i] = log sum_{j <= i} exp(s[i, j]).
-// Workspace: T * T floats (the CPU: one head's score matrix, heads one after the other, each product on
-// all BLAS threads; CUDA keeps no T x T matrix and leaves it unused).
+// Scaled dot-product attention on q of shape [BH, T, D] (BH = batch * heads) and k, v of shape
+// [BH / group, Tk, D] (Tk -1: T; another length is cross-attention): query slab bh reads KV slab
+// bh / group (group 1: ordinary attention; the query head count: multi-query attention).
+//   s[i, j] = (q_i . k_j) / sqrt(D) + mask[i, j], over the keys j <= i when causal, else every key;
+//   p = softmax_j(s), y_i = sum_j p[i, j] v_j, lse[bh, i] = log sum_j exp(s[i, j]).
+// mask (nullptr: none) is [T, Tk], the same for every slab, -inf where a query must not see a key. A
+// row that sees no key (every score -inf) gets y 0, lse -inf and no gradient.
+// Workspace: T * Tk floats (the CPU: one head's score matrix, heads one after the other, each product on
+// all BLAS threads; CUDA keeps no T x Tk matrix and leaves it unused).
 STOW_KERNEL(attention_fwd, void, (Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v, int64_t BH,
-                                  int64_t T, int64_t D, int64_t group = 1))
-// Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * T floats.
-// dk and dv ([BH / group, T, D]) sum the contributions of a group's query slabs in slab order.
+                                  int64_t T, int64_t D, int64_t group = 1, int64_t Tk = -1, bool causal = true,
+                                  const float* mask = nullptr))
+// Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * Tk floats.
+// dk and dv ([BH / group, Tk, D]) sum the contributions of a group's query slabs in slab order. The mask
+// gets no gradient.
 STOW_KERNEL(attention_bwd, void, (Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
                                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
-                                  int64_t group = 1))
+                                  int64_t group = 1, int64_t Tk = -1, bool causal = true, const float* mask = nullptr))
+// Dropout: y[i] = x[i] / (1 - p) where math::dropout_keep(seed, step, i, p), else 0. The mask is a hash
+// of its arguments, so the gradient (this kernel on dy) and a recomputation draw the same one. y may be x.
+STOW_KERNEL(dropout, void, (Ctx& c, float* y, const float* x, int64_t n, float p, uint32_t seed, int64_t step))
 
 // Mean cross-entropy over N rows of logits [N, V] against targets [N]: loss[0] = mean_n (lse_n - logit[n, t_n]).
 STOW_KERNEL(cross_entropy_fwd, void, (Ctx& c, float* loss, const float* logits, const int32_t* targets, int64_t N, int64_t V))

@@ -55,6 +55,26 @@ STOW_HD inline float vexp(float x) {
   return x < -87.3f ? 0.0f : e * two_n;
 }
 
+// Dropout's counter-based random bits: a hash of (seed, step, index), so no random state is kept and any
+// kernel that needs element i's mask again (the gradient, a recomputation) draws the same bit. Each mix is
+// lowbias32 (Chris Wellons' hash-prospector); ir/interpret_ops.ts's dropoutKeep is the same function.
+STOW_HD inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  return x ^ (x >> 16);
+}
+
+// Keeps element `index` when the hash's top 24 bits, as a fraction of 2^24, are at least p.
+STOW_HD inline bool dropout_keep(uint32_t seed, int64_t step, int64_t index, float p) {
+  uint32_t h = mix32(seed ^ 0x9e3779b9u);
+  h = mix32(h ^ uint32_t(step));
+  h = mix32(h ^ uint32_t(uint64_t(index)));
+  h = mix32(h ^ uint32_t(uint64_t(index) >> 32));
+  return float(h >> 8) * (1.0f / 16777216.0f) >= p;
+}
+
 // tanh through vexp, for the same reason. Its error is absolute (about 1e-7), not relative: right for
 // GELU, which only uses 1 + tanh and 1 - tanh^2.
 STOW_HD inline float vtanh(float u) { return 1.0f - 2.0f / (vexp(2.0f * u) + 1.0f); }

@@ -22,7 +22,7 @@ struct TrainFlags {
   std::string metrics_path;
   long long seed = 1337;
   long long threads = 0;
-  long long steps = 500;
+  long long steps = 1000;
   double lr = 0.002;
   std::optional<double> min_lr;  // absent: lr * 0.1
   int lr_schedule = 1;  // cosine
@@ -51,7 +51,7 @@ const char* const kTrainFlagsUsage =
     "  --metrics FILE         write per-step metrics here as JSON lines\n"
     "  --seed N               initialisation seed (default 1337)\n"
     "  --threads N            kernel and BLAS threads; 0: all cores (default 0)\n"
-    "  --steps N              total steps of the run; 0 saves the initialisation (default 500)\n"
+    "  --steps N              total steps of the run; 0 saves the initialisation (default 1000)\n"
     "  --lr X                 peak learning rate (default 0.002)\n"
     "  --min-lr X             final learning rate of the cosine schedule (default lr * 0.1)\n"
     "  --lr-schedule NAME     constant, or linear warm-up then cosine decay to min_lr (default cosine)\n"

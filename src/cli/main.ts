@@ -249,7 +249,7 @@ function trainFlags(raw: Raw) {
       raw.sample === false
         ? undefined
         : {
-            tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 64,
+            tokens: int(raw, "sampleTokens", "--sample-tokens") ?? 128,
             prompt: str(raw, "prompt") ?? "export function ",
             temperature: 0.8,
             topK: 40,
@@ -344,7 +344,7 @@ function program(): Command {
       "write the last profiled step as a Chrome trace (Perfetto, chrome://tracing); profiles steps 2-3 if nothing else does",
     )
     .option("--prompt <text>", "prompt of the sample printed at the end")
-    .option("--sample-tokens <n>", "length of that sample (default 64)")
+    .option("--sample-tokens <n>", "length of that sample, in tokens (default 128)")
     .option("--no-sample", "skip the sample (and the default checkpoint)")
     .action(trainCommand);
 

@@ -7,6 +7,7 @@ import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, pa
 import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
+import { lmHeadTileRow, lmHeadTileText } from "./tile_report.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -43,6 +44,7 @@ export function planJson(plan: Plan): object {
     },
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
+    kernel_tiles: { lm_head: lmHeadTileRow(plan) },
     predicted_step: {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
@@ -134,6 +136,7 @@ export function planText(plan: Plan, top = 8): string {
     `  (temporaries as live at node ${m.peakPosition}: ${plan.train.graph.nodes[m.peakPosition].op} ` +
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
     predictedText(plan),
+    ...lmHeadTileText(plan),
     ...(plan.checkpoint.offload ? ["", chunkTableText(plan)] : []),
     "",
     checkpointText(plan),

@@ -1,6 +1,8 @@
-// Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs.
+// Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs, and attention
+// in the torch.nn.functional style.
+import type { Value } from "../../ir/types.ts";
 import { Tensor } from "./tensor.ts";
-import { emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
+import { currentTrace, emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
 
 /** Rows of `table` [V, C] picked by integer `indices` [...] -> [..., C]. */
 export function embedding(table: Tensor, indices: Tensor): Tensor {
@@ -67,6 +69,61 @@ export function gelu(x: Tensor): Tensor {
  */
 export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   return new Tensor(emit("attention", [q.value, k.value, v.value])[0]);
+}
+
+export interface AttentionOptions {
+  /** Query i sees only keys j <= i (counted from the start of both, as PyTorch's is_causal). Default false. */
+  causal?: boolean;
+  /**
+   * Added to the scores q kᵀ / sqrt(D) before the softmax: a constant f32 tensor [Tq, Tk], the same for
+   * every batch and head, -Infinity where a query must not see a key (PyTorch's float attn_mask). It gets
+   * no gradient, so it may not depend on a parameter. A query that sees no key gets zeros.
+   */
+  mask?: Tensor;
+}
+
+/**
+ * Scaled dot-product attention, as torch.nn.functional.scaled_dot_product_attention: q [..., Tq, D], k and
+ * v [..., Tk, D] give softmax(q kᵀ / sqrt(D) + mask) v of shape [..., Tq, D]. Tq may differ from Tk
+ * (cross-attention), and k and v may have fewer heads than q (axis -3), as in causalAttention. Not causal
+ * unless `causal: true`. One fused node, as causalAttention.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const { causal = false, mask } = opts;
+  if (mask && dependsOnParameter(mask.value))
+    throw traceErrorHere(
+      "scaledDotProductAttention: the mask depends on a parameter, but it gets no gradient; " +
+        "build it from constants and inputs only (a learned bias is not supported yet)",
+    );
+  const inputs = [q.value, k.value, v.value, ...(mask ? [mask.value] : [])];
+  return new Tensor(emit("attention", inputs, causal ? {} : { causal: false })[0]);
+}
+
+/** Whether a traced value is computed from a parameter (walks its producers). */
+function dependsOnParameter(v: Value): boolean {
+  const seen = new Set<number>();
+  const stack = [v];
+  while (stack.length > 0) {
+    const x = stack.pop()!;
+    if (seen.has(x.id)) continue;
+    seen.add(x.id);
+    if (x.producer.op === "param") return true;
+    stack.push(...x.producer.inputs);
+  }
+  return false;
+}
+
+/**
+ * Dropout (torch.nn.functional.dropout): in training, zeroes each element with probability p and scales
+ * the others by 1 / (1 - p); in inference (the program `stow generate` runs) it is the identity, as it is
+ * for p = 0. Each call draws its own masks, a new one each step, from a hash of (the call, the step, the
+ * element), so a run is reproducible and the backward and recomputation redraw the same mask.
+ */
+export function dropout(x: Tensor, p: number): Tensor {
+  if (!(p >= 0 && p < 1)) throw traceErrorHere(`dropout: the probability p must be in [0, 1), got ${p}`);
+  const trace = currentTrace();
+  if (p === 0 || !trace.training) return x;
+  return new Tensor(emit("dropout", [x.value], { p, seed: trace.nextDropout++ })[0]);
 }
 
 /** SiLU (swish): x sigmoid(x). SwiGLU is silu(x W1) * (x W2). */

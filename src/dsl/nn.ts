@@ -3,7 +3,7 @@
 // named once, at its first path, and stored once.
 import { Parameter, init, type ParallelHint } from "./parameter.ts";
 import type { Tensor } from "./tensor.ts";
-import { embedding, layerNorm, rmsNorm } from "./functional.ts";
+import { dropout, embedding, layerNorm, rmsNorm } from "./functional.ts";
 import { traceErrorHere } from "./trace.ts";
 
 export abstract class Module {
@@ -40,9 +40,11 @@ export interface LinearOptions {
   /**
    * Tensor parallelism (Megatron-LM): "column" cuts the output features across ranks (the bias too),
    * "row" cuts the input features (the bias stays whole). A column-parallel layer is followed by a
-   * row-parallel one, with no communication in between.
+   * row-parallel one, with no communication in between. "vocab": the output features are a vocabulary
+   * (an untied LM head): cut like "column", but padded to a multiple of the ranks where they do not
+   * divide it, as a vocabulary-parallel embedding is; the loss of its logits is then vocabulary-parallel.
    */
-  parallel?: "column" | "row";
+  parallel?: "column" | "row" | "vocab";
   /** Column-parallel: the output features are this many equal blocks, each cut across ranks (q, k, v). */
   groups?: number;
 }
@@ -59,7 +61,8 @@ export class Linear extends Module {
     super();
     const hint: ParallelHint | undefined = opts.parallel && { style: opts.parallel, groups: opts.groups ?? 1 };
     this.weight = new Parameter([outFeatures, inFeatures], init.normal(opts.std ?? 0.02), hint);
-    if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros(), hint?.style === "column" ? hint : undefined);
+    const cutBias = hint?.style === "column" || hint?.style === "vocab";
+    if (opts.bias !== false) this.bias = new Parameter([outFeatures], init.zeros(), cutBias ? hint : undefined);
   }
   forward(x: Tensor): Tensor {
     const features = x.shape[x.shape.length - 1];
@@ -104,6 +107,17 @@ export class RMSNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return rmsNorm(x, this.weight.t, this.eps);
+  }
+}
+
+/** Dropout with probability p (torch.nn.Dropout): the identity in inference and for p = 0. No parameters. */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p < 1)) throw traceErrorHere(`Dropout: the probability p must be in [0, 1), got ${p}`);
+  }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p);
   }
 }
 

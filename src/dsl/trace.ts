@@ -25,6 +25,10 @@ interface TraceState {
   /** The checkpoint region being traced (nodes get attribute ckpt=<id>), and the next free id. */
   region?: number;
   nextRegion: number;
+  /** Whether this is the training program: dropout is the identity otherwise (PyTorch's eval mode). */
+  training: boolean;
+  /** The next dropout call's seed: each call draws its own masks. */
+  nextDropout: number;
 }
 
 let current: TraceState | undefined;
@@ -34,10 +38,10 @@ export function currentTrace(): TraceState {
   return current;
 }
 
-/** Runs `fn` with a fresh trace on `builder`; nesting is not allowed. */
-export function withTrace<T>(builder: GraphBuilder, fn: () => T): T {
+/** Runs `fn` with a fresh trace on `builder` (of the training program unless `training` is false); nesting is not allowed. */
+export function withTrace<T>(builder: GraphBuilder, fn: () => T, training = true): T {
   if (current) throw new Error("internal: nested trace");
-  current = { builder, params: new Map(), nextRegion: 0 };
+  current = { builder, params: new Map(), nextRegion: 0, training, nextDropout: 0 };
   try {
     return fn();
   } finally {

@@ -14,7 +14,7 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "stow-first-"));
 test("stow train's defaults learn the built-in corpus: the loss falls and the sample is the corpus's characters", () => {
   const save = path.join(dir, "ckpt.safetensors");
   const metrics = path.join(dir, "metrics.jsonl");
-  // 60 of the default 500 steps; everything else as a new user gets it (--threads: this machine's two cores).
+  // 60 of the default 1000 steps; everything else as a new user gets it (--threads: this machine's two cores).
   const r = stow(["train", "--steps", "60", "--threads", "2", "--save", save, "--metrics", metrics]);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);

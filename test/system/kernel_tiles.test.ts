@@ -52,8 +52,15 @@ describe("budgets below what the default kernel tiles allow", () => {
 
   test("with GPT-2's vocabulary, a smaller LM-head tile trains bitwise like the default", () => {
     const budget = 17_000_000;
-    // The default tile's workspace is 16 MiB (128 rows x 32768 columns): the plan's is less.
-    expect(stowPlanJson([...tiny(50257), "--device-memory", String(budget)]).breakdown.workspace).toBeLessThan(16 << 20);
+    // The default tile's workspace is 16 MiB (128 rows x 32768 columns): the plan's is less, and the
+    // plan names the tile it chose beside the default.
+    const planned = stowPlanJson([...tiny(50257), "--device-memory", String(budget)]);
+    expect(planned.breakdown.workspace).toBeLessThan(16 << 20);
+    const tile = planned.kernel_tiles.lm_head;
+    expect([tile.default_rows, tile.default_cols]).toEqual([128, 32768]);
+    expect(tile.rows).toBe(128);
+    expect(tile.cols).toBeLessThan(32768);
+    expect(tile.workspace_bytes).toBeLessThanOrEqual(planned.breakdown.workspace);
     trainsLikeUnlimited(tiny(50257), budget, corpus, "wide");
   });
 });

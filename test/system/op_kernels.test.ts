@@ -45,12 +45,16 @@ import { repoRoot } from "../helpers/run.ts";
 
 // ---- the cases ------------------------------------------------------------------------------------
 
-/** An `input` leaf: f32 values in [lo, hi] (default [-1, 1]), or i32 ids below `ids`; `host`: in the host region. */
+/**
+ * An `input` leaf: f32 values in [lo, hi] (default [-1, 1]), or given element by element by `values`, or
+ * i32 ids below `ids`; `host`: in the host region.
+ */
 interface Leaf {
   shape: Shape;
   ids?: number;
   lo?: number;
   hi?: number;
+  values?: (k: number) => number;
   host?: boolean;
 }
 
@@ -73,6 +77,31 @@ const positive = (...shape: number[]): Leaf => ({ shape, lo: 0.25, hi: 2 });
 const onHost = (leaf: Leaf): Leaf => ({ ...leaf, host: true });
 const add = (b: GraphBuilder, op: OpName, inputs: readonly Value[], attrs: Attrs = {}, placement: Placement = "device") =>
   b.add(op, inputs, attrs as AttrsOf<OpName>, undefined, { placement }).outputs;
+
+/**
+ * A mask [Tq, Tk] for the attention variants: finite values, and -Infinity in three patterns by row: the
+ * first 33 keys hidden (a whole first tile of the CUDA kernel, 32 keys), every key hidden (a row that sees
+ * nothing), every third key hidden.
+ */
+const attentionMask = (Tq: number, Tk: number): Leaf => ({
+  shape: [Tq, Tk],
+  values: (e) => {
+    const [i, j] = [Math.floor(e / Tk), e % Tk];
+    const hidden = [j < 33, true, j % 3 === 0][i % 3];
+    return hidden ? -Infinity : 0.5 * Math.sin(e);
+  },
+});
+
+/** Attention beyond causal self-attention: not causal, cross (Tq != Tk), masked; shapes past a 32-key tile. */
+const ATTENTION_VARIANTS: { q: number[]; kv: number[]; causal: boolean; mask?: Leaf }[] = [
+  { q: [2, 3, 5, 4], kv: [2, 3, 5, 4], causal: false },
+  { q: [2, 4, 3, 4], kv: [2, 2, 7, 4], causal: false }, // cross-attention, grouped heads
+  { q: [1, 2, 6, 4], kv: [1, 1, 3, 4], causal: true }, // causal cross-attention: query i sees keys j <= i
+  { q: [1, 2, 4, 40], kv: [1, 1, 37, 40], causal: false, mask: attentionMask(4, 37) },
+  { q: [1, 2, 37, 5], kv: [1, 2, 37, 5], causal: true, mask: attentionMask(37, 37) },
+];
+
+const attentionAttrs = (causal: boolean): Attrs => (causal ? {} : { causal: false });
 
 // The vocabulary-parallel loss at one rank: 7 columns of which the last is padding (vocab 6).
 const vp = { vocab: 6 };
@@ -165,14 +194,34 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   attention: [
     { leaves: [f(1, 2, 5, 4), f(1, 1, 5, 4), f(1, 1, 5, 4)] }, // multi-query: both query heads read one KV head
     { leaves: [f(2, 7, 3), f(2, 7, 3), f(2, 7, 3)] },
+    ...ATTENTION_VARIANTS.map(({ q, kv, causal, mask }) => ({
+      leaves: [f(...q), f(...kv), f(...kv), ...(mask ? [mask] : [])],
+      attrs: attentionAttrs(causal),
+    })),
   ],
-  attention_bwd: {
-    leaves: [f(1, 2, 5, 4), f(1, 1, 5, 4), f(1, 1, 5, 4), f(1, 2, 5, 4)],
-    build: (b, [q, k, v, dy]) => {
-      const [y, lse] = add(b, "attention", [q, k, v]);
-      add(b, "attention_bwd", [q, k, v, y, lse, dy]);
+  attention_bwd: [
+    {
+      leaves: [f(1, 2, 5, 4), f(1, 1, 5, 4), f(1, 1, 5, 4), f(1, 2, 5, 4)],
+      build: (b, [q, k, v, dy]) => {
+        const [y, lse] = add(b, "attention", [q, k, v]);
+        add(b, "attention_bwd", [q, k, v, y, lse, dy]);
+      },
     },
-  },
+    ...ATTENTION_VARIANTS.map(({ q, kv, causal, mask }) => ({
+      leaves: [f(...q), f(...kv), f(...kv), f(...q), ...(mask ? [mask] : [])],
+      build: (b: GraphBuilder, [qv, k, v, dy, m]: Value[]) => {
+        const attrs = attentionAttrs(causal);
+        const masked = m ? [m] : [];
+        const [y, lse] = add(b, "attention", [qv, k, v, ...masked], attrs);
+        add(b, "attention_bwd", [qv, k, v, y, lse, dy, ...masked], attrs);
+      },
+    })),
+  ],
+  // Drawn at the driver's step (ADAM.t); the largest seed. (The index's high half is 0 below 2^32 elements.)
+  dropout: [
+    { leaves: [f(3000)], attrs: { p: 0.3, seed: 5 } },
+    { leaves: [f(7, 9)], attrs: { p: 0.9, seed: 4294967295 } },
+  ],
   cross_entropy: { leaves: [f(5, 7), ids(7, 5)] },
   cross_entropy_bwd: { leaves: [f(5, 7), ids(7, 5), f()] },
   linear_cross_entropy: [
@@ -403,7 +452,7 @@ function buildCase(op: OpName, c: Case, name: string, seed: number): Built {
       v.id,
       leaf.ids
         ? Int32Array.from({ length: n }, () => Math.floor(random() * leaf.ids!))
-        : Float64Array.from({ length: n }, () => Math.fround(lo + (hi - lo) * random())),
+        : Float64Array.from({ length: n }, (_, k) => Math.fround(leaf.values ? leaf.values(k) : lo + (hi - lo) * random())),
     );
     if (leaf.host) hostLeaves.add(v.id);
     return v;
@@ -639,7 +688,7 @@ function mismatches(c: Built, images: { arena: Buffer; host: Buffer }): string[]
       let worst = -1,
         excess = 0;
       for (let k = 0; k < got.length; k++) {
-        const err = Math.abs(got[k] - expected[k]);
+        const err = got[k] === expected[k] ? 0 : Math.abs(got[k] - expected[k]); // equal infinities match
         const allowed = c.tol.atol + c.tol.rtol * Math.abs(expected[k]);
         if (!(err <= allowed) && (Number.isNaN(err) || err / allowed > excess))
           [worst, excess] = [k, Number.isNaN(err) ? Infinity : err / allowed];

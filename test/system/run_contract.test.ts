@@ -15,9 +15,9 @@ describe("the run contract", () => {
       expect(readFileSync(path.join(repoRoot, file), "utf8"), `${file} is stale: run npm run gen:contract`).toBe(text);
   });
 
-  it("keeps the defaults stow train has always had", () => {
+  it("keeps the defaults chosen for the first run", () => {
     expect(RUN_DEFAULTS).toMatchObject({
-      steps: 500,
+      steps: 1000,
       lr: 0.002,
       lr_schedule: "cosine",
       weight_decay: 0.1,

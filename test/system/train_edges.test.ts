@@ -153,7 +153,7 @@ describe("one set of training defaults", () => {
     expect(help).toContain(`AdamW epsilon (default ${RUN_DEFAULTS.eps})`);
 
     // No hyperparameter flags on either side: the defaults alone decide steps, warm-up, schedule and lr.
-    // Stopped after 25 steps: through the warm-up (20 steps at the default 500) into the decay.
+    // Stopped after 25 steps: through the warm-up (20 steps at the default 1000) into the decay.
     const viaCli = path.join(dir, "defaults-cli.jsonl");
     const viaBin = path.join(dir, "defaults-bin.jsonl");
     expect(stow(["train", ...tiny, "--data", markov, "--stop-after", "25", "--no-sample", "--metrics", viaCli]).status).toBe(0);

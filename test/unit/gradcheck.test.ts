@@ -237,6 +237,53 @@ describe("gradient of each op matches finite differences", () => {
     });
   }
 
+  // Attention variants (one fused op with a causal flag, an optional additive mask, and Tq != Tk).
+  const attentionCase = (q: Shape, kv: Shape, attrs: { causal?: boolean }, mask?: (p: Problem) => Value) =>
+    check((p) => {
+      const [qv, k, v] = [p.param("q", q, 1.5), p.param("k", kv, 1.5), p.param("v", kv, 1.5)];
+      return [p.b.add("attention", [qv, k, v, ...(mask ? [mask(p)] : [])], attrs).outputs[0]];
+    });
+  /** A constant mask [Tq, Tk]: random finite values, -Infinity where `hidden` says, as an input (no gradient). */
+  const maskInput = (Tq: number, Tk: number, hidden: (i: number, j: number) => boolean) => (p: Problem) => {
+    const mask = p.weights("mask", [Tq, Tk]);
+    const values = p.feeds.inputs.mask as Float64Array;
+    values.forEach((x, e) => (values[e] = hidden(Math.floor(e / Tk), e % Tk) ? -Infinity : x));
+    return mask;
+  };
+
+  it("attention, not causal", () => {
+    expect(attentionCase([2, 3, 5, 4], [2, 3, 5, 4], { causal: false })).toEqual([]);
+  });
+
+  it("cross-attention: 3 queries against 6 keys and values, grouped heads, not causal", () => {
+    expect(attentionCase([2, 4, 3, 4], [2, 2, 6, 4], { causal: false })).toEqual([]);
+  });
+
+  it("causal cross-attention: 5 queries against 3 keys (query i sees keys j <= i)", () => {
+    expect(attentionCase([1, 2, 5, 4], [1, 1, 3, 4], {})).toEqual([]);
+  });
+
+  it("attention with an additive mask with -Infinity entries and a row that sees no key, not causal", () => {
+    const mask = maskInput(4, 6, (i, j) => (i + j) % 3 === 0 || i === 2);
+    expect(attentionCase([2, 2, 4, 3], [2, 1, 6, 3], { causal: false }, mask)).toEqual([]);
+  });
+
+  it("causal attention with an additive mask", () => {
+    expect(
+      attentionCase(
+        [1, 2, 5, 4],
+        [1, 2, 5, 4],
+        {},
+        maskInput(5, 5, (i, j) => j === 0 && i > 0),
+      ),
+    ).toEqual([]);
+  });
+
+  // The rule redraws the forward's mask (same seed and step): a different mask would not match.
+  it("dropout", () => {
+    expect(check((p) => [p.b.value("dropout", [p.param("x", [4, 25])], { p: 0.4, seed: 3 })])).toEqual([]);
+  });
+
   it("layernorm without bias", () => {
     expect(check((p) => [p.b.value("layernorm", [p.param("x", [2, 3, 6], 2), p.param("w", [6])], { eps: 1e-5 })])).toEqual([]);
   });

@@ -8,6 +8,7 @@ import type { CompileOptions, Plan } from "../../plan/plan.ts";
 import { kernelTiles } from "../../plan/strategies/kernel_tiles.ts";
 import { LM_HEAD_COL_UNIT, type LmHeadTile, lmHeadTile, smallerLmHeadTiles } from "../../ir/passes/fuse_lm_head.ts";
 import { lmHeadWorkspace } from "../../ir/ops.ts";
+import { lmHeadTileText } from "../../src/driver/tile_report.ts";
 
 const tiny = { vocab: 512, seq: 32, layers: 2, dim: 64, heads: 4 };
 const opts: CompileOptions = { batch: 4, seq: 32, threads: 2, clip: true, checkpoint: "none" };
@@ -88,5 +89,10 @@ describe("the tiny GPT under a device budget", () => {
     expect(tileOf(tight).cols).toBeLessThan(lmHeadTile(128, 50257).cols);
     const roomy = plan(wide, 40_000_000);
     expect(tileOf(roomy)).toEqual(lmHeadTile(128, 50257));
+    // `stow plan` names the tile, and says when it is not the default.
+    const cols = tileOf(tight).cols;
+    expect(lmHeadTileText(tight)).toEqual([expect.stringMatching(new RegExp(`tile 128 x ${cols} .*smaller than the default 128 x 32768`))]);
+    expect(lmHeadTileText(roomy)).toEqual([expect.stringMatching(/tile 128 x 32768 .*: the default$/)]);
+    expect(lmHeadTileText(plan({ ...tiny, vocab: 512 }))).toHaveLength(1);
   });
 });

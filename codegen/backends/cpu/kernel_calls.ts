@@ -3,7 +3,7 @@
 // give. Views and leaves run nothing (the registry's runsKernel). The switch is exhaustive over the
 // ops: one added without a binding here is a type error.
 import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
-import { attentionDims, attentionGroup, binaryBroadcast, lmHeadDims } from "../../../ir/ops.ts";
+import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, isCausal, lmHeadDims } from "../../../ir/ops.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 import { aroundAxis, broadcastLayout, padLayout } from "../../../ir/movement.ts";
@@ -40,6 +40,23 @@ export function matmulArgs(n: NodeOf<"matmul">, mem: MemoryPlan): (string | numb
   const aStride = numel(x0.shape.slice(-2));
   const bStride = x1.shape.length === 2 ? 0 : numel(x1.shape.slice(-2));
   return [valuePointer(y0, mem), valuePointer(x0, mem), valuePointer(x1, mem), batch, M, N, K, ta, tb, aStride, bStride];
+}
+
+/**
+ * The attention kernels' sizes: BH, T, D, group, and only where they differ from the causal
+ * self-attention defaults, Tk, causal and the mask (so that plans of causal models call them as before).
+ */
+function attentionArgs(
+  n: NodeOf<"attention"> | NodeOf<"attention_bwd">,
+  mask: Value | undefined,
+  ptr: (v: Value) => string,
+): (string | number | boolean)[] {
+  const [q, k] = n.inputs;
+  const { BH, T, D } = attentionDims(q.shape);
+  const sizes = [BH, T, D, attentionGroup(q.shape, k.shape)];
+  const Tk = attentionKeys(k.shape);
+  if (Tk === T && isCausal(n.attrs) && !mask) return sizes;
+  return [...sizes, Tk, isCausal(n.attrs), mask ? ptr(mask) : "nullptr"];
 }
 
 /** Where a value lives, as the generated code's F/I/H macros address it. */
@@ -140,14 +157,13 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("gelu_fwd", ptr(y0), ptr(x0), numel(x0.shape))];
     case "gelu_bwd":
       return [call("gelu_bwd", ptr(y0), ptr(x0), ptr(x1), numel(x0.shape))];
-    case "attention": {
-      const { BH, T, D } = attentionDims(x0.shape);
-      return [call("attention_fwd", ptr(y0), ptr(y1), ptr(x0), ptr(x1), ptr(x2), BH, T, D, attentionGroup(x0.shape, x1.shape))];
-    }
-    case "attention_bwd": {
-      const { BH, T, D } = attentionDims(x0.shape);
-      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.map(ptr), BH, T, D, attentionGroup(x0.shape, x1.shape))];
-    }
+    case "attention":
+      return [call("attention_fwd", ptr(y0), ptr(y1), ...n.inputs.slice(0, 3).map(ptr), ...attentionArgs(n, n.inputs[3], ptr))];
+    case "attention_bwd":
+      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.slice(0, 6).map(ptr), ...attentionArgs(n, n.inputs[6], ptr))];
+    case "dropout":
+      // The mask is drawn for the step being trained (a.adam.t, 1-based), so each step draws a new one.
+      return [call("dropout", ptr(y0), ptr(x0), numel(x0.shape), cFloat(n.attrs.p), `${n.attrs.seed}u`, "a.adam.t")];
     case "rope": {
       const T = x0.shape[x0.shape.length - 2];
       return [call("rope", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), T, last(x0), cFloat(n.attrs.base), n.attrs.inverse === true)];

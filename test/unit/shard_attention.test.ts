@@ -1,0 +1,26 @@
+// Attention that is not causal and takes an additive mask (test/fixtures/models/masked_attention.ts),
+// and an untied LM head cut by the vocabulary (Linear's parallel: "vocab"), under the shard pass: in
+// float64 on simulated ranks against the unsharded step (test/helpers/shard_compare.ts). The mask is
+// the same for every head, so every rank reads it whole beside its own heads.
+import { describe, expect, test } from "vitest";
+import type { ModelConfig, ModelDefinition } from "../../src/dsl/model.ts";
+import { loadModel } from "../../src/load/load_model.ts";
+import { compareSharded } from "../helpers/shard_compare.ts";
+
+describe("masked, non-causal attention sharded by heads", () => {
+  test("at 2 ranks: each rank's loss, gradients and updates are its part of the unsharded step", async () => {
+    const path = "test/fixtures/models/masked_attention.ts";
+    const { module } = await loadModel(path);
+    const config = module.presets.tiny as ModelConfig;
+    const g = compareSharded({ model: module as ModelDefinition, path, config, batch: 2, seq: 8 }, 2);
+    const attention = g.nodes.filter((n) => n.op === "attention" && n.phase === "forward");
+    // Each rank: 2 of the 4 heads; the encoder's takes the whole [8, 8] mask and is not causal.
+    expect(attention.map((n) => [n.inputs[0].shape, n.inputs[3]?.shape, "causal" in n.attrs ? n.attrs.causal : undefined])).toEqual([
+      [[2, 2, 8, 4], [8, 8], false],
+      [[2, 2, 8, 4], undefined, undefined],
+    ]);
+    // The untied head is padded to 2 x 19 rows (vocabulary 37), its loss vocabulary-parallel.
+    expect(g.params.find((p) => p.name === "head.weight")!.shape).toEqual([19, 16]);
+    expect(g.nodes.some((n) => n.op === "cross_entropy_vp")).toBe(true);
+  });
+});
