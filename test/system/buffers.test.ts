@@ -71,4 +71,10 @@ describe("buffers", () => {
     expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
     for (const m of b) expect(m.device_peak_bytes).toBe(offloaded.device_peak_bytes);
   });
+
+  test("stay whole on every rank under --tp 2, which gives the losses of one rank", () => {
+    const one = stowTrain([...model, "--steps", "3"], path.join(dir, "tp1.jsonl"));
+    const two = stowTrain([...model, "--steps", "3", "--tp", "2"], path.join(dir, "tp2.jsonl"));
+    two.forEach((m, i) => expect(Math.abs(m.loss - one[i].loss) / one[i].loss, `step ${i + 1}`).toBeLessThanOrEqual(1e-6));
+  });
 });
