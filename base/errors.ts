@@ -40,13 +40,18 @@ export class StoppedBySignal extends UserError {
 }
 
 /** A plan setting a pass or the planner can find wrong for this model. */
-export type Setting = "tp" | "chunkSize" | "checkpoint" | "moveActivations" | "deviceMemory" | "hostMemory";
+export type Setting =
+  "tp" | "dp" | "zero" | "gradAccum" | "batch" | "chunkSize" | "checkpoint" | "moveActivations" | "deviceMemory" | "hostMemory";
 
 /** How a setting is named in a message: by its flag on the command line, in words elsewhere. */
 export type SettingNames = (setting: Setting) => string;
 
 export const SETTING_WORDS: Readonly<Record<Setting, string>> = {
   tp: "the tensor-parallel degree",
+  dp: "the data-parallel degree",
+  zero: "the ZeRO stage",
+  gradAccum: "the micro-batches per step",
+  batch: "the global batch",
   chunkSize: "the chunk size",
   checkpoint: "the checkpoint mode",
   moveActivations: "the moved activations",

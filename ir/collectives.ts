@@ -13,5 +13,12 @@ export interface Collective {
 export function collectives(g: Graph): Collective[] {
   return g.nodes
     .filter((n) => opKind(n.op) === "collective")
-    .map((node) => ({ node, bytes: Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0])) }));
+    .map((node) => ({
+      node,
+      // A ZeRO gather moves a whole chunk, padding included.
+      bytes:
+        node.op === "zero_gather"
+          ? 4 * node.attrs.ranks * node.attrs.shard
+          : Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0])),
+    }));
 }

@@ -250,6 +250,8 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   adamw: NONE,
   silu_bwd: NONE,
   broadcast: NONE,
+  zero_adamw: NONE,
+  zero_gather: NONE,
   embedding_vp_bwd: NONE,
   cross_entropy_vp_max: NONE,
   cross_entropy_vp_sums: NONE,

@@ -191,6 +191,8 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     }
     // Ops whose meaning involves other ranks: test/helpers/spmd.ts runs them across simulated ranks.
     case "all_reduce":
+    case "zero_adamw":
+    case "zero_gather":
     case "all_gather":
     case "reduce_scatter":
     case "broadcast":

@@ -90,8 +90,28 @@ export interface OpAttrs {
   silu_bwd: None;
 
   // Tensor parallelism.
-  all_reduce: { readonly reduce: "sum" | "max" };
+  /**
+   * Over the tensor-parallel ranks, or with group "dp" over the data-parallel ones (ir/passes/data_parallel.ts);
+   * mean divides the sum by the group's size.
+   */
+  all_reduce: { readonly reduce: "sum" | "max" | "mean"; readonly group?: "dp" };
   all_gather: { readonly ranks: number };
+  /**
+   * ZeRO (ir/passes/adamw.ts): one chunk's AdamW update on this data-parallel rank's shard of it. Inputs
+   * m, v (the shard's moments, `shard` floats), the norm when `clip`, then the chunk's `count` parameters
+   * and their gradients; parameter k lies at element `offsets[k]` of the chunk, and decay[k] is 1 when
+   * weight decay applies to it (attributes hold numbers, not booleans, in lists).
+   */
+  zero_adamw: {
+    readonly chunk: number;
+    readonly count: number;
+    readonly shard: number;
+    readonly offsets: readonly number[];
+    readonly decay: readonly number[];
+    readonly clip: boolean;
+  };
+  /** ZeRO: the chunk's whole parameters again from every data-parallel rank's updated shard, in place. */
+  zero_gather: { readonly chunk: number; readonly shard: number; readonly ranks: number };
   reduce_scatter: { readonly ranks: number };
   broadcast: { readonly root: number };
   tp_copy: None;

@@ -538,7 +538,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     infer: ([chunk], a) => {
       const shape = a.shape;
       if (a.offset + numel(shape) * 4 > numel(chunk.shape) * 4) fail("chunk_view: the view reaches past its chunk");
-      return [f32(shape)];
+      // Of a chunk of model data, or of rows of a step's inputs (ir/passes/grad_accum.ts).
+      return [{ shape, dtype: chunk.dtype }];
     },
   },
   copy_d2h: { kind: "transfer", arity: 1, infer: ([x]) => [f32(x.shape)] },
@@ -582,9 +583,33 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     reuses: { 0: 0 },
     infer: ([x], a) => {
       expectF32("all_reduce", x, "input");
-      if (a.reduce !== "sum" && a.reduce !== "max") fail(`all_reduce: reduce must be "sum" or "max"`);
+      if (a.reduce !== "sum" && a.reduce !== "max" && a.reduce !== "mean") fail(`all_reduce: reduce must be "sum", "max" or "mean"`);
+      if (a.group !== undefined && a.group !== "dp") fail(`all_reduce: group must be "dp" or absent (tensor-parallel)`);
       return [f32(x.shape)];
     },
+  },
+  // ZeRO over the data-parallel ranks (ir/passes/adamw.ts): the chunk's parameters are contiguous in
+  // the persistent region, `ranks` shards of `shard` floats; the update writes this rank's shard of them
+  // and its moments, and zero_gather brings every rank's shard to every rank, in place. The outputs are
+  // the moments and the first parameter, as views: the chunk is model data, never a temporary.
+  zero_adamw: {
+    kind: "compute",
+    flops: (n) => 12 * numel(n.inputs[0].shape),
+    arity: "variadic",
+    aliases: { 0: 0, 1: 1 },
+    infer: (inputs, a) => {
+      const [m, v] = inputs;
+      if (!shapeEq(m.shape, [a.shard]) || !shapeEq(v.shape, [a.shard])) fail("zero_adamw: the moments must be one shard");
+      if (inputs.length !== 2 + (a.clip ? 1 : 0) + 2 * a.count)
+        fail("zero_adamw: expected the moments, the norm if clipped, then parameters and gradients");
+      return [f32(m.shape), f32(v.shape)];
+    },
+  },
+  zero_gather: {
+    kind: "collective",
+    arity: "variadic",
+    aliases: { 0: 0 },
+    infer: ([p]) => [f32(p.shape)],
   },
   // Concatenates the ranks' parts along the last axis. The parts arrive rank after rank, so unless the
   // tensor is one row, they are rearranged from a workspace of the output's size.

@@ -12,6 +12,8 @@ export class DoesNotFitError extends SettingError {
     phrase: (name: SettingNames) => string,
     readonly budget: "device" | "host",
     readonly least?: Candidate,
+    /** When the host budget refuses: the least host memory an offloaded plan that fits the device needs. */
+    readonly hostNeed?: number,
   ) {
     super(phrase);
     this.name = "DoesNotFitError";
@@ -48,6 +50,8 @@ export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: 
         `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
         `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`,
       "host",
+      undefined,
+      smallest,
     );
   }
   const least = plans.reduce((best, p) => (p.checkpoint.arenaBytes < best.checkpoint.arenaBytes ? p : best));

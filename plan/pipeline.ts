@@ -14,7 +14,9 @@ import { earlyUpdate } from "../ir/passes/early_update.ts";
 import { offloadActivations } from "../ir/passes/offload_activations.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
-import type { ChunkLayout } from "../ir/passes/chunks.ts";
+import { averageOverDataParallel } from "../ir/passes/data_parallel.ts";
+import { accumulateGradients } from "../ir/passes/grad_accum.ts";
+import type { ChunkLayout, ZeroSharding } from "../ir/passes/chunks.ts";
 
 /** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
 export interface Moves {
@@ -27,6 +29,12 @@ export const NO_MOVES: Moves = { count: 0, lookahead: 0 };
 export interface PassSettings {
   /** Tensor-parallel ranks. */
   ranks: number;
+  /** Data-parallel ranks (default 1), whose gradients and loss are averaged. */
+  dp?: number;
+  /** Micro-batches per step (default 1), their gradients summed before one update. */
+  gradAccum?: number;
+  /** ZeRO stage 1: AdamW moments sharded over the data-parallel ranks in these chunks. */
+  zero?: ZeroSharding;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
   mode: CheckpointMode;
@@ -62,7 +70,13 @@ export const PIPELINE = [
     reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`,
     run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count),
   },
-  { name: "adamw", reads: (s) => `${s.clip}`, run: (g, s) => adamwPass(g, { clip: s.clip }) },
+  { name: "grad-accum", reads: (s) => `${s.gradAccum ?? 1}`, run: (g, s) => accumulateGradients(g, s.gradAccum ?? 1) },
+  { name: "data-parallel", reads: (s) => `${s.dp ?? 1}`, run: (g, s) => averageOverDataParallel(g, s.dp ?? 1) },
+  {
+    name: "adamw",
+    reads: (s) => `${s.clip}${s.zero ? ` zero ${s.zero.ranks} ${s.zero.chunks.capacity}` : ""}`,
+    run: (g, s) => adamwPass(g, { clip: s.clip, ...(s.zero && { zero: s.zero }) }),
+  },
   { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },
   {
     name: "move-activations",

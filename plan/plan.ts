@@ -9,6 +9,7 @@ import type { Machine, MeasuredTimes, StepTime } from "../ir/cost_model.ts";
 import type { MemoryPlan, PersistentLayout } from "../ir/passes/memory_plan.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type BackendName, backendCaps, resolvePrecision } from "./backends.ts";
+import { SettingError } from "../base/errors.ts";
 
 /** cpu: g++ and OpenBLAS; cuda: nvcc (or the emulated CUDA target) and the CUDA runtime (plan/backends.ts). */
 export type Backend = BackendName;
@@ -26,6 +27,14 @@ export interface PlanDecisions {
   emulate: boolean;
   /** Tensor-parallel ranks, each holding a part of the model. */
   ranks: number;
+  /** Data-parallel ranks, each running its rows of the global batch (docs/planning.md, data parallelism). */
+  dp: number;
+  /** ZeRO stage: 0 replicates model data on every data-parallel rank. */
+  zero: number;
+  /** Micro-batches per step, their gradients accumulated before one update. */
+  gradAccum: number;
+  /** Sequences per step over every data-parallel rank and micro-batch (`--batch`); `train.batch` is one rank's share. */
+  globalBatch: number;
   /** Kernel and BLAS threads the memory plan sized workspaces for. */
   threads: number;
   /** The global gradient norm is computed (clipping and the grad_norm metric). */
@@ -48,6 +57,7 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
     precision: resolvePrecision(backendCaps(backend), opts.precision),
     emulate: opts.emulate === true,
     ranks: opts.tp ?? 1,
+    ...dataParallel(opts),
     threads: opts.threads,
     clip: opts.clip,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
@@ -57,7 +67,39 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
   };
 }
 
+/** The data-parallel decisions, checked: the global batch must split evenly into every rank's micro-batches. */
+function dataParallel(opts: CompileOptions): Pick<PlanDecisions, "dp" | "zero" | "gradAccum" | "globalBatch"> {
+  const dp = opts.dp ?? 1;
+  const zero = opts.zero ?? 0;
+  const gradAccum = opts.gradAccum ?? 1;
+  if (!Number.isInteger(zero) || zero < 0 || zero > 3)
+    throw new SettingError((name) => `${name("zero")} must be 0, 1, 2 or 3 (ZeRO stages), got ${zero}`);
+  if (zero > 0 && dp === 1)
+    throw new SettingError(
+      (name) => `${name("zero")} ${zero} shards over data-parallel ranks, but there is one: give ${name("dp")} 2 or more`,
+    );
+  if (zero > 1)
+    throw new SettingError(
+      (name) => `${name("zero")} ${zero}: only ${name("zero")} 0 (replicated) and 1 (AdamW moments sharded) are implemented yet`,
+    );
+  const parts = dp * gradAccum;
+  if (opts.batch % parts !== 0)
+    throw new SettingError(
+      (name) =>
+        `${name("batch")} ${opts.batch} is the global batch; it must split evenly over ${name("dp")} ${dp}` +
+        `${gradAccum > 1 ? ` x ${name("gradAccum")} ${gradAccum}` : ""} micro-batches, and ${parts} does not divide it`,
+    );
+  return { dp, zero, gradAccum, globalBatch: opts.batch };
+}
+
+/** Sequences one rank's training program runs at once: the global batch over dp x grad_accum (checked). */
+export function microBatch(opts: CompileOptions): number {
+  const { dp, gradAccum } = dataParallel(opts);
+  return opts.batch / (dp * gradAccum);
+}
+
 export interface CompileOptions {
+  /** Sequences per step: the global batch, over every data-parallel rank and micro-batch. */
   batch: number;
   seq: number;
   threads: number;
@@ -84,6 +126,12 @@ export interface CompileOptions {
   measured?: MeasuredTimes;
   /** Tensor-parallel degree: ranks that each hold a part of the model (default 1). */
   tp?: number;
+  /** Data-parallel degree: ranks that each run their rows of the global batch (default 1). */
+  dp?: number;
+  /** ZeRO stage over the data-parallel ranks (default 0: model data replicated). */
+  zero?: number;
+  /** Micro-batches per step (default 1). */
+  gradAccum?: number;
   /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
   machine?: Machine;
   /** What the plan runs on (default cpu): its cost model here, its code and build later. */
@@ -124,6 +172,7 @@ export interface Candidate {
 export interface CompiledProgram {
   graph: Graph;
   memory: MemoryPlan;
+  /** Sequences the program reads per run: in training, one rank's rows of the global batch (all its micro-batches). */
   batch: number;
   seq: number;
 }
@@ -152,6 +201,11 @@ export interface Plan {
 
 /** A plan the search made and weighs: everything but the list of the others. */
 export type PlanCandidate = Omit<Plan, "candidates">;
+
+/** Processes a plan runs on: the data-parallel x tensor-parallel mesh. */
+export function worldSize(d: PlanDecisions): number {
+  return d.dp * d.ranks;
+}
 
 /** Trained parameters of the whole model (a sharded one counted at its full size, once; buffers not at all, as PyTorch's parameters()). */
 export function paramCount(plan: Plan): number {

@@ -47,7 +47,15 @@ function transferBytes(g: Graph): number {
 export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const decisions = resolveDecisions(opts);
   const pipeline = new Pipeline(traced.train);
-  const base: PassSettings = { ranks: decisions.ranks, clip: decisions.clip, mode: "none", regions: 0, moves: NO_MOVES };
+  const base: PassSettings = {
+    ranks: decisions.ranks,
+    dp: decisions.dp,
+    gradAccum: decisions.gradAccum,
+    clip: decisions.clip,
+    mode: "none",
+    regions: 0,
+    moves: NO_MOVES,
+  };
   // The fused LM head's tile: the default unless it keeps every plan from fitting the device budget.
   const head = pipeline.after("fuse", base).nodes.find((n) => n.op === "linear_cross_entropy");
   const dims = head && lmHeadDims(head.inputs, head.attrs);
@@ -67,14 +75,18 @@ function planWith(
   config: ModelConfig,
   opts: CompileOptions,
   decisions: PlanDecisions,
-  base: PassSettings,
+  settings: PassSettings,
 ): Plan {
+  let base = settings;
   const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const inferGraph = new Pipeline(traced.infer).after("shard", base);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
+  // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
+  const zero = decisions.zero > 0 ? { ranks: decisions.dp, chunks: leastWaste } : undefined;
+  if (zero) base = { ...base, zero };
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
@@ -102,8 +114,8 @@ function planWith(
     const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
-    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident });
-    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch, seq: opts.seq };
+    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident }, zero);
+    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     // The step is played out when its time is first asked for: a search judges most plans by memory alone.
@@ -150,6 +162,12 @@ function planWith(
     );
   const moveCount = opts.moveActivations ?? 0;
   checkMoves(opts, moveCount, totalRegions);
+  // Moving activations of an unrolled step (grad_accum.ts) is not planned yet: its regions repeat.
+  if (moveCount > 0 && decisions.gradAccum > 1)
+    throw new SettingError(
+      (name) =>
+        `${name("moveActivations")} is not combined with ${name("gradAccum")} yet: recompute (${name("checkpoint")} blocks) instead`,
+    );
   const onDevice = deviceOnly(budgets);
   const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
   const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
@@ -159,7 +177,7 @@ function planWith(
     const modes = checkpointModes((m, r) => planFor(m, r), totalRegions, budgets);
     // Moving activations cannot help when the budget does not even hold the model data.
     const moving =
-      budgets.device === undefined || modes[0].persistent.bytes >= budgets.device
+      budgets.device === undefined || modes[0].persistent.bytes >= budgets.device || decisions.gradAccum > 1
         ? []
         : activationMoves(
             (moves, recomputed) => planFor(recomputed > 0 ? "blocks" : "none", recomputed, undefined, leastWaste, moves),
@@ -183,7 +201,9 @@ function planWith(
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  if (!plans.some(settled)) {
+  // Offloaded model data is not combined with data parallelism or accumulation yet (docs/planning.md).
+  const mayOffload = decisions.dp === 1 && decisions.gradAccum === 1;
+  if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"
         ? [
@@ -233,7 +253,7 @@ function planWith(
   // Under auto, when still nothing fits, memory is all that is short: a last schedule search with every
   // block's activations moved as well as the model data (the least a plan holds on the device), in the
   // finest chunks tried.
-  if (opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
+  if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
     const chunks = opts.chunkSize === undefined ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
     plans = [
       ...plans,

@@ -63,6 +63,20 @@ function pack(order: readonly { name: string; bytes: number }[], capacity: numbe
   return chunks;
 }
 
+/**
+ * ZeRO: each of `ranks` data-parallel ranks owns one contiguous shard of a chunk, this many floats (the
+ * chunk's bytes split evenly and aligned, so the chunk is padded to ranks x shard).
+ */
+export function shardElements(chunk: Chunk, ranks: number): number {
+  return alignUp(Math.ceil(chunk.bytes / ranks)) / 4;
+}
+
+/** ZeRO over data-parallel ranks in these chunks (ir/passes/adamw.ts, memory_plan.ts). */
+export interface ZeroSharding {
+  ranks: number;
+  chunks: ChunkLayout;
+}
+
 const SEARCH_STEPS = 256;
 
 /** The smallest capacity any layout may have: the largest parameter's aligned size. */

@@ -5,7 +5,7 @@
 import { type Graph, type ParamInfo, numel, trainedParams } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
-import type { ChunkLayout } from "./chunks.ts";
+import { type ChunkLayout, type ZeroSharding, shardElements } from "./chunks.ts";
 
 export interface PersistentLayout {
   /** Parameter, moment (opt.m.<name>, opt.v.<name>) or host gradient (grad.<name>) name -> byte offset in its region. */
@@ -34,8 +34,10 @@ export interface Offloaded {
  * Resident model data at the bottom of the arena: parameters (in state_dict order), then first moments,
  * then second moments. Offloaded chunks go to the host region: their parameters chunk by chunk (so each
  * chunk is one contiguous copy), then their moments, then the host copies of their gradients.
+ * Under ZeRO the parameters lie chunk by chunk, each chunk padded to its ranks' shards (a zero_gather
+ * writes them all), and the moments are this rank's shard of each chunk (opt.m.chunk<i>, opt.v.chunk<i>).
  */
-export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded): PersistentLayout {
+export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
   const offsets = new Map<string, number>();
   const onHost = new Set<string>();
   const isHost = (param: string) => offloaded !== undefined && !offloaded.resident.has(offloaded.chunks.chunkOf.get(param)!);
@@ -52,7 +54,12 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       device += alignUp(count * 4);
     }
   };
-  for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
+  if (zero) {
+    for (const chunk of zero.chunks.chunks) {
+      for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
+      device += 4 * zero.ranks * shardElements(chunk, zero.ranks);
+    }
+  } else for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
   const paramBytes = device;
   const chunkRange = new Map<number, [number, number]>();
   for (const chunk of offloaded?.chunks.chunks ?? []) {
@@ -61,7 +68,10 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     for (const name of chunk.params) put(name, elements.get(name)!, true);
     chunkRange.set(chunk.index, [start, host]);
   }
-  if (withOptimizer)
+  if (withOptimizer && zero)
+    for (const moment of ["m", "v"])
+      for (const chunk of zero.chunks.chunks) put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), false);
+  else if (withOptimizer)
     for (const moment of ["m", "v"]) for (const p of trainedParams(g)) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
   for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);

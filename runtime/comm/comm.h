@@ -9,6 +9,7 @@
 // every rank makes the same ones in the same order, from one thread.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace stow {
 
@@ -21,13 +22,16 @@ class Comm {
   virtual int size() const = 0;
   // In place: every rank ends with the sum (or max) over the ranks of buf[0, n).
   virtual void all_reduce(float* buf, int64_t n, Reduce op) = 0;
-  // recv receives size() blocks of `bytes`, rank 0's first.
+  // recv receives size() blocks of `bytes`, rank 0's first. In place when send is this rank's block of recv.
   virtual void all_gather(const void* send, void* recv, int64_t bytes) = 0;
   // send holds size() blocks of n floats; recv receives the sum over the ranks of block rank().
   virtual void reduce_scatter(const float* send, float* recv, int64_t n) = 0;
   virtual void broadcast(void* buf, int64_t bytes, int root) = 0;
   // Like all_gather, but only `root` receives (checkpoints, per-rank statistics); recv may be null elsewhere.
   virtual void gather(const void* send, void* recv, int64_t bytes, int root) = 0;
+  // A communicator of the ranks that give the same color, ordered by key (MPI_Comm_split): the job's
+  // tensor-parallel and data-parallel groups. Collective over every rank of this one.
+  virtual std::unique_ptr<Comm> split(int color, int key) = 0;
   // Ends every rank of the job now: a failure on one rank must not leave the others waiting for it.
   [[noreturn]] virtual void abort(int code) = 0;
 };

@@ -40,6 +40,11 @@ struct Ctx {
   int ranks = 1;
   int64_t comm_calls = 0;
   int64_t comm_bytes = 0;
+  // Data parallelism: this process's rank among the replicas of its tensor-parallel rank, and their
+  // communicator (null without --dp). Collectives on it count in comm_calls and comm_bytes too.
+  Comm* dp_comm = nullptr;
+  int dp_rank = 0;
+  int dp_ranks = 1;
 
   // Set by generated code before each node: the node's planned workspace and its name for messages.
   int64_t ws_offset = 0;

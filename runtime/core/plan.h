@@ -20,6 +20,16 @@ struct ShardDesc {
   int64_t full = 0;  // extent of the axis in the full tensor
 };
 
+// ZeRO (--zero 1): one chunk of parameters, contiguous from `offset` (bytes, in the arena) and padded
+// to dp shards of `shard` floats; this rank holds the AdamW moments of its shard only, at m_offset and
+// v_offset. A parameter belongs to the chunk whose [offset, offset + dp * shard * 4) holds its offset.
+struct ZeroChunkDesc {
+  int64_t offset;
+  int64_t shard;
+  int64_t m_offset;
+  int64_t v_offset;
+};
+
 struct ParamDesc {
   const char* name;      // nanoGPT state_dict key, e.g. "transformer.h.0.attn.c_attn.weight"
   int rank;
@@ -68,6 +78,10 @@ struct PlanDesc {
   ProgramDesc train;
   ProgramDesc infer;
   int ranks = 1;           // tensor-parallel ranks the plan runs on (one process each)
+  int dp = 1;              // data-parallel replicas of those; the job is dp * ranks processes
+  int zero = 0;            // ZeRO stage over the data-parallel ranks
+  int nzero_chunks = 0;
+  const ZeroChunkDesc* zero_chunks = nullptr;  // under ZeRO, every chunk of parameters (else none)
 };
 
 }  // namespace stow

@@ -45,6 +45,11 @@ struct StowSession {
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
   stow::Ctx ctx;
   stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
+  // Under --dp, the groups of the dp x tp mesh (tp ranks adjacent); before the device, whose NCCL
+  // communicators are made over them. tp_host is the tensor-parallel group on the host (the whole job
+  // without --dp): checkpoints gather over it.
+  std::unique_ptr<stow::Comm> tp_group, dp_group;
+  stow::Comm* tp_host = nullptr;
   std::unique_ptr<stow::TokenData> data;
   std::unique_ptr<stow::HostBuffer<int32_t>> batch;  // a step's tokens and targets, on their way to the device
   std::unique_ptr<stow::MetricsFile> metrics;
@@ -140,6 +145,14 @@ void validate_plan(const stow::PlanDesc* plan) {
     if (p.m_offset >= 0) inside_model(p.m_offset, std::string("the first moment of ") + p.name);
     if (p.v_offset >= 0) inside_model(p.v_offset, std::string("the second moment of ") + p.name);
   }
+  if (plan->zero > 0 && (plan->nzero_chunks < 1 || plan->zero_chunks == nullptr || plan->dp < 2))
+    throw Error("internal: a ZeRO plan without chunks or data-parallel ranks");
+  for (int i = 0; i < plan->nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan->zero_chunks[i];
+    inside(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
+    inside(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
+    inside(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
+  }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
   if (t.run == nullptr || f.run == nullptr) throw Error("internal: plan without a training or inference program");
@@ -168,9 +181,7 @@ int64_t parse_metadata_int(const stow::SafetensorsFile& f, const char* key) {
 }
 
 // A checkpoint holds whole tensors; a sharded parameter reads the full one and keeps this rank's part.
-void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
-                int64_t offset) {
-  float* dst = s.model_at(offset, p.on_host);
+void read_local(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p, float* dst) {
   if (p.shard.axis < 0) {
     f.read_f32(name, p.shape, p.rank, dst);
   } else {
@@ -179,7 +190,37 @@ void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& nam
     f.read_f32(name, shape.data(), int(shape.size()), full.data());
     stow::take_shard(p, s.ctx.rank, full.data(), dst);
   }
+}
+
+void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p,
+                int64_t offset) {
+  read_local(s, f, name, p, s.model_at(offset, p.on_host));
   if (!p.on_host) s.ctx.touch(s.at<float>(offset), 4 * p.numel);
+}
+
+// ZeRO: the chunk a parameter lies in, and the parameter's first element within it.
+const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow::ParamDesc& p, int64_t* element) {
+  for (int i = 0; i < plan.nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
+    if (p.offset >= c.offset && p.offset < c.offset + 4 * plan.dp * c.shard) {
+      *element = (p.offset - c.offset) / 4;
+      return c;
+    }
+  }
+  throw Error(std::string("internal: parameter ") + p.name + " lies in no ZeRO chunk");
+}
+
+// ZeRO: a moment (first or second) of a whole parameter, read as checkpoints hold it, of which this rank
+// keeps the part in its shard of the parameter's chunk.
+void read_zero_moment(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p, bool second) {
+  stow::HostBuffer<float> local(s.pool, p.numel, "a moment to take a ZeRO shard of");
+  read_local(s, f, name, p, local.data());
+  int64_t at = 0;
+  const stow::ZeroChunkDesc& c = zero_chunk_of(*s.plan, p, &at);
+  const int64_t begin = int64_t(s.ctx.dp_rank) * c.shard;
+  const int64_t from = std::max(begin, at), to = std::min(begin + c.shard, at + p.numel);
+  float* shard = s.model_at(second ? c.v_offset : c.m_offset, false);
+  for (int64_t e = from; e < to; e++) shard[e - begin] = local[e - at];
 }
 
 // Parameters only, under their nanoGPT names. Optimizer state of a stow checkpoint and the tied head
@@ -228,8 +269,8 @@ void load_resume(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++) {
     const stow::ParamDesc& p = s.plan->params[i];
     names.insert(p.name);
-    if (p.m_offset >= 0) names.insert(std::string("opt.m.") + p.name);
-    if (p.v_offset >= 0) names.insert(std::string("opt.v.") + p.name);
+    if (p.m_offset >= 0 || s.plan->zero > 0) names.insert(std::string("opt.m.") + p.name);
+    if (p.v_offset >= 0 || s.plan->zero > 0) names.insert(std::string("opt.v.") + p.name);
   }
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name)) throw Error(path + ": tensor '" + e.name + "' is not part of this model's training state");
@@ -238,6 +279,10 @@ void load_resume(StowSession& s, const std::string& path) {
     read_param(s, f, p.name, p, p.offset);
     if (p.m_offset >= 0) read_param(s, f, std::string("opt.m.") + p.name, p, p.m_offset);
     if (p.v_offset >= 0) read_param(s, f, std::string("opt.v.") + p.name, p, p.v_offset);
+    if (s.plan->zero > 0) {
+      read_zero_moment(s, f, std::string("opt.m.") + p.name, p, false);
+      read_zero_moment(s, f, std::string("opt.v.") + p.name, p, true);
+    }
   }
 }
 
@@ -250,6 +295,10 @@ int64_t resident_model_bytes(const stow::PlanDesc& plan) {
     for (int64_t offset : {p.offset, p.m_offset, p.v_offset})
       if (offset >= 0) end = std::max(end, offset + 4 * p.numel);
   }
+  for (int i = 0; i < plan.nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
+    end = std::max({end, c.offset + 4 * plan.dp * c.shard, c.m_offset + 4 * c.shard, c.v_offset + 4 * c.shard});
+  }
   return end;
 }
 
@@ -258,13 +307,27 @@ void open_session(StowSession& s, const StowOptions& o) {
   validate_plan(s.plan);
   validate_options(o, *s.plan);
   s.comm = &stow::process_comm();
-  if (s.comm->size() != s.plan->ranks)
-    throw Error("this plan was compiled for --tp " + std::to_string(s.plan->ranks) + " and must run on that many ranks, " +
+  const int world = s.plan->ranks * s.plan->dp;
+  if (s.comm->size() != world) {
+    const std::string flags = "--tp " + std::to_string(s.plan->ranks) + (s.plan->dp > 1 ? " --dp " + std::to_string(s.plan->dp) : "");
+    throw Error("this plan was compiled for " + flags + " and must run on " + std::to_string(world) + " ranks, " +
                 "but it runs on " + std::to_string(s.comm->size()) +
-                (s.plan->ranks > 1 ? " (start it with mpirun -np " + std::to_string(s.plan->ranks) + ", srun or stow train --tp)" : ""));
-  s.ctx.comm = s.comm;
-  s.ctx.rank = s.comm->rank();
-  s.ctx.ranks = s.comm->size();
+                (world > 1 ? " (start it with mpirun -np " + std::to_string(world) + ", srun or stow train)" : ""));
+  }
+  s.tp_host = s.comm;
+  if (s.plan->dp > 1) {
+    // World rank = dp index * tp + tp index: a tp group is `ranks` adjacent ranks, a dp group one rank of each.
+    const int rank = s.comm->rank();
+    s.tp_group = s.comm->split(rank / s.plan->ranks, rank);
+    s.dp_group = s.comm->split(rank % s.plan->ranks, rank);
+    s.tp_host = s.tp_group.get();
+    s.ctx.dp_comm = s.dp_group.get();
+    s.ctx.dp_rank = s.dp_group->rank();
+    s.ctx.dp_ranks = s.dp_group->size();
+  }
+  s.ctx.comm = s.tp_host;
+  s.ctx.rank = s.tp_host->rank();
+  s.ctx.ranks = s.tp_host->size();
   s.opts = o;
   if (o.init_path) s.init_path = o.init_path;
   if (o.resume_path) s.resume_path = o.resume_path;
@@ -299,13 +362,14 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.device->release_mirror();
 
   if (o.data_path != nullptr) {
-    s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch, s.plan->train.seq, s.pool);
+    // The global batch: every data-parallel rank reads its rows of it.
+    s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch * s.plan->dp, s.plan->train.seq, s.pool);
     s.data->set_position(s.data_position);
     s.batch = std::make_unique<stow::HostBuffer<int32_t>>(s.pool, 2 * s.plan->train.batch * s.plan->train.seq, "the step's tokens");
   }
   // Last, so that a run refused above does not truncate the metrics of the run it would replace.
   // Rank 0 writes the job's metrics, with every rank's measurements.
-  if (o.metrics_path != nullptr && s.ctx.rank == 0)
+  if (o.metrics_path != nullptr && s.comm->rank() == 0)
     s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, s.resume_path.empty() ? -1 : s.step);
 }
 
@@ -317,16 +381,19 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
 // mark, the parameter bytes it holds, and its collectives' calls and bytes.
+// Ranks in world order (data-parallel index * tp + tensor-parallel index).
 std::string rank_metrics(StowSession& s) {
   const int64_t mine[4] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes};
-  std::vector<int64_t> all(4 * size_t(s.ctx.ranks));
+  const int world = s.comm->size();
+  std::vector<int64_t> all(4 * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
   const char* names[4] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes"};
-  std::string json = "\"ranks\":" + std::to_string(s.ctx.ranks) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
+  std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
+  if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
   for (int k = 0; k < 4; k++) {
     json += std::string(",\"") + names[k] + "\":[";
-    for (int r = 0; r < s.ctx.ranks; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
+    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
     json += "]";
   }
   return json;
@@ -349,7 +416,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   int32_t* tokens = s.batch->data();
   int32_t* targets = tokens + n;
   s.at_step_boundary = false;  // from here on the data position and then the model are mid-step
-  s.data->next_batch(tokens, targets);
+  s.data->next_batch(tokens, targets, int64_t(s.ctx.dp_rank) * prog.batch, prog.batch);
   s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
   s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
   s.ctx.touch(s.at<int32_t>(prog.tokens_offset), 4 * n);
@@ -385,7 +452,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.loss = loss;
   out.lr = lr;
   out.grad_norm = prog.norm_offset >= 0 ? s.read_float(prog.norm_offset) : NAN;
-  out.tokens = n;
+  out.tokens = n * s.plan->dp;  // the global batch's
   out.seconds = seconds;
   out.device_peak_bytes = s.ctx.high_water;
   out.host_peak_bytes = s.pool.peak_bytes();
@@ -394,7 +461,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.transfer_wait_seconds = moved.wait_seconds;
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = moved.d2h_bytes;
-  const std::string ranks = s.plan->ranks > 1 ? rank_metrics(s) : std::string();
+  const std::string ranks = s.comm->size() > 1 ? rank_metrics(s) : std::string();
   // The step is done (and every collective of it): what fails from here on leaves a whole state.
   try {
     if (s.metrics) s.metrics->write(out, ranks);
@@ -420,6 +487,31 @@ std::string model_metadata(const StowSession& s, const std::string& checkpoint) 
   return json + "\"config\":" + s.plan->config_json + "}";
 }
 
+// ZeRO: each chunk's moments from every data-parallel rank's shard, gathered on the first, and cut into
+// each parameter's (this tensor-parallel rank's part of it). Every rank takes part; only the first keeps.
+std::vector<stow::HostBuffer<float>> gather_zero_moments(StowSession& s) {
+  const stow::PlanDesc& plan = *s.plan;
+  const bool keeper = s.ctx.dp_rank == 0;
+  std::vector<stow::HostBuffer<float>> moments(2 * size_t(plan.nparams));
+  for (int k = 0; k < plan.nzero_chunks; k++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[k];
+    for (int which = 0; which < 2; which++) {
+      stow::HostBuffer<float> whole;
+      if (keeper) whole = stow::HostBuffer<float>(s.pool, plan.dp * c.shard, "a ZeRO chunk's moments to save");
+      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, false), whole.data(), 4 * c.shard, 0);
+      if (!keeper) continue;
+      for (int i = 0; i < plan.nparams; i++) {
+        const stow::ParamDesc& p = plan.params[i];
+        int64_t at = 0;
+        if (&zero_chunk_of(plan, p, &at) != &c) continue;
+        moments[2 * i + which] = stow::HostBuffer<float>(s.pool, p.numel, "a parameter's moment to save");
+        std::memcpy(moments[2 * i + which].data(), whole.data() + at, size_t(p.numel) * 4);
+      }
+    }
+  }
+  return moments;
+}
+
 // Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree:
 // rank 0 gathers every rank's part of each sharded tensor and writes the file; the other ranks only
 // send their parts.
@@ -427,29 +519,36 @@ void save(StowSession& s, const std::string& path, int keep) {
   if (!s.at_step_boundary)
     throw Error("not saved: step " + std::to_string(s.step + 1) + " failed half-way, so the state in memory is no step's; " +
                 "the last checkpoint written stays as it was");
-  const bool writer = s.ctx.rank == 0;
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   struct Release {
     stow::Device& device;
     ~Release() { device.release_mirror(); }
   } release{*s.device};
   s.device->pull_mirror();
+  // ZeRO: the moments are sharded over the data-parallel ranks; the first gathers each chunk's, whole.
+  std::vector<stow::HostBuffer<float>> zero_moments;  // per parameter: m, then v (on data-parallel rank 0)
+  if (s.plan->zero > 0) zero_moments = gather_zero_moments(s);
+  // Data-parallel replicas hold the same parameters: the first gathers and writes them, the others are done.
+  if (s.ctx.dp_rank != 0) return;
+  const bool writer = s.ctx.rank == 0;
   std::vector<stow::TensorOut> tensors;
   std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
-  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    const float* local = s.model_at(offset, p.on_host);
+  auto add_local = [&](const std::string& name, const stow::ParamDesc& p, const float* local) {
     if (p.shard.axis < 0) {
       if (writer) tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), local});
       return;
     }
     stow::HostBuffer<float> parts;
     if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
-    s.comm->gather(local, parts.data(), 4 * p.numel, 0);
+    s.tp_host->gather(local, parts.data(), 4 * p.numel, 0);
     if (!writer) return;
     stow::HostBuffer<float> full(s.pool, stow::full_numel(p), "a whole tensor to save");
     for (int r = 0; r < s.ctx.ranks; r++) stow::put_shard(p, r, parts.data() + r * p.numel, full.data());
     tensors.push_back({name, stow::full_shape(p), full.data()});
     staged.push_back(std::move(full));
+  };
+  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
+    add_local(name, p, s.model_at(offset, p.on_host));
   };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)
@@ -458,6 +557,11 @@ void save(StowSession& s, const std::string& path, int keep) {
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
       add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
+  if (s.plan->zero > 0) {
+    for (int i = 0; i < s.plan->nparams; i++) add_local(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i].data());
+    for (int i = 0; i < s.plan->nparams; i++)
+      add_local(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i + 1].data());
+  }
   if (!writer) return;
   int64_t position = s.data ? s.data->position() : s.data_position;
   stow::remove_stale_temps(path);

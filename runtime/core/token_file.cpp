@@ -79,11 +79,15 @@ TokenData::TokenData(const std::string& path, int64_t vocab, int64_t batch, int6
   }
 }
 
-void TokenData::next_batch(int32_t* inputs, int32_t* targets) {
+void TokenData::next_batch(int32_t* inputs, int32_t* targets, int64_t first_row, int64_t rows) {
+  if (first_row < 0 || rows < 0 || first_row + rows > batch_)
+    throw Error("internal: rows [" + std::to_string(first_row) + ", " + std::to_string(first_row + rows) + ") of a batch of " +
+                std::to_string(batch_));
   const int64_t n = batch_ * seq_;
   if (position_ < 0 || position_ + n + 1 > count()) position_ = 0;
-  std::memcpy(inputs, tokens_.data() + position_, size_t(n) * sizeof(int32_t));
-  std::memcpy(targets, tokens_.data() + position_ + 1, size_t(n) * sizeof(int32_t));
+  const int32_t* from = tokens_.data() + position_ + first_row * seq_;
+  std::memcpy(inputs, from, size_t(rows * seq_) * sizeof(int32_t));
+  std::memcpy(targets, from + 1, size_t(rows * seq_) * sizeof(int32_t));
   position_ += n;
 }
 

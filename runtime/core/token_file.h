@@ -15,9 +15,11 @@ class TokenData {
   // it as int32. Throws stow::Error naming the file and the byte offset at fault.
   TokenData(const std::string& path, int64_t vocab, int64_t batch, int64_t seq, HostPool& pool);
 
-  // Writes the next batch, row-major [batch, seq]: inputs = tokens[p, p + B*T), targets shifted by one,
-  // starting over at token 0 when the batch would run past the end. Advances the position.
-  void next_batch(int32_t* inputs, int32_t* targets);
+  // Writes rows [first_row, first_row + rows) of the next batch, row-major [rows, seq]: the batch is
+  // inputs = tokens[p, p + B*T), targets shifted by one, starting over at token 0 when the batch would
+  // run past the end. Advances the position by the whole batch. A data-parallel rank reads its rows of
+  // the global batch this way, so every rank advances alike.
+  void next_batch(int32_t* inputs, int32_t* targets, int64_t first_row, int64_t rows);
 
   int64_t count() const { return tokens_.size(); }
   int64_t position() const { return position_; }

@@ -1,4 +1,5 @@
 // The optimizer step: global gradient norm (for clipping) and AdamW.
+#include <algorithm>
 #include <vector>
 
 #include "kernels.h"
@@ -45,6 +46,25 @@ void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, cons
   const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
   for (int64_t i = 0; i < n; i++) math::adamw_element(p[i], g[i], m[i], v[i], gscale, s);
+}
+
+void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
+                const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h, float gscale) {
+  const int64_t begin = int64_t(c.dp_rank) * shard, end = begin + shard;
+  c.touch(m, shard * 4);
+  c.touch(v, shard * 4);
+  for (int64_t k = 0; k < count; k++) {
+    const int64_t from = std::max(begin, offsets[k]), to = std::min(end, offsets[k] + sizes[k]);
+    if (from >= to) continue;  // this parameter lies in other ranks' shards
+    float* p = chunk + from;
+    const float* g = grads[k] + (from - offsets[k]);
+    float* mk = m + (from - begin);
+    float* vk = v + (from - begin);
+    c.touch(p, (to - from) * 4);
+    const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay[k]);
+#pragma omp parallel for schedule(static) num_threads(c.threads)
+    for (int64_t i = 0; i < to - from; i++) math::adamw_element(p[i], g[i], mk[i], vk[i], gscale, s);
+  }
 }
 
 }  // namespace stow

@@ -45,6 +45,27 @@ void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
   count(c, n * 4);
 }
 
+// Sums over the data-parallel group, then scales: with 2 or 4 ranks the scale is exact.
+void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
+  if (c.dp_comm == nullptr) fail(c, "internal: a data-parallel collective ran without a data-parallel communicator");
+  c.touch(out, n * 4);
+  if (out != in) std::memcpy(out, in, size_t(n) * 4);
+  c.dp_comm->all_reduce(out, n, Reduce::Sum);
+  const float scale = 1.0f / float(c.dp_ranks);
+#pragma omp parallel for schedule(static) num_threads(c.threads)
+  for (int64_t i = 0; i < n; i++) out[i] *= scale;
+  count(c, n * 4);
+}
+
+void zero_gather(Ctx& c, float* chunk, int64_t shard) {
+  c.touch(chunk, int64_t(c.dp_ranks) * shard * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO gather ran without a data-parallel communicator");
+    c.dp_comm->all_gather(chunk + int64_t(c.dp_rank) * shard, chunk, shard * 4);
+  }
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+}
+
 void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
   const int64_t ranks = c.ranks;
   c.touch(out, rows * ranks * cols * 4);

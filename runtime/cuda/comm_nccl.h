@@ -29,6 +29,8 @@ class NcclComm final : public Comm {
   void broadcast(void* buf, int64_t bytes, int root) override;
   // Host memory, through the host communicator.
   void gather(const void* send, void* recv, int64_t bytes, int root) override { host_.gather(send, recv, bytes, root); }
+  // Groups are made on the host communicator, before any NCCL communicator is (runtime/core/session.cpp).
+  std::unique_ptr<Comm> split(int color, int key) override { return host_.split(color, key); }
   [[noreturn]] void abort(int code) override {
     host_.abort(code);
     std::_Exit(code);  // not reached; the compiler does not see through the virtual call's [[noreturn]]

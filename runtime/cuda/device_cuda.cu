@@ -72,6 +72,10 @@ class CudaDevice final : public Device {
       nccl_ = std::make_unique<cuda::NcclComm>(*c.comm, runtime_->compute());
       c.comm = nccl_.get();
     }
+    if (c.dp_ranks > 1) {
+      dp_nccl_ = std::make_unique<cuda::NcclComm>(*c.dp_comm, runtime_->compute());
+      c.dp_comm = dp_nccl_.get();
+    }
   }
 
   uint8_t* arena() const override { return static_cast<uint8_t*>(arena_.get()); }
@@ -110,7 +114,7 @@ class CudaDevice final : public Device {
   std::unique_ptr<void, Unpin> pinned_;
   std::vector<uint8_t> mirror_;
   std::unique_ptr<cuda::Runtime> runtime_;
-  std::unique_ptr<cuda::NcclComm> nccl_;  // destroyed first: its collectives run on the runtime's stream
+  std::unique_ptr<cuda::NcclComm> nccl_, dp_nccl_;  // destroyed first: its collectives run on the runtime's stream
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <algorithm>
 #include <vector>
 
 #include "cpu/kernels.h"  // stow::adamw: adamw_on_host runs the CPU backend's on the host
@@ -109,6 +110,24 @@ void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, cons
   c.touch(v, n * 4);
   const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
   for_each(c, "adamw", n, [=] __device__(int64_t i) { math::adamw_element(p[i], g[i], m[i], v[i], gscale, s); });
+}
+
+void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
+                const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h, float gscale) {
+  const int64_t begin = int64_t(c.dp_rank) * shard, end = begin + shard;
+  c.touch(m, shard * 4);
+  c.touch(v, shard * 4);
+  for (int64_t k = 0; k < count; k++) {
+    const int64_t from = std::max(begin, offsets[k]), to = std::min(end, offsets[k] + sizes[k]);
+    if (from >= to) continue;  // this parameter lies in other ranks' shards
+    float* p = chunk + from;
+    const float* g = grads[k] + (from - offsets[k]);
+    float* mk = m + (from - begin);
+    float* vk = v + (from - begin);
+    c.touch(p, (to - from) * 4);
+    const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay[k]);
+    for_each(c, "zero_adamw", to - from, [=] __device__(int64_t i) { math::adamw_element(p[i], g[i], mk[i], vk[i], gscale, s); });
+  }
 }
 
 void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,

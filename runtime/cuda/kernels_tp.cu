@@ -67,6 +67,28 @@ void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
   count(c, n * 4);
 }
 
+// Sums over the data-parallel group on NCCL, then scales on the compute stream, after the sum.
+void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
+  if (c.dp_ranks > 1 && c.dp_comm == nullptr)
+    throw Error(std::string("internal: a data-parallel collective ran without a data-parallel communicator (node ") + c.node + ")");
+  c.touch(out, n * 4);
+  copy_on_device(c, out, in, n * 4);
+  if (c.dp_ranks > 1) c.dp_comm->all_reduce(out, n, Reduce::Sum);
+  const float scale = 1.0f / float(c.dp_ranks);
+  for_each(c, "dp_all_reduce_mean", n, [=] __device__(int64_t i) { out[i] *= scale; });
+  count(c, n * 4);
+}
+
+void zero_gather(Ctx& c, float* chunk, int64_t shard) {
+  c.touch(chunk, int64_t(c.dp_ranks) * shard * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr)
+      throw Error(std::string("internal: a ZeRO gather ran without a data-parallel communicator (node ") + c.node + ")");
+    c.dp_comm->all_gather(chunk + int64_t(c.dp_rank) * shard, chunk, shard * 4);
+  }
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+}
+
 // NCCL gathers whole blocks, rank 0's first; [rows, ranks * cols] interleaves them by row.
 void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {
   const int64_t ranks = c.ranks;

@@ -3,6 +3,10 @@ import type { Setting } from "../../base/errors.ts";
 
 const FLAGS: Readonly<Record<Setting, string>> = {
   tp: "--tp",
+  dp: "--dp",
+  zero: "--zero",
+  gradAccum: "--grad-accum",
+  batch: "--batch",
   chunkSize: "--chunk-size",
   checkpoint: "--checkpoint",
   moveActivations: "--move-activations",

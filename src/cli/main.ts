@@ -30,9 +30,9 @@ function withModelOptions(cmd: Command): Command {
   return cmd
     .option("--preset <name>", "model preset (default: the model's default preset)")
     .option("--set <key=value>", "override a config field (repeatable)", (v: string, acc: string[]) => [...acc, v], [])
-    .option("--batch <n>", "sequences per step (default 8)")
+    .option("--batch <n>", "sequences per step: the global batch, over --dp ranks and --grad-accum micro-batches (default 8)")
     .option("--seq <n>", "tokens per sequence (default: the config's seq)")
-    .option("--threads <n>", "kernel and BLAS threads, per rank under --tp (default: all cores, shared by the ranks)")
+    .option("--threads <n>", "kernel and BLAS threads, per rank under --tp or --dp (default: all cores, shared by the ranks)")
     .option("--grad-clip <x>", `clip the global gradient norm; 0 disables and compiles no norm (default ${D.grad_clip})`)
     .option(
       "--checkpoint <mode>",
@@ -51,6 +51,9 @@ function withModelOptions(cmd: Command): Command {
       "host-device link in gigabits/s each way: the offload schedule is planned for it, and train emulates it (default: unthrottled)",
     )
     .option("--tp <n>", "tensor-parallel ranks (Megatron-LM style); train launches them with mpirun (default 1)")
+    .option("--dp <n>", "data-parallel ranks, each running its rows of the global batch; with --tp, dp x tp ranks (default 1)")
+    .option("--zero <stage>", "ZeRO stage over the --dp ranks: 0 replicates model data (default 0)")
+    .option("--grad-accum <k>", "micro-batches per step, their gradients summed before one update (default 1)")
     .option(
       "--target <name|file>",
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
@@ -84,13 +87,14 @@ function checkpointFlag(text: string): Pick<PrepareOptions, "checkpoint" | "chec
 
 function modelOptions(raw: Raw): PrepareOptions {
   const tp = int(raw, "tp", "--tp") ?? 1;
+  const dp = int(raw, "dp", "--dp") ?? 1;
   return {
     preset: str(raw, "preset"),
     set: raw.set as string[],
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
-    // Under --tp, threads per rank: the ranks share the cores.
-    threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / tp)),
+    // Under --tp and --dp, threads per rank: the ranks share the cores.
+    threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / (tp * dp))),
     clip: gradClip(raw) > 0,
     // A budget without a checkpoint mode lets the planner choose one that fits (unless moves are forced,
     // which auto would choose itself).
@@ -101,6 +105,9 @@ function modelOptions(raw: Raw): PrepareOptions {
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
     tp,
+    dp,
+    zero: int(raw, "zero", "--zero", 0),
+    gradAccum: int(raw, "gradAccum", "--grad-accum"),
     machine: targetFlag(raw)?.machine,
     ...backendFlags(raw),
   };

@@ -3,7 +3,9 @@
 // plan, offloaded or not). Plans of large models take seconds each, so the search makes few. It first
 // plans a guess: the largest member whose model data, at 16 bytes a parameter, fits in device plus host
 // memory. From there it steps down (1, 2, 4, ... members) until a member fits, or up likewise while they
-// fit, and bisects the bracket. Members whose parameters and AdamW moments alone (12 bytes a parameter)
+// fit, and bisects the bracket. Below a member the host cannot hold, it goes instead to the member whose
+// model data is smaller by the shortfall the planner reported (the device holds some model data too, so
+// this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning.
 //
 // Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
@@ -30,6 +32,8 @@ export interface Probe {
   lacks?: "device" | "host";
   /** Why it does not fit: the planner's message (first line), or the 12 bytes a parameter bound. */
   reason?: string;
+  /** When the host lacks: the host memory the member's model data needs (the planner's figure). */
+  hostNeed?: number;
   /** Wall time of planning it; 0 when it was ruled out without a plan. */
   seconds: number;
 }
@@ -98,6 +102,7 @@ export function findCapacity(
         member: k,
         fits: false,
         lacks: e.budget,
+        ...(e.hostNeed !== undefined && { hostNeed: e.hostNeed }),
         reason: e
           .phrase(flagName)
           .split("\n")[0]
@@ -109,7 +114,18 @@ export function findCapacity(
     }
   };
 
-  const best = largestFitting(fits, guess, bound);
+  // Below a member the host cannot hold: the largest member with enough less model data (at 16 bytes a
+  // parameter) to cover what it lacked. Model data held on the device shrinks too, so this can fall short,
+  // never overshoot by much: the search goes on from there.
+  const belowHostLimit = (k: number): number | undefined => {
+    const need = probes.find((p) => p.member === k)?.hostNeed;
+    if (need === undefined) return undefined;
+    const excess = need - budgets.hostMemory;
+    let j = k - 1;
+    while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
+    return j;
+  };
+  const best = largestFitting(fits, guess, bound, belowHostLimit);
   if (best === 0) {
     const why = probes.find((p) => p.member === 1)?.reason ?? `its model data alone needs ${LEAST_BYTES_PER_PARAM} bytes a parameter`;
     throw new UserError(`not even the smallest member of the family (${family.label(1)}) fits: ${why}`);
@@ -148,13 +164,20 @@ function firstMember(last: number, pred: (k: number) => boolean): number {
 
 /**
  * The largest k in [1, bound) that fits, or 0: from the guess it steps (1, 2, 4, ... members) towards the
- * answer until a fitting and a failing member bracket it, then bisects.
+ * answer until a fitting and a failing member bracket it, then bisects. Going down, `estimateBelow(k)`
+ * may name the next member to try below a failing k instead of the next step; when that member fits, the
+ * search tries the one above it, then steps up as from a fitting guess.
  */
-function largestFitting(fits: (k: number) => boolean, guess: number, bound: number): number {
+function largestFitting(
+  fits: (k: number) => boolean,
+  guess: number,
+  bound: number,
+  estimateBelow: (k: number) => number | undefined,
+): number {
   let lo = 0; // fits, or 0
   let hi = bound; // does not fit
-  if (fits(guess)) {
-    lo = guess;
+  /** Steps up from lo while members fit, until one does not or hi is next. */
+  const climb = () => {
     for (let step = 1; lo + step < hi; step *= 2) {
       if (!fits(lo + step)) {
         hi = lo + step;
@@ -162,14 +185,27 @@ function largestFitting(fits: (k: number) => boolean, guess: number, bound: numb
       }
       lo += step;
     }
+  };
+  if (fits(guess)) {
+    lo = guess;
+    climb();
   } else {
     hi = guess;
     for (let step = 1; hi - step > lo; step *= 2) {
-      if (fits(hi - step)) {
-        lo = hi - step;
+      const estimate = estimateBelow(hi);
+      const k = Math.max(lo + 1, Math.min(hi - 1, estimate ?? hi - step));
+      if (fits(k)) {
+        lo = k;
+        // An estimate lands near the answer: the member above it first, then steps up as from a guess.
+        if (estimate !== undefined && lo + 1 < hi) {
+          if (fits(lo + 1)) {
+            lo += 1;
+            climb();
+          } else hi = lo + 1;
+        }
         break;
       }
-      hi -= step;
+      hi = k;
     }
   }
   while (hi - lo > 1) {

@@ -3,14 +3,15 @@ import type { ModelConfig, ModelDefinition } from "../dsl/model.ts";
 import { TraceError } from "../dsl/trace.ts";
 import { ShardError } from "../../ir/passes/shard.ts";
 import { UnusedParameterError } from "../../ir/passes/autodiff.ts";
-import type { CompileOptions, Plan } from "../../plan/plan.ts";
+import { type CompileOptions, type Plan, microBatch } from "../../plan/plan.ts";
 import { planTraining } from "../../plan/planner.ts";
 import { flagName } from "../cli/flag_names.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
 
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
-  const train = traceProgram(model, config, { batch: opts.batch, seq: opts.seq, kind: "train" });
+  // Each rank's program runs its micro-batch of the global batch (--batch).
+  const train = traceProgram(model, config, { batch: microBatch(opts), seq: opts.seq, kind: "train" });
   const infer = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
   try {
     return planTraining({ train, infer }, modelPath, config, opts);

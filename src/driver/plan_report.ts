@@ -8,6 +8,7 @@ import { chunkRows, chunkTableText } from "./chunk_report.ts";
 import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 import { lmHeadTileRow, lmHeadTileText } from "./tile_report.ts";
+import { dataParallelReport, dataParallelText } from "./plan_dp.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -85,6 +86,7 @@ export function planJson(plan: Plan): object {
     train: program(plan.train),
     infer: program(plan.infer),
     tensor_parallel: tensorParallelReport(plan),
+    data_parallel: dataParallelReport(plan),
   };
 }
 
@@ -142,6 +144,7 @@ export function planText(plan: Plan, top = 8): string {
     checkpointText(plan),
     "",
     ...(plan.decisions.ranks > 1 ? [tensorParallelText(plan), ""] : []),
+    ...(plan.decisions.dp > 1 ? [dataParallelText(plan), ""] : []),
     `largest temporaries:`,
   ];
   const largest = [...m.buffers].sort((x, y) => y.bytes - x.bytes).slice(0, top);
@@ -196,6 +199,10 @@ function decisionsJson(d: PlanDecisions) {
     precision: d.precision,
     emulate: d.emulate,
     ranks: d.ranks,
+    dp: d.dp,
+    zero: d.zero,
+    grad_accum: d.gradAccum,
+    global_batch: d.globalBatch,
     threads: d.threads,
     clip: d.clip,
     device_budget_bytes: d.deviceBudget ?? null,

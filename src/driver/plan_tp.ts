@@ -59,7 +59,7 @@ function groupCollectives(g: Graph): Map<string, Collective[]> {
   const groups = new Map<string, Collective[]>();
   for (const c of collectives(g)) {
     const n = c.node;
-    const op = `${n.op}${n.op === "all_reduce" ? `(${n.attrs.reduce})` : ""} ${n.phase}${n.attrs.recompute ? " recomputed" : ""}`;
+    const op = `${n.op}${n.op === "all_reduce" ? `(${n.attrs.reduce}${n.attrs.group === "dp" ? " over dp" : ""})` : ""} ${n.phase}${n.attrs.recompute ? " recomputed" : ""}`;
     const label = `${op.padEnd(28)} ${n.loc ? formatLoc(n.loc) : ""}`;
     const key = `${label} ${c.bytes}`;
     groups.set(key, [...(groups.get(key) ?? []), c]);

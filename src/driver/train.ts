@@ -10,7 +10,7 @@ import { prepareData } from "../data/prepare_data.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleText } from "./sample.ts";
-import { paramCount } from "../../plan/plan.ts";
+import { paramCount, worldSize } from "../../plan/plan.ts";
 import { backendCaps } from "../../plan/backends.ts";
 import { cacheDir } from "../../base/paths.ts";
 import { NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
@@ -73,14 +73,15 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
   if (opts.trace) checkTraceable(opts, profileSteps, first);
   log(
     `model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
-      `predicted device peak ${formatBytes(plan.train.memory.peak)}${(opts.tp ?? 1) > 1 ? ` on each of ${opts.tp} ranks` : ""}`,
+      `predicted device peak ${formatBytes(plan.train.memory.peak)}${worldSize(plan.decisions) > 1 ? ` on each of ${worldSize(plan.decisions)} ranks` : ""}`,
   );
   const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab, prepared.resolved.seq);
   let built = await buildCompiledPlan(plan, log);
   log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
-  if ((opts.tp ?? 1) > 1) {
+  if (worldSize(plan.decisions) > 1) {
     // The ranks run the standalone binary under mpirun; the checkpoint they save is whole.
-    const losses = await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks: opts.tp!, ...model }, opts, log);
+    const ranks = worldSize(plan.decisions);
+    const losses = await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks, ...model }, opts, log);
     for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
     return;
   }
@@ -216,8 +217,8 @@ const DEFAULT_PROFILE_STEPS = 2;
 function checkTraceable(opts: TrainOptions, profileSteps: number, first: number): void {
   if (profileSteps === 0)
     throw new UserError("--trace: the measured trace comes from the profiled steps, which --profile-steps 0 turns off");
-  if ((opts.tp ?? 1) > 1)
-    throw new UserError("--trace: tensor-parallel runs (--tp) are not profiled yet; stow plan --trace gives the predicted step");
+  if ((opts.tp ?? 1) > 1 || (opts.dp ?? 1) > 1)
+    throw new UserError("--trace: multi-rank runs (--tp, --dp) are not profiled yet; stow plan --trace gives the predicted step");
   const steps = Math.min(opts.steps - first, opts.stopAfter ?? Infinity);
   if (steps < 1 + profileSteps)
     throw new UserError(

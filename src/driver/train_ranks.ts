@@ -1,4 +1,4 @@
-// `stow train --tp N`: the ranks are processes. The plan's standalone train binary runs on N ranks
+// `stow train --tp N` (and --dp M: M x N ranks): the ranks are processes. The plan's standalone train binary runs on N ranks
 // under mpirun (the in-process addon runs one). Rank 0 reports each step as a JSON line
 // (runtime/train_events.ts), which drives the progress line here, and writes the metrics and the
 // checkpoint. When a rank fails, it reports an error event and ends the job (MPI_Abort); when one dies,
@@ -93,7 +93,7 @@ export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: stri
       reject(
         e.code === "ENOENT"
           ? new UserError(
-              `--tp ${job.ranks} starts its ranks with mpirun, which is not installed: ` + "install openmpi-bin (npm run setup does)",
+              `${job.ranks} ranks (--tp, --dp) start with mpirun, which is not installed: ` + "install openmpi-bin (npm run setup does)",
             )
           : e,
       ),

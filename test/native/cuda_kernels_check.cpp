@@ -1061,6 +1061,22 @@ void check_all_reduce(Check& k) {
     }
 }
 
+// At one data-parallel rank the mean is a copy (scaled by 1): the same bits and counts as the CPU's.
+void check_dp_all_reduce_mean(Check& k) {
+  for (bool in_place : {false, true}) {
+    Twin& t = k.t;
+    t.reset();
+    set_rank(t, 0, 1);
+    t.cpu.dp_comm = &process_comm();
+    auto in = in_place ? t.inout(random_floats(301)) : t.in(random_floats(301));
+    auto out = in_place ? in : t.out(301);
+    stow::dp_all_reduce_mean(t.cpu, out.h, in.h, 301);
+    cuda::dp_all_reduce_mean(t.gpu, out.d, in.d, 301);
+    t.cpu.dp_comm = nullptr;
+    k.expect_case(in_place ? "in place" : "out of place", cat(bitwise(t.device(out), t.host(out)), counts(t)));
+  }
+}
+
 void check_all_gather(Check& k) {
   for (int64_t rows : {int64_t(1), int64_t(3)}) {
     Twin& t = k.t;
@@ -1488,6 +1504,7 @@ const Named kChecks[] = {
     {"adamw", check_adamw},
     {"h2d_async/d2h_async/wait_transfer/adamw_on_host/drain_transfers", check_offload},
     {"all_reduce", check_all_reduce},
+    {"dp_all_reduce_mean", check_dp_all_reduce_mean},
     {"all_gather", check_all_gather},
     {"reduce_scatter", check_reduce_scatter},
     {"broadcast", check_broadcast},

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <memory>
 #include <vector>
 
 #include "comm/comm.h"
@@ -68,6 +69,7 @@ struct FakeComm final : Comm {
   }
   void broadcast(void*, int64_t, int) override {}
   void gather(const void*, void*, int64_t, int) override {}
+  std::unique_ptr<Comm> split(int, int) override { std::abort(); }  // the kernels never split
   [[noreturn]] void abort(int) override { std::abort(); }
 };
 
@@ -227,9 +229,30 @@ void check_collectives() {
         {4.0, 2.0 * rows * ranks * cols * 4 + 2.0 * rows * 4}, 0);
 }
 
+// dp_all_reduce_mean: the mean over the data-parallel communicator (rank 2 of 4), not the tensor-parallel one.
+void check_dp_mean() {
+  const int64_t n = 7, ranks = 4;
+  FakeComm dp;
+  dp.r = 2;
+  dp.n = int(ranks);
+  dp.others = {random_floats(n, -1, 1, 13), random_floats(n, -1, 1, 14), {}, random_floats(n, -1, 1, 15)};
+  const Floats mine = random_floats(n, -1, 1, 16);
+  Arena a(0, 1);  // no tensor-parallel communicator: the kernel must not use it
+  a.ctx.dp_comm = &dp;
+  a.ctx.dp_rank = 2;
+  a.ctx.dp_ranks = int(ranks);
+  dp_all_reduce_mean(a.ctx, a.at(0), mine.data(), n);
+  std::vector<double> want;
+  for (int64_t i = 0; i < n; i++)
+    want.push_back((double(dp.others[0][i]) + dp.others[1][i] + mine[i] + dp.others[3][i]) / double(ranks));
+  check("dp_all_reduce_mean over 4 ranks", Floats(a.at(0), a.at(0) + n), want, 1e-6);
+  check("dp_all_reduce_mean counted", {float(a.ctx.comm_calls), float(a.ctx.comm_bytes)}, {1.0, float(n * 4)}, 0);
+}
+
 }  // namespace
 
 int main() {
+  check_dp_mean();
   check_cross_entropy_vp();
   check_embedding_vp();
   check_collectives();

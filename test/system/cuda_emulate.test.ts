@@ -128,6 +128,15 @@ describe("the emulated CUDA target", () => {
     expectClose(losses(tp2), losses(cpuTiny), 1e-5);
   });
 
+  test("--dp 2 --tp 2 through the NCCL stand-in (a communicator per group): the CPU backend's losses, peaks as planned", () => {
+    // The global batch is tiny's 4 at every degree: each data-parallel rank runs 2 sequences of it.
+    const mesh = [...tiny, ...emulated("fp32"), "--dp", "2", "--tp", "2", "--threads", "1"];
+    const run = train(mesh, "emulated-tiny-dp2tp2");
+    expectClose(losses(run), losses(cpuTiny), 1e-5);
+    const plan = planJson(mesh);
+    for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(4).fill(plan.device_peak_bytes));
+  });
+
   test("PaLM small's shape in fp32: 10 losses within 1e-5 of the CPU backend", () => {
     // PaLM small with the Markov corpus's vocabulary and a shorter sequence: rotary embeddings, SiLU,
     // multi-query attention and bias-free LayerNorm, as in the preset.

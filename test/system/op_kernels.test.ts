@@ -294,6 +294,12 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [f(3, 5)], attrs: { reduce: "sum" } },
     { leaves: [f(3, 5)], attrs: { reduce: "max" } },
   ],
+  // ZeRO at one data-parallel rank: the shard is the whole chunk, here one parameter.
+  zero_adamw: {
+    leaves: [f(15), positive(15), f(3, 5), f(3, 5)],
+    attrs: { chunk: 0, count: 1, shard: 15, offsets: [0], decay: [1], clip: false },
+  },
+  zero_gather: { leaves: [f(3, 5)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
   all_gather: [
     { leaves: [f(3, 4)], attrs: { ranks: 1 } },
     { leaves: [f(1, 4)], attrs: { ranks: 1 } }, // one row: no workspace
@@ -383,6 +389,12 @@ const REFERENCES: { [K in OpName]?: Reference<K> } = {
   copy_d2h: same,
   wait: same,
   all_reduce: same,
+  // One parameter's AdamW: the moments it leaves.
+  zero_adamw: (n, [m, v, p, g]) => {
+    const [, m2, v2] = K.adamw(p, g, m, v, ADAM, n.attrs.decay[0] === 1, undefined);
+    return [m2, v2];
+  },
+  zero_gather: same,
   all_gather: same,
   reduce_scatter: same,
   broadcast: same,

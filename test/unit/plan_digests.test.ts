@@ -4,7 +4,8 @@
 // scripts/capture_plan_digests.ts; today's planner must reproduce each one exactly: the chosen and every
 // considered candidate, the programs' IR and every offset of their memory plans. One change since is
 // deliberate: "mini tp 2" predicts 1.18 ms less compute, the time the old cost model charged tp_copy,
-// a view that runs no kernel (the op registry's kinds now decide both; issue 14).
+// a view that runs no kernel (the op registry's kinds now decide both; issue 14). The capacity search's
+// path may differ (see below); its answers may not.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { CAPACITY_CONFIGS, DIGEST_CONFIGS, capacityDigest, digestOf } from "../helpers/plan_digest.ts";
@@ -17,8 +18,19 @@ describe("plans as the planner made them before its speed-up", () => {
     expect(JSON.parse(JSON.stringify(digestOf(c)))).toEqual(expected.plans[name]);
   });
 
+  // The capacity search may take another path to its answer (below a member the host cannot hold it
+  // now goes to the member the planner's shortfall points at), so the probes are held to the same
+  // verdict, member by member, and to no more plans; the answer and its plan are held exactly.
   test.each(CAPACITY_CONFIGS.map((c) => [c.name, c] as const))("capacity: %s", (name, c) => {
-    expect(expected.capacity[name]).toBeDefined();
-    expect(JSON.parse(JSON.stringify(capacityDigest(c)))).toEqual(expected.capacity[name]);
+    const want = expected.capacity[name];
+    expect(want).toBeDefined();
+    const { probes, ...answer } = JSON.parse(JSON.stringify(capacityDigest(c)));
+    const { probes: wantProbes, ...wantAnswer } = want;
+    expect(answer).toEqual(wantAnswer);
+    expect(probes.length).toBeLessThanOrEqual(wantProbes.length);
+    for (const p of probes) {
+      const before = wantProbes.find((q: { member: number }) => q.member === p.member);
+      if (before !== undefined) expect(p).toEqual(before);
+    }
   });
 });

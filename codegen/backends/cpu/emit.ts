@@ -12,6 +12,7 @@ import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { opKind } from "../../../ir/ops.ts";
+import { shardElements } from "../../../ir/passes/chunks.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
@@ -65,6 +66,18 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
   };
 }
 
+/** ZeRO's chunks: the byte offset of each (its first parameter), its shard in floats, and this rank's moments of it. */
+function zeroChunks(plan: Plan) {
+  if (plan.decisions.zero === 0) return [];
+  const offsets = plan.persistent.offsets;
+  return plan.chunks.chunks.map((c) => ({
+    offset: offsets.get(c.params[0])!,
+    shard: shardElements(c, plan.decisions.dp),
+    mOffset: offsets.get(`opt.m.chunk${c.index}`)!,
+    vOffset: offsets.get(`opt.v.chunk${c.index}`)!,
+  }));
+}
+
 export function emitCpp(plan: Plan): { source: string; hash: string } {
   return renderPlan(plan, "cpu/plan.cpp.njk", kernelCalls);
 }
@@ -83,7 +96,7 @@ export function renderPlan(
     shape: [...p.shape, ...Array(4 - p.shape.length).fill(0)].join(", "),
     numel: numel(p.shape),
     offset: persistent.get(p.name),
-    // A buffer has no moments: -1, as in a forward-only plan.
+    // No moments of its own: a buffer has none, and under ZeRO its chunk's shard holds them (zeroChunks).
     mOffset: persistent.get(`opt.m.${p.name}`) ?? -1,
     vOffset: persistent.get(`opt.v.${p.name}`) ?? -1,
     initKind: INIT_KIND[p.init.kind],
@@ -108,6 +121,9 @@ export function renderPlan(
     params,
     programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
     ranks: plan.decisions.ranks,
+    dp: plan.decisions.dp,
+    zero: plan.decisions.zero,
+    zeroChunks: zeroChunks(plan),
     hash: "HASH",
     ...extra,
   };

@@ -232,9 +232,30 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
       return [n.placement === "host" ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
+    case "zero_adamw": {
+      // Inputs: m, v, the norm when clipped, then the chunk's parameters and their gradients.
+      const first = n.attrs.clip ? 3 : 2;
+      const params = n.inputs.slice(first, first + n.attrs.count);
+      const grads = n.inputs.slice(first + n.attrs.count);
+      if (n.attrs.offsets[0] !== 0) throw new Error("internal: a ZeRO chunk starts with its first parameter");
+      return [
+        `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
+        `  static const int64_t sizes[] = {${params.map((p) => numel(p.shape)).join(", ")}};`,
+        `  static const bool decay[] = {${n.attrs.decay.map((d) => d === 1).join(", ")}};`,
+        `  const float* grads[] = {${grads.map(ptr).join(", ")}};`,
+        `  ${call("zero_adamw", ptr(params[0]), "grads", "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
+      ];
+    }
+    case "zero_gather":
+      return [call("zero_gather", ptr(x0), n.attrs.shard)];
     case "tp_copy":
       return [];
     case "all_reduce":
+      if (n.attrs.group === "dp") {
+        if (n.attrs.reduce !== "mean") throw new Error("internal: a data-parallel all_reduce takes the mean");
+        return [call("dp_all_reduce_mean", ptr(y0), ptr(x0), numel(x0.shape))];
+      }
+      if (n.attrs.reduce === "mean") throw new Error("internal: a tensor-parallel all_reduce sums or takes the max");
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
     case "all_gather":
       return [call("all_gather", ptr(y0), ptr(x0), numel(x0.shape) / last(x0), last(x0))];

@@ -22,6 +22,11 @@ int count(int64_t n, const char* what) {
 
 class MpiComm final : public Comm {
  public:
+  // A group of the job's ranks; freed with it (MPI_Finalize frees what is left).
+  explicit MpiComm(MPI_Comm comm) : comm_(comm), owns_comm_(true) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
   MpiComm() {
     int initialized = 0;
     MPI_Initialized(&initialized);
@@ -37,24 +42,31 @@ class MpiComm final : public Comm {
   ~MpiComm() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (owns_comm_ && !finalized) MPI_Comm_free(&comm_);
     if (owns_ && !finalized) MPI_Finalize();
+  }
+  std::unique_ptr<Comm> split(int color, int key) override {
+    MPI_Comm part = MPI_COMM_NULL;
+    MPI_Comm_split(comm_, color, key, &part);
+    return std::make_unique<MpiComm>(part);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void all_reduce(float* buf, int64_t n, Reduce op) override {
-    MPI_Allreduce(MPI_IN_PLACE, buf, count(n, "all_reduce"), MPI_FLOAT, op == Reduce::Sum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, buf, count(n, "all_reduce"), MPI_FLOAT, op == Reduce::Sum ? MPI_SUM : MPI_MAX, comm_);
   }
   void all_gather(const void* send, void* recv, int64_t bytes) override {
-    MPI_Allgather(send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, MPI_COMM_WORLD);
+    const bool in_place = send == static_cast<const char*>(recv) + int64_t(rank_) * bytes;
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, comm_);
   }
   void reduce_scatter(const float* send, float* recv, int64_t n) override {
-    MPI_Reduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Reduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_);
   }
   void broadcast(void* buf, int64_t bytes, int root) override {
-    MPI_Bcast(buf, count(bytes, "broadcast"), MPI_BYTE, root, MPI_COMM_WORLD);
+    MPI_Bcast(buf, count(bytes, "broadcast"), MPI_BYTE, root, comm_);
   }
   void gather(const void* send, void* recv, int64_t bytes, int root) override {
-    MPI_Gather(send, count(bytes, "gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD);
+    MPI_Gather(send, count(bytes, "gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, root, comm_);
   }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
@@ -65,6 +77,8 @@ class MpiComm final : public Comm {
   int rank_ = 0;
   int size_ = 1;
   bool owns_ = false;
+  MPI_Comm comm_ = MPI_COMM_WORLD;
+  bool owns_comm_ = false;
 };
 
 }  // namespace

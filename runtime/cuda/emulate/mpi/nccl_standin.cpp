@@ -1,8 +1,8 @@
-// The NCCL functions the CUDA backend calls under --tp (runtime/cuda/nccl.h), for the emulated target
-// only, over MPI: the ranks of a communicator are MPI_COMM_WORLD's (a duplicate of it, so that the
-// collectives never meet the host communicator's messages), and ncclCommInitRank checks that every
-// rank was handed the same unique id. Arguments are validated as NCCL validates them (device buffers,
-// types, operations, the root), with NCCL's result codes.
+// The NCCL functions the CUDA backend calls under --tp and --dp (runtime/cuda/nccl.h), for the emulated
+// target only, over MPI: the ranks of a communicator are those of MPI_COMM_WORLD handed the same unique
+// id (a communicator split from it, so that the collectives never meet the host communicator's
+// messages), and ncclCommInitRank checks that they are as many as it was told. Arguments are validated
+// as NCCL validates them (device buffers, types, operations, the root), with NCCL's result codes.
 //
 // A collective runs when it is called: the host waits for the stream's earlier work, then makes the
 // MPI call on the device buffers (ordinary memory here). That orders it more strictly than NCCL does
@@ -105,23 +105,25 @@ extern "C" int ncclCommInitRank(ncclComm** comm, int nranks, UniqueId id, int ra
   if (comm == nullptr || nranks < 1 || rank < 0 || rank >= nranks) return refuse(kInvalidArgument, "ncclCommInitRank: bad arguments");
   if (std::memcmp(id.internal, kMagic, sizeof kMagic) != 0)
     return refuse(kInvalidArgument, "ncclCommInitRank: the unique id did not come from ncclGetUniqueId");
-  int initialized = 0, world_rank = 0, world_size = 0;
+  int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) return refuse(kSystemError, "ncclCommInitRank: the emulated NCCL runs over MPI, which is not initialised");
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  if (world_size != nranks || world_rank != rank)
-    return refuse(kInvalidUsage, "ncclCommInitRank: rank " + std::to_string(rank) + " of " + std::to_string(nranks) +
-                                     " must be MPI_COMM_WORLD's rank " + std::to_string(world_rank) + " of " + std::to_string(world_size));
-  // Every rank must hold the same id: compare a hash of it across the ranks.
-  uint64_t hash = 1469598103934665603ull, low = 0, high = 0;
+  // The ranks holding one id form one communicator (a tensor- or data-parallel group, or the whole job):
+  // MPI_COMM_WORLD split by a hash of the id, ordered by the rank each was given. The split is collective
+  // over the whole job, so every process must make the same sequence of calls, which the runtime does.
+  uint64_t hash = 1469598103934665603ull;
   for (char ch : id.internal) hash = (hash ^ uint8_t(ch)) * 1099511628211ull;
-  MPI_Allreduce(&hash, &low, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
-  MPI_Allreduce(&hash, &high, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-  if (low != high) return refuse(kInvalidUsage, "ncclCommInitRank: the ranks were handed different unique ids");
-  auto* c = new ncclComm{MPI_COMM_NULL, rank, nranks};
-  MPI_Comm_dup(MPI_COMM_WORLD, &c->mpi);
-  *comm = c;
+  MPI_Comm group = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, int(hash & 0x7fffffff), rank, &group);
+  int group_rank = 0, group_size = 0;
+  MPI_Comm_rank(group, &group_rank);
+  MPI_Comm_size(group, &group_size);
+  if (group_size != nranks || group_rank != rank) {
+    MPI_Comm_free(&group);
+    return refuse(kInvalidUsage, "ncclCommInitRank: rank " + std::to_string(rank) + " of " + std::to_string(nranks) + " found " +
+                                     std::to_string(group_size) + " ranks holding its unique id (were the ranks handed different ids?)");
+  }
+  *comm = new ncclComm{group, rank, nranks};
   return kSuccess;
 }
 

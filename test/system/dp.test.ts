@@ -1,0 +1,143 @@
+// Data parallelism (--dp N, --zero, --grad-accum): the tiny GPT trained on 2 and 4 MPI ranks against the
+// single-process run at the same global batch (--batch), from the same seed and tokens (that run is itself
+// checked against PyTorch in train_vs_torch.test.ts). Each data-parallel rank reads its own rows of every
+// global batch and the gradients are averaged, so the losses agree to float rounding. Also: each rank's
+// measured device peak and collective bytes against the plan, and the flag combinations refused.
+import { TINY_GPT, expectRelativelyClose, stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { makeMarkovCorpus } from "../../src/data/synthetic.ts";
+import { writeTokenFile } from "../../src/data/token_file.ts";
+import { stow } from "../helpers/run.ts";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "stow-dp-"));
+const data = path.join(dir, "markov512.bin");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// The global batch is 4 sequences at every degree; ranks share the machine's cores, one thread each.
+const tiny = [...TINY_GPT, "--set", "seq=32", "--batch", "4", "--threads", "1"];
+const steps = 10;
+type Metrics = Record<string, number | number[]>[];
+
+const train = (flags: string[], name: string): Metrics =>
+  stowTrain([...tiny, ...flags, "--data", data, "--steps", `${steps}`, "--lr", "3e-3"], path.join(dir, `${name}.jsonl`));
+const losses = (m: Metrics) => m.map((s) => s.loss as number);
+const norms = (m: Metrics) => m.map((s) => s.grad_norm as number);
+
+let dp1: Metrics;
+let dp2: Metrics;
+
+beforeAll(() => {
+  writeTokenFile(data, makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 }).tokens);
+  dp1 = train([], "dp1");
+  dp2 = train(["--dp", "2"], "dp2");
+});
+
+/** Each rank's measured device peak and collective calls and bytes equal what `stow plan` predicts. */
+function expectAsPlanned(run: Metrics, flags: string[]): void {
+  const plan = stowPlanJson([...tiny, ...flags]);
+  const r = plan.data_parallel;
+  for (const m of run) {
+    expect(m.ranks).toBe(r.ranks);
+    expect(m.rank_device_peak_bytes).toEqual(r.rank_device_peak_bytes);
+    expect(m.rank_comm_calls).toEqual(Array(r.ranks).fill(r.collective_calls_per_step));
+    expect(m.rank_comm_bytes).toEqual(Array(r.ranks).fill(r.collective_bytes_per_step));
+  }
+}
+
+describe("data parallelism over MPI ranks", () => {
+  test("--dp 2 --zero 0: ten losses within 1e-6 relative of one rank at the same global batch; peaks and bytes as planned", () => {
+    const run = dp2;
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2", 1e-6);
+    expectRelativelyClose(norms(run), norms(dp1), "dp 2 gradient norm (of the global gradient)", 1e-5);
+    expect(losses(dp1)[steps - 1]).toBeLessThan(losses(dp1)[0]); // it trains
+    // Tokens per step are the global batch's.
+    expect(run[0].tokens).toBe(dp1[0].tokens);
+    expectAsPlanned(run, ["--dp", "2"]);
+    const plan = stowPlanJson([...tiny, "--dp", "2"]).data_parallel;
+    expect(plan.micro_batch).toBe(2);
+    expect(plan.global_batch).toBe(4);
+    // Every parameter's gradient and the loss are averaged: their bytes, once each.
+    const params = stowPlanJson(tiny).params as { shape: number[] }[];
+    const gradBytes = params.reduce((s, p) => s + 4 * p.shape.reduce((a, b) => a * b, 1), 0);
+    expect(plan.dp_collective_calls_per_step).toBe(params.length + 1);
+    expect(plan.dp_collective_bytes_per_step).toBe(gradBytes + 4);
+  });
+
+  test("--dp 2 --zero 1: AdamW moments sharded by chunk, the same update bitwise, half the moments on each rank", () => {
+    const run = train(["--dp", "2", "--zero", "1"], "dp2zero1");
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 zero 1", 1e-6);
+    // Each element is updated by the same formula from the same averaged gradient, only on one rank.
+    expect(losses(run)).toEqual(losses(dp2));
+    expect(norms(run)).toEqual(norms(dp2));
+    expectAsPlanned(run, ["--dp", "2", "--zero", "1"]);
+    const zero0 = stowPlanJson([...tiny, "--dp", "2"]);
+    const zero1 = stowPlanJson([...tiny, "--dp", "2", "--zero", "1"]);
+    const chunks = zero1.offload.chunks.length;
+    // Half of the moments, give or take each chunk's shard padding (64-byte aligned, two moments).
+    expect(zero1.breakdown.optimizer_states).toBeGreaterThanOrEqual(zero0.breakdown.optimizer_states / 2);
+    expect(zero1.breakdown.optimizer_states).toBeLessThanOrEqual(zero0.breakdown.optimizer_states / 2 + 2 * 64 * chunks);
+    expect(zero1.device_peak_bytes).toBeLessThan(zero0.device_peak_bytes);
+    // The chunk gathers are data-parallel collectives too: one per chunk.
+    expect(zero1.data_parallel.dp_collective_calls_per_step).toBe(zero0.data_parallel.dp_collective_calls_per_step + chunks);
+  });
+
+  test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
+    const run = train(["--dp", "2", "--tp", "2"], "dp2tp2");
+    // Tensor parallelism sums in another order (tp.test.ts allows 1e-5); data parallelism adds only its mean.
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 x tp 2", 1e-5);
+    expectAsPlanned(run, ["--dp", "2", "--tp", "2"]);
+  });
+
+  test("--grad-accum 2, alone and with --dp 2: the losses of one step over the whole batch; peaks and bytes as planned", () => {
+    const accum = train(["--grad-accum", "2"], "accum2");
+    expectRelativelyClose(losses(accum), losses(dp1), "grad-accum 2", 1e-6);
+    const plan = stowPlanJson([...tiny, "--grad-accum", "2"]);
+    for (const m of accum) expect(m.device_peak_bytes).toBe(plan.device_peak_bytes);
+    expect(plan.data_parallel.micro_batch).toBe(2);
+
+    const both = train(["--dp", "2", "--grad-accum", "2"], "dp2accum2");
+    expectRelativelyClose(losses(both), losses(dp1), "dp 2 x grad-accum 2", 1e-6);
+    expectAsPlanned(both, ["--dp", "2", "--grad-accum", "2"]);
+    expect(stowPlanJson([...tiny, "--dp", "2", "--grad-accum", "2"]).data_parallel.micro_batch).toBe(1);
+  });
+
+  test("checkpoints stay whole: saved at dp 2 with sharded moments, resumed at dp 1, and the reverse", () => {
+    const saved = path.join(dir, "dp2-half.safetensors");
+    const first = train(["--dp", "2", "--zero", "1", "--stop-after", "5", "--save", saved], "dp2-first-half");
+    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2 zero 1, first half", 1e-6);
+    const second = train(["--resume", saved], "dp1-second-half");
+    expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
+    // Wrong moments would change every update after the resume.
+    expectRelativelyClose(losses(second), losses(dp1).slice(5), "resumed at dp 1", 1e-6);
+
+    const one = path.join(dir, "dp1-half.safetensors");
+    train(["--stop-after", "5", "--save", one], "dp1-first-half");
+    const sharded = train(["--dp", "2", "--zero", "1", "--resume", one], "dp2-second-half");
+    expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 1", 1e-6);
+  });
+
+  test("bad combinations are refused before anything is built, naming the flag", () => {
+    const refused = (flags: string[], message: RegExp) => {
+      const r = stow(["plan", ...tiny, ...flags]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/ {4}at /); // no stack trace
+    };
+    refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
+    refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
+    refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
+    refused(["--dp", "2", "--zero", "2"], /--zero 2: only --zero 0 \(replicated\) and 1 \(AdamW moments sharded\) are implemented yet/);
+    refused(["--dp", "0"], /--dp/);
+    refused(
+      ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],
+      /--move-activations is not combined with --grad-accum yet/,
+    );
+    refused(
+      ["--dp", "2", "--grad-accum", "3"],
+      /--batch 4 is the global batch; it must split evenly over --dp 2 x --grad-accum 3 micro-batches, and 6 does not divide it/,
+    );
+  });
+});
