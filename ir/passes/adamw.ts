@@ -4,6 +4,7 @@
 // DeepSpeed do: each rank holds the moments of its contiguous shard of each chunk only, updates that
 // shard of the chunk's parameters (zero_adamw), and a zero_gather then gives every rank the whole
 // updated chunk. The gradients are whole on every rank (averaged before), so the norm is unchanged.
+import { SettingError } from "../../base/errors.ts";
 import { GraphBuilder } from "../builder.ts";
 import { type Graph, type Value, trainedParams } from "../types.ts";
 import { type ZeroSharding, shardElements } from "./chunks.ts";
@@ -27,6 +28,12 @@ export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   const norm = opts.clip ? b.value("grad_norm", grads) : undefined;
   if (norm) b.named.grad_norm = norm;
   if (opts.zero) {
+    // A chunk's update and gather span all of it from its first parameter; buffers would need holes.
+    const buffers = g.params.filter((p) => p.buffer === true).map((p) => p.name);
+    if (buffers.length > 0)
+      throw new SettingError(
+        (name) => `${name("zero")} 1 does not shard the moments of a model with buffers yet (${buffers.join(", ")}): use ${name("zero")} 0`,
+      );
     zeroUpdates(b, g, opts.zero, norm);
     return b.build();
   }
@@ -43,10 +50,7 @@ export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
 function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value | undefined): void {
   const byName = new Map(g.params.map((p) => [p.name, p]));
   for (const chunk of zero.chunks.chunks) {
-    // A buffer in the chunk is left as it is: its elements are the same on every rank, so the gather
-    // keeps them. A chunk of buffers alone has nothing to update.
-    const params = chunk.params.map((name) => byName.get(name)!).filter((p) => p.buffer !== true);
-    if (params.length === 0) continue;
+    const params = chunk.params.map((name) => byName.get(name)!);
     const shard = shardElements(chunk, zero.ranks);
     const loc = params[0].loc;
     const m = b.value("opt_state", [], { name: `opt.m.chunk${chunk.index}`, shape: [shard] }, loc);
