@@ -719,6 +719,7 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     kind: "compute",
     arity: 1,
     infer: ([x], a) => {
+      if (!a.shape.every((d) => Number.isInteger(d) && d >= 1)) fail(`expand: sizes ${formatShape(a.shape)} must be positive integers`);
       const layout = broadcastLayout(x.shape, a.shape);
       if (!layout)
         fail(

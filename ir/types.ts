@@ -80,6 +80,16 @@ export interface ParamInfo {
   readonly loc?: SourceLoc;
   /** Set by the shard pass: `shape` is then this rank's part. */
   readonly shard?: ShardSpec;
+  /**
+   * A buffer (PyTorch's register_buffer): stored and saved in checkpoints as a parameter is, but never
+   * trained: it gets no gradient and no optimizer state, and the loss need not depend on it.
+   */
+  readonly buffer?: true;
+}
+
+/** The parameters the optimizer trains: every one but the buffers. */
+export function trainedParams(g: Pick<Graph, "params">): readonly ParamInfo[] {
+  return g.params.filter((p) => p.buffer !== true);
 }
 
 /**

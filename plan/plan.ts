@@ -1,7 +1,7 @@
 // What a plan is: the request the planner is given (CompileOptions), the candidates it weighs, and the
 // Plan it chooses, with every decision resolved. Codegen, reports and the runtime bridge read a Plan;
 // nothing below the planner sees the command line's options.
-import { type Graph, numel } from "../ir/types.ts";
+import { type Graph, numel, trainedParams } from "../ir/types.ts";
 import type { OffloadSchedule } from "../ir/passes/offload.ts";
 import type { ChunkLayout } from "../ir/passes/chunks.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
@@ -207,9 +207,9 @@ export function worldSize(d: PlanDecisions): number {
   return d.dp * d.ranks;
 }
 
-/** Parameters of the whole model (a sharded parameter counted at its full size, once). */
+/** Trained parameters of the whole model (a sharded one counted at its full size, once; buffers not at all, as PyTorch's parameters()). */
 export function paramCount(plan: Plan): number {
-  return plan.train.graph.params.reduce(
+  return trainedParams(plan.train.graph).reduce(
     (s, p) => s + (p.shard ? (numel(p.shape) / p.shape[p.shard.axis]) * p.shard.full : numel(p.shape)),
     0,
   );

@@ -4,7 +4,7 @@
 import { GraphBuilder } from "../builder.ts";
 import { GRAD_RULES, type GradRule } from "../grad_rules.ts";
 import { UserError } from "../../base/errors.ts";
-import type { Graph, SourceLoc, Value } from "../types.ts";
+import { type Graph, type SourceLoc, type Value, trainedParams } from "../types.ts";
 
 /**
  * A parameter the loss does not depend on (a module built but never called in forward, a weight read
@@ -30,7 +30,8 @@ export function autodiff(g: Graph): Graph {
   const b = GraphBuilder.extend(g);
   b.phase = "backward";
 
-  const dependsOnParam = new Set<number>(g.params.map((p) => p.value.id));
+  // Buffers are constants here: nothing that depends only on them needs a gradient.
+  const dependsOnParam = new Set<number>(trainedParams(g).map((p) => p.value.id));
   for (const n of g.nodes) if (n.inputs.some((v) => dependsOnParam.has(v.id))) n.outputs.forEach((v) => dependsOnParam.add(v.id));
 
   const grads = new Map<number, Value>();
@@ -54,7 +55,7 @@ export function autodiff(g: Graph): Graph {
     });
   }
 
-  for (const p of g.params) {
+  for (const p of trainedParams(g)) {
     const dp = grads.get(p.value.id);
     if (!dp) throw new UnusedParameterError(p.name, p.loc);
     b.grads[p.name] = dp;

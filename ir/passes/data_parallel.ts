@@ -7,13 +7,13 @@
 // Runs after recompute and before adamw. The collectives are IR nodes, so the plan counts their bytes
 // (ir/collectives.ts) and the cost model times them as it times tensor-parallel ones.
 import { GraphBuilder } from "../builder.ts";
-import type { Graph } from "../types.ts";
+import { type Graph, trainedParams } from "../types.ts";
 
 export function averageOverDataParallel(g: Graph, dp: number): Graph {
   if (dp === 1) return g;
   const b = GraphBuilder.extend(g);
   b.phase = "backward";
-  for (const p of g.params) {
+  for (const p of trainedParams(g)) {
     const grad = g.grads[p.name];
     if (!grad) throw new Error(`internal: no gradient for ${p.name}; run autodiff first`);
     b.grads[p.name] = b.value("all_reduce", [grad], { reduce: "mean", group: "dp" }, p.loc);

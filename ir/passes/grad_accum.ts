@@ -9,7 +9,7 @@
 // equal in size.
 // Runs after recompute and before the data-parallel average and the optimizer.
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, type Value, numel } from "../types.ts";
+import { type Graph, type Value, numel, trainedParams } from "../types.ts";
 
 export function accumulateGradients(g: Graph, k: number): Graph {
   if (k === 1) return g;
@@ -50,7 +50,7 @@ export function accumulateGradients(g: Graph, k: number): Graph {
     }
     // This copy's gradients join the sums right after it, so each copy's die at once.
     b.phase = "backward";
-    for (const p of g.params) {
+    for (const p of trainedParams(g)) {
       const grad = local.get(g.grads[p.name].id)!;
       const sum = sums.get(p.name);
       sums.set(p.name, sum ? b.value("add", [sum, grad], {}, p.loc) : grad);
@@ -60,7 +60,7 @@ export function accumulateGradients(g: Graph, k: number): Graph {
     for (const [id, v] of local) last.set(id, v);
   }
   b.phase = "backward";
-  for (const p of g.params) b.grads[p.name] = b.value("scale", [sums.get(p.name)!], { s: 1 / k }, p.loc);
+  for (const p of trainedParams(g)) b.grads[p.name] = b.value("scale", [sums.get(p.name)!], { s: 1 / k }, p.loc);
   b.params.push(...g.params.map((p) => ({ ...p, value: shared.get(p.value.id)! })));
   for (const [name, v] of Object.entries(g.named)) b.named[name] = inputs.get(v.id) ?? last.get(v.id)!;
   b.named.loss = b.value("scale", [loss!], { s: 1 / k }, loss!.producer.loc);

@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type ParamInfo, numel } from "../types.ts";
+import { type Graph, type ParamInfo, numel, trainedParams } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import { type ChunkLayout, type ZeroSharding, shardElements } from "./chunks.ts";
@@ -72,7 +72,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     for (const moment of ["m", "v"])
       for (const chunk of zero.chunks.chunks) put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), false);
   else if (withOptimizer)
-    for (const moment of ["m", "v"]) for (const p of g.params) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
+    for (const moment of ["m", "v"]) for (const p of trainedParams(g)) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
   for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
   return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };

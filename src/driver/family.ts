@@ -7,6 +7,7 @@ import { numel } from "../../ir/types.ts";
 import { type ModelChoice, type Resolved, resolveModel } from "./resolve.ts";
 import { buildModel } from "./trace_program.ts";
 import { TraceError } from "../dsl/trace.ts";
+import { ModuleBuffer } from "../dsl/parameter.ts";
 import { describeTraceError } from "./prepare.ts";
 
 export interface Family {
@@ -62,6 +63,7 @@ export function paramCount(r: Resolved): number {
   try {
     return buildModel(r.definition, r.config)
       .namedParameters()
+      .filter(([, p]) => !(p instanceof ModuleBuffer))
       .reduce((s, [, p]) => s + numel(p.shape), 0);
   } catch (e) {
     if (e instanceof TraceError) throw new UserError(describeTraceError(e));

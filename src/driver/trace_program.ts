@@ -4,6 +4,7 @@ import { GraphBuilder } from "../../ir/builder.ts";
 import { selectPosition } from "../../ir/passes/select_position.ts";
 import type { Graph, SourceLoc } from "../../ir/types.ts";
 import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel } from "../dsl/model.ts";
+import { ModuleBuffer } from "../dsl/parameter.ts";
 import { Tensor } from "../dsl/tensor.ts";
 import { TraceError, callerLocOf, currentTrace, withDeepStacks, withTrace } from "../dsl/trace.ts";
 
@@ -67,7 +68,16 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
     for (const [name, p] of model.namedParameters()) {
       const hint = p.parallel && { parallel: p.parallel.style, ...(p.parallel.groups > 1 ? { groups: p.parallel.groups } : {}) };
       const value = trace.value("param", [], { name, shape: p.shape, ...hint }, p.loc);
-      trace.params.push({ name, shape: p.shape, init: p.init, decay: p.shape.length >= 2, value, loc: p.loc });
+      const buffer = p instanceof ModuleBuffer;
+      trace.params.push({
+        name,
+        shape: p.shape,
+        init: p.init,
+        decay: !buffer && p.shape.length >= 2,
+        value,
+        loc: p.loc,
+        ...(buffer && { buffer }),
+      });
       currentTrace().params.set(p, value);
     }
     const tokens = trace.value("input", [], { name: "tokens", shape: [shape.batch, shape.seq], dtype: "i32" });

@@ -1,6 +1,6 @@
 // The DSL that model files import as "stowage".
 export { Tensor, where } from "./tensor.ts";
-export { Parameter, init } from "./parameter.ts";
+export { Parameter, ModuleBuffer, buffer, init } from "./parameter.ts";
 export { Module, ModuleList, Linear, Embedding, LayerNorm, RMSNorm, Dropout } from "./nn.ts";
 export {
   embedding,

@@ -36,6 +36,22 @@ export class Parameter {
   }
 }
 
+/**
+ * A buffer (PyTorch's register_buffer): a tensor the module owns, named, stored and saved in checkpoints
+ * as a parameter is, but never trained. It gets no gradient and no optimizer state, and the loss need
+ * not depend on it. Its values come from `init` (or from a checkpoint); forward reads it with `.t`.
+ */
+export class ModuleBuffer extends Parameter {
+  constructor(shape: Shape, init: InitSpec) {
+    super(shape, init);
+  }
+}
+
+/** A buffer of `shape` filled by `init` (init.zeros(), init.ones(), init.normal(std)). */
+export function buffer(shape: Shape, init: InitSpec): ModuleBuffer {
+  return new ModuleBuffer(shape, init);
+}
+
 export const init = {
   normal: (std: number): InitSpec => ({ kind: "normal", std }),
   zeros: (): InitSpec => ({ kind: "zeros" }),

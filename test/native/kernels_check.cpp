@@ -1238,6 +1238,123 @@ void check_slices() {
   }, placed, kExact);
 }
 
+// Data movement along any axis (runtime/cpu/kernels_movement.cpp, kernels_math.cpp's where) against
+// naive loops over multi-indices in double; the scatter-adds sum repeated indices.
+void check_movement() {
+  // pad of [3, 4] by (1, 2) on axis 0 and (-1, 1) on axis 1 (a crop and a pad), filling with 0.5.
+  const Floats x = random_floats(12);
+  const std::vector<int64_t> in_shape = {3, 4}, before = {1, -1}, out_shape = {6, 4};
+  Vec padded;
+  for (int64_t i = 0; i < 6; i++)
+    for (int64_t j = 0; j < 4; j++) {
+      const int64_t si = i - 1, sj = j + 1;
+      padded.push_back(si >= 0 && si < 3 && sj >= 0 && sj < 4 ? x[si * 4 + sj] : 0.5);
+    }
+  check_kernel("pad", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(x);
+    float* out = a.output(24);
+    pad(a.ctx, out, in, 2, in_shape.data(), before.data(), out_shape.data(), 0x3f000000u);
+    Floats r;
+    append(r, out, 24);
+    return finish(a, r);
+  }, padded, kExact);
+
+  // expand [3, 1, 2] -> [3, 4, 2], and its gradient summing the 4 copies back.
+  const std::vector<int64_t> small = {3, 1, 2}, big = {3, 4, 2};
+  const Floats s3 = random_floats(6), dy = random_floats(24);
+  Vec expanded, summed(6, 0.0);
+  for (int64_t i = 0; i < 3; i++)
+    for (int64_t k = 0; k < 4; k++)
+      for (int64_t j = 0; j < 2; j++) {
+        expanded.push_back(s3[i * 2 + j]);
+        summed[i * 2 + j] += dy[(i * 4 + k) * 2 + j];
+      }
+  check_kernel("expand", [&](int t) {
+    Arena a(t);
+    const float* in = a.input(s3);
+    float* out = a.output(24);
+    expand(a.ctx, out, in, 3, small.data(), big.data());
+    Floats r;
+    append(r, out, 24);
+    return finish(a, r);
+  }, expanded, kExact);
+  check_kernel("expand_bwd", [&](int t) {
+    Arena a(t);
+    const float* g = a.input(dy);
+    float* dx = a.output(6);
+    expand_bwd(a.ctx, dx, g, 3, small.data(), big.data());
+    Floats r;
+    append(r, dx, 6);
+    return finish(a, r);
+  }, summed, kBackward);
+
+  // take_axis on x [outer 2, D 5, inner 3]: index_select by 4 indices, gather by one per element.
+  const int64_t outer = 2, D = 5, inner = 3, n = 4;
+  const Floats table = random_floats(outer * D * inner), g = random_floats(outer * n * inner);
+  const Ints rows = {4, 0, 4, 2};
+  Ints each;
+  for (int64_t k = 0; k < outer * n * inner; k++) each.push_back(int32_t((k * 7 + 3) % D));
+  for (bool per_element : {false, true}) {
+    const Ints& idx = per_element ? each : rows;
+    const std::string what = per_element ? " (gather)" : " (index_select)";
+    Vec taken, scattered(outer * D * inner, 0.0);
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < inner; i++) {
+          const int64_t k = per_element ? idx[(o * n + j) * inner + i] : idx[j];
+          taken.push_back(table[(o * D + k) * inner + i]);
+          scattered[(o * D + k) * inner + i] += g[(o * n + j) * inner + i];
+        }
+    check_kernel("take_axis" + what, [&](int t) {
+      Arena a(t);
+      const float* xp = a.input(table);
+      const int32_t* ip = a.input(idx);
+      float* out = a.output(outer * n * inner);
+      take_axis(a.ctx, out, xp, ip, outer, D, n, inner, per_element);
+      Floats r;
+      append(r, out, outer * n * inner);
+      return finish(a, r);
+    }, taken, kExact);
+    check_kernel("take_axis_bwd" + what, [&](int t) {
+      Arena a(t);
+      const int32_t* ip = a.input(idx);
+      const float* gp = a.input(g);
+      float* dx = a.output(outer * D * inner);
+      take_axis_bwd(a.ctx, dx, ip, gp, outer, D, n, inner, per_element);
+      Floats r;
+      append(r, dx, outer * D * inner);
+      return finish(a, r);
+    }, scattered, kBackward);
+  }
+  try {
+    Arena a(2);
+    const Ints bad = {1, 5, 0, 2};
+    take_axis(a.ctx, a.output(outer * n * inner), a.input(table), a.input(bad), outer, D, n, inner, false);
+    report(false, "take_axis rejects an index past the axis", "no error raised");
+  } catch (const stow::Error& e) {
+    const std::string m = e.what();
+    report(m.find("index_select: index 5 at position 1 is outside [0, 5)") != std::string::npos,
+           "take_axis rejects an index past the axis", m);
+  }
+
+  // where [2, 3] with cond [3] and b one number: a where cond is nonzero.
+  const Floats cond = {1, 0, 1}, av = random_floats(6), bv = {-7};
+  Vec chosen;
+  for (int64_t i = 0; i < 6; i++) chosen.push_back(cond[i % 3] != 0 ? av[i] : -7.0);
+  check_kernel("where", [&](int t) {
+    Arena a(t);
+    const float* cp = a.input(cond);
+    const float* ap = a.input(av);
+    const float* bp = a.input(bv);
+    float* out = a.output(6);
+    where(a.ctx, out, cp, ap, bp, 6, 1, 3, 1, 6, 1, 1);
+    Floats r;
+    append(r, out, 6);
+    return finish(a, r);
+  }, chosen, kExact);
+}
+
 void check_grad_norm() {
   const std::vector<int64_t> sizes = {1000, 7, 0, 333};
   std::vector<Floats> grads;
@@ -1356,6 +1473,7 @@ int main() {
   check_linear_cross_entropy_tiles();
   check_permute();
   check_slices();
+  check_movement();
   check_grad_norm();
   check_adamw();
   check_clip_scale();

@@ -159,6 +159,7 @@ describe("data movement in the DSL", () => {
     fails((x) => stack([x, x.narrow(1, 0, 2)]), /stack: shapes \[2,4\] and \[2,2\] differ/);
     fails((x) => x.expand(3, 4), /expand: \[2,4\] does not broadcast to \[3,4\]/);
     fails((x) => x.expand(-1, 2, 4), /-1 is not allowed for the new leading axis 0/);
+    fails((x) => x.expand(0, 2, 4), /expand: sizes \[0,2,4\] must be positive integers/);
     fails((x) => pad(x, [1]), /pad: 1 amounts for a tensor of rank 2/);
     fails((x) => pad(x, [-2, -2]), /pad: cropping axis 1 of \[2,4\] by 2 and 2 leaves nothing/);
     fails((x) => x.gather(1, x), /gather: the index must be i32, got f32/);

@@ -96,7 +96,7 @@ export function renderPlan(
     shape: [...p.shape, ...Array(4 - p.shape.length).fill(0)].join(", "),
     numel: numel(p.shape),
     offset: persistent.get(p.name),
-    // Under ZeRO a parameter has no moments of its own: its chunk's shard holds them (zeroChunks).
+    // No moments of its own: a buffer has none, and under ZeRO its chunk's shard holds them (zeroChunks).
     mOffset: persistent.get(`opt.m.${p.name}`) ?? -1,
     vOffset: persistent.get(`opt.v.${p.name}`) ?? -1,
     initKind: INIT_KIND[p.init.kind],
