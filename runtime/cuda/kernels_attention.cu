@@ -25,18 +25,23 @@ struct Dims {
 // The last key query i sees.
 __device__ inline int64_t last_key(const Dims& d, int64_t i) { return d.causal && i < d.Tk - 1 ? i : d.Tk - 1; }
 
-// The score of query row qi (position i) against key j, mask included.
-__device__ inline float score(const float* qi, const float* kj, int64_t i, int64_t j, const Dims& d);
-
 __device__ inline float dot(const float* a, const float* b, int D) {
   float s = 0.0f;
   for (int e = 0; e < D; e++) s += a[e] * b[e];
   return s;
 }
 
+// The score of query row qi (position i) against key j, mask included.
 __device__ inline float score(const float* qi, const float* kj, int64_t i, int64_t j, const Dims& d) {
   const float s = dot(qi, kj, d.D) * d.scale;
   return d.mask ? s + d.mask[i * d.Tk + j] : s;
+}
+
+// score - lse. Without a mask it is spelled as one expression, as before masks existed, so that nvcc
+// contracts it (into an FMA) as it did: causal models keep their numerics on the GPU.
+__device__ inline float score_minus(const float* qi, const float* kj, int64_t i, int64_t j, const Dims& d, float lse) {
+  if (d.mask) return score(qi, kj, i, j, d) - lse;
+  return dot(qi, kj, d.D) * d.scale - lse;
 }
 
 // The warp's row: slab bh, position i (blockDim.x is a multiple of 32, so a warp never straddles two).
@@ -110,7 +115,7 @@ __global__ void attention_dq_kernel(float* dq, const float* q, const float* k, c
     const int64_t j = j0 + lane;
     float ds = 0.0f;
     if (j <= jn) {
-      const float p = math::vexp(score(q + row * d.D, kb + j * d.D, i, j, d) - lse[row]);
+      const float p = math::vexp(score_minus(q + row * d.D, kb + j * d.D, i, j, d, lse[row]));
       ds = p * (dot(dy + row * d.D, vb + j * d.D, d.D) - delta[row]) * d.scale;
     }
     const int last = int(jn - j0 < 31 ? jn - j0 : 31);
@@ -147,7 +152,7 @@ __global__ void attention_dkdv_kernel(float* dk, float* dv, const float* q, cons
       float p = 0.0f, ds = 0.0f;
       if (i < d.T && lse[bh * d.T + i] != -INFINITY) {  // a row that saw no key has no gradient
         const int64_t qrow = bh * d.T + i;
-        p = math::vexp(score(qb + i * d.D, kj, i, j, d) - lse[qrow]);
+        p = math::vexp(score_minus(qb + i * d.D, kj, i, j, d, lse[qrow]));
         ds = p * (dot(dyb + i * d.D, vj, d.D) - delta[qrow]) * d.scale;
       }
       const int last = int(d.T - 1 - i0 < 31 ? d.T - 1 - i0 : 31);

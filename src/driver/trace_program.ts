@@ -62,44 +62,41 @@ function describeValue(value: unknown): string {
 
 export function traceProgram(model: LanguageModel, config: ModelConfig, shape: ProgramShape): Graph {
   const b = new GraphBuilder();
-  withTrace(
-    b,
-    () => {
-      const trace = b;
-      for (const [name, p] of model.namedParameters()) {
-        const hint = p.parallel && { parallel: p.parallel.style, ...(p.parallel.groups > 1 ? { groups: p.parallel.groups } : {}) };
-        const value = trace.value("param", [], { name, shape: p.shape, ...hint }, p.loc);
-        const buffer = p instanceof ModuleBuffer;
-        trace.params.push({
-          name,
-          shape: p.shape,
-          init: p.init,
-          decay: !buffer && p.shape.length >= 2,
-          value,
-          loc: p.loc,
-          ...(buffer && { buffer }),
-        });
-        currentTrace().params.set(p, value);
-      }
-      const tokens = trace.value("input", [], { name: "tokens", shape: [shape.batch, shape.seq], dtype: "i32" });
-      trace.named.tokens = tokens;
-      const logits = runForward(model, new Tensor(tokens), () => trace.nodes.at(-1)?.loc);
-      const want = [shape.batch, shape.seq, config.vocab];
-      if (logits.shape.join() !== want.join())
-        throw new TraceError(
-          `forward must return logits of shape [${want.join(",")}], got [${logits.shape.join(",")}]`,
-          logits.value.producer.loc,
-        );
-      if (shape.kind === "infer") {
-        trace.named.logits = logits.value;
-      } else {
-        const targets = trace.value("input", [], { name: "targets", shape: [shape.batch, shape.seq], dtype: "i32" });
-        trace.named.targets = targets;
-        // The loss belongs to the line that made the logits: the model's own code has no loss line.
-        trace.named.loss = trace.value("cross_entropy", [logits.value, targets], {}, logits.value.producer.loc);
-      }
-    },
-    shape.kind === "train",
-  );
+  withTrace(b, () => {
+    currentTrace().training = shape.kind === "train"; // dropout is the identity in inference
+    const trace = b;
+    for (const [name, p] of model.namedParameters()) {
+      const hint = p.parallel && { parallel: p.parallel.style, ...(p.parallel.groups > 1 ? { groups: p.parallel.groups } : {}) };
+      const value = trace.value("param", [], { name, shape: p.shape, ...hint }, p.loc);
+      const buffer = p instanceof ModuleBuffer;
+      trace.params.push({
+        name,
+        shape: p.shape,
+        init: p.init,
+        decay: !buffer && p.shape.length >= 2,
+        value,
+        loc: p.loc,
+        ...(buffer && { buffer }),
+      });
+      currentTrace().params.set(p, value);
+    }
+    const tokens = trace.value("input", [], { name: "tokens", shape: [shape.batch, shape.seq], dtype: "i32" });
+    trace.named.tokens = tokens;
+    const logits = runForward(model, new Tensor(tokens), () => trace.nodes.at(-1)?.loc);
+    const want = [shape.batch, shape.seq, config.vocab];
+    if (logits.shape.join() !== want.join())
+      throw new TraceError(
+        `forward must return logits of shape [${want.join(",")}], got [${logits.shape.join(",")}]`,
+        logits.value.producer.loc,
+      );
+    if (shape.kind === "infer") {
+      trace.named.logits = logits.value;
+    } else {
+      const targets = trace.value("input", [], { name: "targets", shape: [shape.batch, shape.seq], dtype: "i32" });
+      trace.named.targets = targets;
+      // The loss belongs to the line that made the logits: the model's own code has no loss line.
+      trace.named.loss = trace.value("cross_entropy", [logits.value, targets], {}, logits.value.producer.loc);
+    }
+  });
   return shape.kind === "infer" ? selectPosition(b.build()) : b.build();
 }

@@ -38,10 +38,10 @@ export function currentTrace(): TraceState {
   return current;
 }
 
-/** Runs `fn` with a fresh trace on `builder` (of the training program unless `training` is false); nesting is not allowed. */
-export function withTrace<T>(builder: GraphBuilder, fn: () => T, training = true): T {
+/** Runs `fn` with a fresh trace on `builder`, of the training program until `fn` says otherwise; nesting is not allowed. */
+export function withTrace<T>(builder: GraphBuilder, fn: () => T): T {
   if (current) throw new Error("internal: nested trace");
-  current = { builder, params: new Map(), nextRegion: 0, training, nextDropout: 0 };
+  current = { builder, params: new Map(), nextRegion: 0, training: true, nextDropout: 0 };
   try {
     return fn();
   } finally {

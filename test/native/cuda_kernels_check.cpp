@@ -127,12 +127,13 @@ std::string within(const Floats& got, const Floats& want, const Vec& allowed) {
   double worst = -1;
   size_t at = 0;
   for (size_t i = 0; i < got.size(); i++) {
-    const double err = std::fabs(double(got[i]) - double(want[i]));
+    // Equal values match, infinities included (attention's lse of a row that sees no key is -inf).
+    const double err = got[i] == want[i] ? 0.0 : std::fabs(double(got[i]) - double(want[i]));
     const double excess = std::isnan(err) ? INFINITY : err / allowed[i];
     if (!(err <= allowed[i]) && excess > worst) worst = excess, at = i;
   }
   for (size_t i = 0; i < got.size(); i++)
-    if (allowed[i] > 0) g_closest = std::max(g_closest, std::fabs(double(got[i]) - double(want[i])) / allowed[i]);
+    if (allowed[i] > 0 && got[i] != want[i]) g_closest = std::max(g_closest, std::fabs(double(got[i]) - double(want[i])) / allowed[i]);
   if (worst < 0) return "";
   char buf[160];
   std::snprintf(buf, sizeof buf, " (tolerance %.3g, exceeded %.3gx)", allowed[at], worst);
@@ -758,6 +759,86 @@ void check_attention_bwd(Check& k) {
     k.expect_case(attn_label(s) + " dq", close(t.device(dq), t.host(dq), 5e-6, 2e-5));
     k.expect(attn_label(s) + " dk", close(t.device(dk), t.host(dk), 5e-6, 2e-5));
     k.expect(attn_label(s) + " dv", close(t.device(dv), t.host(dv), 5e-6, 2e-5));
+  }
+}
+
+// Attention beyond causal self-attention: Tk keys (cross-attention when Tk != T), causal or not, with
+// or without an additive mask [T, Tk].
+struct AttnVariant {
+  int64_t BH, T, Tk, D, group;
+  bool causal, masked;
+};
+// Not causal; cross-attention with keys past two warp tiles, grouped heads and D past 32; causal with
+// more queries than keys; masked, not causal and causal, with rows that hide a whole first tile of keys
+// and rows that hide every key.
+const std::vector<AttnVariant> kAttnVariants = {{2, 9, 9, 8, 1, false, false},
+                                                {4, 5, 70, 33, 2, false, false},
+                                                {2, 40, 7, 4, 2, true, false},
+                                                {2, 6, 45, 16, 1, false, true},
+                                                {2, 37, 37, 5, 2, true, true}};
+
+std::string variant_label(const AttnVariant& s) {
+  return "BH=" + std::to_string(s.BH) + " T=" + std::to_string(s.T) + " Tk=" + std::to_string(s.Tk) + " D=" +
+         std::to_string(s.D) + " group=" + std::to_string(s.group) + (s.causal ? " causal" : "") + (s.masked ? " masked" : "");
+}
+
+// Row i % 3 of the mask: the first 33 keys hidden, every key hidden, every third key hidden; others finite.
+Floats variant_mask(int64_t T, int64_t Tk) {
+  Floats m = random_floats(size_t(T * Tk));
+  for (int64_t i = 0; i < T; i++)
+    for (int64_t j = 0; j < Tk; j++) {
+      const bool hidden = i % 3 == 0 ? j < 33 : i % 3 == 1 ? true : j % 3 == 0;
+      if (hidden) m[size_t(i * Tk + j)] = -INFINITY;
+    }
+  return m;
+}
+
+void check_attention_variants(Check& k) {
+  for (const AttnVariant& s : kAttnVariants) {
+    Twin& t = k.t;
+    t.reset();
+    const int64_t n = s.BH * s.T * s.D, kv = s.BH / s.group * s.Tk * s.D;
+    auto q = t.in(random_floats(size_t(n), -2, 2));
+    auto kk = t.in(random_floats(size_t(kv), -2, 2));
+    auto v = t.in(random_floats(size_t(kv)));
+    auto dy = t.in(random_floats(size_t(n)));
+    auto mask = t.in(s.masked ? variant_mask(s.T, s.Tk) : Floats(1, 0.0f));
+    const float* mh = s.masked ? mask.h : nullptr;
+    const float* md = s.masked ? mask.d : nullptr;
+    auto y = t.out(size_t(n));
+    auto lse = t.out(size_t(s.BH * s.T));
+    t.workspace(s.T * s.Tk * 4);
+    stow::attention_fwd(t.cpu, y.h, lse.h, q.h, kk.h, v.h, s.BH, s.T, s.D, s.group, s.Tk, s.causal, mh);
+    cuda::attention_fwd(t.gpu, y.d, lse.d, q.d, kk.d, v.d, s.BH, s.T, s.D, s.group, s.Tk, s.causal, md);
+    k.expect_case(variant_label(s) + " y", close(t.device(y), t.host(y), 2e-6, 1e-5));
+    k.expect(variant_label(s) + " lse", close(t.device(lse), t.host(lse), 1e-5, 1e-5));
+    // The backward from the CPU forward's y and lse.
+    auto y_in = t.in(t.host(y)), lse_in = t.in(t.host(lse));
+    auto dq = t.out(size_t(n)), dk = t.out(size_t(kv)), dv = t.out(size_t(kv));
+    t.workspace(2 * s.T * s.Tk * 4);
+    stow::attention_bwd(t.cpu, dq.h, dk.h, dv.h, q.h, kk.h, v.h, y_in.h, lse_in.h, dy.h, s.BH, s.T, s.D, s.group, s.Tk, s.causal, mh);
+    cuda::attention_bwd(t.gpu, dq.d, dk.d, dv.d, q.d, kk.d, v.d, y_in.d, lse_in.d, dy.d, s.BH, s.T, s.D, s.group, s.Tk, s.causal,
+                        md);
+    k.expect(variant_label(s) + " dq", close(t.device(dq), t.host(dq), 5e-6, 2e-5));
+    k.expect(variant_label(s) + " dk", close(t.device(dk), t.host(dk), 5e-6, 2e-5));
+    k.expect(variant_label(s) + " dv", close(t.device(dv), t.host(dv), 5e-6, 2e-5));
+  }
+}
+
+// The same hash on both sides: bitwise the CPU's, in place too, at two seeds, steps and probabilities.
+void check_dropout(Check& k) {
+  for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(4099)}) {
+    Twin& t = k.t;
+    t.reset();
+    auto x = t.in(random_floats(size_t(n), -3, 3));
+    auto y = t.out(size_t(n));
+    stow::dropout(t.cpu, y.h, x.h, n, 0.3f, 77u, 12);
+    cuda::dropout(t.gpu, y.d, x.d, n, 0.3f, 77u, 12);
+    k.expect_case("n=" + std::to_string(n), bitwise(t.device(y), t.host(y)));
+    auto z = t.inout(random_floats(size_t(n), -3, 3));
+    stow::dropout(t.cpu, z.h, z.h, n, 0.6f, 4294967295u, 1);
+    cuda::dropout(t.gpu, z.d, z.d, n, 0.6f, 4294967295u, 1);
+    k.expect("n=" + std::to_string(n) + " in place", bitwise(t.device(z), t.host(z)));
   }
 }
 
@@ -1494,6 +1575,8 @@ const Named kChecks[] = {
     {"layernorm_bwd", check_layernorm_bwd},
     {"attention_fwd", check_attention_fwd},
     {"attention_bwd", check_attention_bwd},
+    {"attention_fwd/attention_bwd (not causal, masked, cross)", check_attention_variants},
+    {"dropout", check_dropout},
     {"cross_entropy_fwd", check_cross_entropy_fwd},
     {"cross_entropy_bwd", check_cross_entropy_bwd},
     {"linear_cross_entropy_fwd", check_linear_cross_entropy_fwd},

@@ -297,6 +297,32 @@ AttentionOut attention_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH,
   return out;
 }
 
+// Attention with Tk keys (cross-attention when Tk != T), causal (keys j <= i) or not, and an optional
+// additive mask [T, Tk] (-inf hides a key); every row must see a key.
+AttentionOut attention_variant_ref(const Vec& q, const Vec& k, const Vec& v, int64_t BH, int64_t T, int64_t Tk, int64_t D,
+                                   int64_t group, bool causal, const Vec* mask) {
+  AttentionOut out{Vec(BH * T * D, 0.0), Vec(BH * T)};
+  for (int64_t bh = 0; bh < BH; bh++)
+    for (int64_t i = 0; i < T; i++) {
+      const int64_t kv = bh / group;
+      Vec s(Tk, -INFINITY);
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < Tk && !(causal && j > i); j++) {
+        double d = 0;
+        for (int64_t e = 0; e < D; e++) d += q[(bh * T + i) * D + e] * k[(kv * Tk + j) * D + e];
+        s[j] = d / std::sqrt(double(D)) + (mask ? (*mask)[i * Tk + j] : 0.0);
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < Tk; j++) sum += std::exp(s[j] - mx);
+      const double lse = mx + std::log(sum);
+      out.lse[bh * T + i] = lse;
+      for (int64_t j = 0; j < Tk; j++)
+        for (int64_t e = 0; e < D; e++) out.y[(bh * T + i) * D + e] += std::exp(s[j] - lse) * v[(kv * Tk + j) * D + e];
+    }
+  return out;
+}
+
 // Rows of D at position r % T; pair (i, i + D/2) turned by t base^(-2i/D), backwards when inverse.
 Vec rope_ref(const Vec& x, int64_t T, int64_t D, double base, bool inverse) {
   Vec y(x.size());
@@ -673,6 +699,33 @@ void check_layernorm() {
   }, want, kBackward);
 }
 
+// Dropout applies kernel_math.h's keep bit (checked against the interpreter's independent copy by
+// test/system/op_kernels.test.ts): here the loop around it, its threads, and the fraction it drops.
+void check_dropout() {
+  const int64_t n = 100000;
+  const float p = 0.25f;
+  const Floats x = random_floats(n, -2, 2);
+  Vec want(n);
+  int64_t dropped = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const bool keep = math::dropout_keep(7u, 3, i, p);
+    want[i] = keep ? double(x[i]) / (1 - double(p)) : 0.0;
+    dropped += keep ? 0 : 1;
+  }
+  check_kernel("dropout", [&](int t) {
+    Arena a(t);
+    const float* xp = a.input(x);
+    float* y = a.output(n);
+    dropout(a.ctx, y, xp, n, p, 7u, 3);
+    Floats r;
+    append(r, y, n);
+    return finish(a, r);
+  }, want, kForward);
+  const double sigma = std::sqrt(n * p * (1 - p));
+  report(std::fabs(double(dropped) - n * p) < 4 * sigma, "dropout: drops a fraction p of the elements, within 4 sigma",
+         std::to_string(dropped) + " of " + std::to_string(n) + " dropped");
+}
+
 void check_gelu() {
   const int64_t n = 257;
   Floats x = random_floats(n, -4, 4);
@@ -825,6 +878,74 @@ void check_grouped_attention() {
       append(r, dq, BH * T * D);
       append(r, dk, BKV * T * D);
       append(r, dv, BKV * T * D);
+      return finish(a, r);
+    }, want, kBackward);
+  }
+}
+
+// Attention that is not causal, masked, or cross (Tk != T): the kernels' trailing arguments. The mask
+// hides keys with (i + j) % 4 == 1, never a whole row.
+void check_attention_variants() {
+  struct Variant {
+    int64_t BH, T, Tk, D, group;
+    bool causal, masked;
+  };
+  for (const Variant& s : {Variant{2, 5, 5, 20, 1, false, false}, Variant{4, 3, 9, 20, 2, false, true},
+                           Variant{2, 7, 4, 6, 2, true, true}}) {
+    const int64_t n = s.BH * s.T * s.D, kvn = s.BH / s.group * s.Tk * s.D;
+    const Floats q = random_floats(n, -2, 2), k = random_floats(kvn, -2, 2), v = random_floats(kvn), dy = random_floats(n);
+    Floats mask = random_floats(s.T * s.Tk);
+    for (int64_t e = 0; e < s.T * s.Tk; e++)
+      if ((e / s.Tk + e % s.Tk) % 4 == 1) mask[e] = -INFINITY;
+    const Vec maskd = widen(mask);
+    const Vec* m = s.masked ? &maskd : nullptr;
+    auto ref_of = [&](const Vec& qx, const Vec& kx, const Vec& vx) {
+      return attention_variant_ref(qx, kx, vx, s.BH, s.T, s.Tk, s.D, s.group, s.causal, m);
+    };
+    const AttentionOut ref = ref_of(widen(q), widen(k), widen(v));
+    const std::string name = "attention (T=" + std::to_string(s.T) + ", Tk=" + std::to_string(s.Tk) +
+                             (s.causal ? ", causal" : ", not causal") + (s.masked ? ", masked)" : ")");
+    check_kernel(name + " fwd", [&](int t) {
+      Arena a(t);
+      const float* qp = a.input(q);
+      const float* kp = a.input(k);
+      const float* vp = a.input(v);
+      const float* mp = s.masked ? a.input(mask) : nullptr;
+      float* y = a.output(n);
+      float* lse = a.output(s.BH * s.T);
+      a.workspace(s.T * s.Tk * 4);
+      attention_fwd(a.ctx, y, lse, qp, kp, vp, s.BH, s.T, s.D, s.group, s.Tk, s.causal, mp);
+      Floats r;
+      append(r, y, n);
+      append(r, lse, s.BH * s.T);
+      return finish(a, r);
+    }, concat({ref.y, ref.lse}), kForward);
+
+    const Vec qd = widen(q), kd = widen(k), vd = widen(v), dyd = widen(dy);
+    const Vec want = concat({
+        fd_grad(qd, [&](const Vec& x) { return project(ref_of(x, kd, vd).y, dyd); }),
+        fd_grad(kd, [&](const Vec& x) { return project(ref_of(qd, x, vd).y, dyd); }),
+        fd_grad(vd, [&](const Vec& x) { return project(ref_of(qd, kd, x).y, dyd); }),
+    });
+    const Floats y_ref = narrow(ref.y), lse_ref = narrow(ref.lse);
+    check_kernel(name + " bwd (dq, dk, dv)", [&](int t) {
+      Arena a(t);
+      const float* qp = a.input(q);
+      const float* kp = a.input(k);
+      const float* vp = a.input(v);
+      const float* yp = a.input(y_ref);
+      const float* lp = a.input(lse_ref);
+      const float* dyp = a.input(dy);
+      const float* mp = s.masked ? a.input(mask) : nullptr;
+      float* dq = a.output(n);
+      float* dk = a.output(kvn);
+      float* dv = a.output(kvn);
+      a.workspace(2 * s.T * s.Tk * 4);
+      attention_bwd(a.ctx, dq, dk, dv, qp, kp, vp, yp, lp, dyp, s.BH, s.T, s.D, s.group, s.Tk, s.causal, mp);
+      Floats r;
+      append(r, dq, n);
+      append(r, dk, kvn);
+      append(r, dv, kvn);
       return finish(a, r);
     }, want, kBackward);
   }
@@ -1339,9 +1460,11 @@ int main() {
   check_matmul();
   check_layernorm();
   check_gelu();
+  check_dropout();
   check_vexp();
   check_attention();
   check_grouped_attention();
+  check_attention_variants();
   check_layernorm_without_bias();
   check_rope();
   check_silu();

@@ -7,10 +7,13 @@ import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../ir/builder.ts";
 import { interpret } from "../../ir/interpret.ts";
 import { dropoutKeep } from "../../ir/interpret_ops.ts";
+import { buildModel, traceProgram } from "../../src/driver/trace_program.ts";
 import { dropout } from "../../src/dsl/functional.ts";
+import type { ModelConfig, ModelDefinition } from "../../src/dsl/model.ts";
 import { Dropout } from "../../src/dsl/nn.ts";
 import { Tensor } from "../../src/dsl/tensor.ts";
-import { TraceError, withTrace } from "../../src/dsl/trace.ts";
+import { TraceError, currentTrace, withTrace } from "../../src/dsl/trace.ts";
+import { loadModel } from "../../src/load/load_model.ts";
 
 const N = 200_000;
 
@@ -66,7 +69,10 @@ describe("dropout in the DSL", () => {
   function ops(fn: (x: Tensor) => Tensor, training = true) {
     const b = new GraphBuilder();
     const x = new Tensor(b.value("input", [], { name: "x", shape: [4, 8], dtype: "f32" }));
-    const y = withTrace(b, () => fn(x), training);
+    const y = withTrace(b, () => {
+      currentTrace().training = training;
+      return fn(x);
+    });
     return { same: y === x, nodes: b.build().nodes.filter((n) => n.op !== "input") };
   }
 
@@ -83,6 +89,17 @@ describe("dropout in the DSL", () => {
   test("the identity for p = 0 and in the inference program", () => {
     expect(ops((x) => dropout(x, 0))).toEqual({ same: true, nodes: [] });
     expect(ops((x) => new Dropout(0.5).forward(x), false)).toEqual({ same: true, nodes: [] });
+  });
+
+  test("a model's training program has its dropout; its inference program (stow generate) has none", async () => {
+    const { module } = await loadModel("test/fixtures/models/dropout_gpt.ts");
+    const config = module.presets.tiny as ModelConfig;
+    const count = (kind: "train" | "infer") =>
+      traceProgram(buildModel(module as ModelDefinition, config), config, { batch: 2, seq: 8, kind }).nodes.filter(
+        (n) => n.op === "dropout",
+      ).length;
+    // After the embeddings, and twice in each of the two blocks.
+    expect([count("train"), count("infer")]).toEqual([5, 0]);
   });
 
   test("p outside [0, 1) is an error at the model line", () => {

@@ -1,4 +1,5 @@
-// Attention that is not causal and takes an additive mask (test/fixtures/models/masked_attention.ts),
+// Attention that is not causal, takes an additive mask, or attends to a memory of another length
+// (cross-attention; test/fixtures/models/masked_attention.ts),
 // and an untied LM head cut by the vocabulary (Linear's parallel: "vocab"), under the shard pass: in
 // float64 on simulated ranks against the unsharded step (test/helpers/shard_compare.ts). The mask is
 // the same for every head, so every rank reads it whole beside its own heads.
@@ -7,17 +8,20 @@ import type { ModelConfig, ModelDefinition } from "../../src/dsl/model.ts";
 import { loadModel } from "../../src/load/load_model.ts";
 import { compareSharded } from "../helpers/shard_compare.ts";
 
-describe("masked, non-causal attention sharded by heads", () => {
+describe("masked, non-causal and cross-attention sharded by heads", () => {
   test("at 2 ranks: each rank's loss, gradients and updates are its part of the unsharded step", async () => {
     const path = "test/fixtures/models/masked_attention.ts";
     const { module } = await loadModel(path);
     const config = module.presets.tiny as ModelConfig;
     const g = compareSharded({ model: module as ModelDefinition, path, config, batch: 2, seq: 8 }, 2);
     const attention = g.nodes.filter((n) => n.op === "attention" && n.phase === "forward");
-    // Each rank: 2 of the 4 heads; the encoder's takes the whole [8, 8] mask and is not causal.
-    expect(attention.map((n) => [n.inputs[0].shape, n.inputs[3]?.shape, "causal" in n.attrs ? n.attrs.causal : undefined])).toEqual([
-      [[2, 2, 8, 4], [8, 8], false],
-      [[2, 2, 8, 4], undefined, undefined],
+    // Each rank: 2 of the 4 heads. The encoder's takes the whole [8, 8] mask and is not causal; the
+    // cross-attention's keys are the 4 positions of the memory.
+    const causal = (n: (typeof attention)[number]) => ("causal" in n.attrs ? n.attrs.causal : undefined);
+    expect(attention.map((n) => [n.inputs[0].shape, n.inputs[1].shape, n.inputs[3]?.shape, causal(n)])).toEqual([
+      [[2, 2, 8, 4], [2, 2, 8, 4], [8, 8], false],
+      [[2, 2, 8, 4], [2, 2, 4, 4], undefined, false],
+      [[2, 2, 8, 4], [2, 2, 8, 4], undefined, undefined],
     ]);
     // The untied head is padded to 2 x 19 rows (vocabulary 37), its loss vocabulary-parallel.
     expect(g.params.find((p) => p.name === "head.weight")!.shape).toEqual([19, 16]);
