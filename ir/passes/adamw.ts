@@ -6,7 +6,7 @@
 // updated chunk. The gradients are whole on every rank (averaged before), so the norm is unchanged.
 import { GraphBuilder } from "../builder.ts";
 import type { Graph, Value } from "../types.ts";
-import { type ZeroSharding, shardElements } from "./chunks.ts";
+import { type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
 
 export interface OptimizerOptions {
   /** Compute the global gradient norm (needed for clipping and reported in metrics). */
@@ -18,6 +18,10 @@ export interface OptimizerOptions {
 export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   const b = GraphBuilder.extend(g);
   b.phase = "optimizer";
+  if (opts.zero?.stage === 2) {
+    zeroUpdates(b, g, opts.zero, opts.clip ? shardedNorm(b, g, opts.zero) : undefined);
+    return b.build();
+  }
   const grads = g.params.map((p) => {
     const dp = g.grads[p.name];
     if (!dp) throw new Error(`internal: no gradient for ${p.name}; run autodiff first`);
@@ -47,7 +51,10 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
     const loc = params[0].loc;
     const m = b.value("opt_state", [], { name: `opt.m.chunk${chunk.index}`, shape: [shard] }, loc);
     const v = b.value("opt_state", [], { name: `opt.v.chunk${chunk.index}`, shape: [shard] }, loc);
-    const inputs = [m, v, ...(norm ? [norm] : []), ...params.map((p) => p.value), ...params.map((p) => g.grads[p.name])];
+    // ZeRO 2: this rank's shard of the chunk's gradient; ZeRO 1: every parameter's whole gradient.
+    const shardGrad = zero.stage === 2 ? g.grads[shardGradKey(chunk.index)] : undefined;
+    const grads = shardGrad ? [shardGrad] : params.map((p) => g.grads[p.name]);
+    const inputs = [m, v, ...(norm ? [norm] : []), ...params.map((p) => p.value), ...grads];
     b.add(
       "zero_adamw",
       inputs,
@@ -58,6 +65,7 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
         offsets: params.map((p) => chunk.offsets.get(p.name)! / 4),
         decay: params.map((p) => (p.decay ? 1 : 0)),
         clip: norm !== undefined,
+        ...(shardGrad && { gradShard: true }),
       },
       loc,
     );
@@ -68,4 +76,17 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
       loc,
     );
   }
+}
+
+/**
+ * ZeRO 2: the global gradient norm from the shards, which together hold the whole averaged gradient
+ * once: each rank's sum of squares, summed over the data-parallel ranks.
+ */
+function shardedNorm(b: GraphBuilder, g: Graph, zero: ZeroSharding): Value {
+  const shards = zero.chunks.chunks.map((c) => g.grads[shardGradKey(c.index)]);
+  const loc = shards[0].producer.loc;
+  const mine = b.value("sum_squares", shards, {}, loc);
+  const norm = b.value("norm_from_squares", [b.value("all_reduce", [mine], { reduce: "sum", group: "dp" }, loc)], {}, loc);
+  b.named.grad_norm = norm;
+  return norm;
 }
