@@ -252,6 +252,8 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   broadcast: NONE,
   zero_adamw: NONE,
   zero_gather: NONE,
+  zero_pack: NONE,
+  zero_reduce_scatter: NONE,
   embedding_vp_bwd: NONE,
   cross_entropy_vp_max: NONE,
   cross_entropy_vp_sums: NONE,

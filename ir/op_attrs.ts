@@ -109,7 +109,13 @@ export interface OpAttrs {
     readonly offsets: readonly number[];
     readonly decay: readonly number[];
     readonly clip: boolean;
+    /** ZeRO 2: one input after the parameters, this rank's shard of the chunk's gradient, instead of each parameter's. */
+    readonly gradShard?: boolean;
   };
+  /** ZeRO 2: a chunk's gradients packed at their parameters' offsets into ranks x shard floats, padding zero. */
+  zero_pack: { readonly chunk: number; readonly shard: number; readonly ranks: number; readonly offsets: readonly number[] };
+  /** ZeRO 2: the mean over the data-parallel ranks of a packed chunk gradient; this rank keeps its shard. */
+  zero_reduce_scatter: { readonly chunk: number; readonly shard: number; readonly ranks: number };
   /** ZeRO: the chunk's whole parameters again from every data-parallel rank's updated shard, in place. */
   zero_gather: { readonly chunk: number; readonly shard: number; readonly ranks: number };
   reduce_scatter: { readonly ranks: number };

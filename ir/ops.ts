@@ -600,9 +600,25 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     infer: (inputs, a) => {
       const [m, v] = inputs;
       if (!shapeEq(m.shape, [a.shard]) || !shapeEq(v.shape, [a.shard])) fail("zero_adamw: the moments must be one shard");
-      if (inputs.length !== 2 + (a.clip ? 1 : 0) + 2 * a.count)
+      if (inputs.length !== 2 + (a.clip ? 1 : 0) + a.count + (a.gradShard ? 1 : a.count))
         fail("zero_adamw: expected the moments, the norm if clipped, then parameters and gradients");
       return [f32(m.shape), f32(v.shape)];
+    },
+  },
+  zero_pack: {
+    kind: "compute",
+    arity: "variadic",
+    infer: (grads, a) => {
+      if (grads.length !== a.offsets.length) fail("zero_pack: one offset per gradient");
+      return [f32([a.ranks * a.shard])];
+    },
+  },
+  zero_reduce_scatter: {
+    kind: "collective",
+    arity: 1,
+    infer: ([x], a) => {
+      if (!shapeEq(x.shape, [a.ranks * a.shard])) fail("zero_reduce_scatter: the input must be a packed chunk");
+      return [f32([a.shard])];
     },
   },
   zero_gather: {

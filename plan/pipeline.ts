@@ -71,10 +71,14 @@ export const PIPELINE = [
     run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count),
   },
   { name: "grad-accum", reads: (s) => `${s.gradAccum ?? 1}`, run: (g, s) => accumulateGradients(g, s.gradAccum ?? 1) },
-  { name: "data-parallel", reads: (s) => `${s.dp ?? 1}`, run: (g, s) => averageOverDataParallel(g, s.dp ?? 1) },
+  {
+    name: "data-parallel",
+    reads: (s) => `${s.dp ?? 1}${s.zero?.stage === 2 ? ` zero 2 ${s.zero.chunks.capacity}` : ""}`,
+    run: (g, s) => averageOverDataParallel(g, s.dp ?? 1, s.zero),
+  },
   {
     name: "adamw",
-    reads: (s) => `${s.clip}${s.zero ? ` zero ${s.zero.ranks} ${s.zero.chunks.capacity}` : ""}`,
+    reads: (s) => `${s.clip}${s.zero ? ` zero ${s.zero.stage} ${s.zero.ranks} ${s.zero.chunks.capacity}` : ""}`,
     run: (g, s) => adamwPass(g, { clip: s.clip, ...(s.zero && { zero: s.zero }) }),
   },
   { name: "early-update", reads: () => "", run: (g) => earlyUpdate(g) },

@@ -85,7 +85,7 @@ function planWith(
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
-  const zero = decisions.zero > 0 ? { ranks: decisions.dp, chunks: leastWaste } : undefined;
+  const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };

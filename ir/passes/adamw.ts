@@ -7,7 +7,7 @@
 import { SettingError } from "../../base/errors.ts";
 import { GraphBuilder } from "../builder.ts";
 import { type Graph, type Value, trainedParams } from "../types.ts";
-import { type ZeroSharding, shardElements } from "./chunks.ts";
+import { type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
 
 export interface OptimizerOptions {
   /** Compute the global gradient norm (needed for clipping and reported in metrics). */
@@ -19,6 +19,11 @@ export interface OptimizerOptions {
 export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   const b = GraphBuilder.extend(g);
   b.phase = "optimizer";
+  if (opts.zero) refuseBuffersUnderZero(g, opts.zero);
+  if (opts.zero?.stage === 2) {
+    zeroUpdates(b, g, opts.zero, opts.clip ? shardedNorm(b, g, opts.zero) : undefined);
+    return b.build();
+  }
   const trained = trainedParams(g); // buffers have no gradient and no moments
   const grads = trained.map((p) => {
     const dp = g.grads[p.name];
@@ -28,12 +33,6 @@ export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   const norm = opts.clip ? b.value("grad_norm", grads) : undefined;
   if (norm) b.named.grad_norm = norm;
   if (opts.zero) {
-    // A chunk's update and gather span all of it from its first parameter; buffers would need holes.
-    const buffers = g.params.filter((p) => p.buffer === true).map((p) => p.name);
-    if (buffers.length > 0)
-      throw new SettingError(
-        (name) => `${name("zero")} 1 does not shard the moments of a model with buffers yet (${buffers.join(", ")}): use ${name("zero")} 0`,
-      );
     zeroUpdates(b, g, opts.zero, norm);
     return b.build();
   }
@@ -46,6 +45,16 @@ export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   return b.build();
 }
 
+/** A chunk's ZeRO update, gather and gradient shards span all of it from its first parameter; buffers would need holes. */
+export function refuseBuffersUnderZero(g: Graph, zero: ZeroSharding): void {
+  const buffers = g.params.filter((p) => p.buffer === true).map((p) => p.name);
+  if (buffers.length > 0)
+    throw new SettingError(
+      (name) =>
+        `${name("zero")} ${zero.stage} does not shard the model data of a model with buffers yet (${buffers.join(", ")}): use ${name("zero")} 0`,
+    );
+}
+
 /** One chunk at a time: this rank's shard of the update, then every rank's shards to every rank. */
 function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value | undefined): void {
   const byName = new Map(g.params.map((p) => [p.name, p]));
@@ -55,7 +64,10 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
     const loc = params[0].loc;
     const m = b.value("opt_state", [], { name: `opt.m.chunk${chunk.index}`, shape: [shard] }, loc);
     const v = b.value("opt_state", [], { name: `opt.v.chunk${chunk.index}`, shape: [shard] }, loc);
-    const inputs = [m, v, ...(norm ? [norm] : []), ...params.map((p) => p.value), ...params.map((p) => g.grads[p.name])];
+    // ZeRO 2: this rank's shard of the chunk's gradient; ZeRO 1: every parameter's whole gradient.
+    const shardGrad = zero.stage === 2 ? g.grads[shardGradKey(chunk.index)] : undefined;
+    const grads = shardGrad ? [shardGrad] : params.map((p) => g.grads[p.name]);
+    const inputs = [m, v, ...(norm ? [norm] : []), ...params.map((p) => p.value), ...grads];
     b.add(
       "zero_adamw",
       inputs,
@@ -66,6 +78,7 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
         offsets: params.map((p) => chunk.offsets.get(p.name)! / 4),
         decay: params.map((p) => (p.decay ? 1 : 0)),
         clip: norm !== undefined,
+        ...(shardGrad && { gradShard: true }),
       },
       loc,
     );
@@ -76,4 +89,17 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
       loc,
     );
   }
+}
+
+/**
+ * ZeRO 2: the global gradient norm from the shards, which together hold the whole averaged gradient
+ * once: each rank's sum of squares, summed over the data-parallel ranks.
+ */
+function shardedNorm(b: GraphBuilder, g: Graph, zero: ZeroSharding): Value {
+  const shards = zero.chunks.chunks.map((c) => g.grads[shardGradKey(c.index)]);
+  const loc = shards[0].producer.loc;
+  const mine = b.value("sum_squares", shards, {}, loc);
+  const norm = b.value("norm_from_squares", [b.value("all_reduce", [mine], { reduce: "sum", group: "dp" }, loc)], {}, loc);
+  b.named.grad_norm = norm;
+  return norm;
 }

@@ -73,8 +73,15 @@ export function shardElements(chunk: Chunk, ranks: number): number {
 
 /** ZeRO over data-parallel ranks in these chunks (ir/passes/adamw.ts, memory_plan.ts). */
 export interface ZeroSharding {
+  /** 1: AdamW moments sharded; 2: gradients too (reduce-scattered by chunk). */
+  stage: 1 | 2;
   ranks: number;
   chunks: ChunkLayout;
+}
+
+/** Where a chunk's shard gradient is kept between the data-parallel pass and the optimizer (stage 2). */
+export function shardGradKey(chunk: number): string {
+  return `zero.chunk${chunk}`;
 }
 
 const SEARCH_STEPS = 256;

@@ -4,21 +4,52 @@
 // each parameter's gradient and the loss over the data-parallel group with an all_reduce (mean) after
 // the backward, before the optimizer reads them. AdamW and the gradient norm (adamw pass) then see the
 // global gradient on every rank, and every replica makes the same update.
+// Under ZeRO 2 each rank needs only its shard of each chunk's gradient: per chunk, the gradients are
+// packed at their parameters' offsets (zero_pack) and reduce-scattered (the mean, this rank's shard
+// kept), right after the last of its gradients is made, so the whole gradients die during the backward
+// instead of piling up to its end. The shards are kept in `grads` under shardGradKey (each parameter's
+// own, not averaged, stays there too, which the optimizer does not read).
 // Runs after recompute and before adamw. The collectives are IR nodes, so the plan counts their bytes
 // (ir/collectives.ts) and the cost model times them as it times tensor-parallel ones.
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, trainedParams } from "../types.ts";
+import { type Graph, type Node, trainedParams } from "../types.ts";
+import { type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
+import { refuseBuffersUnderZero } from "./adamw.ts";
 
-export function averageOverDataParallel(g: Graph, dp: number): Graph {
+export function averageOverDataParallel(g: Graph, dp: number, zero?: ZeroSharding): Graph {
   if (dp === 1) return g;
   const b = GraphBuilder.extend(g);
   b.phase = "backward";
+  const position = new Map(g.nodes.map((n, i) => [n, i]));
+  if (zero?.stage === 2) {
+    refuseBuffersUnderZero(g, zero);
+    const byName = new Map(g.params.map((p) => [p.name, p]));
+    const after = new Map<Node, Node[]>(); // a chunk's last gradient producer -> its pack and reduce-scatter
+    for (const chunk of zero.chunks.chunks) {
+      const params = chunk.params.map((name) => byName.get(name)!);
+      const shard = shardElements(chunk, dp);
+      const loc = params[0].loc;
+      const offsets = params.map((p) => chunk.offsets.get(p.name)! / 4);
+      const grads = params.map((p) => g.grads[p.name]);
+      const packed = b.value("zero_pack", grads, { chunk: chunk.index, shard, ranks: dp, offsets }, loc);
+      b.grads[shardGradKey(chunk.index)] = b.value("zero_reduce_scatter", [packed], { chunk: chunk.index, shard, ranks: dp }, loc);
+      const last = grads.map((v) => v.producer).reduce((x, y) => (position.get(x)! > position.get(y)! ? x : y));
+      after.set(last, [...(after.get(last) ?? []), packed.producer, b.grads[shardGradKey(chunk.index)].producer]);
+    }
+    const moved = new Set([...after.values()].flat());
+    const nodes = b.nodes.filter((n) => !moved.has(n)).flatMap((n) => [n, ...(after.get(n) ?? [])]);
+    b.nodes.splice(0, b.nodes.length, ...nodes);
+  } else averageEach(b, g);
+  const loss = g.named.loss;
+  b.named.loss = b.value("all_reduce", [loss], { reduce: "mean", group: "dp" }, loss.producer.loc);
+  return b.build();
+}
+
+/** Each gradient through its own mean all-reduce. */
+function averageEach(b: GraphBuilder, g: Graph): void {
   for (const p of trainedParams(g)) {
     const grad = g.grads[p.name];
     if (!grad) throw new Error(`internal: no gradient for ${p.name}; run autodiff first`);
     b.grads[p.name] = b.value("all_reduce", [grad], { reduce: "mean", group: "dp" }, p.loc);
   }
-  const loss = g.named.loss;
-  b.named.loss = b.value("all_reduce", [loss], { reduce: "mean", group: "dp" }, loss.producer.loc);
-  return b.build();
 }

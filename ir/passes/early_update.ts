@@ -3,11 +3,12 @@
 // so every read of the old value must come first). The gradient then dies at once instead of living
 // to the end of the step. Only without gradient clipping: the global norm needs every gradient first.
 // Each update reads the same values as before, so the step computes bitwise the same parameters.
+// Not under ZeRO: a chunk's update (zero_adamw) needs all of the chunk's gradients, and then a gather.
 import type { Graph, Node } from "../types.ts";
 import { groupBy } from "./offload.ts";
 
 export function earlyUpdate(g: Graph): Graph {
-  if (g.nodes.some((n) => n.op === "grad_norm")) return g;
+  if (g.nodes.some((n) => n.op === "grad_norm" || n.op === "zero_adamw")) return g;
   const updates = g.nodes.filter((n) => n.op === "adamw");
   const rest = g.nodes.filter((n) => n.op !== "adamw" && n.op !== "opt_state");
   const moments = new Map<number, Node[]>(); // update node id -> its opt_state nodes

@@ -172,9 +172,10 @@ STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* 
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient
 // at grads[k]; the rank owns elements [dp_rank * shard, (dp_rank + 1) * shard) of the chunk and holds
 // their moments only (m, v: shard floats). Each element is updated exactly as adamw updates it.
-STOW_KERNEL(zero_adamw, void, (Ctx& c, float* chunk, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
-                               const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
-                               float gscale))
+// ZeRO 2: grads is null and grad_shard is this rank's shard of the chunk's gradient (shard floats).
+STOW_KERNEL(zero_adamw, void, (Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
+                               const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard,
+                               const AdamHyper& h, float gscale))
 
 // Rotary position embeddings on rows of D (D even), row r at position r % T: for i < D/2 the pair
 // (x_i, x_{i+D/2}) turns by the angle t * base^(-2i/D) (rotate-half pairing); inverse turns it back,
@@ -191,8 +192,8 @@ STOW_KERNEL(silu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy,
 
 // out = sum (or max) over the ranks of in, n floats.
 STOW_KERNEL(all_reduce, void, (Ctx& c, float* out, const float* in, int64_t n, bool max))
-// out = the mean over the data-parallel ranks (Ctx::dp_comm) of in, n floats.
-STOW_KERNEL(dp_all_reduce_mean, void, (Ctx& c, float* out, const float* in, int64_t n))
+// out = the sum (or the mean) over the data-parallel ranks (Ctx::dp_comm) of in, n floats.
+STOW_KERNEL(dp_all_reduce, void, (Ctx& c, float* out, const float* in, int64_t n, bool mean))
 // in [rows, cols] on each rank -> out [rows, ranks * cols], rank k's part in columns [k cols, (k+1) cols).
 // Workspace: rows * ranks * cols floats unless rows == 1.
 STOW_KERNEL(all_gather, void, (Ctx& c, float* out, const float* in, int64_t rows, int64_t cols))
@@ -202,6 +203,12 @@ STOW_KERNEL(reduce_scatter, void, (Ctx& c, float* out, const float* in, int64_t 
 // ZeRO: every data-parallel rank's shard (`shard` floats at dp_rank * shard) of the chunk to every rank,
 // in place; the chunk holds dp_ranks * shard floats.
 STOW_KERNEL(zero_gather, void, (Ctx& c, float* chunk, int64_t shard))
+// ZeRO 2: a chunk's gradients into out (dp_ranks * shard floats), gradient k at element offsets[k] with
+// sizes[k] elements, zeros elsewhere.
+STOW_KERNEL(zero_pack, void, (Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
+                              int64_t count, int64_t shard))
+// ZeRO 2: out (shard floats) = this data-parallel rank's block of the mean over the ranks of in (dp_ranks * shard).
+STOW_KERNEL(zero_reduce_scatter, void, (Ctx& c, float* out, const float* in, int64_t shard))
 // Rank `root`'s bytes to every rank, in place.
 STOW_KERNEL(broadcast, void, (Ctx& c, void* buf, int64_t bytes, int root))
 // in [rows, ranks * cols] -> out [rows, cols]: this rank's columns (no communication).

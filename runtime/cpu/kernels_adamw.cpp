@@ -48,8 +48,9 @@ void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, cons
   for (int64_t i = 0; i < n; i++) math::adamw_element(p[i], g[i], m[i], v[i], gscale, s);
 }
 
-void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
-                const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h, float gscale) {
+void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
+                const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
+                float gscale) {
   const int64_t begin = int64_t(c.dp_rank) * shard, end = begin + shard;
   c.touch(m, shard * 4);
   c.touch(v, shard * 4);
@@ -57,7 +58,7 @@ void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const int64_t* 
     const int64_t from = std::max(begin, offsets[k]), to = std::min(end, offsets[k] + sizes[k]);
     if (from >= to) continue;  // this parameter lies in other ranks' shards
     float* p = chunk + from;
-    const float* g = grads[k] + (from - offsets[k]);
+    const float* g = grad_shard != nullptr ? grad_shard + (from - begin) : grads[k] + (from - offsets[k]);
     float* mk = m + (from - begin);
     float* vk = v + (from - begin);
     c.touch(p, (to - from) * 4);

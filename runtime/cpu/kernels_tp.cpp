@@ -45,15 +45,16 @@ void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
   count(c, n * 4);
 }
 
-// Sums over the data-parallel group, then scales: with 2 or 4 ranks the scale is exact.
-void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
+// Sums over the data-parallel group, then scales for the mean: with 2 or 4 ranks the scale is exact.
+void dp_all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool mean) {
   if (c.dp_comm == nullptr) fail(c, "internal: a data-parallel collective ran without a data-parallel communicator");
   c.touch(out, n * 4);
   if (out != in) std::memcpy(out, in, size_t(n) * 4);
   c.dp_comm->all_reduce(out, n, Reduce::Sum);
   const float scale = 1.0f / float(c.dp_ranks);
+  if (mean)
 #pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) out[i] *= scale;
+    for (int64_t i = 0; i < n; i++) out[i] *= scale;
   count(c, n * 4);
 }
 
@@ -63,6 +64,28 @@ void zero_gather(Ctx& c, float* chunk, int64_t shard) {
     if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO gather ran without a data-parallel communicator");
     c.dp_comm->all_gather(chunk + int64_t(c.dp_rank) * shard, chunk, shard * 4);
   }
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+}
+
+void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes, int64_t count,
+               int64_t shard) {
+  const int64_t n = int64_t(c.dp_ranks) * shard;
+  c.touch(out, n * 4);
+  std::memset(out, 0, size_t(n) * 4);
+  for (int64_t k = 0; k < count; k++) std::memcpy(out + offsets[k], grads[k], size_t(sizes[k]) * 4);
+}
+
+void zero_reduce_scatter(Ctx& c, float* out, const float* in, int64_t shard) {
+  c.touch(out, shard * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO reduce-scatter ran without a data-parallel communicator");
+    c.dp_comm->reduce_scatter(in, out, shard);
+  } else {
+    std::memcpy(out, in, size_t(shard) * 4);
+  }
+  const float scale = 1.0f / float(c.dp_ranks);
+#pragma omp parallel for schedule(static) num_threads(c.threads)
+  for (int64_t i = 0; i < shard; i++) out[i] *= scale;
   count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 

@@ -67,15 +67,15 @@ void all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool max) {
   count(c, n * 4);
 }
 
-// Sums over the data-parallel group on NCCL, then scales on the compute stream, after the sum.
-void dp_all_reduce_mean(Ctx& c, float* out, const float* in, int64_t n) {
+// Sums over the data-parallel group on NCCL, then scales for the mean on the compute stream, after the sum.
+void dp_all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool mean) {
   if (c.dp_ranks > 1 && c.dp_comm == nullptr)
     throw Error(std::string("internal: a data-parallel collective ran without a data-parallel communicator (node ") + c.node + ")");
   c.touch(out, n * 4);
   copy_on_device(c, out, in, n * 4);
   if (c.dp_ranks > 1) c.dp_comm->all_reduce(out, n, Reduce::Sum);
   const float scale = 1.0f / float(c.dp_ranks);
-  for_each(c, "dp_all_reduce_mean", n, [=] __device__(int64_t i) { out[i] *= scale; });
+  if (mean) for_each(c, "dp_all_reduce", n, [=] __device__(int64_t i) { out[i] *= scale; });
   count(c, n * 4);
 }
 
@@ -86,6 +86,28 @@ void zero_gather(Ctx& c, float* chunk, int64_t shard) {
       throw Error(std::string("internal: a ZeRO gather ran without a data-parallel communicator (node ") + c.node + ")");
     c.dp_comm->all_gather(chunk + int64_t(c.dp_rank) * shard, chunk, shard * 4);
   }
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+}
+
+void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes, int64_t count,
+               int64_t shard) {
+  const int64_t n = int64_t(c.dp_ranks) * shard;
+  c.touch(out, n * 4);
+  check(cudaMemsetAsync(out, 0, size_t(n) * 4, runtime(c).compute()), std::string("zeroing a packed chunk (node ") + c.node + ")");
+  for (int64_t k = 0; k < count; k++) copy_on_device(c, out + offsets[k], grads[k], sizes[k] * 4);
+}
+
+void zero_reduce_scatter(Ctx& c, float* out, const float* in, int64_t shard) {
+  c.touch(out, shard * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr)
+      throw Error(std::string("internal: a ZeRO reduce-scatter ran without a data-parallel communicator (node ") + c.node + ")");
+    c.dp_comm->reduce_scatter(in, out, shard);
+  } else {
+    copy_on_device(c, out, in, shard * 4);
+  }
+  const float scale = 1.0f / float(c.dp_ranks);
+  for_each(c, "zero_reduce_scatter", shard, [=] __device__(int64_t i) { out[i] *= scale; });
   count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 

@@ -31,7 +31,10 @@ export function dataParallelReport(plan: Plan): DataParallelReport {
   const d = plan.decisions;
   const ranks = worldSize(d);
   const all = collectives(plan.train.graph);
-  const ofDp = all.filter((c) => (c.node.op === "all_reduce" && c.node.attrs.group === "dp") || c.node.op === "zero_gather");
+  const ofDp = all.filter(
+    (c) =>
+      (c.node.op === "all_reduce" && c.node.attrs.group === "dp") || c.node.op === "zero_gather" || c.node.op === "zero_reduce_scatter",
+  );
   const b = plan.train.memory.breakdown;
   const each = (bytes: number) => Array<number>(ranks).fill(bytes);
   return {

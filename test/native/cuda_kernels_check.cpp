@@ -1143,7 +1143,7 @@ void check_all_reduce(Check& k) {
 }
 
 // At one data-parallel rank the mean is a copy (scaled by 1): the same bits and counts as the CPU's.
-void check_dp_all_reduce_mean(Check& k) {
+void check_dp_all_reduce(Check& k) {
   for (bool in_place : {false, true}) {
     Twin& t = k.t;
     t.reset();
@@ -1151,8 +1151,8 @@ void check_dp_all_reduce_mean(Check& k) {
     t.cpu.dp_comm = &process_comm();
     auto in = in_place ? t.inout(random_floats(301)) : t.in(random_floats(301));
     auto out = in_place ? in : t.out(301);
-    stow::dp_all_reduce_mean(t.cpu, out.h, in.h, 301);
-    cuda::dp_all_reduce_mean(t.gpu, out.d, in.d, 301);
+    stow::dp_all_reduce(t.cpu, out.h, in.h, 301, true);
+    cuda::dp_all_reduce(t.gpu, out.d, in.d, 301, true);
     t.cpu.dp_comm = nullptr;
     k.expect_case(in_place ? "in place" : "out of place", cat(bitwise(t.device(out), t.host(out)), counts(t)));
   }
@@ -1587,7 +1587,7 @@ const Named kChecks[] = {
     {"adamw", check_adamw},
     {"h2d_async/d2h_async/wait_transfer/adamw_on_host/drain_transfers", check_offload},
     {"all_reduce", check_all_reduce},
-    {"dp_all_reduce_mean", check_dp_all_reduce_mean},
+    {"dp_all_reduce", check_dp_all_reduce},
     {"all_gather", check_all_gather},
     {"reduce_scatter", check_reduce_scatter},
     {"broadcast", check_broadcast},

@@ -229,7 +229,7 @@ void check_collectives() {
         {4.0, 2.0 * rows * ranks * cols * 4 + 2.0 * rows * 4}, 0);
 }
 
-// dp_all_reduce_mean: the mean over the data-parallel communicator (rank 2 of 4), not the tensor-parallel one.
+// dp_all_reduce: the mean over the data-parallel communicator (rank 2 of 4), not the tensor-parallel one.
 void check_dp_mean() {
   const int64_t n = 7, ranks = 4;
   FakeComm dp;
@@ -241,12 +241,12 @@ void check_dp_mean() {
   a.ctx.dp_comm = &dp;
   a.ctx.dp_rank = 2;
   a.ctx.dp_ranks = int(ranks);
-  dp_all_reduce_mean(a.ctx, a.at(0), mine.data(), n);
+  dp_all_reduce(a.ctx, a.at(0), mine.data(), n, true);
   std::vector<double> want;
   for (int64_t i = 0; i < n; i++)
     want.push_back((double(dp.others[0][i]) + dp.others[1][i] + mine[i] + dp.others[3][i]) / double(ranks));
-  check("dp_all_reduce_mean over 4 ranks", Floats(a.at(0), a.at(0) + n), want, 1e-6);
-  check("dp_all_reduce_mean counted", {float(a.ctx.comm_calls), float(a.ctx.comm_bytes)}, {1.0, float(n * 4)}, 0);
+  check("dp_all_reduce mean over 4 ranks", Floats(a.at(0), a.at(0) + n), want, 1e-6);
+  check("dp_all_reduce counted", {float(a.ctx.comm_calls), float(a.ctx.comm_bytes)}, {1.0, float(n * 4)}, 0);
 }
 
 }  // namespace

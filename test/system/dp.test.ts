@@ -84,6 +84,19 @@ describe("data parallelism over MPI ranks", () => {
     expect(zero1.data_parallel.dp_collective_calls_per_step).toBe(zero0.data_parallel.dp_collective_calls_per_step + chunks);
   });
 
+  test("--dp 2 --zero 2: gradients reduce-scattered by chunk; the losses of one rank; peaks and bytes as planned", () => {
+    const run = train(["--dp", "2", "--zero", "2"], "dp2zero2");
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 zero 2", 1e-6);
+    // The norm is summed from the shards in another order than from whole gradients.
+    expectRelativelyClose(norms(run), norms(dp2), "dp 2 zero 2 gradient norm", 1e-6);
+    expectAsPlanned(run, ["--dp", "2", "--zero", "2"]);
+    const plan = stowPlanJson([...tiny, "--dp", "2", "--zero", "2"]);
+    const chunks = plan.offload.chunks.length;
+    // Per chunk a reduce-scatter and a gather; the loss's mean and the norm's sum of squares.
+    expect(plan.data_parallel.dp_collective_calls_per_step).toBe(2 * chunks + 2);
+    expect(plan.breakdown.optimizer_states).toBe(stowPlanJson([...tiny, "--dp", "2", "--zero", "1"]).breakdown.optimizer_states);
+  });
+
   test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
     const run = train(["--dp", "2", "--tp", "2"], "dp2tp2");
     // Tensor parallelism sums in another order (tp.test.ts allows 1e-5); data parallelism adds only its mean.
@@ -129,7 +142,11 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
-    refused(["--dp", "2", "--zero", "2"], /--zero 2: only --zero 0 \(replicated\) and 1 \(AdamW moments sharded\) are implemented yet/);
+    refused(
+      ["--dp", "2", "--zero", "3"],
+      /--zero 3: only stages 0 \(replicated\), 1 \(AdamW moments sharded\) and 2 \(gradients too\) are implemented yet/,
+    );
+    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1/);
     refused(["--dp", "0"], /--dp/);
     refused(
       ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],

@@ -295,11 +295,17 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [f(3, 5)], attrs: { reduce: "max" } },
   ],
   // ZeRO at one data-parallel rank: the shard is the whole chunk, here one parameter.
-  zero_adamw: {
-    leaves: [f(15), positive(15), f(3, 5), f(3, 5)],
-    attrs: { chunk: 0, count: 1, shard: 15, offsets: [0], decay: [1], clip: false },
-  },
+  zero_adamw: [
+    { leaves: [f(15), positive(15), f(3, 5), f(3, 5)], attrs: { chunk: 0, count: 1, shard: 15, offsets: [0], decay: [1], clip: false } },
+    // ZeRO 2: the gradient is the chunk's shard, one element longer here (padding the update leaves alone).
+    {
+      leaves: [f(16), positive(16), f(3, 5), f(16)],
+      attrs: { chunk: 0, count: 1, shard: 16, offsets: [0], decay: [0], clip: false, gradShard: true },
+    },
+  ],
   zero_gather: { leaves: [f(3, 5)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
+  zero_pack: { leaves: [f(3, 5), f(7)], attrs: { chunk: 0, shard: 32, ranks: 1, offsets: [0, 16] } },
+  zero_reduce_scatter: { leaves: [f(32)], attrs: { chunk: 0, shard: 32, ranks: 1 } },
   all_gather: [
     { leaves: [f(3, 4)], attrs: { ranks: 1 } },
     { leaves: [f(1, 4)], attrs: { ranks: 1 } }, // one row: no workspace
@@ -391,10 +397,17 @@ const REFERENCES: { [K in OpName]?: Reference<K> } = {
   all_reduce: same,
   // One parameter's AdamW: the moments it leaves.
   zero_adamw: (n, [m, v, p, g]) => {
-    const [, m2, v2] = K.adamw(p, g, m, v, ADAM, n.attrs.decay[0] === 1, undefined);
-    return [m2, v2];
+    const k = p.length; // the parameter's elements; a shard's padding keeps its moments
+    const [, m2, v2] = K.adamw(p, g.subarray(0, k), m.subarray(0, k), v.subarray(0, k), ADAM, n.attrs.decay[0] === 1, undefined);
+    return [Float64Array.from([...m2, ...m.subarray(k)]), Float64Array.from([...v2, ...v.subarray(k)])];
   },
   zero_gather: same,
+  zero_pack: (n, grads) => {
+    const out = new Float64Array(n.attrs.ranks * n.attrs.shard);
+    grads.forEach((g, k) => out.set(g, n.attrs.offsets[k]));
+    return [out];
+  },
+  zero_reduce_scatter: same,
   all_gather: same,
   reduce_scatter: same,
   broadcast: same,

@@ -242,18 +242,28 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
         `  static const int64_t sizes[] = {${params.map((p) => numel(p.shape)).join(", ")}};`,
         `  static const bool decay[] = {${n.attrs.decay.map((d) => d === 1).join(", ")}};`,
-        `  const float* grads[] = {${grads.map(ptr).join(", ")}};`,
-        `  ${call("zero_adamw", ptr(params[0]), "grads", "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
+        // ZeRO 2: one gradient, this rank's shard of the chunk's.
+        n.attrs.gradShard ? `  const float* const* grads = nullptr;` : `  const float* grads[] = {${grads.map(ptr).join(", ")}};`,
+        `  ${call("zero_adamw", ptr(params[0]), "grads", n.attrs.gradShard ? ptr(grads[0]) : "nullptr", "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
       ];
     }
+    case "zero_pack":
+      return [
+        `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
+        `  static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
+        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
+        `  ${call("zero_pack", ptr(y0), "grads", "offsets", "sizes", n.inputs.length, n.attrs.shard)} }`,
+      ];
+    case "zero_reduce_scatter":
+      return [call("zero_reduce_scatter", ptr(y0), ptr(x0), n.attrs.shard)];
     case "zero_gather":
       return [call("zero_gather", ptr(x0), n.attrs.shard)];
     case "tp_copy":
       return [];
     case "all_reduce":
       if (n.attrs.group === "dp") {
-        if (n.attrs.reduce !== "mean") throw new Error("internal: a data-parallel all_reduce takes the mean");
-        return [call("dp_all_reduce_mean", ptr(y0), ptr(x0), numel(x0.shape))];
+        if (n.attrs.reduce === "max") throw new Error("internal: a data-parallel all_reduce sums or takes the mean");
+        return [call("dp_all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "mean")];
       }
       if (n.attrs.reduce === "mean") throw new Error("internal: a tensor-parallel all_reduce sums or takes the max");
       return [call("all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "max")];
