@@ -91,7 +91,7 @@ class Expert extends Module {
  * A 0/1 mask [..., E] of the top `k` entries of `logits` along the last axis, exactly k per row: each
  * round takes the maximum of what is left, the lowest index among equal maxima, and masks it out.
  */
-function topKMask(logits: Tensor, k: number): Tensor {
+export function topKMask(logits: Tensor, k: number): Tensor {
   const E = logits.shape[logits.rank - 1];
   // E - e for expert e: among tied candidates, the lowest index has the highest priority.
   const priority = concat(Array.from({ length: E }, (_, e) => full([1], E - e)), 0);
