@@ -3,8 +3,8 @@
 // duplex and a GPU has a copy engine each way (the CUDA backend's two copy streams): each runs its copies
 // in order, and with a link rate set it holds each copy for bytes / rate seconds, so a plan's overlap of
 // transfers with compute is real and measurable on a machine without a device. A third worker runs host
-// work (AdamW on offloaded chunks), each job after the copy it depends on. Jobs return tickets; waiting on
-// a ticket is the IR's `wait`.
+// work (AdamW on offloaded chunks), each job after the copy it depends on, spreading each over a small
+// pool of host threads. Jobs return tickets; waiting on a ticket is the IR's `wait`.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "host_threads.h"
 
 namespace stow {
 
@@ -54,12 +56,15 @@ struct JobSpan {
 
 class TransferEngine {
  public:
-  // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy.
-  explicit TransferEngine(double bytes_per_second) : rate_(bytes_per_second) {}
+  // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy. host_threads: the pool that
+  // host work may spread over (host_task's caller counted).
+  TransferEngine(double bytes_per_second, int host_threads) : rate_(bytes_per_second), pool_(host_threads) {}
   // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
   int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node = -1);
   // Host work that must follow the copy with ticket `after` (0: none).
   int64_t host_task(int64_t after, std::function<void()> job, int64_t node = -1);
+  // The threads a host task may spread its work over (from inside the task only).
+  HostThreads& host_threads() { return pool_; }
   // Jobs submitted from now on append their spans here (null: stop); the session sets it for a profiled step.
   void trace(std::vector<JobSpan>* spans, std::chrono::steady_clock::time_point origin) {
     std::lock_guard<std::mutex> lock(spans_mu_);
@@ -82,6 +87,7 @@ class TransferEngine {
   std::mutex spans_mu_;
   std::vector<JobSpan>* spans_ = nullptr;
   std::chrono::steady_clock::time_point origin_;
+  HostThreads pool_;
   Worker to_device_;
   Worker to_host_;
   Worker host_;

@@ -24,8 +24,9 @@ class CpuDevice final : public Device {
     c.arena = arena_.get();
     c.arena_bytes = plan.arena_bytes;
     if (host_region != nullptr) {
-      // Gigabits per second to bytes per second.
-      engine_ = std::make_unique<TransferEngine>(o.link_gbps * 1e9 / 8);
+      // Gigabits per second to bytes per second. Host AdamW gets as many threads as the kernels: on a GPU
+      // machine those are the host's cores, which the device's compute leaves free.
+      engine_ = std::make_unique<TransferEngine>(o.link_gbps * 1e9 / 8, o.threads);
       c.engine = engine_.get();
     }
     omp_set_num_threads(o.threads);

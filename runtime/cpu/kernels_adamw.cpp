@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "host_adamw.h"
 #include "kernels.h"
 #include "kernels_common.h"
 
@@ -37,15 +38,33 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
 }
 
 // Follows torch.optim.AdamW's single-tensor step operation by operation (kernel_math.h): scalars in
-// double as Python computes them, then rounded to float for the tensor ops.
+// double as Python computes them, then rounded to float for the tensor ops. One pass reads p, g, m, v
+// and writes p, m, v (28 bytes an element); the compiler vectorizes it. Every AdamW of the CPU backend
+// (on the device, on the host, ZeRO's shards) runs this one loop, so where and on how many threads an
+// element is updated never changes a bit of it.
+void detail::adamw_span(float* p, const float* g, float* m, float* v, int64_t n, float gscale, const math::AdamScalars& s) {
+  for (int64_t i = 0; i < n; i++) math::adamw_element(p[i], g[i], m[i], v[i], gscale, s);
+}
+
 void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale,
            bool decay) {
   c.touch(p, n * 4);
   c.touch(m, n * 4);
   c.touch(v, n * 4);
   const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
-#pragma omp parallel for schedule(static) num_threads(c.threads)
-  for (int64_t i = 0; i < n; i++) math::adamw_element(p[i], g[i], m[i], v[i], gscale, s);
+#pragma omp parallel num_threads(c.threads)
+  {
+    const Span t = thread_span(n);
+    adamw_span(p + t.begin, g + t.begin, m + t.begin, v + t.begin, t.end - t.begin, gscale, s);
+  }
+}
+
+void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale,
+                bool decay) {
+  const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay);
+  pool.for_shares(n, [&](int64_t begin, int64_t end) {
+    adamw_span(p + begin, g + begin, m + begin, v + begin, end - begin, gscale, s);
+  });
 }
 
 void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
@@ -63,8 +82,11 @@ void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* gr
     float* vk = v + (from - begin);
     c.touch(p, (to - from) * 4);
     const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay[k]);
-#pragma omp parallel for schedule(static) num_threads(c.threads)
-    for (int64_t i = 0; i < to - from; i++) math::adamw_element(p[i], g[i], mk[i], vk[i], gscale, s);
+#pragma omp parallel num_threads(c.threads)
+    {
+      const Span t = thread_span(to - from);
+      adamw_span(p + t.begin, g + t.begin, mk + t.begin, vk + t.begin, t.end - t.begin, gscale, s);
+    }
   }
 }
 

@@ -79,6 +79,9 @@ constexpr int64_t kColBlock = 64;
 // Sum of squares of `count` tensors in double, bitwise the same for a given thread count (kernels_adamw.cpp).
 double sum_of_squares(const Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count);
 
+// AdamW's element update over n consecutive elements (kernels_adamw.cpp): the one loop every AdamW runs.
+void adamw_span(float* p, const float* g, float* m, float* v, int64_t n, float gscale, const math::AdamScalars& s);
+
 // A user-facing error that names the node being run.
 [[noreturn]] inline void fail(const Ctx& c, const std::string& what) {
   std::string where = c.node && *c.node ? std::string(" (node ") + c.node + ")" : std::string();

@@ -1,6 +1,7 @@
 // The kernels of offloaded plans: they hand copies and host AdamW to the transfer engine and wait on
 // its tickets. Touching the destination at submission reserves it: the plan's liveness starts a device
 // copy's storage at the copy, not at the wait.
+#include "host_adamw.h"
 #include "kernels.h"
 #include "core/transfer_engine.h"
 
@@ -28,10 +29,12 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
                    float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
-  // One thread: the host worker runs beside the device's compute, which has the cores (on the CPU
-  // backend the same ones), and AdamW is bound by memory bandwidth, not arithmetic.
-  host.threads = 1;
-  engine(c).host_task(after, [=]() mutable { adamw(host, p, g, m, v, n, h, gscale, decay); }, c.timed_node);
+  host.touch(p, n * 4);
+  host.touch(m, n * 4);
+  host.touch(v, n * 4);
+  // The job runs later, so it captures by value (the hyperparameters too).
+  TransferEngine& e = engine(c);
+  e.host_task(after, [=, &e] { host_adamw(e.host_threads(), p, g, m, v, n, h, gscale, decay); }, c.timed_node);
 }
 
 }  // namespace stow

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/kernels.h"  // stow::adamw: adamw_on_host runs the CPU backend's on the host
+#include "cpu/host_adamw.h"  // adamw_on_host runs the CPU backend's AdamW on the host
+#include "cpu/kernels.h"
 #include "launch.h"
 
 namespace stow::cuda {
@@ -135,8 +136,11 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
                    float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
-  host.threads = runtime(c).host_threads();
-  runtime(c).host_task(after, [=]() mutable { stow::adamw(host, p, g, m, v, n, h, gscale, decay); });
+  host.touch(p, n * 4);
+  host.touch(m, n * 4);
+  host.touch(v, n * 4);
+  Runtime& rt = runtime(c);
+  rt.host_task(after, [=, &rt] { host_adamw(rt.host_pool(), p, g, m, v, n, h, gscale, decay); });
 }
 
 }  // namespace stow::cuda

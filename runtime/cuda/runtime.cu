@@ -17,7 +17,7 @@ void check_blas(Cublas::Status s, const char* what) {
 constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
 }  // namespace
 
-Runtime::Runtime(int host_threads) : host_threads_(host_threads) {
+Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(host_threads) {
   check(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "creating the compute stream");
   check(cudaStreamCreateWithFlags(&to_device_, cudaStreamNonBlocking), "creating the host-to-device copy stream");
   check(cudaStreamCreateWithFlags(&to_host_, cudaStreamNonBlocking), "creating the device-to-host copy stream");

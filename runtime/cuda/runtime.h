@@ -12,6 +12,7 @@
 
 #include "core/ctx.h"
 #include "cublas.h"
+#include "core/host_threads.h"
 #include "core/transfer_engine.h"
 
 namespace stow::cuda {
@@ -30,6 +31,8 @@ class Runtime {
   const Cublas& blas() const { return blas_; }
   Cublas::Handle blas_handle() const { return blas_handle_; }
   int host_threads() const { return host_threads_; }
+  // The pool a host task spreads AdamW over (from inside the task only).
+  HostThreads& host_pool() { return host_pool_; }
 
   // An asynchronous copy that starts once the compute queued so far has finished (the destination's
   // previous readers, or the source's writer), on the copy stream of its direction. Returns its ticket.
@@ -69,7 +72,8 @@ class Runtime {
   int64_t tickets_ = 0;
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
-  Worker host_;  // last: its jobs wait on the events above
+  HostThreads host_pool_;
+  Worker host_;  // last: its jobs wait on the events above and use the pool
 };
 
 // The runtime of the session running this node.

@@ -8,6 +8,7 @@
 // Prints one line per check and a final "N passed, M failed"; exits 1 on any failure.
 #include <cblas.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "cpu/kernels.h"
 #include "cpu/kernels_common.h"
 #include "core/transfer_engine.h"
+#include "cpu/host_adamw.h"
 
 using namespace stow;
 using Vec = std::vector<double>;
@@ -75,6 +78,12 @@ Floats narrow(const Vec& v) { return Floats(v.begin(), v.end()); }
 Vec concat(std::initializer_list<Vec> parts) {
   Vec out;
   for (const Vec& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+Floats concat_floats(std::initializer_list<Floats> parts) {
+  Floats out;
+  for (const Floats& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
 }
 
@@ -1416,6 +1425,63 @@ void check_adamw() {
   }
 }
 
+// The host pool's shares cover [0, count) once each, start on aligned boundaries, and a failing share
+// reaches the caller; a pool of one thread runs everything itself.
+void check_host_threads() {
+  for (int threads : {1, 2, 3})
+    for (int64_t count : {int64_t(0), int64_t(5), 2 * HostThreads::kMinShare + 7, 5 * HostThreads::kMinShare + 3}) {
+      HostThreads pool(threads);
+      std::vector<int> visits(size_t(count), 0);
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> shares;
+      pool.for_shares(count, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; i++) visits[size_t(i)]++;
+        std::lock_guard<std::mutex> lock(mu);
+        shares.push_back({begin, end});
+      });
+      bool ok = std::all_of(visits.begin(), visits.end(), [](int n) { return n == 1; });
+      for (const auto& [begin, end] : shares) ok &= begin % HostThreads::kAlign == 0 && begin < end;
+      const size_t expected = size_t(std::clamp<int64_t>(count / HostThreads::kMinShare, 1, threads));
+      ok &= shares.size() == (count == 0 ? 0 : expected);
+      report(ok, "host pool of " + std::to_string(threads) + " threads covers " + std::to_string(count) + " elements once, in " +
+                     std::to_string(expected) + " aligned share(s)");
+    }
+  HostThreads pool(2);
+  std::string caught;
+  try {
+    pool.for_shares(4 * HostThreads::kMinShare, [](int64_t begin, int64_t) {
+      if (begin > 0) throw Error("share failed");
+    });
+  } catch (const Error& e) {
+    caught = e.what();
+  }
+  report(caught == "share failed", "host pool: a helper's failure reaches the caller", caught);
+}
+
+// AdamW on the host pool, at every pool size, is bitwise the device kernel's (adamw) on one thread:
+// each element's update is the same arithmetic wherever it runs. Sizes that split into unequal and
+// unaligned shares, and one below a share's minimum.
+void check_host_adamw() {
+  const AdamHyper hyper{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 2};
+  for (int64_t n : {int64_t(301), 3 * HostThreads::kMinShare + 5}) {
+    const Floats p0 = random_floats(n), g = random_floats(n), m0 = random_floats(n, -0.1f, 0.1f), v0 = random_floats(n, 0, 0.01f);
+    Arena a(1);
+    float* pp = a.input(p0);
+    float* mp = a.input(m0);
+    float* vp = a.input(v0);
+    adamw(a.ctx, pp, g.data(), mp, vp, n, hyper, 0.5f, true);
+    const Floats want = concat_floats({Floats(pp, pp + n), Floats(mp, mp + n), Floats(vp, vp + n)});
+    for (int threads : {1, 2, 3}) {
+      HostThreads pool(threads);
+      Floats p = p0, m = m0, v = v0;
+      host_adamw(pool, p.data(), g.data(), m.data(), v.data(), n, hyper, 0.5f, true);
+      const Floats got = concat_floats({p, m, v});
+      report(std::memcmp(got.data(), want.data(), want.size() * 4) == 0,
+             "host_adamw on " + std::to_string(threads) + " thread(s), " + std::to_string(n) + " elements: bitwise adamw's");
+    }
+  }
+}
+
 // The clipping factor the CUDA backend's generated code computes (kernel_math.h), against
 // torch.nn.utils.clip_grad_norm_'s rule written out: scale by clip / (norm + 1e-6) when that is below 1.
 void check_clip_scale() {
@@ -1434,7 +1500,7 @@ void check_clip_scale() {
 // back, submitted after it, must be done long before (serialized, it would end after 2 s). Both copies
 // must also have moved their bytes, and the tickets must tell the directions apart.
 void check_duplex_link() {
-  TransferEngine engine(1e6);
+  TransferEngine engine(1e6, 1);
   Floats to_device(500000), from_host(500000, 1.5f), to_host(256), from_device(256, 2.5f);
   const auto start = std::chrono::steady_clock::now();
   const int64_t in = engine.copy(to_device.data(), from_host.data(), 4 * 500000, true);
@@ -1476,6 +1542,8 @@ int main() {
   check_movement();
   check_grad_norm();
   check_adamw();
+  check_host_threads();
+  check_host_adamw();
   check_clip_scale();
   check_duplex_link();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);

@@ -73,7 +73,7 @@ void run_case(int i, stow::Ctx& c, const stow::StepArgs& args, Region& arena, Re
 // The case on the CPU: the arena and the host region are ordinary memory; copies and host AdamW go
 // through a transfer engine, as on the CPU device.
 void run_case(int i, stow::Ctx& c, const stow::StepArgs& args, Region& arena, Region& host) {
-  static stow::TransferEngine engine(0);
+  static stow::TransferEngine engine(0, 2);
   c.arena = arena.data;
   c.host = host.data;
   c.engine = &engine;

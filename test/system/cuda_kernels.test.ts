@@ -27,7 +27,7 @@ function list(dir: string, pattern: RegExp): string[] {
 
 /**
  * What the checker links: the CUDA kernels and the runtime they need (runtime.cu: streams and the host
- * worker of transfer_engine.cpp; cublas.cu, which the emulation resolves to its cuBLAS stand-in;
+ * worker of transfer_engine.cpp and its pool, host_threads.cpp; cublas.cu, which the emulation resolves to its cuBLAS stand-in;
  * node_uses.cu), the emulation (not emulate/mpi/, the NCCL stand-in of --tp builds), and the CPU
  * kernels as references with the single-process communicator for the collectives at one rank. The
  * CUDA device (device_cuda.cu) and the NCCL loader (comm_nccl.cu, nccl.cu, dynload.cu) are not linked:
@@ -42,6 +42,7 @@ function sources(): string[] {
     ...list("runtime/cuda/emulate", /\.cpp$/),
     ...list("runtime/cpu", /^kernels.*\.cpp$/),
     "runtime/core/transfer_engine.cpp",
+    "runtime/core/host_threads.cpp",
     "runtime/comm/comm_single.cpp",
     "test/native/cuda_kernels_check.cpp",
   ];

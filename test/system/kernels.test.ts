@@ -25,7 +25,7 @@ describe("CPU kernels", () => {
     const binary = path.join(dir, "kernels_check");
     const build = spawnSync(
       "g++",
-      // kernels_transfer.cpp hands work to the transfer engine, so the engine is linked too.
+      // kernels_transfer.cpp hands work to the transfer engine, so the engine and its host pool are linked too.
       [
         "-O2",
         "-march=native",
@@ -35,6 +35,7 @@ describe("CPU kernels", () => {
         "test/native/kernels_check.cpp",
         ...kernelSources(),
         "runtime/core/transfer_engine.cpp",
+        "runtime/core/host_threads.cpp",
         "-lopenblas",
         "-o",
         binary,

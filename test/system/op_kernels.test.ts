@@ -578,7 +578,11 @@ const listed = (dir: string, pattern: RegExp) =>
     .filter((f) => pattern.test(f))
     .sort()
     .map((f) => runtime(dir, f));
-const commonSources = () => [runtime("core", "transfer_engine.cpp"), runtime("comm", "comm_single.cpp")];
+const commonSources = () => [
+  runtime("core", "transfer_engine.cpp"),
+  runtime("core", "host_threads.cpp"),
+  runtime("comm", "comm_single.cpp"),
+];
 
 const CPU: Harness = {
   name: "CPU",
