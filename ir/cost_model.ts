@@ -16,6 +16,12 @@ export interface Machine {
   /** Host memory bandwidth for AdamW on offloaded chunks. */
   hostBandwidth: number;
   /**
+   * The disk tier's sequential bandwidth, bytes per second, reading and writing model data in large
+   * blocks from several threads. Absent: the machine has no disk tier figure.
+   */
+  diskReadBandwidth?: number;
+  diskWriteBandwidth?: number;
+  /**
    * Measured sgemm rates by the size of one call, ascending: a product runs at the rate interpolated at
    * its FLOPs per call (small products run well below the large ones). Absent: matmulFlops for all.
    */

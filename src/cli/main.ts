@@ -1,5 +1,6 @@
 // The `stow` command line: ir, plan, compile, train, generate. Flags are parsed here into typed options
 // (every bad value is a UserError naming the flag); the work is done by src/driver/.
+import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 import { UserError } from "../../base/errors.ts";
@@ -59,6 +60,11 @@ function withModelOptions(cmd: Command): Command {
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
         "(cpu: this machine, measured once and cached; default: fixed CPU numbers)",
     )
+    .option(
+      "--disk-path <dir>",
+      "a folder on the disk for model data: with --target cpu, the probe also measures its read and write bandwidth " +
+        "(plans do not place model data on disk yet)",
+    )
     .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
     .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32")
     .option(
@@ -68,9 +74,17 @@ function withModelOptions(cmd: Command): Command {
     );
 }
 
-/** --target, measured (cpu) with the thread count the plans run with. */
+/** --target, measured (cpu) with the thread count the plans run with, and on --disk-path's disk when given. */
 function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
-  return spec === undefined ? undefined : resolveTarget(spec, int(raw, "threads", "--threads") ?? availableParallelism());
+  if (spec === undefined) return undefined;
+  return resolveTarget(spec, int(raw, "threads", "--threads") ?? availableParallelism(), diskPath(raw));
+}
+
+function diskPath(raw: Raw): string | undefined {
+  const dir = str(raw, "diskPath");
+  if (dir !== undefined && !statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new UserError(`--disk-path ${dir}: not a folder (it must exist)`);
+  return dir;
 }
 
 function gradClip(raw: Raw): number {

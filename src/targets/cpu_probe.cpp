@@ -14,9 +14,12 @@
 //                  (what the other elementwise kernels stream)
 //   memcpy_bytes   bytes/s of one thread's memcpy (the transfer engine's copy thread)
 //   adamw_bytes    bytes/s of an OpenMP AdamW loop, counted as the cost model counts it (28 per element)
+//   disk           with DISK_DIR: {path, direct, write_bytes, read_bytes}: bytes/s of writing a file in that
+//                  folder and reading it back (cpu_probe_disk.cpp), the disk tier's model data traffic;
+//                  null without
 // Each is the median of REPEATS timed runs (of several calls where one call is short) after one warm-up
-// run. The whole probe takes a few seconds.
-// Usage: cpu_probe THREADS REPEATS
+// run. The whole probe takes a few seconds (and a few more with DISK_DIR).
+// Usage: cpu_probe THREADS REPEATS [DISK_DIR]
 #include <cblas.h>
 #include <omp.h>
 
@@ -32,6 +35,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_common.h"
+#include "cpu_probe_disk.h"
 
 using stow::detail::lane_sum;
 using stow::detail::row_max;
@@ -199,8 +203,8 @@ std::string element_rates(int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: cpu_probe THREADS REPEATS\n");
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: cpu_probe THREADS REPEATS [DISK_DIR]\n");
     return 2;
   }
   const int threads = std::atoi(argv[1]);
@@ -235,10 +239,20 @@ int main(int argc, char** argv) {
     }
   });
 
+  std::string disk = "null";
+  if (argc == 4) {
+    try {
+      disk = disk_rates(argv[3], repeats);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cpu_probe: %s\n", e.what());
+      return 1;
+    }
+  }
+
   // AdamW on the device is this loop too (runtime/cpu/kernels_adamw.cpp), so its rate is one of the elements'.
   std::printf("{\"threads\":%d,\"gemm\":%s,\"attention\":%s,\"softmax_rate\":%.6g,\"element_rates\":{%s,\"adamw\":%.6g},"
-              "\"stream\":%s,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g}\n",
+              "\"stream\":%s,\"memcpy_bytes\":%.6g,\"adamw_bytes\":%.6g,\"disk\":%s}\n",
               threads, gemm.c_str(), attention.c_str(), softmax, elements.c_str(), len / adamw_s, stream.c_str(),
-              4.0 * len / copy_s, 28.0 * len / adamw_s);
+              4.0 * len / copy_s, 28.0 * len / adamw_s, disk.c_str());
   return 0;
 }

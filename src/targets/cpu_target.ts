@@ -1,6 +1,6 @@
 // The `cpu` target: this machine, measured (src/targets/cpu_probe.cpp) with the thread count the plans
-// run with, and cached under the build cache keyed by CPU model, threads and the sources of the probe and
-// of the kernels it times, so the probe runs once. Device memory is the machine's memory: on the CPU
+// run with, and cached under the build cache keyed by CPU model, threads, the disk folder measured (when
+// one is given) and the sources of the probe and of the kernels it times, so the probe runs once. Device memory is the machine's memory: on the CPU
 // backend the arena is ordinary RAM.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -15,7 +15,8 @@ import type { Machine } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const PROBE_SOURCE = path.join(HERE, "cpu_probe.cpp");
+/** The probe, and its disk part (its own file: system calls, apart from the kernels' timing). */
+const PROBE_SOURCES = ["cpu_probe.cpp", "cpu_probe_disk.cpp", "cpu_probe_disk.h"].map((f) => path.join(HERE, f));
 /** The runtime kernels the probe times (linked in), and the headers they inline. */
 const RUNTIME = path.join(HERE, "..", "..", "runtime");
 const KERNELS = ["cpu/kernels_attention.cpp", "cpu/kernels.cpp", "cpu/kernels_norm.cpp"];
@@ -32,6 +33,7 @@ interface ProbeResult {
   stream: [number, number][];
   memcpy_bytes: number;
   adamw_bytes: number;
+  disk: { path: string; direct: boolean; write_bytes: number; read_bytes: number } | null;
 }
 
 export interface CpuMeasureOptions {
@@ -40,6 +42,8 @@ export interface CpuMeasureOptions {
   fresh?: boolean;
   /** The environment the probe runs in (the OpenBLAS core and OpenMP settings the plans get). */
   env?: NodeJS.ProcessEnv;
+  /** A folder on the disk of the disk tier: its read and write bandwidth are measured too. */
+  diskPath?: string;
 }
 
 export function cpuModel(): string {
@@ -51,20 +55,21 @@ export function cpuModel(): string {
 }
 
 export function cpuTarget(opts: CpuMeasureOptions): Target {
-  const hash = createHash("sha256").update(`${cpuModel()}\n${opts.threads}\n`);
-  for (const file of [PROBE_SOURCE, ...KERNEL_SOURCES.map((f) => path.join(RUNTIME, f))]) hash.update(readFileSync(file, "utf8"));
+  const diskPath = opts.diskPath === undefined ? undefined : path.resolve(opts.diskPath);
+  const hash = createHash("sha256").update(`${cpuModel()}\n${opts.threads}\n${diskPath ?? ""}\n`);
+  for (const file of [...PROBE_SOURCES, ...KERNEL_SOURCES.map((f) => path.join(RUNTIME, f))]) hash.update(readFileSync(file, "utf8"));
   const key = hash.digest("hex").slice(0, 16);
   const dir = path.join(cacheDir(), "targets");
   const cached = path.join(dir, `cpu-${key}.json`);
   let probe: ProbeResult;
   if (!opts.fresh && existsSync(cached)) probe = JSON.parse(readFileSync(cached, "utf8")) as ProbeResult;
   else {
-    probe = runProbe(dir, key, opts);
+    probe = runProbe(dir, key, opts.threads, diskPath, opts.env);
     writeFileAtomic(cached, JSON.stringify(probe) + "\n"); // a concurrent reader sees the old file or the whole new one
   }
   return {
     name: "cpu",
-    description: `this machine: ${cpuModel()}, ${opts.threads} threads (measured)`,
+    description: `this machine: ${cpuModel()}, ${opts.threads} threads${diskPath ? `, disk tier in ${diskPath}` : ""} (measured)`,
     deviceMemory: os.totalmem(),
     machine: probeMachine(probe),
   };
@@ -85,14 +90,18 @@ function probeMachine(probe: ProbeResult): Machine {
     attentionRates: probe.attention,
     softmaxRate: probe.softmax_rate,
     elementRates: probe.element_rates,
+    ...(probe.disk && { diskReadBandwidth: probe.disk.read_bytes, diskWriteBandwidth: probe.disk.write_bytes }),
   };
 }
 
-function runProbe(dir: string, key: string, opts: CpuMeasureOptions): ProbeResult {
+function runProbe(dir: string, key: string, threads: number, diskPath: string | undefined, env = process.env): ProbeResult {
   const binary = probeBinary(dir, key);
-  const run = spawnSync(binary, [String(opts.threads), String(REPEATS)], { encoding: "utf8", env: opts.env ?? process.env });
+  const args = [String(threads), String(REPEATS), ...(diskPath ? [diskPath] : [])];
+  const run = spawnSync(binary, args, { encoding: "utf8", env });
   if (run.error || run.status !== 0)
-    throw new UserError(`--target cpu: the machine probe failed: ${run.error?.message ?? run.stderr.trim()}`);
+    throw new UserError(
+      `--target cpu${diskPath ? ` with --disk-path ${diskPath}` : ""}: the machine probe failed: ${run.error?.message ?? run.stderr.trim()}`,
+    );
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ProbeResult;
 }
 
@@ -111,7 +120,7 @@ function probeBinary(dir: string, key: string): string {
       "-fopenmp",
       "-std=c++17",
       `-I${RUNTIME}`,
-      PROBE_SOURCE,
+      ...PROBE_SOURCES.filter((f) => f.endsWith(".cpp")),
       ...KERNELS.map((f) => path.join(RUNTIME, f)),
       "-o",
       tmp,

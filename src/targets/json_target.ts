@@ -7,7 +7,8 @@
 //   "stream_rates": [[bytes a kernel moves, bytes/s], ...] by ascending size,
 //   "attention_rates": { "T": [...], "D": [...], "forward": [[FLOP/s at T[i], D[j]], ...], "backward": ... },
 //   "softmax_rate": logits per second,
-//   "element_rates": { "op": elements of its first input per second, ... }.
+//   "element_rates": { "op": elements of its first input per second, ... },
+//   "disk_read_bandwidth", "disk_write_bandwidth": the disk tier's bytes/s (an NVMe drive or array).
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
 import { UserError } from "../../base/errors.ts";
@@ -22,7 +23,19 @@ const RATES = {
   link_bandwidth: "linkBandwidth",
   host_bandwidth: "hostBandwidth",
 } as const satisfies Record<string, keyof Machine>;
-const OPTIONAL = ["description", "product_rates", "stream_rates", "attention_rates", "softmax_rate", "element_rates"];
+const DISK_RATES = {
+  disk_read_bandwidth: "diskReadBandwidth",
+  disk_write_bandwidth: "diskWriteBandwidth",
+} as const satisfies Record<string, keyof Machine>;
+const OPTIONAL = [
+  "description",
+  "product_rates",
+  "stream_rates",
+  "attention_rates",
+  "softmax_rate",
+  "element_rates",
+  ...Object.keys(DISK_RATES),
+];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
 
 export function readTargetFile(file: string): Target {
@@ -63,6 +76,8 @@ export function parseTarget(file: string, json: unknown): Target {
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
+  for (const [field, key] of Object.entries(DISK_RATES))
+    if (o[field] !== undefined) machine[key] = positive(`${where}: "${field}"`, o[field]);
   return {
     name: file,
     description: (o.description as string | undefined) ?? file,
@@ -137,5 +152,6 @@ export function targetJson(t: Target): Record<string, unknown> {
     ...(m.attentionRates && { attention_rates: m.attentionRates }),
     ...(m.softmaxRate && { softmax_rate: m.softmaxRate }),
     ...(m.elementRates && { element_rates: m.elementRates }),
+    ...Object.fromEntries(Object.entries(DISK_RATES).flatMap(([field, key]) => (m[key] === undefined ? [] : [[field, m[key]]]))),
   };
 }

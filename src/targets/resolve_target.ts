@@ -7,8 +7,9 @@ import type { Target } from "./target.ts";
 
 export const TARGET_NAMES = ["cpu", ...Object.keys(GPU_TARGETS)];
 
-export function resolveTarget(spec: string, threads: number): Target {
-  if (spec === "cpu") return cpuTarget({ threads });
+/** diskPath: where the `cpu` probe measures the disk tier's bandwidth (other targets state their own). */
+export function resolveTarget(spec: string, threads: number, diskPath?: string): Target {
+  if (spec === "cpu") return cpuTarget({ threads, diskPath });
   if (Object.hasOwn(GPU_TARGETS, spec)) return { name: spec, ...GPU_TARGETS[spec] };
   if (spec.endsWith(".json")) return readTargetFile(spec);
   throw new UserError(`--target: unknown target "${spec}"; the targets are ${TARGET_NAMES.join(", ")}, or a JSON profile file (*.json)`);

@@ -1,9 +1,9 @@
 // stow capacity end to end: the reported model fits and the next larger one does not (each checked with
 // `stow plan` under the same budgets), for a family grown by a scale rule and for one made of presets;
-// the cpu target measures this machine and predicts a finite, positive step time; bad targets, profile
+// the cpu target measures this machine (and a disk folder) and predicts a finite, positive step time; bad targets, profile
 // files and flags exit 2. Whether the cpu prediction is close to measured steps is a timing claim on a
 // shared machine, so it lives in the bench (`npm run bench -- capacity-targets`), not here.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
@@ -79,16 +79,21 @@ describe("stow capacity", () => {
 
   test("the cpu target measures this machine and predicts a finite, positive step", () => {
     // A fresh cache directory: the probe builds and runs here rather than reading a cached measurement.
-    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu"], {
+    // --disk-path: the probe measures that folder's disk too, and leaves no file there.
+    const disk = mkdtempSync(path.join(dir, "disk-"));
+    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", "cpu", "--disk-path", disk], {
       STOW_CACHE_DIR: path.join(dir, "cache"),
     });
     expect(c.target.name).toBe("cpu");
+    expect(readdirSync(disk)).toEqual([]);
     const m = c.target.machine;
     const rates = [
       m.matmulFlops,
       m.memoryBandwidth,
       m.linkBandwidth,
       m.hostBandwidth,
+      m.diskReadBandwidth,
+      m.diskWriteBandwidth,
       m.softmaxRate,
       ...Object.values(m.elementRates),
       ...[...m.productRates, ...m.streamRates].flatMap((p: { size: number; rate: number }) => [p.size, p.rate]),
@@ -123,6 +128,7 @@ describe("stow capacity", () => {
     expect2(["--target", profile("broken.json", '{ "device_memory": '), "--host-memory", "1GiB"], /broken\.json: not valid JSON/);
     expect2(["--target", path.join(dir, "absent.json"), "--host-memory", "1GiB"], /absent\.json: cannot read the profile \(ENOENT\)/);
     expect2(["--target", cardFile], /--host-memory is required/);
+    expect2(["--target", "cpu", "--host-memory", "1GiB", "--disk-path", cardFile], /--disk-path .*card\.json: not a folder/);
     expect2(["--target", cardFile, "--host-memory", "1GiB", "--set", "layers=3"], /--set layers: capacity chooses layers itself/);
     expect2(
       ["--target", cardFile, "--device-memory", "16KiB", "--host-memory", "4MiB"],
@@ -174,6 +180,8 @@ describe("target profiles", () => {
       attention_rates: attention,
       softmax_rate: 1e9,
       element_rates: { gelu: 1e9 },
+      disk_read_bandwidth: 3e9,
+      disk_write_bandwidth: 2e9,
     };
     const t = parseTarget("t.json", measured);
     expect(t.machine).toMatchObject({
@@ -185,6 +193,8 @@ describe("target profiles", () => {
       attentionRates: attention,
       softmaxRate: 1e9,
       elementRates: { gelu: 1e9 },
+      diskReadBandwidth: 3e9,
+      diskWriteBandwidth: 2e9,
     });
     expect(parseTarget("t.json", targetJson(t))).toEqual({ ...t, name: "t.json" });
     expectUserError(
@@ -215,16 +225,25 @@ describe("target profiles", () => {
       /"attention_rates"\.T must be a non-empty ascending list/,
     );
     expectUserError(() => parseTarget("t.json", { ...card, softmax_rate: 0 }), /"softmax_rate" must be a positive number/);
+    expectUserError(
+      () => parseTarget("t.json", { ...card, disk_write_bandwidth: "fast" }),
+      /"disk_write_bandwidth" must be a positive number/,
+    );
     expectUserError(() => parseTarget("t.json", { ...card, element_rates: { gleu: 1e9 } }), /"element_rates": unknown op "gleu"/);
   });
 
-  test("named profiles are sustained rates below each card's datasheet peak", () => {
-    // Datasheet peaks (dense fp32 or TF32 FLOP/s, DRAM bytes/s, PCIe x16 bytes/s per direction, GiB of memory).
-    const peaks: Record<string, { flops: number; dram: number; pcie: number; gib: number }> = {
-      "rtx2060-6g": { flops: 6.45e12, dram: 336e9, pcie: 15.75e9, gib: 6 },
-      "rtx3090-24g": { flops: 35.6e12, dram: 936e9, pcie: 31.5e9, gib: 24 },
-      "a100-80g": { flops: 156e12, dram: 2039e9, pcie: 31.5e9, gib: 80 },
-      "h100-80g": { flops: 495e12, dram: 3350e9, pcie: 63e9, gib: 80 },
+  test("named profiles are sustained rates below each card's and each NVMe drive's datasheet peak", () => {
+    // Datasheet peaks (dense fp32 or TF32 FLOP/s, DRAM bytes/s, PCIe x16 bytes/s per direction, GiB of memory,
+    // and the sequential read and write bytes/s of the profile's NVMe drive, gen3 x4 at most 3.94 GB/s, gen4 x4 7.88).
+    const gen3Drive = { diskRead: 3.4e9, diskWrite: 2.3e9 }; // Samsung 970 EVO 500 GB
+    const gen4Drive = { diskRead: 7.0e9, diskWrite: 5.0e9 }; // Samsung 980 PRO 1 TB
+    const dataCentreDrive = { diskRead: 7.0e9, diskWrite: 4.3e9 }; // Intel D7-P5500 3.84 TB
+    const peaks: Record<string, { flops: number; dram: number; pcie: number; gib: number; diskRead: number; diskWrite: number }> = {
+      "rtx2060-6g": { flops: 6.45e12, dram: 336e9, pcie: 15.75e9, gib: 6, ...gen3Drive },
+      "rtx3090-24g": { flops: 35.6e12, dram: 936e9, pcie: 31.5e9, gib: 24, ...gen4Drive },
+      "rtx4090-24g": { flops: 82.6e12, dram: 1008e9, pcie: 31.5e9, gib: 24, ...gen4Drive },
+      "a100-80g": { flops: 156e12, dram: 2039e9, pcie: 31.5e9, gib: 80, ...dataCentreDrive },
+      "h100-80g": { flops: 495e12, dram: 3350e9, pcie: 63e9, gib: 80, ...dataCentreDrive },
     };
     expect(Object.keys(GPU_TARGETS).sort()).toEqual(Object.keys(peaks).sort());
     for (const [name, t] of Object.entries(GPU_TARGETS)) {
@@ -234,6 +253,8 @@ describe("target profiles", () => {
       expect(t.machine.linkBandwidth).toBeLessThan(p.pcie);
       expect(t.deviceMemory).toBeLessThan(p.gib * 2 ** 30);
       expect(t.deviceMemory).toBeGreaterThan(0.9 * p.gib * 2 ** 30);
+      expect(t.machine.diskReadBandwidth).toBeLessThan(p.diskRead);
+      expect(t.machine.diskWriteBandwidth).toBeLessThan(p.diskWrite);
     }
   });
 });
