@@ -37,6 +37,8 @@ export interface StowOptions {
   gradClip?: number;
   /** cap on host memory in bytes (data, offloaded model data); 0: none (default 0) */
   hostMemory?: number;
+  /** folder for the disk tier's scratch file, which plans keeping model data on disk need (removed at exit) */
+  diskPath?: string;
   /** emulated host-device link for offloaded model data, gigabits/s each way; 0: unthrottled (default 0) */
   linkGbps?: number;
   /** profiled warm-up: seconds per node, JSON, written here after the profiled steps */
@@ -68,6 +70,7 @@ export interface ResolvedStowOptions {
   eps: number;
   grad_clip: number;
   host_memory: number;
+  disk_path: string | null;
   link_gbps: number;
   profile_path: string | null;
   profile_steps: number;

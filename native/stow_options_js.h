@@ -10,6 +10,7 @@ struct OptionStrings {
   std::string init_path;
   std::string resume_path;
   std::string metrics_path;
+  std::string disk_path;
   std::string profile_path;
   std::string model_path;
   std::string model_sha256;
@@ -49,6 +50,7 @@ inline StowOptions options_from_js(const Napi::Object& js, OptionStrings& string
   o.eps = float(eps);
   o.grad_clip = float(grad_clip);
   o.host_memory = int64_t(host_memory);
+  o.disk_path = stringField(js, "diskPath", strings.disk_path) ? strings.disk_path.c_str() : nullptr;
   o.link_gbps = double(link_gbps);
   o.profile_path = stringField(js, "profilePath", strings.profile_path) ? strings.profile_path.c_str() : nullptr;
   o.profile_steps = int64_t(profile_steps);
@@ -77,6 +79,7 @@ inline Napi::Object options_to_js(Napi::Env env, const StowOptions& o) {
   js.Set("eps", double(o.eps));
   js.Set("grad_clip", double(o.grad_clip));
   js.Set("host_memory", double(o.host_memory));
+  js.Set("disk_path", o.disk_path == nullptr ? env.Null() : Napi::String::New(env, o.disk_path));
   js.Set("link_gbps", double(o.link_gbps));
   js.Set("profile_path", o.profile_path == nullptr ? env.Null() : Napi::String::New(env, o.profile_path));
   js.Set("profile_steps", double(o.profile_steps));

@@ -6,10 +6,12 @@ export interface Budgets {
   device?: number;
   /** Bytes offloaded model data may take in host memory. */
   host?: number;
+  /** Bytes model data may take in the disk tier; without it, plans keep none there. */
+  disk?: number;
 }
 
-export function fits(p: { arenaBytes: number; hostBytes: number }, budgets: Budgets): boolean {
-  return p.arenaBytes <= (budgets.device ?? Infinity) && p.hostBytes <= (budgets.host ?? Infinity);
+export function fits(p: { arenaBytes: number; hostBytes: number; diskBytes: number }, budgets: Budgets): boolean {
+  return p.arenaBytes <= (budgets.device ?? Infinity) && p.hostBytes <= (budgets.host ?? Infinity) && p.diskBytes <= (budgets.disk ?? 0);
 }
 
 /**
@@ -18,5 +20,5 @@ export function fits(p: { arenaBytes: number; hostBytes: number }, budgets: Budg
  * so the host budget is not such a test, and the final choice applies it.
  */
 export function deviceOnly(budgets: Budgets): Budgets {
-  return { device: budgets.device };
+  return { device: budgets.device, disk: budgets.disk };
 }

@@ -43,6 +43,8 @@ export interface PlanDecisions {
   deviceBudget?: number;
   /** Host budget offloaded model data was fitted to, if any. */
   hostBudget?: number;
+  /** Disk tier budget model data was fitted to, if any (none: no disk tier). */
+  diskBudget?: number;
   /** The checkpoint mode asked for: under auto, `Plan.checkpoint.mode` is the one the planner chose. */
   requestedCheckpoint: CheckpointMode | "auto";
   /** Node times from a profiled warm-up that replaced the cost model's estimates. */
@@ -62,6 +64,7 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
     clip: opts.clip,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
+    ...(opts.diskMemory !== undefined && { diskBudget: opts.diskMemory }),
     requestedCheckpoint: opts.checkpoint,
     ...(opts.measured && { measured: opts.measured }),
   };
@@ -120,6 +123,8 @@ export interface CompileOptions {
   deviceMemory?: number;
   /** Host budget in bytes: offloaded model data must fit in it. */
   hostMemory?: number;
+  /** Disk tier budget in bytes: when host memory cannot hold offloaded model data, AdamW moments go to disk. */
+  diskMemory?: number;
   /** Most parameter bytes in one chunk of offloaded model data (default: searched for the least waste). */
   chunkSize?: number;
   /** The host-device link the offload schedule is planned for, in gigabits per second (default: a memcpy). */
@@ -190,6 +195,8 @@ export interface Plan {
   arenaBytes: number;
   /** Host region for offloaded model data (0 when it lives in the arena). */
   hostBytes: number;
+  /** Disk tier for moments of offloaded chunks (0: none). */
+  diskBytes: number;
   /** How parameters group into chunks, the unit in which offloaded model data moves. */
   chunks: ChunkLayout;
   /** The training graph after each pass, for `stow ir --after`. */

@@ -12,6 +12,7 @@ import { alignUp } from "../ir/passes/arena_plan.ts";
 import { SettingError } from "../base/errors.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type Budgets, deviceOnly, fits } from "./fits.ts";
+import { momentsToDisk } from "./disk_tier.ts";
 import { type Moves, NO_MOVES, type PassSettings, Pipeline } from "./pipeline.ts";
 import {
   type Candidate,
@@ -78,7 +79,7 @@ function planWith(
   settings: PassSettings,
 ): Plan {
   let base = settings;
-  const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
+  const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget, disk: decisions.diskBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const inferGraph = new Pipeline(traced.infer).after("shard", base);
@@ -114,7 +115,13 @@ function planWith(
     const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
-    const persistent = persistentLayout(g, true, schedule && { chunks, resident: schedule.resident }, zero);
+    const offloaded = schedule && { chunks, resident: schedule.resident };
+    let persistent = persistentLayout(g, true, offloaded, zero);
+    // Host memory too small for the offloaded model data: with a disk tier, moments go to disk.
+    if (offloaded && budgets.disk !== undefined && budgets.host !== undefined && persistent.hostBytes > budgets.host) {
+      const momentsOnDisk = momentsToDisk(g, offloaded, persistent.hostBytes, budgets.host);
+      persistent = persistentLayout(g, true, { ...offloaded, momentsOnDisk }, zero);
+    }
     const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
@@ -149,6 +156,7 @@ function planWith(
       infer,
       arenaBytes,
       hostBytes: persistent.hostBytes,
+      diskBytes: persistent.diskBytes,
       chunks,
       stages,
       checkpoint,

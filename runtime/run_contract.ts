@@ -88,6 +88,13 @@ export const SESSION_OPTIONS = {
     min: 0,
     doc: "cap on host memory in bytes (data, offloaded model data); 0: none",
   },
+  disk_path: {
+    type: "const char*",
+    default: null,
+    flag: "--disk-path",
+    metavar: "DIR",
+    doc: "folder for the disk tier's scratch file, which plans keeping model data on disk need (removed at exit)",
+  },
   link_gbps: {
     type: "double",
     default: 0,

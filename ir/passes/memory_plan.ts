@@ -21,13 +21,28 @@ export interface PersistentLayout {
   hostBytes: number;
   /** Host byte range [start, end) of each offloaded chunk's parameters. */
   chunkRange: Map<number, [number, number]>;
+  /** Moments (opt.m.<name>, opt.v.<name>) kept in the disk tier; their offsets are in the disk tier's file. */
+  onDisk: Set<string>;
+  /** Size of the disk tier (whole blocks). */
+  diskBytes: number;
+  /**
+   * Host offsets of the two staging buffers host AdamW reads a parameter's moments from the disk tier
+   * into (each the largest such moment, in whole blocks); absent without a disk tier.
+   */
+  diskStage?: [number, number];
 }
+
+/** The disk tier's unit: offsets and sizes in it are whole blocks, as O_DIRECT needs (runtime/core/disk_tier.h). */
+export const DISK_BLOCK = 4096;
+export const diskBlocks = (bytes: number) => Math.ceil(bytes / DISK_BLOCK) * DISK_BLOCK;
 
 /** Which chunks of model data live in host memory. */
 export interface Offloaded {
   chunks: ChunkLayout;
   /** Chunk indices that stay on the device for the whole step. */
   resident: ReadonlySet<number>;
+  /** Offloaded chunks whose AdamW moments live in the disk tier rather than host memory. */
+  momentsOnDisk?: ReadonlySet<number>;
 }
 
 /**
@@ -36,11 +51,17 @@ export interface Offloaded {
  * chunk is one contiguous copy), then their moments, then the host copies of their gradients.
  * Under ZeRO the parameters lie chunk by chunk, each chunk padded to its ranks' shards (a zero_gather
  * writes them all), and the moments are this rank's shard of each chunk (opt.m.chunk<i>, opt.v.chunk<i>).
+ * Moments of the chunks in `offloaded.momentsOnDisk` go to the disk tier instead, each at a whole block,
+ * and the host region ends with the two staging buffers host AdamW reads them into (page-aligned).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
   const offsets = new Map<string, number>();
   const onHost = new Set<string>();
   const isHost = (param: string) => offloaded !== undefined && !offloaded.resident.has(offloaded.chunks.chunkOf.get(param)!);
+  const isDisk = (param: string) => offloaded?.momentsOnDisk?.has(offloaded.chunks.chunkOf.get(param)!) === true;
+  const onDisk = new Set<string>();
+  let disk = 0;
+  let largestOnDisk = 0;
   const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
   let device = 0;
   let host = 0;
@@ -72,10 +93,38 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     for (const moment of ["m", "v"])
       for (const chunk of zero.chunks.chunks) put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), false);
   else if (withOptimizer)
-    for (const moment of ["m", "v"]) for (const p of trainedParams(g)) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
+    for (const moment of ["m", "v"])
+      for (const p of trainedParams(g)) {
+        const name = `opt.${moment}.${p.name}`;
+        if (!isDisk(p.name)) {
+          put(name, numel(p.shape), isHost(p.name));
+          continue;
+        }
+        onDisk.add(name);
+        offsets.set(name, disk);
+        disk += diskBlocks(numel(p.shape) * 4);
+        largestOnDisk = Math.max(largestOnDisk, diskBlocks(numel(p.shape) * 4));
+      }
   const optStateBytes = device - paramBytes;
   for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
-  return { offsets, onHost, paramBytes, optStateBytes, bytes: device, hostBytes: host, chunkRange };
+  let diskStage: [number, number] | undefined;
+  if (disk > 0) {
+    host = diskBlocks(host);
+    diskStage = [host, host + largestOnDisk];
+    host += 2 * largestOnDisk;
+  }
+  return {
+    offsets,
+    onHost,
+    paramBytes,
+    optStateBytes,
+    bytes: device,
+    hostBytes: host,
+    chunkRange,
+    onDisk,
+    diskBytes: disk,
+    ...(diskStage && { diskStage }),
+  };
 }
 
 /**
@@ -104,6 +153,10 @@ export interface MemoryPlan {
   valueOffset: Map<number, number>;
   /** Values stored in host memory (offloaded model data). */
   hostValues: Set<number>;
+  /** Values stored in the disk tier (moments); their offset is in its file, and host AdamW stages them. */
+  diskValues: Set<number>;
+  /** The persistent layout's staging buffers for moments on disk (host offsets), when there are any. */
+  diskStage?: [number, number];
   /** Node id -> [absolute offset, bytes] of its workspace. */
   workspace: Map<number, [number, number]>;
   buffers: (LiveBuffer & { offset: number })[];
@@ -122,10 +175,12 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
   const hostValues = new Set<number>();
+  const diskValues = new Set<number>();
   for (const n of g.nodes)
     for (const { id } of n.outputs) {
       const name = live.persistentName[id];
       if (name !== undefined && persistent.onHost.has(name)) hostValues.add(id);
+      if (name !== undefined && persistent.onDisk.has(name)) diskValues.add(id);
     }
   // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
   const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
@@ -150,6 +205,8 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
       return (valueOffset ??= valueOffsets(g, live, placement, persistent));
     },
     hostValues,
+    diskValues,
+    ...(persistent.diskStage && { diskStage: persistent.diskStage }),
     get workspace() {
       return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
     },

@@ -12,6 +12,7 @@
 namespace stow {
 
 class TransferEngine;
+class DiskTier;
 namespace cuda {
 class Runtime;
 }
@@ -29,6 +30,7 @@ struct Ctx {
   uint8_t* host = nullptr;       // host region of offloaded model data (null when it lives in the arena)
   int64_t host_bytes = 0;
   TransferEngine* engine = nullptr;  // copies and host work of offloaded plans (null when nothing is offloaded)
+  DiskTier* disk = nullptr;      // model data on disk (null when the plan keeps none there)
   cuda::Runtime* gpu = nullptr;  // the CUDA backend's streams, copies and cuBLAS (null on the CPU backend)
   int threads = 1;               // kernel threads (OpenMP) and BLAS threads
   int64_t high_water = 0;        // highest arena byte written so far (exclusive end offset)

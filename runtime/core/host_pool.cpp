@@ -13,8 +13,8 @@ void* HostPool::allocate(int64_t bytes, const char* what) {
     throw Error("the host memory budget of " + std::to_string(limit_) + " bytes is too small: " + what + " needs " +
                 std::to_string(bytes) + " more bytes with " + std::to_string(current_) + " already in use");
   // aligned_alloc wants a size that is a multiple of the alignment (and non-zero).
-  size_t rounded = size_t((bytes + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  const size_t rounded = size_t((bytes + kAlign - 1) / kAlign * kAlign);
+  void* p = std::aligned_alloc(size_t(kAlign), rounded == 0 ? size_t(kAlign) : rounded);
   if (p == nullptr)
     throw Error("out of host memory: cannot allocate " + std::to_string(bytes) + " bytes for " + what);
   current_ += bytes;

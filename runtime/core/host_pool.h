@@ -8,8 +8,10 @@ namespace stow {
 
 class HostPool {
  public:
-  // 64-byte aligned; throws stow::Error naming `what` when memory runs out.
+  // Page-aligned (the disk tier's O_DIRECT transfers need their buffers so); throws stow::Error naming
+  // `what` when memory runs out.
   void* allocate(int64_t bytes, const char* what);
+  static constexpr int64_t kAlign = 4096;
   void release(void* p, int64_t bytes);
   int64_t current_bytes() const { return current_; }
   int64_t peak_bytes() const { return peak_; }

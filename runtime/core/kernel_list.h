@@ -167,6 +167,11 @@ STOW_KERNEL(adamw, void, (Ctx& c, float* p, const float* g, float* m, float* v, 
 // ticket `after` (the gradient's) has arrived: the CPU backend's adamw on every backend.
 STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n,
                                   const AdamHyper& h, float gscale, bool decay))
+// The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
+// them into the host staging buffers m_stage and v_stage (4096-aligned, whole blocks), updates, and
+// writes them back before its next job.
+STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk,
+                                  float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay))
 
 // ZeRO (--zero 1): this data-parallel rank's shard of one chunk's AdamW update. The chunk's parameters
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient

@@ -44,6 +44,7 @@ struct ParamDesc {
   bool decay;            // weight decay applies (parameters of two or more dimensions)
   bool on_host;          // the parameter and its moments are offloaded model data in the host region
   ShardDesc shard{};     // shape above is this rank's part
+  bool moments_on_disk = false;  // m_offset and v_offset are in the disk tier (core/disk_tier.h)
 };
 
 // Per-step values the runtime computes (learning-rate schedule, step count) and the program reads.
@@ -82,6 +83,7 @@ struct PlanDesc {
   int zero = 0;            // ZeRO stage over the data-parallel ranks
   int nzero_chunks = 0;
   const ZeroChunkDesc* zero_chunks = nullptr;  // under ZeRO, every chunk of parameters (else none)
+  int64_t disk_bytes = 0;  // the disk tier's size (moments of offloaded chunks); 0: none
 };
 
 }  // namespace stow

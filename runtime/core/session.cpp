@@ -22,6 +22,7 @@
 #include "comm/comm.h"
 #include "ctx.h"
 #include "device.h"
+#include "disk_tier.h"
 #include "host_pool.h"
 #include "profile.h"
 #include "init.h"
@@ -43,6 +44,8 @@ struct StowSession {
   std::string model_path, model_sha256;  // the model file (absolute) and its hash, for checkpoints
   stow::HostPool pool;
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
+  std::unique_ptr<stow::DiskTier> disk;  // moments of offloaded chunks kept on disk (null: none)
+  stow::HostThreads disk_io{1};          // the caller alone: a checkpoint's moments move to and from the disk tier
   stow::Ctx ctx;
   stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
   // Under --dp, the groups of the dp x tp mesh (tp ranks adjacent); before the device, whose NCCL
@@ -71,6 +74,13 @@ struct StowSession {
   // Parameters and moments live at the bottom of the arena (read and written on the host through its
   // mirror), or in the host region when offloaded.
   float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : model_mirror) + offset); }
+  // A moment of p in the disk tier, moved to or from a host buffer of whole blocks (a checkpoint's).
+  stow::HostBuffer<float> disk_moment(const stow::ParamDesc& p) {
+    return stow::HostBuffer<float>(pool, disk_moment_bytes(p) / 4, "a moment on its way to or from the disk tier");
+  }
+  static int64_t disk_moment_bytes(const stow::ParamDesc& p) {
+    return (4 * p.numel + stow::DiskTier::kBlock - 1) / stow::DiskTier::kBlock * stow::DiskTier::kBlock;
+  }
   // A value the device computed, read on the host.
   float read_float(int64_t offset) {
     float v;
@@ -126,6 +136,7 @@ void validate_plan(const stow::PlanDesc* plan) {
   };
   auto inside = inside_of(plan->arena_bytes, "arena");
   auto inside_host = inside_of(plan->host_bytes, "host region");
+  auto inside_disk = inside_of(plan->disk_bytes, "disk tier");
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
   if (plan->ranks < 1) throw Error("internal: plan with no ranks");
   for (int i = 0; i < plan->nparams; i++) {
@@ -142,6 +153,15 @@ void validate_plan(const stow::PlanDesc* plan) {
       (p.on_host ? inside_host : inside)(offset, 4 * p.numel, what);
     };
     inside_model(p.offset, std::string("parameter ") + p.name);
+    if (p.moments_on_disk) {
+      if (!p.on_host || p.m_offset < 0 || p.v_offset < 0)
+        throw Error(std::string("internal: parameter ") + p.name + " keeps moments on disk but is not offloaded or has none");
+      for (int64_t offset : {p.m_offset, p.v_offset}) {
+        if (offset % stow::DiskTier::kBlock != 0) throw Error(std::string("internal: a moment of ") + p.name + " is not block-aligned on disk");
+        inside_disk(offset, StowSession::disk_moment_bytes(p), std::string("a moment of ") + p.name);
+      }
+      continue;
+    }
     if (p.m_offset >= 0) inside_model(p.m_offset, std::string("the first moment of ") + p.name);
     if (p.v_offset >= 0) inside_model(p.v_offset, std::string("the second moment of ") + p.name);
   }
@@ -277,8 +297,16 @@ void load_resume(StowSession& s, const std::string& path) {
   for (int i = 0; i < s.plan->nparams; i++) {
     const stow::ParamDesc& p = s.plan->params[i];
     read_param(s, f, p.name, p, p.offset);
-    if (p.m_offset >= 0) read_param(s, f, std::string("opt.m.") + p.name, p, p.m_offset);
-    if (p.v_offset >= 0) read_param(s, f, std::string("opt.v.") + p.name, p, p.v_offset);
+    for (const auto& [moment, offset] : {std::pair{"opt.m.", p.m_offset}, std::pair{"opt.v.", p.v_offset}}) {
+      if (offset < 0) continue;
+      if (!p.moments_on_disk) {
+        read_param(s, f, moment + std::string(p.name), p, offset);
+        continue;
+      }
+      stow::HostBuffer<float> staged = s.disk_moment(p);
+      read_local(s, f, moment + std::string(p.name), p, staged.data());
+      s.disk->write(s.disk_io, offset, staged.data(), StowSession::disk_moment_bytes(p));
+    }
     if (s.plan->zero > 0) {
       read_zero_moment(s, f, std::string("opt.m.") + p.name, p, false);
       read_zero_moment(s, f, std::string("opt.v.") + p.name, p, true);
@@ -291,7 +319,7 @@ int64_t resident_model_bytes(const stow::PlanDesc& plan) {
   int64_t end = 0;
   for (int i = 0; i < plan.nparams; i++) {
     const stow::ParamDesc& p = plan.params[i];
-    if (p.on_host) continue;
+    if (p.on_host) continue;  // moments too: on the host or on disk
     for (int64_t offset : {p.offset, p.m_offset, p.v_offset})
       if (offset >= 0) end = std::max(end, offset + 4 * p.numel);
   }
@@ -347,6 +375,12 @@ void open_session(StowSession& s, const StowOptions& o) {
     std::memset(s.host->data(), 0, size_t(s.plan->host_bytes));
     s.ctx.host = s.host->data();
     s.ctx.host_bytes = s.plan->host_bytes;
+  }
+  if (s.plan->disk_bytes > 0) {
+    if (o.disk_path == nullptr)
+      throw Error("this plan keeps model data on disk (" + std::to_string(s.plan->disk_bytes) + " bytes): give a folder for it (disk_path)");
+    s.disk = std::make_unique<stow::DiskTier>(o.disk_path, s.plan->disk_bytes);
+    s.ctx.disk = s.disk.get();
   }
   s.ctx.threads = o.threads > 0 ? o.threads : omp_get_num_procs();
   s.device = stow::open_device(*s.plan, s.ctx, s.host ? s.host->data() : nullptr, {s.ctx.threads, o.link_gbps});
@@ -423,6 +457,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   s.ctx.touch(s.at<int32_t>(prog.targets_offset), 4 * n);
   stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
   s.device->reset_transfer_stats();
+  if (s.disk) s.disk->read_bytes = s.disk->write_bytes = 0;
   s.ctx.comm_calls = s.ctx.comm_bytes = 0;
   // The session's first step touches fresh memory; the next profile_steps are profiled.
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
@@ -461,10 +496,14 @@ void take_step(StowSession& s, StowStepResult& out) {
   out.transfer_wait_seconds = moved.wait_seconds;
   out.device_budget_bytes = s.plan->device_budget_bytes;
   out.d2h_bytes = moved.d2h_bytes;
-  const std::string ranks = s.comm->size() > 1 ? rank_metrics(s) : std::string();
+  std::string extra = s.comm->size() > 1 ? rank_metrics(s) : std::string();
+  // A plan with a disk tier reports what moved to and from it (the plan predicts the same bytes).
+  if (s.disk)
+    extra += (extra.empty() ? "" : ",") + std::string("\"disk_read_bytes\":") + std::to_string(s.disk->read_bytes) +
+             ",\"disk_write_bytes\":" + std::to_string(s.disk->write_bytes);
   // The step is done (and every collective of it): what fails from here on leaves a whole state.
   try {
-    if (s.metrics) s.metrics->write(out, ranks);
+    if (s.metrics) s.metrics->write(out, extra);
     if (profiled) {
       s.profiled_step_seconds.push_back(seconds);
       if (int64_t(s.profiled_step_seconds.size()) == s.profile->steps()) s.profile->write(s.plan->hash, s.profiled_step_seconds);
@@ -550,13 +589,21 @@ void save(StowSession& s, const std::string& path, int keep) {
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
     add_local(name, p, s.model_at(offset, p.on_host));
   };
+  // A moment in the disk tier is read into a staged buffer first (the checkpoint is its only lasting copy).
+  auto add_moment = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
+    if (!p.moments_on_disk) return add(name, p, offset);
+    stow::HostBuffer<float> moment = s.disk_moment(p);
+    s.disk->read(s.disk_io, offset, moment.data(), StowSession::disk_moment_bytes(p));
+    add_local(name, p, moment.data());
+    staged.push_back(std::move(moment));
+  };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].m_offset >= 0)
-      add(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].m_offset);
+      add_moment(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].m_offset);
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].v_offset >= 0)
-      add(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
+      add_moment(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
   if (s.plan->zero > 0) {
     for (int i = 0; i < s.plan->nparams; i++) add_local(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i].data());
     for (int i = 0; i < s.plan->nparams; i++)

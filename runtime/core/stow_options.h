@@ -24,6 +24,7 @@ typedef struct {
   float eps;  /* AdamW epsilon */
   float grad_clip;  /* clip the global gradient norm to this; 0 disables (a plan compiled without clipping rejects > 0) */
   int64_t host_memory;  /* cap on host memory in bytes (data, offloaded model data); 0: none */
+  const char* disk_path;  /* folder for the disk tier's scratch file, which plans keeping model data on disk need (removed at exit) */
   double link_gbps;  /* emulated host-device link for offloaded model data, gigabits/s each way; 0: unthrottled */
   const char* profile_path;  /* profiled warm-up: seconds per node, JSON, written here after the profiled steps */
   int64_t profile_steps;  /* steps profiled, after the session's first (which touches fresh memory) */

@@ -33,6 +33,7 @@ struct TrainFlags {
   double eps = 1e-8;
   double grad_clip = 1;
   long long host_memory = 0;
+  std::string disk_path;
   double link_gbps = 0;
   std::string model_path;
   std::string model_sha256;
@@ -62,6 +63,7 @@ const char* const kTrainFlagsUsage =
     "  --eps X                AdamW epsilon (default 1e-8)\n"
     "  --grad-clip X          clip the global gradient norm to this; 0 disables (a plan compiled without clipping rejects > 0) (default 1)\n"
     "  --host-memory N        cap on host memory in bytes (data, offloaded model data); 0: none (default 0)\n"
+    "  --disk-path DIR        folder for the disk tier's scratch file, which plans keeping model data on disk need (removed at exit)\n"
     "  --link-gbps X          emulated host-device link for offloaded model data, gigabits/s each way; 0: unthrottled (default 0)\n"
     "  --model-file FILE      the model file, which checkpoints record relative to their folder\n"
     "  --model-sha256 HEX     the model file's sha256, which checkpoints record beside it\n"
@@ -173,6 +175,8 @@ inline bool parse_train_flags(int argc, char** argv, TrainFlags& f) {
       const long long v = integer(flag, value);
       if (v < 0) throw Error(flag + " must be >= 0, got " + value);
       f.host_memory = v;
+    } else if (flag == "--disk-path") {
+      f.disk_path = value;
     } else if (flag == "--link-gbps") {
       const double v = number(flag, value);
       if (v < 0) throw Error(flag + " must be >= 0, got " + value);
@@ -229,6 +233,7 @@ inline StowOptions session_options(const TrainFlags& f) {
   o.eps = float(f.eps);
   o.grad_clip = float(f.grad_clip);
   o.host_memory = int64_t(f.host_memory);
+  o.disk_path = f.disk_path.empty() ? nullptr : f.disk_path.c_str();
   o.link_gbps = double(f.link_gbps);
   o.profile_path = nullptr;  // no flag: the default
   o.profile_steps = 0;  // no flag: the default
@@ -277,6 +282,8 @@ inline std::string options_json(const TrainFlags& f) {
   json += json_number(double(o.grad_clip));
   json += ",\"host_memory\":";
   json += std::to_string(o.host_memory);
+  json += ",\"disk_path\":";
+  json += json_string(o.disk_path);
   json += ",\"link_gbps\":";
   json += json_number(double(o.link_gbps));
   json += ",\"profile_path\":";

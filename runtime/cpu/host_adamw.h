@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/disk_tier.h"
 #include "core/host_threads.h"
 #include "core/kernel_types.h"
 
@@ -11,5 +12,11 @@ namespace stow {
 
 void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h, float gscale,
                 bool decay);
+
+// The same with the moments in the disk tier (at byte offsets m_disk, v_disk): read into the staging
+// buffers, updated, written back. Runs on the host worker, which runs one job at a time, so one pair of
+// staging buffers serves every parameter.
+void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, const float* g, int64_t m_disk, int64_t v_disk,
+                        float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay);
 
 }  // namespace stow

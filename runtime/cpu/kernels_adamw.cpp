@@ -67,6 +67,16 @@ void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v,
   });
 }
 
+void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, const float* g, int64_t m_disk, int64_t v_disk,
+                        float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+  const int64_t bytes = (n * 4 + DiskTier::kBlock - 1) / DiskTier::kBlock * DiskTier::kBlock;
+  disk.read(pool, m_disk, m_stage, bytes);
+  disk.read(pool, v_disk, v_stage, bytes);
+  host_adamw(pool, p, g, m_stage, v_stage, n, h, gscale, decay);
+  disk.write(pool, m_disk, m_stage, bytes);
+  disk.write(pool, v_disk, v_stage, bytes);
+}
+
 void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
                 const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
                 float gscale) {

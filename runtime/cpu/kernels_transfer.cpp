@@ -37,4 +37,17 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   e.host_task(after, [=, &e] { host_adamw(e.host_threads(), p, g, m, v, n, h, gscale, decay); }, c.timed_node);
 }
 
+void adamw_on_disk(Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk, float* m_stage,
+                   float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+  Ctx host = c;
+  host.host_node = true;
+  host.touch(p, n * 4);
+  host.touch(m_stage, n * 4);
+  host.touch(v_stage, n * 4);
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps moments on disk but no disk tier is open");
+  TransferEngine& e = engine(c);
+  e.host_task(after, [=, &e, disk = c.disk] { host_adamw_on_disk(e.host_threads(), *disk, p, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay); },
+              c.timed_node);
+}
+
 }  // namespace stow

@@ -46,6 +46,10 @@ function withModelOptions(cmd: Command): Command {
     )
     .option("--device-memory <size>", "device budget, e.g. 2GiB: the plan must fit (on the CPU backend: the arena)")
     .option("--host-memory <size>", "host budget, e.g. 20GiB: offloaded model data and data buffers must fit")
+    .option(
+      "--disk-memory <size>",
+      "disk tier budget, e.g. 4TiB: when host memory cannot hold offloaded model data, AdamW moments go to disk (--disk-path)",
+    )
     .option("--chunk-size <size>", "most parameter bytes per chunk of offloaded model data (default: the size that wastes least)")
     .option(
       "--link-gbps <x>",
@@ -62,8 +66,8 @@ function withModelOptions(cmd: Command): Command {
     )
     .option(
       "--disk-path <dir>",
-      "a folder on the disk for model data: with --target cpu, the probe also measures its read and write bandwidth " +
-        "(plans do not place model data on disk yet)",
+      "the disk tier's folder: train keeps a scratch file there (removed at exit); with --target cpu, the probe " +
+        "also measures its read and write bandwidth",
     )
     .option("--backend <name>", "cpu (default) or cuda: CUDA C++ built with nvcc, run on an NVIDIA GPU")
     .option("--precision <p>", "--backend cuda: matmuls in bf16 (bf16 inputs, fp32 accumulation; default) or fp32")
@@ -116,6 +120,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     moveActivations: int(raw, "moveActivations", "--move-activations", 0),
     deviceMemory: raw.deviceMemory === undefined ? undefined : parseSize("--device-memory", str(raw, "deviceMemory")!),
     hostMemory: raw.hostMemory === undefined ? undefined : parseSize("--host-memory", str(raw, "hostMemory")!),
+    diskMemory: raw.diskMemory === undefined ? undefined : parseSize("--disk-memory", str(raw, "diskMemory")!),
     chunkSize: raw.chunkSize === undefined ? undefined : parseSize("--chunk-size", str(raw, "chunkSize")!),
     linkGbps: float(raw, "linkGbps", "--link-gbps", { exclusiveMin: 0 }),
     tp,
@@ -238,8 +243,12 @@ function trainFlags(raw: Raw) {
   const schedules = ["cosine", "constant"] as const;
   const schedule = parseChoice("--lr-schedule", str(raw, "lrSchedule") ?? D.lr_schedule, schedules);
   const steps = int(raw, "steps", "--steps", 0) ?? D.steps;
+  const disk = diskPath(raw);
+  if (raw.diskMemory !== undefined && disk === undefined)
+    throw new UserError("--disk-memory: give --disk-path DIR too, the folder the disk tier's file goes in");
   return {
     ...modelOptions(raw),
+    diskPath: disk,
     steps,
     stopAfter: int(raw, "stopAfter", "--stop-after"),
     data: str(raw, "data"),

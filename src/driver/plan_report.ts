@@ -1,6 +1,7 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
-import { formatLoc } from "../../ir/types.ts";
+import { formatLoc, numel } from "../../ir/types.ts";
+import { diskBlocks } from "../../ir/passes/memory_plan.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, paramCount } from "../../plan/plan.ts";
@@ -35,6 +36,13 @@ export function planJson(plan: Plan): object {
     param_count: paramCount(plan),
     arena_bytes: plan.arenaBytes,
     host_bytes: plan.hostBytes,
+    disk: {
+      bytes: plan.diskBytes,
+      // Host AdamW reads each moment on disk once a step and writes it back once.
+      read_bytes_per_step: diskBytesPerStep(plan),
+      write_bytes_per_step: diskBytesPerStep(plan),
+      moments_on_disk: [...plan.persistent.onDisk].length,
+    },
     offload: {
       model_data_on_host: plan.checkpoint.offload,
       transfer_bytes_per_step: plan.checkpoint.transferBytes,
@@ -122,6 +130,12 @@ export function planText(plan: Plan, top = 8): string {
       ? [
           `  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
             `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`,
+          ...(plan.diskBytes > 0
+            ? [
+                `  disk tier: ${formatBytes(plan.diskBytes)} of AdamW moments (${plan.persistent.onDisk.size / 2} parameters'), ` +
+                  `${formatBytes(diskBytesPerStep(plan))} read and written back per step`,
+              ]
+            : []),
         ]
       : plan.checkpoint.moved > 0
         ? [
@@ -207,7 +221,16 @@ function decisionsJson(d: PlanDecisions) {
     clip: d.clip,
     device_budget_bytes: d.deviceBudget ?? null,
     host_budget_bytes: d.hostBudget ?? null,
+    disk_budget_bytes: d.diskBudget ?? null,
     requested_checkpoint: d.requestedCheckpoint,
     profiled: d.measured !== undefined,
   };
+}
+
+/** Bytes host AdamW reads from the disk tier in a step (and writes back): each moment there, in whole blocks. */
+export function diskBytesPerStep(plan: Plan): number {
+  const elements = new Map(plan.train.graph.params.map((p) => [p.name, numel(p.shape)]));
+  let bytes = 0;
+  for (const name of plan.persistent.onDisk) bytes += diskBlocks(4 * elements.get(name.replace(/^opt\.[mv]\./, ""))!);
+  return bytes;
 }

@@ -34,6 +34,8 @@ function savedStep(metadata: Record<string, string>): number {
 
 export interface TrainOptions extends PrepareOptions {
   steps: number;
+  /** The disk tier's folder (--disk-path): its scratch file, for plans that keep model data on disk. */
+  diskPath?: string;
   /** Stop after this many steps of this invocation (a time-boxed job); the schedule still spans `steps`. */
   stopAfter?: number;
   data?: string;
@@ -95,6 +97,7 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     steps: opts.steps,
     threads: opts.threads,
     hostMemory: opts.hostMemory,
+    diskPath: opts.diskPath,
     ...model,
     ...(profiling && { profilePath, profileSteps }),
   });

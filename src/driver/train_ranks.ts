@@ -35,6 +35,7 @@ export function trainBinaryArgs(opts: TrainOptions, tokenFile: string, model?: {
     resumePath: opts.resume,
     metricsPath: opts.metrics,
     hostMemory: opts.hostMemory,
+    diskPath: opts.diskPath,
     save: opts.save,
     saveEvery: opts.saveEvery,
     saveEveryMinutes: opts.saveEveryMinutes,

@@ -43,6 +43,7 @@ function sources(): string[] {
     ...list("runtime/cpu", /^kernels.*\.cpp$/),
     "runtime/core/transfer_engine.cpp",
     "runtime/core/host_threads.cpp",
+    "runtime/core/disk_tier.cpp",
     "runtime/comm/comm_single.cpp",
     "test/native/cuda_kernels_check.cpp",
   ];

@@ -36,6 +36,7 @@ describe("CPU kernels", () => {
         ...kernelSources(),
         "runtime/core/transfer_engine.cpp",
         "runtime/core/host_threads.cpp",
+        "runtime/core/disk_tier.cpp",
         "-lopenblas",
         "-o",
         binary,

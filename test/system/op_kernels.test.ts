@@ -531,7 +531,17 @@ function layout(g: Graph, hostLeaves: ReadonlySet<number>): { mem: MemoryPlan; a
     inputs: 0,
     fragmentation: 0,
   };
-  const mem: MemoryPlan = { valueOffset, hostValues, workspace, buffers: [], peak: arena, dynamicBytes: arena, breakdown, peakPosition: 0 };
+  const mem: MemoryPlan = {
+    valueOffset,
+    hostValues,
+    diskValues: new Set(),
+    workspace,
+    buffers: [],
+    peak: arena,
+    dynamicBytes: arena,
+    breakdown,
+    peakPosition: 0,
+  };
   return { mem, arenaBytes: arena, hostBytes: host };
 }
 
@@ -581,6 +591,7 @@ const listed = (dir: string, pattern: RegExp) =>
 const commonSources = () => [
   runtime("core", "transfer_engine.cpp"),
   runtime("core", "host_threads.cpp"),
+  runtime("core", "disk_tier.cpp"),
   runtime("comm", "comm_single.cpp"),
 ];
 

@@ -103,6 +103,7 @@ export function renderPlan(
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
     onHost: plan.persistent.onHost.has(p.name),
+    momentsOnDisk: plan.persistent.onDisk.has(`opt.m.${p.name}`),
     shard: p.shard ? `${p.shard.axis}, ${p.shard.groups}, ${p.shard.full}` : "-1, 1, 0",
   }));
   const context = {
@@ -124,6 +125,7 @@ export function renderPlan(
     dp: plan.decisions.dp,
     zero: plan.decisions.zero,
     zeroChunks: zeroChunks(plan),
+    diskBytes: plan.persistent.diskBytes,
     hash: "HASH",
     ...extra,
   };

@@ -228,7 +228,14 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "wait":
       return [call("wait_transfer", ticket(x0))];
     case "adamw": {
-      const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), "a.adam", "gscale", n.attrs.decay === true];
+      const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
+      // With the moments in the disk tier, host AdamW stages them through the host region's buffers.
+      if (mem.diskValues.has(x2.id)) {
+        const [mStage, vStage] = mem.diskStage!;
+        const disk = [mem.valueOffset.get(x2.id)!, mem.valueOffset.get(n.inputs[3].id)!, `H(${mStage})`, `H(${vStage})`];
+        return [call("adamw_on_disk", ticket(x1), ptr(x0), ptr(x1), ...disk, numel(x0.shape), ...hyper)];
+      }
+      const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), ...hyper];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
       return [n.placement === "host" ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
