@@ -84,6 +84,7 @@ struct PlanDesc {
   int nzero_chunks = 0;
   const ZeroChunkDesc* zero_chunks = nullptr;  // under ZeRO, every chunk of parameters (else none)
   int64_t disk_bytes = 0;  // the disk tier's size (moments of offloaded chunks); 0: none
+  int64_t disk_stage = -1; // host region offset of a staging buffer for the largest moment on disk (page-aligned)
 };
 
 }  // namespace stow

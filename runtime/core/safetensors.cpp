@@ -224,11 +224,12 @@ void save_safetensors(const std::string& path, const std::vector<TensorOut>& ten
     for (int64_t d : tensors[i].shape) numel *= d;
     // Checked tensor by tensor as it is written: a non-finite state leaves the temporary file, which the
     // AtomicFile removes, and never replaces a finite checkpoint.
+    const float* data = tensors[i].data != nullptr ? tensors[i].data : tensors[i].load();
     if (options.require_finite) {
-      int64_t bad = first_non_finite(tensors[i].data, numel);
-      if (bad >= 0) throw NonFiniteError(tensors[i].name, bad, tensors[i].data[bad]);
+      int64_t bad = first_non_finite(data, numel);
+      if (bad >= 0) throw NonFiniteError(tensors[i].name, bad, data[bad]);
     }
-    file.write(tensors[i].data, size_t(4 * numel));
+    file.write(data, size_t(4 * numel));
     if (i == 0) pause_for_test();
   }
   file.commit(options.also_as);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,6 +56,9 @@ struct TensorOut {
   std::string name;
   std::vector<int64_t> shape;
   const float* data;
+  // Where data is null: gives it when the tensor's turn to be written comes (a moment read back from
+  // the disk tier into a buffer each such tensor reuses, so a save never holds them all in memory).
+  std::function<const float*()> load = nullptr;
 };
 
 struct SaveOptions {

@@ -74,10 +74,9 @@ struct StowSession {
   // Parameters and moments live at the bottom of the arena (read and written on the host through its
   // mirror), or in the host region when offloaded.
   float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : model_mirror) + offset); }
-  // A moment of p in the disk tier, moved to or from a host buffer of whole blocks (a checkpoint's).
-  stow::HostBuffer<float> disk_moment(const stow::ParamDesc& p) {
-    return stow::HostBuffer<float>(pool, disk_moment_bytes(p) / 4, "a moment on its way to or from the disk tier");
-  }
+  // Where a checkpoint's moments pass on their way to or from the disk tier: the staging buffer host
+  // AdamW uses, idle between steps (its size is the largest moment on disk, in whole blocks).
+  float* disk_stage() { return reinterpret_cast<float*>(host->data() + plan->disk_stage); }
   static int64_t disk_moment_bytes(const stow::ParamDesc& p) {
     return (4 * p.numel + stow::DiskTier::kBlock - 1) / stow::DiskTier::kBlock * stow::DiskTier::kBlock;
   }
@@ -154,8 +153,9 @@ void validate_plan(const stow::PlanDesc* plan) {
     };
     inside_model(p.offset, std::string("parameter ") + p.name);
     if (p.moments_on_disk) {
-      if (!p.on_host || p.m_offset < 0 || p.v_offset < 0)
-        throw Error(std::string("internal: parameter ") + p.name + " keeps moments on disk but is not offloaded or has none");
+      if (!p.on_host || p.m_offset < 0 || p.v_offset < 0 || p.shard.axis >= 0)
+        throw Error(std::string("internal: parameter ") + p.name + " keeps moments on disk but is not offloaded, has none or is sharded");
+      inside_host(plan->disk_stage, StowSession::disk_moment_bytes(p), std::string("the disk tier's staging of ") + p.name);
       for (int64_t offset : {p.m_offset, p.v_offset}) {
         if (offset % stow::DiskTier::kBlock != 0) throw Error(std::string("internal: a moment of ") + p.name + " is not block-aligned on disk");
         inside_disk(offset, StowSession::disk_moment_bytes(p), std::string("a moment of ") + p.name);
@@ -303,9 +303,8 @@ void load_resume(StowSession& s, const std::string& path) {
         read_param(s, f, moment + std::string(p.name), p, offset);
         continue;
       }
-      stow::HostBuffer<float> staged = s.disk_moment(p);
-      read_local(s, f, moment + std::string(p.name), p, staged.data());
-      s.disk->write(s.disk_io, offset, staged.data(), StowSession::disk_moment_bytes(p));
+      read_local(s, f, moment + std::string(p.name), p, s.disk_stage());
+      s.disk->write(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
     }
     if (s.plan->zero > 0) {
       read_zero_moment(s, f, std::string("opt.m.") + p.name, p, false);
@@ -589,13 +588,14 @@ void save(StowSession& s, const std::string& path, int keep) {
   auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
     add_local(name, p, s.model_at(offset, p.on_host));
   };
-  // A moment in the disk tier is read into a staged buffer first (the checkpoint is its only lasting copy).
+  // A moment in the disk tier is read back into the staging buffer when its turn to be written comes.
   auto add_moment = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
     if (!p.moments_on_disk) return add(name, p, offset);
-    stow::HostBuffer<float> moment = s.disk_moment(p);
-    s.disk->read(s.disk_io, offset, moment.data(), StowSession::disk_moment_bytes(p));
-    add_local(name, p, moment.data());
-    staged.push_back(std::move(moment));
+    if (!writer) return;
+    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), nullptr, [&s, &p, offset] {
+                         s.disk->read(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
+                         return static_cast<const float*>(s.disk_stage());
+                       }});
   };
   for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
   for (int i = 0; i < s.plan->nparams; i++)

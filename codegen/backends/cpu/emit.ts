@@ -126,6 +126,7 @@ export function renderPlan(
     zero: plan.decisions.zero,
     zeroChunks: zeroChunks(plan),
     diskBytes: plan.persistent.diskBytes,
+    diskStage: plan.persistent.diskStage?.[0] ?? -1,
     hash: "HASH",
     ...extra,
   };

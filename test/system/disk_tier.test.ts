@@ -1,0 +1,72 @@
+// The disk tier: with --host-memory too small for the offloaded model data, the AdamW moments of
+// offloaded chunks live in a scratch file in --disk-path. The run must compute bitwise what the run with
+// everything in host memory computes, move exactly the disk bytes the plan predicts, stay within the host
+// cap, leave nothing in the folder, and save and resume through the tier bitwise.
+import { mkdtempSync, readdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, test } from "vitest";
+import { builtinCorpusText } from "../../src/data/corpus.ts";
+import { encodeText } from "../../src/data/tokenize.ts";
+import { writeTokenFile } from "../../src/data/token_file.ts";
+import { stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
+import { stow } from "../helpers/run.ts";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "stow-disk-"));
+const data = path.join(dir, "corpus.bin");
+const tier = mkdtempSync(path.join(dir, "tier-"));
+const model = ["samples/gpt2.ts", "--preset", "bytes", "--batch", "2", "--seq", "32", "--threads", "2", "--checkpoint", "none"];
+
+beforeAll(() => {
+  // GPT-2 tokens folded into the bytes preset's vocabulary of 256; few, as the host cap counts the data
+  // buffers too and the planner leaves them little room (10 steps read 640 tokens).
+  writeTokenFile(
+    data,
+    Array.from(encodeText(builtinCorpusText()).slice(0, 1_500), (t) => t % 256),
+  );
+});
+
+describe("the disk tier", () => {
+  test("moments on disk: bitwise the losses with them in host memory, the planned disk bytes, within the host cap", () => {
+    // A device budget that offloads model data, then a host cap below what the offloaded data needs.
+    const resident = stowPlanJson(model);
+    const device = ["--device-memory", String(Math.floor(resident.arena_bytes * 0.66))];
+    const offloaded = stowPlanJson([...model, ...device]);
+    expect(offloaded.offload.model_data_on_host).toBe(true);
+    expect(offloaded.disk.bytes).toBe(0);
+    const hostCap = Math.floor(offloaded.host_bytes * 0.8);
+    const withDisk = [...device, "--host-memory", String(hostCap), "--disk-memory", "1GiB", "--disk-path", tier];
+    const planned = stowPlanJson([...model, ...withDisk]);
+    expect(planned.disk.bytes).toBeGreaterThan(0);
+    expect(planned.host_bytes).toBeLessThanOrEqual(hostCap);
+    // Without a disk tier the same caps do not fit.
+    const refused = stow(["plan", ...model, ...device, "--host-memory", String(hostCap)]);
+    expect(refused.status).toBe(2);
+
+    const train = (args: string[], name: string) => stowTrain([...model, ...args, "--data", data], path.join(dir, name));
+    const inHost = train([...device, "--steps", "10"], "host.jsonl");
+    const onDisk = train([...withDisk, "--steps", "10"], "disk.jsonl");
+    expect(onDisk.map((m) => m.loss)).toEqual(inHost.map((m) => m.loss));
+    expect(onDisk.map((m) => m.grad_norm)).toEqual(inHost.map((m) => m.grad_norm));
+    for (const m of onDisk) {
+      expect(m.disk_read_bytes).toBe(planned.disk.read_bytes_per_step);
+      expect(m.disk_write_bytes).toBe(planned.disk.write_bytes_per_step);
+      expect(m.host_peak_bytes).toBeLessThanOrEqual(hostCap);
+    }
+    expect(inHost.every((m) => m.disk_read_bytes === undefined)).toBe(true);
+    // The tier's file is scratch: gone with the run.
+    expect(readdirSync(tier)).toEqual([]);
+
+    // A checkpoint holds the moments read back from disk; a run resumed from it loads them into the tier.
+    const ckpt = path.join(dir, "ckpt.safetensors");
+    train([...withDisk, "--steps", "10", "--stop-after", "5", "--save", ckpt], "first.jsonl");
+    const rest = train([...withDisk, "--steps", "10", "--resume", ckpt], "rest.jsonl");
+    expect(rest.map((m) => m.loss)).toEqual(inHost.slice(5).map((m) => m.loss));
+  });
+
+  test("--disk-memory without --disk-path exits 2 naming both", () => {
+    const r = stow(["train", ...model, "--disk-memory", "1GiB", "--steps", "1", "--no-sample", "--data", data]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--disk-memory: give --disk-path DIR too/);
+  });
+});
