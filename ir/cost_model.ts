@@ -5,6 +5,7 @@
 import { lmHeadWork, nodeFlops } from "./flops.ts";
 import { attentionDims, isComputeOp } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
+import { diskBlocks } from "./passes/memory_plan.ts";
 
 export interface Machine {
   /** Sustained FLOP/s of products (matmul, attention, the fused LM head) where no measured rate below applies. */
@@ -174,12 +175,22 @@ export type Lane = "compute" | "h2d" | "d2h" | "host";
 /** Told of each node that takes time as the step is played out (the predicted trace). */
 export type StepRecorder = (n: Node, lane: Lane, start: number, seconds: number) => void;
 
+/** The disk tier's rate each way where a machine gives none: a stated guess, a SATA SSD's order. */
+export const DISK_DEFAULT_BANDWIDTH = 0.5e9;
+
 /**
  * Plays the step out: compute in program order; copies on their direction of the link in the order they
  * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
- * (placed there by the offload pass) after its gradient's copy.
+ * (placed there by the offload pass) after its gradient's copy. `onDisk` holds the moment values in the
+ * disk tier: their host AdamW also reads both moments and writes them back (in whole disk blocks).
  */
-export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes, record?: StepRecorder): StepTime {
+export function simulateStep(
+  g: Graph,
+  m: Machine,
+  measured?: MeasuredTimes,
+  record?: StepRecorder,
+  onDisk?: ReadonlySet<number>,
+): StepTime {
   let device = 0;
   let host = 0;
   let compute = 0;
@@ -203,7 +214,11 @@ export function simulateStep(g: Graph, m: Machine, measured?: MeasuredTimes, rec
       device = Math.max(device, until);
     } else if (n.op === "adamw" && n.placement === "host") {
       const after = ready.get(n.inputs[1].id) ?? device;
-      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth;
+      const moment = diskBlocks(4 * numel(n.inputs[0].shape));
+      const disk = onDisk?.has(n.inputs[2].id)
+        ? (2 * moment) / (m.diskReadBandwidth ?? DISK_DEFAULT_BANDWIDTH) + (2 * moment) / (m.diskWriteBandwidth ?? DISK_DEFAULT_BANDWIDTH)
+        : 0;
+      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth + disk;
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
@@ -259,6 +274,11 @@ export function meanMachine(a: Machine, b: Machine): Machine {
     memoryBandwidth: mean(a.memoryBandwidth, b.memoryBandwidth),
     linkBandwidth: mean(a.linkBandwidth, b.linkBandwidth),
     hostBandwidth: mean(a.hostBandwidth, b.hostBandwidth),
+    ...(a.diskReadBandwidth &&
+      b.diskReadBandwidth && {
+        diskReadBandwidth: mean(a.diskReadBandwidth, b.diskReadBandwidth),
+        diskWriteBandwidth: mean(a.diskWriteBandwidth!, b.diskWriteBandwidth!),
+      }),
     ...(productRates && { productRates }),
     ...(streamRates && { streamRates }),
     ...(aa &&

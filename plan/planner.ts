@@ -141,7 +141,7 @@ function planWith(
         .reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
       get predicted() {
-        return (predicted ??= simulateStep(g, machine, opts.measured));
+        return (predicted ??= simulateStep(g, machine, opts.measured, undefined, train.memory.diskValues));
       },
       peak: train.memory.peak,
       arenaBytes,

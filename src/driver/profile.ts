@@ -71,8 +71,14 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
 export function profileText(plan: Plan, profile: NodeProfile): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`.padStart(11);
   const rows = timesByOp(plan, profile);
-  const model = simulateStep(plan.train.graph, plan.machine);
-  const withMeasured = simulateStep(plan.train.graph, plan.machine, measuredTimes(plan.train, profile));
+  const model = simulateStep(plan.train.graph, plan.machine, undefined, undefined, plan.train.memory.diskValues);
+  const withMeasured = simulateStep(
+    plan.train.graph,
+    plan.machine,
+    measuredTimes(plan.train, profile),
+    undefined,
+    plan.train.memory.diskValues,
+  );
   const measuredStep = profile.step_seconds.reduce((s, x) => s + x, 0) / profile.step_seconds.length;
   return [
     `profile    ${profile.steps} steps measured; step time: predicted ${ms(model.seconds).trim()} (machine model), ` +

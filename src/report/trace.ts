@@ -40,8 +40,12 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   const g = plan.train.graph;
   const positions = new Map(g.nodes.map((n, i) => [n.id, i]));
   const timed: TimedNode[] = [];
-  simulateStep(g, plan.machine, plan.decisions.measured, (node, lane, start, seconds) =>
-    timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
+  simulateStep(
+    g,
+    plan.machine,
+    plan.decisions.measured,
+    (node, lane, start, seconds) => timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
+    plan.train.memory.diskValues,
   );
   return timed.sort((a, b) => a.position - b.position);
 }

@@ -7,7 +7,15 @@
 // bench's question (`npm run bench -- capacity-targets`).
 import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../ir/builder.ts";
-import { type Machine, attentionRate, meanMachine, nodeSeconds, productRate } from "../../ir/cost_model.ts";
+import {
+  DISK_DEFAULT_BANDWIDTH,
+  type Machine,
+  attentionRate,
+  meanMachine,
+  nodeSeconds,
+  productRate,
+  simulateStep,
+} from "../../ir/cost_model.ts";
 import type { Node, Shape } from "../../ir/types.ts";
 import type { AttrsOf, OpName } from "../../ir/op_attrs.ts";
 
@@ -232,5 +240,26 @@ describe("meanMachine", () => {
     expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
     expect(() => meanMachine(measured, { ...measured, productRates: [{ size: 1e6, rate: 1 }] })).toThrow(/measured sizes differ/);
     expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);
+  });
+});
+
+describe("host AdamW with moments in the disk tier", () => {
+  test("adds reading both moments and writing them back, in whole blocks, at the machine's disk rates", () => {
+    const b = new GraphBuilder();
+    const n = 1000; // 4000 bytes: one 4096-byte block per moment
+    const [p, g, m, v] = ["p", "g", "m", "v"].map((name) => b.value("input", [], { name, shape: [n], dtype: "f32" }));
+    b.add("adamw", [p, g, m, v], { decay: true }, undefined, { placement: "host" });
+    const graph = b.build();
+    const disk: Machine = { ...plain, diskReadBandwidth: 1e9, diskWriteBandwidth: 5e8 };
+    const adamw = (28 * n) / plain.hostBandwidth;
+    expect(simulateStep(graph, disk).seconds).toBeCloseTo(adamw, 15);
+    expect(simulateStep(graph, disk, undefined, undefined, new Set([m.id])).seconds).toBeCloseTo(
+      adamw + (2 * 4096) / 1e9 + (2 * 4096) / 5e8,
+      15,
+    );
+    expect(simulateStep(graph, plain, undefined, undefined, new Set([m.id])).seconds).toBeCloseTo(
+      adamw + (4 * 4096) / DISK_DEFAULT_BANDWIDTH,
+      15,
+    );
   });
 });
