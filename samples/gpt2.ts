@@ -6,9 +6,7 @@
 // 32 layers, d_model 4096, 32 heads; here with GPT-2's vocabulary and context 1024): about 201M
 // parameters a layer, so the search over layers is fine-grained, and a model of tens of billions of
 // parameters is about a hundred layers, few enough to plan in seconds. `--preset NAME` grows another
-// preset's layers instead: `--preset 175B` grows GPT-3 175B's width (the same table: 96 layers, d_model
-// 12288, 96 heads, context 2048; about 1.8B parameters a layer), the scale of single-GPU records with a
-// disk tier.
+// preset's layers instead.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Tensor,
   arange, causalAttention, checkpoint, defineModel, require,
@@ -123,6 +121,8 @@ export default defineModel<GPTConfig>({
     "774M": { vocab: 50257, seq: 1024, layers: 36, dim: 1280, heads: 20 },
     "1.5B": { vocab: 50257, seq: 1024, layers: 48, dim: 1600, heads: 25 },
     "6.7B": { vocab: 50257, seq: 1024, layers: 32, dim: 4096, heads: 32 },
+    // GPT-3 175B's shape (Brown et al., 2020, table 2.1: 96 layers, d_model 12288, 96 heads, context 2048), 1.8B
+    // parameters a layer: `--preset 175B` grows the family at the width of single-GPU disk-tier records.
     "175B": { vocab: 50257, seq: 2048, layers: 96, dim: 12288, heads: 96 },
   },
   scale: { field: "layers", preset: "6.7B" },
