@@ -199,6 +199,7 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
     machine: _machine,
     deviceMemory,
     hostMemory,
+    diskMemory,
     preset,
     set,
     batch,
@@ -212,7 +213,11 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
   const { capacityJson, capacityText } = await import("../driver/capacity_report.ts");
   const loaded = await loadModel(model);
   const family = resolveFamily(loaded, { preset, set, batch, seq });
-  const budgets = { deviceMemory: deviceMemory ?? target.deviceMemory, hostMemory: hostMemory! };
+  const budgets = {
+    deviceMemory: deviceMemory ?? target.deviceMemory,
+    hostMemory: hostMemory!,
+    ...(diskMemory !== undefined && { diskMemory }),
+  };
   const found = findCapacity(family, displayPath(loaded.path), target, budgets, search, (p) =>
     process.stderr.write(
       `capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`,

@@ -6,7 +6,11 @@
 // fit, and bisects the bracket. Below a member the host cannot hold, it goes instead to the member whose
 // model data is smaller by the shortfall the planner reported (the device holds some model data too, so
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
-// exceed device plus host memory are known not to fit without planning.
+// exceed device plus host memory are known not to fit without planning. With a disk tier
+// (--disk-memory), which takes AdamW moments only, the bounds count the moments there: a member is out
+// when its parameters and gradients (8 bytes a parameter) exceed device plus host memory, or its model
+// data without gradients (12) exceeds all three; the guess takes 16 bytes a parameter from all three
+// and 8 from device plus host.
 //
 // Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
 // exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
@@ -23,7 +27,7 @@ import { type Family, paramCount } from "./family.ts";
 import { describeTraceError } from "./prepare.ts";
 
 /** Compile options that do not depend on the member: everything but its shape and the budgets. */
-export type SearchOptions = Omit<CompileOptions, "batch" | "seq" | "deviceMemory" | "hostMemory" | "machine">;
+export type SearchOptions = Omit<CompileOptions, "batch" | "seq" | "deviceMemory" | "hostMemory" | "diskMemory" | "machine">;
 
 export interface Probe {
   member: number;
@@ -43,6 +47,7 @@ export interface Capacity {
   target: Target;
   deviceMemory: number;
   hostMemory: number;
+  diskMemory?: number;
   /** The largest member that fits, its parameter count and its plan. */
   member: number;
   params: number;
@@ -58,12 +63,14 @@ export interface Capacity {
 /** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
 const LEAST_BYTES_PER_PARAM = 12;
 const BYTES_PER_PARAM = 16;
+/** What stays in device or host memory with the moments in the disk tier: the parameter and its gradient. */
+const BESIDE_DISK_BYTES_PER_PARAM = 8;
 
 export function findCapacity(
   family: Family,
   modelPath: string,
   target: Target,
-  budgets: { deviceMemory: number; hostMemory: number },
+  budgets: { deviceMemory: number; hostMemory: number; diskMemory?: number },
   opts: SearchOptions,
   onProbe: (p: Probe) => void = () => {},
 ): Capacity {
@@ -72,9 +79,12 @@ export function findCapacity(
   const paramsOf = (k: number) => params.get(k) ?? params.set(k, paramCount(family.member(k))).get(k)!;
   if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
     throw new UserError(`the scale rule's field ${family.field} does not add parameters, so the family does not grow`);
+  const disk = budgets.diskMemory ?? 0;
+  const exceeds = (k: number, perParam: number) =>
+    (disk > 0 && BESIDE_DISK_BYTES_PER_PARAM * paramsOf(k) > memory) || perParam * paramsOf(k) > memory + disk;
   // The first member whose least model data exceeds all memory (a member past the family's end is out too).
-  const bound = firstMember(family.size, (k) => LEAST_BYTES_PER_PARAM * paramsOf(k) > memory);
-  const guess = Math.max(1, firstMember(bound - 1, (k) => BYTES_PER_PARAM * paramsOf(k) > memory) - 1);
+  const bound = firstMember(family.size, (k) => exceeds(k, LEAST_BYTES_PER_PARAM));
+  const guess = Math.max(1, firstMember(bound - 1, (k) => exceeds(k, BYTES_PER_PARAM)) - 1);
 
   const probes: Probe[] = [];
   const plans = new Map<number, Plan>();
@@ -89,6 +99,7 @@ export function findCapacity(
         seq: r.seq,
         deviceMemory: budgets.deviceMemory,
         hostMemory: budgets.hostMemory,
+        ...(budgets.diskMemory !== undefined && { diskMemory: budgets.diskMemory }),
         machine: target.machine,
       });
       plans.set(k, plan);
@@ -121,8 +132,10 @@ export function findCapacity(
     const need = probes.find((p) => p.member === k)?.hostNeed;
     if (need === undefined) return undefined;
     const excess = need - budgets.hostMemory;
+    // With the moments on disk, host memory holds 8 bytes a parameter rather than 16.
+    const perParam = disk > 0 ? BESIDE_DISK_BYTES_PER_PARAM : BYTES_PER_PARAM;
     let j = k - 1;
-    while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
+    while (j > 1 && perParam * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
   };
   const best = largestFitting(fits, guess, bound, belowHostLimit);
@@ -138,7 +151,11 @@ export function findCapacity(
           fits: false,
           lacks: "host" as const,
           seconds: 0,
-          reason: `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
+          reason:
+            disk > 0
+              ? `its parameters and gradients (${BESIDE_DISK_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory, ` +
+                `or with AdamW moments (${LEAST_BYTES_PER_PARAM}) device, host and disk`
+              : `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
         }
       : undefined);
   if (next && !probes.includes(next)) probes.push(next);

@@ -1,6 +1,7 @@
 // What `stow capacity` prints: the largest member that fits, its plan in brief, the predicted step time
 // and throughput on the target, the assumptions behind them, and how the search went. Text for people,
 // JSON for tools (the bench reads it).
+import { DISK_DEFAULT_BANDWIDTH } from "../../ir/cost_model.ts";
 import { graphFlops } from "../../ir/flops.ts";
 import { valueBytes } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
@@ -34,6 +35,7 @@ export function capacityJson(c: Capacity): object {
     family: { rule: c.family.rule, field: c.family.field ?? null },
     target: { name: c.target.name, description: c.target.description, device_memory_bytes: c.deviceMemory, machine: c.target.machine },
     host_memory_bytes: c.hostMemory,
+    disk_memory_bytes: c.diskMemory ?? null,
     largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
     next: c.next
       ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null }
@@ -44,6 +46,7 @@ export function capacityJson(c: Capacity): object {
       device_peak_bytes: p.train.memory.peak,
       arena_bytes: p.arenaBytes,
       host_bytes: p.hostBytes,
+      disk_bytes: p.diskBytes,
       offload: p.checkpoint.offload,
       checkpoint: p.checkpoint.mode,
       checkpoint_regions: p.checkpoint.regions,
@@ -101,7 +104,8 @@ export function capacityText(c: Capacity): string {
   return (
     [
       `target     ${c.target.name}: ${c.target.description}`,
-      `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}`,
+      `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}` +
+        (c.diskMemory !== undefined ? `, disk ${formatBytes(c.diskMemory)}` : ""),
       `family     ${c.family.rule}`,
       "",
       `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
@@ -113,7 +117,8 @@ export function capacityText(c: Capacity): string {
         : "next       (the family has no larger member)",
       "",
       `step       batch ${p.train.batch} x seq ${p.train.seq} = ${tokens} tokens`,
-      `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}`,
+      `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}` +
+        (p.diskBytes > 0 ? `, AdamW moments on disk ${formatBytes(p.diskBytes)}` : ""),
       `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
       `           ${chunks}`,
       `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
@@ -123,11 +128,16 @@ export function capacityText(c: Capacity): string {
       "assumptions",
       `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}${m.productRates ? " at the largest measured size (smaller products at their measured rates)" : ""}, ` +
         `device memory ${rate(m.memoryBandwidth, "B/s")}${m.streamRates ? " at the largest measured size (smaller kernels at their measured rates)" : ""}, host-device link ${rate(m.linkBandwidth, "B/s")}, host AdamW ${rate(m.hostBandwidth, "B/s")}` +
+        (c.diskMemory !== undefined
+          ? `, disk read ${rate(m.diskReadBandwidth ?? DISK_DEFAULT_BANDWIDTH, "B/s")}, write ${rate(m.diskWriteBandwidth ?? DISK_DEFAULT_BANDWIDTH, "B/s")}`
+          : "") +
         `${m.attentionRates ? "; attention kernels and the LM head's softmax as measured" : ""}`,
       ...ASSUMPTIONS.map((a) => `  ${a}`),
       "",
       `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
-        `(model data at 16 bytes a parameter filling device and host): ` +
+        (c.diskMemory !== undefined
+          ? "(model data at 16 bytes a parameter filling device, host and disk, 8 of them in device and host): "
+          : "(model data at 16 bytes a parameter filling device and host): ") +
         c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
     ].join("\n") + "\n"
   );

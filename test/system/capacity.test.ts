@@ -66,6 +66,21 @@ describe("stow capacity", () => {
     expect(c.search.plans).toBeLessThanOrEqual(8);
   });
 
+  test("--disk-memory counts the disk tier: the answer holds more model data than device and host, and plans agree", () => {
+    // The target too: which chunks stay on the device, and so what the host holds, is the cost model's choice.
+    const withDisk = [...budgets, "--disk-memory", "64MiB", "--target", cardFile];
+    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...withDisk]);
+    const layers = c.largest.config.layers;
+    // Its AdamW moments are on disk, and its model data at 16 bytes a parameter exceeds device plus host memory.
+    expect(c.plan.disk_bytes).toBeGreaterThan(0);
+    expect(16 * c.largest.param_count).toBeGreaterThan(2 ** 20 + 4 * 2 ** 20);
+    expect(c.disk_memory_bytes).toBe(64 * 2 ** 20);
+    const fits = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers}`, ...step, ...withDisk]);
+    expect(fits.status, fits.stderr).toBe(0);
+    const next = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers + 1}`, ...step, ...withDisk]);
+    expect(next.status).toBe(2);
+  });
+
   test("without a scale rule the family is the presets by size", () => {
     // 4 MiB of host memory holds the 4-layer preset's model data, not the 6-layer one's.
     const c = capacityJson(["test/fixtures/models/gpt_presets.ts", ...step, ...budgets, "--target", cardFile]);
