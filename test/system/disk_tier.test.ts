@@ -1,8 +1,9 @@
 // The disk tier: with --host-memory too small for the offloaded model data, the AdamW moments of
 // offloaded chunks live in a scratch file in --disk-path. The run must compute bitwise what the run with
 // everything in host memory computes, move exactly the disk bytes the plan predicts, stay within the host
-// cap, leave nothing in the folder, and save and resume through the tier bitwise.
-import { mkdtempSync, readdirSync } from "node:fs";
+// cap, leave nothing in the folder, save and resume through the tier bitwise, and survive a kill -9: the
+// tier is scratch, so the last checkpoint resumes bitwise.
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -10,11 +11,21 @@ import { builtinCorpusText } from "../../src/data/corpus.ts";
 import { encodeText } from "../../src/data/tokenize.ts";
 import { writeTokenFile } from "../../src/data/token_file.ts";
 import { stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
-import { stow } from "../helpers/run.ts";
+import { readMetrics, startStow, stow, waitFor } from "../helpers/run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-disk-"));
 const data = path.join(dir, "corpus.bin");
 const tier = mkdtempSync(path.join(dir, "tier-"));
+const caps = (arena: number, host: number) => [
+  "--device-memory",
+  String(Math.floor(arena * 0.66)),
+  "--host-memory",
+  String(Math.floor(host * 0.8)),
+  "--disk-memory",
+  "1GiB",
+  "--disk-path",
+  tier,
+];
 const model = ["samples/gpt2.ts", "--preset", "bytes", "--batch", "2", "--seq", "32", "--threads", "2", "--checkpoint", "none"];
 
 beforeAll(() => {
@@ -62,6 +73,26 @@ describe("the disk tier", () => {
     train([...withDisk, "--steps", "10", "--stop-after", "5", "--save", ckpt], "first.jsonl");
     const rest = train([...withDisk, "--steps", "10", "--resume", ckpt], "rest.jsonl");
     expect(rest.map((m) => m.loss)).toEqual(inHost.slice(5).map((m) => m.loss));
+  });
+
+  test("kill -9 mid-run with --save-every: resumed from the last checkpoint, bitwise the uninterrupted run", async () => {
+    const resident = stowPlanJson(model);
+    const offloaded = stowPlanJson([...model, "--device-memory", String(Math.floor(resident.arena_bytes * 0.66))]);
+    const withDisk = caps(resident.arena_bytes, offloaded.host_bytes);
+    const steps = ["--steps", "160", "--no-sample", "--data", data];
+    const whole = stowTrain([...model, ...withDisk, "--steps", "160", "--data", data], path.join(dir, "whole.jsonl"));
+    const ckpt = path.join(dir, "killed.safetensors");
+    const metrics = path.join(dir, "killed.jsonl");
+    const lines = () => (existsSync(metrics) ? readFileSync(metrics, "utf8").split("\n").length - 1 : 0);
+    const run = startStow(["train", ...model, ...withDisk, ...steps, "--save", ckpt, "--save-every", "10", "--metrics", metrics]);
+    const killAt = 30 + Math.floor(Math.random() * 80);
+    await waitFor(() => lines() >= killAt, `step ${killAt}, past the first saves`);
+    run.child.kill("SIGKILL");
+    expect((await run.done).signal).toBe("SIGKILL"); // killed mid-run, not after its last step
+    expect(readdirSync(tier)).toEqual([]);
+    const r = stow(["train", ...model, ...withDisk, ...steps, "--resume", ckpt, "--save", ckpt, "--metrics", metrics]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readMetrics(metrics).map((m) => m.loss)).toEqual(whole.map((m) => m.loss));
   });
 
   test("--disk-memory without --disk-path exits 2 naming both", () => {
