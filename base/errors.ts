@@ -41,7 +41,17 @@ export class StoppedBySignal extends UserError {
 
 /** A plan setting a pass or the planner can find wrong for this model. */
 export type Setting =
-  "tp" | "dp" | "zero" | "gradAccum" | "batch" | "chunkSize" | "checkpoint" | "moveActivations" | "deviceMemory" | "hostMemory";
+  | "tp"
+  | "dp"
+  | "zero"
+  | "gradAccum"
+  | "batch"
+  | "chunkSize"
+  | "checkpoint"
+  | "moveActivations"
+  | "deviceMemory"
+  | "hostMemory"
+  | "diskMemory";
 
 /** How a setting is named in a message: by its flag on the command line, in words elsewhere. */
 export type SettingNames = (setting: Setting) => string;
@@ -57,6 +67,7 @@ export const SETTING_WORDS: Readonly<Record<Setting, string>> = {
   moveActivations: "the moved activations",
   deviceMemory: "the device budget",
   hostMemory: "the host budget",
+  diskMemory: "the disk tier budget",
 };
 
 /**

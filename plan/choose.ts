@@ -43,6 +43,17 @@ export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: 
   };
   if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));
   const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
+  // Host memory holds what the disk tier leaves it, but the tier is too small for the moments moved there.
+  const diskShort = offloaded.filter((p) => p.hostBytes <= hostBudget);
+  if (diskShort.length > 0) {
+    const smallest = Math.min(...diskShort.map((p) => p.diskBytes));
+    throw new DoesNotFitError(
+      (name) =>
+        `the AdamW moments moved to disk need ${formatBytes(smallest)} (${smallest} bytes), more than ${name("diskMemory")} ` +
+        `${formatBytes(budgets.disk ?? 0)}`,
+      "host",
+    );
+  }
   if (offloaded.length > 0) {
     const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
     throw new DoesNotFitError(

@@ -17,8 +17,9 @@ export function fits(p: { arenaBytes: number; hostBytes: number; diskBytes: numb
 /**
  * The device budget alone. The offload schedule search bisects on how much model data stays resident,
  * which needs a test that only ever passes for less of it; keeping more resident uses less host memory,
- * so the host budget is not such a test, and the final choice applies it.
+ * so the host budget is not such a test, and the final choice applies it (and the disk budget).
  */
 export function deviceOnly(budgets: Budgets): Budgets {
-  return { device: budgets.device, disk: budgets.disk };
+  // The disk budget is the final choice's to apply too; a tier's plans are not ruled out here.
+  return { device: budgets.device, ...(budgets.disk !== undefined && { disk: Infinity }) };
 }

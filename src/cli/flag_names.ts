@@ -12,6 +12,7 @@ const FLAGS: Readonly<Record<Setting, string>> = {
   moveActivations: "--move-activations",
   deviceMemory: "--device-memory",
   hostMemory: "--host-memory",
+  diskMemory: "--disk-memory",
 };
 
 export function flagName(setting: Setting): string {

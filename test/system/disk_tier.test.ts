@@ -16,21 +16,22 @@ import { readMetrics, startStow, stow, waitFor } from "../helpers/run.ts";
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-disk-"));
 const data = path.join(dir, "corpus.bin");
 const tier = mkdtempSync(path.join(dir, "tier-"));
-const caps = (arena: number, host: number) => [
-  "--device-memory",
-  String(Math.floor(arena * 0.66)),
-  "--host-memory",
-  String(Math.floor(host * 0.8)),
-  "--disk-memory",
-  "1GiB",
-  "--disk-path",
-  tier,
-];
 const model = ["samples/gpt2.ts", "--preset", "bytes", "--batch", "2", "--seq", "32", "--threads", "2", "--checkpoint", "none"];
 
+// The resident plan, and the plan offloading model data under a device budget of 66% of its arena: every
+// test sets its caps from these two (planned once).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- plans' JSON, read field by field
+let resident: any, offloaded: any;
+const device = () => ["--device-memory", String(Math.floor(resident.arena_bytes * 0.66))];
+// A host cap below what the offloaded model data needs, and a disk tier.
+const hostCap = () => Math.floor(offloaded.host_bytes * 0.8);
+const caps = (disk = "1GiB") => [...device(), "--host-memory", String(hostCap()), "--disk-memory", disk, "--disk-path", tier];
+
 beforeAll(() => {
+  resident = stowPlanJson(model);
+  offloaded = stowPlanJson([...model, ...device()]);
   // GPT-2 tokens folded into the bytes preset's vocabulary of 256; few, as the host cap counts the data
-  // buffers too and the planner leaves them little room (10 steps read 640 tokens).
+  // buffers too and the planner leaves them little room (a step reads 64; the data starts over when read).
   writeTokenFile(
     data,
     Array.from(encodeText(builtinCorpusText()).slice(0, 1_500), (t) => t % 256),
@@ -39,30 +40,25 @@ beforeAll(() => {
 
 describe("the disk tier", () => {
   test("moments on disk: bitwise the losses with them in host memory, the planned disk bytes, within the host cap", () => {
-    // A device budget that offloads model data, then a host cap below what the offloaded data needs.
-    const resident = stowPlanJson(model);
-    const device = ["--device-memory", String(Math.floor(resident.arena_bytes * 0.66))];
-    const offloaded = stowPlanJson([...model, ...device]);
     expect(offloaded.offload.model_data_on_host).toBe(true);
     expect(offloaded.disk.bytes).toBe(0);
-    const hostCap = Math.floor(offloaded.host_bytes * 0.8);
-    const withDisk = [...device, "--host-memory", String(hostCap), "--disk-memory", "1GiB", "--disk-path", tier];
+    const withDisk = caps();
     const planned = stowPlanJson([...model, ...withDisk]);
     expect(planned.disk.bytes).toBeGreaterThan(0);
-    expect(planned.host_bytes).toBeLessThanOrEqual(hostCap);
+    expect(planned.host_bytes).toBeLessThanOrEqual(hostCap());
     // Without a disk tier the same caps do not fit.
-    const refused = stow(["plan", ...model, ...device, "--host-memory", String(hostCap)]);
+    const refused = stow(["plan", ...model, ...device(), "--host-memory", String(hostCap())]);
     expect(refused.status).toBe(2);
 
     const train = (args: string[], name: string) => stowTrain([...model, ...args, "--data", data], path.join(dir, name));
-    const inHost = train([...device, "--steps", "10"], "host.jsonl");
+    const inHost = train([...device(), "--steps", "10"], "host.jsonl");
     const onDisk = train([...withDisk, "--steps", "10"], "disk.jsonl");
     expect(onDisk.map((m) => m.loss)).toEqual(inHost.map((m) => m.loss));
     expect(onDisk.map((m) => m.grad_norm)).toEqual(inHost.map((m) => m.grad_norm));
     for (const m of onDisk) {
       expect(m.disk_read_bytes).toBe(planned.disk.read_bytes_per_step);
       expect(m.disk_write_bytes).toBe(planned.disk.write_bytes_per_step);
-      expect(m.host_peak_bytes).toBeLessThanOrEqual(hostCap);
+      expect(m.host_peak_bytes).toBeLessThanOrEqual(hostCap());
     }
     expect(inHost.every((m) => m.disk_read_bytes === undefined)).toBe(true);
     // The tier's file is scratch: gone with the run.
@@ -76,9 +72,7 @@ describe("the disk tier", () => {
   });
 
   test("kill -9 mid-run with --save-every: resumed from the last checkpoint, bitwise the uninterrupted run", async () => {
-    const resident = stowPlanJson(model);
-    const offloaded = stowPlanJson([...model, "--device-memory", String(Math.floor(resident.arena_bytes * 0.66))]);
-    const withDisk = caps(resident.arena_bytes, offloaded.host_bytes);
+    const withDisk = caps();
     const steps = ["--steps", "160", "--no-sample", "--data", data];
     const whole = stowTrain([...model, ...withDisk, "--steps", "160", "--data", data], path.join(dir, "whole.jsonl"));
     const ckpt = path.join(dir, "killed.safetensors");
@@ -95,9 +89,13 @@ describe("the disk tier", () => {
     expect(readMetrics(metrics).map((m) => m.loss)).toEqual(whole.map((m) => m.loss));
   });
 
-  test("--disk-memory without --disk-path exits 2 naming both", () => {
+  test("--disk-memory without --disk-path, or too small for the moments moved there: exit 2 naming the flags", () => {
     const r = stow(["train", ...model, "--disk-memory", "1GiB", "--steps", "1", "--no-sample", "--data", data]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--disk-memory: give --disk-path DIR too/);
+    const p = stow(["plan", ...model, ...caps("4KiB")]);
+    expect(p.status).toBe(2);
+    expect(p.stderr).toMatch(/the AdamW moments moved to disk need .* more than --disk-memory 4\.0 KiB/);
+    expect(p.stderr).not.toMatch(/\n\s+at /);
   });
 });
