@@ -36,7 +36,11 @@ export function prepareTaskData(
 ): PreparedTaskData {
   const { batch, steps, seed } = request;
   const loader = def.data;
-  const key = crypto.createHash("sha256").update(JSON.stringify([request.modelPath, config, batch, steps, seed])).digest("hex").slice(0, 16);
+  const key = crypto
+    .createHash("sha256")
+    .update(JSON.stringify([request.modelPath, config, batch, steps, seed]))
+    .digest("hex")
+    .slice(0, 16);
   const stepFile = path.join(request.dir, `steps-${key}.bin`);
   fs.mkdirSync(request.dir, { recursive: true });
   const rowElements = (x: TaskInput) => x.shape.reduce((a, b) => a * b, 1);
@@ -86,8 +90,7 @@ function checkedInput(def: ModelDefinition, batch: unknown, x: TaskInput, length
   const shape = `[${[`batch ${length / x.shape.reduce((a, b) => a * b, 1)}`, ...x.shape].join(", ")}]`;
   if (!(value instanceof want))
     throw fail(`input "${x.name}" must be a ${want.name} (${x.dtype === "i32" ? "int32" : "float32"}), got ${describe(value)}`);
-  if (value.length !== length)
-    throw fail(`input "${x.name}" must hold ${length} values (${shape}, flattened), got ${value.length}`);
+  if (value.length !== length) throw fail(`input "${x.name}" must hold ${length} values (${shape}, flattened), got ${value.length}`);
   for (let i = 0; i < value.length; i++) {
     const v = value[i];
     if (x.below !== undefined ? v < 0 || v >= x.below : !Number.isFinite(v))
@@ -99,8 +102,8 @@ function checkedInput(def: ModelDefinition, batch: unknown, x: TaskInput, length
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === "object") return `a ${(value as object).constructor?.name ?? "object"}`;
-  return `a ${typeof value}`;
+  const kind = typeof value === "object" ? ((value as object).constructor?.name ?? "object") : typeof value;
+  return `${/^[aeiouAEIOU]/.test(kind) ? "an" : "a"} ${kind}`;
 }
 
 /** Integers uniform in [0, below), floats N(0, 1), from a generator seeded by the seed, the step and the input. */

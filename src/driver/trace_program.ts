@@ -121,7 +121,11 @@ function traceTask(b: GraphBuilder, model: TaskModel, batch: number, inputs: Tas
     b.named[TASK_INPUT_PREFIX + input.name] = value;
     tensors[input.name] = new Tensor(value);
   }
-  const loss = runForward(() => model.forward(tensors), "the scalar loss", () => b.nodes.at(-1)?.loc);
+  const loss = runForward(
+    () => model.forward(tensors),
+    "the scalar loss",
+    () => b.nodes.at(-1)?.loc,
+  );
   if (loss.shape.length !== 0 || loss.value.dtype !== "f32")
     throw new TraceError(
       `forward must return the loss, a float scalar (shape []), got ${loss.value.dtype} ${formatShape(loss.shape)}; ` +
