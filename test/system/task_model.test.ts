@@ -4,7 +4,8 @@
 // of the seed and the step); under --dp 2 each rank reads its rows of the global batch, and the losses
 // agree with one process to float rounding. A classifier with integer inputs and no loader
 // (classifier_task.ts) trains on synthetic batches, with no data at all. A loader that returns the wrong
-// size or dtype, or throws, and a loss that is not a scalar, are errors at the model's line, exit 2.
+// size or dtype, or throws, and a loss that is not a scalar, are errors at the model's line, exit 2; so is
+// `stow generate` on a task model's checkpoint.
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -32,6 +33,13 @@ describe("a regression model with float inputs, an MSE loss and its own data loa
     const first = stowTrain([...regression, "--stop-after", "3", "--save", ckpt], path.join(dir, "first.jsonl"));
     const rest = stowTrain([...regression, "--resume", ckpt, "--save", ckpt], path.join(dir, "rest.jsonl"));
     expect([...losses(first), ...losses(rest)]).toEqual(unbroken);
+  });
+
+  test("stow generate refuses its checkpoint: a task model has no next-token logits", () => {
+    unbroken ??= losses(whole());
+    const r = stow(["generate", path.join(dir, "whole.safetensors"), "--prompt", "x"]);
+    expect(r.stderr).toMatch(/declares its own inputs and loss, so it has no next-token logits to sample from/);
+    expect(r.status).toBe(2);
   });
 
   test("--dp 2: each rank reads its rows of the global batch; losses within 1e-5 relative of one process", () => {
@@ -78,10 +86,10 @@ describe("mistakes in a task model are reported at its line, exit 2", () => {
   const at = (line: string) => new RegExp(`^stow: test/fixtures/models/regression_task\\.ts:\\d+:\\d+: ${line}`);
 
   test.each([
-    [1, 'data: step 0: input "x" must hold 32 values \\(\\[batch 8, 4\\], flattened\\), got 31'],
-    [2, 'data: step 0: input "x" must be a Float32Array \\(float32\\), got an Int32Array'],
-    [3, "forward must return the loss, a float scalar \\(shape \\[\\]\\), got f32 \\[8,1\\]"],
-    [4, "data: the loader threw at step 0: no batch for step 0"],
+    [2, 'data: step 0: input "x" must hold 32 values \\(\\[batch 8, 4\\], flattened\\), got 31'],
+    [3, 'data: step 0: input "x" must be a Float32Array \\(float32\\), got an Int32Array'],
+    [4, "forward must return the loss, a float scalar \\(shape \\[\\]\\), got f32 \\[8,1\\]"],
+    [5, "data: the loader threw at step 0: no batch for step 0"],
   ])("mistake %i", (mistake, message) => {
     const r = run(mistake);
     expect(r.stderr).toMatch(at(message));
