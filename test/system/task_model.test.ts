@@ -1,17 +1,20 @@
 // Task models: a model that declares named inputs and returns its own scalar loss. A regression model
 // with float inputs and an MSE loss (test/fixtures/models/regression_task.ts) trains on its own data
-// loader; stopped at step 3 and resumed, it gives bitwise the unbroken run's losses (a batch is a function
+// loader, within 1e-5 of an independent PyTorch twin (test/reference/regression_torch.py) fed the same
+// batches as JSON; stopped at step 3 and resumed, it gives bitwise the unbroken run's losses (a batch is a function
 // of the seed and the step); under --dp 2 each rank reads its rows of the global batch, and the losses
 // agree with one process to float rounding. A classifier with integer inputs and no loader
 // (classifier_task.ts) trains on synthetic batches, with no data at all. A loader that returns the wrong
 // size or dtype, or throws, and a loss that is not a scalar, are errors at the model's line, exit 2; so is
 // `stow generate` on a task model's checkpoint.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { stow } from "../helpers/run.ts";
+import regressionModel from "../fixtures/models/regression_task.ts";
+import { stow, torchReference } from "../helpers/run.ts";
 import { expectRelativelyClose, stowTrain } from "../helpers/stow_commands.ts";
+import { normalSampler, scheduleFlags, writeInit } from "../helpers/torch_compare.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-task-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,6 +36,34 @@ describe("a regression model with float inputs, an MSE loss and its own data loa
     const first = stowTrain([...regression, "--stop-after", "3", "--save", ckpt], path.join(dir, "first.jsonl"));
     const rest = stowTrain([...regression, "--resume", ckpt, "--save", ckpt], path.join(dir, "rest.jsonl"));
     expect([...losses(first), ...losses(rest)]).toEqual(unbroken);
+  });
+
+  test("float inputs as PyTorch reads them: 10 steps within 1e-5 relative of test/reference/regression_torch.py", () => {
+    const cfg = regressionModel.presets.tiny;
+    const [batch, steps10, seed] = [8, 10, 1337];
+    const normal = normalSampler(7);
+    const init = path.join(dir, "regression_init.safetensors");
+    writeInit(init, [
+      { name: "fc1.weight", shape: [cfg.hidden, cfg.features], fill: () => normal(0.5) },
+      { name: "fc1.bias", shape: [cfg.hidden], fill: () => normal(0.1) },
+      { name: "fc2.weight", shape: [1, cfg.hidden], fill: () => normal(0.5) },
+      { name: "fc2.bias", shape: [1], fill: () => normal(0.1) },
+    ]);
+    const batches = path.join(dir, "regression_batches.json");
+    const data = Array.from({ length: steps10 }, (_, step) => regressionModel.data!(cfg, { step, batch, seed }));
+    writeFileSync(batches, JSON.stringify(data.map((b) => ({ x: Array.from(b.x), y: Array.from(b.y) }))));
+    const schedule = scheduleFlags("1.0");
+    const shape = ["--batch", `${batch}`, "--steps", `${steps10}`];
+    const ours = stowTrain(
+      [REGRESSION, ...shape, "--seed", `${seed}`, "--init", init, "--threads", "1", ...schedule, "--save", path.join(dir, "t.safetensors")],
+      path.join(dir, "torch_twin.jsonl"),
+    );
+    const theirs = torchReference("regression_torch.py", [
+      ...["--init", init, "--batches", batches, "--config", JSON.stringify(cfg), ...shape, ...schedule],
+    ]);
+    expect(theirs.stderr).toBe("");
+    expect(theirs.status).toBe(0);
+    expectRelativelyClose(losses(ours), JSON.parse(theirs.stdout).losses, "loss against PyTorch", 1e-5);
   });
 
   test("stow generate refuses its checkpoint: a task model has no next-token logits", () => {
