@@ -1,7 +1,8 @@
 // A task model's declared inputs and its data, in process: the declarations each misfit is refused for,
 // at the model's line; synthetic batches (no loader) in range and a function of the seed and the step
 // alone; a loader's batches written in the step file's layout (runtime/core/step_file.h), read back here
-// by offset; and a batch with an undeclared input refused.
+// by offset; a batch with an undeclared input, the wrong dtype or a value out of range refused, and a
+// loader that throws reported at its line.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -44,15 +45,20 @@ describe("declared inputs", () => {
     ["something else", () => ({ t: [1, 2] }), 'input "t" must be int32(shape, below) or float32(shape)'],
   ])("refused: %s, at the model's line", (_, inputs, message) => {
     const run = () => taskInputs(definition({ inputs: inputs as ModelDefinition["inputs"] }), config);
-    expect(run).toThrow(TraceError);
     expect(run).toThrow(message);
-    try {
-      run();
-    } catch (e) {
-      expect((e as TraceError).loc).toEqual(loc);
-    }
+    expect(thrown(run).loc).toEqual(loc);
   });
 });
+
+function thrown(run: () => unknown): TraceError {
+  try {
+    run();
+  } catch (e) {
+    if (e instanceof TraceError) return e;
+    throw e;
+  }
+  throw new Error("it did not throw");
+}
 
 /** The step file's values by offset: a 32-byte header and 80 bytes per input, then steps of inputs. */
 function readBack(file: string, inputs: TaskInput[], rows: number): { header: number[]; steps: number[][][] } {
@@ -113,6 +119,23 @@ describe("batches", () => {
     const data = () => ({ ids: new Int32Array(12), x: new Float32Array(8), mask: new Float32Array(4) });
     const run = () => prepareTaskData(definition({ inputs: declared, data }), config, inputs, request("e.ts"));
     expect(run).toThrow('data: step 0: the batch has "mask", which the model does not declare (it declares: ids, x)');
+  });
+
+  test("a batch of the wrong dtype is refused at the model's line", () => {
+    const data = () => ({ ids: new Int32Array(12), x: new Int32Array(8) });
+    const run = () => prepareTaskData(definition({ inputs: declared, data }), config, inputs, request("g.ts"));
+    expect(run).toThrow('data: step 0: input "x" must be a Float32Array (float32), got an Int32Array');
+    expect(thrown(run).loc).toEqual(loc);
+  });
+
+  test("a loader that throws is reported at its own line, with the step", () => {
+    const data = (_: unknown, { step }: { step: number }) => {
+      if (step === 2) throw new Error("no batch today");
+      return { ids: new Int32Array(12), x: new Float32Array(8) };
+    };
+    const run = () => prepareTaskData(definition({ inputs: declared, data }), config, inputs, request("h.ts"));
+    expect(run).toThrow("data: the loader threw at step 2: no batch today");
+    expect(thrown(run).loc?.file).toMatch(/task_data\.test\.ts$/); // the throw's line, in this file
   });
 
   test("an integer out of its range is refused, naming the element", () => {
