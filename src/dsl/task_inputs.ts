@@ -13,7 +13,8 @@ export interface TaskInput {
   below?: number;
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An identifier that fits the step file's 64-byte name field with its NUL (runtime/core/step_file.h). */
+const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The model's inputs for this config, in declaration order; undefined for a language model. */
 export function taskInputs(def: ModelDefinition, config: ModelConfig): TaskInput[] | undefined {
@@ -33,7 +34,7 @@ export function taskInputs(def: ModelDefinition, config: ModelConfig): TaskInput
 }
 
 function checkSpec(name: string, value: unknown, fail: (m: string) => TraceError): TaskInput {
-  if (!NAME.test(name)) throw fail(`input name "${name}" is not an identifier (letters, digits, _)`);
+  if (!NAME.test(name)) throw fail(`input name "${name}" is not an identifier of at most 63 characters (letters, digits, _)`);
   const spec = value as Partial<InputSpec> | undefined;
   if (typeof spec !== "object" || spec === null || (spec.dtype !== "i32" && spec.dtype !== "f32"))
     throw fail(`input "${name}" must be int32(shape, below) or float32(shape)`);

@@ -40,6 +40,7 @@ describe("declared inputs", () => {
   test.each([
     ["no inputs", () => ({}), "the model declares no inputs"],
     ["a name that is not an identifier", () => ({ "a-b": float32([1]) }), 'input name "a-b" is not an identifier'],
+    ["a name too long for the step file", () => ({ ["n".repeat(64)]: float32([1]) }), "is not an identifier of at most 63 characters"],
     ["a zero extent", () => ({ x: float32([0]) }), 'input "x" has shape [0]; expected positive integers'],
     ["an integer input without a bound", () => ({ t: { dtype: "i32", shape: [1] } }), 'input "t": below must be a positive int32'],
     ["something else", () => ({ t: [1, 2] }), 'input "t" must be int32(shape, below) or float32(shape)'],
