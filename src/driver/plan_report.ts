@@ -49,6 +49,7 @@ export function planJson(plan: Plan): object {
     predicted_step: {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
+      network_seconds: plan.checkpoint.predicted.networkSeconds,
       link_seconds: plan.checkpoint.predicted.linkSeconds,
       stall_seconds: plan.checkpoint.predicted.stallSeconds,
     },
@@ -170,6 +171,7 @@ function predictedText(plan: Plan): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   return (
     `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
+    (p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "") +
     (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "")
   );
 }

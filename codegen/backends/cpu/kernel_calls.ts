@@ -341,8 +341,10 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       };
       return [call("where", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(y0.shape), ...fit(x0), ...fit(x1), ...fit(x2))];
     }
-    default:
+    default: {
       // Every op has a case above: n is `never` here, so a new op without one does not compile.
-      throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
+      const unhandled: never = n;
+      throw new Error(`internal: no CPU kernel for op ${(unhandled as Node).op}`);
+    }
   }
 }
