@@ -2,7 +2,7 @@
 // at the model's line; synthetic batches (no loader) in range and a function of the seed and the step
 // alone; a loader's batches written in the step file's layout (runtime/core/step_file.h), read back here
 // by offset; a batch with an undeclared input, the wrong dtype or a value out of range refused, and a
-// loader that throws reported at its line.
+// loader that throws reported at its line; and --data refused for such a model.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,6 +11,7 @@ import { type ModelDefinition, float32, int32 } from "../../src/dsl/model.ts";
 import { type TaskInput, taskInputs } from "../../src/dsl/task_inputs.ts";
 import { TraceError } from "../../src/dsl/trace.ts";
 import { prepareTaskData } from "../../src/data/task_data.ts";
+import { trainingData } from "../../src/driver/training_data.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-task-data-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -144,4 +145,17 @@ describe("batches", () => {
     const run = () => prepareTaskData(definition({ inputs: declared, data }), config, inputs, request("f.ts"));
     expect(run).toThrow('data: step 0: input "ids"[5] is 5, outside [0, 5)');
   });
+});
+
+test("--data is refused for a task model: its batches come from its loader", async () => {
+  const resolved = {
+    definition: definition({ inputs: (c) => ({ ids: int32([c.seq], c.vocab) }) }),
+    config,
+    preset: "tiny",
+    batch: 2,
+    seq: 3,
+  };
+  await expect(trainingData(resolved, { data: "corpus.txt", steps: 1, seed: 1, modelPath: "m.ts" })).rejects.toThrow(
+    /^--data: this model declares its own inputs, and its batches come from its `data` loader \(or are synthetic\)/,
+  );
 });
