@@ -42,11 +42,14 @@ export interface Operand {
 }
 
 /** One op of the group, with its own attributes (marks left out). */
-export interface FusedStep<K extends FusableOp = FusableOp> {
+export interface FusedStepOf<K extends FusableOp> {
   readonly op: K;
   readonly attrs: AttrsOf<K>;
   readonly args: readonly Operand[];
 }
+
+/** Any step: narrowing on `op` gives its attributes' type. */
+export type FusedStep = { [K in FusableOp]: FusedStepOf<K> }[FusableOp];
 
 /** A parsed program and the shape of each step's value, inferred through the registry. */
 export interface FusedProgram {
@@ -100,7 +103,7 @@ function parseStep(text: string): FusedStep {
       if (!ref) throw new FusedProgramError(`fused: operand "${a}" of "${text.trim()}" is neither xN (an input) nor sN (a step)`);
       return { from: ref[1] === "x" ? "input" : "step", index: Number(ref[2]) };
     });
-  return { op: m[1] as FusableOp, attrs: attrs as AttrsOf<FusableOp>, args };
+  return { op: m[1], attrs, args } as FusedStep;
 }
 
 const parsed = new Map<string, readonly FusedStep[]>();

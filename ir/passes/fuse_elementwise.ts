@@ -119,8 +119,10 @@ function fuse(b: GraphBuilder, group: readonly Node[], readOutside: (v: Value) =
     return { op: n.op as FusableOp, attrs, args } as FusedStep;
   });
   const read = group.map((n, i) => (readOutside(n.outputs[0]) ? i : -1)).filter((i) => i >= 0);
-  // A group nothing reads still has its last value, so the node has an output.
-  const outs = read.length > 0 ? read : [group.length - 1];
+  // A reduction's value is always an output (the loop writes it), and so is the last value of a group
+  // nothing reads, so the node has one.
+  const last = group.length - 1;
+  const outs = read.includes(last) || (read.length > 0 && group[last].op !== "reduce") ? read : [...read, last];
   const first = group.find((n) => n.op !== "fill")!;
   const { ckpt, recompute } = first.attrs as NodeMarks;
   const attrs = { program: formatProgram(steps), outs, ...(ckpt !== undefined && { ckpt }), ...(recompute && { recompute }) };
