@@ -121,7 +121,11 @@ export function fusedKernelView(n: NodeOf<"fused">, mem: MemoryPlan): FusedKerne
   n.attrs.outs.forEach((step, k) => {
     if (!(reduces && step === last)) body.push(`o${k}[i] = s${step};`);
   });
-  const view = { name: fusedKernelName(n), text: formatNode(n).replace(/\s+/g, " "), label: `fused %${n.outputs[0].id} at ${formatLoc(n.loc)}` };
+  const view = {
+    name: fusedKernelName(n),
+    text: formatNode(n).replace(/\s+/g, " "),
+    label: `fused %${n.outputs[0].id} at ${formatLoc(n.loc)}`,
+  };
   if (!reduces) return { ...view, declarations, outputs, n: program.n, body };
   const reduce = program.steps[last] as FusedStepOf<"reduce">;
   const C = program.reduceC!;

@@ -867,11 +867,14 @@ function fusedReuses(inputs: readonly Value[], attrs: AttrsOf<"fused">): Record<
 /** A fused node's FLOPs: its steps', each counted as the op's own kernel counts it. */
 function fusedFlops(n: NodeOf<"fused">): number {
   const program = fusedProgram(n.inputs, n.attrs);
-  const values = (shapes: readonly Shape[]) => shapes.map((shape) => ({ id: -1, shape, dtype: "f32" as const, index: 0, producer: undefined as never }));
+  const values = (shapes: readonly Shape[]) =>
+    shapes.map((shape) => ({ id: -1, shape, dtype: "f32" as const, index: 0, producer: undefined as never }));
   return program.steps.reduce((sum, s, i) => {
     const ins = values(s.args.map((a) => (a.from === "input" ? n.inputs[a.index].shape : program.shapes[a.index])));
     const def = OPS[s.op] as OpDef<FusableOp>;
-    return sum + (def.flops?.({ ...n, op: s.op, attrs: s.attrs, inputs: ins, outputs: values([program.shapes[i]]) } as NodeOf<FusableOp>) ?? 0);
+    return (
+      sum + (def.flops?.({ ...n, op: s.op, attrs: s.attrs, inputs: ins, outputs: values([program.shapes[i]]) } as NodeOf<FusableOp>) ?? 0)
+    );
   }, 0);
 }
 

@@ -28,7 +28,9 @@ function canFuse(n: Node): boolean {
 }
 
 const sameMarks = (a: Node, b: Node) =>
-  a.phase === b.phase && (a.attrs as NodeMarks).ckpt === (b.attrs as NodeMarks).ckpt && (a.attrs as NodeMarks).recompute === (b.attrs as NodeMarks).recompute;
+  a.phase === b.phase &&
+  (a.attrs as NodeMarks).ckpt === (b.attrs as NodeMarks).ckpt &&
+  (a.attrs as NodeMarks).recompute === (b.attrs as NodeMarks).recompute;
 
 /** A run being gathered: its nodes in order, and the elements its non-constant steps cover. */
 interface Run {

@@ -211,7 +211,8 @@ function fusionJson(plan: Plan) {
 
 function fusionText(plan: Plan): string {
   const s = fusionSavings(plan.train.graph);
-  if (!plan.decisions.fusion) return `fusion     off: ${s.kernels} kernels per step, elementwise traffic ${formatBytes(s.elementwiseBytes)}`;
+  if (!plan.decisions.fusion)
+    return `fusion     off: ${s.kernels} kernels per step, elementwise traffic ${formatBytes(s.elementwiseBytes)}`;
   return (
     `fusion     ${s.groups} fused groups: ${s.kernels} kernels per step (${s.kernelsSaved} fewer), ` +
     `elementwise traffic ${formatBytes(s.elementwiseBytes)} (${formatBytes(s.bytesSaved)} less)`
