@@ -226,15 +226,18 @@ STOW_HD inline void reduce_row_grad(int32_t fn, float* dx, const float* x, float
   for (int64_t j = 0; j < C; j++) dx[j] = g;
 }
 
-// A fused kernel's step value, as its op's own kernel would have stored it. nvcc contracts a product
-// and a following sum into one FMA (rounded once) unless told otherwise; the unfused kernels round the
-// product when they store it, so a fused kernel passes each step through a volatile register here
-// (contraction is per kernel, and the other kernels keep theirs). g++ contracts nothing
-// (-ffp-contract=off, codegen/toolchain.ts), so on the host this is the value itself.
+// A fused kernel's step value, as its op's own kernel would have stored it. nvcc and ptxas contract a
+// product and a following sum into one FMA (rounded once) unless told otherwise (--fmad=true, kept for
+// the hand-written kernels); the unfused kernels round the product when they store it. So on the device
+// each step's value passes through an add of -0 with an explicit rounding mode (x + -0 is x, signed
+// zeros included), written in PTX so that NVVM cannot fold it: PTX contracts only adds and multiplies
+// without a rounding modifier, so no FMA spans two steps. g++ contracts nothing (-ffp-contract=off,
+// codegen/toolchain.ts), so on the host this is the value itself.
 STOW_HD inline float kept(float x) {
 #ifdef __CUDA_ARCH__
-  volatile float stored = x;
-  return stored;
+  float rounded;
+  asm("add.rn.f32 %0, %1, 0f80000000;" : "=f"(rounded) : "f"(x));
+  return rounded;
 #else
   return x;
 #endif
