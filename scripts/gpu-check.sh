@@ -10,9 +10,11 @@
 #   3. times GPT-2 124M at batch 16 x seq 1024: tokens/s and MFU against the card's dense bf16 peak;
 #   4. trains a GPT whose model data (parameters, gradients, AdamW moments: 16 bytes a parameter) is over
 #      4x a --device-memory of 8 GiB for 3 steps, and the same model without a cap, and compares them;
-#   5. with two GPUs or more: trains GPT-2 `mini` at --tp 2 (two ranks, one GPU each, NCCL) for 10 steps
+#   5. trains Llama `tiny` for 10 steps in fp32 fused (the default) and with --fusion off: the generated
+#      kernels must give the unfused kernels' losses bit for bit (no FMA may span two fused steps);
+#   6. with two GPUs or more: trains GPT-2 `mini` at --tp 2 (two ranks, one GPU each, NCCL) for 10 steps
 #      in fp32, losses within 1e-4 relative of the one-GPU fp32 run's; with one GPU it says why it skips;
-#   6. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
+#   7. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
 # Needs: an NVIDIA GPU with its driver, nvcc, cuBLAS (the toolkit's or NVIDIA's Python wheel), Node 20
 # and the repository set up (npm run setup); for step 5 also NCCL (libnccl.so.2, e.g. the nvidia-nccl
 # wheel) and mpirun. Outputs go to $GPU_CHECK_OUT (default out/gpu-check).
@@ -44,6 +46,9 @@ declare -A FLAGS=(
   [big_capped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda --device-memory 8GiB"
   [big_uncapped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda"
   [mini_tp2]="--preset mini --backend cuda --precision fp32 --tp 2"
+  # samples/llama.ts: RMSNorm and SwiGLU are what elementwise fusion groups (GPT-2's chains are cut by reshapes).
+  [llama_fused]="--preset tiny --backend cuda --precision fp32"
+  [llama_unfused]="--preset tiny --backend cuda --precision fp32 --fusion off"
 )
 GPU_PLANS=(mini_fp32 mini_bf16 mini_moved gpt124m big_capped big_uncapped)
 
@@ -112,6 +117,10 @@ kill "$WATCH" 2>/dev/null || true
 # Only where it fits: a GPU with less memory than the model data reports "no cap: did not run".
 run big_uncapped 150 train "$MODEL" ${FLAGS[big_uncapped]} --steps 3 "${TRAIN[@]}" --metrics "$OUT/big_uncapped.jsonl" ||
   echo "gpu-check: the uncapped run did not complete (see $OUT/big_uncapped.log)"
+
+stage "Llama tiny, 10 steps in fp32: fused and --fusion off"
+run llama_fused 150 train samples/llama.ts ${FLAGS[llama_fused]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/llama_fused.jsonl"
+run llama_unfused 150 train samples/llama.ts ${FLAGS[llama_unfused]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/llama_unfused.jsonl"
 
 if ((GPU_COUNT > 1)); then
   stage "GPT-2 mini at --tp 2 on two GPUs (NCCL), fp32, 10 steps"
