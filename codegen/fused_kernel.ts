@@ -12,7 +12,7 @@
 import { binaryBroadcast, fusedProgram } from "../ir/ops.ts";
 import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../ir/op_attrs.ts";
 import type { FusedProgram, FusedStep, FusedStepOf, Operand } from "../ir/fused_program.ts";
-import { type NodeOf, type Shape, formatLoc, numel, valueBytes } from "../ir/types.ts";
+import { type NodeOf, type Shape, formatLoc, valueBytes } from "../ir/types.ts";
 import type { MemoryPlan } from "../ir/passes/memory_plan.ts";
 import { formatNode } from "../ir/printer.ts";
 import { cFloat, fusedKernelName, valuePointer } from "./backends/cpu/kernel_calls.ts";
@@ -27,25 +27,49 @@ export interface FusedKernelView {
   declarations: string[];
   /** Each output, with its bytes, for Ctx::touch. */
   outputs: { name: string; bytes: number }[];
-  /** Elements of the loop (without a reduction), or rows and row length with one. */
+  /** Elements of the loop, as `rows` rows of `R` (a reduction's rows, or the group's last axis). */
   n: number;
-  reduce?: { fn: number; rows: number; C: number; out: string; term: string };
+  rows: number;
+  R: number;
+  /** A trailing reduction: its function's number, the output it writes a row of, and the step it sums. */
+  reduce?: { fn: number; out: string; term: string };
   /** Per element i: the steps' statements, then the stores of the outputs. */
   body: string[];
 }
 
 const M = "stow::math";
 
+/**
+ * The loop the kernel runs: `rows` rows of `R` elements, element i = r R + j. A reduction's rows are its
+ * own; otherwise rows of the group's last axis, so that an input broadcast along it (a keepdim
+ * reduction's [..., 1], a weight [C]) is read once per row or as a plain sweep, as the unfused kernels
+ * read them, unless that leaves too few rows to share among threads.
+ */
+function loopShape(program: FusedProgram): { rows: number; R: number } {
+  if (program.reduceC !== undefined) return { rows: program.n / program.reduceC, R: program.reduceC };
+  const shape = program.shapes[program.steps.findIndex((s) => s.op !== "fill")];
+  const last = shape.length > 0 ? shape[shape.length - 1] : 1;
+  const R = last > 0 && program.n / last >= MIN_ROWS ? last : 1;
+  return { rows: program.n / R, R };
+}
+
+/** Rows below which a kernel loops over elements instead: every thread should have rows to take. */
+const MIN_ROWS = 64;
+
 /** How element i of operand `a`, read by a step of shape `out`, is named: a step's register or an input's element. */
-function operand(a: Operand, out: Shape, inputs: readonly Shape[], program: FusedProgram): string {
+function operand(a: Operand, out: Shape, inputs: readonly Shape[], program: FusedProgram, loop: { rows: number; R: number }): string {
   if (a.from === "step") return `s${a.index}`;
   const shape = inputs[a.index];
   const fit = binaryBroadcast(out, shape);
   if (!fit) throw new Error(`internal: fused input ${a.index} ${String(shape)} does not broadcast to ${String(out)}`);
   const { inner, nb } = fit;
-  if (inner === 1 && nb === program.n) return `x${a.index}[i]`;
-  if (inner === 1) return `x${a.index}[i % ${nb}]`;
-  return `x${a.index}[(i / ${inner}) % ${nb}]`;
+  const x = `x${a.index}`;
+  if (inner === 1 && nb === program.n) return `${x}[i]`;
+  if (inner === 1 && nb === loop.R) return `${x}[j]`;
+  if (inner === loop.R && nb === loop.rows) return `${x}[r]`;
+  if (inner === loop.R) return `${x}[r % ${nb}]`;
+  if (inner === 1) return `${x}[i % ${nb}]`;
+  return `${x}[(i / ${inner}) % ${nb}]`;
 }
 
 /** The expression of one step over its operands' names; `k` names the step's opaque constant, if it has one. */
@@ -108,13 +132,14 @@ export function fusedKernelView(n: NodeOf<"fused">, mem: MemoryPlan): FusedKerne
     ...n.outputs.map((v, k) => `float* o${k} = ${valuePointer(v, mem)}`),
   ];
   const body: string[] = [];
+  const loop = loopShape(program);
   const last = program.steps.length - 1;
   const reduces = program.reduceC !== undefined;
   program.steps.forEach((s, j) => {
     if (reduces && j === last) return;
     const constant = constantOf(s);
     if (constant !== undefined) declarations.push(`const float k${j} = ${M}::opaque(${cFloat(constant)})`);
-    const args = s.args.map((a) => operand(a, program.shapes[j], inputs, program));
+    const args = s.args.map((a) => operand(a, program.shapes[j], inputs, program, loop));
     body.push(`const float s${j} = ${M}::kept(${expression(s, args, `k${j}`)});`);
   });
   const outputs = n.outputs.map((v, k) => ({ name: `o${k}`, bytes: valueBytes(v) }));
@@ -126,9 +151,8 @@ export function fusedKernelView(n: NodeOf<"fused">, mem: MemoryPlan): FusedKerne
     text: formatNode(n).replace(/\s+/g, " "),
     label: `fused %${n.outputs[0].id} at ${formatLoc(n.loc)}`,
   };
-  if (!reduces) return { ...view, declarations, outputs, n: program.n, body };
+  if (!reduces) return { ...view, declarations, outputs, n: program.n, ...loop, body };
   const reduce = program.steps[last] as FusedStepOf<"reduce">;
-  const C = program.reduceC!;
   const out = `o${n.attrs.outs.indexOf(last)}`;
   if (!n.attrs.outs.includes(last)) throw new Error("internal: a fused reduction's value must be an output");
   return {
@@ -136,7 +160,8 @@ export function fusedKernelView(n: NodeOf<"fused">, mem: MemoryPlan): FusedKerne
     declarations,
     outputs,
     n: program.n,
-    reduce: { fn: REDUCE_FNS.indexOf(reduce.attrs.fn), rows: numel(program.shapes[last]), C, out, term: `s${reduce.args[0].index}` },
+    ...loop,
+    reduce: { fn: REDUCE_FNS.indexOf(reduce.attrs.fn), out, term: `s${reduce.args[0].index}` },
     body,
   };
 }

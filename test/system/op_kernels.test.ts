@@ -369,15 +369,18 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [ids(4, 3, 7), f(3, 7)], attrs: { dim: 0, D: 4 } },
   ],
   // Generated kernels (codegen/fused_kernel.ts): broadcast inputs, a constant, comparisons, several
-  // outputs; a trailing reduction with an output of its row loop; the backward's elementwise ops.
+  // outputs; a trailing reduction with an output of its row loop; the backward's elementwise ops, over
+  // too few rows to loop by row.
   fused: [
     {
-      leaves: [f(3, 5, 7), f(7), f(3, 5, 1)],
+      // 66 rows of 7: the kernel loops over rows, so the inputs broadcast along them are read by row (x2),
+      // by row modulo their size (x3) and by column (x1).
+      leaves: [f(2, 33, 7), f(7), f(2, 33, 1), f(33, 1)],
       attrs: {
         program:
           "fill{shape=[] value=0.5}(); mul(x0,x1); add(s1,s0); unary{fn=tanh}(s2); binary{fn=sub}(s3,x2); " +
-          "binary{fn=gt}(s4,s0); where(s5,s4,x0); scale{s=0.25}(s6); unary{fn=pow p=3}(s7)",
-        outs: [3, 8],
+          "binary{fn=gt}(s4,s0); where(s5,s4,x0); scale{s=0.25}(s6); unary{fn=pow p=3}(s7); binary{fn=add}(s8,x3)",
+        outs: [3, 9],
       },
     },
     { leaves: [f(3, 5, 7)], attrs: { program: "unary{fn=square}(x0); reduce{fn=mean}(s0)", outs: [1] } },
