@@ -70,8 +70,9 @@ function formatValue(v: AttrValue): string {
 function parseValue(text: string): AttrValue {
   if (text.startsWith("[")) return JSON.parse(text) as number[];
   if (text === "true" || text === "false") return text === "true";
+  // Numbers as String() writes them, Infinity included (a mask's fill is -Infinity); strings are names.
   const n = Number(text);
-  return text !== "" && Number.isFinite(n) ? n : text;
+  return text !== "" && !Number.isNaN(n) ? n : text;
 }
 
 export function formatStep(s: FusedStep): string {

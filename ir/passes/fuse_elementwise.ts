@@ -7,9 +7,9 @@
 // stood: every value it reads is made before the run, and every reader outside it comes after. Members
 // share a phase and checkpoint region (recompute and the activation moves handle regions whole), run
 // on the device, and cover the same elements; a fill whose readers are all members becomes a constant.
-// Only values read outside the group (or named, or a parameter's gradient) are outputs. Views,
-// collectives, copies and every other op end a run. Each step computes what its op's kernel computes,
-// in the same order, so losses are bitwise those of the unfused graph.
+// Only values read outside the group (or named, or a parameter's gradient, or read by nothing) are
+// outputs. Views, collectives, copies and every other op end a run. Each step computes what its op's
+// kernel computes, in the same order, so losses are bitwise those of the unfused graph.
 import { GraphBuilder } from "../builder.ts";
 import { type FusableOp, type FusedStep, type Operand, formatProgram, isFusableOp } from "../fused_program.ts";
 import type { NodeMarks } from "../op_attrs.ts";
@@ -79,7 +79,10 @@ export function fuseElementwise(g: Graph): Graph {
     const escaping = run.nodes.filter((n) => n.op === "fill" && readOutside(n.outputs[0]));
     for (const n of escaping) emit(n);
     const group = run.nodes.filter((n) => !escaping.includes(n));
-    if (group.length >= 2 && group.some((n) => n.op !== "fill")) fuse(b, group, readOutside, copy);
+    // What the group must store: values read outside it, and values nothing reads, which the unfused
+    // graph stored too (so every step's value is used, and a reduction's, which ends a group, is stored).
+    const stored = (v: Value) => readOutside(v) || readers[v.id].length === 0;
+    if (group.length >= 2 && group.some((n) => n.op !== "fill")) fuse(b, group, stored, copy);
     else group.forEach(emit);
     run = { nodes: [], closed: false };
   };
@@ -105,8 +108,8 @@ export function fuseElementwise(g: Graph): Graph {
   return b.build();
 }
 
-/** Adds one fused node for `group` and maps the values read outside it to the node's outputs. */
-function fuse(b: GraphBuilder, group: readonly Node[], readOutside: (v: Value) => boolean, copy: Value[]): void {
+/** Adds one fused node for `group` and maps the values it stores to the node's outputs. */
+function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boolean, copy: Value[]): void {
   const inputs: Value[] = [];
   const stepOf = new Map<Value, number>();
   const steps: FusedStep[] = group.map((n, i) => {
@@ -120,11 +123,7 @@ function fuse(b: GraphBuilder, group: readonly Node[], readOutside: (v: Value) =
     const { ckpt: _ckpt, recompute: _recompute, ...attrs } = n.attrs as NodeMarks & Record<string, unknown>;
     return { op: n.op as FusableOp, attrs, args } as FusedStep;
   });
-  const read = group.map((n, i) => (readOutside(n.outputs[0]) ? i : -1)).filter((i) => i >= 0);
-  // A reduction's value is always an output (the loop writes it), and so is the last value of a group
-  // nothing reads, so the node has one.
-  const last = group.length - 1;
-  const outs = read.includes(last) || (read.length > 0 && group[last].op !== "reduce") ? read : [...read, last];
+  const outs = group.map((n, i) => (stored(n.outputs[0]) ? i : -1)).filter((i) => i >= 0);
   const first = group.find((n) => n.op !== "fill")!;
   const { ckpt, recompute } = first.attrs as NodeMarks;
   const attrs = { program: formatProgram(steps), outs, ...(ckpt !== undefined && { ckpt }), ...(recompute && { recompute }) };

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { interpret } from "../../ir/interpret.ts";
 import { parseGraph } from "../../ir/parser.ts";
 import { fuseElementwise } from "../../ir/passes/fuse_elementwise.ts";
+import { type FusedStep, formatProgram, parseSteps } from "../../ir/fused_program.ts";
 import { fusionSavings } from "../../ir/passes/fusion_savings.ts";
 import type { Graph } from "../../ir/types.ts";
 import { verifyGraph } from "../../ir/verify.ts";
@@ -99,5 +100,31 @@ describe("fuse_elementwise", () => {
     expect(out.nodes.map((n) => n.op)).toEqual(["input", "fill", "add", "fused"]);
     const last = out.nodes[3];
     expect(last.op === "fused" && last.attrs.program).toBe("unary{fn=exp}(x0); add(s0,x1)");
+  });
+
+  it("stores a value nothing reads, as the unfused graph did, so every step's value is used", () => {
+    const g = parseGraph(`# forward
+  %0 = input() {name="x", shape=[4], dtype="f32"} : f32[4]
+  %1 = unary(%0) {fn="exp"} : f32[4]
+  %2 = unary(%0) {fn="neg"} : f32[4]
+  %3 = scale(%1) {s=2} : f32[4]
+# results: y=%3
+`);
+    const out = fuseElementwise(g);
+    const fused = out.nodes[1];
+    expect(fused.op === "fused" && [fused.attrs.program, fused.attrs.outs]).toEqual([
+      "unary{fn=exp}(x0); unary{fn=neg}(x0); scale{s=2}(s0)",
+      [1, 2],
+    ]);
+  });
+
+  it("reads back the attribute values it writes: infinities, small and negative numbers, names", () => {
+    const steps: FusedStep[] = [
+      { op: "fill", attrs: { shape: [], value: -Infinity }, args: [] },
+      { op: "fill", attrs: { shape: [2, 3], value: 1e-5 }, args: [] },
+      { op: "scale", attrs: { s: -0.125 }, args: [{ from: "input", index: 0 }] },
+      { op: "unary", attrs: { fn: "pow", p: 3 }, args: [{ from: "step", index: 2 }] },
+    ];
+    expect(parseSteps(formatProgram(steps))).toEqual(steps);
   });
 });
