@@ -5,7 +5,7 @@ import { type Graph, numel, trainedParams } from "../ir/types.ts";
 import type { OffloadSchedule } from "../ir/passes/offload.ts";
 import type { ChunkLayout } from "../ir/passes/chunks.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
-import type { Machine, MeasuredTimes, StepTime } from "../ir/cost_model.ts";
+import type { Machine, MeasuredTimes, Mesh, StepTime } from "../ir/cost_model.ts";
 import type { MemoryPlan, PersistentLayout } from "../ir/passes/memory_plan.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type BackendName, backendCaps, resolvePrecision } from "./backends.ts";
@@ -212,6 +212,11 @@ export type PlanCandidate = Omit<Plan, "candidates">;
 /** Processes a plan runs on: the data-parallel x tensor-parallel mesh. */
 export function worldSize(d: PlanDecisions): number {
   return d.dp * d.ranks;
+}
+
+/** The group sizes the cost model gives collectives. */
+export function meshOf(d: PlanDecisions): Mesh {
+  return { tp: d.ranks, dp: d.dp };
 }
 
 /** Trained parameters of the whole model (a sharded one counted at its full size, once; buffers not at all, as PyTorch's parameters()). */

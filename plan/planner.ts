@@ -20,6 +20,7 @@ import {
   type Plan,
   type PlanCandidate,
   type PlanDecisions,
+  meshOf,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -135,7 +136,7 @@ function planWith(
         .reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
       get predicted() {
-        return (predicted ??= simulateStep(g, machine, opts.measured));
+        return (predicted ??= simulateStep(g, machine, { measured: opts.measured, mesh: meshOf(decisions) }));
       },
       peak: train.memory.peak,
       arenaBytes,

@@ -1,6 +1,6 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
-import { formatLoc } from "../../ir/types.ts";
+import { formatLoc, formatShape, taskInputsOf } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, paramCount } from "../../plan/plan.ts";
@@ -51,6 +51,7 @@ export function planJson(plan: Plan): object {
     predicted_step: {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
+      network_seconds: plan.checkpoint.predicted.networkSeconds,
       link_seconds: plan.checkpoint.predicted.linkSeconds,
       stall_seconds: plan.checkpoint.predicted.stallSeconds,
     },
@@ -115,8 +116,7 @@ export function planText(plan: Plan, top = 8): string {
     `model      ${plan.modelPath}  (${Object.entries(plan.config)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ")})`,
-    `step       batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens, ` +
-      `${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
+    `step       ${stepInputsText(plan)}, ${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
     `params     ${paramCount(plan).toLocaleString("en-US")}`,
     "",
     `device peak (arena high-water mark, predicted): ${formatBytes(m.peak)}  (${m.peak} bytes)`,
@@ -156,8 +156,17 @@ export function planText(plan: Plan, top = 8): string {
       `  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(24)} ` +
         `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`,
     );
-  lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
+  const infer =
+    taskInputsOf(plan.infer.graph).length > 0 ? "the loss at batch 1, run by no command yet" : `batch 1 x seq ${plan.infer.seq}`;
+  lines.push("", `inference program (${infer}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
+}
+
+/** What one step reads: a language model's tokens, or a task model's named inputs (each rank's). */
+function stepInputsText(plan: Plan): string {
+  const inputs = taskInputsOf(plan.train.graph);
+  if (inputs.length === 0) return `batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens`;
+  return `batch ${plan.train.batch}: ` + inputs.map(([name, v]) => `${name} ${v.dtype} ${formatShape(v.shape)}`).join(", ");
 }
 
 function predictedText(plan: Plan): string {
@@ -165,6 +174,7 @@ function predictedText(plan: Plan): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   return (
     `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
+    (p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "") +
     (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "")
   );
 }

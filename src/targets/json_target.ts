@@ -7,13 +7,14 @@
 //   "stream_rates": [[bytes a kernel moves, bytes/s], ...] by ascending size,
 //   "attention_rates": { "T": [...], "D": [...], "forward": [[FLOP/s at T[i], D[j]], ...], "backward": ... },
 //   "softmax_rate": logits per second,
-//   "element_rates": { "op": elements of its first input per second, ... }.
+//   "element_rates": { "op": elements of its first input per second, ... },
+//   "network": { "bandwidth": bytes/s a rank sends in a ring collective, "latency": seconds a ring step }.
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
 import { UserError } from "../../base/errors.ts";
 import { parseSize } from "../../base/units.ts";
 import { OPS } from "../../ir/ops.ts";
-import type { AttentionRates, Machine, SizedRate } from "../../ir/cost_model.ts";
+import type { AttentionRates, Machine, NetworkLink, SizedRate } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
 const RATES = {
@@ -22,7 +23,7 @@ const RATES = {
   link_bandwidth: "linkBandwidth",
   host_bandwidth: "hostBandwidth",
 } as const satisfies Record<string, keyof Machine>;
-const OPTIONAL = ["description", "product_rates", "stream_rates", "attention_rates", "softmax_rate", "element_rates"];
+const OPTIONAL = ["description", "product_rates", "stream_rates", "attention_rates", "softmax_rate", "element_rates", "network"];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
 
 export function readTargetFile(file: string): Target {
@@ -63,12 +64,20 @@ export function parseTarget(file: string, json: unknown): Target {
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
+  if (o.network !== undefined) machine.network = networkLink(`${where}: "network"`, o.network);
   return {
     name: file,
     description: (o.description as string | undefined) ?? file,
     deviceMemory: deviceMemory(where, o.device_memory),
     machine,
   };
+}
+
+function networkLink(what: string, v: unknown): NetworkLink {
+  const o = v as Record<string, unknown>;
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.keys(o).some((k) => k !== "bandwidth" && k !== "latency"))
+    throw new UserError(`${what} must be an object with "bandwidth" (bytes/s) and "latency" (seconds)`);
+  return { bandwidth: positive(`${what}.bandwidth`, o.bandwidth), latency: positive(`${what}.latency`, o.latency, " (seconds)") };
 }
 
 function positive(what: string, v: unknown, unit = " (per second)"): number {
@@ -137,5 +146,6 @@ export function targetJson(t: Target): Record<string, unknown> {
     ...(m.attentionRates && { attention_rates: m.attentionRates }),
     ...(m.softmaxRate && { softmax_rate: m.softmaxRate }),
     ...(m.elementRates && { element_rates: m.elementRates }),
+    ...(m.network && { network: m.network }),
   };
 }

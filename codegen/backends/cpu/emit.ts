@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { formatNode } from "../../../ir/printer.ts";
-import { type Node, type Value, formatLoc, numel, valueBytes } from "../../../ir/types.ts";
+import { type Node, type Value, formatLoc, numel, taskInputsOf, valueBytes } from "../../../ir/types.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
@@ -38,6 +38,14 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
       offset: offset(named[k]),
       bytes: valueBytes(named[k]),
     }));
+  // A task model's named inputs: the runtime writes each step's rows of them (runtime/core/plan.h InputDesc).
+  const taskInputs = taskInputsOf(prog.graph).map(([name, v]) => ({
+    name,
+    dtype: v.dtype === "i32" ? 0 : 1,
+    offset: offset(v),
+    rowElements: numel(v.shape) / v.shape[0],
+    bytes: valueBytes(v),
+  }));
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size); // a ticket for its `wait`
   const nodes = prog.graph.nodes
@@ -54,7 +62,8 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     batch: prog.batch,
     seq: prog.seq,
     peak: mem.peak,
-    inputs,
+    inputs: [...inputs, ...taskInputs],
+    taskInputs,
     nodes,
     tickets: tickets.size,
     nodeCount: prog.graph.nodes.length,

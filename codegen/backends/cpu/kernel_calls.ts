@@ -349,8 +349,10 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "fused":
       // A kernel of the generated file itself (codegen/fused_kernel.ts), in the plan's namespace.
       return [`${fusedKernelName(n)}(c);`];
-    default:
+    default: {
       // Every op has a case above: n is `never` here, so a new op without one does not compile.
-      throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
+      const unhandled: never = n;
+      throw new Error(`internal: no CPU kernel for op ${(unhandled as Node).op}`);
+    }
   }
 }
