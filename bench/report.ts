@@ -9,6 +9,8 @@ import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import { capacityTargetsMarkdown } from "./capacity_targets_report.ts";
 import type { PlanningResults } from "./planning.ts";
 import { planningMarkdown } from "./planning_report.ts";
+import type { FusionResults } from "./fusion.ts";
+import { fusionMarkdown } from "./fusion_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -38,6 +40,7 @@ export function resultsMarkdown(
   capacity: CapacityResults | null,
   capacityTargets: CapacityTargetsResults | null = null,
   planning: PlanningResults | null = null,
+  fusion: FusionResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -52,6 +55,7 @@ export function resultsMarkdown(
       ? capacityTargetsMarkdown(capacityTargets)
       : "(No capacity-targets results: `npm run bench -- capacity-targets` writes them.)\n",
     planning ? planningMarkdown(planning) : "(No planning results: `npm run bench -- planning` writes them.)\n",
+    fusion ? fusionMarkdown(fusion) : "(No fusion results: `npm run bench -- fusion` writes them.)\n",
   ].join("\n");
 }
 

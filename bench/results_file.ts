@@ -10,6 +10,7 @@ import type { OffloadSection } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import type { PlanningResults } from "./planning.ts";
+import type { FusionResults } from "./fusion.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -20,6 +21,7 @@ export interface BenchParts {
   capacity: CapacityResults | null;
   capacityTargets: CapacityTargetsResults | null;
   planning: PlanningResults | null;
+  fusion: FusionResults | null;
 }
 
 type ResultsJson = Partial<BenchResults> & {
@@ -28,12 +30,14 @@ type ResultsJson = Partial<BenchResults> & {
   capacity?: CapacityResults;
   capacity_targets?: CapacityTargetsResults;
   planning?: PlanningResults;
+  fusion?: FusionResults;
 };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file)) return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null };
+  if (!existsSync(file))
+    return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null, fusion: null };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -41,7 +45,7 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, capacity_targets, planning, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null,
     checkpoint: checkpoint ?? null,
@@ -49,6 +53,7 @@ export function readResults(dir: string): BenchParts {
     capacity: capacity ?? null,
     capacityTargets: capacity_targets ?? null,
     planning: planning ?? null,
+    fusion: fusion ?? null,
   };
 }
 
@@ -60,6 +65,7 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const capacity = fresh.capacity ?? kept.capacity;
   const capacityTargets = fresh.capacityTargets ?? kept.capacityTargets;
   const planning = fresh.planning ?? kept.planning;
+  const fusion = fresh.fusion ?? kept.fusion;
   const json = {
     ...speed,
     ...(checkpoint && { checkpoint }),
@@ -67,9 +73,10 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
     ...(capacity && { capacity }),
     ...(capacityTargets && { capacity_targets: capacityTargets }),
     ...(planning && { planning }),
+    ...(fusion && { fusion }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

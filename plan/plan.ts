@@ -39,6 +39,8 @@ export interface PlanDecisions {
   threads: number;
   /** The global gradient norm is computed (clipping and the grad_norm metric). */
   clip: boolean;
+  /** Elementwise chains are fused into generated kernels (ir/passes/fuse_elementwise.ts). */
+  fusion: boolean;
   /** Device budget the arena was fitted to, if any. */
   deviceBudget?: number;
   /** Host budget offloaded model data was fitted to, if any. */
@@ -60,6 +62,7 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
     ...dataParallel(opts),
     threads: opts.threads,
     clip: opts.clip,
+    fusion: opts.fusion !== false,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
     requestedCheckpoint: opts.checkpoint,
@@ -134,6 +137,8 @@ export interface CompileOptions {
   zero?: number;
   /** Micro-batches per step (default 1). */
   gradAccum?: number;
+  /** Fuse elementwise chains into generated kernels (default true; false plans one kernel per op). */
+  fusion?: boolean;
   /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
   machine?: Machine;
   /** What the plan runs on (default cpu): its cost model here, its code and build later. */

@@ -53,6 +53,7 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
     dp: decisions.dp,
     gradAccum: decisions.gradAccum,
     clip: decisions.clip,
+    fusion: decisions.fusion,
     mode: "none",
     regions: 0,
     moves: NO_MOVES,

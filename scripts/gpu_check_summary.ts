@@ -151,6 +151,18 @@ if (existsSync(join(out, "mini_tp2.skipped"))) {
   );
 }
 
+// Generated (fused) kernels against one kernel per op: the same formulas in the same order, so the same bits.
+const fused = metrics("llama_fused"),
+  unfused = metrics("llama_unfused");
+const firstFusedDifference = unfused.findIndex((u, i) => !Object.is(u.loss, fused[i]?.loss));
+verdict(
+  "llama, 10 losses, GPU fused vs --fusion off",
+  fused.length === 10 && unfused.length === 10 && firstFusedDifference < 0,
+  firstFusedDifference < 0
+    ? `bitwise equal; final loss ${fused.at(-1)?.loss}`
+    : `step ${firstFusedDifference + 1}: ${fused[firstFusedDifference]?.loss} vs ${unfused[firstFusedDifference].loss}`,
+);
+
 const width = [0, 1].map((k) => Math.max(...rows.map((r) => r[k].length)));
 console.log(`GPU: ${gpu}\n`);
 for (const [check, result, detail] of rows) console.log(`${check.padEnd(width[0])}  ${result.padEnd(width[1])}  ${detail}`);

@@ -9,6 +9,7 @@ import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 import { lmHeadTileRow, lmHeadTileText } from "./tile_report.ts";
 import { dataParallelReport, dataParallelText } from "./plan_dp.ts";
+import { fusionSavings } from "../../ir/passes/fusion_savings.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -46,6 +47,7 @@ export function planJson(plan: Plan): object {
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
     kernel_tiles: { lm_head: lmHeadTileRow(plan) },
+    fusion: fusionJson(plan),
     predicted_step: {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
@@ -139,6 +141,7 @@ export function planText(plan: Plan, top = 8): string {
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
     predictedText(plan),
     ...lmHeadTileText(plan),
+    fusionText(plan),
     ...(plan.checkpoint.offload ? ["", chunkTableText(plan)] : []),
     "",
     checkpointText(plan),
@@ -203,6 +206,29 @@ function modeLabel(c: Candidate): string {
   return checkpointLabel(c) + (c.moved > 0 && c.moveLookahead !== 1 ? ` (ahead ${c.moveLookahead})` : "");
 }
 
+/** The training step's kernels and elementwise traffic, and what the fused groups save of them. */
+function fusionJson(plan: Plan) {
+  const s = fusionSavings(plan.train.graph);
+  return {
+    enabled: plan.decisions.fusion,
+    groups: s.groups,
+    kernels_per_step: s.kernels,
+    kernels_saved: s.kernelsSaved,
+    elementwise_bytes: s.elementwiseBytes,
+    bytes_saved: s.bytesSaved,
+  };
+}
+
+function fusionText(plan: Plan): string {
+  const s = fusionSavings(plan.train.graph);
+  if (!plan.decisions.fusion)
+    return `fusion     off: ${s.kernels} kernels per step, elementwise traffic ${formatBytes(s.elementwiseBytes)}`;
+  return (
+    `fusion     ${s.groups} fused groups: ${s.kernels} kernels per step (${s.kernelsSaved} fewer), ` +
+    `elementwise traffic ${formatBytes(s.elementwiseBytes)} (${formatBytes(s.bytesSaved)} less)`
+  );
+}
+
 function decisionsJson(d: PlanDecisions) {
   return {
     backend: d.backend,
@@ -215,6 +241,7 @@ function decisionsJson(d: PlanDecisions) {
     global_batch: d.globalBatch,
     threads: d.threads,
     clip: d.clip,
+    fusion: d.fusion,
     device_budget_bytes: d.deviceBudget ?? null,
     host_budget_bytes: d.hostBudget ?? null,
     requested_checkpoint: d.requestedCheckpoint,

@@ -13,6 +13,7 @@ import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { opKind } from "../../../ir/ops.ts";
 import { shardElements } from "../../../ir/passes/chunks.ts";
+import { type FusedKernelView, fusedKernelView } from "../../fused_kernel.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
@@ -87,6 +88,18 @@ function zeroChunks(plan: Plan) {
   }));
 }
 
+/** The generated kernels of the programs' fused nodes (named by value id, so one program may have them). */
+export function fusedKernels(programs: readonly CompiledProgram[]) {
+  const withFused = programs.filter((p) => p.graph.nodes.some((n) => n.op === "fused"));
+  if (withFused.length > 1) throw new Error("internal: fused nodes in more than one program would share kernel names");
+  return withFused.flatMap((p) => p.graph.nodes.flatMap((n) => (n.op === "fused" ? [fusedKernelView(n, p.memory)] : [])));
+}
+
+/** Fused kernels as a backend's template part renders them (`cpu/fused_kernels.njk`, `cuda/fused_kernels.njk`). */
+export function renderFusedKernels(template: string, fusedKernels: readonly FusedKernelView[]): string {
+  return templates.render(template, { fusedKernels });
+}
+
 export function emitCpp(plan: Plan): { source: string; hash: string } {
   return renderPlan(plan, "cpu/plan.cpp.njk", kernelCalls);
 }
@@ -129,6 +142,7 @@ export function renderPlan(
     optStateBytes: plan.persistent.optStateBytes,
     params,
     programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
+    fusedKernels: fusedKernels([plan.train, plan.infer]),
     ranks: plan.decisions.ranks,
     dp: plan.decisions.dp,
     zero: plan.decisions.zero,
