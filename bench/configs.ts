@@ -17,6 +17,8 @@ export interface StepCounts {
 
 export interface BenchConfig extends StepCounts {
   name: string;
+  /** The model file (default samples/gpt2.ts); `model` sets its config fields of those names. */
+  modelFile?: string;
   model: ModelShape;
   batch: number;
   /** For PyTorch as installed: its generic OpenBLAS kernels make a step several times slower, so fewer. */
@@ -62,6 +64,20 @@ export const OFFLOAD_CONFIG: BenchConfig = {
   batch: 2,
   warmupSteps: 2,
   measuredSteps: 5,
+  stockTorchSteps: { warmupSteps: 0, measuredSteps: 0 },
+};
+
+/**
+ * The fusion section: Llama's small preset (RMSNorm, SwiGLU: the chains fusion groups; GPT-2's are cut
+ * by reshapes), fused and unfused.
+ */
+export const FUSION_CONFIG: BenchConfig = {
+  name: "llama-small",
+  modelFile: "samples/llama.ts",
+  model: { vocab: 256, seq: 128, layers: 4, dim: 256, heads: 8 },
+  batch: 8,
+  warmupSteps: 2,
+  measuredSteps: 9,
   stockTorchSteps: { warmupSteps: 0, measuredSteps: 0 },
 };
 

@@ -30,7 +30,7 @@ export interface HostAdamwResults extends HostAdamwRun {
 
 export function runHostAdamwSection(threads: number, workDir: string, env: NodeJS.ProcessEnv): HostAdamwResults {
   const binary = path.join(workDir, "host_adamw");
-  const sources = ["bench/host_adamw.cpp", "runtime/cpu/kernels_adamw.cpp", "runtime/core/host_threads.cpp"];
+  const sources = ["bench/host_adamw.cpp", "runtime/cpu/kernels_adamw.cpp", "runtime/core/host_threads.cpp", "runtime/core/disk_tier.cpp"];
   runChild(
     "host AdamW: build",
     "g++",

@@ -9,6 +9,8 @@ import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import { capacityTargetsMarkdown } from "./capacity_targets_report.ts";
 import type { PlanningResults } from "./planning.ts";
 import { planningMarkdown } from "./planning_report.ts";
+import type { FusionResults } from "./fusion.ts";
+import { fusionMarkdown } from "./fusion_report.ts";
 import type { HostAdamwResults } from "./host_adamw.ts";
 import { hostAdamwMarkdown } from "./host_adamw_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
@@ -40,6 +42,7 @@ export function resultsMarkdown(
   capacity: CapacityResults | null,
   capacityTargets: CapacityTargetsResults | null = null,
   planning: PlanningResults | null = null,
+  fusion: FusionResults | null = null,
   hostAdamw: HostAdamwResults | null = null,
 ): string {
   return [
@@ -55,6 +58,7 @@ export function resultsMarkdown(
       ? capacityTargetsMarkdown(capacityTargets)
       : "(No capacity-targets results: `npm run bench -- capacity-targets` writes them.)\n",
     planning ? planningMarkdown(planning) : "(No planning results: `npm run bench -- planning` writes them.)\n",
+    fusion ? fusionMarkdown(fusion) : "(No fusion results: `npm run bench -- fusion` writes them.)\n",
     hostAdamw ? hostAdamwMarkdown(hostAdamw) : "(No host AdamW results: `npm run bench -- host-adamw` writes them.)\n",
   ].join("\n");
 }

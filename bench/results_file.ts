@@ -10,6 +10,7 @@ import type { OffloadSection } from "./offload.ts";
 import type { CapacityResults } from "./capacity.ts";
 import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import type { PlanningResults } from "./planning.ts";
+import type { FusionResults } from "./fusion.ts";
 import type { HostAdamwResults } from "./host_adamw.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
@@ -21,6 +22,7 @@ export interface BenchParts {
   capacity: CapacityResults | null;
   capacityTargets: CapacityTargetsResults | null;
   planning: PlanningResults | null;
+  fusion: FusionResults | null;
   hostAdamw: HostAdamwResults | null;
 }
 
@@ -30,6 +32,7 @@ type ResultsJson = Partial<BenchResults> & {
   capacity?: CapacityResults;
   capacity_targets?: CapacityTargetsResults;
   planning?: PlanningResults;
+  fusion?: FusionResults;
   host_adamw?: HostAdamwResults;
 };
 
@@ -37,7 +40,16 @@ type ResultsJson = Partial<BenchResults> & {
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
   if (!existsSync(file))
-    return { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null, hostAdamw: null };
+    return {
+      speed: null,
+      checkpoint: null,
+      offload: null,
+      capacity: null,
+      capacityTargets: null,
+      planning: null,
+      fusion: null,
+      hostAdamw: null,
+    };
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;
@@ -45,7 +57,7 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, capacity_targets, planning, host_adamw, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, host_adamw, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null,
     checkpoint: checkpoint ?? null,
@@ -53,6 +65,7 @@ export function readResults(dir: string): BenchParts {
     capacity: capacity ?? null,
     capacityTargets: capacity_targets ?? null,
     planning: planning ?? null,
+    fusion: fusion ?? null,
     hostAdamw: host_adamw ?? null,
   };
 }
@@ -65,6 +78,7 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const capacity = fresh.capacity ?? kept.capacity;
   const capacityTargets = fresh.capacityTargets ?? kept.capacityTargets;
   const planning = fresh.planning ?? kept.planning;
+  const fusion = fresh.fusion ?? kept.fusion;
   const hostAdamw = fresh.hostAdamw ?? kept.hostAdamw;
   const json = {
     ...speed,
@@ -73,10 +87,11 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
     ...(capacity && { capacity }),
     ...(capacityTargets && { capacity_targets: capacityTargets }),
     ...(planning && { planning }),
+    ...(fusion && { fusion }),
     ...(hostAdamw && { host_adamw: hostAdamw }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, hostAdamw);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

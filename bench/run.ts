@@ -1,10 +1,10 @@
-// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets planning host-adamw]`: the machine's sgemm peak, then for each config Stowage's and
+// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets planning fusion host-adamw]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
 // (the peer the targets judge; the tuned run is the stricter comparison beside it); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
 // that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
-// cpu prediction against measured steps), then planning (planning time by model size), then host-adamw (the
-// offloaded chunks' AdamW against the triad bandwidth). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// cpu prediction against measured steps), then planning (planning time by model size), then fusion (Llama fused and unfused), then host-adamw (the offloaded
+// chunks' AdamW against the triad bandwidth). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";
@@ -13,11 +13,12 @@ import { fileURLToPath } from "node:url";
 import { UserError } from "../base/errors.ts";
 import { setRuntimeEnv } from "../src/cli/runtime_env.ts";
 import { runCheckpointSection, type CheckpointResults } from "./checkpoint.ts";
-import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";
+import { BENCH_THREADS, CHECKPOINT_CONFIG, CONFIGS, FUSION_CONFIG, OFFLOAD_CONFIG, type BenchConfig } from "./configs.ts";
 import { type OffloadSection, runOffloadSection } from "./offload.ts";
 import { runCapacitySection } from "./capacity.ts";
 import { runCapacityTargetsSection } from "./capacity_targets.ts";
 import { runPlanningSection } from "./planning.ts";
+import { runFusionSection } from "./fusion.ts";
 import { runHostAdamwSection } from "./host_adamw.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
@@ -35,6 +36,7 @@ const OFFLOAD_SECTION = "offload";
 const CAPACITY_SECTION = "capacity";
 const CAPACITY_TARGETS_SECTION = "capacity-targets";
 const PLANNING_SECTION = "planning";
+const FUSION_SECTION = "fusion";
 const HOST_ADAMW_SECTION = "host-adamw";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
@@ -45,11 +47,29 @@ function selectParts(names: string[]): {
   capacity: boolean;
   capacityTargets: boolean;
   planning: boolean;
+  fusion: boolean;
   hostAdamw: boolean;
 } {
   if (names.length === 0)
-    return { configs: CONFIGS, checkpoint: true, offload: true, capacity: true, capacityTargets: true, planning: true, hostAdamw: true };
-  const sections = [CHECKPOINT_SECTION, OFFLOAD_SECTION, CAPACITY_SECTION, CAPACITY_TARGETS_SECTION, PLANNING_SECTION, HOST_ADAMW_SECTION];
+    return {
+      configs: CONFIGS,
+      checkpoint: true,
+      offload: true,
+      capacity: true,
+      capacityTargets: true,
+      planning: true,
+      fusion: true,
+      hostAdamw: true,
+    };
+  const sections = [
+    CHECKPOINT_SECTION,
+    OFFLOAD_SECTION,
+    CAPACITY_SECTION,
+    CAPACITY_TARGETS_SECTION,
+    PLANNING_SECTION,
+    FUSION_SECTION,
+    HOST_ADAMW_SECTION,
+  ];
   const configs = names
     .filter((n) => !sections.includes(n))
     .map((n) => {
@@ -65,6 +85,7 @@ function selectParts(names: string[]): {
     capacity: names.includes(CAPACITY_SECTION),
     capacityTargets: names.includes(CAPACITY_TARGETS_SECTION),
     planning: names.includes(PLANNING_SECTION),
+    fusion: names.includes(FUSION_SECTION),
     hostAdamw: names.includes(HOST_ADAMW_SECTION),
   };
 }
@@ -173,9 +194,10 @@ function main(): void {
     parts.capacity &&
     parts.capacityTargets &&
     parts.planning &&
+    parts.fusion &&
     parts.hostAdamw;
   const kept = all
-    ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null, hostAdamw: null }
+    ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null, fusion: null, hostAdamw: null }
     : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
@@ -184,8 +206,11 @@ function main(): void {
   const capacity = parts.capacity ? runCapacitySection(BENCH_THREADS, writeBenchTokens(WORK_DIR, 50257), WORK_DIR, env) : null;
   const capacityTargets = parts.capacityTargets ? runCapacityTargetsSection(BENCH_THREADS, WORK_DIR, env) : null;
   const planning = parts.planning ? runPlanningSection() : null;
+  const fusion = parts.fusion
+    ? runFusionSection(FUSION_CONFIG, BENCH_THREADS, writeBenchTokens(WORK_DIR, FUSION_CONFIG.model.vocab), WORK_DIR, env)
+    : null;
   const hostAdamw = parts.hostAdamw ? runHostAdamwSection(BENCH_THREADS, WORK_DIR, env) : null;
-  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets, planning, hostAdamw }, kept);
+  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw }, kept);
   console.log(`\n${markdown}`);
 }
 

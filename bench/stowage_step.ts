@@ -84,7 +84,7 @@ export function runStowage(
     [
       "stow",
       "compile",
-      "samples/gpt2.ts",
+      c.modelFile ?? "samples/gpt2.ts",
       ...sets,
       "--batch",
       String(c.batch),

@@ -3,7 +3,7 @@
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
 import { lmHeadWork, nodeFlops } from "./flops.ts";
-import { attentionDims, isComputeOp } from "./ops.ts";
+import { attentionDims, isComputeOp, opKind } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 import { diskBlocks } from "./passes/memory_plan.ts";
 
@@ -42,6 +42,24 @@ export interface Machine {
    * absent: their bytes at memoryBandwidth.
    */
   elementRates?: Readonly<Record<string, number>>;
+  /** The link between ranks. Absent: a collective costs its bytes streamed once, as a copy on the device. */
+  network?: NetworkLink;
+}
+
+/**
+ * The link between the ranks of a group as a ring collective sees it: the bytes per second each rank
+ * sends while it receives as many (what NCCL's tests call bus bandwidth), and the latency of one step
+ * around the ring.
+ */
+export interface NetworkLink {
+  bandwidth: number;
+  latency: number;
+}
+
+/** How many ranks each kind of group has: those a tensor is split over, and those the batch is. */
+export interface Mesh {
+  tp: number;
+  dp: number;
 }
 
 /** A rate measured at one size: FLOPs of one sgemm call and FLOP/s, or bytes a kernel moves and bytes/s. */
@@ -79,11 +97,16 @@ export function nodeSignature(n: Node): string {
 /** AdamW streams p, g, m, v in and p, m, v out. */
 const ADAMW_BYTES_PER_ELEMENT = 28;
 
-export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): number {
+/** `mesh` gives the collectives' group sizes; it is needed when the machine has a network link. */
+export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes, mesh?: Mesh): number {
   // Sources and views run nothing; copies run on the link and waits cost only their stall (simulateStep).
   if (!isComputeOp(n.op)) return 0;
   const known = measured?.get(nodeSignature(n));
   if (known !== undefined) return known;
+  if (m.network && opKind(n.op) === "collective") {
+    if (!mesh) throw new Error(`internal: ${n.op} costed over a network link without the ranks' mesh`);
+    return collectiveSeconds(n, m.network, mesh);
+  }
   switch (n.op) {
     case "matmul": {
       // A batched matmul is one sgemm call per matrix of the output.
@@ -111,6 +134,32 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
       const bytes = [...n.inputs, ...n.outputs].reduce((s: number, v: Value) => s + valueBytes(v), 0);
       return bytes / sizedRate(m.streamRates, bytes, m.memoryBandwidth);
     }
+  }
+}
+
+/**
+ * A collective over a ring of p ranks (NCCL's ring algorithms, and MPI's for large messages): an
+ * all-reduce of S bytes sends 2 (p - 1) / p S from each rank in 2 (p - 1) steps; an all-gather or a
+ * reduce-scatter whose whole tensor is S bytes, half of that; a broadcast, pipelined along the ring, S
+ * in p - 1 steps.
+ */
+export function collectiveSeconds(n: Node, link: NetworkLink, mesh: Mesh): number {
+  const ring = (p: number, bytes: number, passes: number) =>
+    p <= 1 ? 0 : passes * (((p - 1) / p) * (bytes / link.bandwidth) + (p - 1) * link.latency);
+  switch (n.op) {
+    case "all_reduce":
+      return ring(n.attrs.group === "dp" ? mesh.dp : mesh.tp, valueBytes(n.inputs[0]), 2);
+    case "all_gather":
+      return ring(n.attrs.ranks, valueBytes(n.outputs[0]), 1);
+    case "reduce_scatter":
+    case "zero_reduce_scatter":
+      return ring(n.attrs.ranks, valueBytes(n.inputs[0]), 1);
+    case "zero_gather":
+      return ring(n.attrs.ranks, 4 * n.attrs.ranks * n.attrs.shard, 1);
+    case "broadcast":
+      return mesh.tp <= 1 ? 0 : valueBytes(n.inputs[0]) / link.bandwidth + (mesh.tp - 1) * link.latency;
+    default:
+      throw new Error(`internal: no network cost for collective ${n.op}`);
   }
 }
 
@@ -163,6 +212,8 @@ export interface StepTime {
   seconds: number;
   /** Device compute alone. */
   computeSeconds: number;
+  /** Time the device spends in collectives: its part of the transfers between ranks. */
+  networkSeconds: number;
   /** Time the busier direction of the link is busy. */
   linkSeconds: number;
   /** Time compute waits for copies and host work. */
@@ -178,22 +229,32 @@ export type StepRecorder = (n: Node, lane: Lane, start: number, seconds: number)
 /** The disk tier's rate each way where a machine gives none: a stated guess, a SATA SSD's order. */
 export const DISK_DEFAULT_BANDWIDTH = 0.5e9;
 
+/** What a play-out may be told beyond the program and the machine. */
+export interface StepOptions {
+  /** Node times a profiled warm-up measured, used in place of the model's. */
+  measured?: MeasuredTimes;
+  /** Told of each node's work as it is played out. */
+  record?: StepRecorder;
+  /** The ranks in each group, for collectives over a network link (default: one rank). */
+  mesh?: Mesh;
+  /**
+   * The moment values in the disk tier: their host AdamW also reads both moments and writes them back
+   * (in whole disk blocks) at the machine's disk rates.
+   */
+  onDisk?: ReadonlySet<number>;
+}
+
 /**
- * Plays the step out: compute in program order; copies on their direction of the link in the order they
- * are issued, each starting when both that direction and its issue point are reached; AdamW on the host
- * (placed there by the offload pass) after its gradient's copy. `onDisk` holds the moment values in the
- * disk tier: their host AdamW also reads both moments and writes them back (in whole disk blocks).
+ * Plays the step out: compute and collectives in program order (a collective holds the device's stream
+ * until it completes, as NCCL's on the compute stream and MPI's blocking calls do); copies on their
+ * direction of the link in the order they are issued, each starting when both that direction and its
+ * issue point are reached; AdamW on the host (placed there by the offload pass) after its gradient's copy.
  */
-export function simulateStep(
-  g: Graph,
-  m: Machine,
-  measured?: MeasuredTimes,
-  record?: StepRecorder,
-  onDisk?: ReadonlySet<number>,
-): StepTime {
+export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { tp: 1, dp: 1 }, onDisk }: StepOptions = {}): StepTime {
   let device = 0;
   let host = 0;
   let compute = 0;
+  let network = 0;
   let stall = 0;
   const link = { h2d: 0, d2h: 0 }; // when each direction is next free
   const busy = { h2d: 0, d2h: 0 };
@@ -222,14 +283,21 @@ export function simulateStep(
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
-      const seconds = nodeSeconds(n, m, measured);
+      const seconds = nodeSeconds(n, m, measured, mesh);
       if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
-      compute += seconds;
+      if (opKind(n.op) === "collective") network += seconds;
+      else compute += seconds;
     }
   }
   const end = Math.max(device, link.h2d, link.d2h, host);
-  return { seconds: end, computeSeconds: compute, linkSeconds: Math.max(busy.h2d, busy.d2h), stallSeconds: stall + (end - device) };
+  return {
+    seconds: end,
+    computeSeconds: compute,
+    networkSeconds: network,
+    linkSeconds: Math.max(busy.h2d, busy.d2h),
+    stallSeconds: stall + (end - device),
+  };
 }
 
 /**

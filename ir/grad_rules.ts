@@ -227,6 +227,8 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   },
 
   param: NONE,
+  // Fusion runs after autodiff: a fused node is never differentiated.
+  fused: NONE,
   sum_rows: NONE,
   opt_state: NONE,
   input: NONE,

@@ -2,7 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
-import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, isCausal, lmHeadDims } from "./ops.ts";
+import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, fusedProgram, isCausal, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type NodeOf, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
 import { padAmounts } from "./movement.ts";
@@ -236,9 +236,30 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
         Float64Array.from({ length: numel(outShape) }, (_, i) => (at(i, c, shape(0)) !== 0 ? at(i, a, shape(1)) : at(i, b, shape(2)))),
       ];
     }
+    case "fused":
+      return evalFused(n, get, feeds);
     default:
       return unreachable(n);
   }
+}
+
+/**
+ * A fused node: each step evaluated as the op it was, on whole tensors, so the fused node means exactly
+ * what its group of nodes meant (a step's value stands in as the value that op gave).
+ */
+function evalFused(n: NodeOf<"fused">, get: (v: Value) => Tensor, feeds: Feeds): Tensor[] {
+  const program = fusedProgram(n.inputs, n.attrs);
+  const stepValues: Value[] = [];
+  const data = new Map<Value, Tensor>();
+  program.steps.forEach((s, i) => {
+    const inputs = s.args.map((a) => (a.from === "input" ? n.inputs[a.index] : stepValues[a.index]));
+    const step = { ...n, op: s.op, attrs: s.attrs, inputs, outputs: [] as Value[] } as Node;
+    const out: Value = { id: -1, shape: program.shapes[i], dtype: "f32", producer: step, index: 0 };
+    (step.outputs as Value[]).push(out);
+    data.set(out, evalNode(step, (v) => data.get(v) ?? get(v), feeds)[0]);
+    stepValues.push(out);
+  });
+  return n.attrs.outs.map((k) => data.get(stepValues[k])!);
 }
 
 function unreachable(n: never): never {

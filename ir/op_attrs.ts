@@ -162,6 +162,13 @@ export interface OpAttrs {
    * (ir/ops.ts whereShape).
    */
   where: None;
+
+  /**
+   * A group of elementwise ops, and maybe a trailing reduction, run as one generated kernel
+   * (ir/passes/fuse_elementwise.ts). `program` is its steps (ir/fused_program.ts); output k is the
+   * value of step outs[k], the ones read outside the group.
+   */
+  fused: { readonly program: string; readonly outs: readonly number[] };
 }
 
 /**

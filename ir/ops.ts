@@ -7,6 +7,7 @@
 // bindings (codegen/). An op missing from any of them is a compile error.
 import type { AttrsOf, BinaryFn, LmHeadAttrs, OpName, UnaryFn } from "./op_attrs.ts";
 import { MOVE_RANK, broadcastLayout, padAmounts, padLayout } from "./movement.ts";
+import { type FusableOp, type FusedProgram, FusedProgramError, readProgram } from "./fused_program.ts";
 import { type DType, type NodeOf, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
 
 export type { OpName } from "./op_attrs.ts";
@@ -815,7 +816,67 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
       return [f32(shape)];
     },
   },
+
+  // No workspace: the kernel keeps each step's value in a register.
+  fused: {
+    kind: "compute",
+    arity: "variadic",
+    flops: fusedFlops,
+    reuses: fusedReuses,
+    infer: (inputs, a) => {
+      const program = fusedProgram(inputs, a);
+      return a.outs.map((k) => f32(program.shapes[k]));
+    },
+  },
 };
+
+/** A fused node's program over its inputs, checked (a bad one is a ShapeError, as any ill-typed node). */
+export function fusedProgram(inputs: readonly Value[], attrs: AttrsOf<"fused">): FusedProgram {
+  try {
+    const program = readProgram(
+      attrs.program,
+      inputs.map((v) => v.shape),
+      (op, ins, a) => (OPS[op] as OpDef<FusableOp>).infer(ins, a)[0].shape,
+    );
+    const bad = attrs.outs.find((k) => !Number.isInteger(k) || k < 0 || k >= program.steps.length);
+    if (bad !== undefined) fail(`fused: output ${bad} is not a step of the program`);
+    if (inputs.some((v) => v.dtype !== "f32")) fail("fused: every input must be f32");
+    return program;
+  } catch (e) {
+    if (e instanceof FusedProgramError) fail(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Output k of a fused node may take the storage of an input of the group's size: each element is
+ * read, at its own index, before the kernel writes that index (inputs that broadcast are smaller).
+ */
+function fusedReuses(inputs: readonly Value[], attrs: AttrsOf<"fused">): Record<number, number> {
+  const program = fusedProgram(inputs, attrs);
+  const free = inputs.map((v, k) => k).filter((k) => numel(inputs[k].shape) === program.n && inputs.indexOf(inputs[k]) === k);
+  const reuses: Record<number, number> = {};
+  attrs.outs.forEach((step, out) => {
+    const s = program.steps[step];
+    if (s.op === "fill" || s.op === "reduce" || free.length === 0) return;
+    reuses[out] = free.shift()!;
+  });
+  return reuses;
+}
+
+/** A fused node's FLOPs: its steps', each counted as the op's own kernel counts it. */
+function fusedFlops(n: NodeOf<"fused">): number {
+  const program = fusedProgram(n.inputs, n.attrs);
+  const values = (shapes: readonly Shape[]) =>
+    shapes.map((shape) => ({ id: -1, shape, dtype: "f32" as const, index: 0, producer: undefined as never }));
+  return program.steps.reduce((sum, s, i) => {
+    const ins = values(s.args.map((a) => (a.from === "input" ? n.inputs[a.index].shape : program.shapes[a.index])));
+    const def = OPS[s.op] as OpDef<FusableOp>;
+    return (
+      sum + (def.flops?.({ ...n, op: s.op, attrs: s.attrs, inputs: ins, outputs: values([program.shapes[i]]) } as NodeOf<FusableOp>) ?? 0)
+    );
+  }, 0);
+}
 
 /** where's output shape: the first of a, b and cond that the other two broadcast to (binaryBroadcast). */
 export function whereShape(cond: Shape, a: Shape, b: Shape): Shape | undefined {

@@ -106,6 +106,19 @@ export interface Graph {
 }
 
 /**
+ * A task model's named input (a model that declares its own inputs and loss) is named `input.<name>`
+ * among the graph's named values, apart from the loss, the logits and the token stream's tokens/targets.
+ */
+export const TASK_INPUT_PREFIX = "input.";
+
+/** A task model's named inputs in a graph, in the order they were traced: [name, value]. */
+export function taskInputsOf(g: Pick<Graph, "named">): [string, Value][] {
+  return Object.entries(g.named)
+    .filter(([k]) => k.startsWith(TASK_INPUT_PREFIX))
+    .map(([k, v]) => [k.slice(TASK_INPUT_PREFIX.length), v]);
+}
+
+/**
  * One more than the largest value id in the graph. Ids are dense (ir/builder.ts), so passes that map
  * every value keep the map in an array of this length: a Map's lookups cost more than the rest of them.
  */

@@ -8,6 +8,7 @@ import { shard } from "../ir/passes/shard.ts";
 import { type LmHeadTile, fuseLmHead } from "../ir/passes/fuse_lm_head.ts";
 import { autodiff } from "../ir/passes/autodiff.ts";
 import { accumulateEmbeddingGrads } from "../ir/passes/embedding_grad.ts";
+import { fuseElementwise } from "../ir/passes/fuse_elementwise.ts";
 import { type CheckpointMode, recompute } from "../ir/passes/recompute.ts";
 import { adamwPass } from "../ir/passes/adamw.ts";
 import { earlyUpdate } from "../ir/passes/early_update.ts";
@@ -43,6 +44,8 @@ export interface PassSettings {
   moves: Moves;
   /** The fused LM head's logits tile (plan/strategies/kernel_tiles.ts); none: the default, lmHeadTile's. */
   lmHeadTile?: LmHeadTile;
+  /** Fuse elementwise chains into generated kernels (default true; false for comparison). */
+  fusion?: boolean;
   /** Model data offloaded in these chunks on this schedule; none: it stays on the device. */
   offload?: { chunks: ChunkLayout; schedule: OffloadSchedule };
 }
@@ -65,6 +68,9 @@ export const PIPELINE = [
     run: (g, s) => fuseLmHead(g, s.lmHeadTile),
   },
   { name: "autodiff", reads: () => "", run: (g) => accumulateEmbeddingGrads(autodiff(g)) },
+  // After autodiff (a fused node needs no gradient rule), before recompute and the moves, which then
+  // clone, keep or move fused nodes whole: the planner sees and sizes the fused graph.
+  { name: "fusion", reads: (s) => `${s.fusion !== false}`, run: (g, s) => (s.fusion === false ? g : fuseElementwise(g)) },
   {
     name: "recompute",
     reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`,

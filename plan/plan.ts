@@ -5,7 +5,7 @@ import { type Graph, numel, trainedParams } from "../ir/types.ts";
 import type { OffloadSchedule } from "../ir/passes/offload.ts";
 import type { ChunkLayout } from "../ir/passes/chunks.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
-import type { Machine, MeasuredTimes, StepTime } from "../ir/cost_model.ts";
+import type { Machine, MeasuredTimes, Mesh, StepTime } from "../ir/cost_model.ts";
 import type { MemoryPlan, PersistentLayout } from "../ir/passes/memory_plan.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type BackendName, backendCaps, resolvePrecision } from "./backends.ts";
@@ -39,6 +39,8 @@ export interface PlanDecisions {
   threads: number;
   /** The global gradient norm is computed (clipping and the grad_norm metric). */
   clip: boolean;
+  /** Elementwise chains are fused into generated kernels (ir/passes/fuse_elementwise.ts). */
+  fusion: boolean;
   /** Device budget the arena was fitted to, if any. */
   deviceBudget?: number;
   /** Host budget offloaded model data was fitted to, if any. */
@@ -62,6 +64,7 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
     ...dataParallel(opts),
     threads: opts.threads,
     clip: opts.clip,
+    fusion: opts.fusion !== false,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
     ...(opts.diskMemory !== undefined && { diskBudget: opts.diskMemory }),
@@ -139,6 +142,8 @@ export interface CompileOptions {
   zero?: number;
   /** Micro-batches per step (default 1). */
   gradAccum?: number;
+  /** Fuse elementwise chains into generated kernels (default true; false plans one kernel per op). */
+  fusion?: boolean;
   /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
   machine?: Machine;
   /** What the plan runs on (default cpu): its cost model here, its code and build later. */
@@ -214,6 +219,11 @@ export type PlanCandidate = Omit<Plan, "candidates">;
 /** Processes a plan runs on: the data-parallel x tensor-parallel mesh. */
 export function worldSize(d: PlanDecisions): number {
   return d.dp * d.ranks;
+}
+
+/** The group sizes the cost model gives collectives. */
+export function meshOf(d: PlanDecisions): Mesh {
+  return { tp: d.ranks, dp: d.dp };
 }
 
 /** Trained parameters of the whole model (a sharded one counted at its full size, once; buffers not at all, as PyTorch's parameters()). */

@@ -21,6 +21,7 @@ import {
   type Plan,
   type PlanCandidate,
   type PlanDecisions,
+  meshOf,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -53,6 +54,7 @@ export function planTraining(traced: TracedPrograms, modelPath: string, config: 
     dp: decisions.dp,
     gradAccum: decisions.gradAccum,
     clip: decisions.clip,
+    fusion: decisions.fusion,
     mode: "none",
     regions: 0,
     moves: NO_MOVES,
@@ -141,7 +143,11 @@ function planWith(
         .reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
       chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
       get predicted() {
-        return (predicted ??= simulateStep(g, machine, opts.measured, undefined, train.memory.diskValues));
+        return (predicted ??= simulateStep(g, machine, {
+          measured: opts.measured,
+          mesh: meshOf(decisions),
+          onDisk: train.memory.diskValues,
+        }));
       },
       peak: train.memory.peak,
       arenaBytes,

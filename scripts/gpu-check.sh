@@ -10,9 +10,14 @@
 #   3. times GPT-2 124M at batch 16 x seq 1024: tokens/s and MFU against the card's dense bf16 peak;
 #   4. trains a GPT whose model data (parameters, gradients, AdamW moments: 16 bytes a parameter) is over
 #      4x a --device-memory of 8 GiB for 3 steps, and the same model without a cap, and compares them;
-#   5. with two GPUs or more: trains GPT-2 `mini` at --tp 2 (two ranks, one GPU each, NCCL) for 10 steps
+#   5. trains a tiny GPT with GPT-2's vocabulary for 20 steps in fp32, unlimited and under a device budget
+#      that makes the planner choose a smaller LM-head tile: the losses must be bitwise equal, as they
+#      are on the CPU (test/system/kernel_tiles.test.ts), whatever tile cuBLAS is given;
+#   6. trains Llama `tiny` for 10 steps in fp32 fused (the default) and with --fusion off: the generated
+#      kernels must give the unfused kernels' losses bit for bit (no FMA may span two fused steps);
+#   7. with two GPUs or more: trains GPT-2 `mini` at --tp 2 (two ranks, one GPU each, NCCL) for 10 steps
 #      in fp32, losses within 1e-4 relative of the one-GPU fp32 run's; with one GPU it says why it skips;
-#   6. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
+#   8. prints a summary table (scripts/gpu_check_summary.ts) and exits 1 if any check failed.
 # Needs: an NVIDIA GPU with its driver, nvcc, cuBLAS (the toolkit's or NVIDIA's Python wheel), Node 20
 # and the repository set up (npm run setup); for step 5 also NCCL (libnccl.so.2, e.g. the nvidia-nccl
 # wheel) and mpirun. Outputs go to $GPU_CHECK_OUT (default out/gpu-check).
@@ -43,9 +48,16 @@ declare -A FLAGS=(
   # 72 layers of GPT-2 1.5B's width: 2.29e9 parameters, 34 GiB of model data; blocks recomputed.
   [big_capped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda --device-memory 8GiB"
   [big_uncapped]="--preset 1.5B --set layers=72 --batch 1 --checkpoint blocks --backend cuda"
+  # A tiny GPT with GPT-2's vocabulary: 17 MB is below the default LM-head tile's 16 MiB workspace plus
+  # the rest, so the planner picks a smaller tile (the CPU's test/system/kernel_tiles.test.ts).
+  [tiles_default]="--set vocab=50257 --set seq=32 --set layers=2 --set dim=64 --set heads=4 --batch 4 --backend cuda --precision fp32"
+  [tiles_small]="--set vocab=50257 --set seq=32 --set layers=2 --set dim=64 --set heads=4 --batch 4 --backend cuda --precision fp32 --device-memory 17000000"
   [mini_tp2]="--preset mini --backend cuda --precision fp32 --tp 2"
+  # samples/llama.ts: RMSNorm and SwiGLU are what elementwise fusion groups (GPT-2's chains are cut by reshapes).
+  [llama_fused]="--preset tiny --backend cuda --precision fp32"
+  [llama_unfused]="--preset tiny --backend cuda --precision fp32 --fusion off"
 )
-GPU_PLANS=(mini_fp32 mini_bf16 mini_moved gpt124m big_capped big_uncapped)
+GPU_PLANS=(mini_fp32 mini_bf16 mini_moved gpt124m big_capped big_uncapped tiles_default tiles_small)
 
 stage "preflight"
 command -v nvidia-smi >/dev/null || fail "nvidia-smi not found: no NVIDIA driver on this machine"
@@ -112,6 +124,14 @@ kill "$WATCH" 2>/dev/null || true
 # Only where it fits: a GPU with less memory than the model data reports "no cap: did not run".
 run big_uncapped 150 train "$MODEL" ${FLAGS[big_uncapped]} --steps 3 "${TRAIN[@]}" --metrics "$OUT/big_uncapped.jsonl" ||
   echo "gpu-check: the uncapped run did not complete (see $OUT/big_uncapped.log)"
+
+stage "LM-head tiles: a tiny GPT-2-vocabulary GPT, 20 steps, unlimited and under a budget"
+run tiles_default 90 train "$MODEL" ${FLAGS[tiles_default]} --steps 20 "${TRAIN[@]}" --metrics "$OUT/tiles_default.jsonl"
+run tiles_small 90 train "$MODEL" ${FLAGS[tiles_small]} --steps 20 "${TRAIN[@]}" --metrics "$OUT/tiles_small.jsonl"
+
+stage "Llama tiny, 10 steps in fp32: fused and --fusion off"
+run llama_fused 150 train samples/llama.ts ${FLAGS[llama_fused]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/llama_fused.jsonl"
+run llama_unfused 150 train samples/llama.ts ${FLAGS[llama_unfused]} --steps 10 "${TRAIN[@]}" --metrics "$OUT/llama_unfused.jsonl"
 
 if ((GPU_COUNT > 1)); then
   stage "GPT-2 mini at --tp 2 on two GPUs (NCCL), fp32, 10 steps"

@@ -117,6 +117,20 @@ if (uncapped.length === 3) {
   ]);
 } else rows.push(["  same model, no cap", "info", "did not run (does it fit this GPU?)"]);
 
+// The LM-head tile a budget chose against the default tile: the kernels sum in fixed units, so bitwise.
+const tilesDefault = metrics("tiles_default"),
+  tilesSmall = metrics("tiles_small");
+const differing = tilesDefault.filter((m, i) => tilesSmall[i]?.loss !== m.loss).length;
+const tilePlan = existsSync(join(out, "tiles_small", "plan.json"))
+  ? JSON.parse(readFileSync(join(out, "tiles_small", "plan.json"), "utf8")).kernel_tiles?.lm_head
+  : undefined;
+verdict(
+  "LM-head tile under a budget vs default, fp32",
+  tilesDefault.length === 20 && tilesSmall.length === 20 && differing === 0,
+  `${differing} of ${tilesDefault.length} losses differ bitwise; tile ${tilePlan ? `${tilePlan.rows}x${tilePlan.cols}` : "?"} ` +
+    `against ${tilePlan ? `${tilePlan.default_rows}x${tilePlan.default_cols}` : "?"}`,
+);
+
 // --tp 2 (two GPUs, NCCL) against the one-GPU run, both fp32: the same model and data, summed in other orders.
 const tp2 = metrics("mini_tp2"),
   single = metrics("mini_fp32");
@@ -136,6 +150,18 @@ if (existsSync(join(out, "mini_tp2.skipped"))) {
     `worst relative difference ${worst.toExponential(2)} (limit 1e-4); final loss TP 1 ${single.at(-1)?.loss.toFixed(5)}, TP 2 ${tp2.at(-1)?.loss.toFixed(5)}`,
   );
 }
+
+// Generated (fused) kernels against one kernel per op: the same formulas in the same order, so the same bits.
+const fused = metrics("llama_fused"),
+  unfused = metrics("llama_unfused");
+const firstFusedDifference = unfused.findIndex((u, i) => !Object.is(u.loss, fused[i]?.loss));
+verdict(
+  "llama, 10 losses, GPU fused vs --fusion off",
+  fused.length === 10 && unfused.length === 10 && firstFusedDifference < 0,
+  firstFusedDifference < 0
+    ? `bitwise equal; final loss ${fused.at(-1)?.loss}`
+    : `step ${firstFusedDifference + 1}: ${fused[firstFusedDifference]?.loss} vs ${unfused[firstFusedDifference].loss}`,
+);
 
 const width = [0, 1].map((k) => Math.max(...rows.map((r) => r[k].length)));
 console.log(`GPU: ${gpu}\n`);

@@ -25,7 +25,8 @@ export function movesWithinSlack(fitting: PlanCandidate[], bytesPerRegion: numbe
   if (offloaded.length === 0 || bytesPerRegion === 0) return 0;
   const best = offloaded.reduce((a, b) => (b.checkpoint.predicted.seconds < a.checkpoint.predicted.seconds ? b : a)).checkpoint;
   if (best.moved > 0) return 0;
-  const slack = best.predicted.computeSeconds - best.predicted.linkSeconds;
+  // The link is idle while the device computes or waits on its ranks.
+  const slack = best.predicted.computeSeconds + best.predicted.networkSeconds - best.predicted.linkSeconds;
   const perRegion = (2 * bytesPerRegion) / machine.linkBandwidth;
   // The last block's values are needed right after they are made: moving it gains nothing.
   return Math.max(0, Math.min(best.totalRegions - 1, Math.floor(slack / perRegion)));

@@ -187,17 +187,31 @@ STOW_HD inline float binary_grad(int32_t fn, int32_t side, float a, float b, flo
   }
 }
 
-// One row of reduce_last: sum, mean or max of x[0..C), in index order.
-STOW_HD inline float reduce_row(int32_t fn, const float* x, int64_t C) {
+// One row of a reduction: sum, mean or max of term(0..C), in index order. reduce_last reads its input
+// through it, and a generated fused kernel (codegen/fused_kernel.ts) its last step, so both add the
+// same values in the same order.
+template <class Term>
+STOW_HD inline float reduce_row_of(int32_t fn, int64_t C, Term term) {
   if (fn == kMax) {
     float m = -INFINITY;
-    for (int64_t j = 0; j < C; j++) m = x[j] > m ? x[j] : m;
+    for (int64_t j = 0; j < C; j++) {
+      const float x = term(j);
+      m = x > m ? x : m;
+    }
     return m;
   }
   float s = 0.0f;
-  for (int64_t j = 0; j < C; j++) s += x[j];
+  for (int64_t j = 0; j < C; j++) s += term(j);
   return fn == kMean ? s / float(C) : s;
 }
+
+// One row of reduce_last: sum, mean or max of x[0..C), in index order.
+STOW_HD inline float reduce_row(int32_t fn, const float* x, int64_t C) {
+  return reduce_row_of(fn, C, [x](int64_t j) { return x[j]; });
+}
+
+// Each element of a sum's or mean's row gradient: dy, over C for a mean.
+STOW_HD inline float reduce_spread(int32_t fn, float dy, int64_t C) { return fn == kMean ? dy / float(C) : dy; }
 
 // One row of reduce_last_bwd; dx may be x (each element is read before it is written).
 STOW_HD inline void reduce_row_grad(int32_t fn, float* dx, const float* x, float y, float dy, int64_t C) {
@@ -208,8 +222,32 @@ STOW_HD inline void reduce_row_grad(int32_t fn, float* dx, const float* x, float
     for (int64_t j = 0; j < C; j++) dx[j] = x[j] == y ? share : 0.0f;
     return;
   }
-  const float g = fn == kMean ? dy / float(C) : dy;
+  const float g = reduce_spread(fn, dy, C);
   for (int64_t j = 0; j < C; j++) dx[j] = g;
+}
+
+// A fused kernel's step value, as its op's own kernel would have stored it. nvcc and ptxas contract a
+// product and a following sum into one FMA (rounded once) unless told otherwise (--fmad=true, kept for
+// the hand-written kernels); the unfused kernels round the product when they store it. So on the device
+// each step's value passes through an add of -0 with an explicit rounding mode (x + -0 is x, signed
+// zeros included), written in PTX so that NVVM cannot fold it: PTX contracts only adds and multiplies
+// without a rounding modifier, so no FMA spans two steps. g++ contracts nothing (-ffp-contract=off,
+// codegen/toolchain.ts), so on the host this is the value itself.
+STOW_HD inline float kept(float x) {
+#ifdef __CUDA_ARCH__
+  float rounded;
+  asm("add.rn.f32 %0, %1, 0f80000000;" : "=f"(rounded) : "f"(x));
+  return rounded;
+#else
+  return x;
+#endif
+}
+
+// A constant the compiler cannot see through: a fused kernel's scale, exponent or fill value, which the
+// unfused kernels take as arguments, so the generated code is not specialised on them either.
+inline float opaque(float x) {
+  volatile float v = x;
+  return v;
 }
 
 // Rotary embedding of one rotate-half pair (a, b) = (x_i, x_{i+D/2}) by the angle whose cosine and sine

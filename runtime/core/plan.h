@@ -53,6 +53,16 @@ struct StepArgs {
   float grad_clip;       // 0 disables clipping
 };
 
+// A task model's named input (a model that declares its inputs and returns its own loss): the runtime
+// writes each step's rows of it from the step file (step_file.h). Every input's first axis is the batch.
+enum InputDtype : int { INPUT_I32 = 0, INPUT_F32 = 1 };
+struct InputDesc {
+  const char* name;
+  int dtype;             // InputDtype; both are 4 bytes an element
+  int64_t offset;        // bytes, in the arena: [batch, ...] of the program
+  int64_t row_elements;  // elements of one example (the input's shape without the batch axis)
+};
+
 struct ProgramDesc {
   void (*run)(Ctx&, const StepArgs&);
   int64_t batch, seq;
@@ -64,6 +74,9 @@ struct ProgramDesc {
   int64_t predicted_peak;  // the plan's arena high-water mark for one run of this program
   int64_t node_count;      // nodes of the program's graph (positions a profile is indexed by)
   int64_t position_offset; // int32 [1], the position whose logits the inference program returns; -1 in training
+  // A task model's inputs (then tokens, targets, logits and position are -1): none for a language model.
+  int ninputs = 0;
+  const InputDesc* inputs = nullptr;
 };
 
 struct PlanDesc {

@@ -33,6 +33,7 @@
 #include "schedule.h"
 #include "shard.h"
 #include "stow_abi.h"
+#include "step_file.h"
 #include "token_file.h"
 
 using stow::Error;
@@ -53,7 +54,8 @@ struct StowSession {
   // without --dp): checkpoints gather over it.
   std::unique_ptr<stow::Comm> tp_group, dp_group;
   stow::Comm* tp_host = nullptr;
-  std::unique_ptr<stow::TokenData> data;
+  std::unique_ptr<stow::TokenData> data;       // a language model's token stream
+  std::unique_ptr<stow::StepData> step_data;  // a task model's named inputs, step by step
   std::unique_ptr<stow::HostBuffer<int32_t>> batch;  // a step's tokens and targets, on their way to the device
   std::unique_ptr<stow::MetricsFile> metrics;
   // Declared after the host memory its copies and host jobs use, so it finishes them before that memory goes.
@@ -179,10 +181,17 @@ void validate_plan(const stow::PlanDesc* plan) {
   if (t.batch <= 0 || t.seq <= 0 || f.seq <= 0) throw Error("internal: plan with an empty batch or sequence");
   // stow_infer takes one sequence of infer_seq tokens (stow_abi.h).
   if (f.batch != 1) throw Error("internal: the inference program has batch " + std::to_string(f.batch) + ", expected 1");
-  inside(t.tokens_offset, 4 * t.batch * t.seq, "the training tokens");
-  inside(t.targets_offset, 4 * t.batch * t.seq, "the training targets");
   inside(t.loss_offset, 4, "the loss");
   if (t.norm_offset >= 0) inside(t.norm_offset, 4, "the gradient norm");
+  if (t.ninputs > 0) {
+    // A task model: its named inputs, and an inference program that nothing runs (stow_infer refuses).
+    for (const stow::ProgramDesc* p : {&t, &f})
+      for (int i = 0; i < p->ninputs; i++)
+        inside(p->inputs[i].offset, 4 * p->batch * p->inputs[i].row_elements, std::string("the input ") + p->inputs[i].name);
+    return;
+  }
+  inside(t.tokens_offset, 4 * t.batch * t.seq, "the training tokens");
+  inside(t.targets_offset, 4 * t.batch * t.seq, "the training targets");
   inside(f.tokens_offset, 4 * f.batch * f.seq, "the inference tokens");
   inside(f.logits_offset, 4 * plan->vocab, "the logits");
   inside(f.position_offset, 4, "the inference position");
@@ -394,7 +403,11 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.device->push_mirror();
   s.device->release_mirror();
 
-  if (o.data_path != nullptr) {
+  if (o.data_path != nullptr && s.plan->train.ninputs > 0) {
+    // The global batch: every data-parallel rank reads its rows of it.
+    s.step_data = std::make_unique<stow::StepData>(o.data_path, s.plan->train, s.plan->train.batch * s.plan->dp, s.pool);
+    s.step_data->set_position(s.data_position);
+  } else if (o.data_path != nullptr) {
     // The global batch: every data-parallel rank reads its rows of it.
     s.data = std::make_unique<stow::TokenData>(o.data_path, s.plan->vocab, s.plan->train.batch * s.plan->dp, s.plan->train.seq, s.pool);
     s.data->set_position(s.data_position);
@@ -438,7 +451,7 @@ struct AfterStepError : Error {
 };
 
 void take_step(StowSession& s, StowStepResult& out) {
-  if (!s.data) throw Error("cannot train: the session was opened without a data file");
+  if (!s.data && !s.step_data) throw Error("cannot train: the session was opened without a data file");
   const stow::ProgramDesc& prog = s.plan->train;
   const StowOptions& o = s.opts;
   const int64_t t = s.step + 1;
@@ -446,14 +459,24 @@ void take_step(StowSession& s, StowStepResult& out) {
 
   auto start = std::chrono::steady_clock::now();
   const int64_t n = prog.batch * prog.seq;
-  int32_t* tokens = s.batch->data();
-  int32_t* targets = tokens + n;
   s.at_step_boundary = false;  // from here on the data position and then the model are mid-step
-  s.data->next_batch(tokens, targets, int64_t(s.ctx.dp_rank) * prog.batch, prog.batch);
-  s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
-  s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
-  s.ctx.touch(s.at<int32_t>(prog.tokens_offset), 4 * n);
-  s.ctx.touch(s.at<int32_t>(prog.targets_offset), 4 * n);
+  if (s.step_data) {
+    s.step_data->next_step();
+    for (int i = 0; i < prog.ninputs; i++) {
+      const stow::InputDesc& in = prog.inputs[i];
+      const int64_t bytes = 4 * prog.batch * in.row_elements;
+      s.device->upload(s.at<uint8_t>(in.offset), s.step_data->input(i, int64_t(s.ctx.dp_rank) * prog.batch), bytes);
+      s.ctx.touch(s.at<uint8_t>(in.offset), bytes);
+    }
+  } else {
+    int32_t* tokens = s.batch->data();
+    int32_t* targets = tokens + n;
+    s.data->next_batch(tokens, targets, int64_t(s.ctx.dp_rank) * prog.batch, prog.batch);
+    s.device->upload(s.at<int32_t>(prog.tokens_offset), tokens, 4 * n);
+    s.device->upload(s.at<int32_t>(prog.targets_offset), targets, 4 * n);
+    s.ctx.touch(s.at<int32_t>(prog.tokens_offset), 4 * n);
+    s.ctx.touch(s.at<int32_t>(prog.targets_offset), 4 * n);
+  }
   stow::StepArgs args{{lr, o.beta1, o.beta2, o.eps, o.weight_decay, t}, o.grad_clip};
   s.device->reset_transfer_stats();
   if (s.disk) s.disk->read_bytes = s.disk->write_bytes = 0;
@@ -610,7 +633,7 @@ void save(StowSession& s, const std::string& path, int keep) {
       add_local(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i + 1].data());
   }
   if (!writer) return;
-  int64_t position = s.data ? s.data->position() : s.data_position;
+  int64_t position = s.data ? s.data->position() : s.step_data ? s.step_data->position() : s.data_position;
   stow::remove_stale_temps(path);
   stow::SaveOptions options;
   options.require_finite = true;
@@ -632,6 +655,7 @@ void save(StowSession& s, const std::string& path, int keep) {
 
 void infer(StowSession& s, const int32_t* tokens, int64_t position, float* logits) {
   const stow::ProgramDesc& prog = s.plan->infer;
+  if (prog.ninputs > 0) throw Error("this model declares its own inputs and loss: it has no next-token logits to sample from");
   const int64_t n = prog.batch * prog.seq;
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= s.plan->vocab)

@@ -59,6 +59,7 @@ function withModelOptions(cmd: Command): Command {
     .option("--dp <n>", "data-parallel ranks, each running its rows of the global batch; with --tp, dp x tp ranks (default 1)")
     .option("--zero <stage>", "ZeRO stage over the --dp ranks: 0 replicates model data (default 0)")
     .option("--grad-accum <k>", "micro-batches per step, their gradients summed before one update (default 1)")
+    .option("--fusion <on|off>", "fuse elementwise chains into generated kernels; off plans one kernel per op, for comparison (default on)")
     .option(
       "--target <name|file>",
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
@@ -127,6 +128,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     dp,
     zero: int(raw, "zero", "--zero", 0),
     gradAccum: int(raw, "gradAccum", "--grad-accum"),
+    fusion: parseChoice("--fusion", str(raw, "fusion") ?? "on", ["on", "off"] as const) === "on",
     machine: targetFlag(raw)?.machine,
     ...backendFlags(raw),
   };

@@ -64,6 +64,7 @@ export function capacityJson(c: Capacity): object {
     predicted: {
       step_seconds: step.seconds,
       compute_seconds: step.computeSeconds,
+      network_seconds: step.networkSeconds,
       link_seconds: step.linkSeconds,
       stall_seconds: step.stallSeconds,
       tokens_per_step: tokens,
@@ -122,7 +123,9 @@ export function capacityText(c: Capacity): string {
       `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
       `           ${chunks}`,
       `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
-      `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, link busy ${s(step.linkSeconds)}, ` +
+      `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, ` +
+        (step.networkSeconds > 0 ? `collectives ${s(step.networkSeconds)}, ` : "") +
+        `link busy ${s(step.linkSeconds)}, ` +
         `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
       "",
       "assumptions",

@@ -7,12 +7,14 @@ import { type CompileOptions, type Plan, microBatch } from "../../plan/plan.ts";
 import { planTraining } from "../../plan/planner.ts";
 import { flagName } from "../cli/flag_names.ts";
 import { buildModel, traceProgram } from "./trace_program.ts";
+import { taskInputs } from "../dsl/task_inputs.ts";
 
 export function compilePlan(def: ModelDefinition, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
   const model = buildModel(def, config);
+  const inputs = taskInputs(def, config);
   // Each rank's program runs its micro-batch of the global batch (--batch).
-  const train = traceProgram(model, config, { batch: microBatch(opts), seq: opts.seq, kind: "train" });
-  const infer = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" });
+  const train = traceProgram(model, config, { batch: microBatch(opts), seq: opts.seq, kind: "train" }, inputs);
+  const infer = traceProgram(model, config, { batch: 1, seq: config.seq, kind: "infer" }, inputs);
   try {
     return planTraining({ train, infer }, modelPath, config, opts);
   } catch (e) {

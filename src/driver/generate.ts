@@ -25,6 +25,10 @@ export async function generate(checkpoint: string, opts: GenerateOptions): Promi
   if (warning) console.error(warning);
   const set = Object.entries(origin.config).map(([k, v]) => `${k}=${v}`);
   const { plan } = await prepare(origin.modelPath, { set, batch: 1, threads: opts.threads, clip: false, checkpoint: "none" });
+  if (!plan.infer.graph.named.logits)
+    throw new UserError(
+      `${checkpoint}: its model ${plan.modelPath} declares its own inputs and loss, so it has no next-token logits to sample from`,
+    );
   const built = await buildCompiledPlan(plan, (s) => console.error(s));
   const session = openPlan(built.libPath, { initPath: checkpoint, threads: opts.threads });
   try {

@@ -1,6 +1,6 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
-import { formatLoc, numel } from "../../ir/types.ts";
+import { formatLoc, formatShape, numel, taskInputsOf } from "../../ir/types.ts";
 import { diskBlocks } from "../../ir/passes/memory_plan.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
@@ -10,6 +10,7 @@ import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 import { lmHeadTileRow, lmHeadTileText } from "./tile_report.ts";
 import { dataParallelReport, dataParallelText } from "./plan_dp.ts";
+import { fusionSavings } from "../../ir/passes/fusion_savings.ts";
 
 export function planJson(plan: Plan): object {
   const program = (p: CompiledProgram) => ({
@@ -54,9 +55,11 @@ export function planJson(plan: Plan): object {
     device_peak_bytes: plan.train.memory.peak,
     breakdown: plan.train.memory.breakdown,
     kernel_tiles: { lm_head: lmHeadTileRow(plan) },
+    fusion: fusionJson(plan),
     predicted_step: {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
+      network_seconds: plan.checkpoint.predicted.networkSeconds,
       link_seconds: plan.checkpoint.predicted.linkSeconds,
       stall_seconds: plan.checkpoint.predicted.stallSeconds,
     },
@@ -121,8 +124,7 @@ export function planText(plan: Plan, top = 8): string {
     `model      ${plan.modelPath}  (${Object.entries(plan.config)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ")})`,
-    `step       batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens, ` +
-      `${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
+    `step       ${stepInputsText(plan)}, ${plan.train.graph.nodes.length} nodes, ${plan.decisions.threads} threads`,
     `params     ${paramCount(plan).toLocaleString("en-US")}`,
     "",
     `device peak (arena high-water mark, predicted): ${formatBytes(m.peak)}  (${m.peak} bytes)`,
@@ -153,6 +155,7 @@ export function planText(plan: Plan, top = 8): string {
       `at ${formatLoc(plan.train.graph.nodes[m.peakPosition].loc)})`,
     predictedText(plan),
     ...lmHeadTileText(plan),
+    fusionText(plan),
     ...(plan.checkpoint.offload ? ["", chunkTableText(plan)] : []),
     "",
     checkpointText(plan),
@@ -167,8 +170,17 @@ export function planText(plan: Plan, top = 8): string {
       `  ${formatBytes(buf.bytes).padStart(12)}  ${buf.kind.padEnd(10)} ${buf.node.op.padEnd(24)} ` +
         `live ${buf.start}..${buf.end}  ${formatLoc(buf.node.loc)}`,
     );
-  lines.push("", `inference program (batch 1 x seq ${plan.infer.seq}): peak ${formatBytes(plan.infer.memory.peak)}`);
+  const infer =
+    taskInputsOf(plan.infer.graph).length > 0 ? "the loss at batch 1, run by no command yet" : `batch 1 x seq ${plan.infer.seq}`;
+  lines.push("", `inference program (${infer}): peak ${formatBytes(plan.infer.memory.peak)}`);
   return lines.join("\n") + "\n";
+}
+
+/** What one step reads: a language model's tokens, or a task model's named inputs (each rank's). */
+function stepInputsText(plan: Plan): string {
+  const inputs = taskInputsOf(plan.train.graph);
+  if (inputs.length === 0) return `batch ${plan.train.batch} x seq ${plan.train.seq} = ${plan.train.batch * plan.train.seq} tokens`;
+  return `batch ${plan.train.batch}: ` + inputs.map(([name, v]) => `${name} ${v.dtype} ${formatShape(v.shape)}`).join(", ");
 }
 
 function predictedText(plan: Plan): string {
@@ -176,6 +188,7 @@ function predictedText(plan: Plan): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   return (
     `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
+    (p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "") +
     (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "")
   );
 }
@@ -207,6 +220,29 @@ function modeLabel(c: Candidate): string {
   return checkpointLabel(c) + (c.moved > 0 && c.moveLookahead !== 1 ? ` (ahead ${c.moveLookahead})` : "");
 }
 
+/** The training step's kernels and elementwise traffic, and what the fused groups save of them. */
+function fusionJson(plan: Plan) {
+  const s = fusionSavings(plan.train.graph);
+  return {
+    enabled: plan.decisions.fusion,
+    groups: s.groups,
+    kernels_per_step: s.kernels,
+    kernels_saved: s.kernelsSaved,
+    elementwise_bytes: s.elementwiseBytes,
+    bytes_saved: s.bytesSaved,
+  };
+}
+
+function fusionText(plan: Plan): string {
+  const s = fusionSavings(plan.train.graph);
+  if (!plan.decisions.fusion)
+    return `fusion     off: ${s.kernels} kernels per step, elementwise traffic ${formatBytes(s.elementwiseBytes)}`;
+  return (
+    `fusion     ${s.groups} fused groups: ${s.kernels} kernels per step (${s.kernelsSaved} fewer), ` +
+    `elementwise traffic ${formatBytes(s.elementwiseBytes)} (${formatBytes(s.bytesSaved)} less)`
+  );
+}
+
 function decisionsJson(d: PlanDecisions) {
   return {
     backend: d.backend,
@@ -219,6 +255,7 @@ function decisionsJson(d: PlanDecisions) {
     global_batch: d.globalBatch,
     threads: d.threads,
     clip: d.clip,
+    fusion: d.fusion,
     device_budget_bytes: d.deviceBudget ?? null,
     host_budget_bytes: d.hostBudget ?? null,
     disk_budget_bytes: d.diskBudget ?? null,

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { type MeasuredTimes, nodeSeconds, nodeSignature, simulateStep, CPU_DEFAULTS } from "../../ir/cost_model.ts";
 import type { Graph, Node } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
-import type { Plan } from "../../plan/plan.ts";
+import { type Plan, meshOf } from "../../plan/plan.ts";
 import type { NodeProfile } from "../../plan/node_profile.ts";
 
 /** AdamW on an offloaded chunk: it runs on the host worker, off the step's critical path. */
@@ -57,7 +57,7 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
   const g = plan.train.graph;
   const rows = new Map<string, OpTimes>();
   g.nodes.forEach((n, i) => {
-    const predicted = hostUpdate(n) ? 0 : nodeSeconds(n, plan.machine);
+    const predicted = hostUpdate(n) ? 0 : nodeSeconds(n, plan.machine, undefined, meshOf(plan.decisions));
     if (predicted === 0 && profile.node_seconds[i] < 1e-6) return;
     const r = rows.get(n.op) ?? { op: n.op, count: 0, predicted: 0, measured: 0 };
     r.count++;
@@ -71,14 +71,10 @@ export function timesByOp(plan: Plan, profile: NodeProfile): OpTimes[] {
 export function profileText(plan: Plan, profile: NodeProfile): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`.padStart(11);
   const rows = timesByOp(plan, profile);
-  const model = simulateStep(plan.train.graph, plan.machine, undefined, undefined, plan.train.memory.diskValues);
-  const withMeasured = simulateStep(
-    plan.train.graph,
-    plan.machine,
-    measuredTimes(plan.train, profile),
-    undefined,
-    plan.train.memory.diskValues,
-  );
+  const mesh = meshOf(plan.decisions);
+  const onDisk = plan.train.memory.diskValues;
+  const model = simulateStep(plan.train.graph, plan.machine, { mesh, onDisk });
+  const withMeasured = simulateStep(plan.train.graph, plan.machine, { measured: measuredTimes(plan.train, profile), mesh, onDisk });
   const measuredStep = profile.step_seconds.reduce((s, x) => s + x, 0) / profile.step_seconds.length;
   return [
     `profile    ${profile.steps} steps measured; step time: predicted ${ms(model.seconds).trim()} (machine model), ` +

@@ -30,6 +30,9 @@ export function resolveModel(loaded: LoadedModel, choice: ModelChoice): Resolved
   const config = parseSetOverrides(choice.set ?? [], { ...base }) as ModelConfig;
   for (const key of ["vocab", "seq"])
     if (!Number.isInteger(config[key])) throw new UserError(`the model's config has no integer "${key}" field`);
+  // A task model's inputs take their shapes from the config alone.
+  if (m.inputs && choice.seq !== undefined && choice.seq !== config.seq)
+    throw new UserError(`--seq: this model declares its own inputs, whose shapes come from its config; use --set seq=${choice.seq}`);
   const seq = choice.seq ?? config.seq;
   if (seq > config.seq)
     throw new UserError(`--seq ${seq} is longer than the model's context (seq=${config.seq}); raise it with --set seq=${seq}`);

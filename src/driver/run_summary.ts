@@ -5,6 +5,8 @@ import { lossChart } from "../cli/loss_chart.ts";
 export interface RunFiles {
   checkpoint?: string;
   metrics?: string;
+  /** A task model (its own inputs and loss) has no next-token logits: no `stow generate` hint. */
+  task?: boolean;
 }
 
 /** Mean of the last `n` losses (fewer when the run is shorter). */
@@ -26,7 +28,7 @@ export function runSummary(losses: readonly number[], files: RunFiles): string[]
   }
   if (files.checkpoint)
     lines.push(
-      `checkpoint ${files.checkpoint}  (sample: stow generate ${files.checkpoint} --prompt TEXT; ` +
+      `checkpoint ${files.checkpoint}  (${files.task ? "" : `sample: stow generate ${files.checkpoint} --prompt TEXT; `}` +
         `train on: stow train ... --resume ${files.checkpoint} --steps N)`,
     );
   if (files.metrics) lines.push(`metrics    ${files.metrics}  (one JSON object a step)`);

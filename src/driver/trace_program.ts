@@ -1,12 +1,15 @@
 // Traces a model definition into the forward graph of a program: parameters (in state_dict order),
 // token inputs, the model's forward, and the loss (training) or the logits at one position (inference).
+// A task model (one that declares its inputs) gets its named inputs instead and returns its own loss,
+// in both programs: its inference program is that loss at batch 1, which no command runs yet.
 import { GraphBuilder } from "../../ir/builder.ts";
 import { selectPosition } from "../../ir/passes/select_position.ts";
-import type { Graph, SourceLoc } from "../../ir/types.ts";
-import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel } from "../dsl/model.ts";
+import { type Graph, type SourceLoc, TASK_INPUT_PREFIX, formatShape } from "../../ir/types.ts";
+import { ConfigError, type ModelConfig, type ModelDefinition, type LanguageModel, type TaskModel } from "../dsl/model.ts";
 import { ModuleBuffer } from "../dsl/parameter.ts";
 import { Tensor } from "../dsl/tensor.ts";
 import { TraceError, callerLocOf, currentTrace, withDeepStacks, withTrace } from "../dsl/trace.ts";
+import type { TaskInput } from "../dsl/task_inputs.ts";
 
 export interface ProgramShape {
   batch: number;
@@ -15,7 +18,7 @@ export interface ProgramShape {
   kind: "train" | "infer";
 }
 
-export function buildModel(def: ModelDefinition, config: ModelConfig): LanguageModel {
+export function buildModel(def: ModelDefinition, config: ModelConfig): LanguageModel | TaskModel {
   try {
     return withDeepStacks(() => def.build(config));
   } catch (e) {
@@ -36,21 +39,21 @@ function asModelError(error: unknown): unknown {
   return new TraceError(generic ? error.message : `${error.name}: ${error.message}`, loc);
 }
 
-/** The model's forward on the token input, with its mistakes reported as the user's. */
-function runForward(model: LanguageModel, tokens: Tensor, last: () => SourceLoc | undefined): Tensor {
-  let logits: unknown;
+/** The model's forward on its input(s), with its mistakes reported as the user's. */
+function runForward(forward: () => unknown, what: string, last: () => SourceLoc | undefined): Tensor {
+  let result: unknown;
   try {
-    logits = withDeepStacks(() => model.forward(tokens));
+    result = withDeepStacks(forward);
   } catch (e) {
     throw asModelError(e);
   }
-  if (!(logits instanceof Tensor))
+  if (!(result instanceof Tensor))
     throw new TraceError(
-      `forward must return a Tensor (the logits), but it returned ${describeValue(logits)}` +
+      `forward must return a Tensor (${what}), but it returned ${describeValue(result)}` +
         (last() ? "; the last op it traced is here" : ""),
       last(),
     );
-  return logits;
+  return result;
 }
 
 function describeValue(value: unknown): string {
@@ -60,7 +63,11 @@ function describeValue(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-export function traceProgram(model: LanguageModel, config: ModelConfig, shape: ProgramShape): Graph {
+/**
+ * The program of `model`: a language model's (token stream, next-token cross-entropy), or, given its
+ * inputs, a task model's (named inputs, its own scalar loss).
+ */
+export function traceProgram(model: LanguageModel | TaskModel, config: ModelConfig, shape: ProgramShape, inputs?: TaskInput[]): Graph {
   const b = new GraphBuilder();
   withTrace(b, () => {
     currentTrace().training = shape.kind === "train"; // dropout is the identity in inference
@@ -80,9 +87,14 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
       });
       currentTrace().params.set(p, value);
     }
+    if (inputs) {
+      traceTask(b, model as TaskModel, shape.batch, inputs);
+      return;
+    }
     const tokens = trace.value("input", [], { name: "tokens", shape: [shape.batch, shape.seq], dtype: "i32" });
     trace.named.tokens = tokens;
-    const logits = runForward(model, new Tensor(tokens), () => trace.nodes.at(-1)?.loc);
+    const last = () => trace.nodes.at(-1)?.loc;
+    const logits = runForward(() => (model as LanguageModel).forward(new Tensor(tokens)), "the logits", last);
     const want = [shape.batch, shape.seq, config.vocab];
     if (logits.shape.join() !== want.join())
       throw new TraceError(
@@ -98,5 +110,27 @@ export function traceProgram(model: LanguageModel, config: ModelConfig, shape: P
       trace.named.loss = trace.value("cross_entropy", [logits.value, targets], {}, logits.value.producer.loc);
     }
   });
-  return shape.kind === "infer" ? selectPosition(b.build()) : b.build();
+  return shape.kind === "infer" && !inputs ? selectPosition(b.build()) : b.build();
+}
+
+/** A task model's inputs [batch, ...shape], its forward, and the scalar float loss it must return. */
+function traceTask(b: GraphBuilder, model: TaskModel, batch: number, inputs: TaskInput[]): void {
+  const tensors: Record<string, Tensor> = {};
+  for (const input of inputs) {
+    const value = b.value("input", [], { name: input.name, shape: [batch, ...input.shape], dtype: input.dtype });
+    b.named[TASK_INPUT_PREFIX + input.name] = value;
+    tensors[input.name] = new Tensor(value);
+  }
+  const loss = runForward(
+    () => model.forward(tensors),
+    "the scalar loss",
+    () => b.nodes.at(-1)?.loc,
+  );
+  if (loss.shape.length !== 0 || loss.value.dtype !== "f32")
+    throw new TraceError(
+      `forward must return the loss, a float scalar (shape []), got ${loss.value.dtype} ${formatShape(loss.shape)}; ` +
+        "reduce it, e.g. with .mean()",
+      loss.value.producer.loc,
+    );
+  b.named.loss = loss.value;
 }

@@ -6,7 +6,7 @@ import path from "node:path";
 import { openPlan, type StowOptions } from "../../native/index.ts";
 import { createProgress } from "../cli/progress.ts";
 import { formatBytes } from "../../base/units.ts";
-import { prepareData } from "../data/prepare_data.ts";
+import { trainingData } from "./training_data.ts";
 import { buildCompiledPlan } from "./build.ts";
 import { prepare, type PrepareOptions } from "./prepare.ts";
 import { sampleText } from "./sample.ts";
@@ -77,20 +77,20 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     `model ${plan.modelPath}: ${paramCount(plan).toLocaleString("en-US")} parameters, ` +
       `predicted device peak ${formatBytes(plan.train.memory.peak)}${worldSize(plan.decisions) > 1 ? ` on each of ${worldSize(plan.decisions)} ranks` : ""}`,
   );
-  const data = await prepareData(opts.data, path.join(cacheDir(), "data"), prepared.resolved.config.vocab, prepared.resolved.seq);
+  const data = await trainingData(prepared.resolved, { data: opts.data, steps: opts.steps, seed: opts.run.seed ?? 0, ...model });
   let built = await buildCompiledPlan(plan, log);
-  log(`data ${data.source}: ${data.tokens.toLocaleString("en-US")} tokens`);
+  log(`data ${data.description}`);
   if (worldSize(plan.decisions) > 1) {
     // The ranks run the standalone binary under mpirun; the checkpoint they save is whole.
     const ranks = worldSize(plan.decisions);
-    const losses = await trainRanks({ trainBin: built.trainBinPath, tokenFile: data.tokenFile, ranks, ...model }, opts, log);
-    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
+    const losses = await trainRanks({ trainBin: built.trainBinPath, dataFile: data.file, ranks, ...model }, opts, log);
+    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics, task: !data.language })) log(line);
     return;
   }
 
   const sessionOptions = (resumePath: string | undefined, profiling: boolean): StowOptions => ({
     ...opts.run,
-    dataPath: data.tokenFile,
+    dataPath: data.file,
     initPath: resumePath ? undefined : opts.init,
     resumePath,
     metricsPath: opts.metrics,
@@ -168,11 +168,11 @@ export async function train(modelPath: string, opts: TrainOptions, log = (s: str
     }
     stop.dispose();
     // The run is done and saved: a prompt this model cannot read costs the sample, not the run.
-    if (opts.sample) {
+    if (opts.sample && data.language) {
       const sample = sampleText(session, opts.sample.prompt, { ...opts.sample, seed: opts.run.seed ?? 0 });
       log("problem" in sample ? `sample skipped: ${sample.problem}` : `\nsample:\n${sample.text}\n`);
     }
-    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics })) log(line);
+    for (const line of runSummary(losses, { checkpoint: opts.save, metrics: opts.metrics, task: !data.language })) log(line);
   } catch (error) {
     // After a signal the run has saved already; a state that was not finite would be refused again.
     const saveFailed = error instanceof StoppedBySignal || error instanceof NonFiniteStateError;

@@ -16,7 +16,7 @@ import { type EndEvent, type ErrorEvent, type SavedEvent, parseTrainEvent } from
 
 export interface RankRun {
   trainBin: string;
-  tokenFile: string;
+  dataFile: string;
   ranks: number;
   /** The model file and its hash, which checkpoints record. */
   modelPath: string;
@@ -24,10 +24,10 @@ export interface RankRun {
 }
 
 /** The train binary's flags for a run of `stow train` (the run contract's, runtime/run_contract.ts). */
-export function trainBinaryArgs(opts: TrainOptions, tokenFile: string, model?: { modelPath: string; modelSha256: string }): string[] {
+export function trainBinaryArgs(opts: TrainOptions, dataFile: string, model?: { modelPath: string; modelSha256: string }): string[] {
   return trainFlagArgs({
     ...opts.run,
-    dataPath: tokenFile,
+    dataPath: dataFile,
     steps: opts.steps,
     stopAfter: opts.stopAfter,
     threads: opts.threads,
@@ -55,7 +55,7 @@ export function mpirunArgs(ranks: number, command: string[]): string[] {
 
 /** Runs the job; returns rank 0's losses, one a step. */
 export async function trainRanks(job: RankRun, opts: TrainOptions, log: (s: string) => void): Promise<number[]> {
-  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.tokenFile, job)]), {
+  const child = spawn("mpirun", mpirunArgs(job.ranks, [job.trainBin, ...trainBinaryArgs(opts, job.dataFile, job)]), {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });

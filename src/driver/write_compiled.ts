@@ -4,6 +4,7 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { buildCompiledPlan } from "./build.ts";
 import type { Plan } from "../../plan/plan.ts";
+import { taskInputsOf } from "../../ir/types.ts";
 import { backendCaps } from "../../plan/backends.ts";
 import { planJson } from "./plan_report.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
@@ -16,5 +17,7 @@ export async function writeCompiled(plan: Plan, outDir: string, log: (s: string)
   writeFileAtomic(path.join(outDir, "plan.json"), JSON.stringify(planJson(plan), null, 1) + "\n");
   copyFileSync(built.libPath, path.join(outDir, "libplan.so"));
   copyFileSync(built.trainBinPath, path.join(outDir, "train"));
-  log(`wrote ${outDir}/${planFile}, plan.json, libplan.so and train (run: ${outDir}/train --data TOKENS.bin)`);
+  // A task model's train binary reads a step file, which stow train writes from the model's data loader.
+  const data = taskInputsOf(plan.train.graph).length > 0 ? "STEPS.bin, a step file as stow train writes" : "TOKENS.bin";
+  log(`wrote ${outDir}/${planFile}, plan.json, libplan.so and train (run: ${outDir}/train --data ${data})`);
 }

@@ -19,7 +19,7 @@ export {
   silu,
   rotaryEmbedding,
 } from "./functional.ts";
-export { defineModel, require, ConfigError } from "./model.ts";
+export { defineModel, require, ConfigError, int32, float32 } from "./model.ts";
 export type { AttentionOptions } from "./functional.ts";
-export type { ModelConfig, ModelDefinition, LanguageModel, ScaleRule } from "./model.ts";
+export type { ModelConfig, ModelDefinition, LanguageModel, TaskModel, InputSpec, BatchRequest, Batch, ScaleRule } from "./model.ts";
 export { concat, cat, stack, pad, narrow, broadcastTo, indexSelect, gather } from "./movement.ts";

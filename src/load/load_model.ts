@@ -104,6 +104,12 @@ function validateModel(absolutePath: string, namespace: Record<string, unknown>)
   else if (typeof model.defaultPreset !== "string") problems.push("`defaultPreset` must be a string");
   if (model.build === undefined) problems.push("`build` (a function from a config to the model) is missing");
   else if (typeof model.build !== "function") problems.push("`build` must be a function");
+  if (model.inputs !== undefined && typeof model.inputs !== "function")
+    problems.push("`inputs` must be a function from a config to the named inputs");
+  if (model.data !== undefined && typeof model.data !== "function")
+    problems.push("`data` must be a function from a config and a step to its batch");
+  if (model.data !== undefined && model.inputs === undefined)
+    problems.push("`data` needs `inputs`: a language model reads the token stream of --data");
   if (problems.length > 0) {
     throw new UserError(`${where}: ${what} is not a model:\n  ${problems.join("\n  ")}`);
   }
@@ -117,7 +123,9 @@ function validateModel(absolutePath: string, namespace: Record<string, unknown>)
   // Bound, so that a model written as a class or an object literal with `this` inside build still works.
   const build = (model.build as ModelModule["build"]).bind(model);
   const scale = model.scale === undefined ? undefined : validateScale(where, model.scale, presets, defaultPreset);
-  return { presets, defaultPreset, build, ...(scale && { scale }) };
+  const task = model.inputs === undefined ? {} : { inputs: model.inputs as ModelModule["inputs"], data: model.data as ModelModule["data"] };
+  const loc = model.loc as ModelModule["loc"];
+  return { presets, defaultPreset, build, ...(scale && { scale }), ...task, ...(loc && { loc }) };
 }
 
 /** `scale: { field, preset? }`: the preset exists and the field is one of its integer fields. */

@@ -52,12 +52,13 @@ function placementText(plan: Plan): string {
 
 export function chosenPlanRows(plan: Plan): PlanRow[] {
   const p = plan.checkpoint.predicted;
+  const collectives = p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "";
   const link =
     plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "";
   return [
     { id: "checkpoint", name: "checkpointing", value: recomputeText(plan) },
     { id: "moved", name: "moved activations", value: movedText(plan) },
     { id: "placement", name: "model data", value: placementText(plan) },
-    { id: "predicted", name: "predicted step", value: `${ms(p.seconds)} (compute ${ms(p.computeSeconds)}${link})` },
+    { id: "predicted", name: "predicted step", value: `${ms(p.seconds)} (compute ${ms(p.computeSeconds)}${collectives}${link})` },
   ];
 }

@@ -9,7 +9,7 @@ import { isComputeOp, opKind } from "../../ir/ops.ts";
 import { nodeFlops } from "../../ir/flops.ts";
 import { type Node, formatLoc, valueBytes } from "../../ir/types.ts";
 import { UserError } from "../../base/errors.ts";
-import type { Plan } from "../../plan/plan.ts";
+import { type Plan, meshOf } from "../../plan/plan.ts";
 import type { NodeProfile } from "../../plan/node_profile.ts";
 
 /** The tracks, in the order a viewer lists them (their thread ids). */
@@ -40,13 +40,12 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   const g = plan.train.graph;
   const positions = new Map(g.nodes.map((n, i) => [n.id, i]));
   const timed: TimedNode[] = [];
-  simulateStep(
-    g,
-    plan.machine,
-    plan.decisions.measured,
-    (node, lane, start, seconds) => timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
-    plan.train.memory.diskValues,
-  );
+  simulateStep(g, plan.machine, {
+    measured: plan.decisions.measured,
+    mesh: meshOf(plan.decisions),
+    onDisk: plan.train.memory.diskValues,
+    record: (node, lane, start, seconds) => timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
+  });
   return timed.sort((a, b) => a.position - b.position);
 }
 

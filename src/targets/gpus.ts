@@ -14,6 +14,11 @@
 // - hostBandwidth: AdamW on the host for offloaded chunks (multi-threaded, vectorised, as DeepSpeed's
 //   CPU Adam and Colossal-AI's HybridAdam are) at about half the peak of the host memory the card
 //   typically sits next to.
+// - network: the link between the GPUs of one machine (up to 8), as a ring collective's bus bandwidth:
+//   75% of the NVLink bandwidth per direction where the GPUs sit on NVSwitch (data-centre cards); on
+//   GeForce cards, which have no peer-to-peer over PCIe, NCCL stages through host memory, so about 40% of
+//   the PCIe figure above. Latency: about 3 us a ring step over NVLink, 10 us through the host. Between
+//   machines (InfiniBand) is not modelled.
 // - diskReadBandwidth, diskWriteBandwidth: one NVMe drive of the host's generation, for the disk tier.
 //   Reads at 80% of the datasheet's sequential rate. Writes: a data-centre drive holds its datasheet rate
 //   (80% taken); a consumer TLC drive writes at its datasheet rate only until its SLC cache (tens to a
@@ -42,7 +47,14 @@ export const GPU_TARGETS: Readonly<Record<string, Omit<Target, "name">>> = {
   "rtx2060-6g": {
     description: "NVIDIA GeForce RTX 2060 6 GB (Turing, fp32 on CUDA cores, PCIe 3.0 x16, dual-channel DDR4 host)",
     deviceMemory: 5.5 * GiB,
-    machine: { matmulFlops: 0.7 * 6.45e12, memoryBandwidth: 0.8 * 336e9, linkBandwidth: 12e9, hostBandwidth: 20e9, ...CONSUMER_GEN3_NVME },
+    machine: {
+      matmulFlops: 0.7 * 6.45e12,
+      memoryBandwidth: 0.8 * 336e9,
+      linkBandwidth: 12e9,
+      hostBandwidth: 20e9,
+      network: { bandwidth: 0.4 * 12e9, latency: 10e-6 },
+      ...CONSUMER_GEN3_NVME,
+    },
   },
   // GeForce RTX 3090 (GA102): 24 GiB GDDR6X, 936 GB/s; 35.6 TFLOP/s fp32 and 35.6 dense TF32 on
   // GeForce Ampere (so TF32 gains nothing here); PCIe 4.0 x16. Host: 256 GiB needs a workstation
@@ -50,29 +62,59 @@ export const GPU_TARGETS: Readonly<Record<string, Omit<Target, "name">>> = {
   "rtx3090-24g": {
     description: "NVIDIA GeForce RTX 3090 24 GB (Ampere, fp32/TF32 35.6 TFLOP/s peak, PCIe 4.0 x16, quad-channel DDR4 host)",
     deviceMemory: 23.5 * GiB,
-    machine: { matmulFlops: 0.6 * 35.6e12, memoryBandwidth: 0.8 * 936e9, linkBandwidth: 24e9, hostBandwidth: 50e9, ...CONSUMER_GEN4_NVME },
+    machine: {
+      matmulFlops: 0.6 * 35.6e12,
+      memoryBandwidth: 0.8 * 936e9,
+      linkBandwidth: 24e9,
+      hostBandwidth: 50e9,
+      network: { bandwidth: 0.4 * 24e9, latency: 10e-6 },
+      ...CONSUMER_GEN4_NVME,
+    },
   },
   // GeForce RTX 4090 (AD102): 24 GiB GDDR6X, 1008 GB/s; 82.6 TFLOP/s fp32 and 82.6 dense TF32 on GeForce
-  // Ada (so TF32 gains nothing here); PCIe 4.0 x16. Host: 256 GiB, as in the LoHan/Fuyou
-  // single-4090 setup, needs a workstation board, taken as quad-channel DDR4-3200 (102 GB/s peak), as for
-  // the 3090.
+  // Ada (so TF32 gains nothing here); PCIe 4.0 x16, no peer-to-peer (as the 3090 above). Host: 256 GiB, as
+  // in the LoHan/Fuyou single-4090 setup, needs a workstation board, taken as quad-channel DDR4-3200
+  // (102 GB/s peak), as for the 3090.
   "rtx4090-24g": {
     description: "NVIDIA GeForce RTX 4090 24 GB (Ada, fp32/TF32 82.6 TFLOP/s peak, PCIe 4.0 x16, quad-channel DDR4 host, PCIe 4.0 NVMe)",
     deviceMemory: 23.5 * GiB,
-    machine: { matmulFlops: 0.6 * 82.6e12, memoryBandwidth: 0.8 * 1008e9, linkBandwidth: 24e9, hostBandwidth: 50e9, ...CONSUMER_GEN4_NVME },
+    machine: {
+      matmulFlops: 0.6 * 82.6e12,
+      memoryBandwidth: 0.8 * 1008e9,
+      linkBandwidth: 24e9,
+      hostBandwidth: 50e9,
+      network: { bandwidth: 0.4 * 24e9, latency: 10e-6 },
+      ...CONSUMER_GEN4_NVME,
+    },
   },
   // A100 80GB SXM4: 80 GiB HBM2e, 2039 GB/s; 156 TFLOP/s dense TF32 (19.5 fp32); PCIe 4.0 x16 to the
-  // host. Host: two-socket server, 8-channel DDR4-3200 a socket (205 GB/s a socket).
+  // host; NVLink 3 to NVSwitch, 12 links of 25 GB/s a direction (HGX A100). Host: two-socket server,
+  // 8-channel DDR4-3200 a socket (205 GB/s a socket).
   "a100-80g": {
     description: "NVIDIA A100 80 GB SXM4 (TF32 tensor cores, PCIe 4.0 x16, 8-channel DDR4 server host)",
     deviceMemory: 79 * GiB,
-    machine: { matmulFlops: 0.6 * 156e12, memoryBandwidth: 0.8 * 2039e9, linkBandwidth: 24e9, hostBandwidth: 100e9, ...DATA_CENTRE_NVME },
+    machine: {
+      matmulFlops: 0.6 * 156e12,
+      memoryBandwidth: 0.8 * 2039e9,
+      linkBandwidth: 24e9,
+      hostBandwidth: 100e9,
+      network: { bandwidth: 0.75 * 300e9, latency: 3e-6 },
+      ...DATA_CENTRE_NVME,
+    },
   },
   // H100 80GB SXM5: 80 GiB HBM3, 3.35 TB/s; 495 TFLOP/s dense TF32 (67 fp32); PCIe 5.0 x16 to the
-  // host. Host: two-socket server, 8-channel DDR5-4800 a socket (307 GB/s a socket).
+  // host; NVLink 4 to NVSwitch, 18 links of 25 GB/s a direction (HGX H100). Host: two-socket server,
+  // 8-channel DDR5-4800 a socket (307 GB/s a socket).
   "h100-80g": {
     description: "NVIDIA H100 80 GB SXM5 (TF32 tensor cores, PCIe 5.0 x16, 8-channel DDR5 server host)",
     deviceMemory: 79 * GiB,
-    machine: { matmulFlops: 0.6 * 495e12, memoryBandwidth: 0.8 * 3350e9, linkBandwidth: 50e9, hostBandwidth: 150e9, ...DATA_CENTRE_NVME },
+    machine: {
+      matmulFlops: 0.6 * 495e12,
+      memoryBandwidth: 0.8 * 3350e9,
+      linkBandwidth: 50e9,
+      hostBandwidth: 150e9,
+      network: { bandwidth: 0.75 * 450e9, latency: 3e-6 },
+      ...DATA_CENTRE_NVME,
+    },
   },
 };

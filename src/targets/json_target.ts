@@ -9,12 +9,13 @@
 //   "softmax_rate": logits per second,
 //   "element_rates": { "op": elements of its first input per second, ... },
 //   "disk_read_bandwidth", "disk_write_bandwidth": the disk tier's bytes/s (an NVMe drive or array).
+//   "network": { "bandwidth": bytes/s a rank sends in a ring collective, "latency": seconds a ring step }.
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
 import { UserError } from "../../base/errors.ts";
 import { parseSize } from "../../base/units.ts";
 import { OPS } from "../../ir/ops.ts";
-import type { AttentionRates, Machine, SizedRate } from "../../ir/cost_model.ts";
+import type { AttentionRates, Machine, NetworkLink, SizedRate } from "../../ir/cost_model.ts";
 import type { Target } from "./target.ts";
 
 const RATES = {
@@ -34,6 +35,7 @@ const OPTIONAL = [
   "attention_rates",
   "softmax_rate",
   "element_rates",
+  "network",
   ...Object.keys(DISK_RATES),
 ];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
@@ -78,12 +80,20 @@ export function parseTarget(file: string, json: unknown): Target {
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
   for (const [field, key] of Object.entries(DISK_RATES))
     if (o[field] !== undefined) machine[key] = positive(`${where}: "${field}"`, o[field]);
+  if (o.network !== undefined) machine.network = networkLink(`${where}: "network"`, o.network);
   return {
     name: file,
     description: (o.description as string | undefined) ?? file,
     deviceMemory: deviceMemory(where, o.device_memory),
     machine,
   };
+}
+
+function networkLink(what: string, v: unknown): NetworkLink {
+  const o = v as Record<string, unknown>;
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.keys(o).some((k) => k !== "bandwidth" && k !== "latency"))
+    throw new UserError(`${what} must be an object with "bandwidth" (bytes/s) and "latency" (seconds)`);
+  return { bandwidth: positive(`${what}.bandwidth`, o.bandwidth), latency: positive(`${what}.latency`, o.latency, " (seconds)") };
 }
 
 function positive(what: string, v: unknown, unit = " (per second)"): number {
@@ -153,5 +163,6 @@ export function targetJson(t: Target): Record<string, unknown> {
     ...(m.softmaxRate && { softmax_rate: m.softmaxRate }),
     ...(m.elementRates && { element_rates: m.elementRates }),
     ...Object.fromEntries(Object.entries(DISK_RATES).flatMap(([field, key]) => (m[key] === undefined ? [] : [[field, m[key]]]))),
+    ...(m.network && { network: m.network }),
   };
 }

@@ -33,7 +33,13 @@ function candidateDigest(c: Candidate) {
     movedBytes: c.movedBytes,
     chunkLoads: c.chunkLoads,
     recomputeFlops: c.recomputeFlops,
-    predicted: c.predicted,
+    // The fields the digests were recorded with: collectives' time is in networkSeconds, not in these.
+    predicted: {
+      seconds: c.predicted.seconds,
+      computeSeconds: c.predicted.computeSeconds,
+      linkSeconds: c.predicted.linkSeconds,
+      stallSeconds: c.predicted.stallSeconds,
+    },
   };
 }
 

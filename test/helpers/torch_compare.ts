@@ -54,6 +54,15 @@ export interface TorchComparison {
 
 const hyper = { lr: "3e-3", minLr: "3e-4", warmup: "3", wd: "0.1", beta1: "0.9", beta2: "0.95", eps: "1e-8" };
 
+/** The schedule and AdamW flags both sides of a comparison take (stow train's and the references' alike). */
+export function scheduleFlags(gradClip: string): string[] {
+  return [
+    ...["--lr", hyper.lr, "--min-lr", hyper.minLr, "--lr-schedule", "cosine", "--warmup-steps", hyper.warmup],
+    ...["--weight-decay", hyper.wd, "--beta1", hyper.beta1, "--beta2", hyper.beta2, "--eps", hyper.eps],
+    ...["--grad-clip", gradClip],
+  ];
+}
+
 /** Trains both, checks every step's loss, and returns Stowage's losses. */
 export function compareWithTorch(c: TorchComparison): number[] {
   const dir = mkdtempSync(path.join(os.tmpdir(), "stow-torch-"));
@@ -63,26 +72,7 @@ export function compareWithTorch(c: TorchComparison): number[] {
   c.init(init);
   // Tokens for steps - 3 batches: the last steps wrap around to the start, which exercises the loader's wrap.
   writeTokenFile(data, encodeText(builtinCorpusText()).slice(0, c.batch * c.seq * (c.steps - 3) + 1));
-  const schedule = [
-    "--lr",
-    hyper.lr,
-    "--min-lr",
-    hyper.minLr,
-    "--lr-schedule",
-    "cosine",
-    "--warmup-steps",
-    hyper.warmup,
-    "--weight-decay",
-    hyper.wd,
-    "--beta1",
-    hyper.beta1,
-    "--beta2",
-    hyper.beta2,
-    "--eps",
-    hyper.eps,
-    "--grad-clip",
-    c.gradClip,
-  ];
+  const schedule = scheduleFlags(c.gradClip);
   const shape = ["--batch", `${c.batch}`, "--seq", `${c.seq}`, "--steps", `${c.steps}`];
 
   const ours = stow([

@@ -163,6 +163,20 @@ describe("target profiles", () => {
     expectUserError(() => parseTarget("t.json", { ...card, device_memory: "lots" }), /"device_memory": expected a size/);
     expectUserError(() => parseTarget("t.json", { ...card, pcie: 4 }), /unknown field "pcie"/);
     expectUserError(() => parseTarget("t.json", [card]), /expected a JSON object/);
+    // The link between ranks, optional: both fields, positive, and nothing else.
+    const network = { bandwidth: 100e9, latency: 5e-6 };
+    expect(parseTarget("t.json", { ...card, network }).machine.network).toEqual(network);
+    expectUserError(
+      () => parseTarget("t.json", { ...card, network: { bandwidth: 1e9 } }),
+      /"network"\.latency must be a positive number \(seconds\)/,
+    );
+    expectUserError(
+      () => parseTarget("t.json", { ...card, network: { ...network, hops: 2 } }),
+      /"network" must be an object with "bandwidth"/,
+    );
+    // Each GPU profile reads back from its JSON form, its link included.
+    for (const [name, t] of Object.entries(GPU_TARGETS))
+      expect(parseTarget(`${name}.json`, targetJson({ name, ...t })).machine).toEqual(t.machine);
   });
 
   test("a JSON profile may carry measured rates; without them it is a machine of four rates", () => {

@@ -5,7 +5,9 @@
 // the host (--device-memory) give bitwise the plain run's losses, as their rewrites are exact by design;
 // --tp 2 over MPI ranks, with a prime vocabulary so the vocabulary-parallel output layer is padded,
 // gives them within 1e-5 (the ranks sum partial products in another order); and the emulated CUDA
-// backend gives them within 1e-5. A --tp that cannot cut the K/V heads is refused naming the op and why.
+// backend gives them within 1e-5. Fusion (the default) launches fewer kernels and moves fewer bytes than
+// --fusion off, with bitwise its losses on the CPU and on emulated CUDA. A --tp that cannot cut the K/V
+// heads is refused naming the op and why.
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -70,7 +72,7 @@ describe("Llama matches PyTorch", () => {
 describe("Llama under recomputation, offload, tensor parallelism and the emulated CUDA backend", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "stow-llama-"));
   const data = path.join(dir, "markov.bin");
-  const steps = 6;
+  const steps = 10;
   // A prime vocabulary: under --tp 2 the embedding and the output layer are padded to 2 x 126 rows.
   const tiny = ["samples/llama.ts", "--preset", "tiny", "--set", "vocab=251", "--batch", "4", "--seq", "32", "--threads", "1"];
   const train = (extra: string[], name: string) =>
@@ -80,6 +82,7 @@ describe("Llama under recomputation, offload, tensor parallelism and the emulate
     );
   const losses = (m: Record<string, number>[]) => m.map((s) => s.loss);
   let plain: Record<string, number>[];
+  let emulated: Record<string, number>[];
 
   beforeAll(() => {
     writeTokenFile(data, makeMarkovCorpus({ vocab: 251, k: 2, length: 4 * 32 * steps + 1, seed: 5 }).tokens);
@@ -113,8 +116,28 @@ describe("Llama under recomputation, offload, tensor parallelism and the emulate
   });
 
   test("the emulated CUDA backend in fp32: losses within 1e-5 relative of the CPU backend", () => {
-    const emulated = train(["--checkpoint", "none", "--backend", "cuda", "--emulate", "--precision", "fp32"], "emulated");
+    emulated = train(["--checkpoint", "none", "--backend", "cuda", "--emulate", "--precision", "fp32"], "emulated");
     expectRelativelyClose(losses(emulated), losses(plain), "emulated CUDA loss", 1e-5);
+  });
+
+  // The runs above are fused (the default): each generated kernel computes its ops' formulas in their
+  // order, so the unfused plan's losses are the same bits, on the CPU and on the emulated CUDA backend.
+  test("--fusion off: fewer kernels and less elementwise traffic fused, and bitwise the same losses on both backends", () => {
+    const fused = stowPlanJson([...tiny, "--checkpoint", "none"]).fusion;
+    const unfused = stowPlanJson([...tiny, "--checkpoint", "none", "--fusion", "off"]).fusion;
+    expect(fused.groups).toBeGreaterThan(0);
+    expect(unfused.groups).toBe(0);
+    expect(fused.kernels_per_step).toBeLessThan(unfused.kernels_per_step);
+    expect(unfused.kernels_per_step - fused.kernels_per_step).toBe(fused.kernels_saved);
+    expect(fused.elementwise_bytes).toBeLessThan(unfused.elementwise_bytes);
+    const cpu = train(["--checkpoint", "none", "--fusion", "off"], "unfused");
+    expect(losses(cpu)).toEqual(losses(plain));
+    expect(cpu.map((m) => m.grad_norm)).toEqual(plain.map((m) => m.grad_norm));
+    const cuda = train(
+      ["--checkpoint", "none", "--backend", "cuda", "--emulate", "--precision", "fp32", "--fusion", "off"],
+      "unfused-emulated",
+    );
+    expect(losses(cuda)).toEqual(losses(emulated));
   });
 });
 

@@ -1,15 +1,17 @@
 // A model that moves its data with issue 17's movement ops along every axis (narrow, pad, expand,
 // concat, stack, indexSelect, gather) and masks with comparisons and where
 // (test/fixtures/models/movement_gpt.ts) builds with g++ and trains on
-// the CPU backend with the planned peak as measured, with and without recomputing its blocks. Each op's
-// gradient is test/unit/gradcheck.test.ts's (the whole fixture's too), each kernel
-// test/system/op_kernels.test.ts's.
+// the CPU backend with the planned peak as measured, with and without recomputing its blocks, and matches
+// an independent PyTorch twin (test/reference/movement_gpt_torch.py, written with torch's own idioms:
+// indexing, roll, a concatenated zero row) over 10 steps. Each op's gradient is
+// test/unit/gradcheck.test.ts's (the whole fixture's too), each kernel test/system/op_kernels.test.ts's.
 import { describe, expect, test } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { stow } from "../helpers/run.ts";
 import { stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
+import { type InitTensor, compareWithTorch, normalSampler, writeInit } from "../helpers/torch_compare.ts";
 
 function train(checkpoint: "none" | "blocks") {
   const r = stow([
@@ -61,4 +63,51 @@ describe("a model built on the movement ops", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 600_000);
+});
+
+describe("a model built on the movement ops matches PyTorch", () => {
+  test("10 steps, clipping at 1.0, within 1e-4 of the twin", () => {
+    // GPT-2's vocabulary: the comparison's tokens are the built-in corpus in GPT-2 tokens.
+    const config = { vocab: 50257, seq: 16, layers: 2, dim: 16, heads: 2 };
+    const C = config.dim;
+    const normal = normalSampler(1717);
+    const dense = (name: string, out: number, inp: number): InitTensor => ({
+      name,
+      shape: [out, inp],
+      fill: () => normal(1 / Math.sqrt(inp)),
+    });
+    const norm = (name: string): InitTensor => ({ name, shape: [C], fill: () => 1 + normal(0.1) });
+    const init = (file: string) => {
+      const tensors: InitTensor[] = [
+        { name: "wte", shape: [config.vocab, C], fill: () => normal(0.5) },
+        { name: "wpe", shape: [2 * config.seq, C], fill: () => normal(0.1) },
+      ];
+      for (let l = 0; l < config.layers; l++) {
+        const b = `blocks.${l}`;
+        tensors.push(
+          norm(`${b}.norm1.weight`),
+          dense(`${b}.qkv.weight`, 3 * C, C),
+          dense(`${b}.proj.weight`, C, C),
+          norm(`${b}.norm2.weight`),
+          dense(`${b}.up.weight`, 4 * C, C),
+          dense(`${b}.down.weight`, C, 4 * C),
+        );
+      }
+      tensors.push(norm("norm.weight"), dense("head.weight", config.vocab, C));
+      writeInit(file, tensors);
+    };
+    const losses = compareWithTorch({
+      model: "test/fixtures/models/movement_gpt.ts",
+      preset: "tiny",
+      set: [`vocab=${config.vocab}`],
+      config,
+      script: "movement_gpt_torch.py",
+      init,
+      gradClip: "1.0",
+      batch: 4,
+      seq: 16,
+      steps: 10,
+    });
+    expect(losses[9]).toBeLessThan(losses[0]);
+  }, 180_000);
 });

@@ -35,7 +35,8 @@ import {
   numel,
   valueBytes,
 } from "../../ir/types.ts";
-import { type NodeCalls, programView } from "../../codegen/backends/cpu/emit.ts";
+import { type NodeCalls, programView, renderFusedKernels } from "../../codegen/backends/cpu/emit.ts";
+import { fusedKernelView } from "../../codegen/fused_kernel.ts";
 import { kernelCalls } from "../../codegen/backends/cpu/kernel_calls.ts";
 import { cudaKernelCalls } from "../../codegen/backends/cuda/kernel_calls.ts";
 import { buildPlan } from "../../codegen/build.ts";
@@ -367,6 +368,33 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
     { leaves: [ids(5, 3, 6, 4), f(3, 6, 4)], attrs: { dim: 1, D: 5 } },
     { leaves: [ids(4, 3, 7), f(3, 7)], attrs: { dim: 0, D: 4 } },
   ],
+  // Generated kernels (codegen/fused_kernel.ts): broadcast inputs, a constant, comparisons, several
+  // outputs; a trailing reduction with an output of its row loop; the backward's elementwise ops, over
+  // too few rows to loop by row.
+  fused: [
+    {
+      // 66 rows of 7: the kernel loops over rows, so the inputs broadcast along them are read by row (x2),
+      // by row modulo their size (x3) and by column (x1).
+      leaves: [f(2, 33, 7), f(7), f(2, 33, 1), f(33, 1)],
+      attrs: {
+        program:
+          "fill{shape=[] value=0.5}(); mul(x0,x1); add(s1,s0); unary{fn=tanh}(s2); binary{fn=sub}(s3,x2); " +
+          "binary{fn=gt}(s4,s0); where(s5,s4,x0); scale{s=0.25}(s6); unary{fn=pow p=3}(s7); binary{fn=add}(s8,x3)",
+        outs: [3, 9],
+      },
+    },
+    { leaves: [f(3, 5, 7)], attrs: { program: "unary{fn=square}(x0); reduce{fn=mean}(s0)", outs: [1] } },
+    { leaves: [f(3, 5, 7)], attrs: { program: "scale{s=2}(x0); silu(s0); reduce{fn=max}(s1)", outs: [1, 2] } },
+    {
+      leaves: [f(3, 5, 1), f(3, 5, 7), f(3, 5, 7)],
+      attrs: {
+        program:
+          "reduce_bwd{fn=mean C=7}(x0); unary_bwd{fn=square}(x1,s0); add(x2,s1); gelu(x1); gelu_bwd(s3,x2); silu_bwd(x1,s4); " +
+          "binary_bwd{fn=mul side=1}(x1,x0,s5)",
+        outs: [2, 6],
+      },
+    },
+  ],
   // A mask made by a comparison, as models make them; each operand broadcast in turn.
   where: [
     {
@@ -578,6 +606,8 @@ interface Harness {
   calls: NodeCalls;
   /** What the generated code includes before the cases: the backend template's headers. */
   prelude: string[];
+  /** The template part that renders generated (fused) kernels. */
+  fusedTemplate: string;
   /** The runtime the cases link: the backend's kernels and what they call, no session. */
   sources: () => string[];
 }
@@ -600,7 +630,15 @@ const CPU: Harness = {
   backend: "cpu",
   emulate: false,
   calls: kernelCalls,
-  prelude: ["#include <algorithm>", "#include <cmath>", "#include <cstdint>", '#include "core/plan.h"', '#include "cpu/kernels.h"'],
+  prelude: [
+    "#include <algorithm>",
+    "#include <cmath>",
+    "#include <cstdint>",
+    '#include "core/kernel_math.h"',
+    '#include "core/plan.h"',
+    '#include "cpu/kernels.h"',
+  ],
+  fusedTemplate: "cpu/fused_kernels.njk",
   sources: () => [...listed("cpu", /^kernels.*\.cpp$/), ...commonSources()],
 };
 
@@ -613,9 +651,11 @@ const CUDA_EMULATED: Harness = {
     "#define STOW_OPK_CUDA 1",
     "#include <cstdint>",
     '#include "cuda/cuda_kernels.h"',
+    '#include "cuda/launch.h"',
     '#include "core/kernel_math.h"',
     '#include "core/plan.h"',
   ],
+  fusedTemplate: "cuda/fused_kernels.njk",
   // As test/system/cuda_kernels.test.ts links them: the kernels, the streams and the cuBLAS binding (to the
   // emulation's stand-in), the emulation, and the CPU's AdamW for the host worker.
   sources: () => [
@@ -632,12 +672,16 @@ const CUDA_EMULATED: Harness = {
 /** The emulated CUDA target needs Boost.Context (fibers for CUDA threads). */
 const emulationAvailable = existsSync("/usr/include/boost/context/fiber.hpp");
 
-function caseFunction(i: number, c: Built, calls: NodeCalls): { source: string; lines: string[] } {
-  const view = programView(c.name, { graph: c.graph, memory: c.mem, batch: 1, seq: 1 }, calls);
+function caseFunction(i: number, c: Built, h: Harness): { source: string; lines: string[] } {
+  const view = programView(c.name, { graph: c.graph, memory: c.mem, batch: 1, seq: 1 }, h.calls);
   const lines = view.nodes.flatMap((n) => n.lines);
+  // Generated kernels are named by value id, which repeats across cases: each case's in a namespace.
+  const fused = c.graph.nodes.flatMap((n) => (n.op === "fused" ? [fusedKernelView(n, c.mem)] : []));
   const source = [
     `// ${c.name}`,
+    ...(fused.length > 0 ? [`namespace kernels_${i} {`, renderFusedKernels(h.fusedTemplate, fused), "}"] : []),
     `void case_${i}(Ctx& c, const StepArgs& a) {`,
+    ...(fused.length > 0 ? [`  using namespace kernels_${i};`] : []),
     "  (void)a;",
     "  [[maybe_unused]] float gscale = 1.0f;",
     `  [[maybe_unused]] int64_t tk[${Math.max(1, view.tickets)}] = {};`,
@@ -652,7 +696,7 @@ function caseFunction(i: number, c: Built, calls: NodeCalls): { source: string; 
 }
 
 function driverSource(h: Harness): string {
-  const cases = ALL.map((c, i) => caseFunction(i, c, h.calls).source);
+  const cases = ALL.map((c, i) => caseFunction(i, c, h).source);
   return [
     `// The op kernel cases of test/system/op_kernels.test.ts for the ${h.name} backend.`,
     ...h.prelude,
@@ -784,7 +828,7 @@ describe("every op's kernel, on every backend", () => {
     const declared = new Set([...list.matchAll(/^STOW_(?:GEMM_|NORM_)?KERNEL\((\w+),/gm)].map((m) => m[1]));
     expect(declared.size).toBeGreaterThan(40);
     const called = new Set(
-      ALL.flatMap((c) => [CPU, CUDA_EMULATED].flatMap((h) => caseFunction(0, c, h.calls).lines)).flatMap((line) =>
+      ALL.flatMap((c) => [CPU, CUDA_EMULATED].flatMap((h) => caseFunction(0, c, h).lines)).flatMap((line) =>
         [...line.matchAll(/stow::(?:cuda::)?(\w+)\(/g)].map((m) => m[1]),
       ),
     );

@@ -2,8 +2,8 @@
 // machine has measured rates (interpolated between the measured sizes, flat beyond them), attention at
 // its own measured grid, the fused LM head as products plus a softmax pass, measured elementwise kernels
 // at their rates; a machine with none of these (a GPU profile) predicts as before, from matmulFlops and
-// memoryBandwidth. Expected times are worked out here from the rates and
-// the shapes, not read back from the model. No timing: whether predictions match this machine is the
+// memoryBandwidth; collectives over a network link take a ring's time over their group. Expected times
+// are worked out here from the rates and the shapes, not read back from the model. No timing: whether predictions match this machine is the
 // bench's question (`npm run bench -- capacity-targets`).
 import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../ir/builder.ts";
@@ -253,13 +253,60 @@ describe("host AdamW with moments in the disk tier", () => {
     const disk: Machine = { ...plain, diskReadBandwidth: 1e9, diskWriteBandwidth: 5e8 };
     const adamw = (28 * n) / plain.hostBandwidth;
     expect(simulateStep(graph, disk).seconds).toBeCloseTo(adamw, 15);
-    expect(simulateStep(graph, disk, undefined, undefined, new Set([m.id])).seconds).toBeCloseTo(
-      adamw + (2 * 4096) / 1e9 + (2 * 4096) / 5e8,
-      15,
-    );
-    expect(simulateStep(graph, plain, undefined, undefined, new Set([m.id])).seconds).toBeCloseTo(
-      adamw + (4 * 4096) / DISK_DEFAULT_BANDWIDTH,
-      15,
-    );
+    expect(simulateStep(graph, disk, { onDisk: new Set([m.id]) }).seconds).toBeCloseTo(adamw + (2 * 4096) / 1e9 + (2 * 4096) / 5e8, 15);
+    expect(simulateStep(graph, plain, { onDisk: new Set([m.id]) }).seconds).toBeCloseTo(adamw + (4 * 4096) / DISK_DEFAULT_BANDWIDTH, 15);
+  });
+});
+
+describe("collectives over a network link", () => {
+  // 1 GB/s a rank sends, 1 ms a ring step: times in seconds are easy to read off.
+  const link = { bandwidth: 1e9, latency: 1e-3 };
+  const networked: Machine = { ...plain, network: link };
+  const x = [1000, 250]; // 1e6 bytes
+  test("a ring: all-reduce sends 2 (p - 1) / p of the tensor in 2 (p - 1) steps; gathers and scatters half that", () => {
+    const mesh = { tp: 4, dp: 2 };
+    // Tensor-parallel group (4 ranks): 2 * 3/4 * 1e-3 s + 6 steps.
+    expect(nodeSeconds(node("all_reduce", [x], { reduce: "sum" } as never), networked, undefined, mesh)).toBeCloseTo(1.5e-3 + 6e-3, 12);
+    // Data-parallel group (2 ranks): 2 * 1/2 * 1e-3 s + 2 steps.
+    const dp = node("all_reduce", [x], { reduce: "mean", group: "dp" } as never);
+    expect(nodeSeconds(dp, networked, undefined, mesh)).toBeCloseTo(1e-3 + 2e-3, 12);
+    // An all-gather to 4 x 1e6 bytes: 3/4 of 4e6 bytes, 3 steps; a reduce-scatter of 1e6 bytes: 3/4 of it.
+    expect(nodeSeconds(node("all_gather", [x], { ranks: 4 }), networked, undefined, mesh)).toBeCloseTo(3e-3 + 3e-3, 12);
+    expect(nodeSeconds(node("reduce_scatter", [[250, 1000]], { ranks: 4 }), networked, undefined, mesh)).toBeCloseTo(0.75e-3 + 3e-3, 12);
+    // A broadcast pipelined along the ring: the tensor once, 3 steps.
+    expect(nodeSeconds(node("broadcast", [x], { root: 0 }), networked, undefined, mesh)).toBeCloseTo(1e-3 + 3e-3, 12);
+    // One rank sends nothing.
+    expect(nodeSeconds(dp, networked, undefined, { tp: 4, dp: 1 })).toBe(0);
+  });
+
+  test("ZeRO's chunk collectives: the whole chunk's bytes, as a reduce-scatter and an all-gather", () => {
+    const mesh = { tp: 1, dp: 2 };
+    const shard = 125_000; // floats: each of 2 ranks holds 0.5e6 bytes of a 1e6-byte chunk
+    const packed = node("zero_reduce_scatter", [[2 * shard]], { chunk: 0, shard, ranks: 2 });
+    expect(nodeSeconds(packed, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
+    const gather = node("zero_gather", [[100, 100]], { chunk: 0, shard, ranks: 2 });
+    expect(nodeSeconds(gather, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
+  });
+
+  test("without a link a collective streams its bytes as before; with one, the mesh must be given", () => {
+    const n = node("all_reduce", [x], { reduce: "sum" } as never);
+    expect(nodeSeconds(n, plain)).toBeCloseTo(2e6 / plain.memoryBandwidth, 15);
+    expect(() => nodeSeconds(n, networked)).toThrow(/without the ranks' mesh/);
+  });
+
+  test("a played-out step charges collectives to the device's stream, as network time beside compute", () => {
+    const b = new GraphBuilder();
+    const a = b.value("input", [], { name: "a", shape: [1000, 250], dtype: "f32" });
+    const y = b.value("gelu", [a]);
+    b.value("all_reduce", [y], { reduce: "sum" } as never);
+    const g = b.build();
+    const mesh = { tp: 2, dp: 1 };
+    const step = simulateStep(g, networked, { mesh });
+    const gelu = nodeSeconds(g.nodes[1], networked);
+    const reduce = nodeSeconds(g.nodes[2], networked, undefined, mesh);
+    expect(reduce).toBeCloseTo(1e-3 + 2e-3, 12);
+    expect(step.computeSeconds).toBeCloseTo(gelu, 15);
+    expect(step.networkSeconds).toBeCloseTo(reduce, 15);
+    expect(step.seconds).toBeCloseTo(gelu + reduce, 15);
   });
 });

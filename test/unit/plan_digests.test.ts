@@ -4,7 +4,9 @@
 // scripts/capture_plan_digests.ts; today's planner must reproduce each one exactly: the chosen and every
 // considered candidate, the programs' IR and every offset of their memory plans. One change since is
 // deliberate: "mini tp 2" predicts 1.18 ms less compute, the time the old cost model charged tp_copy,
-// a view that runs no kernel (the op registry's kinds now decide both; issue 14). The capacity search's
+// a view that runs no kernel (the op registry's kinds now decide both; issue 14); and it predicts 2.36 ms
+// less compute again, because its collectives' time is now its own (StepTime.networkSeconds, issue 18),
+// with the step's time unchanged. The capacity search's
 // path may differ (see below); its answers may not.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";

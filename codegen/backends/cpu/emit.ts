@@ -7,12 +7,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 import { formatNode } from "../../../ir/printer.ts";
-import { type Node, type Value, formatLoc, numel, valueBytes } from "../../../ir/types.ts";
+import { type Node, type Value, formatLoc, numel, taskInputsOf, valueBytes } from "../../../ir/types.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { opKind } from "../../../ir/ops.ts";
 import { shardElements } from "../../../ir/passes/chunks.ts";
+import { type FusedKernelView, fusedKernelView } from "../../fused_kernel.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
@@ -37,6 +38,14 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
       offset: offset(named[k]),
       bytes: valueBytes(named[k]),
     }));
+  // A task model's named inputs: the runtime writes each step's rows of them (runtime/core/plan.h InputDesc).
+  const taskInputs = taskInputsOf(prog.graph).map(([name, v]) => ({
+    name,
+    dtype: v.dtype === "i32" ? 0 : 1,
+    offset: offset(v),
+    rowElements: numel(v.shape) / v.shape[0],
+    bytes: valueBytes(v),
+  }));
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size); // a ticket for its `wait`
   const nodes = prog.graph.nodes
@@ -53,7 +62,8 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     batch: prog.batch,
     seq: prog.seq,
     peak: mem.peak,
-    inputs,
+    inputs: [...inputs, ...taskInputs],
+    taskInputs,
     nodes,
     tickets: tickets.size,
     nodeCount: prog.graph.nodes.length,
@@ -76,6 +86,18 @@ function zeroChunks(plan: Plan) {
     mOffset: offsets.get(`opt.m.chunk${c.index}`)!,
     vOffset: offsets.get(`opt.v.chunk${c.index}`)!,
   }));
+}
+
+/** The generated kernels of the programs' fused nodes (named by value id, so one program may have them). */
+export function fusedKernels(programs: readonly CompiledProgram[]) {
+  const withFused = programs.filter((p) => p.graph.nodes.some((n) => n.op === "fused"));
+  if (withFused.length > 1) throw new Error("internal: fused nodes in more than one program would share kernel names");
+  return withFused.flatMap((p) => p.graph.nodes.flatMap((n) => (n.op === "fused" ? [fusedKernelView(n, p.memory)] : [])));
+}
+
+/** Fused kernels as a backend's template part renders them (`cpu/fused_kernels.njk`, `cuda/fused_kernels.njk`). */
+export function renderFusedKernels(template: string, fusedKernels: readonly FusedKernelView[]): string {
+  return templates.render(template, { fusedKernels });
 }
 
 export function emitCpp(plan: Plan): { source: string; hash: string } {
@@ -121,6 +143,7 @@ export function renderPlan(
     optStateBytes: plan.persistent.optStateBytes,
     params,
     programs: [programView("train", plan.train, calls), programView("infer", plan.infer, calls)],
+    fusedKernels: fusedKernels([plan.train, plan.infer]),
     ranks: plan.decisions.ranks,
     dp: plan.decisions.dp,
     zero: plan.decisions.zero,

@@ -69,6 +69,11 @@ export function valuePointer(v: Value, mem: MemoryPlan): string {
  * `wait` on its result reads. `ns` is the namespace of the kernels (the CUDA backend's have the same
  * signatures in stow::cuda).
  */
+/** A fused node's generated kernel's name: one per node, by its first output's value id. */
+export function fusedKernelName(n: NodeOf<"fused">): string {
+  return `fused_${n.outputs[0].id}`;
+}
+
 export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number> = new Map(), ns = "stow"): string[] {
   const ticket = (v: Value) => `tk[${tickets.get(v.producer.id)}]`;
   const ptr = (v: Value) => valuePointer(v, mem);
@@ -348,8 +353,13 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       };
       return [call("where", ptr(y0), ptr(x0), ptr(x1), ptr(x2), numel(y0.shape), ...fit(x0), ...fit(x1), ...fit(x2))];
     }
-    default:
+    case "fused":
+      // A kernel of the generated file itself (codegen/fused_kernel.ts), in the plan's namespace.
+      return [`${fusedKernelName(n)}(c);`];
+    default: {
       // Every op has a case above: n is `never` here, so a new op without one does not compile.
-      throw new Error(`internal: no CPU kernel for op ${(n as Node).op}`);
+      const unhandled: never = n;
+      throw new Error(`internal: no CPU kernel for op ${(unhandled as Node).op}`);
+    }
   }
 }
