@@ -82,6 +82,9 @@ function planWith(
 ): Plan {
   let base = settings;
   const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget, disk: decisions.diskBudget };
+  // The runtime's disk tier keeps whole, unsharded moments, for one process.
+  if (budgets.disk !== undefined && (decisions.ranks > 1 || decisions.dp > 1))
+    throw new SettingError((name) => `${name("diskMemory")} is not combined with ${name("tp")} or ${name("dp")} yet`);
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const inferGraph = new Pipeline(traced.infer).after("shard", base);

@@ -4,8 +4,9 @@
 // moments read back from here). It starts as zeros, as fresh moments are. Reads and writes are whole
 // 4096-byte blocks: with O_DIRECT where the file system takes it (the page cache would otherwise hold a
 // second copy of what the tier exists to keep out of memory), buffered where it does not or where a
-// buffer is not aligned. Each call splits its range over the host pool's threads, so several requests
-// are in flight, as an NVMe drive needs to reach its bandwidth.
+// buffer is not aligned. A call splits its range over the host pool's threads, in shares of at least
+// HostThreads::kMinShare blocks (64 MiB), so a large moment has several requests in flight, as an NVMe
+// drive needs to reach its bandwidth; smaller ones go as one request (queue depth 1: to be improved).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -89,7 +89,7 @@ describe("the disk tier", () => {
     expect(readMetrics(metrics).map((m) => m.loss)).toEqual(whole.map((m) => m.loss));
   });
 
-  test("--disk-memory without --disk-path, or too small for the moments moved there: exit 2 naming the flags", () => {
+  test("--disk-memory without --disk-path, too small for the moments moved there, or with --tp: exit 2 naming the flags", () => {
     const r = stow(["train", ...model, "--disk-memory", "1GiB", "--steps", "1", "--no-sample", "--data", data]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--disk-memory: give --disk-path DIR too/);
@@ -97,5 +97,8 @@ describe("the disk tier", () => {
     expect(p.status).toBe(2);
     expect(p.stderr).toMatch(/the AdamW moments moved to disk need .* more than --disk-memory 4\.0 KiB/);
     expect(p.stderr).not.toMatch(/\n\s+at /);
+    const tp = stow(["plan", ...model, "--tp", "2", "--disk-memory", "1GiB"]);
+    expect(tp.status).toBe(2);
+    expect(tp.stderr).toMatch(/--disk-memory is not combined with --tp or --dp yet/);
   });
 });
