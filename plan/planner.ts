@@ -4,6 +4,7 @@
 import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
+import { gatherParams } from "../ir/passes/gather_params.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
@@ -81,12 +82,14 @@ function planWith(
   const budgets: Budgets = { device: decisions.deviceBudget, host: decisions.hostBudget };
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
-  const inferGraph = new Pipeline(traced.infer).after("shard", base);
+  const shardedInfer = new Pipeline(traced.infer).after("shard", base);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
-  const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2, ranks: decisions.dp, chunks: leastWaste } : undefined;
+  const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2 | 3, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };
+  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does.
+  const inferGraph = zero?.stage === 3 ? gatherParams(shardedInfer, zero, 0) : shardedInfer;
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
