@@ -269,7 +269,17 @@ function planWith(
       ),
     ];
   }
-  const chosen = choosePlan(plans, budgets, opts.checkpoint);
+  const chosen = choosePlan(
+    plans,
+    budgets,
+    opts.checkpoint,
+    mayOffload
+      ? undefined
+      : (name) =>
+          decisions.dp > 1
+            ? `that is not combined with ${name("dp")} ${decisions.dp} yet (each rank would offload only its own shard, which is not planned)`
+            : `that is not combined with ${name("gradAccum")} ${decisions.gradAccum} yet (the unrolled step's chunk loads are not planned)`,
+  );
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
 
