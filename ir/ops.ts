@@ -595,6 +595,8 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   zero_adamw: {
     kind: "compute",
     flops: (n) => 12 * numel(n.inputs[0].shape),
+    // At ZeRO 3 with offloaded model data, on the host shard (ir/passes/offload.ts).
+    hostable: true,
     arity: "variadic",
     aliases: { 0: 0, 1: 1 },
     infer: (inputs, a) => {

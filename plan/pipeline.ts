@@ -100,7 +100,7 @@ export const PIPELINE = [
     // Each offload schedule is planned once, so its graph is not kept.
     name: "offload",
     reads: () => undefined,
-    run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule) : g),
+    run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule, s.zero) : g),
   },
 ] as const satisfies readonly Pass[];
 

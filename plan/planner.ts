@@ -3,7 +3,7 @@
 // the pass pipeline (plan/pipeline.ts) and planning its memory, and the choice among them (choose.ts).
 import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
-import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
+import { type ChunkLayout, type ZeroSharding, finestCapacity, layoutChunks, shardElements } from "../ir/passes/chunks.ts";
 import { gatherParams } from "../ir/passes/gather_params.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
@@ -102,7 +102,7 @@ function planWith(
       ? "all"
       : `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
   const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
-    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }, zero) : inferGraph;
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
@@ -200,12 +200,13 @@ function planWith(
   const counts = new Map<ChunkLayout, Map<number, Counts>>();
   const foundCounts = (chunks: ChunkLayout) => counts.get(chunks) ?? counts.set(chunks, new Map()).get(chunks)!;
   const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
-    budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budgets.device;
+    budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }, zero) > budgets.device;
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  // Offloaded model data is not combined with data parallelism or accumulation yet (docs/planning.md).
-  const mayOffload = decisions.dp === 1 && decisions.gradAccum === 1;
+  // Offloaded model data is not combined with accumulation yet, nor with data parallelism below ZeRO 3,
+  // where each rank would offload a replica (docs/planning.md).
+  const mayOffload = (decisions.dp === 1 || decisions.zero === 3) && decisions.gradAccum === 1;
   if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"
@@ -224,7 +225,7 @@ function planWith(
         plans = [
           ...plans,
           ...offloadSchedule(
-            chunkBytes(chunks),
+            chunkBytes(chunks, zero),
             (s) => planFor(mode, regions, s, chunks, forcedMoves),
             budgets,
             residentTooLarge(chunks),
@@ -244,7 +245,7 @@ function planWith(
           plans = [
             ...plans,
             ...offloadSchedule(
-              chunkBytes(chunks),
+              chunkBytes(chunks, zero),
               (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }),
               budgets,
               residentTooLarge(chunks),
@@ -261,7 +262,7 @@ function planWith(
     plans = [
       ...plans,
       ...offloadSchedule(
-        chunkBytes(chunks),
+        chunkBytes(chunks, zero),
         (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
         budgets,
         residentTooLarge(chunks),
@@ -276,14 +277,16 @@ function planWith(
     mayOffload
       ? undefined
       : (name) =>
-          decisions.dp > 1
-            ? `that is not combined with ${name("dp")} ${decisions.dp} yet (each rank would offload only its own shard, which is not planned)`
+          decisions.gradAccum === 1
+            ? `under ${name("dp")} ${decisions.dp} each rank offloads only its own shard of the model data, which needs ${name("zero")} 3`
             : `that is not combined with ${name("gradAccum")} ${decisions.gradAccum} yet (the unrolled step's chunk loads are not planned)`,
   );
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
 
-const chunkBytes = (layout: ChunkLayout) => layout.chunks.map((c) => c.bytes);
+/** The bytes of each chunk a rank holds: the whole chunk, or at ZeRO 3 its shard. */
+const chunkBytes = (layout: ChunkLayout, zero?: ZeroSharding) =>
+  layout.chunks.map((c) => (zero?.stage === 3 ? 4 * shardElements(c, zero.ranks) : c.bytes));
 
 /** `make`, remembering its result for each key. */
 function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {

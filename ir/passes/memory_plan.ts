@@ -58,10 +58,15 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     }
   };
   const sharded = new Set<string>();
+  const chunkRange = new Map<number, [number, number]>();
+  // ZeRO 3 with offload: a chunk's model data in host memory is this rank's shard of it.
+  const shardOnHost = (chunk: number) => offloaded !== undefined && !offloaded.resident.has(chunk);
   if (zero?.stage === 3) {
     for (const chunk of zero.chunks.chunks) {
       for (const name of chunk.params) sharded.add(name);
-      put(paramShardName(chunk.index), shardElements(chunk, zero.ranks), false);
+      const start = host;
+      put(paramShardName(chunk.index), shardElements(chunk, zero.ranks), shardOnHost(chunk.index));
+      if (shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
     }
   } else if (zero) {
     for (const chunk of zero.chunks.chunks) {
@@ -70,8 +75,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     }
   } else for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
   const paramBytes = device;
-  const chunkRange = new Map<number, [number, number]>();
-  for (const chunk of offloaded?.chunks.chunks ?? []) {
+  for (const chunk of zero?.stage === 3 ? [] : (offloaded?.chunks.chunks ?? [])) {
     if (offloaded!.resident.has(chunk.index)) continue;
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
@@ -79,7 +83,8 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   }
   if (withOptimizer && zero)
     for (const moment of ["m", "v"])
-      for (const chunk of zero.chunks.chunks) put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), false);
+      for (const chunk of zero.chunks.chunks)
+        put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), zero.stage === 3 && shardOnHost(chunk.index));
   else if (withOptimizer)
     for (const moment of ["m", "v"]) for (const p of trainedParams(g)) put(`opt.${moment}.${p.name}`, numel(p.shape), isHost(p.name));
   const optStateBytes = device - paramBytes;
@@ -91,8 +96,12 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
  * The bytes persistentLayout puts at the bottom of the arena (parameters and both AdamW moments of the
  * resident chunks), from the parameters alone: a schedule search rules out schedules with it unplanned.
  */
-export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded): number {
+export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded, zero?: ZeroSharding): number {
   let bytes = 0;
+  if (zero?.stage === 3) {
+    for (const c of offloaded.chunks.chunks) if (offloaded.resident.has(c.index)) bytes += 3 * 4 * shardElements(c, zero.ranks);
+    return bytes;
+  }
   for (const p of params) if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
   return bytes;
 }

@@ -165,6 +165,11 @@ STOW_KERNEL(adamw, void, (Ctx& c, float* p, const float* g, float* m, float* v, 
                           bool decay))
 // The same update on an offloaded chunk's host copies, run by the host worker after the copy with
 // ticket `after` (the gradient's) has arrived: the CPU backend's adamw on every backend.
+// ZeRO 3 with the chunk offloaded: zero_adamw on this rank's host shard of the chunk's parameters and
+// moments, from the host copy of its gradient shard, on the host worker once transfer `after` is done.
+STOW_KERNEL(zero_adamw_on_host, void, (Ctx& c, int64_t after, float* shard_params, const float* grad_shard, const int64_t* offsets,
+                                       const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard,
+                                       const AdamHyper& h, float gscale))
 STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n,
                                   const AdamHyper& h, float gscale, bool decay))
 

@@ -133,9 +133,9 @@ int64_t zero_staging_bytes(const stow::PlanDesc& plan) {
 void scatter_zero_params(StowSession& s) {
   for (int i = 0; i < s.plan->nzero_chunks; i++) {
     const stow::ZeroChunkDesc& c = s.plan->zero_chunks[i];
-    std::memcpy(s.model_at(c.shard_offset, false), s.zero_staging->data() + c.offset + 4 * int64_t(s.ctx.dp_rank) * c.shard,
+    std::memcpy(s.model_at(c.shard_offset, c.on_host), s.zero_staging->data() + c.offset + 4 * int64_t(s.ctx.dp_rank) * c.shard,
                 size_t(c.shard) * 4);
-    s.ctx.touch(s.at<float>(c.shard_offset), 4 * c.shard);
+    if (!c.on_host) s.ctx.touch(s.at<float>(c.shard_offset), 4 * c.shard);
   }
 }
 
@@ -146,7 +146,7 @@ void gather_zero_params(StowSession& s) {
   if (keeper) s.zero_staging = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, zero_staging_bytes(*s.plan), "whole parameters to save");
   for (int i = 0; i < s.plan->nzero_chunks; i++) {
     const stow::ZeroChunkDesc& c = s.plan->zero_chunks[i];
-    s.dp_group->gather(s.model_at(c.shard_offset, false), keeper ? s.zero_staging->data() + c.offset : nullptr, 4 * c.shard, 0);
+    s.dp_group->gather(s.model_at(c.shard_offset, c.on_host), keeper ? s.zero_staging->data() + c.offset : nullptr, 4 * c.shard, 0);
   }
 }
 
@@ -192,12 +192,12 @@ void validate_plan(const stow::PlanDesc* plan) {
     const stow::ZeroChunkDesc& c = plan->zero_chunks[i];
     if (plan->zero == 3) {
       inside_staging(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
-      inside(c.shard_offset, 4 * c.shard, "this rank's parameters of ZeRO chunk " + std::to_string(i));
+      (c.on_host ? inside_host : inside)(c.shard_offset, 4 * c.shard, "this rank's parameters of ZeRO chunk " + std::to_string(i));
     } else {
       inside(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
     }
-    inside(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
-    inside(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
+    (c.on_host ? inside_host : inside)(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
+    (c.on_host ? inside_host : inside)(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
   }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
@@ -273,7 +273,7 @@ void read_zero_moment(StowSession& s, stow::SafetensorsFile& f, const std::strin
   const stow::ZeroChunkDesc& c = zero_chunk_of(*s.plan, p, &at);
   const int64_t begin = int64_t(s.ctx.dp_rank) * c.shard;
   const int64_t from = std::max(begin, at), to = std::min(begin + c.shard, at + p.numel);
-  float* shard = s.model_at(second ? c.v_offset : c.m_offset, false);
+  float* shard = s.model_at(second ? c.v_offset : c.m_offset, c.on_host);
   for (int64_t e = from; e < to; e++) shard[e - begin] = local[e - at];
 }
 
@@ -352,6 +352,7 @@ int64_t resident_model_bytes(const stow::PlanDesc& plan) {
   }
   for (int i = 0; i < plan.nzero_chunks; i++) {
     const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
+    if (c.on_host) continue;
     const int64_t params_end = plan.zero == 3 ? c.shard_offset + 4 * c.shard : c.offset + 4 * plan.dp * c.shard;
     end = std::max({end, params_end, c.m_offset + 4 * c.shard, c.v_offset + 4 * c.shard});
   }
@@ -569,7 +570,7 @@ std::vector<stow::HostBuffer<float>> gather_zero_moments(StowSession& s) {
     for (int which = 0; which < 2; which++) {
       stow::HostBuffer<float> whole;
       if (keeper) whole = stow::HostBuffer<float>(s.pool, plan.dp * c.shard, "a ZeRO chunk's moments to save");
-      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, false), whole.data(), 4 * c.shard, 0);
+      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, c.on_host), whole.data(), 4 * c.shard, 0);
       if (!keeper) continue;
       for (int i = 0; i < plan.nparams; i++) {
         const stow::ParamDesc& p = plan.params[i];

@@ -131,6 +131,17 @@ void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* g
   }
 }
 
+void zero_adamw_on_host(Ctx& c, int64_t after, float* shard_params, const float* grad_shard, const int64_t* offsets,
+                        const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
+                        float gscale) {
+  Ctx host = c;
+  host.host_node = true;
+  host.threads = runtime(c).host_threads();
+  runtime(c).host_task(after, [=]() mutable {
+    stow::zero_adamw(host, shard_params, true, nullptr, grad_shard, offsets, sizes, decay, count, m, v, shard, h, gscale);
+  });
+}
+
 void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,
                    float gscale, bool decay) {
   Ctx host = c;

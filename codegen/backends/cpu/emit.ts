@@ -81,6 +81,7 @@ function zeroChunks(plan: Plan) {
     mOffset: offsets.get(`opt.m.chunk${c.index}`)!,
     vOffset: offsets.get(`opt.v.chunk${c.index}`)!,
     shardOffset: offsets.get(paramShardName(c.index)) ?? -1,
+    onHost: plan.persistent.onHost.has(`opt.m.chunk${c.index}`),
   }));
 }
 

@@ -240,6 +240,16 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       const grads = n.inputs.slice(first + params.length);
       const sizes = n.attrs.sizes ?? params.map((p) => numel(p.shape));
       if (n.attrs.offsets[0] !== 0) throw new Error("internal: a ZeRO chunk starts with its first parameter");
+      if (n.placement === "host") {
+        // ZeRO 3 with the chunk offloaded: on the host shard, once the gradient shard's copy has arrived.
+        if (!n.attrs.paramShard || !n.attrs.gradShard) throw new Error("internal: a host ZeRO update is ZeRO 3's");
+        return [
+          `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
+          `  static const int64_t sizes[] = {${sizes.join(", ")}};`,
+          `  static const bool decay[] = {${n.attrs.decay.map((d) => d === 1).join(", ")}};`,
+          `  ${call("zero_adamw_on_host", ticket(grads[0]), ptr(params[0]), ptr(grads[0]), "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
+        ];
+      }
       return [
         `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
         `  static const int64_t sizes[] = {${sizes.join(", ")}};`,
