@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <new>
 #include <set>
@@ -56,7 +57,7 @@ struct StowSession {
   // Declared after the host memory its copies and host jobs use, so it finishes them before that memory goes.
   std::unique_ptr<stow::Device> device;
   uint8_t* model_mirror = nullptr;  // host view of the arena's resident model data (Device::mirror)
-  // ZeRO 3: whole parameters on the host while they are initialised, loaded or saved (zero_staging_bytes).
+  // ZeRO 3: whole parameters on the host while they are saved (zero_staging_bytes).
   std::unique_ptr<stow::HostBuffer<uint8_t>> zero_staging;
   std::unique_ptr<stow::NodeProfile> profile;
   std::vector<double> profiled_step_seconds;
@@ -73,7 +74,7 @@ struct StowSession {
   // Parameters and moments live at the bottom of the arena (read and written on the host through its
   // mirror), or in the host region when offloaded.
   float* model_at(int64_t offset, bool on_host) { return reinterpret_cast<float*>((on_host ? host->data() : model_mirror) + offset); }
-  // A parameter, whole: in its model data, or at ZeRO 3 in the staging buffer.
+  // A parameter, whole, to save: in its model data, or at ZeRO 3 in the staging buffer.
   float* param_at(const stow::ParamDesc& p) {
     return plan->zero == 3 ? reinterpret_cast<float*>(zero_staging->data() + p.offset) : model_at(p.offset, p.on_host);
   }
@@ -127,16 +128,6 @@ int64_t zero_staging_bytes(const stow::PlanDesc& plan) {
   for (int i = 0; i < plan.nzero_chunks; i++)
     end = std::max(end, plan.zero_chunks[i].offset + 4 * plan.dp * plan.zero_chunks[i].shard);
   return end;
-}
-
-// ZeRO 3: each rank keeps its shard of every chunk of the whole parameters staged on the host.
-void scatter_zero_params(StowSession& s) {
-  for (int i = 0; i < s.plan->nzero_chunks; i++) {
-    const stow::ZeroChunkDesc& c = s.plan->zero_chunks[i];
-    std::memcpy(s.model_at(c.shard_offset, c.on_host), s.zero_staging->data() + c.offset + 4 * int64_t(s.ctx.dp_rank) * c.shard,
-                size_t(c.shard) * 4);
-    if (!c.on_host) s.ctx.touch(s.at<float>(c.shard_offset), 4 * c.shard);
-  }
 }
 
 // ZeRO 3: each chunk's parameters from every data-parallel rank's shard, gathered whole on the first
@@ -244,13 +235,7 @@ void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& nam
   if (!p.on_host) s.ctx.touch(s.at<float>(offset), 4 * p.numel);
 }
 
-// A parameter itself: where it lives, or at ZeRO 3 into the staging buffer (scattered to the shards after).
-void read_whole_param(StowSession& s, stow::SafetensorsFile& f, const stow::ParamDesc& p) {
-  if (s.plan->zero == 3)
-    read_local(s, f, p.name, p, s.param_at(p));
-  else
-    read_param(s, f, p.name, p, p.offset);
-}
+
 
 // ZeRO: the chunk a parameter lies in, and the parameter's first element within it.
 const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow::ParamDesc& p, int64_t* element) {
@@ -262,6 +247,33 @@ const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow:
     }
   }
   throw Error(std::string("internal: parameter ") + p.name + " lies in no ZeRO chunk");
+}
+
+// ZeRO 3: each chunk's whole parameters are made on the host by `fill` (parameter index, where its first
+// element goes), and this rank keeps its shard of them; one chunk at a time, so no more than one chunk
+// is ever whole on the host (the chunk's padding stays zero).
+void shard_zero_params(StowSession& s, const std::function<void(int, float*)>& fill) {
+  const stow::PlanDesc& plan = *s.plan;
+  for (int k = 0; k < plan.nzero_chunks; k++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[k];
+    stow::HostBuffer<float> whole(s.pool, plan.dp * c.shard, "a chunk of whole parameters to shard");
+    std::fill(whole.data(), whole.data() + whole.size(), 0.0f);
+    for (int i = 0; i < plan.nparams; i++) {
+      int64_t at = 0;
+      if (&zero_chunk_of(plan, plan.params[i], &at) == &c) fill(i, whole.data() + at);
+    }
+    std::memcpy(s.model_at(c.shard_offset, c.on_host), whole.data() + int64_t(s.ctx.dp_rank) * c.shard, size_t(c.shard) * 4);
+    if (!c.on_host) s.ctx.touch(s.at<float>(c.shard_offset), 4 * c.shard);
+  }
+}
+
+// Parameters from a checkpoint: where they live, or at ZeRO 3 this rank's shards of them.
+void read_params(StowSession& s, stow::SafetensorsFile& f) {
+  if (s.plan->zero == 3) {
+    shard_zero_params(s, [&](int i, float* whole) { read_local(s, f, s.plan->params[i].name, s.plan->params[i], whole); });
+    return;
+  }
+  for (int i = 0; i < s.plan->nparams; i++) read_param(s, f, s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
 }
 
 // ZeRO: a moment (first or second) of a whole parameter, read as checkpoints hold it, of which this rank
@@ -287,10 +299,7 @@ void load_init(StowSession& s, const std::string& path) {
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name) && e.name.rfind("opt.", 0) != 0 && e.name != "lm_head.weight")
       throw Error(path + ": tensor '" + e.name + "' is not a parameter of this model (is the checkpoint for another model?)");
-  for (int i = 0; i < s.plan->nparams; i++) {
-    const stow::ParamDesc& p = s.plan->params[i];
-    read_whole_param(s, f, p);
-  }
+  read_params(s, f);
 }
 
 // The checkpoint's "model" metadata is {"model": file, "sha256": ..., "config": {...}}; a run resumes
@@ -328,9 +337,9 @@ void load_resume(StowSession& s, const std::string& path) {
   }
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name)) throw Error(path + ": tensor '" + e.name + "' is not part of this model's training state");
+  read_params(s, f);
   for (int i = 0; i < s.plan->nparams; i++) {
     const stow::ParamDesc& p = s.plan->params[i];
-    read_whole_param(s, f, p);
     if (p.m_offset >= 0) read_param(s, f, std::string("opt.m.") + p.name, p, p.m_offset);
     if (p.v_offset >= 0) read_param(s, f, std::string("opt.v.") + p.name, p, p.v_offset);
     if (s.plan->zero > 0) {
@@ -410,22 +419,16 @@ void open_session(StowSession& s, const StowOptions& o) {
 
   // Model data is initialised and loaded on the host, then moved to the device in one copy.
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
-  // ZeRO 3: whole parameters are made on the host, each rank keeping its shard of them.
+  // ZeRO 3: whole parameters are made on the host a chunk at a time, each rank keeping its shard of them.
   if (s.plan->zero == 3) {
-    s.zero_staging = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, zero_staging_bytes(*s.plan), "whole parameters to shard");
-    std::memset(s.zero_staging->data(), 0, size_t(s.zero_staging->size()));  // the chunks' padding
+    shard_zero_params(s, [&](int i, float* whole) { stow::init_whole_parameter(*s.plan, i, whole, o.seed); });
+  } else {
+    stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
+    for (int i = 0; i < s.plan->nparams; i++)
+      if (!s.plan->params[i].on_host) s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
   }
-  uint8_t* params_home = s.plan->zero == 3 ? s.zero_staging->data() : s.model_mirror;
-  stow::init_parameters(*s.plan, params_home, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
-  for (int i = 0; i < s.plan->nparams; i++)
-    if (!s.plan->params[i].on_host && s.plan->zero != 3)
-      s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
   if (!s.init_path.empty()) load_init(s, s.init_path);
   if (!s.resume_path.empty()) load_resume(s, s.resume_path);
-  if (s.plan->zero == 3) {
-    scatter_zero_params(s);
-    s.zero_staging.reset();
-  }
   s.device->push_mirror();
   s.device->release_mirror();
 
@@ -452,20 +455,23 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 }
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
-// mark, the parameter bytes it holds, and its collectives' calls and bytes.
+// mark, the parameter bytes it holds, its collectives' calls and bytes, and its host pool's high-water
+// mark (offloaded model data, data buffers, staging).
 // Ranks in world order (data-parallel index * tp + tensor-parallel index).
+constexpr int kRankFields = 5;
 std::string rank_metrics(StowSession& s) {
-  const int64_t mine[4] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes};
+  const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes()};
   const int world = s.comm->size();
-  std::vector<int64_t> all(4 * size_t(world));
+  std::vector<int64_t> all(kRankFields * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
-  const char* names[4] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes"};
+  const char* names[kRankFields] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes",
+                                    "rank_host_peak_bytes"};
   std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
   if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < kRankFields; k++) {
     json += std::string(",\"") + names[k] + "\":[";
-    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
+    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[kRankFields * r + k]);
     json += "]";
   }
   return json;

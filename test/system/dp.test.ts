@@ -116,6 +116,31 @@ describe("data parallelism over MPI ranks", () => {
     expect(plan.dp_collective_calls_per_step).toBe(3 * plan.chunk_shards.length + 2);
   });
 
+  test("--dp 2 --zero 3 with model data offloaded: each rank holds half of one rank's host model data; the losses of one rank", () => {
+    // Budgets at which every chunk is offloaded, at one rank and at two.
+    const one = ["--device-memory", "2MiB", "--checkpoint", "none"];
+    const two = ["--dp", "2", "--zero", "3", "--device-memory", "1.2MiB", "--checkpoint", "none"];
+    const planOne = stowPlanJson([...tiny, ...one]);
+    const planTwo = stowPlanJson([...tiny, ...two]);
+    const chunks = planTwo.offload.chunks as { placement: string; bytes: number }[];
+    for (const plan of [planOne, planTwo])
+      expect(plan.offload.chunks.map((c: { placement: string }) => c.placement)).toEqual(chunks.map(() => "host"));
+    // Parameters, moments and gradient copies: half, give or take each chunk's shard padding (64 bytes, 4 of them).
+    expect(planTwo.host_bytes).toBeGreaterThanOrEqual(planOne.host_bytes / 2);
+    expect(planTwo.host_bytes).toBeLessThanOrEqual(planOne.host_bytes / 2 + 4 * 64 * chunks.length);
+    const runOne = train(one, "offload-dp1");
+    const runTwo = train(two, "offload-dp2-zero3");
+    expect(losses(runOne)).toEqual(losses(dp1)); // offloading copies exactly
+    expectRelativelyClose(losses(runTwo), losses(dp1), "dp 2 zero 3 offloaded", 1e-6);
+    expectAsPlanned(runTwo, two);
+    // Measured: each rank's host high-water mark is below one rank's by half its host model data, give or
+    // take one chunk (a rank makes whole parameters a chunk at a time, to keep its shard of them).
+    const chunkBytes = Math.max(...chunks.map((c) => c.bytes));
+    for (const m of runTwo)
+      for (const peak of m.rank_host_peak_bytes as number[])
+        expect((runOne[0].host_peak_bytes as number) - peak).toBeGreaterThanOrEqual(planOne.host_bytes / 2 - chunkBytes);
+  });
+
   test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
     const run = train(["--dp", "2", "--tp", "2"], "dp2tp2");
     // Tensor parallelism sums in another order (tp.test.ts allows 1e-5); data parallelism adds only its mean.
