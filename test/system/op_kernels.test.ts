@@ -308,6 +308,18 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       leaves: [f(15), positive(15), f(15), f(15)],
       attrs: { chunk: 0, count: 1, shard: 15, offsets: [0], sizes: [15], decay: [1], clip: false, gradShard: true, paramShard: true },
     },
+    {
+      // ZeRO 3 with the chunk offloaded: the gradient shard goes to the host, and the update runs there.
+      leaves: [onHost(f(15)), onHost(positive(15)), onHost(f(15)), f(15)],
+      build: (b, [m, v, p, g]) =>
+        void add(
+          b,
+          "zero_adamw",
+          [m, v, p, ...add(b, "copy_d2h", [g])],
+          { chunk: 0, count: 1, shard: 15, offsets: [0], sizes: [15], decay: [0], clip: false, gradShard: true, paramShard: true },
+          "host",
+        ),
+    },
   ],
   zero_gather: { leaves: [f(3, 5)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
   zero_all_gather: { leaves: [f(15)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
