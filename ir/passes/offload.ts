@@ -52,16 +52,16 @@ interface Home {
   offset: number;
 }
 
-/** The values that hold each chunk's model data, in the chunk's order. */
+/** The values that hold each chunk's model data, in the chunk's order (a chunk's copy starts at its first). */
 function homes(g: Graph, chunks: ChunkLayout, zero?: ZeroSharding): Home[] {
   if (zero?.stage === 3)
     return g.nodes
       .filter((n) => n.op === "zero_param_shard")
       .map((n) => ({ value: n.outputs[0], name: n.attrs.name as string, chunk: n.attrs.chunk as number, offset: 0 }));
-  return g.params.map((p) => {
-    const chunk = chunks.chunkOf.get(p.name)!;
-    return { value: p.value, name: p.name, chunk, offset: chunks.chunks[chunk].offsets.get(p.name)! };
-  });
+  const byName = new Map(g.params.map((p) => [p.name, p.value]));
+  return chunks.chunks.flatMap((c) =>
+    c.params.map((name) => ({ value: byName.get(name)!, name, chunk: c.index, offset: c.offsets.get(name)! })),
+  );
 }
 
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule, zero?: ZeroSharding): Graph {

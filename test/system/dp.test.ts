@@ -133,6 +133,8 @@ describe("data parallelism over MPI ranks", () => {
     expect(losses(runOne)).toEqual(losses(dp1)); // offloading copies exactly
     expectRelativelyClose(losses(runTwo), losses(dp1), "dp 2 zero 3 offloaded", 1e-6);
     expectAsPlanned(runTwo, two);
+    // The shards' copies in and the gradient shards' out, as planned.
+    for (const m of runTwo) expect((m.h2d_bytes as number) + (m.d2h_bytes as number)).toBe(planTwo.offload.transfer_bytes_per_step);
     // Measured: each rank's host high-water mark is below one rank's by half its host model data, give or
     // take one chunk (a rank makes whole parameters a chunk at a time, to keep its shard of them).
     const chunkBytes = Math.max(...chunks.map((c) => c.bytes));
