@@ -3,7 +3,8 @@
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
 import { lmHeadWork, nodeFlops } from "./flops.ts";
-import { attentionDims, isComputeOp } from "./ops.ts";
+import { attentionDims, isComputeOp, opKind } from "./ops.ts";
+import { collectiveBytes } from "./collectives.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 
 export interface Machine {
@@ -15,6 +16,12 @@ export interface Machine {
   linkBandwidth: number;
   /** Host memory bandwidth for AdamW on offloaded chunks. */
   hostBandwidth: number;
+  /**
+   * Between ranks (NVLink, PCIe, a network): bytes per second a rank sends in a collective, and seconds
+   * each call costs whatever its size. Absent: collectives are timed as kernels streaming their bytes.
+   */
+  networkBandwidth?: number;
+  networkLatency?: number;
   /**
    * Measured sgemm rates by the size of one call, ascending: a product runs at the rate interpolated at
    * its FLOPs per call (small products run well below the large ones). Absent: matmulFlops for all.
@@ -77,6 +84,8 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
   if (!isComputeOp(n.op)) return 0;
   const known = measured?.get(nodeSignature(n));
   if (known !== undefined) return known;
+  if (m.networkBandwidth !== undefined && opKind(n.op) === "collective")
+    return collectiveSeconds(n, m.networkBandwidth, m.networkLatency ?? 0);
   switch (n.op) {
     case "matmul": {
       // A batched matmul is one sgemm call per matrix of the output.
@@ -105,6 +114,14 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes): numb
       return bytes / sizedRate(m.streamRates, bytes, m.memoryBandwidth);
     }
   }
+}
+
+/**
+ * A collective over the network: its latency, then its bytes (what the runtime counts) at the network's
+ * rate; an all-reduce sends them about twice (a ring reduce-scatters, then all-gathers).
+ */
+export function collectiveSeconds(n: Node, bandwidth: number, latency: number): number {
+  return latency + ((n.op === "all_reduce" ? 2 : 1) * collectiveBytes(n)) / bandwidth;
 }
 
 /** FLOP/s of one sgemm call of `flops`: the measured rates interpolated on log scales, held flat past the ends. */

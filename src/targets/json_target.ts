@@ -7,7 +7,8 @@
 //   "stream_rates": [[bytes a kernel moves, bytes/s], ...] by ascending size,
 //   "attention_rates": { "T": [...], "D": [...], "forward": [[FLOP/s at T[i], D[j]], ...], "backward": ... },
 //   "softmax_rate": logits per second,
-//   "element_rates": { "op": elements of its first input per second, ... }.
+//   "element_rates": { "op": elements of its first input per second, ... };
+// and, for the collectives of --tp and --dp, "network_bandwidth" (bytes/s) and "network_latency" (seconds a call).
 // Every mistake is a UserError naming the file and the field.
 import { readFileSync } from "node:fs";
 import { UserError } from "../../base/errors.ts";
@@ -22,7 +23,16 @@ const RATES = {
   link_bandwidth: "linkBandwidth",
   host_bandwidth: "hostBandwidth",
 } as const satisfies Record<string, keyof Machine>;
-const OPTIONAL = ["description", "product_rates", "stream_rates", "attention_rates", "softmax_rate", "element_rates"];
+const OPTIONAL = [
+  "description",
+  "product_rates",
+  "stream_rates",
+  "attention_rates",
+  "softmax_rate",
+  "element_rates",
+  "network_bandwidth",
+  "network_latency",
+];
 const FIELDS = ["device_memory", ...Object.keys(RATES), ...OPTIONAL];
 
 export function readTargetFile(file: string): Target {
@@ -63,6 +73,10 @@ export function parseTarget(file: string, json: unknown): Target {
   if (o.attention_rates !== undefined) machine.attentionRates = attentionRates(`${where}: "attention_rates"`, o.attention_rates);
   if (o.softmax_rate !== undefined) machine.softmaxRate = positive(`${where}: "softmax_rate"`, o.softmax_rate);
   if (o.element_rates !== undefined) machine.elementRates = elementRates(`${where}: "element_rates"`, o.element_rates);
+  if (o.network_latency !== undefined && o.network_bandwidth === undefined)
+    throw new UserError(`${where}: "network_latency" needs "network_bandwidth" too`);
+  if (o.network_bandwidth !== undefined) machine.networkBandwidth = positive(`${where}: "network_bandwidth"`, o.network_bandwidth);
+  if (o.network_latency !== undefined) machine.networkLatency = positive(`${where}: "network_latency"`, o.network_latency, " (seconds)");
   return {
     name: file,
     description: (o.description as string | undefined) ?? file,

@@ -40,7 +40,7 @@ const measured: Machine = {
   elementRates: { gelu: 1e8 },
 };
 
-function node(op: OpName, shapes: Shape[], attrs: Record<string, number | boolean> = {}): Node {
+function node(op: OpName, shapes: Shape[], attrs: Record<string, number | boolean | string> = {}): Node {
   const b = new GraphBuilder();
   const inputs = shapes.map((shape, i) =>
     b.value("input", [], { name: `x${i}`, shape, dtype: i === 2 && op.startsWith("linear") ? "i32" : "f32" }),
@@ -232,5 +232,23 @@ describe("meanMachine", () => {
     expect(() => meanMachine(measured, plain)).toThrow(/not measured alike/);
     expect(() => meanMachine(measured, { ...measured, productRates: [{ size: 1e6, rate: 1 }] })).toThrow(/measured sizes differ/);
     expect(() => meanMachine(measured, { ...measured, elementRates: { add: 1e8 } })).toThrow(/not measured alike/);
+  });
+});
+
+describe("the network", () => {
+  const networked: Machine = { ...plain, networkBandwidth: 1e9, networkLatency: 1e-5 };
+
+  test("a collective takes the network's latency, then its bytes at the network's rate; an all-reduce sends them twice", () => {
+    // 1000 floats, 4000 bytes: a ZeRO 3 gather of two 500-float shards, and an all-reduce (a ring sends each byte out twice).
+    const gather = node("zero_all_gather", [[500]], { chunk: 0, shard: 500, ranks: 2 });
+    expect(nodeSeconds(gather, networked)).toBeCloseTo(1e-5 + 4000 / 1e9, 15);
+    expect(nodeSeconds(node("all_reduce", [[1000]], { reduce: "sum" }), networked)).toBeCloseTo(1e-5 + 8000 / 1e9, 15);
+  });
+
+  test("without a network, a collective streams its bytes at the memory bandwidth, and kernels never use the network", () => {
+    const gather = node("zero_all_gather", [[500]], { chunk: 0, shard: 500, ranks: 2 });
+    expect(nodeSeconds(gather, plain)).toBeCloseTo((2000 + 4000) / plain.memoryBandwidth, 15);
+    const gelu = node("gelu", [[1000]]);
+    expect(nodeSeconds(gelu, networked)).toBe(nodeSeconds(gelu, plain));
   });
 });
