@@ -190,7 +190,10 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
     refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1/);
     refused(["--dp", "2", "--tp", "2", "--zero", "3"], /--zero 3 is not combined with --tp yet: use --zero 1/);
-    refused(["--dp", "2", "--device-memory", "1MiB"], /model data was not offloaded to the host: that is not combined with --dp 2 yet/);
+    refused(
+      ["--dp", "2", "--device-memory", "1MiB"],
+      /model data was not offloaded to the host: under --dp 2 each rank offloads only its own shard of the model data, which needs --zero 3/,
+    );
     refused(["--dp", "0"], /--dp/);
     refused(
       ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],
