@@ -207,6 +207,9 @@ function planWith(
   // Offloaded model data is not combined with accumulation yet, nor with data parallelism below ZeRO 3,
   // where each rank would offload a replica (docs/planning.md).
   const mayOffload = (decisions.dp === 1 || decisions.zero === 3) && decisions.gradAccum === 1;
+  // Finer chunks may be tried unless --chunk-size fixes them, or ZeRO shards in the least-waste ones
+  // (the graph's gathers and updates are per chunk of those).
+  const finerChunks = opts.chunkSize === undefined && zero === undefined;
   if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"
@@ -218,7 +221,7 @@ function planWith(
         : [[opts.checkpoint, regionsFlag]];
     // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
     // largest parameter allows), which holds the least on the device at a time.
-    const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
+    const layouts = finerChunks ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
     for (const chunks of layouts) {
       if (plans.some((p) => p.checkpoint.offload && fitsDevice(p))) break;
       for (const [mode, regions] of modes)
@@ -258,7 +261,7 @@ function planWith(
   // block's activations moved as well as the model data (the least a plan holds on the device), in the
   // finest chunks tried.
   if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
-    const chunks = opts.chunkSize === undefined ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
+    const chunks = finerChunks ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
     plans = [
       ...plans,
       ...offloadSchedule(
