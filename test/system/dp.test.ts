@@ -188,8 +188,8 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
-    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1/);
-    refused(["--dp", "2", "--tp", "2", "--zero", "3"], /--zero 3 is not combined with --tp yet: use --zero 1/);
+    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
+    refused(["--dp", "2", "--tp", "2", "--zero", "3"], /--zero 3 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
     refused(
       ["--dp", "2", "--device-memory", "1MiB"],
       /model data was not offloaded to the host: under --dp 2 each rank offloads only its own shard of the model data, which needs --zero 3/,
