@@ -8,6 +8,10 @@
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning.
 //
+// On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
+// machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
+// N devices' memory and all of the host's, and a host shortfall is one rank's, N times over.
+//
 // Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
 // exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
 // more device memory than the next. Starting from the top and stepping down finds the largest fitting
@@ -67,7 +71,11 @@ export function findCapacity(
   opts: SearchOptions,
   onProbe: (p: Probe) => void = () => {},
 ): Capacity {
-  const memory = budgets.deviceMemory + budgets.hostMemory;
+  // Each rank's process gets its share of the host; model data is spread over the ranks that shard it.
+  const processes = (opts.dp ?? 1) * (opts.tp ?? 1);
+  const sharding = (opts.tp ?? 1) * (opts.zero === 3 ? (opts.dp ?? 1) : 1);
+  const hostPerRank = Math.floor(budgets.hostMemory / processes);
+  const memory = sharding * (budgets.deviceMemory + hostPerRank);
   const params = new Map<number, number>();
   const paramsOf = (k: number) => params.get(k) ?? params.set(k, paramCount(family.member(k))).get(k)!;
   if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
@@ -88,7 +96,7 @@ export function findCapacity(
         batch: r.batch,
         seq: r.seq,
         deviceMemory: budgets.deviceMemory,
-        hostMemory: budgets.hostMemory,
+        hostMemory: hostPerRank,
         machine: target.machine,
       });
       plans.set(k, plan);
@@ -103,8 +111,9 @@ export function findCapacity(
         fits: false,
         lacks: e.budget,
         ...(e.hostNeed !== undefined && { hostNeed: e.hostNeed }),
+        // The host budget in the planner's message is one rank's.
         reason: e
-          .phrase(flagName)
+          .phrase((option) => (option === "hostMemory" && processes > 1 ? `a rank's share of ${flagName(option)}` : flagName(option)))
           .split("\n")[0]
           .replace(/ Largest temporaries:$/, ""),
         seconds: seconds(),
@@ -120,7 +129,7 @@ export function findCapacity(
   const belowHostLimit = (k: number): number | undefined => {
     const need = probes.find((p) => p.member === k)?.hostNeed;
     if (need === undefined) return undefined;
-    const excess = need - budgets.hostMemory;
+    const excess = sharding * (need - hostPerRank);
     let j = k - 1;
     while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
