@@ -11,14 +11,13 @@ export interface Collective {
 }
 
 export function collectives(g: Graph): Collective[] {
-  return g.nodes
-    .filter((n) => opKind(n.op) === "collective")
-    .map((node) => ({
-      node,
-      // A ZeRO gather moves a whole chunk, padding included.
-      bytes:
-        node.op === "zero_gather"
-          ? 4 * node.attrs.ranks * node.attrs.shard
-          : Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0])),
-    }));
+  return g.nodes.filter((n) => opKind(n.op) === "collective").map((node) => ({ node, bytes: collectiveBytes(node) }));
+}
+
+/** The bytes one collective node moves, as the runtime counts them. */
+export function collectiveBytes(node: Node): number {
+  // A ZeRO gather moves a whole chunk, padding included.
+  return node.op === "zero_gather"
+    ? 4 * node.attrs.ranks * node.attrs.shard
+    : Math.max(valueBytes(node.inputs[0]), valueBytes(node.outputs[0]));
 }

@@ -150,6 +150,7 @@ export function collectiveSeconds(n: Node, link: NetworkLink, mesh: Mesh): numbe
     case "all_reduce":
       return ring(n.attrs.group === "dp" ? mesh.dp : mesh.tp, valueBytes(n.inputs[0]), 2);
     case "all_gather":
+    case "zero_all_gather":
       return ring(n.attrs.ranks, valueBytes(n.outputs[0]), 1);
     case "reduce_scatter":
     case "zero_reduce_scatter":

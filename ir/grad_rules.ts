@@ -254,6 +254,8 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
   broadcast: NONE,
   zero_adamw: NONE,
   zero_gather: NONE,
+  zero_param_shard: NONE,
+  zero_all_gather: NONE,
   zero_pack: NONE,
   zero_reduce_scatter: NONE,
   embedding_vp_bwd: NONE,

@@ -193,6 +193,8 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "all_reduce":
     case "zero_adamw":
     case "zero_gather":
+    case "zero_param_shard":
+    case "zero_all_gather":
     case "zero_pack":
     case "zero_reduce_scatter":
     case "all_gather":

@@ -111,6 +111,12 @@ export interface OpAttrs {
     readonly clip: boolean;
     /** ZeRO 2: one input after the parameters, this rank's shard of the chunk's gradient, instead of each parameter's. */
     readonly gradShard?: boolean;
+    /**
+     * ZeRO 3: one input instead of the parameters, this rank's persistent shard of the chunk's parameters
+     * (zero_param_shard), which the update writes; `sizes` then gives each parameter's elements.
+     */
+    readonly paramShard?: boolean;
+    readonly sizes?: readonly number[];
   };
   /** ZeRO 2: a chunk's gradients packed at their parameters' offsets into ranks x shard floats, padding zero. */
   zero_pack: { readonly chunk: number; readonly shard: number; readonly ranks: number; readonly offsets: readonly number[] };
@@ -118,6 +124,10 @@ export interface OpAttrs {
   zero_reduce_scatter: { readonly chunk: number; readonly shard: number; readonly ranks: number };
   /** ZeRO: the chunk's whole parameters again from every data-parallel rank's updated shard, in place. */
   zero_gather: { readonly chunk: number; readonly shard: number; readonly ranks: number };
+  /** ZeRO 3: this data-parallel rank's persistent shard of a chunk's parameters (`shard` floats), named `name`. */
+  zero_param_shard: { readonly name: string; readonly shape: Shape; readonly chunk: number };
+  /** ZeRO 3: a chunk's whole parameters, into a temporary, from every data-parallel rank's shard of them. */
+  zero_all_gather: { readonly chunk: number; readonly shard: number; readonly ranks: number };
   reduce_scatter: { readonly ranks: number };
   broadcast: { readonly root: number };
   tp_copy: None;

@@ -596,12 +596,14 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   zero_adamw: {
     kind: "compute",
     flops: (n) => 12 * numel(n.inputs[0].shape),
+    // At ZeRO 3 with offloaded model data, on the host shard (ir/passes/offload.ts).
+    hostable: true,
     arity: "variadic",
     aliases: { 0: 0, 1: 1 },
     infer: (inputs, a) => {
       const [m, v] = inputs;
       if (!shapeEq(m.shape, [a.shard]) || !shapeEq(v.shape, [a.shard])) fail("zero_adamw: the moments must be one shard");
-      if (inputs.length !== 2 + (a.clip ? 1 : 0) + a.count + (a.gradShard ? 1 : a.count))
+      if (inputs.length !== 2 + (a.clip ? 1 : 0) + (a.paramShard ? 1 : a.count) + (a.gradShard ? 1 : a.count))
         fail("zero_adamw: expected the moments, the norm if clipped, then parameters and gradients");
       return [f32(m.shape), f32(v.shape)];
     },
@@ -627,6 +629,18 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     arity: "variadic",
     aliases: { 0: 0 },
     infer: ([p]) => [f32(p.shape)],
+  },
+  // ZeRO 3 (ir/passes/gather_params.ts): a rank keeps only its shard of each chunk's parameters, model
+  // data like a parameter; zero_all_gather makes the whole chunk, a temporary that the parameters'
+  // readers see through chunk_views and that dies after the last of them.
+  zero_param_shard: { kind: "source", arity: 0, infer: (_i, a) => [f32(a.shape)] },
+  zero_all_gather: {
+    kind: "collective",
+    arity: 1,
+    infer: ([x], a) => {
+      if (!shapeEq(x.shape, [a.shard])) fail("zero_all_gather: the input must be one shard");
+      return [f32([a.ranks * a.shard])];
+    },
   },
   // Concatenates the ranks' parts along the last axis. The parts arrive rank after rank, so unless the
   // tensor is one row, they are rearranged from a workspace of the output's size.

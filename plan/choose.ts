@@ -20,8 +20,16 @@ export class DoesNotFitError extends SettingError {
   }
 }
 
-/** The plan to run: the requested mode, or under auto the least predicted step time among those that fit. */
-export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: CheckpointMode | "auto"): PlanCandidate {
+/**
+ * The plan to run: the requested mode, or under auto the least predicted step time among those that fit.
+ * `noOffload`: why model data was not offloaded, which a refusal then says.
+ */
+export function choosePlan(
+  plans: PlanCandidate[],
+  budgets: Budgets,
+  requested: CheckpointMode | "auto",
+  noOffload?: (name: SettingNames) => string,
+): PlanCandidate {
   const budget = budgets.device;
   if (budget === undefined) {
     if (requested === "auto")
@@ -74,7 +82,8 @@ export function choosePlan(plans: PlanCandidate[], budgets: Budgets, requested: 
     (name) =>
       `the step does not fit in ${name("deviceMemory")} ${formatBytes(budget)}: it needs at least ` +
       `${formatBytes(least.checkpoint.arenaBytes)} (${least.checkpoint.arenaBytes} bytes, with ${name("checkpoint")} ${least.checkpoint.mode}` +
-      `${least.checkpoint.offload ? " and model data offloaded to the host" : ""}). Largest temporaries:\n${consumers.join("\n")}`,
+      `${least.checkpoint.offload ? " and model data offloaded to the host" : ""})` +
+      `${noOffload ? `; model data was not offloaded to the host: ${noOffload(name)}` : ""}. Largest temporaries:\n${consumers.join("\n")}`,
     "device",
     least.checkpoint,
   );

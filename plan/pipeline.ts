@@ -17,6 +17,7 @@ import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts"
 import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
 import { averageOverDataParallel } from "../ir/passes/data_parallel.ts";
 import { accumulateGradients } from "../ir/passes/grad_accum.ts";
+import { gatherParams } from "../ir/passes/gather_params.ts";
 import type { ChunkLayout, ZeroSharding } from "../ir/passes/chunks.ts";
 
 /** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
@@ -34,8 +35,10 @@ export interface PassSettings {
   dp?: number;
   /** Micro-batches per step (default 1), their gradients summed before one update. */
   gradAccum?: number;
-  /** ZeRO stage 1: AdamW moments sharded over the data-parallel ranks in these chunks. */
+  /** ZeRO: AdamW moments (stage 1), gradients (2) and parameters (3) sharded over the data-parallel ranks in these chunks. */
   zero?: ZeroSharding;
+  /** ZeRO 3: how many gathers ahead of the one its readers need a chunk's gather starts (default 1). */
+  gatherLookahead?: number;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
   mode: CheckpointMode;
@@ -57,6 +60,7 @@ export interface Pass {
   reads(s: PassSettings): string | undefined;
 }
 
+const gatherLookahead = (s: PassSettings) => s.gatherLookahead ?? 1;
 const firstRegions = (count: number) => new Set(Array.from({ length: count }, (_, i) => i));
 
 export const PIPELINE = [
@@ -79,8 +83,13 @@ export const PIPELINE = [
   { name: "grad-accum", reads: (s) => `${s.gradAccum ?? 1}`, run: (g, s) => accumulateGradients(g, s.gradAccum ?? 1) },
   {
     name: "data-parallel",
-    reads: (s) => `${s.dp ?? 1}${s.zero?.stage === 2 ? ` zero 2 ${s.zero.chunks.capacity}` : ""}`,
+    reads: (s) => `${s.dp ?? 1}${s.zero && s.zero.stage >= 2 ? ` zero ${s.zero.chunks.capacity}` : ""}`,
     run: (g, s) => averageOverDataParallel(g, s.dp ?? 1, s.zero),
+  },
+  {
+    name: "gather-params",
+    reads: (s) => (s.zero?.stage === 3 ? `${s.zero.ranks} ${s.zero.chunks.capacity} ${gatherLookahead(s)}` : ""),
+    run: (g, s) => (s.zero?.stage === 3 ? gatherParams(g, s.zero, gatherLookahead(s)) : g),
   },
   {
     name: "adamw",
@@ -97,7 +106,7 @@ export const PIPELINE = [
     // Each offload schedule is planned once, so its graph is not kept.
     name: "offload",
     reads: () => undefined,
-    run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule) : g),
+    run: (g, s) => shardGradNorm(s.offload ? offloadModelData(g, s.offload.chunks, s.offload.schedule, s.zero) : g),
   },
 ] as const satisfies readonly Pass[];
 

@@ -3,7 +3,8 @@
 // the pass pipeline (plan/pipeline.ts) and planning its memory, and the choice among them (choose.ts).
 import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
-import { type ChunkLayout, finestCapacity, layoutChunks } from "../ir/passes/chunks.ts";
+import { type ChunkLayout, type ZeroSharding, finestCapacity, layoutChunks, shardElements } from "../ir/passes/chunks.ts";
+import { gatherParams } from "../ir/passes/gather_params.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
@@ -87,12 +88,14 @@ function planWith(
     throw new SettingError((name) => `${name("diskMemory")} is not combined with ${name("tp")} or ${name("dp")} yet`);
   const sharded = pipeline.after("shard", base);
   const totalRegions = regionCount(pipeline.after("autodiff", base));
-  const inferGraph = new Pipeline(traced.infer).after("shard", base);
+  const shardedInfer = new Pipeline(traced.infer).after("shard", base);
 
   const leastWaste = layoutChunks(sharded, opts.chunkSize);
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
-  const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2, ranks: decisions.dp, chunks: leastWaste } : undefined;
+  const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2 | 3, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };
+  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does.
+  const inferGraph = zero?.stage === 3 ? gatherParams(shardedInfer, zero, 0) : shardedInfer;
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
@@ -105,7 +108,7 @@ function planWith(
       ? "all"
       : `${layoutIds.get(chunks) ?? layoutIds.set(chunks, layoutIds.size).get(chunks)} ${[...schedule.resident].sort((a, b) => a - b).join(",")}`;
   const inferFor = cached((chunks: ChunkLayout, schedule: OffloadSchedule | undefined, persistent: PersistentLayout): CompiledProgram => {
-    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }) : inferGraph;
+    const inferred = schedule ? offloadModelData(inferGraph, chunks, { ...schedule, lookahead: 0, keep: new Set() }, zero) : inferGraph;
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
@@ -214,12 +217,16 @@ function planWith(
   const counts = new Map<ChunkLayout, Map<number, Counts>>();
   const foundCounts = (chunks: ChunkLayout) => counts.get(chunks) ?? counts.set(chunks, new Map()).get(chunks)!;
   const residentTooLarge = (chunks: ChunkLayout) => (s: OffloadSchedule) =>
-    budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }) > budgets.device;
+    budgets.device !== undefined && residentModelBytes(sharded.params, { chunks, resident: s.resident }, zero) > budgets.device;
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  // Offloaded model data is not combined with data parallelism or accumulation yet (docs/planning.md).
-  const mayOffload = decisions.dp === 1 && decisions.gradAccum === 1;
+  // Offloaded model data is not combined with accumulation yet, nor with data parallelism below ZeRO 3,
+  // where each rank would offload a replica (docs/planning.md).
+  const mayOffload = (decisions.dp === 1 || decisions.zero === 3) && decisions.gradAccum === 1;
+  // Finer chunks may be tried unless --chunk-size fixes them, or ZeRO shards in the least-waste ones
+  // (the graph's gathers and updates are per chunk of those).
+  const finerChunks = opts.chunkSize === undefined && zero === undefined;
   if (mayOffload && !plans.some(settled)) {
     const modes: [CheckpointMode, number | undefined][] =
       opts.checkpoint === "auto"
@@ -231,14 +238,14 @@ function planWith(
         : [[opts.checkpoint, regionsFlag]];
     // The least-waste chunks first; if nothing fits, the finest chunking (each chunk as small as the
     // largest parameter allows), which holds the least on the device at a time.
-    const layouts = opts.chunkSize === undefined ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
+    const layouts = finerChunks ? [leastWaste, layoutChunks(sharded, finestCapacity(sharded), "finest")] : [leastWaste];
     for (const chunks of layouts) {
       if (plans.some((p) => p.checkpoint.offload && fitsDevice(p))) break;
       for (const [mode, regions] of modes)
         plans = [
           ...plans,
           ...offloadSchedule(
-            chunkBytes(chunks),
+            chunkBytes(chunks, zero),
             (s) => planFor(mode, regions, s, chunks, forcedMoves),
             budgets,
             residentTooLarge(chunks),
@@ -258,7 +265,7 @@ function planWith(
           plans = [
             ...plans,
             ...offloadSchedule(
-              chunkBytes(chunks),
+              chunkBytes(chunks, zero),
               (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }),
               budgets,
               residentTooLarge(chunks),
@@ -271,11 +278,11 @@ function planWith(
   // block's activations moved as well as the model data (the least a plan holds on the device), in the
   // finest chunks tried.
   if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some(fitsDevice)) {
-    const chunks = opts.chunkSize === undefined ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
+    const chunks = finerChunks ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
     plans = [
       ...plans,
       ...offloadSchedule(
-        chunkBytes(chunks),
+        chunkBytes(chunks, zero),
         (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
         budgets,
         residentTooLarge(chunks),
@@ -283,11 +290,23 @@ function planWith(
       ),
     ];
   }
-  const chosen = choosePlan(plans, budgets, opts.checkpoint);
+  const chosen = choosePlan(
+    plans,
+    budgets,
+    opts.checkpoint,
+    mayOffload
+      ? undefined
+      : (name) =>
+          decisions.gradAccum === 1
+            ? `under ${name("dp")} ${decisions.dp} each rank offloads only its own shard of the model data, which needs ${name("zero")} 3`
+            : `that is not combined with ${name("gradAccum")} ${decisions.gradAccum} yet (the unrolled step's chunk loads are not planned)`,
+  );
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
 
-const chunkBytes = (layout: ChunkLayout) => layout.chunks.map((c) => c.bytes);
+/** The bytes of each chunk a rank holds: the whole chunk, or at ZeRO 3 its shard. */
+const chunkBytes = (layout: ChunkLayout, zero?: ZeroSharding) =>
+  layout.chunks.map((c) => (zero?.stage === 3 ? 4 * shardElements(c, zero.ranks) : c.bytes));
 
 /** `make`, remembering its result for each key. */
 function cached<A extends unknown[], R>(make: (...args: A) => R, key: (...args: A) => string): (...args: A) => R {

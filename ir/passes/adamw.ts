@@ -6,7 +6,7 @@
 // updated chunk. The gradients are whole on every rank (averaged before), so the norm is unchanged.
 import { SettingError } from "../../base/errors.ts";
 import { GraphBuilder } from "../builder.ts";
-import { type Graph, type Value, trainedParams } from "../types.ts";
+import { type Graph, type Value, numel, trainedParams } from "../types.ts";
 import { type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
 
 export interface OptimizerOptions {
@@ -20,7 +20,7 @@ export function adamwPass(g: Graph, opts: OptimizerOptions): Graph {
   const b = GraphBuilder.extend(g);
   b.phase = "optimizer";
   if (opts.zero) refuseBuffersUnderZero(g, opts.zero);
-  if (opts.zero?.stage === 2) {
+  if (opts.zero && opts.zero.stage >= 2) {
     zeroUpdates(b, g, opts.zero, opts.clip ? shardedNorm(b, g, opts.zero) : undefined);
     return b.build();
   }
@@ -55,9 +55,14 @@ export function refuseBuffersUnderZero(g: Graph, zero: ZeroSharding): void {
     );
 }
 
-/** One chunk at a time: this rank's shard of the update, then every rank's shards to every rank. */
+/**
+ * One chunk at a time: this rank's shard of the update, then every rank's shards to every rank. At
+ * ZeRO 3 the update writes the rank's shard of the parameters (gather_params.ts), and no rank holds the
+ * whole chunk until its next use gathers it.
+ */
 function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value | undefined): void {
   const byName = new Map(g.params.map((p) => [p.name, p]));
+  const paramShards = new Map(g.nodes.filter((n) => n.op === "zero_param_shard").map((n) => [n.attrs.chunk, n.outputs[0]]));
   for (const chunk of zero.chunks.chunks) {
     const params = chunk.params.map((name) => byName.get(name)!);
     const shard = shardElements(chunk, zero.ranks);
@@ -65,9 +70,11 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
     const m = b.value("opt_state", [], { name: `opt.m.chunk${chunk.index}`, shape: [shard] }, loc);
     const v = b.value("opt_state", [], { name: `opt.v.chunk${chunk.index}`, shape: [shard] }, loc);
     // ZeRO 2: this rank's shard of the chunk's gradient; ZeRO 1: every parameter's whole gradient.
-    const shardGrad = zero.stage === 2 ? g.grads[shardGradKey(chunk.index)] : undefined;
+    const shardGrad = zero.stage >= 2 ? g.grads[shardGradKey(chunk.index)] : undefined;
     const grads = shardGrad ? [shardGrad] : params.map((p) => g.grads[p.name]);
-    const inputs = [m, v, ...(norm ? [norm] : []), ...params.map((p) => p.value), ...grads];
+    const paramShard = zero.stage === 3 ? paramShards.get(chunk.index) : undefined;
+    if (zero.stage === 3 && !paramShard) throw new Error(`internal: no parameter shard of chunk ${chunk.index}; run gatherParams first`);
+    const inputs = [m, v, ...(norm ? [norm] : []), ...(paramShard ? [paramShard] : params.map((p) => p.value)), ...grads];
     b.add(
       "zero_adamw",
       inputs,
@@ -79,9 +86,11 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
         decay: params.map((p) => (p.decay ? 1 : 0)),
         clip: norm !== undefined,
         ...(shardGrad && { gradShard: true }),
+        ...(paramShard && { paramShard: true, sizes: params.map((p) => numel(p.shape)) }),
       },
       loc,
     );
+    if (paramShard) continue;
     b.add(
       "zero_gather",
       params.map((p) => p.value),

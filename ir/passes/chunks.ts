@@ -73,10 +73,15 @@ export function shardElements(chunk: Chunk, ranks: number): number {
 
 /** ZeRO over data-parallel ranks in these chunks (ir/passes/adamw.ts, memory_plan.ts). */
 export interface ZeroSharding {
-  /** 1: AdamW moments sharded; 2: gradients too (reduce-scattered by chunk). */
-  stage: 1 | 2;
+  /** 1: AdamW moments sharded; 2: gradients too (reduce-scattered by chunk); 3: parameters too (gathered for use). */
+  stage: 1 | 2 | 3;
   ranks: number;
   chunks: ChunkLayout;
+}
+
+/** The persistent name of this rank's shard of a chunk's parameters (stage 3). */
+export function paramShardName(chunk: number): string {
+  return `zero.param.chunk${chunk}`;
 }
 
 /** Where a chunk's shard gradient is kept between the data-parallel pass and the optimizer (stage 2). */

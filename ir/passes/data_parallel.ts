@@ -4,7 +4,7 @@
 // each parameter's gradient and the loss over the data-parallel group with an all_reduce (mean) after
 // the backward, before the optimizer reads them. AdamW and the gradient norm (adamw pass) then see the
 // global gradient on every rank, and every replica makes the same update.
-// Under ZeRO 2 each rank needs only its shard of each chunk's gradient: per chunk, the gradients are
+// Under ZeRO 2 (and 3) each rank needs only its shard of each chunk's gradient: per chunk, the gradients are
 // packed at their parameters' offsets (zero_pack) and reduce-scattered (the mean, this rank's shard
 // kept), right after the last of its gradients is made, so the whole gradients die during the backward
 // instead of piling up to its end. The shards are kept in `grads` under shardGradKey (each parameter's
@@ -21,7 +21,7 @@ export function averageOverDataParallel(g: Graph, dp: number, zero?: ZeroShardin
   const b = GraphBuilder.extend(g);
   b.phase = "backward";
   const position = new Map(g.nodes.map((n, i) => [n, i]));
-  if (zero?.stage === 2) {
+  if (zero && zero.stage >= 2) {
     refuseBuffersUnderZero(g, zero);
     const byName = new Map(g.params.map((p) => [p.name, p]));
     const after = new Map<Node, Node[]>(); // a chunk's last gradient producer -> its pack and reduce-scatter

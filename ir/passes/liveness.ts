@@ -21,11 +21,11 @@ export interface LiveBuffer {
 }
 
 /** Ops whose outputs are persistent model data (named by attribute `name`), never arena temporaries. */
-const PERSISTENT_ROOTS = new Set(["param", "opt_state", "copy_d2h"]);
+const PERSISTENT_ROOTS = new Set(["param", "opt_state", "copy_d2h", "zero_param_shard"]);
 
 /** The name of the persistent buffer a root node's output is: a parameter, an optimizer state, or a host copy. */
 function persistentNameOf(n: Node): string {
-  if (n.op === "param" || n.op === "opt_state" || n.op === "copy_d2h") return n.attrs.name;
+  if (n.op === "param" || n.op === "opt_state" || n.op === "copy_d2h" || n.op === "zero_param_shard") return n.attrs.name;
   throw new Error(`internal: ${n.op} makes no persistent buffer`);
 }
 
@@ -112,7 +112,7 @@ export function liveness(g: Graph, threads: number): Liveness {
 
 /** A chunk of model data copied to the device (a chunk_h2d of a saved activation holds an activation). */
 function isParameterCopy(n: Node): boolean {
-  return n.op === "chunk_h2d" && n.payload === "model";
+  return (n.op === "chunk_h2d" && n.payload === "model") || n.op === "zero_all_gather";
 }
 
 /** Position of the last node that reads each value (-1: none); program results count as read at the end. */

@@ -5,7 +5,7 @@
 import { type Graph, type ParamInfo, numel, trainedParams } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
-import { type ChunkLayout, type ZeroSharding, shardElements } from "./chunks.ts";
+import { type ChunkLayout, type ZeroSharding, paramShardName, shardElements } from "./chunks.ts";
 
 export interface PersistentLayout {
   /** Parameter, moment (opt.m.<name>, opt.v.<name>) or host gradient (grad.<name>) name -> byte offset in its region. */
@@ -30,6 +30,8 @@ export interface PersistentLayout {
    * into (each the largest such moment, in whole blocks); absent without a disk tier.
    */
   diskStage?: [number, number];
+  /** ZeRO 3: parameters no rank holds whole, so without an offset; their chunks' shards hold them. */
+  sharded: ReadonlySet<string>;
 }
 
 /** The disk tier's unit: offsets and sizes in it are whole blocks, as O_DIRECT needs (runtime/core/disk_tier.h). */
@@ -53,6 +55,7 @@ export interface Offloaded {
  * writes them all), and the moments are this rank's shard of each chunk (opt.m.chunk<i>, opt.v.chunk<i>).
  * Moments of the chunks in `offloaded.momentsOnDisk` go to the disk tier instead, each at a whole block,
  * and the host region ends with the two staging buffers host AdamW reads them into (page-aligned).
+ * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
   const offsets = new Map<string, number>();
@@ -75,15 +78,25 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       device += alignUp(count * 4);
     }
   };
-  if (zero) {
+  const sharded = new Set<string>();
+  const chunkRange = new Map<number, [number, number]>();
+  // ZeRO 3 with offload: a chunk's model data in host memory is this rank's shard of it.
+  const shardOnHost = (chunk: number) => offloaded !== undefined && !offloaded.resident.has(chunk);
+  if (zero?.stage === 3) {
+    for (const chunk of zero.chunks.chunks) {
+      for (const name of chunk.params) sharded.add(name);
+      const start = host;
+      put(paramShardName(chunk.index), shardElements(chunk, zero.ranks), shardOnHost(chunk.index));
+      if (shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
+    }
+  } else if (zero) {
     for (const chunk of zero.chunks.chunks) {
       for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
       device += 4 * zero.ranks * shardElements(chunk, zero.ranks);
     }
   } else for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
   const paramBytes = device;
-  const chunkRange = new Map<number, [number, number]>();
-  for (const chunk of offloaded?.chunks.chunks ?? []) {
+  for (const chunk of zero?.stage === 3 ? [] : (offloaded?.chunks.chunks ?? [])) {
     if (offloaded!.resident.has(chunk.index)) continue;
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
@@ -91,7 +104,8 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   }
   if (withOptimizer && zero)
     for (const moment of ["m", "v"])
-      for (const chunk of zero.chunks.chunks) put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), false);
+      for (const chunk of zero.chunks.chunks)
+        put(`opt.${moment}.chunk${chunk.index}`, shardElements(chunk, zero.ranks), zero.stage === 3 && shardOnHost(chunk.index));
   else if (withOptimizer)
     for (const moment of ["m", "v"])
       for (const p of trainedParams(g)) {
@@ -124,6 +138,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     onDisk,
     diskBytes: disk,
     ...(diskStage && { diskStage }),
+    sharded,
   };
 }
 
@@ -131,8 +146,12 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
  * The bytes persistentLayout puts at the bottom of the arena (parameters and both AdamW moments of the
  * resident chunks), from the parameters alone: a schedule search rules out schedules with it unplanned.
  */
-export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded): number {
+export function residentModelBytes(params: readonly ParamInfo[], offloaded: Offloaded, zero?: ZeroSharding): number {
   let bytes = 0;
+  if (zero?.stage === 3) {
+    for (const c of offloaded.chunks.chunks) if (offloaded.resident.has(c.index)) bytes += 3 * 4 * shardElements(c, zero.ranks);
+    return bytes;
+  }
   for (const p of params) if (offloaded.resident.has(offloaded.chunks.chunkOf.get(p.name)!)) bytes += 3 * alignUp(numel(p.shape) * 4);
   return bytes;
 }
@@ -225,6 +244,7 @@ function valueOffsets(g: Graph, live: Liveness, placement: Placement, persistent
   for (const n of g.nodes)
     for (const { id } of n.outputs) {
       const name = live.persistentName[id];
+      if (name !== undefined && persistent.sharded.has(name)) continue; // no storage of its own: nothing reads it
       offsets.set(
         id,
         (name !== undefined ? persistent.offsets.get(name)! : base + placement.offsets.get(live.storageOf[id])!) + live.viewOffset[id],

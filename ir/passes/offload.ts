@@ -14,10 +14,13 @@
 // - AdamW (and the gradient norm) run on the host copies. Host AdamW runs on the transfer engine, queued
 //   after the gradient's copy, so it overlaps the device's remaining backward.
 // Copies are exact, so the step computes bitwise what the all-resident step computes.
+// At ZeRO 3 (gather_params.ts) a rank's model data of a chunk is its shard: the shard is what is copied
+// to the device (each gather reads the copy), its gradient shard is what goes back, and the chunk's
+// update (zero_adamw) runs on the host, so host memory per rank falls as 1/ranks too.
 import { GraphBuilder } from "../builder.ts";
 import { OPS } from "../ops.ts";
-import { type Graph, type Node, type Phase, type Value, valueBytes, valueIdBound } from "../types.ts";
-import type { ChunkLayout } from "./chunks.ts";
+import { type Graph, type Node, type Phase, type Value, numel, valueBytes, valueIdBound } from "../types.ts";
+import { type ChunkLayout, type ZeroSharding, shardGradKey } from "./chunks.ts";
 
 export interface OffloadSchedule {
   /** Chunks that stay on the device for the whole step. */
@@ -41,16 +44,35 @@ interface Load {
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 const NONE: readonly Load[] = [];
 
-export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule): Graph {
-  const paramName = new Map(g.params.map((p) => [p.value.id, p.name]));
-  const paramValue = new Map(g.params.map((p) => [p.name, p.value.id]));
-  // Value id -> the offloaded chunk it is a parameter of (an array: every input of every node asks).
+/** A chunk's model data as the graph holds it: a parameter (its name, at its offset in the chunk), or a ZeRO 3 shard. */
+interface Home {
+  value: Value;
+  name: string;
+  chunk: number;
+  offset: number;
+}
+
+/** The values that hold each chunk's model data, in the chunk's order (a chunk's copy starts at its first). */
+function homes(g: Graph, chunks: ChunkLayout, zero?: ZeroSharding): Home[] {
+  if (zero?.stage === 3)
+    return g.nodes
+      .filter((n) => n.op === "zero_param_shard")
+      .map((n) => ({ value: n.outputs[0], name: n.attrs.name as string, chunk: n.attrs.chunk as number, offset: 0 }));
+  const byName = new Map(g.params.map((p) => [p.name, p.value]));
+  return chunks.chunks.flatMap((c) =>
+    c.params.map((name) => ({ value: byName.get(name)!, name, chunk: c.index, offset: c.offsets.get(name)! })),
+  );
+}
+
+export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule, zero?: ZeroSharding): Graph {
+  const all = homes(g, chunks, zero);
+  const home = new Map(all.map((h) => [h.value.id, h]));
+  // Each chunk's home values in its order: what its copy to the device reads.
+  const homesOf = groupBy(all, (h) => h.chunk);
+  // Value id -> the offloaded chunk it is model data of (an array: every input of every node asks).
   const valueBound = valueIdBound(g);
   const chunkOfValue = new Array<number | undefined>(valueBound);
-  for (const p of g.params) {
-    const c = chunks.chunkOf.get(p.name)!;
-    if (!schedule.resident.has(c)) chunkOfValue[p.value.id] = c;
-  }
+  for (const h of all) if (!schedule.resident.has(h.chunk)) chunkOfValue[h.value.id] = h.chunk;
   const offloadedChunk = (valueId: number): number | undefined => chunkOfValue[valueId];
   // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
@@ -58,9 +80,15 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   const onHost = (n: Node) =>
     OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
-  // Gradients of offloaded parameters, which go to the host: value id -> parameter name.
+  // Gradients of offloaded model data, which go to the host: value id -> parameter name (at ZeRO 3,
+  // the chunk's gradient shard's key; the parameters' own gradients are not the update's).
   const hostGradOf = new Array<string | undefined>(valueBound);
-  for (const [name, v] of Object.entries(g.grads)) if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
+  if (zero?.stage === 3) {
+    for (const c of chunks.chunks) {
+      const grad = g.grads[shardGradKey(c.index)]; // none in the inference program
+      if (grad && !schedule.resident.has(c.index)) hostGradOf[grad.id] = shardGradKey(c.index);
+    }
+  } else for (const [name, v] of Object.entries(g.grads)) if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
 
   const loads = findLoads(g, offloadedChunk, loadKey, onHost);
   loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
@@ -86,21 +114,21 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     const key = loadKey(n, chunk);
     const viewKey = key * valueBound + v.id;
     if (!views.has(viewKey)) {
-      const name = paramName.get(v.id)!;
-      const offset = chunks.chunks[chunk].offsets.get(name)!;
+      const { name, offset } = home.get(v.id)!;
       views.set(viewKey, b.value("chunk_view", [ready.get(key)!], { offset, shape: v.shape, name }, n.loc));
     }
     return views.get(viewKey)!;
   };
 
-  // Parameters first: they are leaves, and a chunk's copy may start before the node that declares them.
-  for (const n of g.nodes) if (n.op === "param") copy[n.outputs[0].id] = b.value("param", [], n.attrs, n.loc);
+  // Model data first: it is leaves, and a chunk's copy may start before the node that declares them.
+  const isHome = (n: Node) => n.op === "param" || n.op === "zero_param_shard";
+  for (const n of g.nodes) if (isHome(n)) copy[n.outputs[0].id] = b.copy(n, []).outputs[0];
   g.nodes.forEach((n, i) => {
     b.phase = n.phase;
     for (const l of startsAt.get(i) ?? NONE) {
-      const c = chunks.chunks[l.chunk];
-      const hostParams = c.params.map((name) => copy[paramValue.get(name)!]);
-      inFlight.set(l.key, b.value("chunk_h2d", hostParams, { chunk: l.chunk, elements: c.bytes / 4 }, n.loc, { payload: "model" }));
+      const hostData = homesOf.get(l.chunk)!.map((h) => copy[h.value.id]);
+      const elements = zero?.stage === 3 ? numel(hostData[0].shape) : chunks.chunks[l.chunk].bytes / 4;
+      inFlight.set(l.key, b.value("chunk_h2d", hostData, { chunk: l.chunk, elements }, n.loc, { payload: "model" }));
     }
     for (const l of waitsAt.get(i) ?? NONE) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
     const host = onHost(n);
@@ -110,7 +138,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
       if (host) return hostGrad.get(v.id) ?? copy[v.id];
       return chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
     });
-    if (n.op === "param") return;
+    if (isHome(n)) return;
     const made = b.copy(n, inputs, { placement: host ? "host" : n.placement });
     n.outputs.forEach((out, k) => {
       copy[out.id] = made.outputs[k];

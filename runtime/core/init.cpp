@@ -63,6 +63,10 @@ void fill_full(const ParamDesc& p, int index, float* out, int64_t n, uint64_t se
 
 }  // namespace
 
+void init_whole_parameter(const PlanDesc& plan, int index, float* out, uint64_t seed) {
+  fill_full(plan.params[index], index, out, full_numel(plan.params[index]), seed);
+}
+
 void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed, int rank, HostPool& pool) {
   auto region = [&](const ParamDesc& p) { return reinterpret_cast<float*>((p.on_host ? host : arena) + p.offset); };
   // Parameters are independent streams, so they may be filled in parallel without changing a value.

@@ -165,6 +165,11 @@ STOW_KERNEL(adamw, void, (Ctx& c, float* p, const float* g, float* m, float* v, 
                           bool decay))
 // The same update on an offloaded chunk's host copies, run by the host worker after the copy with
 // ticket `after` (the gradient's) has arrived: the CPU backend's adamw on every backend.
+// ZeRO 3 with the chunk offloaded: zero_adamw on this rank's host shard of the chunk's parameters and
+// moments, from the host copy of its gradient shard, on the host worker once transfer `after` is done.
+STOW_KERNEL(zero_adamw_on_host, void, (Ctx& c, int64_t after, float* shard_params, const float* grad_shard, const int64_t* offsets,
+                                       const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard,
+                                       const AdamHyper& h, float gscale))
 STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n,
                                   const AdamHyper& h, float gscale, bool decay))
 // The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
@@ -178,7 +183,8 @@ STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, const float* 
 // at grads[k]; the rank owns elements [dp_rank * shard, (dp_rank + 1) * shard) of the chunk and holds
 // their moments only (m, v: shard floats). Each element is updated exactly as adamw updates it.
 // ZeRO 2: grads is null and grad_shard is this rank's shard of the chunk's gradient (shard floats).
-STOW_KERNEL(zero_adamw, void, (Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
+// ZeRO 3 (chunk_is_shard): `chunk` holds only this rank's shard of the parameters (shard floats).
+STOW_KERNEL(zero_adamw, void, (Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,
                                const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard,
                                const AdamHyper& h, float gscale))
 
@@ -208,6 +214,8 @@ STOW_KERNEL(reduce_scatter, void, (Ctx& c, float* out, const float* in, int64_t 
 // ZeRO: every data-parallel rank's shard (`shard` floats at dp_rank * shard) of the chunk to every rank,
 // in place; the chunk holds dp_ranks * shard floats.
 STOW_KERNEL(zero_gather, void, (Ctx& c, float* chunk, int64_t shard))
+// ZeRO 3: out (dp_ranks * shard floats) = every data-parallel rank's shard (shard floats) in rank order.
+STOW_KERNEL(zero_all_gather, void, (Ctx& c, float* out, const float* shard_in, int64_t shard))
 // ZeRO 2: a chunk's gradients into out (dp_ranks * shard floats), gradient k at element offsets[k] with
 // sizes[k] elements, zeros elsewhere.
 STOW_KERNEL(zero_pack, void, (Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes,

@@ -20,14 +20,19 @@ struct ShardDesc {
   int64_t full = 0;  // extent of the axis in the full tensor
 };
 
-// ZeRO (--zero 1): one chunk of parameters, contiguous from `offset` (bytes, in the arena) and padded
+// ZeRO (--zero 1, 2): one chunk of parameters, contiguous from `offset` (bytes, in the arena) and padded
 // to dp shards of `shard` floats; this rank holds the AdamW moments of its shard only, at m_offset and
 // v_offset. A parameter belongs to the chunk whose [offset, offset + dp * shard * 4) holds its offset.
+// ZeRO 3: the rank holds only its shard of the chunk's parameters, at shard_offset in the arena; offsets
+// of parameters and chunks are then in the host staging buffer where whole parameters are initialised,
+// loaded and saved (zero_staging_bytes). An offloaded chunk's shard and moments lie in the host region.
 struct ZeroChunkDesc {
   int64_t offset;
   int64_t shard;
   int64_t m_offset;
   int64_t v_offset;
+  int64_t shard_offset;  // -1 below ZeRO 3
+  bool on_host;          // ZeRO 3 with offload: the shard and its moments are in the host region
 };
 
 struct ParamDesc {

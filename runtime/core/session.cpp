@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <new>
 #include <set>
@@ -61,6 +62,8 @@ struct StowSession {
   // Declared after the host memory its copies and host jobs use, so it finishes them before that memory goes.
   std::unique_ptr<stow::Device> device;
   uint8_t* model_mirror = nullptr;  // host view of the arena's resident model data (Device::mirror)
+  // ZeRO 3: whole parameters on the host while they are saved (zero_staging_bytes).
+  std::unique_ptr<stow::HostBuffer<uint8_t>> zero_staging;
   std::unique_ptr<stow::NodeProfile> profile;
   std::vector<double> profiled_step_seconds;
   int64_t session_steps = 0;  // steps this session has taken (a resumed run starts again at 0)
@@ -81,6 +84,10 @@ struct StowSession {
   float* disk_stage() { return reinterpret_cast<float*>(host->data() + plan->disk_stage); }
   static int64_t disk_moment_bytes(const stow::ParamDesc& p) {
     return (4 * p.numel + stow::DiskTier::kBlock - 1) / stow::DiskTier::kBlock * stow::DiskTier::kBlock;
+  }
+  // A parameter, whole, to save: in its model data, or at ZeRO 3 in the staging buffer.
+  float* param_at(const stow::ParamDesc& p) {
+    return plan->zero == 3 ? reinterpret_cast<float*>(zero_staging->data() + p.offset) : model_at(p.offset, p.on_host);
   }
   // A value the device computed, read on the host.
   float read_float(int64_t offset) {
@@ -124,6 +131,27 @@ void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
                 " but this plan was compiled without gradient clipping; rebuild it with clipping or pass 0");
 }
 
+// ZeRO 3: the host staging buffer's size, where whole parameters are assembled: the chunks back to back,
+// each padded to the data-parallel ranks' shards (codegen/backends/cpu/emit.ts zeroStagedOffsets).
+int64_t zero_staging_bytes(const stow::PlanDesc& plan) {
+  if (plan.zero != 3) return 0;
+  int64_t end = 0;
+  for (int i = 0; i < plan.nzero_chunks; i++)
+    end = std::max(end, plan.zero_chunks[i].offset + 4 * plan.dp * plan.zero_chunks[i].shard);
+  return end;
+}
+
+// ZeRO 3: each chunk's parameters from every data-parallel rank's shard, gathered whole on the first
+// into the staging buffer. Every rank takes part; only the first keeps.
+void gather_zero_params(StowSession& s) {
+  const bool keeper = s.ctx.dp_rank == 0;
+  if (keeper) s.zero_staging = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, zero_staging_bytes(*s.plan), "whole parameters to save");
+  for (int i = 0; i < s.plan->nzero_chunks; i++) {
+    const stow::ZeroChunkDesc& c = s.plan->zero_chunks[i];
+    s.dp_group->gather(s.model_at(c.shard_offset, c.on_host), keeper ? s.zero_staging->data() + c.offset : nullptr, 4 * c.shard, 0);
+  }
+}
+
 // A broken plan is a compiler bug, but it is cheaper to say so here than to debug a wild write.
 void validate_plan(const stow::PlanDesc* plan) {
   if (plan == nullptr) throw Error("internal: stow_plan() returned no plan");
@@ -138,6 +166,7 @@ void validate_plan(const stow::PlanDesc* plan) {
   auto inside = inside_of(plan->arena_bytes, "arena");
   auto inside_host = inside_of(plan->host_bytes, "host region");
   auto inside_disk = inside_of(plan->disk_bytes, "disk tier");
+  auto inside_staging = inside_of(zero_staging_bytes(*plan), "ZeRO 3 staging buffer");
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
   if (plan->ranks < 1) throw Error("internal: plan with no ranks");
   for (int i = 0; i < plan->nparams; i++) {
@@ -153,7 +182,10 @@ void validate_plan(const stow::PlanDesc* plan) {
     auto inside_model = [&](int64_t offset, const std::string& what) {
       (p.on_host ? inside_host : inside)(offset, 4 * p.numel, what);
     };
-    inside_model(p.offset, std::string("parameter ") + p.name);
+    if (plan->zero == 3)
+      inside_staging(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
+    else
+      inside_model(p.offset, std::string("parameter ") + p.name);
     if (p.moments_on_disk) {
       if (!p.on_host || p.m_offset < 0 || p.v_offset < 0 || p.shard.axis >= 0)
         throw Error(std::string("internal: parameter ") + p.name + " keeps moments on disk but is not offloaded, has none or is sharded");
@@ -171,9 +203,14 @@ void validate_plan(const stow::PlanDesc* plan) {
     throw Error("internal: a ZeRO plan without chunks or data-parallel ranks");
   for (int i = 0; i < plan->nzero_chunks; i++) {
     const stow::ZeroChunkDesc& c = plan->zero_chunks[i];
-    inside(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
-    inside(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
-    inside(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
+    if (plan->zero == 3) {
+      inside_staging(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
+      (c.on_host ? inside_host : inside)(c.shard_offset, 4 * c.shard, "this rank's parameters of ZeRO chunk " + std::to_string(i));
+    } else {
+      inside(c.offset, 4 * plan->dp * c.shard, "ZeRO chunk " + std::to_string(i));
+    }
+    (c.on_host ? inside_host : inside)(c.m_offset, 4 * c.shard, "the first moments of ZeRO chunk " + std::to_string(i));
+    (c.on_host ? inside_host : inside)(c.v_offset, 4 * c.shard, "the second moments of ZeRO chunk " + std::to_string(i));
   }
   const stow::ProgramDesc& t = plan->train;
   const stow::ProgramDesc& f = plan->infer;
@@ -227,6 +264,8 @@ void read_param(StowSession& s, stow::SafetensorsFile& f, const std::string& nam
   if (!p.on_host) s.ctx.touch(s.at<float>(offset), 4 * p.numel);
 }
 
+
+
 // ZeRO: the chunk a parameter lies in, and the parameter's first element within it.
 const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow::ParamDesc& p, int64_t* element) {
   for (int i = 0; i < plan.nzero_chunks; i++) {
@@ -239,6 +278,33 @@ const stow::ZeroChunkDesc& zero_chunk_of(const stow::PlanDesc& plan, const stow:
   throw Error(std::string("internal: parameter ") + p.name + " lies in no ZeRO chunk");
 }
 
+// ZeRO 3: each chunk's whole parameters are made on the host by `fill` (parameter index, where its first
+// element goes), and this rank keeps its shard of them; one chunk at a time, so no more than one chunk
+// is ever whole on the host (the chunk's padding stays zero).
+void shard_zero_params(StowSession& s, const std::function<void(int, float*)>& fill) {
+  const stow::PlanDesc& plan = *s.plan;
+  for (int k = 0; k < plan.nzero_chunks; k++) {
+    const stow::ZeroChunkDesc& c = plan.zero_chunks[k];
+    stow::HostBuffer<float> whole(s.pool, plan.dp * c.shard, "a chunk of whole parameters to shard");
+    std::fill(whole.data(), whole.data() + whole.size(), 0.0f);
+    for (int i = 0; i < plan.nparams; i++) {
+      int64_t at = 0;
+      if (&zero_chunk_of(plan, plan.params[i], &at) == &c) fill(i, whole.data() + at);
+    }
+    std::memcpy(s.model_at(c.shard_offset, c.on_host), whole.data() + int64_t(s.ctx.dp_rank) * c.shard, size_t(c.shard) * 4);
+    if (!c.on_host) s.ctx.touch(s.at<float>(c.shard_offset), 4 * c.shard);
+  }
+}
+
+// Parameters from a checkpoint: where they live, or at ZeRO 3 this rank's shards of them.
+void read_params(StowSession& s, stow::SafetensorsFile& f) {
+  if (s.plan->zero == 3) {
+    shard_zero_params(s, [&](int i, float* whole) { read_local(s, f, s.plan->params[i].name, s.plan->params[i], whole); });
+    return;
+  }
+  for (int i = 0; i < s.plan->nparams; i++) read_param(s, f, s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
+}
+
 // ZeRO: a moment (first or second) of a whole parameter, read as checkpoints hold it, of which this rank
 // keeps the part in its shard of the parameter's chunk.
 void read_zero_moment(StowSession& s, stow::SafetensorsFile& f, const std::string& name, const stow::ParamDesc& p, bool second) {
@@ -248,7 +314,7 @@ void read_zero_moment(StowSession& s, stow::SafetensorsFile& f, const std::strin
   const stow::ZeroChunkDesc& c = zero_chunk_of(*s.plan, p, &at);
   const int64_t begin = int64_t(s.ctx.dp_rank) * c.shard;
   const int64_t from = std::max(begin, at), to = std::min(begin + c.shard, at + p.numel);
-  float* shard = s.model_at(second ? c.v_offset : c.m_offset, false);
+  float* shard = s.model_at(second ? c.v_offset : c.m_offset, c.on_host);
   for (int64_t e = from; e < to; e++) shard[e - begin] = local[e - at];
 }
 
@@ -262,10 +328,7 @@ void load_init(StowSession& s, const std::string& path) {
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name) && e.name.rfind("opt.", 0) != 0 && e.name != "lm_head.weight")
       throw Error(path + ": tensor '" + e.name + "' is not a parameter of this model (is the checkpoint for another model?)");
-  for (int i = 0; i < s.plan->nparams; i++) {
-    const stow::ParamDesc& p = s.plan->params[i];
-    read_param(s, f, p.name, p, p.offset);
-  }
+  read_params(s, f);
 }
 
 // The checkpoint's "model" metadata is {"model": file, "sha256": ..., "config": {...}}; a run resumes
@@ -303,9 +366,9 @@ void load_resume(StowSession& s, const std::string& path) {
   }
   for (const stow::TensorEntry& e : f.tensors())
     if (!names.count(e.name)) throw Error(path + ": tensor '" + e.name + "' is not part of this model's training state");
+  read_params(s, f);
   for (int i = 0; i < s.plan->nparams; i++) {
     const stow::ParamDesc& p = s.plan->params[i];
-    read_param(s, f, p.name, p, p.offset);
     for (const auto& [moment, offset] : {std::pair{"opt.m.", p.m_offset}, std::pair{"opt.v.", p.v_offset}}) {
       if (offset < 0) continue;
       if (!p.moments_on_disk) {
@@ -328,12 +391,15 @@ int64_t resident_model_bytes(const stow::PlanDesc& plan) {
   for (int i = 0; i < plan.nparams; i++) {
     const stow::ParamDesc& p = plan.params[i];
     if (p.on_host) continue;  // moments too: on the host or on disk
+    if (plan.zero == 3) continue;  // its chunks' shards hold it (below)
     for (int64_t offset : {p.offset, p.m_offset, p.v_offset})
       if (offset >= 0) end = std::max(end, offset + 4 * p.numel);
   }
   for (int i = 0; i < plan.nzero_chunks; i++) {
     const stow::ZeroChunkDesc& c = plan.zero_chunks[i];
-    end = std::max({end, c.offset + 4 * plan.dp * c.shard, c.m_offset + 4 * c.shard, c.v_offset + 4 * c.shard});
+    if (c.on_host) continue;
+    const int64_t params_end = plan.zero == 3 ? c.shard_offset + 4 * c.shard : c.offset + 4 * plan.dp * c.shard;
+    end = std::max({end, params_end, c.m_offset + 4 * c.shard, c.v_offset + 4 * c.shard});
   }
   return end;
 }
@@ -395,9 +461,14 @@ void open_session(StowSession& s, const StowOptions& o) {
 
   // Model data is initialised and loaded on the host, then moved to the device in one copy.
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
-  stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
-  for (int i = 0; i < s.plan->nparams; i++)
-    if (!s.plan->params[i].on_host) s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
+  // ZeRO 3: whole parameters are made on the host a chunk at a time, each rank keeping its shard of them.
+  if (s.plan->zero == 3) {
+    shard_zero_params(s, [&](int i, float* whole) { stow::init_whole_parameter(*s.plan, i, whole, o.seed); });
+  } else {
+    stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
+    for (int i = 0; i < s.plan->nparams; i++)
+      if (!s.plan->params[i].on_host) s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
+  }
   if (!s.init_path.empty()) load_init(s, s.init_path);
   if (!s.resume_path.empty()) load_resume(s, s.resume_path);
   s.device->push_mirror();
@@ -419,27 +490,34 @@ void open_session(StowSession& s, const StowOptions& o) {
     s.metrics = std::make_unique<stow::MetricsFile>(o.metrics_path, s.resume_path.empty() ? -1 : s.step);
 }
 
+// The parameter bytes this rank holds: its parts of them, or at ZeRO 3 its shards of their chunks.
 int64_t param_bytes(const stow::PlanDesc& plan) {
   int64_t bytes = 0;
-  for (int i = 0; i < plan.nparams; i++) bytes += 4 * plan.params[i].numel;
+  if (plan.zero == 3)
+    for (int i = 0; i < plan.nzero_chunks; i++) bytes += 4 * plan.zero_chunks[i].shard;
+  else
+    for (int i = 0; i < plan.nparams; i++) bytes += 4 * plan.params[i].numel;
   return bytes;
 }
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
-// mark, the parameter bytes it holds, and its collectives' calls and bytes.
+// mark, the parameter bytes it holds, its collectives' calls and bytes, and its host pool's high-water
+// mark (offloaded model data, data buffers, staging).
 // Ranks in world order (data-parallel index * tp + tensor-parallel index).
+constexpr int kRankFields = 5;
 std::string rank_metrics(StowSession& s) {
-  const int64_t mine[4] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes};
+  const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes()};
   const int world = s.comm->size();
-  std::vector<int64_t> all(4 * size_t(world));
+  std::vector<int64_t> all(kRankFields * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
-  const char* names[4] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes"};
+  const char* names[kRankFields] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes",
+                                    "rank_host_peak_bytes"};
   std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
   if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < kRankFields; k++) {
     json += std::string(",\"") + names[k] + "\":[";
-    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[4 * r + k]);
+    for (int r = 0; r < world; r++) json += (r ? "," : "") + std::to_string(all[kRankFields * r + k]);
     json += "]";
   }
   return json;
@@ -559,7 +637,7 @@ std::vector<stow::HostBuffer<float>> gather_zero_moments(StowSession& s) {
     for (int which = 0; which < 2; which++) {
       stow::HostBuffer<float> whole;
       if (keeper) whole = stow::HostBuffer<float>(s.pool, plan.dp * c.shard, "a ZeRO chunk's moments to save");
-      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, false), whole.data(), 4 * c.shard, 0);
+      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, c.on_host), whole.data(), 4 * c.shard, 0);
       if (!keeper) continue;
       for (int i = 0; i < plan.nparams; i++) {
         const stow::ParamDesc& p = plan.params[i];
@@ -589,6 +667,11 @@ void save(StowSession& s, const std::string& path, int keep) {
   // ZeRO: the moments are sharded over the data-parallel ranks; the first gathers each chunk's, whole.
   std::vector<stow::HostBuffer<float>> zero_moments;  // per parameter: m, then v (on data-parallel rank 0)
   if (s.plan->zero > 0) zero_moments = gather_zero_moments(s);
+  if (s.plan->zero == 3) gather_zero_params(s);
+  struct ReleaseStaging {
+    StowSession& s;
+    ~ReleaseStaging() { s.zero_staging.reset(); }
+  } release_staging{s};
   // Data-parallel replicas hold the same parameters: the first gathers and writes them, the others are done.
   if (s.ctx.dp_rank != 0) return;
   const bool writer = s.ctx.rank == 0;
@@ -620,7 +703,7 @@ void save(StowSession& s, const std::string& path, int keep) {
                          return static_cast<const float*>(s.disk_stage());
                        }});
   };
-  for (int i = 0; i < s.plan->nparams; i++) add(s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
+  for (int i = 0; i < s.plan->nparams; i++) add_local(s.plan->params[i].name, s.plan->params[i], s.param_at(s.plan->params[i]));
   for (int i = 0; i < s.plan->nparams; i++)
     if (s.plan->params[i].m_offset >= 0)
       add_moment(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].m_offset);

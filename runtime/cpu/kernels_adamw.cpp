@@ -77,7 +77,7 @@ void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, const float
   disk.write(pool, v_disk, v_stage, bytes);
 }
 
-void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
+void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,
                 const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
                 float gscale) {
   const int64_t begin = int64_t(c.dp_rank) * shard, end = begin + shard;
@@ -86,7 +86,7 @@ void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* gr
   for (int64_t k = 0; k < count; k++) {
     const int64_t from = std::max(begin, offsets[k]), to = std::min(end, offsets[k] + sizes[k]);
     if (from >= to) continue;  // this parameter lies in other ranks' shards
-    float* p = chunk + from;
+    float* p = chunk + (chunk_is_shard ? from - begin : from);
     const float* g = grad_shard != nullptr ? grad_shard + (from - begin) : grads[k] + (from - offsets[k]);
     float* mk = m + (from - begin);
     float* vk = v + (from - begin);

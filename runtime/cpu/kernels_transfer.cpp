@@ -50,4 +50,16 @@ void adamw_on_disk(Ctx& c, int64_t after, float* p, const float* g, int64_t m_di
               c.timed_node);
 }
 
+void zero_adamw_on_host(Ctx& c, int64_t after, float* shard_params, const float* grad_shard, const int64_t* offsets,
+                        const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
+                        float gscale) {
+  Ctx host = c;
+  host.host_node = true;
+  host.threads = 1;  // as adamw_on_host
+  engine(c).host_task(
+      after,
+      [=]() mutable { zero_adamw(host, shard_params, true, nullptr, grad_shard, offsets, sizes, decay, count, m, v, shard, h, gscale); },
+      c.timed_node);
+}
+
 }  // namespace stow

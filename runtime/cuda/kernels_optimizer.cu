@@ -113,7 +113,7 @@ void adamw(Ctx& c, float* p, const float* g, float* m, float* v, int64_t n, cons
   for_each(c, "adamw", n, [=] __device__(int64_t i) { math::adamw_element(p[i], g[i], m[i], v[i], gscale, s); });
 }
 
-void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* grad_shard, const int64_t* offsets,
+void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,
                 const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
                 float gscale) {
   const int64_t begin = int64_t(c.dp_rank) * shard, end = begin + shard;
@@ -122,7 +122,7 @@ void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* gr
   for (int64_t k = 0; k < count; k++) {
     const int64_t from = std::max(begin, offsets[k]), to = std::min(end, offsets[k] + sizes[k]);
     if (from >= to) continue;  // this parameter lies in other ranks' shards
-    float* p = chunk + from;
+    float* p = chunk + (chunk_is_shard ? from - begin : from);
     const float* g = grad_shard != nullptr ? grad_shard + (from - begin) : grads[k] + (from - offsets[k]);
     float* mk = m + (from - begin);
     float* vk = v + (from - begin);
@@ -130,6 +130,17 @@ void zero_adamw(Ctx& c, float* chunk, const float* const* grads, const float* gr
     const math::AdamScalars s = math::adam_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t, decay[k]);
     for_each(c, "zero_adamw", to - from, [=] __device__(int64_t i) { math::adamw_element(p[i], g[i], mk[i], vk[i], gscale, s); });
   }
+}
+
+void zero_adamw_on_host(Ctx& c, int64_t after, float* shard_params, const float* grad_shard, const int64_t* offsets,
+                        const int64_t* sizes, const bool* decay, int64_t count, float* m, float* v, int64_t shard, const AdamHyper& h,
+                        float gscale) {
+  Ctx host = c;
+  host.host_node = true;
+  host.threads = runtime(c).host_threads();
+  runtime(c).host_task(after, [=]() mutable {
+    stow::zero_adamw(host, shard_params, true, nullptr, grad_shard, offsets, sizes, decay, count, m, v, shard, h, gscale);
+  });
 }
 
 void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n, const AdamHyper& h,

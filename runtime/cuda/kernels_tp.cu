@@ -89,6 +89,19 @@ void zero_gather(Ctx& c, float* chunk, int64_t shard) {
   count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 
+void zero_all_gather(Ctx& c, float* out, const float* shard_in, int64_t shard) {
+  const int64_t n = int64_t(c.dp_ranks) * shard;
+  c.touch(out, n * 4);
+  if (c.dp_ranks > 1) {
+    if (c.dp_comm == nullptr)
+      throw Error(std::string("internal: a ZeRO 3 gather ran without a data-parallel communicator (node ") + c.node + ")");
+    c.dp_comm->all_gather(shard_in, out, shard * 4);
+  } else {
+    copy_on_device(c, out, shard_in, shard * 4);
+  }
+  count(c, n * 4);
+}
+
 void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes, int64_t count,
                int64_t shard) {
   const int64_t n = int64_t(c.dp_ranks) * shard;

@@ -197,6 +197,10 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
       "--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)",
     );
   const target = targetFlag(raw, str(raw, "target") ?? "cpu")!;
+  // N GPUs of the target, data-parallel with every kind of model data sharded (ZeRO 3).
+  const ranks = int(raw, "ranks", "--ranks") ?? 1;
+  if (ranks > 1 && (raw.dp !== undefined || raw.zero !== undefined || raw.tp !== undefined))
+    throw new UserError(`--ranks ${ranks} plans --dp ${ranks} --zero 3 itself: give --ranks, or --dp, --zero and --tp, not both`);
   const {
     machine: _machine,
     deviceMemory,
@@ -215,12 +219,16 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
   const { capacityJson, capacityText } = await import("../driver/capacity_report.ts");
   const loaded = await loadModel(model);
   const family = resolveFamily(loaded, { preset, set, batch, seq });
+  const globalBatch = family.member(1).batch;
+  if (ranks > 1 && globalBatch % ranks !== 0)
+    throw new UserError(`--batch ${globalBatch} is the global batch; it must split evenly over --ranks ${ranks}`);
   const budgets = {
     deviceMemory: deviceMemory ?? target.deviceMemory,
     hostMemory: hostMemory!,
     ...(diskMemory !== undefined && { diskMemory }),
   };
-  const found = findCapacity(family, displayPath(loaded.path), target, budgets, search, (p) =>
+  const onRanks = ranks > 1 ? { ...search, dp: ranks, zero: 3 } : search;
+  const found = findCapacity(family, displayPath(loaded.path), target, budgets, onRanks, (p) =>
     process.stderr.write(
       `capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`,
     ),
@@ -342,6 +350,10 @@ function program(): Command {
 
   withModelOptions(cli.command("capacity").argument("<model>", "model file"))
     .description("the largest model of the family that trains on a target (device memory, --host-memory), and its predicted speed")
+    .option(
+      "--ranks <n>",
+      "N GPUs of the target, data-parallel at ZeRO 3 (--dp N --zero 3); --host-memory is the machine's, shared (default 1)",
+    )
     .option("--json", "print the result as JSON")
     .action(capacityCommand);
 

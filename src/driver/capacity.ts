@@ -12,6 +12,10 @@
 // data without gradients (12) exceeds all three; the guess takes 16 bytes a parameter from all three
 // and 8 from device plus host.
 //
+// On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
+// machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
+// N devices' memory and all of the host's, and a host shortfall is one rank's, N times over.
+//
 // Bisection assumes that a member fits whenever a larger one does. That holds for model data, but not
 // exactly for device memory: chunk sizes are chosen per member for the least waste, so a member can need
 // more device memory than the next. Starting from the top and stepping down finds the largest fitting
@@ -74,7 +78,11 @@ export function findCapacity(
   opts: SearchOptions,
   onProbe: (p: Probe) => void = () => {},
 ): Capacity {
-  const memory = budgets.deviceMemory + budgets.hostMemory;
+  // Each rank's process gets its share of the host; model data is spread over the ranks that shard it.
+  const processes = (opts.dp ?? 1) * (opts.tp ?? 1);
+  const sharding = (opts.tp ?? 1) * (opts.zero === 3 ? (opts.dp ?? 1) : 1);
+  const hostPerRank = Math.floor(budgets.hostMemory / processes);
+  const memory = sharding * (budgets.deviceMemory + hostPerRank);
   const params = new Map<number, number>();
   const paramsOf = (k: number) => params.get(k) ?? params.set(k, paramCount(family.member(k))).get(k)!;
   if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
@@ -98,7 +106,7 @@ export function findCapacity(
         batch: r.batch,
         seq: r.seq,
         deviceMemory: budgets.deviceMemory,
-        hostMemory: budgets.hostMemory,
+        hostMemory: hostPerRank,
         ...(budgets.diskMemory !== undefined && { diskMemory: budgets.diskMemory }),
         machine: target.machine,
       });
@@ -114,8 +122,9 @@ export function findCapacity(
         fits: false,
         lacks: e.budget,
         ...(e.hostNeed !== undefined && { hostNeed: e.hostNeed }),
+        // The host budget in the planner's message is one rank's.
         reason: e
-          .phrase(flagName)
+          .phrase((option) => (option === "hostMemory" && processes > 1 ? `a rank's share of ${flagName(option)}` : flagName(option)))
           .split("\n")[0]
           .replace(/ Largest temporaries:$/, ""),
         seconds: seconds(),
@@ -131,7 +140,7 @@ export function findCapacity(
   const belowHostLimit = (k: number): number | undefined => {
     const need = probes.find((p) => p.member === k)?.hostNeed;
     if (need === undefined) return undefined;
-    const excess = need - budgets.hostMemory;
+    const excess = sharding * (need - hostPerRank);
     // With the moments on disk, host memory holds 8 bytes a parameter rather than 16.
     const perParam = disk > 0 ? BESIDE_DISK_BYTES_PER_PARAM : BYTES_PER_PARAM;
     let j = k - 1;

@@ -20,6 +20,11 @@ const ASSUMPTIONS = [
     "their model data is also about 16 bytes a parameter (fp16 parameter and gradient, fp32 master copy and moments)",
 ];
 
+/** The host memory each rank's process may use: the machine's, split evenly (capacity.ts). */
+function perRankHost(c: Capacity): number {
+  return Math.floor(c.hostMemory / (c.plan.decisions.dp * c.plan.decisions.ranks));
+}
+
 function moved(plan: Plan): { h2d: number; d2h: number } {
   const bytes = (op: string) => plan.train.graph.nodes.filter((n) => n.op === op).reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
   return { h2d: bytes("chunk_h2d"), d2h: bytes("copy_d2h") };
@@ -28,7 +33,7 @@ function moved(plan: Plan): { h2d: number; d2h: number } {
 export function capacityJson(c: Capacity): object {
   const p = c.plan;
   const step = p.checkpoint.predicted;
-  const tokens = p.train.batch * p.train.seq;
+  const tokens = p.decisions.globalBatch * p.train.seq;
   const { h2d, d2h } = moved(p);
   return {
     model: p.modelPath,
@@ -36,6 +41,7 @@ export function capacityJson(c: Capacity): object {
     target: { name: c.target.name, description: c.target.description, device_memory_bytes: c.deviceMemory, machine: c.target.machine },
     host_memory_bytes: c.hostMemory,
     disk_memory_bytes: c.diskMemory ?? null,
+    ranks: { dp: p.decisions.dp, tp: p.decisions.ranks, zero: p.decisions.zero, host_memory_bytes_per_rank: perRankHost(c) },
     largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
     next: c.next
       ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null }
@@ -88,9 +94,10 @@ export function capacityJson(c: Capacity): object {
 
 export function capacityText(c: Capacity): string {
   const p = c.plan;
+  const ranks = p.decisions.dp * p.decisions.ranks;
   const m = c.target.machine;
   const step = p.checkpoint.predicted;
-  const tokens = p.train.batch * p.train.seq;
+  const tokens = p.decisions.globalBatch * p.train.seq;
   const { h2d, d2h } = moved(p);
   const total = graphFlops(p.train.graph);
   const s = (x: number) => (x >= 10 ? `${x.toFixed(1)} s` : x >= 0.1 ? `${x.toFixed(2)} s` : `${(x * 1000).toFixed(1)} ms`);
@@ -105,8 +112,11 @@ export function capacityText(c: Capacity): string {
   return (
     [
       `target     ${c.target.name}: ${c.target.description}`,
-      `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}` +
-        (c.diskMemory !== undefined ? `, disk ${formatBytes(c.diskMemory)}` : ""),
+      ranks > 1
+        ? `memory     ${ranks} ranks (--dp ${p.decisions.dp} --zero ${p.decisions.zero}${p.decisions.ranks > 1 ? ` --tp ${p.decisions.ranks}` : ""}): ` +
+          `device ${formatBytes(c.deviceMemory)} each, host ${formatBytes(c.hostMemory)} shared (${formatBytes(perRankHost(c))} a rank)`
+        : `memory     device ${formatBytes(c.deviceMemory)}, host ${formatBytes(c.hostMemory)}` +
+          (c.diskMemory !== undefined ? `, disk ${formatBytes(c.diskMemory)}` : ""),
       `family     ${c.family.rule}`,
       "",
       `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
@@ -117,8 +127,9 @@ export function capacityText(c: Capacity): string {
         ? `next       ${c.family.label(c.next.member)} does not fit: ${c.next.reason}`
         : "next       (the family has no larger member)",
       "",
-      `step       batch ${p.train.batch} x seq ${p.train.seq} = ${tokens} tokens`,
-      `plan       device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}` +
+      `step       batch ${p.decisions.globalBatch} x seq ${p.train.seq} = ${tokens} tokens` +
+        (ranks > 1 ? ` (${p.train.batch} ${p.train.batch === 1 ? "sequence" : "sequences"} a rank)` : ""),
+      `plan${ranks > 1 ? " (a rank)" : "      "} device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}` +
         (p.diskBytes > 0 ? `, AdamW moments on disk ${formatBytes(p.diskBytes)}` : ""),
       `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
       `           ${chunks}`,

@@ -1,6 +1,7 @@
 // The chunk table of an offloaded plan: each chunk's size and contents, where it lives, and what moves
-// for it per training step (its parameter copies in, its gradients out).
-import { numel } from "../../ir/types.ts";
+// for it per training step (its parameter copies in, its gradients out; at ZeRO 3 this rank's shards of them).
+import { numel, valueBytes } from "../../ir/types.ts";
+import { shardGradKey } from "../../ir/passes/chunks.ts";
 import { formatBytes } from "../../base/units.ts";
 import type { Plan } from "../../plan/plan.ts";
 
@@ -22,10 +23,14 @@ export function chunkRows(plan: Plan): ChunkRow[] {
   const schedule = plan.checkpoint.schedule;
   const g = plan.train.graph;
   const copies = new Map<number, number>();
+  const copiedBytes = new Map<number, number>();
   const gradBytes = new Map<string, number>();
   for (const n of g.nodes) {
     if (n.payload !== "model") continue;
-    if (n.op === "chunk_h2d") copies.set(n.attrs.chunk!, (copies.get(n.attrs.chunk!) ?? 0) + 1);
+    if (n.op === "chunk_h2d") {
+      copies.set(n.attrs.chunk!, (copies.get(n.attrs.chunk!) ?? 0) + 1);
+      copiedBytes.set(n.attrs.chunk!, (copiedBytes.get(n.attrs.chunk!) ?? 0) + valueBytes(n.outputs[0]));
+    }
     if (n.op === "copy_d2h") gradBytes.set(n.attrs.name.replace(/^grad\./, ""), 4 * numel(n.outputs[0].shape));
   }
   return plan.chunks.chunks.map((c) => {
@@ -37,8 +42,9 @@ export function chunkRows(plan: Plan): ChunkRow[] {
       params: c.params,
       placement: onHost ? "host" : "device",
       h2d_copies: h2d,
-      h2d_bytes: h2d * c.bytes,
-      d2h_bytes: c.params.reduce((s, name) => s + (gradBytes.get(name) ?? 0), 0),
+      h2d_bytes: copiedBytes.get(c.index) ?? 0,
+      // Each parameter's gradient, or at ZeRO 3 the chunk's gradient shard.
+      d2h_bytes: [...c.params, shardGradKey(c.index)].reduce((s, name) => s + (gradBytes.get(name) ?? 0), 0),
       kept: schedule?.keep.has(c.index) ?? false,
     };
   });

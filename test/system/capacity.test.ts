@@ -38,13 +38,17 @@ function capacityJson(args: string[], env: Record<string, string> = {}) {
   return JSON.parse(r.stdout);
 }
 
+/** The tiny GPT's capacity on the test card, one rank: two tests read it, so it runs once. */
+let oneRankResult: ReturnType<typeof capacityJson> | undefined;
+const oneRank = () => (oneRankResult ??= capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", cardFile]));
+
 function plans(args: string[]): { status: number | null; stderr: string } {
   return stow(["plan", ...args, "--checkpoint", "auto"]);
 }
 
 describe("stow capacity", () => {
   test("grows the scale rule's field: the reported layers fit, one more does not", () => {
-    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...budgets, "--target", cardFile]);
+    const c = oneRank();
     const layers = c.largest.config.layers;
     expect(c.family.field).toBe("layers");
     expect(c.largest.config).toMatchObject({ vocab: 256, dim: 64, heads: 2, seq: 32 });
@@ -90,6 +94,24 @@ describe("stow capacity", () => {
     const model = "test/fixtures/models/gpt_presets.ts";
     expect(plans([model, "--preset", "four", ...step, ...budgets]).status).toBe(0);
     expect(plans([model, "--preset", "six", ...step, ...budgets]).status).toBe(2);
+  });
+
+  test("--ranks 2: two devices at ZeRO 3 sharing the host hold a larger member than one with half the host", () => {
+    const one = oneRank();
+    const shared = ["--device-memory", "1MiB", "--host-memory", "8MiB"];
+    const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...shared, "--ranks", "2", "--target", cardFile]);
+    expect(c.ranks).toEqual({ dp: 2, tp: 1, zero: 3, host_memory_bytes_per_rank: 4 * 2 ** 20 });
+    const layers = c.largest.config.layers;
+    expect(layers).toBeGreaterThan(one.largest.config.layers);
+    // The answer is the planner's, at each rank's budgets: that member fits and the next does not.
+    const perRank = [...step, "--dp", "2", "--zero", "3", "--device-memory", "1MiB", "--host-memory", "4MiB"];
+    const fits = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers}`, ...perRank]);
+    expect(fits.status, fits.stderr).toBe(0);
+    expect(plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers + 1}`, ...perRank]).status).toBe(2);
+    expect(c.next.reason).toMatch(/a rank's share of --host-memory/);
+    // Its plan's host bytes are one rank's, within its share; tokens count the global batch.
+    expect(c.plan.host_bytes).toBeLessThanOrEqual(4 * 2 ** 20);
+    expect(c.predicted.tokens_per_s).toBeCloseTo(64 / c.predicted.step_seconds, 6);
   });
 
   test("the cpu target measures this machine and predicts a finite, positive step", () => {
@@ -144,6 +166,11 @@ describe("stow capacity", () => {
     expect2(["--target", path.join(dir, "absent.json"), "--host-memory", "1GiB"], /absent\.json: cannot read the profile \(ENOENT\)/);
     expect2(["--target", cardFile], /--host-memory is required/);
     expect2(["--target", "cpu", "--host-memory", "1GiB", "--disk-path", cardFile], /--disk-path .*card\.json: not a folder/);
+    expect2(["--target", cardFile, "--host-memory", "8MiB", "--ranks", "2", "--dp", "2"], /--ranks 2 plans --dp 2 --zero 3 itself/);
+    expect2(
+      ["--target", cardFile, "--host-memory", "8MiB", "--ranks", "4"],
+      /--batch 2 is the global batch; it must split evenly over --ranks 4/,
+    );
     expect2(["--target", cardFile, "--host-memory", "1GiB", "--set", "layers=3"], /--set layers: capacity chooses layers itself/);
     expect2(
       ["--target", cardFile, "--device-memory", "16KiB", "--host-memory", "4MiB"],

@@ -97,6 +97,52 @@ describe("data parallelism over MPI ranks", () => {
     expect(plan.breakdown.optimizer_states).toBe(stowPlanJson([...tiny, "--dp", "2", "--zero", "1"]).breakdown.optimizer_states);
   });
 
+  test("--dp 2 --zero 3: parameters sharded by chunk and gathered for use; the losses of one rank; memory and bytes as planned", () => {
+    const flags = ["--dp", "2", "--zero", "3"];
+    const run = train(flags, "dp2zero3");
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 zero 3", 1e-6);
+    expectRelativelyClose(norms(run), norms(dp2), "dp 2 zero 3 gradient norm", 1e-6);
+    expectAsPlanned(run, flags);
+    const plan = stowPlanJson([...tiny, ...flags]).data_parallel;
+    const one = stowPlanJson(tiny).data_parallel;
+    // The runtime holds only its shards of the parameters between steps.
+    for (const m of run) expect(m.rank_param_bytes).toEqual(plan.rank_held_param_bytes);
+    // Model data kept per rank (parameters and moments) is half of one rank's, give or take a chunk.
+    const chunkBytes = Math.max(...plan.chunk_shards.map((c: { bytes: number }) => c.bytes));
+    expect(Math.abs(plan.rank_model_data_bytes[0] - one.rank_model_data_bytes[0] / 2)).toBeLessThanOrEqual(chunkBytes);
+    expect(plan.rank_held_param_bytes[0]).toBeLessThanOrEqual(one.rank_held_param_bytes[0] / 2 + 64 * plan.chunk_shards.length);
+    // Per chunk a reduce-scatter and a gather for each of the forward and the backward; the loss's mean
+    // and the norm's sum of squares.
+    expect(plan.dp_collective_calls_per_step).toBe(3 * plan.chunk_shards.length + 2);
+  });
+
+  test("--dp 2 --zero 3 with model data offloaded: each rank holds half of one rank's host model data; the losses of one rank", () => {
+    // Budgets at which every chunk is offloaded, at one rank and at two.
+    const one = ["--device-memory", "2MiB", "--checkpoint", "none"];
+    const two = ["--dp", "2", "--zero", "3", "--device-memory", "1.2MiB", "--checkpoint", "none"];
+    const planOne = stowPlanJson([...tiny, ...one]);
+    const planTwo = stowPlanJson([...tiny, ...two]);
+    const chunks = planTwo.offload.chunks as { placement: string; bytes: number }[];
+    for (const plan of [planOne, planTwo])
+      expect(plan.offload.chunks.map((c: { placement: string }) => c.placement)).toEqual(chunks.map(() => "host"));
+    // Parameters, moments and gradient copies: half, give or take each chunk's shard padding (64 bytes, 4 of them).
+    expect(planTwo.host_bytes).toBeGreaterThanOrEqual(planOne.host_bytes / 2);
+    expect(planTwo.host_bytes).toBeLessThanOrEqual(planOne.host_bytes / 2 + 4 * 64 * chunks.length);
+    const runOne = train(one, "offload-dp1");
+    const runTwo = train(two, "offload-dp2-zero3");
+    expect(losses(runOne)).toEqual(losses(dp1)); // offloading copies exactly
+    expectRelativelyClose(losses(runTwo), losses(dp1), "dp 2 zero 3 offloaded", 1e-6);
+    expectAsPlanned(runTwo, two);
+    // The shards' copies in and the gradient shards' out, as planned.
+    for (const m of runTwo) expect((m.h2d_bytes as number) + (m.d2h_bytes as number)).toBe(planTwo.offload.transfer_bytes_per_step);
+    // Measured: each rank's host high-water mark is below one rank's by half its host model data, give or
+    // take one chunk (a rank makes whole parameters a chunk at a time, to keep its shard of them).
+    const chunkBytes = Math.max(...chunks.map((c) => c.bytes));
+    for (const m of runTwo)
+      for (const peak of m.rank_host_peak_bytes as number[])
+        expect((runOne[0].host_peak_bytes as number) - peak).toBeGreaterThanOrEqual(planOne.host_bytes / 2 - chunkBytes);
+  });
+
   test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
     const run = train(["--dp", "2", "--tp", "2"], "dp2tp2");
     // Tensor parallelism sums in another order (tp.test.ts allows 1e-5); data parallelism adds only its mean.
@@ -117,10 +163,10 @@ describe("data parallelism over MPI ranks", () => {
     expect(stowPlanJson([...tiny, "--dp", "2", "--grad-accum", "2"]).data_parallel.micro_batch).toBe(1);
   });
 
-  test("checkpoints stay whole: saved at dp 2 with sharded moments, resumed at dp 1, and the reverse", () => {
+  test("checkpoints stay whole: saved at dp 2 with sharded parameters and moments, resumed at dp 1, and the reverse", () => {
     const saved = path.join(dir, "dp2-half.safetensors");
-    const first = train(["--dp", "2", "--zero", "1", "--stop-after", "5", "--save", saved], "dp2-first-half");
-    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2 zero 1, first half", 1e-6);
+    const first = train(["--dp", "2", "--zero", "3", "--stop-after", "5", "--save", saved], "dp2-first-half");
+    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2 zero 3, first half", 1e-6);
     const second = train(["--resume", saved], "dp1-second-half");
     expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
     // Wrong moments would change every update after the resume.
@@ -128,8 +174,8 @@ describe("data parallelism over MPI ranks", () => {
 
     const one = path.join(dir, "dp1-half.safetensors");
     train(["--stop-after", "5", "--save", one], "dp1-first-half");
-    const sharded = train(["--dp", "2", "--zero", "1", "--resume", one], "dp2-second-half");
-    expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 1", 1e-6);
+    const sharded = train(["--dp", "2", "--zero", "3", "--resume", one], "dp2-second-half");
+    expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 3", 1e-6);
   });
 
   test("bad combinations are refused before anything is built, naming the flag", () => {
@@ -142,11 +188,12 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
+    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
+    refused(["--dp", "2", "--tp", "2", "--zero", "3"], /--zero 3 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
     refused(
-      ["--dp", "2", "--zero", "3"],
-      /--zero 3: only stages 0 \(replicated\), 1 \(AdamW moments sharded\) and 2 \(gradients too\) are implemented yet/,
+      ["--dp", "2", "--device-memory", "1MiB"],
+      /model data was not offloaded to the host: under --dp 2 each rank offloads only its own shard of the model data, which needs --zero 3/,
     );
-    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1/);
     refused(["--dp", "0"], /--dp/);
     refused(
       ["--grad-accum", "2", "--move-activations", "1", "--checkpoint", "none"],

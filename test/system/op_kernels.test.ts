@@ -129,6 +129,7 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
   input: NO_KERNEL,
   reshape: NO_KERNEL,
   chunk_view: NO_KERNEL,
+  zero_param_shard: NO_KERNEL,
   tp_copy: NO_KERNEL,
   iota: { leaves: [], attrs: { n: 37 } },
   fill: { leaves: [], attrs: { shape: [3, 5], value: 0.75 } },
@@ -303,8 +304,26 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       leaves: [f(16), positive(16), f(3, 5), f(16)],
       attrs: { chunk: 0, count: 1, shard: 16, offsets: [0], decay: [0], clip: false, gradShard: true },
     },
+    // ZeRO 3: the parameter is the rank's shard of the chunk too.
+    {
+      leaves: [f(15), positive(15), f(15), f(15)],
+      attrs: { chunk: 0, count: 1, shard: 15, offsets: [0], sizes: [15], decay: [1], clip: false, gradShard: true, paramShard: true },
+    },
+    {
+      // ZeRO 3 with the chunk offloaded: the gradient shard goes to the host, and the update runs there.
+      leaves: [onHost(f(15)), onHost(positive(15)), onHost(f(15)), f(15)],
+      build: (b, [m, v, p, g]) =>
+        void add(
+          b,
+          "zero_adamw",
+          [m, v, p, ...add(b, "copy_d2h", [g])],
+          { chunk: 0, count: 1, shard: 15, offsets: [0], sizes: [15], decay: [0], clip: false, gradShard: true, paramShard: true },
+          "host",
+        ),
+    },
   ],
   zero_gather: { leaves: [f(3, 5)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
+  zero_all_gather: { leaves: [f(15)], attrs: { chunk: 0, shard: 15, ranks: 1 } },
   zero_pack: { leaves: [f(3, 5), f(7)], attrs: { chunk: 0, shard: 32, ranks: 1, offsets: [0, 16] } },
   zero_reduce_scatter: { leaves: [f(32)], attrs: { chunk: 0, shard: 32, ranks: 1 } },
   all_gather: [
@@ -430,6 +449,7 @@ const REFERENCES: { [K in OpName]?: Reference<K> } = {
     return [Float64Array.from([...m2, ...m.subarray(k)]), Float64Array.from([...v2, ...v.subarray(k)])];
   },
   zero_gather: same,
+  zero_all_gather: same,
   zero_pack: (n, grads) => {
     const out = new Float64Array(n.attrs.ranks * n.attrs.shard);
     grads.forEach((g, k) => out.set(g, n.attrs.offsets[k]));

@@ -3,8 +3,8 @@
 // its own measured grid, the fused LM head as products plus a softmax pass, measured elementwise kernels
 // at their rates; a machine with none of these (a GPU profile) predicts as before, from matmulFlops and
 // memoryBandwidth; collectives over a network link take a ring's time over their group. Expected times
-// are worked out here from the rates and the shapes, not read back from the model. No timing: whether predictions match this machine is the
-// bench's question (`npm run bench -- capacity-targets`).
+// are worked out here from the rates and the shapes, not read back from the model. No timing: whether
+// predictions match this machine is the bench's question (`npm run bench -- capacity-targets`).
 import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../ir/builder.ts";
 import {
@@ -286,6 +286,9 @@ describe("collectives over a network link", () => {
     expect(nodeSeconds(packed, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
     const gather = node("zero_gather", [[100, 100]], { chunk: 0, shard, ranks: 2 });
     expect(nodeSeconds(gather, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
+    // ZeRO 3 gathers each chunk's parameters from the shards before use.
+    const params = node("zero_all_gather", [[shard]], { chunk: 0, shard, ranks: 2 });
+    expect(nodeSeconds(params, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
   });
 
   test("without a link a collective streams its bytes as before; with one, the mesh must be given", () => {

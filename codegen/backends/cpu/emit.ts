@@ -12,7 +12,7 @@ import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { opKind } from "../../../ir/ops.ts";
-import { shardElements } from "../../../ir/passes/chunks.ts";
+import { paramShardName, shardElements } from "../../../ir/passes/chunks.ts";
 import { type FusedKernelView, fusedKernelView } from "../../fused_kernel.ts";
 
 /** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
@@ -76,15 +76,22 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
   };
 }
 
-/** ZeRO's chunks: the byte offset of each (its first parameter), its shard in floats, and this rank's moments of it. */
+/**
+ * ZeRO's chunks: the byte offset of each (its first parameter), its shard in floats, and this rank's
+ * moments of it; at ZeRO 3 also this rank's shard of its parameters, and the offset is the chunk's in
+ * the staging buffer where the runtime assembles whole parameters (zeroStagedOffsets).
+ */
 function zeroChunks(plan: Plan) {
   if (plan.decisions.zero === 0) return [];
   const offsets = plan.persistent.offsets;
+  const staged = plan.decisions.zero === 3 ? zeroStagedOffsets(plan) : offsets;
   return plan.chunks.chunks.map((c) => ({
-    offset: offsets.get(c.params[0])!,
+    offset: staged.get(c.params[0])!,
     shard: shardElements(c, plan.decisions.dp),
     mOffset: offsets.get(`opt.m.chunk${c.index}`)!,
     vOffset: offsets.get(`opt.v.chunk${c.index}`)!,
+    shardOffset: offsets.get(paramShardName(c.index)) ?? -1,
+    onHost: plan.persistent.onHost.has(`opt.m.chunk${c.index}`),
   }));
 }
 
@@ -100,6 +107,21 @@ export function renderFusedKernels(template: string, fusedKernels: readonly Fuse
   return templates.render(template, { fusedKernels });
 }
 
+/**
+ * ZeRO 3: no rank holds a parameter whole, so a parameter's offset is where it lies in the host staging
+ * buffer the runtime initialises, loads and saves whole parameters in: the chunks back to back, each
+ * padded to its ranks' shards, so that a rank's shard of a chunk is one contiguous range of it.
+ */
+function zeroStagedOffsets(plan: Plan): Map<string, number> {
+  const offsets = new Map<string, number>();
+  let start = 0;
+  for (const c of plan.chunks.chunks) {
+    for (const name of c.params) offsets.set(name, start + c.offsets.get(name)!);
+    start += 4 * plan.decisions.dp * shardElements(c, plan.decisions.dp);
+  }
+  return offsets;
+}
+
 export function emitCpp(plan: Plan): { source: string; hash: string } {
   return renderPlan(plan, "cpu/plan.cpp.njk", kernelCalls);
 }
@@ -111,7 +133,8 @@ export function renderPlan(
   calls: NodeCalls,
   extra: Record<string, unknown> = {},
 ): { source: string; hash: string } {
-  const persistent = plan.persistent.offsets;
+  const persistent = plan.decisions.zero === 3 ? zeroStagedOffsets(plan) : plan.persistent.offsets;
+  const moments = plan.persistent.offsets;
   const params = plan.train.graph.params.map((p) => ({
     name: p.name,
     rank: p.shape.length,
@@ -119,8 +142,8 @@ export function renderPlan(
     numel: numel(p.shape),
     offset: persistent.get(p.name),
     // No moments of its own: a buffer has none, and under ZeRO its chunk's shard holds them (zeroChunks).
-    mOffset: persistent.get(`opt.m.${p.name}`) ?? -1,
-    vOffset: persistent.get(`opt.v.${p.name}`) ?? -1,
+    mOffset: moments.get(`opt.m.${p.name}`) ?? -1,
+    vOffset: moments.get(`opt.v.${p.name}`) ?? -1,
     initKind: INIT_KIND[p.init.kind],
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,

@@ -245,18 +245,30 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [n.placement === "host" ? call("adamw_on_host", ticket(x1), ...args) : call("adamw", ...args)];
     }
     case "zero_adamw": {
-      // Inputs: m, v, the norm when clipped, then the chunk's parameters and their gradients.
+      // Inputs: m, v, the norm when clipped, then the chunk's parameters (ZeRO 3: this rank's shard of
+      // them) and their gradients (ZeRO 2 and 3: this rank's shard of the chunk's).
       const first = n.attrs.clip ? 3 : 2;
-      const params = n.inputs.slice(first, first + n.attrs.count);
-      const grads = n.inputs.slice(first + n.attrs.count);
+      const params = n.inputs.slice(first, first + (n.attrs.paramShard ? 1 : n.attrs.count));
+      const grads = n.inputs.slice(first + params.length);
+      const sizes = n.attrs.sizes ?? params.map((p) => numel(p.shape));
       if (n.attrs.offsets[0] !== 0) throw new Error("internal: a ZeRO chunk starts with its first parameter");
+      if (n.placement === "host") {
+        // ZeRO 3 with the chunk offloaded: on the host shard, once the gradient shard's copy has arrived.
+        if (!n.attrs.paramShard || !n.attrs.gradShard) throw new Error("internal: a host ZeRO update is ZeRO 3's");
+        return [
+          `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
+          `  static const int64_t sizes[] = {${sizes.join(", ")}};`,
+          `  static const bool decay[] = {${n.attrs.decay.map((d) => d === 1).join(", ")}};`,
+          `  ${call("zero_adamw_on_host", ticket(grads[0]), ptr(params[0]), ptr(grads[0]), "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
+        ];
+      }
       return [
         `{ static const int64_t offsets[] = {${n.attrs.offsets.join(", ")}};`,
-        `  static const int64_t sizes[] = {${params.map((p) => numel(p.shape)).join(", ")}};`,
+        `  static const int64_t sizes[] = {${sizes.join(", ")}};`,
         `  static const bool decay[] = {${n.attrs.decay.map((d) => d === 1).join(", ")}};`,
         // ZeRO 2: one gradient, this rank's shard of the chunk's.
         n.attrs.gradShard ? `  const float* const* grads = nullptr;` : `  const float* grads[] = {${grads.map(ptr).join(", ")}};`,
-        `  ${call("zero_adamw", ptr(params[0]), "grads", n.attrs.gradShard ? ptr(grads[0]) : "nullptr", "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
+        `  ${call("zero_adamw", ptr(params[0]), n.attrs.paramShard === true, "grads", n.attrs.gradShard ? ptr(grads[0]) : "nullptr", "offsets", "sizes", "decay", n.attrs.count, ptr(x0), ptr(x1), n.attrs.shard, "a.adam", "gscale")} }`,
       ];
     }
     case "zero_pack":
@@ -270,6 +282,10 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("zero_reduce_scatter", ptr(y0), ptr(x0), n.attrs.shard)];
     case "zero_gather":
       return [call("zero_gather", ptr(x0), n.attrs.shard)];
+    case "zero_param_shard":
+      return [];
+    case "zero_all_gather":
+      return [call("zero_all_gather", ptr(y0), ptr(x0), n.attrs.shard)];
     case "tp_copy":
       return [];
     case "all_reduce":
