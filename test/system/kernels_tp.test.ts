@@ -21,10 +21,13 @@ describe("tensor-parallel kernels", () => {
         "-fopenmp",
         "-std=c++17",
         "-Iruntime",
-        // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm.
+        // kernels_adamw.cpp holds the sum of squares that sum_squares shares with grad_norm; its host
+        // AdamW links the host thread pool and the disk tier.
         "test/native/kernels_tp_check.cpp",
         "runtime/cpu/kernels_tp.cpp",
         "runtime/cpu/kernels_adamw.cpp",
+        "runtime/core/host_threads.cpp",
+        "runtime/core/disk_tier.cpp",
         "-o",
         binary,
       ],
