@@ -35,6 +35,46 @@ export function writeInit(file: string, tensors: InitTensor[]): void {
   );
 }
 
+/**
+ * The initial parameters of the fixtures' small pre-norm GPT (test/fixtures/models/rmsnorm_gpt.ts,
+ * movement_gpt.ts): the token and position tables (named and sized by the fixture), blocks of norm1,
+ * qkv, proj, norm2, up and down, a final norm and an untied head. Dense weights N(0, 1/fan_in), norm
+ * weights 1 + N(0, 0.01), the token table N(0, 0.25), the position table N(0, 0.01), drawn in that order.
+ */
+export function preNormGptInit(
+  config: { vocab: number; layers: number; dim: number },
+  tables: { wte: string; wpe: string; positions: number },
+  seed: number,
+): (file: string) => void {
+  const C = config.dim;
+  const normal = normalSampler(seed);
+  const dense = (name: string, out: number, inp: number): InitTensor => ({
+    name,
+    shape: [out, inp],
+    fill: () => normal(1 / Math.sqrt(inp)),
+  });
+  const norm = (name: string): InitTensor => ({ name, shape: [C], fill: () => 1 + normal(0.1) });
+  return (file) => {
+    const tensors: InitTensor[] = [
+      { name: tables.wte, shape: [config.vocab, C], fill: () => normal(0.5) },
+      { name: tables.wpe, shape: [tables.positions, C], fill: () => normal(0.1) },
+    ];
+    for (let l = 0; l < config.layers; l++) {
+      const b = `blocks.${l}`;
+      tensors.push(
+        norm(`${b}.norm1.weight`),
+        dense(`${b}.qkv.weight`, 3 * C, C),
+        dense(`${b}.proj.weight`, C, C),
+        norm(`${b}.norm2.weight`),
+        dense(`${b}.up.weight`, 4 * C, C),
+        dense(`${b}.down.weight`, C, 4 * C),
+      );
+    }
+    tensors.push(norm("norm.weight"), dense("head.weight", config.vocab, C));
+    writeInit(file, tensors);
+  };
+}
+
 export interface TorchComparison {
   model: string;
   preset: string;

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { stow } from "../helpers/run.ts";
 import { stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
-import { type InitTensor, compareWithTorch, normalSampler, writeInit } from "../helpers/torch_compare.ts";
+import { compareWithTorch, preNormGptInit } from "../helpers/torch_compare.ts";
 
 function train(checkpoint: "none" | "blocks") {
   const r = stow([
@@ -69,33 +69,8 @@ describe("a model built on the movement ops matches PyTorch", () => {
   test("10 steps, clipping at 1.0, within 1e-4 of the twin", () => {
     // GPT-2's vocabulary: the comparison's tokens are the built-in corpus in GPT-2 tokens.
     const config = { vocab: 50257, seq: 16, layers: 2, dim: 16, heads: 2 };
-    const C = config.dim;
-    const normal = normalSampler(1717);
-    const dense = (name: string, out: number, inp: number): InitTensor => ({
-      name,
-      shape: [out, inp],
-      fill: () => normal(1 / Math.sqrt(inp)),
-    });
-    const norm = (name: string): InitTensor => ({ name, shape: [C], fill: () => 1 + normal(0.1) });
-    const init = (file: string) => {
-      const tensors: InitTensor[] = [
-        { name: "wte", shape: [config.vocab, C], fill: () => normal(0.5) },
-        { name: "wpe", shape: [2 * config.seq, C], fill: () => normal(0.1) },
-      ];
-      for (let l = 0; l < config.layers; l++) {
-        const b = `blocks.${l}`;
-        tensors.push(
-          norm(`${b}.norm1.weight`),
-          dense(`${b}.qkv.weight`, 3 * C, C),
-          dense(`${b}.proj.weight`, C, C),
-          norm(`${b}.norm2.weight`),
-          dense(`${b}.up.weight`, 4 * C, C),
-          dense(`${b}.down.weight`, C, 4 * C),
-        );
-      }
-      tensors.push(norm("norm.weight"), dense("head.weight", config.vocab, C));
-      writeInit(file, tensors);
-    };
+    // The fixture's position table has twice the context's rows; it reads the first seq of them.
+    const init = preNormGptInit(config, { wte: "wte", wpe: "wpe", positions: 2 * config.seq }, 1717);
     const losses = compareWithTorch({
       model: "test/fixtures/models/movement_gpt.ts",
       preset: "tiny",

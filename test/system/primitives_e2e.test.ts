@@ -5,7 +5,7 @@
 // that the planned peak is the measured one.
 import { describe, expect, test } from "vitest";
 import { stow } from "../helpers/run.ts";
-import { type InitTensor, compareWithTorch, normalSampler, writeInit } from "../helpers/torch_compare.ts";
+import { compareWithTorch, preNormGptInit } from "../helpers/torch_compare.ts";
 
 describe("a model built on the primitives", () => {
   test("RMSNorm GPT trains three steps on the CPU with the peak as planned", () => {
@@ -25,33 +25,7 @@ describe("a model built on the primitives matches PyTorch", () => {
   test("RMSNorm GPT, 10 steps, clipping at 1.0", () => {
     // GPT-2's vocabulary: the comparison's tokens are the built-in corpus in GPT-2 tokens.
     const config = { vocab: 50257, seq: 16, layers: 2, dim: 16, heads: 2 };
-    const C = config.dim;
-    const normal = normalSampler(4242);
-    const dense = (name: string, out: number, inp: number): InitTensor => ({
-      name,
-      shape: [out, inp],
-      fill: () => normal(1 / Math.sqrt(inp)),
-    });
-    const norm = (name: string): InitTensor => ({ name, shape: [C], fill: () => 1 + normal(0.1) });
-    const init = (file: string) => {
-      const tensors: InitTensor[] = [
-        { name: "wte.weight", shape: [config.vocab, C], fill: () => normal(0.5) },
-        { name: "wpe.weight", shape: [config.seq, C], fill: () => normal(0.1) },
-      ];
-      for (let l = 0; l < config.layers; l++) {
-        const b = `blocks.${l}`;
-        tensors.push(
-          norm(`${b}.norm1.weight`),
-          dense(`${b}.qkv.weight`, 3 * C, C),
-          dense(`${b}.proj.weight`, C, C),
-          norm(`${b}.norm2.weight`),
-          dense(`${b}.up.weight`, 4 * C, C),
-          dense(`${b}.down.weight`, C, 4 * C),
-        );
-      }
-      tensors.push(norm("norm.weight"), dense("head.weight", config.vocab, C));
-      writeInit(file, tensors);
-    };
+    const init = preNormGptInit(config, { wte: "wte.weight", wpe: "wpe.weight", positions: config.seq }, 4242);
     const losses = compareWithTorch({
       model: "test/fixtures/models/rmsnorm_gpt.ts",
       preset: "tiny",
