@@ -1,6 +1,6 @@
 // Runs the stow CLI and the PyTorch reference as a user would, from the repository root.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,4 +66,30 @@ export function readMetrics(file: string): Record<string, number>[] {
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l));
+}
+
+/** The pid of `rank`'s train process among the descendants of `root` (OpenMPI names it in the environment). */
+export function mpiRankProcess(root: number, rank: number): number | undefined {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const descends = (pid: number): boolean => pid === root || (parent.has(pid) && pid > 1 && descends(parent.get(pid)!));
+  for (const pid of parent.keys()) {
+    if (pid === root || !descends(pid)) continue;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cmd.includes("/train\0") && env.includes(`OMPI_COMM_WORLD_RANK=${rank}`)) return pid;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
 }

@@ -4,13 +4,14 @@
 // global batch and the gradients are averaged, so the losses agree to float rounding. Also: each rank's
 // measured device peak and collective bytes against the plan, and the flag combinations refused.
 import { TINY_GPT, expectRelativelyClose, stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { makeMarkovCorpus } from "../../src/data/synthetic.ts";
 import { writeTokenFile } from "../../src/data/token_file.ts";
-import { stow } from "../helpers/run.ts";
+import { mpiRankProcess, startStow, stow, waitFor } from "../helpers/run.ts";
+import { readSafetensorsHeader } from "../../src/checkpoint/safetensors.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-dp-"));
 const data = path.join(dir, "markov512.bin");
@@ -176,6 +177,28 @@ describe("data parallelism over MPI ranks", () => {
     train(["--stop-after", "5", "--save", one], "dp1-first-half");
     const sharded = train(["--dp", "2", "--zero", "3", "--resume", one], "dp2-second-half");
     expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 3", 1e-6);
+  });
+
+  test("a rank killed at --dp 2 --zero 3 ends the job within seconds, naming it; the last checkpoint resumes", async () => {
+    const ckpt = path.join(dir, "killed.safetensors");
+    const args = ["train", ...tiny, "--dp", "2", "--zero", "3", "--data", data, "--steps", "100000", "--save-every", "5"];
+    const run = startStow([...args, "--save", ckpt, "--no-sample"]);
+    let rank1: number | undefined;
+    await waitFor(() => (rank1 = mpiRankProcess(run.child.pid!, 1)) !== undefined, "rank 1's process", 300);
+    await waitFor(() => existsSync(ckpt), "the first periodic save", 300);
+    const killedAt = Date.now();
+    process.kill(rank1!, "SIGKILL");
+    const ended = await run.done;
+    expect(Date.now() - killedAt).toBeLessThan(15_000);
+    expect(ended.status).toBe(2);
+    expect(ended.stderr).toMatch(/rank 1 of 2 died \(signal 9, Killed\); the other ranks were stopped/);
+    expect(ended.stderr).not.toMatch(/ {4}at /);
+    // The checkpoint on disk is a whole one: one rank resumes it and trains on.
+    const saved = Number(readSafetensorsHeader(ckpt).metadata.step);
+    expect(saved % 5).toBe(0);
+    const resumed = stowTrain([...tiny, "--resume", ckpt, "--data", data, "--steps", `${saved + 2}`], path.join(dir, "resumed.jsonl"));
+    expect(resumed.map((m) => m.step)).toEqual([saved + 1, saved + 2]);
+    expect(resumed.every((m) => Number.isFinite(m.loss as number))).toBe(true);
   });
 
   test("bad combinations are refused before anything is built, naming the flag", () => {

@@ -4,7 +4,7 @@
 // whole checkpoints that resume at another degree; a killed rank; and degrees that do not divide.
 import { expectRelativelyClose, stowPlanJson, stowTrain } from "../helpers/stow_commands.ts";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -12,7 +12,7 @@ import gpt2 from "../../samples/gpt2.ts";
 import { builtinCorpusText } from "../../src/data/corpus.ts";
 import { encodeText } from "../../src/data/tokenize.ts";
 import { writeTokenFile } from "../../src/data/token_file.ts";
-import { repoRoot, stow } from "../helpers/run.ts";
+import { mpiRankProcess, repoRoot, stow, waitFor } from "../helpers/run.ts";
 
 const cfg = gpt2.presets.mini;
 const shape = ["--preset", "mini", "--batch", "4", "--seq", "64"];
@@ -156,10 +156,11 @@ describe("tensor parallelism over MPI ranks", () => {
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    const rank1 = await waitFor(() => rankProcess(child.pid!, 1), 300_000);
+    let rank1: number | undefined;
+    await waitFor(() => (rank1 = mpiRankProcess(child.pid!, 1)) !== undefined, "rank 1's process", 300);
     await new Promise((r) => setTimeout(r, 3000)); // well into training
     const killedAt = Date.now();
-    process.kill(rank1, "SIGKILL");
+    process.kill(rank1!, "SIGKILL");
     const code = await exited;
     expect(Date.now() - killedAt).toBeLessThan(15_000);
     expect(code).toBe(2);
@@ -211,39 +212,3 @@ describe("tensor parallelism over MPI ranks", () => {
     expect(text).toMatch(/collectives per step: 23 calls moving/);
   });
 });
-
-/** The pid of `rank`'s train process among the descendants of `root` (OpenMPI names it in the environment). */
-function rankProcess(root: number, rank: number): number | undefined {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const descends = (pid: number): boolean => pid === root || (parent.has(pid) && pid > 1 && descends(parent.get(pid)!));
-  for (const pid of parent.keys()) {
-    if (pid === root || !descends(pid)) continue;
-    try {
-      const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (cmd.includes("/train\0") && env.includes(`OMPI_COMM_WORLD_RANK=${rank}`)) return pid;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return undefined;
-}
-
-async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() - start > timeoutMs) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
