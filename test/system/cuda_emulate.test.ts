@@ -137,6 +137,16 @@ describe("the emulated CUDA target", () => {
     for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(4).fill(plan.device_peak_bytes));
   });
 
+  test("--dp 2 --zero 3 with each rank's shards offloaded, through the NCCL stand-in: the CPU backend's losses, peaks as planned", () => {
+    const sharded = [...tiny, ...emulated("fp32"), "--dp", "2", "--zero", "3", "--device-memory", "1.2MiB", "--checkpoint", "none"];
+    const args = [...sharded, "--threads", "1"];
+    const plan = planJson(args);
+    expect(plan.offload.model_data_on_host).toBe(true);
+    const run = train(args, "emulated-tiny-dp2-zero3");
+    expectClose(losses(run), losses(cpuTiny), 1e-5);
+    for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(2).fill(plan.device_peak_bytes));
+  });
+
   test("PaLM small's shape in fp32: 10 losses within 1e-5 of the CPU backend", () => {
     // PaLM small with the Markov corpus's vocabulary and a shorter sequence: rotary embeddings, SiLU,
     // multi-query attention and bias-free LayerNorm, as in the preset.
