@@ -3,6 +3,7 @@
 // AdamW played out on their own queues, as the transfer engine runs them. The planner uses it to choose
 // between schedules that fit; the plan report shows it next to measured times.
 import { lmHeadWork, nodeFlops } from "./flops.ts";
+import { collectiveBytes } from "./collectives.ts";
 import { attentionDims, isComputeOp, opKind } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
 import { diskBlocks } from "./passes/memory_plan.ts";
@@ -144,21 +145,20 @@ export function nodeSeconds(n: Node, m: Machine, measured?: MeasuredTimes, mesh?
  * in p - 1 steps.
  */
 export function collectiveSeconds(n: Node, link: NetworkLink, mesh: Mesh): number {
-  const ring = (p: number, bytes: number, passes: number) =>
-    p <= 1 ? 0 : passes * (((p - 1) / p) * (bytes / link.bandwidth) + (p - 1) * link.latency);
+  // S is the whole tensor the collective combines, as the plan and the runtime count it.
+  const ring = (p: number, passes: number) =>
+    p <= 1 ? 0 : passes * (((p - 1) / p) * (collectiveBytes(n) / link.bandwidth) + (p - 1) * link.latency);
   switch (n.op) {
     case "all_reduce":
-      return ring(n.attrs.group === "dp" ? mesh.dp : mesh.tp, valueBytes(n.inputs[0]), 2);
+      return ring(n.attrs.group === "dp" ? mesh.dp : mesh.tp, 2);
     case "all_gather":
     case "zero_all_gather":
-      return ring(n.attrs.ranks, valueBytes(n.outputs[0]), 1);
     case "reduce_scatter":
     case "zero_reduce_scatter":
-      return ring(n.attrs.ranks, valueBytes(n.inputs[0]), 1);
     case "zero_gather":
-      return ring(n.attrs.ranks, 4 * n.attrs.ranks * n.attrs.shard, 1);
+      return ring(n.attrs.ranks, 1);
     case "broadcast":
-      return mesh.tp <= 1 ? 0 : valueBytes(n.inputs[0]) / link.bandwidth + (mesh.tp - 1) * link.latency;
+      return mesh.tp <= 1 ? 0 : collectiveBytes(n) / link.bandwidth + (mesh.tp - 1) * link.latency;
     default:
       throw new Error(`internal: no network cost for collective ${n.op}`);
   }
