@@ -42,9 +42,20 @@ export interface TracedPrograms {
   infer: Graph;
 }
 
-/** Bytes a step moves between host and device (0 when model data is resident). */
-function transferBytes(g: Graph): number {
-  return g.nodes.filter((n) => n.op === "chunk_h2d" || n.op === "copy_d2h").reduce((s, n) => s + valueBytes(n.outputs[0]), 0);
+/**
+ * What a step moves between host and device: all bytes (0 when model data is resident), the saved
+ * activations' bytes moved out, and the copies of model data chunks in.
+ */
+function trafficOf(g: Graph): { transferBytes: number; movedBytes: number; chunkLoads: number } {
+  let [transferBytes, movedBytes, chunkLoads] = [0, 0, 0];
+  for (const n of g.nodes) {
+    if (n.op !== "chunk_h2d" && n.op !== "copy_d2h") continue;
+    const bytes = valueBytes(n.outputs[0]);
+    transferBytes += bytes;
+    if (n.op === "copy_d2h" && n.payload === "activation") movedBytes += bytes;
+    if (n.op === "chunk_h2d" && n.payload === "model") chunkLoads++;
+  }
+  return { transferBytes, movedBytes, chunkLoads };
 }
 
 export function planTraining(traced: TracedPrograms, modelPath: string, config: ModelConfig, opts: CompileOptions): Plan {
@@ -133,21 +144,29 @@ function planWith(
     const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
-    // The step is played out when its time is first asked for: a search judges most plans by memory alone.
+    // The step is played out, and its traffic and recompute counted, when first asked for: a search
+    // judges most plans by memory alone.
     let predicted: StepTime | undefined;
+    let traffic: { transferBytes: number; movedBytes: number; chunkLoads: number } | undefined;
+    const counted = () => (traffic ??= trafficOf(g));
+    let recomputed: number | undefined;
     const checkpoint: Candidate = {
       mode,
       regions,
       totalRegions,
       offload: schedule !== undefined,
       schedule,
-      transferBytes: transferBytes(g),
+      get transferBytes() {
+        return counted().transferBytes;
+      },
       moved: moves.count,
       moveLookahead: moves.lookahead,
-      movedBytes: g.nodes
-        .filter((n) => n.op === "copy_d2h" && n.payload === "activation")
-        .reduce((s, n) => s + valueBytes(n.outputs[0]), 0),
-      chunkLoads: g.nodes.filter((n) => n.op === "chunk_h2d" && n.payload === "model").length,
+      get movedBytes() {
+        return counted().movedBytes;
+      },
+      get chunkLoads() {
+        return counted().chunkLoads;
+      },
       get predicted() {
         return (predicted ??= simulateStep(g, machine, {
           measured: opts.measured,
@@ -157,7 +176,9 @@ function planWith(
       },
       peak: train.memory.peak,
       arenaBytes,
-      recomputeFlops: recomputeFlops(g),
+      get recomputeFlops() {
+        return (recomputed ??= recomputeFlops(g));
+      },
     };
     return {
       modelPath,

@@ -193,22 +193,59 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   const placement = placeBuffers(live.buffers);
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
-  const hostValues = new Set<number>();
-  const diskValues = new Set<number>();
+  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
+  const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
+  // A plan search judges most plans by their peak alone and generates code for one: what else a plan
+  // says (offsets by value, workspaces by node, where model data lives, the peak's breakdown) is made
+  // when first asked for.
+  let valueOffset: Map<number, number> | undefined;
+  let workspace: Map<number, [number, number]> | undefined;
+  let stored: { host: Set<number>; disk: Set<number> } | undefined;
+  const storedOff = () => (stored ??= storedOffDevice(g, live, persistent));
+  let busiest: { breakdown: Breakdown; position: number } | undefined;
+  const atBusiest = () => (busiest ??= breakdownAtBusiest(live.buffers, g.nodes.length, persistent, placement.peak));
+  return {
+    get valueOffset() {
+      return (valueOffset ??= valueOffsets(g, live, placement, persistent));
+    },
+    get hostValues() {
+      return storedOff().host;
+    },
+    get diskValues() {
+      return storedOff().disk;
+    },
+    ...(persistent.diskStage && { diskStage: persistent.diskStage }),
+    get workspace() {
+      return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
+    },
+    buffers,
+    peak: base + placement.peak,
+    dynamicBytes: alignUp(placement.peak),
+    get breakdown() {
+      return atBusiest().breakdown;
+    },
+    get peakPosition() {
+      return atBusiest().position;
+    },
+  };
+}
+
+/** The values stored in host memory and in the disk tier: model data the persistent layout puts there. */
+function storedOffDevice(g: Graph, live: Liveness, persistent: PersistentLayout): { host: Set<number>; disk: Set<number> } {
+  const host = new Set<number>();
+  const disk = new Set<number>();
   for (const n of g.nodes)
     for (const { id } of n.outputs) {
       const name = live.persistentName[id];
-      if (name !== undefined && persistent.onHost.has(name)) hostValues.add(id);
-      if (name !== undefined && persistent.onDisk.has(name)) diskValues.add(id);
+      if (name !== undefined && persistent.onHost.has(name)) host.add(id);
+      if (name !== undefined && persistent.onDisk.has(name)) disk.add(id);
     }
-  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
-  const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
-  // Offsets by value and workspaces by node are for code generation: a plan search makes thousands of
-  // plans and generates code for one, so they are made when first asked for.
-  let valueOffset: Map<number, number> | undefined;
-  let workspace: Map<number, [number, number]> | undefined;
+  return { host, disk };
+}
 
-  const { position, byKind } = busiestMoment(live.buffers, g.nodes.length);
+/** The memory by kind at the moment the most temporary bytes are live, and that moment. */
+function breakdownAtBusiest(buffers: readonly LiveBuffer[], length: number, persistent: PersistentLayout, placedPeak: number) {
+  const { position, byKind } = busiestMoment(buffers, length);
   const liveTotal = Object.values(byKind).reduce((s, x) => s + x, 0);
   const breakdown: Breakdown = {
     parameters: persistent.paramBytes + byKind.parameter,
@@ -217,24 +254,9 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     activations: byKind.activation,
     workspace: byKind.workspace,
     inputs: byKind.input,
-    fragmentation: placement.peak - liveTotal,
+    fragmentation: placedPeak - liveTotal,
   };
-  return {
-    get valueOffset() {
-      return (valueOffset ??= valueOffsets(g, live, placement, persistent));
-    },
-    hostValues,
-    diskValues,
-    ...(persistent.diskStage && { diskStage: persistent.diskStage }),
-    get workspace() {
-      return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
-    },
-    buffers,
-    peak: base + placement.peak,
-    dynamicBytes: alignUp(placement.peak),
-    breakdown,
-    peakPosition: position,
-  };
+  return { breakdown, position };
 }
 
 /** Byte offset of each value's data: in the persistent layout (arena or host) for model data, else in the arena. */
