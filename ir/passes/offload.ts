@@ -96,7 +96,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   const waitsAt = groupBy(loads, (l) => l.firstUse);
 
   const b = new GraphBuilder();
-  const copy = new Array<Value>(valueIdBound(g)); // old value id -> value in the new graph
+  const copy = new Array<Value>(valueBound); // old value id -> value in the new graph
   const inFlight = new Map<number, Value>(); // load key -> chunk being copied
   const ready = new Map<number, Value>(); // load key -> waited chunk on the device
   const views = new Map<number, Value>(); // load key * valueBound + param value id -> view
