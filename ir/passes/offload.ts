@@ -43,6 +43,7 @@ interface Load {
 
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 const NONE: readonly Load[] = [];
+const ON_HOST = { placement: "host" } as const;
 
 /** A chunk's model data as the graph holds it: a parameter (its name, at its offset in the chunk), or a ZeRO 3 shard. */
 interface Home {
@@ -123,7 +124,9 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   // Model data first: it is leaves, and a chunk's copy may start before the node that declares them.
   const isHome = (n: Node) => n.op === "param" || n.op === "zero_param_shard";
   for (const n of g.nodes) if (isHome(n)) copy[n.outputs[0].id] = b.copy(n, []).outputs[0];
-  g.nodes.forEach((n, i) => {
+  // Plain loops, no closure or array per node: a plan search runs this pass on every schedule it probes.
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i];
     b.phase = n.phase;
     for (const l of startsAt.get(i) ?? NONE) {
       const hostData = homesOf.get(l.chunk)!.map((h) => copy[h.value.id]);
@@ -131,27 +134,29 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
       inFlight.set(l.key, b.value("chunk_h2d", hostData, { chunk: l.chunk, elements }, n.loc, { payload: "model" }));
     }
     for (const l of waitsAt.get(i) ?? NONE) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
+    if (isHome(n)) continue;
     const host = onHost(n);
     if (n.op === "grad_norm") waitD2h(Infinity);
-    const inputs = n.inputs.map((v) => {
-      const chunk = offloadedChunk(v.id);
-      if (host) return hostGrad.get(v.id) ?? copy[v.id];
-      return chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
-    });
-    if (isHome(n)) return;
-    const made = b.copy(n, inputs, { placement: host ? "host" : n.placement });
-    n.outputs.forEach((out, k) => {
-      copy[out.id] = made.outputs[k];
-      const name = hostGradOf[out.id];
-      if (name === undefined) return;
+    const inputs = new Array<Value>(n.inputs.length);
+    for (let k = 0; k < n.inputs.length; k++) {
+      const v = n.inputs[k];
+      const chunk = host ? undefined : offloadedChunk(v.id);
+      inputs[k] = host ? (hostGrad.get(v.id) ?? copy[v.id]) : chunk === undefined ? copy[v.id] : paramInput(n, v, chunk);
+    }
+    const made = host ? b.copy(n, inputs, ON_HOST) : b.copy(n, inputs);
+    for (let k = 0; k < n.outputs.length; k++) {
+      const out = n.outputs[k];
       const device = made.outputs[k];
+      copy[out.id] = device;
+      const name = hostGradOf[out.id];
+      if (name === undefined) continue;
       const hostCopy = b.value("copy_d2h", [device], { name: `grad.${name}` }, n.loc, { payload: "model" });
       hostGrad.set(out.id, hostCopy);
       gradBytes += valueBytes(device);
       pendingD2h.push({ host: hostCopy, device, due: gradBytes + schedule.lookahead * valueBytes(device) });
       waitD2h(gradBytes);
-    });
-  });
+    }
+  }
   waitD2h(Infinity);
   b.params.push(...g.params.map((p) => ({ ...p, value: copy[p.value.id] })));
   for (const [k, v] of Object.entries(g.named)) b.named[k] = copy[v.id];
