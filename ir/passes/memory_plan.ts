@@ -200,8 +200,8 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   // when first asked for.
   let valueOffset: Map<number, number> | undefined;
   let workspace: Map<number, [number, number]> | undefined;
-  let stored: { host: Set<number>; disk: Set<number> } | undefined;
-  const storedOff = () => (stored ??= storedOffDevice(g, live, persistent));
+  let hostValues: Set<number> | undefined;
+  let diskValues: Set<number> | undefined;
   let busiest: { breakdown: Breakdown; position: number } | undefined;
   const atBusiest = () => (busiest ??= breakdownAtBusiest(live.buffers, g.nodes.length, persistent, placement.peak));
   return {
@@ -209,10 +209,10 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
       return (valueOffset ??= valueOffsets(g, live, placement, persistent));
     },
     get hostValues() {
-      return storedOff().host;
+      return (hostValues ??= valuesStoredIn(persistent.onHost, g, live));
     },
     get diskValues() {
-      return storedOff().disk;
+      return (diskValues ??= valuesStoredIn(persistent.onDisk, g, live));
     },
     ...(persistent.diskStage && { diskStage: persistent.diskStage }),
     get workspace() {
@@ -230,17 +230,16 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   };
 }
 
-/** The values stored in host memory and in the disk tier: model data the persistent layout puts there. */
-function storedOffDevice(g: Graph, live: Liveness, persistent: PersistentLayout): { host: Set<number>; disk: Set<number> } {
-  const host = new Set<number>();
-  const disk = new Set<number>();
+/** The values whose storage is model data the persistent layout puts in `names` (the host region, or the disk tier). */
+function valuesStoredIn(names: ReadonlySet<string>, g: Graph, live: Liveness): Set<number> {
+  const values = new Set<number>();
+  if (names.size === 0) return values;
   for (const n of g.nodes)
     for (const { id } of n.outputs) {
       const name = live.persistentName[id];
-      if (name !== undefined && persistent.onHost.has(name)) host.add(id);
-      if (name !== undefined && persistent.onDisk.has(name)) disk.add(id);
+      if (name !== undefined && names.has(name)) values.add(id);
     }
-  return { host, disk };
+  return values;
 }
 
 /** The memory by kind at the moment the most temporary bytes are live, and that moment. */
