@@ -175,7 +175,14 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("attention_fwd", ptr(y0), ptr(y1), ...n.inputs.slice(0, 3).map(ptr), ...attentionArgs(n, n.inputs[3], ptr))];
     case "attention_bwd":
       return [
-        call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.slice(0, 6).map(ptr), ...attentionArgs(n, n.inputs[6], ptr, n.outputs[3])),
+        call(
+          "attention_bwd",
+          ptr(y0),
+          ptr(y1),
+          ptr(y2),
+          ...n.inputs.slice(0, 6).map(ptr),
+          ...attentionArgs(n, n.inputs[6], ptr, n.outputs[3]),
+        ),
       ];
     case "dropout":
       // The mask is drawn for the step being trained (a.adam.t, 1-based), so each step draws a new one.
