@@ -414,6 +414,12 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       },
     },
     { leaves: [f(3, 5, 7)], attrs: { program: "unary{fn=square}(x0); reduce{fn=mean}(s0)", outs: [1] } },
+    // Through a reshape that changes the last axis: the bias broadcasts over [12, 8] (x1), the weight over
+    // [4, 24] (x2), and the mean sums rows of 24.
+    {
+      leaves: [f(12, 8), f(8), f(24)],
+      attrs: { program: "add(x0,x1); reshape{shape=[4,24]}(s0); gelu(s1); mul(s2,x2); reduce{fn=mean}(s3)", outs: [0, 3, 4] },
+    },
     { leaves: [f(3, 5, 7)], attrs: { program: "scale{s=2}(x0); silu(s0); reduce{fn=max}(s1)", outs: [1, 2] } },
     {
       leaves: [f(3, 5, 1), f(3, 5, 7), f(3, 5, 7)],
