@@ -176,6 +176,11 @@ describe("scaledDotProductAttention", () => {
     const perExample = () => run(shapes, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m!.reshape(3, 1, 1, 4) }));
     expect(perExample).toThrow(TraceError);
     expect(perExample).toThrow(/the mask \[3,1,1,4\] does not broadcast/);
+    // Two batch axes: the mask must have both or neither (the kernels see one batch axis).
+    const partly = { q: [2, 3, 2, 3, 4], kv: [2, 3, 2, 4, 4], mask: Array(24).fill(0), maskShape: [2, 1, 1, 3, 4] };
+    expect(() => run(partly, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m }))).toThrow(
+      /the mask \[2,1,1,3,4\] broadcasts over some of the batch axes \[2,3\] of q but not all of them/,
+    );
     const b = new GraphBuilder();
     const input = (name: string, shape: Shape) => new Tensor(b.value("input", [], { name, shape, dtype: "f32" }));
     const bias = new Tensor(b.value("param", [], { name: "bias", shape: [3, 4] }));
