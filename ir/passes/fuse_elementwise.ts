@@ -119,13 +119,16 @@ export function fuseElementwise(g: Graph): Graph {
 /**
  * Adds one fused node for `group` and maps the values it stores to the node's outputs. A reshape step
  * stores nothing: where its value is read outside, the step it views is stored, and a reshape node after
- * the fused node gives the value, as a view of that output.
+ * the fused node gives the value, as a view of that output. A reshape no member reads is no step at all
+ * (a step's value is always used: the generated kernels are built with warnings as errors).
  */
 function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boolean, copy: Value[]): void {
+  const members = new Set(group);
+  const sourceOf = (v: Value): Value => (v.producer.op === "reshape" && members.has(v.producer) ? sourceOf(v.producer.inputs[0]) : v);
+  const stepNodes = group.filter((n) => n.op !== "reshape" || group.some((m) => m.inputs.includes(n.outputs[0])));
   const inputs: Value[] = [];
   const stepOf = new Map<Value, number>();
-  const viewed: number[] = []; // step -> the step it is the value of (itself, unless a reshape)
-  const steps: FusedStep[] = group.map((n, i) => {
+  const steps: FusedStep[] = stepNodes.map((n, i) => {
     const args = n.inputs.map((v): Operand => {
       const step = stepOf.get(v);
       if (step !== undefined) return { from: "step", index: step };
@@ -133,13 +136,12 @@ function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boo
       return { from: "input", index: inputs.indexOf(v) };
     });
     stepOf.set(n.outputs[0], i);
-    viewed.push(n.op === "reshape" ? viewed[args[0].index] : i);
     const { ckpt: _ckpt, recompute: _recompute, ...attrs } = n.attrs as NodeMarks & Record<string, unknown>;
     return { op: n.op as FusableOp, attrs, args } as FusedStep;
   });
   const views = group.filter((n) => n.op === "reshape" && stored(n.outputs[0]));
-  const storedSteps = new Set(group.flatMap((n, i) => (stored(n.outputs[0]) ? [viewed[i]] : [])));
-  const outs = group.map((_, i) => i).filter((i) => storedSteps.has(i));
+  const storedValues = new Set(group.flatMap((n) => (stored(n.outputs[0]) ? [sourceOf(n.outputs[0])] : [])));
+  const outs = stepNodes.flatMap((n, i) => (storedValues.has(n.outputs[0]) ? [i] : []));
   const first = group.find((n) => n.op !== "fill")!;
   const { ckpt, recompute } = first.attrs as NodeMarks;
   const attrs = { program: formatProgram(steps), outs, ...(ckpt !== undefined && { ckpt }), ...(recompute && { recompute }) };
@@ -150,10 +152,9 @@ function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boo
     attrs,
     first.loc,
   );
-  outs.forEach((step, k) => (copy[group[step].outputs[0].id] = node.outputs[k]));
+  outs.forEach((step, k) => (copy[stepNodes[step].outputs[0].id] = node.outputs[k]));
   for (const n of views) {
     b.phase = n.phase;
-    const source = group[viewed[group.indexOf(n)]].outputs[0];
-    copy[n.outputs[0].id] = b.copy(n, [copy[source.id]]).outputs[0];
+    copy[n.outputs[0].id] = b.copy(n, [copy[sourceOf(n.outputs[0]).id]]).outputs[0];
   }
 }

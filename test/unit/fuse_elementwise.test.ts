@@ -153,6 +153,24 @@ describe("fuse_elementwise", () => {
     for (const name of ["y", "r"]) expect(got.get(out.named[name].id)).toEqual(want.get(g.named[name].id));
   });
 
+  it("makes no step of a reshape that only readers outside the group read: it is a view after the fused node", () => {
+    const g = parseGraph(`# forward
+  %0 = input() {name="x", shape=[6,4], dtype="f32"} : f32[6,4]
+  %1 = unary(%0) {fn="exp"} : f32[6,4]
+  %2 = reshape(%1) {shape=[24]} : f32[24]
+  %3 = scale(%1) {s=2} : f32[6,4]
+# backward
+  %4 = unary(%2) {fn="neg"} : f32[24]
+# results: y=%3, r=%4
+`);
+    const out = fuseElementwise(g);
+    verifyGraph(out);
+    expect(out.nodes.map((n) => n.op)).toEqual(["input", "fused", "reshape", "unary"]);
+    const fused = out.nodes[1];
+    expect(fused.op === "fused" && [fused.attrs.program, fused.attrs.outs]).toEqual(["unary{fn=exp}(x0); scale{s=2}(s0)", [0, 1]]);
+    expect(out.nodes[2].inputs[0]).toBe(fused.outputs[0]);
+  });
+
   it("reads back the attribute values it writes: infinities, small and negative numbers, names", () => {
     const steps: FusedStep[] = [
       { op: "fill", attrs: { shape: [], value: -Infinity }, args: [] },
