@@ -11,6 +11,8 @@ import { fusionSavings } from "../../ir/passes/fusion_savings.ts";
 import type { Graph } from "../../ir/types.ts";
 import { verifyGraph } from "../../ir/verify.ts";
 import { mulberry32 } from "../../src/util/random.ts";
+import { compilePlan } from "../../src/driver/compile.ts";
+import gpt2 from "../../samples/gpt2.ts";
 
 const rmsnorm = `# forward
   %0 = input() {name="x", shape=[2,3,4], dtype="f32"} : f32[2,3,4]
@@ -169,6 +171,24 @@ describe("fuse_elementwise", () => {
     const fused = out.nodes[1];
     expect(fused.op === "fused" && [fused.attrs.program, fused.attrs.outs]).toEqual(["unary{fn=exp}(x0); scale{s=2}(s0)", [0, 1]]);
     expect(out.nodes[2].inputs[0]).toBe(fused.outputs[0]);
+  });
+
+  // Bitwise equality of the float32 kernels through reshapes: test/system/llama.test.ts (Llama fuses through
+  // reshapes too), on the CPU and emulated CUDA.
+  it("fuses GPT-2's bias adds with the GELU and the residual adds after them, through the reshapes between", () => {
+    const config = { ...gpt2.presets.mini, vocab: 64, layers: 1 };
+    const opts = { batch: 2, seq: 16, threads: 1, clip: true, checkpoint: "none" as const };
+    const fused = compilePlan(gpt2, "samples/gpt2.ts", config, opts).train.graph;
+    const unfused = compilePlan(gpt2, "samples/gpt2.ts", config, { ...opts, fusion: false }).train.graph;
+    const C = config.dim;
+    const programs = fused.nodes.flatMap((n) => (n.op === "fused" && n.phase === "forward" ? [n.attrs.program] : []));
+    expect(programs).toEqual([
+      `add(x0,x1); reshape{shape=[2,16,${C}]}(s0); add(x2,s1)`, // attention projection's bias, residual
+      `add(x0,x1); reshape{shape=[2,16,${4 * C}]}(s0); gelu(s1)`, // fc's bias, GELU
+      `add(x0,x1); reshape{shape=[2,16,${C}]}(s0); add(x2,s1)`, // MLP projection's bias, residual
+    ]);
+    expect(fusionSavings(unfused).kernels - fusionSavings(fused).kernels).toBe(fusionSavings(fused).kernelsSaved);
+    expect(fusionSavings(fused).kernelsSaved).toBeGreaterThanOrEqual(3);
   });
 
   it("reads back the attribute values it writes: infinities, small and negative numbers, names", () => {
