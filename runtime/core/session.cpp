@@ -463,7 +463,7 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   // ZeRO 3: whole parameters are made on the host a chunk at a time, each rank keeping its shard of them.
   if (s.plan->zero == 3) {
-    shard_zero_params(s, [&](int i, float* whole) { stow::init_whole_parameter(*s.plan, i, whole, o.seed); });
+    shard_zero_params(s, [&](int i, float* whole) { stow::init_parameter(*s.plan, i, whole, o.seed, s.ctx.rank, s.pool); });
   } else {
     stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
     for (int i = 0; i < s.plan->nparams; i++)
