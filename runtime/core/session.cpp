@@ -488,9 +488,9 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
 // mark, the parameter bytes it holds, its collectives' calls and bytes, and its host pool's high-water
-// mark (offloaded model data, data buffers, staging).
+// mark (offloaded model data, data buffers, staging), and the host memory the last save held beyond what
+// was in use when it began (0 before any save).
 // Ranks in world order (data-parallel index * tp + tensor-parallel index).
-// And the host memory the last save held beyond what was in use when it began (0 before any save).
 constexpr int kRankFields = 6;
 std::string rank_metrics(StowSession& s) {
   const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes(),
