@@ -222,16 +222,29 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<Tensor
 
 void SafetensorsWriter::write_next(const float* data) {
   if (next_ >= tensors_.size()) throw Error("internal: more tensors written than the checkpoint header lists");
+  int64_t numel = 1;
+  for (int64_t d : tensors_[next_].shape) numel *= d;
+  write_next([&](const Put& put) { put(data, numel); });
+}
+
+void SafetensorsWriter::write_next(const std::function<void(const Put&)>& pieces) {
+  if (next_ >= tensors_.size()) throw Error("internal: more tensors written than the checkpoint header lists");
   const TensorShape& t = tensors_[next_];
   int64_t numel = 1;
   for (int64_t d : t.shape) numel *= d;
-  // Checked tensor by tensor as it is written: a non-finite state leaves the temporary file, which the
-  // AtomicFile removes, and never replaces a finite checkpoint.
-  if (options_.require_finite) {
-    int64_t bad = first_non_finite(data, numel);
-    if (bad >= 0) throw NonFiniteError(t.name, bad, data[bad]);
-  }
-  file_.write(data, size_t(4 * numel));
+  int64_t written = 0;
+  pieces([&](const float* data, int64_t n) {
+    // Checked piece by piece as it is written: a non-finite state leaves the temporary file, which the
+    // AtomicFile removes, and never replaces a finite checkpoint.
+    if (options_.require_finite) {
+      int64_t bad = first_non_finite(data, n);
+      if (bad >= 0) throw NonFiniteError(t.name, written + bad, data[bad]);
+    }
+    file_.write(data, size_t(4 * n));
+    written += n;
+  });
+  if (written != numel)
+    throw Error("internal: " + std::to_string(written) + " elements written of tensor '" + t.name + "', which has " + std::to_string(numel));
   if (next_++ == 0) pause_for_test();
 }
 

@@ -82,6 +82,9 @@ class SafetensorsWriter {
                     SaveOptions options = {});
   // The next tensor's data; throws NonFiniteError (under require_finite) or an I/O error.
   void write_next(const float* data);
+  // The same, in pieces: `pieces` hands `put` each piece in order (its data, its elements).
+  using Put = std::function<void(const float*, int64_t)>;
+  void write_next(const std::function<void(const Put&)>& pieces);
   // Every tensor written: renames the file over `path`.
   void commit();
 

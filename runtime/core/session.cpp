@@ -680,7 +680,7 @@ class ChunkGathers {
 // Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree and
 // ZeRO stage, made one at a time: the first data-parallel rank gathers a ZeRO chunk's shards, the
 // tensor-parallel ranks send world rank 0 their parts of a sharded tensor, and it writes the whole
-// tensor before the next is made. Every rank walks the same tensors in the same order, so the
+// tensor from them, run by run, before the next is made. Every rank walks the same tensors in the same order, so the
 // collectives match; a writer that fails walks on without writing, and says so at the end.
 void save(StowSession& s, const std::string& path, int keep) {
   if (!s.at_step_boundary)
@@ -722,11 +722,10 @@ void save(StowSession& s, const std::string& path, int keep) {
     }
   }
   ChunkGathers chunks(s);
-  stow::HostBuffer<float> parts, full;  // the tensor being saved: its parts from every tensor-parallel rank, whole
+  stow::HostBuffer<float> parts;  // the tensor being saved, as every tensor-parallel rank's part of it
   for (const SavedTensor& t : tensors) {
     const stow::ParamDesc& p = plan.params[t.param];
     parts.reset();
-    full.reset();
     // This tensor-parallel rank's part, on the first data-parallel rank (the other replicas hold the same).
     const float* local = nullptr;
     if (plan.zero > 0 && (t.kept != Kept::Param || plan.zero == 3)) {
@@ -742,19 +741,18 @@ void save(StowSession& s, const std::string& path, int keep) {
       }
     }
     if (s.ctx.dp_rank != 0) continue;
-    const float* whole = local;
+    const float* mine = local;  // the parts: this rank's alone, or every tensor-parallel rank's, rank 0's first
     if (p.shard.axis >= 0) {
       if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
       s.tp_host->gather(local, parts.data(), 4 * p.numel, 0);
-      if (writer) {
-        full = stow::HostBuffer<float>(s.pool, stow::full_numel(p), "a whole tensor to save");
-        for (int r = 0; r < s.ctx.ranks; r++) stow::put_shard(p, r, parts.data() + r * p.numel, full.data());
-        whole = full.data();
-      }
+      mine = parts.data();
     }
     if (!writer || !failure.empty()) continue;
     try {
-      file->write_next(whole);
+      // Written whole, in runs of the ranks' parts.
+      file->write_next([&](const stow::SafetensorsWriter::Put& put) {
+        stow::for_each_full_run(p, s.ctx.ranks, [&](int rank, int64_t at, int64_t n) { put(mine + rank * p.numel + at, n); });
+      });
     } catch (const stow::NonFiniteError& e) {
       failure = std::string("not saved: the state after step ") + std::to_string(s.step) + "'s update is not finite (" +
                 e.what() + "); " + path + " stays as it was";
@@ -764,7 +762,6 @@ void save(StowSession& s, const std::string& path, int keep) {
     }
   }
   parts.reset();
-  full.reset();
   s.save_host_bytes = s.pool.marked_peak_bytes() - held_before;
   if (!failure.empty()) {
     file.reset();  // removes the temporary file
