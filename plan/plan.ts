@@ -84,13 +84,6 @@ function dataParallel(opts: CompileOptions): Pick<PlanDecisions, "dp" | "zero" |
     throw new SettingError(
       (name) => `${name("zero")} ${zero} shards over data-parallel ranks, but there is one: give ${name("dp")} 2 or more`,
     );
-  // ZeRO 2 and 3 sum the norm from gradient shards, which under --tp would hold split and whole parts.
-  if (zero >= 2 && (opts.tp ?? 1) > 1)
-    throw new SettingError(
-      (name) =>
-        `${name("zero")} ${zero} is not combined with ${name("tp")} yet: use ${name("zero")} 1 ` +
-        `(the gradient norm summed from chunk shards cannot yet tell a tensor-parallel part from a whole gradient)`,
-    );
   const parts = dp * gradAccum;
   if (opts.batch % parts !== 0)
     throw new SettingError(

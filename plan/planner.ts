@@ -101,7 +101,8 @@ function planWith(
   const totalRegions = regionCount(pipeline.after("autodiff", base));
   const shardedInfer = new Pipeline(traced.infer).after("shard", base);
 
-  const leastWaste = layoutChunks(sharded, opts.chunkSize);
+  // ZeRO 2 and 3 sum the gradient norm from chunk shards: under --tp, parts and whole parameters apart.
+  const leastWaste = layoutChunks(sharded, opts.chunkSize, "given", decisions.zero >= 2 && decisions.ranks > 1);
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
   const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2 | 3, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };

@@ -7,7 +7,7 @@
 import { SettingError } from "../../base/errors.ts";
 import { GraphBuilder } from "../builder.ts";
 import { type Graph, type Value, numel, trainedParams } from "../types.ts";
-import { type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
+import { type Chunk, type ZeroSharding, shardElements, shardGradKey } from "./chunks.ts";
 
 export interface OptimizerOptions {
   /** Compute the global gradient norm (needed for clipping and reported in metrics). */
@@ -102,13 +102,37 @@ function zeroUpdates(b: GraphBuilder, g: Graph, zero: ZeroSharding, norm: Value 
 
 /**
  * ZeRO 2: the global gradient norm from the shards, which together hold the whole averaged gradient
- * once: each rank's sum of squares, summed over the data-parallel ranks.
+ * once: each rank's sum of squares, summed over the data-parallel ranks. Under --tp a chunk holds
+ * tensor-parallel parts only or whole parameters only (chunks.ts, partsApart): the parts' squares are
+ * summed over the tensor-parallel ranks too, and the whole parameters', the same on every one, once.
  */
 function shardedNorm(b: GraphBuilder, g: Graph, zero: ZeroSharding): Value {
-  const shards = zero.chunks.chunks.map((c) => g.grads[shardGradKey(c.index)]);
-  const loc = shards[0].producer.loc;
-  const mine = b.value("sum_squares", shards, {}, loc);
-  const norm = b.value("norm_from_squares", [b.value("all_reduce", [mine], { reduce: "sum", group: "dp" }, loc)], {}, loc);
+  const byName = new Map(g.params.map((p) => [p.name, p]));
+  const isPart = (chunk: Chunk) => {
+    const parts = chunk.params.filter((name) => byName.get(name)!.shard !== undefined).length;
+    if (parts > 0 && parts < chunk.params.length)
+      throw new Error(
+        `internal: ZeRO chunk ${chunk.index} mixes tensor-parallel parts and whole parameters; lay chunks out with partsApart`,
+      );
+    return parts > 0;
+  };
+  const loc = g.grads[shardGradKey(0)].producer.loc;
+  const squares = (chunks: Chunk[]) => {
+    const mine = b.value(
+      "sum_squares",
+      chunks.map((c) => g.grads[shardGradKey(c.index)]),
+      {},
+      loc,
+    );
+    return b.value("all_reduce", [mine], { reduce: "sum", group: "dp" }, loc);
+  };
+  const parts = zero.chunks.chunks.filter(isPart);
+  const whole = zero.chunks.chunks.filter((c) => !isPart(c));
+  const sums = [
+    ...(parts.length > 0 ? [b.value("all_reduce", [squares(parts)], { reduce: "sum" }, loc)] : []),
+    ...(whole.length > 0 ? [squares(whole)] : []),
+  ];
+  const norm = b.value("norm_from_squares", sums, {}, loc);
   b.named.grad_norm = norm;
   return norm;
 }

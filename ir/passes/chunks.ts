@@ -3,9 +3,13 @@
 // a parameter never straddles two chunks, so the capacity must hold the largest one. A chunk is one
 // contiguous range of the host region, so bringing it to the device is one copy, and its parameters'
 // AdamW moments and gradients belong to it too.
+// Under ZeRO 2 and 3 with tensor parallelism the tensor-parallel parts and the whole (replicated)
+// parameters go into separate chunks (`partsApart`): the gradient norm is summed from chunk shards, and
+// a part's squares are summed over the tensor-parallel ranks while a whole parameter's count once, so a
+// shard must hold one kind only (ir/passes/adamw.ts).
 import { SettingError } from "../../base/errors.ts";
 import { formatBytes } from "../../base/units.ts";
-import { type Graph, numel } from "../types.ts";
+import { type Graph, type ParamInfo, numel } from "../types.ts";
 import { alignUp } from "./arena_plan.ts";
 
 export interface Chunk {
@@ -29,32 +33,43 @@ export interface ChunkLayout {
   chosen: "given" | "searched" | "finest";
 }
 
+interface Visited {
+  name: string;
+  bytes: number;
+  /** A tensor-parallel part (the shard pass cut it), not a whole parameter. */
+  part: boolean;
+}
+
 /** Parameters in the order the forward first reads them; any it never reads come last, in state_dict order. */
-export function visitOrder(g: Graph): { name: string; bytes: number }[] {
+export function visitOrder(g: Graph): Visited[] {
   const byValue = new Map(g.params.map((p) => [p.value.id, p]));
   const seen = new Set<string>();
-  const order: { name: string; bytes: number }[] = [];
-  const visit = (name: string, elements: number) => {
-    if (seen.has(name)) return;
-    seen.add(name);
-    order.push({ name, bytes: alignUp(elements * 4) });
+  const order: Visited[] = [];
+  const visit = (p: ParamInfo) => {
+    if (seen.has(p.name)) return;
+    seen.add(p.name);
+    order.push({ name: p.name, bytes: alignUp(numel(p.shape) * 4), part: p.shard !== undefined });
   };
   for (const n of g.nodes)
     for (const v of n.inputs) {
       const p = byValue.get(v.id);
-      if (p) visit(p.name, numel(p.shape));
+      if (p) visit(p);
     }
-  for (const p of g.params) visit(p.name, numel(p.shape));
+  for (const p of g.params) visit(p);
   return order;
 }
 
-function pack(order: readonly { name: string; bytes: number }[], capacity: number): Chunk[] {
+/** In visit order; with `partsApart`, one chunk open for parts and one for whole parameters. */
+function pack(order: readonly Visited[], capacity: number, partsApart: boolean): Chunk[] {
   const chunks: Chunk[] = [];
-  for (const { name, bytes } of order) {
-    let last = chunks.at(-1);
+  const open = new Map<boolean, Chunk>(); // kind (a part or not) -> the chunk being filled
+  for (const { name, bytes, part } of order) {
+    const kind = partsApart && part;
+    let last = open.get(kind);
     if (!last || last.bytes + bytes > capacity) {
       last = { index: chunks.length, params: [], offsets: new Map(), bytes: 0 };
       chunks.push(last);
+      open.set(kind, last);
     }
     last.params.push(name);
     last.offsets.set(name, last.bytes);
@@ -99,13 +114,14 @@ export function finestCapacity(g: Graph): number {
 /**
  * Packs the parameters into chunks. Without a given capacity it searches [L, 2L], L the largest
  * parameter, for the capacity that leaves the least unused space (Gemini's search), preferring the
- * smaller capacity on a tie: smaller chunks let the device hold less at a time.
+ * smaller capacity on a tie: smaller chunks let the device hold less at a time. With `partsApart`, no
+ * chunk holds both a tensor-parallel part and a whole parameter.
  */
-export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "finest" = "given"): ChunkLayout {
+export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "finest" = "given", partsApart = false): ChunkLayout {
   const order = visitOrder(g);
   const largest = order.reduce((best, p) => (p.bytes > best.bytes ? p : best), order[0]);
   const withCapacity = (cap: number, chosen: ChunkLayout["chosen"]): ChunkLayout => {
-    const chunks = pack(order, cap);
+    const chunks = pack(order, cap, partsApart);
     const chunkOf = new Map(chunks.flatMap((c) => c.params.map((name) => [name, c.index] as const)));
     return { capacity: cap, chunks, chunkOf, wasteBytes: chunks.reduce((s, c) => s + cap - c.bytes, 0), chosen };
   };

@@ -19,6 +19,7 @@ void* HostPool::allocate(int64_t bytes, const char* what) {
     throw Error("out of host memory: cannot allocate " + std::to_string(bytes) + " bytes for " + what);
   current_ += bytes;
   if (current_ > peak_) peak_ = current_;
+  if (current_ > marked_peak_) marked_peak_ = current_;
   return p;
 }
 

@@ -15,6 +15,9 @@ class HostPool {
   void release(void* p, int64_t bytes);
   int64_t current_bytes() const { return current_; }
   int64_t peak_bytes() const { return peak_; }
+  // A high-water mark from now on, apart from the run's (a save's own: what it held at once).
+  void mark_peak() { marked_peak_ = current_; }
+  int64_t marked_peak_bytes() const { return marked_peak_; }
   // A cap on the bytes held at once (--host-memory); 0 means none. Going over it is an error.
   void set_limit(int64_t bytes) { limit_ = bytes; }
 
@@ -22,6 +25,7 @@ class HostPool {
   int64_t limit_ = 0;
   int64_t current_ = 0;
   int64_t peak_ = 0;
+  int64_t marked_peak_ = 0;
 };
 
 // An owned array of T from a HostPool, returned to it on destruction. Move-only.

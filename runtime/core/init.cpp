@@ -63,8 +63,12 @@ void fill_full(const ParamDesc& p, int index, float* out, int64_t n, uint64_t se
 
 }  // namespace
 
-void init_whole_parameter(const PlanDesc& plan, int index, float* out, uint64_t seed) {
-  fill_full(plan.params[index], index, out, full_numel(plan.params[index]), seed);
+void init_parameter(const PlanDesc& plan, int index, float* out, uint64_t seed, int rank, HostPool& pool) {
+  const ParamDesc& p = plan.params[index];
+  if (p.shard.axis < 0) return fill_full(p, index, out, p.numel, seed);
+  HostBuffer<float> full(pool, full_numel(p), "a full parameter to initialise a shard from");
+  fill_full(p, index, full.data(), full.size(), seed);
+  take_shard(p, rank, full.data(), out);
 }
 
 void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed, int rank, HostPool& pool) {
@@ -78,10 +82,7 @@ void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64
   // A rank's part of a sharded parameter is cut from the full tensor, drawn whole.
   for (int i = 0; i < plan.nparams; i++) {
     const ParamDesc& p = plan.params[i];
-    if (p.shard.axis < 0) continue;
-    HostBuffer<float> full(pool, full_numel(p), "a full parameter to initialise a shard from");
-    fill_full(p, i, full.data(), full.size(), seed);
-    take_shard(p, rank, full.data(), region(p));
+    if (p.shard.axis >= 0) init_parameter(plan, i, region(p), seed, rank, pool);
   }
 }
 

@@ -14,7 +14,8 @@ namespace stow {
 // part of the full tensor that a single-process run draws (its full tensor is staged in `pool`).
 void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed, int rank, HostPool& pool);
 
-// Parameter `index`'s full tensor into `out`, as init_parameters draws it (ZeRO 3 shards it from there).
-void init_whole_parameter(const PlanDesc& plan, int index, float* out, uint64_t seed);
+// Parameter `index` into `out` as init_parameters draws it: the whole tensor, or under --tp `rank`'s part
+// of it (ZeRO 3 shards its chunk from there).
+void init_parameter(const PlanDesc& plan, int index, float* out, uint64_t seed, int rank, HostPool& pool);
 
 }  // namespace stow

@@ -193,15 +193,16 @@ void pause_for_test() {
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
-                      const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool,
-                      const SaveOptions& options) {
+SafetensorsWriter::SafetensorsWriter(const std::string& path, std::vector<TensorShape> tensors,
+                                     const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool,
+                                     SaveOptions options)
+    : tensors_(std::move(tensors)), options_(std::move(options)), file_(path) {
   std::string json = "{\"__metadata__\":{";
   for (size_t i = 0; i < metadata.size(); i++)
     json += (i ? "," : "") + json_quote(metadata[i].first) + ":" + json_quote(metadata[i].second);
   json += "}";
   int64_t offset = 0;
-  for (const TensorOut& t : tensors) {
+  for (const TensorShape& t : tensors_) {
     int64_t numel = 1;
     for (int64_t d : t.shape) numel *= d;
     int64_t end = offset + 4 * numel;
@@ -216,23 +217,40 @@ void save_safetensors(const std::string& path, const std::vector<TensorOut>& ten
   uint64_t len = json.size();
   for (int i = 0; i < 8; i++) header[i] = char(len >> (8 * i) & 0xFF);
   std::memcpy(header.data() + 8, json.data(), json.size());
+  file_.write(header.data(), size_t(header.size()));
+}
 
-  AtomicFile file(path);
-  file.write(header.data(), size_t(header.size()));
-  for (size_t i = 0; i < tensors.size(); i++) {
-    int64_t numel = 1;
-    for (int64_t d : tensors[i].shape) numel *= d;
-    // Checked tensor by tensor as it is written: a non-finite state leaves the temporary file, which the
+void SafetensorsWriter::write_next(const float* data) {
+  if (next_ >= tensors_.size()) throw Error("internal: more tensors written than the checkpoint header lists");
+  int64_t numel = 1;
+  for (int64_t d : tensors_[next_].shape) numel *= d;
+  write_next([&](const Put& put) { put(data, numel); });
+}
+
+void SafetensorsWriter::write_next(const std::function<void(const Put&)>& pieces) {
+  if (next_ >= tensors_.size()) throw Error("internal: more tensors written than the checkpoint header lists");
+  const TensorShape& t = tensors_[next_];
+  int64_t numel = 1;
+  for (int64_t d : t.shape) numel *= d;
+  int64_t written = 0;
+  pieces([&](const float* data, int64_t n) {
+    // Checked piece by piece as it is written: a non-finite state leaves the temporary file, which the
     // AtomicFile removes, and never replaces a finite checkpoint.
-    const float* data = tensors[i].data != nullptr ? tensors[i].data : tensors[i].load();
-    if (options.require_finite) {
-      int64_t bad = first_non_finite(data, numel);
-      if (bad >= 0) throw NonFiniteError(tensors[i].name, bad, data[bad]);
+    if (options_.require_finite) {
+      int64_t bad = first_non_finite(data, n);
+      if (bad >= 0) throw NonFiniteError(t.name, written + bad, data[bad]);
     }
-    file.write(data, size_t(4 * numel));
-    if (i == 0) pause_for_test();
-  }
-  file.commit(options.also_as);
+    file_.write(data, size_t(4 * n));
+    written += n;
+  });
+  if (written != numel)
+    throw Error("internal: " + std::to_string(written) + " elements written of tensor '" + t.name + "', which has " + std::to_string(numel));
+  if (next_++ == 0) pause_for_test();
+}
+
+void SafetensorsWriter::commit() {
+  if (next_ != tensors_.size()) throw Error("internal: a checkpoint committed before all its tensors were written");
+  file_.commit(options_.also_as);
 }
 
 NonFiniteError::NonFiniteError(const std::string& tensor, int64_t index, float value)

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "atomic_file.h"
 #include "ctx.h"
 #include "host_pool.h"
 
@@ -52,13 +53,10 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-struct TensorOut {
+// A tensor's name and shape in the header: a file's header is written before any tensor's data.
+struct TensorShape {
   std::string name;
   std::vector<int64_t> shape;
-  const float* data;
-  // Where data is null: gives it when the tensor's turn to be written comes (a moment read back from
-  // the disk tier into a buffer each such tensor reuses, so a save never holds them all in memory).
-  std::function<const float*()> load = nullptr;
 };
 
 struct SaveOptions {
@@ -74,10 +72,28 @@ struct NonFiniteError : Error {
   explicit NonFiniteError(const std::string& message) : Error(message) {}
 };
 
-// Writes F32 tensors in the given order with contiguous data offsets, atomically.
-void save_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
-                      const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool,
-                      const SaveOptions& options = {});
+// Writes F32 tensors atomically in the order of `tensors`, with contiguous data offsets: the header at
+// once, then each tensor's data as write_next is given it, so that a caller may make one tensor at a
+// time and never hold them all. Nothing replaces `path` until commit().
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, std::vector<TensorShape> tensors,
+                    const std::vector<std::pair<std::string, std::string>>& metadata, HostPool& pool,
+                    SaveOptions options = {});
+  // The next tensor's data; throws NonFiniteError (under require_finite) or an I/O error.
+  void write_next(const float* data);
+  // The same, in pieces: `pieces` hands `put` each piece in order (its data, its elements).
+  using Put = std::function<void(const float*, int64_t)>;
+  void write_next(const std::function<void(const Put&)>& pieces);
+  // Every tensor written: renames the file over `path`.
+  void commit();
+
+ private:
+  std::vector<TensorShape> tensors_;
+  SaveOptions options_;
+  AtomicFile file_;
+  size_t next_ = 0;
+};
 
 // The index of the first NaN or infinity in data[0, n), or -1.
 int64_t first_non_finite(const float* data, int64_t n);

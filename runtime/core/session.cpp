@@ -62,10 +62,10 @@ struct StowSession {
   // Declared after the host memory its copies and host jobs use, so it finishes them before that memory goes.
   std::unique_ptr<stow::Device> device;
   uint8_t* model_mirror = nullptr;  // host view of the arena's resident model data (Device::mirror)
-  // ZeRO 3: whole parameters on the host while they are saved (zero_staging_bytes).
-  std::unique_ptr<stow::HostBuffer<uint8_t>> zero_staging;
   std::unique_ptr<stow::NodeProfile> profile;
   std::vector<double> profiled_step_seconds;
+  // The most host memory the last save held at once beyond what was in use when it began (a metric).
+  int64_t save_host_bytes = 0;
   int64_t session_steps = 0;  // steps this session has taken (a resumed run starts again at 0)
   int64_t step = 0;           // steps taken so far (including those of a resumed checkpoint)
   int64_t data_position = 0;  // the checkpoint's position, kept for sessions without data
@@ -84,10 +84,6 @@ struct StowSession {
   float* disk_stage() { return reinterpret_cast<float*>(host->data() + plan->disk_stage); }
   static int64_t disk_moment_bytes(const stow::ParamDesc& p) {
     return (4 * p.numel + stow::DiskTier::kBlock - 1) / stow::DiskTier::kBlock * stow::DiskTier::kBlock;
-  }
-  // A parameter, whole, to save: in its model data, or at ZeRO 3 in the staging buffer.
-  float* param_at(const stow::ParamDesc& p) {
-    return plan->zero == 3 ? reinterpret_cast<float*>(zero_staging->data() + p.offset) : model_at(p.offset, p.on_host);
   }
   // A value the device computed, read on the host.
   float read_float(int64_t offset) {
@@ -131,25 +127,15 @@ void validate_options(const StowOptions& o, const stow::PlanDesc& plan) {
                 " but this plan was compiled without gradient clipping; rebuild it with clipping or pass 0");
 }
 
-// ZeRO 3: the host staging buffer's size, where whole parameters are assembled: the chunks back to back,
-// each padded to the data-parallel ranks' shards (codegen/backends/cpu/emit.ts zeroStagedOffsets).
+// ZeRO 3: the extent of the whole parameters laid out as their chunks, back to back, each padded to the
+// data-parallel ranks' shards (codegen/backends/cpu/emit.ts zeroStagedOffsets): ParamDesc::offset is a
+// parameter's place in it, and a chunk's offset its place, as initialising, loading and saving see them.
 int64_t zero_staging_bytes(const stow::PlanDesc& plan) {
   if (plan.zero != 3) return 0;
   int64_t end = 0;
   for (int i = 0; i < plan.nzero_chunks; i++)
     end = std::max(end, plan.zero_chunks[i].offset + 4 * plan.dp * plan.zero_chunks[i].shard);
   return end;
-}
-
-// ZeRO 3: each chunk's parameters from every data-parallel rank's shard, gathered whole on the first
-// into the staging buffer. Every rank takes part; only the first keeps.
-void gather_zero_params(StowSession& s) {
-  const bool keeper = s.ctx.dp_rank == 0;
-  if (keeper) s.zero_staging = std::make_unique<stow::HostBuffer<uint8_t>>(s.pool, zero_staging_bytes(*s.plan), "whole parameters to save");
-  for (int i = 0; i < s.plan->nzero_chunks; i++) {
-    const stow::ZeroChunkDesc& c = s.plan->zero_chunks[i];
-    s.dp_group->gather(s.model_at(c.shard_offset, c.on_host), keeper ? s.zero_staging->data() + c.offset : nullptr, 4 * c.shard, 0);
-  }
 }
 
 // A broken plan is a compiler bug, but it is cheaper to say so here than to debug a wild write.
@@ -166,7 +152,7 @@ void validate_plan(const stow::PlanDesc* plan) {
   auto inside = inside_of(plan->arena_bytes, "arena");
   auto inside_host = inside_of(plan->host_bytes, "host region");
   auto inside_disk = inside_of(plan->disk_bytes, "disk tier");
-  auto inside_staging = inside_of(zero_staging_bytes(*plan), "ZeRO 3 staging buffer");
+  auto inside_staging = inside_of(zero_staging_bytes(*plan), "ZeRO 3 layout of whole parameters");
   if (plan->vocab <= 0 || plan->arena_bytes <= 0) throw Error("internal: plan with no vocabulary or no arena");
   if (plan->ranks < 1) throw Error("internal: plan with no ranks");
   for (int i = 0; i < plan->nparams; i++) {
@@ -463,7 +449,7 @@ void open_session(StowSession& s, const StowOptions& o) {
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   // ZeRO 3: whole parameters are made on the host a chunk at a time, each rank keeping its shard of them.
   if (s.plan->zero == 3) {
-    shard_zero_params(s, [&](int i, float* whole) { stow::init_whole_parameter(*s.plan, i, whole, o.seed); });
+    shard_zero_params(s, [&](int i, float* whole) { stow::init_parameter(*s.plan, i, whole, o.seed, s.ctx.rank, s.pool); });
   } else {
     stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
     for (int i = 0; i < s.plan->nparams; i++)
@@ -502,16 +488,18 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
 // mark, the parameter bytes it holds, its collectives' calls and bytes, and its host pool's high-water
-// mark (offloaded model data, data buffers, staging).
+// mark (offloaded model data, data buffers, staging), and the host memory the last save held beyond what
+// was in use when it began (0 before any save).
 // Ranks in world order (data-parallel index * tp + tensor-parallel index).
-constexpr int kRankFields = 5;
+constexpr int kRankFields = 6;
 std::string rank_metrics(StowSession& s) {
-  const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes()};
+  const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes(),
+                                     s.save_host_bytes};
   const int world = s.comm->size();
   std::vector<int64_t> all(kRankFields * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
   const char* names[kRankFields] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes",
-                                    "rank_host_peak_bytes"};
+                                    "rank_host_peak_bytes", "rank_save_host_bytes"};
   std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
   if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
@@ -626,113 +614,162 @@ std::string model_metadata(const StowSession& s, const std::string& checkpoint) 
   return json + "\"config\":" + s.plan->config_json + "}";
 }
 
-// ZeRO: each chunk's moments from every data-parallel rank's shard, gathered on the first, and cut into
-// each parameter's (this tensor-parallel rank's part of it). Every rank takes part; only the first keeps.
-std::vector<stow::HostBuffer<float>> gather_zero_moments(StowSession& s) {
-  const stow::PlanDesc& plan = *s.plan;
-  const bool keeper = s.ctx.dp_rank == 0;
-  std::vector<stow::HostBuffer<float>> moments(2 * size_t(plan.nparams));
-  for (int k = 0; k < plan.nzero_chunks; k++) {
-    const stow::ZeroChunkDesc& c = plan.zero_chunks[k];
-    for (int which = 0; which < 2; which++) {
-      stow::HostBuffer<float> whole;
-      if (keeper) whole = stow::HostBuffer<float>(s.pool, plan.dp * c.shard, "a ZeRO chunk's moments to save");
-      s.dp_group->gather(s.model_at(which == 0 ? c.m_offset : c.v_offset, c.on_host), whole.data(), 4 * c.shard, 0);
-      if (!keeper) continue;
-      for (int i = 0; i < plan.nparams; i++) {
-        const stow::ParamDesc& p = plan.params[i];
-        int64_t at = 0;
-        if (&zero_chunk_of(plan, p, &at) != &c) continue;
-        moments[2 * i + which] = stow::HostBuffer<float>(s.pool, p.numel, "a parameter's moment to save");
-        std::memcpy(moments[2 * i + which].data(), whole.data() + at, size_t(p.numel) * 4);
-      }
-    }
+// What a checkpoint holds of a parameter: the parameter itself or one of its AdamW moments.
+enum class Kept { Param, FirstMoment, SecondMoment };
+
+struct SavedTensor {
+  std::string name;
+  int param;
+  Kept kept;
+};
+
+// The tensors of a checkpoint in the order they are written: the parameters, then the first moments,
+// then the second. Under ZeRO each kind goes chunk by chunk (a chunk's parameters in their order in
+// it), so that each chunk is gathered once; a reader finds tensors by name.
+std::vector<SavedTensor> saved_tensors(const stow::PlanDesc& plan) {
+  std::vector<int> order(size_t(plan.nparams));
+  for (int i = 0; i < plan.nparams; i++) order[size_t(i)] = i;
+  if (plan.zero > 0) {
+    auto place = [&](int i) {
+      int64_t at = 0;
+      const stow::ZeroChunkDesc& c = zero_chunk_of(plan, plan.params[i], &at);
+      return std::pair{&c - plan.zero_chunks, at};
+    };
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return place(a) < place(b); });
   }
-  return moments;
+  std::vector<SavedTensor> tensors;
+  for (int i : order) tensors.push_back({plan.params[i].name, i, Kept::Param});
+  for (const auto& [prefix, kept] : {std::pair{"opt.m.", Kept::FirstMoment}, std::pair{"opt.v.", Kept::SecondMoment}})
+    for (int i : order) {
+      const stow::ParamDesc& p = plan.params[i];
+      if (plan.zero > 0 || (kept == Kept::FirstMoment ? p.m_offset : p.v_offset) >= 0)
+        tensors.push_back({prefix + std::string(p.name), i, kept});
+    }
+  return tensors;
 }
 
-// Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree:
-// rank 0 gathers every rank's part of each sharded tensor and writes the file; the other ranks only
-// send their parts.
+// ZeRO: the chunk a tensor being saved lies in, whole, gathered from every data-parallel rank's shard
+// onto the first. The chunk gathered before is freed first, so no rank holds more than one chunk beyond
+// its own shards. Every rank of a data-parallel group asks for the same chunks in the same order.
+class ChunkGathers {
+ public:
+  explicit ChunkGathers(StowSession& s) : s_(s) {}
+  // This tensor-parallel rank's part of a parameter or moment, on the first data-parallel rank (null elsewhere).
+  const float* part(const stow::ParamDesc& p, Kept kept) {
+    int64_t at = 0;
+    const stow::ZeroChunkDesc& c = zero_chunk_of(*s_.plan, p, &at);
+    if (&c != chunk_ || kept != kept_) {
+      whole_.reset();
+      const bool keeper = s_.ctx.dp_rank == 0;
+      if (keeper) whole_ = stow::HostBuffer<float>(s_.pool, s_.plan->dp * c.shard, "a ZeRO chunk to save");
+      const int64_t shard = kept == Kept::Param ? c.shard_offset : kept == Kept::FirstMoment ? c.m_offset : c.v_offset;
+      s_.dp_group->gather(s_.model_at(shard, c.on_host), keeper ? whole_.data() : nullptr, 4 * c.shard, 0);
+      chunk_ = &c;
+      kept_ = kept;
+    }
+    return whole_.data() == nullptr ? nullptr : whole_.data() + at;
+  }
+
+ private:
+  StowSession& s_;
+  const stow::ZeroChunkDesc* chunk_ = nullptr;
+  Kept kept_ = Kept::Param;
+  stow::HostBuffer<float> whole_;
+};
+
+// Checkpoints hold whole tensors under nanoGPT names and shapes, whatever the tensor-parallel degree and
+// ZeRO stage, made one at a time: the first data-parallel rank gathers a ZeRO chunk's shards, the
+// tensor-parallel ranks send world rank 0 their parts of a sharded tensor, and it writes the whole
+// tensor from them, run by run, before the next is made. Every rank walks the same tensors in the same order, so the
+// collectives match; a writer that fails walks on without writing, and says so at the end.
 void save(StowSession& s, const std::string& path, int keep) {
   if (!s.at_step_boundary)
     throw Error("not saved: step " + std::to_string(s.step + 1) + " failed half-way, so the state in memory is no step's; " +
                 "the last checkpoint written stays as it was");
+  s.pool.mark_peak();
+  const int64_t held_before = s.pool.current_bytes();
   s.model_mirror = s.device->mirror(resident_model_bytes(*s.plan));
   struct Release {
     stow::Device& device;
     ~Release() { device.release_mirror(); }
   } release{*s.device};
   s.device->pull_mirror();
-  // ZeRO: the moments are sharded over the data-parallel ranks; the first gathers each chunk's, whole.
-  std::vector<stow::HostBuffer<float>> zero_moments;  // per parameter: m, then v (on data-parallel rank 0)
-  if (s.plan->zero > 0) zero_moments = gather_zero_moments(s);
-  if (s.plan->zero == 3) gather_zero_params(s);
-  struct ReleaseStaging {
-    StowSession& s;
-    ~ReleaseStaging() { s.zero_staging.reset(); }
-  } release_staging{s};
-  // Data-parallel replicas hold the same parameters: the first gathers and writes them, the others are done.
-  if (s.ctx.dp_rank != 0) return;
-  const bool writer = s.ctx.rank == 0;
-  std::vector<stow::TensorOut> tensors;
-  std::vector<stow::HostBuffer<float>> staged;  // whole tensors assembled from the ranks' parts
-  auto add_local = [&](const std::string& name, const stow::ParamDesc& p, const float* local) {
-    if (p.shard.axis < 0) {
-      if (writer) tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), local});
-      return;
+  const stow::PlanDesc& plan = *s.plan;
+  const std::vector<SavedTensor> tensors = saved_tensors(plan);
+  const bool writer = s.comm->rank() == 0;
+  std::unique_ptr<stow::SafetensorsWriter> file;
+  std::string failure;
+  bool non_finite = false;
+  if (writer) {
+    std::vector<stow::TensorShape> shapes;
+    for (const SavedTensor& t : tensors) shapes.push_back({t.name, stow::full_shape(plan.params[t.param])});
+    int64_t position = s.data ? s.data->position() : s.step_data ? s.step_data->position() : s.data_position;
+    stow::remove_stale_temps(path);
+    stow::SaveOptions options;
+    options.require_finite = true;
+    if (keep > 1) options.also_as = stow::step_copy_name(path, s.step);
+    try {
+      file = std::make_unique<stow::SafetensorsWriter>(path, std::move(shapes),
+                                                       std::vector<std::pair<std::string, std::string>>{
+                                                           {"format", "pt"},
+                                                           {"step", std::to_string(s.step)},
+                                                           {"data_position", std::to_string(position)},
+                                                           {"model", model_metadata(s, path)},
+                                                           {"seed", std::to_string(s.opts.seed)}},
+                                                       s.pool, options);
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
-    stow::HostBuffer<float> parts;
-    if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
-    s.tp_host->gather(local, parts.data(), 4 * p.numel, 0);
-    if (!writer) return;
-    stow::HostBuffer<float> full(s.pool, stow::full_numel(p), "a whole tensor to save");
-    for (int r = 0; r < s.ctx.ranks; r++) stow::put_shard(p, r, parts.data() + r * p.numel, full.data());
-    tensors.push_back({name, stow::full_shape(p), full.data()});
-    staged.push_back(std::move(full));
-  };
-  auto add = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    add_local(name, p, s.model_at(offset, p.on_host));
-  };
-  // A moment in the disk tier is read back into the staging buffer when its turn to be written comes.
-  auto add_moment = [&](const std::string& name, const stow::ParamDesc& p, int64_t offset) {
-    if (!p.moments_on_disk) return add(name, p, offset);
-    if (!writer) return;
-    tensors.push_back({name, std::vector<int64_t>(p.shape, p.shape + p.rank), nullptr, [&s, &p, offset] {
-                         s.disk->read(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
-                         return static_cast<const float*>(s.disk_stage());
-                       }});
-  };
-  for (int i = 0; i < s.plan->nparams; i++) add_local(s.plan->params[i].name, s.plan->params[i], s.param_at(s.plan->params[i]));
-  for (int i = 0; i < s.plan->nparams; i++)
-    if (s.plan->params[i].m_offset >= 0)
-      add_moment(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].m_offset);
-  for (int i = 0; i < s.plan->nparams; i++)
-    if (s.plan->params[i].v_offset >= 0)
-      add_moment(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], s.plan->params[i].v_offset);
-  if (s.plan->zero > 0) {
-    for (int i = 0; i < s.plan->nparams; i++) add_local(std::string("opt.m.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i].data());
-    for (int i = 0; i < s.plan->nparams; i++)
-      add_local(std::string("opt.v.") + s.plan->params[i].name, s.plan->params[i], zero_moments[2 * i + 1].data());
+  }
+  ChunkGathers chunks(s);
+  stow::HostBuffer<float> parts;  // the tensor being saved, as every tensor-parallel rank's part of it
+  for (const SavedTensor& t : tensors) {
+    const stow::ParamDesc& p = plan.params[t.param];
+    parts.reset();
+    // This tensor-parallel rank's part, on the first data-parallel rank (the other replicas hold the same).
+    const float* local = nullptr;
+    if (plan.zero > 0 && (t.kept != Kept::Param || plan.zero == 3)) {
+      local = chunks.part(p, t.kept);
+    } else if (s.ctx.dp_rank == 0) {
+      const int64_t offset = t.kept == Kept::Param ? p.offset : t.kept == Kept::FirstMoment ? p.m_offset : p.v_offset;
+      if (t.kept != Kept::Param && p.moments_on_disk) {
+        // Read back into the staging buffer of the disk tier (one process: no other rank waits).
+        s.disk->read(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
+        local = s.disk_stage();
+      } else {
+        local = s.model_at(offset, p.on_host);
+      }
+    }
+    if (s.ctx.dp_rank != 0) continue;
+    const float* mine = local;  // the parts: this rank's alone, or every tensor-parallel rank's, rank 0's first
+    if (p.shard.axis >= 0) {
+      if (writer) parts = stow::HostBuffer<float>(s.pool, p.numel * s.ctx.ranks, "the ranks' parts of a tensor to save");
+      s.tp_host->gather(local, parts.data(), 4 * p.numel, 0);
+      mine = parts.data();
+    }
+    if (!writer || !failure.empty()) continue;
+    try {
+      // Written whole, in runs of the ranks' parts.
+      file->write_next([&](const stow::SafetensorsWriter::Put& put) {
+        stow::for_each_full_run(p, s.ctx.ranks, [&](int rank, int64_t at, int64_t n) { put(mine + rank * p.numel + at, n); });
+      });
+    } catch (const stow::NonFiniteError& e) {
+      failure = std::string("not saved: the state after step ") + std::to_string(s.step) + "'s update is not finite (" +
+                e.what() + "); " + path + " stays as it was";
+      non_finite = true;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  parts.reset();
+  s.save_host_bytes = s.pool.marked_peak_bytes() - held_before;
+  if (!failure.empty()) {
+    file.reset();  // removes the temporary file
+    if (non_finite) throw stow::NonFiniteError(failure);
+    throw Error(failure);
   }
   if (!writer) return;
-  int64_t position = s.data ? s.data->position() : s.step_data ? s.step_data->position() : s.data_position;
-  stow::remove_stale_temps(path);
-  stow::SaveOptions options;
-  options.require_finite = true;
-  if (keep > 1) options.also_as = stow::step_copy_name(path, s.step);
-  try {
-    stow::save_safetensors(path, tensors,
-                           {{"format", "pt"},
-                            {"step", std::to_string(s.step)},
-                            {"data_position", std::to_string(position)},
-                            {"model", model_metadata(s, path)},
-                            {"seed", std::to_string(s.opts.seed)}},
-                           s.pool, options);
-  } catch (const stow::NonFiniteError& e) {
-    throw stow::NonFiniteError("not saved: the state after step " + std::to_string(s.step) + "'s update is not finite (" +
-                               e.what() + "); " + path + " stays as it was");
-  }
+  file->commit();
   if (keep > 1) stow::prune_step_copies(path, keep);
 }
 

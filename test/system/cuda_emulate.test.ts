@@ -128,10 +128,11 @@ describe("the emulated CUDA target", () => {
     expectClose(losses(tp2), losses(cpuTiny), 1e-5);
   });
 
-  test("--dp 2 --tp 2 through the NCCL stand-in (a communicator per group): the CPU backend's losses, peaks as planned", () => {
-    // The global batch is tiny's 4 at every degree: each data-parallel rank runs 2 sequences of it.
-    const mesh = [...tiny, ...emulated("fp32"), "--dp", "2", "--tp", "2", "--threads", "1"];
-    const run = train(mesh, "emulated-tiny-dp2tp2");
+  test("--dp 2 --tp 2 --zero 3 through the NCCL stand-in (a communicator per group): the CPU backend's losses, peaks as planned", () => {
+    // The global batch is tiny's 4 at every degree: each data-parallel rank runs 2 sequences of it, and
+    // each tp rank's part of every chunk is sharded over its data-parallel group.
+    const mesh = [...tiny, ...emulated("fp32"), "--dp", "2", "--tp", "2", "--zero", "3", "--threads", "1"];
+    const run = train(mesh, "emulated-tiny-dp2tp2-zero3");
     expectClose(losses(run), losses(cpuTiny), 1e-5);
     const plan = planJson(mesh);
     for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(4).fill(plan.device_peak_bytes));

@@ -27,17 +27,32 @@ const train = (flags: string[], name: string): Metrics =>
 const losses = (m: Metrics) => m.map((s) => s.loss as number);
 const norms = (m: Metrics) => m.map((s) => s.grad_norm as number);
 
+/** A run saving at step 5 and 10, and keeping both: `saved(name, 5)` resumes halfway. */
+const saving = (name: string) => ["--save", path.join(dir, `${name}.safetensors`), "--save-every", "5", "--keep", "2"];
+const saved = (name: string, step: number) => path.join(dir, `${name}.step${step}.safetensors`);
+
+/** `make` run once, by whichever test needs it first. */
+function once<T>(make: () => T): () => T {
+  let made: { value: T } | undefined;
+  return () => (made ??= { value: make() }).value;
+}
+
 let dp1: Metrics;
 let dp2: Metrics;
+// Runs that tests share: their halfway checkpoints are resumed at other degrees.
+const zero3Flags = ["--dp", "2", "--zero", "3"];
+const dp2zero3 = once(() => train([...zero3Flags, ...saving("dp2zero3")], "dp2zero3"));
+const meshFlags = ["--dp", "2", "--tp", "2", "--zero", "3"];
+const dp2tp2zero3 = once(() => train([...meshFlags, ...saving("dp2tp2zero3")], "dp2tp2zero3"));
 
 beforeAll(() => {
   writeTokenFile(data, makeMarkovCorpus({ vocab: 512, k: 2, length: 100_000, seed: 3 }).tokens);
-  dp1 = train([], "dp1");
+  dp1 = train(saving("dp1"), "dp1");
   dp2 = train(["--dp", "2"], "dp2");
 });
 
-/** Each rank's measured device peak and collective calls and bytes equal what `stow plan` predicts. */
-function expectAsPlanned(run: Metrics, flags: string[]): void {
+/** Each rank's measured device peak and collective calls and bytes equal what `stow plan` predicts; that plan's figures. */
+function expectAsPlanned(run: Metrics, flags: string[]) {
   const plan = stowPlanJson([...tiny, ...flags]);
   const r = plan.data_parallel;
   for (const m of run) {
@@ -46,6 +61,7 @@ function expectAsPlanned(run: Metrics, flags: string[]): void {
     expect(m.rank_comm_calls).toEqual(Array(r.ranks).fill(r.collective_calls_per_step));
     expect(m.rank_comm_bytes).toEqual(Array(r.ranks).fill(r.collective_bytes_per_step));
   }
+  return r;
 }
 
 describe("data parallelism over MPI ranks", () => {
@@ -99,12 +115,11 @@ describe("data parallelism over MPI ranks", () => {
   });
 
   test("--dp 2 --zero 3: parameters sharded by chunk and gathered for use; the losses of one rank; memory and bytes as planned", () => {
-    const flags = ["--dp", "2", "--zero", "3"];
-    const run = train(flags, "dp2zero3");
+    const flags = zero3Flags;
+    const run = dp2zero3();
     expectRelativelyClose(losses(run), losses(dp1), "dp 2 zero 3", 1e-6);
     expectRelativelyClose(norms(run), norms(dp2), "dp 2 zero 3 gradient norm", 1e-6);
-    expectAsPlanned(run, flags);
-    const plan = stowPlanJson([...tiny, ...flags]).data_parallel;
+    const plan = expectAsPlanned(run, flags);
     const one = stowPlanJson(tiny).data_parallel;
     // The runtime holds only its shards of the parameters between steps.
     for (const m of run) expect(m.rank_param_bytes).toEqual(plan.rank_held_param_bytes);
@@ -115,6 +130,10 @@ describe("data parallelism over MPI ranks", () => {
     // Per chunk a reduce-scatter and a gather for each of the forward and the backward; the loss's mean
     // and the norm's sum of squares.
     expect(plan.dp_collective_calls_per_step).toBe(3 * plan.chunk_shards.length + 2);
+    // Saving gathers one chunk at a time on the first data-parallel rank, the largest at most; the other
+    // only sends its shards (measured after the save at step 5).
+    expect(run[4].rank_save_host_bytes).toEqual([0, 0]);
+    for (const m of run.slice(5)) expect(m.rank_save_host_bytes).toEqual([chunkBytes, 0]);
   });
 
   test("--dp 2 --zero 3 with model data offloaded: each rank holds half of one rank's host model data; the losses of one rank", () => {
@@ -144,11 +163,30 @@ describe("data parallelism over MPI ranks", () => {
         expect((runOne[0].host_peak_bytes as number) - peak).toBeGreaterThanOrEqual(planOne.host_bytes / 2 - chunkBytes);
   });
 
-  test("--dp 2 --tp 2 (4 ranks): the losses of one rank at the same global batch; peaks and bytes as planned", () => {
-    const run = train(["--dp", "2", "--tp", "2"], "dp2tp2");
-    // Tensor parallelism sums in another order (tp.test.ts allows 1e-5); data parallelism adds only its mean.
-    expectRelativelyClose(losses(run), losses(dp1), "dp 2 x tp 2", 1e-5);
-    expectAsPlanned(run, ["--dp", "2", "--tp", "2"]);
+  test("--dp 2 --tp 2 --zero 3 (4 ranks): the losses of one rank; memory and bytes as planned; saved a chunk at a time; resumed at dp 1 x tp 1 and the reverse", () => {
+    const run = dp2tp2zero3();
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 x tp 2 zero 3", 1e-6);
+    // The norm sums the tensor-parallel parts' squares over the tp ranks and the whole parameters' once.
+    expectRelativelyClose(norms(run), norms(dp1), "dp 2 x tp 2 zero 3 gradient norm", 1e-6);
+    const plan = expectAsPlanned(run, meshFlags);
+    for (const m of run) expect(m.rank_param_bytes).toEqual(plan.rank_held_param_bytes);
+    // Saving: the first data-parallel rank of each tp index gathers one chunk of its part at a time; world
+    // rank 0 also holds the ranks' parts of the tensor it writes (here, without padding, the whole
+    // tensor's bytes). The second data-parallel rank only sends.
+    const chunkBytes = Math.max(...plan.chunk_shards.map((c: { bytes: number }) => c.bytes));
+    const whole = [...readSafetensorsHeader(saved("dp1", 5)).tensors.values()];
+    const tensorBytes = Math.max(...whole.map((t) => t.byteRange[1] - t.byteRange[0]));
+    const [writer, ...others] = run[5].rank_save_host_bytes as number[];
+    expect(others).toEqual([chunkBytes, 0, 0]);
+    expect(writer).toBeGreaterThanOrEqual(chunkBytes);
+    expect(writer).toBeLessThanOrEqual(chunkBytes + tensorBytes);
+
+    // Saved halfway at dp 2 x tp 2, resumed at dp 1 x tp 1; and the reverse.
+    const one = train(["--resume", saved("dp2tp2zero3", 5)], "dp2tp2zero3-resumed-at-dp1");
+    expect(one.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
+    expectRelativelyClose(losses(one), losses(dp1).slice(5), "saved at dp 2 x tp 2 zero 3, resumed at dp 1", 1e-6);
+    const mesh = train([...meshFlags, "--resume", saved("dp1", 5)], "dp1-resumed-at-dp2tp2zero3");
+    expectRelativelyClose(losses(mesh), losses(dp1).slice(5), "saved at dp 1, resumed at dp 2 x tp 2 zero 3", 1e-6);
   });
 
   test("--grad-accum 2, alone and with --dp 2: the losses of one step over the whole batch; peaks and bytes as planned", () => {
@@ -165,17 +203,12 @@ describe("data parallelism over MPI ranks", () => {
   });
 
   test("checkpoints stay whole: saved at dp 2 with sharded parameters and moments, resumed at dp 1, and the reverse", () => {
-    const saved = path.join(dir, "dp2-half.safetensors");
-    const first = train(["--dp", "2", "--zero", "3", "--stop-after", "5", "--save", saved], "dp2-first-half");
-    expectRelativelyClose(losses(first), losses(dp1).slice(0, 5), "dp 2 zero 3, first half", 1e-6);
-    const second = train(["--resume", saved], "dp1-second-half");
+    dp2zero3();
+    const second = train(["--resume", saved("dp2zero3", 5)], "dp2zero3-resumed-at-dp1");
     expect(second.map((m) => m.step)).toEqual([6, 7, 8, 9, 10]);
     // Wrong moments would change every update after the resume.
     expectRelativelyClose(losses(second), losses(dp1).slice(5), "resumed at dp 1", 1e-6);
-
-    const one = path.join(dir, "dp1-half.safetensors");
-    train(["--stop-after", "5", "--save", one], "dp1-first-half");
-    const sharded = train(["--dp", "2", "--zero", "3", "--resume", one], "dp2-second-half");
+    const sharded = train([...zero3Flags, "--resume", saved("dp1", 5)], "dp1-resumed-at-dp2zero3");
     expectRelativelyClose(losses(sharded), losses(dp1).slice(5), "resumed at dp 2 zero 3", 1e-6);
   });
 
@@ -211,8 +244,6 @@ describe("data parallelism over MPI ranks", () => {
     refused(["--dp", "3"], /--batch 4 is the global batch; it must split evenly over --dp 3 micro-batches, and 3 does not divide it/);
     refused(["--zero", "1"], /--zero 1 shards over data-parallel ranks, but there is one: give --dp 2 or more/);
     refused(["--dp", "2", "--zero", "4"], /--zero must be 0, 1, 2 or 3/);
-    refused(["--dp", "2", "--tp", "2", "--zero", "2"], /--zero 2 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
-    refused(["--dp", "2", "--tp", "2", "--zero", "3"], /--zero 3 is not combined with --tp yet: use --zero 1 \(the gradient norm/);
     refused(
       ["--dp", "2", "--device-memory", "1MiB"],
       /model data was not offloaded to the host: under --dp 2 each rank offloads only its own shard of the model data, which needs --zero 3/,

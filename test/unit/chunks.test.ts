@@ -30,10 +30,10 @@ describe("chunk layout", () => {
 
   it("visits parameters in the order the forward first reads them, with aligned sizes", () => {
     expect(visitOrder(g)).toEqual([
-      { name: "c", bytes: 448 },
-      { name: "a", bytes: 64 },
-      { name: "d", bytes: 64 },
-      { name: "b", bytes: 192 },
+      { name: "c", bytes: 448, part: false },
+      { name: "a", bytes: 64, part: false },
+      { name: "d", bytes: 64, part: false },
+      { name: "b", bytes: 192, part: false },
     ]);
   });
 
@@ -51,6 +51,26 @@ describe("chunk layout", () => {
     ]);
     expect(layout.wasteBytes).toBe(0 + 256);
     expect(layout.chunkOf.get("b")).toBe(1);
+  });
+
+  it("keeps tensor-parallel parts and whole parameters in separate chunks when asked, each kind in visit order", () => {
+    // c and d as if the shard pass had cut them (ZeRO 2 and 3 under --tp sum the norm by chunk shard).
+    const cut = new Set(["c", "d"]);
+    const shard = { axis: 0, groups: 1, full: 0, ranks: 2 };
+    const withParts = { ...g, params: g.params.map((p) => (cut.has(p.name) ? { ...p, shard: { ...shard, full: 2 * p.shape[0] } } : p)) };
+    expect(layoutChunks(withParts, 512).chunks.map((c) => c.params)).toEqual([
+      ["c", "a"],
+      ["d", "b"],
+    ]);
+    const apart = layoutChunks(withParts, 512, "given", true);
+    expect(apart.chunks.map((c) => c.params)).toEqual([
+      ["c", "d"],
+      ["a", "b"],
+    ]);
+    expect([...apart.chunks[1].offsets]).toEqual([
+      ["a", 0],
+      ["b", 64],
+    ]);
   });
 
   it("refuses a capacity below the largest parameter, naming it", () => {
