@@ -4,15 +4,16 @@
 // backend the arena is ordinary RAM.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../../base/errors.ts";
 import { cacheDir } from "../../base/paths.ts";
-import { tempPathFor, writeFileAtomic } from "../util/atomic_write.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
 import type { Machine } from "../../ir/cost_model.ts";
 import { measuredMpiLink } from "./mpi_link.ts";
+import { probeBinary } from "./probe_binary.ts";
 import type { Target } from "./target.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -102,25 +103,10 @@ function probeMachine(probe: ProbeResult): Machine {
 }
 
 function runProbe(dir: string, key: string, threads: number, diskPath: string | undefined, env = process.env): ProbeResult {
-  const binary = probeBinary(dir, key);
-  const args = [String(threads), String(REPEATS), ...(diskPath ? [diskPath] : [])];
-  const run = spawnSync(binary, args, { encoding: "utf8", env });
-  if (run.error || run.status !== 0)
-    throw new UserError(
-      `--target cpu${diskPath ? ` with --disk-path ${diskPath}` : ""}: the machine probe failed: ${run.error?.message ?? run.stderr.trim()}`,
-    );
-  return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ProbeResult;
-}
-
-/** The probe, built once per key (a C++ build of a few seconds; a fresh measurement reuses it). */
-function probeBinary(dir: string, key: string): string {
-  const binary = path.join(dir, `cpu_probe-${key}`);
-  if (existsSync(binary)) return binary;
-  mkdirSync(dir, { recursive: true });
-  const tmp = tempPathFor(binary);
-  const build = spawnSync(
-    "g++",
-    [
+  const binary = probeBinary({
+    binary: path.join(dir, `cpu_probe-${key}`),
+    compiler: "g++",
+    args: [
       "-O3",
       "-march=native",
       "-fno-math-errno",
@@ -129,16 +115,15 @@ function probeBinary(dir: string, key: string): string {
       `-I${RUNTIME}`,
       ...PROBE_SOURCES.filter((f) => f.endsWith(".cpp")),
       ...KERNELS.map((f) => path.join(RUNTIME, f)),
-      "-o",
-      tmp,
       "-lopenblas",
     ],
-    { encoding: "utf8" },
-  );
-  if (build.error || build.status !== 0) {
-    rmSync(tmp, { force: true });
-    throw new UserError(`--target cpu: cannot build the machine probe (g++ with OpenBLAS): ${build.error?.message ?? build.stderr.trim()}`);
-  }
-  renameSync(tmp, binary); // atomic, as the cached measurement
-  return binary;
+    what: "the machine probe (g++ with OpenBLAS)",
+  });
+  const args = [String(threads), String(REPEATS), ...(diskPath ? [diskPath] : [])];
+  const run = spawnSync(binary, args, { encoding: "utf8", env });
+  if (run.error || run.status !== 0)
+    throw new UserError(
+      `--target cpu${diskPath ? ` with --disk-path ${diskPath}` : ""}: the machine probe failed: ${run.error?.message ?? run.stderr.trim()}`,
+    );
+  return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as ProbeResult;
 }

@@ -3,14 +3,15 @@
 // machine's other measurements, keyed by CPU model, rank count and the probe's source, so it runs once.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { UserError } from "../../base/errors.ts";
 import { cacheDir } from "../../base/paths.ts";
 import type { NetworkLink } from "../../ir/cost_model.ts";
-import { tempPathFor, writeFileAtomic } from "../util/atomic_write.ts";
+import { writeFileAtomic } from "../util/atomic_write.ts";
 import { mpirunArgs } from "../util/mpirun.ts";
+import { probeBinary } from "./probe_binary.ts";
 
 const PROBE_SOURCE = path.join(path.dirname(fileURLToPath(import.meta.url)), "mpi_probe.cpp");
 const REPEATS = 30;
@@ -30,7 +31,13 @@ export function measuredMpiLink(ranks: number, cpuModel: string): NetworkLink {
   if (existsSync(cached)) {
     return fitRing(JSON.parse(readFileSync(cached, "utf8")) as MpiProbeResult);
   }
-  const probe = runProbe(probeBinary(dir, key), ranks);
+  const binary = probeBinary({
+    binary: path.join(dir, `mpi_probe-${key}`),
+    compiler: "mpicxx",
+    args: ["-O2", "-std=c++17", PROBE_SOURCE],
+    what: "the MPI link probe (mpicxx; npm run setup installs OpenMPI)",
+  });
+  const probe = runProbe(binary, ranks);
   const link = fitRing(probe); // kept only when it fits, so that a rerun measures again
   writeFileAtomic(cached, JSON.stringify(probe) + "\n");
   return link;
@@ -61,21 +68,4 @@ function runProbe(binary: string, ranks: number): MpiProbeResult {
   if (run.error || run.status !== 0)
     throw new UserError(`--target cpu: the MPI link probe (mpirun, ${ranks} ranks) failed: ${run.error?.message ?? run.stderr.trim()}`);
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as MpiProbeResult;
-}
-
-/** The probe, built once per key with MPI's wrapper compiler. */
-function probeBinary(dir: string, key: string): string {
-  const binary = path.join(dir, `mpi_probe-${key}`);
-  if (existsSync(binary)) return binary;
-  mkdirSync(dir, { recursive: true });
-  const tmp = tempPathFor(binary);
-  const build = spawnSync("mpicxx", ["-O2", "-std=c++17", PROBE_SOURCE, "-o", tmp], { encoding: "utf8" });
-  if (build.error || build.status !== 0) {
-    rmSync(tmp, { force: true });
-    throw new UserError(
-      `--target cpu: cannot build the MPI link probe (mpicxx; npm run setup installs OpenMPI): ${build.error?.message ?? build.stderr.trim()}`,
-    );
-  }
-  renameSync(tmp, binary);
-  return binary;
 }
