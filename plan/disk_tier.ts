@@ -1,18 +1,41 @@
-// The disk tier's placement: when host memory cannot hold the offloaded model data, the AdamW moments
-// of offloaded chunks go to disk, chunk by chunk in chunk order, until what stays fits the host budget
-// (ZeRO-Infinity's order: optimizer state first, as it is touched once a step, by host AdamW).
-// Parameters stay in host memory: every chunk copy reads them. A plan whose host budget even this
-// cannot meet does not fit, and `fits` says so.
+// The disk tier's placement: when host memory cannot hold the offloaded model data, it goes to disk
+// chunk by chunk in chunk order, until what stays fits the host budget: the AdamW moments first
+// (ZeRO-Infinity's order: optimizer state is touched once a step, by host AdamW), then, when every
+// offloaded chunk's moments are there and host memory still cannot hold the rest, the parameters (read
+// twice a step, by each phase's copy to the device, and rewritten by host AdamW). Each step adds the
+// staging buffers its data passes through to host memory. A plan whose host budget even this cannot meet
+// does not fit, and `fits` says so.
 import { type Graph, numel, trainedParams } from "../ir/types.ts";
 import { alignUp } from "../ir/passes/arena_plan.ts";
-import { diskBlocks, type Offloaded } from "../ir/passes/memory_plan.ts";
+import { DISK_BLOCK, type Offloaded, type PersistentLayout, diskBlocks, diskSpan } from "../ir/passes/memory_plan.ts";
+
+/**
+ * The layout with as much offloaded model data on disk as `hostBudget` needs: `layoutOf(offloaded)` is
+ * the layout with everything in host memory, over budget.
+ */
+export function placeOnDisk(
+  g: Graph,
+  offloaded: Offloaded,
+  layoutOf: (o: Offloaded) => PersistentLayout,
+  hostBudget: number,
+): PersistentLayout {
+  const inHost = layoutOf(offloaded);
+  const momentsOnDisk = momentsToDisk(g, offloaded, inHost.hostBytes, hostBudget);
+  const withMoments = layoutOf({ ...offloaded, momentsOnDisk });
+  if (withMoments.hostBytes <= hostBudget) return withMoments;
+  // Moments alone are not enough: all of them go, then parameters chunk by chunk.
+  const allOffloaded = new Set(offloaded.chunks.chunks.filter((c) => !offloaded.resident.has(c.index)).map((c) => c.index));
+  const allMoments = layoutOf({ ...offloaded, momentsOnDisk: allOffloaded });
+  const paramsOnDisk = paramsToDisk(g, offloaded, allMoments.hostBytes, hostBudget);
+  return layoutOf({ ...offloaded, momentsOnDisk: allOffloaded, paramsOnDisk });
+}
 
 /**
  * The offloaded chunks whose moments go to disk so that `hostBytes` (the layout's with every moment in
  * host memory) comes within `hostBudget`: the fewest in chunk order, counting the staging buffers the
  * disk tier adds to host memory.
  */
-export function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
+function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
   const trained = new Map(trainedParams(g).map((p) => [p.name, numel(p.shape) * 4]));
   const chosen = new Set<number>();
   let host = hostBytes;
@@ -27,6 +50,28 @@ export function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number,
       host -= 2 * alignUp(bytes);
       largest = Math.max(largest, diskBlocks(bytes));
     }
+  }
+  return chosen;
+}
+
+/**
+ * The offloaded chunks whose parameters go to disk too so that `hostBytes` (the layout's with every
+ * moment on disk) comes within `hostBudget`: the fewest in chunk order, counting the two staging buffers
+ * (a chunk's, a parameter's blocks) and a block for the page alignment they start at.
+ */
+function paramsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
+  const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
+  const chosen = new Set<number>();
+  let host = hostBytes;
+  let load = 0;
+  let param = 0;
+  for (const chunk of offloaded.chunks.chunks) {
+    if (host + load + param + DISK_BLOCK <= hostBudget) break;
+    if (offloaded.resident.has(chunk.index)) continue;
+    chosen.add(chunk.index);
+    host -= chunk.bytes;
+    load = Math.max(load, diskBlocks(chunk.bytes));
+    for (const name of chunk.params) param = Math.max(param, diskSpan(chunk.offsets.get(name)!, 4 * elements.get(name)!));
   }
   return chosen;
 }

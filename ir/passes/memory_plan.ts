@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type ParamInfo, numel, trainedParams } from "../types.ts";
+import { type Graph, type ParamInfo, type Value, numel, trainedParams } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import { type ChunkLayout, type ZeroSharding, paramShardName, shardElements } from "./chunks.ts";
@@ -19,9 +19,12 @@ export interface PersistentLayout {
   bytes: number;
   /** Size of the host region: offloaded parameters (chunk by chunk), their moments and gradients. */
   hostBytes: number;
-  /** Host byte range [start, end) of each offloaded chunk's parameters. */
+  /** Host byte range [start, end) of each offloaded chunk's parameters (in host memory). */
   chunkRange: Map<number, [number, number]>;
-  /** Moments (opt.m.<name>, opt.v.<name>) kept in the disk tier; their offsets are in the disk tier's file. */
+  /**
+   * Parameters and moments (opt.m.<name>, opt.v.<name>) kept in the disk tier; their offsets are in the
+   * disk tier's file.
+   */
   onDisk: Set<string>;
   /** Size of the disk tier (whole blocks). */
   diskBytes: number;
@@ -30,6 +33,12 @@ export interface PersistentLayout {
    * into (each the largest such moment, in whole blocks); absent without a disk tier.
    */
   diskStage?: [number, number];
+  /**
+   * With parameters on disk, two more staging buffers in the host region: `load`, where a chunk's
+   * parameters land on their way from disk to the device (the largest such chunk, in whole blocks), and
+   * `param`, where host AdamW reads the blocks holding one parameter (the most blocks any one spans).
+   */
+  paramStage?: { load: number; loadBytes: number; param: number; paramBytes: number };
   /** ZeRO 3: parameters no rank holds whole, so without an offset; their chunks' shards hold them. */
   sharded: ReadonlySet<string>;
 }
@@ -37,6 +46,8 @@ export interface PersistentLayout {
 /** The disk tier's unit: offsets and sizes in it are whole blocks, as O_DIRECT needs (runtime/core/disk_tier.h). */
 export const DISK_BLOCK = 4096;
 export const diskBlocks = (bytes: number) => Math.ceil(bytes / DISK_BLOCK) * DISK_BLOCK;
+/** Bytes of the whole blocks that hold [offset, offset + bytes) of the disk tier: what moving that range moves. */
+export const diskSpan = (offset: number, bytes: number) => diskBlocks(offset + bytes) - Math.floor(offset / DISK_BLOCK) * DISK_BLOCK;
 
 /** Which chunks of model data live in host memory. */
 export interface Offloaded {
@@ -45,6 +56,8 @@ export interface Offloaded {
   resident: ReadonlySet<number>;
   /** Offloaded chunks whose AdamW moments live in the disk tier rather than host memory. */
   momentsOnDisk?: ReadonlySet<number>;
+  /** Offloaded chunks whose parameters live in the disk tier too (their moments must be there already). */
+  paramsOnDisk?: ReadonlySet<number>;
 }
 
 /**
@@ -55,6 +68,9 @@ export interface Offloaded {
  * writes them all), and the moments are this rank's shard of each chunk (opt.m.chunk<i>, opt.v.chunk<i>).
  * Moments of the chunks in `offloaded.momentsOnDisk` go to the disk tier instead, each at a whole block,
  * and the host region ends with the two staging buffers host AdamW reads them into (page-aligned).
+ * Parameters of the chunks in `offloaded.paramsOnDisk` go to the disk tier before the moments, each chunk
+ * from a whole block and laid out as in host memory (one read brings it in), with two more staging
+ * buffers (`paramStage`).
  * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
@@ -65,6 +81,8 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const onDisk = new Set<string>();
   let disk = 0;
   let largestOnDisk = 0;
+  let largestChunkOnDisk = 0;
+  let widestParamOnDisk = 0;
   const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
   let device = 0;
   let host = 0;
@@ -98,6 +116,18 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const paramBytes = device;
   for (const chunk of zero?.stage === 3 ? [] : (offloaded?.chunks.chunks ?? [])) {
     if (offloaded!.resident.has(chunk.index)) continue;
+    if (offloaded!.paramsOnDisk?.has(chunk.index)) {
+      if (!offloaded!.momentsOnDisk?.has(chunk.index))
+        throw new Error(`internal: chunk ${chunk.index}'s parameters go to disk before its moments`);
+      for (const name of chunk.params) {
+        onDisk.add(name);
+        offsets.set(name, disk + chunk.offsets.get(name)!);
+        widestParamOnDisk = Math.max(widestParamOnDisk, diskSpan(chunk.offsets.get(name)!, elements.get(name)! * 4));
+      }
+      disk += diskBlocks(chunk.bytes);
+      largestChunkOnDisk = Math.max(largestChunkOnDisk, diskBlocks(chunk.bytes));
+      continue;
+    }
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
     chunkRange.set(chunk.index, [start, host]);
@@ -127,6 +157,11 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     diskStage = [host, host + largestOnDisk];
     host += 2 * largestOnDisk;
   }
+  let paramStage: PersistentLayout["paramStage"];
+  if (largestChunkOnDisk > 0) {
+    paramStage = { load: host, loadBytes: largestChunkOnDisk, param: host + largestChunkOnDisk, paramBytes: widestParamOnDisk };
+    host += largestChunkOnDisk + widestParamOnDisk;
+  }
   return {
     offsets,
     onHost,
@@ -138,6 +173,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     onDisk,
     diskBytes: disk,
     ...(diskStage && { diskStage }),
+    ...(paramStage && { paramStage }),
     sharded,
   };
 }
@@ -176,6 +212,10 @@ export interface MemoryPlan {
   diskValues: Set<number>;
   /** The persistent layout's staging buffers for moments on disk (host offsets), when there are any. */
   diskStage?: [number, number];
+  /** The persistent layout's staging buffers for parameters on disk, when there are any. */
+  paramStage?: PersistentLayout["paramStage"];
+  /** Node id -> the disk tier's bytes it reads and writes, for every node that moves any (see diskTraffic). */
+  diskIo: Map<number, DiskIo>;
   /** Node id -> [absolute offset, bytes] of its workspace. */
   workspace: Map<number, [number, number]>;
   buffers: (LiveBuffer & { offset: number })[];
@@ -226,6 +266,8 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     hostValues,
     diskValues,
     ...(persistent.diskStage && { diskStage: persistent.diskStage }),
+    ...(persistent.paramStage && { paramStage: persistent.paramStage }),
+    diskIo: persistent.diskBytes > 0 ? diskTraffic(g, persistent, live.persistentName) : new Map(),
     get workspace() {
       return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
     },
@@ -235,6 +277,38 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     breakdown,
     peakPosition: position,
   };
+}
+
+/** Bytes one node reads from and writes to the disk tier. */
+export interface DiskIo {
+  read: number;
+  write: number;
+}
+
+/**
+ * What each node moves to and from the disk tier, in whole blocks as the runtime moves them: a chunk's
+ * copy to the device reads the chunk, when its parameters are on disk; host AdamW reads and writes back
+ * both moments when they are on disk, and the blocks holding the parameter when it is. The runtime's
+ * per-step counters must come to the training program's sum.
+ */
+function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: readonly (string | undefined)[]): Map<number, DiskIo> {
+  const io = new Map<number, DiskIo>();
+  const diskName = (v: Value) => {
+    const name = persistentName[v.id];
+    return name !== undefined && persistent.onDisk.has(name) ? name : undefined;
+  };
+  for (const n of g.nodes) {
+    if (n.op === "chunk_h2d" && diskName(n.inputs[0]) !== undefined) {
+      const bytes = diskBlocks(4 * numel(n.outputs[0].shape));
+      io.set(n.id, { read: bytes, write: 0 });
+    } else if (n.op === "adamw" && diskName(n.inputs[2]) !== undefined) {
+      let bytes = 2 * diskBlocks(4 * numel(n.inputs[0].shape));
+      const param = diskName(n.inputs[0]);
+      if (param !== undefined) bytes += diskSpan(persistent.offsets.get(param)!, 4 * numel(n.inputs[0].shape));
+      io.set(n.id, { read: bytes, write: bytes });
+    }
+  }
+  return io;
 }
 
 /** Byte offset of each value's data: in the persistent layout (arena or host) for model data, else in the arena. */

@@ -148,6 +148,9 @@ STOW_KERNEL(place_last, void, (Ctx& c, void* out, const void* in, int64_t rows, 
 // the host region and the arena start on the link and return a ticket; compute waits on the ticket
 // before it reads the result (a device copy) or reuses the source (a gradient sent to the host).
 STOW_KERNEL(h2d_async, int64_t, (Ctx& c, float* device, const float* host, int64_t n))
+// A chunk whose parameters are in the disk tier: read from byte offset `disk` (a whole block) into the
+// host staging buffer `stage` (whole blocks), then copied to the device, as one job of the link's queue.
+STOW_KERNEL(h2d_from_disk, int64_t, (Ctx& c, float* device, int64_t disk, float* stage, int64_t n))
 STOW_KERNEL(d2h_async, int64_t, (Ctx& c, float* host, const float* device, int64_t n))
 STOW_KERNEL(wait_transfer, void, (Ctx& c, int64_t ticket))
 // All queued copies and host work done: the end of every program that moves model data.
@@ -174,9 +177,11 @@ STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* 
                                   const AdamHyper& h, float gscale, bool decay))
 // The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
 // them into the host staging buffers m_stage and v_stage (4096-aligned, whole blocks), updates, and
-// writes them back before its next job.
-STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk,
-                                  float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay))
+// writes them back before its next job. With the parameter on disk too (p_disk >= 0, p null), the
+// blocks holding it go through p_stage alike.
+STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t m_disk,
+                                  int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
+                                  bool decay))
 
 // ZeRO (--zero 1): this data-parallel rank's shard of one chunk's AdamW update. The chunk's parameters
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient

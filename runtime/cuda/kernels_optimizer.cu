@@ -154,17 +154,17 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   rt.host_task(after, [=, &rt] { host_adamw(rt.host_pool(), p, g, m, v, n, h, gscale, decay); });
 }
 
-void adamw_on_disk(Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk, float* m_stage,
-                   float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t m_disk, int64_t v_disk,
+                   float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
-  host.touch(p, n * 4);
+  host.touch(p_disk >= 0 ? p_stage : p, n * 4);
   host.touch(m_stage, n * 4);
   host.touch(v_stage, n * 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps moments on disk but no disk tier is open");
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps model data on disk but no disk tier is open");
   Runtime& rt = runtime(c);
   rt.host_task(after, [=, &rt, disk = c.disk] {
-    host_adamw_on_disk(rt.host_pool(), *disk, p, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay);
+    host_adamw_on_disk(rt.host_pool(), *disk, p, p_disk, p_stage, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay);
   });
 }
 

@@ -7,10 +7,10 @@
 // model data is smaller by the shortfall the planner reported (the device holds some model data too, so
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning. With a disk tier
-// (--disk-memory), which takes AdamW moments only, the bounds count the moments there: a member is out
-// when its parameters and gradients (8 bytes a parameter) exceed device plus host memory, or its model
-// data without gradients (12) exceeds all three; the guess takes 16 bytes a parameter from all three
-// and 8 from device plus host.
+// (--disk-memory), which takes AdamW moments and parameters, the bounds count them there: a member is
+// out when its gradients (4 bytes a parameter, held in host memory until the clipped update) exceed
+// device plus host memory, or its model data without gradients (12) exceeds all three; the guess takes
+// 16 bytes a parameter from all three and 4 from device plus host.
 //
 // On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
 // machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
@@ -67,8 +67,8 @@ export interface Capacity {
 /** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
 const LEAST_BYTES_PER_PARAM = 12;
 const BYTES_PER_PARAM = 16;
-/** What stays in device or host memory with the moments in the disk tier: the parameter and its gradient. */
-const BESIDE_DISK_BYTES_PER_PARAM = 8;
+/** What stays in device or host memory with parameters and moments in the disk tier: the gradient. */
+const BESIDE_DISK_BYTES_PER_PARAM = 4;
 
 export function findCapacity(
   family: Family,
@@ -141,7 +141,7 @@ export function findCapacity(
     const need = probes.find((p) => p.member === k)?.hostNeed;
     if (need === undefined) return undefined;
     const excess = sharding * (need - hostPerRank);
-    // With the moments on disk, host memory holds 8 bytes a parameter rather than 16.
+    // With the model data on disk, host memory holds 4 bytes a parameter (its gradient) rather than 16.
     const perParam = disk > 0 ? BESIDE_DISK_BYTES_PER_PARAM : BYTES_PER_PARAM;
     let j = k - 1;
     while (j > 1 && perParam * (paramsOf(k) - paramsOf(j)) < excess) j--;
@@ -162,7 +162,7 @@ export function findCapacity(
           seconds: 0,
           reason:
             disk > 0
-              ? `its parameters and gradients (${BESIDE_DISK_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory, ` +
+              ? `its gradients (${BESIDE_DISK_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory, ` +
                 `or with AdamW moments (${LEAST_BYTES_PER_PARAM}) device, host and disk`
               : `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
         }

@@ -226,7 +226,12 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
     case "chunk_h2d":
-      // The chunk's parameters are contiguous on the host, in the device chunk's layout: one copy.
+      // The chunk's parameters are contiguous on the host, in the device chunk's layout: one copy. On
+      // disk they are laid out alike from a whole block: one read into the load staging buffer, then the copy.
+      if (mem.diskValues.has(x0.id))
+        return [
+          `${ticket(y0)} = ${call("h2d_from_disk", ptr(y0), mem.valueOffset.get(x0.id)!, `H(${mem.paramStage!.load})`, numel(y0.shape))}`,
+        ];
       return [`${ticket(y0)} = ${call("h2d_async", ptr(y0), ptr(x0), numel(y0.shape))}`];
     case "copy_d2h":
       return [`${ticket(y0)} = ${call("d2h_async", ptr(y0), ptr(x0), numel(x0.shape))}`];
@@ -235,10 +240,14 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "adamw": {
       const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
       // With the moments in the disk tier, host AdamW stages them through the host region's buffers.
+      // With the parameter there too, through the parameter staging buffer (-1 and no buffer: in host memory).
       if (mem.diskValues.has(x2.id)) {
         const [mStage, vStage] = mem.diskStage!;
+        const param = mem.diskValues.has(x0.id)
+          ? ["nullptr", mem.valueOffset.get(x0.id)!, `H(${mem.paramStage!.param})`]
+          : [ptr(x0), -1, "nullptr"];
         const disk = [mem.valueOffset.get(x2.id)!, mem.valueOffset.get(n.inputs[3].id)!, `H(${mStage})`, `H(${vStage})`];
-        return [call("adamw_on_disk", ticket(x1), ptr(x0), ptr(x1), ...disk, numel(x0.shape), ...hyper)];
+        return [call("adamw_on_disk", ticket(x1), ...param, ptr(x1), ...disk, numel(x0.shape), ...hyper)];
       }
       const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), ...hyper];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
