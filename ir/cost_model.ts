@@ -239,8 +239,9 @@ export interface StepOptions {
   mesh?: Mesh;
   /**
    * Node id -> the disk tier's bytes it reads and writes (MemoryPlan.diskIo), at the machine's disk
-   * rates: a chunk's copy from disk reads before it crosses the link; host AdamW of model data on disk
-   * reads and writes back around its update.
+   * rates: a chunk's copy from disk reads before it crosses the link, a gradient's copy to disk writes
+   * after; the gradient norm reads gradients back; host AdamW of model data on disk reads and writes
+   * back around its update.
    */
   diskIo?: ReadonlyMap<number, { read: number; write: number }>;
 }
@@ -286,7 +287,8 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
-      const seconds = nodeSeconds(n, m, measured, mesh);
+      // The gradient norm reads back the gradients on disk on the way.
+      const seconds = nodeSeconds(n, m, measured, mesh) + diskSeconds(n);
       if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       if (opKind(n.op) === "collective") network += seconds;

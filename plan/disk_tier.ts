@@ -1,10 +1,13 @@
 // The disk tier's placement: when host memory cannot hold the offloaded model data, it goes to disk
-// chunk by chunk in chunk order, until what stays fits the host budget: the AdamW moments first
-// (ZeRO-Infinity's order: optimizer state is touched once a step, by host AdamW), then, when every
-// offloaded chunk's moments are there and host memory still cannot hold the rest, the parameters (read
-// twice a step, by each phase's copy to the device, and rewritten by host AdamW). Each step adds the
-// staging buffers its data passes through to host memory. A plan whose host budget even this cannot meet
-// does not fit, and `fits` says so.
+// chunk by chunk in chunk order, until what stays fits the host budget, in the order of the disk bytes a
+// step moves for each host byte it frees:
+// - the AdamW moments first (ZeRO-Infinity's order): host AdamW reads and writes them once, 2 bytes a byte;
+// - then, when every offloaded chunk's moments are there, the host copies of the gradients: written
+//   once from the device, read by the gradient norm and by host AdamW, 3 bytes a byte;
+// - then the parameters: read by each phase's copy to the device, then read and written by host AdamW,
+//   4 bytes a byte.
+// Each kind adds the staging buffers its data passes through to host memory. A plan whose host budget
+// even this cannot meet does not fit, and `fits` says so.
 import { type Graph, numel, trainedParams } from "../ir/types.ts";
 import { alignUp } from "../ir/passes/arena_plan.ts";
 import { DISK_BLOCK, type Offloaded, type PersistentLayout, diskBlocks, diskSpan } from "../ir/passes/memory_plan.ts";
@@ -23,11 +26,16 @@ export function placeOnDisk(
   const momentsOnDisk = momentsToDisk(g, offloaded, inHost.hostBytes, hostBudget);
   const withMoments = layoutOf({ ...offloaded, momentsOnDisk });
   if (withMoments.hostBytes <= hostBudget) return withMoments;
-  // Moments alone are not enough: all of them go, then parameters chunk by chunk.
-  const allOffloaded = new Set(offloaded.chunks.chunks.filter((c) => !offloaded.resident.has(c.index)).map((c) => c.index));
-  const allMoments = layoutOf({ ...offloaded, momentsOnDisk: allOffloaded });
-  const paramsOnDisk = paramsToDisk(g, offloaded, allMoments.hostBytes, hostBudget);
-  return layoutOf({ ...offloaded, momentsOnDisk: allOffloaded, paramsOnDisk });
+  // Moments alone are not enough: all of them go, then gradients chunk by chunk.
+  const all = new Set(offloaded.chunks.chunks.filter((c) => !offloaded.resident.has(c.index)).map((c) => c.index));
+  const allMoments = layoutOf({ ...offloaded, momentsOnDisk: all });
+  const gradsOnDisk = gradsToDisk(g, offloaded, allMoments.hostBytes, hostBudget);
+  const withGrads = layoutOf({ ...offloaded, momentsOnDisk: all, gradsOnDisk });
+  if (withGrads.hostBytes <= hostBudget) return withGrads;
+  // Then all gradients, and parameters chunk by chunk.
+  const allGrads = layoutOf({ ...offloaded, momentsOnDisk: all, gradsOnDisk: all });
+  const paramsOnDisk = paramsToDisk(g, offloaded, allGrads.hostBytes, hostBudget);
+  return layoutOf({ ...offloaded, momentsOnDisk: all, gradsOnDisk: all, paramsOnDisk });
 }
 
 /**
@@ -55,8 +63,32 @@ function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBu
 }
 
 /**
+ * The offloaded chunks whose gradients' host copies go to disk too so that `hostBytes` (the layout's with
+ * every moment on disk) comes within `hostBudget`: the fewest in chunk order, counting their two staging
+ * buffers (each the largest gradient there) and a block for the page alignment they start at.
+ */
+function gradsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
+  const trained = new Map(trainedParams(g).map((p) => [p.name, numel(p.shape) * 4]));
+  const chosen = new Set<number>();
+  let host = hostBytes;
+  let largest = 0;
+  for (const chunk of offloaded.chunks.chunks) {
+    if (host + 2 * largest + DISK_BLOCK <= hostBudget) break;
+    if (offloaded.resident.has(chunk.index)) continue;
+    chosen.add(chunk.index);
+    for (const name of chunk.params) {
+      const bytes = trained.get(name);
+      if (bytes === undefined) continue;
+      host -= alignUp(bytes);
+      largest = Math.max(largest, diskBlocks(bytes));
+    }
+  }
+  return chosen;
+}
+
+/**
  * The offloaded chunks whose parameters go to disk too so that `hostBytes` (the layout's with every
- * moment on disk) comes within `hostBudget`: the fewest in chunk order, counting the two staging buffers
+ * moment and gradient on disk) comes within `hostBudget`: the fewest in chunk order, counting the two staging buffers
  * (a chunk's, a parameter's blocks) and a block for the page alignment they start at.
  */
 function paramsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {

@@ -22,8 +22,8 @@ export interface PersistentLayout {
   /** Host byte range [start, end) of each offloaded chunk's parameters (in host memory). */
   chunkRange: Map<number, [number, number]>;
   /**
-   * Parameters and moments (opt.m.<name>, opt.v.<name>) kept in the disk tier; their offsets are in the
-   * disk tier's file.
+   * Parameters, moments (opt.m.<name>, opt.v.<name>) and host copies of gradients (grad.<name>) kept in
+   * the disk tier; their offsets are in the disk tier's file.
    */
   onDisk: Set<string>;
   /** Size of the disk tier (whole blocks). */
@@ -39,6 +39,12 @@ export interface PersistentLayout {
    * `param`, where host AdamW reads the blocks holding one parameter (the most blocks any one spans).
    */
   paramStage?: { load: number; loadBytes: number; param: number; paramBytes: number };
+  /**
+   * With gradients on disk, two more: `copy`, where a gradient lands from the device on its way to disk
+   * (and where the gradient norm reads each back), and `update`, where host AdamW reads one; each the
+   * largest such gradient, in whole blocks.
+   */
+  gradStage?: { copy: number; update: number; bytes: number };
   /** ZeRO 3: parameters no rank holds whole, so without an offset; their chunks' shards hold them. */
   sharded: ReadonlySet<string>;
 }
@@ -56,6 +62,8 @@ export interface Offloaded {
   resident: ReadonlySet<number>;
   /** Offloaded chunks whose AdamW moments live in the disk tier rather than host memory. */
   momentsOnDisk?: ReadonlySet<number>;
+  /** Offloaded chunks whose gradients' host copies live in the disk tier too (their moments must be there already). */
+  gradsOnDisk?: ReadonlySet<number>;
   /** Offloaded chunks whose parameters live in the disk tier too (their moments must be there already). */
   paramsOnDisk?: ReadonlySet<number>;
 }
@@ -70,7 +78,8 @@ export interface Offloaded {
  * and the host region ends with the two staging buffers host AdamW reads them into (page-aligned).
  * Parameters of the chunks in `offloaded.paramsOnDisk` go to the disk tier before the moments, each chunk
  * from a whole block and laid out as in host memory (one read brings it in), with two more staging
- * buffers (`paramStage`).
+ * buffers (`paramStage`); gradients of the chunks in `offloaded.gradsOnDisk` after them, each at a whole
+ * block, with two more (`gradStage`).
  * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
@@ -83,6 +92,12 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   let largestOnDisk = 0;
   let largestChunkOnDisk = 0;
   let widestParamOnDisk = 0;
+  let largestGradOnDisk = 0;
+  const gradOnDisk = (name: string) => {
+    const param = name.startsWith("grad.") ? name.slice("grad.".length) : undefined;
+    const chunk = param === undefined ? undefined : offloaded?.chunks.chunkOf.get(param);
+    return chunk !== undefined && offloaded?.gradsOnDisk?.has(chunk) === true;
+  };
   const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
   let device = 0;
   let host = 0;
@@ -150,7 +165,18 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
         largestOnDisk = Math.max(largestOnDisk, diskBlocks(numel(p.shape) * 4));
       }
   const optStateBytes = device - paramBytes;
-  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
+  for (const n of g.nodes) {
+    if (n.op !== "copy_d2h") continue;
+    const bytes = 4 * numel(n.outputs[0].shape);
+    if (!gradOnDisk(n.attrs.name)) {
+      put(n.attrs.name, bytes / 4, true);
+      continue;
+    }
+    onDisk.add(n.attrs.name);
+    offsets.set(n.attrs.name, disk);
+    disk += diskBlocks(bytes);
+    largestGradOnDisk = Math.max(largestGradOnDisk, diskBlocks(bytes));
+  }
   let diskStage: [number, number] | undefined;
   if (disk > 0) {
     host = diskBlocks(host);
@@ -161,6 +187,11 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   if (largestChunkOnDisk > 0) {
     paramStage = { load: host, loadBytes: largestChunkOnDisk, param: host + largestChunkOnDisk, paramBytes: widestParamOnDisk };
     host += largestChunkOnDisk + widestParamOnDisk;
+  }
+  let gradStage: PersistentLayout["gradStage"];
+  if (largestGradOnDisk > 0) {
+    gradStage = { copy: host, update: host + largestGradOnDisk, bytes: largestGradOnDisk };
+    host += 2 * largestGradOnDisk;
   }
   return {
     offsets,
@@ -174,6 +205,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     diskBytes: disk,
     ...(diskStage && { diskStage }),
     ...(paramStage && { paramStage }),
+    ...(gradStage && { gradStage }),
     sharded,
   };
 }
@@ -212,8 +244,9 @@ export interface MemoryPlan {
   diskValues: Set<number>;
   /** The persistent layout's staging buffers for moments on disk (host offsets), when there are any. */
   diskStage?: [number, number];
-  /** The persistent layout's staging buffers for parameters on disk, when there are any. */
+  /** The persistent layout's staging buffers for parameters and gradients on disk, when there are any. */
   paramStage?: PersistentLayout["paramStage"];
+  gradStage?: PersistentLayout["gradStage"];
   /** Node id -> the disk tier's bytes it reads and writes, for every node that moves any (see diskTraffic). */
   diskIo: Map<number, DiskIo>;
   /** Node id -> [absolute offset, bytes] of its workspace. */
@@ -267,6 +300,7 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
     diskValues,
     ...(persistent.diskStage && { diskStage: persistent.diskStage }),
     ...(persistent.paramStage && { paramStage: persistent.paramStage }),
+    ...(persistent.gradStage && { gradStage: persistent.gradStage }),
     diskIo: persistent.diskBytes > 0 ? diskTraffic(g, persistent, live.persistentName) : new Map(),
     get workspace() {
       return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
@@ -287,9 +321,10 @@ export interface DiskIo {
 
 /**
  * What each node moves to and from the disk tier, in whole blocks as the runtime moves them: a chunk's
- * copy to the device reads the chunk, when its parameters are on disk; host AdamW reads and writes back
- * both moments when they are on disk, and the blocks holding the parameter when it is. The runtime's
- * per-step counters must come to the training program's sum.
+ * copy to the device reads the chunk, when its parameters are on disk; a gradient's copy to the host
+ * writes it, and the gradient norm reads it back, when it is on disk; host AdamW reads and writes back
+ * both moments when they are on disk, the blocks holding the parameter when it is, and reads the
+ * gradient when it is. The runtime's per-step counters must come to the training program's sum.
  */
 function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: readonly (string | undefined)[]): Map<number, DiskIo> {
   const io = new Map<number, DiskIo>();
@@ -299,13 +334,19 @@ function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: rea
   };
   for (const n of g.nodes) {
     if (n.op === "chunk_h2d" && diskName(n.inputs[0]) !== undefined) {
-      const bytes = diskBlocks(4 * numel(n.outputs[0].shape));
-      io.set(n.id, { read: bytes, write: 0 });
+      io.set(n.id, { read: diskBlocks(4 * numel(n.outputs[0].shape)), write: 0 });
+    } else if (n.op === "copy_d2h" && diskName(n.outputs[0]) !== undefined) {
+      io.set(n.id, { read: 0, write: diskBlocks(4 * numel(n.outputs[0].shape)) });
+    } else if (n.op === "grad_norm") {
+      const read = n.inputs.reduce((sum, v) => sum + (diskName(v) !== undefined ? diskBlocks(4 * numel(v.shape)) : 0), 0);
+      if (read > 0) io.set(n.id, { read, write: 0 });
     } else if (n.op === "adamw" && diskName(n.inputs[2]) !== undefined) {
-      let bytes = 2 * diskBlocks(4 * numel(n.inputs[0].shape));
+      const elements = numel(n.inputs[0].shape);
+      let bytes = 2 * diskBlocks(4 * elements);
       const param = diskName(n.inputs[0]);
-      if (param !== undefined) bytes += diskSpan(persistent.offsets.get(param)!, 4 * numel(n.inputs[0].shape));
-      io.set(n.id, { read: bytes, write: bytes });
+      if (param !== undefined) bytes += diskSpan(persistent.offsets.get(param)!, 4 * elements);
+      const grad = diskName(n.inputs[1]) !== undefined ? diskBlocks(4 * elements) : 0;
+      io.set(n.id, { read: bytes + grad, write: bytes });
     }
   }
   return io;

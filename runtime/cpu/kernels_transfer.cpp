@@ -27,6 +27,11 @@ int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
   return engine(c).copy(host, device, 4 * n, false, c.timed_node);
 }
 
+int64_t d2h_to_disk(Ctx& c, int64_t disk, const float* device, float* stage, int64_t n) {
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " writes model data to disk but no disk tier is open");
+  return engine(c).copy_to_disk(*c.disk, disk, device, stage, 4 * n, c.timed_node);
+}
+
 void wait_transfer(Ctx& c, int64_t ticket) { engine(c).wait_copy(ticket); }
 
 void drain_transfers(Ctx& c) { engine(c).drain(); }
@@ -43,8 +48,9 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   e.host_task(after, [=, &e] { host_adamw(e.host_threads(), p, g, m, v, n, h, gscale, decay); }, c.timed_node);
 }
 
-void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t m_disk, int64_t v_disk,
-                   float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk, float* g_stage,
+                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
+                   bool decay) {
   Ctx host = c;
   host.host_node = true;
   host.touch(p_disk >= 0 ? p_stage : p, n * 4);
@@ -54,7 +60,8 @@ void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_sta
   TransferEngine& e = engine(c);
   e.host_task(after,
               [=, &e, disk = c.disk] {
-                host_adamw_on_disk(e.host_threads(), *disk, p, p_disk, p_stage, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay);
+                host_adamw_on_disk(e.host_threads(), *disk, p, p_disk, p_stage, g, g_disk, g_stage, m_disk, v_disk, m_stage, v_stage, n, h,
+                                   gscale, decay);
               },
               c.timed_node);
 }

@@ -7,10 +7,9 @@
 // model data is smaller by the shortfall the planner reported (the device holds some model data too, so
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning. With a disk tier
-// (--disk-memory), which takes AdamW moments and parameters, the bounds count them there: a member is
-// out when its gradients (4 bytes a parameter, held in host memory until the clipped update) exceed
-// device plus host memory, or its model data without gradients (12) exceeds all three; the guess takes
-// 16 bytes a parameter from all three and 4 from device plus host.
+// (--disk-memory), which can take all of the offloaded model data (host memory then holds staging
+// buffers), the bounds count the disk too: a member is out when 12 bytes a parameter exceed all three;
+// the guess takes 16 bytes a parameter from all three.
 //
 // On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
 // machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
@@ -67,8 +66,6 @@ export interface Capacity {
 /** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
 const LEAST_BYTES_PER_PARAM = 12;
 const BYTES_PER_PARAM = 16;
-/** What stays in device or host memory with parameters and moments in the disk tier: the gradient. */
-const BESIDE_DISK_BYTES_PER_PARAM = 4;
 
 export function findCapacity(
   family: Family,
@@ -88,8 +85,7 @@ export function findCapacity(
   if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
     throw new UserError(`the scale rule's field ${family.field} does not add parameters, so the family does not grow`);
   const disk = budgets.diskMemory ?? 0;
-  const exceeds = (k: number, perParam: number) =>
-    (disk > 0 && BESIDE_DISK_BYTES_PER_PARAM * paramsOf(k) > memory) || perParam * paramsOf(k) > memory + disk;
+  const exceeds = (k: number, perParam: number) => perParam * paramsOf(k) > memory + disk;
   // The first member whose least model data exceeds all memory (a member past the family's end is out too).
   const bound = firstMember(family.size, (k) => exceeds(k, LEAST_BYTES_PER_PARAM));
   const guess = Math.max(1, firstMember(bound - 1, (k) => exceeds(k, BYTES_PER_PARAM)) - 1);
@@ -141,10 +137,10 @@ export function findCapacity(
     const need = probes.find((p) => p.member === k)?.hostNeed;
     if (need === undefined) return undefined;
     const excess = sharding * (need - hostPerRank);
-    // With the model data on disk, host memory holds 4 bytes a parameter (its gradient) rather than 16.
-    const perParam = disk > 0 ? BESIDE_DISK_BYTES_PER_PARAM : BYTES_PER_PARAM;
+    // With a disk tier what host memory lacks is mostly staging, sized by the largest tensor, so this
+    // steps down less than it might; the search goes on from there.
     let j = k - 1;
-    while (j > 1 && perParam * (paramsOf(k) - paramsOf(j)) < excess) j--;
+    while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
   };
   const best = largestFitting(fits, guess, bound, belowHostLimit);
@@ -162,8 +158,7 @@ export function findCapacity(
           seconds: 0,
           reason:
             disk > 0
-              ? `its gradients (${BESIDE_DISK_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory, ` +
-                `or with AdamW moments (${LEAST_BYTES_PER_PARAM}) device, host and disk`
+              ? `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device, host and disk`
               : `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
         }
       : undefined);

@@ -263,28 +263,33 @@ export function diskBytesPerStep(plan: Plan): { read: number; write: number } {
   return { read, write };
 }
 
-/** What the disk tier holds: parameters and moments, counted by parameter. */
-function diskContents(plan: Plan): { params: number; moments: number } {
+/** What the disk tier holds: parameters, moments and gradients, counted by parameter. */
+function diskContents(plan: Plan): { params: number; moments: number; grads: number } {
   let moments = 0;
-  for (const name of plan.persistent.onDisk) if (name.startsWith("opt.m.")) moments++;
-  return { params: plan.persistent.onDisk.size - 2 * moments, moments };
+  let grads = 0;
+  for (const name of plan.persistent.onDisk) {
+    if (name.startsWith("opt.m.")) moments++;
+    if (name.startsWith("grad.")) grads++;
+  }
+  return { params: plan.persistent.onDisk.size - 2 * moments - grads, moments, grads };
 }
 
 /** Host bytes of the staging buffers model data on disk passes through. */
 function stagingBytes(plan: Plan): number {
   const p = plan.persistent;
   const moments = p.diskStage ? 2 * (p.diskStage[1] - p.diskStage[0]) : 0;
-  return moments + (p.paramStage ? p.paramStage.loadBytes + p.paramStage.paramBytes : 0);
+  return moments + (p.paramStage ? p.paramStage.loadBytes + p.paramStage.paramBytes : 0) + (p.gradStage ? 2 * p.gradStage.bytes : 0);
 }
 
 function diskJson(plan: Plan) {
   const { read, write } = diskBytesPerStep(plan);
-  const { params, moments } = diskContents(plan);
+  const { params, moments, grads } = diskContents(plan);
   return {
     bytes: plan.diskBytes,
     read_bytes_per_step: read,
     write_bytes_per_step: write,
     moments_on_disk: 2 * moments,
+    grads_on_disk: grads,
     params_on_disk: params,
     staging_bytes: stagingBytes(plan),
   };
@@ -292,8 +297,12 @@ function diskJson(plan: Plan) {
 
 function diskLines(plan: Plan): string[] {
   const { read, write } = diskBytesPerStep(plan);
-  const { params, moments } = diskContents(plan);
-  const held = params > 0 ? `parameters (${params}) and AdamW moments (${moments} parameters')` : `AdamW moments (${moments} parameters')`;
+  const { params, moments, grads } = diskContents(plan);
+  const held = [
+    `AdamW moments (${moments} parameters')`,
+    ...(grads > 0 ? [`gradients (${grads})`] : []),
+    ...(params > 0 ? [`parameters (${params})`] : []),
+  ].join(", ");
   return [
     `  disk tier: ${formatBytes(plan.diskBytes)} of ${held}; per step ${formatBytes(read)} read, ${formatBytes(write)} written`,
     `    through ${formatBytes(stagingBytes(plan))} of staging buffers in host memory`,

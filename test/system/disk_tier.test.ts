@@ -1,8 +1,8 @@
 // The disk tier: with --host-memory too small for the offloaded model data, the AdamW moments of
-// offloaded chunks, and then their parameters, live in a scratch file in --disk-path. The host cap here
-// sends every offloaded chunk's moments there and the parameters of some chunks, so both of host AdamW's
-// disk paths run (parameter in host memory or on disk), and chunks reach the device from host memory and
-// from disk. The run must compute bitwise what the run with everything in host memory computes, move exactly the disk bytes the plan predicts, stay within the host
+// offloaded chunks, then the host copies of their gradients, then their parameters live in a scratch
+// file in --disk-path. The host cap here sends every offloaded chunk's moments and gradients there and
+// the parameters of some chunks, so host AdamW runs with the parameter in host memory and on disk,
+// chunks reach the device from host memory and from disk, and the gradient norm reads gradients back. The run must compute bitwise what the run with everything in host memory computes, move exactly the disk bytes the plan predicts, stay within the host
 // cap, leave nothing in the folder, save and resume through the tier bitwise, and survive a kill -9: the
 // tier is scratch, so the last checkpoint resumes bitwise.
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
@@ -25,8 +25,8 @@ const model = ["samples/gpt2.ts", "--preset", "bytes", "--batch", "2", "--seq", 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- plans' JSON, read field by field
 let resident: any, offloaded: any;
 const device = () => ["--device-memory", String(Math.floor(resident.arena_bytes * 0.66))];
-// A host cap below what the offloaded model data needs even with every moment on disk, and a disk tier.
-const hostCap = () => Math.floor(offloaded.host_bytes * 0.4);
+// A host cap below what the offloaded model data needs even with every moment and gradient on disk, and a disk tier.
+const hostCap = () => Math.floor(offloaded.host_bytes * 0.3);
 const caps = (disk = "1GiB") => [...device(), "--host-memory", String(hostCap()), "--disk-memory", disk, "--disk-path", tier];
 
 beforeAll(() => {
@@ -41,14 +41,15 @@ beforeAll(() => {
 });
 
 describe("the disk tier", () => {
-  test("moments and parameters on disk: bitwise the losses with them in host memory, the planned disk bytes, within the host cap", () => {
+  test("moments, gradients and parameters on disk: bitwise the losses with them in host memory, the planned disk bytes, within the host cap", () => {
     expect(offloaded.offload.model_data_on_host).toBe(true);
     expect(offloaded.disk.bytes).toBe(0);
     const withDisk = caps();
     const planned = stowPlanJson([...model, ...withDisk]);
     expect(planned.disk.bytes).toBeGreaterThan(0);
     expect(planned.disk.params_on_disk).toBeGreaterThan(0);
-    // Some chunks keep their parameters in host memory, their moments on disk.
+    expect(planned.disk.grads_on_disk).toBe(planned.disk.moments_on_disk / 2);
+    // Some chunks keep their parameters in host memory, the rest of their model data on disk.
     expect(planned.disk.moments_on_disk / 2).toBeGreaterThan(planned.disk.params_on_disk);
     expect(planned.disk.staging_bytes).toBeGreaterThan(0);
     // Each step reads the parameters on disk more than once (each phase's copy, then AdamW): more read than written.
