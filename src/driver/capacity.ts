@@ -9,7 +9,9 @@
 // exceed device plus host memory are known not to fit without planning. With a disk tier
 // (--disk-memory), which can take all of the offloaded model data (host memory then holds staging
 // buffers), the bounds count the disk too: a member is out when 12 bytes a parameter exceed all three;
-// the guess takes 16 bytes a parameter from all three.
+// the guess takes 16 bytes a parameter from all three; and below a member the host cannot hold it steps
+// down as below one the device cannot, as what the host lacks then (staging, moved activations) does not
+// shrink with the parameters.
 //
 // On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
 // machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
@@ -135,10 +137,10 @@ export function findCapacity(
   // never overshoot by much: the search goes on from there.
   const belowHostLimit = (k: number): number | undefined => {
     const need = probes.find((p) => p.member === k)?.hostNeed;
-    if (need === undefined) return undefined;
+    // With a disk tier, what host memory lacks is staging and moved activations, which do not shrink with
+    // the parameters: the search steps down as below a device limit.
+    if (need === undefined || disk > 0) return undefined;
     const excess = sharding * (need - hostPerRank);
-    // With a disk tier what host memory lacks is mostly staging, sized by the largest tensor, so this
-    // steps down less than it might; the search goes on from there.
     let j = k - 1;
     while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
