@@ -1,5 +1,6 @@
-// The disk-tier section (`npm run bench -- disk-tier`): the 1.5B GPT-2 preset, whose model data (16 bytes
-// a parameter) is about three times the host cap, trains for two steps with --device-memory 2GiB
+// The disk-tier section (`npm run bench -- disk-tier`): a GPT at the 1.5B GPT-2 preset's width with 50
+// layers (1.62B parameters), whose model data (16 bytes a parameter) is three times the host cap, trains
+// for two steps with --device-memory 2GiB
 // --host-memory 8GiB and the disk tier in the benchmark's work folder. It reports the plan's disk bytes and
 // its predicted step (on the measured cpu target, whose probe also measures the folder's disk), the
 // measured steps, losses, disk bytes, device peak and the process's peak RSS, and the issue's bound: a step
@@ -13,6 +14,7 @@ import { type EnvSummary, envSummary } from "./results.ts";
 
 export const DISK_TIER = {
   preset: "1.5B",
+  layers: 50,
   deviceMemory: "2GiB",
   deviceBytes: 2 * 2 ** 30,
   hostMemory: "8GiB",
@@ -67,7 +69,17 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     "--disk-path",
     tier,
   ];
-  const model = ["samples/gpt2.ts", "--preset", DISK_TIER.preset, "--batch", String(DISK_TIER.batch), "--seq", String(DISK_TIER.seq)];
+  const model = [
+    "samples/gpt2.ts",
+    "--preset",
+    DISK_TIER.preset,
+    "--set",
+    `layers=${DISK_TIER.layers}`,
+    "--batch",
+    String(DISK_TIER.batch),
+    "--seq",
+    String(DISK_TIER.seq),
+  ];
   const common = [...model, ...budgets, "--target", "cpu", "--threads", String(threads)];
   runChild("disk-tier: compile", "npx", ["stow", "compile", ...common, "-o", dir], env);
   const plan = JSON.parse(readFileSync(path.join(dir, "plan.json"), "utf8"));

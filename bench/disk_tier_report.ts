@@ -20,13 +20,15 @@ export function diskTierMarkdown(r: DiskTierResults): string {
   return [
     "## The disk tier",
     "",
-    `GPT-2 ${DISK_TIER.preset} (${int(r.param_count)} parameters, ${gib(r.model_data_bytes)} of model data at 16 bytes a ` +
+    `GPT-2 ${DISK_TIER.preset}'s width with ${DISK_TIER.layers} layers (${int(r.param_count)} parameters, ${gib(r.model_data_bytes)} of model data at 16 bytes a ` +
       `parameter, ${(r.model_data_bytes / DISK_TIER.hostBytes).toFixed(1)}x the host cap), batch ${DISK_TIER.batch} x seq ` +
       `${DISK_TIER.seq}, --device-memory ${DISK_TIER.deviceMemory} --host-memory ${DISK_TIER.hostMemory}, the disk tier in ` +
       `the benchmark's work folder, ${r.threads} threads, ${DISK_TIER.steps} steps of the standalone binary. Disk rates as ` +
       `the cpu target's probe measured them there: read ${(r.disk_read_bandwidth / 1e9).toFixed(2)} GB/s, write ` +
       `${(r.disk_write_bandwidth / 1e9).toFixed(2)} GB/s. Run ${r.date}; load average before: ${r.load_average_before.join(", ")} ` +
-      "(the machine is shared with other processes).",
+      "(the machine is shared with other processes). The step bound takes the plan's compute and the disk bytes at those " +
+      "rates, read and write one after the other; host AdamW's reads and writes follow the gradient norm, after the " +
+      "backward, with no compute left to hide them, and nothing is prefetched yet.",
     "",
     table(
       ["", "planned", "measured"],
