@@ -68,8 +68,8 @@ export const OFFLOAD_CONFIG: BenchConfig = {
 };
 
 /**
- * The fusion section: Llama's small preset (RMSNorm, SwiGLU: the chains fusion groups; GPT-2's are cut
- * by reshapes), fused and unfused.
+ * The fusion section: Llama's small preset (RMSNorm, SwiGLU and their gradients: the longest chains
+ * fusion groups; GPT-2's are a bias add and GELU a layer), fused and unfused.
  */
 export const FUSION_CONFIG: BenchConfig = {
   name: "llama-small",

@@ -78,6 +78,8 @@ function expression(s: FusedStep, args: readonly string[], k: string): string {
   switch (s.op) {
     case "fill":
       return k;
+    case "reshape":
+      return a;
     case "add":
       return `${a} + ${b}`;
     case "mul":
@@ -140,7 +142,8 @@ export function fusedKernelView(n: NodeOf<"fused">, mem: MemoryPlan): FusedKerne
     const constant = constantOf(s);
     if (constant !== undefined) declarations.push(`const float k${j} = ${M}::opaque(${cFloat(constant)})`);
     const args = s.args.map((a) => operand(a, program.shapes[j], inputs, program, loop));
-    body.push(`const float s${j} = ${M}::kept(${expression(s, args, `k${j}`)});`);
+    // A reshape computes nothing: its step is the register of the step it views.
+    body.push(`const float s${j} = ${s.op === "reshape" ? args[0] : `${M}::kept(${expression(s, args, `k${j}`)})`};`);
   });
   const outputs = n.outputs.map((v, k) => ({ name: `o${k}`, bytes: valueBytes(v) }));
   n.attrs.outs.forEach((step, k) => {

@@ -5,15 +5,21 @@
 //   unary{fn=square}(x0); reduce{fn=mean}(s0)
 // Every step but fills (constants) covers the group's elements one for one: its value has `n` elements,
 // the same for all, and element i of a step reads element i of the steps it names. An input may be
-// smaller and broadcast as `binary`'s right operand does. A last `reduce` may sum each row of the step
-// it reads: the group is then one loop over rows. The interpreter (ir/interpret.ts) and both backends'
+// smaller and broadcast as `binary`'s right operand does. A `reshape` of a step is that step's value
+// under another shape: a value is contiguous, so element i is the same element (an input's broadcast
+// then follows the shape of the step that reads it). A last `reduce` may sum each row of the step it
+// reads: the group is then one loop over rows. The interpreter (ir/interpret.ts) and both backends'
 // generated kernels (codegen/fused_kernel.ts) read the same steps.
 import type { AttrsOf, OpName } from "./op_attrs.ts";
 import { type Shape, type Value, type AttrValue, numel } from "./types.ts";
 
-/** The ops a fused node can hold: elementwise ones, constants, and a trailing reduction over the last axis. */
+/**
+ * The ops a fused node can hold: elementwise ones, constants, reshapes of steps (views: no work), and a
+ * trailing reduction over the last axis.
+ */
 export const FUSABLE_OPS = [
   "fill",
+  "reshape",
   "add",
   "mul",
   "scale",
@@ -157,6 +163,8 @@ export function readProgram(
       if (s.args[0].from !== "step") throw new FusedProgramError("fused: the reduction must read a step");
       reduceC = operandShapes[0][operandShapes[0].length - 1];
     }
+    if (s.op === "reshape" && s.args[0].from !== "step")
+      throw new FusedProgramError("fused: a reshape must read a step (an input is reshaped outside the group)");
   });
   if (n === undefined) throw new FusedProgramError("fused: the program has no step besides constants");
   return { steps, shapes, n, ...(reduceC !== undefined && { reduceC }) };

@@ -122,14 +122,15 @@ export const GRAD_RULES: { readonly [K in OpName]: GradRule<K> | typeof NONE } =
     return [emitter(b, n)("gelu_bwd", [n.inputs[0], dy!])[0]];
   },
 
-  // The mask is a constant: the DSL refuses one that depends on a parameter (src/dsl/functional.ts).
+  // A mask that depends on a parameter (a learned bias) gets its gradient as the backward's fourth
+  // output; a constant one asks for none, so its backward is the one it always was.
   attention(b, n, [dy, dlse], wants) {
     if (dlse) throw new Error("internal: the log-sum-exp output of attention has no gradient");
-    if (wants[3]) throw new Error("internal: the mask of attention has no gradient");
     const [q, k, v, mask] = n.inputs;
     const [y, lse] = n.outputs;
-    const attrs = n.attrs.causal === false ? { causal: false } : {};
-    return [...emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!, ...(mask ? [mask] : [])], attrs), undefined];
+    const attrs = { ...(n.attrs.causal === false ? { causal: false } : {}), ...(wants[3] ? { maskGrad: true } : {}) };
+    const [dq, dk, dv, dmask] = emitter(b, n)("attention_bwd", [q, k, v, y, lse, dy!, ...(mask ? [mask] : [])], attrs);
+    return [dq, dk, dv, ...(mask ? [dmask] : [])];
   },
 
   // y = x m / (1 - p) with a mask m fixed by (seed, step, index): dx = dy m / (1 - p), the same op on dy.

@@ -2,6 +2,7 @@
 // It is the oracle for tests of gradient rules and passes (finite differences of its forward against
 // its backward), so each op's arithmetic lives in ir/interpret_ops.ts, independent of the rules.
 import * as K from "./interpret_ops.ts";
+import { maskLayout } from "./attention_mask.ts";
 import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, fusedProgram, isCausal, lmHeadDims } from "./ops.ts";
 import { type Graph, type Node, type NodeOf, type Shape, type Value, formatShape, numel } from "./types.ts";
 import { formatNode } from "./printer.ts";
@@ -44,10 +45,15 @@ function leaf(kind: string, name: string, data: Tensor | undefined, shape: Shape
   return data;
 }
 
-/** An attention node's dimensions, causal flag and mask, from q and k (its first two inputs). */
-function attentionOf(n: NodeOf<"attention"> | NodeOf<"attention_bwd">, mask: Float64Array | undefined): K.AttentionDims {
+/** An attention node's dimensions, causal flag and mask (its input `maskInput`, if it has one), from q and k (its first two inputs). */
+function attentionOf(n: NodeOf<"attention"> | NodeOf<"attention_bwd">, maskInput: number, get: (v: Value) => Tensor): K.AttentionDims {
   const [q, k] = n.inputs.map((v) => v.shape);
-  return { ...attentionDims(q), Tk: attentionKeys(k), group: attentionGroup(q, k), causal: isCausal(n.attrs), mask };
+  const dims = { ...attentionDims(q), Tk: attentionKeys(k), group: attentionGroup(q, k), causal: isCausal(n.attrs) };
+  const mask = n.inputs[maskInput];
+  if (!mask) return dims;
+  const layout = maskLayout(q, dims.Tk, mask.shape);
+  if (typeof layout === "string") throw new Error(`internal: attention: ${layout}`);
+  return { ...dims, mask: { values: get(mask) as Float64Array, layout } };
 }
 
 /** One node's outputs, its inputs read through `get`. */
@@ -125,9 +131,9 @@ export function evalNode(n: Node, get: (v: Value) => Tensor, feeds: Feeds): Tens
     case "gelu_bwd":
       return [K.geluBwd(f(0), f(1))];
     case "attention":
-      return K.attention(f(0), f(1), f(2), attentionOf(n, n.inputs.length > 3 ? f(3) : undefined));
+      return K.attention(f(0), f(1), f(2), attentionOf(n, 3, get));
     case "attention_bwd":
-      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionOf(n, n.inputs.length > 6 ? f(6) : undefined));
+      return K.attentionBwd(f(0), f(1), f(2), f(3), f(4), f(5), attentionOf(n, 6, get), n.attrs.maskGrad === true);
     case "dropout":
       return [K.dropout(f(0), n.attrs.p, n.attrs.seed, feeds.adam?.t ?? 1)];
     case "rope":

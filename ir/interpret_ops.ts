@@ -2,6 +2,7 @@
 // runtime/core/kernel_list.h and from the textbook derivatives, never from ir/grad_rules.ts: the interpreter is
 // the reference that gradient rules and passes are tested against. Clarity over speed throughout.
 import type { BinaryFn, ReduceFn, UnaryFn } from "./op_attrs.ts";
+import type { MaskLayout } from "./attention_mask.ts";
 import { type Shape, numel } from "./types.ts";
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -138,16 +139,22 @@ export interface AttentionDims {
   group: number;
   /** Query i sees only keys j <= i. */
   causal: boolean;
-  /** Added to the scores: [T, Tk], the same for every slab. */
-  mask?: Float64Array;
+  /** Added to the scores, broadcast over the slabs and queries as `maskLayout` says. */
+  mask?: { values: Float64Array; layout: MaskLayout };
 }
 
-/** The score of query i against key j: q_i . k_j / sqrt(D) plus the mask's entry; -Infinity where the query may not look. */
-function attentionScore(q: Float64Array, k: Float64Array, qBase: number, kBase: number, i: number, j: number, a: AttentionDims): number {
+/** Where the mask entry of slab bh, query i, key j sits in the mask. */
+function maskIndex(m: MaskLayout, bh: number, i: number, j: number): number {
+  return Math.floor(bh / m.heads) * m.batch + (bh % m.heads) * m.head + i * m.row + j;
+}
+
+/** The score of query i of slab bh against key j: q_i . k_j / sqrt(D) plus the mask's entry; -Infinity where the query may not look. */
+function attentionScore(q: Float64Array, k: Float64Array, bh: number, kBase: number, i: number, j: number, a: AttentionDims): number {
   if (a.causal && j > i) return -Infinity;
+  const qBase = bh * a.T * a.D;
   let s = 0;
   for (let d = 0; d < a.D; d++) s += q[qBase + i * a.D + d] * k[kBase + j * a.D + d];
-  return s / Math.sqrt(a.D) + (a.mask ? a.mask[i * a.Tk + j] : 0);
+  return s / Math.sqrt(a.D) + (a.mask ? a.mask.values[maskIndex(a.mask.layout, bh, i, j)] : 0);
 }
 
 /**
@@ -163,7 +170,7 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, a: 
     const base = bh * T * D;
     const kvBase = Math.floor(bh / group) * Tk * D;
     for (let i = 0; i < T; i++) {
-      const s = Array.from({ length: Tk }, (_, j) => attentionScore(q, k, base, kvBase, i, j, a));
+      const s = Array.from({ length: Tk }, (_, j) => attentionScore(q, k, bh, kvBase, i, j, a));
       const max = Math.max(...s);
       const rowLse = max + Math.log(s.reduce((acc, sj) => acc + Math.exp(sj - max), 0));
       lse[bh * T + i] = max === -Infinity ? -Infinity : rowLse;
@@ -182,8 +189,9 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, a: 
  * from the query slab's KV slab, whose dk, dv sum over every query slab of its group):
  *   dv_j = sum_i p[i,j] dy_i;  ds[i,j] = p[i,j] (dp[i,j] - dy_i . y_i);
  *   dq_i = sum_j ds[i,j] k_j / sqrt(D);  dk_j = sum_i ds[i,j] q_i / sqrt(D).
- * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.) The mask is a
- * constant and gets no gradient.
+ * (dy_i . y_i equals sum_j p[i,j] dp[i,j]; it uses the forward's y as the kernel does.) With `maskGrad`
+ * a fourth result, the mask's gradient: ds[i,j] (the gradient of the masked score) summed over every
+ * slab and query that reads the entry.
  */
 export function attentionBwd(
   q: Float64Array,
@@ -193,8 +201,10 @@ export function attentionBwd(
   lse: Float64Array,
   dy: Float64Array,
   a: AttentionDims,
+  maskGrad = false,
 ): Float64Array[] {
   const { BH, T, Tk, D, group } = a;
+  const dmask = maskGrad && a.mask ? new Float64Array(a.mask.values.length) : undefined;
   const dq = new Float64Array(q.length);
   const dk = new Float64Array(k.length);
   const dv = new Float64Array(v.length);
@@ -211,10 +221,11 @@ export function attentionBwd(
       if (lse[bh * T + i] === -Infinity) continue; // the row saw no key: no gradient
       const dyDotY = dot(dy, row, y, row);
       for (let j = 0; j < Tk; j++) {
-        const p = Math.exp(attentionScore(q, k, base, kvBase, i, j, a) - lse[bh * T + i]);
+        const p = Math.exp(attentionScore(q, k, bh, kvBase, i, j, a) - lse[bh * T + i]);
         if (p === 0) continue;
         const col = kvBase + j * D;
         const ds = p * (dot(dy, row, v, col) - dyDotY);
+        if (dmask) dmask[maskIndex(a.mask!.layout, bh, i, j)] += ds;
         for (let d = 0; d < D; d++) {
           dv[col + d] += p * dy[row + d];
           dq[row + d] += (ds * k[col + d]) / Math.sqrt(D);
@@ -223,7 +234,7 @@ export function attentionBwd(
       }
     }
   }
-  return [dq, dk, dv];
+  return dmask ? [dq, dk, dv, dmask] : [dq, dk, dv];
 }
 
 /** x ^ (x >>> 16), times 0x7feb352d, ^ >>> 15, times 0x846ca68b, ^ >>> 16 (lowbias32): a 32-bit mix. */

@@ -56,12 +56,16 @@ export interface OpAttrs {
   gelu_bwd: None;
   /**
    * Scaled dot-product attention: causal (query i sees keys j <= i) unless `causal` is false. Inputs q,
-   * k, v and optionally an additive mask [Tq, Tk] (-inf where a query must not see a key); q's length
-   * Tq may differ from k's and v's Tk (cross-attention).
+   * k, v and optionally an additive mask that broadcasts to the scores [..., heads, Tq, Tk] as PyTorch's
+   * attn_mask (ir/attention_mask.ts; -inf where a query must not see a key); q's length Tq may differ
+   * from k's and v's Tk (cross-attention).
    */
   attention: { readonly causal?: boolean };
-  /** Inputs q, k, v, y, lse, dy and the forward's mask if it had one. */
-  attention_bwd: { readonly causal?: boolean };
+  /**
+   * Inputs q, k, v, y, lse, dy and the forward's mask if it had one. With `maskGrad` a fourth output,
+   * the mask's gradient (a learned bias): the scores' gradient summed over the axes the mask broadcasts over.
+   */
+  attention_bwd: { readonly causal?: boolean; readonly maskGrad?: boolean };
   /**
    * Zeroes each element with probability p and scales the others by 1 / (1 - p). Whether element i is
    * kept is a hash of (seed, the training step, i) (kernel_math.h's dropout_keep), so it is the same

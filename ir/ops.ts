@@ -7,6 +7,7 @@
 // bindings (codegen/). An op missing from any of them is a compile error.
 import type { AttrsOf, BinaryFn, LmHeadAttrs, OpName, UnaryFn } from "./op_attrs.ts";
 import { MOVE_RANK, broadcastLayout, padAmounts, padLayout } from "./movement.ts";
+import { maskLayout } from "./attention_mask.ts";
 import { type FusableOp, type FusedProgram, FusedProgramError, readProgram } from "./fused_program.ts";
 import { type DType, type NodeOf, type Shape, type Value, numel, shapeEq, formatShape } from "./types.ts";
 
@@ -157,8 +158,8 @@ function attentionInfer(inputs: readonly Value[]): OutType[] {
   if (Tk === 0 && Tq > 0) fail(`attention: k and v have no positions, so the queries have nothing to attend to`);
   if (mask) {
     expectF32("attention", mask, "mask");
-    if (!shapeEq(mask.shape, [Tq, Tk]))
-      fail(`attention: the mask must be [Tq, Tk] = [${Tq},${Tk}] (queries by keys), got ${formatShape(mask.shape)}`);
+    const layout = maskLayout(q.shape, Tk, mask.shape);
+    if (typeof layout === "string") fail(`attention: ${layout}`);
   }
   return [f32(q.shape), f32(q.shape.slice(0, -1))];
 }
@@ -422,7 +423,10 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
     kind: "compute",
     flops: (n) => attentionProductFlops(n.inputs[0].shape, n.inputs[1].shape, 5),
     arity: [6, 7],
-    infer: ([q, k, v]) => [f32(q.shape), f32(k.shape), f32(v.shape)],
+    infer: ([q, k, v, , , , mask], a) => {
+      if (a.maskGrad && !mask) fail("attention_bwd: maskGrad needs the mask");
+      return [f32(q.shape), f32(k.shape), f32(v.shape), ...(a.maskGrad ? [f32(mask.shape)] : [])];
+    },
     workspace: ([q, k]) => 2 * attentionDims(q.shape).T * attentionKeys(k.shape) * 4,
   },
   // A hash (four 32-bit mixes) and a multiply per element.

@@ -5,25 +5,28 @@
 //   - attention is bidirectional: every position sees every other (no causal mask);
 //   - the MLM head: dense + gelu + LayerNorm, then the decoder, tied to the word embeddings, plus a bias;
 //   - the loss is the cross-entropy of the original tokens at the masked positions, their mean.
-// The model declares three inputs per example: `tokens` [seq] (with the masked ones replaced), the
-// `positions` [predictions] that were masked, and their original tokens, `labels` [predictions]. Like the
-// original BERT code (max_predictions_per_seq), each sequence has exactly `predictions` of them, so the
-// loss is a plain mean; the hidden states at those positions are gathered before the head, which then
-// runs on predictions, not seq, rows.
-// Differences from BERT: GELU is the tanh approximation (the DSL's; BERT's is the erf form), there is no
-// dropout and no next-sentence loss, and no padding: every sequence is full length (a padding mask per
-// example would need an attention mask per batch row, which the attention kernel does not take yet).
+// The model declares four inputs per example: `tokens` [seq] (with the masked ones replaced), Hugging
+// Face's `attention_mask` [seq] (1 for a real token, 0 for padding), the `positions` [predictions] that
+// were masked, and their original tokens, `labels` [predictions]. Like the original BERT code
+// (max_predictions_per_seq), each sequence has exactly `predictions` of them, so the loss is a plain
+// mean; the hidden states at those positions are gathered before the head, which then runs on
+// predictions, not seq, rows.
+// Sequences have different lengths and are padded to seq: the attention_mask becomes an additive mask
+// [B, 1, 1, seq], -Infinity at the padding keys, which every head and query of the example shares.
+// Differences from BERT: GELU is the tanh approximation (the DSL's; BERT's is the erf form), and there
+// is no dropout and no next-sentence loss.
 // Parameter names are Hugging Face's (bert.encoder.layer.N.attention.self.query, cls.predictions...).
 // The data: the loader below makes sequences with structure to learn, each an arithmetic progression
-// of tokens (a random start and stride, modulo the vocabulary), and masks them as BERT does: of each
-// sequence's `predictions` positions, 80% become [MASK] (the last token id), 10% a random token and 10%
-// stay as they were. A batch depends only on the seed and the step.
+// of tokens (a random start and stride, modulo the vocabulary) of a random length from half of seq (or
+// predictions, if more) to seq, padded with token 0, and masks them as BERT does: of `predictions`
+// positions of each sequence's real tokens, 80% become [MASK] (the last token id), 10% a random token
+// and 10% stay as they were. A batch depends only on the seed and the step.
 // Under tensor parallelism (--tp N): Megatron's cuts (query, key and value and the first feed-forward
 // layer by columns, the attention output and the second feed-forward layer by rows), and the word
 // embeddings by vocabulary rows, which cuts the tied decoder's logits and its bias alike.
 import {
   Module, ModuleList, Linear, Embedding, LayerNorm, Parameter, Tensor,
-  arange, checkpoint, crossEntropy, defineModel, init, int32, require, scaledDotProductAttention,
+  arange, checkpoint, crossEntropy, defineModel, float32, full, init, int32, require, scaledDotProductAttention,
 } from "stowage";
 import type { Batch, BatchRequest } from "stowage";
 
@@ -74,12 +77,14 @@ class Attention extends Module {
     this.self = new SelfAttention(cfg);
     this.output = new AddNorm(cfg.dim, cfg.dim);
   }
-  forward(x: Tensor): Tensor {
+  /** x [B, T, C]; padding [B, 1, 1, T], added to the scores. */
+  forward(x: Tensor, padding: Tensor): Tensor {
     const [B, T, C] = x.shape;
     const H = this.cfg.heads;
     const heads = (t: Tensor) => t.reshape(B, T, H, C / H).transpose(1, 2); // [B, H, T, D]
     const s = this.self;
-    const y = scaledDotProductAttention(heads(s.query.forward(x)), heads(s.key.forward(x)), heads(s.value.forward(x)));
+    const [q, k, v] = [s.query, s.key, s.value].map((l) => heads(l.forward(x)));
+    const y = scaledDotProductAttention(q, k, v, { mask: padding });
     return this.output.forward(y.transpose(1, 2).reshape(B, T, C), x);
   }
 }
@@ -102,8 +107,8 @@ class Layer extends Module {
     this.intermediate = new Intermediate(cfg);
     this.output = new AddNorm(cfg.hidden, cfg.dim);
   }
-  forward(x: Tensor): Tensor {
-    const h = this.attention.forward(x);
+  forward(x: Tensor, padding: Tensor): Tensor {
+    const h = this.attention.forward(x, padding);
     return this.output.forward(this.intermediate.dense.forward(h).gelu(), h);
   }
 }
@@ -140,9 +145,13 @@ class BertModel extends Module {
     this.embeddings = new Embeddings(cfg);
     this.encoder = new Encoder(cfg);
   }
-  forward(tokens: Tensor): Tensor {
+  /** tokens [B, T]; attentionMask [B, T], 1 for a real token and 0 for padding. */
+  forward(tokens: Tensor, attentionMask: Tensor): Tensor {
+    const [B, T] = tokens.shape;
+    // Hugging Face's extended attention mask: 0 where a key is a token, -inf where it is padding.
+    const padding = full([B, 1, 1, T], 0).maskedFill(attentionMask.eq(0).reshape(B, 1, 1, T), -Infinity);
     let x = this.embeddings.forward(tokens);
-    for (const layer of this.encoder.layer.items) x = checkpoint(layer, x);
+    for (const layer of this.encoder.layer.items) x = checkpoint(layer, x, padding);
     return x;
   }
 }
@@ -189,8 +198,8 @@ class BertForMaskedLM extends Module {
     this.bert = new BertModel(cfg);
     this.cls = new Heads(cfg);
   }
-  forward({ tokens, positions, labels }: Record<string, Tensor>): Tensor {
-    const hidden = this.bert.forward(tokens); // [B, T, C]
+  forward({ tokens, attention_mask, positions, labels }: Record<string, Tensor>): Tensor {
+    const hidden = this.bert.forward(tokens, attention_mask); // [B, T, C]
     const [B, , C] = hidden.shape;
     const K = this.cfg.predictions;
     const masked = hidden.gather(1, positions.reshape(B, K, 1).expand(B, K, C)); // [B, K, C]
@@ -212,21 +221,23 @@ function generator(seed: number): () => number {
   };
 }
 
-/** Arithmetic progressions modulo the vocabulary, masked as BERT masks. */
+/** Arithmetic progressions modulo the vocabulary, of random lengths padded to seq, masked as BERT masks. */
 export function maskedProgressions(cfg: BertConfig, { step, batch, seed }: BatchRequest): Batch {
   const { seq: T, predictions: K } = cfg;
   const words = cfg.vocab - 1; // ids 0 .. vocab - 2; vocab - 1 is [MASK]
   const random = generator((seed * 2654435761 + step * 40503) >>> 0);
   const below = (n: number) => Math.floor(random() * n);
-  const tokens = new Int32Array(batch * T);
+  const tokens = new Int32Array(batch * T); // padding: token 0
+  const attentionMask = new Float32Array(batch * T);
   const positions = new Int32Array(batch * K);
   const labels = new Int32Array(batch * K);
+  const shortest = Math.max(K, Math.ceil(T / 2), 1);
   for (let b = 0; b < batch; b++) {
-    const [start, stride] = [below(words), 1 + below(3)];
-    for (let t = 0; t < T; t++) tokens[b * T + t] = (start + stride * t) % words;
-    const order = Array.from({ length: T }, (_, t) => t); // the first K of a partial Fisher-Yates shuffle
+    const [start, stride, length] = [below(words), 1 + below(3), shortest + below(T - shortest + 1)];
+    for (let t = 0; t < length; t++) [tokens[b * T + t], attentionMask[b * T + t]] = [(start + stride * t) % words, 1];
+    const order = Array.from({ length }, (_, t) => t); // the first K of a partial Fisher-Yates shuffle
     for (let k = 0; k < K; k++) {
-      const j = k + below(T - k);
+      const j = k + below(length - k);
       [order[k], order[j]] = [order[j], order[k]];
       const at = b * T + order[k];
       positions[b * K + k] = order[k];
@@ -236,7 +247,7 @@ export function maskedProgressions(cfg: BertConfig, { step, batch, seed }: Batch
       else if (r < 0.9) tokens[at] = below(words);
     }
   }
-  return { tokens, positions, labels };
+  return { tokens, attention_mask: attentionMask, positions, labels };
 }
 
 export default defineModel<BertConfig>({
@@ -248,6 +259,7 @@ export default defineModel<BertConfig>({
   },
   inputs: (cfg) => ({
     tokens: int32([cfg.seq], cfg.vocab),
+    attention_mask: float32([cfg.seq]),
     positions: int32([cfg.predictions], cfg.seq),
     labels: int32([cfg.predictions], cfg.vocab - 1),
   }),

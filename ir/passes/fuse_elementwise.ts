@@ -8,7 +8,10 @@
 // share a phase and checkpoint region (recompute and the activation moves handle regions whole), run
 // on the device, and cover the same elements; a fill whose readers are all members becomes a constant.
 // Only values read outside the group (or named, or a parameter's gradient, or read by nothing) are
-// outputs. Views, collectives, copies and every other op end a run. Each step computes what its op's
+// outputs. A reshape of a member joins the run: a value is contiguous, so it is the same elements
+// under another shape (GPT-2's bias add and GELU sit on either side of one). One whose value is read
+// outside stays a view, of its source step's output, after the fused node; so does one that ends the
+// run. Other views, collectives, copies and every other op end a run. Each step computes what its op's
 // kernel computes, in the same order, so losses are bitwise those of the unfused graph.
 import { GraphBuilder } from "../builder.ts";
 import { type FusableOp, type FusedStep, type Operand, formatProgram, isFusableOp } from "../fused_program.ts";
@@ -40,12 +43,12 @@ interface Run {
   closed: boolean;
 }
 
-/** Whether `n` may join `run`: its marks, its size, and for a reduction, that it reads a member. */
+/** Whether `n` may join `run`: its marks, its size, and for a reduction or a reshape, that it reads a member. */
 function joins(run: Run, n: Node, memberOf: (v: Value) => boolean): boolean {
   if (run.closed || !sameMarks(run.nodes[0], n)) return false;
   const size = covers(n);
   if (size !== undefined && run.n !== undefined && size !== run.n) return false;
-  return n.op !== "reduce" || (memberOf(n.inputs[0]) && n.inputs[0].producer.op !== "fill");
+  return (n.op !== "reduce" && n.op !== "reshape") || (memberOf(n.inputs[0]) && n.inputs[0].producer.op !== "fill");
 }
 
 /** Every node of `g` that reads each value, by value id; named values and gradients count as read outside. */
@@ -73,6 +76,9 @@ export function fuseElementwise(g: Graph): Graph {
 
   let run: Run = { nodes: [], closed: false };
   const flush = () => {
+    // Reshapes at the end of a run fuse with nothing: they stay views, after the group.
+    const trailing: Node[] = [];
+    while (run.nodes.at(-1)?.op === "reshape") trailing.unshift(run.nodes.pop()!);
     const members = new Set(run.nodes.map((n) => n.id));
     const readOutside = (v: Value) => kept[v.id] || readers[v.id].some((r) => !members.has(r.id));
     // A constant read outside the run stays a node of its own (it reads nothing, so it may go first).
@@ -82,8 +88,10 @@ export function fuseElementwise(g: Graph): Graph {
     // What the group must store: values read outside it, and values nothing reads, which the unfused
     // graph stored too (so every step's value is used, and a reduction's, which ends a group, is stored).
     const stored = (v: Value) => readOutside(v) || readers[v.id].length === 0;
-    if (group.length >= 2 && group.some((n) => n.op !== "fill")) fuse(b, group, stored, copy);
+    const kernels = group.filter((n) => n.op !== "reshape");
+    if (kernels.length >= 2 && kernels.some((n) => n.op !== "fill")) fuse(b, group, stored, copy);
     else group.forEach(emit);
+    trailing.forEach(emit);
     run = { nodes: [], closed: false };
   };
 
@@ -92,8 +100,8 @@ export function fuseElementwise(g: Graph): Graph {
     if (canFuse(n) && run.nodes.length > 0 && joins(run, n, inRun)) run.nodes.push(n);
     else {
       flush();
-      // A reduction can only end a run: alone, it has nothing to fuse with.
-      if (canFuse(n) && n.op !== "reduce") run.nodes.push(n);
+      // A reduction can only end a run, and a reshape only view a member: alone, they have nothing to fuse with.
+      if (canFuse(n) && n.op !== "reduce" && n.op !== "reshape") run.nodes.push(n);
       else emit(n);
     }
     if (!run.nodes.includes(n)) continue;
@@ -108,11 +116,19 @@ export function fuseElementwise(g: Graph): Graph {
   return b.build();
 }
 
-/** Adds one fused node for `group` and maps the values it stores to the node's outputs. */
+/**
+ * Adds one fused node for `group` and maps the values it stores to the node's outputs. A reshape step
+ * stores nothing: where its value is read outside, the step it views is stored, and a reshape node after
+ * the fused node gives the value, as a view of that output. A reshape no member reads is no step at all
+ * (a step's value is always used: the generated kernels are built with warnings as errors).
+ */
 function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boolean, copy: Value[]): void {
+  const members = new Set(group);
+  const sourceOf = (v: Value): Value => (v.producer.op === "reshape" && members.has(v.producer) ? sourceOf(v.producer.inputs[0]) : v);
+  const stepNodes = group.filter((n) => n.op !== "reshape" || group.some((m) => m.inputs.includes(n.outputs[0])));
   const inputs: Value[] = [];
   const stepOf = new Map<Value, number>();
-  const steps: FusedStep[] = group.map((n, i) => {
+  const steps: FusedStep[] = stepNodes.map((n, i) => {
     const args = n.inputs.map((v): Operand => {
       const step = stepOf.get(v);
       if (step !== undefined) return { from: "step", index: step };
@@ -123,7 +139,9 @@ function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boo
     const { ckpt: _ckpt, recompute: _recompute, ...attrs } = n.attrs as NodeMarks & Record<string, unknown>;
     return { op: n.op as FusableOp, attrs, args } as FusedStep;
   });
-  const outs = group.map((n, i) => (stored(n.outputs[0]) ? i : -1)).filter((i) => i >= 0);
+  const views = group.filter((n) => n.op === "reshape" && stored(n.outputs[0]));
+  const storedValues = new Set(group.flatMap((n) => (stored(n.outputs[0]) ? [sourceOf(n.outputs[0])] : [])));
+  const outs = stepNodes.flatMap((n, i) => (storedValues.has(n.outputs[0]) ? [i] : []));
   const first = group.find((n) => n.op !== "fill")!;
   const { ckpt, recompute } = first.attrs as NodeMarks;
   const attrs = { program: formatProgram(steps), outs, ...(ckpt !== undefined && { ckpt }), ...(recompute && { recompute }) };
@@ -134,5 +152,9 @@ function fuse(b: GraphBuilder, group: readonly Node[], stored: (v: Value) => boo
     attrs,
     first.loc,
   );
-  outs.forEach((step, k) => (copy[group[step].outputs[0].id] = node.outputs[k]));
+  outs.forEach((step, k) => (copy[stepNodes[step].outputs[0].id] = node.outputs[k]));
+  for (const n of views) {
+    b.phase = n.phase;
+    copy[n.outputs[0].id] = b.copy(n, [copy[sourceOf(n.outputs[0]).id]]).outputs[0];
+  }
 }

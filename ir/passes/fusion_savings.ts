@@ -23,11 +23,12 @@ function traffic(n: Node): number {
   return [...new Set(n.inputs)].reduce((s, v) => s + valueBytes(v), 0) + n.outputs.reduce((s, v) => s + valueBytes(v), 0);
 }
 
-/** A fused node's steps as separate nodes would move them: each step's distinct operands and its value. */
+/** A fused node's steps as separate nodes would move them: each step's distinct operands and its value (a reshape moves nothing). */
 function unfusedTraffic(n: NodeOf<"fused">): number {
   const program = fusedProgram(n.inputs, n.attrs);
   const bytesOf = (shape: readonly number[]) => numel(shape) * 4;
   return program.steps.reduce((sum, s, i) => {
+    if (!runsKernel(s.op)) return sum;
     const operands = new Set(s.args.map((a) => `${a.from}${a.index}`));
     const read = [...operands].reduce((t, key) => {
       const index = Number(key.replace(/^\D+/, ""));
@@ -42,12 +43,12 @@ export function fusionSavings(g: Graph): FusionSavings {
   for (const n of g.nodes) {
     if (runsKernel(n.op)) savings.kernels++;
     if (n.op === "fused") {
-      const steps = fusedProgram(n.inputs, n.attrs).steps.length;
+      const steps = fusedProgram(n.inputs, n.attrs).steps.filter((s) => runsKernel(s.op)).length;
       savings.groups++;
       savings.kernelsSaved += steps - 1;
       savings.bytesSaved += unfusedTraffic(n) - traffic(n);
     }
-    if (n.op === "fused" || isFusableOp(n.op)) savings.elementwiseBytes += traffic(n);
+    if (n.op === "fused" || (isFusableOp(n.op) && runsKernel(n.op))) savings.elementwiseBytes += traffic(n);
   }
   return savings;
 }

@@ -10,7 +10,8 @@
 //     vocabulary-parallel (row max, then sums of exponentials and target logits, all-reduced): the full
 //     logits are never gathered;
 //   - elementwise ops, reshapes, transposes, splits, rope and attention keep the split (attention over
-//     heads; a single K/V head may stay whole beside split query heads: multi-query attention);
+//     heads; a single K/V head may stay whole beside split query heads: multi-query attention; a mask
+//     with a heads axis is cut to the rank's heads, one without is read whole);
 // A whole value that feeds a split result goes through tp_copy (Megatron's f: its gradient is
 // all-reduced), so that the gradient of every whole value is whole on every rank. Any other op with a
 // split input gets its inputs whole first with an all_gather. Runs before autodiff, which
@@ -18,7 +19,7 @@
 import { GraphBuilder } from "../builder.ts";
 import { SettingError, type SettingNames } from "../../base/errors.ts";
 import type { AttrsOf, OpName } from "../op_attrs.ts";
-import { type Graph, type Node, type NodeOf, type ParamInfo, type SourceLoc, type Value, formatLoc, formatShape } from "../types.ts";
+import { type Graph, type Node, type NodeOf, type ParamInfo, type SourceLoc, type Value, formatLoc, formatShape, numel } from "../types.ts";
 import { reshapeSplit } from "./shard_reshape.ts";
 
 /** A graph that cannot be cut across this many ranks; names the dimension and the model line. */
@@ -219,18 +220,19 @@ class Sharder {
    * Q split by heads with K and V whole and of one head (multi-query) pairs the rank's query heads with
    * the replicated K/V head; tp_copy sums the K/V gradients of the ranks' query heads. Whole K/V of
    * several heads cannot be paired with a part of the query heads: query head h reads KV head h / group,
-   * which a rank's local head numbering does not reproduce.
+   * which a rank's local head numbering does not reproduce. The mask follows q (`localMask`).
    */
   private attention(n: Node, [q, k, v, mask]: Local[]): Local[] | undefined {
     const rank = n.inputs[0].shape.length;
-    // The mask [Tq, Tk] is the same for every head, so every rank reads it whole (it has no gradient).
-    if (mask && mask.layout.kind !== "whole") return undefined;
-    const maskValue = mask ? [mask.value] : [];
-    const values = [q.value, k.value, v.value, ...maskValue];
-    if (q.layout.kind === "whole")
-      return k.layout.kind === "whole" && v.layout.kind === "whole" ? this.same(n, values, [WHOLE]) : undefined;
+    if (q.layout.kind === "whole") {
+      const whole = [q, k, v, ...(mask ? [mask] : [])].every((x) => x.layout.kind === "whole");
+      return whole ? this.same(n, [q.value, k.value, v.value, ...(mask ? [mask.value] : [])], [WHOLE]) : undefined;
+    }
     if (q.layout.axis >= rank - 2) return undefined;
-    if (sameLayout(q.layout, k.layout) && sameLayout(q.layout, v.layout)) return this.same(n, values, [q.layout]);
+    const maskValue = mask ? this.localMask(n, q.layout, mask) : [];
+    if (!maskValue) return undefined;
+    if (sameLayout(q.layout, k.layout) && sameLayout(q.layout, v.layout))
+      return this.same(n, [q.value, k.value, v.value, ...maskValue], [q.layout]);
     if (q.layout.axis !== rank - 3 || k.layout.kind !== "whole" || v.layout.kind !== "whole") return undefined;
     const kvHeads = n.inputs[1].shape[rank - 3];
     if (kvHeads !== 1)
@@ -242,6 +244,25 @@ class Sharder {
         n.loc,
       );
     return this.same(n, [q.value, this.tpCopy(k.value), this.tpCopy(v.value), ...maskValue], [q.layout]);
+  }
+
+  /**
+   * The mask beside this rank's part of q (split along q's axis `split.axis`), or undefined where it
+   * cannot be had. A mask split along that axis (made from a parameter cut by heads) is the rank's
+   * already. A whole mask that broadcasts along it (one for every head) is read whole, through tp_copy,
+   * so that a learned one's gradient sums every rank's heads. A whole mask with that axis is sliced to
+   * the rank's part (a view of it as [before, from the axis on], shard_slice, a view back), whose
+   * gradient all_gather makes whole.
+   */
+  private localMask(n: Node, split: Extract<Layout, { kind: "split" }>, mask: Local): Value[] | undefined {
+    const shape = n.inputs[3].shape;
+    const axis = split.axis - (n.inputs[0].shape.length - shape.length); // the split axis in the mask's
+    if (mask.layout.kind === "split") return mask.layout.axis === axis && mask.layout.groups === split.groups ? [mask.value] : undefined;
+    if (axis < 0 || shape[axis] === 1) return [this.tpCopy(mask.value)];
+    if (split.groups !== 1 || shape[axis] % this.ranks !== 0) return undefined;
+    const rows = this.emit("reshape", [mask.value], { shape: [numel(shape.slice(0, axis)), numel(shape.slice(axis))] })[0];
+    const part = this.emit("shard_slice", [rows], { ranks: this.ranks })[0];
+    return [this.emit("reshape", [part], { shape: shape.map((d, a) => (a === axis ? d / this.ranks : d)) })[0]];
   }
 
   /**

@@ -94,19 +94,26 @@ STOW_KERNEL(gelu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy,
 // bh / group (group 1: ordinary attention; the query head count: multi-query attention).
 //   s[i, j] = (q_i . k_j) / sqrt(D) + mask[i, j], over the keys j <= i when causal, else every key;
 //   p = softmax_j(s), y_i = sum_j p[i, j] v_j, lse[bh, i] = log sum_j exp(s[i, j]).
-// mask (nullptr: none) is [T, Tk], the same for every slab, -inf where a query must not see a key. A
-// row that sees no key (every score -inf) gets y 0, lse -inf and no gradient.
+// mask (nullptr: none) is added to the scores, -inf where a query must not see a key. It broadcasts as
+// PyTorch's attn_mask (ir/attention_mask.ts): slab bh is (b = bh / mask_heads, h = bh % mask_heads), and
+// its row i is mask + b * mask_batch + h * mask_head + i * mask_row (element strides, 0 along an axis the
+// mask broadcasts over; mask_row -1: Tk). The defaults are one [T, Tk] mask for every slab. A row that
+// sees no key (every score -inf) gets y 0, lse -inf and no gradient.
 // Workspace: T * Tk floats (the CPU: one head's score matrix, heads one after the other, each product on
 // all BLAS threads; CUDA keeps no T x Tk matrix and leaves it unused).
 STOW_KERNEL(attention_fwd, void, (Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v, int64_t BH,
                                   int64_t T, int64_t D, int64_t group = 1, int64_t Tk = -1, bool causal = true,
-                                  const float* mask = nullptr))
+                                  const float* mask = nullptr, int64_t mask_heads = 1, int64_t mask_batch = 0,
+                                  int64_t mask_head = 0, int64_t mask_row = -1))
 // Gradients given y, lse from the forward and dy, one head at a time. Workspace: 2 * T * Tk floats.
-// dk and dv ([BH / group, Tk, D]) sum the contributions of a group's query slabs in slab order. The mask
-// gets no gradient.
+// dk and dv ([BH / group, Tk, D]) sum the contributions of a group's query slabs in slab order. dmask
+// (nullptr: none wanted; a learned bias) is the mask's gradient, laid out as the mask: the gradient of
+// each score, summed in slab order, then query order, over the slabs and queries that read the entry.
 STOW_KERNEL(attention_bwd, void, (Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
                                   const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
-                                  int64_t group = 1, int64_t Tk = -1, bool causal = true, const float* mask = nullptr))
+                                  int64_t group = 1, int64_t Tk = -1, bool causal = true, const float* mask = nullptr,
+                                  float* dmask = nullptr, int64_t mask_heads = 1, int64_t mask_batch = 0,
+                                  int64_t mask_head = 0, int64_t mask_row = -1))
 // Dropout: y[i] = x[i] / (1 - p) where math::dropout_keep(seed, step, i, p), else 0. The mask is a hash
 // of its arguments, so the gradient (this kernel on dy) and a recomputation draw the same one. y may be x.
 STOW_KERNEL(dropout, void, (Ctx& c, float* y, const float* x, int64_t n, float p, uint32_t seed, int64_t step))

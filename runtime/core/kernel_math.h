@@ -250,6 +250,20 @@ inline float opaque(float x) {
   return v;
 }
 
+// Where an attention mask's entries sit (kernel_list.h's attention_fwd): row i of query slab bh starts
+// at row_of(bh, i). The strides are those of a contiguous [batch?, heads?, rows?, Tk] mask, 0 along an
+// axis it broadcasts over, so the nonzero ones decrease from batch to row.
+struct MaskStrides {
+  int64_t heads, batch, head, row;
+  STOW_HD int64_t row_of(int64_t bh, int64_t i) const { return bh / heads * batch + bh % heads * head + i * row; }
+  // The mask's element count, for BH slabs of T queries against Tk keys.
+  STOW_HD int64_t elements(int64_t BH, int64_t T, int64_t Tk) const {
+    if (batch != 0) return BH / heads * batch;
+    if (head != 0) return heads * head;
+    return row != 0 ? T * row : Tk;
+  }
+};
+
 // Rotary embedding of one rotate-half pair (a, b) = (x_i, x_{i+D/2}) by the angle whose cosine and sine
 // are c and s (s negated for the inverse rotation, which is the gradient).
 struct Pair {

@@ -28,8 +28,10 @@ inline int64_t keys_seen(int64_t i, int64_t Tk, bool causal) { return causal ? s
 
 // Workspace: one T x Tk score matrix.
 void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k, const float* v, int64_t BH,
-                   int64_t T, int64_t D, int64_t group, int64_t Tk, bool causal, const float* mask) {
+                   int64_t T, int64_t D, int64_t group, int64_t Tk, bool causal, const float* mask,
+                   int64_t mask_heads, int64_t mask_batch, int64_t mask_head, int64_t mask_row) {
   if (Tk < 0) Tk = T;
+  const math::MaskStrides m{mask_heads, mask_batch, mask_head, mask_row < 0 ? Tk : mask_row};
   float* s = static_cast<float*>(c.workspace(T * Tk * 4));
   c.touch(y, BH * T * D * 4);
   c.touch(lse, BH * T * 4);
@@ -43,7 +45,7 @@ void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k,
       float* si = s + i * Tk;
       const int64_t n = keys_seen(i, Tk, causal);
       if (mask)
-        for (int64_t j = 0; j < n; j++) si[j] += mask[i * Tk + j];
+        for (int64_t j = 0; j < n; j++) si[j] += mask[m.row_of(bh, i) + j];
       const float mx = row_max(si, n);
       if (mx == -INFINITY) {  // the mask hides every key: the row attends to nothing
         std::memset(si, 0, Tk * 4);
@@ -65,11 +67,20 @@ void attention_fwd(Ctx& c, float* y, float* lse, const float* q, const float* k,
 // With p = exp(s - lse) (masked): dv = p^T dy,  dp = dy v^T,  ds = p (dp - rowsum(dy y)) * scale,
 // dq = ds k,  dk = ds^T q. Workspace: two T x Tk matrices (p, then dp turned into ds).
 // A KV slab's dk and dv are the sum over its group's query slabs, in slab order: the first product
-// writes them (beta 0), the others add to them (beta 1), so the sum is bitwise reproducible.
+// writes them (beta 0), the others add to them (beta 1), so the sum is bitwise reproducible. dmask
+// adds each score's gradient p (dp - rowsum(dy y)) in slab order, then query order: the rows run in
+// parallel only when each writes its own mask row.
 void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
                    const float* y, const float* lse, const float* dy, int64_t BH, int64_t T, int64_t D,
-                   int64_t group, int64_t Tk, bool causal, const float* mask) {
+                   int64_t group, int64_t Tk, bool causal, const float* mask, float* dmask, int64_t mask_heads,
+                   int64_t mask_batch, int64_t mask_head, int64_t mask_row) {
   if (Tk < 0) Tk = T;
+  const math::MaskStrides m{mask_heads, mask_batch, mask_head, mask_row < 0 ? Tk : mask_row};
+  if (dmask) {
+    c.touch(dmask, m.elements(BH, T, Tk) * 4);
+    std::memset(dmask, 0, m.elements(BH, T, Tk) * 4);
+  }
+  const bool rows_apart = !dmask || m.row != 0;
   float* p = static_cast<float*>(c.workspace(2 * T * Tk * 4));
   float* ds = p + T * Tk;
   c.touch(dq, BH * T * D * 4);
@@ -82,7 +93,7 @@ void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, cons
     scores(p, q + off, k + kv, T, Tk, D, scale);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(Tk), int(D), 1.0f, dy + off, int(D), v + kv,
                 int(D), 0.0f, ds, int(Tk));
-#pragma omp parallel for schedule(static) num_threads(c.threads)
+#pragma omp parallel for schedule(static) num_threads(c.threads) if (rows_apart)
     for (int64_t i = 0; i < T; i++) {
       float* pi = p + i * Tk;
       float* dsi = ds + i * Tk;
@@ -91,10 +102,21 @@ void attention_bwd(Ctx& c, float* dq, float* dk, float* dv, const float* q, cons
       const int64_t n = row_lse == -INFINITY ? 0 : keys_seen(i, Tk, causal);
       const float dyi_yi = dot(dy + off + i * D, y + off + i * D, D);
       if (mask)
-        for (int64_t j = 0; j < n; j++) pi[j] += mask[i * Tk + j];
-      for (int64_t j = 0; j < n; j++) {
-        pi[j] = vexp(pi[j] - row_lse);
-        dsi[j] = pi[j] * (dsi[j] - dyi_yi) * scale;
+        for (int64_t j = 0; j < n; j++) pi[j] += mask[m.row_of(bh, i) + j];
+      // Two loops, so that the one without dmask vectorizes as it always did; the same values either way.
+      if (dmask) {
+        float* dmi = dmask + m.row_of(bh, i);
+        for (int64_t j = 0; j < n; j++) {
+          pi[j] = vexp(pi[j] - row_lse);
+          const float ds_unscaled = pi[j] * (dsi[j] - dyi_yi);
+          dmi[j] += ds_unscaled;
+          dsi[j] = ds_unscaled * scale;
+        }
+      } else {
+        for (int64_t j = 0; j < n; j++) {
+          pi[j] = vexp(pi[j] - row_lse);
+          dsi[j] = pi[j] * (dsi[j] - dyi_yi) * scale;
+        }
       }
       std::memset(pi + n, 0, (Tk - n) * 4);
       std::memset(dsi + n, 0, (Tk - n) * 4);

@@ -79,10 +79,23 @@ function withModelOptions(cmd: Command): Command {
     );
 }
 
-/** --target, measured (cpu) with the thread count the plans run with, and on --disk-path's disk when given. */
-function targetFlag(raw: Raw, spec = str(raw, "target")): Target | undefined {
+/**
+ * --target, measured (cpu) with the thread count the plans run with, on --disk-path's disk when given,
+ * and with the MPI link between the job's ranks when there are several.
+ */
+function targetFlag(raw: Raw, spec = str(raw, "target"), ranks = jobRanks(raw)): Target | undefined {
   if (spec === undefined) return undefined;
-  return resolveTarget(spec, int(raw, "threads", "--threads") ?? availableParallelism(), diskPath(raw));
+  return resolveTarget(spec, { threads: threadsPerRank(raw, ranks), diskPath: diskPath(raw), ranks });
+}
+
+/** The ranks of a job: --tp times --dp. */
+function jobRanks(raw: Raw): number {
+  return (int(raw, "tp", "--tp") ?? 1) * (int(raw, "dp", "--dp") ?? 1);
+}
+
+/** --threads, else the cores shared by the job's ranks. */
+function threadsPerRank(raw: Raw, ranks: number): number {
+  return int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / ranks));
 }
 
 function diskPath(raw: Raw): string | undefined {
@@ -113,7 +126,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     batch: int(raw, "batch", "--batch"),
     seq: int(raw, "seq", "--seq"),
     // Under --tp and --dp, threads per rank: the ranks share the cores.
-    threads: int(raw, "threads", "--threads") ?? Math.max(1, Math.floor(availableParallelism() / (tp * dp))),
+    threads: threadsPerRank(raw, tp * dp),
     clip: gradClip(raw) > 0,
     // A budget without a checkpoint mode lets the planner choose one that fits (unless moves are forced,
     // which auto would choose itself).
@@ -196,11 +209,11 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
     throw new UserError(
       "--host-memory is required: once model data is offloaded, host memory bounds the largest model (e.g. --host-memory 64GiB)",
     );
-  const target = targetFlag(raw, str(raw, "target") ?? "cpu")!;
   // N GPUs of the target, data-parallel with every kind of model data sharded (ZeRO 3).
   const ranks = int(raw, "ranks", "--ranks") ?? 1;
   if (ranks > 1 && (raw.dp !== undefined || raw.zero !== undefined || raw.tp !== undefined))
     throw new UserError(`--ranks ${ranks} plans --dp ${ranks} --zero 3 itself: give --ranks, or --dp, --zero and --tp, not both`);
+  const target = targetFlag(raw, str(raw, "target") ?? "cpu", Math.max(ranks, jobRanks(raw)))!;
   const {
     machine: _machine,
     deviceMemory,

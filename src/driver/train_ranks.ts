@@ -11,6 +11,7 @@ import { createProgress } from "../cli/progress.ts";
 import { EXIT_NOT_FINITE, NonFiniteStateError, StoppedBySignal, UserError } from "../../base/errors.ts";
 import type { TrainOptions } from "./train.ts";
 import { watchStopSignals } from "./stop_signals.ts";
+import { mpirunArgs } from "../util/mpirun.ts";
 import { trainFlagArgs } from "../../runtime/run_contract.ts";
 import { type EndEvent, type ErrorEvent, type SavedEvent, parseTrainEvent } from "../../runtime/train_events.ts";
 
@@ -43,14 +44,6 @@ export function trainBinaryArgs(opts: TrainOptions, dataFile: string, model?: { 
     modelPath: model?.modelPath,
     modelSha256: model?.modelSha256,
   });
-}
-
-/**
- * mpirun, allowed to run as root (containers) and to start more ranks than cores, without pinning
- * each rank to one core: the ranks share the machine's cores, each with its own --threads.
- */
-export function mpirunArgs(ranks: number, command: string[]): string[] {
-  return ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", String(ranks), ...command];
 }
 
 /** Runs the job; returns rank 0's losses, one a step. */

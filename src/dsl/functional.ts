@@ -1,6 +1,5 @@
 // Functional ops of the DSL that are not methods of a tensor: the composites a GPT needs, and attention
 // in the torch.nn.functional style.
-import type { Value } from "../../ir/types.ts";
 import { Tensor } from "./tensor.ts";
 import { currentTrace, emit, inCheckpointRegion, traceErrorHere } from "./trace.ts";
 
@@ -75,9 +74,12 @@ export interface AttentionOptions {
   /** Query i sees only keys j <= i (counted from the start of both, as PyTorch's is_causal). Default false. */
   causal?: boolean;
   /**
-   * Added to the scores q kᵀ / sqrt(D) before the softmax: a constant f32 tensor [Tq, Tk], the same for
-   * every batch and head, -Infinity where a query must not see a key (PyTorch's float attn_mask). It gets
-   * no gradient, so it may not depend on a parameter. A query that sees no key gets zeros.
+   * Added to the scores q kᵀ / sqrt(D) before the softmax, as PyTorch's float attn_mask: an f32 tensor that
+   * broadcasts to the scores [..., heads, Tq, Tk], e.g. [Tq, Tk] for every example and head, [B, 1, 1, Tk] or
+   * [B, 1, Tq, Tk] per example (padding), [1, H, Tq, Tk] or [H, Tq, Tk] per head. -Infinity where a query
+   * must not see a key; a query that sees no key gets zeros. A mask computed from parameters is a learned
+   * additive bias (T5's relative positions, ALiBi's slopes): it gets its gradient, summed over the axes it
+   * broadcasts over.
    */
   mask?: Tensor;
 }
@@ -90,27 +92,8 @@ export interface AttentionOptions {
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   const { causal = false, mask } = opts;
-  if (mask && dependsOnParameter(mask.value))
-    throw traceErrorHere(
-      "scaledDotProductAttention: the mask depends on a parameter, but it gets no gradient; " +
-        "build it from constants and inputs only (a learned bias is not supported yet)",
-    );
   const inputs = [q.value, k.value, v.value, ...(mask ? [mask.value] : [])];
   return new Tensor(emit("attention", inputs, causal ? {} : { causal: false })[0]);
-}
-
-/** Whether a traced value is computed from a parameter (walks its producers). */
-function dependsOnParameter(v: Value): boolean {
-  const seen = new Set<number>();
-  const stack = [v];
-  while (stack.length > 0) {
-    const x = stack.pop()!;
-    if (seen.has(x.id)) continue;
-    seen.add(x.id);
-    if (x.producer.op === "param") return true;
-    stack.push(...x.producer.inputs);
-  }
-  return false;
 }
 
 /**

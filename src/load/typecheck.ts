@@ -3,6 +3,7 @@ import { dirname, relative } from "node:path";
 import type { Project, ts as TypeScript } from "ts-morph";
 import { UserError } from "../../base/errors.ts";
 import { DSL_ENTRY } from "./stowage_package.ts";
+import { checkedCleanBefore, recordCheckedClean } from "./typecheck_record.ts";
 
 // Type-checks a model file before it runs, so that a mistake is reported at its line with the compiler's
 // words instead of surfacing later as a wrong shape or an undefined deep inside tracing.
@@ -15,20 +16,29 @@ let cached: { project: Project; ts: typeof TypeScript } | undefined;
 /**
  * Throws a UserError listing the model file's type errors (`path:line:col: error TSxxxx: message` and a code
  * frame), with paths relative to the working directory. Only the model file itself is diagnosed: the library
- * files it imports are read for their types but not checked, which keeps this to about a second.
+ * files it imports are read for their types but not checked, which keeps this to about a second. A model
+ * that checked clean before, with nothing it reads changed since, is not checked again
+ * (typecheck_record.ts). Says which happened.
  */
-export async function typecheckModel(absolutePath: string): Promise<void> {
+export async function typecheckModel(absolutePath: string): Promise<"checked" | "unchanged since checked"> {
+  if (checkedCleanBefore(absolutePath)) return "unchanged since checked";
   const { project, ts } = await getProject();
-  let sourceFile = project.getSourceFile(absolutePath);
-  if (sourceFile) sourceFile.refreshFromFileSystemSync();
-  else sourceFile = project.addSourceFileAtPath(absolutePath);
+  // Files read by an earlier check in this process may have changed since: read them all again.
+  for (const file of project.getSourceFiles()) file.refreshFromFileSystemSync();
+  const sourceFile = project.getSourceFile(absolutePath) ?? project.addSourceFileAtPath(absolutePath);
   project.resolveSourceFileDependencies();
 
   const errors = sourceFile
     .getPreEmitDiagnostics()
     .map((d) => d.compilerObject)
     .filter((d) => d.category === ts.DiagnosticCategory.Error);
-  if (errors.length === 0) return;
+  if (errors.length === 0) {
+    recordCheckedClean(
+      absolutePath,
+      project.getSourceFiles().map((file) => ({ path: file.getFilePath(), text: file.getFullText() })),
+    );
+    return "checked";
+  }
 
   const shown = errors.slice(0, MAX_REPORTED).map((d) => formatDiagnostic(ts, d));
   if (errors.length > shown.length) shown.push(`... and ${errors.length - shown.length} more`);

@@ -12,6 +12,7 @@ import { UserError } from "../../base/errors.ts";
 import { cacheDir } from "../../base/paths.ts";
 import { tempPathFor, writeFileAtomic } from "../util/atomic_write.ts";
 import type { Machine } from "../../ir/cost_model.ts";
+import { measuredMpiLink } from "./mpi_link.ts";
 import type { Target } from "./target.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -44,6 +45,8 @@ export interface CpuMeasureOptions {
   env?: NodeJS.ProcessEnv;
   /** A folder on the disk of the disk tier: its read and write bandwidth are measured too. */
   diskPath?: string;
+  /** The ranks of the job: when more than one, the MPI link between them is measured too (mpi_link.ts). */
+  ranks?: number;
 }
 
 export function cpuModel(): string {
@@ -67,11 +70,15 @@ export function cpuTarget(opts: CpuMeasureOptions): Target {
     probe = runProbe(dir, key, opts.threads, diskPath, opts.env);
     writeFileAtomic(cached, JSON.stringify(probe) + "\n"); // a concurrent reader sees the old file or the whole new one
   }
+  const ranks = opts.ranks ?? 1;
+  const network = ranks > 1 ? measuredMpiLink(ranks, cpuModel()) : undefined;
   return {
     name: "cpu",
-    description: `this machine: ${cpuModel()}, ${opts.threads} threads${diskPath ? `, disk tier in ${diskPath}` : ""} (measured)`,
+    description:
+      `this machine: ${cpuModel()}, ${opts.threads} threads${diskPath ? `, disk tier in ${diskPath}` : ""}` +
+      `${network ? `, MPI between ${ranks} ranks` : ""} (measured)`,
     deviceMemory: os.totalmem(),
-    machine: probeMachine(probe),
+    machine: { ...probeMachine(probe), ...(network && { network }) },
   };
 }
 

@@ -825,6 +825,65 @@ void check_attention_variants(Check& k) {
   }
 }
 
+// Masks that broadcast as PyTorch's attn_mask (kernel_math.h's MaskStrides: slab bh is batch bh / heads,
+// head bh % heads), and learned ones whose gradient (dmask) the backward sums over the axes they
+// broadcast over. Padding per example [B, 1, 1, Tk] hides the last 40 or 45 of 70 keys (across warp
+// tiles); a learned bias per
+// head [1, H, T, Tk], causal, and per example and head [B, H, T, Tk]; a learned row [B, 1, 1, Tk], whose
+// every query adds into one gradient row.
+struct MaskVariant {
+  int64_t B, heads, T, Tk, D;
+  bool causal, learned;
+  stow::math::MaskStrides at;  // row -1: Tk
+};
+const std::vector<MaskVariant> kMaskVariants = {{2, 2, 6, 70, 33, false, false, {2, 70, 0, 0}},
+                                                {2, 3, 40, 40, 16, true, true, {3, 0, 40 * 40, -1}},
+                                                {2, 2, 5, 37, 8, false, true, {2, 2 * 5 * 37, 5 * 37, -1}},
+                                                {3, 2, 9, 9, 4, false, true, {2, 9, 0, 0}}};
+
+void check_attention_masks(Check& k) {
+  for (const MaskVariant& s : kMaskVariants) {
+    Twin& t = k.t;
+    t.reset();
+    const int64_t BH = s.B * s.heads, n = BH * s.T * s.D, kv = BH * s.Tk * s.D;
+    const stow::math::MaskStrides at{s.at.heads, s.at.batch, s.at.head, s.at.row < 0 ? s.Tk : s.at.row};
+    const int64_t entries = at.elements(BH, s.T, s.Tk);
+    const std::string label = "B=" + std::to_string(s.B) + " heads=" + std::to_string(s.heads) + " T=" + std::to_string(s.T) +
+                              " Tk=" + std::to_string(s.Tk) + " D=" + std::to_string(s.D) + " mask " + std::to_string(entries) +
+                              (s.causal ? " causal" : "") + (s.learned ? " learned" : "");
+    Floats m = random_floats(size_t(entries), -2, 2);
+    if (!s.learned)  // padding: example b's last 40 + 5 b keys hidden
+      for (int64_t e = 0; e < entries; e++)
+        if (e % s.Tk >= s.Tk - 40 - 5 * (e / s.Tk)) m[size_t(e)] = -INFINITY;
+    auto q = t.in(random_floats(size_t(n), -2, 2));
+    auto kk = t.in(random_floats(size_t(kv), -2, 2));
+    auto v = t.in(random_floats(size_t(kv)));
+    auto dy = t.in(random_floats(size_t(n)));
+    auto mask = t.in(m);
+    auto y = t.out(size_t(n));
+    auto lse = t.out(size_t(BH * s.T));
+    t.workspace(s.T * s.Tk * 4);
+    stow::attention_fwd(t.cpu, y.h, lse.h, q.h, kk.h, v.h, BH, s.T, s.D, 1, s.Tk, s.causal, mask.h, at.heads, at.batch, at.head, at.row);
+    cuda::attention_fwd(t.gpu, y.d, lse.d, q.d, kk.d, v.d, BH, s.T, s.D, 1, s.Tk, s.causal, mask.d, at.heads, at.batch, at.head,
+                        at.row);
+    k.expect_case(label + " y", close(t.device(y), t.host(y), 2e-6, 1e-5));
+    k.expect(label + " lse", close(t.device(lse), t.host(lse), 1e-5, 1e-5));
+    auto y_in = t.in(t.host(y)), lse_in = t.in(t.host(lse));
+    auto dq = t.out(size_t(n)), dk = t.out(size_t(kv)), dv = t.out(size_t(kv)), dmask = t.out(size_t(entries));
+    t.workspace(2 * s.T * s.Tk * 4);
+    float* dmh = s.learned ? dmask.h : nullptr;
+    float* dmd = s.learned ? dmask.d : nullptr;
+    stow::attention_bwd(t.cpu, dq.h, dk.h, dv.h, q.h, kk.h, v.h, y_in.h, lse_in.h, dy.h, BH, s.T, s.D, 1, s.Tk, s.causal, mask.h, dmh,
+                        at.heads, at.batch, at.head, at.row);
+    cuda::attention_bwd(t.gpu, dq.d, dk.d, dv.d, q.d, kk.d, v.d, y_in.d, lse_in.d, dy.d, BH, s.T, s.D, 1, s.Tk, s.causal, mask.d, dmd,
+                        at.heads, at.batch, at.head, at.row);
+    k.expect(label + " dq", close(t.device(dq), t.host(dq), 5e-6, 2e-5));
+    k.expect(label + " dk", close(t.device(dk), t.host(dk), 5e-6, 2e-5));
+    k.expect(label + " dv", close(t.device(dv), t.host(dv), 5e-6, 2e-5));
+    if (s.learned) k.expect(label + " dmask", close(t.device(dmask), t.host(dmask), 5e-6, 2e-5));
+  }
+}
+
 // The same hash on both sides: bitwise the CPU's, in place too, at two seeds, steps and probabilities.
 void check_dropout(Check& k) {
   for (const int64_t n : {int64_t(1), int64_t(1000), int64_t(4099)}) {
@@ -1576,6 +1635,7 @@ const Named kChecks[] = {
     {"attention_fwd", check_attention_fwd},
     {"attention_bwd", check_attention_bwd},
     {"attention_fwd/attention_bwd (not causal, masked, cross)", check_attention_variants},
+    {"attention_fwd/attention_bwd (broadcast and learned masks)", check_attention_masks},
     {"dropout", check_dropout},
     {"cross_entropy_fwd", check_cross_entropy_fwd},
     {"cross_entropy_bwd", check_cross_entropy_bwd},

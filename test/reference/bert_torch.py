@@ -4,12 +4,14 @@ with torch.optim.AdamW.
 
 Written from Hugging Face's modeling_bert.py (BertForMaskedLM), in plain torch: embeddings (word plus
 learned positions, no token types) and LayerNorm; post-norm layers, LN(x + attention(x)) then
-LN(h + W2 gelu(W1 h)), with bidirectional attention (no mask); the MLM head, dense + gelu + LayerNorm and
+LN(h + W2 gelu(W1 h)), with bidirectional attention over each sequence's real tokens (Hugging Face's
+extended attention mask: the scores of padding keys are filled with -inf); the MLM head, dense + gelu + LayerNorm and
 a decoder tied to the word embeddings plus its own bias; the cross-entropy of the labels at the masked
 positions, gathered from the last hidden states. GELU is the tanh approximation, LayerNorm's eps 1e-12.
 Parameter names are Hugging Face's. It shares no code with Stowage; the safetensors reader, the schedule
 and the optimizer are those of gpt2_torch.py. The batches come as JSON (--batches): one object per step,
-{"tokens": [...], "positions": [...], "labels": [...]}, each flattened row-major.
+{"tokens": [...], "attention_mask": [...], "positions": [...], "labels": [...]}, each flattened row-major
+(attention_mask: 1 for a real token, 0 for padding).
 Prints one JSON line: {"losses": [...]} (plus "grad_norms" when clipping is on).
 """
 import argparse
@@ -59,7 +61,7 @@ class Attention(nn.Module):
         self.self = SelfAttention(dim)
         self.output = AddNorm(dim, dim)
 
-    def forward(self, x):
+    def forward(self, x, attention_mask):
         B, T, C = x.shape
         D = C // self.heads
 
@@ -68,6 +70,7 @@ class Attention(nn.Module):
 
         q, k, v = split(self.self.query(x)), split(self.self.key(x)), split(self.self.value(x))
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(D)
+        scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, float("-inf"))
         y = torch.softmax(scores, dim=-1) @ v
         return self.output(y.transpose(1, 2).reshape(B, T, C), x)
 
@@ -85,8 +88,8 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(cfg["dim"], cfg["hidden"])
         self.output = AddNorm(cfg["hidden"], cfg["dim"])
 
-    def forward(self, x):
-        h = self.attention(x)
+    def forward(self, x, attention_mask):
+        h = self.attention(x, attention_mask)
         return self.output(gelu(self.intermediate.dense(h)), h)
 
 
@@ -114,10 +117,10 @@ class BertModel(nn.Module):
         self.embeddings = Embeddings(cfg)
         self.encoder = Encoder(cfg)
 
-    def forward(self, tokens):
+    def forward(self, tokens, attention_mask):
         x = self.embeddings(tokens)
         for layer in self.encoder.layer:
-            x = layer(x)
+            x = layer(x, attention_mask)
         return x
 
 
@@ -155,8 +158,8 @@ class BertForMaskedLM(nn.Module):
         self.bert = BertModel(cfg)
         self.cls = Heads(cfg, self.bert.embeddings.word_embeddings)
 
-    def forward(self, tokens, positions, labels):
-        h = self.bert(tokens)  # [B, T, C]
+    def forward(self, tokens, attention_mask, positions, labels):
+        h = self.bert(tokens, attention_mask)  # [B, T, C]
         index = positions.unsqueeze(-1).expand(-1, -1, h.shape[-1])
         logits = self.cls.predictions(torch.gather(h, 1, index))  # [B, K, vocab]
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
@@ -174,14 +177,14 @@ def read_batches(path, cfg, batch, steps):
         batches = json.load(f)
     if len(batches) < steps:
         raise Fail(f"{path}: {len(batches)} batches, the run takes {steps} steps")
-    shapes = {"tokens": cfg["seq"], "positions": cfg["predictions"], "labels": cfg["predictions"]}
+    shapes = {"tokens": cfg["seq"], "attention_mask": cfg["seq"], "positions": cfg["predictions"], "labels": cfg["predictions"]}
     out = []
     for s, b in enumerate(batches[:steps]):
         step = {}
         for name, width in shapes.items():
             if len(b.get(name, [])) != batch * width:
                 raise Fail(f"{path}: step {s}: {name} must hold {batch} x {width} values")
-            step[name] = torch.tensor(b[name], dtype=torch.long).view(batch, width)
+            step[name] = torch.tensor(b[name], dtype=torch.float32 if name == "attention_mask" else torch.long).view(batch, width)
         out.append(step)
     return out
 
@@ -197,7 +200,7 @@ def train(a):
         for group in optimizer.param_groups:
             group["lr"] = gpt2_torch.lr_at(t, a)
         optimizer.zero_grad(set_to_none=True)
-        loss = model(b["tokens"], b["positions"], b["labels"])
+        loss = model(b["tokens"], b["attention_mask"], b["positions"], b["labels"])
         loss.backward()
         if a.grad_clip > 0:
             grad_norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)))

@@ -3,7 +3,7 @@
 // the cpu target measures this machine (and a disk folder) and predicts a finite, positive step time; bad targets, profile
 // files and flags exit 2. Whether the cpu prediction is close to measured steps is a timing claim on a
 // shared machine, so it lives in the bench (`npm run bench -- capacity-targets`), not here.
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
@@ -152,6 +152,27 @@ describe("stow capacity", () => {
     expect(parseTarget("cpu.json", targetJson({ name: "cpu", description: "cpu", deviceMemory: 1, machine: m })).machine).toEqual(m);
     expect(Number.isFinite(c.predicted.step_seconds)).toBe(true);
     expect(c.predicted.step_seconds).toBeGreaterThan(0);
+    expect(m.network).toBeUndefined(); // one rank: no link to measure
+
+    // Two ranks: the MPI link between them is measured too (the machine's own probe is cached by now),
+    // and the plan's collectives are costed over it; each rank gets half the cores.
+    const plan = (ranks: string[]) => {
+      const r = stow(["plan", "samples/gpt2.ts", ...tinyGpt, "--batch", "2", ...ranks, "--target", "cpu", "--json"], {
+        STOW_CACHE_DIR: path.join(dir, "cache"),
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const dp2 = plan(["--dp", "2"]);
+    expect(dp2.decisions.threads).toBe(1);
+    expect(dp2.predicted_step.network_seconds).toBeGreaterThan(0);
+    expect(dp2.predicted_step.network_seconds).toBeLessThan(dp2.predicted_step.seconds);
+    const [link] = readdirSync(path.join(dir, "cache", "targets")).filter((f) => /^mpi-.*\.json$/.test(f));
+    const probe = JSON.parse(readFileSync(path.join(dir, "cache", "targets", link), "utf8"));
+    expect(probe.ranks).toBe(2);
+    expect(probe.points.map((p: number[]) => p[0])).toEqual([16, 16 * 2 ** 20]);
+    for (const [, seconds] of probe.points) expect(seconds).toBeGreaterThan(0);
+    expect(plan([]).predicted_step.network_seconds).toBe(0);
   });
 
   test("bad targets, profiles and flags exit 2 with one message", () => {

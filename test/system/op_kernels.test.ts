@@ -84,8 +84,8 @@ const add = (b: GraphBuilder, op: OpName, inputs: readonly Value[], attrs: Attrs
  * first 33 keys hidden (a whole first tile of the CUDA kernel, 32 keys), every key hidden (a row that sees
  * nothing), every third key hidden.
  */
-const attentionMask = (Tq: number, Tk: number): Leaf => ({
-  shape: [Tq, Tk],
+const attentionMask = (Tq: number, Tk: number, ...slabs: number[]): Leaf => ({
+  shape: [...slabs, Tq, Tk],
   values: (e) => {
     const [i, j] = [Math.floor(e / Tk), e % Tk];
     const hidden = [j < 33, true, j % 3 === 0][i % 3];
@@ -93,13 +93,24 @@ const attentionMask = (Tq: number, Tk: number): Leaf => ({
   },
 });
 
-/** Attention beyond causal self-attention: not causal, cross (Tq != Tk), masked; shapes past a 32-key tile. */
-const ATTENTION_VARIANTS: { q: number[]; kv: number[]; causal: boolean; mask?: Leaf }[] = [
+/** A learned bias (finite, with a gradient): `shape` broadcast over the scores. */
+const bias = (...shape: number[]): Leaf => ({ shape, lo: -2, hi: 2 });
+
+/**
+ * Attention beyond causal self-attention: not causal, cross (Tq != Tk), masked (shared by every slab, or
+ * broadcast per example or per head), with a learned bias (`learned`: the backward gives its gradient);
+ * shapes past a 32-key tile.
+ */
+const ATTENTION_VARIANTS: { q: number[]; kv: number[]; causal: boolean; mask?: Leaf; learned?: true }[] = [
   { q: [2, 3, 5, 4], kv: [2, 3, 5, 4], causal: false },
   { q: [2, 4, 3, 4], kv: [2, 2, 7, 4], causal: false }, // cross-attention, grouped heads
   { q: [1, 2, 6, 4], kv: [1, 1, 3, 4], causal: true }, // causal cross-attention: query i sees keys j <= i
   { q: [1, 2, 4, 40], kv: [1, 1, 37, 40], causal: false, mask: attentionMask(4, 37) },
   { q: [1, 2, 37, 5], kv: [1, 2, 37, 5], causal: true, mask: attentionMask(37, 37) },
+  { q: [2, 2, 6, 4], kv: [2, 1, 35, 4], causal: false, mask: attentionMask(6, 35, 2, 1) }, // per example
+  { q: [2, 3, 4, 4], kv: [2, 3, 4, 4], causal: false, mask: bias(1, 3, 4, 4), learned: true }, // per head
+  { q: [2, 2, 3, 4], kv: [2, 2, 34, 4], causal: false, mask: bias(2, 2, 3, 34), learned: true }, // per example and head
+  { q: [2, 2, 5, 4], kv: [2, 1, 5, 4], causal: true, mask: bias(2, 1, 1, 5), learned: true }, // one row for every query
 ];
 
 const attentionAttrs = (causal: boolean): Attrs => (causal ? {} : { causal: false });
@@ -209,13 +220,13 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
         add(b, "attention_bwd", [q, k, v, y, lse, dy]);
       },
     },
-    ...ATTENTION_VARIANTS.map(({ q, kv, causal, mask }) => ({
+    ...ATTENTION_VARIANTS.map(({ q, kv, causal, mask, learned }) => ({
       leaves: [f(...q), f(...kv), f(...kv), f(...q), ...(mask ? [mask] : [])],
       build: (b: GraphBuilder, [qv, k, v, dy, m]: Value[]) => {
         const attrs = attentionAttrs(causal);
         const masked = m ? [m] : [];
         const [y, lse] = add(b, "attention", [qv, k, v, ...masked], attrs);
-        add(b, "attention_bwd", [qv, k, v, y, lse, dy, ...masked], attrs);
+        add(b, "attention_bwd", [qv, k, v, y, lse, dy, ...masked], learned ? { ...attrs, maskGrad: true } : attrs);
       },
     })),
   ],
@@ -403,6 +414,12 @@ const CASES: Record<OpName, Case | Case[] | typeof NO_KERNEL> = {
       },
     },
     { leaves: [f(3, 5, 7)], attrs: { program: "unary{fn=square}(x0); reduce{fn=mean}(s0)", outs: [1] } },
+    // Through a reshape that changes the last axis: the bias broadcasts over [12, 8] (x1), the weight over
+    // [4, 24] (x2), and the mean sums rows of 24.
+    {
+      leaves: [f(12, 8), f(8), f(24)],
+      attrs: { program: "add(x0,x1); reshape{shape=[4,24]}(s0); gelu(s1); mul(s2,x2); reduce{fn=mean}(s3)", outs: [0, 3, 4] },
+    },
     { leaves: [f(3, 5, 7)], attrs: { program: "scale{s=2}(x0); silu(s0); reduce{fn=max}(s1)", outs: [1, 2] } },
     {
       leaves: [f(3, 5, 1), f(3, 5, 7), f(3, 5, 7)],

@@ -17,7 +17,8 @@ import { mulberry32 } from "../../src/util/random.ts";
 interface Inputs {
   q: Shape;
   kv: Shape;
-  mask?: number[]; // [Tq, Tk], row-major
+  mask?: number[]; // row-major, of maskShape (default [Tq, Tk])
+  maskShape?: Shape;
 }
 
 /** Random q, k, v (and the given mask) as inputs; traces `fn` on them and interprets the result. */
@@ -29,16 +30,32 @@ function run(shapes: Inputs, fn: (q: Tensor, k: Tensor, v: Tensor, mask: Tensor 
   const input = (name: string, shape: Shape) => new Tensor(b.value("input", [], { name, shape, dtype: "f32" }));
   const [Tq, Tk] = [shapes.q[shapes.q.length - 2], shapes.kv[shapes.kv.length - 2]];
   if (shapes.mask) feeds.mask = Float64Array.from(shapes.mask);
+  const maskShape = shapes.maskShape ?? [Tq, Tk];
   const out = withTrace(b, () =>
-    fn(input("q", shapes.q), input("k", shapes.kv), input("v", shapes.kv), shapes.mask ? input("mask", [Tq, Tk]) : undefined, b),
+    fn(input("q", shapes.q), input("k", shapes.kv), input("v", shapes.kv), shapes.mask ? input("mask", maskShape) : undefined, b),
   );
   const g = b.build();
   const y = interpret(g, { params: new Map(), inputs: feeds }).get(out.value.id)! as Float64Array;
   return { y, feeds, g };
 }
 
+/**
+ * The entry of a mask of shape `mask` that score [...index] reads, by broadcasting's rule: align the shapes
+ * from the right, and read index 0 along every axis of size 1.
+ */
+function broadcastEntry(mask: Shape, index: number[]): number {
+  const aligned = index.slice(index.length - mask.length);
+  return aligned.reduce((at, x, a) => at * mask[a] + (mask[a] === 1 ? 0 : x), 0);
+}
+
+/** q's leading (slab) axes' indices of slab s. */
+function slabIndex(q: Shape, s: number): number[] {
+  const axes = q.slice(0, -2);
+  return axes.map((_, a) => Math.floor(s / numel(axes.slice(a + 1))) % axes[a]);
+}
+
 /** softmax(q kᵀ / sqrt(D) + mask) v per slab, naively; K/V slab of query slab s is s / group. */
-function naive(feeds: Record<string, Float64Array>, q: Shape, kv: Shape, causal: boolean): number[] {
+function naive(feeds: Record<string, Float64Array>, q: Shape, kv: Shape, causal: boolean, maskShape?: Shape): number[] {
   const [Tq, D] = q.slice(-2);
   const Tk = kv[kv.length - 2];
   const slabs = numel(q) / (Tq * D);
@@ -50,7 +67,8 @@ function naive(feeds: Record<string, Float64Array>, q: Shape, kv: Shape, causal:
         if (causal && j > i) return -Infinity;
         let dot = 0;
         for (let d = 0; d < D; d++) dot += feeds.q[(s * Tq + i) * D + d] * feeds.k[(Math.floor(s / group) * Tk + j) * D + d];
-        return dot / Math.sqrt(D) + (feeds.mask ? feeds.mask[i * Tk + j] : 0);
+        const m = maskShape ?? [Tq, Tk];
+        return dot / Math.sqrt(D) + (feeds.mask ? feeds.mask[broadcastEntry(m, [...slabIndex(q, s), i, j])] : 0);
       });
       const max = Math.max(...scores);
       const weights = scores.map((x) => (max === -Infinity ? 0 : Math.exp(x - max)));
@@ -108,18 +126,66 @@ describe("scaledDotProductAttention", () => {
     expectClose(causal.y, naive(causal.feeds, shapes.q, shapes.kv, true));
   });
 
-  test("a mask of the wrong shape, or computed from a parameter, is an error at the model line", () => {
-    const shapes = { q: [1, 1, 3, 4], kv: [1, 1, 4, 4], mask: Array(12).fill(0) };
+  // Broadcast as PyTorch's attn_mask: per example (padding), per head, both, and one row for every query.
+  for (const [q, kv, maskShape] of [
+    [
+      [2, 3, 3, 4],
+      [2, 3, 4, 4],
+      [2, 1, 3, 4],
+    ],
+    [
+      [2, 3, 3, 4],
+      [2, 1, 4, 4],
+      [2, 1, 1, 4],
+    ],
+    [
+      [2, 3, 3, 4],
+      [2, 3, 4, 4],
+      [1, 3, 3, 4],
+    ],
+    [
+      [2, 3, 3, 4],
+      [2, 3, 4, 4],
+      [3, 3, 4],
+    ],
+    [
+      [2, 3, 3, 4],
+      [2, 3, 4, 4],
+      [2, 3, 3, 4],
+    ],
+    [
+      [3, 2, 4],
+      [3, 5, 4],
+      [3, 1, 5],
+    ],
+  ] as const) {
+    test(`a mask [${maskShape}] broadcast over q [${q}] and k, v [${kv}]`, () => {
+      const random = mulberry32(numel(maskShape));
+      const mask = Array.from({ length: numel(maskShape) }, () => (random() < 0.25 ? -Infinity : 2 * random() - 1));
+      const shapes = { q: [...q], kv: [...kv], mask, maskShape: [...maskShape] };
+      const { y, feeds } = run(shapes, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m }));
+      expectClose(y, naive(feeds, shapes.q, shapes.kv, false, shapes.maskShape));
+    });
+  }
+
+  test("a mask that does not broadcast is a shape error at the model line; one from a parameter is a learned bias", () => {
+    const shapes = { q: [2, 1, 3, 4], kv: [2, 1, 4, 4], mask: Array(12).fill(0) };
     expect(() => run(shapes, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m!.reshape(4, 3) }))).toThrow(
-      /shape error: attention: the mask must be \[Tq, Tk\] = \[3,4\] \(queries by keys\), got \[4,3\]/,
+      /shape error: attention: the mask \[4,3\] does not broadcast to the scores \[2,1,3,4\]: it must be \[2 or 1, 1 or 1, 3 or 1, 4\]/,
     );
-    const learned = () =>
-      run(shapes, (q, k, v, m, b) => {
-        const w = new Tensor(b.value("param", [], { name: "bias", shape: [3, 4] }));
-        return scaledDotProductAttention(q, k, v, { mask: m!.add(w) });
-      });
-    expect(learned).toThrow(TraceError);
-    expect(learned).toThrow(/the mask depends on a parameter, but it gets no gradient/);
+    const perExample = () => run(shapes, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m!.reshape(3, 1, 1, 4) }));
+    expect(perExample).toThrow(TraceError);
+    expect(perExample).toThrow(/the mask \[3,1,1,4\] does not broadcast/);
+    // Two batch axes: the mask must have both or neither (the kernels see one batch axis).
+    const partly = { q: [2, 3, 2, 3, 4], kv: [2, 3, 2, 4, 4], mask: Array(24).fill(0), maskShape: [2, 1, 1, 3, 4] };
+    expect(() => run(partly, (q, k, v, m) => scaledDotProductAttention(q, k, v, { mask: m }))).toThrow(
+      /the mask \[2,1,1,3,4\] broadcasts over some of the batch axes \[2,3\] of q but not all of them/,
+    );
+    const b = new GraphBuilder();
+    const input = (name: string, shape: Shape) => new Tensor(b.value("input", [], { name, shape, dtype: "f32" }));
+    const bias = new Tensor(b.value("param", [], { name: "bias", shape: [3, 4] }));
+    withTrace(b, () => scaledDotProductAttention(input("q", shapes.q), input("k", shapes.kv), input("v", shapes.kv), { mask: bias }));
+    expect(b.build().nodes.find((n) => n.op === "attention")!.inputs[3].producer.op).toBe("param");
   });
 
   test("k and v of another head width than q are a shape error", () => {

@@ -17,6 +17,7 @@ import {
   simulateStep,
 } from "../../ir/cost_model.ts";
 import type { Node, Shape } from "../../ir/types.ts";
+import { fitRing } from "../../src/targets/mpi_link.ts";
 import type { AttrsOf, OpName } from "../../ir/op_attrs.ts";
 
 const plain: Machine = { matmulFlops: 1e12, memoryBandwidth: 1e11, linkBandwidth: 1e10, hostBandwidth: 2e10 };
@@ -303,6 +304,29 @@ describe("collectives over a network link", () => {
     // ZeRO 3 gathers each chunk's parameters from the shards before use.
     const params = node("zero_all_gather", [[shard]], { chunk: 0, shard, ranks: 2 });
     expect(nodeSeconds(params, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
+  });
+
+  test("the cpu target's MPI link, fitted to two measured all-reduces, gives the cost model's ring those times", () => {
+    // All-reduce times of 16 B and 16 MiB as the cost model predicts them over a known link, as the probe
+    // would measure them on a machine with that link; the fit must recover the link.
+    const known = { bandwidth: 4.5e9, latency: 2e-6 };
+    for (const ranks of [2, 4]) {
+      const mesh = { tp: 1, dp: ranks };
+      const allReduce = (floats: number) => node("all_reduce", [[floats]], { reduce: "mean", group: "dp" } as never);
+      const seconds = (floats: number) => nodeSeconds(allReduce(floats), { ...plain, network: known }, undefined, mesh);
+      const fitted = fitRing({ ranks, points: [16, 16 * 2 ** 20].map((bytes) => [bytes, seconds(bytes / 4)]) });
+      expect(fitted.bandwidth).toBeCloseTo(known.bandwidth, 0);
+      expect(fitted.latency).toBeCloseTo(known.latency, 15);
+    }
+    expect(() =>
+      fitRing({
+        ranks: 2,
+        points: [
+          [16, 1e-3],
+          [16 * 2 ** 20, 1e-3],
+        ],
+      }),
+    ).toThrow(/do not fit a link/);
   });
 
   test("without a link a collective streams its bytes as before; with one, the mesh must be given", () => {

@@ -279,6 +279,29 @@ describe("gradient of each op matches finite differences", () => {
     ).toEqual([]);
   });
 
+  // A mask that broadcasts as PyTorch's attn_mask: a constant per-example padding mask, and learned
+  // additive biases (T5/ALiBi style) whose gradient sums the scores' over the axes they broadcast over.
+  it("attention with a per-example padding mask [B, 1, 1, Tk] (keys hidden from every query of an example)", () => {
+    const mask = (p: Problem) => {
+      const m = p.weights("mask", [2, 1, 1, 6]);
+      (p.feeds.inputs.mask as Float64Array).forEach((_, e, values) => (values[e] = e % 6 >= [4, 5][Math.floor(e / 6)] ? -Infinity : 0));
+      return m;
+    };
+    expect(attentionCase([2, 2, 3, 4], [2, 1, 6, 4], { causal: false }, mask)).toEqual([]);
+  });
+
+  for (const [q, kv, bias, causal] of [
+    [[2, 3, 4, 5], [2, 3, 4, 5], [1, 3, 4, 4], false], // one bias per head
+    [[2, 4, 3, 4], [2, 2, 6, 4], [2, 1, 3, 6], false], // per example, grouped heads, cross-attention
+    [[2, 3, 5, 4], [2, 3, 5, 4], [3, 5, 5], true], // per head (rank 3), causal
+    [[2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 4], false], // per example and head
+    [[2, 2, 4, 3], [2, 2, 6, 3], [1, 6], false], // one row for every query
+  ] as const) {
+    it(`attention with a learned bias [${bias}], q [${q}], k and v [${kv}]${causal ? ", causal" : ""}`, () => {
+      expect(attentionCase([...q], [...kv], causal ? {} : { causal: false }, (p) => p.param("bias", [...bias], 1.5))).toEqual([]);
+    });
+  }
+
   // The rule redraws the forward's mask (same seed and step): a different mask would not match.
   it("dropout", () => {
     expect(check((p) => [p.b.value("dropout", [p.param("x", [4, 25])], { p: 0.4, seed: 3 })])).toEqual([]);

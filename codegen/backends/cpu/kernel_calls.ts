@@ -3,6 +3,7 @@
 // give. Views and leaves run nothing (the registry's runsKernel). The switch is exhaustive over the
 // ops: one added without a binding here is a type error.
 import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
+import { isSharedMask, maskLayout } from "../../../ir/attention_mask.ts";
 import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, isCausal, lmHeadDims } from "../../../ir/ops.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
@@ -44,19 +45,27 @@ export function matmulArgs(n: NodeOf<"matmul">, mem: MemoryPlan): (string | numb
 
 /**
  * The attention kernels' sizes: BH, T, D, group, and only where they differ from the causal
- * self-attention defaults, Tk, causal and the mask (so that plans of causal models call them as before).
+ * self-attention defaults, Tk, causal and the mask (so that plans of causal models call them as before);
+ * the backward's mask gradient (`dmask`) and the mask's strides only where they differ from one [T, Tk]
+ * mask for every slab without a gradient.
  */
 function attentionArgs(
   n: NodeOf<"attention"> | NodeOf<"attention_bwd">,
   mask: Value | undefined,
   ptr: (v: Value) => string,
+  dmask?: Value,
 ): (string | number | boolean)[] {
   const [q, k] = n.inputs;
   const { BH, T, D } = attentionDims(q.shape);
   const sizes = [BH, T, D, attentionGroup(q.shape, k.shape)];
   const Tk = attentionKeys(k.shape);
   if (Tk === T && isCausal(n.attrs) && !mask) return sizes;
-  return [...sizes, Tk, isCausal(n.attrs), mask ? ptr(mask) : "nullptr"];
+  const args = [...sizes, Tk, isCausal(n.attrs), mask ? ptr(mask) : "nullptr"];
+  const layout = mask && maskLayout(q.shape, Tk, mask.shape);
+  if (typeof layout === "string") throw new Error(`internal: attention: ${layout}`);
+  if (!dmask && (!layout || isSharedMask(layout))) return args;
+  const strides = layout ? [layout.heads, layout.batch, layout.head, layout.row] : [];
+  return n.op === "attention" ? [...args, ...strides] : [...args, dmask ? ptr(dmask) : "nullptr", ...strides];
 }
 
 /** Where a value lives, as the generated code's F/I/H macros address it. */
@@ -182,7 +191,16 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "attention":
       return [call("attention_fwd", ptr(y0), ptr(y1), ...n.inputs.slice(0, 3).map(ptr), ...attentionArgs(n, n.inputs[3], ptr))];
     case "attention_bwd":
-      return [call("attention_bwd", ptr(y0), ptr(y1), ptr(y2), ...n.inputs.slice(0, 6).map(ptr), ...attentionArgs(n, n.inputs[6], ptr))];
+      return [
+        call(
+          "attention_bwd",
+          ptr(y0),
+          ptr(y1),
+          ptr(y2),
+          ...n.inputs.slice(0, 6).map(ptr),
+          ...attentionArgs(n, n.inputs[6], ptr, n.outputs[3]),
+        ),
+      ];
     case "dropout":
       // The mask is drawn for the step being trained (a.adam.t, 1-based), so each step draws a new one.
       return [call("dropout", ptr(y0), ptr(x0), numel(x0.shape), cFloat(n.attrs.p), `${n.attrs.seed}u`, "a.adam.t")];
