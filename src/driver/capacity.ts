@@ -8,10 +8,10 @@
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning. With a disk tier
 // (--disk-memory), which can take all of the offloaded model data (host memory then holds staging
-// buffers), the bounds count the disk too: a member is out when 12 bytes a parameter exceed all three;
-// the guess takes 16 bytes a parameter from all three; and below a member the host cannot hold it steps
-// down as below one the device cannot, as what the host lacks then (staging, moved activations) does not
-// shrink with the parameters.
+// buffers), the bound counts the disk too: a member is out when 12 bytes a parameter exceed all three.
+// The guess does not (16 bytes a parameter in device plus host), and the search climbs from it; below a
+// member the host cannot hold it steps down as below one the device cannot, as what the host lacks then
+// (staging, moved activations) does not shrink with the parameters.
 //
 // On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
 // machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
@@ -90,7 +90,10 @@ export function findCapacity(
   const exceeds = (k: number, perParam: number) => perParam * paramsOf(k) > memory + disk;
   // The first member whose least model data exceeds all memory (a member past the family's end is out too).
   const bound = firstMember(family.size, (k) => exceeds(k, LEAST_BYTES_PER_PARAM));
-  const guess = Math.max(1, firstMember(bound - 1, (k) => exceeds(k, BYTES_PER_PARAM)) - 1);
+  // With a disk tier the guess leaves the disk out: what host and device must hold besides model data
+  // (activations moved there, staging) bounds the answer long before a large disk does, and only the
+  // planner knows it; a guess filling the disk plans members far too large, slowly. From there it climbs.
+  const guess = Math.max(1, firstMember(bound - 1, (k) => BYTES_PER_PARAM * paramsOf(k) > memory) - 1);
 
   const probes: Probe[] = [];
   const plans = new Map<number, Plan>();

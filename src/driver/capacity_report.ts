@@ -150,7 +150,7 @@ export function capacityText(c: Capacity): string {
       "",
       `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
         (c.diskMemory !== undefined
-          ? "(model data at 16 bytes a parameter filling device, host and disk): "
+          ? "(model data at 16 bytes a parameter filling device and host; the disk tier then lets it climb): "
           : "(model data at 16 bytes a parameter filling device and host): ") +
         c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
     ].join("\n") + "\n"
