@@ -13,6 +13,8 @@ import type { FusionResults } from "./fusion.ts";
 import { fusionMarkdown } from "./fusion_report.ts";
 import type { HostAdamwResults } from "./host_adamw.ts";
 import { hostAdamwMarkdown } from "./host_adamw_report.ts";
+import type { DiskTierResults } from "./disk_tier.ts";
+import { diskTierMarkdown } from "./disk_tier_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -44,6 +46,7 @@ export function resultsMarkdown(
   planning: PlanningResults | null = null,
   fusion: FusionResults | null = null,
   hostAdamw: HostAdamwResults | null = null,
+  diskTier: DiskTierResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -60,6 +63,7 @@ export function resultsMarkdown(
     planning ? planningMarkdown(planning) : "(No planning results: `npm run bench -- planning` writes them.)\n",
     fusion ? fusionMarkdown(fusion) : "(No fusion results: `npm run bench -- fusion` writes them.)\n",
     hostAdamw ? hostAdamwMarkdown(hostAdamw) : "(No host AdamW results: `npm run bench -- host-adamw` writes them.)\n",
+    diskTier ? diskTierMarkdown(diskTier) : "(No disk-tier results: `npm run bench -- disk-tier` writes them.)\n",
   ].join("\n");
 }
 

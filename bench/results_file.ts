@@ -12,6 +12,7 @@ import type { CapacityTargetsResults } from "./capacity_targets.ts";
 import type { PlanningResults } from "./planning.ts";
 import type { FusionResults } from "./fusion.ts";
 import type { HostAdamwResults } from "./host_adamw.ts";
+import type { DiskTierResults } from "./disk_tier.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -24,6 +25,7 @@ export interface BenchParts {
   planning: PlanningResults | null;
   fusion: FusionResults | null;
   hostAdamw: HostAdamwResults | null;
+  diskTier: DiskTierResults | null;
 }
 
 type ResultsJson = Partial<BenchResults> & {
@@ -34,6 +36,7 @@ type ResultsJson = Partial<BenchResults> & {
   planning?: PlanningResults;
   fusion?: FusionResults;
   host_adamw?: HostAdamwResults;
+  disk_tier?: DiskTierResults;
 };
 
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
@@ -49,6 +52,7 @@ export function readResults(dir: string): BenchParts {
       planning: null,
       fusion: null,
       hostAdamw: null,
+      diskTier: null,
     };
   let json: ResultsJson;
   try {
@@ -57,7 +61,7 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, host_adamw, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, host_adamw, disk_tier, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null,
     checkpoint: checkpoint ?? null,
@@ -67,6 +71,7 @@ export function readResults(dir: string): BenchParts {
     planning: planning ?? null,
     fusion: fusion ?? null,
     hostAdamw: host_adamw ?? null,
+    diskTier: disk_tier ?? null,
   };
 }
 
@@ -80,6 +85,7 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const planning = fresh.planning ?? kept.planning;
   const fusion = fresh.fusion ?? kept.fusion;
   const hostAdamw = fresh.hostAdamw ?? kept.hostAdamw;
+  const diskTier = fresh.diskTier ?? kept.diskTier;
   const json = {
     ...speed,
     ...(checkpoint && { checkpoint }),
@@ -89,9 +95,10 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
     ...(planning && { planning }),
     ...(fusion && { fusion }),
     ...(hostAdamw && { host_adamw: hostAdamw }),
+    ...(diskTier && { disk_tier: diskTier }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

@@ -1,10 +1,11 @@
-// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets planning fusion host-adamw]`: the machine's sgemm peak, then for each config Stowage's and
+// `npm run bench [-- CONFIG... checkpoint offload capacity capacity-targets planning fusion host-adamw disk-tier]`: the machine's sgemm peak, then for each config Stowage's and
 // PyTorch's training step, one after the other in this process tree, and PyTorch once more as installed
 // (the peer the targets judge; the tuned run is the stricter comparison beside it); then the checkpoint section (124M in each
 // checkpoint mode), then the offload section (one GPT under shrinking device budgets) and the capacity run (the largest GPT
 // that trains in 2 GiB of device and 20 GiB of host), then capacity-targets (stow capacity on GPU profiles, and the
 // cpu prediction against measured steps), then planning (planning time by model size), then fusion (Llama fused and unfused), then host-adamw (the offloaded
-// chunks' AdamW against the triad bandwidth). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
+// chunks' AdamW against the triad bandwidth), then disk-tier (the 1.5B preset in 2 GiB of device and 8 GiB of host,
+// its model data on disk). Writes bench/RESULTS.md and bench/results.json, keeping a part that did not run.
 // Not a test: it measures and reports, and fails only when something cannot run.
 import { mkdirSync } from "node:fs";
 import os from "node:os";
@@ -20,6 +21,7 @@ import { runCapacityTargetsSection } from "./capacity_targets.ts";
 import { runPlanningSection } from "./planning.ts";
 import { runFusionSection } from "./fusion.ts";
 import { runHostAdamwSection } from "./host_adamw.ts";
+import { runDiskTierSection } from "./disk_tier.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
 import { readResults, writeResults } from "./results_file.ts";
@@ -38,6 +40,7 @@ const CAPACITY_TARGETS_SECTION = "capacity-targets";
 const PLANNING_SECTION = "planning";
 const FUSION_SECTION = "fusion";
 const HOST_ADAMW_SECTION = "host-adamw";
+const DISK_TIER_SECTION = "disk-tier";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
 function selectParts(names: string[]): {
@@ -49,6 +52,7 @@ function selectParts(names: string[]): {
   planning: boolean;
   fusion: boolean;
   hostAdamw: boolean;
+  diskTier: boolean;
 } {
   if (names.length === 0)
     return {
@@ -60,6 +64,7 @@ function selectParts(names: string[]): {
       planning: true,
       fusion: true,
       hostAdamw: true,
+      diskTier: true,
     };
   const sections = [
     CHECKPOINT_SECTION,
@@ -69,6 +74,7 @@ function selectParts(names: string[]): {
     PLANNING_SECTION,
     FUSION_SECTION,
     HOST_ADAMW_SECTION,
+    DISK_TIER_SECTION,
   ];
   const configs = names
     .filter((n) => !sections.includes(n))
@@ -87,6 +93,7 @@ function selectParts(names: string[]): {
     planning: names.includes(PLANNING_SECTION),
     fusion: names.includes(FUSION_SECTION),
     hostAdamw: names.includes(HOST_ADAMW_SECTION),
+    diskTier: names.includes(DISK_TIER_SECTION),
   };
 }
 
@@ -195,9 +202,20 @@ function main(): void {
     parts.capacityTargets &&
     parts.planning &&
     parts.fusion &&
-    parts.hostAdamw;
+    parts.hostAdamw &&
+    parts.diskTier;
   const kept = all
-    ? { speed: null, checkpoint: null, offload: null, capacity: null, capacityTargets: null, planning: null, fusion: null, hostAdamw: null }
+    ? {
+        speed: null,
+        checkpoint: null,
+        offload: null,
+        capacity: null,
+        capacityTargets: null,
+        planning: null,
+        fusion: null,
+        hostAdamw: null,
+        diskTier: null,
+      }
     : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
@@ -210,7 +228,12 @@ function main(): void {
     ? runFusionSection(FUSION_CONFIG, BENCH_THREADS, writeBenchTokens(WORK_DIR, FUSION_CONFIG.model.vocab), WORK_DIR, env)
     : null;
   const hostAdamw = parts.hostAdamw ? runHostAdamwSection(BENCH_THREADS, WORK_DIR, env) : null;
-  const markdown = writeResults(BENCH_DIR, { speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw }, kept);
+  const diskTier = parts.diskTier ? runDiskTierSection(BENCH_THREADS, writeBenchTokens(WORK_DIR, 50257), WORK_DIR, env) : null;
+  const markdown = writeResults(
+    BENCH_DIR,
+    { speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier },
+    kept,
+  );
   console.log(`\n${markdown}`);
 }
 

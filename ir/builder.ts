@@ -93,8 +93,10 @@ export class GraphBuilder {
    */
   static extend(g: Graph): GraphBuilder {
     const b = new GraphBuilder();
-    b.nodes.push(...g.nodes);
-    b.params.push(...g.params);
+    // One push at a time: spreading a graph of a few hundred thousand nodes into one call's arguments
+    // overflows the stack (a capacity search at the disk tier's sizes plans such graphs).
+    for (const n of g.nodes) b.nodes.push(n);
+    for (const p of g.params) b.params.push(p);
     Object.assign(b.named, g.named);
     Object.assign(b.grads, g.grads);
     for (const n of g.nodes) for (const v of n.outputs) b.nextValue = Math.max(b.nextValue, v.id + 1);

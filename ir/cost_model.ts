@@ -6,7 +6,6 @@ import { lmHeadWork, nodeFlops } from "./flops.ts";
 import { collectiveBytes } from "./collectives.ts";
 import { attentionDims, isComputeOp, opKind } from "./ops.ts";
 import { type Graph, type Node, type Value, formatShape, numel, valueBytes } from "./types.ts";
-import { diskBlocks } from "./passes/memory_plan.ts";
 
 export interface Machine {
   /** Sustained FLOP/s of products (matmul, attention, the fused LM head) where no measured rate below applies. */
@@ -239,10 +238,12 @@ export interface StepOptions {
   /** The ranks in each group, for collectives over a network link (default: one rank). */
   mesh?: Mesh;
   /**
-   * The moment values in the disk tier: their host AdamW also reads both moments and writes them back
-   * (in whole disk blocks) at the machine's disk rates.
+   * Node id -> the disk tier's bytes it reads and writes (MemoryPlan.diskIo), at the machine's disk
+   * rates: a chunk's copy from disk reads before it crosses the link, a gradient's copy to disk writes
+   * after; the gradient norm reads gradients back; host AdamW of model data on disk reads and writes
+   * back around its update.
    */
-  onDisk?: ReadonlySet<number>;
+  diskIo?: ReadonlyMap<number, { read: number; write: number }>;
 }
 
 /**
@@ -251,7 +252,7 @@ export interface StepOptions {
  * direction of the link in the order they are issued, each starting when both that direction and its
  * issue point are reached; AdamW on the host (placed there by the offload pass) after its gradient's copy.
  */
-export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { tp: 1, dp: 1 }, onDisk }: StepOptions = {}): StepTime {
+export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { tp: 1, dp: 1 }, diskIo }: StepOptions = {}): StepTime {
   let device = 0;
   let host = 0;
   let compute = 0;
@@ -260,8 +261,14 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
   const link = { h2d: 0, d2h: 0 }; // when each direction is next free
   const busy = { h2d: 0, d2h: 0 };
   const ready = new Map<number, number>(); // value id -> when its copy arrives
+  const diskSeconds = (n: Node) => {
+    const io = diskIo?.get(n.id);
+    if (io === undefined) return 0;
+    return io.read / (m.diskReadBandwidth ?? DISK_DEFAULT_BANDWIDTH) + io.write / (m.diskWriteBandwidth ?? DISK_DEFAULT_BANDWIDTH);
+  };
   const onLink = (n: Node, v: Value, direction: "h2d" | "d2h") => {
-    const seconds = valueBytes(v) / m.linkBandwidth;
+    // The same worker reads a chunk from disk and then copies it over the link.
+    const seconds = diskSeconds(n) + valueBytes(v) / m.linkBandwidth;
     record?.(n, direction, Math.max(link[direction], device), seconds);
     link[direction] = Math.max(link[direction], device) + seconds;
     busy[direction] += seconds;
@@ -276,15 +283,12 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
       device = Math.max(device, until);
     } else if (n.op === "adamw" && n.placement === "host") {
       const after = ready.get(n.inputs[1].id) ?? device;
-      const moment = diskBlocks(4 * numel(n.inputs[0].shape));
-      const disk = onDisk?.has(n.inputs[2].id)
-        ? (2 * moment) / (m.diskReadBandwidth ?? DISK_DEFAULT_BANDWIDTH) + (2 * moment) / (m.diskWriteBandwidth ?? DISK_DEFAULT_BANDWIDTH)
-        : 0;
-      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth + disk;
+      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth + diskSeconds(n);
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
-      const seconds = nodeSeconds(n, m, measured, mesh);
+      // The gradient norm reads back the gradients on disk on the way.
+      const seconds = nodeSeconds(n, m, measured, mesh) + diskSeconds(n);
       if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       if (opKind(n.op) === "collective") network += seconds;

@@ -51,13 +51,13 @@ export function choosePlan(
   };
   if (fitting.length > 0) return fitting.reduce((best, p) => (cheaper(p.checkpoint, best.checkpoint) ? p : best));
   const offloaded = plans.filter((p) => p.checkpoint.offload && p.checkpoint.arenaBytes <= budget);
-  // Host memory holds what the disk tier leaves it, but the tier is too small for the moments moved there.
+  // Host memory holds what the disk tier leaves it, but the tier is too small for the model data moved there.
   const diskShort = offloaded.filter((p) => p.hostBytes <= hostBudget);
   if (diskShort.length > 0) {
     const smallest = Math.min(...diskShort.map((p) => p.diskBytes));
     throw new DoesNotFitError(
       (name) =>
-        `the AdamW moments moved to disk need ${formatBytes(smallest)} (${smallest} bytes), more than ${name("diskMemory")} ` +
+        `the model data moved to disk needs ${formatBytes(smallest)} (${smallest} bytes), more than ${name("diskMemory")} ` +
         `${formatBytes(budgets.disk ?? 0)}`,
       "host",
     );

@@ -13,7 +13,7 @@ import { alignUp } from "../ir/passes/arena_plan.ts";
 import { SettingError } from "../base/errors.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
 import { type Budgets, deviceOnly, fits } from "./fits.ts";
-import { momentsToDisk } from "./disk_tier.ts";
+import { placeOnDisk } from "./disk_tier.ts";
 import { type Moves, NO_MOVES, type PassSettings, Pipeline } from "./pipeline.ts";
 import {
   type Candidate,
@@ -137,11 +137,9 @@ function planWith(
     const g = stages[stages.length - 1].graph;
     const offloaded = schedule && { chunks, resident: schedule.resident };
     let persistent = persistentLayout(g, true, offloaded, zero);
-    // Host memory too small for the offloaded model data: with a disk tier, moments go to disk.
-    if (offloaded && budgets.disk !== undefined && budgets.host !== undefined && persistent.hostBytes > budgets.host) {
-      const momentsOnDisk = momentsToDisk(g, offloaded, persistent.hostBytes, budgets.host);
-      persistent = persistentLayout(g, true, { ...offloaded, momentsOnDisk }, zero);
-    }
+    // Host memory too small for the offloaded model data: with a disk tier, moments and then parameters go to disk.
+    if (offloaded && budgets.disk !== undefined && budgets.host !== undefined && persistent.hostBytes > budgets.host)
+      persistent = placeOnDisk(g, offloaded, (o) => persistentLayout(g, true, o, zero), budgets.host);
     const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
@@ -172,7 +170,7 @@ function planWith(
         return (predicted ??= simulateStep(g, machine, {
           measured: opts.measured,
           mesh: meshOf(decisions),
-          onDisk: train.memory.diskValues,
+          diskIo: train.memory.diskIo,
         }));
       },
       peak: train.memory.peak,

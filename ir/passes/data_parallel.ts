@@ -38,7 +38,9 @@ export function averageOverDataParallel(g: Graph, dp: number, zero?: ZeroShardin
     }
     const moved = new Set([...after.values()].flat());
     const nodes = b.nodes.filter((n) => !moved.has(n)).flatMap((n) => [n, ...(after.get(n) ?? [])]);
-    b.nodes.splice(0, b.nodes.length, ...nodes);
+    // Not splice(0, n, ...nodes): a large graph's nodes as one call's arguments overflow the stack.
+    b.nodes.length = 0;
+    for (const n of nodes) b.nodes.push(n);
   } else averageEach(b, g);
   const loss = g.named.loss;
   b.named.loss = b.value("all_reduce", [loss], { reduce: "mean", group: "dp" }, loss.producer.loc);

@@ -2,7 +2,7 @@
 // at the bottom of the arena, and every temporary (activations, gradients, workspaces, inputs) at a
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
-import { type Graph, type ParamInfo, numel, trainedParams } from "../types.ts";
+import { type Graph, type ParamInfo, type Value, numel, trainedParams } from "../types.ts";
 import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import { type ChunkLayout, type ZeroSharding, paramShardName, shardElements } from "./chunks.ts";
@@ -19,9 +19,12 @@ export interface PersistentLayout {
   bytes: number;
   /** Size of the host region: offloaded parameters (chunk by chunk), their moments and gradients. */
   hostBytes: number;
-  /** Host byte range [start, end) of each offloaded chunk's parameters. */
+  /** Host byte range [start, end) of each offloaded chunk's parameters (in host memory). */
   chunkRange: Map<number, [number, number]>;
-  /** Moments (opt.m.<name>, opt.v.<name>) kept in the disk tier; their offsets are in the disk tier's file. */
+  /**
+   * Parameters, moments (opt.m.<name>, opt.v.<name>) and host copies of gradients (grad.<name>) kept in
+   * the disk tier; their offsets are in the disk tier's file.
+   */
   onDisk: Set<string>;
   /** Size of the disk tier (whole blocks). */
   diskBytes: number;
@@ -30,6 +33,18 @@ export interface PersistentLayout {
    * into (each the largest such moment, in whole blocks); absent without a disk tier.
    */
   diskStage?: [number, number];
+  /**
+   * With parameters on disk, two more staging buffers in the host region: `load`, where a chunk's
+   * parameters land on their way from disk to the device (the largest such chunk, in whole blocks), and
+   * `param`, where host AdamW reads the blocks holding one parameter (the most blocks any one spans).
+   */
+  paramStage?: { load: number; loadBytes: number; param: number; paramBytes: number };
+  /**
+   * With gradients on disk, two more: `copy`, where a gradient lands from the device on its way to disk
+   * (and where the gradient norm reads each back), and `update`, where host AdamW reads one; each the
+   * largest such gradient, in whole blocks.
+   */
+  gradStage?: { copy: number; update: number; bytes: number };
   /** ZeRO 3: parameters no rank holds whole, so without an offset; their chunks' shards hold them. */
   sharded: ReadonlySet<string>;
 }
@@ -37,6 +52,8 @@ export interface PersistentLayout {
 /** The disk tier's unit: offsets and sizes in it are whole blocks, as O_DIRECT needs (runtime/core/disk_tier.h). */
 export const DISK_BLOCK = 4096;
 export const diskBlocks = (bytes: number) => Math.ceil(bytes / DISK_BLOCK) * DISK_BLOCK;
+/** Bytes of the whole blocks that hold [offset, offset + bytes) of the disk tier: what moving that range moves. */
+export const diskSpan = (offset: number, bytes: number) => diskBlocks(offset + bytes) - Math.floor(offset / DISK_BLOCK) * DISK_BLOCK;
 
 /** Which chunks of model data live in host memory. */
 export interface Offloaded {
@@ -45,6 +62,10 @@ export interface Offloaded {
   resident: ReadonlySet<number>;
   /** Offloaded chunks whose AdamW moments live in the disk tier rather than host memory. */
   momentsOnDisk?: ReadonlySet<number>;
+  /** Offloaded chunks whose gradients' host copies live in the disk tier too (their moments must be there already). */
+  gradsOnDisk?: ReadonlySet<number>;
+  /** Offloaded chunks whose parameters live in the disk tier too (their moments must be there already). */
+  paramsOnDisk?: ReadonlySet<number>;
 }
 
 /**
@@ -55,6 +76,10 @@ export interface Offloaded {
  * writes them all), and the moments are this rank's shard of each chunk (opt.m.chunk<i>, opt.v.chunk<i>).
  * Moments of the chunks in `offloaded.momentsOnDisk` go to the disk tier instead, each at a whole block,
  * and the host region ends with the two staging buffers host AdamW reads them into (page-aligned).
+ * Parameters of the chunks in `offloaded.paramsOnDisk` go to the disk tier before the moments, each chunk
+ * from a whole block and laid out as in host memory (one read brings it in), with two more staging
+ * buffers (`paramStage`); gradients of the chunks in `offloaded.gradsOnDisk` after them, each at a whole
+ * block, with two more (`gradStage`).
  * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
@@ -65,6 +90,14 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const onDisk = new Set<string>();
   let disk = 0;
   let largestOnDisk = 0;
+  let largestChunkOnDisk = 0;
+  let widestParamOnDisk = 0;
+  let largestGradOnDisk = 0;
+  const gradOnDisk = (name: string) => {
+    const param = name.startsWith("grad.") ? name.slice("grad.".length) : undefined;
+    const chunk = param === undefined ? undefined : offloaded?.chunks.chunkOf.get(param);
+    return chunk !== undefined && offloaded?.gradsOnDisk?.has(chunk) === true;
+  };
   const elements = new Map(g.params.map((p) => [p.name, numel(p.shape)]));
   let device = 0;
   let host = 0;
@@ -98,6 +131,18 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const paramBytes = device;
   for (const chunk of zero?.stage === 3 ? [] : (offloaded?.chunks.chunks ?? [])) {
     if (offloaded!.resident.has(chunk.index)) continue;
+    if (offloaded!.paramsOnDisk?.has(chunk.index)) {
+      if (!offloaded!.momentsOnDisk?.has(chunk.index))
+        throw new Error(`internal: chunk ${chunk.index}'s parameters go to disk before its moments`);
+      for (const name of chunk.params) {
+        onDisk.add(name);
+        offsets.set(name, disk + chunk.offsets.get(name)!);
+        widestParamOnDisk = Math.max(widestParamOnDisk, diskSpan(chunk.offsets.get(name)!, elements.get(name)! * 4));
+      }
+      disk += diskBlocks(chunk.bytes);
+      largestChunkOnDisk = Math.max(largestChunkOnDisk, diskBlocks(chunk.bytes));
+      continue;
+    }
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
     chunkRange.set(chunk.index, [start, host]);
@@ -120,12 +165,33 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
         largestOnDisk = Math.max(largestOnDisk, diskBlocks(numel(p.shape) * 4));
       }
   const optStateBytes = device - paramBytes;
-  for (const n of g.nodes) if (n.op === "copy_d2h") put(n.attrs.name, numel(n.outputs[0].shape), true);
+  for (const n of g.nodes) {
+    if (n.op !== "copy_d2h") continue;
+    const bytes = 4 * numel(n.outputs[0].shape);
+    if (!gradOnDisk(n.attrs.name)) {
+      put(n.attrs.name, bytes / 4, true);
+      continue;
+    }
+    onDisk.add(n.attrs.name);
+    offsets.set(n.attrs.name, disk);
+    disk += diskBlocks(bytes);
+    largestGradOnDisk = Math.max(largestGradOnDisk, diskBlocks(bytes));
+  }
   let diskStage: [number, number] | undefined;
   if (disk > 0) {
     host = diskBlocks(host);
     diskStage = [host, host + largestOnDisk];
     host += 2 * largestOnDisk;
+  }
+  let paramStage: PersistentLayout["paramStage"];
+  if (largestChunkOnDisk > 0) {
+    paramStage = { load: host, loadBytes: largestChunkOnDisk, param: host + largestChunkOnDisk, paramBytes: widestParamOnDisk };
+    host += largestChunkOnDisk + widestParamOnDisk;
+  }
+  let gradStage: PersistentLayout["gradStage"];
+  if (largestGradOnDisk > 0) {
+    gradStage = { copy: host, update: host + largestGradOnDisk, bytes: largestGradOnDisk };
+    host += 2 * largestGradOnDisk;
   }
   return {
     offsets,
@@ -138,6 +204,8 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     onDisk,
     diskBytes: disk,
     ...(diskStage && { diskStage }),
+    ...(paramStage && { paramStage }),
+    ...(gradStage && { gradStage }),
     sharded,
   };
 }
@@ -176,6 +244,11 @@ export interface MemoryPlan {
   diskValues: Set<number>;
   /** The persistent layout's staging buffers for moments on disk (host offsets), when there are any. */
   diskStage?: [number, number];
+  /** The persistent layout's staging buffers for parameters and gradients on disk, when there are any. */
+  paramStage?: PersistentLayout["paramStage"];
+  gradStage?: PersistentLayout["gradStage"];
+  /** Node id -> the disk tier's bytes it reads and writes, for every node that moves any (see diskTraffic). */
+  diskIo: Map<number, DiskIo>;
   /** Node id -> [absolute offset, bytes] of its workspace. */
   workspace: Map<number, [number, number]>;
   buffers: (LiveBuffer & { offset: number })[];
@@ -202,6 +275,7 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
   let workspace: Map<number, [number, number]> | undefined;
   let hostValues: Set<number> | undefined;
   let diskValues: Set<number> | undefined;
+  let diskIo: Map<number, DiskIo> | undefined;
   let busiest: { breakdown: Breakdown; position: number } | undefined;
   const atBusiest = () => (busiest ??= breakdownAtBusiest(live.buffers, g.nodes.length, persistent, placement.peak));
   return {
@@ -215,6 +289,11 @@ export function planMemory(g: Graph, persistent: PersistentLayout, threads: numb
       return (diskValues ??= valuesStoredIn(persistent.onDisk, g, live));
     },
     ...(persistent.diskStage && { diskStage: persistent.diskStage }),
+    ...(persistent.paramStage && { paramStage: persistent.paramStage }),
+    ...(persistent.gradStage && { gradStage: persistent.gradStage }),
+    get diskIo() {
+      return (diskIo ??= persistent.diskBytes > 0 ? diskTraffic(g, persistent, live.persistentName) : new Map());
+    },
     get workspace() {
       return (workspace ??= new Map(buffers.filter((b) => b.kind === "workspace").map((b) => [b.node.id, [b.offset, b.bytes]])));
     },
@@ -256,6 +335,45 @@ function breakdownAtBusiest(buffers: readonly LiveBuffer[], length: number, pers
     fragmentation: placedPeak - liveTotal,
   };
   return { breakdown, position };
+}
+
+/** Bytes one node reads from and writes to the disk tier. */
+export interface DiskIo {
+  read: number;
+  write: number;
+}
+
+/**
+ * What each node moves to and from the disk tier, in whole blocks as the runtime moves them: a chunk's
+ * copy to the device reads the chunk, when its parameters are on disk; a gradient's copy to the host
+ * writes it, and the gradient norm reads it back, when it is on disk; host AdamW reads and writes back
+ * both moments when they are on disk, the blocks holding the parameter when it is, and reads the
+ * gradient when it is. The runtime's per-step counters must come to the training program's sum.
+ */
+function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: readonly (string | undefined)[]): Map<number, DiskIo> {
+  const io = new Map<number, DiskIo>();
+  const diskName = (v: Value) => {
+    const name = persistentName[v.id];
+    return name !== undefined && persistent.onDisk.has(name) ? name : undefined;
+  };
+  for (const n of g.nodes) {
+    if (n.op === "chunk_h2d" && diskName(n.inputs[0]) !== undefined) {
+      io.set(n.id, { read: diskBlocks(4 * numel(n.outputs[0].shape)), write: 0 });
+    } else if (n.op === "copy_d2h" && diskName(n.outputs[0]) !== undefined) {
+      io.set(n.id, { read: 0, write: diskBlocks(4 * numel(n.outputs[0].shape)) });
+    } else if (n.op === "grad_norm") {
+      const read = n.inputs.reduce((sum, v) => sum + (diskName(v) !== undefined ? diskBlocks(4 * numel(v.shape)) : 0), 0);
+      if (read > 0) io.set(n.id, { read, write: 0 });
+    } else if (n.op === "adamw" && diskName(n.inputs[2]) !== undefined) {
+      const elements = numel(n.inputs[0].shape);
+      let bytes = 2 * diskBlocks(4 * elements);
+      const param = diskName(n.inputs[0]);
+      if (param !== undefined) bytes += diskSpan(persistent.offsets.get(param)!, 4 * elements);
+      const grad = diskName(n.inputs[1]) !== undefined ? diskBlocks(4 * elements) : 0;
+      io.set(n.id, { read: bytes + grad, write: bytes });
+    }
+  }
+  return io;
 }
 
 /** Byte offset of each value's data: in the persistent layout (arena or host) for model data, else in the arena. */

@@ -31,17 +31,17 @@ DiskTier::~DiskTier() {
   direct_fd_ = buffered_fd_ = -1;
 }
 
-void DiskTier::read(HostThreads& pool, int64_t offset, void* buffer, int64_t bytes) {
+void DiskTier::read(HostThreads* pool, int64_t offset, void* buffer, int64_t bytes) {
   move(pool, offset, buffer, bytes, false);
   read_bytes += bytes;
 }
 
-void DiskTier::write(HostThreads& pool, int64_t offset, const void* buffer, int64_t bytes) {
+void DiskTier::write(HostThreads* pool, int64_t offset, const void* buffer, int64_t bytes) {
   move(pool, offset, const_cast<void*>(buffer), bytes, true);
   write_bytes += bytes;
 }
 
-void DiskTier::move(HostThreads& pool, int64_t offset, void* buffer, int64_t bytes, bool write) {
+void DiskTier::move(HostThreads* pool, int64_t offset, void* buffer, int64_t bytes, bool write) {
   if (offset % kBlock != 0 || bytes % kBlock != 0 || offset < 0 || offset + bytes > bytes_)
     throw Error("internal: disk tier range [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
                 ") is not whole blocks inside its " + std::to_string(bytes_) + " bytes");
@@ -49,7 +49,7 @@ void DiskTier::move(HostThreads& pool, int64_t offset, void* buffer, int64_t byt
   const int fd = aligned && direct_fd_ >= 0 ? direct_fd_ : buffered_fd_;
   uint8_t* base = static_cast<uint8_t*>(buffer);
   // Shares of whole blocks: the pool splits elements, so each element here is a block.
-  pool.for_shares(bytes / kBlock, [&](int64_t first, int64_t end) {
+  const auto share = [&](int64_t first, int64_t end) {
     int64_t done = first * kBlock;
     while (done < end * kBlock) {
       const size_t want = size_t(end * kBlock - done);
@@ -59,7 +59,11 @@ void DiskTier::move(HostThreads& pool, int64_t offset, void* buffer, int64_t byt
                     (n == 0 ? "unexpected end of file" : std::strerror(errno)));
       done += n;
     }
-  });
+  };
+  if (pool != nullptr)
+    pool->for_shares(bytes / kBlock, share);
+  else
+    share(0, bytes / kBlock);
 }
 
 }  // namespace stow

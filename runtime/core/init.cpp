@@ -77,6 +77,7 @@ void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64
 #pragma omp parallel for schedule(dynamic, 1)
   for (int i = 0; i < plan.nparams; i++) {
     const ParamDesc& p = plan.params[i];
+    if (p.param_on_disk) continue;  // the session draws it into its disk blocks
     if (p.shard.axis < 0) fill_full(p, i, region(p), p.numel, seed);
   }
   // A rank's part of a sharded parameter is cut from the full tensor, drawn whole.

@@ -155,13 +155,23 @@ STOW_KERNEL(place_last, void, (Ctx& c, void* out, const void* in, int64_t rows, 
 // the host region and the arena start on the link and return a ticket; compute waits on the ticket
 // before it reads the result (a device copy) or reuses the source (a gradient sent to the host).
 STOW_KERNEL(h2d_async, int64_t, (Ctx& c, float* device, const float* host, int64_t n))
+// A chunk whose parameters are in the disk tier: read from byte offset `disk` (a whole block) into the
+// host staging buffer `stage` (whole blocks), then copied to the device, as one job of the link's queue.
+STOW_KERNEL(h2d_from_disk, int64_t, (Ctx& c, float* device, int64_t disk, float* stage, int64_t n))
 STOW_KERNEL(d2h_async, int64_t, (Ctx& c, float* host, const float* device, int64_t n))
+// A gradient kept in the disk tier: copied into the host staging buffer `stage`, then written at byte
+// offset `disk` (whole blocks), as one job of the link's queue.
+STOW_KERNEL(d2h_to_disk, int64_t, (Ctx& c, int64_t disk, const float* device, float* stage, int64_t n))
 STOW_KERNEL(wait_transfer, void, (Ctx& c, int64_t ticket))
 // All queued copies and host work done: the end of every program that moves model data.
 STOW_KERNEL(drain_transfers, void, (Ctx& c))
 
 // Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
 STOW_NORM_KERNEL(grad_norm, (Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count))
+// The same with some gradients in the disk tier: grads[t] null, disk[t] its byte offset there (else -1);
+// each is read back into `stage` in its turn. Bitwise grad_norm's result.
+STOW_NORM_KERNEL(grad_norm_from_disk, (Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage,
+                                       const int64_t* sizes, int64_t count))
 
 // One AdamW step in place, with PyTorch's formula (torch.optim.AdamW, foreach=False):
 //   g = grad * gscale;  if (decay) p -= lr * weight_decay * p;
@@ -181,9 +191,12 @@ STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* 
                                   const AdamHyper& h, float gscale, bool decay))
 // The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
 // them into the host staging buffers m_stage and v_stage (4096-aligned, whole blocks), updates, and
-// writes them back before its next job.
-STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk,
-                                  float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay))
+// writes them back before its next job. With the parameter on disk too (p_disk >= 0, p null), the
+// blocks holding it go through p_stage alike; with the gradient there (g_disk >= 0, g null), it is read
+// into g_stage.
+STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
+                                  float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n,
+                                  const AdamHyper& h, float gscale, bool decay))
 
 // ZeRO (--zero 1): this data-parallel rank's shard of one chunk's AdamW update. The chunk's parameters
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient

@@ -47,9 +47,10 @@ struct ParamDesc {
   int init_kind;         // InitKind
   float init_std;        // for INIT_NORMAL
   bool decay;            // weight decay applies (parameters of two or more dimensions)
-  bool on_host;          // the parameter and its moments are offloaded model data in the host region
+  bool on_host;          // the parameter and its moments are offloaded model data in the host region (or disk tier)
   ShardDesc shard{};     // shape above is this rank's part
   bool moments_on_disk = false;  // m_offset and v_offset are in the disk tier (core/disk_tier.h)
+  bool param_on_disk = false;    // offset is in the disk tier too (its chunk's, laid out as in host memory)
 };
 
 // Per-step values the runtime computes (learning-rate schedule, step count) and the program reads.
@@ -101,8 +102,12 @@ struct PlanDesc {
   int zero = 0;            // ZeRO stage over the data-parallel ranks
   int nzero_chunks = 0;
   const ZeroChunkDesc* zero_chunks = nullptr;  // under ZeRO, every chunk of parameters (else none)
-  int64_t disk_bytes = 0;  // the disk tier's size (moments of offloaded chunks); 0: none
+  int64_t disk_bytes = 0;  // the disk tier's size (moments, then parameters, of offloaded chunks); 0: none
   int64_t disk_stage = -1; // host region offset of a staging buffer for the largest moment on disk (page-aligned)
+  // With parameters on disk: host region offsets (page-aligned) and sizes of the staging buffer a chunk's
+  // parameters pass through to the device, and of the one host AdamW reads a parameter's blocks into.
+  int64_t disk_load_stage = -1, disk_load_stage_bytes = 0;
+  int64_t disk_param_stage = -1, disk_param_stage_bytes = 0;
 };
 
 }  // namespace stow

@@ -46,8 +46,7 @@ struct StowSession {
   std::string model_path, model_sha256;  // the model file (absolute) and its hash, for checkpoints
   stow::HostPool pool;
   std::unique_ptr<stow::HostBuffer<uint8_t>> host;  // offloaded model data, from the host pool
-  std::unique_ptr<stow::DiskTier> disk;  // moments of offloaded chunks kept on disk (null: none)
-  stow::HostThreads disk_io{1};          // the caller alone: a checkpoint's moments move to and from the disk tier
+  std::unique_ptr<stow::DiskTier> disk;  // model data of offloaded chunks kept on disk (null: none)
   stow::Ctx ctx;
   stow::Comm* comm = nullptr;  // the process's; collective calls (steps, saves) are made by every rank
   // Under --dp, the groups of the dp x tp mesh (tp ranks adjacent); before the device, whose NCCL
@@ -84,6 +83,18 @@ struct StowSession {
   float* disk_stage() { return reinterpret_cast<float*>(host->data() + plan->disk_stage); }
   static int64_t disk_moment_bytes(const stow::ParamDesc& p) {
     return (4 * p.numel + stow::DiskTier::kBlock - 1) / stow::DiskTier::kBlock * stow::DiskTier::kBlock;
+  }
+  // A parameter on disk, whole, staged for the session (initialised, loaded, saved) in the buffer chunks
+  // pass through to the device, idle between steps: the blocks holding it are read, and it starts inside
+  // them. Valid until the next call; write_disk_param writes the blocks back.
+  float* read_disk_param(const stow::ParamDesc& p) {
+    const int64_t first = stow::DiskTier::first_block(p.offset);
+    disk->read(nullptr, first, host->data() + plan->disk_load_stage, stow::DiskTier::span(p.offset, 4 * p.numel));
+    return reinterpret_cast<float*>(host->data() + plan->disk_load_stage + (p.offset - first));
+  }
+  void write_disk_param(const stow::ParamDesc& p) {
+    const int64_t first = stow::DiskTier::first_block(p.offset);
+    disk->write(nullptr, first, host->data() + plan->disk_load_stage, stow::DiskTier::span(p.offset, 4 * p.numel));
   }
   // A value the device computed, read on the host.
   float read_float(int64_t offset) {
@@ -168,10 +179,19 @@ void validate_plan(const stow::PlanDesc* plan) {
     auto inside_model = [&](int64_t offset, const std::string& what) {
       (p.on_host ? inside_host : inside)(offset, 4 * p.numel, what);
     };
-    if (plan->zero == 3)
+    if (plan->zero == 3) {
       inside_staging(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
-    else
+    } else if (p.param_on_disk) {
+      if (!p.moments_on_disk) throw Error(std::string("internal: parameter ") + p.name + " is on disk but its moments are not");
+      inside_disk(p.offset, 4 * p.numel, std::string("parameter ") + p.name);
+      const int64_t span = stow::DiskTier::span(p.offset, 4 * p.numel);
+      if (span > plan->disk_load_stage_bytes || span > plan->disk_param_stage_bytes)
+        throw Error(std::string("internal: parameter ") + p.name + "'s disk blocks do not fit its staging buffers");
+      inside_host(plan->disk_load_stage, plan->disk_load_stage_bytes, "the disk tier's chunk staging");
+      inside_host(plan->disk_param_stage, plan->disk_param_stage_bytes, "the disk tier's parameter staging");
+    } else {
       inside_model(p.offset, std::string("parameter ") + p.name);
+    }
     if (p.moments_on_disk) {
       if (!p.on_host || p.m_offset < 0 || p.v_offset < 0 || p.shard.axis >= 0)
         throw Error(std::string("internal: parameter ") + p.name + " keeps moments on disk but is not offloaded, has none or is sharded");
@@ -288,7 +308,15 @@ void read_params(StowSession& s, stow::SafetensorsFile& f) {
     shard_zero_params(s, [&](int i, float* whole) { read_local(s, f, s.plan->params[i].name, s.plan->params[i], whole); });
     return;
   }
-  for (int i = 0; i < s.plan->nparams; i++) read_param(s, f, s.plan->params[i].name, s.plan->params[i], s.plan->params[i].offset);
+  for (int i = 0; i < s.plan->nparams; i++) {
+    const stow::ParamDesc& p = s.plan->params[i];
+    if (!p.param_on_disk) {
+      read_param(s, f, p.name, p, p.offset);
+      continue;
+    }
+    read_local(s, f, p.name, p, s.read_disk_param(p));
+    s.write_disk_param(p);
+  }
 }
 
 // ZeRO: a moment (first or second) of a whole parameter, read as checkpoints hold it, of which this rank
@@ -362,7 +390,7 @@ void load_resume(StowSession& s, const std::string& path) {
         continue;
       }
       read_local(s, f, moment + std::string(p.name), p, s.disk_stage());
-      s.disk->write(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
+      s.disk->write(nullptr, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
     }
     if (s.plan->zero > 0) {
       read_zero_moment(s, f, std::string("opt.m.") + p.name, p, false);
@@ -452,6 +480,13 @@ void open_session(StowSession& s, const StowOptions& o) {
     shard_zero_params(s, [&](int i, float* whole) { stow::init_parameter(*s.plan, i, whole, o.seed, s.ctx.rank, s.pool); });
   } else {
     stow::init_parameters(*s.plan, s.model_mirror, s.host ? s.host->data() : nullptr, o.seed, s.ctx.rank, s.pool);
+    // Parameters on disk (never sharded: the disk tier runs on one rank) are drawn into their blocks.
+    for (int i = 0; i < s.plan->nparams; i++) {
+      const stow::ParamDesc& p = s.plan->params[i];
+      if (!p.param_on_disk) continue;
+      stow::init_whole_parameter(*s.plan, i, s.read_disk_param(p), o.seed);
+      s.write_disk_param(p);
+    }
     for (int i = 0; i < s.plan->nparams; i++)
       if (!s.plan->params[i].on_host) s.ctx.touch(s.at<float>(s.plan->params[i].offset), 4 * s.plan->params[i].numel);
   }
@@ -734,8 +769,10 @@ void save(StowSession& s, const std::string& path, int keep) {
       const int64_t offset = t.kept == Kept::Param ? p.offset : t.kept == Kept::FirstMoment ? p.m_offset : p.v_offset;
       if (t.kept != Kept::Param && p.moments_on_disk) {
         // Read back into the staging buffer of the disk tier (one process: no other rank waits).
-        s.disk->read(s.disk_io, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
+        s.disk->read(nullptr, offset, s.disk_stage(), StowSession::disk_moment_bytes(p));
         local = s.disk_stage();
+      } else if (t.kept == Kept::Param && p.param_on_disk) {
+        local = s.read_disk_param(p);  // through the chunk staging buffer, idle between steps
       } else {
         local = s.model_at(offset, p.on_host);
       }

@@ -88,6 +88,30 @@ int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_
   return link_ticket(ticket, to_device);
 }
 
+int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node) {
+  h2d_bytes += bytes;
+  const double rate = rate_;
+  auto job = [=, &disk] {
+    disk.read(nullptr, offset, stage, DiskTier::span(offset, bytes));
+    auto start = std::chrono::steady_clock::now();
+    std::memcpy(dst, stage, size_t(bytes));
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
+  };
+  return link_ticket(to_device_.submit(traced(job, node, JobSpan::H2D)), true);
+}
+
+int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node) {
+  d2h_bytes += bytes;
+  const double rate = rate_;
+  auto job = [=, &disk] {
+    auto start = std::chrono::steady_clock::now();
+    std::memcpy(stage, src, size_t(bytes));
+    if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
+    disk.write(nullptr, offset, stage, DiskTier::span(offset, bytes));
+  };
+  return link_ticket(to_host_.submit(traced(job, node, JobSpan::D2H)), false);
+}
+
 int64_t TransferEngine::host_task(int64_t after, std::function<void()> job, int64_t node) {
   // The span starts once the gradient's copy is in: the time AdamW itself ran.
   return host_.submit([this, after, job = traced(std::move(job), node, JobSpan::HOST)] {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "disk_tier.h"
 #include "host_threads.h"
 
 namespace stow {
@@ -61,6 +62,13 @@ class TransferEngine {
   TransferEngine(double bytes_per_second, int host_threads) : rate_(bytes_per_second), pool_(host_threads) {}
   // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
   int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node = -1);
+  // A copy to the device of `bytes` held in the disk tier from `offset` (a whole block): the link's
+  // worker reads the whole blocks into `stage`, then copies. Its jobs run one at a time, so one staging
+  // buffer serves every such copy.
+  int64_t copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node = -1);
+  // The way back: `bytes` from the device into `stage`, then written to the disk tier at `offset` (a
+  // whole block; the stage's bytes past `bytes` fill the last block, which holds nothing else).
+  int64_t copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node = -1);
   // Host work that must follow the copy with ticket `after` (0: none).
   int64_t host_task(int64_t after, std::function<void()> job, int64_t node = -1);
   // The threads a host task may spread its work over (from inside the task only).

@@ -37,6 +37,34 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
   out[0] = float(std::sqrt(total));
 }
 
+// sum_of_squares' additions in its order, one tensor at a time: each thread keeps its running sum
+// across tensors, so a gradient read back from disk between two tensors changes no bit.
+void grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage, const int64_t* sizes,
+                         int64_t count) {
+  c.touch(out, 4);
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads gradients from disk but no disk tier is open");
+  std::vector<double> partial(c.threads, 0.0);
+  for (int64_t t = 0; t < count; t++) {
+    const float* g = grads[t];
+    if (disk[t] >= 0) {
+      c.disk->read(nullptr, disk[t], stage, DiskTier::span(disk[t], 4 * sizes[t]));
+      g = stage;
+    }
+#pragma omp parallel num_threads(c.threads)
+    {
+      const Span span = thread_span(sizes[t]);
+      const float* share = g + span.begin;
+      partial[omp_get_thread_num()] += lane_sum<double>(span.end - span.begin, [&](int64_t i) {
+        const double x = share[i];
+        return x * x;
+      });
+    }
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  out[0] = float(std::sqrt(total));
+}
+
 // Follows torch.optim.AdamW's single-tensor step operation by operation (kernel_math.h): scalars in
 // double as Python computes them, then rounded to float for the tensor ops. One pass reads p, g, m, v
 // and writes p, m, v (28 bytes an element); the compiler vectorizes it. Every AdamW of the CPU backend
@@ -67,14 +95,28 @@ void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v,
   });
 }
 
-void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, const float* g, int64_t m_disk, int64_t v_disk,
-                        float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
+                        float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h,
+                        float gscale, bool decay) {
   const int64_t bytes = (n * 4 + DiskTier::kBlock - 1) / DiskTier::kBlock * DiskTier::kBlock;
-  disk.read(pool, m_disk, m_stage, bytes);
-  disk.read(pool, v_disk, v_stage, bytes);
+  // A parameter on disk shares its first and last blocks with its chunk's neighbours: the whole blocks
+  // are read, the parameter's bytes in them updated, and the blocks written back. Host jobs run one at a
+  // time, and no copy to the device reads the chunk while its update runs, so nothing else touches them.
+  const int64_t p_first = DiskTier::first_block(p_disk), p_span = DiskTier::span(p_disk, n * 4);
+  if (p_disk >= 0) {
+    disk.read(&pool, p_first, p_stage, p_span);
+    p = p_stage + (p_disk - p_first) / 4;
+  }
+  if (g_disk >= 0) {
+    disk.read(&pool, g_disk, g_stage, bytes);
+    g = g_stage;
+  }
+  disk.read(&pool, m_disk, m_stage, bytes);
+  disk.read(&pool, v_disk, v_stage, bytes);
   host_adamw(pool, p, g, m_stage, v_stage, n, h, gscale, decay);
-  disk.write(pool, m_disk, m_stage, bytes);
-  disk.write(pool, v_disk, v_stage, bytes);
+  disk.write(&pool, m_disk, m_stage, bytes);
+  disk.write(&pool, v_disk, v_stage, bytes);
+  if (p_disk >= 0) disk.write(&pool, p_first, p_stage, p_span);
 }
 
 void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,

@@ -17,8 +17,19 @@ int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n) {
   return engine(c).copy(device, host, 4 * n, true, c.timed_node);
 }
 
+int64_t h2d_from_disk(Ctx& c, float* device, int64_t disk, float* stage, int64_t n) {
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads model data from disk but no disk tier is open");
+  c.touch(device, 4 * n);
+  return engine(c).copy_from_disk(device, *c.disk, disk, stage, 4 * n, c.timed_node);
+}
+
 int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
   return engine(c).copy(host, device, 4 * n, false, c.timed_node);
+}
+
+int64_t d2h_to_disk(Ctx& c, int64_t disk, const float* device, float* stage, int64_t n) {
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " writes model data to disk but no disk tier is open");
+  return engine(c).copy_to_disk(*c.disk, disk, device, stage, 4 * n, c.timed_node);
 }
 
 void wait_transfer(Ctx& c, int64_t ticket) { engine(c).wait_copy(ticket); }
@@ -37,16 +48,21 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   e.host_task(after, [=, &e] { host_adamw(e.host_threads(), p, g, m, v, n, h, gscale, decay); }, c.timed_node);
 }
 
-void adamw_on_disk(Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk, float* m_stage,
-                   float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk, float* g_stage,
+                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
+                   bool decay) {
   Ctx host = c;
   host.host_node = true;
-  host.touch(p, n * 4);
+  host.touch(p_disk >= 0 ? p_stage : p, n * 4);
   host.touch(m_stage, n * 4);
   host.touch(v_stage, n * 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps moments on disk but no disk tier is open");
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps model data on disk but no disk tier is open");
   TransferEngine& e = engine(c);
-  e.host_task(after, [=, &e, disk = c.disk] { host_adamw_on_disk(e.host_threads(), *disk, p, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay); },
+  e.host_task(after,
+              [=, &e, disk = c.disk] {
+                host_adamw_on_disk(e.host_threads(), *disk, p, p_disk, p_stage, g, g_disk, g_stage, m_disk, v_disk, m_stage, v_stage, n, h,
+                                   gscale, decay);
+              },
               c.timed_node);
 }
 

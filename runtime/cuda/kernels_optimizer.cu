@@ -49,12 +49,15 @@ double host_sum_squares(const float* g, int64_t n, int threads) {
 
 // The sum of squares of every gradient, in double, on the host. Device gradients are summed by kernels
 // into scratch partials; gradients already copied to the host (offloaded chunks; the plan waited for
-// their copies before this node) are summed there. Then the host adds everything up in tensor order.
-double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count) {
+// their copies before this node) are summed there, and those in the disk tier (disk[t] >= 0) are read
+// back into `stage` and summed there. Then the host adds everything up in tensor order.
+double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count, const int64_t* disk = nullptr,
+               float* stage = nullptr) {
   Runtime& rt = runtime(c);
   double* partial = static_cast<double*>(rt.scratch(count * kNormBlocks * int64_t(sizeof(double))));
+  const auto on_disk = [&](int64_t t) { return disk != nullptr && disk[t] >= 0; };
   for (int64_t t = 0; t < count; t++) {
-    if (in_host_region(c, grads[t])) continue;
+    if (on_disk(t) || in_host_region(c, grads[t])) continue;
     STOW_LAUNCH(sum_squares_kernel, kNormBlocks, kBlock, rt.compute())(partial + t * kNormBlocks, grads[t], sizes[t]);
     check_launch(c, "sum of squares");
   }
@@ -63,7 +66,10 @@ double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t 
               std::string("a sum of squares (node ") + c.node + ")");
   double total = 0.0;
   for (int64_t t = 0; t < count; t++) {
-    if (in_host_region(c, grads[t])) {
+    if (on_disk(t)) {
+      c.disk->read(nullptr, disk[t], stage, DiskTier::span(disk[t], 4 * sizes[t]));
+      total += host_sum_squares(stage, sizes[t], rt.host_threads());
+    } else if (in_host_region(c, grads[t])) {
       total += host_sum_squares(grads[t], sizes[t], rt.host_threads());
     } else {
       for (int b = 0; b < kNormBlocks; b++) total += partials[size_t(t * kNormBlocks + b)];
@@ -82,6 +88,15 @@ void write_scalar(Ctx& c, float* out, float value) {
 float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
   const float norm = float(std::sqrt(squares(c, grads, sizes, count)));
+  write_scalar(c, out, norm);
+  return norm;
+}
+
+float grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage, const int64_t* sizes,
+                          int64_t count) {
+  c.touch(out, 4);
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads gradients from disk but no disk tier is open");
+  const float norm = float(std::sqrt(squares(c, grads, sizes, count, disk, stage)));
   write_scalar(c, out, norm);
   return norm;
 }
@@ -154,17 +169,19 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
   rt.host_task(after, [=, &rt] { host_adamw(rt.host_pool(), p, g, m, v, n, h, gscale, decay); });
 }
 
-void adamw_on_disk(Ctx& c, int64_t after, float* p, const float* g, int64_t m_disk, int64_t v_disk, float* m_stage,
-                   float* v_stage, int64_t n, const AdamHyper& h, float gscale, bool decay) {
+void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk, float* g_stage,
+                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
+                   bool decay) {
   Ctx host = c;
   host.host_node = true;
-  host.touch(p, n * 4);
+  host.touch(p_disk >= 0 ? p_stage : p, n * 4);
   host.touch(m_stage, n * 4);
   host.touch(v_stage, n * 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps moments on disk but no disk tier is open");
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps model data on disk but no disk tier is open");
   Runtime& rt = runtime(c);
   rt.host_task(after, [=, &rt, disk = c.disk] {
-    host_adamw_on_disk(rt.host_pool(), *disk, p, g, m_disk, v_disk, m_stage, v_stage, n, h, gscale, decay);
+    host_adamw_on_disk(rt.host_pool(), *disk, p, p_disk, p_stage, g, g_disk, g_stage, m_disk, v_disk, m_stage, v_stage, n, h, gscale,
+                       decay);
   });
 }
 

@@ -74,6 +74,11 @@ void Runtime::wait(int64_t ticket) {
   check(cudaStreamWaitEvent(compute_, copy_slot(ticket).done, 0), "waiting for a copy");
 }
 
+void Runtime::finish(int64_t ticket) {
+  if (ticket < 1 || ticket > tickets_) throw Error("internal: finish on unknown copy ticket " + std::to_string(ticket));
+  check(cudaEventSynchronize(copy_slot(ticket).done), "a copy from the disk tier to the device");
+}
+
 void Runtime::host_task(int64_t after, std::function<void()> job) {
   cudaEvent_t done = copy_slot(after).done;
   host_.submit([done, job = std::move(job)] {

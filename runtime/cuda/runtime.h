@@ -39,6 +39,8 @@ class Runtime {
   int64_t copy_async(void* dst, const void* src, int64_t bytes, bool to_device);
   // Compute queued from now on waits for the copy (the IR's `wait`); the host does not block.
   void wait(int64_t ticket);
+  // The host blocks until the copy has landed.
+  void finish(int64_t ticket);
   // Host work that runs on the host worker once the copy `after` has arrived.
   void host_task(int64_t after, std::function<void()> job);
   // Blocks until compute, copies and host work are done; the time spent after compute finished is

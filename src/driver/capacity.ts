@@ -7,10 +7,11 @@
 // model data is smaller by the shortfall the planner reported (the device holds some model data too, so
 // this is approximate), then tries the one above. Members whose parameters and AdamW moments alone (12 bytes a parameter)
 // exceed device plus host memory are known not to fit without planning. With a disk tier
-// (--disk-memory), which takes AdamW moments only, the bounds count the moments there: a member is out
-// when its parameters and gradients (8 bytes a parameter) exceed device plus host memory, or its model
-// data without gradients (12) exceeds all three; the guess takes 16 bytes a parameter from all three
-// and 8 from device plus host.
+// (--disk-memory), which can take all of the offloaded model data (host memory then holds staging
+// buffers), the bound counts the disk too: a member is out when 12 bytes a parameter exceed all three.
+// The guess does not (16 bytes a parameter in device plus host), and the search climbs from it; below a
+// member the host cannot hold it steps down as below one the device cannot, as what the host lacks then
+// (staging, moved activations) does not shrink with the parameters.
 //
 // On several ranks (`--ranks N`: N GPUs of the target at --dp N --zero 3) the host memory given is the
 // machine's, split evenly between the ranks' processes, and each rank plans its shard: the guess counts
@@ -67,8 +68,6 @@ export interface Capacity {
 /** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
 const LEAST_BYTES_PER_PARAM = 12;
 const BYTES_PER_PARAM = 16;
-/** What stays in device or host memory with the moments in the disk tier: the parameter and its gradient. */
-const BESIDE_DISK_BYTES_PER_PARAM = 8;
 
 export function findCapacity(
   family: Family,
@@ -88,11 +87,13 @@ export function findCapacity(
   if (family.field !== undefined && paramsOf(2) <= paramsOf(1))
     throw new UserError(`the scale rule's field ${family.field} does not add parameters, so the family does not grow`);
   const disk = budgets.diskMemory ?? 0;
-  const exceeds = (k: number, perParam: number) =>
-    (disk > 0 && BESIDE_DISK_BYTES_PER_PARAM * paramsOf(k) > memory) || perParam * paramsOf(k) > memory + disk;
+  const exceeds = (k: number, perParam: number) => perParam * paramsOf(k) > memory + disk;
   // The first member whose least model data exceeds all memory (a member past the family's end is out too).
   const bound = firstMember(family.size, (k) => exceeds(k, LEAST_BYTES_PER_PARAM));
-  const guess = Math.max(1, firstMember(bound - 1, (k) => exceeds(k, BYTES_PER_PARAM)) - 1);
+  // With a disk tier the guess leaves the disk out: what host and device must hold besides model data
+  // (activations moved there, staging) bounds the answer long before a large disk does, and only the
+  // planner knows it; a guess filling the disk plans members far too large, slowly. From there it climbs.
+  const guess = Math.max(1, firstMember(bound - 1, (k) => BYTES_PER_PARAM * paramsOf(k) > memory) - 1);
 
   const probes: Probe[] = [];
   const plans = new Map<number, Plan>();
@@ -139,12 +140,12 @@ export function findCapacity(
   // never overshoot by much: the search goes on from there.
   const belowHostLimit = (k: number): number | undefined => {
     const need = probes.find((p) => p.member === k)?.hostNeed;
-    if (need === undefined) return undefined;
+    // With a disk tier, what host memory lacks is staging and moved activations, which do not shrink with
+    // the parameters: the search steps down as below a device limit.
+    if (need === undefined || disk > 0) return undefined;
     const excess = sharding * (need - hostPerRank);
-    // With the moments on disk, host memory holds 8 bytes a parameter rather than 16.
-    const perParam = disk > 0 ? BESIDE_DISK_BYTES_PER_PARAM : BYTES_PER_PARAM;
     let j = k - 1;
-    while (j > 1 && perParam * (paramsOf(k) - paramsOf(j)) < excess) j--;
+    while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
   };
   const best = largestFitting(fits, guess, bound, belowHostLimit);
@@ -162,8 +163,7 @@ export function findCapacity(
           seconds: 0,
           reason:
             disk > 0
-              ? `its parameters and gradients (${BESIDE_DISK_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory, ` +
-                `or with AdamW moments (${LEAST_BYTES_PER_PARAM}) device, host and disk`
+              ? `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device, host and disk`
               : `its parameters and AdamW moments alone (${LEAST_BYTES_PER_PARAM} bytes a parameter) exceed device plus host memory`,
         }
       : undefined);

@@ -130,7 +130,7 @@ export function capacityText(c: Capacity): string {
       `step       batch ${p.decisions.globalBatch} x seq ${p.train.seq} = ${tokens} tokens` +
         (ranks > 1 ? ` (${p.train.batch} ${p.train.batch === 1 ? "sequence" : "sequences"} a rank)` : ""),
       `plan${ranks > 1 ? " (a rank)" : "      "} device peak ${formatBytes(p.train.memory.peak)} (arena ${formatBytes(p.arenaBytes)}), model data in host memory ${formatBytes(p.hostBytes)}` +
-        (p.diskBytes > 0 ? `, AdamW moments on disk ${formatBytes(p.diskBytes)}` : ""),
+        (p.diskBytes > 0 ? `, model data on disk ${formatBytes(p.diskBytes)}` : ""),
       `           checkpoint ${mode}: recompute ${((100 * p.checkpoint.recomputeFlops) / total).toFixed(1)}% of the step's ${(total / 1e12).toFixed(1)} TFLOP`,
       `           ${chunks}`,
       `           moved per step: ${formatBytes(h2d)} host to device, ${formatBytes(d2h)} device to host`,
@@ -150,7 +150,7 @@ export function capacityText(c: Capacity): string {
       "",
       `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
         (c.diskMemory !== undefined
-          ? "(model data at 16 bytes a parameter filling device, host and disk, 8 of them in device and host): "
+          ? "(model data at 16 bytes a parameter filling device and host; the disk tier then lets it climb): "
           : "(model data at 16 bytes a parameter filling device and host): ") +
         c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
     ].join("\n") + "\n"

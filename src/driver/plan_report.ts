@@ -1,7 +1,6 @@
 // The memory plan as text (for people) and JSON (for tools), before anything runs: parameter count,
 // the predicted arena peak and what it is made of, and the largest temporaries with their model lines.
-import { formatLoc, formatShape, numel, taskInputsOf } from "../../ir/types.ts";
-import { diskBlocks } from "../../ir/passes/memory_plan.ts";
+import { formatLoc, formatShape, taskInputsOf } from "../../ir/types.ts";
 import { graphFlops, nodeFlops } from "../../ir/flops.ts";
 import { formatBytes } from "../../base/units.ts";
 import { type Candidate, type CompiledProgram, type Plan, type PlanDecisions, paramCount } from "../../plan/plan.ts";
@@ -37,13 +36,7 @@ export function planJson(plan: Plan): object {
     param_count: paramCount(plan),
     arena_bytes: plan.arenaBytes,
     host_bytes: plan.hostBytes,
-    disk: {
-      bytes: plan.diskBytes,
-      // Host AdamW reads each moment on disk once a step and writes it back once.
-      read_bytes_per_step: diskBytesPerStep(plan),
-      write_bytes_per_step: diskBytesPerStep(plan),
-      moments_on_disk: [...plan.persistent.onDisk].length,
-    },
+    disk: diskJson(plan),
     offload: {
       model_data_on_host: plan.checkpoint.offload,
       transfer_bytes_per_step: plan.checkpoint.transferBytes,
@@ -132,12 +125,7 @@ export function planText(plan: Plan, top = 8): string {
       ? [
           `  model data offloaded: ${formatBytes(plan.hostBytes)} in host memory, ` +
             `${formatBytes(plan.checkpoint.transferBytes)} moved per step (host to device and back)`,
-          ...(plan.diskBytes > 0
-            ? [
-                `  disk tier: ${formatBytes(plan.diskBytes)} of AdamW moments (${plan.persistent.onDisk.size / 2} parameters'), ` +
-                  `${formatBytes(diskBytesPerStep(plan))} read and written back per step`,
-              ]
-            : []),
+          ...(plan.diskBytes > 0 ? diskLines(plan) : []),
         ]
       : plan.checkpoint.moved > 0
         ? [
@@ -264,10 +252,59 @@ function decisionsJson(d: PlanDecisions) {
   };
 }
 
-/** Bytes host AdamW reads from the disk tier in a step (and writes back): each moment there, in whole blocks. */
-export function diskBytesPerStep(plan: Plan): number {
-  const elements = new Map(plan.train.graph.params.map((p) => [p.name, numel(p.shape)]));
-  let bytes = 0;
-  for (const name of plan.persistent.onDisk) bytes += diskBlocks(4 * elements.get(name.replace(/^opt\.[mv]\./, ""))!);
-  return bytes;
+/** The disk tier's bytes a training step reads and writes: its copies from disk and its host AdamW (MemoryPlan.diskIo). */
+export function diskBytesPerStep(plan: Plan): { read: number; write: number } {
+  let read = 0;
+  let write = 0;
+  for (const io of plan.train.memory.diskIo.values()) {
+    read += io.read;
+    write += io.write;
+  }
+  return { read, write };
+}
+
+/** What the disk tier holds: parameters, moments and gradients, counted by parameter. */
+function diskContents(plan: Plan): { params: number; moments: number; grads: number } {
+  let moments = 0;
+  let grads = 0;
+  for (const name of plan.persistent.onDisk) {
+    if (name.startsWith("opt.m.")) moments++;
+    if (name.startsWith("grad.")) grads++;
+  }
+  return { params: plan.persistent.onDisk.size - 2 * moments - grads, moments, grads };
+}
+
+/** Host bytes of the staging buffers model data on disk passes through. */
+function stagingBytes(plan: Plan): number {
+  const p = plan.persistent;
+  const moments = p.diskStage ? 2 * (p.diskStage[1] - p.diskStage[0]) : 0;
+  return moments + (p.paramStage ? p.paramStage.loadBytes + p.paramStage.paramBytes : 0) + (p.gradStage ? 2 * p.gradStage.bytes : 0);
+}
+
+function diskJson(plan: Plan) {
+  const { read, write } = diskBytesPerStep(plan);
+  const { params, moments, grads } = diskContents(plan);
+  return {
+    bytes: plan.diskBytes,
+    read_bytes_per_step: read,
+    write_bytes_per_step: write,
+    moments_on_disk: 2 * moments,
+    grads_on_disk: grads,
+    params_on_disk: params,
+    staging_bytes: stagingBytes(plan),
+  };
+}
+
+function diskLines(plan: Plan): string[] {
+  const { read, write } = diskBytesPerStep(plan);
+  const { params, moments, grads } = diskContents(plan);
+  const held = [
+    `AdamW moments (${moments} parameters')`,
+    ...(grads > 0 ? [`gradients (${grads})`] : []),
+    ...(params > 0 ? [`parameters (${params})`] : []),
+  ].join(", ");
+  return [
+    `  disk tier: ${formatBytes(plan.diskBytes)} of ${held}; per step ${formatBytes(read)} read, ${formatBytes(write)} written`,
+    `    through ${formatBytes(stagingBytes(plan))} of staging buffers in host memory`,
+  ];
 }

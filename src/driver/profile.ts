@@ -72,9 +72,9 @@ export function profileText(plan: Plan, profile: NodeProfile): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`.padStart(11);
   const rows = timesByOp(plan, profile);
   const mesh = meshOf(plan.decisions);
-  const onDisk = plan.train.memory.diskValues;
-  const model = simulateStep(plan.train.graph, plan.machine, { mesh, onDisk });
-  const withMeasured = simulateStep(plan.train.graph, plan.machine, { measured: measuredTimes(plan.train, profile), mesh, onDisk });
+  const diskIo = plan.train.memory.diskIo;
+  const model = simulateStep(plan.train.graph, plan.machine, { mesh, diskIo });
+  const withMeasured = simulateStep(plan.train.graph, plan.machine, { measured: measuredTimes(plan.train, profile), mesh, diskIo });
   const measuredStep = profile.step_seconds.reduce((s, x) => s + x, 0) / profile.step_seconds.length;
   return [
     `profile    ${profile.steps} steps measured; step time: predicted ${ms(model.seconds).trim()} (machine model), ` +

@@ -43,7 +43,7 @@ export function predictedTimeline(plan: Plan): TimedNode[] {
   simulateStep(g, plan.machine, {
     measured: plan.decisions.measured,
     mesh: meshOf(plan.decisions),
-    onDisk: plan.train.memory.diskValues,
+    diskIo: plan.train.memory.diskIo,
     record: (node, lane, start, seconds) => timed.push({ node, position: positions.get(node.id)!, lane, start, seconds }),
   });
   return timed.sort((a, b) => a.position - b.position);

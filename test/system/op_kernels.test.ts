@@ -600,6 +600,7 @@ function layout(g: Graph, hostLeaves: ReadonlySet<number>): { mem: MemoryPlan; a
     valueOffset,
     hostValues,
     diskValues: new Set(),
+    diskIo: new Map(),
     workspace,
     buffers: [],
     peak: arena,

@@ -244,18 +244,32 @@ describe("meanMachine", () => {
   });
 });
 
-describe("host AdamW with moments in the disk tier", () => {
-  test("adds reading both moments and writing them back, in whole blocks, at the machine's disk rates", () => {
+describe("model data in the disk tier", () => {
+  test("host AdamW adds the disk bytes it reads and writes back at the machine's disk rates", () => {
     const b = new GraphBuilder();
-    const n = 1000; // 4000 bytes: one 4096-byte block per moment
+    const n = 1000;
     const [p, g, m, v] = ["p", "g", "m", "v"].map((name) => b.value("input", [], { name, shape: [n], dtype: "f32" }));
-    b.add("adamw", [p, g, m, v], { decay: true }, undefined, { placement: "host" });
+    const update = b.add("adamw", [p, g, m, v], { decay: true }, undefined, { placement: "host" });
     const graph = b.build();
     const disk: Machine = { ...plain, diskReadBandwidth: 1e9, diskWriteBandwidth: 5e8 };
     const adamw = (28 * n) / plain.hostBandwidth;
+    const diskIo = new Map([[update.id, { read: 3 * 4096, write: 2 * 4096 }]]);
     expect(simulateStep(graph, disk).seconds).toBeCloseTo(adamw, 15);
-    expect(simulateStep(graph, disk, { onDisk: new Set([m.id]) }).seconds).toBeCloseTo(adamw + (2 * 4096) / 1e9 + (2 * 4096) / 5e8, 15);
-    expect(simulateStep(graph, plain, { onDisk: new Set([m.id]) }).seconds).toBeCloseTo(adamw + (4 * 4096) / DISK_DEFAULT_BANDWIDTH, 15);
+    expect(simulateStep(graph, disk, { diskIo }).seconds).toBeCloseTo(adamw + (3 * 4096) / 1e9 + (2 * 4096) / 5e8, 15);
+    expect(simulateStep(graph, plain, { diskIo }).seconds).toBeCloseTo(adamw + (5 * 4096) / DISK_DEFAULT_BANDWIDTH, 15);
+  });
+
+  test("a chunk's copy from disk holds its direction of the link for the disk read and then the copy", () => {
+    const b = new GraphBuilder();
+    const host = b.value("input", [], { name: "p", shape: [1000], dtype: "f32" });
+    const copy = b.value("chunk_h2d", [host], { chunk: 0, elements: 1000 }, undefined, { payload: "model" });
+    b.value("wait", [copy], {});
+    const graph = b.build();
+    const disk: Machine = { ...plain, diskReadBandwidth: 1e9, diskWriteBandwidth: 5e8 };
+    const link = 4000 / plain.linkBandwidth;
+    expect(simulateStep(graph, disk).seconds).toBeCloseTo(link, 15);
+    const diskIo = new Map([[copy.producer.id, { read: 4096, write: 0 }]]);
+    expect(simulateStep(graph, disk, { diskIo }).seconds).toBeCloseTo(4096 / 1e9 + link, 15);
   });
 });
 

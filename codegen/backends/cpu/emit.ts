@@ -147,8 +147,10 @@ export function renderPlan(
     initKind: INIT_KIND[p.init.kind],
     initStd: cFloat(p.init.kind === "normal" ? p.init.std : 0),
     decay: p.decay,
-    onHost: plan.persistent.onHost.has(p.name),
+    // Offloaded: in the host region, or on disk (paramOnDisk); either way not in the arena.
+    onHost: plan.persistent.onHost.has(p.name) || plan.persistent.onDisk.has(p.name),
     momentsOnDisk: plan.persistent.onDisk.has(`opt.m.${p.name}`),
+    paramOnDisk: plan.persistent.onDisk.has(p.name),
     shard: p.shard ? `${p.shard.axis}, ${p.shard.groups}, ${p.shard.full}` : "-1, 1, 0",
   }));
   const context = {
@@ -173,6 +175,7 @@ export function renderPlan(
     zeroChunks: zeroChunks(plan),
     diskBytes: plan.persistent.diskBytes,
     diskStage: plan.persistent.diskStage?.[0] ?? -1,
+    paramStage: plan.persistent.paramStage ?? { load: -1, loadBytes: 0, param: -1, paramBytes: 0 },
     hash: "HASH",
     ...extra,
   };

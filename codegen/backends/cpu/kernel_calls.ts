@@ -79,6 +79,23 @@ export function valuePointer(v: Value, mem: MemoryPlan): string {
  * signatures in stow::cuda).
  */
 /** A fused node's generated kernel's name: one per node, by its first output's value id. */
+/**
+ * The gradient norm's arrays: sizes and pointers, and with gradients in the disk tier their offsets
+ * there (-1: at the pointer; a null pointer: read back through the gradient staging buffer). Returns
+ * the lines that declare them and the kernel's arguments after the output.
+ */
+export function gradNormArgs(n: Node, mem: MemoryPlan): { lines: string[]; kernel: string; args: string[] } {
+  const onDisk = n.inputs.map((g) => mem.diskValues.has(g.id));
+  const lines = [
+    `static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
+    `const float* grads[] = {${n.inputs.map((g, k) => (onDisk[k] ? "nullptr" : valuePointer(g, mem))).join(", ")}};`,
+  ];
+  if (!onDisk.includes(true)) return { lines, kernel: "grad_norm", args: ["grads", "sizes", String(n.inputs.length)] };
+  lines.push(`static const int64_t disk[] = {${n.inputs.map((g, k) => (onDisk[k] ? mem.valueOffset.get(g.id)! : -1)).join(", ")}};`);
+  const stage = `H(${mem.gradStage!.copy})`;
+  return { lines, kernel: "grad_norm_from_disk", args: ["grads", "disk", stage, "sizes", String(n.inputs.length)] };
+}
+
 export function fusedKernelName(n: NodeOf<"fused">): string {
   return `fused_${n.outputs[0].id}`;
 }
@@ -235,28 +252,45 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         return line;
       });
     }
-    case "grad_norm":
+    case "grad_norm": {
+      const { lines, kernel, args } = gradNormArgs(n, mem);
       return [
-        `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
-        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
-        `  ${call("grad_norm", ptr(y0), "grads", "sizes", n.inputs.length)} }`,
+        `{ ${lines.join("\n  ")}`,
+        `  ${call(kernel, ptr(y0), ...args)} }`,
         // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
         `if (a.grad_clip > 0) gscale = std::min(1.0f, a.grad_clip / (${ptr(y0)}[0] + 1e-6f));`,
       ];
+    }
     case "chunk_h2d":
-      // The chunk's parameters are contiguous on the host, in the device chunk's layout: one copy.
+      // The chunk's parameters are contiguous on the host, in the device chunk's layout: one copy. On
+      // disk they are laid out alike from a whole block: one read into the load staging buffer, then the copy.
+      if (mem.diskValues.has(x0.id))
+        return [
+          `${ticket(y0)} = ${call("h2d_from_disk", ptr(y0), mem.valueOffset.get(x0.id)!, `H(${mem.paramStage!.load})`, numel(y0.shape))}`,
+        ];
       return [`${ticket(y0)} = ${call("h2d_async", ptr(y0), ptr(x0), numel(y0.shape))}`];
     case "copy_d2h":
+      // A gradient kept in the disk tier lands in the gradient staging buffer and is written from there.
+      if (mem.diskValues.has(y0.id))
+        return [
+          `${ticket(y0)} = ${call("d2h_to_disk", mem.valueOffset.get(y0.id)!, ptr(x0), `H(${mem.gradStage!.copy})`, numel(x0.shape))}`,
+        ];
       return [`${ticket(y0)} = ${call("d2h_async", ptr(y0), ptr(x0), numel(x0.shape))}`];
     case "wait":
       return [call("wait_transfer", ticket(x0))];
     case "adamw": {
       const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
       // With the moments in the disk tier, host AdamW stages them through the host region's buffers.
+      // With the parameter or the gradient there too, through their staging buffers (-1 and no buffer:
+      // in host memory).
       if (mem.diskValues.has(x2.id)) {
         const [mStage, vStage] = mem.diskStage!;
+        const staged = (v: Value, stage: number | undefined) =>
+          mem.diskValues.has(v.id) ? ["nullptr", mem.valueOffset.get(v.id)!, `H(${stage!})`] : [ptr(v), -1, "nullptr"];
+        const param = staged(x0, mem.paramStage?.param);
+        const grad = staged(x1, mem.gradStage?.update);
         const disk = [mem.valueOffset.get(x2.id)!, mem.valueOffset.get(n.inputs[3].id)!, `H(${mStage})`, `H(${vStage})`];
-        return [call("adamw_on_disk", ticket(x1), ptr(x0), ptr(x1), ...disk, numel(x0.shape), ...hyper)];
+        return [call("adamw_on_disk", ticket(x1), ...param, ...grad, ...disk, numel(x0.shape), ...hyper)];
       }
       const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), ...hyper];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.

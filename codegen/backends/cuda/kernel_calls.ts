@@ -2,10 +2,10 @@
 // take the CPU kernels' arguments (../cpu/kernel_calls.ts writes those), except for matmul and the
 // fused LM head, which also take the GEMM precision, and grad_norm and norm_from_squares (--tp), which
 // hand the norm back to the host: the arena is GPU memory, so generated code never reads it.
-import { type Node, type Value, numel, valueBytes } from "../../../ir/types.ts";
+import { type Node, type Value, valueBytes } from "../../../ir/types.ts";
 import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
-import { kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
+import { gradNormArgs, kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 import type { Precision } from "../../../plan/plan.ts";
 
 const NS = "stow::cuda";
@@ -46,14 +46,15 @@ function cudaNodeCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, nu
       const pointers = [...n.outputs, ...n.inputs].map(ptr);
       return [`${NS}::${kernel}(c, ${[...pointers, N, C, V, tb, rows, cols, gemmPrecision].join(", ")});`];
     }
-    case "grad_norm":
+    case "grad_norm": {
+      const { lines, kernel, args } = gradNormArgs(n, mem);
       return [
-        `{ static const int64_t sizes[] = {${n.inputs.map((g) => numel(g.shape)).join(", ")}};`,
-        `  const float* grads[] = {${n.inputs.map(ptr).join(", ")}};`,
-        `  const float norm = ${NS}::grad_norm(c, ${ptr(n.outputs[0])}, grads, sizes, ${n.inputs.length});`,
+        `{ ${lines.join("\n  ")}`,
+        `  const float norm = ${NS}::${kernel}(c, ${[ptr(n.outputs[0]), ...args].join(", ")});`,
         // torch.nn.utils.clip_grad_norm_: scale by min(1, clip / (norm + 1e-6)).
         `  gscale = stow::math::clip_scale(a.grad_clip, norm); }`,
       ];
+    }
     case "norm_from_squares":
       return [
         `{ const float* parts[] = {${n.inputs.map(ptr).join(", ")}};`,
