@@ -10,7 +10,7 @@
 namespace stow {
 
 // Writes every parameter of the plan into the model region (the arena, or the host region when model
-// data is offloaded; not those on disk, which the session draws with init_whole_parameter): normal(0,
+// data is offloaded; not those on disk, which the session draws with init_parameter): normal(0,
 // std), zeros or ones as the plan says. A sharded parameter gets `rank`'s
 // part of the full tensor that a single-process run draws (its full tensor is staged in `pool`).
 void init_parameters(const PlanDesc& plan, uint8_t* arena, uint8_t* host, uint64_t seed, int rank, HostPool& pool);

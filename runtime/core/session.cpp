@@ -484,7 +484,7 @@ void open_session(StowSession& s, const StowOptions& o) {
     for (int i = 0; i < s.plan->nparams; i++) {
       const stow::ParamDesc& p = s.plan->params[i];
       if (!p.param_on_disk) continue;
-      stow::init_whole_parameter(*s.plan, i, s.read_disk_param(p), o.seed);
+      stow::init_parameter(*s.plan, i, s.read_disk_param(p), o.seed, s.ctx.rank, s.pool);
       s.write_disk_param(p);
     }
     for (int i = 0; i < s.plan->nparams; i++)
