@@ -4,7 +4,7 @@
 // least 90% of the parameters 20 GiB holds at 16 bytes a parameter.
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { runChild, runWithPeakRss } from "./child.ts";
+import { readMetricsFile, runChild, runWithPeakRss } from "./child.ts";
 import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
 
@@ -72,10 +72,7 @@ export function runCapacitySection(threads: number, tokenFile: string, workDir: 
     env,
     path.join(dir, "time.txt"),
   );
-  const metrics = readFileSync(metricsFile, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+  const metrics = readMetricsFile(metricsFile);
   return {
     date: new Date().toISOString(),
     shape: config,

@@ -45,3 +45,11 @@ function readMaxRss(what: string, timeFile: string): number {
   if (kib === undefined) throw new UserError(`${what}: /usr/bin/time wrote no maximum resident set size`);
   return Number(kib) * 1024;
 }
+
+/** A run's --metrics file: one JSON object a step, every field a number. */
+export function readMetricsFile<T = Record<string, number>>(file: string): T[] {
+  return readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as T);
+}

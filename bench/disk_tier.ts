@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { cpuTarget } from "../src/targets/cpu_target.ts";
-import { runChild, runWithPeakRss } from "./child.ts";
+import { readMetricsFile, runChild, runWithPeakRss } from "./child.ts";
 import { loadAverage } from "./machine.ts";
 import { type EnvSummary, envSummary } from "./results.ts";
 
@@ -108,10 +108,7 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     env,
     path.join(dir, "time.txt"),
   );
-  const metrics = readFileSync(metricsFile, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+  const metrics = readMetricsFile(metricsFile);
   return {
     date: new Date().toISOString(),
     param_count: plan.param_count,

@@ -39,21 +39,25 @@ type ResultsJson = Partial<BenchResults> & {
   disk_tier?: DiskTierResults;
 };
 
+/** No part measured yet. */
+export function noResults(): BenchParts {
+  return {
+    speed: null,
+    checkpoint: null,
+    offload: null,
+    capacity: null,
+    capacityTargets: null,
+    planning: null,
+    fusion: null,
+    hostAdamw: null,
+    diskTier: null,
+  };
+}
+
 /** The parts in `dir`/results.json; none where the file does not exist yet. */
 export function readResults(dir: string): BenchParts {
   const file = path.join(dir, "results.json");
-  if (!existsSync(file))
-    return {
-      speed: null,
-      checkpoint: null,
-      offload: null,
-      capacity: null,
-      capacityTargets: null,
-      planning: null,
-      fusion: null,
-      hostAdamw: null,
-      diskTier: null,
-    };
+  if (!existsSync(file)) return noResults();
   let json: ResultsJson;
   try {
     json = JSON.parse(readFileSync(file, "utf8")) as ResultsJson;

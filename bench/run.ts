@@ -24,7 +24,7 @@ import { runHostAdamwSection } from "./host_adamw.ts";
 import { runDiskTierSection } from "./disk_tier.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
-import { readResults, writeResults } from "./results_file.ts";
+import { noResults, readResults, writeResults } from "./results_file.ts";
 import { measureSgemmPeak, type SgemmPeak } from "./sgemm.ts";
 import { runStowage, type StowageResult } from "./stowage_step.ts";
 import { writeBenchTokens } from "./tokens.ts";
@@ -204,19 +204,7 @@ function main(): void {
     parts.fusion &&
     parts.hostAdamw &&
     parts.diskTier;
-  const kept = all
-    ? {
-        speed: null,
-        checkpoint: null,
-        offload: null,
-        capacity: null,
-        capacityTargets: null,
-        planning: null,
-        fusion: null,
-        hostAdamw: null,
-        diskTier: null,
-      }
-    : readResults(BENCH_DIR);
+  const kept = all ? noResults() : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
   const checkpoint = parts.checkpoint ? checkpointPart(env) : null;

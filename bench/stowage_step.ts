@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Breakdown } from "../ir/passes/memory_plan.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
 import { UserError } from "../base/errors.ts";
-import { runChild, runWithPeakRss } from "./child.ts";
+import { readMetricsFile, runChild, runWithPeakRss } from "./child.ts";
 import type { BenchConfig } from "./configs.ts";
 import { median } from "./stats.ts";
 
@@ -111,10 +111,7 @@ export function runStowage(
     path.join(dir, "time.txt"),
   );
 
-  const metrics = readFileSync(metricsFile, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as StepMetrics);
+  const metrics = readMetricsFile<StepMetrics>(metricsFile);
   if (metrics.length !== steps) throw new UserError(`stowage ${name}: ${metricsFile} has ${metrics.length} steps, expected ${steps}`);
   const measured = metrics.slice(c.warmupSteps);
   const tokensPerS = measured.map((m) => m.tokens_per_s);
