@@ -1,7 +1,8 @@
 // The plan to run, of those the search made; or, when none fits, the error that says what would.
 import { SettingError, type SettingNames } from "../base/errors.ts";
 import { formatBytes } from "../base/units.ts";
-import { formatLoc } from "../ir/types.ts";
+import { formatLoc, numel } from "../ir/types.ts";
+import { alignUp } from "../ir/passes/arena_plan.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
 import { type Budgets, fits } from "./fits.ts";
 import type { Candidate, PlanCandidate } from "./plan.ts";
@@ -63,11 +64,18 @@ export function choosePlan(
     );
   }
   if (offloaded.length > 0) {
-    const smallest = Math.min(...offloaded.map((p) => p.hostBytes));
+    const least = offloaded.reduce((best, p) => (p.hostBytes < best.hostBytes ? p : best));
+    const smallest = least.hostBytes;
+    const activations = movedActivationBytes(least);
     throw new DoesNotFitError(
       (name) =>
-        `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
-        `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`,
+        activations === 0
+          ? `the model data does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: offloaded to the host, ` +
+            `parameters, gradients and AdamW states need ${formatBytes(smallest)} (${smallest} bytes)`
+          : `the step does not fit in ${name("hostMemory")} ${formatBytes(hostBudget)}: with its model data offloaded, it ` +
+            `needs ${formatBytes(smallest)} (${smallest} bytes) of host memory, ${formatBytes(activations)} of it for the ` +
+            `activations moved out of the device and ${formatBytes(smallest - activations)} for parameters, gradients ` +
+            `and AdamW states`,
       "host",
       undefined,
       smallest,
@@ -87,4 +95,12 @@ export function choosePlan(
     "device",
     least.checkpoint,
   );
+}
+
+/** Host bytes a plan keeps for the activations it moves out of the device (offload_activations.ts's `act.*` buffers). */
+function movedActivationBytes(p: PlanCandidate): number {
+  let bytes = 0;
+  for (const n of p.train.graph.nodes)
+    if (n.op === "copy_d2h" && n.attrs.name.startsWith("act.")) bytes += alignUp(4 * numel(n.outputs[0].shape));
+  return bytes;
 }

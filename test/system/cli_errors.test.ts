@@ -141,6 +141,18 @@ describe("bad input", () => {
       ],
       /model data does not fit in --host-memory 50\.0 MiB/,
     );
+    // Where the host must also hold activations moved out of the device, the refusal says how much of
+    // the need is theirs: the figures of the same plan with room on the host.
+    const moving = ["plan", "samples/gpt2.ts", "--preset", "mini", "--device-memory", "40MiB"];
+    const roomy = JSON.parse(stow([...moving, "--host-memory", "1GiB", "--json"]).stdout);
+    expect(roomy.checkpoint.moved_bytes_per_step).toBeGreaterThan(0);
+    expectUserError(
+      [...moving, "--host-memory", "60MiB"],
+      new RegExp(
+        `the step does not fit in --host-memory 60\\.0 MiB: with its model data offloaded, it needs .* \\(${roomy.host_bytes} bytes\\) ` +
+          `of host memory, ${(roomy.checkpoint.moved_bytes_per_step / 2 ** 20).toFixed(1).replace(".", "\\.")} MiB of it for the activations moved`,
+      ),
+    );
     // Room for the offloaded model data but not for the tokens as well: the runtime refuses.
     const offloaded = ["--device-memory", "100MiB", "--checkpoint", "none"];
     const hostBytes = JSON.parse(
