@@ -189,6 +189,14 @@ describe("data parallelism over MPI ranks", () => {
     expectRelativelyClose(losses(mesh), losses(dp1).slice(5), "saved at dp 1, resumed at dp 2 x tp 2 zero 3", 1e-6);
   });
 
+  test("--dp 2 --tp 2 --zero 2 (4 ranks): whole parameters replicated, gradients reduce-scattered by chunk; the losses of one rank; as planned", () => {
+    const flags = ["--dp", "2", "--tp", "2", "--zero", "2"];
+    const run = train(flags, "dp2tp2zero2");
+    expectRelativelyClose(losses(run), losses(dp1), "dp 2 x tp 2 zero 2", 1e-6);
+    expectRelativelyClose(norms(run), norms(dp1), "dp 2 x tp 2 zero 2 gradient norm", 1e-6);
+    expectAsPlanned(run, flags);
+  });
+
   test("--grad-accum 2, alone and with --dp 2: the losses of one step over the whole batch; peaks and bytes as planned", () => {
     const accum = train(["--grad-accum", "2"], "accum2");
     expectRelativelyClose(losses(accum), losses(dp1), "grad-accum 2", 1e-6);
