@@ -63,7 +63,7 @@ function withModelOptions(cmd: Command): Command {
     .option(
       "--target <name|file>",
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
-        "(cpu: this machine, measured once and cached; default: fixed CPU numbers)",
+        "(cpu: this machine, measured once and cached, with the MPI link under --tp or --dp; default: fixed CPU numbers)",
     )
     .option(
       "--disk-path <dir>",
