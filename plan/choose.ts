@@ -1,8 +1,7 @@
 // The plan to run, of those the search made; or, when none fits, the error that says what would.
 import { SettingError, type SettingNames } from "../base/errors.ts";
 import { formatBytes } from "../base/units.ts";
-import { formatLoc, numel } from "../ir/types.ts";
-import { alignUp } from "../ir/passes/arena_plan.ts";
+import { formatLoc } from "../ir/types.ts";
 import type { CheckpointMode } from "../ir/passes/recompute.ts";
 import { type Budgets, fits } from "./fits.ts";
 import type { Candidate, PlanCandidate } from "./plan.ts";
@@ -66,7 +65,7 @@ export function choosePlan(
   if (offloaded.length > 0) {
     const least = offloaded.reduce((best, p) => (p.hostBytes < best.hostBytes ? p : best));
     const smallest = least.hostBytes;
-    const activations = movedActivationBytes(least);
+    const activations = least.checkpoint.movedBytes;
     throw new DoesNotFitError(
       (name) =>
         activations === 0
@@ -95,12 +94,4 @@ export function choosePlan(
     "device",
     least.checkpoint,
   );
-}
-
-/** Host bytes a plan keeps for the activations it moves out of the device (offload_activations.ts's `act.*` buffers). */
-function movedActivationBytes(p: PlanCandidate): number {
-  let bytes = 0;
-  for (const n of p.train.graph.nodes)
-    if (n.op === "copy_d2h" && n.attrs.name.startsWith("act.")) bytes += alignUp(4 * numel(n.outputs[0].shape));
-  return bytes;
 }
