@@ -39,51 +39,38 @@ export function placeOnDisk(
 }
 
 /**
- * The offloaded chunks whose moments go to disk so that `hostBytes` (the layout's with every moment in
- * host memory) comes within `hostBudget`: the fewest in chunk order, counting the staging buffers the
- * disk tier adds to host memory.
+ * The fewest offloaded chunks, in chunk order, whose copies of each trained parameter's bytes (`copies`:
+ * 2 for the moments, 1 for the gradient's host copy) go to disk so that `hostBytes` comes within
+ * `hostBudget`, counting the two staging buffers the kind adds to host memory (each the largest such
+ * tensor on disk, in whole blocks) and `slack` bytes for the page alignment they start at.
  */
-function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
+function chunksToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number, copies: number, slack: number): Set<number> {
   const trained = new Map(trainedParams(g).map((p) => [p.name, numel(p.shape) * 4]));
   const chosen = new Set<number>();
   let host = hostBytes;
   let largest = 0;
   for (const chunk of offloaded.chunks.chunks) {
-    if (host + 2 * largest <= hostBudget) break;
+    if (host + 2 * largest + slack <= hostBudget) break;
     if (offloaded.resident.has(chunk.index)) continue;
     chosen.add(chunk.index);
     for (const name of chunk.params) {
       const bytes = trained.get(name);
       if (bytes === undefined) continue;
-      host -= 2 * alignUp(bytes);
+      host -= copies * alignUp(bytes);
       largest = Math.max(largest, diskBlocks(bytes));
     }
   }
   return chosen;
 }
 
-/**
- * The offloaded chunks whose gradients' host copies go to disk too so that `hostBytes` (the layout's with
- * every moment on disk) comes within `hostBudget`: the fewest in chunk order, counting their two staging
- * buffers (each the largest gradient there) and a block for the page alignment they start at.
- */
+/** The chunks whose moments go to disk: `hostBytes` is the layout's with every moment in host memory. */
+function momentsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
+  return chunksToDisk(g, offloaded, hostBytes, hostBudget, 2, 0);
+}
+
+/** The chunks whose gradients' host copies go to disk too: `hostBytes` is the layout's with every moment on disk. */
 function gradsToDisk(g: Graph, offloaded: Offloaded, hostBytes: number, hostBudget: number): Set<number> {
-  const trained = new Map(trainedParams(g).map((p) => [p.name, numel(p.shape) * 4]));
-  const chosen = new Set<number>();
-  let host = hostBytes;
-  let largest = 0;
-  for (const chunk of offloaded.chunks.chunks) {
-    if (host + 2 * largest + DISK_BLOCK <= hostBudget) break;
-    if (offloaded.resident.has(chunk.index)) continue;
-    chosen.add(chunk.index);
-    for (const name of chunk.params) {
-      const bytes = trained.get(name);
-      if (bytes === undefined) continue;
-      host -= alignUp(bytes);
-      largest = Math.max(largest, diskBlocks(bytes));
-    }
-  }
-  return chosen;
+  return chunksToDisk(g, offloaded, hostBytes, hostBudget, 1, DISK_BLOCK);
 }
 
 /**
