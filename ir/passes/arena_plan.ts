@@ -1,6 +1,7 @@
 // Static offsets for every temporary in one arena, from liveness intervals: buffers are placed by
 // decreasing size, each into the smallest gap between already-placed buffers that overlap it in time
 // (best fit, as XLA's heap simulator does). The result's peak is the arena size this program needs.
+// Given a limit, placement stops as soon as the peak exceeds it: a plan search discards such plans.
 import type { LiveBuffer } from "./liveness.ts";
 
 export const ALIGN = 64;
@@ -17,6 +18,11 @@ export interface Placement {
 }
 
 export function placeBuffers(buffers: readonly LiveBuffer[]): Placement {
+  return placeBuffersWithin(buffers, Infinity)!;
+}
+
+/** The placement of `buffers`, or undefined as soon as its peak exceeds `limit` bytes (the peak only grows). */
+export function placeBuffersWithin(buffers: readonly LiveBuffer[], limit: number): Placement | undefined {
   const order = [...buffers].sort((a, b) => b.bytes - a.bytes || a.start - b.start || a.key - b.key);
   const placed = new PlacedBuffers(
     order.length,
@@ -44,6 +50,7 @@ export function placeBuffers(buffers: readonly LiveBuffer[]): Placement {
     placed.add(buf.start, buf.end, offset, size);
     offsets.set(buf.key, offset);
     peak = Math.max(peak, offset + buf.bytes);
+    if (peak > limit) return undefined;
   }
   return { offsets, peak };
 }

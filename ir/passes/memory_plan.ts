@@ -3,7 +3,7 @@
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
 import { type Graph, type ParamInfo, type Value, numel, trainedParams } from "../types.ts";
-import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
+import { type Placement, alignUp, placeBuffersWithin } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import { type ChunkLayout, type ZeroSharding, paramShardName, shardElements } from "./chunks.ts";
 
@@ -262,8 +262,20 @@ export interface MemoryPlan {
 }
 
 export function planMemory(g: Graph, persistent: PersistentLayout, threads: number): MemoryPlan {
+  return planMemoryWithin(g, persistent, threads, Infinity)!;
+}
+
+/**
+ * The memory plan, or undefined when its temporaries need more than `limit` bytes above the persistent
+ * region: a plan search judges most plans by whether they fit, and one that cannot is given up as soon
+ * as that is certain, before placement when the bytes live at one moment already exceed the limit (no
+ * placement can peak lower), else as soon as placement's peak does.
+ */
+export function planMemoryWithin(g: Graph, persistent: PersistentLayout, threads: number, limit: number): MemoryPlan | undefined {
   const live = liveness(g, threads);
-  const placement = placeBuffers(live.buffers);
+  if (limit < Infinity && mostLiveBytes(live.buffers, g.nodes.length) > limit) return undefined;
+  const placement = placeBuffersWithin(live.buffers, limit);
+  if (placement === undefined) return undefined;
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
   // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
@@ -403,6 +415,21 @@ export function liveBytesByKind(buffers: readonly LiveBuffer[], length: number):
   }
   for (const s of Object.values(series)) for (let i = 1; i <= length; i++) s[i] += s[i - 1];
   return series;
+}
+
+/** The most bytes of temporaries live at one node position: a floor under any placement's peak. */
+function mostLiveBytes(buffers: readonly LiveBuffer[], length: number): number {
+  const change = new Float64Array(length + 1);
+  for (const b of buffers) {
+    change[b.start] += b.bytes;
+    change[b.end + 1] -= b.bytes;
+  }
+  let [live, most] = [0, 0];
+  for (let i = 0; i < length; i++) {
+    live += change[i];
+    if (live > most) most = live;
+  }
+  return most;
 }
 
 /** The node position with the most live temporary bytes, and those bytes by kind. */
