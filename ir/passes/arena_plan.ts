@@ -36,7 +36,9 @@ export function placeBuffersWithin(buffers: readonly LiveBuffer[], limit: number
     let bestGap = Infinity;
     let cursor = 0;
     // The placed buffers live at the same time as this one, in order of offset: the gaps between them.
-    for (const j of placed.candidates(buf.start, buf.end)) {
+    const { items, length } = placed.candidates(buf.start, buf.end);
+    for (let i = 0; i < length; i++) {
+      const j = items[i];
       if (placed.start[j] > buf.end || buf.start > placed.end[j]) continue;
       const gap = placed.offset[j] - cursor;
       if (gap >= size && gap < bestGap) {
@@ -59,13 +61,20 @@ export function placeBuffersWithin(buffers: readonly LiveBuffer[], limit: number
 const FINEST_BUCKET = 64;
 const LEVEL_FACTOR = 8;
 
+/** Indices of placed buffers, in order of offset (equal offsets in the order they were placed). */
+interface OffsetOrder {
+  items: Int32Array;
+  length: number;
+}
+
 /**
- * The buffers placed so far, listed in order of offset (equal offsets in the order they were placed) in
- * time buckets at several levels: at each level, a buffer is in every bucket its live interval touches.
- * A buffer about to be placed looks at one bucket: that of the finest level whose one bucket holds its
- * whole interval (or at all placed buffers, when none does). Plan searches place thousands of buffers
- * thousands of times; scanning every placed buffer for each, most of them live at other times, was most
- * of a plan's time.
+ * The buffers placed so far, listed in order of offset in time buckets at several levels: at each level,
+ * a buffer is in every bucket its live interval touches. A buffer about to be placed looks at one bucket:
+ * that of the finest level whose one bucket holds its whole interval. Plan searches place thousands of
+ * buffers thousands of times; scanning every placed buffer for each, most of them live at other times,
+ * was most of a plan's time. The few whose interval no bucket holds gather the placed buffers that
+ * overlap it and sort them, rather than every insert shifting a list of all placed buffers (that list's
+ * upkeep was two thirds of placement's work for a hundred or so queries a plan).
  */
 class PlacedBuffers {
   readonly start: Int32Array;
@@ -74,46 +83,61 @@ class PlacedBuffers {
   /** Offset plus aligned size. */
   readonly top: Float64Array;
   private count = 0;
-  private readonly all: number[] = [];
   /** levels[l][b]: the buffers live somewhere in positions [b, b + 1) * bucketSize(l). */
-  private readonly levels: number[][][] = [];
+  private readonly levels: OffsetOrder[][] = [];
+  /** Where a query no bucket answers gathers its buffers. */
+  private readonly gathered: OffsetOrder;
 
   constructor(capacity: number, lastPosition: number) {
     this.start = new Int32Array(capacity);
     this.end = new Int32Array(capacity);
     this.offset = new Float64Array(capacity);
     this.top = new Float64Array(capacity);
+    this.gathered = { items: new Int32Array(capacity), length: 0 };
     for (let size = FINEST_BUCKET; size <= lastPosition; size *= LEVEL_FACTOR)
-      this.levels.push(Array.from({ length: Math.floor(lastPosition / size) + 1 }, () => []));
+      this.levels.push(Array.from({ length: Math.floor(lastPosition / size) + 1 }, () => ({ items: new Int32Array(8), length: 0 })));
   }
 
   /** Placed buffers, in order of offset, among which are all those live somewhere in [start, end]. */
-  candidates(start: number, end: number): readonly number[] {
+  candidates(start: number, end: number): OffsetOrder {
     for (let l = 0, size = FINEST_BUCKET; l < this.levels.length; l++, size *= LEVEL_FACTOR) {
       const bucket = Math.floor(start / size);
       if (bucket === Math.floor(end / size)) return this.levels[l][bucket];
     }
-    return this.all;
+    const found = this.gathered;
+    found.length = 0;
+    for (let j = 0; j < this.count; j++) if (this.start[j] <= end && start <= this.end[j]) found.items[found.length++] = j;
+    found.items.subarray(0, found.length).sort((a, b) => this.offset[a] - this.offset[b] || a - b);
+    return found;
   }
 
   add(start: number, end: number, offset: number, size: number): void {
     const j = this.count++;
-    [this.start[j], this.end[j], this.offset[j], this.top[j]] = [start, end, offset, offset + size];
-    this.insert(this.all, j);
+    this.start[j] = start;
+    this.end[j] = end;
+    this.offset[j] = offset;
+    this.top[j] = offset + size;
     for (let l = 0, size = FINEST_BUCKET; l < this.levels.length; l++, size *= LEVEL_FACTOR)
       for (let b = Math.floor(start / size); b <= Math.floor(end / size); b++) this.insert(this.levels[l][b], j);
   }
 
   /** Inserts j into a list kept in order of offset, after those of equal offset. */
-  private insert(list: number[], j: number): void {
+  private insert(list: OffsetOrder, j: number): void {
     const x = this.offset[j];
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.offset[list[mid]] <= x) lo = mid + 1;
+      if (this.offset[list.items[mid]] <= x) lo = mid + 1;
       else hi = mid;
     }
-    list.splice(lo, 0, j);
+    if (list.length === list.items.length) {
+      const grown = new Int32Array(2 * list.length);
+      grown.set(list.items);
+      list.items = grown;
+    }
+    list.items.copyWithin(lo + 1, lo, list.length);
+    list.items[lo] = j;
+    list.length++;
   }
 }
