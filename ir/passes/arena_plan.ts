@@ -36,17 +36,20 @@ export function placeBuffersWithin(buffers: readonly LiveBuffer[], limit: number
     let bestGap = Infinity;
     let cursor = 0;
     // The placed buffers live at the same time as this one, in order of offset: the gaps between them.
-    const { items, length } = placed.candidates(buf.start, buf.end);
-    for (let i = 0; i < length; i++) {
-      const j = items[i];
-      if (placed.start[j] > buf.end || buf.start > placed.end[j]) continue;
-      const gap = placed.offset[j] - cursor;
-      if (gap >= size && gap < bestGap) {
-        best = cursor;
-        bestGap = gap;
-        if (gap === size) break; // a gap that fits exactly: no later gap can be smaller and still fit
+    const { blocks, sizes, blockCount } = placed.candidates(buf.start, buf.end);
+    scan: for (let b = 0; b < blockCount; b++) {
+      const block = blocks[b];
+      for (let i = 0; i < sizes[b]; i++) {
+        const j = block[i];
+        if (placed.start[j] > buf.end || buf.start > placed.end[j]) continue;
+        const gap = placed.offset[j] - cursor;
+        if (gap >= size && gap < bestGap) {
+          best = cursor;
+          bestGap = gap;
+          if (gap === size) break scan; // a gap that fits exactly: no later gap can be smaller and still fit
+        }
+        if (placed.top[j] > cursor) cursor = placed.top[j];
       }
-      if (placed.top[j] > cursor) cursor = placed.top[j];
     }
     const offset = best >= 0 ? best : cursor;
     placed.add(buf.start, buf.end, offset, size);
@@ -61,20 +64,13 @@ export function placeBuffersWithin(buffers: readonly LiveBuffer[], limit: number
 const FINEST_BUCKET = 64;
 const LEVEL_FACTOR = 8;
 
-/** Indices of placed buffers, in order of offset (equal offsets in the order they were placed). */
-interface OffsetOrder {
-  items: Int32Array;
-  length: number;
-}
-
 /**
- * The buffers placed so far, listed in order of offset in time buckets at several levels: at each level,
- * a buffer is in every bucket its live interval touches. A buffer about to be placed looks at one bucket:
- * that of the finest level whose one bucket holds its whole interval. Plan searches place thousands of
- * buffers thousands of times; scanning every placed buffer for each, most of them live at other times,
- * was most of a plan's time. The few whose interval no bucket holds gather the placed buffers that
- * overlap it and sort them, rather than every insert shifting a list of all placed buffers (that list's
- * upkeep was two thirds of placement's work for a hundred or so queries a plan).
+ * The buffers placed so far, listed in order of offset (equal offsets in the order they were placed) in
+ * time buckets at several levels: at each level, a buffer is in every bucket its live interval touches.
+ * A buffer about to be placed looks at one bucket: that of the finest level whose one bucket holds its
+ * whole interval (or at all placed buffers, when none does). Plan searches place thousands of buffers
+ * thousands of times; scanning every placed buffer for each, most of them live at other times, was most
+ * of a plan's time.
  */
 class PlacedBuffers {
   readonly start: Int32Array;
@@ -83,19 +79,18 @@ class PlacedBuffers {
   /** Offset plus aligned size. */
   readonly top: Float64Array;
   private count = 0;
+  private readonly all: OffsetOrder;
   /** levels[l][b]: the buffers live somewhere in positions [b, b + 1) * bucketSize(l). */
   private readonly levels: OffsetOrder[][] = [];
-  /** Where a query no bucket answers gathers its buffers. */
-  private readonly gathered: OffsetOrder;
 
   constructor(capacity: number, lastPosition: number) {
     this.start = new Int32Array(capacity);
     this.end = new Int32Array(capacity);
     this.offset = new Float64Array(capacity);
     this.top = new Float64Array(capacity);
-    this.gathered = { items: new Int32Array(capacity), length: 0 };
+    this.all = new OffsetOrder(this.offset);
     for (let size = FINEST_BUCKET; size <= lastPosition; size *= LEVEL_FACTOR)
-      this.levels.push(Array.from({ length: Math.floor(lastPosition / size) + 1 }, () => ({ items: new Int32Array(8), length: 0 })));
+      this.levels.push(Array.from({ length: Math.floor(lastPosition / size) + 1 }, () => new OffsetOrder(this.offset)));
   }
 
   /** Placed buffers, in order of offset, among which are all those live somewhere in [start, end]. */
@@ -104,11 +99,7 @@ class PlacedBuffers {
       const bucket = Math.floor(start / size);
       if (bucket === Math.floor(end / size)) return this.levels[l][bucket];
     }
-    const found = this.gathered;
-    found.length = 0;
-    for (let j = 0; j < this.count; j++) if (this.start[j] <= end && start <= this.end[j]) found.items[found.length++] = j;
-    found.items.subarray(0, found.length).sort((a, b) => this.offset[a] - this.offset[b] || a - b);
-    return found;
+    return this.all;
   }
 
   add(start: number, end: number, offset: number, size: number): void {
@@ -117,27 +108,59 @@ class PlacedBuffers {
     this.end[j] = end;
     this.offset[j] = offset;
     this.top[j] = offset + size;
+    this.all.insert(j);
     for (let l = 0, size = FINEST_BUCKET; l < this.levels.length; l++, size *= LEVEL_FACTOR)
-      for (let b = Math.floor(start / size); b <= Math.floor(end / size); b++) this.insert(this.levels[l][b], j);
+      for (let b = Math.floor(start / size); b <= Math.floor(end / size); b++) this.levels[l][b].insert(j);
   }
+}
 
-  /** Inserts j into a list kept in order of offset, after those of equal offset. */
-  private insert(list: OffsetOrder, j: number): void {
+/** Items in one block of an OffsetOrder at most: an insert shifts at most this many. */
+const BLOCK = 256;
+
+/**
+ * Indices of placed buffers in order of offset, equal offsets in the order they were inserted, held in
+ * consecutive blocks of at most BLOCK items (a block that fills splits in two): an insert shifts one
+ * block, not the whole list. A list of all placed buffers, kept in one array, moved millions of items a
+ * plan.
+ */
+class OffsetOrder {
+  blocks: Int32Array[] = [new Int32Array(BLOCK)];
+  sizes: number[] = [0];
+  blockCount = 1;
+
+  constructor(private readonly offset: Float64Array) {}
+
+  /** Inserts j after every item whose offset is at most its own. */
+  insert(j: number): void {
     const x = this.offset[j];
+    // The first block whose last item lies above x (else the last block): every earlier item is at most x.
+    let b = 0;
+    while (b < this.blockCount - 1 && this.offset[this.blocks[b][this.sizes[b] - 1]] <= x) b++;
+    let block = this.blocks[b];
+    let size = this.sizes[b];
     let lo = 0;
-    let hi = list.length;
+    let hi = size;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.offset[list.items[mid]] <= x) lo = mid + 1;
+      if (this.offset[block[mid]] <= x) lo = mid + 1;
       else hi = mid;
     }
-    if (list.length === list.items.length) {
-      const grown = new Int32Array(2 * list.length);
-      grown.set(list.items);
-      list.items = grown;
+    if (size === BLOCK) {
+      // Split: the upper half goes to a new block after this one.
+      const upper = new Int32Array(BLOCK);
+      upper.set(block.subarray(BLOCK / 2));
+      this.blocks.splice(b + 1, 0, upper);
+      this.sizes.splice(b + 1, 0, BLOCK / 2);
+      this.blockCount++;
+      this.sizes[b] = size = BLOCK / 2;
+      if (lo > size) {
+        [b, lo] = [b + 1, lo - size];
+        block = upper;
+        size = BLOCK / 2;
+      }
     }
-    list.items.copyWithin(lo + 1, lo, list.length);
-    list.items[lo] = j;
-    list.length++;
+    block.copyWithin(lo + 1, lo, size);
+    block[lo] = j;
+    this.sizes[b] = size + 1;
   }
 }
