@@ -848,8 +848,24 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
 };
 
+/**
+ * Each fused node's program, by its attributes (which copies of the node share), with the input shapes
+ * it was read for: a plan search asks for the programs of the same nodes in every graph it probes (for
+ * in-place reuse and step times), and reading them again was a few percent of its time.
+ */
+const readPrograms = new WeakMap<AttrsOf<"fused">, { shapes: readonly Shape[]; program: FusedProgram }>();
+
 /** A fused node's program over its inputs, checked (a bad one is a ShapeError, as any ill-typed node). */
 export function fusedProgram(inputs: readonly Value[], attrs: AttrsOf<"fused">): FusedProgram {
+  const known = readPrograms.get(attrs);
+  if (known && known.shapes.length === inputs.length && inputs.every((v, k) => v.dtype === "f32" && shapeEq(v.shape, known.shapes[k])))
+    return known.program;
+  const program = readFusedProgram(inputs, attrs);
+  readPrograms.set(attrs, { shapes: inputs.map((v) => v.shape), program });
+  return program;
+}
+
+function readFusedProgram(inputs: readonly Value[], attrs: AttrsOf<"fused">): FusedProgram {
   try {
     const program = readProgram(
       attrs.program,
