@@ -18,7 +18,7 @@
 // to the device (each gather reads the copy), its gradient shard is what goes back, and the chunk's
 // update (zero_adamw) runs on the host, so host memory per rank falls as 1/ranks too.
 import { GraphBuilder } from "../builder.ts";
-import { OPS } from "../ops.ts";
+import { opDef } from "../ops.ts";
 import { type Graph, type Node, type Phase, type Value, numel, valueBytes, valueIdBound } from "../types.ts";
 import { type ChunkLayout, type ZeroSharding, shardGradKey } from "./chunks.ts";
 
@@ -79,7 +79,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
   const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
   const onHost = (n: Node) =>
-    OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
+    opDef(n.op).hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
   // Gradients of offloaded model data, which go to the host: value id -> parameter name (at ZeRO 3,
   // the chunk's gradient shard's key; the parameters' own gradients are not the update's).
