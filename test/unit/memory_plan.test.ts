@@ -19,6 +19,19 @@ describe("best-fit placement", () => {
     expect(peak).toBe(256 + 64);
   });
 
+  it("keeps buffers in order of offset past hundreds of them", () => {
+    // 300 buffers of 128 B live over [0, 1000] stack from 0; 300 of 64 B, each live at one later
+    // position, all go to 0 and so enter the offset order near its front; a last 32 B buffer live
+    // throughout must see the whole stack, in order, and go above it.
+    const stacked = Array.from({ length: 300 }, (_, i) => buf(i, 128, 0, 1000));
+    const later = Array.from({ length: 300 }, (_, i) => buf(300 + i, 64, 1001 + i, 1001 + i));
+    const { offsets, peak } = placeBuffers([...stacked, ...later, buf(600, 32, 0, 1400)]);
+    expect(stacked.map((b) => offsets.get(b.key))).toEqual(stacked.map((_, i) => 128 * i));
+    expect(later.every((b) => offsets.get(b.key) === 0)).toBe(true);
+    expect(offsets.get(600)).toBe(300 * 128);
+    expect(peak).toBe(300 * 128 + 32);
+  });
+
   it("picks the smallest gap that fits", () => {
     // Live all along: x at 0 (64 B), a hole of 128 B, y (64 B), a hole of 64 B, z. A 64 B buffer in
     // the middle of the program must take the 64 B hole, not the 128 B one.
