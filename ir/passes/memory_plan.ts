@@ -83,6 +83,39 @@ export interface Offloaded {
  * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
+  // A plan search reads only the sizes of most layouts it makes: where each name lies is recorded, by
+  // laying the same data out again, when first asked for.
+  const sizes = layOut(g, withOptimizer, offloaded, zero, false);
+  let named: PersistentLayout | undefined;
+  const recorded = () => (named ??= layOut(g, withOptimizer, offloaded, zero, true));
+  return {
+    ...sizes,
+    get offsets() {
+      return recorded().offsets;
+    },
+    get onHost() {
+      return recorded().onHost;
+    },
+    get chunkRange() {
+      return recorded().chunkRange;
+    },
+    get onDisk() {
+      return recorded().onDisk;
+    },
+    get sharded() {
+      return recorded().sharded;
+    },
+  };
+}
+
+/** The layout; without `record`, its sizes alone, its maps and sets left empty. */
+function layOut(
+  g: Graph,
+  withOptimizer: boolean,
+  offloaded: Offloaded | undefined,
+  zero: ZeroSharding | undefined,
+  record: boolean,
+): PersistentLayout {
   const offsets = new Map<string, number>();
   const onHost = new Set<string>();
   const isHost = (param: string) => offloaded !== undefined && !offloaded.resident.has(offloaded.chunks.chunkOf.get(param)!);
@@ -94,6 +127,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   let widestParamOnDisk = 0;
   let largestGradOnDisk = 0;
   const gradOnDisk = (name: string) => {
+    if (offloaded?.gradsOnDisk === undefined) return false;
     const param = name.startsWith("grad.") ? name.slice("grad.".length) : undefined;
     const chunk = param === undefined ? undefined : offloaded?.chunks.chunkOf.get(param);
     return chunk !== undefined && offloaded?.gradsOnDisk?.has(chunk) === true;
@@ -103,11 +137,13 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   let host = 0;
   const put = (name: string, count: number, toHost: boolean) => {
     if (toHost) {
-      onHost.add(name);
-      offsets.set(name, host);
+      if (record) {
+        onHost.add(name);
+        offsets.set(name, host);
+      }
       host += alignUp(count * 4);
     } else {
-      offsets.set(name, device);
+      if (record) offsets.set(name, device);
       device += alignUp(count * 4);
     }
   };
@@ -117,14 +153,14 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const shardOnHost = (chunk: number) => offloaded !== undefined && !offloaded.resident.has(chunk);
   if (zero?.stage === 3) {
     for (const chunk of zero.chunks.chunks) {
-      for (const name of chunk.params) sharded.add(name);
+      if (record) for (const name of chunk.params) sharded.add(name);
       const start = host;
       put(paramShardName(chunk.index), shardElements(chunk, zero.ranks), shardOnHost(chunk.index));
-      if (shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
+      if (record && shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
     }
   } else if (zero) {
     for (const chunk of zero.chunks.chunks) {
-      for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
+      if (record) for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
       device += 4 * zero.ranks * shardElements(chunk, zero.ranks);
     }
   } else for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
@@ -135,8 +171,10 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       if (!offloaded!.momentsOnDisk?.has(chunk.index))
         throw new Error(`internal: chunk ${chunk.index}'s parameters go to disk before its moments`);
       for (const name of chunk.params) {
-        onDisk.add(name);
-        offsets.set(name, disk + chunk.offsets.get(name)!);
+        if (record) {
+          onDisk.add(name);
+          offsets.set(name, disk + chunk.offsets.get(name)!);
+        }
         widestParamOnDisk = Math.max(widestParamOnDisk, diskSpan(chunk.offsets.get(name)!, elements.get(name)! * 4));
       }
       disk += diskBlocks(chunk.bytes);
@@ -145,7 +183,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     }
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
-    chunkRange.set(chunk.index, [start, host]);
+    if (record) chunkRange.set(chunk.index, [start, host]);
   }
   if (withOptimizer && zero)
     for (const moment of ["m", "v"])
@@ -154,13 +192,15 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   else if (withOptimizer)
     for (const moment of ["m", "v"])
       for (const p of trainedParams(g)) {
-        const name = `opt.${moment}.${p.name}`;
+        const name = record ? `opt.${moment}.${p.name}` : "";
         if (!isDisk(p.name)) {
           put(name, numel(p.shape), isHost(p.name));
           continue;
         }
-        onDisk.add(name);
-        offsets.set(name, disk);
+        if (record) {
+          onDisk.add(name);
+          offsets.set(name, disk);
+        }
         disk += diskBlocks(numel(p.shape) * 4);
         largestOnDisk = Math.max(largestOnDisk, diskBlocks(numel(p.shape) * 4));
       }
@@ -172,8 +212,10 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       put(n.attrs.name, bytes / 4, true);
       continue;
     }
-    onDisk.add(n.attrs.name);
-    offsets.set(n.attrs.name, disk);
+    if (record) {
+      onDisk.add(n.attrs.name);
+      offsets.set(n.attrs.name, disk);
+    }
     disk += diskBlocks(bytes);
     largestGradOnDisk = Math.max(largestGradOnDisk, diskBlocks(bytes));
   }
