@@ -320,8 +320,10 @@ export function planMemoryWithin(g: Graph, persistent: PersistentLayout, threads
   if (placement === undefined) return undefined;
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
-  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
-  const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
+  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in
+  // place, without a new array or an object per buffer to copy it from.
+  const buffers = live.buffers as (LiveBuffer & { offset: number })[];
+  for (const b of buffers) b.offset = base + placement.offsets.get(b.key)!;
   // A plan search judges most plans by their peak alone and generates code for one: what else a plan
   // says (offsets by value, workspaces by node, where model data lives, the peak's breakdown) is made
   // when first asked for.
