@@ -168,6 +168,8 @@ export interface Candidate {
   moved: number;
   /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
   moveLookahead: number;
+  /** ZeRO's chunk collectives run beside compute until first needed (false: each blocks, or there are none). */
+  overlapsCollectives: boolean;
   /** Bytes of saved activations copied to the host per step (and as many back). */
   movedBytes: number;
   peak: number;

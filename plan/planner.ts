@@ -5,6 +5,7 @@ import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { type ChunkLayout, type ZeroSharding, finestCapacity, layoutChunks, shardElements } from "../ir/passes/chunks.ts";
 import { gatherParams } from "../ir/passes/gather_params.ts";
+import { overlapCollectives } from "../ir/passes/overlap_collectives.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
@@ -106,8 +107,9 @@ function planWith(
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
   const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2 | 3, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };
-  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does.
-  const inferGraph = zero?.stage === 3 ? gatherParams(shardedInfer, zero, 0) : shardedInfer;
+  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does,
+  // each gather where it is needed and waited for at once (generation does not overlap them).
+  const inferGraph = zero?.stage === 3 ? overlapCollectives(gatherParams(shardedInfer, zero, 0), false) : shardedInfer;
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
@@ -124,7 +126,12 @@ function planWith(
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
-  const planFor = (
+  const onDevice = deviceOnly(budgets);
+  const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
+  const splitsCollectives = zero !== undefined && zero.stage >= 2 && decisions.dp > 1;
+  type PlanArgs = [mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks?: ChunkLayout, moves?: Moves];
+  const planWith = (
+    overlap: boolean,
     mode: CheckpointMode,
     regions?: number,
     schedule?: OffloadSchedule,
@@ -132,7 +139,14 @@ function planWith(
     moves = NO_MOVES,
   ): PlanCandidate => {
     if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
-    const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
+    const settings: PassSettings = {
+      ...base,
+      mode,
+      regions,
+      moves,
+      overlapCollectives: overlap,
+      ...(schedule && { offload: { chunks, schedule } }),
+    };
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
     const offloaded = schedule && { chunks, resident: schedule.resident };
@@ -160,6 +174,7 @@ function planWith(
       },
       moved: moves.count,
       moveLookahead: moves.lookahead,
+      overlapsCollectives: overlap && splitsCollectives,
       get movedBytes() {
         return counted().movedBytes;
       },
@@ -196,6 +211,15 @@ function planWith(
     };
   };
 
+  // ZeRO's chunk collectives overlap compute where the step still fits with their buffers held longer
+  // (ir/passes/overlap_collectives.ts); otherwise each blocks, as the step then holds the least.
+  const planFor = (...args: PlanArgs): PlanCandidate => {
+    const overlapped = planWith(true, ...args);
+    if (!splitsCollectives || fitsDevice(overlapped)) return overlapped;
+    const blocking = planWith(false, ...args);
+    return fitsDevice(blocking) ? blocking : overlapped;
+  };
+
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
     throw new SettingError(
       (name) => `${name("checkpoint")} blocks:${opts.checkpointRegions}: the model marks only ${totalRegions} checkpoint regions`,
@@ -208,8 +232,6 @@ function planWith(
       (name) =>
         `${name("moveActivations")} is not combined with ${name("gradAccum")} yet: recompute (${name("checkpoint")} blocks) instead`,
     );
-  const onDevice = deviceOnly(budgets);
-  const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
   const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
   // Model data stays on the device when the budget allows; otherwise chunks of it move to the host.
   let residentPlans: PlanCandidate[];
