@@ -129,6 +129,7 @@ function planWith(
   const onDevice = deviceOnly(budgets);
   const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
   const splitsCollectives = zero !== undefined && zero.stage >= 2 && decisions.dp > 1;
+  const mayOverlap = splitsCollectives && decisions.overlap;
   type PlanArgs = [mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks?: ChunkLayout, moves?: Moves];
   const planWith = (
     overlap: boolean,
@@ -214,8 +215,9 @@ function planWith(
   // ZeRO's chunk collectives overlap compute where the step still fits with their buffers held longer
   // (ir/passes/overlap_collectives.ts); otherwise each blocks, as the step then holds the least.
   const planFor = (...args: PlanArgs): PlanCandidate => {
+    if (!mayOverlap) return planWith(false, ...args);
     const overlapped = planWith(true, ...args);
-    if (!splitsCollectives || fitsDevice(overlapped)) return overlapped;
+    if (fitsDevice(overlapped)) return overlapped;
     const blocking = planWith(false, ...args);
     return fitsDevice(blocking) ? blocking : overlapped;
   };

@@ -54,7 +54,8 @@ function placementText(plan: Plan): string {
 export function hiddenText(plan: Plan): string {
   const p = plan.checkpoint.predicted;
   if (plan.checkpoint.overlapsCollectives) return ` (${(p.hiddenNetworkSeconds * 1000).toFixed(1)} ms of it hidden behind compute)`;
-  return plan.decisions.zero >= 2 && plan.decisions.dp > 1 ? " (blocking: the overlapped step does not fit the device)" : "";
+  if (plan.decisions.zero < 2 || plan.decisions.dp === 1) return "";
+  return plan.decisions.overlap ? " (blocking: the overlapped step does not fit the device)" : " (blocking: --overlap off)";
 }
 
 export function chosenPlanRows(plan: Plan): PlanRow[] {
