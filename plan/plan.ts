@@ -175,6 +175,8 @@ export interface Candidate {
   moveLookahead: number;
   /** ZeRO's chunk collectives run beside compute until first needed (false: each blocks, or there are none). */
   overlapsCollectives: boolean;
+  /** ZeRO 3: how many gathers ahead of the one its readers need a chunk's gather starts. */
+  gatherLookahead: number;
   /** Bytes of saved activations copied to the host per step (and as many back). */
   movedBytes: number;
   peak: number;

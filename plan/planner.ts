@@ -131,8 +131,9 @@ function planWith(
   const splitsCollectives = zero !== undefined && zero.stage >= 2 && decisions.dp > 1;
   const mayOverlap = splitsCollectives && decisions.overlap;
   type PlanArgs = [mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks?: ChunkLayout, moves?: Moves];
-  const planWith = (
+  const candidateWith = (
     overlap: boolean,
+    gatherLookahead: number,
     mode: CheckpointMode,
     regions?: number,
     schedule?: OffloadSchedule,
@@ -146,6 +147,7 @@ function planWith(
       regions,
       moves,
       overlapCollectives: overlap,
+      gatherLookahead,
       ...(schedule && { offload: { chunks, schedule } }),
     };
     const stages = pipeline.stages("offload", settings);
@@ -176,6 +178,7 @@ function planWith(
       moved: moves.count,
       moveLookahead: moves.lookahead,
       overlapsCollectives: overlap && splitsCollectives,
+      gatherLookahead,
       get movedBytes() {
         return counted().movedBytes;
       },
@@ -213,13 +216,19 @@ function planWith(
   };
 
   // ZeRO's chunk collectives overlap compute where the step still fits with their buffers held longer
-  // (ir/passes/overlap_collectives.ts); otherwise each blocks, as the step then holds the least.
+  // (ir/passes/overlap_collectives.ts); at ZeRO 3 each gather starts 1 or 2 gathers ahead, whichever
+  // fits and the cost model predicts faster (the nearer on a tie). Otherwise each blocks, and a gather
+  // starts where it is needed: nothing is gained by holding it earlier, and the step holds the least.
   const planFor = (...args: PlanArgs): PlanCandidate => {
-    if (!mayOverlap) return planWith(false, ...args);
-    const overlapped = planWith(true, ...args);
-    if (fitsDevice(overlapped)) return overlapped;
-    const blocking = planWith(false, ...args);
-    return fitsDevice(blocking) ? blocking : overlapped;
+    const blocking = () => candidateWith(false, 0, ...args);
+    if (!mayOverlap) return blocking();
+    const lookaheads = zero!.stage === 3 ? GATHER_LOOKAHEADS : [GATHER_LOOKAHEADS[0]];
+    const overlapped = lookaheads.map((l) => candidateWith(true, l, ...args));
+    const fitting = overlapped.filter(fitsDevice);
+    if (fitting.length > 0)
+      return fitting.reduce((best, p) => (p.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds ? p : best));
+    const least = blocking();
+    return fitsDevice(least) ? least : overlapped[0];
   };
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
@@ -347,6 +356,9 @@ function planWith(
   );
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
+
+/** How many gathers ahead an overlapped ZeRO 3 gather may start (gather_params.ts). */
+const GATHER_LOOKAHEADS = [1, 2];
 
 /** The bytes of each chunk a rank holds: the whole chunk, or at ZeRO 3 its shard. */
 const chunkBytes = (layout: ChunkLayout, zero?: ZeroSharding) =>

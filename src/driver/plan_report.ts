@@ -56,6 +56,7 @@ export function planJson(plan: Plan): object {
       network_seconds: plan.checkpoint.predicted.networkSeconds,
       network_hidden_seconds: plan.checkpoint.predicted.hiddenNetworkSeconds,
       overlaps_collectives: plan.checkpoint.overlapsCollectives,
+      gather_lookahead: plan.checkpoint.gatherLookahead,
       link_seconds: plan.checkpoint.predicted.linkSeconds,
       stall_seconds: plan.checkpoint.predicted.stallSeconds,
     },

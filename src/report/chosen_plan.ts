@@ -53,7 +53,8 @@ function placementText(plan: Plan): string {
 /** How much of the collectives' time overlapped compute hides, or why none does. */
 export function hiddenText(plan: Plan): string {
   const p = plan.checkpoint.predicted;
-  if (plan.checkpoint.overlapsCollectives) return ` (${(p.hiddenNetworkSeconds * 1000).toFixed(1)} ms of it hidden behind compute)`;
+  const ahead = plan.decisions.zero === 3 ? `, each gather started ${plan.checkpoint.gatherLookahead} ahead` : "";
+  if (plan.checkpoint.overlapsCollectives) return ` (${(p.hiddenNetworkSeconds * 1000).toFixed(1)} ms of it hidden behind compute${ahead})`;
   if (plan.decisions.zero < 2 || plan.decisions.dp === 1) return "";
   return plan.decisions.overlap ? " (blocking: the overlapped step does not fit the device)" : " (blocking: --overlap off)";
 }
