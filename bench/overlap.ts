@@ -2,8 +2,9 @@
 // thread, the two ranks on the machine's cores), with ZeRO's gathers and reduce-scatters overlapping
 // compute (the default) and blocking (`--overlap off`), in alternating rounds so that a busy moment of
 // the shared machine falls on both alike. Per mode: the median step time over every round's measured
-// steps, the plan's predicted step, collectives and hidden time, and its device peak; and whether the
-// two modes' losses are the same bits.
+// steps and the median time the ranks waited for the collectives (the part overlap did not hide), the
+// plan's predicted step, collectives and hidden time, and its device peak; and whether the two modes'
+// losses are the same bits.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { repoRoot } from "../base/paths.ts";
@@ -25,6 +26,9 @@ export interface OverlapRun {
   /** Measured step seconds of each round (after its warm-up steps). */
   step_seconds: number[][];
   median_step_seconds: number;
+  /** Each measured step's wait for ZeRO's collectives (rank_collective_wait_us), the mean over the ranks. */
+  collective_wait_seconds: number[];
+  median_collective_wait_seconds: number;
   predicted: { seconds: number; network_seconds: number; network_hidden_seconds: number; overlaps_collectives: boolean };
   device_peak_bytes: number;
   collective_bytes_per_step: number;
@@ -63,9 +67,9 @@ export function runOverlapSection(tokenFile: string, workDir: string, env: NodeJ
     mode,
   ];
   const loadBefore = loadAverage();
-  const measured = new Map<Mode, { seconds: number[][]; losses: number[] }>([
-    ["on", { seconds: [], losses: [] }],
-    ["off", { seconds: [], losses: [] }],
+  const measured = new Map<Mode, { seconds: number[][]; waits: number[]; losses: number[] }>([
+    ["on", { seconds: [], waits: [], losses: [] }],
+    ["off", { seconds: [], waits: [], losses: [] }],
   ]);
   for (let round = 0; round < ROUNDS; round++)
     for (const mode of ["on", "off"] as const) {
@@ -80,9 +84,11 @@ export function runOverlapSection(tokenFile: string, workDir: string, env: NodeJ
       const steps = readFileSync(metrics, "utf8")
         .trim()
         .split("\n")
-        .map((l) => JSON.parse(l) as { loss: number; step_seconds: number });
+        .map((l) => JSON.parse(l) as { loss: number; step_seconds: number; rank_collective_wait_us: number[] });
       const m = measured.get(mode)!;
       m.seconds.push(steps.slice(WARMUP).map((s) => s.step_seconds));
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      m.waits.push(...steps.slice(WARMUP).map((s) => mean(s.rank_collective_wait_us) / 1e6));
       m.losses = steps.map((s) => s.loss);
     }
   const runs = (["on", "off"] as const).map((mode): OverlapRun => {
@@ -92,6 +98,8 @@ export function runOverlapSection(tokenFile: string, workDir: string, env: NodeJ
       overlap: mode,
       step_seconds: m.seconds,
       median_step_seconds: median(m.seconds.flat()),
+      collective_wait_seconds: m.waits,
+      median_collective_wait_seconds: median(m.waits),
       predicted: plan.predicted_step,
       device_peak_bytes: plan.device_peak_bytes,
       collective_bytes_per_step: plan.data_parallel.collective_bytes_per_step,

@@ -8,6 +8,7 @@ export function overlapMarkdown(r: OverlapResults): string {
   const rows = r.runs.map((run) => [
     run.overlap,
     ms(run.median_step_seconds),
+    ms(run.median_collective_wait_seconds),
     run.step_seconds.map((round) => ms(Math.min(...round))).join(" / "),
     ms(run.predicted.seconds),
     ms(run.predicted.network_seconds),
@@ -23,6 +24,8 @@ export function overlapMarkdown(r: OverlapResults): string {
       `the first ${r.warmup_steps} of each run not measured; the median of every measured step. Both ranks share this ` +
       "machine's cores, so the MPI collectives are shared-memory copies that the same cores make: there is little " +
       "network time to hide, and what overlap can win is the ranks' waiting for each other. " +
+      "'Waited for collectives' is the median over steps of the ranks' mean `rank_collective_wait_us`: the time a rank " +
+      "blocked in `wait_collective` (all of each collective when they block; what compute did not hide when they overlap). " +
       `Run ${r.date}; load average before: ${r.load_average_before.join(", ")}; after: ${r.load_average_after.join(", ")} ` +
       "(the machine is shared with other processes).",
     "",
@@ -30,6 +33,7 @@ export function overlapMarkdown(r: OverlapResults): string {
       [
         "overlap",
         "median step ms",
+        "waited for collectives ms",
         "fastest step ms, per round",
         "predicted ms",
         "collectives ms (predicted)",

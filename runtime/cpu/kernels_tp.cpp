@@ -2,6 +2,7 @@
 // embedding and cross-entropy (each rank holds a contiguous range of the vocabulary).
 #include "kernels.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -81,7 +82,10 @@ int64_t zero_all_gather_start(Ctx& c, float* out, const float* shard_in, int64_t
 }
 
 void wait_collective(Ctx& c, int64_t ticket) {
-  if (ticket > 0) c.dp_comm->finish(ticket);
+  if (ticket <= 0) return;
+  const auto since = std::chrono::steady_clock::now();
+  c.dp_comm->finish(ticket);
+  c.comm_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
 void progress_collectives(Ctx& c) {
