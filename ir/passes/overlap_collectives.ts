@@ -30,17 +30,21 @@ export function overlapCollectives(g: Graph, overlap: boolean): Graph {
   const end = g.nodes.length;
   const starts = g.nodes.filter(isOverlappable);
   if (starts.length === 0) return g;
-  const scatters: Node[] = starts.filter((n) => n.op === "zero_reduce_scatter");
+  // Each reduce-scatter -> where the next one's packing begins (the end for the last).
+  const scatters = starts.filter((n) => n.op === "zero_reduce_scatter");
+  const nextPacking = new Map<Node, number>(
+    scatters.map((n, k) => [n, k + 1 < scatters.length ? position.get(scatters[k + 1].inputs[0].producer)! : end]),
+  );
   const waitAt = (n: Node): number => {
-    const at = position.get(n)!;
-    if (!overlap) return at + 1;
+    if (!overlap) return position.get(n)! + 1;
     const read = firstReader.get(n.outputs[0].id) ?? end;
-    if (n.op === "zero_all_gather") return read;
-    const next = scatters[scatters.indexOf(n) + 1];
-    return Math.min(read, next ? position.get(next.inputs[0].producer)! : end);
+    return n.op === "zero_all_gather" ? read : Math.min(read, nextPacking.get(n)!);
   };
   const waitsAt = new Map<number, Node[]>();
-  for (const n of starts) waitsAt.set(waitAt(n), [...(waitsAt.get(waitAt(n)) ?? []), n]);
+  for (const n of starts) {
+    const at = waitAt(n);
+    waitsAt.set(at, [...(waitsAt.get(at) ?? []), n]);
+  }
 
   const b = new GraphBuilder();
   const copy = new Array<Value>(valueIdBound(g)); // old value id -> value in the new graph
