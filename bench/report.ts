@@ -15,6 +15,8 @@ import type { HostAdamwResults } from "./host_adamw.ts";
 import { hostAdamwMarkdown } from "./host_adamw_report.ts";
 import type { DiskTierResults } from "./disk_tier.ts";
 import { diskTierMarkdown } from "./disk_tier_report.ts";
+import type { OverlapResults } from "./overlap.ts";
+import { overlapMarkdown } from "./overlap_report.ts";
 import { envLine, int, pct, table } from "./markdown.ts";
 import { mib, type BenchResults, type ConfigResult } from "./results.ts";
 import type { SgemmPeak } from "./sgemm.ts";
@@ -47,6 +49,7 @@ export function resultsMarkdown(
   fusion: FusionResults | null = null,
   hostAdamw: HostAdamwResults | null = null,
   diskTier: DiskTierResults | null = null,
+  overlap: OverlapResults | null = null,
 ): string {
   return [
     "# Benchmark: one GPT-2 training step, Stowage vs PyTorch (CPU)",
@@ -64,6 +67,7 @@ export function resultsMarkdown(
     fusion ? fusionMarkdown(fusion) : "(No fusion results: `npm run bench -- fusion` writes them.)\n",
     hostAdamw ? hostAdamwMarkdown(hostAdamw) : "(No host AdamW results: `npm run bench -- host-adamw` writes them.)\n",
     diskTier ? diskTierMarkdown(diskTier) : "(No disk-tier results: `npm run bench -- disk-tier` writes them.)\n",
+    overlap ? overlapMarkdown(overlap) : "(No overlap results: `npm run bench -- overlap` writes them.)\n",
   ].join("\n");
 }
 

@@ -13,6 +13,7 @@ import type { PlanningResults } from "./planning.ts";
 import type { FusionResults } from "./fusion.ts";
 import type { HostAdamwResults } from "./host_adamw.ts";
 import type { DiskTierResults } from "./disk_tier.ts";
+import type { OverlapResults } from "./overlap.ts";
 import { resultsMarkdown } from "./report.ts";
 import type { BenchResults } from "./results.ts";
 
@@ -26,6 +27,7 @@ export interface BenchParts {
   fusion: FusionResults | null;
   hostAdamw: HostAdamwResults | null;
   diskTier: DiskTierResults | null;
+  overlap: OverlapResults | null;
 }
 
 type ResultsJson = Partial<BenchResults> & {
@@ -37,6 +39,7 @@ type ResultsJson = Partial<BenchResults> & {
   fusion?: FusionResults;
   host_adamw?: HostAdamwResults;
   disk_tier?: DiskTierResults;
+  overlap?: OverlapResults;
 };
 
 /** No part measured yet. */
@@ -51,6 +54,7 @@ export function noResults(): BenchParts {
     fusion: null,
     hostAdamw: null,
     diskTier: null,
+    overlap: null,
   };
 }
 
@@ -65,7 +69,7 @@ export function readResults(dir: string): BenchParts {
     const why = error instanceof Error ? error.message : String(error);
     throw new UserError(`${file}: not valid JSON (${why}); delete it, or run the whole benchmark`);
   }
-  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, host_adamw, disk_tier, ...speed } = json;
+  const { checkpoint, offload, capacity, capacity_targets, planning, fusion, host_adamw, disk_tier, overlap, ...speed } = json;
   return {
     speed: speed.configs ? (speed as BenchResults) : null,
     checkpoint: checkpoint ?? null,
@@ -76,6 +80,7 @@ export function readResults(dir: string): BenchParts {
     fusion: fusion ?? null,
     hostAdamw: host_adamw ?? null,
     diskTier: disk_tier ?? null,
+    overlap: overlap ?? null,
   };
 }
 
@@ -90,6 +95,7 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
   const fusion = fresh.fusion ?? kept.fusion;
   const hostAdamw = fresh.hostAdamw ?? kept.hostAdamw;
   const diskTier = fresh.diskTier ?? kept.diskTier;
+  const overlap = fresh.overlap ?? kept.overlap;
   const json = {
     ...speed,
     ...(checkpoint && { checkpoint }),
@@ -100,9 +106,10 @@ export function writeResults(dir: string, fresh: BenchParts, kept: BenchParts): 
     ...(fusion && { fusion }),
     ...(hostAdamw && { host_adamw: hostAdamw }),
     ...(diskTier && { disk_tier: diskTier }),
+    ...(overlap && { overlap }),
   };
   writeFileSync(path.join(dir, "results.json"), JSON.stringify(json, null, 1) + "\n");
-  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier);
+  const markdown = resultsMarkdown(speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier, overlap);
   writeFileSync(path.join(dir, "RESULTS.md"), markdown);
   return markdown;
 }

@@ -22,6 +22,7 @@ import { runPlanningSection } from "./planning.ts";
 import { runFusionSection } from "./fusion.ts";
 import { runHostAdamwSection } from "./host_adamw.ts";
 import { runDiskTierSection } from "./disk_tier.ts";
+import { runOverlapSection } from "./overlap.ts";
 import { cpuModel, loadAverage } from "./machine.ts";
 import { checkTargets, configResult, envSummary, type BenchResults } from "./results.ts";
 import { noResults, readResults, writeResults } from "./results_file.ts";
@@ -41,6 +42,7 @@ const PLANNING_SECTION = "planning";
 const FUSION_SECTION = "fusion";
 const HOST_ADAMW_SECTION = "host-adamw";
 const DISK_TIER_SECTION = "disk-tier";
+const OVERLAP_SECTION = "overlap";
 
 /** What the arguments ask for: speed configs by name, and the checkpoint and offload sections; nothing means all. */
 function selectParts(names: string[]): {
@@ -53,6 +55,7 @@ function selectParts(names: string[]): {
   fusion: boolean;
   hostAdamw: boolean;
   diskTier: boolean;
+  overlap: boolean;
 } {
   if (names.length === 0)
     return {
@@ -65,6 +68,7 @@ function selectParts(names: string[]): {
       fusion: true,
       hostAdamw: true,
       diskTier: true,
+      overlap: true,
     };
   const sections = [
     CHECKPOINT_SECTION,
@@ -75,6 +79,7 @@ function selectParts(names: string[]): {
     FUSION_SECTION,
     HOST_ADAMW_SECTION,
     DISK_TIER_SECTION,
+    OVERLAP_SECTION,
   ];
   const configs = names
     .filter((n) => !sections.includes(n))
@@ -94,6 +99,7 @@ function selectParts(names: string[]): {
     fusion: names.includes(FUSION_SECTION),
     hostAdamw: names.includes(HOST_ADAMW_SECTION),
     diskTier: names.includes(DISK_TIER_SECTION),
+    overlap: names.includes(OVERLAP_SECTION),
   };
 }
 
@@ -203,7 +209,8 @@ function main(): void {
     parts.planning &&
     parts.fusion &&
     parts.hostAdamw &&
-    parts.diskTier;
+    parts.diskTier &&
+    parts.overlap;
   const kept = all ? noResults() : readResults(BENCH_DIR);
 
   const speed = parts.configs.length > 0 ? speedPart(parts.configs, env, stock) : null;
@@ -217,9 +224,10 @@ function main(): void {
     : null;
   const hostAdamw = parts.hostAdamw ? runHostAdamwSection(BENCH_THREADS, WORK_DIR, env) : null;
   const diskTier = parts.diskTier ? runDiskTierSection(BENCH_THREADS, writeBenchTokens(WORK_DIR, 50257), WORK_DIR, env) : null;
+  const overlap = parts.overlap ? runOverlapSection(writeBenchTokens(WORK_DIR, 8192), WORK_DIR, env) : null;
   const markdown = writeResults(
     BENCH_DIR,
-    { speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier },
+    { speed, checkpoint, offload, capacity, capacityTargets, planning, fusion, hostAdamw, diskTier, overlap },
     kept,
   );
   console.log(`\n${markdown}`);

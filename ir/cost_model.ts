@@ -212,8 +212,10 @@ export interface StepTime {
   seconds: number;
   /** Device compute alone. */
   computeSeconds: number;
-  /** Time the device spends in collectives: its part of the transfers between ranks. */
+  /** Time the collectives take: the transfers between ranks. */
   networkSeconds: number;
+  /** The part of it hidden behind compute: overlapped collectives' time less compute's waits for them. */
+  hiddenNetworkSeconds: number;
   /** Time the busier direction of the link is busy. */
   linkSeconds: number;
   /** Time compute waits for copies and host work. */
@@ -248,9 +250,11 @@ export interface StepOptions {
 
 /**
  * Plays the step out: compute and collectives in program order (a collective holds the device's stream
- * until it completes, as NCCL's on the compute stream and MPI's blocking calls do); copies on their
- * direction of the link in the order they are issued, each starting when both that direction and its
- * issue point are reached; AdamW on the host (placed there by the offload pass) after its gradient's copy.
+ * until it completes, as NCCL's on the compute stream and MPI's blocking calls do), except collectives
+ * that have a `wait` (ir/passes/overlap_collectives.ts): those run one after another on the network,
+ * each from its issue point, and compute waits for one only at its `wait`; copies on their direction of
+ * the link in the order they are issued, each starting when both that direction and its issue point are
+ * reached; AdamW on the host (placed there by the offload pass) after its gradient's copy.
  */
 export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { tp: 1, dp: 1 }, diskIo }: StepOptions = {}): StepTime {
   let device = 0;
@@ -258,6 +262,11 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
   let compute = 0;
   let network = 0;
   let stall = 0;
+  let net = 0; // when the network is next free for an overlapped collective
+  let overlapped = 0;
+  let networkStall = 0; // compute waiting for overlapped collectives
+  const waitedFor = new Set<number>(); // collectives that have a wait: they run beside compute
+  for (const n of g.nodes) if (n.op === "wait" && opKind(n.inputs[0].producer.op) === "collective") waitedFor.add(n.inputs[0].producer.id);
   const link = { h2d: 0, d2h: 0 }; // when each direction is next free
   const busy = { h2d: 0, d2h: 0 };
   const ready = new Map<number, number>(); // value id -> when its copy arrives
@@ -277,9 +286,18 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
   for (const n of g.nodes) {
     if (n.op === "chunk_h2d") onLink(n, n.outputs[0], "h2d");
     else if (n.op === "copy_d2h") onLink(n, n.outputs[0], "d2h");
-    else if (n.op === "wait") {
+    else if (waitedFor.has(n.id)) {
+      const seconds = nodeSeconds(n, m, measured, mesh);
+      const start = Math.max(net, device);
+      record?.(n, "compute", start, seconds); // the trace puts collectives on their own track
+      net = start + seconds;
+      ready.set(n.outputs[0].id, net);
+      network += seconds;
+      overlapped += seconds;
+    } else if (n.op === "wait") {
       const until = ready.get(n.inputs[0].id) ?? device;
-      stall += Math.max(0, until - device);
+      if (waitedFor.has(n.inputs[0].producer.id)) networkStall += Math.max(0, until - device);
+      else stall += Math.max(0, until - device);
       device = Math.max(device, until);
     } else if (n.op === "adamw" && n.placement === "host") {
       const after = ready.get(n.inputs[1].id) ?? device;
@@ -295,11 +313,12 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
       else compute += seconds;
     }
   }
-  const end = Math.max(device, link.h2d, link.d2h, host);
+  const end = Math.max(device, link.h2d, link.d2h, host, net);
   return {
     seconds: end,
     computeSeconds: compute,
     networkSeconds: network,
+    hiddenNetworkSeconds: Math.max(0, overlapped - networkStall),
     linkSeconds: Math.max(busy.h2d, busy.d2h),
     stallSeconds: stall + (end - device),
   };

@@ -18,6 +18,7 @@ import { shardGradNorm } from "../ir/passes/shard_grad_norm.ts";
 import { averageOverDataParallel } from "../ir/passes/data_parallel.ts";
 import { accumulateGradients } from "../ir/passes/grad_accum.ts";
 import { gatherParams } from "../ir/passes/gather_params.ts";
+import { overlapCollectives } from "../ir/passes/overlap_collectives.ts";
 import type { ChunkLayout, ZeroSharding } from "../ir/passes/chunks.ts";
 
 /** Which regions' saved activations move to the host (the first `count`), and how far ahead their copies run. */
@@ -39,6 +40,8 @@ export interface PassSettings {
   zero?: ZeroSharding;
   /** ZeRO 3: how many gathers ahead of the one its readers need a chunk's gather starts (default 1). */
   gatherLookahead?: number;
+  /** ZeRO 2 and 3: chunk collectives run beside compute until first needed (default true); false: each blocks. */
+  overlapCollectives?: boolean;
   /** Compile the global gradient norm (clipping and the grad_norm metric). */
   clip: boolean;
   mode: CheckpointMode;
@@ -90,6 +93,11 @@ export const PIPELINE = [
     name: "gather-params",
     reads: (s) => (s.zero?.stage === 3 ? `${s.zero.ranks} ${s.zero.chunks.capacity} ${gatherLookahead(s)}` : ""),
     run: (g, s) => (s.zero?.stage === 3 ? gatherParams(g, s.zero, gatherLookahead(s)) : g),
+  },
+  {
+    name: "overlap-collectives",
+    reads: (s) => `${s.overlapCollectives !== false}`,
+    run: (g, s) => overlapCollectives(g, s.overlapCollectives !== false),
   },
   {
     name: "adamw",

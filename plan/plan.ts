@@ -41,6 +41,8 @@ export interface PlanDecisions {
   clip: boolean;
   /** Elementwise chains are fused into generated kernels (ir/passes/fuse_elementwise.ts). */
   fusion: boolean;
+  /** ZeRO's chunk collectives may overlap compute (ir/passes/overlap_collectives.ts). */
+  overlap: boolean;
   /** Device budget the arena was fitted to, if any. */
   deviceBudget?: number;
   /** Host budget offloaded model data was fitted to, if any. */
@@ -65,6 +67,7 @@ export function resolveDecisions(opts: CompileOptions): PlanDecisions {
     threads: opts.threads,
     clip: opts.clip,
     fusion: opts.fusion !== false,
+    overlap: opts.overlap !== false,
     ...(opts.deviceMemory !== undefined && { deviceBudget: opts.deviceMemory }),
     ...(opts.hostMemory !== undefined && { hostBudget: opts.hostMemory }),
     ...(opts.diskMemory !== undefined && { diskBudget: opts.diskMemory }),
@@ -138,6 +141,8 @@ export interface CompileOptions {
   gradAccum?: number;
   /** Fuse elementwise chains into generated kernels (default true; false plans one kernel per op). */
   fusion?: boolean;
+  /** Overlap ZeRO's chunk collectives with compute where the step fits (default true; false: each blocks). */
+  overlap?: boolean;
   /** The hardware the cost model predicts for (default: CPU_DEFAULTS); --link-gbps still sets its link. */
   machine?: Machine;
   /** What the plan runs on (default cpu): its cost model here, its code and build later. */
@@ -168,6 +173,10 @@ export interface Candidate {
   moved: number;
   /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
   moveLookahead: number;
+  /** ZeRO's chunk collectives run beside compute until first needed (false: each blocks, or there are none). */
+  overlapsCollectives: boolean;
+  /** ZeRO 3: how many gathers ahead of the one its readers need a chunk's gather starts. */
+  gatherLookahead: number;
   /** Bytes of saved activations copied to the host per step (and as many back). */
   movedBytes: number;
   peak: number;

@@ -5,6 +5,7 @@ import { type Graph, valueBytes } from "../ir/types.ts";
 import { type OffloadSchedule, offloadModelData } from "../ir/passes/offload.ts";
 import { type ChunkLayout, type ZeroSharding, finestCapacity, layoutChunks, shardElements } from "../ir/passes/chunks.ts";
 import { gatherParams } from "../ir/passes/gather_params.ts";
+import { overlapCollectives } from "../ir/passes/overlap_collectives.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
@@ -106,8 +107,9 @@ function planWith(
   // ZeRO shards the moments of these chunks over the data-parallel ranks (ir/passes/adamw.ts).
   const zero = decisions.zero > 0 ? { stage: decisions.zero as 1 | 2 | 3, ranks: decisions.dp, chunks: leastWaste } : undefined;
   if (zero) base = { ...base, zero };
-  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does.
-  const inferGraph = zero?.stage === 3 ? gatherParams(shardedInfer, zero, 0) : shardedInfer;
+  // At ZeRO 3 no rank holds a whole parameter: generation gathers each chunk as the step's forward does,
+  // each gather where it is needed and waited for at once (generation does not overlap them).
+  const inferGraph = zero?.stage === 3 ? overlapCollectives(gatherParams(shardedInfer, zero, 0), false) : shardedInfer;
   const defaults = opts.machine ?? backendCaps(decisions.backend).defaultMachine;
   const machine: Machine = { ...defaults, ...(opts.linkGbps !== undefined && { linkBandwidth: (opts.linkGbps * 1e9) / 8 }) };
 
@@ -124,9 +126,16 @@ function planWith(
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
-  // The plan, or, given a device ceiling, undefined as soon as planning finds its arena exceeds that.
-  const planWithin = (
+  const onDevice = deviceOnly(budgets);
+  const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
+  const splitsCollectives = zero !== undefined && zero.stage >= 2 && decisions.dp > 1;
+  const mayOverlap = splitsCollectives && decisions.overlap;
+  type PlanArgs = [mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks?: ChunkLayout, moves?: Moves];
+  // One candidate, or, given a device ceiling, undefined as soon as planning finds its arena exceeds that.
+  const candidateWith = (
     ceiling: number,
+    overlap: boolean,
+    gatherLookahead: number,
     mode: CheckpointMode,
     regions?: number,
     schedule?: OffloadSchedule,
@@ -134,7 +143,15 @@ function planWith(
     moves = NO_MOVES,
   ): PlanCandidate | undefined => {
     if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
-    const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
+    const settings: PassSettings = {
+      ...base,
+      mode,
+      regions,
+      moves,
+      overlapCollectives: overlap,
+      gatherLookahead,
+      ...(schedule && { offload: { chunks, schedule } }),
+    };
     const stages = pipeline.stages("offload", settings);
     const g = stages[stages.length - 1].graph;
     const offloaded = schedule && { chunks, resident: schedule.resident };
@@ -164,6 +181,8 @@ function planWith(
       },
       moved: moves.count,
       moveLookahead: moves.lookahead,
+      overlapsCollectives: overlap && splitsCollectives,
+      gatherLookahead,
       get movedBytes() {
         return counted().movedBytes;
       },
@@ -199,8 +218,24 @@ function planWith(
       machine,
     };
   };
-  const planFor = (mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES) =>
-    planWithin(Infinity, mode, regions, schedule, chunks, moves)!;
+  // ZeRO's chunk collectives overlap compute where the step still fits with their buffers held longer
+  // (ir/passes/overlap_collectives.ts); at ZeRO 3 each gather starts 1 or 2 gathers ahead, whichever
+  // fits and the cost model predicts faster (the nearer on a tie). Otherwise each blocks, and a gather
+  // starts where it is needed: nothing is gained by holding it earlier, and the step holds the least.
+  // Given a device ceiling, undefined when even the blocking plan's arena exceeds it.
+  const planWithin = (ceiling: number, ...args: PlanArgs): PlanCandidate | undefined => {
+    const blocking = () => candidateWith(ceiling, false, 0, ...args);
+    if (!mayOverlap) return blocking();
+    const lookaheads = zero!.stage === 3 ? GATHER_LOOKAHEADS : [GATHER_LOOKAHEADS[0]];
+    const overlapped = lookaheads.map((l) => candidateWith(ceiling, true, l, ...args));
+    const fitting = overlapped.filter((p): p is PlanCandidate => p !== undefined && fitsDevice(p));
+    if (fitting.length > 0)
+      return fitting.reduce((best, p) => (p.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds ? p : best));
+    const least = blocking();
+    if (least === undefined || fitsDevice(least)) return least;
+    return overlapped[0] ?? least;
+  };
+  const planFor = (...args: PlanArgs): PlanCandidate => planWithin(Infinity, ...args)!;
   // An offload schedule search's plans: each probe is wanted only when it fits the device budget.
   const scheduled = (mode: CheckpointMode, regions: number | undefined, chunks: ChunkLayout, moves: Moves): SchedulePlans => ({
     plan: (s) => planFor(mode, regions, s, chunks, moves),
@@ -219,8 +254,6 @@ function planWith(
       (name) =>
         `${name("moveActivations")} is not combined with ${name("gradAccum")} yet: recompute (${name("checkpoint")} blocks) instead`,
     );
-  const onDevice = deviceOnly(budgets);
-  const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
   const regionsFlag = opts.checkpoint === "blocks" ? opts.checkpointRegions : undefined;
   // Model data stays on the device when the budget allows; otherwise chunks of it move to the host.
   let residentPlans: PlanCandidate[];
@@ -334,6 +367,9 @@ function planWith(
   );
   return { ...chosen, candidates: plans.map((p) => p.checkpoint) };
 }
+
+/** How many gathers ahead an overlapped ZeRO 3 gather may start (gather_params.ts). */
+const GATHER_LOOKAHEADS = [1, 2];
 
 /** The bytes of each chunk a rank holds: the whole chunk, or at ZeRO 3 its shard. */
 const chunkBytes = (layout: ChunkLayout, zero?: ZeroSharding) =>

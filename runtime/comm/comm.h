@@ -27,6 +27,21 @@ class Comm {
   // send holds size() blocks of n floats; recv receives the sum over the ranks of block rank().
   virtual void reduce_scatter(const float* send, float* recv, int64_t n) = 0;
   virtual void broadcast(void* buf, int64_t bytes, int root) = 0;
+  // all_gather and reduce_scatter that run beside the caller's work (not in place): each returns a
+  // ticket (>= 1), and the buffers are the collective's until finish(ticket) returns. Started ones run
+  // in the order started, and every rank starts the same ones in the same order. A communicator with
+  // nothing to overlap runs them at once (these defaults).
+  virtual int64_t start_all_gather(const void* send, void* recv, int64_t bytes) {
+    all_gather(send, recv, bytes);
+    return 1;
+  }
+  virtual int64_t start_reduce_scatter(const float* send, float* recv, int64_t n) {
+    reduce_scatter(send, recv, n);
+    return 1;
+  }
+  virtual void finish(int64_t /*ticket*/) {}
+  // Lets the collectives in flight move on (MPI progresses them only inside its calls).
+  virtual void progress() {}
   // Like all_gather, but only `root` receives (checkpoints, per-rank statistics); recv may be null elsewhere.
   virtual void gather(const void* send, void* recv, int64_t bytes, int root) = 0;
   // A communicator of the ranks that give the same color, ordered by key (MPI_Comm_split): the job's

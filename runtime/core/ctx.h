@@ -47,6 +47,10 @@ struct Ctx {
   Comm* dp_comm = nullptr;
   int dp_rank = 0;
   int dp_ranks = 1;
+  // Seconds this step spent waiting for ZeRO's collectives to finish (wait_collective): on the CPU, the
+  // part of their time that overlap did not hide (all of it when they block). CUDA's waits do not block
+  // the host, so there it stays 0.
+  double comm_wait_seconds = 0;
 
   // Set by generated code before each node: the node's planned workspace and its name for messages.
   int64_t ws_offset = 0;

@@ -234,14 +234,22 @@ STOW_KERNEL(reduce_scatter, void, (Ctx& c, float* out, const float* in, int64_t 
 // ZeRO: every data-parallel rank's shard (`shard` floats at dp_rank * shard) of the chunk to every rank,
 // in place; the chunk holds dp_ranks * shard floats.
 STOW_KERNEL(zero_gather, void, (Ctx& c, float* chunk, int64_t shard))
-// ZeRO 3: out (dp_ranks * shard floats) = every data-parallel rank's shard (shard floats) in rank order.
-STOW_KERNEL(zero_all_gather, void, (Ctx& c, float* out, const float* shard_in, int64_t shard))
+// ZeRO 3: starts out (dp_ranks * shard floats) = every data-parallel rank's shard (shard floats) in rank
+// order, beside compute; returns the ticket wait_collective takes. Until then out is not to be read.
+STOW_KERNEL(zero_all_gather_start, int64_t, (Ctx& c, float* out, const float* shard_in, int64_t shard))
+// Compute from here on may read the result of the collective with this ticket.
+STOW_KERNEL(wait_collective, void, (Ctx& c, int64_t ticket))
+// Gives the communicator a chance to move the collectives in flight on (between nodes).
+STOW_KERNEL(progress_collectives, void, (Ctx& c))
 // ZeRO 2: a chunk's gradients into out (dp_ranks * shard floats), gradient k at element offsets[k] with
 // sizes[k] elements, zeros elsewhere.
 STOW_KERNEL(zero_pack, void, (Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes,
                               int64_t count, int64_t shard))
-// ZeRO 2: out (shard floats) = this data-parallel rank's block of the mean over the ranks of in (dp_ranks * shard).
-STOW_KERNEL(zero_reduce_scatter, void, (Ctx& c, float* out, const float* in, int64_t shard))
+// ZeRO 2: starts out (shard floats) = this data-parallel rank's block of the sum over the ranks of in
+// (dp_ranks * shard), beside compute; returns a ticket. Neither buffer is to be touched until the wait,
+// zero_reduce_scatter_wait, which also scales out to the mean.
+STOW_KERNEL(zero_reduce_scatter_start, int64_t, (Ctx& c, float* out, const float* in, int64_t shard))
+STOW_KERNEL(zero_reduce_scatter_wait, void, (Ctx& c, int64_t ticket, float* out, int64_t shard))
 // Rank `root`'s bytes to every rank, in place.
 STOW_KERNEL(broadcast, void, (Ctx& c, void* buf, int64_t bytes, int root))
 // in [rows, ranks * cols] -> out [rows, cols]: this rank's columns (no communication).

@@ -523,18 +523,18 @@ int64_t param_bytes(const stow::PlanDesc& plan) {
 
 // Every rank's measurements of the step, gathered on rank 0 as metrics fields: the device high-water
 // mark, the parameter bytes it holds, its collectives' calls and bytes, and its host pool's high-water
-// mark (offloaded model data, data buffers, staging), and the host memory the last save held beyond what
-// was in use when it began (0 before any save).
+// mark (offloaded model data, data buffers, staging), the host memory the last save held beyond what
+// was in use when it began (0 before any save), and the microseconds it waited for ZeRO's collectives.
 // Ranks in world order (data-parallel index * tp + tensor-parallel index).
-constexpr int kRankFields = 6;
+constexpr int kRankFields = 7;
 std::string rank_metrics(StowSession& s) {
   const int64_t mine[kRankFields] = {s.ctx.high_water, param_bytes(*s.plan), s.ctx.comm_calls, s.ctx.comm_bytes, s.pool.peak_bytes(),
-                                     s.save_host_bytes};
+                                     s.save_host_bytes, int64_t(s.ctx.comm_wait_seconds * 1e6)};
   const int world = s.comm->size();
   std::vector<int64_t> all(kRankFields * size_t(world));
   s.comm->gather(mine, all.data(), sizeof mine, 0);
   const char* names[kRankFields] = {"rank_device_peak_bytes", "rank_param_bytes", "rank_comm_calls", "rank_comm_bytes",
-                                    "rank_host_peak_bytes", "rank_save_host_bytes"};
+                                    "rank_host_peak_bytes", "rank_save_host_bytes", "rank_collective_wait_us"};
   std::string json = "\"ranks\":" + std::to_string(world) + ",\"comm_calls\":" + std::to_string(s.ctx.comm_calls) +
                      ",\"comm_bytes\":" + std::to_string(s.ctx.comm_bytes);
   if (s.plan->dp > 1) json += ",\"dp\":" + std::to_string(s.plan->dp) + ",\"tp\":" + std::to_string(s.plan->ranks);
@@ -582,6 +582,7 @@ void take_step(StowSession& s, StowStepResult& out) {
   s.device->reset_transfer_stats();
   if (s.disk) s.disk->read_bytes = s.disk->write_bytes = 0;
   s.ctx.comm_calls = s.ctx.comm_bytes = 0;
+  s.ctx.comm_wait_seconds = 0;
   // The session's first step touches fresh memory; the next profile_steps are profiled.
   const bool profiled = s.profile && s.session_steps >= 1 && s.session_steps <= s.profile->steps();
   s.ctx.node_seconds = profiled ? s.profile->sink() : nullptr;

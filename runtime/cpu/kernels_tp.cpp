@@ -2,6 +2,7 @@
 // embedding and cross-entropy (each rank holds a contiguous range of the vocabulary).
 #include "kernels.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -67,16 +68,28 @@ void zero_gather(Ctx& c, float* chunk, int64_t shard) {
   count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 
-void zero_all_gather(Ctx& c, float* out, const float* shard_in, int64_t shard) {
+// The collective's buffers are the communicator's until its wait; at one rank it is a copy, done at once.
+int64_t zero_all_gather_start(Ctx& c, float* out, const float* shard_in, int64_t shard) {
   const int64_t n = int64_t(c.dp_ranks) * shard;
   c.touch(out, n * 4);
-  if (c.dp_ranks > 1) {
-    if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO 3 gather ran without a data-parallel communicator");
-    c.dp_comm->all_gather(shard_in, out, shard * 4);
-  } else {
-    std::memcpy(out, shard_in, size_t(shard) * 4);
-  }
   count(c, n * 4);
+  if (c.dp_ranks == 1) {
+    std::memcpy(out, shard_in, size_t(shard) * 4);
+    return 0;
+  }
+  if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO 3 gather ran without a data-parallel communicator");
+  return c.dp_comm->start_all_gather(shard_in, out, shard * 4);
+}
+
+void wait_collective(Ctx& c, int64_t ticket) {
+  if (ticket <= 0) return;
+  const auto since = std::chrono::steady_clock::now();
+  c.dp_comm->finish(ticket);
+  c.comm_wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+void progress_collectives(Ctx& c) {
+  if (c.dp_comm != nullptr) c.dp_comm->progress();
 }
 
 void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes, int64_t count,
@@ -87,18 +100,22 @@ void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* off
   for (int64_t k = 0; k < count; k++) std::memcpy(out + offsets[k], grads[k], size_t(sizes[k]) * 4);
 }
 
-void zero_reduce_scatter(Ctx& c, float* out, const float* in, int64_t shard) {
+int64_t zero_reduce_scatter_start(Ctx& c, float* out, const float* in, int64_t shard) {
   c.touch(out, shard * 4);
-  if (c.dp_ranks > 1) {
-    if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO reduce-scatter ran without a data-parallel communicator");
-    c.dp_comm->reduce_scatter(in, out, shard);
-  } else {
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+  if (c.dp_ranks == 1) {
     std::memcpy(out, in, size_t(shard) * 4);
+    return 0;
   }
+  if (c.dp_comm == nullptr) fail(c, "internal: a ZeRO reduce-scatter ran without a data-parallel communicator");
+  return c.dp_comm->start_reduce_scatter(in, out, shard);
+}
+
+void zero_reduce_scatter_wait(Ctx& c, int64_t ticket, float* out, int64_t shard) {
+  wait_collective(c, ticket);
   const float scale = 1.0f / float(c.dp_ranks);
 #pragma omp parallel for schedule(static) num_threads(c.threads)
   for (int64_t i = 0; i < shard; i++) out[i] *= scale;
-  count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 
 void all_gather(Ctx& c, float* out, const float* in, int64_t rows, int64_t cols) {

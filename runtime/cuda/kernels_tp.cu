@@ -89,18 +89,27 @@ void zero_gather(Ctx& c, float* chunk, int64_t shard) {
   count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 
-void zero_all_gather(Ctx& c, float* out, const float* shard_in, int64_t shard) {
+// The collective runs on the data-parallel communicator's own stream (cuda/comm_nccl.h) until its wait;
+// at one rank it is a copy on the compute stream.
+int64_t zero_all_gather_start(Ctx& c, float* out, const float* shard_in, int64_t shard) {
   const int64_t n = int64_t(c.dp_ranks) * shard;
   c.touch(out, n * 4);
-  if (c.dp_ranks > 1) {
-    if (c.dp_comm == nullptr)
-      throw Error(std::string("internal: a ZeRO 3 gather ran without a data-parallel communicator (node ") + c.node + ")");
-    c.dp_comm->all_gather(shard_in, out, shard * 4);
-  } else {
-    copy_on_device(c, out, shard_in, shard * 4);
-  }
   count(c, n * 4);
+  if (c.dp_ranks == 1) {
+    copy_on_device(c, out, shard_in, shard * 4);
+    return 0;
+  }
+  if (c.dp_comm == nullptr)
+    throw Error(std::string("internal: a ZeRO 3 gather ran without a data-parallel communicator (node ") + c.node + ")");
+  return c.dp_comm->start_all_gather(shard_in, out, shard * 4);
 }
+
+void wait_collective(Ctx& c, int64_t ticket) {
+  if (ticket > 0) c.dp_comm->finish(ticket);
+}
+
+// NCCL moves its collectives on by itself.
+void progress_collectives(Ctx&) {}
 
 void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* offsets, const int64_t* sizes, int64_t count,
                int64_t shard) {
@@ -110,18 +119,25 @@ void zero_pack(Ctx& c, float* out, const float* const* grads, const int64_t* off
   for (int64_t k = 0; k < count; k++) copy_on_device(c, out + offsets[k], grads[k], sizes[k] * 4);
 }
 
-void zero_reduce_scatter(Ctx& c, float* out, const float* in, int64_t shard) {
+int64_t zero_reduce_scatter_start(Ctx& c, float* out, const float* in, int64_t shard) {
   c.touch(out, shard * 4);
-  if (c.dp_ranks > 1) {
-    if (c.dp_comm == nullptr)
-      throw Error(std::string("internal: a ZeRO reduce-scatter ran without a data-parallel communicator (node ") + c.node + ")");
-    c.dp_comm->reduce_scatter(in, out, shard);
-  } else {
+  count(c, int64_t(c.dp_ranks) * shard * 4);
+  if (c.dp_ranks == 1) {
     copy_on_device(c, out, in, shard * 4);
+    return 0;
   }
+  if (c.dp_comm == nullptr)
+    throw Error(std::string("internal: a ZeRO reduce-scatter ran without a data-parallel communicator (node ") + c.node + ")");
+  return c.dp_comm->start_reduce_scatter(in, out, shard);
+}
+
+// The mean is taken on the compute stream once the sum has arrived; the race checker sees that write
+// after the wait (the wait node declares no ranges of its own).
+void zero_reduce_scatter_wait(Ctx& c, int64_t ticket, float* out, int64_t shard) {
+  wait_collective(c, ticket);
+  node_uses(c, {{out, shard * 4}}, {{out, shard * 4}});
   const float scale = 1.0f / float(c.dp_ranks);
   for_each(c, "zero_reduce_scatter", shard, [=] __device__(int64_t i) { out[i] *= scale; });
-  count(c, int64_t(c.dp_ranks) * shard * 4);
 }
 
 // NCCL gathers whole blocks, rank 0's first; [rows, ranks * cols] interleaves them by row.

@@ -61,6 +61,10 @@ function withModelOptions(cmd: Command): Command {
     .option("--grad-accum <k>", "micro-batches per step, their gradients summed before one update (default 1)")
     .option("--fusion <on|off>", "fuse elementwise chains into generated kernels; off plans one kernel per op, for comparison (default on)")
     .option(
+      "--overlap <on|off>",
+      "run ZeRO 2 and 3's chunk collectives beside compute where the step fits; off blocks on each, for comparison (default on)",
+    )
+    .option(
       "--target <name|file>",
       `hardware the cost model predicts step times for: ${TARGET_NAMES.join(", ")} or a JSON profile ` +
         "(cpu: this machine, measured once and cached, with the MPI link under --tp or --dp; default: fixed CPU numbers)",
@@ -142,6 +146,7 @@ function modelOptions(raw: Raw): PrepareOptions {
     zero: int(raw, "zero", "--zero", 0),
     gradAccum: int(raw, "gradAccum", "--grad-accum"),
     fusion: parseChoice("--fusion", str(raw, "fusion") ?? "on", ["on", "off"] as const) === "on",
+    overlap: parseChoice("--overlap", str(raw, "overlap") ?? "on", ["on", "off"] as const) === "on",
     machine: targetFlag(raw)?.machine,
     ...backendFlags(raw),
   };

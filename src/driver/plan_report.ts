@@ -9,6 +9,7 @@ import { checkpointLabel, movedRows, movedText } from "./moved_report.ts";
 import { tensorParallelReport, tensorParallelText } from "./plan_tp.ts";
 import { lmHeadTileRow, lmHeadTileText } from "./tile_report.ts";
 import { dataParallelReport, dataParallelText } from "./plan_dp.ts";
+import { hiddenText } from "../report/chosen_plan.ts";
 import { fusionSavings } from "../../ir/passes/fusion_savings.ts";
 
 export function planJson(plan: Plan): object {
@@ -53,6 +54,9 @@ export function planJson(plan: Plan): object {
       seconds: plan.checkpoint.predicted.seconds,
       compute_seconds: plan.checkpoint.predicted.computeSeconds,
       network_seconds: plan.checkpoint.predicted.networkSeconds,
+      network_hidden_seconds: plan.checkpoint.predicted.hiddenNetworkSeconds,
+      overlaps_collectives: plan.checkpoint.overlapsCollectives,
+      gather_lookahead: plan.checkpoint.gatherLookahead,
       link_seconds: plan.checkpoint.predicted.linkSeconds,
       stall_seconds: plan.checkpoint.predicted.stallSeconds,
     },
@@ -176,7 +180,7 @@ function predictedText(plan: Plan): string {
   const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
   return (
     `predicted step ${ms(p.seconds)}: compute ${ms(p.computeSeconds)}` +
-    (p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "") +
+    (p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}${hiddenText(plan)}` : "") +
     (plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "")
   );
 }

@@ -50,9 +50,18 @@ function placementText(plan: Plan): string {
   );
 }
 
+/** How much of the collectives' time overlapped compute hides, or why none does. */
+export function hiddenText(plan: Plan): string {
+  const p = plan.checkpoint.predicted;
+  const ahead = plan.decisions.zero === 3 ? `, each gather started ${plan.checkpoint.gatherLookahead} ahead` : "";
+  if (plan.checkpoint.overlapsCollectives) return ` (${(p.hiddenNetworkSeconds * 1000).toFixed(1)} ms of it hidden behind compute${ahead})`;
+  if (plan.decisions.zero < 2 || plan.decisions.dp === 1) return "";
+  return plan.decisions.overlap ? " (blocking: the overlapped step does not fit the device)" : " (blocking: --overlap off)";
+}
+
 export function chosenPlanRows(plan: Plan): PlanRow[] {
   const p = plan.checkpoint.predicted;
-  const collectives = p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}` : "";
+  const collectives = p.networkSeconds > 0 ? `, collectives ${ms(p.networkSeconds)}${hiddenText(plan)}` : "";
   const link =
     plan.checkpoint.offload || plan.checkpoint.moved > 0 ? `, link busy ${ms(p.linkSeconds)}, compute waits ${ms(p.stallSeconds)}` : "";
   return [

@@ -14,6 +14,7 @@ import { buildPlan } from "../../codegen/build.ts";
 import { makeMarkovCorpus } from "../../src/data/synthetic.ts";
 import { writeTokenFile } from "../../src/data/token_file.ts";
 import { readMetrics, repoRoot, stow } from "../helpers/run.ts";
+import { mpirunArgs } from "../../src/util/mpirun.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stow-emulate-"));
 const data = path.join(dir, "markov512.bin");
@@ -121,6 +122,25 @@ describe("the emulated CUDA target", () => {
     expect(bad.stderr).toMatch(
       /the copy to the device of \d+ bytes \(node chunk_h2d %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/,
     );
+  });
+
+  test("the race checker catches a ZeRO 3 gather read before its wait, naming the reader and the NCCL call", async () => {
+    const out = path.join(dir, "broken-gather");
+    const compiled = stow(["compile", ...tiny, ...emulated("fp32"), "--dp", "2", "--zero", "3", "-o", out]);
+    expect(compiled.status, compiled.stderr).toBe(0);
+    const source = readFileSync(path.join(out, "plan.cu"), "utf8");
+    // The training step's first gather: its chunk is read with no event ordering it after the NCCL call.
+    const wait = /^ {2}stow::cuda::wait_collective\(c, tk\[\d+\]\);\n/m;
+    expect(source).toMatch(wait);
+    const broken = await buildPlan({ planCpp: source.replace(wait, ""), backend: "cuda", emulate: true, mpi: true });
+    const bad = spawnSync("mpirun", mpirunArgs(2, [broken.trainBinPath, "--data", data, "--steps", "1", "--threads", "1"]), {
+      cwd: repoRoot,
+      encoding: "utf8",
+    });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/race on device allocation/);
+    expect(bad.stderr).toMatch(/node [a-z_]+ %\d+ at samples\/gpt2\.ts:\d+:\d+ on stream \d+ (reads|writes) it/);
+    expect(bad.stderr).toMatch(/ncclAllGather \(node zero_all_gather %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
   });
 
   test("--tp 2 through the NCCL stand-in: 10 losses within 1e-5 of the CPU backend at TP 1", () => {

@@ -306,6 +306,35 @@ describe("collectives over a network link", () => {
     expect(nodeSeconds(params, networked, undefined, mesh)).toBeCloseTo(0.5e-3 + 1e-3, 12);
   });
 
+  test("an overlapped gather runs beside compute until its wait: the step takes the longer of the two, and says what was hidden", () => {
+    const mesh = { tp: 1, dp: 2 };
+    const shard = 125_000; // a 1e6-byte chunk: 0.5 ms of bandwidth + 1 ms latency on this link
+    const gather = 1.5e-3;
+    // The gather, compute that does not read the chunk, then (overlapped) the wait, then the chunk's reader.
+    const step = (computeFloats: number, overlapped: boolean) => {
+      const b = new GraphBuilder();
+      const own = b.value("input", [], { name: "shard", shape: [shard], dtype: "f32" });
+      const x = b.value("input", [], { name: "x", shape: [computeFloats], dtype: "f32" });
+      const gathered = b.value("zero_all_gather", [own], { chunk: 0, shard, ranks: 2 });
+      b.value("scale", [x], { s: 2 });
+      const ready = overlapped ? b.value("wait", [gathered, own], {}) : gathered;
+      b.value("add", [b.value("chunk_view", [ready], { offset: 0, shape: [shard] }), own]);
+      return simulateStep(b.build(), networked, { mesh });
+    };
+    for (const floats of [1000, 10_000_000]) {
+      const busy = nodeSeconds(node("scale", [[floats]], { s: 2 }), networked);
+      const blocking = step(floats, false);
+      const overlapped = step(floats, true);
+      const rest = blocking.seconds - gather - busy; // the reader
+      expect(blocking.networkSeconds).toBeCloseTo(gather, 12);
+      expect(blocking.hiddenNetworkSeconds).toBe(0);
+      expect(overlapped.networkSeconds).toBeCloseTo(gather, 12);
+      expect(overlapped.seconds).toBeCloseTo(Math.max(gather, busy) + rest, 12);
+      expect(overlapped.hiddenNetworkSeconds).toBeCloseTo(Math.min(gather, busy), 12);
+      expect(overlapped.stallSeconds).toBe(0); // waiting for a collective is not waiting for a copy
+    }
+  });
+
   test("the cpu target's MPI link, fitted to two measured all-reduces, gives the cost model's ring those times", () => {
     // All-reduce times of 16 B and 16 MiB as the cost model predicts them over a known link, as the probe
     // would measure them on a machine with that link; the fit must recover the link.

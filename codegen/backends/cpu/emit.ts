@@ -13,9 +13,10 @@ import type { CompiledProgram, Plan } from "../../../plan/plan.ts";
 import { cFloat, kernelCalls } from "./kernel_calls.ts";
 import { opKind } from "../../../ir/ops.ts";
 import { paramShardName, shardElements } from "../../../ir/passes/chunks.ts";
+import { isOverlappable } from "../../../ir/passes/overlap_collectives.ts";
 import { type FusedKernelView, fusedKernelView } from "../../fused_kernel.ts";
 
-/** The statements that run one node, given the program's copy tickets (a backend's kernel_calls). */
+/** The statements that run one node, given the program's tickets of copies and collectives (a backend's kernel_calls). */
 export type NodeCalls = (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>) => string[];
 
 const codegenDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -46,8 +47,11 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     rowElements: numel(v.shape) / v.shape[0],
     bytes: valueBytes(v),
   }));
+  // A ticket for each copy's and each overlapped collective's `wait`.
   const tickets = new Map<number, number>();
-  for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size); // a ticket for its `wait`
+  for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size);
+  const copies = tickets.size;
+  for (const n of prog.graph.nodes) if (isOverlappable(n)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
     .map((n, position) => {
       const lines = calls(n, mem, tickets);
@@ -66,6 +70,8 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     taskInputs,
     nodes,
     tickets: tickets.size,
+    copies,
+    collectives: tickets.size - copies,
     nodeCount: prog.graph.nodes.length,
     tokens: offset(named.tokens),
     targets: offset(named.targets),

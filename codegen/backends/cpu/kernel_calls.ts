@@ -73,11 +73,6 @@ export function valuePointer(v: Value, mem: MemoryPlan): string {
   return `${mem.hostValues.has(v.id) ? "H" : v.dtype === "i32" ? "I" : "F"}(${mem.valueOffset.get(v.id)})`;
 }
 
-/**
- * `tickets` gives each asynchronous node (copies) its slot in the program's ticket array, which the
- * `wait` on its result reads. `ns` is the namespace of the kernels (the CUDA backend's have the same
- * signatures in stow::cuda).
- */
 /** A fused node's generated kernel's name: one per node, by its first output's value id. */
 /**
  * The gradient norm's arrays: sizes and pointers, and with gradients in the disk tier their offsets
@@ -100,6 +95,11 @@ export function fusedKernelName(n: NodeOf<"fused">): string {
   return `fused_${n.outputs[0].id}`;
 }
 
+/**
+ * `tickets` gives each asynchronous node (copies, and collectives that have a `wait`) its slot in the
+ * program's ticket array, which the `wait` on its result reads. `ns` is the namespace of the kernels (the
+ * CUDA backend's have the same signatures in stow::cuda).
+ */
 export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number> = new Map(), ns = "stow"): string[] {
   const ticket = (v: Value) => `tk[${tickets.get(v.producer.id)}]`;
   const ptr = (v: Value) => valuePointer(v, mem);
@@ -277,6 +277,9 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         ];
       return [`${ticket(y0)} = ${call("d2h_async", ptr(y0), ptr(x0), numel(x0.shape))}`];
     case "wait":
+      // A reduce-scatter's mean is taken once its sum has arrived.
+      if (x0.producer.op === "zero_reduce_scatter") return [call("zero_reduce_scatter_wait", ticket(x0), ptr(x0), x0.producer.attrs.shard)];
+      if (x0.producer.op === "zero_all_gather") return [call("wait_collective", ticket(x0))];
       return [call("wait_transfer", ticket(x0))];
     case "adamw": {
       const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
@@ -331,13 +334,13 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         `  ${call("zero_pack", ptr(y0), "grads", "offsets", "sizes", n.inputs.length, n.attrs.shard)} }`,
       ];
     case "zero_reduce_scatter":
-      return [call("zero_reduce_scatter", ptr(y0), ptr(x0), n.attrs.shard)];
+      return [`${ticket(y0)} = ${call("zero_reduce_scatter_start", ptr(y0), ptr(x0), n.attrs.shard)}`];
     case "zero_gather":
       return [call("zero_gather", ptr(x0), n.attrs.shard)];
     case "zero_param_shard":
       return [];
     case "zero_all_gather":
-      return [call("zero_all_gather", ptr(y0), ptr(x0), n.attrs.shard)];
+      return [`${ticket(y0)} = ${call("zero_all_gather_start", ptr(y0), ptr(x0), n.attrs.shard)}`];
     case "tp_copy":
       return [];
     case "all_reduce":

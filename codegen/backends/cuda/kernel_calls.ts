@@ -7,16 +7,17 @@ import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
 import { gradNormArgs, kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 import type { Precision } from "../../../plan/plan.ts";
+import { isOverlappable } from "../../../ir/passes/overlap_collectives.ts";
 
 const NS = "stow::cuda";
 
 /**
  * node_uses (cuda_kernels.h): the arena ranges a node reads and writes, for the emulated target's race
- * checker. Copies declare their own ranges when queued, and host work touches host memory, so those
- * nodes only name themselves.
+ * checker. Copies and overlapped collectives declare their own ranges on their streams when queued,
+ * and host work touches host memory, so those nodes only name themselves.
  */
 function nodeUses(n: Node, mem: MemoryPlan): string {
-  const onDevice = isComputeOp(n.op) && n.placement === "device";
+  const onDevice = isComputeOp(n.op) && n.placement === "device" && !isOverlappable(n);
   const range = (offset: number, bytes: number) => `{c.arena + ${offset}, ${bytes}}`;
   const ranges = (values: readonly Value[]) =>
     values.filter((v) => !mem.hostValues.has(v.id)).map((v) => range(mem.valueOffset.get(v.id)!, valueBytes(v)));

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "comm/comm.h"
 #include "core/ctx.h"
@@ -62,6 +63,30 @@ class MpiComm final : public Comm {
   void reduce_scatter(const float* send, float* recv, int64_t n) override {
     MPI_Reduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_);
   }
+  // Non-blocking collectives (MPI-3) on this communicator, ordered with the blocking ones by call order.
+  int64_t start_all_gather(const void* send, void* recv, int64_t bytes) override {
+    return started(MPI_Iallgather(send, count(bytes, "all_gather"), MPI_BYTE, recv, int(bytes), MPI_BYTE, comm_, fresh()));
+  }
+  int64_t start_reduce_scatter(const float* send, float* recv, int64_t n) override {
+    return started(MPI_Ireduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_, fresh()));
+  }
+  void finish(int64_t ticket) override {
+    if (ticket < 1 || ticket > int64_t(requests_.size())) throw Error("internal: finish of unknown collective ticket " + std::to_string(ticket));
+    MPI_Wait(&requests_[size_t(ticket - 1)], MPI_STATUS_IGNORE);
+    // Once none is in flight, tickets start again from 1, so the list does not grow step after step.
+    if (--in_flight_ == 0) requests_.clear();
+  }
+  // One test suffices: OpenMPI progresses every request of the process inside any call.
+  void progress() override {
+    if (in_flight_ == 0) return;
+    // A request that completes here becomes null; finish() still counts it (MPI_Wait on it returns at once).
+    int done = 0;
+    for (MPI_Request& r : requests_)
+      if (r != MPI_REQUEST_NULL) {
+        MPI_Test(&r, &done, MPI_STATUS_IGNORE);
+        return;
+      }
+  }
   void broadcast(void* buf, int64_t bytes, int root) override {
     MPI_Bcast(buf, count(bytes, "broadcast"), MPI_BYTE, root, comm_);
   }
@@ -74,6 +99,18 @@ class MpiComm final : public Comm {
   }
 
  private:
+  MPI_Request* fresh() {
+    requests_.push_back(MPI_REQUEST_NULL);
+    return &requests_.back();
+  }
+  int64_t started(int code) {
+    if (code != MPI_SUCCESS) throw Error("internal: a non-blocking collective failed to start");
+    in_flight_ += 1;
+    return int64_t(requests_.size());
+  }
+
+  std::vector<MPI_Request> requests_;  // of tickets 1, 2, ...; null once complete
+  int64_t in_flight_ = 0;              // started and not yet finished
   int rank_ = 0;
   int size_ = 1;
   bool owns_ = false;

@@ -679,6 +679,27 @@ cudaError_t queue_library_work(cudaStream_t stream, const std::string& what, std
   return enqueue(s, name, {}, guarded(cudaErrorLaunchFailure, name, std::move(work)));
 }
 
+cudaError_t library_uses(cudaStream_t stream, const std::string& what, const std::vector<Range>& reads, const std::vector<Range>& writes,
+                         std::string* race) {
+  CUstream_st* s = resolve(stream);
+  if (s == nullptr) return fail(cudaErrorInvalidResourceHandle, what + ": unknown stream");
+  std::vector<race::Use> uses;
+  for (const Range& r : reads) uses.push_back({uintptr_t(r.ptr), uintptr_t(r.ptr) + uintptr_t(r.bytes), false});
+  for (const Range& r : writes) uses.push_back({uintptr_t(r.ptr), uintptr_t(r.ptr) + uintptr_t(r.bytes), true});
+  if (enqueue(s, what + " (" + node_text() + ")", uses, nullptr) != cudaSuccess) {
+    *race = detail_text;
+    return cudaSuccess;
+  }
+  // Not wait_idle: the host must not be seen to have waited, or it would order the stream's later
+  // readers after this work as if they had waited for an event.
+  {
+    std::unique_lock<std::mutex> hold(api_lock);
+    const uint64_t target = s->queued;
+    progress.wait(hold, [&] { return s->completed >= target; });
+  }
+  return sticky_error();
+}
+
 bool is_device_range(const void* p, size_t bytes) {
   std::lock_guard<std::mutex> hold(api_lock);
   const Allocation* a = find(p, std::max<size_t>(bytes, 1));

@@ -5,9 +5,10 @@
 // as NCCL validates them (device buffers, types, operations, the root), with NCCL's result codes.
 //
 // A collective runs when it is called: the host waits for the stream's earlier work, then makes the
-// MPI call on the device buffers (ordinary memory here). That orders it more strictly than NCCL does
-// (NCCL queues it on the stream and returns), which can hide a missing wait after a collective but never
-// invents one; the race checker still sees the node's ranges.
+// MPI call on the device buffers (ordinary memory here). The race checker sees it as an operation of
+// that stream reading the send buffer and writing the receive buffer, as NCCL's queued kernel would,
+// and the host's waiting is not counted as ordering anything: compute on another stream that reads
+// the result without waiting for an event recorded after the collective is reported as a race.
 // Without the deprecated C++ bindings, whose headers do not compile cleanly under -Wextra.
 #define OMPI_SKIP_MPICXX 1
 #include <mpi.h>
@@ -70,15 +71,23 @@ struct ncclComm {
 
 namespace {
 
-// Checks a collective's common arguments, then waits for the stream's earlier work.
-int prepare(const char* name, ncclComm* comm, int type, MPI_Datatype* t, size_t* size, cudaStream_t stream,
-            std::initializer_list<std::pair<const void*, size_t>> buffers) {
+using Buffer = std::pair<const void*, size_t>;  // a pointer and its elements
+
+// Checks a collective's common arguments and its buffers' uses on the stream, then waits for the
+// stream's earlier work.
+int prepare(const char* name, ncclComm* comm, int type, MPI_Datatype* t, size_t* size, cudaStream_t stream, Buffer send, Buffer recv) {
   if (comm == nullptr) return refuse(kInvalidArgument, std::string(name) + ": null communicator");
   if (!mpi_type(type, t, size)) return refuse(kInvalidArgument, std::string(name) + ": data type " + std::to_string(type) + " is not emulated");
-  for (const auto& [p, elements] : buffers)
+  for (const auto& [p, elements] : {send, recv})
     if (elements > 0 && !stow::emu::is_device_range(p, elements * *size))
       return refuse(kInvalidArgument, std::string(name) + ": a buffer is not device memory (node " + stow::emu::current_node_label() + ")");
-  if (cudaStreamSynchronize(stream) != cudaSuccess) return refuse(1, std::string(name) + ": the stream failed before it");  // ncclUnhandledCudaError
+  std::vector<stow::emu::Range> reads, writes;
+  if (send.second > 0) reads.push_back({send.first, int64_t(send.second * *size)});
+  if (recv.second > 0) writes.push_back({recv.first, int64_t(recv.second * *size)});
+  std::string race;
+  if (stow::emu::library_uses(stream, name, reads, writes, &race) != cudaSuccess)
+    return refuse(1, std::string(name) + ": the stream failed before it");  // ncclUnhandledCudaError
+  if (!race.empty()) return refuse(kInvalidUsage, race);
   return kSuccess;
 }
 
@@ -141,14 +150,14 @@ extern "C" int ncclAllReduce(const void* send, void* recv, size_t count, int typ
   MPI_Op o;
   size_t size = 0;
   if (!mpi_op(op, &o)) return refuse(kInvalidArgument, "ncclAllReduce: operation " + std::to_string(op) + " is not emulated");
-  if (int r = prepare("ncclAllReduce", comm, type, &t, &size, stream, {{send, count}, {recv, count}}); r != kSuccess) return r;
+  if (int r = prepare("ncclAllReduce", comm, type, &t, &size, stream, {send, count}, {recv, count}); r != kSuccess) return r;
   return mpi_result("ncclAllReduce", MPI_Allreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), t, o, comm->mpi));
 }
 
 extern "C" int ncclAllGather(const void* send, void* recv, size_t send_count, int type, ncclComm* comm, cudaStream_t stream) {
   MPI_Datatype t;
   size_t size = 0;
-  if (int r = prepare("ncclAllGather", comm, type, &t, &size, stream, {{send, send_count}, {recv, send_count * size_t(comm ? comm->ranks : 1)}}); r != kSuccess)
+  if (int r = prepare("ncclAllGather", comm, type, &t, &size, stream, {send, send_count}, {recv, send_count * size_t(comm ? comm->ranks : 1)}); r != kSuccess)
     return r;
   const bool in_place = static_cast<const char*>(send) == static_cast<char*>(recv) + size_t(comm->rank) * send_count * size;
   return mpi_result("ncclAllGather", MPI_Allgather(in_place ? MPI_IN_PLACE : send, int(send_count), t, recv, int(send_count), t, comm->mpi));
@@ -160,7 +169,7 @@ extern "C" int ncclReduceScatter(const void* send, void* recv, size_t recv_count
   MPI_Op o;
   size_t size = 0;
   if (!mpi_op(op, &o)) return refuse(kInvalidArgument, "ncclReduceScatter: operation " + std::to_string(op) + " is not emulated");
-  if (int r = prepare("ncclReduceScatter", comm, type, &t, &size, stream, {{send, recv_count * size_t(comm ? comm->ranks : 1)}, {recv, recv_count}});
+  if (int r = prepare("ncclReduceScatter", comm, type, &t, &size, stream, {send, recv_count * size_t(comm ? comm->ranks : 1)}, {recv, recv_count});
       r != kSuccess)
     return r;
   // In place (recv is this rank's block of send) is legal for NCCL; MPI takes it as MPI_IN_PLACE with the
@@ -176,7 +185,7 @@ extern "C" int ncclBroadcast(const void* send, void* recv, size_t count, int typ
   size_t size = 0;
   if (comm != nullptr && (root < 0 || root >= comm->ranks)) return refuse(kInvalidArgument, "ncclBroadcast: root " + std::to_string(root) + " out of range");
   const bool root_here = comm != nullptr && comm->rank == root;
-  if (int r = prepare("ncclBroadcast", comm, type, &t, &size, stream, {{root_here ? send : nullptr, root_here ? count : 0}, {recv, count}}); r != kSuccess)
+  if (int r = prepare("ncclBroadcast", comm, type, &t, &size, stream, {root_here ? send : nullptr, root_here ? count : 0}, {recv, count}); r != kSuccess)
     return r;
   if (root_here && send != recv) std::memcpy(recv, send, count * size);
   return mpi_result("ncclBroadcast", MPI_Bcast(recv, int(count), t, root, comm->mpi));
