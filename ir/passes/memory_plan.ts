@@ -55,6 +55,28 @@ export const diskBlocks = (bytes: number) => Math.ceil(bytes / DISK_BLOCK) * DIS
 /** Bytes of the whole blocks that hold [offset, offset + bytes) of the disk tier: what moving that range moves. */
 export const diskSpan = (offset: number, bytes: number) => diskBlocks(offset + bytes) - Math.floor(offset / DISK_BLOCK) * DISK_BLOCK;
 
+/** The disk pipeline's slots (runtime/core/disk_pipeline.h): one piece read ahead, one updated, one written behind. */
+export const DISK_SLOTS = 3;
+
+/**
+ * How host AdamW of model data on disk splits the planned staging buffers into the disk pipeline's
+ * ring: `slots` slots of `piece` elements (whole blocks) in each of the moments' and the gradients'
+ * buffers, and of piece + one block's elements in the parameters' (a parameter on disk starts anywhere
+ * in a block). Buffers too small for three slots of a block make one slot of the largest moment: each
+ * parameter in one piece, its reads, update and writes in turn.
+ */
+export function diskPieces(layout: Pick<PersistentLayout, "diskStage" | "gradStage" | "paramStage">): { piece: number; slots: number } {
+  if (!layout.diskStage) throw new Error("internal: the disk pipeline's slots of a layout with no disk tier");
+  const momentBytes = layout.diskStage[1] - layout.diskStage[0];
+  const room = Math.min(
+    momentBytes,
+    layout.gradStage?.bytes ?? Infinity,
+    layout.paramStage ? layout.paramStage.paramBytes - DISK_SLOTS * DISK_BLOCK : Infinity,
+  );
+  const piece = Math.floor(room / DISK_SLOTS / DISK_BLOCK) * DISK_BLOCK;
+  return piece >= DISK_BLOCK ? { piece: piece / 4, slots: DISK_SLOTS } : { piece: momentBytes / 4, slots: 1 };
+}
+
 /** Which chunks of model data live in host memory. */
 export interface Offloaded {
   chunks: ChunkLayout;

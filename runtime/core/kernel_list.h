@@ -189,14 +189,15 @@ STOW_KERNEL(zero_adamw_on_host, void, (Ctx& c, int64_t after, float* shard_param
                                        const AdamHyper& h, float gscale))
 STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n,
                                   const AdamHyper& h, float gscale, bool decay))
-// The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
-// them into the host staging buffers m_stage and v_stage (4096-aligned, whole blocks), updates, and
-// writes them back before its next job. With the parameter on disk too (p_disk >= 0, p null), the
-// blocks holding it go through p_stage alike; with the gradient there (g_disk >= 0, g null), it is read
-// into g_stage.
+// The same, with the moments in the disk tier at byte offsets m_disk and v_disk, through the disk
+// pipeline (core/disk_pipeline.h): pieces of `piece` elements pass through `slots` slots of the host
+// staging buffers m_stage and v_stage (4096-aligned, whole blocks), read ahead and written behind the
+// update. With the parameter on disk too (p_disk >= 0, p null), the blocks holding each piece go through
+// p_stage alike (slots of piece + 1024 elements); with the gradient there (g_disk >= 0, g null), it is
+// read into g_stage's slots.
 STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
-                                  float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n,
-                                  const AdamHyper& h, float gscale, bool decay))
+                                  float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t piece,
+                                  int64_t slots, int64_t n, const AdamHyper& h, float gscale, bool decay))
 
 // ZeRO (--zero 1): this data-parallel rank's shard of one chunk's AdamW update. The chunk's parameters
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient

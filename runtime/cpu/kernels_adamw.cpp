@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/disk_tier.h"
 #include "host_adamw.h"
 #include "kernels.h"
 #include "kernels_common.h"
@@ -93,30 +94,6 @@ void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v,
   pool.for_shares(n, [&](int64_t begin, int64_t end) {
     adamw_span(p + begin, g + begin, m + begin, v + begin, end - begin, gscale, s);
   });
-}
-
-void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
-                        float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h,
-                        float gscale, bool decay) {
-  const int64_t bytes = (n * 4 + DiskTier::kBlock - 1) / DiskTier::kBlock * DiskTier::kBlock;
-  // A parameter on disk shares its first and last blocks with its chunk's neighbours: the whole blocks
-  // are read, the parameter's bytes in them updated, and the blocks written back. Host jobs run one at a
-  // time, and no copy to the device reads the chunk while its update runs, so nothing else touches them.
-  const int64_t p_first = DiskTier::first_block(p_disk), p_span = DiskTier::span(p_disk, n * 4);
-  if (p_disk >= 0) {
-    disk.read(&pool, p_first, p_stage, p_span);
-    p = p_stage + (p_disk - p_first) / 4;
-  }
-  if (g_disk >= 0) {
-    disk.read(&pool, g_disk, g_stage, bytes);
-    g = g_stage;
-  }
-  disk.read(&pool, m_disk, m_stage, bytes);
-  disk.read(&pool, v_disk, v_stage, bytes);
-  host_adamw(pool, p, g, m_stage, v_stage, n, h, gscale, decay);
-  disk.write(&pool, m_disk, m_stage, bytes);
-  disk.write(&pool, v_disk, v_stage, bytes);
-  if (p_disk >= 0) disk.write(&pool, p_first, p_stage, p_span);
 }
 
 void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,

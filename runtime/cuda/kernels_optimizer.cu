@@ -170,8 +170,8 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
 }
 
 void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk, float* g_stage,
-                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
-                   bool decay) {
+                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t piece, int64_t slots, int64_t n,
+                   const AdamHyper& h, float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
   host.touch(p_disk >= 0 ? p_stage : p, n * 4);
@@ -179,10 +179,11 @@ void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_sta
   host.touch(v_stage, n * 4);
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps model data on disk but no disk tier is open");
   Runtime& rt = runtime(c);
-  rt.host_task(after, [=, &rt, disk = c.disk] {
-    host_adamw_on_disk(rt.host_pool(), *disk, p, p_disk, p_stage, g, g_disk, g_stage, m_disk, v_disk, m_stage, v_stage, n, h, gscale,
-                       decay);
-  });
+  const auto piece_update = [&rt, h, gscale, decay](float* pp, const float* gg, float* mm, float* vv, int64_t count) {
+    host_adamw(rt.host_pool(), pp, gg, mm, vv, count, h, gscale, decay);
+  };
+  rt.disk_update(after, *c.disk, {m_stage, v_stage, g_stage, p_stage, piece, int(slots)},
+                 {n, p, p_disk, g, g_disk, m_disk, v_disk, {}, piece_update});
 }
 
 }  // namespace stow::cuda

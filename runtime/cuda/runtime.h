@@ -12,6 +12,7 @@
 
 #include "core/ctx.h"
 #include "cublas.h"
+#include "core/disk_pipeline.h"
 #include "core/host_threads.h"
 #include "core/transfer_engine.h"
 
@@ -43,6 +44,8 @@ class Runtime {
   void finish(int64_t ticket);
   // Host work that runs on the host worker once the copy `after` has arrived.
   void host_task(int64_t after, std::function<void()> job);
+  // Host AdamW of model data on disk through the disk pipeline, once the copy `after` has arrived.
+  void disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update);
   // Blocks until compute, copies and host work are done; the time spent after compute finished is
   // counted as waiting for transfers. Tickets start again from 1 afterwards.
   void drain();
@@ -75,7 +78,8 @@ class Runtime {
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
   HostThreads host_pool_;
-  Worker host_;  // last: its jobs wait on the events above and use the pool
+  Worker host_;        // its jobs wait on the events above and use the pool
+  DiskPipeline disk_;  // last: it queues jobs on host_
 };
 
 // The runtime of the session running this node.
