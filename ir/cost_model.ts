@@ -240,8 +240,7 @@ export interface StepOptions {
   /**
    * Node id -> the disk tier's bytes it reads and writes (MemoryPlan.diskIo), at the machine's disk
    * rates: a chunk's copy from disk reads before it crosses the link, a gradient's copy to disk writes
-   * after; the gradient norm reads gradients back; host AdamW of model data on disk reads and writes
-   * back around its update.
+   * after; host AdamW of model data on disk reads and writes back around its update.
    */
   diskIo?: ReadonlyMap<number, { read: number; write: number }>;
 }
@@ -287,8 +286,7 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
-      // The gradient norm reads back the gradients on disk on the way.
-      const seconds = nodeSeconds(n, m, measured, mesh) + diskSeconds(n);
+      const seconds = nodeSeconds(n, m, measured, mesh);
       if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       if (opKind(n.op) === "collective") network += seconds;

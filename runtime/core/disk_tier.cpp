@@ -42,6 +42,19 @@ void DiskTier::write(HostThreads* pool, const std::vector<DiskRange>& ranges) {
   for (const DiskRange& r : ranges) write_bytes += r.bytes;
 }
 
+void DiskTier::keep_squares(int64_t offset, std::vector<double> sums) {
+  std::lock_guard<std::mutex> lock(squares_mu_);
+  squares_[offset] = std::move(sums);
+}
+
+std::vector<double> DiskTier::squares(int64_t offset) const {
+  std::lock_guard<std::mutex> lock(squares_mu_);
+  const auto found = squares_.find(offset);
+  if (found == squares_.end())
+    throw Error("internal: no sum of squares was kept for the gradient at byte " + std::to_string(offset) + " of the disk tier");
+  return found->second;
+}
+
 void DiskTier::check(const DiskRange& r) const {
   if (r.offset % kBlock != 0 || r.bytes % kBlock != 0 || r.offset < 0 || r.offset + r.bytes > bytes_)
     throw Error("internal: disk tier range [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.bytes) +

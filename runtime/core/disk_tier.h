@@ -10,7 +10,9 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "host_threads.h"
@@ -51,6 +53,12 @@ class DiskTier {
   static int64_t first_block(int64_t offset) { return offset / kBlock * kBlock; }
   static int64_t span(int64_t offset, int64_t bytes) { return (offset + bytes + kBlock - 1) / kBlock * kBlock - first_block(offset); }
 
+  // The gradient norm's partial sums of squares of the gradient last written at `offset` (one per
+  // thread share, or one), kept as the gradient goes out through its staging buffer, so that the norm
+  // never reads it back; squares() throws naming the offset when none was kept.
+  void keep_squares(int64_t offset, std::vector<double> sums);
+  std::vector<double> squares(int64_t offset) const;
+
   // Bytes moved since the last reset (the session's per-step metrics); the host worker and the link's
   // worker move them at once.
   std::atomic<int64_t> read_bytes{0}, write_bytes{0};
@@ -60,6 +68,8 @@ class DiskTier {
   void check(const DiskRange& range) const;
   std::string dir_;
   int64_t bytes_;
+  mutable std::mutex squares_mu_;  // the link's worker keeps, the compute thread reads
+  std::unordered_map<int64_t, std::vector<double>> squares_;
   int direct_fd_ = -1;    // O_DIRECT, when the file system takes it
   int buffered_fd_ = -1;  // the same file through the page cache
 };

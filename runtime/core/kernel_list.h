@@ -159,8 +159,9 @@ STOW_KERNEL(h2d_async, int64_t, (Ctx& c, float* device, const float* host, int64
 // host staging buffer `stage` (whole blocks), then copied to the device, as one job of the link's queue.
 STOW_KERNEL(h2d_from_disk, int64_t, (Ctx& c, float* device, int64_t disk, float* stage, int64_t n))
 STOW_KERNEL(d2h_async, int64_t, (Ctx& c, float* host, const float* device, int64_t n))
-// A gradient kept in the disk tier: copied into the host staging buffer `stage`, then written at byte
-// offset `disk` (whole blocks), as one job of the link's queue.
+// A gradient kept in the disk tier: copied into the host staging buffer `stage`, its sums of squares
+// kept for the gradient norm, then written at byte offset `disk` (whole blocks), as one job of the
+// link's queue.
 STOW_KERNEL(d2h_to_disk, int64_t, (Ctx& c, int64_t disk, const float* device, float* stage, int64_t n))
 STOW_KERNEL(wait_transfer, void, (Ctx& c, int64_t ticket))
 // All queued copies and host work done: the end of every program that moves model data.
@@ -168,10 +169,11 @@ STOW_KERNEL(drain_transfers, void, (Ctx& c))
 
 // Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
 STOW_NORM_KERNEL(grad_norm, (Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count))
-// The same with some gradients in the disk tier: grads[t] null, disk[t] its byte offset there (else -1);
-// each is read back into `stage` in its turn. Bitwise grad_norm's result.
-STOW_NORM_KERNEL(grad_norm_from_disk, (Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage,
-                                       const int64_t* sizes, int64_t count))
+// The same with some gradients in the disk tier: grads[t] null, disk[t] its byte offset there (else -1).
+// Their sums of squares were kept as d2h_to_disk wrote them (DiskTier::keep_squares): nothing is read
+// back. Bitwise grad_norm's result.
+STOW_NORM_KERNEL(grad_norm_from_disk, (Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes,
+                                       int64_t count))
 
 // One AdamW step in place, with PyTorch's formula (torch.optim.AdamW, foreach=False):
 //   g = grad * gscale;  if (decay) p -= lr * weight_decay * p;

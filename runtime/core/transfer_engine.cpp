@@ -53,13 +53,15 @@ int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset
   return link_ticket(to_device_.submit(traced(job, node, JobSpan::H2D)), true);
 }
 
-int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node) {
+int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes,
+                                     std::function<void(const void*)> landed, int64_t node) {
   d2h_bytes += bytes;
   const double rate = rate_;
-  auto job = [=, &disk] {
+  auto job = [=, &disk, landed = std::move(landed)] {
     auto start = std::chrono::steady_clock::now();
     std::memcpy(stage, src, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
+    landed(stage);
     disk.write(nullptr, offset, stage, DiskTier::span(offset, bytes));
   };
   return link_ticket(to_host_.submit(traced(job, node, JobSpan::D2H)), false);

@@ -46,9 +46,11 @@ class TransferEngine {
   // worker reads the whole blocks into `stage`, then copies. Its jobs run one at a time, so one staging
   // buffer serves every such copy.
   int64_t copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node = -1);
-  // The way back: `bytes` from the device into `stage`, then written to the disk tier at `offset` (a
-  // whole block; the stage's bytes past `bytes` fill the last block, which holds nothing else).
-  int64_t copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node = -1);
+  // The way back: `bytes` from the device into `stage`, handed to `landed` (the gradient norm's sums),
+  // then written to the disk tier at `offset` (a whole block; the stage's bytes past `bytes` fill the
+  // last block, which holds nothing else).
+  int64_t copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes,
+                       std::function<void(const void* stage)> landed, int64_t node = -1);
   // Host work that must follow the copy with ticket `after` (0: none).
   int64_t host_task(int64_t after, std::function<void()> job, int64_t node = -1);
   // Host AdamW of model data on disk (see DiskPipeline), its gradient's copy the one with ticket `after`.

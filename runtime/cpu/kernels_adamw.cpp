@@ -38,19 +38,35 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
   out[0] = float(std::sqrt(total));
 }
 
+std::vector<double> detail::squares_by_share(const float* g, int64_t n, int threads) {
+  std::vector<double> sums(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; t++) {
+    const int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+    sums[size_t(t)] = lane_sum<double>(end - begin, [&](int64_t i) {
+      const double x = g[begin + i];
+      return x * x;
+    });
+  }
+  return sums;
+}
+
 // sum_of_squares' additions in its order, one tensor at a time: each thread keeps its running sum
-// across tensors, so a gradient read back from disk between two tensors changes no bit.
-void grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage, const int64_t* sizes,
-                         int64_t count) {
+// across tensors; for a gradient on disk it adds the share kept as the gradient went out
+// (squares_by_share, the same sum over the same elements), so the norm reads nothing back and changes
+// no bit.
+void grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads gradients from disk but no disk tier is open");
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " sums gradients kept on disk but no disk tier is open");
   std::vector<double> partial(c.threads, 0.0);
   for (int64_t t = 0; t < count; t++) {
-    const float* g = grads[t];
     if (disk[t] >= 0) {
-      c.disk->read(nullptr, disk[t], stage, DiskTier::span(disk[t], 4 * sizes[t]));
-      g = stage;
+      const std::vector<double> kept = c.disk->squares(disk[t]);
+      if (kept.size() != partial.size())
+        throw Error(std::string("internal: node ") + c.node + ": a gradient's sums of squares were kept for another thread count");
+      for (size_t k = 0; k < partial.size(); k++) partial[k] += kept[k];
+      continue;
     }
+    const float* g = grads[t];
 #pragma omp parallel num_threads(c.threads)
     {
       const Span span = thread_span(sizes[t]);

@@ -3,6 +3,7 @@
 // copy's storage at the copy, not at the wait.
 #include "host_adamw.h"
 #include "kernels.h"
+#include "kernels_common.h"
 #include "core/transfer_engine.h"
 
 namespace stow {
@@ -29,7 +30,11 @@ int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
 
 int64_t d2h_to_disk(Ctx& c, int64_t disk, const float* device, float* stage, int64_t n) {
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " writes model data to disk but no disk tier is open");
-  return engine(c).copy_to_disk(*c.disk, disk, device, stage, 4 * n, c.timed_node);
+  // The gradient norm's sums are taken on the way out (grad_norm_from_disk), so it reads nothing back.
+  const auto keep_squares = [tier = c.disk, disk, n, threads = c.threads](const void* landed) {
+    tier->keep_squares(disk, detail::squares_by_share(static_cast<const float*>(landed), n, threads));
+  };
+  return engine(c).copy_to_disk(*c.disk, disk, device, stage, 4 * n, keep_squares, c.timed_node);
 }
 
 void wait_transfer(Ctx& c, int64_t ticket) { engine(c).wait_copy(ticket); }

@@ -28,12 +28,14 @@ int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
   return runtime(c).copy_async(host, device, 4 * n, false);
 }
 
-// Not overlapped yet either: the copy lands in the staging buffer, and the calling thread writes it out.
+// Not overlapped yet either: the copy lands in the staging buffer, and the calling thread takes its sum
+// of squares for the gradient norm and writes it out.
 int64_t d2h_to_disk(Ctx& c, int64_t disk, const float* device, float* stage, int64_t n) {
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " writes model data to disk but no disk tier is open");
   Runtime& rt = runtime(c);
   const int64_t ticket = rt.copy_async(stage, device, 4 * n, false);
   rt.finish(ticket);
+  c.disk->keep_squares(disk, {host_sum_squares(stage, n, rt.host_threads())});  // for grad_norm_from_disk
   c.disk->write(nullptr, disk, stage, DiskTier::span(disk, 4 * n));
   return ticket;
 }

@@ -81,7 +81,7 @@ export function valuePointer(v: Value, mem: MemoryPlan): string {
 /** A fused node's generated kernel's name: one per node, by its first output's value id. */
 /**
  * The gradient norm's arrays: sizes and pointers, and with gradients in the disk tier their offsets
- * there (-1: at the pointer; a null pointer: read back through the gradient staging buffer). Returns
+ * there (-1: at the pointer; a null pointer: its sums of squares kept as it went to disk). Returns
  * the lines that declare them and the kernel's arguments after the output.
  */
 export function gradNormArgs(n: Node, mem: MemoryPlan): { lines: string[]; kernel: string; args: string[] } {
@@ -92,8 +92,7 @@ export function gradNormArgs(n: Node, mem: MemoryPlan): { lines: string[]; kerne
   ];
   if (!onDisk.includes(true)) return { lines, kernel: "grad_norm", args: ["grads", "sizes", String(n.inputs.length)] };
   lines.push(`static const int64_t disk[] = {${n.inputs.map((g, k) => (onDisk[k] ? mem.valueOffset.get(g.id)! : -1)).join(", ")}};`);
-  const stage = `H(${mem.gradStage!.copy})`;
-  return { lines, kernel: "grad_norm_from_disk", args: ["grads", "disk", stage, "sizes", String(n.inputs.length)] };
+  return { lines, kernel: "grad_norm_from_disk", args: ["grads", "disk", "sizes", String(n.inputs.length)] };
 }
 
 export function fusedKernelName(n: NodeOf<"fused">): string {
