@@ -43,6 +43,8 @@ export interface DiskTierResults {
   predicted_step_seconds: number;
   predicted_compute_seconds: number;
   step_seconds: number[];
+  // Per step, how long compute waited for the link, host AdamW and the disk (the drain after the backward included).
+  transfer_wait_seconds?: number[];
   losses: number[];
   disk_read_bytes: number[];
   disk_write_bytes: number[];
@@ -127,6 +129,7 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     predicted_step_seconds: plan.predicted_step.seconds,
     predicted_compute_seconds: plan.predicted_step.compute_seconds,
     step_seconds: metrics.map((m) => m.step_seconds),
+    transfer_wait_seconds: metrics.map((m) => m.transfer_wait_seconds),
     losses: metrics.map((m) => m.loss),
     disk_read_bytes: metrics.map((m) => m.disk_read_bytes),
     disk_write_bytes: metrics.map((m) => m.disk_write_bytes),

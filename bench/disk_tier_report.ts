@@ -27,8 +27,9 @@ export function diskTierMarkdown(r: DiskTierResults): string {
       `the cpu target's probe measured them there: read ${(r.disk_read_bandwidth / 1e9).toFixed(2)} GB/s, write ` +
       `${(r.disk_write_bandwidth / 1e9).toFixed(2)} GB/s. Run ${r.date}; load average before: ${r.load_average_before.join(", ")} ` +
       "(the machine is shared with other processes). The step bound takes the plan's compute and the disk bytes at those " +
-      "rates, read and write one after the other; host AdamW's reads and writes follow the gradient norm, after the " +
-      "backward, with no compute left to hide them, and nothing is prefetched yet.",
+      "rates, read and write one after the other. Host AdamW reads ahead and writes behind its update through the disk " +
+      "pipeline, but it needs the gradient norm, so it runs after the backward, with no compute left to hide its disk " +
+      "time: the step is about the compute plus the disk time of host AdamW, which the waits for transfers show.",
     "",
     table(
       ["", "planned", "measured"],
@@ -48,6 +49,9 @@ export function diskTierMarkdown(r: DiskTierResults): string {
           `${r.predicted_step_seconds.toFixed(1)} s (compute ${r.predicted_compute_seconds.toFixed(1)} s)`,
           r.step_seconds.map((s) => `${s.toFixed(1)} s`).join(", "),
         ],
+        ...(r.transfer_wait_seconds
+          ? [["compute waited for transfers and disk", "", r.transfer_wait_seconds.map((s) => `${s.toFixed(1)} s`).join(", ")]]
+          : []),
         ["loss", "", r.losses.map((l) => l.toFixed(4)).join(", ")],
         ["process peak RSS", "", gib(r.peak_rss_bytes)],
       ],

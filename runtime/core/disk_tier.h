@@ -38,8 +38,9 @@ class DiskTier {
   DiskTier& operator=(const DiskTier&) = delete;
 
   // Moves [offset, offset + bytes) of the file to or from `buffer` (offset and bytes whole blocks),
-  // on `pool`'s threads, or as one request on the calling thread without a pool (the link's worker,
-  // which must not share the host worker's pool); throws stow::Error naming the file's folder on failure.
+  // its requests spread over `pool`'s threads (one caller at a time: each worker that moves disk data
+  // has its own), or one after another on the calling thread without a pool (saving, loading); throws
+  // stow::Error naming the file's folder on failure.
   void read(HostThreads* pool, int64_t offset, void* buffer, int64_t bytes) { read(pool, {{offset, buffer, bytes}}); }
   void write(HostThreads* pool, int64_t offset, const void* buffer, int64_t bytes) {
     write(pool, {{offset, const_cast<void*>(buffer), bytes}});

@@ -45,7 +45,7 @@ int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset
   h2d_bytes += bytes;
   const double rate = rate_;
   auto job = [=, &disk] {
-    disk.read(nullptr, offset, stage, DiskTier::span(offset, bytes));
+    disk.read(&read_io_, offset, stage, DiskTier::span(offset, bytes));
     auto start = std::chrono::steady_clock::now();
     std::memcpy(dst, stage, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
@@ -62,7 +62,7 @@ int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void*
     std::memcpy(stage, src, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
     landed(stage);
-    disk.write(nullptr, offset, stage, DiskTier::span(offset, bytes));
+    disk.write(&write_io_, offset, stage, DiskTier::span(offset, bytes));
   };
   return link_ticket(to_host_.submit(traced(job, node, JobSpan::D2H)), false);
 }

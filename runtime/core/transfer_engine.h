@@ -37,13 +37,15 @@ class TransferEngine {
  public:
   // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy. host_threads: the pool that
   // host work may spread over (host_task's caller counted).
-  TransferEngine(double bytes_per_second, int host_threads) : rate_(bytes_per_second), pool_(host_threads), disk_(host_, kDiskRequests) {}
-  // Requests in flight for each of the disk pipeline's reads and writes, as the `cpu` probe measures the disk.
+  TransferEngine(double bytes_per_second, int host_threads)
+      : rate_(bytes_per_second), pool_(host_threads), read_io_(kDiskRequests), write_io_(kDiskRequests), disk_(host_, kDiskRequests) {}
+  // Requests in flight for each of the link's and the disk pipeline's reads and writes, as the `cpu`
+  // probe measures the disk.
   static constexpr int kDiskRequests = 4;
   // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
   int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node = -1);
   // A copy to the device of `bytes` held in the disk tier from `offset` (a whole block): the link's
-  // worker reads the whole blocks into `stage`, then copies. Its jobs run one at a time, so one staging
+  // worker reads the whole blocks into `stage` (kDiskRequests requests in flight), then copies. Its jobs run one at a time, so one staging
   // buffer serves every such copy.
   int64_t copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node = -1);
   // The way back: `bytes` from the device into `stage`, handed to `landed` (the gradient norm's sums),
@@ -80,6 +82,7 @@ class TransferEngine {
   std::vector<JobSpan>* spans_ = nullptr;
   std::chrono::steady_clock::time_point origin_;
   HostThreads pool_;
+  HostThreads read_io_, write_io_;  // the link's workers' disk requests in flight, one pool each
   Worker to_device_;
   Worker to_host_;
   Worker host_;
