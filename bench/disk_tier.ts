@@ -5,6 +5,7 @@
 // its predicted step (on the measured cpu target, whose probe also measures the folder's disk), the
 // measured steps, losses, disk bytes, device peak and the process's peak RSS, and the bound: a step
 // within 1.25 x max(compute, disk bytes / measured disk bandwidth).
+import { type DiskIoResults, measureDiskIo } from "./disk_io.ts";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { cpuTarget } from "../src/targets/cpu_target.ts";
@@ -54,6 +55,7 @@ export interface DiskTierResults {
   threads: number;
   env: EnvSummary;
   load_average_before: number[];
+  disk_io?: DiskIoResults; // the tier's I/O against io_uring, measured after training
 }
 
 export function runDiskTierSection(threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv): DiskTierResults {
@@ -111,6 +113,7 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     path.join(dir, "time.txt"),
   );
   const metrics = readMetricsFile(metricsFile);
+  const diskIo = measureDiskIo(tier, dir, env);
   return {
     date: new Date().toISOString(),
     param_count: plan.param_count,
@@ -139,5 +142,6 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     threads,
     env: envSummary(env),
     load_average_before: loadBefore,
+    disk_io: diskIo,
   };
 }

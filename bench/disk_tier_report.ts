@@ -1,5 +1,6 @@
 // The disk-tier section of bench/RESULTS.md (bench/disk_tier.ts): the plan against the measured steps, and
 // the issue's targets (budgets kept, loss falls, step within 1.25 x max(compute, disk / bandwidth)).
+import type { DiskIoRates, DiskIoResults } from "./disk_io.ts";
 import { type DiskTierResults, DISK_TIER } from "./disk_tier.ts";
 import { int, table } from "./markdown.ts";
 
@@ -80,5 +81,27 @@ export function diskTierMarkdown(r: DiskTierResults): string {
       ],
     ),
     "",
+    ...(r.disk_io ? diskIoMarkdown(r.disk_io) : []),
   ].join("\n");
+}
+
+/** The tier's own I/O (a pool of threads) against io_uring at the same depth and request size. */
+function diskIoMarkdown(d: DiskIoResults): string[] {
+  const gbs = (bytesPerSecond: number) => `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
+  const row = (way: string, r: DiskIoRates) => [way, gbs(r.read_bytes_per_s), gbs(r.write_bytes_per_s), gbs(r.mixed_bytes_per_s)];
+  return [
+    `Disk I/O, the tier's way against io_uring, after training (bench/disk_io.cpp): ${d.bytes / 2 ** 20} MiB regions, O_DIRECT, ` +
+      `${d.depth} requests of ${d.request_bytes / 2 ** 20} MiB in flight, the median of ${d.rounds} rounds; "both" reads one region ` +
+      "while writing another, as the disk pipeline's reader and writer do, and counts both." +
+      (d.io_uring ? "" : " io_uring was not measured: liburing-dev is not installed."),
+    "",
+    table(
+      ["way", "read", "write", "both at once"],
+      [
+        row(`DiskTier, ${d.depth} threads each way (the runtime's)`, d.threads),
+        ...(d.io_uring ? [row("io_uring, one thread each way", d.io_uring)] : []),
+      ],
+    ),
+    "",
+  ];
 }
