@@ -1,6 +1,7 @@
 #include "disk_pipeline.h"
 
 #include <algorithm>
+#include <exception>
 #include <memory>
 
 #include "ctx.h"
@@ -8,6 +9,15 @@
 namespace stow {
 
 DiskPipeline::DiskPipeline(Worker& host, int io_threads) : host_(host), read_pool_(io_threads), write_pool_(io_threads) {}
+
+// Errors are not thrown from here (a failed job fails the waits after it at once).
+DiskPipeline::~DiskPipeline() {
+  try {
+    host_.drain();
+    drain();
+  } catch (const std::exception&) {
+  }
+}
 
 void DiskPipeline::submit(DiskTier& disk, const DiskStages& stages, const DiskUpdate& update, const Wrap& wrap) {
   if (stages.slots < 1 || stages.piece <= 0 || stages.piece % (DiskTier::kBlock / 4) != 0)

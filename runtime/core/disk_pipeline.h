@@ -51,6 +51,8 @@ class DiskPipeline {
  public:
   // `host` runs the updates; `io_threads` requests in flight for each of reading and writing.
   DiskPipeline(Worker& host, int io_threads);
+  // Lets every queued piece finish first: the host worker's jobs wait on the reader's.
+  ~DiskPipeline();
   DiskPipeline(const DiskPipeline&) = delete;
   DiskPipeline& operator=(const DiskPipeline&) = delete;
 
