@@ -30,7 +30,10 @@ export function diskTierMarkdown(r: DiskTierResults): string {
       "(the machine is shared with other processes). The step bound takes the plan's compute and the disk bytes at those " +
       "rates, read and write one after the other. Host AdamW reads ahead and writes behind its update through the disk " +
       "pipeline, but it needs the gradient norm, so it runs after the backward, with no compute left to hide its disk " +
-      "time: the step is about the compute plus the disk time of host AdamW, which the waits for transfers show.",
+      "time: the step is about the compute plus the disk time of host AdamW, which the waits for transfers show. The " +
+      `plan plays the step out so (${r.predicted_step_seconds.toFixed(1)} s): that is the floor of a step whose optimizer ` +
+      `follows the gradient norm and precedes the next forward, ${r.predicted_step_seconds > bound ? "above" : "within"} the ` +
+      "bound; meeting it needs host AdamW to overlap the next step's forward.",
     "",
     table(
       ["", "planned", "measured"],
