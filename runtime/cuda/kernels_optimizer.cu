@@ -94,6 +94,7 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
 float grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " sums gradients kept on disk but no disk tier is open");
+  runtime(c).finish_disk_writes();  // their sums are kept as they are written
   const float norm = float(std::sqrt(squares(c, grads, sizes, count, disk)));
   write_scalar(c, out, norm);
   return norm;
