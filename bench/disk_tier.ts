@@ -5,6 +5,7 @@
 // its predicted step (on the measured cpu target, whose probe also measures the folder's disk), the
 // measured steps, losses, disk bytes, device peak and the process's peak RSS, and the bound: a step
 // within 1.25 x max(compute, disk bytes / measured disk bandwidth).
+import { type DiskIoResults, measureDiskIo } from "./disk_io.ts";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { cpuTarget } from "../src/targets/cpu_target.ts";
@@ -43,6 +44,8 @@ export interface DiskTierResults {
   predicted_step_seconds: number;
   predicted_compute_seconds: number;
   step_seconds: number[];
+  // Per step, how long compute waited for the link, host AdamW and the disk (the drain after the backward included).
+  transfer_wait_seconds?: number[];
   losses: number[];
   disk_read_bytes: number[];
   disk_write_bytes: number[];
@@ -52,6 +55,7 @@ export interface DiskTierResults {
   threads: number;
   env: EnvSummary;
   load_average_before: number[];
+  disk_io?: DiskIoResults; // the tier's I/O against io_uring, measured after training
 }
 
 export function runDiskTierSection(threads: number, tokenFile: string, workDir: string, env: NodeJS.ProcessEnv): DiskTierResults {
@@ -109,6 +113,7 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     path.join(dir, "time.txt"),
   );
   const metrics = readMetricsFile(metricsFile);
+  const diskIo = measureDiskIo(tier, dir, env);
   return {
     date: new Date().toISOString(),
     param_count: plan.param_count,
@@ -127,6 +132,7 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     predicted_step_seconds: plan.predicted_step.seconds,
     predicted_compute_seconds: plan.predicted_step.compute_seconds,
     step_seconds: metrics.map((m) => m.step_seconds),
+    transfer_wait_seconds: metrics.map((m) => m.transfer_wait_seconds),
     losses: metrics.map((m) => m.loss),
     disk_read_bytes: metrics.map((m) => m.disk_read_bytes),
     disk_write_bytes: metrics.map((m) => m.disk_write_bytes),
@@ -136,5 +142,6 @@ export function runDiskTierSection(threads: number, tokenFile: string, workDir: 
     threads,
     env: envSummary(env),
     load_average_before: loadBefore,
+    disk_io: diskIo,
   };
 }

@@ -1,5 +1,6 @@
 // The disk-tier section of bench/RESULTS.md (bench/disk_tier.ts): the plan against the measured steps, and
 // the issue's targets (budgets kept, loss falls, step within 1.25 x max(compute, disk / bandwidth)).
+import type { DiskIoRates, DiskIoResults } from "./disk_io.ts";
 import { type DiskTierResults, DISK_TIER } from "./disk_tier.ts";
 import { int, table } from "./markdown.ts";
 
@@ -27,8 +28,12 @@ export function diskTierMarkdown(r: DiskTierResults): string {
       `the cpu target's probe measured them there: read ${(r.disk_read_bandwidth / 1e9).toFixed(2)} GB/s, write ` +
       `${(r.disk_write_bandwidth / 1e9).toFixed(2)} GB/s. Run ${r.date}; load average before: ${r.load_average_before.join(", ")} ` +
       "(the machine is shared with other processes). The step bound takes the plan's compute and the disk bytes at those " +
-      "rates, read and write one after the other; host AdamW's reads and writes follow the gradient norm, after the " +
-      "backward, with no compute left to hide them, and nothing is prefetched yet.",
+      "rates, read and write one after the other. Host AdamW reads ahead and writes behind its update through the disk " +
+      "pipeline, but it needs the gradient norm, so it runs after the backward, with no compute left to hide its disk " +
+      "time: the step is about the compute plus the disk time of host AdamW, which the waits for transfers show. The " +
+      `plan plays the step out so (${r.predicted_step_seconds.toFixed(1)} s): that is the floor of a step whose optimizer ` +
+      `follows the gradient norm and precedes the next forward, ${r.predicted_step_seconds > bound ? "above" : "within"} the ` +
+      "bound; meeting it needs host AdamW to overlap the next step's forward.",
     "",
     table(
       ["", "planned", "measured"],
@@ -48,6 +53,9 @@ export function diskTierMarkdown(r: DiskTierResults): string {
           `${r.predicted_step_seconds.toFixed(1)} s (compute ${r.predicted_compute_seconds.toFixed(1)} s)`,
           r.step_seconds.map((s) => `${s.toFixed(1)} s`).join(", "),
         ],
+        ...(r.transfer_wait_seconds
+          ? [["compute waited for transfers and disk", "", r.transfer_wait_seconds.map((s) => `${s.toFixed(1)} s`).join(", ")]]
+          : []),
         ["loss", "", r.losses.map((l) => l.toFixed(4)).join(", ")],
         ["process peak RSS", "", gib(r.peak_rss_bytes)],
       ],
@@ -76,5 +84,27 @@ export function diskTierMarkdown(r: DiskTierResults): string {
       ],
     ),
     "",
+    ...(r.disk_io ? diskIoMarkdown(r.disk_io) : []),
   ].join("\n");
+}
+
+/** The tier's own I/O (a pool of threads) against io_uring at the same depth and request size. */
+function diskIoMarkdown(d: DiskIoResults): string[] {
+  const gbs = (bytesPerSecond: number) => `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
+  const row = (way: string, r: DiskIoRates) => [way, gbs(r.read_bytes_per_s), gbs(r.write_bytes_per_s), gbs(r.mixed_bytes_per_s)];
+  return [
+    `Disk I/O, the tier's way against io_uring, after training (bench/disk_io.cpp): ${d.bytes / 2 ** 20} MiB regions, O_DIRECT, ` +
+      `${d.depth} requests of ${d.request_bytes / 2 ** 20} MiB in flight, the median of ${d.rounds} rounds; "both" reads one region ` +
+      "while writing another, as the disk pipeline's reader and writer do, and counts both." +
+      (d.io_uring ? "" : " io_uring was not measured: liburing-dev is not installed."),
+    "",
+    table(
+      ["way", "read", "write", "both at once"],
+      [
+        row(`DiskTier, ${d.depth} threads each way (the runtime's)`, d.threads),
+        ...(d.io_uring ? [row("io_uring, one thread each way", d.io_uring)] : []),
+      ],
+    ),
+    "",
+  ];
 }

@@ -242,8 +242,8 @@ export interface StepOptions {
   /**
    * Node id -> the disk tier's bytes it reads and writes (MemoryPlan.diskIo), at the machine's disk
    * rates: a chunk's copy from disk reads before it crosses the link, a gradient's copy to disk writes
-   * after; the gradient norm reads gradients back; host AdamW of model data on disk reads and writes
-   * back around its update.
+   * after; host AdamW of model data on disk reads ahead and writes behind its update, its reads and
+   * writes one after the other on the disk, overlapped with the update.
    */
   diskIo?: ReadonlyMap<number, { read: number; write: number }>;
 }
@@ -301,12 +301,13 @@ export function simulateStep(g: Graph, m: Machine, { measured, record, mesh = { 
       device = Math.max(device, until);
     } else if (n.op === "adamw" && n.placement === "host") {
       const after = ready.get(n.inputs[1].id) ?? device;
-      const seconds = (ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth + diskSeconds(n);
+      // With model data on disk, the disk pipeline reads ahead and writes behind the update
+      // (runtime/core/disk_pipeline.h): the slower of the two, not their sum.
+      const seconds = Math.max((ADAMW_BYTES_PER_ELEMENT * numel(n.inputs[0].shape)) / m.hostBandwidth, diskSeconds(n));
       record?.(n, "host", Math.max(host, after, device), seconds);
       host = Math.max(host, after, device) + seconds;
     } else {
-      // The gradient norm reads back the gradients on disk on the way.
-      const seconds = nodeSeconds(n, m, measured, mesh) + diskSeconds(n);
+      const seconds = nodeSeconds(n, m, measured, mesh);
       if (isComputeOp(n.op)) record?.(n, "compute", device, seconds);
       device += seconds;
       if (opKind(n.op) === "collective") network += seconds;

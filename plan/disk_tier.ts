@@ -3,7 +3,8 @@
 // step moves for each host byte it frees:
 // - the AdamW moments first (ZeRO-Infinity's order): host AdamW reads and writes them once, 2 bytes a byte;
 // - then, when every offloaded chunk's moments are there, the host copies of the gradients: written
-//   once from the device, read by the gradient norm and by host AdamW, 3 bytes a byte;
+//   once from the device and read once by host AdamW (the gradient norm takes its sums on the way
+//   out), 2 bytes a byte, but each frees half what a chunk's moments free;
 // - then the parameters: read by each phase's copy to the device, then read and written by host AdamW,
 //   4 bytes a byte.
 // Each kind adds the staging buffers its data passes through to host memory. A plan whose host budget

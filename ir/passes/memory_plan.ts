@@ -41,8 +41,8 @@ export interface PersistentLayout {
   paramStage?: { load: number; loadBytes: number; param: number; paramBytes: number };
   /**
    * With gradients on disk, two more: `copy`, where a gradient lands from the device on its way to disk
-   * (and where the gradient norm reads each back), and `update`, where host AdamW reads one; each the
-   * largest such gradient, in whole blocks.
+   * (and where its sums of squares for the gradient norm are taken), and `update`, where host AdamW
+   * reads them (the disk pipeline's slots); each the largest such gradient, in whole blocks.
    */
   gradStage?: { copy: number; update: number; bytes: number };
   /** ZeRO 3: parameters no rank holds whole, so without an offset; their chunks' shards hold them. */
@@ -54,6 +54,28 @@ export const DISK_BLOCK = 4096;
 export const diskBlocks = (bytes: number) => Math.ceil(bytes / DISK_BLOCK) * DISK_BLOCK;
 /** Bytes of the whole blocks that hold [offset, offset + bytes) of the disk tier: what moving that range moves. */
 export const diskSpan = (offset: number, bytes: number) => diskBlocks(offset + bytes) - Math.floor(offset / DISK_BLOCK) * DISK_BLOCK;
+
+/** The disk pipeline's slots (runtime/core/disk_pipeline.h): one piece read ahead, one updated, one written behind. */
+export const DISK_SLOTS = 3;
+
+/**
+ * How host AdamW of model data on disk splits the planned staging buffers into the disk pipeline's
+ * ring: `slots` slots of `piece` elements (whole blocks) in each of the moments' and the gradients'
+ * buffers, and of piece + one block's elements in the parameters' (a parameter on disk starts anywhere
+ * in a block). Buffers too small for three slots of a block make one slot of the largest moment: each
+ * parameter in one piece, its reads, update and writes in turn.
+ */
+export function diskPieces(layout: Pick<PersistentLayout, "diskStage" | "gradStage" | "paramStage">): { piece: number; slots: number } {
+  if (!layout.diskStage) throw new Error("internal: the disk pipeline's slots of a layout with no disk tier");
+  const momentBytes = layout.diskStage[1] - layout.diskStage[0];
+  const room = Math.min(
+    momentBytes,
+    layout.gradStage?.bytes ?? Infinity,
+    layout.paramStage ? layout.paramStage.paramBytes - DISK_SLOTS * DISK_BLOCK : Infinity,
+  );
+  const piece = Math.floor(room / DISK_SLOTS / DISK_BLOCK) * DISK_BLOCK;
+  return piece >= DISK_BLOCK ? { piece: piece / 4, slots: DISK_SLOTS } : { piece: momentBytes / 4, slots: 1 };
+}
 
 /** Which chunks of model data live in host memory. */
 export interface Offloaded {
@@ -402,9 +424,10 @@ export interface DiskIo {
 /**
  * What each node moves to and from the disk tier, in whole blocks as the runtime moves them: a chunk's
  * copy to the device reads the chunk, when its parameters are on disk; a gradient's copy to the host
- * writes it, and the gradient norm reads it back, when it is on disk; host AdamW reads and writes back
- * both moments when they are on disk, the blocks holding the parameter when it is, and reads the
- * gradient when it is. The runtime's per-step counters must come to the training program's sum.
+ * writes it when it is on disk (the gradient norm reads nothing back: the sums of squares are taken on
+ * the way out); host AdamW reads and writes back both moments when they are on disk, the blocks holding
+ * each piece of the parameter when it is (diskPieces: a block two pieces share moves with each), and
+ * reads the gradient when it is. The runtime's per-step counters must come to the training program's sum.
  */
 function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: readonly (string | undefined)[]): Map<number, DiskIo> {
   const io = new Map<number, DiskIo>();
@@ -417,14 +440,15 @@ function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: rea
       io.set(n.id, { read: diskBlocks(4 * numel(n.outputs[0].shape)), write: 0 });
     } else if (n.op === "copy_d2h" && diskName(n.outputs[0]) !== undefined) {
       io.set(n.id, { read: 0, write: diskBlocks(4 * numel(n.outputs[0].shape)) });
-    } else if (n.op === "grad_norm") {
-      const read = n.inputs.reduce((sum, v) => sum + (diskName(v) !== undefined ? diskBlocks(4 * numel(v.shape)) : 0), 0);
-      if (read > 0) io.set(n.id, { read, write: 0 });
     } else if (n.op === "adamw" && diskName(n.inputs[2]) !== undefined) {
       const elements = numel(n.inputs[0].shape);
       let bytes = 2 * diskBlocks(4 * elements);
       const param = diskName(n.inputs[0]);
-      if (param !== undefined) bytes += diskSpan(persistent.offsets.get(param)!, 4 * elements);
+      if (param !== undefined) {
+        const { piece } = diskPieces(persistent);
+        const offset = persistent.offsets.get(param)!;
+        for (let first = 0; first < elements; first += piece) bytes += diskSpan(offset + 4 * first, 4 * Math.min(piece, elements - first));
+      }
       const grad = diskName(n.inputs[1]) !== undefined ? diskBlocks(4 * elements) : 0;
       io.set(n.id, { read: bytes + grad, write: bytes });
     }

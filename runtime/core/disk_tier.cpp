@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -31,39 +32,69 @@ DiskTier::~DiskTier() {
   direct_fd_ = buffered_fd_ = -1;
 }
 
-void DiskTier::read(HostThreads* pool, int64_t offset, void* buffer, int64_t bytes) {
-  move(pool, offset, buffer, bytes, false);
-  read_bytes += bytes;
+void DiskTier::read(HostThreads* pool, const std::vector<DiskRange>& ranges) {
+  move(pool, ranges, false);
+  for (const DiskRange& r : ranges) read_bytes += r.bytes;
 }
 
-void DiskTier::write(HostThreads* pool, int64_t offset, const void* buffer, int64_t bytes) {
-  move(pool, offset, const_cast<void*>(buffer), bytes, true);
-  write_bytes += bytes;
+void DiskTier::write(HostThreads* pool, const std::vector<DiskRange>& ranges) {
+  move(pool, ranges, true);
+  for (const DiskRange& r : ranges) write_bytes += r.bytes;
 }
 
-void DiskTier::move(HostThreads* pool, int64_t offset, void* buffer, int64_t bytes, bool write) {
-  if (offset % kBlock != 0 || bytes % kBlock != 0 || offset < 0 || offset + bytes > bytes_)
-    throw Error("internal: disk tier range [" + std::to_string(offset) + ", " + std::to_string(offset + bytes) +
+void DiskTier::keep_squares(int64_t offset, std::vector<double> sums) {
+  std::lock_guard<std::mutex> lock(squares_mu_);
+  squares_[offset] = std::move(sums);
+}
+
+std::vector<double> DiskTier::squares(int64_t offset) const {
+  std::lock_guard<std::mutex> lock(squares_mu_);
+  const auto found = squares_.find(offset);
+  if (found == squares_.end())
+    throw Error("internal: no sum of squares was kept for the gradient at byte " + std::to_string(offset) + " of the disk tier");
+  return found->second;
+}
+
+void DiskTier::check(const DiskRange& r) const {
+  if (r.offset % kBlock != 0 || r.bytes % kBlock != 0 || r.offset < 0 || r.offset + r.bytes > bytes_)
+    throw Error("internal: disk tier range [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.bytes) +
                 ") is not whole blocks inside its " + std::to_string(bytes_) + " bytes");
-  const bool aligned = reinterpret_cast<uintptr_t>(buffer) % kBlock == 0;
-  const int fd = aligned && direct_fd_ >= 0 ? direct_fd_ : buffered_fd_;
-  uint8_t* base = static_cast<uint8_t*>(buffer);
-  // Shares of whole blocks: the pool splits elements, so each element here is a block.
-  const auto share = [&](int64_t first, int64_t end) {
-    int64_t done = first * kBlock;
-    while (done < end * kBlock) {
-      const size_t want = size_t(end * kBlock - done);
-      const ssize_t n = write ? pwrite(fd, base + done, want, offset + done) : pread(fd, base + done, want, offset + done);
-      if (n <= 0)
-        throw Error(std::string("--disk-path ") + dir_ + ": cannot " + (write ? "write" : "read") + " the disk tier: " +
-                    (n == 0 ? "unexpected end of file" : std::strerror(errno)));
-      done += n;
+}
+
+void DiskTier::move(HostThreads* pool, const std::vector<DiskRange>& ranges, bool write) {
+  // Each range in requests of at most kRequest bytes, through O_DIRECT where its buffer allows.
+  struct Request {
+    int fd;
+    int64_t offset;
+    uint8_t* buffer;
+    int64_t bytes;
+  };
+  std::vector<Request> requests;
+  for (const DiskRange& r : ranges) {
+    check(r);
+    const bool aligned = reinterpret_cast<uintptr_t>(r.buffer) % kBlock == 0;
+    const int fd = aligned && direct_fd_ >= 0 ? direct_fd_ : buffered_fd_;
+    for (int64_t done = 0; done < r.bytes; done += kRequest)
+      requests.push_back({fd, r.offset + done, static_cast<uint8_t*>(r.buffer) + done, std::min(kRequest, r.bytes - done)});
+  }
+  const auto run = [&](int64_t first, int64_t end) {
+    for (int64_t k = first; k < end; k++) {
+      const Request& q = requests[size_t(k)];
+      for (int64_t done = 0; done < q.bytes;) {
+        const size_t want = size_t(q.bytes - done);
+        const ssize_t n = write ? pwrite(q.fd, q.buffer + done, want, q.offset + done) : pread(q.fd, q.buffer + done, want, q.offset + done);
+        if (n <= 0)
+          throw Error(std::string("--disk-path ") + dir_ + ": cannot " + (write ? "write" : "read") + " the disk tier: " +
+                      (n == 0 ? "unexpected end of file" : std::strerror(errno)));
+        done += n;
+      }
     }
   };
+  // One request a share at least: every pool thread keeps one in flight.
   if (pool != nullptr)
-    pool->for_shares(bytes / kBlock, share);
+    pool->for_shares(int64_t(requests.size()), run, 1, 1);
   else
-    share(0, bytes / kBlock);
+    run(0, int64_t(requests.size()));
 }
 
 }  // namespace stow

@@ -32,18 +32,18 @@ static void run_share(const std::function<void(int64_t, int64_t)>& work, std::pa
   }
 }
 
-void HostThreads::for_shares(int64_t count, const std::function<void(int64_t, int64_t)>& work) {
+void HostThreads::for_shares(int64_t count, const std::function<void(int64_t, int64_t)>& work, int64_t min_share, int64_t align) {
   if (count <= 0) return;
-  const int64_t used = std::clamp<int64_t>(count / kMinShare, 1, size());
+  const int64_t used = std::clamp<int64_t>(count / min_share, 1, size());
   if (used == 1) {
     work(0, count);
     return;
   }
-  // Equal shares, each boundary rounded down to kAlign; the last share takes the remainder.
+  // Equal shares, each boundary rounded down to `align`; the last share takes the remainder.
   std::vector<std::pair<int64_t, int64_t>> shares(size_t(size()), {count, count});
   for (int64_t s = 0; s < used; s++) {
-    const int64_t begin = s == 0 ? 0 : count * s / used / kAlign * kAlign;
-    const int64_t end = s == used - 1 ? count : count * (s + 1) / used / kAlign * kAlign;
+    const int64_t begin = s == 0 ? 0 : count * s / used / align * align;
+    const int64_t end = s == used - 1 ? count : count * (s + 1) / used / align * align;
     shares[size_t(s)] = {begin, end};
   }
   {

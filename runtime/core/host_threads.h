@@ -24,10 +24,12 @@ class HostThreads {
   int size() const { return int(helpers_.size()) + 1; }
 
   // Runs work(begin, end) over contiguous shares of [0, count) and returns when every share is done.
-  // Shares start on multiples of kAlign elements, so no two threads write one cache line of a float
-  // array; a range too small to be worth waking a helper runs on the caller alone. An exception in any
-  // share is rethrown here (the first one). One caller at a time.
-  void for_shares(int64_t count, const std::function<void(int64_t, int64_t)>& work);
+  // Shares start on multiples of `align` elements (kAlign: no two threads write one cache line of a
+  // float array) and hold at least `min_share` (kMinShare: a range too small to be worth waking a
+  // helper runs on the caller alone). An exception in any share is rethrown here (the first one). One
+  // caller at a time.
+  void for_shares(int64_t count, const std::function<void(int64_t, int64_t)>& work, int64_t min_share = kMinShare,
+                  int64_t align = kAlign);
 
   static constexpr int64_t kAlign = 16;
   // Below this many elements a share costs less than waking a helper thread (about 10 microseconds).

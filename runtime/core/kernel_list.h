@@ -159,8 +159,9 @@ STOW_KERNEL(h2d_async, int64_t, (Ctx& c, float* device, const float* host, int64
 // host staging buffer `stage` (whole blocks), then copied to the device, as one job of the link's queue.
 STOW_KERNEL(h2d_from_disk, int64_t, (Ctx& c, float* device, int64_t disk, float* stage, int64_t n))
 STOW_KERNEL(d2h_async, int64_t, (Ctx& c, float* host, const float* device, int64_t n))
-// A gradient kept in the disk tier: copied into the host staging buffer `stage`, then written at byte
-// offset `disk` (whole blocks), as one job of the link's queue.
+// A gradient kept in the disk tier: copied into the host staging buffer `stage`, its sums of squares
+// kept for the gradient norm, then written at byte offset `disk` (whole blocks), as one job of the
+// link's queue.
 STOW_KERNEL(d2h_to_disk, int64_t, (Ctx& c, int64_t disk, const float* device, float* stage, int64_t n))
 STOW_KERNEL(wait_transfer, void, (Ctx& c, int64_t ticket))
 // All queued copies and host work done: the end of every program that moves model data.
@@ -168,10 +169,11 @@ STOW_KERNEL(drain_transfers, void, (Ctx& c))
 
 // Global L2 norm of `count` tensors: out[0] = sqrt(sum_t sum_i g_t[i]^2), accumulated in double, in order.
 STOW_NORM_KERNEL(grad_norm, (Ctx& c, float* out, const float* const* grads, const int64_t* sizes, int64_t count))
-// The same with some gradients in the disk tier: grads[t] null, disk[t] its byte offset there (else -1);
-// each is read back into `stage` in its turn. Bitwise grad_norm's result.
-STOW_NORM_KERNEL(grad_norm_from_disk, (Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage,
-                                       const int64_t* sizes, int64_t count))
+// The same with some gradients in the disk tier: grads[t] null, disk[t] its byte offset there (else -1).
+// Their sums of squares were kept as d2h_to_disk wrote them (DiskTier::keep_squares): nothing is read
+// back. Bitwise grad_norm's result.
+STOW_NORM_KERNEL(grad_norm_from_disk, (Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes,
+                                       int64_t count))
 
 // One AdamW step in place, with PyTorch's formula (torch.optim.AdamW, foreach=False):
 //   g = grad * gscale;  if (decay) p -= lr * weight_decay * p;
@@ -189,14 +191,15 @@ STOW_KERNEL(zero_adamw_on_host, void, (Ctx& c, int64_t after, float* shard_param
                                        const AdamHyper& h, float gscale))
 STOW_KERNEL(adamw_on_host, void, (Ctx& c, int64_t after, float* p, const float* g, float* m, float* v, int64_t n,
                                   const AdamHyper& h, float gscale, bool decay))
-// The same, with the moments in the disk tier at byte offsets m_disk and v_disk: the host worker reads
-// them into the host staging buffers m_stage and v_stage (4096-aligned, whole blocks), updates, and
-// writes them back before its next job. With the parameter on disk too (p_disk >= 0, p null), the
-// blocks holding it go through p_stage alike; with the gradient there (g_disk >= 0, g null), it is read
-// into g_stage.
+// The same, with the moments in the disk tier at byte offsets m_disk and v_disk, through the disk
+// pipeline (core/disk_pipeline.h): pieces of `piece` elements pass through `slots` slots of the host
+// staging buffers m_stage and v_stage (4096-aligned, whole blocks), read ahead and written behind the
+// update. With the parameter on disk too (p_disk >= 0, p null), the blocks holding each piece go through
+// p_stage alike (slots of piece + 1024 elements); with the gradient there (g_disk >= 0, g null), it is
+// read into g_stage's slots.
 STOW_KERNEL(adamw_on_disk, void, (Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
-                                  float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n,
-                                  const AdamHyper& h, float gscale, bool decay))
+                                  float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t piece,
+                                  int64_t slots, int64_t n, const AdamHyper& h, float gscale, bool decay))
 
 // ZeRO (--zero 1): this data-parallel rank's shard of one chunk's AdamW update. The chunk's parameters
 // lie contiguous from `chunk`, parameter k at element offsets[k] with sizes[k] elements and its gradient

@@ -8,53 +8,6 @@
 
 namespace stow {
 
-Worker::Worker() : thread_([this] { loop(); }) {}
-
-Worker::~Worker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-int64_t Worker::submit(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(mu_);
-  queue_.push_back(std::move(job));
-  cv_.notify_all();
-  return ++submitted_;
-}
-
-double Worker::wait(int64_t ticket) {
-  auto start = std::chrono::steady_clock::now();
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return finished_ >= ticket || !error_.empty(); });
-  if (!error_.empty()) throw Error(error_);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-void Worker::loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-    if (queue_.empty()) return;
-    std::function<void()> job = std::move(queue_.front());
-    queue_.pop_front();
-    lock.unlock();
-    std::string failure;
-    try {
-      job();
-    } catch (const std::exception& e) {
-      failure = e.what();
-    }
-    lock.lock();
-    if (!failure.empty() && error_.empty()) error_ = failure;
-    finished_++;
-    cv_.notify_all();
-  }
-}
-
 // A copy's ticket is its worker's ticket times two, plus one for the device-to-host direction.
 static int64_t link_ticket(int64_t worker_ticket, bool to_device) { return 2 * worker_ticket + (to_device ? 0 : 1); }
 
@@ -92,7 +45,7 @@ int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset
   h2d_bytes += bytes;
   const double rate = rate_;
   auto job = [=, &disk] {
-    disk.read(nullptr, offset, stage, DiskTier::span(offset, bytes));
+    disk.read(&read_io_, offset, stage, DiskTier::span(offset, bytes));
     auto start = std::chrono::steady_clock::now();
     std::memcpy(dst, stage, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
@@ -100,14 +53,16 @@ int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset
   return link_ticket(to_device_.submit(traced(job, node, JobSpan::H2D)), true);
 }
 
-int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node) {
+int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes,
+                                     std::function<void(const void*)> landed, int64_t node) {
   d2h_bytes += bytes;
   const double rate = rate_;
-  auto job = [=, &disk] {
+  auto job = [=, &disk, landed = std::move(landed)] {
     auto start = std::chrono::steady_clock::now();
     std::memcpy(stage, src, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
-    disk.write(nullptr, offset, stage, DiskTier::span(offset, bytes));
+    landed(stage);
+    disk.write(&write_io_, offset, stage, DiskTier::span(offset, bytes));
   };
   return link_ticket(to_host_.submit(traced(job, node, JobSpan::D2H)), false);
 }
@@ -118,6 +73,13 @@ int64_t TransferEngine::host_task(int64_t after, std::function<void()> job, int6
     if (after > 0) wait_link(after);
     job();
   });
+}
+
+void TransferEngine::disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update, int64_t node) {
+  update.gradient_in = [this, after] {
+    if (after > 0) wait_link(after);
+  };
+  disk_.submit(disk, stages, update, [this, node](std::function<void()> job) { return traced(std::move(job), node, JobSpan::HOST); });
 }
 
 }  // namespace stow

@@ -4,7 +4,8 @@
 // in order, and with a link rate set it holds each copy for bytes / rate seconds, so a plan's overlap of
 // transfers with compute is real and measurable on a machine without a device. A third worker runs host
 // work (AdamW on offloaded chunks), each job after the copy it depends on, spreading each over a small
-// pool of host threads. Jobs return tickets; waiting on a ticket is the IR's `wait`.
+// pool of host threads; AdamW of model data on disk goes through the disk pipeline, whose reads and
+// writes run on their own threads around it. Jobs return tickets; waiting on a ticket is the IR's `wait`.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -16,35 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include "disk_pipeline.h"
 #include "disk_tier.h"
 #include "host_threads.h"
+#include "worker.h"
 
 namespace stow {
-
-// A FIFO of jobs run by one thread. Ticket k is done once k jobs have finished.
-class Worker {
- public:
-  Worker();
-  ~Worker();
-  Worker(const Worker&) = delete;
-  Worker& operator=(const Worker&) = delete;
-  int64_t submit(std::function<void()> job);
-  // Blocks until the job with this ticket (and every earlier one) has run; returns the seconds blocked.
-  // A job that threw makes every later wait rethrow its message.
-  double wait(int64_t ticket);
-  double drain() { return wait(submitted_); }
-
- private:
-  void loop();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  int64_t submitted_ = 0;
-  int64_t finished_ = 0;
-  bool stop_ = false;
-  std::string error_;
-  std::thread thread_;
-};
 
 // When a job ran on its worker, in seconds since the origin handed to TransferEngine::trace: the measured
 // trace's copies and host AdamW. `node` is the position of the node that submitted it.
@@ -59,18 +37,26 @@ class TransferEngine {
  public:
   // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy. host_threads: the pool that
   // host work may spread over (host_task's caller counted).
-  TransferEngine(double bytes_per_second, int host_threads) : rate_(bytes_per_second), pool_(host_threads) {}
+  TransferEngine(double bytes_per_second, int host_threads)
+      : rate_(bytes_per_second), pool_(host_threads), read_io_(kDiskRequests), write_io_(kDiskRequests), disk_(host_, kDiskRequests) {}
+  // Requests in flight for each of the link's and the disk pipeline's reads and writes, as the `cpu`
+  // probe measures the disk.
+  static constexpr int kDiskRequests = 4;
   // A copy's ticket names its direction too (see wait_copy), so the generated code holds one integer.
   int64_t copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node = -1);
   // A copy to the device of `bytes` held in the disk tier from `offset` (a whole block): the link's
-  // worker reads the whole blocks into `stage`, then copies. Its jobs run one at a time, so one staging
+  // worker reads the whole blocks into `stage` (kDiskRequests requests in flight), then copies. Its jobs run one at a time, so one staging
   // buffer serves every such copy.
   int64_t copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node = -1);
-  // The way back: `bytes` from the device into `stage`, then written to the disk tier at `offset` (a
-  // whole block; the stage's bytes past `bytes` fill the last block, which holds nothing else).
-  int64_t copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes, int64_t node = -1);
+  // The way back: `bytes` from the device into `stage`, handed to `landed` (the gradient norm's sums),
+  // then written to the disk tier at `offset` (a whole block; the stage's bytes past `bytes` fill the
+  // last block, which holds nothing else).
+  int64_t copy_to_disk(DiskTier& disk, int64_t offset, const void* src, void* stage, int64_t bytes,
+                       std::function<void(const void* stage)> landed, int64_t node = -1);
   // Host work that must follow the copy with ticket `after` (0: none).
   int64_t host_task(int64_t after, std::function<void()> job, int64_t node = -1);
+  // Host AdamW of model data on disk (see DiskPipeline), its gradient's copy the one with ticket `after`.
+  void disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update, int64_t node = -1);
   // The threads a host task may spread its work over (from inside the task only).
   HostThreads& host_threads() { return pool_; }
   // Jobs submitted from now on append their spans here (null: stop); the session sets it for a profiled step.
@@ -81,7 +67,7 @@ class TransferEngine {
   }
   void wait_copy(int64_t ticket) { stall_seconds += wait_link(ticket); }
   void wait_host(int64_t ticket) { stall_seconds += host_.wait(ticket); }
-  void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain(); }
+  void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain() + disk_.drain(); }
 
   // Per step, reset by the session: bytes each way, and how long compute waited for the engine.
   int64_t h2d_bytes = 0, d2h_bytes = 0;
@@ -96,9 +82,11 @@ class TransferEngine {
   std::vector<JobSpan>* spans_ = nullptr;
   std::chrono::steady_clock::time_point origin_;
   HostThreads pool_;
+  HostThreads read_io_, write_io_;  // the link's workers' disk requests in flight, one pool each
   Worker to_device_;
   Worker to_host_;
   Worker host_;
+  DiskPipeline disk_;  // after host_, whose jobs it queues
 };
 
 }  // namespace stow

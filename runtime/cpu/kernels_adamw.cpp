@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/disk_tier.h"
 #include "host_adamw.h"
 #include "kernels.h"
 #include "kernels_common.h"
@@ -37,19 +38,35 @@ void grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* siz
   out[0] = float(std::sqrt(total));
 }
 
+std::vector<double> detail::squares_by_share(const float* g, int64_t n, int threads) {
+  std::vector<double> sums(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; t++) {
+    const int64_t begin = n * t / threads, end = n * (t + 1) / threads;
+    sums[size_t(t)] = lane_sum<double>(end - begin, [&](int64_t i) {
+      const double x = g[begin + i];
+      return x * x;
+    });
+  }
+  return sums;
+}
+
 // sum_of_squares' additions in its order, one tensor at a time: each thread keeps its running sum
-// across tensors, so a gradient read back from disk between two tensors changes no bit.
-void grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage, const int64_t* sizes,
-                         int64_t count) {
+// across tensors; for a gradient on disk it adds the share kept as the gradient went out
+// (squares_by_share, the same sum over the same elements), so the norm reads nothing back and changes
+// no bit.
+void grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads gradients from disk but no disk tier is open");
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " sums gradients kept on disk but no disk tier is open");
   std::vector<double> partial(c.threads, 0.0);
   for (int64_t t = 0; t < count; t++) {
-    const float* g = grads[t];
     if (disk[t] >= 0) {
-      c.disk->read(nullptr, disk[t], stage, DiskTier::span(disk[t], 4 * sizes[t]));
-      g = stage;
+      const std::vector<double> kept = c.disk->squares(disk[t]);
+      if (kept.size() != partial.size())
+        throw Error(std::string("internal: node ") + c.node + ": a gradient's sums of squares were kept for another thread count");
+      for (size_t k = 0; k < partial.size(); k++) partial[k] += kept[k];
+      continue;
     }
+    const float* g = grads[t];
 #pragma omp parallel num_threads(c.threads)
     {
       const Span span = thread_span(sizes[t]);
@@ -93,30 +110,6 @@ void host_adamw(HostThreads& pool, float* p, const float* g, float* m, float* v,
   pool.for_shares(n, [&](int64_t begin, int64_t end) {
     adamw_span(p + begin, g + begin, m + begin, v + begin, end - begin, gscale, s);
   });
-}
-
-void host_adamw_on_disk(HostThreads& pool, DiskTier& disk, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk,
-                        float* g_stage, int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h,
-                        float gscale, bool decay) {
-  const int64_t bytes = (n * 4 + DiskTier::kBlock - 1) / DiskTier::kBlock * DiskTier::kBlock;
-  // A parameter on disk shares its first and last blocks with its chunk's neighbours: the whole blocks
-  // are read, the parameter's bytes in them updated, and the blocks written back. Host jobs run one at a
-  // time, and no copy to the device reads the chunk while its update runs, so nothing else touches them.
-  const int64_t p_first = DiskTier::first_block(p_disk), p_span = DiskTier::span(p_disk, n * 4);
-  if (p_disk >= 0) {
-    disk.read(&pool, p_first, p_stage, p_span);
-    p = p_stage + (p_disk - p_first) / 4;
-  }
-  if (g_disk >= 0) {
-    disk.read(&pool, g_disk, g_stage, bytes);
-    g = g_stage;
-  }
-  disk.read(&pool, m_disk, m_stage, bytes);
-  disk.read(&pool, v_disk, v_stage, bytes);
-  host_adamw(pool, p, g, m_stage, v_stage, n, h, gscale, decay);
-  disk.write(&pool, m_disk, m_stage, bytes);
-  disk.write(&pool, v_disk, v_stage, bytes);
-  if (p_disk >= 0) disk.write(&pool, p_first, p_stage, p_span);
 }
 
 void zero_adamw(Ctx& c, float* chunk, bool chunk_is_shard, const float* const* grads, const float* grad_shard, const int64_t* offsets,

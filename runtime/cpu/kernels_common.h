@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/ctx.h"
 #include "core/kernel_math.h"
@@ -78,6 +79,9 @@ constexpr int64_t kColBlock = 64;
 
 // Sum of squares of `count` tensors in double, bitwise the same for a given thread count (kernels_adamw.cpp).
 double sum_of_squares(const Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count);
+// One tensor's share of it on each of `threads` threads (thread_span's shares), summed on the caller:
+// what each thread adds for the tensor, kept for a gradient written to disk (grad_norm_from_disk).
+std::vector<double> squares_by_share(const float* g, int64_t n, int threads);
 
 // AdamW's element update over n consecutive elements (kernels_adamw.cpp): the one loop every AdamW runs.
 void adamw_span(float* p, const float* g, float* m, float* v, int64_t n, float gscale, const math::AdamScalars& s);

@@ -12,6 +12,21 @@
 #include "launch.h"
 
 namespace stow::cuda {
+
+double host_sum_squares(const float* g, int64_t n, int threads) {
+  std::vector<double> partial(size_t(threads), 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    double acc = 0.0;
+    for (int64_t i = n * t / nt; i < n * (t + 1) / nt; i++) acc += double(g[i]) * double(g[i]);
+    partial[size_t(t)] = acc;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+
 namespace {
 
 constexpr int kNormBlocks = 128;
@@ -32,27 +47,12 @@ bool in_host_region(const Ctx& c, const float* p) {
   return c.host != nullptr && b >= c.host && b < c.host + c.host_bytes;
 }
 
-// Sum of squares of a gradient in the host region: each thread a contiguous share, shares in order.
-double host_sum_squares(const float* g, int64_t n, int threads) {
-  std::vector<double> partial(size_t(threads), 0.0);
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    double acc = 0.0;
-    for (int64_t i = n * t / nt; i < n * (t + 1) / nt; i++) acc += double(g[i]) * double(g[i]);
-    partial[size_t(t)] = acc;
-  }
-  double total = 0.0;
-  for (double p : partial) total += p;
-  return total;
-}
 
 // The sum of squares of every gradient, in double, on the host. Device gradients are summed by kernels
 // into scratch partials; gradients already copied to the host (offloaded chunks; the plan waited for
-// their copies before this node) are summed there, and those in the disk tier (disk[t] >= 0) are read
-// back into `stage` and summed there. Then the host adds everything up in tensor order.
-double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count, const int64_t* disk = nullptr,
-               float* stage = nullptr) {
+// their copies before this node) are summed there, and those in the disk tier (disk[t] >= 0) add the
+// sum d2h_to_disk kept as they went out. Then the host adds everything up in tensor order.
+double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t count, const int64_t* disk = nullptr) {
   Runtime& rt = runtime(c);
   double* partial = static_cast<double*>(rt.scratch(count * kNormBlocks * int64_t(sizeof(double))));
   const auto on_disk = [&](int64_t t) { return disk != nullptr && disk[t] >= 0; };
@@ -67,8 +67,7 @@ double squares(Ctx& c, const float* const* grads, const int64_t* sizes, int64_t 
   double total = 0.0;
   for (int64_t t = 0; t < count; t++) {
     if (on_disk(t)) {
-      c.disk->read(nullptr, disk[t], stage, DiskTier::span(disk[t], 4 * sizes[t]));
-      total += host_sum_squares(stage, sizes[t], rt.host_threads());
+      total += c.disk->squares(disk[t]).at(0);
     } else if (in_host_region(c, grads[t])) {
       total += host_sum_squares(grads[t], sizes[t], rt.host_threads());
     } else {
@@ -92,11 +91,11 @@ float grad_norm(Ctx& c, float* out, const float* const* grads, const int64_t* si
   return norm;
 }
 
-float grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, float* stage, const int64_t* sizes,
-                          int64_t count) {
+float grad_norm_from_disk(Ctx& c, float* out, const float* const* grads, const int64_t* disk, const int64_t* sizes, int64_t count) {
   c.touch(out, 4);
-  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads gradients from disk but no disk tier is open");
-  const float norm = float(std::sqrt(squares(c, grads, sizes, count, disk, stage)));
+  if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " sums gradients kept on disk but no disk tier is open");
+  runtime(c).finish_disk_writes();  // their sums are kept as they are written
+  const float norm = float(std::sqrt(squares(c, grads, sizes, count, disk)));
   write_scalar(c, out, norm);
   return norm;
 }
@@ -170,8 +169,8 @@ void adamw_on_host(Ctx& c, int64_t after, float* p, const float* g, float* m, fl
 }
 
 void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_stage, const float* g, int64_t g_disk, float* g_stage,
-                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t n, const AdamHyper& h, float gscale,
-                   bool decay) {
+                   int64_t m_disk, int64_t v_disk, float* m_stage, float* v_stage, int64_t piece, int64_t slots, int64_t n,
+                   const AdamHyper& h, float gscale, bool decay) {
   Ctx host = c;
   host.host_node = true;
   host.touch(p_disk >= 0 ? p_stage : p, n * 4);
@@ -179,10 +178,11 @@ void adamw_on_disk(Ctx& c, int64_t after, float* p, int64_t p_disk, float* p_sta
   host.touch(v_stage, n * 4);
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " keeps model data on disk but no disk tier is open");
   Runtime& rt = runtime(c);
-  rt.host_task(after, [=, &rt, disk = c.disk] {
-    host_adamw_on_disk(rt.host_pool(), *disk, p, p_disk, p_stage, g, g_disk, g_stage, m_disk, v_disk, m_stage, v_stage, n, h, gscale,
-                       decay);
-  });
+  const auto piece_update = [&rt, h, gscale, decay](float* pp, const float* gg, float* mm, float* vv, int64_t count) {
+    host_adamw(rt.host_pool(), pp, gg, mm, vv, count, h, gscale, decay);
+  };
+  rt.disk_update(after, *c.disk, {m_stage, v_stage, g_stage, p_stage, piece, int(slots)},
+                 {n, p, p_disk, g, g_disk, m_disk, v_disk, {}, piece_update});
 }
 
 }  // namespace stow::cuda

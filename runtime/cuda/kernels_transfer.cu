@@ -28,14 +28,16 @@ int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {
   return runtime(c).copy_async(host, device, 4 * n, false);
 }
 
-// Not overlapped yet either: the copy lands in the staging buffer, and the calling thread writes it out.
+// Written behind: the copy lands in the staging buffer, and the runtime's disk writer takes its sum of
+// squares for the gradient norm and writes it out while compute goes on.
 int64_t d2h_to_disk(Ctx& c, int64_t disk, const float* device, float* stage, int64_t n) {
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " writes model data to disk but no disk tier is open");
   Runtime& rt = runtime(c);
-  const int64_t ticket = rt.copy_async(stage, device, 4 * n, false);
-  rt.finish(ticket);
-  c.disk->write(nullptr, disk, stage, DiskTier::span(disk, 4 * n));
-  return ticket;
+  const int threads = rt.host_threads();
+  const auto keep_squares = [tier = c.disk, disk, n, threads](const void* landed) {
+    tier->keep_squares(disk, {host_sum_squares(static_cast<const float*>(landed), n, threads)});
+  };
+  return rt.copy_to_disk(*c.disk, disk, stage, device, 4 * n, keep_squares);
 }
 
 void wait_transfer(Ctx& c, int64_t ticket) { runtime(c).wait(ticket); }

@@ -35,6 +35,10 @@ struct GemmOperand {
 void gemm(const Ctx& c, float* out, int64_t ld_out, const GemmOperand& a, const GemmOperand& b, int64_t M, int64_t N,
           int64_t K, float beta, Precision precision, int64_t batch = 1, int64_t out_stride = 0);
 
+// Sum of squares of a gradient in host memory: each of `threads` threads a contiguous share, shares in
+// order (kernels_optimizer.cu; d2h_to_disk keeps it for the gradient norm).
+double host_sum_squares(const float* g, int64_t n, int threads);
+
 constexpr unsigned kFullWarp = 0xffffffffu;
 constexpr int kBlock = 256;
 

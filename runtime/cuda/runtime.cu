@@ -17,7 +17,7 @@ void check_blas(Cublas::Status s, const char* what) {
 constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
 }  // namespace
 
-Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(host_threads) {
+Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(host_threads), disk_write_io_(TransferEngine::kDiskRequests), disk_(host_, TransferEngine::kDiskRequests) {
   check(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "creating the compute stream");
   check(cudaStreamCreateWithFlags(&to_device_, cudaStreamNonBlocking), "creating the host-to-device copy stream");
   check(cudaStreamCreateWithFlags(&to_host_, cudaStreamNonBlocking), "creating the device-to-host copy stream");
@@ -32,6 +32,8 @@ Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(hos
 Runtime::~Runtime() {
   try {
     host_.drain();
+    disk_.drain();
+    disk_writer_.drain();
   } catch (const std::exception&) {
   }
   cudaDeviceSynchronize();
@@ -87,12 +89,37 @@ void Runtime::host_task(int64_t after, std::function<void()> job) {
   });
 }
 
+void Runtime::disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update) {
+  cudaEvent_t done = copy_slot(after).done;
+  const int64_t written = last_disk_write_;
+  update.gradient_in = [this, done, written] {
+    check(cudaEventSynchronize(done), "waiting for a gradient's copy to the host");
+    disk_writer_.wait(written);
+  };
+  disk_.submit(disk, stages, update, [](std::function<void()> job) { return job; });
+}
+
+int64_t Runtime::copy_to_disk(DiskTier& disk, int64_t offset, void* stage, const void* src, int64_t bytes,
+                              std::function<void(const void*)> landed) {
+  disk_writer_.wait(last_disk_write_);  // one staging buffer: the previous gradient is out of it
+  const int64_t ticket = copy_async(stage, src, bytes, false);
+  cudaEvent_t done = copy_slot(ticket).done;
+  last_disk_write_ = disk_writer_.submit([this, &disk, offset, stage, bytes, done, landed = std::move(landed)] {
+    check(cudaEventSynchronize(done), "waiting for a gradient's copy to the host");
+    landed(stage);
+    disk.write(&disk_write_io_, offset, stage, DiskTier::span(offset, bytes));
+  });
+  return ticket;
+}
+
 void Runtime::drain() {
   check(cudaStreamSynchronize(compute_), "the step's kernels");
   const auto computed = std::chrono::steady_clock::now();
   check(cudaStreamSynchronize(to_device_), "the step's copies to the device");
   check(cudaStreamSynchronize(to_host_), "the step's copies to the host");
   host_.drain();
+  disk_.drain();
+  disk_writer_.drain();
   wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - computed).count();
   tickets_ = 0;
 }

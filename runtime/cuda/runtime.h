@@ -12,6 +12,7 @@
 
 #include "core/ctx.h"
 #include "cublas.h"
+#include "core/disk_pipeline.h"
 #include "core/host_threads.h"
 #include "core/transfer_engine.h"
 
@@ -43,6 +44,16 @@ class Runtime {
   void finish(int64_t ticket);
   // Host work that runs on the host worker once the copy `after` has arrived.
   void host_task(int64_t after, std::function<void()> job);
+  // Host AdamW of model data on disk through the disk pipeline, once the copy `after` has arrived (and,
+  // for a gradient on disk, been written out).
+  void disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update);
+  // A gradient kept on disk: copied into `stage` on the device-to-host stream, then, off the compute
+  // thread, handed to `landed` (the gradient norm's sums) and written at `offset` (write-behind). The
+  // host blocks only when the stage's previous gradient is not written out yet. Returns the copy's ticket.
+  int64_t copy_to_disk(DiskTier& disk, int64_t offset, void* stage, const void* src, int64_t bytes,
+                       std::function<void(const void* stage)> landed);
+  // Blocks until every gradient queued for disk is written (before the gradient norm reads their sums).
+  void finish_disk_writes() { disk_writer_.wait(last_disk_write_); }
   // Blocks until compute, copies and host work are done; the time spent after compute finished is
   // counted as waiting for transfers. Tickets start again from 1 afterwards.
   void drain();
@@ -75,7 +86,11 @@ class Runtime {
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
   HostThreads host_pool_;
-  Worker host_;  // last: its jobs wait on the events above and use the pool
+  Worker host_;        // its jobs wait on the events above and use the pool
+  HostThreads disk_write_io_;
+  Worker disk_writer_;  // gradients' writes to disk, each after its copy's event
+  int64_t last_disk_write_ = 0;
+  DiskPipeline disk_;  // last: it queues jobs on host_
 };
 
 // The runtime of the session running this node.

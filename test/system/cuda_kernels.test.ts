@@ -42,6 +42,8 @@ function sources(): string[] {
     ...list("runtime/cuda/emulate", /\.cpp$/),
     ...list("runtime/cpu", /^kernels.*\.cpp$/),
     "runtime/core/transfer_engine.cpp",
+    "runtime/core/worker.cpp",
+    "runtime/core/disk_pipeline.cpp",
     "runtime/core/host_threads.cpp",
     "runtime/core/disk_tier.cpp",
     "runtime/comm/comm_single.cpp",

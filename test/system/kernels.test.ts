@@ -35,6 +35,8 @@ describe("CPU kernels", () => {
         "test/native/kernels_check.cpp",
         ...kernelSources(),
         "runtime/core/transfer_engine.cpp",
+        "runtime/core/worker.cpp",
+        "runtime/core/disk_pipeline.cpp",
         "runtime/core/host_threads.cpp",
         "runtime/core/disk_tier.cpp",
         "-lopenblas",

@@ -658,6 +658,8 @@ const listed = (dir: string, pattern: RegExp) =>
     .map((f) => runtime(dir, f));
 const commonSources = () => [
   runtime("core", "transfer_engine.cpp"),
+  runtime("core", "worker.cpp"),
+  runtime("core", "disk_pipeline.cpp"),
   runtime("core", "host_threads.cpp"),
   runtime("core", "disk_tier.cpp"),
   runtime("comm", "comm_single.cpp"),

@@ -5,7 +5,7 @@
 import { BINARY_FNS, REDUCE_FNS, UNARY_FNS } from "../../../ir/op_attrs.ts";
 import { isSharedMask, maskLayout } from "../../../ir/attention_mask.ts";
 import { attentionDims, attentionGroup, attentionKeys, binaryBroadcast, isCausal, lmHeadDims } from "../../../ir/ops.ts";
-import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
+import { type MemoryPlan, diskPieces } from "../../../ir/passes/memory_plan.ts";
 import { type Node, type NodeOf, type Value, numel } from "../../../ir/types.ts";
 import { aroundAxis, broadcastLayout, padLayout } from "../../../ir/movement.ts";
 
@@ -76,7 +76,7 @@ export function valuePointer(v: Value, mem: MemoryPlan): string {
 /** A fused node's generated kernel's name: one per node, by its first output's value id. */
 /**
  * The gradient norm's arrays: sizes and pointers, and with gradients in the disk tier their offsets
- * there (-1: at the pointer; a null pointer: read back through the gradient staging buffer). Returns
+ * there (-1: at the pointer; a null pointer: its sums of squares kept as it went to disk). Returns
  * the lines that declare them and the kernel's arguments after the output.
  */
 export function gradNormArgs(n: Node, mem: MemoryPlan): { lines: string[]; kernel: string; args: string[] } {
@@ -87,8 +87,7 @@ export function gradNormArgs(n: Node, mem: MemoryPlan): { lines: string[]; kerne
   ];
   if (!onDisk.includes(true)) return { lines, kernel: "grad_norm", args: ["grads", "sizes", String(n.inputs.length)] };
   lines.push(`static const int64_t disk[] = {${n.inputs.map((g, k) => (onDisk[k] ? mem.valueOffset.get(g.id)! : -1)).join(", ")}};`);
-  const stage = `H(${mem.gradStage!.copy})`;
-  return { lines, kernel: "grad_norm_from_disk", args: ["grads", "disk", stage, "sizes", String(n.inputs.length)] };
+  return { lines, kernel: "grad_norm_from_disk", args: ["grads", "disk", "sizes", String(n.inputs.length)] };
 }
 
 export function fusedKernelName(n: NodeOf<"fused">): string {
@@ -283,9 +282,9 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       return [call("wait_transfer", ticket(x0))];
     case "adamw": {
       const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
-      // With the moments in the disk tier, host AdamW stages them through the host region's buffers.
-      // With the parameter or the gradient there too, through their staging buffers (-1 and no buffer:
-      // in host memory).
+      // With the moments in the disk tier, host AdamW stages them through the host region's buffers,
+      // split into the disk pipeline's slots. With the parameter or the gradient there too, through
+      // their staging buffers (-1 and no buffer: in host memory).
       if (mem.diskValues.has(x2.id)) {
         const [mStage, vStage] = mem.diskStage!;
         const staged = (v: Value, stage: number | undefined) =>
@@ -293,7 +292,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
         const param = staged(x0, mem.paramStage?.param);
         const grad = staged(x1, mem.gradStage?.update);
         const disk = [mem.valueOffset.get(x2.id)!, mem.valueOffset.get(n.inputs[3].id)!, `H(${mStage})`, `H(${vStage})`];
-        return [call("adamw_on_disk", ticket(x1), ...param, ...grad, ...disk, numel(x0.shape), ...hyper)];
+        const { piece, slots } = diskPieces(mem);
+        return [call("adamw_on_disk", ticket(x1), ...param, ...grad, ...disk, piece, slots, numel(x0.shape), ...hyper)];
       }
       const args = [ptr(x0), ptr(x1), ptr(x2), ptr(n.inputs[3]), numel(x0.shape), ...hyper];
       // On an offloaded chunk, AdamW runs on the host once the gradient's copy has arrived.
