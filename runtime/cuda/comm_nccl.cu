@@ -30,21 +30,40 @@ void NcclComm::check(Nccl::Result r, const char* what) const {
                 std::to_string(host_.size()) + ": " + nccl_.error_string(r));
 }
 
+template <class Queue>
+void NcclComm::queue_in_order(Queue queue) {
+  if (in_flight_ == 0) {
+    queue(stream_);
+    return;
+  }
+  // A collective started to overlap compute is still queued on the communication stream. This one goes
+  // there too, behind it, so that all of this communicator's work stays on one stream in issue order
+  // (NCCL does not promise that two kernels of one communicator progress side by side on two streams),
+  // and compute waits for it as for any blocking collective.
+  const int64_t ticket = begin_overlapped();
+  queue(side_);
+  finish(end_overlapped(ticket));
+}
+
 void NcclComm::all_reduce(float* buf, int64_t n, Reduce op) {
-  check(nccl_.all_reduce(buf, buf, size_t(n), Nccl::kFloat32, op == Reduce::Sum ? Nccl::kSum : Nccl::kMax, comm_, stream_),
-        "ncclAllReduce");
+  queue_in_order([&](cudaStream_t s) {
+    check(nccl_.all_reduce(buf, buf, size_t(n), Nccl::kFloat32, op == Reduce::Sum ? Nccl::kSum : Nccl::kMax, comm_, s),
+          "ncclAllReduce");
+  });
 }
 
 void NcclComm::all_gather(const void* send, void* recv, int64_t bytes) {
-  check(nccl_.all_gather(send, recv, size_t(bytes), Nccl::kUint8, comm_, stream_), "ncclAllGather");
+  queue_in_order([&](cudaStream_t s) { check(nccl_.all_gather(send, recv, size_t(bytes), Nccl::kUint8, comm_, s), "ncclAllGather"); });
 }
 
 void NcclComm::reduce_scatter(const float* send, float* recv, int64_t n) {
-  check(nccl_.reduce_scatter(send, recv, size_t(n), Nccl::kFloat32, Nccl::kSum, comm_, stream_), "ncclReduceScatter");
+  queue_in_order([&](cudaStream_t s) {
+    check(nccl_.reduce_scatter(send, recv, size_t(n), Nccl::kFloat32, Nccl::kSum, comm_, s), "ncclReduceScatter");
+  });
 }
 
 void NcclComm::broadcast(void* buf, int64_t bytes, int root) {
-  check(nccl_.broadcast(buf, buf, size_t(bytes), Nccl::kUint8, root, comm_, stream_), "ncclBroadcast");
+  queue_in_order([&](cudaStream_t s) { check(nccl_.broadcast(buf, buf, size_t(bytes), Nccl::kUint8, root, comm_, s), "ncclBroadcast"); });
 }
 
 int64_t NcclComm::begin_overlapped() {

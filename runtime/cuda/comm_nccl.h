@@ -2,8 +2,10 @@
 // on GPU memory, queued on the compute stream in program order (they return before the GPU has run
 // them). The ones started to overlap compute (start_all_gather, start_reduce_scatter: ZeRO's chunks)
 // go on a communication stream of their own instead: each follows the compute queued before it (an
-// event), and finish() makes compute queued after it wait for it (another event); the host never blocks. The job's ranks and the host-side calls (gathering checkpoints and statistics, aborting) stay
-// with the process's host communicator (MPI, runtime/comm/mpi/comm_mpi.cpp), which also carries NCCL's
+// event), and finish() makes compute queued after it wait for it (another event); the host never blocks.
+// While one is in flight, a blocking collective goes behind it on the communication stream too. The
+// job's ranks and the host-side calls (gathering checkpoints and statistics, aborting) stay with the
+// process's host communicator (MPI, runtime/comm/mpi/comm_mpi.cpp), which also carries NCCL's
 // bootstrap: rank 0 makes the unique id and broadcasts it.
 #pragma once
 #include <cuda_runtime.h>
@@ -48,6 +50,10 @@ class NcclComm final : public Comm {
   int64_t begin_overlapped();
   // Records the completion of the collective just queued.
   int64_t end_overlapped(int64_t ticket);
+  // Queues a blocking collective (queue(stream) makes the NCCL call): on the compute stream, or behind
+  // the overlapped ones still in flight.
+  template <class Queue>
+  void queue_in_order(Queue queue);
 
   struct Overlapped {
     cudaEvent_t ready, done;
