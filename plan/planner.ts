@@ -128,7 +128,8 @@ function planWith(
 
   const onDevice = deviceOnly(budgets);
   const fitsDevice = (p: PlanCandidate) => fits(p, onDevice);
-  const splitsCollectives = zero !== undefined && zero.stage >= 2 && decisions.dp > 1;
+  // Every data-parallel step has collectives to split: ZeRO 0 and 1's gradient all-reduces, 2 and 3's chunks'.
+  const splitsCollectives = decisions.dp > 1;
   const mayOverlap = splitsCollectives && decisions.overlap;
   type PlanArgs = [mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks?: ChunkLayout, moves?: Moves];
   // One candidate, or, given a device ceiling, undefined as soon as planning finds its arena exceeds that.
@@ -218,7 +219,7 @@ function planWith(
       machine,
     };
   };
-  // ZeRO's chunk collectives overlap compute where the step still fits with their buffers held longer
+  // Data parallelism's collectives overlap compute where the step still fits with their buffers held longer
   // (ir/passes/overlap_collectives.ts); at ZeRO 3 each gather starts 1 or 2 gathers ahead, whichever
   // fits and the cost model predicts faster (the nearer on a tie). Otherwise each blocks, and a gather
   // starts where it is needed: nothing is gained by holding it earlier, and the step holds the least.
@@ -226,7 +227,7 @@ function planWith(
   const planWithin = (ceiling: number, ...args: PlanArgs): PlanCandidate | undefined => {
     const blocking = () => candidateWith(ceiling, false, 0, ...args);
     if (!mayOverlap) return blocking();
-    const lookaheads = zero!.stage === 3 ? GATHER_LOOKAHEADS : [GATHER_LOOKAHEADS[0]];
+    const lookaheads = zero?.stage === 3 ? GATHER_LOOKAHEADS : [GATHER_LOOKAHEADS[0]];
     const overlapped = lookaheads.map((l) => candidateWith(ceiling, true, l, ...args));
     const fitting = overlapped.filter((p): p is PlanCandidate => p !== undefined && fitsDevice(p));
     if (fitting.length > 0)

@@ -27,8 +27,9 @@ class Comm {
   // send holds size() blocks of n floats; recv receives the sum over the ranks of block rank().
   virtual void reduce_scatter(const float* send, float* recv, int64_t n) = 0;
   virtual void broadcast(void* buf, int64_t bytes, int root) = 0;
-  // all_gather and reduce_scatter that run beside the caller's work (not in place): each returns a
-  // ticket (>= 1), and the buffers are the collective's until finish(ticket) returns. Started ones run
+  // all_gather, reduce_scatter (not in place) and all_reduce (in place, a sum) that run beside the
+  // caller's work: each returns a ticket (>= 1), and the buffers are the collective's until
+  // finish(ticket) returns. Started ones run
   // in the order started, and every rank starts the same ones in the same order. A communicator with
   // nothing to overlap runs them at once (these defaults).
   virtual int64_t start_all_gather(const void* send, void* recv, int64_t bytes) {
@@ -37,6 +38,10 @@ class Comm {
   }
   virtual int64_t start_reduce_scatter(const float* send, float* recv, int64_t n) {
     reduce_scatter(send, recv, n);
+    return 1;
+  }
+  virtual int64_t start_all_reduce(float* buf, int64_t n) {
+    all_reduce(buf, n, Reduce::Sum);
     return 1;
   }
   virtual void finish(int64_t /*ticket*/) {}

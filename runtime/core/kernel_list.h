@@ -228,6 +228,11 @@ STOW_KERNEL(silu_bwd, void, (Ctx& c, float* dx, const float* x, const float* dy,
 STOW_KERNEL(all_reduce, void, (Ctx& c, float* out, const float* in, int64_t n, bool max))
 // out = the sum (or the mean) over the data-parallel ranks (Ctx::dp_comm) of in, n floats.
 STOW_KERNEL(dp_all_reduce, void, (Ctx& c, float* out, const float* in, int64_t n, bool mean))
+// dp_all_reduce beside compute (ZeRO 0 and 1's gradients): copies in to out, starts summing out in
+// place and returns the ticket of dp_all_reduce_wait, which waits and scales out to the mean. out is
+// not to be touched until then; in is free once this returns.
+STOW_KERNEL(dp_all_reduce_start, int64_t, (Ctx& c, float* out, const float* in, int64_t n))
+STOW_KERNEL(dp_all_reduce_wait, void, (Ctx& c, int64_t ticket, float* out, int64_t n, bool mean))
 // in [rows, cols] on each rank -> out [rows, ranks * cols], rank k's part in columns [k cols, (k+1) cols).
 // Workspace: rows * ranks * cols floats unless rows == 1.
 STOW_KERNEL(all_gather, void, (Ctx& c, float* out, const float* in, int64_t rows, int64_t cols))

@@ -59,6 +59,22 @@ void dp_all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool mean) {
   count(c, n * 4);
 }
 
+int64_t dp_all_reduce_start(Ctx& c, float* out, const float* in, int64_t n) {
+  if (c.dp_comm == nullptr) fail(c, "internal: a data-parallel collective ran without a data-parallel communicator");
+  c.touch(out, n * 4);
+  if (out != in) std::memcpy(out, in, size_t(n) * 4);
+  count(c, n * 4);
+  return c.dp_comm->start_all_reduce(out, n);
+}
+
+void dp_all_reduce_wait(Ctx& c, int64_t ticket, float* out, int64_t n, bool mean) {
+  wait_collective(c, ticket);
+  const float scale = 1.0f / float(c.dp_ranks);
+  if (mean)
+#pragma omp parallel for schedule(static) num_threads(c.threads)
+    for (int64_t i = 0; i < n; i++) out[i] *= scale;
+}
+
 void zero_gather(Ctx& c, float* chunk, int64_t shard) {
   c.touch(chunk, int64_t(c.dp_ranks) * shard * 4);
   if (c.dp_ranks > 1) {

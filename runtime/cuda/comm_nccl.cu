@@ -100,6 +100,12 @@ int64_t NcclComm::start_reduce_scatter(const float* send, float* recv, int64_t n
   return end_overlapped(ticket);
 }
 
+int64_t NcclComm::start_all_reduce(float* buf, int64_t n) {
+  const int64_t ticket = begin_overlapped();
+  check(nccl_.all_reduce(buf, buf, size_t(n), Nccl::kFloat32, Nccl::kSum, comm_, side_), "ncclAllReduce");
+  return end_overlapped(ticket);
+}
+
 void NcclComm::finish(int64_t ticket) {
   if (ticket < 1 || ticket > started_) throw Error("internal: finish of unknown collective ticket " + std::to_string(ticket));
   stow::cuda::check(cudaStreamWaitEvent(stream_, overlapped_[size_t(ticket - 1)].done, 0), "waiting for a collective");

@@ -1,6 +1,7 @@
 // The communicator of a tensor-parallel job on the CUDA backend: the collectives of comm.h over NCCL,
 // on GPU memory, queued on the compute stream in program order (they return before the GPU has run
-// them). The ones started to overlap compute (start_all_gather, start_reduce_scatter: ZeRO's chunks)
+// them). The ones started to overlap compute (start_all_gather, start_reduce_scatter: ZeRO's chunks;
+// start_all_reduce: ZeRO 0 and 1's gradients)
 // go on a communication stream of their own instead: each follows the compute queued before it (an
 // event), and finish() makes compute queued after it wait for it (another event); the host never blocks.
 // While one is in flight, a blocking collective goes behind it on the communication stream too. The
@@ -34,6 +35,7 @@ class NcclComm final : public Comm {
   void broadcast(void* buf, int64_t bytes, int root) override;
   int64_t start_all_gather(const void* send, void* recv, int64_t bytes) override;
   int64_t start_reduce_scatter(const float* send, float* recv, int64_t n) override;
+  int64_t start_all_reduce(float* buf, int64_t n) override;
   void finish(int64_t ticket) override;
   // Host memory, through the host communicator.
   void gather(const void* send, void* recv, int64_t bytes, int root) override { host_.gather(send, recv, bytes, root); }

@@ -79,6 +79,24 @@ void dp_all_reduce(Ctx& c, float* out, const float* in, int64_t n, bool mean) {
   count(c, n * 4);
 }
 
+// The copy goes on the compute stream, before the communication stream's event, so in is free at once.
+int64_t dp_all_reduce_start(Ctx& c, float* out, const float* in, int64_t n) {
+  if (c.dp_ranks > 1 && c.dp_comm == nullptr)
+    throw Error(std::string("internal: a data-parallel collective ran without a data-parallel communicator (node ") + c.node + ")");
+  c.touch(out, n * 4);
+  copy_on_device(c, out, in, n * 4);
+  count(c, n * 4);
+  return c.dp_ranks > 1 ? c.dp_comm->start_all_reduce(out, n) : 0;
+}
+
+// As zero_reduce_scatter_wait: the mean on the compute stream, after the wait.
+void dp_all_reduce_wait(Ctx& c, int64_t ticket, float* out, int64_t n, bool mean) {
+  wait_collective(c, ticket);
+  node_uses(c, {{out, n * 4}}, {{out, n * 4}});
+  const float scale = 1.0f / float(c.dp_ranks);
+  if (mean) for_each(c, "dp_all_reduce", n, [=] __device__(int64_t i) { out[i] *= scale; });
+}
+
 void zero_gather(Ctx& c, float* chunk, int64_t shard) {
   c.touch(chunk, int64_t(c.dp_ranks) * shard * 4);
   if (c.dp_ranks > 1) {

@@ -55,7 +55,7 @@ export function hiddenText(plan: Plan): string {
   const p = plan.checkpoint.predicted;
   const ahead = plan.decisions.zero === 3 ? `, each gather started ${plan.checkpoint.gatherLookahead} ahead` : "";
   if (plan.checkpoint.overlapsCollectives) return ` (${(p.hiddenNetworkSeconds * 1000).toFixed(1)} ms of it hidden behind compute${ahead})`;
-  if (plan.decisions.zero < 2 || plan.decisions.dp === 1) return "";
+  if (plan.decisions.dp === 1) return ""; // tensor parallelism's collectives always block
   return plan.decisions.overlap ? " (blocking: the overlapped step does not fit the device)" : " (blocking: --overlap off)";
 }
 

@@ -143,6 +143,30 @@ describe("the emulated CUDA target", () => {
     expect(bad.stderr).toMatch(/ncclAllGather \(node zero_all_gather %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
   });
 
+  test("--dp 2 --zero 0 through the NCCL stand-in, gradients all-reduced beside the backward: the CPU backend's losses, peaks as planned; a gradient read before its wait is a race", async () => {
+    const zero0 = [...tiny, ...emulated("fp32"), "--dp", "2", "--threads", "1"];
+    const run = train(zero0, "emulated-tiny-dp2-zero0");
+    expectClose(losses(run), losses(cpuTiny), 1e-5);
+    const plan = planJson(zero0);
+    for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(2).fill(plan.device_peak_bytes));
+    const out = path.join(dir, "broken-all-reduce");
+    const compiled = stow(["compile", ...zero0, "-o", out]);
+    expect(compiled.status, compiled.stderr).toBe(0);
+    const source = readFileSync(path.join(out, "plan.cu"), "utf8");
+    // Every gradient's wait gone (one alone is covered by the later waits, which order the communication
+    // stream's earlier all-reduces too): the gradient norm reads what the NCCL calls write, unordered.
+    const wait = /^ {2}stow::cuda::dp_all_reduce_wait\(c, (tk\[\d+\]), [^\n]*\n/gm;
+    expect(source).toMatch(wait);
+    const broken = await buildPlan({ planCpp: source.replace(wait, "  (void)$1;\n"), backend: "cuda", emulate: true, mpi: true });
+    const bad = spawnSync("mpirun", mpirunArgs(2, [broken.trainBinPath, "--data", data, "--steps", "1", "--threads", "1"]), {
+      cwd: repoRoot,
+      encoding: "utf8",
+    });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/race on device allocation/);
+    expect(bad.stderr).toMatch(/ncclAllReduce \(node all_reduce %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
+  });
+
   test("--tp 2 through the NCCL stand-in: 10 losses within 1e-5 of the CPU backend at TP 1", () => {
     const tp2 = train([...tiny, ...emulated("fp32"), "--tp", "2", "--threads", "1"], "emulated-tiny-tp2");
     expectClose(losses(tp2), losses(cpuTiny), 1e-5);

@@ -341,6 +341,31 @@ describe("collectives over a network link", () => {
     }
   });
 
+  test("an overlapped gradient all-reduce (ZeRO 0 and 1) runs beside the rest of the backward until the optimizer's wait", () => {
+    const mesh = { tp: 1, dp: 2 };
+    const allReduce = 1e-3 + 2e-3; // 1e6 bytes over 2 ranks: the ring of the first test
+    // A gradient, its all-reduce, compute that does not read it, then (overlapped) the wait, then its reader.
+    const step = (computeFloats: number, overlapped: boolean) => {
+      const b = new GraphBuilder();
+      const grad = b.value("scale", [b.value("input", [], { name: "g", shape: x, dtype: "f32" })], { s: 1 });
+      const rest = b.value("input", [], { name: "x", shape: [computeFloats], dtype: "f32" });
+      const mean = b.value("all_reduce", [grad], { reduce: "mean", group: "dp" });
+      b.value("scale", [rest], { s: 2 });
+      b.value("scale", [overlapped ? b.value("wait", [mean], {}) : mean], { s: 3 });
+      return simulateStep(b.build(), networked, { mesh });
+    };
+    for (const floats of [1000, 10_000_000]) {
+      const busy = nodeSeconds(node("scale", [[floats]], { s: 2 }), networked);
+      const blocking = step(floats, false);
+      const overlapped = step(floats, true);
+      expect(blocking.networkSeconds).toBeCloseTo(allReduce, 12);
+      expect(blocking.hiddenNetworkSeconds).toBe(0);
+      expect(overlapped.networkSeconds).toBeCloseTo(allReduce, 12);
+      expect(overlapped.seconds).toBeCloseTo(blocking.seconds - Math.min(allReduce, busy), 12);
+      expect(overlapped.hiddenNetworkSeconds).toBeCloseTo(Math.min(allReduce, busy), 12);
+    }
+  });
+
   test("the cpu target's MPI link, fitted to two measured all-reduces, gives the cost model's ring those times", () => {
     // All-reduce times of 16 B and 16 MiB as the cost model predicts them over a known link, as the probe
     // would measure them on a machine with that link; the fit must recover the link.

@@ -3,7 +3,8 @@
 // the chunk before it and is waited for after that compute; each reduce-scatter runs beside the compute
 // of the next chunk's gradients and is waited for before they are packed; the waits keep the buffers
 // the collective reads and writes live. Whether the step computes the same numbers, and at the planned
-// peak, is test/system/dp.test.ts's question (dp 2 against one rank).
+// peak, is test/system/dp.test.ts's question (dp 2 against one rank). At ZeRO 0 (and 1), each
+// gradient's all-reduce starts as the gradient is made and is waited for after the backward.
 import { describe, expect, it } from "vitest";
 import { autodiff } from "../../ir/passes/autodiff.ts";
 import { averageOverDataParallel } from "../../ir/passes/data_parallel.ts";
@@ -79,6 +80,48 @@ describe("overlapped ZeRO collectives", () => {
         expect(blocking.nodes[i + 1].op).toBe("wait");
         expect(blocking.nodes[i + 1].inputs[0]).toBe(n.outputs[0]);
       }
+    });
+  });
+});
+
+describe("overlapped gradient all-reduces (ZeRO 0 and 1)", () => {
+  const averaged = averageOverDataParallel(traced, 2);
+  const overlappedAll = overlapCollectives(averaged, true);
+  const position = new Map(overlappedAll.nodes.map((n, i) => [n, i]));
+  const at = (n: Node) => position.get(n)!;
+  const gradReduces = Object.values(overlappedAll.grads).map((v) => v.producer);
+
+  it("each gradient's all-reduce starts right after the gradient is made, before the rest of the backward", () => {
+    verifyGraph(overlappedAll);
+    expect(gradReduces.length).toBe(Object.keys(traced.grads).length);
+    expect(gradReduces.every((n) => n.op === "wait")).toBe(true);
+    const starts = gradReduces.map((w) => w.inputs[0].producer);
+    for (const n of starts) {
+      expect(n.op).toBe("all_reduce");
+      // Only other gradients' all-reduces (of the same producer: a norm's weight and bias) come between.
+      const between = overlappedAll.nodes.slice(at(n.inputs[0].producer) + 1, at(n));
+      expect(between.every((m) => m.op === "all_reduce" && m.inputs[0].producer === n.inputs[0].producer)).toBe(true);
+    }
+    // All but the last gradient's all-reduce have backward compute after them and before their wait.
+    const backwardCompute = overlappedAll.nodes.filter((n) => n.phase === "backward" && isComputeOp(n.op) && n.op !== "all_reduce");
+    const lastCompute = Math.max(...backwardCompute.map(at));
+    const hidden = starts.filter((n) => at(n) < lastCompute);
+    expect(hidden.length).toBe(starts.length - 1);
+    for (const n of starts) expect(at(waitOf(overlappedAll, n))).toBeGreaterThan(lastCompute);
+  });
+
+  it("the wait reads only the result: the all-reduce copied or summed its gradient in place when it started", () => {
+    for (const w of gradReduces) {
+      const start = w.inputs[0].producer;
+      expect(readers(overlappedAll, start)).toEqual([w]);
+      expect(w.inputs).toEqual([start.outputs[0]]);
+    }
+  });
+
+  it("without overlap each all-reduce is waited for at once", () => {
+    const blocking = overlapCollectives(averaged, false);
+    blocking.nodes.forEach((n, i) => {
+      if (n.op === "all_reduce") expect(blocking.nodes[i + 1]).toMatchObject({ op: "wait", inputs: [n.outputs[0]] });
     });
   });
 });

@@ -51,7 +51,8 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size);
   const copies = tickets.size;
-  for (const n of prog.graph.nodes) if (isOverlappable(n)) tickets.set(n.id, tickets.size);
+  const waited = new Set(prog.graph.nodes.filter((n) => n.op === "wait").map((n) => n.inputs[0].producer));
+  for (const n of prog.graph.nodes) if (isOverlappable(n) && waited.has(n)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
     .map((n, position) => {
       const lines = calls(n, mem, tickets);

@@ -279,6 +279,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
       // A reduce-scatter's mean is taken once its sum has arrived.
       if (x0.producer.op === "zero_reduce_scatter") return [call("zero_reduce_scatter_wait", ticket(x0), ptr(x0), x0.producer.attrs.shard)];
       if (x0.producer.op === "zero_all_gather") return [call("wait_collective", ticket(x0))];
+      if (x0.producer.op === "all_reduce")
+        return [call("dp_all_reduce_wait", ticket(x0), ptr(x0), numel(x0.shape), x0.producer.attrs.reduce === "mean")];
       return [call("wait_transfer", ticket(x0))];
     case "adamw": {
       const hyper = ["a.adam", "gscale", n.attrs.decay === true] as const;
@@ -346,6 +348,8 @@ export function kernelCalls(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<numbe
     case "all_reduce":
       if (n.attrs.group === "dp") {
         if (n.attrs.reduce === "max") throw new Error("internal: a data-parallel all_reduce sums or takes the mean");
+        // With a `wait` (overlap_collectives.ts) it runs beside compute and the wait takes the mean.
+        if (tickets.has(n.id)) return [`${ticket(y0)} = ${call("dp_all_reduce_start", ptr(y0), ptr(x0), numel(x0.shape))}`];
         return [call("dp_all_reduce", ptr(y0), ptr(x0), numel(x0.shape), n.attrs.reduce === "mean")];
       }
       if (n.attrs.reduce === "mean") throw new Error("internal: a tensor-parallel all_reduce sums or takes the max");

@@ -7,7 +7,6 @@ import type { MemoryPlan } from "../../../ir/passes/memory_plan.ts";
 import { isComputeOp, lmHeadDims } from "../../../ir/ops.ts";
 import { gradNormArgs, kernelCalls, matmulArgs, valuePointer } from "../cpu/kernel_calls.ts";
 import type { Precision } from "../../../plan/plan.ts";
-import { isOverlappable } from "../../../ir/passes/overlap_collectives.ts";
 
 const NS = "stow::cuda";
 
@@ -16,8 +15,8 @@ const NS = "stow::cuda";
  * checker. Copies and overlapped collectives declare their own ranges on their streams when queued,
  * and host work touches host memory, so those nodes only name themselves.
  */
-function nodeUses(n: Node, mem: MemoryPlan): string {
-  const onDevice = isComputeOp(n.op) && n.placement === "device" && !isOverlappable(n);
+function nodeUses(n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>): string {
+  const onDevice = isComputeOp(n.op) && n.placement === "device" && !tickets.has(n.id);
   const range = (offset: number, bytes: number) => `{c.arena + ${offset}, ${bytes}}`;
   const ranges = (values: readonly Value[]) =>
     values.filter((v) => !mem.hostValues.has(v.id)).map((v) => range(mem.valueOffset.get(v.id)!, valueBytes(v)));
@@ -30,7 +29,7 @@ function nodeUses(n: Node, mem: MemoryPlan): string {
 export function cudaKernelCalls(precision: Precision) {
   return (n: Node, mem: MemoryPlan, tickets: ReadonlyMap<number, number>): string[] => {
     const lines = cudaNodeCalls(n, mem, tickets, precision);
-    return lines.length === 0 ? [] : [nodeUses(n, mem), ...lines];
+    return lines.length === 0 ? [] : [nodeUses(n, mem, tickets), ...lines];
   };
 }
 

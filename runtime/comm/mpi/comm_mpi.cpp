@@ -70,6 +70,9 @@ class MpiComm final : public Comm {
   int64_t start_reduce_scatter(const float* send, float* recv, int64_t n) override {
     return started(MPI_Ireduce_scatter_block(send, recv, count(n, "reduce_scatter"), MPI_FLOAT, MPI_SUM, comm_, fresh()));
   }
+  int64_t start_all_reduce(float* buf, int64_t n) override {
+    return started(MPI_Iallreduce(MPI_IN_PLACE, buf, count(n, "all_reduce"), MPI_FLOAT, MPI_SUM, comm_, fresh()));
+  }
   void finish(int64_t ticket) override {
     if (ticket < 1 || ticket > int64_t(requests_.size())) throw Error("internal: finish of unknown collective ticket " + std::to_string(ticket));
     MPI_Wait(&requests_[size_t(ticket - 1)], MPI_STATUS_IGNORE);
