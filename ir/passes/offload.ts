@@ -18,9 +18,9 @@
 // to the device (each gather reads the copy), its gradient shard is what goes back, and the chunk's
 // update (zero_adamw) runs on the host, so host memory per rank falls as 1/ranks too.
 import { GraphBuilder } from "../builder.ts";
-import { opDef } from "../ops.ts";
-import { type Graph, type Node, type Phase, type Value, numel, valueBytes, valueIdBound } from "../types.ts";
-import { type ChunkLayout, type ZeroSharding, shardGradKey } from "./chunks.ts";
+import { type Graph, type Node, type Phase, type Value, numel, valueBytes } from "../types.ts";
+import type { ChunkLayout, ZeroSharding } from "./chunks.ts";
+import { type OffloadTables, offloadTables } from "./offload_tables.ts";
 
 export interface OffloadSchedule {
   /** Chunks that stay on the device for the whole step. */
@@ -44,56 +44,31 @@ interface Load {
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
 const ON_HOST = { placement: "host" } as const;
 
-/** A chunk's model data as the graph holds it: a parameter (its name, at its offset in the chunk), or a ZeRO 3 shard. */
-interface Home {
-  value: Value;
-  name: string;
-  chunk: number;
-  offset: number;
-}
-
-/** The values that hold each chunk's model data, in the chunk's order (a chunk's copy starts at its first). */
-function homes(g: Graph, chunks: ChunkLayout, zero?: ZeroSharding): Home[] {
-  if (zero?.stage === 3)
-    return g.nodes
-      .filter((n) => n.op === "zero_param_shard")
-      .map((n) => ({ value: n.outputs[0], name: n.attrs.name as string, chunk: n.attrs.chunk as number, offset: 0 }));
-  const byName = new Map(g.params.map((p) => [p.name, p.value]));
-  return chunks.chunks.flatMap((c) =>
-    c.params.map((name) => ({ value: byName.get(name)!, name, chunk: c.index, offset: c.offsets.get(name)! })),
-  );
-}
-
 export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: OffloadSchedule, zero?: ZeroSharding): Graph {
-  const all = homes(g, chunks, zero);
-  const home = new Map(all.map((h) => [h.value.id, h]));
-  // Each chunk's home values in its order: what its copy to the device reads.
-  const homesOf = groupBy(all, (h) => h.chunk);
-  // Value id -> the offloaded chunk it is model data of (an array: every input of every node asks).
-  const valueBound = valueIdBound(g);
-  const chunkOfValue = new Array<number | undefined>(valueBound);
-  for (const h of all) if (!schedule.resident.has(h.chunk)) chunkOfValue[h.value.id] = h.chunk;
-  const offloadedChunk = (valueId: number): number | undefined => chunkOfValue[valueId];
+  const { valueBound, home, homesOf, homeChunk, grads, hostable, homeReads } = offloadTables(g, chunks, zero);
+  // Chunk -> 1 when it is offloaded under this schedule.
+  const offloaded = new Uint8Array(chunks.chunks.length);
+  for (let c = 0; c < offloaded.length; c++) if (!schedule.resident.has(c)) offloaded[c] = 1;
+  // Value id -> the offloaded chunk it is model data of.
+  const offloadedChunk = (valueId: number): number | undefined => {
+    const chunk = homeChunk[valueId];
+    return chunk >= 0 && offloaded[chunk] === 1 ? chunk : undefined;
+  };
   // One load of a chunk serves a phase, or the whole step when its forward copy is kept: as a number,
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
   const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
-  const onHost = (n: Node) =>
-    opDef(n.op).hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
   // Gradients of offloaded model data, which go to the host: value id -> parameter name (at ZeRO 3,
   // the chunk's gradient shard's key; the parameters' own gradients are not the update's).
   const hostGradOf = new Array<string | undefined>(valueBound);
-  if (zero?.stage === 3) {
-    for (const c of chunks.chunks) {
-      const grad = g.grads[shardGradKey(c.index)]; // none in the inference program
-      if (grad && !schedule.resident.has(c.index)) hostGradOf[grad.id] = shardGradKey(c.index);
-    }
-  } else for (const [name, v] of Object.entries(g.grads)) if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
+  for (const { id, name, chunk } of grads) if (offloaded[chunk] === 1) hostGradOf[id] = name;
 
-  // Whether each node runs on the host: asked of every node twice, so answered once.
+  // Whether each node runs on the host (a hostable op reading offloaded data or its gradient): asked of
+  // every node twice, so answered once.
   const hostNodes = new Uint8Array(g.nodes.length);
-  for (let i = 0; i < g.nodes.length; i++) if (onHost(g.nodes[i])) hostNodes[i] = 1;
-  const loads = findLoads(g, offloadedChunk, loadKey, hostNodes);
+  for (const i of hostable)
+    if (g.nodes[i].inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined)) hostNodes[i] = 1;
+  const loads = findLoads(g, homeReads, offloaded, loadKey, hostNodes);
   for (let i = 0; i < loads.length; i++) loads[i].start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0;
   // Loads are in program order of their first readers, so their starts and waits are in program order
   // too: the loop below walks both lists alongside the nodes.
@@ -175,23 +150,20 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
 /** Each (phase, chunk) that needs a copy, at the position of its first reader, in program order. */
 function findLoads(
   g: Graph,
-  offloadedChunk: (id: number) => number | undefined,
+  homeReads: OffloadTables["homeReads"],
+  offloaded: Uint8Array,
   loadKey: (n: Node, chunk: number) => number,
   hostNodes: Uint8Array,
 ): Load[] {
   const loads: Load[] = [];
   const seen = new Set<number>();
-  g.nodes.forEach((n, i) => {
-    if (hostNodes[i] === 1) return;
-    for (const v of n.inputs) {
-      const chunk = offloadedChunk(v.id);
-      if (chunk === undefined) continue;
-      const key = loadKey(n, chunk);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      loads.push({ chunk, key, firstUse: i, start: i });
-    }
-  });
+  for (const { node: i, chunk } of homeReads) {
+    if (hostNodes[i] === 1 || offloaded[chunk] === 0) continue;
+    const key = loadKey(g.nodes[i], chunk);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    loads.push({ chunk, key, firstUse: i, start: i });
+  }
   return loads;
 }
 

@@ -89,30 +89,41 @@ export function withDeepStacks<T>(fn: () => T): T {
 
 /** The model line that called the op: its first stack frame in the model file, else outside the compiler. */
 export function callerLoc(): SourceLoc | undefined {
-  return callerLocOf(hereError());
+  return locOfFrames(stackHere().frames);
 }
 
 /** Frames a first, cheap stack is read to: enough for almost every op's call, from the model's line. */
 const SHORT_STACK = 12;
+
+/** An Error made where the DSL was called, and its frames outside the compiler (read once). */
+interface Here {
+  error: Error;
+  frames: Frame[];
+}
 
 /**
  * An Error made here, for reading the model's line from: a short stack first, and a deep one only when
  * the short one does not reach the model's code. Every op traced makes one (emit), and a deep stack
  * costs more than the rest of tracing.
  */
-function hereError(): Error {
+function stackHere(): Here {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = SHORT_STACK;
   const short = new Error();
   Error.stackTraceLimit = limit;
   const frames = userFrames(short);
   const reached = modelFiles.size === 0 ? frames.length > 0 : frames.some((f) => modelFiles.has(f.file));
-  return reached ? short : withDeepStacks(() => new Error());
+  if (reached) return { error: short, frames };
+  const deep = withDeepStacks(() => new Error());
+  return { error: deep, frames: userFrames(deep) };
 }
 
 /** The model line where an error was thrown (its first stack frame in model code). */
 export function callerLocOf(error: unknown): SourceLoc | undefined {
-  const frames = userFrames(error);
+  return locOfFrames(userFrames(error));
+}
+
+function locOfFrames(frames: Frame[]): SourceLoc | undefined {
   const chosen = frames.find((f) => modelFiles.has(f.file)) ?? frames[0];
   return chosen && { file: path.relative(process.cwd(), chosen.file) || chosen.file, line: chosen.line, col: chosen.col };
 }
@@ -126,37 +137,61 @@ export function innermostHelperLoc(error: unknown): SourceLoc | undefined {
   return loc.file === chosen.file && loc.line === chosen.line && loc.col === chosen.col ? undefined : loc;
 }
 
-function userFrames(error: unknown): { file: string; line: number; col: number }[] {
-  const stack = error instanceof Error ? (error.stack?.split("\n").slice(1) ?? []) : [];
-  const frames: { file: string; line: number; col: number }[] = [];
-  for (const line of stack) {
-    const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line);
-    if (!m) continue;
+interface Frame {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/**
+ * Each stack line read, parsed once: a model's ops are called from a few hundred lines, each many times
+ * (once a layer), and parsing a line (a regular expression, a file URL, the compiler's folders) cost
+ * more than the rest of tracing. Whether the file is in the compiler is kept beside the frame, as the
+ * model files that override it can be registered later.
+ */
+const parsedLines = new Map<string, { frame: Frame; internal: boolean } | null>();
+
+function parseStackLine(line: string): { frame: Frame; internal: boolean } | null {
+  let parsed = parsedLines.get(line);
+  if (parsed !== undefined) return parsed;
+  const m = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line);
+  if (m) {
     const file = m[1].startsWith("file://") ? fileURLToPath(m[1]) : m[1];
-    if (isInternal(file) && !modelFiles.has(file)) continue;
-    frames.push({ file, line: Number(m[2]), col: Number(m[3]) });
+    parsed = { frame: { file, line: Number(m[2]), col: Number(m[3]) }, internal: isInternal(file) };
+  } else parsed = null;
+  parsedLines.set(line, parsed);
+  return parsed;
+}
+
+function userFrames(error: unknown): Frame[] {
+  const stack = error instanceof Error ? (error.stack?.split("\n").slice(1) ?? []) : [];
+  const frames: Frame[] = [];
+  for (const line of stack) {
+    const parsed = parseStackLine(line);
+    if (!parsed || (parsed.internal && !modelFiles.has(parsed.frame.file))) continue;
+    frames.push(parsed.frame);
   }
   return frames;
 }
 
 /** Adds a node for the calling model line; a shape error becomes a TraceError at that line. */
 export function emit<K extends OpName>(op: K, inputs: readonly Value[], attrs: AttrsOf<K> = {} as AttrsOf<K>): Value[] {
-  const here = hereError();
-  const loc = callerLocOf(here);
+  const { error, frames } = stackHere();
+  const loc = locOfFrames(frames);
   const trace = currentTrace();
   const marked = trace.region === undefined ? attrs : { ...attrs, ckpt: trace.region };
   try {
     return [...trace.builder.add(op, inputs, marked, loc).outputs];
   } catch (e) {
-    if (e instanceof ShapeError) throw new TraceError(`shape error: ${e.message}${helperNote(here)}`, loc);
+    if (e instanceof ShapeError) throw new TraceError(`shape error: ${e.message}${helperNote(error)}`, loc);
     throw e;
   }
 }
 
 /** A TraceError at the model line that called the DSL, naming the helper in between if there is one. */
 export function traceErrorHere(message: string): TraceError {
-  const here = hereError();
-  return new TraceError(message + helperNote(here), callerLocOf(here));
+  const { error, frames } = stackHere();
+  return new TraceError(message + helperNote(error), locOfFrames(frames));
 }
 
 /** Where a helper the model called went wrong, when that is not the model's line itself. */
