@@ -23,6 +23,7 @@ import {
   type PlanCandidate,
   type PlanDecisions,
   meshOf,
+  offloadsModelData,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -241,9 +242,7 @@ function planWith(
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  // Offloaded model data is not combined with accumulation yet, nor with data parallelism below ZeRO 3,
-  // where each rank would offload a replica (docs/planning.md).
-  const mayOffload = (decisions.dp === 1 || decisions.zero === 3) && decisions.gradAccum === 1;
+  const mayOffload = offloadsModelData(decisions);
   // Finer chunks may be tried unless --chunk-size fixes them, or ZeRO shards in the least-waste ones
   // (the graph's gathers and updates are per chunk of those).
   const finerChunks = opts.chunkSize === undefined && zero === undefined;

@@ -85,6 +85,31 @@ describe("stow capacity", () => {
     expect(next.status).toBe(2);
   });
 
+  test("when activations bind it takes more micro-batches (--grad-accum), and its train command plans the answer", () => {
+    // A narrow, long-sequence GPT: activations outweigh model data, and the host is too small to take them.
+    const narrow = ["--preset", "mini", "--set", "vocab=256", "--set", "dim=32", "--set", "heads=2", "--set", "seq=128"];
+    const tight = ["--batch", "4", "--threads", "2", "--device-memory", "2MiB", "--host-memory", "256KiB", "--target", cardFile];
+    const c = capacityJson(["samples/gpt2.ts", ...narrow, ...tight]);
+    expect(c.plan.grad_accum).toBeGreaterThan(1);
+    expect(c.plan.micro_batch * c.plan.grad_accum).toBe(4);
+    // One micro-batch of 4 holds a smaller member: accumulation is what made the answer larger.
+    const single = c.choices.find((ch: { grad_accum: number }) => ch.grad_accum === 1);
+    expect(single.largest.param_count).toBeLessThan(c.largest.param_count);
+    // The printed train command, given to `stow plan`, plans exactly the answered model at its budgets.
+    expect(c.train_command.slice(0, 2)).toEqual(["stow", "train"]);
+    const r = stow(["plan", ...c.train_command.slice(2), "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.config).toEqual(c.largest.config);
+    expect(plan.param_count).toBe(c.largest.param_count);
+    expect(plan.decisions.grad_accum).toBe(c.plan.grad_accum);
+    expect(plan.arena_bytes).toBe(c.plan.arena_bytes);
+    // And one more layer at the same micro-batches does not fit.
+    const layers = c.largest.config.layers;
+    const next = plans(["samples/gpt2.ts", ...narrow, "--set", `layers=${layers + 1}`, ...tight, "--grad-accum", `${c.plan.grad_accum}`]);
+    expect(next.status).toBe(2);
+  });
+
   test("without a scale rule the family is the presets by size", () => {
     // 4 MiB of host memory holds the 4-layer preset's model data, not the 6-layer one's.
     const c = capacityJson(["test/fixtures/models/gpt_presets.ts", ...step, ...budgets, "--target", cardFile]);
