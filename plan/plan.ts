@@ -177,6 +177,8 @@ export interface Candidate {
   moved: number;
   /** How many regions ahead activation copies are waited for and started (ir/passes/offload_activations.ts). */
   moveLookahead: number;
+  /** The moved regions are recomputed too, and only their checkpoints move (pipeline.ts, Moves). */
+  movesCheckpointsOnly: boolean;
   /** Bytes of saved activations copied to the host per step (and as many back). */
   movedBytes: number;
   peak: number;

@@ -161,6 +161,7 @@ function planWith(
       },
       moved: moves.count,
       moveLookahead: moves.lookahead,
+      movesCheckpointsOnly: moves.checkpointsOnly === true,
       get movedBytes() {
         return counted().movedBytes;
       },
@@ -303,6 +304,23 @@ function planWith(
       ...offloadSchedule(
         chunkBytes(chunks, zero),
         (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
+        budgets,
+        residentTooLarge(chunks),
+        foundCounts(chunks),
+      ),
+    ];
+  }
+  // Under auto, when nothing fits every budget yet, the last candidates with blocks: every block
+  // recomputed and its checkpoint moved to host memory. Moving whole blocks fills the host at large batches,
+  // and keeping the checkpoints fills the device; this holds only one block's activations on the device
+  // and one checkpoint a block on the host.
+  if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some((p) => fits(p, budgets))) {
+    const chunks = finerChunks ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
+    plans = [
+      ...plans,
+      ...offloadSchedule(
+        chunkBytes(chunks, zero),
+        (s) => planFor("blocks", totalRegions, s, chunks, { count: totalRegions, lookahead: 0, checkpointsOnly: true }),
         budgets,
         residentTooLarge(chunks),
         foundCounts(chunks),
