@@ -71,7 +71,7 @@ export interface Capacity {
 
 /** Model data a parameter needs at least (parameters and two AdamW moments), and in all (with its gradient). */
 const LEAST_BYTES_PER_PARAM = 12;
-const BYTES_PER_PARAM = 16;
+export const BYTES_PER_PARAM = 16;
 /** Without offload, what a parameter needs on the device at least: itself (ZeRO 1 and 2 shard the rest). */
 const LEAST_RESIDENT_BYTES_PER_PARAM = 4;
 
@@ -156,7 +156,18 @@ export function findCapacity(
     while (j > 1 && BYTES_PER_PARAM * (paramsOf(k) - paramsOf(j)) < excess) j--;
     return j;
   };
-  const best = largestFitting(fits, guess, bound, belowHostLimit);
+  // Above two fitting members: where host and disk together fill up, by a straight line through what
+  // each plan puts there (model data, and activations moved out of the device, grow with the members).
+  const budgetAbove = hostPerRank + (disk > 0 ? disk : 0);
+  const used = (plan: Plan) => plan.hostBytes + plan.diskBytes;
+  const aboveFitting = (k: number): number | undefined => {
+    const below = Math.max(...[...plans.keys()].filter((j) => j < k));
+    if (!Number.isFinite(below) || !plans.has(k)) return undefined;
+    const slope = (used(plans.get(k)!) - used(plans.get(below)!)) / (k - below);
+    if (!(slope > 0)) return undefined;
+    return k + Math.floor((budgetAbove - used(plans.get(k)!)) / slope);
+  };
+  const best = largestFitting(fits, guess, bound, belowHostLimit, aboveFitting);
   if (best === 0) {
     const why =
       probes.find((p) => p.member === 1)?.reason ??
@@ -247,24 +258,39 @@ function firstMember(last: number, pred: (k: number) => boolean): number {
  * The largest k in [1, bound) that fits, or 0: from the guess it steps (1, 2, 4, ... members) towards the
  * answer until a fitting and a failing member bracket it, then bisects. Going down, `estimateBelow(k)`
  * may name the next member to try below a failing k instead of the next step; when that member fits, the
- * search tries the one above it, then steps up as from a fitting guess.
+ * search tries the one above it, then steps up as from a fitting guess. Going up, `estimateAbove(k)` may
+ * name the member to try above a fitting k (from the plans of k and a fitting member below it); when
+ * that member does not fit, the search steps down from it (1, 2, 4, ... members), as estimates land near.
  */
 function largestFitting(
   fits: (k: number) => boolean,
   guess: number,
   bound: number,
   estimateBelow: (k: number) => number | undefined,
+  estimateAbove: (k: number) => number | undefined,
 ): number {
   let lo = 0; // fits, or 0
   let hi = bound; // does not fit
   /** Steps up from lo while members fit, until one does not or hi is next. */
   const climb = () => {
     for (let step = 1; lo + step < hi; step *= 2) {
-      if (!fits(lo + step)) {
-        hi = lo + step;
-        break;
+      const estimate = estimateAbove(lo);
+      // An estimate at or below lo still tries the member above, to confirm it.
+      const k = estimate !== undefined ? Math.min(hi - 1, Math.max(lo + 1, estimate)) : lo + step;
+      if (fits(k)) {
+        lo = k;
+        continue;
       }
-      lo += step;
+      hi = k;
+      if (estimate === undefined) break;
+      for (let down = 1; hi - down > lo; down *= 2) {
+        if (fits(hi - down)) {
+          lo = hi - down;
+          break;
+        }
+        hi -= down;
+      }
+      break;
     }
   };
   if (fits(guess)) {

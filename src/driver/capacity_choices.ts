@@ -2,15 +2,26 @@
 // global batch (--batch) is the user's, but the micro-batch is an implementation choice, made by
 // gradient accumulation (--grad-accum K: the same global batch, the same update), and the width is the
 // family's (family.ts, familyWidths). Each width and K is one search (capacity.ts); the answer is the
-// largest model over them, ties going to the fewer micro-batches (a faster step), then to the narrower
+// largest model over them, ties going to the fewer micro-batches (a faster step), then to the wider
 // width. A search is not made when the arithmetic alone (mostParams) says it cannot beat the answer so
 // far: at K > 1 the planner keeps model data on the device, so those searches matter only for models
-// the device holds whole, where activations bind first. --grad-accum or --preset fix their choice.
+// the device holds whole, where activations bind first. Widths go widest first, and narrower ones are
+// not searched once the disk tier is full at the answer (diskFullAt): the disk bounds them alike, and
+// their members, of many more layers, take minutes each to plan. --grad-accum or --preset fix their choice.
 import { UserError } from "../../base/errors.ts";
 import type { Target } from "../targets/target.ts";
 import type { Plan } from "../../plan/plan.ts";
-import { type Budgets, type Capacity, type Probe, type SearchOptions, findCapacity, mostParams, probeMember } from "./capacity.ts";
-import type { Family } from "./family.ts";
+import {
+  BYTES_PER_PARAM,
+  type Budgets,
+  type Capacity,
+  type Probe,
+  type SearchOptions,
+  findCapacity,
+  mostParams,
+  probeMember,
+} from "./capacity.ts";
+import { type Family, paramCount } from "./family.ts";
 
 /** One width at one number of micro-batches: its answer, or why it was not searched or found nothing. */
 export interface Choice {
@@ -80,7 +91,19 @@ export function findLargest(
       return undefined;
     }
   };
-  for (const family of widths) {
+  // Widest first: its members have the fewest layers for their parameters, so they plan fastest.
+  for (const family of [...widths].reverse()) {
+    const full = best !== undefined && diskFullAt(best, budgets);
+    if (full) {
+      for (const gradAccum of gradAccums) {
+        const choice = choiceOf(family, gradAccum);
+        choice.reason =
+          `not searched: the disk tier is full at the answer (${best!.family.label(best!.member)}${widthOf(best!.family)}), and this ` +
+          `narrower width is bound by the same disk; the arithmetic allows it at most ${count(choice.mostParams)} parameters, ` +
+          `in many more layers, each plan slower`;
+      }
+      continue;
+    }
     search(family, gradAccums[0]);
     if (gradAccums.length === 1) continue;
     // The most micro-batches hold the fewest activations: its answer bounds those of the ones between.
@@ -136,3 +159,14 @@ function fewestMicroBatches(
 }
 
 const count = (n: number) => n.toLocaleString("en-US");
+const widthOf = (f: Family) => (f.preset !== undefined ? ` at preset ${f.preset}'s width` : "");
+
+/**
+ * Whether the answer's disk tier cannot take the next member's model data (16 bytes a parameter more):
+ * the disk, not activations, then bounds every width, and a narrower one could gain little.
+ */
+function diskFullAt(found: Capacity, budgets: Budgets): boolean {
+  if (budgets.diskMemory === undefined || found.plan.diskBytes === 0) return false;
+  const more = paramCount(found.family.member(found.member + 1)) - found.params;
+  return found.plan.diskBytes + BYTES_PER_PARAM * more > budgets.diskMemory;
+}
