@@ -138,14 +138,15 @@ export function capacityJson(all: Choices, command: string[]): object {
 function choiceLine(ch: Choice, micro: number): string {
   const width = ch.family.preset !== undefined ? `preset ${ch.family.preset}'s width` : "the presets";
   const what = `${width}, micro-batch ${micro} (--grad-accum ${ch.gradAccum})`;
-  const cost = ch.plans > 0 ? ` (${ch.plans} plans, ${ch.seconds.toFixed(1)} s)` : "";
+  const cost = ch.plans > 0 ? ` (${ch.plans} ${ch.plans === 1 ? "plan" : "plans"}, ${ch.seconds.toFixed(1)} s)` : "";
   if (ch.found) return `  ${what}: ${ch.found.family.label(ch.found.member)}, ${billions(ch.found.params)}${cost}`;
   if (ch.checked)
     return `  ${what}: ${ch.family.label(ch.checked.member)} ${ch.checked.fits ? "fits too" : "does not fit"} (the most micro-batches' answer, checked)${cost}`;
   return `  ${what}: ${ch.reason}${cost}`;
 }
 
-const billions = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : `${(n / 1e6).toFixed(1)} M`);
+const billions = (n: number) =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${n.toLocaleString("en-US")} parameters`;
 
 export function capacityText(all: Choices, command: string): string {
   const c = all.best;
@@ -176,7 +177,7 @@ export function capacityText(all: Choices, command: string): string {
       `family     ${c.family.rule}`,
       "",
       `largest    ${c.family.label(c.member)}${c.family.preset !== undefined ? ` at preset ${c.family.preset}'s width` : ""}: ` +
-        `${c.params.toLocaleString("en-US")} parameters (${billions(c.params)}), micro-batch ${microBatch(p)} x --grad-accum ${p.decisions.gradAccum}`,
+        `${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`}), micro-batch ${microBatch(p)} x --grad-accum ${p.decisions.gradAccum}`,
       `           ${Object.entries(p.config)
         .map(([k, v]) => `${k}=${v}`)
         .join(" ")}`,
