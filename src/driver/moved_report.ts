@@ -35,7 +35,8 @@ export function movedText(plan: Plan): string {
   const c = plan.checkpoint;
   const rows = movedRows(plan);
   const lines = [
-    `activations moved to host memory: ${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
+    `${c.movesCheckpointsOnly ? "checkpoints (the blocks are recomputed)" : "activations"} moved to host memory: ` +
+      `${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
       `back per step, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`,
   ];
   const perRegion = new Map<number, number>();
