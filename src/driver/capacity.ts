@@ -260,7 +260,7 @@ function firstMember(last: number, pred: (k: number) => boolean): number {
  * may name the next member to try below a failing k instead of the next step; when that member fits, the
  * search tries the one above it, then steps up as from a fitting guess. Going up, `estimateAbove(k)` may
  * name the member to try above a fitting k (from the plans of k and a fitting member below it); when
- * that member does not fit, the search steps down from it (1, 2, 4, ... members), as estimates land near.
+ * that member does not fit, the search tries the one below it, then bisects.
  */
 function largestFitting(
   fits: (k: number) => boolean,
@@ -282,13 +282,11 @@ function largestFitting(
         continue;
       }
       hi = k;
-      if (estimate === undefined) break;
-      for (let down = 1; hi - down > lo; down *= 2) {
-        if (fits(hi - down)) {
-          lo = hi - down;
-          break;
-        }
-        hi -= down;
+      // An estimate that overshot by one is the common case (the line is close where the disk binds); one
+      // that overshot by more was bound by something else (the device), and the bisection finds it.
+      if (estimate !== undefined && hi - 1 > lo) {
+        if (fits(hi - 1)) lo = hi - 1;
+        else hi -= 1;
       }
       break;
     }
