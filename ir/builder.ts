@@ -28,32 +28,35 @@ export class GraphBuilder {
     const okArity =
       arity === "variadic" ? inputs.length > 0 : typeof arity === "number" ? inputs.length === arity : arity.includes(inputs.length);
     if (!okArity) throw new Error(`internal: ${op} got ${inputs.length} inputs`);
-    return this.addTyped(op, inputs, attrs, loc, fields, def.infer(inputs, attrs));
+    return this.addTyped(op, inputs, attrs, loc, fields.placement ?? "device", fields.payload, def.infer(inputs, attrs));
   }
 
-  /** Adds a node whose output types are known. */
+  /**
+   * Adds a node whose output types are known. A plan search copies whole graphs many times, so this
+   * allocates only the node, its values and an outputs array of their exact length (an array grown by
+   * push starts with room for 16, and was most of the bytes a copied graph took).
+   */
   private addTyped<K extends OpName>(
     op: K,
     inputs: readonly Value[],
     attrs: AttrsOf<K>,
     loc: SourceLoc | undefined,
-    fields: { placement?: Placement; payload?: CopyPayload },
+    placement: Placement,
+    payload: CopyPayload | undefined,
     types: readonly { shape: Shape; dtype: DType }[],
   ): NodeOf<K> {
-    const outputs: Value[] = [];
-    const { placement = "device", payload } = fields;
-    const node = {
-      id: this.nodes.length,
-      op,
-      inputs,
-      outputs,
-      attrs,
-      loc,
-      phase: this.phase,
-      placement,
-      ...(payload && { payload }),
-    } as NodeOf<K>;
-    types.forEach((t, index) => outputs.push({ id: this.nextValue++, shape: t.shape, dtype: t.dtype, producer: node as Node, index }));
+    const id = this.nodes.length;
+    const phase = this.phase;
+    const outputs = new Array<Value>(types.length);
+    const node = (
+      payload === undefined
+        ? { id, op, inputs, outputs, attrs, loc, phase, placement }
+        : { id, op, inputs, outputs, attrs, loc, phase, placement, payload }
+    ) as NodeOf<K>;
+    for (let index = 0; index < types.length; index++) {
+      const { shape, dtype } = types[index];
+      outputs[index] = { id: this.nextValue++, shape, dtype, producer: node as Node, index };
+    }
     this.nodes.push(node as Node);
     return node;
   }
@@ -73,14 +76,14 @@ export class GraphBuilder {
    * Adds a copy of `n` reading `inputs`, in the builder's phase: its op, attributes, location, placement
    * and payload, but for what `changes` says.
    */
-  copy(n: Node, inputs: readonly Value[], changes: { attrs?: Node["attrs"]; placement?: Placement } = {}): Node {
-    const { attrs = n.attrs, placement = n.placement } = changes;
-    const fields = { placement, payload: n.payload };
+  copy(n: Node, inputs: readonly Value[], changes?: { attrs?: Node["attrs"]; placement?: Placement }): Node {
+    const attrs = changes?.attrs ?? n.attrs;
+    const placement = changes?.placement ?? n.placement;
     // A copy whose inputs and attributes are the original's types has the original's output types: the
     // plan search copies whole graphs many times, and inferring every node again was a tenth of its time.
     if (attrs === n.attrs && sameTypes(inputs, n.inputs))
-      return this.addTyped(n.op, inputs, attrs as AttrsOf<OpName>, n.loc, fields, n.outputs) as Node;
-    return this.add(n.op, inputs, attrs as AttrsOf<OpName>, n.loc, fields) as Node;
+      return this.addTyped(n.op, inputs, attrs as AttrsOf<OpName>, n.loc, placement, n.payload, n.outputs) as Node;
+    return this.add(n.op, inputs, attrs as AttrsOf<OpName>, n.loc, { placement, payload: n.payload }) as Node;
   }
 
   build(): Graph {

@@ -1,11 +1,11 @@
 // Floating-point operations of graphs, from each op's record in the registry (ir/ops.ts): a cost model
 // for reports and for choosing what to recompute.
-import { type LmHeadWork, type OpDef, type OpName, OPS, lmHeadWork as lmHeadWorkOf } from "./ops.ts";
+import { type LmHeadWork, type OpDef, type OpName, lmHeadWork as lmHeadWorkOf, opDef } from "./ops.ts";
 import type { Graph, Node, NodeOf } from "./types.ts";
 
 /** A node's FLOPs, from its op's record in the registry. */
 export function nodeFlops(n: Node): number {
-  const def = OPS[n.op] as OpDef;
+  const def = opDef(n.op) as OpDef;
   return def.flops?.(n as NodeOf<OpName>) ?? 0;
 }
 

@@ -848,13 +848,29 @@ export const OPS: { readonly [K in OpName]: OpDef<K> } = {
   },
 };
 
+/**
+ * Each fused node's program, by its attributes (which copies of the node share), with the input shapes
+ * it was read for: a plan search asks for the programs of the same nodes in every graph it probes (for
+ * in-place reuse and step times), and reading them again was a few percent of its time.
+ */
+const readPrograms = new WeakMap<AttrsOf<"fused">, { shapes: readonly Shape[]; program: FusedProgram }>();
+
 /** A fused node's program over its inputs, checked (a bad one is a ShapeError, as any ill-typed node). */
 export function fusedProgram(inputs: readonly Value[], attrs: AttrsOf<"fused">): FusedProgram {
+  const known = readPrograms.get(attrs);
+  if (known && known.shapes.length === inputs.length && inputs.every((v, k) => v.dtype === "f32" && shapeEq(v.shape, known.shapes[k])))
+    return known.program;
+  const program = readFusedProgram(inputs, attrs);
+  readPrograms.set(attrs, { shapes: inputs.map((v) => v.shape), program });
+  return program;
+}
+
+function readFusedProgram(inputs: readonly Value[], attrs: AttrsOf<"fused">): FusedProgram {
   try {
     const program = readProgram(
       attrs.program,
       inputs.map((v) => v.shape),
-      (op, ins, a) => (OPS[op] as OpDef<FusableOp>).infer(ins, a)[0].shape,
+      (op, ins, a) => (opDef(op) as OpDef<FusableOp>).infer(ins, a)[0].shape,
     );
     const bad = attrs.outs.find((k) => !Number.isInteger(k) || k < 0 || k >= program.steps.length);
     if (bad !== undefined) fail(`fused: output ${bad} is not a step of the program`);
@@ -889,7 +905,7 @@ function fusedFlops(n: NodeOf<"fused">): number {
     shapes.map((shape) => ({ id: -1, shape, dtype: "f32" as const, index: 0, producer: undefined as never }));
   return program.steps.reduce((sum, s, i) => {
     const ins = values(s.args.map((a) => (a.from === "input" ? n.inputs[a.index].shape : program.shapes[a.index])));
-    const def = OPS[s.op] as OpDef<FusableOp>;
+    const def = opDef(s.op) as OpDef<FusableOp>;
     return (
       sum + (def.flops?.({ ...n, op: s.op, attrs: s.attrs, inputs: ins, outputs: values([program.shapes[i]]) } as NodeOf<FusableOp>) ?? 0)
     );
@@ -909,25 +925,32 @@ export function isOpName(op: string): op is OpName {
   return Object.hasOwn(OPS, op);
 }
 
+/**
+ * The op table as a Map. Looking an op up by a name held in a variable was several times slower in the
+ * object of a hundred ops than in a Map, and a plan search does it for every node of every graph it
+ * probes, in several passes.
+ */
+const DEFS: ReadonlyMap<string, OpDef> = new Map(Object.entries(OPS) as [string, OpDef][]);
+
 export function opDef<K extends OpName>(op: K): OpDef<K> {
-  const def = OPS[op] as OpDef<K> | undefined;
+  const def = DEFS.get(op) as OpDef<K> | undefined;
   if (!def) throw new Error(`unknown op ${op}`);
   return def;
 }
 
 export function opKind(op: OpName): OpKind {
-  return OPS[op].kind;
+  return opDef(op).kind;
 }
 
 /** Whether a node of the op does work of its own: views and sources run nothing. */
 export function runsKernel(op: OpName): boolean {
-  const kind = OPS[op].kind;
+  const kind = opDef(op).kind;
   return kind !== "source" && kind !== "view";
 }
 
 /** Whether the op occupies the compute stream: copies and waits belong to the transfer engine. */
 export function isComputeOp(op: OpName): boolean {
-  const kind = OPS[op].kind;
+  const kind = opDef(op).kind;
   return kind === "compute" || kind === "collective";
 }
 

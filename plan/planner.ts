@@ -8,7 +8,7 @@ import { gatherParams } from "../ir/passes/gather_params.ts";
 import { type CheckpointMode, regionCount } from "../ir/passes/recompute.ts";
 import { recomputeFlops } from "../ir/flops.ts";
 import { type Machine, type StepTime, simulateStep } from "../ir/cost_model.ts";
-import { type PersistentLayout, persistentLayout, planMemory, residentModelBytes } from "../ir/passes/memory_plan.ts";
+import { type PersistentLayout, persistentLayout, planMemory, planMemoryWithin, residentModelBytes } from "../ir/passes/memory_plan.ts";
 import { alignUp } from "../ir/passes/arena_plan.ts";
 import { SettingError } from "../base/errors.ts";
 import type { ModelConfig } from "../src/dsl/model.ts";
@@ -31,7 +31,7 @@ import { backendCaps } from "./backends.ts";
 import { checkpointModes } from "./strategies/checkpoint_modes.ts";
 import { activationMoves } from "./strategies/activation_moves.ts";
 import { forcedMode } from "./strategies/forced_mode.ts";
-import { type Counts, offloadSchedule } from "./strategies/offload_schedule.ts";
+import { type Counts, type SchedulePlans, offloadSchedule } from "./strategies/offload_schedule.ts";
 import { movesWithinSlack, savedBytesPerRegion } from "./strategies/moves_beside_offload.ts";
 import { kernelTiles } from "./strategies/kernel_tiles.ts";
 import { smallerLmHeadTiles } from "../ir/passes/fuse_lm_head.ts";
@@ -125,13 +125,15 @@ function planWith(
     return { graph: inferred, memory: planMemory(inferred, persistent, decisions.threads), batch: 1, seq: config.seq };
   }, residentKey);
 
-  const planFor = (
+  // The plan, or, given a device ceiling, undefined as soon as planning finds its arena exceeds that.
+  const planWithin = (
+    ceiling: number,
     mode: CheckpointMode,
     regions?: number,
     schedule?: OffloadSchedule,
     chunks = leastWaste,
     moves = NO_MOVES,
-  ): PlanCandidate => {
+  ): PlanCandidate | undefined => {
     if (regions === undefined) regions = mode === "blocks" ? totalRegions - moves.count : 0;
     const settings: PassSettings = { ...base, mode, regions, moves, ...(schedule && { offload: { chunks, schedule } }) };
     const stages = pipeline.stages("offload", settings);
@@ -141,7 +143,9 @@ function planWith(
     // Host memory too small for the offloaded model data: with a disk tier, moments and then parameters go to disk.
     if (offloaded && budgets.disk !== undefined && budgets.host !== undefined && persistent.hostBytes > budgets.host)
       persistent = placeOnDisk(g, offloaded, (o) => persistentLayout(g, true, o, zero), budgets.host);
-    const train = { graph: g, memory: planMemory(g, persistent, decisions.threads), batch: opts.batch / decisions.dp, seq: opts.seq };
+    const memory = planMemoryWithin(g, persistent, decisions.threads, ceiling - persistent.bytes);
+    if (memory === undefined) return undefined;
+    const train = { graph: g, memory, batch: opts.batch / decisions.dp, seq: opts.seq };
     const infer = inferFor(chunks, schedule, persistent);
     const arenaBytes = alignUp(persistent.bytes + Math.max(train.memory.dynamicBytes, infer.memory.dynamicBytes));
     // The step is played out, and its traffic and recompute counted, when first asked for: a search
@@ -197,6 +201,13 @@ function planWith(
       machine,
     };
   };
+  const planFor = (mode: CheckpointMode, regions?: number, schedule?: OffloadSchedule, chunks = leastWaste, moves = NO_MOVES) =>
+    planWithin(Infinity, mode, regions, schedule, chunks, moves)!;
+  // An offload schedule search's plans: each probe is wanted only when it fits the device budget.
+  const scheduled = (mode: CheckpointMode, regions: number | undefined, chunks: ChunkLayout, moves: Moves): SchedulePlans => ({
+    plan: (s) => planFor(mode, regions, s, chunks, moves),
+    probe: (s) => planWithin(budgets.device ?? Infinity, mode, regions, s, chunks, moves),
+  });
 
   if (opts.checkpointRegions !== undefined && opts.checkpointRegions > totalRegions)
     throw new SettingError(
@@ -266,7 +277,7 @@ function planWith(
           ...plans,
           ...offloadSchedule(
             chunkBytes(chunks, zero),
-            (s) => planFor(mode, regions, s, chunks, forcedMoves),
+            scheduled(mode, regions, chunks, forcedMoves),
             budgets,
             residentTooLarge(chunks),
             foundCounts(chunks),
@@ -286,7 +297,7 @@ function planWith(
             ...plans,
             ...offloadSchedule(
               chunkBytes(chunks, zero),
-              (s) => planFor(mode, undefined, s, chunks, { count: moved, lookahead: 0 }),
+              scheduled(mode, undefined, chunks, { count: moved, lookahead: 0 }),
               budgets,
               residentTooLarge(chunks),
               foundCounts(chunks),
@@ -303,7 +314,7 @@ function planWith(
       ...plans,
       ...offloadSchedule(
         chunkBytes(chunks, zero),
-        (s) => planFor("none", undefined, s, chunks, { count: totalRegions, lookahead: 0 }),
+        scheduled("none", undefined, chunks, { count: totalRegions, lookahead: 0 }),
         budgets,
         residentTooLarge(chunks),
         foundCounts(chunks),

@@ -59,8 +59,11 @@ export function visitOrder(g: Graph): Visited[] {
   return order;
 }
 
-/** In visit order; with `partsApart`, one chunk open for parts and one for whole parameters. */
-function pack(order: readonly Visited[], capacity: number, partsApart: boolean): Chunk[] {
+/**
+ * In visit order; with `partsApart`, one chunk open for parts and one for whole parameters. Without
+ * `named`, the chunks list no parameters: only their bytes, which is all the capacity search weighs.
+ */
+function pack(order: readonly Visited[], capacity: number, partsApart: boolean, named = true): Chunk[] {
   const chunks: Chunk[] = [];
   const open = new Map<boolean, Chunk>(); // kind (a part or not) -> the chunk being filled
   for (const { name, bytes, part } of order) {
@@ -71,8 +74,10 @@ function pack(order: readonly Visited[], capacity: number, partsApart: boolean):
       chunks.push(last);
       open.set(kind, last);
     }
-    last.params.push(name);
-    last.offsets.set(name, last.bytes);
+    if (named) {
+      last.params.push(name);
+      last.offsets.set(name, last.bytes);
+    }
     last.bytes += bytes;
   }
   return chunks;
@@ -120,10 +125,11 @@ export function finestCapacity(g: Graph): number {
 export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "finest" = "given", partsApart = false): ChunkLayout {
   const order = visitOrder(g);
   const largest = order.reduce((best, p) => (p.bytes > best.bytes ? p : best), order[0]);
+  const wasteOf = (chunks: readonly Chunk[], cap: number) => chunks.reduce((s, c) => s + cap - c.bytes, 0);
   const withCapacity = (cap: number, chosen: ChunkLayout["chosen"]): ChunkLayout => {
     const chunks = pack(order, cap, partsApart);
     const chunkOf = new Map(chunks.flatMap((c) => c.params.map((name) => [name, c.index] as const)));
-    return { capacity: cap, chunks, chunkOf, wasteBytes: chunks.reduce((s, c) => s + cap - c.bytes, 0), chosen };
+    return { capacity: cap, chunks, chunkOf, wasteBytes: wasteOf(chunks, cap), chosen };
   };
   if (capacity !== undefined) {
     if (capacity < largest.bytes)
@@ -134,11 +140,12 @@ export function layoutChunks(g: Graph, capacity?: number, chosen: "given" | "fin
       );
     return withCapacity(capacity, chosen);
   }
-  let best = withCapacity(largest.bytes, "searched");
+  // The capacities are weighed by their chunks' bytes alone; only the best one's chunks are named.
+  let [best, leastWaste] = [largest.bytes, wasteOf(pack(order, largest.bytes, partsApart, false), largest.bytes)];
   for (let i = 1; i <= SEARCH_STEPS; i++) {
     const cap = alignUp(largest.bytes + Math.round((largest.bytes * i) / SEARCH_STEPS));
-    const candidate = withCapacity(cap, "searched");
-    if (candidate.wasteBytes < best.wasteBytes) best = candidate;
+    const waste = wasteOf(pack(order, cap, partsApart, false), cap);
+    if (waste < leastWaste) [best, leastWaste] = [cap, waste];
   }
-  return best;
+  return withCapacity(best, "searched");
 }

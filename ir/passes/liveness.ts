@@ -2,7 +2,7 @@
 // during which that storage must hold data. Views and in-place updates (ops.ts `aliases`) always share
 // their source's storage; an op that may overwrite an input (ops.ts `reuses`) takes that input's
 // storage when the input dies at that very node and has the same size, as XLA's buffer reuse does.
-import { opDef, workspaceBytes } from "../ops.ts";
+import { opDef } from "../ops.ts";
 import { type Graph, type Node, valueBytes, valueIdBound } from "../types.ts";
 
 export type BufferKind = "activation" | "gradient" | "parameter" | "workspace" | "input";
@@ -59,48 +59,55 @@ export function liveness(g: Graph, threads: number): Liveness {
   const workspaces: LiveBuffer[] = [];
   const lastUseOr = (id: number, i: number) => (lastUse[id] >= 0 ? lastUse[id] : i);
 
-  g.nodes.forEach((n, i) => {
+  // Plain loops, no closure per node or value: a plan search runs this on every graph it probes.
+  for (let i = 0; i <= last; i++) {
+    const n = g.nodes[i];
     const def = opDef(n.op);
-    n.outputs.forEach((v, k) => {
+    const persistentRoot = PERSISTENT_ROOTS.has(n.op);
+    let reuses: Readonly<Record<number, number>> | undefined;
+    for (let k = 0; k < n.outputs.length; k++) {
+      const v = n.outputs[k];
       const viewOf = def.aliases?.[k];
       if (viewOf !== undefined) {
         const src = n.inputs[viewOf].id;
         storageOf[v.id] = storageOf[src];
         viewOffset[v.id] = viewOffset[src] + (n.op === "chunk_view" ? n.attrs.offset : 0);
         persistentName[v.id] = persistentName[src];
-        return;
+        continue;
       }
-      if (PERSISTENT_ROOTS.has(n.op)) {
+      if (persistentRoot) {
         storageOf[v.id] = v.id;
         persistentName[v.id] = persistentNameOf(n);
-        return;
+        continue;
       }
-      const reuses = typeof def.reuses === "function" ? def.reuses(n.inputs, n.attrs) : def.reuses;
+      reuses ??= typeof def.reuses === "function" ? def.reuses(n.inputs, n.attrs) : def.reuses;
       const reuse = reuses?.[k];
       const candidate = reuse === undefined ? undefined : bufferOf[storageOf[n.inputs[reuse].id]];
-      if (candidate && candidate.end === i && !pinned[candidate.key] && candidate.bytes === valueBytes(v)) {
+      const bytes = valueBytes(v);
+      if (candidate && candidate.end === i && !pinned[candidate.key] && candidate.bytes === bytes) {
         storageOf[v.id] = candidate.key;
         candidate.end = Math.max(candidate.end, lastUseOr(v.id, i));
         if (isGrad[v.id]) candidate.kind = "gradient";
-        return;
+        continue;
       }
       storageOf[v.id] = v.id;
       const isInput = n.op === "input";
       // Program inputs are written by the runtime before the first node, so they live throughout.
       const kind: BufferKind = isInput ? "input" : isGrad[v.id] ? "gradient" : isParameterCopy(n) ? "parameter" : "activation";
-      const buffer = { key: v.id, bytes: valueBytes(v), start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n };
+      const buffer = { key: v.id, bytes, start: isInput ? 0 : i, end: isInput ? last : i, kind, node: n };
       bufferOf[v.id] = buffer;
       buffers.push(buffer);
       if (isInput) pinned[v.id] = 1;
-    });
-    // A view extends the life of the storage it looks into.
-    for (const v of n.outputs) {
-      const b = bufferOf[storageOf[v.id]];
-      if (b) b.end = Math.max(b.end, lastUseOr(v.id, i));
     }
-    const ws = workspaceBytes(n.op, n.inputs, n.attrs, threads);
+    // A view extends the life of the storage it looks into.
+    for (let k = 0; k < n.outputs.length; k++) {
+      const id = n.outputs[k].id;
+      const b = bufferOf[storageOf[id]];
+      if (b) b.end = Math.max(b.end, lastUseOr(id, i));
+    }
+    const ws = def.workspace?.(n.inputs, n.attrs, threads) ?? 0;
     if (ws > 0) workspaces.push({ key: -1 - n.id, bytes: ws, start: i, end: i, kind: "workspace", node: n });
-  });
+  }
 
   // Program results are read by the runtime after the last node.
   for (const v of Object.values(g.named)) {
@@ -118,9 +125,10 @@ function isParameterCopy(n: Node): boolean {
 /** Position of the last node that reads each value (-1: none); program results count as read at the end. */
 function lastUses(g: Graph, size: number): Int32Array {
   const lastUse = new Int32Array(size).fill(-1);
-  g.nodes.forEach((n, i) => {
-    for (const v of n.inputs) lastUse[v.id] = i;
-  });
+  for (let i = 0; i < g.nodes.length; i++) {
+    const inputs = g.nodes[i].inputs;
+    for (let k = 0; k < inputs.length; k++) lastUse[inputs[k].id] = i;
+  }
   for (const v of Object.values(g.named)) lastUse[v.id] = g.nodes.length - 1;
   return lastUse;
 }

@@ -3,7 +3,7 @@
 // static offset above it, from liveness and best-fit placement. Predicts the arena high-water mark and
 // breaks it down by kind at the moment the most bytes are live.
 import { type Graph, type ParamInfo, type Value, numel, trainedParams } from "../types.ts";
-import { type Placement, alignUp, placeBuffers } from "./arena_plan.ts";
+import { type Placement, alignUp, placeBuffersWithin } from "./arena_plan.ts";
 import { type BufferKind, type LiveBuffer, type Liveness, liveness } from "./liveness.ts";
 import { type ChunkLayout, type ZeroSharding, paramShardName, shardElements } from "./chunks.ts";
 
@@ -83,6 +83,39 @@ export interface Offloaded {
  * At ZeRO 3 only this rank's shard of each chunk's parameters is kept (zero.param.chunk<i>).
  */
 export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: Offloaded, zero?: ZeroSharding): PersistentLayout {
+  // A plan search reads only the sizes of most layouts it makes: where each name lies is recorded, by
+  // laying the same data out again, when first asked for.
+  const sizes = layOut(g, withOptimizer, offloaded, zero, false);
+  let named: PersistentLayout | undefined;
+  const recorded = () => (named ??= layOut(g, withOptimizer, offloaded, zero, true));
+  return {
+    ...sizes,
+    get offsets() {
+      return recorded().offsets;
+    },
+    get onHost() {
+      return recorded().onHost;
+    },
+    get chunkRange() {
+      return recorded().chunkRange;
+    },
+    get onDisk() {
+      return recorded().onDisk;
+    },
+    get sharded() {
+      return recorded().sharded;
+    },
+  };
+}
+
+/** The layout; without `record`, its sizes alone, its maps and sets left empty. */
+function layOut(
+  g: Graph,
+  withOptimizer: boolean,
+  offloaded: Offloaded | undefined,
+  zero: ZeroSharding | undefined,
+  record: boolean,
+): PersistentLayout {
   const offsets = new Map<string, number>();
   const onHost = new Set<string>();
   const isHost = (param: string) => offloaded !== undefined && !offloaded.resident.has(offloaded.chunks.chunkOf.get(param)!);
@@ -94,6 +127,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   let widestParamOnDisk = 0;
   let largestGradOnDisk = 0;
   const gradOnDisk = (name: string) => {
+    if (offloaded?.gradsOnDisk === undefined) return false;
     const param = name.startsWith("grad.") ? name.slice("grad.".length) : undefined;
     const chunk = param === undefined ? undefined : offloaded?.chunks.chunkOf.get(param);
     return chunk !== undefined && offloaded?.gradsOnDisk?.has(chunk) === true;
@@ -103,11 +137,13 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   let host = 0;
   const put = (name: string, count: number, toHost: boolean) => {
     if (toHost) {
-      onHost.add(name);
-      offsets.set(name, host);
+      if (record) {
+        onHost.add(name);
+        offsets.set(name, host);
+      }
       host += alignUp(count * 4);
     } else {
-      offsets.set(name, device);
+      if (record) offsets.set(name, device);
       device += alignUp(count * 4);
     }
   };
@@ -117,14 +153,14 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   const shardOnHost = (chunk: number) => offloaded !== undefined && !offloaded.resident.has(chunk);
   if (zero?.stage === 3) {
     for (const chunk of zero.chunks.chunks) {
-      for (const name of chunk.params) sharded.add(name);
+      if (record) for (const name of chunk.params) sharded.add(name);
       const start = host;
       put(paramShardName(chunk.index), shardElements(chunk, zero.ranks), shardOnHost(chunk.index));
-      if (shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
+      if (record && shardOnHost(chunk.index)) chunkRange.set(chunk.index, [start, host]);
     }
   } else if (zero) {
     for (const chunk of zero.chunks.chunks) {
-      for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
+      if (record) for (const name of chunk.params) offsets.set(name, device + chunk.offsets.get(name)!);
       device += 4 * zero.ranks * shardElements(chunk, zero.ranks);
     }
   } else for (const p of g.params) if (!isHost(p.name)) put(p.name, numel(p.shape), false);
@@ -135,8 +171,10 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       if (!offloaded!.momentsOnDisk?.has(chunk.index))
         throw new Error(`internal: chunk ${chunk.index}'s parameters go to disk before its moments`);
       for (const name of chunk.params) {
-        onDisk.add(name);
-        offsets.set(name, disk + chunk.offsets.get(name)!);
+        if (record) {
+          onDisk.add(name);
+          offsets.set(name, disk + chunk.offsets.get(name)!);
+        }
         widestParamOnDisk = Math.max(widestParamOnDisk, diskSpan(chunk.offsets.get(name)!, elements.get(name)! * 4));
       }
       disk += diskBlocks(chunk.bytes);
@@ -145,7 +183,7 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
     }
     const start = host;
     for (const name of chunk.params) put(name, elements.get(name)!, true);
-    chunkRange.set(chunk.index, [start, host]);
+    if (record) chunkRange.set(chunk.index, [start, host]);
   }
   if (withOptimizer && zero)
     for (const moment of ["m", "v"])
@@ -154,13 +192,15 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
   else if (withOptimizer)
     for (const moment of ["m", "v"])
       for (const p of trainedParams(g)) {
-        const name = `opt.${moment}.${p.name}`;
+        const name = record ? `opt.${moment}.${p.name}` : "";
         if (!isDisk(p.name)) {
           put(name, numel(p.shape), isHost(p.name));
           continue;
         }
-        onDisk.add(name);
-        offsets.set(name, disk);
+        if (record) {
+          onDisk.add(name);
+          offsets.set(name, disk);
+        }
         disk += diskBlocks(numel(p.shape) * 4);
         largestOnDisk = Math.max(largestOnDisk, diskBlocks(numel(p.shape) * 4));
       }
@@ -172,8 +212,10 @@ export function persistentLayout(g: Graph, withOptimizer: boolean, offloaded?: O
       put(n.attrs.name, bytes / 4, true);
       continue;
     }
-    onDisk.add(n.attrs.name);
-    offsets.set(n.attrs.name, disk);
+    if (record) {
+      onDisk.add(n.attrs.name);
+      offsets.set(n.attrs.name, disk);
+    }
     disk += diskBlocks(bytes);
     largestGradOnDisk = Math.max(largestGradOnDisk, diskBlocks(bytes));
   }
@@ -262,12 +304,26 @@ export interface MemoryPlan {
 }
 
 export function planMemory(g: Graph, persistent: PersistentLayout, threads: number): MemoryPlan {
+  return planMemoryWithin(g, persistent, threads, Infinity)!;
+}
+
+/**
+ * The memory plan, or undefined when its temporaries need more than `limit` bytes above the persistent
+ * region: a plan search judges most plans by whether they fit, and one that cannot is given up as soon
+ * as that is certain, before placement when the bytes live at one moment already exceed the limit (no
+ * placement can peak lower), else as soon as placement's peak does.
+ */
+export function planMemoryWithin(g: Graph, persistent: PersistentLayout, threads: number, limit: number): MemoryPlan | undefined {
   const live = liveness(g, threads);
-  const placement = placeBuffers(live.buffers);
+  if (limit < Infinity && mostLiveBytes(live.buffers, g.nodes.length) > limit) return undefined;
+  const placement = placeBuffersWithin(live.buffers, limit);
+  if (placement === undefined) return undefined;
   // Temporaries go above the resident model data.
   const base = persistent.bytes;
-  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in place.
-  const buffers = live.buffers.map((b) => Object.assign(b, { offset: base + placement.offsets.get(b.key)! }));
+  // Each buffer object is this plan's own (liveness made it for this call), so it takes its offset in
+  // place, without a new array or an object per buffer to copy it from.
+  const buffers = live.buffers as (LiveBuffer & { offset: number })[];
+  for (const b of buffers) b.offset = base + placement.offsets.get(b.key)!;
   // A plan search judges most plans by their peak alone and generates code for one: what else a plan
   // says (offsets by value, workspaces by node, where model data lives, the peak's breakdown) is made
   // when first asked for.
@@ -403,6 +459,21 @@ export function liveBytesByKind(buffers: readonly LiveBuffer[], length: number):
   }
   for (const s of Object.values(series)) for (let i = 1; i <= length; i++) s[i] += s[i - 1];
   return series;
+}
+
+/** The most bytes of temporaries live at one node position: a floor under any placement's peak. */
+function mostLiveBytes(buffers: readonly LiveBuffer[], length: number): number {
+  const change = new Float64Array(length + 1);
+  for (const b of buffers) {
+    change[b.start] += b.bytes;
+    change[b.end + 1] -= b.bytes;
+  }
+  let [live, most] = [0, 0];
+  for (let i = 0; i < length; i++) {
+    live += change[i];
+    if (live > most) most = live;
+  }
+  return most;
 }
 
 /** The node position with the most live temporary bytes, and those bytes by kind. */

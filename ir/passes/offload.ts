@@ -18,7 +18,7 @@
 // to the device (each gather reads the copy), its gradient shard is what goes back, and the chunk's
 // update (zero_adamw) runs on the host, so host memory per rank falls as 1/ranks too.
 import { GraphBuilder } from "../builder.ts";
-import { OPS } from "../ops.ts";
+import { opDef } from "../ops.ts";
 import { type Graph, type Node, type Phase, type Value, numel, valueBytes, valueIdBound } from "../types.ts";
 import { type ChunkLayout, type ZeroSharding, shardGradKey } from "./chunks.ts";
 
@@ -42,7 +42,6 @@ interface Load {
 }
 
 const PHASES: readonly Phase[] = ["forward", "backward", "optimizer"];
-const NONE: readonly Load[] = [];
 const ON_HOST = { placement: "host" } as const;
 
 /** A chunk's model data as the graph holds it: a parameter (its name, at its offset in the chunk), or a ZeRO 3 shard. */
@@ -79,7 +78,7 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   // chunk * 4 + (0 for the step, else 1 + the phase's index).
   const loadKey = (n: Node, chunk: number) => 4 * chunk + (schedule.keep.has(chunk) ? 0 : 1 + PHASES.indexOf(n.phase));
   const onHost = (n: Node) =>
-    OPS[n.op].hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
+    opDef(n.op).hostable === true && n.inputs.some((v) => offloadedChunk(v.id) !== undefined || hostGradOf[v.id] !== undefined);
 
   // Gradients of offloaded model data, which go to the host: value id -> parameter name (at ZeRO 3,
   // the chunk's gradient shard's key; the parameters' own gradients are not the update's).
@@ -91,10 +90,15 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
     }
   } else for (const [name, v] of Object.entries(g.grads)) if (!schedule.resident.has(chunks.chunkOf.get(name)!)) hostGradOf[v.id] = name;
 
-  const loads = findLoads(g, offloadedChunk, loadKey, onHost);
-  loads.forEach((l, i) => (l.start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0));
-  const startsAt = groupBy(loads, (l) => l.start);
-  const waitsAt = groupBy(loads, (l) => l.firstUse);
+  // Whether each node runs on the host: asked of every node twice, so answered once.
+  const hostNodes = new Uint8Array(g.nodes.length);
+  for (let i = 0; i < g.nodes.length; i++) if (onHost(g.nodes[i])) hostNodes[i] = 1;
+  const loads = findLoads(g, offloadedChunk, loadKey, hostNodes);
+  for (let i = 0; i < loads.length; i++) loads[i].start = i >= schedule.lookahead ? loads[i - schedule.lookahead].firstUse : 0;
+  // Loads are in program order of their first readers, so their starts and waits are in program order
+  // too: the loop below walks both lists alongside the nodes.
+  let nextStart = 0;
+  let nextWait = 0;
 
   const b = new GraphBuilder();
   const copy = new Array<Value>(valueBound); // old value id -> value in the new graph
@@ -128,14 +132,18 @@ export function offloadModelData(g: Graph, chunks: ChunkLayout, schedule: Offloa
   for (let i = 0; i < g.nodes.length; i++) {
     const n = g.nodes[i];
     b.phase = n.phase;
-    for (const l of startsAt.get(i) ?? NONE) {
+    for (; nextStart < loads.length && loads[nextStart].start === i; nextStart++) {
+      const l = loads[nextStart];
       const hostData = homesOf.get(l.chunk)!.map((h) => copy[h.value.id]);
       const elements = zero?.stage === 3 ? numel(hostData[0].shape) : chunks.chunks[l.chunk].bytes / 4;
       inFlight.set(l.key, b.value("chunk_h2d", hostData, { chunk: l.chunk, elements }, n.loc, { payload: "model" }));
     }
-    for (const l of waitsAt.get(i) ?? NONE) ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
+    for (; nextWait < loads.length && loads[nextWait].firstUse === i; nextWait++) {
+      const l = loads[nextWait];
+      ready.set(l.key, b.value("wait", [inFlight.get(l.key)!], {}, n.loc));
+    }
     if (isHome(n)) continue;
-    const host = onHost(n);
+    const host = hostNodes[i] === 1;
     if (n.op === "grad_norm") waitD2h(Infinity);
     const inputs = new Array<Value>(n.inputs.length);
     for (let k = 0; k < n.inputs.length; k++) {
@@ -169,12 +177,12 @@ function findLoads(
   g: Graph,
   offloadedChunk: (id: number) => number | undefined,
   loadKey: (n: Node, chunk: number) => number,
-  onHost: (n: Node) => boolean,
+  hostNodes: Uint8Array,
 ): Load[] {
   const loads: Load[] = [];
   const seen = new Set<number>();
   g.nodes.forEach((n, i) => {
-    if (onHost(n)) return;
+    if (hostNodes[i] === 1) return;
     for (const v of n.inputs) {
       const chunk = offloadedChunk(v.id);
       if (chunk === undefined) continue;

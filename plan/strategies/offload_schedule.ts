@@ -20,7 +20,7 @@ import type { CompiledProgram, PlanCandidate } from "../plan.ts";
  */
 export function offloadSchedule(
   chunkBytes: readonly number[],
-  planWith: (s: OffloadSchedule) => PlanCandidate,
+  plans: SchedulePlans,
   budgets: Budgets,
   cannotFit: (s: OffloadSchedule) => boolean,
   found: Map<number, Counts> = new Map(),
@@ -29,10 +29,10 @@ export function offloadSchedule(
   const fitting = (p: PlanCandidate) => fits(p, deviceOnly(budgets));
   const firstOf = (k: number, of: readonly number[]) => new Set(of.slice(0, k));
   const planIfFits = (s: OffloadSchedule) => {
-    const p = cannotFit(s) ? undefined : planWith(s);
+    const p = cannotFit(s) ? undefined : plans.probe(s);
     return p !== undefined && fitting(p) ? p : undefined;
   };
-  const justInTime = planWith({ resident: new Set(), lookahead: 0, keep: new Set() });
+  const justInTime = plans.plan({ resident: new Set(), lookahead: 0, keep: new Set() });
   if (!fitting(justInTime)) return [justInTime];
   const order = residencyOrder(justInTime.train, chunkCount);
   const loads = justInTime.checkpoint.chunkLoads;
@@ -67,6 +67,13 @@ export function offloadSchedule(
     if (plan.checkpoint.predicted.seconds < best.checkpoint.predicted.seconds) best = plan;
   }
   return [best];
+}
+
+/** A schedule's plan, and a probe of it, which the search discards unless it fits the device budget. */
+export interface SchedulePlans {
+  plan(s: OffloadSchedule): PlanCandidate;
+  /** The schedule's plan, or undefined as soon as planning finds it exceeds the device budget. */
+  probe(s: OffloadSchedule): PlanCandidate | undefined;
 }
 
 /** How many chunks a schedule keeps resident, and how many forward copies it keeps for the backward. */

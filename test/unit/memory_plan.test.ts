@@ -2,9 +2,9 @@
 // text with sizes small enough to work out by hand.
 import { describe, expect, it } from "vitest";
 import { parseGraph } from "../../ir/parser.ts";
-import { placeBuffers } from "../../ir/passes/arena_plan.ts";
+import { placeBuffers, placeBuffersWithin } from "../../ir/passes/arena_plan.ts";
 import { type LiveBuffer, liveness } from "../../ir/passes/liveness.ts";
-import { persistentLayout, planMemory } from "../../ir/passes/memory_plan.ts";
+import { persistentLayout, planMemory, planMemoryWithin } from "../../ir/passes/memory_plan.ts";
 
 const buf = (key: number, bytes: number, start: number, end: number) =>
   ({ key, bytes, start, end, kind: "activation", node: undefined }) as unknown as LiveBuffer;
@@ -17,6 +17,19 @@ describe("best-fit placement", () => {
     expect(offsets.get(2)).toBe(0);
     expect(offsets.get(3)).toBe(256);
     expect(peak).toBe(256 + 64);
+  });
+
+  it("keeps buffers in order of offset past hundreds of them", () => {
+    // 300 buffers of 128 B live over [0, 1000] stack from 0; 300 of 64 B, each live at one later
+    // position, all go to 0 and so enter the offset order near its front; a last 32 B buffer live
+    // throughout must see the whole stack, in order, and go above it.
+    const stacked = Array.from({ length: 300 }, (_, i) => buf(i, 128, 0, 1000));
+    const later = Array.from({ length: 300 }, (_, i) => buf(300 + i, 64, 1001 + i, 1001 + i));
+    const { offsets, peak } = placeBuffers([...stacked, ...later, buf(600, 32, 0, 1400)]);
+    expect(stacked.map((b) => offsets.get(b.key))).toEqual(stacked.map((_, i) => 128 * i));
+    expect(later.every((b) => offsets.get(b.key) === 0)).toBe(true);
+    expect(offsets.get(600)).toBe(300 * 128);
+    expect(peak).toBe(300 * 128 + 32);
   });
 
   it("picks the smallest gap that fits", () => {
@@ -82,5 +95,28 @@ describe("liveness", () => {
     expect(plan.valueOffset.get(0)).toBe(0);
     for (const b of plan.buffers) expect(b.offset).toBeGreaterThanOrEqual(128);
     expect(plan.peak).toBe(Math.max(...plan.buffers.map((b) => b.offset + b.bytes)));
+  });
+});
+
+// A plan search gives a probe up as soon as it cannot fit: the verdict must be the full plan's.
+describe("placement within a limit", () => {
+  // Worked by hand: a (256 B, 0..1) at 0, b (128 B, 2..3) at 0, c (64 B, 1..2) at 256: peak 320. The
+  // most bytes live at once are 320 too (a and c at position 1).
+  const buffers = [buf(1, 256, 0, 1), buf(2, 128, 2, 3), buf(3, 64, 1, 2)];
+
+  it("places as without a limit when the peak is within it, and gives up when it is not", () => {
+    expect(placeBuffersWithin(buffers, 320)).toEqual(placeBuffers(buffers));
+    expect(placeBuffersWithin(buffers, 319)).toBeUndefined();
+  });
+
+  it("gives up a memory plan only when its temporaries exceed the limit", () => {
+    const g = parseGraph(program);
+    const persistent = persistentLayout(g, false);
+    const plan = planMemory(g, persistent, 2);
+    const dynamic = plan.peak - persistent.bytes;
+    expect(planMemoryWithin(g, persistent, 2, dynamic)?.peak).toBe(plan.peak);
+    expect(planMemoryWithin(g, persistent, 2, dynamic - 1)).toBeUndefined();
+    // Below the most bytes live at one moment, it is given up before placement.
+    expect(planMemoryWithin(g, persistent, 2, 0)).toBeUndefined();
   });
 });
