@@ -331,7 +331,7 @@ function planWith(
       ...plans,
       ...offloadSchedule(
         chunkBytes(chunks, zero),
-        (s) => planFor("blocks", totalRegions, s, chunks, { count: totalRegions, lookahead: 0, checkpointsOnly: true }),
+        scheduled("blocks", totalRegions, chunks, { count: totalRegions, lookahead: 0, checkpointsOnly: true }),
         budgets,
         residentTooLarge(chunks),
         foundCounts(chunks),
