@@ -27,8 +27,8 @@ import { type Family, paramCount } from "./family.ts";
 export interface Choice {
   family: Family;
   gradAccum: number;
-  /** The most parameters the arithmetic allows it. */
-  mostParams: number;
+  /** The most parameters the arithmetic allows it (not counted for a width not searched). */
+  mostParams?: number;
   /** Plans made for it, and their wall time (a search that found nothing planned too). */
   plans: number;
   seconds: number;
@@ -62,8 +62,11 @@ export function findLargest(
   const choices: Choice[] = [];
   let best: Capacity | undefined;
   let firstError: UserError | undefined;
-  const choiceOf = (family: Family, gradAccum: number): Choice => {
-    const choice: Choice = { family, gradAccum, mostParams: mostParams(family, budgets, { ...opts, gradAccum }), plans: 0, seconds: 0 };
+  // The arithmetic counts parameters member by member, which at a narrow width up to a large disk's bound
+  // takes tens of seconds: a width not searched skips it.
+  const choiceOf = (family: Family, gradAccum: number, arithmetic = true): Choice => {
+    const most = arithmetic ? mostParams(family, budgets, { ...opts, gradAccum }) : undefined;
+    const choice: Choice = { family, gradAccum, ...(most !== undefined && { mostParams: most }), plans: 0, seconds: 0 };
     choices.push(choice);
     return choice;
   };
@@ -75,8 +78,8 @@ export function findLargest(
   /** The whole search at one width and micro-batch, unless the arithmetic says it cannot beat the best. */
   const search = (family: Family, gradAccum: number): Capacity | undefined => {
     const choice = choiceOf(family, gradAccum);
-    if (best !== undefined && choice.mostParams <= best.params) {
-      choice.reason = `at most ${count(choice.mostParams)} parameters by the arithmetic, not more than the answer's ${count(best.params)}`;
+    if (best !== undefined && choice.mostParams! <= best.params) {
+      choice.reason = `at most ${count(choice.mostParams!)} parameters by the arithmetic, not more than the answer's ${count(best.params)}`;
       return undefined;
     }
     try {
@@ -95,13 +98,9 @@ export function findLargest(
   for (const family of [...widths].reverse()) {
     const full = best !== undefined && diskFullAt(best, budgets);
     if (full) {
-      for (const gradAccum of gradAccums) {
-        const choice = choiceOf(family, gradAccum);
-        choice.reason =
-          `not searched: the disk tier is full at the answer (${best!.family.label(best!.member)}${widthOf(best!.family)}), and this ` +
-          `narrower width is bound by the same disk; the arithmetic allows it at most ${count(choice.mostParams)} parameters, ` +
-          `in many more layers, each plan slower`;
-      }
+      choiceOf(family, gradAccums[0], false).reason =
+        `not searched, at any micro-batch: the disk tier is full at the answer (${best!.family.label(best!.member)}` +
+        `${widthOf(best!.family)}), and this narrower width is bound by the same disk, in many more layers, each plan slower`;
       continue;
     }
     search(family, gradAccums[0]);

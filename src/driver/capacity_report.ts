@@ -47,7 +47,7 @@ function choiceJson(ch: Choice): object {
   return {
     preset: ch.family.preset ?? null,
     grad_accum: ch.gradAccum,
-    most_params: ch.mostParams,
+    most_params: ch.mostParams ?? null,
     plans: ch.plans,
     seconds: ch.seconds,
     largest: f ? { label: f.family.label(f.member), param_count: f.params } : null,
