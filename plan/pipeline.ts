@@ -25,6 +25,11 @@ import type { ChunkLayout, ZeroSharding } from "../ir/passes/chunks.ts";
 export interface Moves {
   count: number;
   lookahead: number;
+  /**
+   * The moved regions are recomputed too, so only what each hands on (its checkpoint) moves: the least
+   * a step holds on the device and in host memory together, as DeepSpeed's cpu_checkpointing does.
+   */
+  checkpointsOnly?: boolean;
 }
 export const NO_MOVES: Moves = { count: 0, lookahead: 0 };
 
@@ -80,8 +85,9 @@ export const PIPELINE = [
   { name: "fusion", reads: (s) => `${s.fusion !== false}`, run: (g, s) => (s.fusion === false ? g : fuseElementwise(g)) },
   {
     name: "recompute",
-    reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}`,
-    run: (g, s) => recompute(g, s.mode, s.regions, s.moves.count),
+    // The moves' count is read here for the move-activations pass too, whose key adds only the lookahead.
+    reads: (s) => `${s.mode} ${s.regions} ${s.moves.count}${s.moves.checkpointsOnly ? " checkpoints only" : ""}`,
+    run: (g, s) => recompute(g, s.mode, s.regions, s.moves.checkpointsOnly ? 0 : s.moves.count),
   },
   { name: "grad-accum", reads: (s) => `${s.gradAccum ?? 1}`, run: (g, s) => accumulateGradients(g, s.gradAccum ?? 1) },
   {

@@ -97,6 +97,15 @@ function dataParallel(opts: CompileOptions): Pick<PlanDecisions, "dp" | "zero" |
   return { dp, zero, gradAccum, globalBatch: opts.batch };
 }
 
+/**
+ * Whether the planner may offload model data under these decisions. Not yet with accumulation (the
+ * unrolled step keeps each gradient's running sum on the device), nor with data parallelism below
+ * ZeRO 3, where each rank would offload a replica (docs/planning.md). `stow capacity` bounds its search by it.
+ */
+export function offloadsModelData(d: Pick<PlanDecisions, "dp" | "zero" | "gradAccum">): boolean {
+  return (d.dp === 1 || d.zero === 3) && d.gradAccum === 1;
+}
+
 /** Sequences one rank's training program runs at once: the global batch over dp x grad_accum (checked). */
 export function microBatch(opts: CompileOptions): number {
   const { dp, gradAccum } = dataParallel(opts);
@@ -177,6 +186,8 @@ export interface Candidate {
   overlapsCollectives: boolean;
   /** ZeRO 3: how many gathers ahead of the one its readers need a chunk's gather starts. */
   gatherLookahead: number;
+  /** The moved regions are recomputed too, and only their checkpoints move (pipeline.ts, Moves). */
+  movesCheckpointsOnly: boolean;
   /** Bytes of saved activations copied to the host per step (and as many back). */
   movedBytes: number;
   peak: number;

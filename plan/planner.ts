@@ -24,6 +24,7 @@ import {
   type PlanCandidate,
   type PlanDecisions,
   meshOf,
+  offloadsModelData,
   resolveDecisions,
 } from "./plan.ts";
 import { choosePlan } from "./choose.ts";
@@ -184,6 +185,7 @@ function planWith(
       moveLookahead: moves.lookahead,
       overlapsCollectives: overlap && splitsCollectives,
       gatherLookahead,
+      movesCheckpointsOnly: moves.checkpointsOnly === true,
       get movedBytes() {
         return counted().movedBytes;
       },
@@ -286,9 +288,7 @@ function planWith(
   // Model data moves only when no plan that keeps it fits, and under auto also when the plans that do
   // fit all move activations: those use the link too, so offloaded plans then compete on predicted time.
   const settled = (p: PlanCandidate) => fitsDevice(p) && (opts.checkpoint !== "auto" || p.checkpoint.moved === 0);
-  // Offloaded model data is not combined with accumulation yet, nor with data parallelism below ZeRO 3,
-  // where each rank would offload a replica (docs/planning.md).
-  const mayOffload = (decisions.dp === 1 || decisions.zero === 3) && decisions.gradAccum === 1;
+  const mayOffload = offloadsModelData(decisions);
   // Finer chunks may be tried unless --chunk-size fixes them, or ZeRO shards in the least-waste ones
   // (the graph's gathers and updates are per chunk of those).
   const finerChunks = opts.chunkSize === undefined && zero === undefined;
@@ -349,6 +349,23 @@ function planWith(
       ...offloadSchedule(
         chunkBytes(chunks, zero),
         scheduled("none", undefined, chunks, { count: totalRegions, lookahead: 0 }),
+        budgets,
+        residentTooLarge(chunks),
+        foundCounts(chunks),
+      ),
+    ];
+  }
+  // Under auto, when nothing fits every budget yet, the last candidates with blocks: every block
+  // recomputed and its checkpoint moved to host memory. Moving whole blocks fills the host at large batches,
+  // and keeping the checkpoints fills the device; this holds only one block's activations on the device
+  // and one checkpoint a block on the host.
+  if (mayOffload && opts.checkpoint === "auto" && totalRegions > 0 && !plans.some((p) => fits(p, budgets))) {
+    const chunks = finerChunks ? layoutChunks(sharded, finestCapacity(sharded), "finest") : leastWaste;
+    plans = [
+      ...plans,
+      ...offloadSchedule(
+        chunkBytes(chunks, zero),
+        scheduled("blocks", totalRegions, chunks, { count: totalRegions, lookahead: 0, checkpointsOnly: true }),
         budgets,
         residentTooLarge(chunks),
         foundCounts(chunks),

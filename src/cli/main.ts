@@ -232,12 +232,16 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
   } = modelOptions({ ...raw, target: undefined, checkpoint: raw.checkpoint ?? "auto" });
   const { loadModel } = await import("../load/load_model.ts");
   const { displayPath } = await import("../load/typecheck.ts");
-  const { resolveFamily } = await import("../driver/family.ts");
-  const { findCapacity } = await import("../driver/capacity.ts");
+  const { familyWidths } = await import("../driver/family.ts");
+  const { findLargest, gradAccumChoices } = await import("../driver/capacity_choices.ts");
   const { capacityJson, capacityText } = await import("../driver/capacity_report.ts");
+  const { shellLine, trainCommand } = await import("./capacity_train_command.ts");
   const loaded = await loadModel(model);
-  const family = resolveFamily(loaded, { preset, set, batch, seq });
-  const globalBatch = family.member(1).batch;
+  // --preset fixes the width and --grad-accum the micro-batch; otherwise capacity weighs them
+  // (src/driver/capacity_choices.ts).
+  const { gradAccum, ...rest } = search;
+  const widths = familyWidths(loaded, { preset, set, batch, seq });
+  const globalBatch = widths[0].member(1).batch;
   if (ranks > 1 && globalBatch % ranks !== 0)
     throw new UserError(`--batch ${globalBatch} is the global batch; it must split evenly over --ranks ${ranks}`);
   const budgets = {
@@ -245,13 +249,23 @@ async function capacityCommand(model: string, raw: Raw): Promise<void> {
     hostMemory: hostMemory!,
     ...(diskMemory !== undefined && { diskMemory }),
   };
-  const onRanks = ranks > 1 ? { ...search, dp: ranks, zero: 3 } : search;
-  const found = findCapacity(family, displayPath(loaded.path), target, budgets, onRanks, (p) =>
+  const onRanks = ranks > 1 ? { ...rest, dp: ranks, zero: 3 } : rest;
+  const gradAccums = gradAccum !== undefined ? [gradAccum] : gradAccumChoices(globalBatch, onRanks.dp ?? 1);
+  const found = findLargest(widths, gradAccums, displayPath(loaded.path), target, budgets, onRanks, (family, k, p) =>
     process.stderr.write(
-      `capacity: ${family.label(p.member)} ${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`,
+      `capacity: ${family.preset !== undefined && widths.length > 1 ? `preset ${family.preset}'s width, ` : ""}` +
+        `${gradAccums.length > 1 ? `--grad-accum ${k}, ` : ""}${family.label(p.member)} ` +
+        `${p.fits ? "fits" : "does not fit"} (planned in ${p.seconds.toFixed(1)} s)\n`,
     ),
   );
-  process.stdout.write(raw.json ? JSON.stringify(capacityJson(found), null, 1) + "\n" : capacityText(found));
+  const best = found.best;
+  const command = trainCommand(process.argv.slice(process.argv.indexOf("capacity", 2) + 1), {
+    memberFlags: best.family.flags(best.member),
+    gradAccum: best.plan.decisions.gradAccum,
+    ranks,
+    deviceMemory: budgets.deviceMemory,
+  });
+  process.stdout.write(raw.json ? JSON.stringify(capacityJson(found, command), null, 1) + "\n" : capacityText(found, shellLine(command)));
 }
 
 async function compileCommand(model: string, raw: Raw): Promise<void> {

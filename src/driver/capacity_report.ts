@@ -1,11 +1,13 @@
-// What `stow capacity` prints: the largest member that fits, its plan in brief, the predicted step time
-// and throughput on the target, the assumptions behind them, and how the search went. Text for people,
-// JSON for tools (the bench reads it).
+// What `stow capacity` prints: the largest member that fits, the width and micro-batch chosen for it,
+// its plan in brief, the predicted step time and throughput on the target, the train command that runs
+// it, the assumptions behind them, and how the searches went. Text for people, JSON for tools (the bench
+// reads it).
 import { DISK_DEFAULT_BANDWIDTH } from "../../ir/cost_model.ts";
 import { graphFlops } from "../../ir/flops.ts";
 import { valueBytes } from "../../ir/types.ts";
 import { formatBytes } from "../../base/units.ts";
 import type { Capacity } from "./capacity.ts";
+import type { Choice, Choices } from "./capacity_choices.ts";
 import type { Plan } from "../../plan/plan.ts";
 import { checkpointLabel } from "./moved_report.ts";
 
@@ -30,11 +32,37 @@ function moved(plan: Plan): { h2d: number; d2h: number } {
   return { h2d: bytes("chunk_h2d"), d2h: bytes("copy_d2h") };
 }
 
-export function capacityJson(c: Capacity): object {
+/** FLOPs a step computes, and those of the model (recomputed forwards not counted). */
+function stepFlops(plan: Plan): { all: number; model: number } {
+  const all = graphFlops(plan.train.graph);
+  return { all, model: all - plan.checkpoint.recomputeFlops };
+}
+
+const searchSeconds = (c: Capacity) => c.probes.reduce((s, q) => s + q.seconds, 0);
+const planCount = (c: Capacity) => c.probes.filter((q) => q.seconds > 0).length;
+const microBatch = (p: Plan) => p.decisions.globalBatch / (p.decisions.dp * p.decisions.gradAccum);
+
+function choiceJson(ch: Choice): object {
+  const f = ch.found;
+  return {
+    preset: ch.family.preset ?? null,
+    grad_accum: ch.gradAccum,
+    most_params: ch.mostParams ?? null,
+    plans: ch.plans,
+    seconds: ch.seconds,
+    largest: f ? { label: f.family.label(f.member), param_count: f.params } : null,
+    checked: ch.checked ? { label: ch.family.label(ch.checked.member), fits: ch.checked.fits } : null,
+    reason: ch.reason ?? null,
+  };
+}
+
+export function capacityJson(all: Choices, command: string[]): object {
+  const c = all.best;
   const p = c.plan;
   const step = p.checkpoint.predicted;
   const tokens = p.decisions.globalBatch * p.train.seq;
   const { h2d, d2h } = moved(p);
+  const flops = stepFlops(p);
   return {
     model: p.modelPath,
     family: { rule: c.family.rule, field: c.family.field ?? null },
@@ -42,13 +70,21 @@ export function capacityJson(c: Capacity): object {
     host_memory_bytes: c.hostMemory,
     disk_memory_bytes: c.diskMemory ?? null,
     ranks: { dp: p.decisions.dp, tp: p.decisions.ranks, zero: p.decisions.zero, host_memory_bytes_per_rank: perRankHost(c) },
-    largest: { member: c.member, label: c.family.label(c.member), config: p.config, param_count: c.params },
+    largest: {
+      member: c.member,
+      label: c.family.label(c.member),
+      preset: c.family.preset ?? null,
+      config: p.config,
+      param_count: c.params,
+    },
     next: c.next
       ? { member: c.next.member, label: c.family.label(c.next.member), lacks: c.next.lacks, reason: c.next.reason ?? null }
       : null,
     plan: {
       batch: p.train.batch,
       seq: p.train.seq,
+      grad_accum: p.decisions.gradAccum,
+      micro_batch: microBatch(p),
       device_peak_bytes: p.train.memory.peak,
       arena_bytes: p.arenaBytes,
       host_bytes: p.hostBytes,
@@ -59,7 +95,7 @@ export function capacityJson(c: Capacity): object {
       total_regions: p.checkpoint.totalRegions,
       moved_regions: p.checkpoint.moved,
       recompute_flops: p.checkpoint.recomputeFlops,
-      step_flops: graphFlops(p.train.graph),
+      step_flops: flops.all,
       chunks: p.chunks.chunks.length,
       chunk_capacity_bytes: p.chunks.capacity,
       resident_chunks: p.checkpoint.offload ? p.checkpoint.schedule!.resident.size : p.chunks.chunks.length,
@@ -75,11 +111,17 @@ export function capacityJson(c: Capacity): object {
       stall_seconds: step.stallSeconds,
       tokens_per_step: tokens,
       tokens_per_s: tokens / step.seconds,
+      flops_per_s: flops.all / step.seconds,
+      model_flops_per_s: flops.model / step.seconds,
     },
+    choices: all.choices.map(choiceJson),
+    train_command: command,
     search: {
       guess: c.guess,
-      plans: c.probes.filter((q) => q.seconds > 0).length,
-      seconds: c.probes.reduce((s, q) => s + q.seconds, 0),
+      plans: planCount(c),
+      seconds: searchSeconds(c),
+      all_plans: all.choices.reduce((n, ch) => n + ch.plans, 0),
+      all_seconds: all.choices.reduce((t, ch) => t + ch.seconds, 0),
       probes: c.probes.map((q) => ({
         member: q.member,
         fits: q.fits,
@@ -92,14 +134,30 @@ export function capacityJson(c: Capacity): object {
   };
 }
 
-export function capacityText(c: Capacity): string {
+/** One line per width and micro-batch weighed: its answer, or why it has none. */
+function choiceLine(ch: Choice, micro: number): string {
+  const width = ch.family.preset !== undefined ? `preset ${ch.family.preset}'s width` : "the presets";
+  const what = `${width}, micro-batch ${micro} (--grad-accum ${ch.gradAccum})`;
+  const cost = ch.plans > 0 ? ` (${ch.plans} ${ch.plans === 1 ? "plan" : "plans"}, ${ch.seconds.toFixed(1)} s)` : "";
+  if (ch.found) return `  ${what}: ${ch.found.family.label(ch.found.member)}, ${billions(ch.found.params)}${cost}`;
+  if (ch.checked)
+    return `  ${what}: ${ch.family.label(ch.checked.member)} ${ch.checked.fits ? "fits too" : "does not fit"} (the most micro-batches' answer, checked)${cost}`;
+  return `  ${what}: ${ch.reason}${cost}`;
+}
+
+const billions = (n: number) =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${n.toLocaleString("en-US")} parameters`;
+
+export function capacityText(all: Choices, command: string): string {
+  const c = all.best;
   const p = c.plan;
   const ranks = p.decisions.dp * p.decisions.ranks;
   const m = c.target.machine;
   const step = p.checkpoint.predicted;
   const tokens = p.decisions.globalBatch * p.train.seq;
   const { h2d, d2h } = moved(p);
-  const total = graphFlops(p.train.graph);
+  const flops = stepFlops(p);
+  const total = flops.all;
   const s = (x: number) => (x >= 10 ? `${x.toFixed(1)} s` : x >= 0.1 ? `${x.toFixed(2)} s` : `${(x * 1000).toFixed(1)} ms`);
   const rate = (x: number, unit: string) => `${x >= 1e12 ? `${(x / 1e12).toFixed(1)} T` : `${(x / 1e9).toFixed(1)} G`}${unit}`;
   const mode = checkpointLabel(p.checkpoint);
@@ -107,7 +165,6 @@ export function capacityText(c: Capacity): string {
     ? `${p.chunks.chunks.length} chunks of at most ${formatBytes(p.chunks.capacity)}, ${p.checkpoint.schedule!.resident.size} ` +
       `of them on the device, copies start ${p.checkpoint.schedule!.lookahead} loads ahead`
     : "model data resident on the device (nothing offloaded)";
-  const searchSeconds = c.probes.reduce((t, q) => t + q.seconds, 0);
   const planned = c.probes.filter((q) => q.seconds > 0);
   return (
     [
@@ -119,7 +176,8 @@ export function capacityText(c: Capacity): string {
           (c.diskMemory !== undefined ? `, disk ${formatBytes(c.diskMemory)}` : ""),
       `family     ${c.family.rule}`,
       "",
-      `largest    ${c.family.label(c.member)}: ${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`})`,
+      `largest    ${c.family.label(c.member)}${c.family.preset !== undefined ? ` at preset ${c.family.preset}'s width` : ""}: ` +
+        `${c.params.toLocaleString("en-US")} parameters (${c.params >= 1e9 ? `${(c.params / 1e9).toFixed(2)} B` : `${(c.params / 1e6).toFixed(1)} M`}), micro-batch ${microBatch(p)} x --grad-accum ${p.decisions.gradAccum}`,
       `           ${Object.entries(p.config)
         .map(([k, v]) => `${k}=${v}`)
         .join(" ")}`,
@@ -137,7 +195,14 @@ export function capacityText(c: Capacity): string {
       `predicted  step ${s(step.seconds)} (compute ${s(step.computeSeconds)}, ` +
         (step.networkSeconds > 0 ? `collectives ${s(step.networkSeconds)}, ` : "") +
         `link busy ${s(step.linkSeconds)}, ` +
-        `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s`,
+        `compute waits ${s(step.stallSeconds)}): ${(tokens / step.seconds).toFixed(tokens / step.seconds >= 100 ? 0 : 2)} tokens/s, ` +
+        `${rate(flops.model / step.seconds, "FLOP/s")} (${rate(flops.all / step.seconds, "FLOP/s")} with recompute)`,
+      "",
+      `train      ${command}`,
+      ...(command.includes(" DIR") ? ["           (DIR: a folder on the disk the tier is for)"] : []),
+      "",
+      `weighed    the largest over ${all.choices.length === 1 ? "one choice" : `${all.choices.length} choices`} of width and micro-batch (the global batch stays ${p.decisions.globalBatch}):`,
+      ...all.choices.map((ch) => choiceLine(ch, p.decisions.globalBatch / (p.decisions.dp * ch.gradAccum))),
       "",
       "assumptions",
       `  target: matmul ${rate(m.matmulFlops, "FLOP/s")}${m.productRates ? " at the largest measured size (smaller products at their measured rates)" : ""}, ` +
@@ -148,11 +213,14 @@ export function capacityText(c: Capacity): string {
         `${m.attentionRates ? "; attention kernels and the LM head's softmax as measured" : ""}`,
       ...ASSUMPTIONS.map((a) => `  ${a}`),
       "",
-      `search     ${planned.length} plans in ${searchSeconds.toFixed(1)} s, from the guess ${c.family.label(c.guess)} ` +
+      `search     ${planned.length} plans in ${searchSeconds(c).toFixed(1)} s for this choice, from the guess ${c.family.label(c.guess)} ` +
         (c.diskMemory !== undefined
           ? "(model data at 16 bytes a parameter filling device and host; the disk tier then lets it climb): "
           : "(model data at 16 bytes a parameter filling device and host): ") +
-        c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", "),
+        c.probes.map((q) => `${c.family.label(q.member)} ${q.fits ? "fits" : "no"}`).join(", ") +
+        (all.choices.length > 1
+          ? `; ${all.choices.reduce((n, ch) => n + ch.plans, 0)} plans in ${all.choices.reduce((t, ch) => t + ch.seconds, 0).toFixed(1)} s in all`
+          : ""),
     ].join("\n") + "\n"
   );
 }

@@ -15,12 +15,16 @@ export interface Family {
   rule: string;
   /** The config field that grows; undefined when the family is the presets. */
   field?: string;
+  /** The preset whose other fields the members take (`--preset` of the train command); undefined for the presets family. */
+  preset?: string;
   /** Members are 1..size (Infinity when a field grows without a bound). */
   size: number;
   /** Member k: its config and program shape. */
   member(k: number): Resolved;
   /** Member k's name in reports: "layers=85" or "preset 1.5B". */
   label(k: number): string;
+  /** The model flags that choose member k (besides the user's --set), for the train command capacity prints. */
+  flags(k: number): string[];
 }
 
 export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family {
@@ -39,9 +43,11 @@ export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family 
     return {
       rule: `${field} grown, the other fields as preset ${preset} (${fixed})`,
       field,
+      preset,
       size: Infinity,
       member,
       label: (k) => `${field}=${k}`,
+      flags: (k) => ["--preset", preset, "--set", `${field}=${k}`, ...(choice.seq !== undefined ? ["--seq", `${choice.seq}`] : [])],
     };
   }
   if (choice.preset !== undefined)
@@ -55,7 +61,31 @@ export function resolveFamily(loaded: LoadedModel, choice: ModelChoice): Family 
     size: bySize.length,
     member,
     label: (k) => `preset ${bySize[k - 1].name}`,
+    flags: (k) => ["--preset", bySize[k - 1].name, ...(choice.seq !== undefined ? ["--seq", `${choice.seq}`] : [])],
   };
+}
+
+/**
+ * The widths `stow capacity` weighs: the family itself and, when the model has a scale rule and no
+ * --preset fixes the width, the same growth from each preset that adds more parameters a member (a wider
+ * layer) and whose context holds the family's sequence. Every width trains the family's sequence length
+ * (as if --seq were given), so each step is the same global batch of tokens. Narrower presets are left
+ * out: a parameter of a narrower layer comes with more activations, which bind first at large sizes.
+ */
+export function familyWidths(loaded: LoadedModel, choice: ModelChoice): Family[] {
+  const base = resolveFamily(loaded, choice);
+  if (base.preset === undefined || choice.preset !== undefined) return [base];
+  const perMember = (f: Family) => paramCount(f.member(2)) - paramCount(f.member(1));
+  const seq = base.member(1).seq;
+  const least = perMember(base);
+  const wider = Object.entries(loaded.module.presets)
+    .filter(([name, config]) => name !== base.preset && config.seq >= seq)
+    .map(([name]) => resolveFamily(loaded, { ...choice, preset: name, seq }))
+    .map((f) => ({ f, step: perMember(f) }))
+    .filter(({ step }) => step > least)
+    .sort((a, b) => a.step - b.step)
+    .map(({ f }) => f);
+  return [base, ...wider];
 }
 
 /** Parameters of a member, from building its modules (no tracing, so it is cheap at any size). */

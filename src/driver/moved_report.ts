@@ -35,7 +35,8 @@ export function movedText(plan: Plan): string {
   const c = plan.checkpoint;
   const rows = movedRows(plan);
   const lines = [
-    `activations moved to host memory: ${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
+    `${c.movesCheckpointsOnly ? "checkpoints (the blocks are recomputed)" : "activations"} moved to host memory: ` +
+      `${c.moved} of ${c.totalRegions} blocks, ${formatBytes(c.movedBytes)} out and ` +
       `back per step, copies ${c.moveLookahead} block${c.moveLookahead === 1 ? "" : "s"} ahead`,
   ];
   const perRegion = new Map<number, number>();
@@ -52,8 +53,9 @@ export function movedText(plan: Plan): string {
   return lines.join("\n");
 }
 
-/** The checkpoint choice in a few words: `blocks 2/12`, `blocks 2/12 + move 3/12`, `move 4/12`. */
+/** The checkpoint choice in a few words: `blocks 2/12`, `blocks 2/12 + move 3/12`, `move 4/12`, `blocks, checkpoints moved`. */
 export function checkpointLabel(c: Candidate): string {
+  if (c.movesCheckpointsOnly) return "blocks, checkpoints moved";
   const recomputed = c.mode === "blocks" && c.regions < c.totalRegions ? `blocks ${c.regions}/${c.totalRegions}` : c.mode;
   if (c.moved === 0) return recomputed;
   const moved = `move ${c.moved}/${c.totalRegions}`;

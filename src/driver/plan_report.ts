@@ -70,6 +70,7 @@ export function planJson(plan: Plan): object {
       moved_regions: plan.checkpoint.moved,
       moved_bytes_per_step: plan.checkpoint.movedBytes,
       move_lookahead: plan.checkpoint.moveLookahead,
+      moves_checkpoints_only: plan.checkpoint.movesCheckpointsOnly,
       moved: movedRows(plan),
       candidates: plan.candidates.map((c) => ({
         mode: c.mode,

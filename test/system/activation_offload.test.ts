@@ -84,6 +84,30 @@ describe("moved activations", () => {
     }
   });
 
+  test("when neither whole blocks on the host nor checkpoints on the device fit, auto recomputes every block and moves its checkpoint; bitwise", () => {
+    // Long rows: activations outweigh model data. The budgets were found by planning: 26000 KiB of device memory
+    // cannot keep the 4 checkpoints with model data offloaded (28000 KiB can), and 20000 KiB of host memory
+    // holds the model data and the checkpoints but not whole blocks' activations (those need about 70 MiB).
+    const model = ["samples/gpt2.ts", "--set", "layers=4", "--set", `vocab=${VOCAB}`, "--batch", "16", "--seq", "128", "--threads", "2"];
+    const budgeted = [...model, "--device-memory", "26000KiB", "--host-memory", "20000KiB"];
+    const planned = planJson(budgeted);
+    expect(planned.checkpoint.mode).toBe("blocks");
+    expect(planned.checkpoint.regions).toBe(4);
+    expect(planned.checkpoint.moved_regions).toBe(4);
+    expect(planned.checkpoint.moves_checkpoints_only).toBe(true);
+    // What moves is one checkpoint a block, its output: batch x seq x dim floats.
+    expect(planned.checkpoint.moved.map((r: { bytes: number }) => r.bytes)).toEqual(Array(4).fill(16 * 128 * 128 * 4));
+    // No profiled warm-up, so that every step runs the plan above; the plain step keeps everything.
+    const a = stowTrain([...model, "--steps", "3", "--data", data], path.join(dir, "plain-long.jsonl"));
+    const b = stowTrain([...budgeted, "--steps", "3", "--data", data, "--profile-steps", "0"], path.join(dir, "checkpoints.jsonl"));
+    expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
+    expect(b.map((m) => m.grad_norm)).toEqual(a.map((m) => m.grad_norm));
+    for (const m of b) {
+      expect(m.device_peak_bytes).toBe(planned.device_peak_bytes);
+      expect(m.h2d_bytes + m.d2h_bytes).toBe(planned.offload.transfer_bytes_per_step);
+    }
+  });
+
   test("a moved block keeps nothing on the device across the step; the backward reads its values through copies", () => {
     const p = plan({ moveActivations: 1 });
     const nodes = p.train.graph.nodes;

@@ -53,9 +53,11 @@ describe("stow capacity", () => {
     expect(c.family.field).toBe("layers");
     expect(c.largest.config).toMatchObject({ vocab: 256, dim: 64, heads: 2, seq: 32 });
     expect(layers).toBeGreaterThanOrEqual(1);
-    const fits = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers}`, ...step, ...budgets]);
+    // The target too: which schedule the planner keeps, and so what the host holds, is the cost model's choice.
+    const onCard = [...step, ...budgets, "--target", cardFile];
+    const fits = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers}`, ...onCard]);
     expect(fits.status, fits.stderr).toBe(0);
-    const next = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers + 1}`, ...step, ...budgets]);
+    const next = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers + 1}`, ...onCard]);
     expect(next.status).toBe(2);
     expect(next.stderr).toMatch(/does not fit/);
     expect(c.next.label).toBe(`layers=${layers + 1}`);
@@ -72,16 +74,41 @@ describe("stow capacity", () => {
 
   test("--disk-memory counts the disk tier: the answer holds more model data than device and host, and plans agree", () => {
     // The target too: which chunks stay on the device, and so what the host holds, is the cost model's choice.
-    const withDisk = [...budgets, "--disk-memory", "64MiB", "--target", cardFile];
+    const withDisk = [...budgets, "--disk-memory", "16MiB", "--target", cardFile];
     const c = capacityJson(["samples/gpt2.ts", ...tinyGpt, ...step, ...withDisk]);
     const layers = c.largest.config.layers;
     // Its AdamW moments are on disk, and its model data at 16 bytes a parameter exceeds device plus host memory.
     expect(c.plan.disk_bytes).toBeGreaterThan(0);
     expect(16 * c.largest.param_count).toBeGreaterThan(2 ** 20 + 4 * 2 ** 20);
-    expect(c.disk_memory_bytes).toBe(64 * 2 ** 20);
+    expect(c.disk_memory_bytes).toBe(16 * 2 ** 20);
     const fits = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers}`, ...step, ...withDisk]);
     expect(fits.status, fits.stderr).toBe(0);
     const next = plans(["samples/gpt2.ts", ...tinyGpt, "--set", `layers=${layers + 1}`, ...step, ...withDisk]);
+    expect(next.status).toBe(2);
+  });
+
+  test("when activations bind it takes more micro-batches (--grad-accum), and its train command plans the answer", () => {
+    // A narrow, long-sequence GPT: activations outweigh model data, and the host is too small to take them.
+    const narrow = ["--preset", "mini", "--set", "vocab=256", "--set", "dim=32", "--set", "heads=2", "--set", "seq=128"];
+    const tight = ["--batch", "4", "--threads", "2", "--device-memory", "2MiB", "--host-memory", "256KiB", "--target", cardFile];
+    const c = capacityJson(["samples/gpt2.ts", ...narrow, ...tight]);
+    expect(c.plan.grad_accum).toBeGreaterThan(1);
+    expect(c.plan.micro_batch * c.plan.grad_accum).toBe(4);
+    // One micro-batch of 4 holds a smaller member: accumulation is what made the answer larger.
+    const single = c.choices.find((ch: { grad_accum: number }) => ch.grad_accum === 1);
+    expect(single.largest.param_count).toBeLessThan(c.largest.param_count);
+    // The printed train command, given to `stow plan`, plans exactly the answered model at its budgets.
+    expect(c.train_command.slice(0, 2)).toEqual(["stow", "train"]);
+    const r = stow(["plan", ...c.train_command.slice(2), "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    expect(plan.config).toEqual(c.largest.config);
+    expect(plan.param_count).toBe(c.largest.param_count);
+    expect(plan.decisions.grad_accum).toBe(c.plan.grad_accum);
+    expect(plan.arena_bytes).toBe(c.plan.arena_bytes);
+    // And one more layer at the same micro-batches does not fit.
+    const layers = c.largest.config.layers;
+    const next = plans(["samples/gpt2.ts", ...narrow, "--set", `layers=${layers + 1}`, ...tight, "--grad-accum", `${c.plan.grad_accum}`]);
     expect(next.status).toBe(2);
   });
 
