@@ -47,12 +47,14 @@ export function programView(name: string, prog: CompiledProgram, calls: NodeCall
     rowElements: numel(v.shape) / v.shape[0],
     bytes: valueBytes(v),
   }));
-  // A ticket for each copy's and each overlapped collective's `wait`.
+  // A ticket for each copy's and each overlapped collective's `wait`. ZeRO's collectives always run as a
+  // start (overlap_collectives.ts gives each a wait); a data-parallel all_reduce without a wait blocks.
   const tickets = new Map<number, number>();
   for (const n of prog.graph.nodes) if (opKind(n.op) === "transfer") tickets.set(n.id, tickets.size);
   const copies = tickets.size;
   const waited = new Set(prog.graph.nodes.filter((n) => n.op === "wait").map((n) => n.inputs[0].producer));
-  for (const n of prog.graph.nodes) if (isOverlappable(n) && waited.has(n)) tickets.set(n.id, tickets.size);
+  const runsAsStart = (n: Node) => isOverlappable(n) && (n.op !== "all_reduce" || waited.has(n));
+  for (const n of prog.graph.nodes) if (runsAsStart(n)) tickets.set(n.id, tickets.size);
   const nodes = prog.graph.nodes
     .map((n, position) => {
       const lines = calls(n, mem, tickets);
