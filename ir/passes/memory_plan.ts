@@ -429,6 +429,17 @@ export interface DiskIo {
  * each piece of the parameter when it is (diskPieces: a block two pieces share moves with each), and
  * reads the gradient when it is. The runtime's per-step counters must come to the training program's sum.
  */
+/**
+ * The disk bytes host AdamW moves each way for a parameter on disk of `elements` floats from byte `offset`:
+ * the pipeline moves it `piece` elements at a time, each piece as the whole blocks holding it, so a block
+ * two pieces share (the parameter need not start on a block) is moved with each.
+ */
+export function pieceByPieceBytes(offset: number, elements: number, piece: number): number {
+  let bytes = 0;
+  for (let first = 0; first < elements; first += piece) bytes += diskSpan(offset + 4 * first, 4 * Math.min(piece, elements - first));
+  return bytes;
+}
+
 function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: readonly (string | undefined)[]): Map<number, DiskIo> {
   const io = new Map<number, DiskIo>();
   const diskName = (v: Value) => {
@@ -445,9 +456,7 @@ function diskTraffic(g: Graph, persistent: PersistentLayout, persistentName: rea
       let bytes = 2 * diskBlocks(4 * elements);
       const param = diskName(n.inputs[0]);
       if (param !== undefined) {
-        const { piece } = diskPieces(persistent);
-        const offset = persistent.offsets.get(param)!;
-        for (let first = 0; first < elements; first += piece) bytes += diskSpan(offset + 4 * first, 4 * Math.min(piece, elements - first));
+        bytes += pieceByPieceBytes(persistent.offsets.get(param)!, elements, diskPieces(persistent).piece);
       }
       const grad = diskName(n.inputs[1]) !== undefined ? diskBlocks(4 * elements) : 0;
       io.set(n.id, { read: bytes + grad, write: bytes });

@@ -106,6 +106,16 @@ struct StowSession {
 
 namespace {
 
+// The process's threads, as /proc lists them: with STOW_TEST_THREADS set, each step's metrics report it,
+// so that a test can see which threads a plan starts (disk_tier.test.ts: none of the disk tier's without
+// one). Unset, as always outside that test, this costs one getenv a step.
+int64_t thread_count() {
+  std::error_code error;
+  int64_t count = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/task", error), end; !error && it != end; it.increment(error)) count++;
+  return count;
+}
+
 std::string num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -625,6 +635,8 @@ void take_step(StowSession& s, StowStepResult& out) {
   if (s.disk)
     extra += (extra.empty() ? "" : ",") + std::string("\"disk_read_bytes\":") + std::to_string(s.disk->read_bytes) +
              ",\"disk_write_bytes\":" + std::to_string(s.disk->write_bytes);
+  if (const char* count = std::getenv("STOW_TEST_THREADS"); count != nullptr && *count != '\0')
+    extra += (extra.empty() ? "" : ",") + std::string("\"threads\":") + std::to_string(thread_count());
   // The step is done (and every collective of it): what fails from here on leaves a whole state.
   try {
     if (s.metrics) s.metrics->write(out, extra);

@@ -28,6 +28,21 @@ std::function<void()> TransferEngine::traced(std::function<void()> job, int64_t 
   };
 }
 
+HostThreads& TransferEngine::read_io() {
+  if (!read_io_) read_io_ = std::make_unique<HostThreads>(kDiskRequests);
+  return *read_io_;
+}
+
+HostThreads& TransferEngine::write_io() {
+  if (!write_io_) write_io_ = std::make_unique<HostThreads>(kDiskRequests);
+  return *write_io_;
+}
+
+DiskPipeline& TransferEngine::pipeline() {
+  if (!disk_) disk_ = std::make_unique<DiskPipeline>(host_, kDiskRequests);
+  return *disk_;
+}
+
 int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_device, int64_t node) {
   (to_device ? h2d_bytes : d2h_bytes) += bytes;
   const double rate = rate_;
@@ -44,8 +59,9 @@ int64_t TransferEngine::copy(void* dst, const void* src, int64_t bytes, bool to_
 int64_t TransferEngine::copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes, int64_t node) {
   h2d_bytes += bytes;
   const double rate = rate_;
+  HostThreads* io = &read_io();
   auto job = [=, &disk] {
-    disk.read(&read_io_, offset, stage, DiskTier::span(offset, bytes));
+    disk.read(io, offset, stage, DiskTier::span(offset, bytes));
     auto start = std::chrono::steady_clock::now();
     std::memcpy(dst, stage, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
@@ -57,12 +73,13 @@ int64_t TransferEngine::copy_to_disk(DiskTier& disk, int64_t offset, const void*
                                      std::function<void(const void*)> landed, int64_t node) {
   d2h_bytes += bytes;
   const double rate = rate_;
+  HostThreads* io = &write_io();
   auto job = [=, &disk, landed = std::move(landed)] {
     auto start = std::chrono::steady_clock::now();
     std::memcpy(stage, src, size_t(bytes));
     if (rate > 0) std::this_thread::sleep_until(start + std::chrono::duration<double>(double(bytes) / rate));
     landed(stage);
-    disk.write(&write_io_, offset, stage, DiskTier::span(offset, bytes));
+    disk.write(io, offset, stage, DiskTier::span(offset, bytes));
   };
   return link_ticket(to_host_.submit(traced(job, node, JobSpan::D2H)), false);
 }
@@ -79,7 +96,7 @@ void TransferEngine::disk_update(int64_t after, DiskTier& disk, const DiskStages
   update.gradient_in = [this, after] {
     if (after > 0) wait_link(after);
   };
-  disk_.submit(disk, stages, update, [this, node](std::function<void()> job) { return traced(std::move(job), node, JobSpan::HOST); });
+  pipeline().submit(disk, stages, update, [this, node](std::function<void()> job) { return traced(std::move(job), node, JobSpan::HOST); });
 }
 
 }  // namespace stow

@@ -6,12 +6,14 @@
 // work (AdamW on offloaded chunks), each job after the copy it depends on, spreading each over a small
 // pool of host threads; AdamW of model data on disk goes through the disk pipeline, whose reads and
 // writes run on their own threads around it. Jobs return tickets; waiting on a ticket is the IR's `wait`.
+// The disk tier's threads start on its first use: a plan without a disk tier starts none of them.
 #pragma once
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -38,7 +40,7 @@ class TransferEngine {
   // bytes_per_second (each direction's) <= 0: copies run as fast as memcpy. host_threads: the pool that
   // host work may spread over (host_task's caller counted).
   TransferEngine(double bytes_per_second, int host_threads)
-      : rate_(bytes_per_second), pool_(host_threads), read_io_(kDiskRequests), write_io_(kDiskRequests), disk_(host_, kDiskRequests) {}
+      : rate_(bytes_per_second), pool_(host_threads) {}
   // Requests in flight for each of the link's and the disk pipeline's reads and writes, as the `cpu`
   // probe measures the disk.
   static constexpr int kDiskRequests = 4;
@@ -67,7 +69,7 @@ class TransferEngine {
   }
   void wait_copy(int64_t ticket) { stall_seconds += wait_link(ticket); }
   void wait_host(int64_t ticket) { stall_seconds += host_.wait(ticket); }
-  void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain() + disk_.drain(); }
+  void drain() { stall_seconds += to_device_.drain() + to_host_.drain() + host_.drain() + (disk_ ? disk_->drain() : 0); }
 
   // Per step, reset by the session: bytes each way, and how long compute waited for the engine.
   int64_t h2d_bytes = 0, d2h_bytes = 0;
@@ -82,11 +84,16 @@ class TransferEngine {
   std::vector<JobSpan>* spans_ = nullptr;
   std::chrono::steady_clock::time_point origin_;
   HostThreads pool_;
-  HostThreads read_io_, write_io_;  // the link's workers' disk requests in flight, one pool each
+  // Made on first use, from the compute thread (the only caller of the methods above).
+  HostThreads& read_io();
+  HostThreads& write_io();
+  DiskPipeline& pipeline();
+  // The link's workers' disk requests in flight, one pool each: before the workers, whose jobs use them.
+  std::unique_ptr<HostThreads> read_io_, write_io_;
   Worker to_device_;
   Worker to_host_;
   Worker host_;
-  DiskPipeline disk_;  // after host_, whose jobs it queues
+  std::unique_ptr<DiskPipeline> disk_;  // after host_, whose jobs it queues
 };
 
 }  // namespace stow

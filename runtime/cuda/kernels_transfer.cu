@@ -11,17 +11,12 @@ int64_t h2d_async(Ctx& c, float* device, const float* host, int64_t n) {
   return runtime(c).copy_async(device, host, 4 * n, true);
 }
 
-// Not overlapped yet: the calling thread reads the chunk from disk into the staging buffer, and waits
-// for its copy to land before returning, as the next such copy reuses the buffer (the CPU backend's link
-// worker does both off the compute thread).
+// Read ahead off the compute thread: the runtime's disk reader reads the chunk into the staging buffer
+// and queues its copy, while compute goes on; the IR's `wait` on the ticket orders compute after it.
 int64_t h2d_from_disk(Ctx& c, float* device, int64_t disk, float* stage, int64_t n) {
   if (c.disk == nullptr) throw Error(std::string("internal: node ") + c.node + " reads model data from disk but no disk tier is open");
   c.touch(device, 4 * n);
-  c.disk->read(nullptr, disk, stage, DiskTier::span(disk, 4 * n));
-  Runtime& rt = runtime(c);
-  const int64_t ticket = rt.copy_async(device, stage, 4 * n, true);
-  rt.finish(ticket);
-  return ticket;
+  return runtime(c).copy_from_disk(device, *c.disk, disk, stage, 4 * n);
 }
 
 int64_t d2h_async(Ctx& c, float* host, const float* device, int64_t n) {

@@ -17,7 +17,7 @@ void check_blas(Cublas::Status s, const char* what) {
 constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
 }  // namespace
 
-Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(host_threads), disk_write_io_(TransferEngine::kDiskRequests), disk_(host_, TransferEngine::kDiskRequests) {
+Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(host_threads) {
   check(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "creating the compute stream");
   check(cudaStreamCreateWithFlags(&to_device_, cudaStreamNonBlocking), "creating the host-to-device copy stream");
   check(cudaStreamCreateWithFlags(&to_host_, cudaStreamNonBlocking), "creating the device-to-host copy stream");
@@ -32,8 +32,9 @@ Runtime::Runtime(int host_threads) : host_threads_(host_threads), host_pool_(hos
 Runtime::~Runtime() {
   try {
     host_.drain();
-    disk_.drain();
-    disk_writer_.drain();
+    if (disk_) disk_->drain();
+    if (disk_writer_) disk_writer_->drain();
+    if (disk_reader_) disk_reader_->drain();
   } catch (const std::exception&) {
   }
   cudaDeviceSynchronize();
@@ -44,7 +45,7 @@ Runtime::~Runtime() {
     cudaEventDestroy(c.ready);
     cudaEventDestroy(c.done);
   }
-  for (cudaStream_t s : {compute_, to_device_, to_host_})
+  for (cudaStream_t s : {compute_, to_device_, to_host_, from_disk_})
     if (s != nullptr) cudaStreamDestroy(s);
 }
 
@@ -58,9 +59,34 @@ Runtime::Copy& Runtime::copy_slot(int64_t ticket) {
   return copies_[size_t(ticket - 1)];
 }
 
+HostThreads& Runtime::disk_write_io() {
+  if (!disk_write_io_) disk_write_io_ = std::make_unique<HostThreads>(TransferEngine::kDiskRequests);
+  return *disk_write_io_;
+}
+
+Worker& Runtime::disk_writer() {
+  if (!disk_writer_) disk_writer_ = std::make_unique<Worker>();
+  return *disk_writer_;
+}
+
+Worker& Runtime::disk_reader() {
+  if (!disk_reader_) {
+    check(cudaStreamCreateWithFlags(&from_disk_, cudaStreamNonBlocking), "creating the disk-to-device copy stream");
+    disk_read_io_ = std::make_unique<HostThreads>(TransferEngine::kDiskRequests);
+    disk_reader_ = std::make_unique<Worker>();
+  }
+  return *disk_reader_;
+}
+
+DiskPipeline& Runtime::disk_pipeline() {
+  if (!disk_) disk_ = std::make_unique<DiskPipeline>(host_, TransferEngine::kDiskRequests);
+  return *disk_;
+}
+
 int64_t Runtime::copy_async(void* dst, const void* src, int64_t bytes, bool to_device) {
   const int64_t ticket = ++tickets_;
   Copy& c = copy_slot(ticket);
+  c.from_disk = false;
   cudaStream_t stream = to_device ? to_device_ : to_host_;
   (to_device ? h2d_bytes : d2h_bytes) += bytes;
   check(cudaEventRecord(c.ready, compute_), "ordering a copy after compute");
@@ -73,12 +99,47 @@ int64_t Runtime::copy_async(void* dst, const void* src, int64_t bytes, bool to_d
 
 void Runtime::wait(int64_t ticket) {
   if (ticket < 1 || ticket > tickets_) throw Error("internal: wait on unknown copy ticket " + std::to_string(ticket));
-  check(cudaStreamWaitEvent(compute_, copy_slot(ticket).done, 0), "waiting for a copy");
+  Copy& c = copy_slot(ticket);
+  if (c.from_disk) wait_queued(ticket);
+  check(cudaStreamWaitEvent(compute_, c.done, 0), "waiting for a copy");
 }
 
-void Runtime::finish(int64_t ticket) {
-  if (ticket < 1 || ticket > tickets_) throw Error("internal: finish on unknown copy ticket " + std::to_string(ticket));
-  check(cudaEventSynchronize(copy_slot(ticket).done), "a copy from the disk tier to the device");
+int64_t Runtime::copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes) {
+  Worker& reader = disk_reader();
+  const int64_t ticket = ++tickets_;
+  Copy& c = copy_slot(ticket);
+  c.from_disk = true;
+  h2d_bytes += bytes;
+  // Recorded here, on the compute thread: the copy follows the compute queued so far (the destination's
+  // previous readers), whenever the reader gets to it.
+  check(cudaEventRecord(c.ready, compute_), "ordering a copy from disk after compute");
+  reader.submit([this, dst, &disk, offset, stage, bytes, ticket, ready = c.ready, done = c.done] {
+    try {
+      disk.read(disk_read_io_.get(), offset, stage, DiskTier::span(offset, bytes));
+      check(cudaStreamWaitEvent(from_disk_, ready, 0), "ordering a copy from disk after compute");
+      check(cudaMemcpyAsync(dst, stage, size_t(bytes), cudaMemcpyHostToDevice, from_disk_), "a copy from the disk tier to the device");
+      check(cudaEventRecord(done, from_disk_), "recording a copy's completion");
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lock(queued_mu_);
+      if (disk_read_error_.empty()) disk_read_error_ = e.what();
+      queued_cv_.notify_all();
+      throw;
+    }
+    {
+      std::lock_guard<std::mutex> lock(queued_mu_);
+      disk_queued_ = ticket;
+    }
+    queued_cv_.notify_all();
+    // The next read reuses the stage: it starts once this copy has left it.
+    check(cudaEventSynchronize(done), "a copy from the disk tier to the device");
+  });
+  return ticket;
+}
+
+void Runtime::wait_queued(int64_t ticket) {
+  std::unique_lock<std::mutex> lock(queued_mu_);
+  queued_cv_.wait(lock, [&] { return disk_queued_ >= ticket || !disk_read_error_.empty(); });
+  if (!disk_read_error_.empty()) throw Error(disk_read_error_);
 }
 
 void Runtime::host_task(int64_t after, std::function<void()> job) {
@@ -91,23 +152,27 @@ void Runtime::host_task(int64_t after, std::function<void()> job) {
 
 void Runtime::disk_update(int64_t after, DiskTier& disk, const DiskStages& stages, DiskUpdate update) {
   cudaEvent_t done = copy_slot(after).done;
+  // The gradient, when on disk, is written out by the writer's job with this ticket (none: 0).
+  Worker* writer = disk_writer_.get();
   const int64_t written = last_disk_write_;
-  update.gradient_in = [this, done, written] {
+  update.gradient_in = [writer, done, written] {
     check(cudaEventSynchronize(done), "waiting for a gradient's copy to the host");
-    disk_writer_.wait(written);
+    if (writer != nullptr) writer->wait(written);
   };
-  disk_.submit(disk, stages, update, [](std::function<void()> job) { return job; });
+  disk_pipeline().submit(disk, stages, update, [](std::function<void()> job) { return job; });
 }
 
 int64_t Runtime::copy_to_disk(DiskTier& disk, int64_t offset, void* stage, const void* src, int64_t bytes,
                               std::function<void(const void*)> landed) {
-  disk_writer_.wait(last_disk_write_);  // one staging buffer: the previous gradient is out of it
+  Worker& writer = disk_writer();
+  HostThreads* io = &disk_write_io();
+  writer.wait(last_disk_write_);  // one staging buffer: the previous gradient is out of it
   const int64_t ticket = copy_async(stage, src, bytes, false);
   cudaEvent_t done = copy_slot(ticket).done;
-  last_disk_write_ = disk_writer_.submit([this, &disk, offset, stage, bytes, done, landed = std::move(landed)] {
+  last_disk_write_ = writer.submit([&disk, offset, stage, bytes, done, io, landed = std::move(landed)] {
     check(cudaEventSynchronize(done), "waiting for a gradient's copy to the host");
     landed(stage);
-    disk.write(&disk_write_io_, offset, stage, DiskTier::span(offset, bytes));
+    disk.write(io, offset, stage, DiskTier::span(offset, bytes));
   });
   return ticket;
 }
@@ -118,8 +183,13 @@ void Runtime::drain() {
   check(cudaStreamSynchronize(to_device_), "the step's copies to the device");
   check(cudaStreamSynchronize(to_host_), "the step's copies to the host");
   host_.drain();
-  disk_.drain();
-  disk_writer_.drain();
+  if (disk_) disk_->drain();
+  if (disk_writer_) disk_writer_->drain();
+  if (disk_reader_) {
+    disk_reader_->drain();  // each of its jobs ends once its copy has landed
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    disk_queued_ = 0;  // tickets start again
+  }
   wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - computed).count();
   tickets_ = 0;
 }

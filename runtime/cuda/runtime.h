@@ -1,12 +1,17 @@
 // The CUDA backend's state behind Ctx::gpu: a compute stream that runs the kernels in program order,
 // two copy streams (host to device, device to host) with events for the offload schedule's copies, a
-// host worker for AdamW on offloaded chunks, cuBLAS, and a small scratch buffer for reductions.
+// host worker for AdamW on offloaded chunks, cuBLAS, and a small scratch buffer for reductions. The disk
+// tier's threads (a reader and a writer for chunks' copies, the disk pipeline for host AdamW) and the
+// stream that disk reads go to the device on start on first use: a plan without a disk tier starts none.
 // Generated code never sees these types: it calls the launch wrappers of kernels.h.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <condition_variable>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -40,8 +45,13 @@ class Runtime {
   int64_t copy_async(void* dst, const void* src, int64_t bytes, bool to_device);
   // Compute queued from now on waits for the copy (the IR's `wait`); the host does not block.
   void wait(int64_t ticket);
-  // The host blocks until the copy has landed.
-  void finish(int64_t ticket);
+  // A copy to the device of `bytes` held in the disk tier from `offset` (a whole block), read ahead off
+  // the compute thread: the disk reader reads the whole blocks into `stage`, then queues the copy on its
+  // own stream, after the compute queued so far (as copy_async). Returns the copy's ticket at once; a
+  // wait on it first blocks the host until the copy is queued, so the compute stream never waits on an
+  // event not yet recorded. One staging buffer serves every such copy: the reader starts the next read
+  // only once the previous copy has landed.
+  int64_t copy_from_disk(void* dst, DiskTier& disk, int64_t offset, void* stage, int64_t bytes);
   // Host work that runs on the host worker once the copy `after` has arrived.
   void host_task(int64_t after, std::function<void()> job);
   // Host AdamW of model data on disk through the disk pipeline, once the copy `after` has arrived (and,
@@ -53,7 +63,9 @@ class Runtime {
   int64_t copy_to_disk(DiskTier& disk, int64_t offset, void* stage, const void* src, int64_t bytes,
                        std::function<void(const void* stage)> landed);
   // Blocks until every gradient queued for disk is written (before the gradient norm reads their sums).
-  void finish_disk_writes() { disk_writer_.wait(last_disk_write_); }
+  void finish_disk_writes() {
+    if (disk_writer_) disk_writer_->wait(last_disk_write_);
+  }
   // Blocks until compute, copies and host work are done; the time spent after compute finished is
   // counted as waiting for transfers. Tickets start again from 1 afterwards.
   void drain();
@@ -73,8 +85,16 @@ class Runtime {
  private:
   struct Copy {
     cudaEvent_t ready, done;
+    bool from_disk;  // queued by the disk reader
   };
   Copy& copy_slot(int64_t ticket);
+  // Made on first use, from the compute thread.
+  HostThreads& disk_write_io();
+  Worker& disk_writer();
+  Worker& disk_reader();
+  DiskPipeline& disk_pipeline();
+  // Blocks until the disk reader has queued the copy with this ticket (or failed: then rethrows).
+  void wait_queued(int64_t ticket);
 
   int host_threads_;
   cudaStream_t compute_ = nullptr, to_device_ = nullptr, to_host_ = nullptr;
@@ -86,11 +106,20 @@ class Runtime {
   void* scratch_ = nullptr;
   int64_t scratch_bytes_ = 0;
   HostThreads host_pool_;
-  Worker host_;        // its jobs wait on the events above and use the pool
-  HostThreads disk_write_io_;
-  Worker disk_writer_;  // gradients' writes to disk, each after its copy's event
+  Worker host_;  // its jobs wait on the events above and use the pool
+  // Each pool before the worker whose jobs use it, so that the worker is destroyed (drained) first.
+  std::unique_ptr<HostThreads> disk_write_io_, disk_read_io_;
+  std::unique_ptr<Worker> disk_writer_;  // gradients' writes to disk, each after its copy's event
   int64_t last_disk_write_ = 0;
-  DiskPipeline disk_;  // last: it queues jobs on host_
+  std::unique_ptr<Worker> disk_reader_;  // chunks' reads from disk and their copies to the device
+  cudaStream_t from_disk_ = nullptr;     // the copies the disk reader queues
+  // The handshake with the disk reader: the last ticket it has queued a copy for (they come in order),
+  // and the first error it met.
+  std::mutex queued_mu_;
+  std::condition_variable queued_cv_;
+  int64_t disk_queued_ = 0;
+  std::string disk_read_error_;
+  std::unique_ptr<DiskPipeline> disk_;  // last: it queues jobs on host_
 };
 
 // The runtime of the session running this node.

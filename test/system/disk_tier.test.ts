@@ -59,11 +59,18 @@ describe("the disk tier", () => {
     const refused = stow(["plan", ...model, ...device(), "--host-memory", String(hostCap())]);
     expect(refused.status).toBe(2);
 
-    const train = (args: string[], name: string) => stowTrain([...model, ...args, "--data", data], path.join(dir, name));
+    // STOW_TEST_THREADS: each step's metrics count the process's threads.
+    const train = (args: string[], name: string) =>
+      stowTrain([...model, ...args, "--data", data], path.join(dir, name), { STOW_TEST_THREADS: "1" });
     const inHost = train([...device(), "--steps", "10"], "host.jsonl");
     // Without the profiled warm-up's re-plan, whose measured times may choose another offload schedule
     // (other chunk loads, so other disk reads): the plan that runs is the plan above.
     const onDisk = train([...withDisk, "--steps", "10", "--profile-steps", "0"], "disk.jsonl");
+    // The disk tier's threads start only with a disk tier: the link's read and write pools (4 requests in
+    // flight, the caller counted: 3 threads each), and the pipeline's reader and writer with a pool each
+    // (1 + 3 each): 14 more threads than the same plan without a disk tier starts.
+    expect(inHost[0].threads).toBeGreaterThan(0);
+    expect(onDisk.map((m) => m.threads - inHost[0].threads)).toEqual(onDisk.map(() => 14));
     expect(onDisk.map((m) => m.loss)).toEqual(inHost.map((m) => m.loss));
     expect(onDisk.map((m) => m.grad_norm)).toEqual(inHost.map((m) => m.grad_norm));
     for (const m of onDisk) {

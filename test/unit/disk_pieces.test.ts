@@ -2,7 +2,7 @@
 // (diskPieces, runtime/core/disk_pipeline.h): three slots of whole blocks that every buffer holds, a
 // parameter's slot one block more; one slot of the largest moment when three one-block slots do not fit.
 import { describe, expect, test } from "vitest";
-import { DISK_BLOCK, diskPieces } from "../../ir/passes/memory_plan.ts";
+import { DISK_BLOCK, diskPieces, pieceByPieceBytes } from "../../ir/passes/memory_plan.ts";
 
 const blocks = (n: number) => n * DISK_BLOCK;
 
@@ -26,5 +26,18 @@ describe("diskPieces", () => {
     expect(diskPieces({ diskStage: [0, blocks(2)] })).toEqual({ piece: 2 * 1024, slots: 1 });
     const params = { load: 0, loadBytes: blocks(4), param: 0, paramBytes: blocks(5) };
     expect(diskPieces({ diskStage: [0, blocks(9)], paramStage: params })).toEqual({ piece: 9 * 1024, slots: 1 });
+  });
+});
+
+describe("pieceByPieceBytes", () => {
+  test("a parameter starting mid-block over several pieces: each piece moves the blocks it touches", () => {
+    // 3000 floats from byte 5 blocks + 1000, in pieces of 1024 floats (one block each):
+    // piece 0: bytes 21480..25576, blocks 5-6; piece 1: 25576..29672, blocks 6-7; piece 2 (952 floats):
+    // 29672..33480, blocks 7-8. 2 blocks each, 6 in all, though the parameter lies in 4 (blocks 5-8).
+    expect(pieceByPieceBytes(blocks(5) + 1000, 3000, 1024)).toBe(blocks(6));
+    // One piece holding it all: just its 4 blocks.
+    expect(pieceByPieceBytes(blocks(5) + 1000, 3000, 4096)).toBe(blocks(4));
+    // Starting on a block, pieces of whole blocks share none: 3000 floats are blocks 0-2.
+    expect(pieceByPieceBytes(blocks(2), 3000, 1024)).toBe(blocks(3));
   });
 });
