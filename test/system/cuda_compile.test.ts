@@ -31,16 +31,15 @@ interface Variant {
 }
 
 // Few variants, as nvcc is slow, that together cover TP 1 and 2, with and without offloaded model data
-// and checkpointed blocks, and both precisions; 124M once, for sizes past mini's.
+// and checkpointed blocks, and both precisions; 124M once, for sizes past mini's. (Plain mini in bf16
+// and mini at TP 2 were dropped for CI time: the offloaded mini is bf16, and 124M covers TP 2.)
 const VARIANTS: Variant[] = [
-  { name: "mini", options: { preset: "mini" }, expect: { offload: false, recompute: false } },
   { name: "mini fp32", options: { preset: "mini" }, precision: "fp32", expect: { offload: false, recompute: false } },
   {
     name: "mini offloaded, blocks",
     options: { preset: "mini", checkpoint: "blocks", deviceMemory: 100 * MiB },
     expect: { offload: true, recompute: true },
   },
-  { name: "mini TP 2", options: { preset: "mini", tp: 2 }, expect: { offload: false, recompute: false } },
   {
     name: "124M TP 2, offloaded, blocks",
     options: { preset: "124M", batch: 4, tp: 2, checkpoint: "blocks", deviceMemory: 1 * GiB },
