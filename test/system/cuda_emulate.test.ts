@@ -124,21 +124,30 @@ describe("the emulated CUDA target", () => {
     );
   });
 
-  test("the race checker catches a ZeRO 3 gather read before its wait, naming the reader and the NCCL call", async () => {
-    const out = path.join(dir, "broken-gather");
-    const compiled = stow(["compile", ...tiny, ...emulated("fp32"), "--dp", "2", "--zero", "3", "-o", out]);
+  /**
+   * Compiles a 2-rank plan, takes its collectives' waits out (`wait` replaced by `replacement`), builds it
+   * for the emulator and runs one step: the run must fail with a race. Its stderr, for the names.
+   */
+  async function runWithoutWaits(args: string[], name: string, wait: RegExp, replacement: string) {
+    const out = path.join(dir, name);
+    const compiled = stow(["compile", ...args, "-o", out]);
     expect(compiled.status, compiled.stderr).toBe(0);
     const source = readFileSync(path.join(out, "plan.cu"), "utf8");
-    // The training step's first gather: its chunk is read with no event ordering it after the NCCL call.
-    const wait = /^ {2}stow::cuda::wait_collective\(c, tk\[\d+\]\);\n/m;
     expect(source).toMatch(wait);
-    const broken = await buildPlan({ planCpp: source.replace(wait, ""), backend: "cuda", emulate: true, mpi: true });
+    const broken = await buildPlan({ planCpp: source.replace(wait, replacement), backend: "cuda", emulate: true, mpi: true });
     const bad = spawnSync("mpirun", mpirunArgs(2, [broken.trainBinPath, "--data", data, "--steps", "1", "--threads", "1"]), {
       cwd: repoRoot,
       encoding: "utf8",
     });
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/race on device allocation/);
+    return bad;
+  }
+
+  test("the race checker catches a ZeRO 3 gather read before its wait, naming the reader and the NCCL call", async () => {
+    // The training step's first gather: its chunk is read with no event ordering it after the NCCL call.
+    const wait = /^ {2}stow::cuda::wait_collective\(c, tk\[\d+\]\);\n/m;
+    const bad = await runWithoutWaits([...tiny, ...emulated("fp32"), "--dp", "2", "--zero", "3"], "broken-gather", wait, "");
     expect(bad.stderr).toMatch(/node [a-z_]+ %\d+ at samples\/gpt2\.ts:\d+:\d+ on stream \d+ (reads|writes) it/);
     expect(bad.stderr).toMatch(/ncclAllGather \(node zero_all_gather %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
   });
@@ -149,21 +158,10 @@ describe("the emulated CUDA target", () => {
     expectClose(losses(run), losses(cpuTiny), 1e-5);
     const plan = planJson(zero0);
     for (const m of run) expect(m.rank_device_peak_bytes).toEqual(Array(2).fill(plan.device_peak_bytes));
-    const out = path.join(dir, "broken-all-reduce");
-    const compiled = stow(["compile", ...zero0, "-o", out]);
-    expect(compiled.status, compiled.stderr).toBe(0);
-    const source = readFileSync(path.join(out, "plan.cu"), "utf8");
     // Every gradient's wait gone (one alone is covered by the later waits, which order the communication
     // stream's earlier all-reduces too): the gradient norm reads what the NCCL calls write, unordered.
     const wait = /^ {2}stow::cuda::dp_all_reduce_wait\(c, (tk\[\d+\]), [^\n]*\n/gm;
-    expect(source).toMatch(wait);
-    const broken = await buildPlan({ planCpp: source.replace(wait, "  (void)$1;\n"), backend: "cuda", emulate: true, mpi: true });
-    const bad = spawnSync("mpirun", mpirunArgs(2, [broken.trainBinPath, "--data", data, "--steps", "1", "--threads", "1"]), {
-      cwd: repoRoot,
-      encoding: "utf8",
-    });
-    expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toMatch(/race on device allocation/);
+    const bad = await runWithoutWaits(zero0, "broken-all-reduce", wait, "  (void)$1;\n");
     expect(bad.stderr).toMatch(/ncclAllReduce \(node all_reduce %\d+ at samples\/gpt2\.ts:\d+:\d+\) on stream \d+ wrote it/);
   });
 
